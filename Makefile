@@ -1,0 +1,107 @@
+# svcplane build. `make` builds everything; see README.md for the targets.
+# Quiet unless V=1. Generated files go to $(OUT) only.
+
+OUT      ?= build
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+V        ?= 0
+Q        := $(if $(filter 1,$(V)),,@)
+msg       = $(if $(filter 1,$(V)),,@printf '  %-8s %s\n' '$(1)' '$(2)';)
+
+ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-compare-distinct-pointer-types -Iinclude -Ibpf -I$(ARCH_INC) -MD
+CFLAGS   ?= -O2 -g
+SAN      ?=
+USER_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+	-Iinclude -Iuser -I$(OUT) -MD -D_GNU_SOURCE
+LDLIBS   := -lbpf -lelf -lz -ljson-c -lcurl -lyaml -lpthread -lm
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+TBPF_SRCS := $(wildcard selftests/bpf/*.bpf.c)
+TBPF_OBJS := $(patsubst selftests/bpf/%.bpf.c,$(OUT)/tests/%.bpf.o,$(TBPF_SRCS))
+TSKELS    := $(patsubst selftests/bpf/%.bpf.c,$(OUT)/tests/%.skel.h,$(TBPF_SRCS))
+
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
+LIB_OBJS  := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
+
+# Each selftests/user/test_*.c and selftests/bpf/test_*.c is one test binary
+# linked against every user object except main.o.
+TEST_SRCS := $(wildcard selftests/user/test_*.c) $(wildcard selftests/bpf/test_*.c)
+TEST_BINS := $(patsubst %.c,$(OUT)/tests/%,$(notdir $(TEST_SRCS)))
+TOOL_SRCS := $(wildcard scripts/tools/*.c)
+TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
+
+.PHONY: all deps test demo bench clean asan check-deps
+all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
+
+# Install what is missing (Debian packages, bpffs) unless it is all there.
+check-deps:
+	$(Q)scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
+
+deps:
+	$(Q)scripts/deps.sh
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(OUT)/tests/%.bpf.o: selftests/bpf/%.bpf.c | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/tests/%.skel.h: $(OUT)/tests/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+# Every user object may include a skeleton: build them first.
+$(USER_OBJS): $(SKELS)
+$(OUT)/user/%.o: user/%.c | $(OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
+
+$(OUT)/svcplane: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(OUT)/tests/%: selftests/user/%.c $(LIB_OBJS) $(TSKELS) | $(OUT)
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -Iselftests -I$(OUT)/tests $< $(LIB_OBJS) -o $@ $(LDLIBS)
+
+$(OUT)/tests/%: selftests/bpf/%.c $(LIB_OBJS) $(TSKELS) $(SKELS) | $(OUT)
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -Iselftests -I$(OUT)/tests $< $(LIB_OBJS) -o $@ $(LDLIBS)
+
+$(OUT)/tools/%: scripts/tools/%.c $(SKELS) $(TSKELS) | $(OUT)
+	$(call msg,TOOL,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -I$(OUT)/tests $< -o $@ $(LDLIBS)
+
+$(OUT):
+	$(Q)mkdir -p $(OUT)/user $(OUT)/tests $(OUT)/tools
+
+test: all
+	$(Q)OUT=$(OUT) scripts/run-tests.sh $(TESTS)
+
+demo: all
+	$(Q)OUT=$(OUT) scripts/demo.sh
+
+bench: all
+	$(Q)OUT=$(OUT) QUICK=$(QUICK) scripts/bench.sh
+
+# AddressSanitizer + UBSan build of the daemon and user tests, then run them.
+asan:
+	$(Q)$(MAKE) OUT=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
+	$(Q)OUT=build-asan scripts/run-tests.sh unit
+
+clean:
+	rm -rf $(OUT) build-asan
+
+-include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d $(OUT)/tools/*.d)

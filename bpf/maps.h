@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every map of the datapath, in one place. User space (user/maps.c) writes
+ * all of them except sp_ct and the stats, which only the datapath writes.
+ * Sizes are defaults from include/svcplane.h; the daemon resizes them with
+ * bpf_map__set_max_entries() before load (--max-services, --ct-size, ...).
+ * All are pinned by name (LIBBPF_PIN_BY_NAME) so they outlive the daemon.
+ */
+#ifndef SP_MAPS_H
+#define SP_MAPS_H
+
+#include "svcplane.h"
+
+/* Frontends: (VIP, port, proto) -> Service port. Written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SP_MAX_FRONTENDS);
+	__type(key, struct sp_svc_key);
+	__type(value, struct sp_svc);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_services SEC(".maps");
+
+/* Backend id -> endpoint address:port. Written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SP_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct sp_backend);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_backends SEC(".maps");
+
+/* Maglev regions (see SP_MAGLEV_CHUNK_WORDS). Written by the daemon only
+ * into regions no sp_svc points at yet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SP_MAGLEV_CHUNKS);
+	__type(key, __u32);
+	__type(value, struct sp_maglev_chunk);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_maglev SEC(".maps");
+
+/* Connection tracking, both directions of every NATed flow. Written by the
+ * datapath; LRU so a full table evicts the oldest instead of failing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SP_CT_MAX);
+	__type(key, struct sp_ct_key);
+	__type(value, struct sp_ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_ct SEC(".maps");
+
+/* Addresses of this node: NodePorts are served on these. Written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SP_MAX_NODE_ADDRS);
+	__type(key, struct sp_node_addr_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_node_addrs SEC(".maps");
+
+/* Devices XDP may redirect to after a FIB lookup; others get XDP_PASS.
+ * Written by the daemon (--xdp-redirect). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, SP_MAX_TX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_tx_ports SEC(".maps");
+
+/* Global counters: one struct sp_stats per CPU at key 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_stats SEC(".maps");
+
+/* Drop / pass-without-NAT counters by enum sp_reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SP_R_MAX);
+	__type(key, __u32);
+	__type(value, struct sp_reason_count);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_reasons SEC(".maps");
+
+/* Per Service port counters by svc_id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SP_MAX_SVC_IDS);
+	__type(key, __u32);
+	__type(value, struct sp_svc_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_svc_stats SEC(".maps");
+
+/* svc_id -> name and table shape, for the CLI and for daemon restarts.
+ * Written by the daemon; never read by the datapath. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SP_MAX_SVC_IDS);
+	__type(key, __u32);
+	__type(value, struct sp_svc_meta);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_svc_meta SEC(".maps");
+
+#endif /* SP_MAPS_H */

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * svcplane ABI: everything the BPF datapath and user space must agree on.
+ * Map key/value layouts, flags, capacity defaults and map names.
+ *
+ * Plain C types only (linux/types.h), no libbpf or kernel includes, so both
+ * clang -target bpf and the user-space compiler build it. Every struct has
+ * explicit padding: keys are zeroed before lookup and must hash the same
+ * on both sides.
+ */
+#ifndef SVCPLANE_ABI_H
+#define SVCPLANE_ABI_H
+
+#include <linux/types.h>
+
+/* Where maps and programs are pinned unless --bpffs-dir says otherwise. */
+#define SP_PIN_DIR_DEFAULT "/sys/fs/bpf/svcplane"
+
+/* ---- Capacities: defaults; the daemon may resize maps before load. ---- */
+#ifndef SP_MAX_FRONTENDS
+#define SP_MAX_FRONTENDS 65536 /* VIP:port:proto keys in sp_services */
+#endif
+#ifndef SP_MAX_SVC_IDS
+#define SP_MAX_SVC_IDS 65536 /* Service ports (stats slots in sp_svc_stats) */
+#endif
+#ifndef SP_MAX_BACKENDS
+#define SP_MAX_BACKENDS 262144 /* distinct endpoint address:port pairs */
+#endif
+#ifndef SP_CT_MAX
+#define SP_CT_MAX 524288 /* conntrack entries (each flow takes two) */
+#endif
+#ifndef SP_MAGLEV_CHUNKS
+#define SP_MAGLEV_CHUNKS 131072 /* 64-byte chunks of Maglev regions (8 MiB) */
+#endif
+#ifndef SP_MAX_NODE_ADDRS
+#define SP_MAX_NODE_ADDRS 256 /* node addresses NodePorts are served on */
+#endif
+#ifndef SP_MAX_TX_PORTS
+#define SP_MAX_TX_PORTS 1024 /* devices XDP may redirect to */
+#endif
+
+/* Maglev table sizes: primes from this list only (see user/maglev.c). */
+#define SP_MAGLEV_M_MIN 251
+#define SP_MAGLEV_M_MAX 131071
+#define SP_MAGLEV_M_DEFAULT 16381
+
+/*
+ * A Maglev region is a run of consecutive chunks in sp_maglev holding, as
+ * 16-bit words: first the Service's backend ids (2 words each, low half
+ * first, in canonical order), then the M table entries, each an index
+ * into that backend list. Two words per id keep ids 32-bit while entries
+ * stay 16-bit; a backend id pair never straddles a chunk (chunk length is
+ * even), so resolving an entry costs two array lookups.
+ */
+#define SP_MAGLEV_CHUNK_WORDS 32
+struct sp_maglev_chunk {
+	__u16 w[SP_MAGLEV_CHUNK_WORDS];
+};
+
+/* Address families as stored in keys (not AF_* so the BPF side needs no libc). */
+#define SP_FAMILY_V4 4
+#define SP_FAMILY_V6 6
+
+/* An IPv4 address lives in addr[0]; addr[1..3] are zero. Wire order. */
+struct sp_addr {
+	__be32 addr[4];
+};
+
+/*
+ * sp_services key: one frontend. For NodePorts the address is all-zero and
+ * the datapath uses it only when the packet's destination is in
+ * sp_node_addrs, so NodePorts are served on every node address without one
+ * key per address.
+ */
+struct sp_svc_key {
+	struct sp_addr addr;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 family; /* SP_FAMILY_* */
+};
+
+/* sp_svc.flags */
+#define SP_SVC_F_NODEPORT (1u << 0) /* key is a NodePort wildcard */
+#define SP_SVC_F_EXTERNAL (1u << 1) /* LoadBalancer ingress IP or externalIP */
+#define SP_SVC_F_AFFINITY (1u << 2) /* sessionAffinity: ClientIP (modelled) */
+#define SP_SVC_F_LOCAL_ONLY (1u << 3) /* externalTrafficPolicy: Local (modelled) */
+
+/*
+ * sp_services value. Replaced with one map update when the backend set
+ * changes, which is what makes a table switch atomic: a packet sees either
+ * the old region or the new one, never a mix.
+ */
+struct sp_svc {
+	__u32 svc_id; /* index into sp_svc_stats; stable per Service port */
+	__u32 region; /* first chunk of the Maglev region in sp_maglev */
+	__u32 m; /* Maglev table size (prime); 0 when n == 0 */
+	__u16 n; /* backends in the region; 0 = reject new flows */
+	__u16 flags; /* SP_SVC_F_* */
+	__u32 affinity_timeout; /* seconds, with SP_SVC_F_AFFINITY */
+	__u32 pad;
+};
+
+/* sp_backends value, keyed by a __u32 backend id chosen by user space. */
+struct sp_backend {
+	struct sp_addr addr;
+	__be16 port;
+	__u8 family;
+	__u8 flags; /* reserved */
+};
+
+/* sp_node_addrs key: an address of this node (value: __u8, unused). */
+struct sp_node_addr_key {
+	struct sp_addr addr;
+	__u8 family;
+	__u8 pad[3];
+};
+
+/*
+ * Conntrack. Each NATed flow owns two entries in one LRU hash:
+ *  - SP_CT_FWD keyed by the client's original tuple (client -> VIP), giving
+ *    the backend to DNAT to (and the hairpin source, if any);
+ *  - SP_CT_REV keyed by the reply tuple as it arrives (backend -> client, or
+ *    backend -> hairpin address), giving what to restore.
+ */
+#define SP_CT_FWD 0
+#define SP_CT_REV 1
+
+struct sp_ct_key {
+	struct sp_addr saddr;
+	struct sp_addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 dir; /* SP_CT_FWD / SP_CT_REV */
+	__u8 pad;
+};
+
+/* sp_ct_val.state */
+enum sp_ct_state {
+	SP_CT_NEW = 0, /* TCP SYN seen, no reply yet; or UDP */
+	SP_CT_ESTABLISHED = 1,
+	SP_CT_CLOSING = 2, /* FIN or RST seen */
+};
+
+/* sp_ct_val.flags */
+#define SP_CT_F_HAIRPIN (1u << 0) /* source was rewritten to the hairpin address */
+#define SP_CT_F_NODEPORT (1u << 1)
+
+struct sp_ct_val {
+	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
+	struct sp_addr nat_addr;
+	/* FWD: new source (hairpin) when SP_CT_F_HAIRPIN. REV: client address to restore as destination. */
+	struct sp_addr nat_saddr;
+	__be16 nat_port;
+	__be16 nat_sport; /* REV with hairpin: client port to restore */
+	__u32 backend_id; /* FWD: checked against sp_backends on every hit */
+	__u32 svc_id;
+	__u8 state; /* enum sp_ct_state */
+	__u8 flags; /* SP_CT_F_* */
+	__u16 pad;
+	__u64 expires; /* bpf_ktime_get_ns() deadline; past it the entry is dead */
+	__u64 created; /* bpf_ktime_get_ns() at creation */
+};
+
+/* Global counters, one struct per CPU in sp_stats[0]. */
+struct sp_stats {
+	__u64 rx_packets; /* packets seen by any hook */
+	__u64 rx_bytes;
+	__u64 not_service; /* passed untouched: no CT entry, no Service */
+	__u64 svc_packets; /* packets to a Service frontend (DNATed or rejected) */
+	__u64 new_flows; /* backend chosen by Maglev */
+	__u64 ct_fwd_hits;
+	__u64 ct_rev_hits; /* replies reverse-NATed */
+	__u64 ct_backend_gone; /* CT hit whose backend was removed: reselected */
+	__u64 hairpin; /* flows whose source was rewritten to the hairpin address */
+	__u64 rejects; /* TCP RST / ICMP unreachable sent for an empty Service */
+	__u64 redirects; /* forwarded with bpf_redirect* */
+	__u64 to_stack; /* handed to the kernel stack after NAT */
+	__u64 ipv4_options; /* IPv4 packets with options (parsed by IHL) */
+	__u64 ipv6_ext_hdrs; /* IPv6 packets with extension headers walked */
+	__u64 frag_first; /* first fragments handled */
+	__u64 ct_insert_fail;
+};
+
+/*
+ * Why a packet was dropped or passed without NAT: sp_reasons is a PERCPU
+ * array indexed by this enum. Keep sp_reason_names (below) in step.
+ */
+enum sp_reason {
+	SP_R_TRUNC_L2 = 0, /* shorter than an Ethernet header: passed */
+	SP_R_TRUNC_L3, /* IP header cut short: passed, never rewritten */
+	SP_R_TRUNC_L4, /* TCP/UDP header cut short: passed, never rewritten */
+	SP_R_BAD_IHL, /* IPv4 IHL < 5 or beyond the packet: passed */
+	SP_R_FRAG_LATER, /* non-first fragment (no ports): passed */
+	SP_R_EXT_HDR_LIMIT, /* more IPv6 extension headers than we walk: passed */
+	SP_R_NO_BACKEND, /* Service with no ready endpoint: rejected */
+	SP_R_REJECT_FAILED, /* could not build the reject: dropped */
+	SP_R_MAGLEV_MISS, /* Maglev region entry missing: dropped */
+	SP_R_BACKEND_MISS, /* backend id in table but not in sp_backends: dropped */
+	SP_R_CT_FULL, /* conntrack insert failed: dropped */
+	SP_R_NAT_FAILED, /* packet rewrite failed: dropped */
+	SP_R_FIB_FAILED, /* egress redirect lookup failed: dropped */
+	SP_R_MAX,
+};
+
+#define SP_REASON_NAMES                                                                    \
+	{                                                                                  \
+		"trunc_l2", "trunc_l3", "trunc_l4", "bad_ihl", "frag_later",              \
+			"ext_hdr_limit", "no_backend", "reject_failed", "maglev_miss",    \
+			"backend_miss", "ct_full", "nat_failed", "fib_failed",            \
+	}
+
+struct sp_reason_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Per Service port counters, PERCPU array indexed by sp_svc.svc_id. */
+struct sp_svc_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+	__u64 rejects;
+	__u64 drops;
+};
+
+/*
+ * sp_svc_meta value, keyed by svc_id: what the inspection commands print and
+ * what a restarted daemon uses to find its own svc_id allocation again.
+ * Written by user space only; the datapath never reads it.
+ */
+#define SP_SVC_NAME_LEN 112
+struct sp_svc_meta {
+	char name[SP_SVC_NAME_LEN]; /* "namespace/name:portname/proto/v4|v6" */
+	__u32 m; /* Maglev table size of the current region */
+	__u16 n; /* backends in the current region */
+	__u16 pad;
+	__u32 region; /* current region (also in each sp_svc) */
+	__u32 region_chunks; /* its length in chunks */
+};
+
+/* Map names (also the pin file names under the pin directory). */
+#define SP_MAP_SERVICES "sp_services"
+#define SP_MAP_BACKENDS "sp_backends"
+#define SP_MAP_MAGLEV "sp_maglev"
+#define SP_MAP_CT "sp_ct"
+#define SP_MAP_NODE_ADDRS "sp_node_addrs"
+#define SP_MAP_STATS "sp_stats"
+#define SP_MAP_REASONS "sp_reasons"
+#define SP_MAP_SVC_STATS "sp_svc_stats"
+#define SP_MAP_TX_PORTS "sp_tx_ports"
+#define SP_MAP_SVC_META "sp_svc_meta"
+
+#endif /* SVCPLANE_ABI_H */

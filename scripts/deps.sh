@@ -1,0 +1,29 @@
+#!/bin/bash
+# Install every Debian package svcplane needs to build, test, demo and
+# benchmark, and mount bpffs. `--check` only reports what is missing.
+set -eu
+PKGS=(clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool iproute2
+      libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev
+      iptables nftables conntrack socat ethtool curl python3 openssl
+      valgrind gnuplot-nox procps)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+mounted=1
+mount | grep -q ' /sys/fs/bpf type bpf' || mounted=0
+if [ "${1:-}" = "--check" ]; then
+	[ ${#missing[@]} -eq 0 ] && [ $mounted -eq 1 ] && exit 0
+	echo "missing: ${missing[*]:-} ${mounted/1/}" >&2
+	exit 1
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ $mounted -eq 0 ]; then
+	echo "deps: mounting bpffs at /sys/fs/bpf"
+	mount -t bpf bpf /sys/fs/bpf
+fi

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Subcommands of the svcplane binary. Each takes the arguments after the
+ * subcommand name (argv[0] is the subcommand) and returns 0 or -errno;
+ * only main() turns that into an exit code. Each prints its own --help.
+ */
+#ifndef SP_CLI_H
+#define SP_CLI_H
+
+int cmd_run(int argc, char **argv); /* user/daemon.c */
+int cmd_detach(int argc, char **argv); /* user/daemon.c */
+int cmd_services(int argc, char **argv); /* user/inspect.c */
+int cmd_backends(int argc, char **argv);
+int cmd_conntrack(int argc, char **argv);
+int cmd_maglev(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_check_config(int argc, char **argv); /* user/config.c: validate a file and exit */
+
+#endif /* SP_CLI_H */

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The internal model: Services and EndpointSlices as Kubernetes describes
+ * them. Both sources of truth (the static config file, user/config.c, and
+ * the Kubernetes API, user/k8s.c) fill a struct sp_model; resolve.c turns
+ * it into the flat desired state the map sync writes. Keeping the source
+ * model close to the API means the two sources share every semantic rule.
+ *
+ * All strings and arrays are heap-owned by the model; sp_model_free()
+ * releases everything.
+ */
+#ifndef SP_MODEL_H
+#define SP_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An address: family is 4 or 6 (SP_FAMILY_*), bytes in network order. */
+struct sp_ip {
+	uint8_t family;
+	uint8_t b[16]; /* IPv4 uses b[0..3] */
+};
+
+enum sp_svc_type {
+	SP_SVC_CLUSTER_IP = 0,
+	SP_SVC_NODE_PORT,
+	SP_SVC_LOAD_BALANCER,
+};
+
+struct sp_svc_port {
+	char *name; /* may be "" for a single unnamed port */
+	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint16_t port;
+	uint16_t node_port; /* 0 = none */
+	uint16_t target_port; /* numeric targetPort, 0 if named or absent */
+	char *target_port_name; /* named targetPort, NULL if numeric */
+};
+
+struct sp_service {
+	char *ns;
+	char *name;
+	enum sp_svc_type type;
+	bool headless; /* clusterIP: None (ignored by the proxy) */
+	struct sp_ip *cluster_ips;
+	size_t n_cluster_ips;
+	struct sp_ip *external_ips;
+	size_t n_external_ips;
+	struct sp_ip *lb_ips; /* status.loadBalancer.ingress[].ip */
+	size_t n_lb_ips;
+	struct sp_svc_port *ports;
+	size_t n_ports;
+	bool etp_local; /* externalTrafficPolicy: Local */
+	bool itp_local; /* internalTrafficPolicy: Local */
+	bool affinity_client_ip; /* sessionAffinity: ClientIP */
+	uint32_t affinity_timeout; /* seconds (default 10800) */
+	char *proxy_name; /* label service.kubernetes.io/service-proxy-name, or NULL */
+	char *resource_version; /* from the API; NULL for the config file */
+};
+
+struct sp_ep_port {
+	char *name; /* "" when unnamed */
+	uint8_t proto;
+	uint16_t port;
+};
+
+struct sp_endpoint {
+	struct sp_ip addr; /* first address of the endpoint */
+	bool ready; /* conditions.ready (nil counts as true) */
+	bool serving; /* conditions.serving (nil = ready) */
+	bool terminating; /* conditions.terminating (nil = false) */
+	char *node_name; /* may be NULL */
+};
+
+struct sp_slice {
+	char *ns;
+	char *name;
+	char *service_name; /* label kubernetes.io/service-name */
+	uint8_t family; /* addressType IPv4 -> 4, IPv6 -> 6 */
+	struct sp_ep_port *ports;
+	size_t n_ports;
+	struct sp_endpoint *endpoints;
+	size_t n_endpoints;
+	char *resource_version;
+};
+
+struct sp_model {
+	struct sp_service *services;
+	size_t n_services;
+	struct sp_slice *slices;
+	size_t n_slices;
+};
+
+void sp_model_free(struct sp_model *m);
+void sp_service_free(struct sp_service *s);
+void sp_slice_free(struct sp_slice *s);
+
+/* Parse "10.0.0.1" or "fd00::1" into *ip. Returns 0 or -EINVAL. */
+int sp_ip_parse(const char *s, struct sp_ip *ip);
+/* Format into buf (at least 46 bytes). Returns buf. */
+const char *sp_ip_str(const struct sp_ip *ip, char *buf, size_t len);
+int sp_ip_cmp(const struct sp_ip *a, const struct sp_ip *b);
+
+#endif /* SP_MODEL_H */
