@@ -108,4 +108,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_svc_meta SEC(".maps");
 
+/* Per-CPU scratch space for building reject replies: too big for the
+ * 512-byte BPF stack. Datapath only; not pinned (nothing to keep). */
+#define SP_SCRATCH_LEN 256
+struct sp_scratch {
+	__u8 b[SP_SCRATCH_LEN];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_scratch);
+} sp_scratch SEC(".maps");
+
 #endif /* SP_MAPS_H */

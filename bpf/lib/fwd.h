@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * After NAT: where the packet goes.
+ *  - XDP: with --xdp-redirect, a FIB lookup and a redirect when the egress
+ *    device is in sp_tx_ports (it can take XDP frames); otherwise the stack.
+ *  - TC ingress: the stack routes it (it knows the pod /32 routes).
+ *  - TC egress: the packet was routed to the VIP's route before we changed
+ *    its destination, so route it again and redirect (bpf_redirect_neigh
+ *    fills in the MAC addresses).
+ */
+#ifndef SP_LIB_FWD_H
+#define SP_LIB_FWD_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse.h"
+#include "stats.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+/* Set by the daemon with --xdp-redirect. Off, XDP never looks up the FIB. */
+const volatile __u8 cfg_xdp_redirect = 0;
+
+static __always_inline void fib_params(void *ctx, const int hook, const struct sp_pkt *p,
+				       struct bpf_fib_lookup *f)
+{
+	__builtin_memset(f, 0, sizeof(*f));
+	f->l4_protocol = p->proto;
+	f->sport = p->sport;
+	f->dport = p->dport;
+	f->tot_len = p->ip_len;
+	f->ifindex = ctx_ifindex(ctx, hook);
+	if (p->family == SP_FAMILY_V4) {
+		f->family = AF_INET;
+		f->ipv4_src = p->saddr.addr[0];
+		f->ipv4_dst = p->daddr.addr[0];
+	} else {
+		f->family = AF_INET6;
+		__builtin_memcpy(f->ipv6_src, p->saddr.addr, 16);
+		__builtin_memcpy(f->ipv6_dst, p->daddr.addr, 16);
+	}
+}
+
+/* XDP redirect: rewrite MACs, decrement TTL / hop limit, redirect. */
+static __always_inline int xdp_forward(struct xdp_md *ctx, const struct sp_pkt *p,
+				       struct sp_stats *st)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct bpf_fib_lookup f;
+	int rc;
+
+	fib_params(ctx, HOOK_XDP, p, &f);
+	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !bpf_map_lookup_elem(&sp_tx_ports, &f.ifindex))
+		goto stack;
+	if ((void *)(eth + 1) > data_end)
+		goto stack;
+	if (p->family == SP_FAMILY_V4) {
+		struct iphdr *iph = data + sizeof(*eth);
+		__be32 from, to;
+
+		if ((void *)(iph + 1) > data_end || iph->ttl <= 1)
+			goto stack;
+		/* TTL shares a 16-bit word with the protocol. */
+		from = *(__be16 *)&iph->ttl;
+		iph->ttl--;
+		to = *(__be16 *)&iph->ttl;
+		csum_apply(&iph->check, &from, &to, 4);
+	} else {
+		struct ipv6hdr *ip6 = data + sizeof(*eth);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
+			goto stack;
+		ip6->hop_limit--;
+	}
+	__builtin_memcpy(eth->h_dest, f.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, f.smac, ETH_ALEN);
+	STAT_INC(st, redirects);
+	return bpf_redirect_map(&sp_tx_ports, f.ifindex, XDP_PASS);
+stack:
+	STAT_INC(st, to_stack);
+	return SP_V_PASS;
+}
+
+static __always_inline int tc_egress_forward(struct __sk_buff *skb, const struct sp_pkt *p,
+					     struct sp_stats *st)
+{
+	struct bpf_fib_lookup f;
+	struct bpf_redir_neigh nh;
+	int rc;
+
+	fib_params(skb, HOOK_TC_EGRESS, p, &f);
+	rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* No route to the backend from here: let it leave as routed
+		 * (counted, not dropped). */
+		reason_count(SP_R_FIB_FAILED, p->len);
+		STAT_INC(st, to_stack);
+		return SP_V_PASS;
+	}
+	__builtin_memset(&nh, 0, sizeof(nh));
+	if (p->family == SP_FAMILY_V4) {
+		nh.nh_family = AF_INET;
+		nh.ipv4_nh = f.ipv4_dst; /* the gateway, or the destination itself */
+	} else {
+		nh.nh_family = AF_INET6;
+		__builtin_memcpy(nh.ipv6_nh, f.ipv6_dst, 16);
+	}
+	STAT_INC(st, redirects);
+	return bpf_redirect_neigh(f.ifindex, &nh, sizeof(nh), 0);
+}
+
+static __always_inline int fwd_after_nat(void *ctx, const int hook, const struct sp_pkt *p,
+					 struct sp_stats *st)
+{
+	if (hook == HOOK_XDP && cfg_xdp_redirect)
+		return xdp_forward(ctx, p, st);
+	if (hook == HOOK_TC_EGRESS)
+		return tc_egress_forward(ctx, p, st);
+	STAT_INC(st, to_stack);
+	return SP_V_PASS;
+}
+
+#endif /* SP_LIB_FWD_H */

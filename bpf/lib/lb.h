@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Service lookup and Maglev backend selection. Constant work per packet:
+ * at most two hash lookups to find the Service, two array lookups into its
+ * Maglev region and one hash lookup for the backend, whatever the number of
+ * Services or endpoints.
+ */
+#ifndef SP_LIB_LB_H
+#define SP_LIB_LB_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse.h"
+
+/* Seed of the flow hash. The same on every node (--hash-seed), so two nodes
+ * with the same endpoints send a flow to the same backend. */
+const volatile __u32 cfg_hash_seed = 0x5eed5eed;
+
+/*
+ * Find the Service frontend of a packet: exact (VIP, port, proto) first,
+ * then the NodePort wildcard when the destination is one of this node's
+ * addresses. Returns NULL when the packet is not for a Service.
+ */
+static __always_inline struct sp_svc *svc_lookup(const struct sp_pkt *p)
+{
+	struct sp_svc_key k;
+	struct sp_node_addr_key nk;
+	struct sp_svc *svc;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.addr = p->daddr;
+	k.port = p->dport;
+	k.proto = p->proto;
+	k.family = p->family;
+	svc = bpf_map_lookup_elem(&sp_services, &k);
+	if (svc)
+		return svc;
+
+	__builtin_memset(&nk, 0, sizeof(nk));
+	nk.addr = p->daddr;
+	nk.family = p->family;
+	if (!bpf_map_lookup_elem(&sp_node_addrs, &nk))
+		return NULL;
+	__builtin_memset(&k.addr, 0, sizeof(k.addr));
+	svc = bpf_map_lookup_elem(&sp_services, &k);
+	if (svc && (svc->flags & SP_SVC_F_NODEPORT))
+		return svc;
+	return NULL;
+}
+
+static __always_inline __u32 rol32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 hash_word(__u32 h, __u32 w)
+{
+	w *= 0xcc9e2d51;
+	w = rol32(w, 15);
+	w *= 0x1b873593;
+	h ^= w;
+	h = rol32(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+/*
+ * Hash of the flow's 5-tuple with the shared seed (a murmur3-style mix of
+ * ten 32-bit words). Direction matters: only client -> VIP tuples are
+ * hashed.
+ */
+static __always_inline __u32 flow_hash(const struct sp_pkt *p)
+{
+	__u32 h = cfg_hash_seed;
+
+	h = hash_word(h, p->saddr.addr[0]);
+	h = hash_word(h, p->saddr.addr[1]);
+	h = hash_word(h, p->saddr.addr[2]);
+	h = hash_word(h, p->saddr.addr[3]);
+	h = hash_word(h, p->daddr.addr[0]);
+	h = hash_word(h, p->daddr.addr[1]);
+	h = hash_word(h, p->daddr.addr[2]);
+	h = hash_word(h, p->daddr.addr[3]);
+	h = hash_word(h, ((__u32)p->sport << 16) | p->dport);
+	h = hash_word(h, p->proto);
+	h ^= 40;
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Word w of the region starting at chunk region, or -1 if it is missing. */
+static __always_inline int maglev_word(__u32 region, __u32 w, __u16 *out, __u16 *next)
+{
+	__u32 key = region + w / SP_MAGLEV_CHUNK_WORDS;
+	struct sp_maglev_chunk *c = bpf_map_lookup_elem(&sp_maglev, &key);
+	__u32 i = w & (SP_MAGLEV_CHUNK_WORDS - 1);
+
+	if (!c)
+		return -1;
+	*out = c->w[i];
+	if (next)
+		*next = c->w[(i | 1) & (SP_MAGLEV_CHUNK_WORDS - 1)];
+	return 0;
+}
+
+/*
+ * Pick a backend for a new flow from the Service's current Maglev region.
+ * Returns the backend id in *id, or an enum sp_reason on failure.
+ */
+static __always_inline int maglev_pick(const struct sp_svc *svc, __u32 hash, __u32 *id)
+{
+	__u32 n = svc->n, m = svc->m, region = svc->region;
+	__u16 e, lo, hi;
+
+	if (n == 0 || m == 0)
+		return SP_R_NO_BACKEND;
+	if (maglev_word(region, 2 * n + hash % m, &e, NULL))
+		return SP_R_MAGLEV_MISS;
+	if (e >= n)
+		return SP_R_MAGLEV_MISS;
+	/* 2e is even, so the id's two halves sit in one chunk at i and i|1. */
+	if (maglev_word(region, 2 * (__u32)e, &lo, &hi))
+		return SP_R_MAGLEV_MISS;
+	*id = (__u32)lo | ((__u32)hi << 16);
+	return 0;
+}
+
+#endif /* SP_LIB_LB_H */

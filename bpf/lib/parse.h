@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Packet parsing through a cursor: every read checks ptr + size > data_end
+ * first. Fills struct sp_pkt with the flow tuple (wire order) and the
+ * offsets later stages rewrite at. Nothing here writes to the packet.
+ */
+#ifndef SP_LIB_PARSE_H
+#define SP_LIB_PARSE_H
+
+#include "common.h"
+#include "stats.h"
+
+#define IP_MF 0x2000
+#define IP_OFFMASK 0x1fff
+
+struct sp_pkt {
+	struct sp_addr saddr;
+	struct sp_addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 tcp_flags; /* TCP flag byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
+	__u8 quiet; /* set by the uplink reject-only hook: do not count reasons twice */
+	__u32 l3_off;
+	__u32 l4_off;
+	__u32 csum_off; /* offset of the TCP/UDP checksum field */
+	__u32 len; /* whole packet */
+	__u32 ip_len; /* IP total length (v4) / payload length + 40 (v6) */
+};
+
+static __always_inline void pkt_reason(const struct sp_pkt *p, enum sp_reason r)
+{
+	if (!p->quiet)
+		reason_count(r, p->len);
+}
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/*
+ * Parse the L4 header at off. Returns SP_CONTINUE, or SP_V_PASS after
+ * counting SP_R_TRUNC_L4 (a cut header is never rewritten).
+ */
+static __always_inline int parse_l4(void *data, void *data_end, struct sp_pkt *p, __u32 off)
+{
+	if (off > SP_MAX_L4_OFF)
+		return SP_V_PASS;
+	p->l4_off = off;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = data + off;
+
+		if ((void *)(th + 1) > data_end) {
+			pkt_reason(p, SP_R_TRUNC_L4);
+			return SP_V_PASS;
+		}
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		p->csum_off = off + offsetof(struct tcphdr, check);
+		return SP_CONTINUE;
+	}
+	if (p->proto == IPPROTO_UDP) {
+		struct udphdr *uh = data + off;
+
+		if ((void *)(uh + 1) > data_end) {
+			pkt_reason(p, SP_R_TRUNC_L4);
+			return SP_V_PASS;
+		}
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		p->csum_off = off + offsetof(struct udphdr, check);
+		return SP_CONTINUE;
+	}
+	return SP_V_PASS; /* not TCP/UDP: not ours */
+}
+
+static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt *p,
+				      struct sp_stats *st)
+{
+	struct iphdr *iph = data + sizeof(struct ethhdr);
+	__u32 hlen;
+	__u16 frag;
+
+	if ((void *)(iph + 1) > data_end) {
+		pkt_reason(p, SP_R_TRUNC_L3);
+		return SP_V_PASS;
+	}
+	hlen = iph->ihl * 4;
+	if (hlen < sizeof(*iph)) {
+		pkt_reason(p, SP_R_BAD_IHL);
+		return SP_V_PASS;
+	}
+	if ((void *)iph + hlen > data_end) {
+		pkt_reason(p, SP_R_TRUNC_L3);
+		return SP_V_PASS;
+	}
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+		return SP_V_PASS;
+	if (hlen > sizeof(*iph))
+		STAT_INC(st, ipv4_options);
+	frag = bpf_ntohs(iph->frag_off);
+	if (frag & IP_OFFMASK) {
+		/* No ports in a later fragment: we cannot tell its flow, so it
+		 * goes to the stack untouched (documented limit). */
+		pkt_reason(p, SP_R_FRAG_LATER);
+		return SP_V_PASS;
+	}
+	if (frag & IP_MF)
+		STAT_INC(st, frag_first);
+	p->family = SP_FAMILY_V4;
+	p->proto = iph->protocol;
+	p->saddr.addr[0] = iph->saddr;
+	p->daddr.addr[0] = iph->daddr;
+	p->l3_off = sizeof(struct ethhdr);
+	p->ip_len = bpf_ntohs(iph->tot_len);
+	return parse_l4(data, data_end, p, sizeof(struct ethhdr) + hlen);
+}
+
+/* IPv6 extension headers we walk to find TCP/UDP. Anything else (ESP, an
+ * unknown header) is not ours and passes untouched. */
+static __always_inline bool ipv6_is_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+	       nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH;
+}
+
+static __always_inline int parse_ipv6(void *data, void *data_end, struct sp_pkt *p,
+				      struct sp_stats *st)
+{
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	__u32 off = sizeof(struct ethhdr) + sizeof(*ip6);
+	__u8 nh;
+	int i;
+
+	if ((void *)(ip6 + 1) > data_end) {
+		pkt_reason(p, SP_R_TRUNC_L3);
+		return SP_V_PASS;
+	}
+	nh = ip6->nexthdr;
+	if (ipv6_is_ext(nh))
+		STAT_INC(st, ipv6_ext_hdrs);
+	for (i = 0; i < SP_MAX_IPV6_EXT_HDRS; i++) {
+		__u8 *eh;
+		__u32 elen;
+
+		if (!ipv6_is_ext(nh))
+			break;
+		if (off > SP_MAX_L4_OFF)
+			return SP_V_PASS;
+		eh = data + off;
+		if ((void *)(eh + 8) > data_end) {
+			pkt_reason(p, SP_R_TRUNC_L3);
+			return SP_V_PASS;
+		}
+		if (nh == IPPROTO_FRAGMENT) {
+			__u16 fo = bpf_ntohs(*(__be16 *)(eh + 2));
+
+			if (fo & 0xfff8) {
+				pkt_reason(p, SP_R_FRAG_LATER);
+				return SP_V_PASS;
+			}
+			if (fo & 1)
+				STAT_INC(st, frag_first);
+			elen = 8;
+		} else if (nh == IPPROTO_AH) {
+			elen = (eh[1] + 2) * 4;
+		} else {
+			elen = (eh[1] + 1) * 8;
+		}
+		nh = eh[0];
+		off += elen;
+	}
+	if (ipv6_is_ext(nh)) {
+		pkt_reason(p, SP_R_EXT_HDR_LIMIT);
+		return SP_V_PASS;
+	}
+	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
+		return SP_V_PASS;
+	p->family = SP_FAMILY_V6;
+	p->proto = nh;
+	__builtin_memcpy(&p->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(&p->daddr, &ip6->daddr, 16);
+	p->l3_off = sizeof(struct ethhdr);
+	p->ip_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	return parse_l4(data, data_end, p, off);
+}
+
+/*
+ * Parse Ethernet + IPv4/IPv6 + TCP/UDP. Returns SP_CONTINUE with *p filled,
+ * or SP_V_PASS for anything that is not a complete TCP/UDP header we may
+ * rewrite (counted by reason where it is malformed).
+ */
+static __always_inline int parse_pkt(void *ctx, const int hook, struct sp_pkt *p,
+				     struct sp_stats *st)
+{
+	void *data = ctx_data(ctx, hook);
+	void *data_end = ctx_data_end(ctx, hook);
+	struct ethhdr *eth = data;
+
+	p->len = ctx_len(ctx, hook);
+	if ((void *)(eth + 1) > data_end) {
+		pkt_reason(p, SP_R_TRUNC_L2);
+		return SP_V_PASS;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4(data, data_end, p, st);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6(data, data_end, p, st);
+	return SP_V_PASS;
+}
+
+#endif /* SP_LIB_PARSE_H */

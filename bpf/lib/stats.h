@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Counters: global (sp_stats), per reason (sp_reasons), per Service (sp_svc_stats). */
+#ifndef SP_LIB_STATS_H
+#define SP_LIB_STATS_H
+
+#include "common.h"
+#include "maps.h"
+
+static __always_inline struct sp_stats *stats_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sp_stats, &zero);
+}
+
+/* st may be NULL (it never is for a PERCPU array of one, but the verifier
+ * cannot know that). */
+#define STAT_INC(st, field)                                                                \
+	do {                                                                               \
+		if (st)                                                                    \
+			(st)->field++;                                                     \
+	} while (0)
+
+/* Count a packet under a reason: every drop and every pass-without-NAT of a
+ * packet we could not parse goes through here, never silently. */
+static __always_inline void reason_count(enum sp_reason r, __u32 len)
+{
+	__u32 key = r;
+	struct sp_reason_count *c = bpf_map_lookup_elem(&sp_reasons, &key);
+
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+	}
+}
+
+static __always_inline struct sp_svc_stats *svc_stats_get(__u32 svc_id)
+{
+	return bpf_map_lookup_elem(&sp_svc_stats, &svc_id);
+}
+
+#endif /* SP_LIB_STATS_H */

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * svcplane datapath: thin entry points. The logic lives in the headers of bpf/lib.
+ *
+ *  sp_xdp         XDP on uplinks: DNAT to Services, reverse NAT of replies.
+ *  sp_tc_uplink   TC ingress on uplinks, after XDP: only the rejects for
+ *                 Services without endpoints (XDP cannot answer on a veth).
+ *  sp_tc_ingress  TC ingress on pod veths (host side): the whole pipeline.
+ *                 TC rather than XDP because pod packets arrive
+ *                 CHECKSUM_PARTIAL (see lib/nat.h).
+ *  sp_tc_egress   TC egress on uplinks: host-originated traffic to Services.
+ */
+#include "lib/common.h"
+#include "maps.h"
+#include "lib/stats.h"
+#include "lib/parse.h"
+#include "lib/nat.h"
+#include "lib/lb.h"
+#include "lib/ct.h"
+#include "lib/reject.h"
+#include "lib/fwd.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Source address for hairpin flows (a pod reaching itself through its
+ * Service): the pod would drop a packet from its own address arriving from
+ * outside. Defaults 169.254.42.1 and fd73:7670:6c61:6e65::1. */
+const volatile __be32 cfg_hairpin_v4 = bpf_htonl(0xa9fe2a01);
+const volatile __be32 cfg_hairpin_v6[4] = { bpf_htonl(0xfd737670), bpf_htonl(0x6c616e65), 0,
+					    bpf_htonl(1) };
+
+static __always_inline void hairpin_addr(__u8 family, struct sp_addr *a)
+{
+	__builtin_memset(a, 0, sizeof(*a));
+	if (family == SP_FAMILY_V4) {
+		a->addr[0] = cfg_hairpin_v4;
+	} else {
+		a->addr[0] = cfg_hairpin_v6[0];
+		a->addr[1] = cfg_hairpin_v6[1];
+		a->addr[2] = cfg_hairpin_v6[2];
+		a->addr[3] = cfg_hairpin_v6[3];
+	}
+}
+
+/* True if the backend still exists with the address the entry recorded
+ * (ids are reused, so the address is compared too). */
+static __always_inline bool ct_backend_alive(const struct sp_ct_val *v)
+{
+	struct sp_backend *be = bpf_map_lookup_elem(&sp_backends, &v->backend_id);
+
+	return be && addr_eq(&be->addr, &v->nat_addr) && be->port == v->nat_port;
+}
+
+/*
+ * A packet to a Service frontend: reuse the flow's backend from conntrack,
+ * or pick one with Maglev, then DNAT. Returns a verdict.
+ */
+static __always_inline int handle_service(void *ctx, const int hook, struct sp_pkt *p,
+					  const struct sp_svc *svc, struct sp_stats *st)
+{
+	struct sp_svc_stats *ss = svc_stats_get(svc->svc_id);
+	__u64 now = bpf_ktime_get_ns();
+	struct sp_ct_val *ct, fwd;
+	struct sp_addr reply_daddr;
+	struct sp_backend *be;
+	__u32 id;
+	int r;
+
+	if (ss) {
+		ss->packets++;
+		ss->bytes += p->len;
+	}
+	STAT_INC(st, svc_packets);
+
+	ct = ct_lookup_fwd(p, now);
+	if (ct && ct_backend_alive(ct)) {
+		STAT_INC(st, ct_fwd_hits);
+		ct_touch(ct, p, now);
+		fwd = *ct;
+		goto nat;
+	}
+	if (ct)
+		STAT_INC(st, ct_backend_gone);
+
+	if (svc->n == 0) {
+		/* XDP leaves the answer to TC (see lib/reject.h). */
+		if (!is_tc(hook))
+			return SP_V_PASS;
+		reason_count(SP_R_NO_BACKEND, p->len);
+		STAT_INC(st, rejects);
+		if (ss)
+			ss->rejects++;
+		return reject(ctx, hook, p);
+	}
+
+	r = maglev_pick(svc, flow_hash(p), &id);
+	if (!r) {
+		be = bpf_map_lookup_elem(&sp_backends, &id);
+		if (!be)
+			r = SP_R_BACKEND_MISS;
+	}
+	if (r)
+		goto drop;
+
+	__builtin_memset(&fwd, 0, sizeof(fwd));
+	fwd.nat_addr = be->addr;
+	fwd.nat_port = be->port;
+	fwd.backend_id = id;
+	fwd.svc_id = svc->svc_id;
+	if (svc->flags & SP_SVC_F_NODEPORT)
+		fwd.flags |= SP_CT_F_NODEPORT;
+	reply_daddr = p->saddr;
+	if (addr_eq(&be->addr, &p->saddr)) {
+		fwd.flags |= SP_CT_F_HAIRPIN;
+		hairpin_addr(p->family, &fwd.nat_saddr);
+		reply_daddr = fwd.nat_saddr;
+		STAT_INC(st, hairpin);
+	}
+	if (ct_create(p, &fwd, &reply_daddr, now)) {
+		STAT_INC(st, ct_insert_fail);
+		r = SP_R_CT_FULL;
+		goto drop;
+	}
+	STAT_INC(st, new_flows);
+	if (ss)
+		ss->new_flows++;
+
+nat:
+	if (nat_addr(ctx, hook, p, true, &fwd.nat_addr) ||
+	    nat_port(ctx, hook, p, true, fwd.nat_port)) {
+		r = SP_R_NAT_FAILED;
+		goto drop;
+	}
+	if ((fwd.flags & SP_CT_F_HAIRPIN) && nat_addr(ctx, hook, p, false, &fwd.nat_saddr)) {
+		r = SP_R_NAT_FAILED;
+		goto drop;
+	}
+	p->daddr = fwd.nat_addr;
+	p->dport = fwd.nat_port;
+	if (fwd.flags & SP_CT_F_HAIRPIN)
+		p->saddr = fwd.nat_saddr;
+	return fwd_after_nat(ctx, hook, p, st);
+drop:
+	reason_count(r, p->len);
+	if (ss)
+		ss->drops++;
+	return SP_V_DROP;
+}
+
+/* A reply from a backend: restore the VIP as source (and the client as
+ * destination for hairpin). SP_CONTINUE if it is not a reply we track. */
+static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt *p,
+					struct sp_stats *st)
+{
+	struct sp_ct_val *ct = ct_lookup_rev(p, bpf_ktime_get_ns());
+	struct sp_ct_val rev;
+
+	if (!ct)
+		return SP_CONTINUE;
+	ct_touch(ct, p, bpf_ktime_get_ns());
+	rev = *ct;
+	STAT_INC(st, ct_rev_hits);
+	if (nat_addr(ctx, hook, p, false, &rev.nat_addr) ||
+	    nat_port(ctx, hook, p, false, rev.nat_port))
+		goto fail;
+	if ((rev.flags & SP_CT_F_HAIRPIN) && nat_addr(ctx, hook, p, true, &rev.nat_saddr))
+		goto fail;
+	p->saddr = rev.nat_addr;
+	p->sport = rev.nat_port;
+	if (rev.flags & SP_CT_F_HAIRPIN)
+		p->daddr = rev.nat_saddr;
+	return fwd_after_nat(ctx, hook, p, st);
+fail:
+	reason_count(SP_R_NAT_FAILED, p->len);
+	return SP_V_DROP;
+}
+
+/* The whole pipeline, shared by every hook. Returns SP_V_* or, when a
+ * redirect helper was called, its return value with SP_V_REDIRECT set in
+ * *redir. */
+static __always_inline int process(void *ctx, const int hook)
+{
+	struct sp_stats *st = stats_get();
+	struct sp_pkt p;
+	struct sp_svc *svc;
+	int ret;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	if (is_tc(hook)) {
+		struct __sk_buff *skb = ctx;
+		/* Headers we parse must be in the linear area. */
+		__u32 want = skb->len < 256 ? skb->len : 256;
+
+		if (ctx_data_end(ctx, hook) - ctx_data(ctx, hook) < want)
+			bpf_skb_pull_data(skb, want);
+	}
+	STAT_INC(st, rx_packets);
+	if (st)
+		st->rx_bytes += ctx_len(ctx, hook);
+
+	ret = parse_pkt(ctx, hook, &p, st);
+	if (ret != SP_CONTINUE)
+		return ret;
+	svc = svc_lookup(&p);
+	if (svc)
+		return handle_service(ctx, hook, &p, svc, st);
+	ret = handle_reply(ctx, hook, &p, st);
+	if (ret != SP_CONTINUE)
+		return ret;
+	STAT_INC(st, not_service);
+	return SP_V_PASS;
+}
+
+static __always_inline int to_xdp(int v)
+{
+	if (v == SP_V_PASS)
+		return XDP_PASS;
+	if (v == SP_V_DROP)
+		return XDP_DROP;
+	return v; /* a bpf_redirect_map() result */
+}
+
+static __always_inline int to_tc(int v)
+{
+	if (v == SP_V_PASS)
+		return TC_ACT_OK;
+	if (v == SP_V_DROP)
+		return TC_ACT_SHOT;
+	return v; /* a bpf_redirect*() result */
+}
+
+SEC("xdp")
+int sp_xdp(struct xdp_md *ctx)
+{
+	return to_xdp(process(ctx, HOOK_XDP));
+}
+
+SEC("tc")
+int sp_tc_ingress(struct __sk_buff *skb)
+{
+	return to_tc(process(skb, HOOK_TC_INGRESS));
+}
+
+SEC("tc")
+int sp_tc_egress(struct __sk_buff *skb)
+{
+	return to_tc(process(skb, HOOK_TC_EGRESS));
+}
+
+/*
+ * Uplink TC ingress runs after sp_xdp has already NATed what it could; it
+ * only answers new flows to Services without endpoints, quietly (no
+ * counters twice for the same packet).
+ */
+SEC("tc")
+int sp_tc_uplink(struct __sk_buff *skb)
+{
+	struct sp_pkt p;
+	struct sp_svc *svc;
+	int ret;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	p.quiet = 1;
+	if (skb->data_end - skb->data < 128)
+		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
+	ret = parse_pkt(skb, HOOK_TC_INGRESS, &p, NULL);
+	if (ret != SP_CONTINUE)
+		return TC_ACT_OK;
+	svc = svc_lookup(&p);
+	if (!svc || svc->n)
+		return TC_ACT_OK;
+	return to_tc(handle_service(skb, HOOK_TC_INGRESS, &p, svc, stats_get()));
+}
