@@ -46,7 +46,7 @@ check-deps:
 deps:
 	$(Q)scripts/deps.sh
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c | $(OUT)
+$(OUT)/%.bpf.o: bpf/%.bpf.c | $(OUT)/.dirs
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -54,7 +54,7 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
 
-$(OUT)/tests/%.bpf.o: selftests/bpf/%.bpf.c | $(OUT)
+$(OUT)/tests/%.bpf.o: selftests/bpf/%.bpf.c | $(OUT)/.dirs
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -64,7 +64,7 @@ $(OUT)/tests/%.skel.h: $(OUT)/tests/%.bpf.o
 
 # Every user object may include a skeleton: build them first.
 $(USER_OBJS): $(SKELS)
-$(OUT)/user/%.o: user/%.c | $(OUT)
+$(OUT)/user/%.o: user/%.c | $(OUT)/.dirs
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
 
@@ -72,20 +72,25 @@ $(OUT)/svcplane: $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(OUT)/tests/%: selftests/user/%.c $(LIB_OBJS) $(TSKELS) | $(OUT)
+$(OUT)/tests/%: selftests/user/%.c $(LIB_OBJS) $(TSKELS) | $(OUT)/.dirs
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -Iselftests -I$(OUT)/tests $< $(LIB_OBJS) -o $@ $(LDLIBS)
 
-$(OUT)/tests/%: selftests/bpf/%.c $(LIB_OBJS) $(TSKELS) $(SKELS) | $(OUT)
+$(OUT)/tests/%: selftests/bpf/%.c $(LIB_OBJS) $(TSKELS) $(SKELS) | $(OUT)/.dirs
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -Iselftests -I$(OUT)/tests $< $(LIB_OBJS) -o $@ $(LDLIBS)
 
-$(OUT)/tools/%: scripts/tools/%.c $(SKELS) $(TSKELS) | $(OUT)
+$(OUT)/tools/%: scripts/tools/%.c $(SKELS) $(TSKELS) | $(OUT)/.dirs
 	$(call msg,TOOL,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -I$(OUT)/tests $< -o $@ $(LDLIBS)
 
-$(OUT):
-	$(Q)mkdir -p $(OUT)/user $(OUT)/tests $(OUT)/tools
+# maglev_bench measures user/maglev.c, so it links the user objects too.
+$(OUT)/tools/maglev_bench: scripts/tools/maglev_bench.c $(LIB_OBJS) | $(OUT)/.dirs
+	$(call msg,TOOL,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS)
+
+$(OUT)/.dirs:
+	$(Q)mkdir -p $(OUT)/user $(OUT)/tests $(OUT)/tools && touch $@
 
 test: all
 	$(Q)OUT=$(OUT) scripts/run-tests.sh $(TESTS)
@@ -105,3 +110,4 @@ clean:
 	rm -rf $(OUT) build-asan
 
 -include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d $(OUT)/tools/*.d)
+.SECONDARY:

@@ -30,7 +30,7 @@
 #define SP_CT_MAX 524288 /* conntrack entries (each flow takes two) */
 #endif
 #ifndef SP_MAGLEV_CHUNKS
-#define SP_MAGLEV_CHUNKS 131072 /* 64-byte chunks of Maglev regions (8 MiB) */
+#define SP_MAGLEV_CHUNKS 524288 /* 64-byte chunks of Maglev regions (32 MiB) */
 #endif
 #ifndef SP_MAX_NODE_ADDRS
 #define SP_MAX_NODE_ADDRS 256 /* node addresses NodePorts are served on */
@@ -42,6 +42,8 @@
 /* Maglev table sizes: primes from this list only (see user/maglev.c). */
 #define SP_MAGLEV_M_MIN 251
 #define SP_MAGLEV_M_MAX 131071
+/* A fixed size that suits most Services; the daemon defaults to adaptive
+ * sizing (--maglev-m adaptive: smallest listed prime >= 100 x N). */
 #define SP_MAGLEV_M_DEFAULT 16381
 
 /*

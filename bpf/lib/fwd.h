@@ -3,10 +3,13 @@
  * After NAT: where the packet goes.
  *  - XDP: with --xdp-redirect, a FIB lookup and a redirect when the egress
  *    device is in sp_tx_ports (it can take XDP frames); otherwise the stack.
- *  - TC ingress: the stack routes it (it knows the pod /32 routes).
- *  - TC egress: the packet was routed to the VIP's route before we changed
- *    its destination, so route it again and redirect (bpf_redirect_neigh
- *    fills in the MAC addresses).
+ *  - TC (pod veth ingress and uplink egress): a FIB lookup and
+ *    bpf_redirect_neigh (which fills in the MAC addresses), or the stack
+ *    when the destination is local. Not merely an optimisation: a reply
+ *    reverse-NATed to a NodePort carries one of this node's addresses as
+ *    its source, and the stack drops such a packet arriving from a pod as
+ *    a martian. On egress, the packet was routed for the VIP before we
+ *    changed its destination, so it must be routed again.
  */
 #ifndef SP_LIB_FWD_H
 #define SP_LIB_FWD_H
@@ -88,19 +91,21 @@ stack:
 	return SP_V_PASS;
 }
 
-static __always_inline int tc_egress_forward(struct __sk_buff *skb, const struct sp_pkt *p,
-					     struct sp_stats *st)
+static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
+				      const struct sp_pkt *p, struct sp_stats *st)
 {
 	struct bpf_fib_lookup f;
 	struct bpf_redir_neigh nh;
 	int rc;
 
-	fib_params(skb, HOOK_TC_EGRESS, p, &f);
+	fib_params(skb, hook, p, &f);
 	rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
-		/* No route to the backend from here: let it leave as routed
-		 * (counted, not dropped). */
-		reason_count(SP_R_FIB_FAILED, p->len);
+		/* Local destination (NOT_FWDED), or no route from here: the
+		 * stack decides. On egress that is worth a count: the packet
+		 * leaves as it was routed. */
+		if (hook == HOOK_TC_EGRESS && rc != BPF_FIB_LKUP_RET_NOT_FWDED)
+			reason_count(SP_R_FIB_FAILED, p->len);
 		STAT_INC(st, to_stack);
 		return SP_V_PASS;
 	}
@@ -121,8 +126,8 @@ static __always_inline int fwd_after_nat(void *ctx, const int hook, const struct
 {
 	if (hook == HOOK_XDP && cfg_xdp_redirect)
 		return xdp_forward(ctx, p, st);
-	if (hook == HOOK_TC_EGRESS)
-		return tc_egress_forward(ctx, p, st);
+	if (is_tc(hook))
+		return tc_forward(ctx, hook, p, st);
 	STAT_INC(st, to_stack);
 	return SP_V_PASS;
 }

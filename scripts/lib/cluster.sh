@@ -1,0 +1,637 @@
+# shellcheck shell=bash
+# A throwaway Kubernetes-like cluster built from network namespaces, for the
+# demo and the end-to-end tests. Source it, then call cluster_up.
+#
+#   client (external)          node-a                          pods
+#   +-----------------+        +---------------------------+   +-------------------+
+#   | br0 10.10.0.2   |--veth--| up0 10.10.0.1 fd00:10::1  |   | pod1 eth0         |
+#   |     fd00:10::2  |        |     (+ 10.10.1.1 with     |---|  10.244.0.11/32   |
+#   | routes: VIPs -> |        |      --second-node-addr)  |spv|  fd00:244::11/128 |
+#   |   10.10.0.1     |        | default -> client         |   |  dflt 169.254.1.1 |
+#   +-----------------+        | 10.244.0.11/32 dev spv1.. |   +-------------------+
+#                              +---------------------------+   (pod2, pod3, ...)
+#
+# The client's uplink side is a bridge, so a second node (row 4 of DESIGN.md)
+# joins the same L2 segment with cl_add_node and gets its own pods with
+# cl_add_pod; nothing here assumes a single node except cluster_up's defaults.
+#
+# Every name carries CL_ID (the PID by default): namespaces are "sp<ID>-...".
+# Interfaces are created directly inside our namespaces, never in the
+# caller's, so their short names cannot clash with the machine's own and the
+# machine's interfaces, routes and firewall are never touched.
+#
+# Everything is removed by cluster_down, which cl_install_traps runs on EXIT,
+# INT and TERM. Every wait is bounded by an iteration count and by time.
+
+CL_ID=${CL_ID:-$$}
+CL_PREFIX="sp$CL_ID"
+CL_TMP="/run/svcplane-e2e-$CL_ID"
+CL_BPFFS="$CL_TMP/bpffs" # a private bpffs instance (see cl_mount_bpffs)
+CL_PINDIR="$CL_BPFFS/svcplane"
+CL_CLIENT="$CL_PREFIX-client"
+CL_POD_IF_PATTERN='spv*'
+CL_VERBOSE=${CL_VERBOSE:-0}
+
+CL_NAMESPACES=() # every namespace we created, in creation order
+CL_NODES=()      # node namespaces
+CL_PODS=()       # pod names (pod1, pod2, ...)
+CL_BG_PIDS=()    # background processes we started (clients, daemons)
+declare -A CL_POD_NS CL_POD_NODE CL_POD_V4 CL_POD_V6 CL_POD_HOSTIF
+declare -A CL_NODE_V4 CL_NODE_V6 CL_NODE_UPLINK
+CL_NODE_IDX=0
+CL_DOWN_DONE=0
+
+# The system interpreter: a version manager's shim on PATH can take 0.3 s a start.
+CL_PY=/usr/bin/python3
+[ -x "$CL_PY" ] || CL_PY=python3
+
+cl_log() { [ "$CL_VERBOSE" = 1 ] && echo "cluster: $*" >&2; return 0; }
+cl_err() { echo "cluster: $*" >&2; }
+
+# Run a command, complaining with its text if it fails. Returns its status.
+cl_run() {
+	local out rc
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		cl_err "failed ($rc): $*"
+		[ -n "$out" ] && cl_err "  $out"
+	elif [ -n "$out" ]; then
+		cl_log "$out"
+	fi
+	return $rc
+}
+
+# in_ns NS CMD...: run CMD inside network namespace NS.
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+in_client() { ip netns exec "$CL_CLIENT" "$@"; }
+# in_node [NODE] CMD...: NODE defaults to the first node.
+in_node() { ip netns exec "${CL_NODES[0]}" "$@"; }
+in_pod() { local p=$1; shift; ip netns exec "${CL_POD_NS[$p]}" "$@"; }
+
+# cl_sysctls NS KEY=VALUE...: set sysctls inside NS.
+cl_sysctls() {
+	local ns=$1; shift
+	local kv
+	for kv in "$@"; do
+		cl_run ip netns exec "$ns" sysctl -qw "$kv" || return 1
+	done
+}
+
+# cl_new_ns NAME: create a namespace with lo up and IPv6 DAD off (addresses
+# are usable at once; nothing else on these links could own them).
+cl_new_ns() {
+	local ns=$1
+	cl_run ip netns add "$ns" || return 1
+	CL_NAMESPACES+=("$ns")
+	cl_run ip -n "$ns" link set lo up || return 1
+	cl_sysctls "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+		net.ipv6.conf.default.accept_ra=0
+}
+
+# cl_until TIMEOUT_S CMD...: run CMD every 0.1 s until it succeeds, at most
+# TIMEOUT_S seconds and TIMEOUT_S*10 tries. Returns 0 on success, 1 on timeout.
+cl_until() {
+	local timeout=$1; shift
+	local tries=$((timeout * 10)) deadline=$((SECONDS + timeout + 1)) i
+	for ((i = 0; i < tries && SECONDS <= deadline; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# cl_wait_listener NS PROTO PORT [TIMEOUT_S]: wait until something in NS
+# listens on PORT (PROTO tcp or udp).
+cl_listening() {
+	local ns=$1 proto=$2 port=$3 flag=-ltn
+	[ "$proto" = udp ] && flag=-lun
+	ip netns exec "$ns" ss -H $flag "sport = :$port" | grep -q .
+}
+cl_wait_listener() {
+	cl_until "${4:-5}" cl_listening "$1" "$2" "$3" && return 0
+	cl_err "nothing listens on $2/$3 in $1"
+	return 1
+}
+
+# cl_bg NS LOGFILE CMD...: start CMD in the background inside NS, output to
+# LOGFILE; remember its PID (in CL_LAST_PID) so cluster_down ends it.
+cl_bg() {
+	local ns=$1 log=$2; shift 2
+	ip netns exec "$ns" "$@" >"$log" 2>&1 </dev/null &
+	CL_LAST_PID=$!
+	CL_BG_PIDS+=("$CL_LAST_PID")
+}
+
+# cl_mount_bpffs: a bpffs instance of our own, outside /sys because
+# `ip netns exec` mounts a fresh /sys and would hide /sys/fs/bpf. Pins made
+# there vanish with the unmount in cluster_down.
+cl_mount_bpffs() {
+	mkdir -p "$CL_BPFFS" || return 1
+	mountpoint -q "$CL_BPFFS" && return 0
+	cl_run mount -t bpf bpf "$CL_BPFFS"
+}
+
+# cl_add_client: the external client namespace, with a bridge br0 standing
+# for the L2 segment every node's uplink is plugged into.
+cl_add_client() {
+	cl_new_ns "$CL_CLIENT" || return 1
+	cl_run ip -n "$CL_CLIENT" link add br0 type bridge || return 1
+	# No STP and no forwarding delay: ports forward as soon as they are up.
+	cl_run ip -n "$CL_CLIENT" link set br0 type bridge stp_state 0 forward_delay 0 || return 1
+	cl_run ip -n "$CL_CLIENT" addr add 10.10.0.2/24 dev br0 || return 1
+	cl_run ip -n "$CL_CLIENT" addr add fd00:10::2/64 dev br0 nodad || return 1
+	cl_run ip -n "$CL_CLIENT" link set br0 up
+}
+
+# cl_add_node NAME ADDR4 ADDR6: a node namespace "sp<ID>-NAME" whose uplink
+# up0 (ADDR4/24, ADDR6/64) is plugged into the client's bridge. The node's
+# default routes point at the client, so host-originated packets to a
+# ClusterIP leave through up0, where svcplane's TC egress program sees them.
+cl_add_node() {
+	local name=$1 a4=$2 a6=$3
+	local ns="$CL_PREFIX-$name" port
+	CL_NODE_IDX=$((CL_NODE_IDX + 1))
+	port="up-$name" # the bridge port in the client namespace
+	port=${port:0:15}
+	cl_new_ns "$ns" || return 1
+	CL_NODES+=("$ns")
+	CL_NODE_V4[$ns]=$a4
+	CL_NODE_V6[$ns]=$a6
+	CL_NODE_UPLINK[$ns]=up0
+	# A node forwards between its uplink and its pods. rp_filter must not be
+	# strict (1): a pod's reply is reverse-NATed to a VIP source, and a VIP
+	# has no route back through the pod's veth, so the strict reverse-path
+	# check would drop it. 0 everywhere ("all" and "default" are combined
+	# with the per-interface value by max(), so all three must be 0).
+	cl_sysctls "$ns" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 || return 1
+	cl_run ip -n "$ns" link add up0 type veth peer name "$port" netns "$CL_CLIENT" || return 1
+	cl_run ip -n "$ns" addr add "$a4/24" dev up0 || return 1
+	cl_run ip -n "$ns" addr add "$a6/64" dev up0 nodad || return 1
+	cl_run ip -n "$CL_CLIENT" link set "$port" master br0 || return 1
+	# A real uplink receives frames with complete checksums from the wire. A
+	# veth peer with tx checksum offload would hand XDP CHECKSUM_PARTIAL
+	# packets whose checksum field holds only the pseudo-header sum, so
+	# offload is off on the client's side (and on the bridge in front of it).
+	cl_run ip netns exec "$CL_CLIENT" ethtool -K "$port" tx off || return 1
+	cl_run ip netns exec "$CL_CLIENT" ethtool -K br0 tx off || return 1
+	# GRO on a veth gives it a NAPI instance, which veth needs to accept
+	# frames that XDP_TX / XDP_REDIRECT send towards it, as a NIC would.
+	cl_run ip netns exec "$CL_CLIENT" ethtool -K "$port" gro on || return 1
+	cl_run ip -n "$CL_CLIENT" link set "$port" up || return 1
+	cl_run ip -n "$ns" link set up0 up || return 1
+	cl_run ip -n "$ns" route add default via 10.10.0.2 dev up0 || return 1
+	cl_run ip -n "$ns" -6 route add default via fd00:10::2 dev up0 || return 1
+	cl_log "node $ns: up0 $a4 $a6"
+}
+
+# cl_add_node_addr NODE ADDR4/PFX ADDR6/PFX CLIENT4/PFX CLIENT6/PFX: one more
+# subnet on the node's uplink (and the client's side of it), so the node has
+# more than one address to serve NodePorts on.
+cl_add_node_addr() {
+	local ns=$1
+	cl_run ip -n "$ns" addr add "$2" dev up0 || return 1
+	cl_run ip -n "$ns" addr add "$3" dev up0 nodad || return 1
+	cl_run ip -n "$CL_CLIENT" addr add "$4" dev br0 || return 1
+	cl_run ip -n "$CL_CLIENT" addr add "$5" dev br0 nodad
+}
+
+# cl_client_route PREFIX [NODE]: the client reaches PREFIX (a VIP or a VIP
+# range, v4 or v6) through NODE's uplink address, as a router announcing
+# LoadBalancer IPs (MetalLB in BGP mode) or a static route would arrange.
+cl_client_route() {
+	local pfx=$1 ns=${2:-${CL_NODES[0]}}
+	if [[ $pfx == *:* ]]; then
+		cl_run ip -n "$CL_CLIENT" -6 route replace "$pfx" via "${CL_NODE_V6[$ns]}" dev br0
+	else
+		cl_run ip -n "$CL_CLIENT" route replace "$pfx" via "${CL_NODE_V4[$ns]}" dev br0
+	fi
+}
+
+# The backend every pod runs, one process per pod: HTTP on 8080 (answers
+# "<pod> <peer address>"), a line echo on 9090 for long-lived connections
+# (each line comes back as "<pod> <line>"), and UDP on 5353 (one datagram in,
+# "<pod> <peer address>" out). All sockets are dual-stack. Tests tell from
+# the first word which backend served them, and from the second which source
+# address the backend saw.
+CL_SERVER_PY='
+import socket, socketserver, sys, threading
+
+pod = sys.argv[1]
+
+def peer(addr):
+    host = addr[0]
+    return host[7:] if host.startswith("::ffff:") and "." in host else host
+
+class Http(socketserver.StreamRequestHandler):
+    def handle(self):
+        for _ in range(100):  # request line and headers, up to the blank line
+            line = self.rfile.readline()
+            if not line or line in (b"\r\n", b"\n"):
+                break
+        body = ("%s %s\n" % (pod, peer(self.client_address))).encode()
+        self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(pod.encode() + b" " + line)
+
+class Udp(socketserver.BaseRequestHandler):
+    def handle(self):
+        sock = self.request[1]
+        sock.sendto(("%s %s\n" % (pod, peer(self.client_address))).encode(), self.client_address)
+
+class DualStack:
+    address_family = socket.AF_INET6
+    allow_reuse_address = True
+    daemon_threads = True
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+class Tcp(DualStack, socketserver.ThreadingTCPServer):
+    pass
+
+class Dgram(DualStack, socketserver.UDPServer):
+    pass
+
+servers = [Tcp(("::", 8080), Http), Tcp(("::", 9090), Echo), Dgram(("::", 5353), Udp)]
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+print("%s: serving on tcp/8080 tcp/9090 udp/5353" % pod, flush=True)
+servers[0].serve_forever()
+'
+
+# cl_start_servers POD: start the backend servers in POD (see CL_SERVER_PY).
+cl_start_servers() {
+	cl_bg "${CL_POD_NS[$1]}" "$CL_TMP/$1-server.log" "$CL_PY" -c "$CL_SERVER_PY" "$1"
+}
+
+# cl_wait_servers [POD...]: wait until the servers of every POD (default: all) listen.
+cl_wait_servers() {
+	local pod ns
+	[ $# -eq 0 ] && set -- "${CL_PODS[@]}"
+	for pod in "$@"; do
+		ns=${CL_POD_NS[$pod]}
+		cl_wait_listener "$ns" tcp 8080 && cl_wait_listener "$ns" tcp 9090 &&
+			cl_wait_listener "$ns" udp 5353 || return 1
+	done
+}
+
+# cl_add_pod NODE POD ADDR4 ADDR6: a pod namespace "sp<ID>-POD" wired to
+# NODE as Calico does it: a veth pair whose host side (spv-POD) has no
+# address but a /32 and a /128 route to the pod; the pod side (eth0) has
+# the /32 and /128 and a default route through a link-local gateway that the
+# host side answers for (proxy ARP for 169.254.1.1, fe80::1 on the host side).
+# Starts the pod's backend servers (cl_wait_servers waits for them).
+cl_add_pod() {
+	local node=$1 pod=$2 a4=$3 a6=$4
+	local ns="$CL_PREFIX-$pod" hif="spv-$pod"
+	hif=${hif:0:15}
+	cl_new_ns "$ns" || return 1
+	CL_PODS+=("$pod")
+	CL_POD_NS[$pod]=$ns
+	CL_POD_NODE[$pod]=$node
+	CL_POD_V4[$pod]=$a4
+	CL_POD_V6[$pod]=$a6
+	CL_POD_HOSTIF[$pod]=$hif
+	cl_run ip -n "$node" link add "$hif" type veth peer name eth0 netns "$ns" || return 1
+	# Host side. proxy_delay 0: answer the pod's ARP for the gateway at once
+	# instead of after a random delay of up to 0.8 s.
+	cl_sysctls "$node" "net.ipv4.conf.$hif.proxy_arp=1" "net.ipv4.conf.$hif.rp_filter=0" \
+		"net.ipv4.neigh.$hif.proxy_delay=0" || return 1
+	cl_run ip -n "$node" addr add fe80::1/64 dev "$hif" nodad || return 1
+	cl_run ip -n "$node" link set "$hif" up || return 1
+	cl_run ip -n "$node" route add "$a4/32" dev "$hif" scope link || return 1
+	cl_run ip -n "$node" -6 route add "$a6/128" dev "$hif" || return 1
+	# Pod side. GRO: see cl_add_node (lets the datapath XDP_REDIRECT here).
+	cl_run ip -n "$ns" addr add "$a4/32" dev eth0 || return 1
+	cl_run ip -n "$ns" addr add "$a6/128" dev eth0 nodad || return 1
+	cl_run ip netns exec "$ns" ethtool -K eth0 gro on || return 1
+	cl_run ip -n "$ns" link set eth0 up || return 1
+	cl_run ip -n "$ns" route add 169.254.1.1 dev eth0 scope link || return 1
+	cl_run ip -n "$ns" route add default via 169.254.1.1 dev eth0 || return 1
+	cl_run ip -n "$ns" -6 route add default via fe80::1 dev eth0 || return 1
+	cl_start_servers "$pod"
+	cl_log "pod $pod on $node: $a4 $a6 (host side $hif)"
+}
+
+# cluster_up [--pods N] [--second-node-addr]: the single-node cluster of the
+# demo and the tests: client, node-a (10.10.0.1, fd00:10::1), pods pod1..N
+# at 10.244.0.11.. / fd00:244::11.. (N defaults to 3, at most 9). With
+# --second-node-addr the node also has 10.10.1.1/24 and fd00:11::1/64
+# (the client 10.10.1.2, fd00:11::2). The client routes the Service ranges
+# 10.96.0.0/16, fd00:96::/64 and the demo's LoadBalancer IPs via the node;
+# tests add their own VIPs with cl_client_route.
+# Returns non-zero (having said why) if any step fails; the caller's trap
+# cleans up what was made.
+cluster_up() {
+	local npods=3 second=0 i
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--pods) npods=$2; shift 2 ;;
+		--second-node-addr) second=1; shift ;;
+		*) cl_err "cluster_up: unknown option $1"; return 2 ;;
+		esac
+	done
+	if [ "$(id -u)" != 0 ]; then
+		cl_err "must run as root (network namespaces, bpffs)"
+		return 1
+	fi
+	local tool
+	for tool in ip ethtool socat curl ss; do
+		command -v $tool >/dev/null || { cl_err "missing tool: $tool (make deps)"; return 1; }
+	done
+	mkdir -p "$CL_TMP" || return 1
+	cl_mount_bpffs || return 1
+	cl_add_client || return 1
+	cl_add_node node-a 10.10.0.1 fd00:10::1 || return 1
+	if [ $second = 1 ]; then
+		cl_add_node_addr "${CL_NODES[0]}" 10.10.1.1/24 fd00:11::1/64 10.10.1.2/24 fd00:11::2/64 ||
+			return 1
+	fi
+	for ((i = 1; i <= npods; i++)); do
+		cl_add_pod "${CL_NODES[0]}" "pod$i" "10.244.0.$((10 + i))" "fd00:244::$((10 + i))" || return 1
+	done
+	cl_wait_servers || return 1
+	local pfx
+	for pfx in 10.96.0.0/16 fd00:96::/64 10.10.0.100/32 fd00:10::100/128; do
+		cl_client_route "$pfx" || return 1
+	done
+}
+
+# cl_kill_pid PID: TERM, wait up to 2 s, then KILL. Only for PIDs we started.
+cl_kill_pid() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# cluster_down: end what we started, delete our namespaces (which removes
+# their interfaces, and with them any XDP/TC attachment), unmount our bpffs
+# (which drops any pin left behind) and remove CL_TMP. Safe to call twice
+# and after a partial cluster_up.
+cluster_down() {
+	[ "$CL_DOWN_DONE" = 1 ] && return 0
+	CL_DOWN_DONE=1
+	local pid ns i
+	for pid in "${CL_BG_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	# Anything else still running inside our namespaces was started by us
+	# (servers forked by socat, clients): end it by PID before the delete,
+	# since a namespace lives on while a process is in it.
+	for ns in "${CL_NAMESPACES[@]}"; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -TERM "$pid" 2>/dev/null
+		done
+	done
+	for ((i = 0; i < 20; i++)); do
+		local alive=0
+		for ns in "${CL_NAMESPACES[@]}"; do
+			[ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && alive=1
+		done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for ns in "${CL_NAMESPACES[@]}"; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null
+		done
+	done
+	for pid in "${CL_BG_PIDS[@]}"; do
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	# Reverse order: pods before the node their veths belong to.
+	for ((i = ${#CL_NAMESPACES[@]} - 1; i >= 0; i--)); do
+		ip netns del "${CL_NAMESPACES[$i]}" 2>/dev/null
+	done
+	if mountpoint -q "$CL_BPFFS" 2>/dev/null; then
+		umount "$CL_BPFFS" 2>/dev/null || umount -l "$CL_BPFFS" 2>/dev/null ||
+			cl_err "could not unmount $CL_BPFFS"
+	fi
+	case $CL_TMP in
+	/run/svcplane-e2e-*) rm -rf "$CL_TMP" ;;
+	esac
+	# The daemon's pid file for our pin directory (see user/inspect.h), left
+	# behind when it was killed with -9.
+	local pidfile=${CL_PINDIR//\//_}
+	rm -f "/run/svcplane/$pidfile.pid"
+	return 0
+}
+
+# cl_install_traps: cluster_down on every way out. INT/TERM exit with the
+# conventional status, which runs the EXIT trap.
+cl_install_traps() {
+	trap 'cluster_down' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# ---- Clients ----------------------------------------------------------------
+
+# cl_url ADDR PORT [PATH]: an http URL, with brackets for IPv6.
+cl_url() {
+	if [[ $1 == *:* ]]; then echo "http://[$1]:$2${3:-/}"; else echo "http://$1:$2${3:-/}"; fi
+}
+
+# cl_http NS ADDR PORT: one HTTP request from NS; prints the body's first
+# word (the pod that answered) or "ERR <curl message>". Returns curl's status.
+cl_http() {
+	local ns=$1 out rc
+	out=$(ip netns exec "$ns" curl -sS -g --connect-timeout 2 --max-time 3 "$(cl_url "$2" "$3")" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		echo "${out%% *}"
+	else
+		echo "ERR $(echo "$out" | head -1)"
+	fi
+	return $rc
+}
+
+# cl_http_many NS ADDR PORT N: N requests from NS (one process in NS, one curl
+# each, each its own connection); one line per request as cl_http prints.
+cl_http_many() {
+	local ns=$1 url
+	url=$(cl_url "$2" "$3")
+	ip netns exec "$ns" bash -c '
+		for ((i = 0; i < $2; i++)); do
+			if out=$(curl -sS -g --connect-timeout 2 --max-time 3 "$1" 2>&1); then
+				echo "${out%% *}"
+			else
+				echo "ERR $(echo "$out" | head -1)"
+			fi
+		done' _ "$url" "$4"
+}
+
+# cl_tally: reads cl_http/cl_udp lines on stdin, prints "name count" per
+# distinct answer, sorted by name.
+cl_tally() { sort | uniq -c | awk '{c=$1; $1=""; sub(/^ /,""); print $0, c}'; }
+
+# The small socket client used where curl and socat cannot say precisely what
+# happened (UDP answers vs ICMP errors, how fast a refusal came).
+# Subcommands:
+#   udp HOST PORT [N]   N datagrams on one connected socket each (a new
+#                       socket, so a new source port, per query); prints the
+#                       reply's first word or "ERR <reason> <ms>ms".
+#   connect HOST PORT   one TCP connect; prints "OK <ms>ms" or "ERR <reason> <ms>ms".
+# Timeouts are 2 s; reasons are errno names (ECONNREFUSED) or TIMEOUT.
+CL_CLIENT_PY='
+import errno, socket, sys, time
+
+def fam(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+def err(e, t0):
+    name = "TIMEOUT" if isinstance(e, socket.timeout) else errno.errorcode.get(e.errno, str(e))
+    return "ERR %s %dms" % (name, (time.monotonic() - t0) * 1000)
+
+def udp(host, port, n):
+    for i in range(n):
+        t0 = time.monotonic()
+        s = socket.socket(fam(host), socket.SOCK_DGRAM)
+        s.settimeout(2)
+        try:
+            s.connect((host, port))
+            s.send(b"query %d\n" % i)
+            print(s.recv(512).decode().split()[0], flush=True)
+        except OSError as e:
+            print(err(e, t0), flush=True)
+        finally:
+            s.close()
+
+def connect(host, port):
+    t0 = time.monotonic()
+    s = socket.socket(fam(host), socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect((host, port))
+        print("OK %dms" % ((time.monotonic() - t0) * 1000))
+    except OSError as e:
+        print(err(e, t0))
+    finally:
+        s.close()
+
+cmd, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if cmd == "udp":
+    udp(host, port, int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+elif cmd == "connect":
+    connect(host, port)
+else:
+    sys.exit("unknown command " + cmd)
+'
+
+# cl_udp NS HOST PORT [N]: N UDP queries from NS (see CL_CLIENT_PY).
+cl_udp() { ip netns exec "$1" "$CL_PY" -c "$CL_CLIENT_PY" udp "$2" "$3" "${4:-1}"; }
+# cl_connect NS HOST PORT: one TCP connect from NS (see CL_CLIENT_PY).
+cl_connect() { ip netns exec "$1" "$CL_PY" -c "$CL_CLIENT_PY" connect "$2" "$3"; }
+
+# cl_stream_start NS HOST PORT OUTFILE: a long-lived TCP connection from NS to
+# the echo servers (port 9090 on the pods): socat sends a numbered line every
+# 0.2 s and OUTFILE collects the replies ("pod2 17"), socat's errors go to
+# OUTFILE.err. Stops when cl_stream_stop is called. Sets CL_STREAM_PID.
+cl_stream_start() {
+	local ns=$1 host=$2 port=$3 out=$4 addr
+	if [[ $host == *:* ]]; then addr="TCP6:[$host]:$port"; else addr="TCP4:$host:$port"; fi
+	rm -f "$out.stop"
+	ip netns exec "$ns" bash -c '
+		stop=$1; shift
+		for ((i = 1; i <= 3000; i++)); do
+			[ -e "$stop" ] && break
+			echo "$i"
+			sleep 0.2
+		done | socat -t 2 - "$1"' _ "$out.stop" "$addr" >"$out" 2>"$out.err" &
+	CL_STREAM_PID=$!
+	CL_BG_PIDS+=("$CL_STREAM_PID")
+}
+
+# cl_stream_stop OUTFILE PID: ask the stream to end and wait (bounded).
+cl_stream_stop() {
+	local out=$1 pid=$2 i
+	touch "$out.stop"
+	for ((i = 0; i < 40; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cl_kill_pid "$pid"
+}
+
+# cl_loop_start NS ADDR PORT OUTFILE: HTTP requests from NS back to back (a
+# new curl, so a new connection, each), one result line per request in
+# OUTFILE as cl_http prints it, until cl_loop_stop (at most 3000 requests).
+# Sets CL_LOOP_PID.
+cl_loop_start() {
+	local ns=$1 url out=$4
+	url=$(cl_url "$2" "$3")
+	rm -f "$out.stop"
+	ip netns exec "$ns" bash -c '
+		for ((i = 0; i < 3000; i++)); do
+			[ -e "$2" ] && break
+			if out=$(curl -sS -g --connect-timeout 2 --max-time 3 "$1" 2>&1); then
+				echo "${out%% *}"
+			else
+				echo "ERR $(date +%T.%N | cut -c1-12) $(echo "$out" | head -1)"
+			fi
+		done' _ "$url" "$out.stop" >"$out" 2>&1 &
+	CL_LOOP_PID=$!
+	CL_BG_PIDS+=("$CL_LOOP_PID")
+}
+
+# cl_loop_stop OUTFILE PID: end a loop (bounded wait).
+cl_loop_stop() { cl_stream_stop "$@"; }
+
+# ---- The daemon ---------------------------------------------------------------
+
+# SP_BIN: the svcplane binary (absolute, since we run it from namespaces).
+cl_find_bin() {
+	local repo
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	SP_BIN=${SP_BIN:-$repo/${OUT:-build}/svcplane}
+	case $SP_BIN in /*) ;; *) SP_BIN="$PWD/$SP_BIN" ;; esac
+	[ -x "$SP_BIN" ]
+}
+
+# sp NODE-NS SUBCOMMAND ARGS...: an inspection command against our pins.
+sp() {
+	local ns=$1 sub=$2; shift 2
+	ip netns exec "$ns" "$SP_BIN" "$sub" --bpffs-dir "$CL_PINDIR" "$@"
+}
+
+# sp_start NODE-NS LOG ARGS...: `svcplane run` in the background in NODE-NS
+# on its uplink and pod veths, pinning under CL_PINDIR; extra ARGS (e.g.
+# --config FILE) are appended. Sets SP_PID.
+sp_start() {
+	local ns=$1 log=$2; shift 2
+	ip netns exec "$ns" "$SP_BIN" run --iface up0 --pod-iface-pattern "$CL_POD_IF_PATTERN" \
+		--bpffs-dir "$CL_PINDIR" "$@" >>"$log" 2>&1 </dev/null &
+	SP_PID=$!
+	CL_BG_PIDS+=("$SP_PID")
+}
+
+# sp_ready NODE-NS: does `svcplane status` say the daemon is up and synced?
+# (It exits 0 exactly then.)
+sp_ready() { sp "$1" status >/dev/null 2>&1; }
+
+# sp_wait_ready NODE-NS PID [TIMEOUT_S]: wait (bounded) until ready; fails at
+# once if the daemon process PID has exited.
+sp_wait_ready() {
+	local ns=$1 pid=$2 timeout=${3:-15} i deadline
+	deadline=$((SECONDS + timeout + 1))
+	for ((i = 0; i < timeout * 10 && SECONDS <= deadline; i++)); do
+		sp_ready "$ns" && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}

@@ -1,0 +1,1994 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * BPF unit tests of the datapath (bpf/svcplane.bpf.c) with BPF_PROG_TEST_RUN.
+ *
+ * Table-driven: each row has a name, an input frame built by pkt.h from a
+ * host-order spec, the expected outcome (NAT to an expected frame, pass
+ * unchanged, reject, drop), the counters that must move by exactly one,
+ * the drop/pass reasons allowed, and what conntrack must hold afterwards.
+ * The same table runs through every program of the skeleton (sp_xdp,
+ * sp_tc_ingress, sp_tc_egress, sp_tc_uplink); per-program differences
+ * (XDP leaves rejects to TC, the uplink hook only answers rejects, ...)
+ * are applied by row_expect(). Expected frames are rebuilt from scratch
+ * with the rewritten addresses, and every checksum of every output frame
+ * is recomputed from scratch by pkt_csums_ok().
+ *
+ * Hermetic: the test runs in a private network namespace (FIB lookups
+ * from the egress hook see no route unless a test adds one) and pins the
+ * skeleton's maps under a fresh /sys/fs/bpf/sp-ut-XXXXXX, removed on
+ * every exit path, including signals.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pkt.h"
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "svcplane.h"
+#include "test.h"
+#include "svcplane.skel.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+#define NSEC_PER_SEC 1000000000ULL
+/* Timeouts given to the datapath: all different, so a test can tell
+ * which one an entry got. */
+#define T_SYN (61 * NSEC_PER_SEC)
+#define T_EST (7201 * NSEC_PER_SEC)
+#define T_CLOSE (11 * NSEC_PER_SEC)
+#define T_UDP (121 * NSEC_PER_SEC)
+
+#define HAIRPIN_V4 "169.254.42.1" /* cfg_hairpin_v4 default */
+#define HAIRPIN_V6 "fd73:7670:6c61:6e65::1" /* cfg_hairpin_v6 default */
+#define MAGLEV_M 251
+
+/* ------------------------------------------------------------------ */
+/* Pin directory and cleanup on every exit path                        */
+/* ------------------------------------------------------------------ */
+
+static struct svcplane_bpf *skel;
+static char pin_dir[64];
+static const char *const pin_names[] = {
+	SP_MAP_SERVICES,   SP_MAP_BACKENDS, SP_MAP_MAGLEV,	 SP_MAP_CT,
+	SP_MAP_NODE_ADDRS, SP_MAP_STATS,    SP_MAP_REASONS, SP_MAP_SVC_STATS,
+	SP_MAP_TX_PORTS,   SP_MAP_SVC_META,
+};
+/* Precomputed so the signal handler only calls unlink/rmdir. */
+static char pin_paths[sizeof(pin_names) / sizeof(pin_names[0])][128];
+
+static void remove_pins_signal_safe(void)
+{
+	size_t i;
+
+	if (!pin_dir[0])
+		return;
+	for (i = 0; i < sizeof(pin_names) / sizeof(pin_names[0]); i++)
+		unlink(pin_paths[i]);
+	rmdir(pin_dir);
+}
+
+static void on_fatal_signal(int sig)
+{
+	remove_pins_signal_safe();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Destroy the skeleton, remove every file under the pin dir, then the dir. */
+static void cleanup(void)
+{
+	DIR *d;
+	struct dirent *e;
+	char path[512];
+
+	if (skel) {
+		svcplane_bpf__destroy(skel);
+		skel = NULL;
+	}
+	if (!pin_dir[0])
+		return;
+	d = opendir(pin_dir);
+	if (d) {
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", pin_dir, e->d_name);
+			if (unlink(path))
+				fprintf(stderr, "  unlink %s: %s\n", path, strerror(errno));
+		}
+		closedir(d);
+	}
+	if (rmdir(pin_dir))
+		fprintf(stderr, "  rmdir %s: %s\n", pin_dir, strerror(errno));
+	pin_dir[0] = 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG || (level == LIBBPF_INFO && !getenv("SP_TEST_VERBOSE")))
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* Map helpers                                                         */
+/* ------------------------------------------------------------------ */
+
+static int fd_services, fd_backends, fd_maglev, fd_ct, fd_node_addrs, fd_stats, fd_reasons,
+	fd_svc_stats;
+static int ncpus;
+
+static struct sp_addr addr_of(int family, const char *s)
+{
+	struct sp_addr a;
+
+	memset(&a, 0, sizeof(a));
+	if (!pkt_addr(family, s, (uint8_t *)a.addr)) {
+		fprintf(stderr, "bad address in test table: %s\n", s);
+		abort();
+	}
+	return a;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns() clock */
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+/* Write a Maglev region: the backend ids, then m entries, each `pick`
+ * (pick >= 0) or i % n (pick < 0). */
+static int write_region(uint32_t region, const uint32_t *ids, uint32_t n, uint32_t m, int pick)
+{
+	uint32_t words = 2 * n + m, ch, i;
+	struct sp_maglev_chunk c;
+
+	for (ch = 0; ch * SP_MAGLEV_CHUNK_WORDS < words; ch++) {
+		uint32_t key = region + ch;
+
+		memset(&c, 0, sizeof(c));
+		for (i = 0; i < SP_MAGLEV_CHUNK_WORDS; i++) {
+			uint32_t w = ch * SP_MAGLEV_CHUNK_WORDS + i;
+
+			if (w >= words)
+				break;
+			if (w < 2 * n)
+				c.w[i] = (w & 1) ? ids[w / 2] >> 16 : ids[w / 2] & 0xffff;
+			else
+				c.w[i] = pick >= 0 ? (uint16_t)pick : (uint16_t)((w - 2 * n) % n);
+		}
+		if (bpf_map_update_elem(fd_maglev, &key, &c, BPF_ANY)) {
+			fprintf(stderr, "  write sp_maglev[%u]: %s\n", key, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int set_service(int family, const char *vip, uint16_t port, uint8_t proto,
+		       const struct sp_svc *v)
+{
+	struct sp_svc_key k;
+
+	memset(&k, 0, sizeof(k));
+	if (vip)
+		k.addr = addr_of(family, vip);
+	k.port = htons(port);
+	k.proto = proto;
+	k.family = (uint8_t)family;
+	if (bpf_map_update_elem(fd_services, &k, v, BPF_ANY)) {
+		fprintf(stderr, "  write sp_services: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int set_backend(uint32_t id, int family, const char *addr, uint16_t port)
+{
+	struct sp_backend b;
+
+	memset(&b, 0, sizeof(b));
+	b.addr = addr_of(family, addr);
+	b.port = htons(port);
+	b.family = (uint8_t)family;
+	if (bpf_map_update_elem(fd_backends, &id, &b, BPF_ANY)) {
+		fprintf(stderr, "  write sp_backends[%u]: %s\n", id, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Delete every key of a hash map. */
+static void map_flush(int fd, size_t key_size)
+{
+	uint8_t key[256], next[256];
+	void *prev = NULL;
+
+	/* Restart from the beginning after each delete: LRU iteration after a
+	 * delete may skip entries. Maps here hold a few dozen entries. */
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, key_size);
+		bpf_map_delete_elem(fd, key);
+		prev = NULL;
+	}
+}
+
+static int map_count(int fd, size_t key_size)
+{
+	uint8_t key[256], next[256];
+	int n = 0;
+
+	if (bpf_map_get_next_key(fd, NULL, next))
+		return 0;
+	do {
+		n++;
+		memcpy(key, next, key_size);
+	} while (bpf_map_get_next_key(fd, key, next) == 0 && n < 100000);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* The fixture: Services, backends, node addresses                     */
+/* ------------------------------------------------------------------ */
+
+struct fx_backend {
+	uint32_t id;
+	int family;
+	const char *addr;
+	uint16_t port;
+};
+
+static const struct fx_backend fx_backends[] = {
+	{ 1, 4, "10.1.0.11", 8080 },	{ 2, 4, "10.1.0.12", 5353 },
+	{ 3, 4, "10.1.0.13", 8443 },	{ 4, 4, "10.1.0.14", 8080 },
+	{ 5, 4, "10.1.0.15", 5353 },	{ 9, 4, "10.1.0.5", 8080 },
+	{ 70, 4, "10.1.0.70", 80 },	{ 81, 4, "10.1.0.31", 8080 },
+	{ 82, 4, "10.1.0.32", 8080 },	{ 83, 4, "10.1.0.33", 8080 },
+	/* ids with a high half, to check both 16-bit words are used */
+	{ 51, 4, "10.1.0.51", 8080 },	{ 0x10034, 4, "10.1.0.52", 8080 },
+	{ 0x2ffff, 4, "10.1.0.53", 8080 },
+	{ 21, 6, "fd00:1::11", 8080 },	{ 22, 6, "fd00:1::12", 5353 },
+	{ 23, 6, "fd00:1::13", 8443 },	{ 24, 6, "fd00:1::14", 8080 },
+	{ 29, 6, "fd00:1::5", 8080 },	{ 91, 6, "fd00:1::31", 8080 },
+	{ 92, 6, "fd00:1::32", 8080 },
+};
+
+struct fx_service {
+	uint32_t svc_id;
+	int family;
+	uint8_t proto;
+	const char *vip; /* NULL: NodePort wildcard */
+	uint16_t port;
+	uint16_t flags;
+	uint32_t ids[4];
+	uint16_t n;
+	int pick; /* every table entry is this index; -1: entry i is i % n */
+	uint32_t region; /* 0: svc_id * 16 */
+};
+
+#define TCP IPPROTO_TCP
+#define UDP IPPROTO_UDP
+
+static const struct fx_service fx_services[] = {
+	{ 1, 4, TCP, "10.96.0.10", 80, 0, { 1 }, 1, 0 },
+	{ 2, 4, UDP, "10.96.0.10", 53, 0, { 2 }, 1, 0 },
+	{ 3, 4, TCP, "192.0.2.100", 443, SP_SVC_F_EXTERNAL, { 3 }, 1, 0 },
+	{ 4, 4, TCP, NULL, 30080, SP_SVC_F_NODEPORT, { 4 }, 1, 0 },
+	{ 5, 4, UDP, NULL, 30053, SP_SVC_F_NODEPORT, { 5 }, 1, 0 },
+	{ 6, 4, TCP, "10.96.0.20", 80, 0, { 0 }, 0, 0 }, /* no ready endpoint */
+	{ 7, 4, UDP, "10.96.0.20", 53, 0, { 0 }, 0, 0 }, /* no ready endpoint */
+	{ 8, 4, TCP, "10.96.0.30", 80, 0, { 81 }, 1, 0 }, /* backend set changes */
+	{ 9, 4, TCP, "10.96.0.40", 80, 0, { 9 }, 1, 0 }, /* hairpin */
+	{ 10, 4, TCP, "10.96.0.50", 80, 0, { 51, 0x10034, 0x2ffff }, 3, -1 }, /* spread */
+	{ 11, 4, TCP, "10.96.0.60", 80, 0, { 999 }, 1, 0 }, /* id not in sp_backends */
+	{ 12, 4, TCP, "10.96.0.61", 80, 0, { 1 }, 1, 0, SP_MAGLEV_CHUNKS }, /* region missing */
+	{ 13, 4, TCP, "10.96.0.70", 80, 0, { 70 }, 1, 0 }, /* same port */
+	{ 21, 6, TCP, "fd00:96::10", 80, 0, { 21 }, 1, 0 },
+	{ 22, 6, UDP, "fd00:96::10", 53, 0, { 22 }, 1, 0 },
+	{ 23, 6, TCP, "2001:db8:42::100", 443, SP_SVC_F_EXTERNAL, { 23 }, 1, 0 },
+	{ 24, 6, TCP, NULL, 30080, SP_SVC_F_NODEPORT, { 24 }, 1, 0 },
+	{ 26, 6, TCP, "fd00:96::20", 80, 0, { 0 }, 0, 0 },
+	{ 27, 6, UDP, "fd00:96::20", 53, 0, { 0 }, 0, 0 },
+	{ 28, 6, TCP, "fd00:96::30", 80, 0, { 91 }, 1, 0 },
+	{ 29, 6, TCP, "fd00:96::40", 80, 0, { 29 }, 1, 0 },
+};
+
+static const struct {
+	int family;
+	const char *addr;
+} fx_node_addrs[] = { { 4, "172.16.0.2" }, { 4, "172.16.1.2" }, { 6, "fd00:16::2" } };
+
+static const struct fx_service *fx_find(uint32_t svc_id)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(fx_services) / sizeof(fx_services[0]); i++)
+		if (fx_services[i].svc_id == svc_id)
+			return &fx_services[i];
+	return NULL;
+}
+
+static int fx_write_service(const struct fx_service *s)
+{
+	struct sp_svc v;
+
+	memset(&v, 0, sizeof(v));
+	v.svc_id = s->svc_id;
+	v.region = s->region ? s->region : s->svc_id * 16;
+	v.n = s->n;
+	v.m = s->n ? MAGLEV_M : 0;
+	v.flags = s->flags;
+	if (s->n && !s->region && write_region(v.region, s->ids, s->n, MAGLEV_M, s->pick))
+		return -1;
+	return set_service(s->family, s->vip, s->port, s->proto, &v);
+}
+
+/* (Re)write the whole fixture and empty conntrack. */
+static int fixture_reset(void)
+{
+	size_t i;
+	uint8_t one = 1;
+
+	map_flush(fd_ct, sizeof(struct sp_ct_key));
+	map_flush(fd_services, sizeof(struct sp_svc_key));
+	map_flush(fd_backends, sizeof(uint32_t));
+	map_flush(fd_node_addrs, sizeof(struct sp_node_addr_key));
+	for (i = 0; i < sizeof(fx_backends) / sizeof(fx_backends[0]); i++)
+		if (set_backend(fx_backends[i].id, fx_backends[i].family, fx_backends[i].addr,
+				fx_backends[i].port))
+			return -1;
+	for (i = 0; i < sizeof(fx_services) / sizeof(fx_services[0]); i++)
+		if (fx_write_service(&fx_services[i]))
+			return -1;
+	for (i = 0; i < sizeof(fx_node_addrs) / sizeof(fx_node_addrs[0]); i++) {
+		struct sp_node_addr_key k;
+
+		memset(&k, 0, sizeof(k));
+		k.addr = addr_of(fx_node_addrs[i].family, fx_node_addrs[i].addr);
+		k.family = (uint8_t)fx_node_addrs[i].family;
+		if (bpf_map_update_elem(fd_node_addrs, &k, &one, BPF_ANY)) {
+			fprintf(stderr, "  write sp_node_addrs: %s\n", strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Counters                                                            */
+/* ------------------------------------------------------------------ */
+
+#define SF(x) { #x, offsetof(struct sp_stats, x) }
+static const struct {
+	const char *name;
+	size_t off;
+} stat_fields[] = {
+	SF(rx_packets), SF(not_service),  SF(svc_packets),   SF(new_flows),
+	SF(ct_fwd_hits), SF(ct_rev_hits), SF(ct_backend_gone), SF(hairpin),
+	SF(rejects),	SF(redirects),	  SF(to_stack),	      SF(ipv4_options),
+	SF(ipv6_ext_hdrs), SF(frag_first), SF(ct_insert_fail),
+};
+#define N_STAT_FIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
+
+/* Bits for the counters of a row, in stat_fields order. */
+enum {
+	ST_RX = 1u << 0,
+	ST_NOT_SVC = 1u << 1,
+	ST_SVC = 1u << 2,
+	ST_NEW = 1u << 3,
+	ST_FWD_HIT = 1u << 4,
+	ST_REV_HIT = 1u << 5,
+	ST_BE_GONE = 1u << 6,
+	ST_HAIRPIN = 1u << 7,
+	ST_REJECT = 1u << 8,
+	ST_REDIRECT = 1u << 9,
+	ST_TO_STACK = 1u << 10,
+	ST_V4OPT = 1u << 11,
+	ST_V6EXT = 1u << 12,
+	ST_FRAG1 = 1u << 13,
+	ST_CT_FAIL = 1u << 14,
+};
+
+#define RB(r) (1u << (r)) /* a reason as a bit */
+
+static const char *const reason_names[] = SP_REASON_NAMES;
+
+/* Per-Service counter expectations. */
+enum {
+	SV_PKT = 1 << 0, /* packets +1, bytes + frame length */
+	SV_NEW = 1 << 1,
+	SV_REJECT = 1 << 2,
+	SV_DROP = 1 << 3,
+};
+
+struct snap {
+	struct sp_stats st;
+	uint64_t rx_bytes;
+	struct sp_reason_count rs[SP_R_MAX];
+	struct sp_svc_stats svc;
+};
+
+static uint64_t field(const struct sp_stats *s, size_t off)
+{
+	return *(const uint64_t *)((const char *)s + off);
+}
+
+static int read_percpu(int fd, uint32_t key, void *sum, size_t size)
+{
+	size_t words = size / 8, c, i;
+	uint64_t *vals = calloc((size_t)ncpus, size), *out = sum;
+
+	if (!vals)
+		return -1;
+	memset(sum, 0, size);
+	if (bpf_map_lookup_elem(fd, &key, vals)) {
+		free(vals);
+		return -1;
+	}
+	for (c = 0; c < (size_t)ncpus; c++)
+		for (i = 0; i < words; i++)
+			out[i] += vals[c * words + i];
+	free(vals);
+	return 0;
+}
+
+static void take_snap(struct snap *s, uint32_t svc_id)
+{
+	uint32_t r;
+
+	memset(s, 0, sizeof(*s));
+	read_percpu(fd_stats, 0, &s->st, sizeof(s->st));
+	s->rx_bytes = s->st.rx_bytes;
+	for (r = 0; r < SP_R_MAX; r++)
+		read_percpu(fd_reasons, r, &s->rs[r], sizeof(s->rs[r]));
+	if (svc_id)
+		read_percpu(fd_svc_stats, svc_id, &s->svc, sizeof(s->svc));
+}
+
+/* ------------------------------------------------------------------ */
+/* The table                                                           */
+/* ------------------------------------------------------------------ */
+
+enum expect {
+	E_NAT, /* rewritten into `out`, passed on */
+	E_SAME, /* passed byte-identical */
+	E_REJECT, /* TC answers with a TCP RST / ICMP unreachable; XDP passes */
+	E_DROP, /* dropped with a reason */
+};
+
+enum ct_want {
+	CT_ANY = 0, /* not checked */
+	CT_NEW,
+	CT_EST,
+	CT_CLOSING,
+};
+
+struct row;
+typedef int (*before_fn)(const struct row *r);
+
+struct row {
+	char name[96];
+	struct pkt_spec in;
+	enum expect exp;
+	struct pkt_spec out; /* E_NAT: the expected frame */
+	bool keep_ct; /* continue the previous rows' flows (else conntrack is emptied) */
+	before_fn before; /* map changes made before the packet */
+	uint32_t stats; /* counters that must grow by exactly 1 (ST_RX is implied) */
+	uint32_t reasons; /* one of these reasons grows by 1 (0: none may grow) */
+	uint32_t svc_id; /* per-Service counters to check (0: none) */
+	uint32_t svc; /* SV_* */
+	enum ct_want ct; /* state of the FWD entry of `in` afterwards */
+	/* ct_detail: check both entries field by field (a flow just created or re-selected) */
+	bool ct_detail;
+	uint32_t backend_id;
+	bool hairpin, nodeport;
+	const char *client; /* hairpin: the real client address */
+};
+
+#define MAX_ROWS 600
+static struct row rows[MAX_ROWS];
+static int nrows;
+
+static struct row *add_row(const char *fmt, ...)
+{
+	struct row *r;
+	va_list ap;
+
+	if (nrows >= MAX_ROWS) {
+		fprintf(stderr, "too many rows\n");
+		abort();
+	}
+	r = &rows[nrows++];
+	memset(r, 0, sizeof(*r));
+	va_start(ap, fmt);
+	vsnprintf(r->name, sizeof(r->name), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* A client -> Service flow and where it must go. */
+struct flow {
+	const char *name;
+	int family;
+	uint8_t proto;
+	const char *client, *vip, *backend;
+	uint16_t cport, vport, bport;
+	uint32_t svc_id, backend_id;
+	bool nodeport, hairpin;
+};
+
+static const struct flow tcp_flows[] = {
+	{ "v4_clusterip", 4, TCP, "10.1.0.7", "10.96.0.10", "10.1.0.11", 40001, 80, 8080, 1, 1 },
+	{ "v4_loadbalancer", 4, TCP, "198.51.100.7", "192.0.2.100", "10.1.0.13", 40002, 443, 8443,
+	  3, 3 },
+	{ "v4_nodeport_addr1", 4, TCP, "198.51.100.7", "172.16.0.2", "10.1.0.14", 40003, 30080,
+	  8080, 4, 4, true },
+	{ "v4_nodeport_addr2", 4, TCP, "198.51.100.8", "172.16.1.2", "10.1.0.14", 40004, 30080,
+	  8080, 4, 4, true },
+	{ "v4_hairpin", 4, TCP, "10.1.0.5", "10.96.0.40", "10.1.0.5", 40005, 80, 8080, 9, 9, false,
+	  true },
+	{ "v4_same_port", 4, TCP, "10.1.0.7", "10.96.0.70", "10.1.0.70", 40006, 80, 80, 13, 70 },
+	{ "v6_clusterip", 6, TCP, "fd00:1::7", "fd00:96::10", "fd00:1::11", 40011, 80, 8080, 21,
+	  21 },
+	{ "v6_loadbalancer", 6, TCP, "2001:db8:100::7", "2001:db8:42::100", "fd00:1::13", 40012,
+	  443, 8443, 23, 23 },
+	{ "v6_nodeport", 6, TCP, "2001:db8:100::7", "fd00:16::2", "fd00:1::14", 40013, 30080, 8080,
+	  24, 24, true },
+	{ "v6_hairpin", 6, TCP, "fd00:1::5", "fd00:96::40", "fd00:1::5", 40014, 80, 8080, 29, 29,
+	  false, true },
+};
+
+static const struct flow udp_flows[] = {
+	{ "v4_udp_clusterip", 4, UDP, "10.1.0.7", "10.96.0.10", "10.1.0.12", 50001, 53, 5353, 2,
+	  2 },
+	{ "v4_udp_nodeport", 4, UDP, "198.51.100.7", "172.16.0.2", "10.1.0.15", 50002, 30053, 5353,
+	  5, 5, true },
+	{ "v6_udp_clusterip", 6, UDP, "fd00:1::7", "fd00:96::10", "fd00:1::12", 50003, 53, 5353, 22,
+	  22 },
+};
+
+static const char *hairpin_of(int family)
+{
+	return family == 4 ? HAIRPIN_V4 : HAIRPIN_V6;
+}
+
+/* client -> frontend */
+static struct pkt_spec flow_req(const struct flow *f, uint8_t flags, uint32_t seq, uint32_t ack,
+				uint16_t payload)
+{
+	struct pkt_spec s = {
+		.family = (uint8_t)f->family,
+		.proto = f->proto,
+		.saddr = f->client,
+		.daddr = f->vip,
+		.sport = f->cport,
+		.dport = f->vport,
+		.tcp_flags = flags,
+		.seq = seq,
+		.ack = ack,
+		.win = 64240,
+		.payload_len = payload,
+		.payload_seed = (uint8_t)(seq + payload),
+		.ip_id = (uint16_t)(0x1000 + seq),
+		.df = true,
+	};
+
+	if (flags == PKT_SYN)
+		s.tcp_optlen = 20; /* as Linux clients send: the RST/NAT code must not care */
+	return s;
+}
+
+/* backend -> client (or -> hairpin address) */
+static struct pkt_spec flow_reply(const struct flow *f, uint8_t flags, uint32_t seq, uint32_t ack,
+				  uint16_t payload)
+{
+	struct pkt_spec s = flow_req(f, flags, seq, ack, payload);
+
+	s.saddr = f->backend;
+	s.sport = f->bport;
+	s.daddr = f->hairpin ? hairpin_of(f->family) : f->client;
+	s.dport = f->cport;
+	s.tcp_optlen = 0;
+	return s;
+}
+
+/* A client packet of flow f, DNATed. */
+static struct row *flow_fwd_row(const struct flow *f, const char *step, struct pkt_spec in)
+{
+	struct row *r = add_row("%s/%s", f->name, step);
+
+	r->in = in;
+	r->exp = E_NAT;
+	r->out = pkt_spec_nat(&in, f->hairpin ? hairpin_of(f->family) : NULL, 0, f->backend,
+			      f->bport);
+	r->keep_ct = true;
+	r->svc_id = f->svc_id;
+	r->svc = SV_PKT;
+	r->stats = ST_SVC | ST_FWD_HIT | ST_TO_STACK;
+	r->backend_id = f->backend_id;
+	r->hairpin = f->hairpin;
+	r->nodeport = f->nodeport;
+	r->client = f->client;
+	return r;
+}
+
+/* The first packet of flow f: a new flow, both conntrack entries checked. */
+static struct row *flow_new_row(const struct flow *f, const char *step, struct pkt_spec in)
+{
+	struct row *r = flow_fwd_row(f, step, in);
+
+	r->keep_ct = false;
+	r->stats = ST_SVC | ST_NEW | ST_TO_STACK | (f->hairpin ? ST_HAIRPIN : 0);
+	r->svc = SV_PKT | SV_NEW;
+	r->ct_detail = true;
+	return r;
+}
+
+/* A reply of flow f, reverse-NATed. */
+static struct row *flow_rev_row(const struct flow *f, const char *step, struct pkt_spec in)
+{
+	struct row *r = add_row("%s/%s", f->name, step);
+
+	r->in = in;
+	r->exp = E_NAT;
+	r->out = pkt_spec_nat(&in, f->vip, f->vport, f->hairpin ? f->client : NULL, 0);
+	r->keep_ct = true;
+	r->stats = ST_REV_HIT | ST_TO_STACK;
+	return r;
+}
+
+static void add_tcp_flow_rows(const struct flow *f)
+{
+	struct row *r;
+
+	r = flow_new_row(f, "syn", flow_req(f, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	flow_rev_row(f, "synack_reply", flow_reply(f, PKT_SYN | PKT_ACK, 5000, 1001, 0));
+	r = flow_fwd_row(f, "ack_data", flow_req(f, PKT_ACK | PKT_PSH, 1001, 5001, 100));
+	r->ct = CT_EST;
+	flow_rev_row(f, "reply_data", flow_reply(f, PKT_ACK | PKT_PSH, 5001, 1101, 300));
+	r = flow_fwd_row(f, "fin", flow_req(f, PKT_FIN | PKT_ACK, 1101, 5301, 0));
+	r->ct = CT_CLOSING;
+	flow_rev_row(f, "fin_reply", flow_reply(f, PKT_FIN | PKT_ACK, 5301, 1102, 0));
+	r = flow_fwd_row(f, "last_ack", flow_req(f, PKT_ACK, 1102, 5302, 0));
+	r->ct = CT_CLOSING; /* stays closing */
+}
+
+static void add_udp_flow_rows(const struct flow *f)
+{
+	struct row *r;
+	struct pkt_spec s;
+
+	r = flow_new_row(f, "request", flow_req(f, 0, 1, 0, 40));
+	r->ct = CT_NEW;
+	flow_rev_row(f, "reply", flow_reply(f, 0, 2, 0, 120));
+	r = flow_fwd_row(f, "request2", flow_req(f, 0, 3, 0, 33));
+	r->ct = CT_NEW; /* UDP entries stay NEW (SP_CT_NEW: "or UDP") */
+	if (f->family == 4) {
+		/* IPv4 UDP may carry no checksum: it must stay 0 after NAT. */
+		s = flow_req(f, 0, 4, 0, 17);
+		s.udp_csum_zero = true;
+		flow_fwd_row(f, "request_no_checksum", s);
+		s = flow_reply(f, 0, 5, 0, 9);
+		s.udp_csum_zero = true;
+		flow_rev_row(f, "reply_no_checksum", s);
+	}
+}
+
+/* A single packet that must pass untouched. */
+static struct row *same_row(const char *name, struct pkt_spec in, uint32_t stats,
+			    uint32_t reasons)
+{
+	struct row *r = add_row("%s", name);
+
+	r->in = in;
+	r->exp = E_SAME;
+	r->stats = stats;
+	r->reasons = reasons;
+	return r;
+}
+
+/* ---- before-hooks: map changes in the middle of a flow ---- */
+
+static int ct_key_from_spec(const struct pkt_spec *s, uint8_t dir, struct sp_ct_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->saddr = addr_of(s->family, s->saddr);
+	k->daddr = addr_of(s->family, s->daddr);
+	k->sport = htons(s->sport);
+	k->dport = htons(s->dport);
+	k->proto = s->proto;
+	k->family = s->family;
+	k->dir = dir;
+	return 0;
+}
+
+static int expire_entry(const struct row *r, uint8_t dir)
+{
+	struct sp_ct_key k;
+	struct sp_ct_val v;
+
+	ct_key_from_spec(&r->in, dir, &k);
+	if (bpf_map_lookup_elem(fd_ct, &k, &v)) {
+		fprintf(stderr, "  before: no %s entry to expire\n", dir == SP_CT_FWD ? "FWD" : "REV");
+		return -1;
+	}
+	v.expires = 1; /* long past */
+	return bpf_map_update_elem(fd_ct, &k, &v, BPF_EXIST);
+}
+
+static int before_expire_fwd(const struct row *r)
+{
+	return expire_entry(r, SP_CT_FWD);
+}
+
+static int before_expire_rev(const struct row *r)
+{
+	return expire_entry(r, SP_CT_REV);
+}
+
+/* Service 8 (v4) / 28 (v6): a new region without the flow's backend. */
+static int switch_region(uint32_t svc_id, uint32_t region, const uint32_t *ids, uint16_t n)
+{
+	const struct fx_service *s = fx_find(svc_id);
+	struct sp_svc v;
+
+	memset(&v, 0, sizeof(v));
+	v.svc_id = svc_id;
+	v.region = region;
+	v.m = MAGLEV_M;
+	v.n = n;
+	if (write_region(region, ids, n, MAGLEV_M, 0))
+		return -1;
+	return set_service(s->family, s->vip, s->port, s->proto, &v);
+}
+
+static int before_region_b_v4(const struct row *r)
+{
+	static const uint32_t ids[] = { 82, 83 };
+
+	(void)r;
+	return switch_region(8, 4000, ids, 2);
+}
+
+static int before_region_b_v6(const struct row *r)
+{
+	static const uint32_t ids[] = { 92 };
+
+	(void)r;
+	return switch_region(28, 4020, ids, 1);
+}
+
+static int before_delete_81(const struct row *r)
+{
+	uint32_t id = 81;
+
+	(void)r;
+	return bpf_map_delete_elem(fd_backends, &id);
+}
+
+static int before_delete_91(const struct row *r)
+{
+	uint32_t id = 91;
+
+	(void)r;
+	return bpf_map_delete_elem(fd_backends, &id);
+}
+
+/* A backend that keeps its id but changes address (ids are reused). */
+static int before_readdress_70(const struct row *r)
+{
+	(void)r;
+	return set_backend(70, 4, "10.1.0.71", 80);
+}
+
+/* Conntrack keeps a flow on its backend across a change of the Service's
+ * backend set; only the backend's removal re-selects. */
+static void add_ct_change_rows(int family)
+{
+	const bool v4 = family == 4;
+	const struct flow a = {
+		v4 ? "v4_ctchange" : "v6_ctchange", family, TCP, v4 ? "10.1.0.7" : "fd00:1::7",
+		v4 ? "10.96.0.30" : "fd00:96::30", v4 ? "10.1.0.31" : "fd00:1::31", 41001, 80,
+		8080, v4 ? 8 : 28, v4 ? 81 : 91,
+	};
+	struct flow b = a, c = a;
+	struct row *r;
+
+	b.backend = v4 ? "10.1.0.32" : "fd00:1::32";
+	b.backend_id = v4 ? 82 : 92;
+	c = b;
+	c.cport = 41002;
+
+	r = flow_new_row(&a, "syn_to_A", flow_req(&a, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	flow_rev_row(&a, "synack_from_A", flow_reply(&a, PKT_SYN | PKT_ACK, 7000, 1001, 0));
+	r = flow_fwd_row(&a, "ack_after_backend_set_changed_stays_on_A",
+			 flow_req(&a, PKT_ACK, 1001, 7001, 10));
+	r->before = v4 ? before_region_b_v4 : before_region_b_v6;
+	r->ct = CT_EST;
+	flow_rev_row(&a, "reply_from_A", flow_reply(&a, PKT_ACK, 7001, 1011, 50));
+	/* a new connection goes by the new table */
+	r = flow_new_row(&c, "new_flow_goes_to_B", flow_req(&c, PKT_SYN, 3000, 0, 0));
+	r->keep_ct = true;
+	r->ct = CT_NEW;
+	/* A removed: the old connection is re-selected onto the new table */
+	r = flow_fwd_row(&b, "ack_after_A_removed_reselected_to_B",
+			 flow_req(&b, PKT_ACK, 1011, 7051, 10));
+	r->before = v4 ? before_delete_81 : before_delete_91;
+	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK;
+	r->svc = SV_PKT | SV_NEW;
+	r->ct = CT_EST;
+	r->ct_detail = true;
+	r = flow_fwd_row(&b, "ack_again_on_B", flow_req(&b, PKT_ACK, 1021, 7051, 10));
+	r->ct = CT_EST;
+	flow_rev_row(&b, "reply_from_B", flow_reply(&b, PKT_ACK, 9000, 1031, 20));
+}
+
+static void add_ct_misc_rows(void)
+{
+	const struct flow f = { "v4_ctexpiry", 4, TCP, "10.1.0.8", "10.96.0.10", "10.1.0.11",
+				42001, 80, 8080, 1, 1 };
+	const struct flow g = { "v4_ctreaddress", 4, TCP, "10.1.0.8", "10.96.0.70", "10.1.0.71",
+				42002, 80, 80, 13, 70 };
+	const struct flow h = { "v4_ctrst", 4, TCP, "10.1.0.9", "10.96.0.10", "10.1.0.11", 42003,
+				80, 8080, 1, 1 };
+	const struct flow q = { "v4_ctreuse", 4, TCP, "10.1.0.9", "10.96.0.10", "10.1.0.11", 42004,
+				80, 8080, 1, 1 };
+	struct flow g0 = g;
+	struct row *r;
+
+	/* An expired FWD entry is dead: the next packet is a new flow. */
+	r = flow_new_row(&f, "syn", flow_req(&f, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	r = flow_new_row(&f, "ack_after_fwd_expired_is_new_flow",
+			 flow_req(&f, PKT_ACK, 1001, 5001, 0));
+	r->keep_ct = true;
+	r->before = before_expire_fwd;
+	r->ct = CT_EST; /* mid-stream adoption */
+	/* An expired REV entry: the reply is no longer ours. */
+	r = add_row("v4_ctexpiry/reply_after_rev_expired_passes");
+	r->in = flow_reply(&f, PKT_ACK, 5001, 1001, 0);
+	r->exp = E_SAME;
+	r->keep_ct = true;
+	r->before = before_expire_rev;
+	r->stats = ST_NOT_SVC;
+
+	/* A backend id reused for a different address re-selects. */
+	g0.backend = "10.1.0.70";
+	r = flow_new_row(&g0, "syn", flow_req(&g0, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	r = flow_fwd_row(&g, "ack_after_backend_id_readdressed",
+			 flow_req(&g, PKT_ACK, 1001, 5001, 0));
+	r->before = before_readdress_70;
+	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK;
+	r->svc = SV_PKT | SV_NEW;
+	r->ct = CT_EST;
+	r->ct_detail = true;
+
+	/* RST closes. */
+	r = flow_new_row(&h, "syn", flow_req(&h, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	r = flow_fwd_row(&h, "ack", flow_req(&h, PKT_ACK, 1001, 5001, 0));
+	r->ct = CT_EST;
+	r = flow_fwd_row(&h, "rst", flow_req(&h, PKT_RST | PKT_ACK, 1001, 5001, 0));
+	r->ct = CT_CLOSING;
+	flow_rev_row(&h, "rst_reply", flow_reply(&h, PKT_RST, 5001, 0, 0));
+
+	/* A fresh SYN on the tuple of a closing connection starts a new flow. */
+	r = flow_new_row(&q, "syn", flow_req(&q, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	r = flow_fwd_row(&q, "fin", flow_req(&q, PKT_FIN | PKT_ACK, 1001, 5001, 0));
+	r->ct = CT_CLOSING;
+	r = flow_new_row(&q, "syn_reusing_closed_tuple_is_new_flow",
+			 flow_req(&q, PKT_SYN, 90000, 0, 0));
+	r->keep_ct = true;
+	r->ct = CT_NEW;
+}
+
+/* Service with no ready endpoint. */
+static struct row *reject_row(const char *name, struct pkt_spec in, uint32_t svc_id)
+{
+	struct row *r = add_row("%s", name);
+
+	r->in = in;
+	r->exp = E_REJECT;
+	r->stats = ST_SVC | ST_REJECT;
+	r->reasons = RB(SP_R_NO_BACKEND);
+	r->svc_id = svc_id;
+	r->svc = SV_PKT | SV_REJECT;
+	return r;
+}
+
+static void add_reject_rows(void)
+{
+	struct pkt_spec s;
+	const struct flow e4 = { "", 4, TCP, "10.1.0.7", "10.96.0.20", "", 43001, 80, 0, 6, 0 };
+	const struct flow u4 = { "", 4, UDP, "10.1.0.7", "10.96.0.20", "", 43002, 53, 0, 7, 0 };
+	const struct flow e6 = { "", 6, TCP, "fd00:1::7", "fd00:96::20", "", 43003, 80, 0, 26, 0 };
+	const struct flow u6 = { "", 6, UDP, "fd00:1::7", "fd00:96::20", "", 43004, 53, 0, 27, 0 };
+
+	s = flow_req(&e4, PKT_SYN, 77777, 0, 0);
+	s.tcp_optlen = 0;
+	reject_row("no_endpoint/v4_tcp_syn", s, 6);
+	reject_row("no_endpoint/v4_tcp_syn_with_options", flow_req(&e4, PKT_SYN, 0xfffffff0, 0, 0),
+		   6);
+	reject_row("no_endpoint/v4_tcp_ack_data", flow_req(&e4, PKT_ACK | PKT_PSH, 500, 9000, 64),
+		   6);
+	reject_row("no_endpoint/v4_udp", flow_req(&u4, 0, 1, 0, 0), 7);
+	reject_row("no_endpoint/v4_udp_payload", flow_req(&u4, 0, 1, 0, 200), 7);
+	s = flow_req(&u4, 0, 1, 0, 20);
+	s.ip_optlen = 8;
+	reject_row("no_endpoint/v4_udp_ip_options", s, 7)->stats |= ST_V4OPT;
+	s = flow_req(&e6, PKT_SYN, 12345, 0, 0);
+	reject_row("no_endpoint/v6_tcp_syn", s, 26);
+	reject_row("no_endpoint/v6_udp", flow_req(&u6, 0, 1, 0, 0), 27);
+	reject_row("no_endpoint/v6_udp_payload", flow_req(&u6, 0, 1, 0, 300), 27);
+}
+
+static void add_malformed_rows(void)
+{
+	const struct flow t4 = tcp_flows[0], t6 = tcp_flows[6];
+	const struct flow u4 = udp_flows[0], u6 = udp_flows[2];
+	struct pkt_spec s;
+	struct row *r;
+
+	/* IPv4 options */
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.ip_optlen = 4;
+	r = flow_new_row(&t4, "syn_ipv4_options_4", s);
+	r->stats |= ST_V4OPT;
+	r->ct = CT_NEW;
+	s.ip_optlen = 40;
+	r = flow_new_row(&t4, "syn_ipv4_options_40", s);
+	r->stats |= ST_V4OPT;
+	s = flow_req(&u4, 0, 1, 0, 30);
+	s.ip_optlen = 12;
+	r = flow_new_row(&u4, "ipv4_options_12", s);
+	r->stats |= ST_V4OPT;
+
+	/* IHL */
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.ihl = 4;
+	same_row("malformed/v4_ihl_4", s, 0, RB(SP_R_BAD_IHL));
+	s.ihl = 0;
+	same_row("malformed/v4_ihl_0", s, 0, RB(SP_R_BAD_IHL));
+	s.ihl = 15; /* 60 bytes of header in a 54-byte frame */
+	s.tcp_optlen = 0;
+	same_row("malformed/v4_ihl_15_beyond_frame", s, 0,
+		 RB(SP_R_BAD_IHL) | RB(SP_R_TRUNC_L3));
+
+	/* truncated at every layer (the frame keeps its original length fields) */
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.tcp_optlen = 0;
+	s.trunc = ETH_HLEN;
+	same_row("truncated/v4_eth_only", s, 0, RB(SP_R_TRUNC_L3));
+	s.trunc = ETH_HLEN + 10;
+	same_row("truncated/v4_ip_header_half", s, 0, RB(SP_R_TRUNC_L3));
+	s.trunc = ETH_HLEN + 19;
+	same_row("truncated/v4_ip_header_less_1", s, 0, RB(SP_R_TRUNC_L3));
+	s.ip_optlen = 8;
+	s.trunc = ETH_HLEN + 24;
+	same_row("truncated/v4_ip_options_cut", s, ST_V4OPT, RB(SP_R_TRUNC_L3))->stats = 0;
+	s.ip_optlen = 0;
+	s.trunc = ETH_HLEN + 20;
+	same_row("truncated/v4_tcp_header_missing", s, 0, RB(SP_R_TRUNC_L4));
+	s.trunc = ETH_HLEN + 20 + 10;
+	same_row("truncated/v4_tcp_header_half", s, 0, RB(SP_R_TRUNC_L4));
+	s.trunc = ETH_HLEN + 20 + 19;
+	same_row("truncated/v4_tcp_header_less_1", s, 0, RB(SP_R_TRUNC_L4));
+	s.ip_optlen = 4;
+	s.trunc = ETH_HLEN + 24 + 12;
+	same_row("truncated/v4_tcp_header_cut_after_options", s, ST_V4OPT, RB(SP_R_TRUNC_L4));
+	s = flow_req(&u4, 0, 1, 0, 0);
+	s.trunc = ETH_HLEN + 20 + 6;
+	same_row("truncated/v4_udp_header_cut", s, 0, RB(SP_R_TRUNC_L4));
+	s = flow_req(&t6, PKT_SYN, 1, 0, 0);
+	s.tcp_optlen = 0;
+	s.trunc = ETH_HLEN;
+	same_row("truncated/v6_eth_only", s, 0, RB(SP_R_TRUNC_L3));
+	s.trunc = ETH_HLEN + 20;
+	same_row("truncated/v6_ip_header_half", s, 0, RB(SP_R_TRUNC_L3));
+	s.trunc = ETH_HLEN + 39;
+	same_row("truncated/v6_ip_header_less_1", s, 0, RB(SP_R_TRUNC_L3));
+	s.trunc = ETH_HLEN + 40 + 12;
+	same_row("truncated/v6_tcp_header_cut", s, 0, RB(SP_R_TRUNC_L4));
+	s.ext[0] = IPPROTO_HOPOPTS;
+	s.trunc = ETH_HLEN + 40 + 4;
+	same_row("truncated/v6_hop_by_hop_cut", s, ST_V6EXT, RB(SP_R_TRUNC_L3));
+	s.ext[0] = IPPROTO_DSTOPTS;
+	s.trunc = ETH_HLEN + 40 + 12; /* 16-byte header cut after 12 */
+	same_row("truncated/v6_dest_options_cut", s, ST_V6EXT,
+		 RB(SP_R_TRUNC_L3) | RB(SP_R_TRUNC_L4));
+	s.trunc = ETH_HLEN + 40 + 16 + 10;
+	same_row("truncated/v6_tcp_header_cut_after_ext", s, ST_V6EXT, RB(SP_R_TRUNC_L4));
+	s = flow_req(&u6, 0, 1, 0, 0);
+	s.trunc = ETH_HLEN + 40 + 4;
+	same_row("truncated/v6_udp_header_cut", s, 0, RB(SP_R_TRUNC_L4));
+
+	/* IPv6 extension headers before TCP/UDP */
+	{
+		static const struct {
+			const char *name;
+			uint8_t ext[PKT_EXT_MAX];
+		} exts[] = {
+			{ "hop_by_hop", { IPPROTO_HOPOPTS } },
+			{ "dest_options", { IPPROTO_DSTOPTS } },
+			{ "routing", { IPPROTO_ROUTING } },
+			{ "hop_dst_routing_dst",
+			  { IPPROTO_HOPOPTS, IPPROTO_DSTOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS } },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+			char step[64];
+
+			s = flow_req(&t6, PKT_SYN, 1, 0, 0);
+			memcpy(s.ext, exts[i].ext, sizeof(s.ext));
+			snprintf(step, sizeof(step), "syn_ext_%s", exts[i].name);
+			r = flow_new_row(&t6, step, s);
+			r->stats |= ST_V6EXT;
+			r->ct = CT_NEW;
+		}
+		s = flow_req(&u6, 0, 1, 0, 20);
+		s.ext[0] = IPPROTO_HOPOPTS;
+		s.ext[1] = IPPROTO_DSTOPTS;
+		r = flow_new_row(&u6, "ext_hop_dst", s);
+		r->stats |= ST_V6EXT;
+		/* more than any walker bound we would ship (SP_MAX_IPV6_EXT_HDRS) */
+		s = flow_req(&t6, PKT_SYN, 1, 0, 0);
+		for (i = 0; i < 12; i++)
+			s.ext[i] = IPPROTO_DSTOPTS;
+		same_row("malformed/v6_12_ext_headers", s, ST_V6EXT, RB(SP_R_EXT_HDR_LIMIT));
+	}
+
+	/* fragments */
+	s = flow_req(&u4, 0, 1, 0, 400);
+	s.frag = PKT_FRAG_FIRST;
+	s.frag_bytes = 208;
+	s.ip_id = 0x4242;
+	r = flow_new_row(&u4, "first_fragment", s);
+	r->stats |= ST_FRAG1;
+	s = flow_req(&t4, PKT_ACK | PKT_PSH, 1, 5001, 1200);
+	s.frag = PKT_FRAG_FIRST;
+	s.frag_bytes = 600;
+	s.df = false;
+	r = flow_new_row(&t4, "first_fragment", s);
+	r->stats |= ST_FRAG1;
+	r->ct = CT_EST;
+	s = flow_req(&u4, 0, 1, 0, 400);
+	s.frag = PKT_FRAG_LATER;
+	s.frag_bytes = 200;
+	s.frag_off8 = 26;
+	same_row("fragments/v4_udp_last_fragment", s, 0, RB(SP_R_FRAG_LATER));
+	s.frag_more = true;
+	same_row("fragments/v4_udp_middle_fragment", s, 0, RB(SP_R_FRAG_LATER));
+	s = flow_req(&t4, PKT_ACK, 1, 5001, 400);
+	s.frag = PKT_FRAG_LATER;
+	s.frag_bytes = 200;
+	s.frag_off8 = 1; /* overlapping the TCP header: still not parsed */
+	same_row("fragments/v4_tcp_later_fragment_offset_8", s, 0, RB(SP_R_FRAG_LATER));
+	s = flow_req(&u6, 0, 1, 0, 400);
+	s.frag = PKT_FRAG_FIRST;
+	s.frag_bytes = 208;
+	s.frag_id = 0xabcdef;
+	r = flow_new_row(&u6, "first_fragment", s);
+	r->stats |= ST_FRAG1 | ST_V6EXT;
+	s.ext[0] = IPPROTO_HOPOPTS;
+	r = flow_new_row(&u6, "first_fragment_after_hop_by_hop", s);
+	r->stats |= ST_FRAG1 | ST_V6EXT;
+	s.ext[0] = 0;
+	s.frag = PKT_FRAG_ATOMIC;
+	r = flow_new_row(&u6, "atomic_fragment", s);
+	r->stats |= ST_V6EXT;
+	s.frag = PKT_FRAG_LATER;
+	s.frag_bytes = 200;
+	s.frag_off8 = 26;
+	same_row("fragments/v6_udp_last_fragment", s, ST_V6EXT, RB(SP_R_FRAG_LATER));
+	s.frag_more = true;
+	same_row("fragments/v6_udp_middle_fragment", s, ST_V6EXT, RB(SP_R_FRAG_LATER));
+}
+
+static void add_not_service_rows(void)
+{
+	const struct flow t4 = tcp_flows[0], t6 = tcp_flows[6], u4 = udp_flows[0];
+	struct pkt_spec s;
+
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.dport = 81;
+	same_row("not_service/v4_vip_other_port", s, ST_NOT_SVC, 0);
+	s = flow_req(&u4, 0, 1, 0, 10);
+	s.dport = 80; /* 10.96.0.10:80 is TCP only */
+	same_row("not_service/v4_vip_port_other_protocol", s, ST_NOT_SVC, 0);
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.daddr = "10.1.0.11";
+	s.dport = 8080;
+	same_row("not_service/v4_to_backend_directly", s, ST_NOT_SVC, 0);
+	s = flow_reply(&t4, PKT_SYN | PKT_ACK, 1, 1, 0);
+	same_row("not_service/v4_reply_without_conntrack", s, ST_NOT_SVC, 0);
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.daddr = "10.200.0.1";
+	s.dport = 30080;
+	same_row("not_service/v4_nodeport_on_other_address", s, ST_NOT_SVC, 0);
+	s.daddr = "172.16.0.2";
+	s.dport = 30081;
+	same_row("not_service/v4_node_address_other_port", s, ST_NOT_SVC, 0);
+	s = flow_req(&u4, 0, 1, 0, 10);
+	s.daddr = "172.16.0.2";
+	s.dport = 30080; /* NodePort 30080 is TCP only */
+	same_row("not_service/v4_nodeport_other_protocol", s, ST_NOT_SVC, 0);
+	s = flow_req(&t6, PKT_SYN, 1, 0, 0);
+	s.dport = 81;
+	same_row("not_service/v6_vip_other_port", s, ST_NOT_SVC, 0);
+	s.daddr = "fd00:16::3";
+	s.dport = 30080;
+	same_row("not_service/v6_nodeport_on_other_address", s, ST_NOT_SVC, 0);
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.family = 6; /* the v4 VIP's bytes in a v6 packet never match the v4 key */
+	s.saddr = "::ffff:10.1.0.7";
+	s.daddr = "::ffff:10.96.0.10";
+	same_row("not_service/v6_mapped_v4_vip", s, ST_NOT_SVC, 0);
+	/* not TCP/UDP */
+	s = flow_req(&t4, 0, 1, 0, 56);
+	s.proto = IPPROTO_ICMP;
+	same_row("not_service/v4_icmp_to_vip", s, ST_NOT_SVC, 0);
+	s = flow_req(&t4, 0, 1, 0, 28);
+	s.ethertype = ETH_P_ARP;
+	same_row("not_service/arp", s, ST_NOT_SVC, 0);
+}
+
+static void add_drop_rows(void)
+{
+	const struct flow bm = { "v4_backend_missing", 4, TCP, "10.1.0.7", "10.96.0.60", "", 44001,
+				 80, 0, 11, 999 };
+	const struct flow mm = { "v4_maglev_region_missing", 4, TCP, "10.1.0.7", "10.96.0.61", "",
+				 44002, 80, 0, 12, 0 };
+	struct row *r;
+
+	r = add_row("%s/syn_dropped", bm.name);
+	r->in = flow_req(&bm, PKT_SYN, 1, 0, 0);
+	r->exp = E_DROP;
+	r->stats = ST_SVC;
+	r->reasons = RB(SP_R_BACKEND_MISS);
+	r->svc_id = bm.svc_id;
+	r->svc = SV_PKT | SV_DROP;
+	r = add_row("%s/syn_dropped", mm.name);
+	r->in = flow_req(&mm, PKT_SYN, 1, 0, 0);
+	r->exp = E_DROP;
+	r->stats = ST_SVC;
+	r->reasons = RB(SP_R_MAGLEV_MISS);
+	r->svc_id = mm.svc_id;
+	r->svc = SV_PKT | SV_DROP;
+}
+
+static void build_rows(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(tcp_flows) / sizeof(tcp_flows[0]); i++)
+		add_tcp_flow_rows(&tcp_flows[i]);
+	for (i = 0; i < sizeof(udp_flows) / sizeof(udp_flows[0]); i++)
+		add_udp_flow_rows(&udp_flows[i]);
+	add_ct_change_rows(4);
+	add_ct_change_rows(6);
+	add_ct_misc_rows();
+	add_reject_rows();
+	add_not_service_rows();
+	add_malformed_rows();
+	add_drop_rows();
+}
+
+/* ------------------------------------------------------------------ */
+/* Running a row through a program                                     */
+/* ------------------------------------------------------------------ */
+
+enum hook { H_XDP, H_TC_INGRESS, H_TC_EGRESS, H_TC_UPLINK };
+
+struct prog {
+	const char *name;
+	enum hook hook;
+	struct bpf_program *p;
+};
+
+static bool egress_has_route; /* false: FIB lookups from egress fail (private netns) */
+
+/* What a row means for one program. */
+struct eff {
+	int verdict;
+	enum expect out; /* E_NAT: row->out; E_SAME; E_REJECT: reject frame; E_DROP: not compared */
+	uint32_t stats, reasons, svc;
+	bool counted; /* false: no counter may move at all */
+	bool check_ct;
+};
+
+static struct eff row_expect(const struct row *r, enum hook h)
+{
+	bool tc = h != H_XDP;
+	struct eff e = {
+		.verdict = tc ? TC_ACT_OK : XDP_PASS,
+		.out = r->exp,
+		.stats = r->stats | ST_RX,
+		.reasons = r->reasons,
+		.svc = r->svc,
+		.counted = true,
+		.check_ct = true,
+	};
+
+	switch (r->exp) {
+	case E_NAT:
+	case E_SAME:
+		break;
+	case E_DROP:
+		e.verdict = tc ? TC_ACT_SHOT : XDP_DROP;
+		break;
+	case E_REJECT:
+		if (!tc) {
+			/* XDP cannot answer on every device: it leaves the packet to TC. */
+			e.out = E_SAME;
+			e.stats = ST_RX | ST_SVC;
+			e.reasons = 0;
+			e.svc = SV_PKT;
+		} else {
+			e.verdict = TC_ACT_REDIRECT;
+		}
+		break;
+	}
+	if (h == H_TC_EGRESS && r->exp == E_NAT) {
+		if (!egress_has_route) {
+			/* no route in our netns: to the stack as routed, counted */
+			e.reasons |= RB(SP_R_FIB_FAILED);
+		} else {
+			/* re-routed to the backend: bpf_redirect_neigh() */
+			e.verdict = TC_ACT_REDIRECT;
+			e.stats = (e.stats & ~ST_TO_STACK) | ST_REDIRECT;
+		}
+	}
+	if (h == H_TC_UPLINK) {
+		/* Uplink TC runs after XDP: it only answers rejects, and
+		 * counts nothing else (XDP counted the packet already). */
+		e.check_ct = false;
+		e.stats &= ~ST_RX;
+		if (r->exp != E_REJECT) {
+			e.verdict = TC_ACT_OK;
+			e.out = E_SAME;
+			e.counted = false;
+			e.stats = 0;
+			e.reasons = 0;
+			e.svc = 0;
+		}
+	}
+	return e;
+}
+
+/* Bits of the reject frame a host may choose freely (checksums are
+ * verified separately by recomputation). */
+static void reject_ignore_mask(const struct pkt *want, const struct pkt_spec *in, uint8_t *ign)
+{
+	uint32_t l3 = ETH_HLEN, l4;
+
+	memset(ign, 0, PKT_MAX);
+	if (in->family == 4) {
+		ign[l3 + 1] = 0xff; /* TOS */
+		ign[l3 + 4] = ign[l3 + 5] = 0xff; /* id */
+		ign[l3 + 6] = 0x40; /* DF */
+		ign[l3 + 8] = 0xff; /* TTL */
+		ign[l3 + 10] = ign[l3 + 11] = 0xff; /* header checksum */
+		l4 = l3 + 20;
+	} else {
+		ign[l3] = 0x0f; /* traffic class, flow label */
+		ign[l3 + 1] = ign[l3 + 2] = ign[l3 + 3] = 0xff;
+		ign[l3 + 7] = 0xff; /* hop limit */
+		l4 = l3 + 40;
+	}
+	if (l4 + 20 > want->len)
+		return;
+	if (in->proto == IPPROTO_TCP) {
+		if (in->tcp_flags & PKT_ACK) {
+			ign[l4 + 8] = ign[l4 + 9] = ign[l4 + 10] = ign[l4 + 11] = 0xff; /* ack */
+			ign[l4 + 13] = PKT_ACK;
+		} else {
+			ign[l4 + 4] = ign[l4 + 5] = ign[l4 + 6] = ign[l4 + 7] = 0xff; /* seq */
+		}
+		ign[l4 + 14] = ign[l4 + 15] = 0xff; /* window */
+		ign[l4 + 16] = ign[l4 + 17] = 0xff; /* checksum */
+	} else {
+		ign[l4 + 2] = ign[l4 + 3] = 0xff; /* checksum */
+	}
+}
+
+static bool addr_is(const struct sp_addr *a, int family, const char *s)
+{
+	struct sp_addr b = addr_of(family, s);
+
+	return memcmp(a, &b, sizeof(b)) == 0;
+}
+
+static char *addr_str(const struct sp_addr *a, int family, char *buf)
+{
+	inet_ntop(family == 4 ? AF_INET : AF_INET6, a->addr, buf, INET6_ADDRSTRLEN);
+	return buf;
+}
+
+static uint64_t timeout_of(uint8_t proto, int state)
+{
+	if (proto != IPPROTO_TCP)
+		return T_UDP;
+	return state == SP_CT_ESTABLISHED ? T_EST : state == SP_CT_CLOSING ? T_CLOSE : T_SYN;
+}
+
+/* FWD entry state and deadline; with ct_detail both entries field by field. */
+static bool check_ct(const struct row *r, const char *name)
+{
+	static const char *const states[] = { "NEW", "ESTABLISHED", "CLOSING" };
+	const struct pkt_spec *in = &r->in;
+	const int fam = in->family;
+	struct sp_ct_key k;
+	struct sp_ct_val v, rv;
+	char b1[INET6_ADDRSTRLEN], b2[INET6_ADDRSTRLEN];
+	uint64_t now = now_ns(), t;
+	int want = r->ct - 1;
+	bool ok = true;
+
+	if (r->ct == CT_ANY && !r->ct_detail)
+		return true;
+	ct_key_from_spec(in, SP_CT_FWD, &k);
+	if (bpf_map_lookup_elem(fd_ct, &k, &v)) {
+		fprintf(stderr, "  %s: no FWD conntrack entry for %s:%u -> %s:%u\n", name,
+			in->saddr, in->sport, in->daddr, in->dport);
+		return false;
+	}
+	if (r->ct != CT_ANY) {
+		ok &= ASSERT_EQ(v.state, want, "FWD state (0 NEW, 1 ESTABLISHED, 2 CLOSING)");
+		if (v.state != want)
+			fprintf(stderr, "    expected %s\n", states[want]);
+		t = timeout_of(in->proto, want);
+		if (!(v.expires > now && v.expires <= now + t && v.expires + 10 * NSEC_PER_SEC > now + t)) {
+			fprintf(stderr, "  FWD expires in %.3fs, expected the %s timeout %.0fs\n",
+				((double)v.expires - (double)now) / 1e9, states[want < 3 ? want : 0],
+				(double)t / 1e9);
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+	}
+	if (!r->ct_detail)
+		return ok;
+
+	/* FWD: the backend to DNAT to */
+	if (!addr_is(&v.nat_addr, fam, r->out.daddr)) {
+		fprintf(stderr, "  FWD nat_addr %s, expected %s\n", addr_str(&v.nat_addr, fam, b1),
+			r->out.daddr);
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+	ok &= ASSERT_EQ(ntohs(v.nat_port), r->out.dport, "FWD nat_port");
+	ok &= ASSERT_EQ(v.backend_id, r->backend_id, "FWD backend_id");
+	ok &= ASSERT_EQ(v.svc_id, r->svc_id, "FWD svc_id");
+	ok &= ASSERT_EQ(!!(v.flags & SP_CT_F_HAIRPIN), r->hairpin, "FWD SP_CT_F_HAIRPIN");
+	ok &= ASSERT_EQ(!!(v.flags & SP_CT_F_NODEPORT), r->nodeport, "FWD SP_CT_F_NODEPORT");
+	if (r->hairpin && !addr_is(&v.nat_saddr, fam, hairpin_of(fam))) {
+		fprintf(stderr, "  FWD nat_saddr %s, expected the hairpin address %s\n",
+			addr_str(&v.nat_saddr, fam, b1), hairpin_of(fam));
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+	ok &= ASSERT_TRUE(v.created <= now && v.created + 60 * NSEC_PER_SEC > now,
+			  "FWD created is a recent bpf_ktime_get_ns()");
+
+	/* REV: keyed by the reply as it arrives */
+	memset(&k, 0, sizeof(k));
+	k.saddr = addr_of(fam, r->out.daddr);
+	k.daddr = addr_of(fam, r->hairpin ? hairpin_of(fam) : in->saddr);
+	k.sport = htons(r->out.dport);
+	k.dport = htons(in->sport);
+	k.proto = in->proto;
+	k.family = (uint8_t)fam;
+	k.dir = SP_CT_REV;
+	if (bpf_map_lookup_elem(fd_ct, &k, &rv)) {
+		fprintf(stderr, "  no REV conntrack entry for %s:%u -> %s:%u\n",
+			addr_str(&k.saddr, fam, b1), r->out.dport, addr_str(&k.daddr, fam, b2),
+			in->sport);
+		sp_test_failed_asserts++;
+		return false;
+	}
+	if (!addr_is(&rv.nat_addr, fam, in->daddr)) {
+		fprintf(stderr, "  REV nat_addr %s, expected the frontend %s\n",
+			addr_str(&rv.nat_addr, fam, b1), in->daddr);
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+	ok &= ASSERT_EQ(ntohs(rv.nat_port), in->dport, "REV nat_port");
+	ok &= ASSERT_EQ(rv.svc_id, r->svc_id, "REV svc_id");
+	ok &= ASSERT_EQ(!!(rv.flags & SP_CT_F_HAIRPIN), r->hairpin, "REV SP_CT_F_HAIRPIN");
+	if (r->hairpin) {
+		if (!addr_is(&rv.nat_saddr, fam, in->saddr)) {
+			fprintf(stderr, "  REV nat_saddr %s, expected the client %s\n",
+				addr_str(&rv.nat_saddr, fam, b1), in->saddr);
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+		ok &= ASSERT_EQ(ntohs(rv.nat_sport), in->sport, "REV nat_sport");
+	}
+	ok &= ASSERT_TRUE(rv.expires > now, "REV entry alive");
+	return ok;
+}
+
+/* Every counter against what the row expects. */
+static bool check_counters(const struct eff *e, const struct row *r, const struct snap *a,
+			   const struct snap *b, uint32_t len)
+{
+	bool ok = true;
+	size_t i;
+	uint32_t n_reason = 0, rs;
+
+	for (i = 0; i < N_STAT_FIELDS; i++) {
+		uint64_t d = field(&b->st, stat_fields[i].off) - field(&a->st, stat_fields[i].off);
+		uint64_t want = (e->stats >> i) & 1;
+
+		if (d != want) {
+			fprintf(stderr, "  counter sp_stats.%s: expected +%llu, got +%llu\n",
+				stat_fields[i].name, (unsigned long long)want,
+				(unsigned long long)d);
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+	}
+	if (b->rx_bytes - a->rx_bytes != ((e->stats & ST_RX) ? len : 0)) {
+		fprintf(stderr, "  counter sp_stats.rx_bytes: expected +%u, got +%llu\n",
+			(e->stats & ST_RX) ? len : 0,
+			(unsigned long long)(b->rx_bytes - a->rx_bytes));
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+	for (rs = 0; rs < SP_R_MAX; rs++) {
+		uint64_t d = b->rs[rs].packets - a->rs[rs].packets;
+
+		if (!d)
+			continue;
+		if (!(e->reasons & RB(rs)) || d != 1) {
+			fprintf(stderr, "  reason %s counted %llu time(s), not expected\n",
+				reason_names[rs], (unsigned long long)d);
+			sp_test_failed_asserts++;
+			ok = false;
+			continue;
+		}
+		n_reason++;
+		if (b->rs[rs].bytes - a->rs[rs].bytes != len) {
+			fprintf(stderr, "  reason %s bytes: expected +%u, got +%llu\n",
+				reason_names[rs], len,
+				(unsigned long long)(b->rs[rs].bytes - a->rs[rs].bytes));
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+	}
+	if (e->reasons && n_reason == 0) {
+		fprintf(stderr, "  no reason counted; expected one of:");
+		for (rs = 0; rs < SP_R_MAX; rs++)
+			if (e->reasons & RB(rs))
+				fprintf(stderr, " %s", reason_names[rs]);
+		fprintf(stderr, "\n");
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+	if (r->svc_id) {
+		const struct sp_svc_stats *x = &a->svc, *y = &b->svc;
+
+		ok &= ASSERT_EQ(y->packets - x->packets, !!(e->svc & SV_PKT),
+				"sp_svc_stats.packets delta");
+		ok &= ASSERT_EQ(y->bytes - x->bytes, (e->svc & SV_PKT) ? len : 0,
+				"sp_svc_stats.bytes delta");
+		ok &= ASSERT_EQ(y->new_flows - x->new_flows, !!(e->svc & SV_NEW),
+				"sp_svc_stats.new_flows delta");
+		ok &= ASSERT_EQ(y->rejects - x->rejects, !!(e->svc & SV_REJECT),
+				"sp_svc_stats.rejects delta");
+		ok &= ASSERT_EQ(y->drops - x->drops, !!(e->svc & SV_DROP),
+				"sp_svc_stats.drops delta");
+	}
+	return ok;
+}
+
+static const char *verdict_name(enum hook h, int v)
+{
+	static char buf[32];
+
+	if (h == H_XDP) {
+		switch (v) {
+		case XDP_ABORTED: return "XDP_ABORTED";
+		case XDP_DROP: return "XDP_DROP";
+		case XDP_PASS: return "XDP_PASS";
+		case XDP_TX: return "XDP_TX";
+		case XDP_REDIRECT: return "XDP_REDIRECT";
+		}
+	} else {
+		switch (v) {
+		case TC_ACT_OK: return "TC_ACT_OK";
+		case TC_ACT_SHOT: return "TC_ACT_SHOT";
+		case TC_ACT_REDIRECT: return "TC_ACT_REDIRECT";
+		case TC_ACT_UNSPEC: return "TC_ACT_UNSPEC";
+		}
+	}
+	snprintf(buf, sizeof(buf), "%d", v);
+	return buf;
+}
+
+/* Run one frame; returns false if the kernel refused the run. */
+static bool test_run(const struct prog *pg, const struct pkt *in, struct pkt *out,
+		     uint32_t *verdict)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->data, .data_size_in = in->len,
+		    .data_out = out->data, .data_size_out = sizeof(out->data), .repeat = 1);
+	int err = bpf_prog_test_run_opts(bpf_program__fd(pg->p), &o);
+
+	if (err) {
+		fprintf(stderr, "  BPF_PROG_TEST_RUN of %s on a %u-byte frame: %s\n", pg->name,
+			in->len, strerror(-err));
+		return false;
+	}
+	out->len = o.data_size_out;
+	*verdict = o.retval;
+	return true;
+}
+
+static void dump_case(const struct pkt *in, const struct pkt *want, const struct pkt *got,
+		      long diff)
+{
+	pkt_hexdump(stderr, "input", in->data, in->len);
+	if (want)
+		pkt_hexdump(stderr, "expected", want->data, want->len);
+	pkt_hexdump(stderr, "actual", got->data, got->len);
+	if (diff >= 0)
+		fprintf(stderr, "    first difference at offset %ld (0x%lx)\n", diff, diff);
+}
+
+static bool run_row(const struct prog *pg, const struct row *r)
+{
+	struct eff e = row_expect(r, pg->hook);
+	static struct pkt in, want, got;
+	static uint8_t ign[PKT_MAX];
+	struct snap a, b;
+	char name[160], why[200];
+	uint32_t verdict = 0;
+	bool ok = true;
+	long diff = -1;
+	int ct_before;
+
+	snprintf(name, sizeof(name), "%s/%s", pg->name, r->name);
+	if (!r->keep_ct)
+		map_flush(fd_ct, sizeof(struct sp_ct_key));
+	if (r->before && r->before(r)) {
+		fprintf(stderr, "  %s: setting up the maps before the packet failed\n", name);
+		sp_test_report(name, false);
+		return false;
+	}
+	if (pkt_build(&r->in, &in)) {
+		fprintf(stderr, "  %s: cannot build the input frame\n", name);
+		sp_test_report(name, false);
+		return false;
+	}
+	ct_before = map_count(fd_ct, sizeof(struct sp_ct_key));
+	take_snap(&a, r->svc_id);
+	if (!test_run(pg, &in, &got, &verdict)) {
+		sp_test_failed_asserts++;
+		sp_test_report(name, false);
+		return false;
+	}
+	take_snap(&b, r->svc_id);
+
+	if (verdict != (uint32_t)e.verdict) {
+		fprintf(stderr, "  verdict: expected %s, got %s\n", verdict_name(pg->hook, e.verdict),
+			verdict_name(pg->hook, (int)verdict));
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+
+	switch (e.out) {
+	case E_NAT:
+		if (pkt_build(&r->out, &want)) {
+			fprintf(stderr, "  cannot build the expected frame\n");
+			ok = false;
+			break;
+		}
+		diff = pkt_diff(&want, got.data, got.len, NULL);
+		break;
+	case E_SAME:
+		want = in;
+		diff = pkt_diff(&want, got.data, got.len, NULL);
+		break;
+	case E_REJECT:
+		if (r->in.proto == IPPROTO_TCP) {
+			struct pkt_spec rs = pkt_spec_rst(&r->in);
+
+			pkt_build(&rs, &want);
+		} else {
+			struct pkt_info pi;
+
+			pkt_parse(in.data, in.len, &pi, why, sizeof(why));
+			pkt_build_unreach(&in, pi.l3_len + 8, &want);
+		}
+		reject_ignore_mask(&want, &r->in, ign);
+		diff = pkt_diff(&want, got.data, got.len, ign);
+		break;
+	case E_DROP:
+		break;
+	}
+	if (diff >= 0) {
+		fprintf(stderr, "  output frame differs from the expected one%s:\n",
+			e.out == E_REJECT ? " (ignoring TOS/id/DF/TTL/seq/window/checksum bytes)" :
+			e.out == E_SAME ? " (must pass byte-identical)" : "");
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+	if ((e.out == E_NAT || e.out == E_REJECT) && !pkt_csums_ok(got.data, got.len, why,
+								  sizeof(why))) {
+		fprintf(stderr, "  output checksums: %s\n", why);
+		sp_test_failed_asserts++;
+		ok = false;
+		if (diff < 0)
+			diff = pkt_diff(&want, got.data, got.len, NULL);
+	}
+	if (!ok)
+		dump_case(&in, e.out == E_DROP ? NULL : &want, &got, diff);
+
+	if (e.counted)
+		ok &= check_counters(&e, r, &a, &b, in.len);
+	else {
+		struct eff none = { 0 };
+
+		ok &= check_counters(&none, r, &a, &b, in.len);
+	}
+	if (e.check_ct && (r->ct != CT_ANY || r->ct_detail))
+		ok &= check_ct(r, name);
+	if (r->exp == E_SAME || r->exp == E_DROP || r->exp == E_REJECT || !e.check_ct) {
+		int ct_after = map_count(fd_ct, sizeof(struct sp_ct_key));
+
+		if (ct_after != ct_before) {
+			fprintf(stderr, "  conntrack entries: %d before, %d after; expected no change\n",
+				ct_before, ct_after);
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+	}
+	sp_test_report(name, ok);
+	return ok;
+}
+
+static void run_table(const struct prog *pg)
+{
+	int i;
+
+	if (fixture_reset()) {
+		sp_test_report(pg->name, false);
+		return;
+	}
+	for (i = 0; i < nrows; i++)
+		run_row(pg, &rows[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests outside the table                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Service 10 has three backends and a real i % 3 table: new flows spread
+ * over all of them, each flow's DNAT matches its conntrack entry, and the
+ * same tuple picks the same backend again once conntrack is gone (the
+ * choice depends on the hash, not on state).
+ */
+static void test_maglev_spread(const struct prog *pg)
+{
+	static const char *const be[] = { "10.1.0.51", "10.1.0.52", "10.1.0.53" };
+	static const uint32_t ids[] = { 51, 0x10034, 0x2ffff };
+	const struct flow f = { "", 4, TCP, "10.1.0.7", "10.96.0.50", "", 0, 80, 8080, 10, 0 };
+	struct pkt in, got, want;
+	int hits[3] = { 0 }, first_pick = -1, i, j;
+	char name[96], why[200];
+	uint32_t verdict;
+	bool ok = true;
+
+	snprintf(name, sizeof(name), "%s/maglev_spread_3_backends", pg->name);
+	fixture_reset();
+	for (i = 0; i < 96 && ok; i++) {
+		struct flow fi = f;
+		struct pkt_spec s;
+		struct sp_ct_key k;
+		struct sp_ct_val v;
+		int pick = -1;
+
+		fi.cport = (uint16_t)(45000 + i);
+		s = flow_req(&fi, PKT_SYN, (uint32_t)i, 0, 0);
+		pkt_build(&s, &in);
+		if (!test_run(pg, &in, &got, &verdict)) {
+			ok = false;
+			break;
+		}
+		ct_key_from_spec(&s, SP_CT_FWD, &k);
+		if (!ASSERT_EQ(bpf_map_lookup_elem(fd_ct, &k, &v), 0, "FWD entry of the flow")) {
+			ok = false;
+			break;
+		}
+		for (j = 0; j < 3; j++)
+			if (v.backend_id == ids[j])
+				pick = j;
+		if (!ASSERT_NEQ(pick, -1, "FWD backend_id is one of the Service's three")) {
+			fprintf(stderr, "    backend_id 0x%x\n", v.backend_id);
+			ok = false;
+			break;
+		}
+		hits[pick]++;
+		s = pkt_spec_nat(&s, NULL, 0, be[pick], 8080);
+		pkt_build(&s, &want);
+		if (pkt_diff(&want, got.data, got.len, NULL) >= 0 ||
+		    !pkt_csums_ok(got.data, got.len, why, sizeof(why))) {
+			fprintf(stderr, "  flow %d: output is not the DNAT to its CT backend %s\n", i,
+				be[pick]);
+			dump_case(&in, &want, &got, pkt_diff(&want, got.data, got.len, NULL));
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+		if (i == 0)
+			first_pick = pick;
+	}
+	for (j = 0; j < 3 && ok; j++)
+		if (!ASSERT_TRUE(hits[j] > 0, "every backend gets some of 96 flows")) {
+			fprintf(stderr, "    hits: %d %d %d\n", hits[0], hits[1], hits[2]);
+			ok = false;
+		}
+	if (ok) {
+		/* same tuple, conntrack emptied: same backend */
+		struct flow f0 = f;
+		struct pkt_spec s;
+
+		f0.cport = 45000;
+		map_flush(fd_ct, sizeof(struct sp_ct_key));
+		s = flow_req(&f0, PKT_SYN, 0, 0, 0);
+		pkt_build(&s, &in);
+		s = pkt_spec_nat(&s, NULL, 0, be[first_pick], 8080);
+		pkt_build(&s, &want);
+		if (!test_run(pg, &in, &got, &verdict) ||
+		    pkt_diff(&want, got.data, got.len, NULL) >= 0) {
+			fprintf(stderr, "  the same tuple picked another backend without conntrack\n");
+			dump_case(&in, &want, &got, pkt_diff(&want, got.data, got.len, NULL));
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+	}
+	if (ok)
+		printf("  (%s: 96 flows -> %d / %d / %d)\n", name, hits[0], hits[1], hits[2]);
+	sp_test_report(name, ok);
+}
+
+/* Every Maglev entry naming index 2: all flows go to the third backend,
+ * whose id has a non-zero high half. */
+static void test_maglev_entry_index(const struct prog *pg)
+{
+	static const uint32_t ids[] = { 51, 0x10034, 0x2ffff };
+	const struct flow f = { "", 4, TCP, "10.1.0.7", "10.96.0.50", "10.1.0.53", 0, 80, 8080,
+				10, 0x2ffff };
+	struct pkt in, got, want;
+	char name[96];
+	uint32_t verdict;
+	bool ok = true;
+	int i;
+
+	snprintf(name, sizeof(name), "%s/maglev_entries_index_2_high_id", pg->name);
+	fixture_reset();
+	ok = write_region(10 * 16, ids, 3, MAGLEV_M, 2) == 0;
+	for (i = 0; i < 16 && ok; i++) {
+		struct flow fi = f;
+		struct pkt_spec s;
+
+		fi.cport = (uint16_t)(46000 + i * 7);
+		s = flow_req(&fi, PKT_SYN, 1, 0, 0);
+		pkt_build(&s, &in);
+		s = pkt_spec_nat(&s, NULL, 0, f.backend, 8080);
+		pkt_build(&s, &want);
+		if (!test_run(pg, &in, &got, &verdict) ||
+		    pkt_diff(&want, got.data, got.len, NULL) >= 0) {
+			fprintf(stderr, "  flow %d did not go to backend id 0x2ffff (10.1.0.53)\n", i);
+			dump_case(&in, &want, &got, pkt_diff(&want, got.data, got.len, NULL));
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+	}
+	sp_test_report(name, ok);
+}
+
+static int sh(const char *cmd)
+{
+	int rc = system(cmd);
+
+	if (rc)
+		fprintf(stderr, "  `%s` failed (%d)\n", cmd, rc);
+	return rc;
+}
+
+/*
+ * TC egress re-routes the DNATed packet (the stack routed it to the VIP):
+ * with a route to the backend it redirects (bpf_redirect_neigh) instead of
+ * counting fib_failed. Adds a veth with a route to the pod network in our
+ * private netns; row_expect() turns the expectation into a redirect.
+ */
+static void test_egress_fib_redirect(const struct prog *pg)
+{
+	const struct flow *fl[2] = { &tcp_flows[0], &tcp_flows[6] };
+	int i;
+
+	if (sh("ip link set lo up && ip link add spt0 type veth peer name spt1 && "
+	       "ip addr add 10.1.0.1/16 dev spt0 && ip -6 addr add fd00:1::1/64 dev spt0 nodad && "
+	       "ip link set spt0 up && ip link set spt1 up && "
+	       "sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1 && "
+	       "ip neigh replace 10.1.0.11 lladdr 02:00:00:00:00:aa dev spt0 nud permanent && "
+	       "ip -6 neigh replace fd00:1::11 lladdr 02:00:00:00:00:aa dev spt0 nud permanent")) {
+		sp_test_skip("tc_egress/fib_redirect", "cannot set up a veth in the private netns");
+		return;
+	}
+	egress_has_route = true;
+	fixture_reset();
+	for (i = 0; i < 2; i++) {
+		struct row *r = &rows[MAX_ROWS - 1];
+		const struct flow *f = fl[i];
+
+		memset(r, 0, sizeof(*r));
+		snprintf(r->name, sizeof(r->name), "%s/syn_with_route_to_backend_redirects",
+			 f->name);
+		r->in = flow_req(f, PKT_SYN, 1000, 0, 0);
+		r->exp = E_NAT;
+		r->out = pkt_spec_nat(&r->in, NULL, 0, f->backend, f->bport);
+		r->stats = ST_SVC | ST_NEW | ST_TO_STACK;
+		r->svc_id = f->svc_id;
+		r->svc = SV_PKT | SV_NEW;
+		r->ct = CT_NEW;
+		r->ct_detail = true;
+		r->backend_id = f->backend_id;
+		run_row(pg, r);
+	}
+	egress_has_route = false;
+	sh("ip link del spt0");
+}
+
+/* ------------------------------------------------------------------ */
+/* Setup                                                               */
+/* ------------------------------------------------------------------ */
+
+static int setup(void)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct sigaction sa;
+	struct statfs fs;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGABRT,
+				    SIGFPE, SIGILL };
+	size_t i;
+	int err;
+
+	/* A private netns: FIB lookups and test devices touch nothing of the host's. */
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return -1;
+	}
+	if (statfs("/sys/fs/bpf", &fs) || fs.f_type != BPF_FS_MAGIC) {
+		fprintf(stderr, "/sys/fs/bpf is not a bpffs mount (make deps mounts it)\n");
+		return -1;
+	}
+	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/sp-ut-XXXXXX");
+	if (!mkdtemp(pin_dir)) {
+		fprintf(stderr, "mkdtemp %s: %s\n", pin_dir, strerror(errno));
+		pin_dir[0] = 0;
+		return -1;
+	}
+	for (i = 0; i < sizeof(pin_names) / sizeof(pin_names[0]); i++)
+		snprintf(pin_paths[i], sizeof(pin_paths[i]), "%s/%s", pin_dir, pin_names[i]);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fatal_signal;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+
+	libbpf_set_print(libbpf_print);
+	oo.pin_root_path = pin_dir;
+	skel = svcplane_bpf__open_opts(&oo);
+	if (!skel) {
+		fprintf(stderr, "open svcplane skeleton: %s\n", strerror(errno));
+		return -1;
+	}
+	skel->rodata->cfg_ct_syn_ns = T_SYN;
+	skel->rodata->cfg_ct_est_ns = T_EST;
+	skel->rodata->cfg_ct_close_ns = T_CLOSE;
+	skel->rodata->cfg_ct_udp_ns = T_UDP;
+	/* small maps: the test needs few entries and a fast flush */
+	bpf_map__set_max_entries(skel->maps.sp_ct, 4096);
+	err = svcplane_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "load svcplane skeleton: %s (verifier log above)\n", strerror(-err));
+		return -1;
+	}
+	fd_services = bpf_map__fd(skel->maps.sp_services);
+	fd_backends = bpf_map__fd(skel->maps.sp_backends);
+	fd_maglev = bpf_map__fd(skel->maps.sp_maglev);
+	fd_ct = bpf_map__fd(skel->maps.sp_ct);
+	fd_node_addrs = bpf_map__fd(skel->maps.sp_node_addrs);
+	fd_stats = bpf_map__fd(skel->maps.sp_stats);
+	fd_reasons = bpf_map__fd(skel->maps.sp_reasons);
+	fd_svc_stats = bpf_map__fd(skel->maps.sp_svc_stats);
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0) {
+		fprintf(stderr, "libbpf_num_possible_cpus: %s\n", strerror(-ncpus));
+		return -1;
+	}
+	return 0;
+}
+
+/* The maps are pinned in our directory and nowhere else. */
+static void test_pins(void)
+{
+	struct stat st;
+	size_t i;
+	bool ok = true;
+
+	for (i = 0; i < sizeof(pin_names) / sizeof(pin_names[0]); i++)
+		if (stat(pin_paths[i], &st)) {
+			fprintf(stderr, "  %s not pinned: %s\n", pin_paths[i], strerror(errno));
+			sp_test_failed_asserts++;
+			ok = false;
+		}
+	sp_test_report("setup/maps_pinned_under_private_dir", ok);
+}
+
+int main(void)
+{
+	struct prog progs[] = {
+		{ "xdp", H_XDP, NULL },
+		{ "tc_ingress", H_TC_INGRESS, NULL },
+		{ "tc_egress", H_TC_EGRESS, NULL },
+		{ "tc_uplink", H_TC_UPLINK, NULL },
+	};
+	size_t i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (geteuid() != 0) {
+		sp_test_skip("bpf_datapath", "needs root (BPF_PROG_TEST_RUN, bpffs)");
+		return 0;
+	}
+	if (setup()) {
+		sp_test_report("setup/load_datapath", false);
+		cleanup();
+		return 1;
+	}
+	progs[0].p = skel->progs.sp_xdp;
+	progs[1].p = skel->progs.sp_tc_ingress;
+	progs[2].p = skel->progs.sp_tc_egress;
+	progs[3].p = skel->progs.sp_tc_uplink;
+	test_pins();
+	build_rows();
+	for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
+		run_table(&progs[i]);
+	/* The kernel refuses frames shorter than an Ethernet header in
+	 * BPF_PROG_TEST_RUN (and XDP/TC never see one), so SP_R_TRUNC_L2
+	 * cannot be driven from here. */
+	sp_test_skip("truncated/l2_shorter_than_ethernet",
+		     "BPF_PROG_TEST_RUN rejects frames < 14 bytes (EINVAL)");
+	test_maglev_spread(&progs[0]);
+	test_maglev_spread(&progs[1]);
+	test_maglev_entry_index(&progs[0]);
+	test_maglev_entry_index(&progs[1]);
+	test_egress_fib_redirect(&progs[2]);
+	cleanup();
+	return sp_test_exit();
+}

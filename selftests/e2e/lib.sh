@@ -1,0 +1,213 @@
+# shellcheck shell=bash
+# Shared by the end-to-end tests (selftests/e2e/test_*.sh): result lines,
+# the cluster (scripts/lib/cluster.sh), the daemon's life cycle and config
+# files. Each test prints exactly one line per case:
+#   PASS: <script>/<case>
+#   FAIL: <script>/<case>: <why>
+#   SKIP: <script>/<case>: <why>
+# and anything else it prints is indented diagnostics.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$E2E_DIR/../.." && pwd)
+# shellcheck source=../../scripts/lib/cluster.sh
+. "$REPO/scripts/lib/cluster.sh"
+
+E2E_NAME=$(basename "$0" .sh)
+E2E_NAME=${E2E_NAME#test_}
+E2E_CASES=()   # every case this script reports, declared up front
+declare -A E2E_DONE
+E2E_FAILS=0
+E2E_T0=$SECONDS
+
+pass() { E2E_DONE[$1]=1; echo "PASS: $E2E_NAME/$1"; }
+fail() {
+	E2E_DONE[$1]=1
+	E2E_FAILS=$((E2E_FAILS + 1))
+	echo "FAIL: $E2E_NAME/$1: $2"
+}
+skip() { E2E_DONE[$1]=1; echo "SKIP: $E2E_NAME/$1: $2"; }
+note() { echo "    $*"; }
+
+# check CASE WHY-IF-FALSE CMD...: PASS if CMD succeeds, else FAIL with WHY.
+check() {
+	local c=$1 why=$2; shift 2
+	if "$@"; then pass "$c"; else fail "$c" "$why"; fi
+}
+
+# e2e_cases CASE...: declare the cases, so that a failed set-up still
+# reports every one of them (e2e_fail_rest) instead of going quiet.
+e2e_cases() { E2E_CASES+=("$@"); }
+
+# e2e_fail_rest WHY: FAIL every declared case not reported yet.
+e2e_fail_rest() {
+	local c
+	for c in "${E2E_CASES[@]}"; do
+		[ -n "${E2E_DONE[$c]:-}" ] || fail "$c" "$1"
+	done
+}
+
+# e2e_abort WHY: the set-up failed; show the daemon's log, fail the rest, exit.
+e2e_abort() {
+	e2e_show_log
+	e2e_fail_rest "$1"
+	exit 1
+}
+
+E2E_LOG=""
+# e2e_show_log [LINES]: the tail of the daemon's log, indented (diagnostics).
+e2e_show_log() {
+	[ -n "$E2E_LOG" ] && [ -s "$E2E_LOG" ] || return 0
+	echo "    --- svcplane log (last ${1:-25} lines) ---"
+	tail -n "${1:-25}" "$E2E_LOG" | sed 's/^/    | /'
+}
+
+# e2e_begin [cluster_up options]: root check, traps, the binary, the cluster.
+e2e_begin() {
+	if [ "$(id -u)" != 0 ]; then
+		local c
+		for c in "${E2E_CASES[@]}"; do skip "$c" "needs root (network namespaces)"; done
+		exit 0
+	fi
+	cl_install_traps
+	trap 'e2e_end' EXIT
+	cl_find_bin || e2e_abort "no svcplane binary at $SP_BIN (build it first: make)"
+	cluster_up "$@" || e2e_abort "building the namespace cluster failed (see above)"
+	E2E_LOG="$CL_TMP/svcplane.log"
+	E2E_CONFIG="$CL_TMP/config.yaml"
+	E2E_NODE=${CL_NODES[0]}
+}
+
+# e2e_end: the EXIT trap: report what was not reached, remove everything.
+e2e_end() {
+	local rc=$?
+	e2e_fail_rest "not reached (the script stopped early, status $rc)"
+	[ $E2E_FAILS -gt 0 ] && e2e_show_log 40
+	cluster_down
+	note "($E2E_NAME: $((SECONDS - E2E_T0))s)"
+}
+
+# e2e_start_daemon [ARGS...]: `svcplane run --config $E2E_CONFIG` on the node
+# (extra ARGS appended), then wait until it reports ready. Returns 1 if it
+# does not become ready or dies.
+e2e_start_daemon() {
+	echo "=== svcplane run ($(date +%T.%N | cut -c1-12))" >>"$E2E_LOG"
+	sp_start "$E2E_NODE" "$E2E_LOG" --config "$E2E_CONFIG" "$@"
+	if ! sp_wait_ready "$E2E_NODE" "$SP_PID" 20; then
+		if kill -0 "$SP_PID" 2>/dev/null; then
+			note "svcplane is running but not ready after 20 s; status says:"
+			sp "$E2E_NODE" status 2>&1 | sed 's/^/    | /'
+		else
+			wait "$SP_PID"
+			note "svcplane exited with status $?"
+		fi
+		return 1
+	fi
+}
+
+# e2e_reload: ask the daemon to apply the (rewritten) config file now.
+e2e_reload() { kill -HUP "$SP_PID"; }
+
+# ---- Config files -------------------------------------------------------------
+
+# yaml_slices NS SERVICE SLICE-NAME PORTS-YAML ENDPOINT-SPEC...: an IPv4 and
+# an IPv6 EndpointSlice for SERVICE with the given pods as ready endpoints.
+# ENDPOINT-SPEC is a pod name (ready) or POD:notready.
+yaml_slices() {
+	local ns=$1 svc=$2 slice=$3 ports=$4; shift 4
+	local fam pod ready spec
+	for fam in 4 6; do
+		echo "  - name: $slice-v$fam"
+		echo "    namespace: $ns"
+		echo "    serviceName: $svc"
+		echo "    addressType: IPv$fam"
+		echo "    ports: $ports"
+		if [ $# -eq 0 ]; then
+			echo "    endpoints: []"
+			continue
+		fi
+		echo "    endpoints:"
+		for spec in "$@"; do
+			pod=${spec%%:*}
+			ready=true
+			[ "$spec" != "$pod" ] && ready=false
+			if [ $fam = 4 ]; then
+				echo "      - addresses: [${CL_POD_V4[$pod]}]"
+			else
+				echo "      - addresses: [${CL_POD_V6[$pod]}]"
+			fi
+			echo "        conditions: {ready: $ready}"
+			echo "        nodeName: node-a"
+		done
+	done
+}
+
+# e2e_write_config: replace E2E_CONFIG with stdin atomically (a reader never
+# sees half a file).
+e2e_write_config() {
+	cat >"$E2E_CONFIG.tmp" && mv "$E2E_CONFIG.tmp" "$E2E_CONFIG"
+}
+
+# ---- Traffic checks ----------------------------------------------------------
+
+# Results of the last e2e_http_n / e2e_udp_n: how many answered, how many
+# failed, the distinct backends, and the first error seen.
+E2E_OK=0 E2E_BAD=0 E2E_BACKENDS="" E2E_FIRST_ERR=""
+
+e2e_count() { # reads result lines on stdin
+	local lines
+	lines=$(cat)
+	E2E_OK=$(echo "$lines" | grep -vc '^ERR\|^$')
+	E2E_BAD=$(echo "$lines" | grep -c '^ERR')
+	E2E_BACKENDS=$(echo "$lines" | grep -v '^ERR\|^$' | sort -u | tr '\n' ' ' | sed 's/ $//')
+	E2E_FIRST_ERR=$(echo "$lines" | grep -m1 '^ERR')
+}
+
+# e2e_http_n NS ADDR PORT N / e2e_udp_n NS ADDR PORT N: N requests, counted.
+# (Through a file, not a pipe: the last part of a pipeline runs in a
+# subshell and would lose the counts.)
+e2e_http_n() { cl_http_many "$@" >"$CL_TMP/results"; e2e_count <"$CL_TMP/results"; }
+e2e_udp_n() { cl_udp "$@" >"$CL_TMP/results"; e2e_count <"$CL_TMP/results"; }
+
+# e2e_expect_all CASE N MIN-BACKENDS [ALLOWED-BACKENDS]: after e2e_http_n or
+# e2e_udp_n: PASS if all N answered, from at least MIN-BACKENDS distinct
+# backends, all of them in ALLOWED-BACKENDS (space-separated) when given.
+e2e_expect_all() {
+	local c=$1 n=$2 min=$3 allowed=${4:-} b nb
+	nb=$(echo "$E2E_BACKENDS" | wc -w)
+	if [ "$E2E_OK" -ne "$n" ]; then
+		fail "$c" "$E2E_OK of $n answered; first error: $E2E_FIRST_ERR"
+		return 1
+	fi
+	if [ "$nb" -lt "$min" ]; then
+		fail "$c" "answers came from $nb backend(s) ($E2E_BACKENDS), expected at least $min"
+		return 1
+	fi
+	if [ -n "$allowed" ]; then
+		for b in $E2E_BACKENDS; do
+			if [[ " $allowed " != *" $b "* ]]; then
+				fail "$c" "answered by $b, expected only: $allowed"
+				return 1
+			fi
+		done
+	fi
+	pass "$c"
+}
+
+# e2e_refused CASE tcp|udp NS ADDR PORT: PASS if the client sees
+# ECONNREFUSED (TCP RST / ICMP port unreachable) within a second.
+e2e_refused() {
+	local c=$1 proto=$2 ns=$3 addr=$4 port=$5 out ms
+	if [ "$proto" = tcp ]; then
+		out=$(cl_connect "$ns" "$addr" "$port")
+	else
+		out=$(cl_udp "$ns" "$addr" "$port")
+	fi
+	case $out in
+	"ERR ECONNREFUSED "*)
+		ms=${out##* }
+		ms=${ms%ms}
+		if [ "$ms" -lt 1000 ]; then pass "$c"; else fail "$c" "refused, but only after ${ms} ms"; fi
+		;;
+	*) fail "$c" "expected ECONNREFUSED within 1 s, got: ${out:-nothing}" ;;
+	esac
+}

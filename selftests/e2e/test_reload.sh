@@ -1,0 +1,163 @@
+#!/bin/bash
+# Config reloads while traffic flows. Long-lived TCP connections (one line
+# every 0.2 s through the line-echo servers) must keep their backend while
+# the Service's endpoint set changes around them: two endpoints are added
+# and the other original endpoint is removed (SIGHUP after rewriting the
+# file). New connections must then use only the new set. A bad file must
+# leave the running state alone; a rewritten file applies without SIGHUP.
+#
+# Four LoadBalancer Services s1..s4, one per long-lived connection, so each
+# connection's "other" endpoint can be removed independently:
+#   s<i>  clusterIPs 10.96.0.3<i> fd00:96::3<i>, LB 10.10.0.13<i> fd00:10::13<i>
+#         TCP 90->9090 (echo), TCP 80->8080 (http); endpoints pod1 pod2 at first
+#   s1: client -> 10.10.0.131:90      s2: client -> [fd00:10::132]:90
+#   s3: pod5 -> 10.96.0.33:90         s4: pod5 -> [fd00:96::34]:90
+. "$(dirname "$0")/lib.sh"
+
+STREAMS="1 2 3 4"
+for i in $STREAMS; do e2e_cases "long-lived-s$i-keeps-backend"; done
+e2e_cases new-flows-avoid-removed-backend new-flows-reach-added-backends \
+	bad-config-keeps-state bad-config-reported reload-on-file-change
+
+e2e_begin --pods 5
+for i in $STREAMS; do
+	cl_client_route "10.10.0.13$i" && cl_client_route "fd00:10::13$i" || e2e_abort "client routes"
+done
+
+# config ENDPOINTS-OF-s1 ENDPOINTS-OF-s2 ...: each argument a comma-separated pod list.
+config() {
+	local i=0 eps
+	echo "services:"
+	for i in $STREAMS; do
+		cat <<EOF
+  - name: s$i
+    namespace: e2e
+    type: LoadBalancer
+    clusterIPs: [10.96.0.3$i, fd00:96::3$i]
+    loadBalancerIPs: [10.10.0.13$i, fd00:10::13$i]
+    ports:
+      - {name: echo, protocol: TCP, port: 90, targetPort: 9090}
+      - {name: http, protocol: TCP, port: 80, targetPort: 8080}
+EOF
+	done
+	echo "endpointSlices:"
+	for i in $STREAMS; do
+		eps=$1
+		shift
+		# shellcheck disable=SC2086
+		yaml_slices e2e "s$i" "s$i" \
+			'[{name: echo, protocol: TCP, port: 9090}, {name: http, protocol: TCP, port: 8080}]' \
+			${eps//,/ }
+	done
+}
+
+config pod1,pod2 pod1,pod2 pod1,pod2 pod1,pod2 | e2e_write_config
+e2e_start_daemon || e2e_abort "svcplane did not become ready"
+
+declare -A SRC VIP
+SRC[1]=$CL_CLIENT VIP[1]=10.10.0.131
+SRC[2]=$CL_CLIENT VIP[2]=fd00:10::132
+SRC[3]=${CL_POD_NS[pod5]} VIP[3]=10.96.0.33
+SRC[4]=${CL_POD_NS[pod5]} VIP[4]=fd00:96::34
+declare -A SPID BACKEND OTHER
+for i in $STREAMS; do
+	cl_stream_start "${SRC[$i]}" "${VIP[$i]}" 90 "$CL_TMP/stream$i"
+	SPID[$i]=$CL_STREAM_PID
+done
+lines() { grep -c . "$1" 2>/dev/null; }
+for i in $STREAMS; do
+	cl_until 5 test "$(lines "$CL_TMP/stream$i")" -ge 3
+	BACKEND[$i]=$(head -1 "$CL_TMP/stream$i" | cut -d' ' -f1)
+	case ${BACKEND[$i]} in
+	pod1) OTHER[$i]=pod2 ;;
+	pod2) OTHER[$i]=pod1 ;;
+	*) OTHER[$i]=pod2 ;;
+	esac
+	note "s$i: long-lived connection ${SRC[$i]#"$CL_PREFIX-"} -> ${VIP[$i]}:90 is on ${BACKEND[$i]:-nothing}" \
+		"($(lines "$CL_TMP/stream$i") lines); removing ${OTHER[$i]}"
+done
+
+# Add pod3 and pod4, remove the endpoint that is not carrying the connection.
+config "${BACKEND[1]},pod3,pod4" "${BACKEND[2]},pod3,pod4" "${BACKEND[3]},pod3,pod4" \
+	"${BACKEND[4]},pod3,pod4" | e2e_write_config
+e2e_reload
+
+# Wait (bounded) until new connections to s1 reach an added endpoint.
+reached() { cl_http_many "$CL_CLIENT" 10.10.0.131 80 10 | grep -q '^pod[34]$'; }
+cl_until 8 reached || note "s1 never answered from pod3/pod4 within 8 s of SIGHUP"
+
+: >"$CL_TMP/removed_hits"
+: >"$CL_TMP/added_miss"
+for i in $STREAMS; do
+	case $i in
+	1) e2e_http_n "$CL_CLIENT" 10.10.0.131 80 20 ;;
+	2) e2e_http_n "$CL_CLIENT" fd00:10::132 80 20 ;;
+	3) e2e_http_n "${SRC[3]}" 10.96.0.33 80 20 ;;
+	4) e2e_http_n "${SRC[4]}" fd00:96::34 80 20 ;;
+	esac
+	note "s$i after reload: $E2E_OK/20 answered by: $E2E_BACKENDS ${E2E_FIRST_ERR:+(first error: $E2E_FIRST_ERR)}"
+	[[ " $E2E_BACKENDS " == *" ${OTHER[$i]} "* ]] && echo "s$i:${OTHER[$i]}" >>"$CL_TMP/removed_hits"
+	[ "$E2E_OK" -eq 20 ] || echo "s$i:$E2E_OK/20 answered" >>"$CL_TMP/removed_hits"
+	[[ " $E2E_BACKENDS " == *" pod3 "* || " $E2E_BACKENDS " == *" pod4 "* ]] ||
+		echo "s$i:only $E2E_BACKENDS" >>"$CL_TMP/added_miss"
+done
+check new-flows-avoid-removed-backend "removed backend still used / failures: $(tr '\n' ' ' <"$CL_TMP/removed_hits")" \
+	test ! -s "$CL_TMP/removed_hits"
+check new-flows-reach-added-backends "no new connection reached pod3/pod4: $(tr '\n' ' ' <"$CL_TMP/added_miss")" \
+	test ! -s "$CL_TMP/added_miss"
+
+# A bad file (port out of range): rejected with a message naming the file,
+# the running state and the daemon stay.
+good=$(cat "$E2E_CONFIG")
+log_before=$(wc -l <"$E2E_LOG")
+echo "$good" | sed '0,/port: 90,/s//port: 70000,/' | e2e_write_config
+e2e_reload
+cl_until 3 bash -c "tail -n +$((log_before + 1)) '$E2E_LOG' | grep -q 'config.yaml'"
+msg=$(tail -n +$((log_before + 1)) "$E2E_LOG" | grep -m1 'config.yaml')
+check bad-config-reported "no log line naming config.yaml after the bad reload" test -n "$msg"
+[ -n "$msg" ] && note "daemon said: $msg"
+e2e_http_n "$CL_CLIENT" 10.10.0.131 80 10
+if ! kill -0 "$SP_PID" 2>/dev/null; then
+	fail bad-config-keeps-state "svcplane exited after the bad config"
+else
+	e2e_expect_all bad-config-keeps-state 10 1 "${BACKEND[1]} pod3 pod4"
+fi
+
+# Rewrite the file without SIGHUP: s1 loses pod3 (the daemon watches the file).
+echo "$good" | e2e_write_config # the good one again, then the change
+sleep 0.3
+config "${BACKEND[1]},pod4" "${BACKEND[2]},pod3,pod4" "${BACKEND[3]},pod3,pod4" \
+	"${BACKEND[4]},pod3,pod4" | e2e_write_config
+no_pod3() {
+	cl_http_many "$CL_CLIENT" 10.10.0.131 80 20 >"$CL_TMP/fc"
+	! grep -q '^pod3$\|^ERR' "$CL_TMP/fc" && grep -q '^pod4$' "$CL_TMP/fc"
+}
+check reload-on-file-change "s1 still reaches pod3 (or fails) 8 s after the file changed: $(sort "$CL_TMP/fc" | uniq -c | tr '\n' ' ')" \
+	cl_until 8 no_pod3
+
+# The long-lived connections: still open, every reply from the first
+# backend, no line lost, and lines kept coming after the reloads.
+sleep 0.5
+for i in $STREAMS; do
+	f="$CL_TMP/stream$i"
+	alive=1
+	kill -0 "${SPID[$i]}" 2>/dev/null || alive=0
+	cl_stream_stop "$f" "${SPID[$i]}"
+	n=$(lines "$f")
+	wrong=$(grep -vc "^${BACKEND[$i]} [0-9]*\$" "$f")
+	last=$(tail -1 "$f" | cut -d' ' -f2)
+	err=$(head -c 300 "$f.err" | tr '\n' ' ')
+	if [ -z "${BACKEND[$i]}" ]; then
+		fail "long-lived-s$i-keeps-backend" "the connection never got a reply: $err"
+	elif [ $alive = 0 ]; then
+		fail "long-lived-s$i-keeps-backend" "the connection closed after $n lines: $err"
+	elif [ "$wrong" -ne 0 ]; then
+		fail "long-lived-s$i-keeps-backend" "$wrong of $n replies not from ${BACKEND[$i]}: $(grep -v "^${BACKEND[$i]} " "$f" | head -3 | tr '\n' ' ')"
+	elif [ "$last" != "$n" ]; then
+		fail "long-lived-s$i-keeps-backend" "replies not in sequence: $n lines, last is $last"
+	elif [ "$n" -lt 20 ]; then
+		fail "long-lived-s$i-keeps-backend" "only $n replies over the test"
+	else
+		pass "long-lived-s$i-keeps-backend"
+	fi
+done

@@ -1,0 +1,163 @@
+#!/bin/bash
+# The daemon may die or be restarted at any time without dropping traffic:
+# programs stay attached and maps stay pinned while it is away, and a new
+# daemon picks them up without flushing conntrack. Then `svcplane detach`
+# must remove everything: no program on any interface, no pin.
+#
+#   web  LoadBalancer 10.96.0.10 fd00:96::10 | LB 10.10.0.100 fd00:10::100
+#        TCP 80->8080 (http), TCP 90->9090 (echo); endpoints pod1 pod2 pod3
+. "$(dirname "$0")/lib.sh"
+
+e2e_cases kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
+	conntrack-kept-across-restart sigterm-keeps-datapath \
+	detach-no-xdp detach-no-tc detach-no-pins detach-traffic-untouched
+
+e2e_begin --pods 3
+{
+	cat <<EOF
+services:
+  - name: web
+    namespace: demo
+    type: LoadBalancer
+    clusterIPs: [10.96.0.10, fd00:96::10]
+    loadBalancerIPs: [10.10.0.100, fd00:10::100]
+    ports:
+      - {name: http, protocol: TCP, port: 80, targetPort: 8080}
+      - {name: echo, protocol: TCP, port: 90, targetPort: 9090}
+endpointSlices:
+EOF
+	yaml_slices demo web web '[{name: http, protocol: TCP, port: 8080}, {name: echo, protocol: TCP, port: 9090}]' \
+		pod1 pod2 pod3
+} | e2e_write_config
+e2e_start_daemon || e2e_abort "svcplane did not become ready"
+NODE=$E2E_NODE
+P1=${CL_POD_NS[pod1]}
+
+# ct_entries_for_port PORT: conntrack entries (from the pinned sp_ct map)
+# whose source or destination port is PORT; -1 if the map cannot be read.
+ct_entries_for_port() {
+	ip netns exec "$NODE" bpftool -j map dump pinned "$CL_PINDIR/sp_ct" 2>/dev/null |
+		"$CL_PY" -c '
+import json, sys
+port = int(sys.argv[1])
+want = {port, ((port & 0xff) << 8) | (port >> 8)}  # __be16 shown as a host-order number
+try:
+    entries = json.load(sys.stdin)
+except ValueError:
+    print(-1); sys.exit()
+n = 0
+for e in entries:
+    k = e.get("formatted", {}).get("key", {})
+    if k.get("sport") in want or k.get("dport") in want:
+        n += 1
+print(n)' "$1"
+}
+
+# A stream and two request loops run through the kill and the restart.
+cl_stream_start "$CL_CLIENT" 10.10.0.100 90 "$CL_TMP/stream"
+STREAM_PID=$CL_STREAM_PID
+cl_loop_start "$CL_CLIENT" 10.10.0.100 80 "$CL_TMP/loop4"
+LOOP4=$CL_LOOP_PID
+cl_loop_start "$P1" fd00:96::10 80 "$CL_TMP/loop6"
+LOOP6=$CL_LOOP_PID
+cl_until 5 test "$(grep -c . "$CL_TMP/stream")" -ge 3
+BACKEND=$(head -1 "$CL_TMP/stream" | cut -d' ' -f1)
+sport=$(in_client ss -Htn state established dst 10.10.0.100 dport = :90 | awk '{print $3}' | head -1)
+sport=${sport##*:}
+ct_before=$(ct_entries_for_port "${sport:-0}")
+note "long-lived connection from port ${sport:-?} is on ${BACKEND:-nothing}; $ct_before conntrack entries for it"
+
+sleep 1
+n_before=$(cat "$CL_TMP/loop4" "$CL_TMP/loop6" | grep -c .)
+kill -KILL "$SP_PID"
+wait "$SP_PID" 2>/dev/null
+note "killed svcplane (-9) after $n_before requests; 1.5 s without a daemon"
+sleep 1.5
+ct_down=$(ct_entries_for_port "${sport:-0}")
+restart_ok=1
+e2e_start_daemon || restart_ok=0
+ct_after=$(ct_entries_for_port "${sport:-0}")
+sleep 1
+cl_loop_stop "$CL_TMP/loop4" "$LOOP4"
+cl_loop_stop "$CL_TMP/loop6" "$LOOP6"
+
+loop_result() { # CASE FILE
+	local n bad
+	n=$(grep -c . "$2")
+	bad=$(grep -c '^ERR' "$2")
+	if [ $restart_ok = 0 ]; then
+		fail "$1" "svcplane did not come back after kill -9"
+	elif [ "$bad" -ne 0 ]; then
+		fail "$1" "$bad of $n requests failed, first: $(grep -m1 '^ERR' "$2")"
+	elif [ "$n" -lt 20 ]; then
+		fail "$1" "only $n requests were made"
+	else
+		note "$1: $n requests, all answered"
+		pass "$1"
+	fi
+}
+loop_result kill9-loop-lb-ipv4 "$CL_TMP/loop4"
+loop_result kill9-loop-clusterip-ipv6 "$CL_TMP/loop6"
+
+if [ -z "$sport" ] || [ "$ct_before" -le 0 ] 2>/dev/null; then
+	skip conntrack-kept-across-restart "could not find the connection's entries in sp_ct (port '${sport}', count '${ct_before}')"
+else
+	check conntrack-kept-across-restart \
+		"entries for the connection: $ct_before before kill -9, $ct_down while down, $ct_after after restart" \
+		test "$ct_after" -ge "$ct_before" -a "$ct_down" -ge "$ct_before"
+fi
+
+# The daemon exits on SIGTERM and leaves the datapath serving (an upgrade).
+kill -TERM "$SP_PID"
+for ((i = 0; i < 50; i++)); do kill -0 "$SP_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$SP_PID" 2>/dev/null; then
+	fail sigterm-keeps-datapath "svcplane still running 5 s after SIGTERM"
+	cl_kill_pid "$SP_PID"
+else
+	e2e_http_n "$CL_CLIENT" 10.10.0.100 80 10
+	e2e_expect_all sigterm-keeps-datapath 10 1 "pod1 pod2 pod3"
+fi
+
+sleep 0.6
+alive=1
+kill -0 "$STREAM_PID" 2>/dev/null || alive=0
+cl_stream_stop "$CL_TMP/stream" "$STREAM_PID"
+n=$(grep -c . "$CL_TMP/stream")
+wrong=$(grep -vc "^$BACKEND [0-9]*\$" "$CL_TMP/stream")
+last=$(tail -1 "$CL_TMP/stream" | cut -d' ' -f2)
+if [ -z "$BACKEND" ] || [ $alive = 0 ] || [ "$wrong" -ne 0 ] || [ "$last" != "$n" ]; then
+	fail kill9-long-lived-connection "alive=$alive, $n replies, $wrong not from ${BACKEND:-?}, last=$last: $(head -c 200 "$CL_TMP/stream.err" | tr '\n' ' ')"
+else
+	pass kill9-long-lived-connection
+fi
+
+# Detach: with the daemon stopped, `svcplane detach` removes every program
+# and pin.
+out=$(sp "$NODE" detach 2>&1)
+rc=$?
+[ $rc -eq 0 ] || note "svcplane detach exited $rc: $out"
+ifaces=$(ip -n "$NODE" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$')
+xdp=$(ip -n "$NODE" -d link show | grep -E 'xdp|prog/' | tr -s ' ' | tr '\n' ';')
+check detach-no-xdp "still attached: $xdp" test -z "$xdp"
+tcl=""
+for ifc in $ifaces; do
+	for dir in ingress egress; do
+		f=$(tc -n "$NODE" filter show dev "$ifc" "$dir" 2>/dev/null)
+		[ -n "$f" ] && tcl+="$ifc/$dir: $(echo "$f" | head -2 | tr '\n' ' ');"
+	done
+done
+# TCX links (kernel >= 6.6) do not show in `tc filter`; bpftool lists them.
+if command -v bpftool >/dev/null; then
+	b=$(ip netns exec "$NODE" bpftool net show 2>/dev/null | grep -E '^[a-z0-9@-]+\(|tcx|xdp' |
+		grep -vE '^(xdp|tc|flow_dissector|netfilter):$' | tr '\n' ';')
+	[ -n "$b" ] && tcl+="bpftool net: $b"
+fi
+check detach-no-tc "still attached: $tcl" test -z "$tcl"
+pins=$(find "$CL_PINDIR" -mindepth 1 2>/dev/null | head -5 | tr '\n' ' ')
+check detach-no-pins "still pinned: $pins" test -z "$pins"
+{
+	cl_http "$P1" 10.244.0.12 8080
+	cl_http "${CL_POD_NS[pod2]}" fd00:244::13 8080
+} >"$CL_TMP/direct"
+check detach-traffic-untouched "pod-to-pod after detach: $(tr '\n' ' ' <"$CL_TMP/direct")" \
+	test "$(tr '\n' ' ' <"$CL_TMP/direct")" = "pod2 pod3 "

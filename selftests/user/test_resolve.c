@@ -1,0 +1,686 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Model -> desired datapath state (user/resolve.c): frontends per family,
+ * port matching through EndpointSlices, the readiness fallback, proxy-name
+ * filtering, traffic policies, duplicate frontends and stable ids.
+ * Models are written as config YAML (user/config.c) and, where the test
+ * needs something the config file rejects, edited after parsing.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "test.h"
+#include "svcplane.h"
+#include "config.h"
+#include "model.h"
+#include "resolve.h"
+
+struct warns {
+	char buf[8192];
+	size_t len;
+	int n;
+};
+
+static void collect(void *arg, const char *msg)
+{
+	struct warns *w = arg;
+	int r;
+
+	w->n++;
+	r = snprintf(w->buf + w->len, sizeof(w->buf) - w->len, "%s\n", msg);
+	if (r > 0 && w->len + (size_t)r < sizeof(w->buf))
+		w->len += (size_t)r;
+}
+
+static bool load(const char *yaml, struct sp_model *m)
+{
+	char err[512];
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	rc = sp_config_parse_buf(yaml, strlen(yaml), "test.yaml", m, err, sizeof(err));
+	return ASSERT_EQ(rc, 0, err);
+}
+
+/* Resolve with node and proxy names (either may be NULL); warnings go to w. */
+static bool resolve(const struct sp_model *m, const char *node, const char *proxy,
+		    struct sp_desired *d, struct warns *w)
+{
+	struct sp_resolve_opts o = { .node_name = node, .proxy_name = proxy };
+
+	memset(w, 0, sizeof(*w));
+	return ASSERT_EQ(sp_resolve(m, &o, d, collect, w), 0, "sp_resolve");
+}
+
+static const struct sp_want_svc *find(const struct sp_desired *d, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++)
+		if (!strcmp(d->svc[i].id, id))
+			return &d->svc[i];
+	return NULL;
+}
+
+static bool ip_is(const struct sp_ip *ip, const char *s)
+{
+	struct sp_ip want;
+
+	return !sp_ip_parse(s, &want) && !sp_ip_cmp(ip, &want);
+}
+
+/* Does w have a frontend s:port with these flags? */
+static bool has_fe(const struct sp_want_svc *w, const char *s, uint16_t port, uint16_t flags)
+{
+	size_t i;
+
+	for (i = 0; w && i < w->n_fe; i++)
+		if (ip_is(&w->fe[i].ip, s) && w->fe[i].port == port && w->fe[i].flags == flags)
+			return true;
+	return false;
+}
+
+/* Backend i is s:port with weight wt? */
+static bool be_is(const struct sp_want_svc *w, size_t i, const char *s, uint16_t port,
+		  uint16_t wt)
+{
+	return w && i < w->n_be && ip_is(&w->be[i].ip, s) && w->be[i].port == port &&
+	       w->be[i].weight == wt;
+}
+
+static void test_default_config(void)
+{
+	static const char *const ids[] = {
+		"demo/dns:dns/udp/v4",	 "demo/dns:dns/udp/v6",	  "demo/empty:http/tcp/v4",
+		"demo/empty:http/tcp/v6", "demo/web:http/tcp/v4", "demo/web:http/tcp/v6",
+	};
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+	size_t i;
+
+	if (!load(sp_default_config, &m))
+		return;
+	if (!resolve(&m, "node-a", NULL, &d, &wr))
+		goto out;
+	ASSERT_EQ(wr.n, 0, "no warnings");
+	if (!ASSERT_EQ(d.n, 6, "want_svcs"))
+		goto out;
+	for (i = 0; i < 6; i++)
+		ASSERT_STREQ(d.svc[i].id, ids[i], "sorted ids");
+
+	w = find(&d, "demo/web:http/tcp/v4");
+	ASSERT_EQ(w->proto, IPPROTO_TCP, "web proto");
+	ASSERT_EQ(w->family, SP_FAMILY_V4, "web family");
+	ASSERT_EQ(w->flags, 0, "web flags");
+	ASSERT_EQ(w->n_fe, 3, "web v4 frontends");
+	ASSERT_TRUE(has_fe(w, "10.96.0.10", 80, 0), "clusterIP frontend");
+	ASSERT_TRUE(has_fe(w, "10.10.0.100", 80, SP_SVC_F_EXTERNAL), "LB frontend");
+	ASSERT_TRUE(has_fe(w, "0.0.0.0", 30080, SP_SVC_F_NODEPORT), "NodePort wildcard");
+	ASSERT_EQ(w->n_be, 3, "web v4 backends");
+	ASSERT_TRUE(be_is(w, 0, "10.244.0.11", 8080, 1) && be_is(w, 1, "10.244.0.12", 8080, 1) &&
+			    be_is(w, 2, "10.244.0.13", 8080, 1),
+		    "web v4 backends, canonical order");
+
+	w = find(&d, "demo/web:http/tcp/v6");
+	ASSERT_EQ(w->family, SP_FAMILY_V6, "web v6 family");
+	ASSERT_EQ(w->n_fe, 3, "web v6 frontends");
+	ASSERT_TRUE(has_fe(w, "fd00:96::10", 80, 0), "v6 clusterIP");
+	ASSERT_TRUE(has_fe(w, "fd00:10::100", 80, SP_SVC_F_EXTERNAL), "v6 LB IP");
+	ASSERT_TRUE(has_fe(w, "::", 30080, SP_SVC_F_NODEPORT), "v6 NodePort wildcard");
+	ASSERT_TRUE(be_is(w, 2, "fd00:244::13", 8080, 1), "v6 backend");
+
+	w = find(&d, "demo/dns:dns/udp/v4");
+	ASSERT_EQ(w->proto, IPPROTO_UDP, "dns proto");
+	ASSERT_EQ(w->n_fe, 1, "dns frontends");
+	ASSERT_TRUE(has_fe(w, "10.96.0.53", 53, 0), "dns clusterIP");
+	ASSERT_TRUE(be_is(w, 0, "10.244.0.11", 5353, 1), "dns backend port from the slice");
+
+	w = find(&d, "demo/empty:http/tcp/v6");
+	ASSERT_EQ(w->n_fe, 1, "empty frontends");
+	ASSERT_EQ(w->n_be, 0, "empty: no backends (reject)");
+out:
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+/* One v4-only, one v6-only and one dual-stack Service; stray-family addresses ignored. */
+static void test_dual_stack(void)
+{
+	static const char yaml[] =
+		"services:\n"
+		"  - {name: v4, type: NodePort, clusterIPs: [10.96.0.1],\n"
+		"     externalIPs: [192.0.2.1, \"2001:db8::1\"], ports: [{port: 80, nodePort: 30001}]}\n"
+		"  - {name: v6, clusterIPs: [\"fd00::2\"], ports: [{port: 80}]}\n"
+		"  - {name: ds, clusterIPs: [\"fd00::3\", 10.96.0.3], ports: [{port: 80}]}\n"
+		"endpointSlices:\n"
+		"  - {name: v4-a, serviceName: v4, addressType: IPv4, ports: [{port: 8080}],\n"
+		"     endpoints: [{addresses: [10.0.0.1]}]}\n"
+		"  - {name: v4-b, serviceName: v4, addressType: IPv6, ports: [{port: 8080}],\n"
+		"     endpoints: [{addresses: [\"fd00::a\"]}]}\n"
+		"  - {name: ds-a, serviceName: ds, addressType: IPv6, ports: [{port: 8080}],\n"
+		"     endpoints: [{addresses: [\"fd00::b\"]}]}\n"
+		"  - {name: ds-b, serviceName: ds, addressType: IPv4, ports: [{port: 8080}],\n"
+		"     endpoints: [{addresses: [10.0.0.2]}, {addresses: [10.0.0.3]}]}\n";
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	if (!resolve(&m, NULL, NULL, &d, &wr))
+		goto out;
+	ASSERT_EQ(d.n, 4, "v4, v6 and two for ds");
+	ASSERT_TRUE(find(&d, "default/v4:/tcp/v4") && !find(&d, "default/v4:/tcp/v6"), "v4 only");
+	ASSERT_TRUE(find(&d, "default/v6:/tcp/v6") && !find(&d, "default/v6:/tcp/v4"), "v6 only");
+	w = find(&d, "default/v4:/tcp/v4");
+	ASSERT_EQ(w->n_fe, 3, "clusterIP, v4 externalIP, NodePort: no v6 externalIP");
+	ASSERT_TRUE(has_fe(w, "0.0.0.0", 30001, SP_SVC_F_NODEPORT), "v4 NodePort only");
+	ASSERT_EQ(w->n_be, 1, "v4 backends only");
+	ASSERT_CONTAINS(wr.buf, "default/v4: IPv6 external/LoadBalancer addresses ignored",
+			"stray v6 externalIP warned");
+	w = find(&d, "default/ds:/tcp/v4");
+	ASSERT_EQ(w->n_be, 2, "ds v4 backends");
+	ASSERT_TRUE(has_fe(w, "10.96.0.3", 80, 0), "ds v4 clusterIP");
+	w = find(&d, "default/ds:/tcp/v6");
+	ASSERT_TRUE(be_is(w, 0, "fd00::b", 8080, 1), "ds v6 backend");
+	w = find(&d, "default/v6:/tcp/v6");
+	ASSERT_EQ(w->n_be, 0, "v6: no slices");
+out:
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+/* Service ports meet slice ports by name and protocol; the slice's number wins. */
+static void test_port_matching(void)
+{
+	static const char yaml[] =
+		"services:\n"
+		"  - name: multi\n"
+		"    clusterIP: 10.96.0.1\n"
+		"    ports:\n"
+		"      - {name: http, port: 80, targetPort: 1234}\n"
+		"      - {name: metrics, port: 9000, targetPort: metrics}\n"
+		"      - {name: dns, port: 53, protocol: UDP}\n"
+		"      - {name: nomatch, port: 81}\n"
+		"  - {name: single, clusterIP: 10.96.0.2, ports: [{port: 80, targetPort: 8080}]}\n"
+		"  - {name: namedonly, clusterIP: 10.96.0.3, ports: [{port: 80, name: web}]}\n"
+		"endpointSlices:\n"
+		"  - name: multi-1\n"
+		"    serviceName: multi\n"
+		"    addressType: IPv4\n"
+		"    ports:\n"
+		"      - {name: metrics, port: 9090}\n"
+		"      - {name: dns, port: 5353, protocol: TCP}\n"
+		"      - {name: http, port: 8080}\n"
+		"    endpoints: [{addresses: [10.0.0.1]}]\n"
+		"  - name: single-1\n"
+		"    serviceName: single\n"
+		"    addressType: IPv4\n"
+		"    ports: [{port: 8081}]\n"
+		"    endpoints: [{addresses: [10.0.0.2]}]\n"
+		"  - name: namedonly-1\n"
+		"    serviceName: namedonly\n"
+		"    addressType: IPv4\n"
+		"    ports: [{port: 8080}]\n"
+		"    endpoints: [{addresses: [10.0.0.3]}]\n";
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	if (!resolve(&m, NULL, NULL, &d, &wr))
+		goto out;
+	ASSERT_TRUE(be_is(find(&d, "default/multi:http/tcp/v4"), 0, "10.0.0.1", 8080, 1),
+		    "named port: slice number wins over numeric targetPort");
+	ASSERT_TRUE(be_is(find(&d, "default/multi:metrics/tcp/v4"), 0, "10.0.0.1", 9090, 1),
+		    "named port with named targetPort");
+	ASSERT_EQ(find(&d, "default/multi:dns/udp/v4")->n_be, 0, "same name, other protocol");
+	ASSERT_EQ(find(&d, "default/multi:nomatch/tcp/v4")->n_be, 0, "no slice port of that name");
+	ASSERT_TRUE(be_is(find(&d, "default/single:/tcp/v4"), 0, "10.0.0.2", 8081, 1),
+		    "unnamed port matches the unnamed slice port");
+	ASSERT_EQ(find(&d, "default/namedonly:web/tcp/v4")->n_be, 0,
+		  "named port does not match an unnamed slice port");
+	ASSERT_CONTAINS(wr.buf, "default/multi port \"nomatch\" (tcp, IPv4): no EndpointSlice",
+			"warned: nomatch");
+	ASSERT_CONTAINS(wr.buf, "default/multi port \"dns\" (udp, IPv4)", "warned: dns");
+	ASSERT_CONTAINS(wr.buf, "default/namedonly port \"web\"", "warned: namedonly");
+	ASSERT_EQ(wr.n, 3, "warnings");
+out:
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+#define READINESS_SVC                                                                      \
+	"services:\n"                                                                      \
+	"  - {name: s, clusterIP: 10.96.0.1, ports: [{port: 80}]}\n"                       \
+	"endpointSlices:\n"                                                                \
+	"  - name: s-1\n"                                                                  \
+	"    serviceName: s\n"                                                             \
+	"    addressType: IPv4\n"                                                          \
+	"    ports: [{port: 8080}]\n"                                                      \
+	"    endpoints:\n"
+
+#define EP(addr, ready, serving, term)                                                     \
+	"      - {addresses: [" addr "], conditions: {ready: " ready ", serving: " serving \
+	", terminating: " term "}}\n"
+
+/* KEP-1669: ready first; serving+terminating only when nothing is ready. */
+static void test_readiness(void)
+{
+	static const struct {
+		const char *name, *eps;
+		size_t n_be;
+		const char *be[3];
+		uint16_t wt[3];
+	} cases[] = {
+		{ "all ready",
+		  EP("10.0.0.2", "true", "true", "false") EP("10.0.0.1", "true", "true", "false"),
+		  2,
+		  { "10.0.0.1", "10.0.0.2" },
+		  { 1, 1 } },
+		{ "ready wins, terminating kept at weight 0, not-serving left out",
+		  EP("10.0.0.1", "true", "true", "false") EP("10.0.0.2", "false", "true", "true")
+			  EP("10.0.0.3", "false", "false", "true"),
+		  2,
+		  { "10.0.0.1", "10.0.0.2" },
+		  { 1, 0 } },
+		{ "none ready: serving+terminating take new flows",
+		  EP("10.0.0.3", "false", "true", "true") EP("10.0.0.1", "false", "false", "true")
+			  EP("10.0.0.2", "false", "false", "false"),
+		  1,
+		  { "10.0.0.3" },
+		  { 1 } },
+		{ "nothing serving: no backends",
+		  EP("10.0.0.1", "false", "false", "true") EP("10.0.0.2", "false", "false", "false"),
+		  0,
+		  {},
+		  {} },
+		{ "serving but not terminating and not ready: left out",
+		  EP("10.0.0.1", "false", "true", "false") EP("10.0.0.2", "false", "true", "true"),
+		  1,
+		  { "10.0.0.2" },
+		  { 1 } },
+	};
+	char yaml[2048];
+	size_t i, j;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct sp_want_svc *w;
+		struct sp_desired d = { 0 };
+		struct sp_model m;
+		struct warns wr;
+
+		snprintf(yaml, sizeof(yaml), "%s%s", READINESS_SVC, cases[i].eps);
+		if (!load(yaml, &m))
+			continue;
+		if (resolve(&m, NULL, NULL, &d, &wr)) {
+			w = find(&d, "default/s:/tcp/v4");
+			if (ASSERT_EQ(w->n_be, cases[i].n_be, cases[i].name))
+				for (j = 0; j < cases[i].n_be; j++)
+					ASSERT_TRUE(be_is(w, j, cases[i].be[j], 8080, cases[i].wt[j]),
+						    cases[i].name);
+		}
+		sp_desired_free(&d);
+		sp_model_free(&m);
+	}
+}
+
+/* Slices of one Service are merged; an endpoint in two slices counts once, at its best. */
+static void test_merge_dedup(void)
+{
+	static const char yaml[] =
+		READINESS_SVC EP("10.0.0.1", "false", "false", "false")
+		EP("10.0.0.2", "true", "true", "false")
+		"  - name: s-2\n"
+		"    serviceName: s\n"
+		"    addressType: IPv4\n"
+		"    ports: [{port: 8080}]\n"
+		"    endpoints:\n" EP("10.0.0.1", "true", "true", "false")
+		EP("10.0.0.2", "true", "true", "false") EP("10.0.0.3", "true", "true", "false")
+		"  - name: s-3\n"
+		"    serviceName: s\n"
+		"    addressType: IPv4\n"
+		"    ports: [{port: 8081}]\n"
+		"    endpoints:\n" EP("10.0.0.3", "true", "true", "false");
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	if (!resolve(&m, NULL, NULL, &d, &wr))
+		goto out;
+	w = find(&d, "default/s:/tcp/v4");
+	if (!ASSERT_EQ(w->n_be, 4, "three addresses, one on two ports"))
+		goto out;
+	ASSERT_TRUE(be_is(w, 0, "10.0.0.1", 8080, 1), "not ready in one slice, ready in another");
+	ASSERT_TRUE(be_is(w, 1, "10.0.0.2", 8080, 1), "duplicate merged");
+	ASSERT_TRUE(be_is(w, 2, "10.0.0.3", 8080, 1) && be_is(w, 3, "10.0.0.3", 8081, 1),
+		    "same address, other port: distinct backends");
+out:
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+static void test_proxy_name(void)
+{
+	static const char yaml[] =
+		"services:\n"
+		"  - {name: mine, clusterIP: 10.96.0.1, ports: [{port: 80}],\n"
+		"     labels: {service.kubernetes.io/service-proxy-name: svcplane}}\n"
+		"  - {name: theirs, clusterIP: 10.96.0.2, ports: [{port: 80}],\n"
+		"     labels: {service.kubernetes.io/service-proxy-name: other}}\n"
+		"  - {name: blank, clusterIP: 10.96.0.3, ports: [{port: 80}],\n"
+		"     labels: {service.kubernetes.io/service-proxy-name: \"\"}}\n"
+		"  - {name: plain, clusterIP: 10.96.0.4, ports: [{port: 80}], labels: {app: x}}\n";
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	if (resolve(&m, NULL, NULL, &d, &wr)) {
+		ASSERT_EQ(d.n, 1, "without --proxy-name: only unlabelled Services");
+		ASSERT_TRUE(find(&d, "default/plain:/tcp/v4") != NULL, "plain");
+	}
+	sp_desired_free(&d);
+	if (resolve(&m, NULL, "svcplane", &d, &wr)) {
+		ASSERT_EQ(d.n, 1, "with --proxy-name: only the matching label");
+		ASSERT_TRUE(find(&d, "default/mine:/tcp/v4") != NULL, "mine");
+	}
+	sp_desired_free(&d);
+	if (resolve(&m, NULL, "nobody", &d, &wr))
+		ASSERT_EQ(d.n, 0, "no Service carries that name");
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+/*
+ * Two Services claiming one frontend (the config file refuses this, the
+ * Kubernetes source may see it): the first by id keeps it, the other is
+ * warned about and keeps its other frontends, or is dropped without any.
+ */
+static void test_duplicate_frontend(void)
+{
+	static const char yaml[] =
+		"services:\n"
+		"  - {name: b, type: NodePort, clusterIP: 10.96.0.2, externalIPs: [192.0.2.2],\n"
+		"     ports: [{port: 80, nodePort: 30002}]}\n"
+		"  - {name: a, clusterIP: 10.96.0.1, externalIPs: [192.0.2.1], ports: [{port: 80}]}\n"
+		"  - {name: c, type: NodePort, clusterIP: 10.96.0.3,\n"
+		"     ports: [{port: 80, nodePort: 30003}]}\n"
+		"  - {name: z, clusterIP: 10.96.0.9, ports: [{port: 80}]}\n";
+	const struct sp_want_svc *a, *b, *c;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	/* b's clusterIP and a's externalIP become a's clusterIP; c's nodePort becomes b's; z = a. */
+	m.services[0].cluster_ips[0] = m.services[1].cluster_ips[0];
+	m.services[1].external_ips[0] = m.services[0].cluster_ips[0];
+	m.services[2].ports[0].node_port = 30002;
+	m.services[3].cluster_ips[0] = m.services[1].cluster_ips[0];
+	if (!resolve(&m, NULL, NULL, &d, &wr))
+		goto out;
+	a = find(&d, "default/a:/tcp/v4");
+	b = find(&d, "default/b:/tcp/v4");
+	c = find(&d, "default/c:/tcp/v4");
+	if (!ASSERT_TRUE(a && b && c, "a, b and c resolved"))
+		goto out;
+	ASSERT_EQ(a->n_fe, 1, "a: clusterIP once (its externalIP duplicated it)");
+	ASSERT_TRUE(has_fe(a, "10.96.0.1", 80, 0), "a keeps the clusterIP");
+	ASSERT_EQ(b->n_fe, 2, "b: lost the clusterIP to a");
+	ASSERT_TRUE(has_fe(b, "192.0.2.2", 80, SP_SVC_F_EXTERNAL), "b keeps its externalIP");
+	ASSERT_TRUE(has_fe(b, "0.0.0.0", 30002, SP_SVC_F_NODEPORT), "b keeps its nodePort");
+	ASSERT_EQ(c->n_fe, 1, "c: lost the nodePort to b");
+	ASSERT_TRUE(has_fe(c, "10.96.0.3", 80, 0), "c keeps its clusterIP");
+	ASSERT_TRUE(!find(&d, "default/z:/tcp/v4"), "z: nothing left, dropped");
+	ASSERT_EQ(d.n, 3, "a, b, c");
+	ASSERT_CONTAINS(wr.buf,
+			"default/b:/tcp/v4: frontend 10.96.0.1 port 80 is already claimed by "
+			"default/a:/tcp/v4",
+			"warned: b");
+	ASSERT_CONTAINS(wr.buf, "default/a:/tcp/v4: frontend 10.96.0.1 port 80 listed twice",
+			"warned: a");
+	ASSERT_CONTAINS(wr.buf, "frontend 0.0.0.0 port 30002 is already claimed by default/b",
+			"warned: c");
+	ASSERT_CONTAINS(wr.buf, "default/z:/tcp/v4: every frontend is claimed", "warned: z");
+out:
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+#define LOCAL_SLICE(svc)                                                                   \
+	"  - name: " svc "-1\n"                                                            \
+	"    serviceName: " svc "\n"                                                       \
+	"    addressType: IPv4\n"                                                          \
+	"    ports: [{port: 8080}]\n"                                                      \
+	"    endpoints:\n"                                                                 \
+	"      - {addresses: [10.0.0.1], nodeName: node-a}\n"                              \
+	"      - {addresses: [10.0.0.2], nodeName: node-b}\n"                              \
+	"      - {addresses: [10.0.0.3]}\n"
+
+static void test_traffic_policy(void)
+{
+	static const char yaml[] =
+		"services:\n"
+		"  - {name: itp, clusterIP: 10.96.0.1, internalTrafficPolicy: Local,\n"
+		"     ports: [{port: 80}]}\n"
+		"  - {name: itp-ext, clusterIP: 10.96.0.2, internalTrafficPolicy: Local,\n"
+		"     externalIPs: [192.0.2.2], ports: [{port: 80}]}\n"
+		"  - {name: both, type: NodePort, clusterIP: 10.96.0.3, internalTrafficPolicy: Local,\n"
+		"     externalTrafficPolicy: Local, ports: [{port: 80, nodePort: 30003}]}\n"
+		"  - {name: etp, type: NodePort, clusterIP: 10.96.0.4, externalTrafficPolicy: Local,\n"
+		"     ports: [{port: 80, nodePort: 30004}]}\n"
+		"  - {name: aff, clusterIP: 10.96.0.5, sessionAffinity: ClientIP,\n"
+		"     sessionAffinityTimeoutSeconds: 60, ports: [{port: 80}]}\n"
+		"endpointSlices:\n" LOCAL_SLICE("itp") LOCAL_SLICE("itp-ext") LOCAL_SLICE("both")
+			LOCAL_SLICE("etp");
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	if (resolve(&m, "node-a", NULL, &d, &wr)) {
+		w = find(&d, "default/itp:/tcp/v4");
+		ASSERT_TRUE(w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1),
+			    "itp Local, clusterIP only: node-a's endpoint only");
+		ASSERT_EQ(w->flags, 0, "itp: no LOCAL_ONLY (that flag is externalTrafficPolicy)");
+		ASSERT_EQ(find(&d, "default/itp-ext:/tcp/v4")->n_be, 3,
+			  "itp Local with an external frontend: all endpoints");
+		w = find(&d, "default/both:/tcp/v4");
+		ASSERT_TRUE(w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1),
+			    "both Local: node-a's endpoint only");
+		ASSERT_EQ(w->flags, SP_SVC_F_LOCAL_ONLY, "both: LOCAL_ONLY");
+		w = find(&d, "default/etp:/tcp/v4");
+		ASSERT_EQ(w->n_be, 3, "etp Local only: all endpoints");
+		ASSERT_EQ(w->flags, SP_SVC_F_LOCAL_ONLY, "etp: LOCAL_ONLY");
+		w = find(&d, "default/aff:/tcp/v4");
+		ASSERT_EQ(w->flags, SP_SVC_F_AFFINITY, "affinity flag");
+		ASSERT_EQ(w->affinity_timeout, 60, "affinity timeout");
+	}
+	sp_desired_free(&d);
+	if (resolve(&m, "node-c", NULL, &d, &wr))
+		ASSERT_EQ(find(&d, "default/both:/tcp/v4")->n_be, 0, "no local endpoint: none");
+	sp_desired_free(&d);
+	if (resolve(&m, NULL, NULL, &d, &wr))
+		ASSERT_EQ(find(&d, "default/both:/tcp/v4")->n_be, 3, "node unknown: all endpoints");
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+/* What the proxy ignores: headless Services, LB IPs and nodePorts of the wrong type. */
+static void test_ignored(void)
+{
+	static const char yaml[] =
+		"services:\n"
+		"  - {name: headless, clusterIP: None, ports: [{port: 80}]}\n"
+		"  - {name: lb, type: LoadBalancer, clusterIP: 10.96.0.2,\n"
+		"     loadBalancerIPs: [198.51.100.2], ports: [{port: 80, nodePort: 30002}]}\n"
+		"  - {name: sctp, clusterIP: 10.96.0.3, ports: [{port: 80}]}\n"
+		"endpointSlices:\n"
+		"  - {name: headless-1, serviceName: headless, addressType: IPv4,\n"
+		"     ports: [{port: 80}], endpoints: [{addresses: [10.0.0.1]}]}\n";
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	/* As the Kubernetes source could hand over: type changed, status not yet cleared. */
+	m.services[1].type = SP_SVC_CLUSTER_IP;
+	m.services[2].ports[0].proto = 132; /* IPPROTO_SCTP */
+	if (!resolve(&m, NULL, NULL, &d, &wr))
+		goto out;
+	ASSERT_EQ(d.n, 1, "only lb");
+	w = find(&d, "default/lb:/tcp/v4");
+	ASSERT_TRUE(w && w->n_fe == 1 && has_fe(w, "10.96.0.2", 80, 0),
+		    "ClusterIP type: no LB IP, no nodePort");
+	ASSERT_CONTAINS(wr.buf, "default/sctp port \"\": protocol 132 is not supported",
+			"SCTP warned");
+out:
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+/* Ids too long for the field are cut and keep a hash of the whole: still unique. */
+static void test_long_ids(void)
+{
+	char yaml[2048], ns[64], name[64];
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+	size_t i;
+
+	memset(ns, 'n', 63);
+	ns[63] = '\0';
+	memset(name, 's', 62);
+	name[62] = '\0';
+	snprintf(yaml, sizeof(yaml),
+		 "services:\n"
+		 "  - {name: %sa, namespace: %s, clusterIP: 10.96.0.1,\n"
+		 "     ports: [{name: %s, port: 80}]}\n"
+		 "  - {name: %sb, namespace: %s, clusterIP: 10.96.0.2,\n"
+		 "     ports: [{name: %s, port: 80}]}\n",
+		 name, ns, ns, name, ns, ns);
+	if (!load(yaml, &m))
+		return;
+	if (resolve(&m, NULL, NULL, &d, &wr) && ASSERT_EQ(d.n, 2, "two")) {
+		for (i = 0; i < 2; i++) {
+			ASSERT_LE(strlen(d.svc[i].id), sizeof(d.svc[i].id) - 1, "fits");
+			ASSERT_CONTAINS(d.svc[i].id, "~", "hash marker");
+		}
+		ASSERT_TRUE(strcmp(d.svc[0].id, d.svc[1].id), "distinct");
+		ASSERT_EQ(strncmp(d.svc[0].id, "nnnn", 4), 0, "prefix kept");
+	}
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+static bool desired_equal(const struct sp_desired *a, const struct sp_desired *b)
+{
+	size_t i, j;
+
+	if (a->n != b->n)
+		return false;
+	for (i = 0; i < a->n; i++) {
+		const struct sp_want_svc *x = &a->svc[i], *y = &b->svc[i];
+
+		if (strcmp(x->id, y->id) || x->flags != y->flags || x->n_fe != y->n_fe ||
+		    x->n_be != y->n_be || x->proto != y->proto || x->family != y->family)
+			return false;
+		for (j = 0; j < x->n_fe; j++)
+			if (sp_ip_cmp(&x->fe[j].ip, &y->fe[j].ip) || x->fe[j].port != y->fe[j].port ||
+			    x->fe[j].flags != y->fe[j].flags)
+				return false;
+		for (j = 0; j < x->n_be; j++)
+			if (sp_ip_cmp(&x->be[j].ip, &y->be[j].ip) || x->be[j].port != y->be[j].port ||
+			    x->be[j].weight != y->be[j].weight)
+				return false;
+	}
+	return true;
+}
+
+/* The output depends on the model's content, never on the order it came in. */
+static void test_order_independent(void)
+{
+	struct sp_desired d1 = { 0 }, d2 = { 0 };
+	struct sp_service ts;
+	struct sp_endpoint te;
+	struct sp_slice tl;
+	struct sp_model m;
+	struct warns wr;
+	size_t i, n;
+
+	if (!load(sp_default_config, &m))
+		return;
+	if (!resolve(&m, NULL, NULL, &d1, &wr))
+		goto out;
+	/* Reverse Services, slices, endpoints and each Service's LB IPs. */
+	for (i = 0, n = m.n_services; i < n / 2; i++) {
+		ts = m.services[i];
+		m.services[i] = m.services[n - 1 - i];
+		m.services[n - 1 - i] = ts;
+	}
+	for (i = 0, n = m.n_slices; i < n / 2; i++) {
+		tl = m.slices[i];
+		m.slices[i] = m.slices[n - 1 - i];
+		m.slices[n - 1 - i] = tl;
+	}
+	te = m.slices[0].endpoints[0];
+	m.slices[0].endpoints[0] = m.slices[0].endpoints[2];
+	m.slices[0].endpoints[2] = te;
+	for (i = 0; i < m.n_services; i++) {
+		if (m.services[i].n_lb_ips == 2) {
+			struct sp_ip t = m.services[i].lb_ips[0];
+
+			m.services[i].lb_ips[0] = m.services[i].lb_ips[1];
+			m.services[i].lb_ips[1] = t;
+		}
+	}
+	if (resolve(&m, NULL, NULL, &d2, &wr))
+		ASSERT_TRUE(desired_equal(&d1, &d2), "same output");
+out:
+	sp_desired_free(&d1);
+	sp_desired_free(&d2);
+	sp_model_free(&m);
+}
+
+static void test_empty_model(void)
+{
+	struct sp_model m = { 0 };
+	struct sp_desired d = { 0 };
+
+	ASSERT_EQ(sp_resolve(&m, NULL, &d, NULL, NULL), 0, "no opts, no warn callback");
+	ASSERT_EQ(d.n, 0, "empty");
+	sp_desired_free(&d);
+	sp_desired_free(NULL);
+}
+
+int main(void)
+{
+	RUN_TEST(test_default_config);
+	RUN_TEST(test_dual_stack);
+	RUN_TEST(test_port_matching);
+	RUN_TEST(test_readiness);
+	RUN_TEST(test_merge_dedup);
+	RUN_TEST(test_proxy_name);
+	RUN_TEST(test_duplicate_frontend);
+	RUN_TEST(test_traffic_policy);
+	RUN_TEST(test_ignored);
+	RUN_TEST(test_long_ids);
+	RUN_TEST(test_order_independent);
+	RUN_TEST(test_empty_model);
+	return sp_test_exit();
+}

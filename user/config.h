@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The static config file source: a YAML file shaped like the Kubernetes
+ * Service and EndpointSlice objects, parsed into the same struct sp_model
+ * the Kubernetes source fills. The format is documented in docs/CONFIG.md.
+ *
+ * Parsing is strict (unknown fields, bad addresses, duplicate VIPs and so
+ * on are errors) and all-or-nothing: on error *out is left untouched, so
+ * the caller keeps its last good model, and err holds one line of the form
+ * "FILE:LINE:COLUMN: where: problem".
+ */
+#ifndef SP_CONFIG_H
+#define SP_CONFIG_H
+
+#include <stddef.h>
+#include "model.h"
+
+/* Files larger than this are refused before parsing. */
+#define SP_CONFIG_MAX_BYTES (64u << 20)
+
+/*
+ * Read and parse the file at path. Returns 0, -EINVAL for a bad file,
+ * -ENOMEM, or the -errno of open/read (the message names the file).
+ */
+int sp_config_load(const char *path, struct sp_model *out, char *err, size_t errlen);
+
+/*
+ * Parse len bytes of YAML; name is what error messages call the input.
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp_model *out,
+			char *err, size_t errlen);
+
+/* The embedded default config used by the demo (user/config_default.c). */
+extern const char sp_default_config[];
+/* What error messages call it. */
+#define SP_DEFAULT_CONFIG_NAME "<embedded default config>"
+
+#endif /* SP_CONFIG_H */

@@ -1,0 +1,1004 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * `svcplane run`: load and attach the datapath, keep the maps equal to the
+ * config file (or the Kubernetes API), follow pod interfaces as they come
+ * and go, serve /healthz and /metrics. And `svcplane detach`.
+ *
+ * Exiting (SIGTERM, SIGINT, a crash, kill -9) leaves the datapath attached
+ * and the maps pinned: traffic keeps flowing with the last state until a
+ * new daemon takes over, which recovers the state from the maps and
+ * rewrites only what differs. Only `svcplane detach` removes it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "svcplane.h"
+#include "svcplane.skel.h"
+#include "cli.h"
+#include "config.h"
+#include "dp.h"
+#include "inspect.h"
+#include "k8s.h"
+#include "log.h"
+#include "maglev.h"
+#include "resolve.h"
+#include "sync.h"
+
+#define MAX_IFACES 16
+#define MAX_PATTERNS 8
+#define MAX_NODE_ADDRS 64
+
+struct run_opts {
+	const char *config;
+	const char *kubeconfig;
+	bool in_cluster;
+	const char *ifaces[MAX_IFACES];
+	int n_ifaces;
+	const char *patterns[MAX_PATTERNS];
+	int n_patterns;
+	struct sp_ip node_addrs[MAX_NODE_ADDRS];
+	int n_node_addrs;
+	enum sp_xdp_mode xdp_mode;
+	const char *metrics_addr;
+	const char *node_name;
+	const char *proxy_name;
+	uint32_t fixed_m;
+	struct sp_dp_opts dp;
+};
+
+static const struct option run_longopts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "kubeconfig", required_argument, NULL, 'k' },
+	{ "in-cluster", no_argument, NULL, 'K' },
+	{ "iface", required_argument, NULL, 'i' },
+	{ "pod-iface-pattern", required_argument, NULL, 'p' },
+	{ "node-address", required_argument, NULL, 'a' },
+	{ "bpffs-dir", required_argument, NULL, 'd' },
+	{ "xdp-mode", required_argument, NULL, 'x' },
+	{ "xdp-redirect", no_argument, NULL, 'R' },
+	{ "hash-seed", required_argument, NULL, 's' },
+	{ "maglev-m", required_argument, NULL, 'm' },
+	{ "max-services", required_argument, NULL, 'S' },
+	{ "max-backends", required_argument, NULL, 'B' },
+	{ "ct-size", required_argument, NULL, 'C' },
+	{ "maglev-chunks", required_argument, NULL, 'M' },
+	{ "ct-timeout-syn", required_argument, NULL, 1001 },
+	{ "ct-timeout-established", required_argument, NULL, 1002 },
+	{ "ct-timeout-close", required_argument, NULL, 1003 },
+	{ "ct-timeout-udp", required_argument, NULL, 1004 },
+	{ "hairpin-v4", required_argument, NULL, 1005 },
+	{ "hairpin-v6", required_argument, NULL, 1006 },
+	{ "metrics-addr", required_argument, NULL, 1007 },
+	{ "node-name", required_argument, NULL, 1008 },
+	{ "proxy-name", required_argument, NULL, 1009 },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: svcplane run [OPTIONS]\n\n"
+		"Load the datapath, attach it to the uplinks and pod interfaces, and keep its maps\n"
+		"equal to the config file or the Kubernetes API. Stays in the foreground.\n"
+		"SIGHUP or a change of the config file applies the file again, as a diff.\n"
+		"Stopping the daemon leaves the datapath running; 'svcplane detach' removes it.\n\n"
+		"Source of truth (default: the embedded demo config):\n"
+		"  -c, --config FILE            static config (YAML, see docs/CONFIG.md)\n"
+		"  -k, --kubeconfig FILE        watch the Kubernetes API with this kubeconfig\n"
+		"  -K, --in-cluster             watch the Kubernetes API with the pod's service account\n"
+		"      --node-name NAME         this node (default $NODE_NAME, else the hostname)\n"
+		"      --proxy-name NAME        only Services labelled service.kubernetes.io/\n"
+		"                               service-proxy-name=NAME\n\n"
+		"Attachment:\n"
+		"  -i, --iface IFACE            uplink (XDP + TC); repeatable, at least one\n"
+		"  -p, --pod-iface-pattern GLOB pod veths (TC), e.g. 'cali*'; followed as they come\n"
+		"  -a, --node-address ADDR      address NodePorts answer on; repeatable\n"
+		"                               (default: the addresses of the uplinks)\n"
+		"  -d, --bpffs-dir DIR          pin directory (default %s)\n"
+		"  -x, --xdp-mode MODE          auto (native, else generic with a warning), native,\n"
+		"                               generic (default auto)\n"
+		"  -R, --xdp-redirect           XDP redirects to the uplinks after a FIB lookup\n"
+		"                               instead of handing packets to the stack\n\n"
+		"Datapath:\n"
+		"  -s, --hash-seed N            flow hash seed, the same on every node (default 0x5eed5eed)\n"
+		"  -m, --maglev-m M|adaptive    Maglev table size: a listed prime, or adaptive\n"
+		"                               (smallest listed prime >= 100 x endpoints; default)\n"
+		"  -S, --max-services N         Service port ids (default %u; frontends 1x)\n"
+		"  -B, --max-backends N         distinct endpoints (default %u)\n"
+		"  -C, --ct-size N              conntrack entries, two per flow (default %u)\n"
+		"  -M, --maglev-chunks N        64-byte Maglev chunks (default %u)\n"
+		"      --ct-timeout-syn S       (default 60)\n"
+		"      --ct-timeout-established S (default 21600)\n"
+		"      --ct-timeout-close S     (default 10)\n"
+		"      --ct-timeout-udp S       (default 60)\n"
+		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
+		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
+		"Other:\n"
+		"      --metrics-addr ADDR:PORT /healthz and /metrics (default 127.0.0.1:9477; 'off')\n"
+		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
+		"  -h, --help                   this text\n",
+		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS);
+}
+
+static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || end == s || v < min || v > max) {
+		fprintf(stderr, "svcplane run: %s: '%s' is not a number from %u to %u\n", opt, s,
+			min, max);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int parse_run_opts(int argc, char **argv, struct run_opts *o)
+{
+	uint32_t v;
+	int c, err = 0;
+
+	memset(o, 0, sizeof(*o));
+	sp_dp_opts_default(&o->dp);
+	o->metrics_addr = "127.0.0.1:9477";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:k:Ki:p:a:d:x:Rs:m:S:B:C:M:vh", run_longopts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'k':
+			o->kubeconfig = optarg;
+			break;
+		case 'K':
+			o->in_cluster = true;
+			break;
+		case 'i':
+			if (o->n_ifaces == MAX_IFACES) {
+				fprintf(stderr, "svcplane run: at most %d --iface\n", MAX_IFACES);
+				return -EINVAL;
+			}
+			if (strlen(optarg) >= IFNAMSIZ) {
+				fprintf(stderr, "svcplane run: --iface '%s': name too long\n", optarg);
+				return -EINVAL;
+			}
+			o->ifaces[o->n_ifaces++] = optarg;
+			break;
+		case 'p':
+			if (o->n_patterns == MAX_PATTERNS) {
+				fprintf(stderr, "svcplane run: at most %d --pod-iface-pattern\n",
+					MAX_PATTERNS);
+				return -EINVAL;
+			}
+			o->patterns[o->n_patterns++] = optarg;
+			break;
+		case 'a':
+			if (o->n_node_addrs == MAX_NODE_ADDRS ||
+			    sp_ip_parse(optarg, &o->node_addrs[o->n_node_addrs])) {
+				fprintf(stderr, "svcplane run: --node-address '%s': not an address\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->n_node_addrs++;
+			break;
+		case 'd':
+			o->dp.pin_dir = optarg;
+			break;
+		case 'x':
+			if (!strcmp(optarg, "auto"))
+				o->xdp_mode = SP_XDP_AUTO;
+			else if (!strcmp(optarg, "native"))
+				o->xdp_mode = SP_XDP_NATIVE;
+			else if (!strcmp(optarg, "generic"))
+				o->xdp_mode = SP_XDP_GENERIC;
+			else {
+				fprintf(stderr,
+					"svcplane run: --xdp-mode '%s': expected auto, native or generic\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'R':
+			o->dp.xdp_redirect = true;
+			break;
+		case 's':
+			err = parse_u32("--hash-seed", optarg, 0, UINT32_MAX, &o->dp.hash_seed);
+			break;
+		case 'm':
+			if (!strcmp(optarg, "adaptive")) {
+				o->fixed_m = 0;
+			} else if (parse_u32("--maglev-m", optarg, SP_MAGLEV_M_MIN, SP_MAGLEV_M_MAX,
+					     &o->fixed_m) ||
+				   !sp_maglev_m_valid(o->fixed_m)) {
+				fprintf(stderr,
+					"svcplane run: --maglev-m %s: not one of the listed primes "
+					"(see docs/MAGLEV.md) or 'adaptive'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'S':
+			err = parse_u32("--max-services", optarg, 1, 1 << 24, &o->dp.max_svc_ids);
+			o->dp.max_frontends = o->dp.max_svc_ids;
+			break;
+		case 'B':
+			err = parse_u32("--max-backends", optarg, 1, 1 << 24, &o->dp.max_backends);
+			break;
+		case 'C':
+			err = parse_u32("--ct-size", optarg, 1024, 1 << 28, &o->dp.ct_size);
+			break;
+		case 'M':
+			err = parse_u32("--maglev-chunks", optarg, 16, 1 << 26, &o->dp.maglev_chunks);
+			break;
+		case 1001:
+		case 1002:
+		case 1003:
+		case 1004:
+			err = parse_u32("--ct-timeout-*", optarg, 1, 7 * 86400, &v);
+			if (!err) {
+				uint64_t ns = (uint64_t)v * 1000000000ULL;
+
+				if (c == 1001)
+					o->dp.ct_syn_ns = ns;
+				else if (c == 1002)
+					o->dp.ct_est_ns = ns;
+				else if (c == 1003)
+					o->dp.ct_close_ns = ns;
+				else
+					o->dp.ct_udp_ns = ns;
+			}
+			break;
+		case 1005:
+		case 1006: {
+			struct sp_ip *ip = c == 1005 ? &o->dp.hairpin4 : &o->dp.hairpin6;
+
+			if (sp_ip_parse(optarg, ip) || ip->family != (c == 1005 ? 4 : 6)) {
+				fprintf(stderr, "svcplane run: %s '%s': not an IPv%d address\n",
+					c == 1005 ? "--hairpin-v4" : "--hairpin-v6", optarg,
+					c == 1005 ? 4 : 6);
+				return -EINVAL;
+			}
+			break;
+		}
+		case 1007:
+			o->metrics_addr = optarg;
+			break;
+		case 1008:
+			o->node_name = optarg;
+			break;
+		case 1009:
+			o->proxy_name = optarg;
+			break;
+		case 'v':
+			sp_log_level = SP_LOG_DEBUG;
+			break;
+		case 'h':
+			run_usage(stdout);
+			exit(0);
+		default:
+			run_usage(stderr);
+			return -EINVAL;
+		}
+		if (err)
+			return err;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "svcplane run: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->n_ifaces) {
+		fprintf(stderr, "svcplane run: at least one --iface is needed (the uplink)\n");
+		return -EINVAL;
+	}
+	if (o->config && (o->kubeconfig || o->in_cluster)) {
+		fprintf(stderr, "svcplane run: --config and the Kubernetes API are exclusive\n");
+		return -EINVAL;
+	}
+	if (!o->node_name)
+		o->node_name = getenv("NODE_NAME");
+	return 0;
+}
+
+/* ---- state shared by the loop ---------------------------------------------- */
+
+struct daemon {
+	struct run_opts *o;
+	struct sp_dp dp;
+	struct sp_sync *sync;
+	struct stat cfg_stat;
+	bool synced;
+	uint64_t applies, apply_errors;
+	double last_apply_ms;
+	/* Kubernetes snapshots arrive on the watcher thread. */
+	pthread_mutex_t k8s_lock;
+	struct sp_k8s_update *k8s_pending;
+	int k8s_efd;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void resolve_warn(void *arg, const char *msg)
+{
+	(void)arg;
+	pr_warn("%s", msg);
+}
+
+/* Resolve and apply a model. The model stays the caller's. */
+static int apply_model(struct daemon *d, const struct sp_model *m, const char *what)
+{
+	struct sp_resolve_opts ro = { .node_name = d->o->node_name,
+				      .proxy_name = d->o->proxy_name };
+	struct sp_desired want = { 0 };
+	struct sp_sync_stats st;
+	double t0 = now_ms();
+	int err;
+
+	err = sp_resolve(m, &ro, &want, resolve_warn, NULL);
+	if (err) {
+		pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
+		return err;
+	}
+	err = sp_sync_apply(d->sync, &want, &st);
+	d->last_apply_ms = now_ms() - t0;
+	d->applies++;
+	if (err)
+		d->apply_errors++;
+	pr_info("%s applied in %.1f ms: %zu Service port(s), %zu backend(s); +%zu -%zu services, "
+		"%zu rebuilt, %zu frontend write(s), %zu delete(s)%s",
+		what, d->last_apply_ms, sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync),
+		st.svc_added, st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
+		err ? " (with errors, see above)" : "");
+	sp_desired_free(&want);
+	return err;
+}
+
+/* Load the config file (or the embedded default) and apply it. On a bad
+ * file the running state stays and the error names file, line and problem. */
+static int apply_config(struct daemon *d, const char *why)
+{
+	struct sp_model m = { 0 };
+	char err[512], what[PATH_MAX + 64];
+	int ret;
+
+	if (d->o->config) {
+		ret = sp_config_load(d->o->config, &m, err, sizeof(err));
+		snprintf(what, sizeof(what), "%s (%s)", d->o->config, why);
+	} else {
+		ret = sp_config_parse_buf(sp_default_config, strlen(sp_default_config),
+					  "<embedded default config>", &m, err, sizeof(err));
+		snprintf(what, sizeof(what), "embedded default config (%s)", why);
+	}
+	if (ret) {
+		pr_err("%s; keeping the running state", err);
+		return ret;
+	}
+	ret = apply_model(d, &m, what);
+	sp_model_free(&m);
+	return ret;
+}
+
+/* ---- node addresses ---------------------------------------------------------- */
+
+/* The addresses NodePorts answer on: --node-address, else every address of
+ * the uplinks (IPv6 link-local excluded: not a place clients connect to). */
+static int sync_node_addrs(struct daemon *d, const struct sp_ip *extra, size_t n_extra)
+{
+	struct sp_ip addrs[MAX_NODE_ADDRS * 2];
+	struct ifaddrs *ifa, *i;
+	size_t n = 0, k;
+	int j;
+
+	for (j = 0; j < d->o->n_node_addrs; j++)
+		addrs[n++] = d->o->node_addrs[j];
+	for (k = 0; k < n_extra && n < MAX_NODE_ADDRS * 2; k++)
+		addrs[n++] = extra[k];
+	if (!d->o->n_node_addrs && !getifaddrs(&ifa)) {
+		for (i = ifa; i && n < MAX_NODE_ADDRS * 2; i = i->ifa_next) {
+			bool up = false;
+
+			if (!i->ifa_addr)
+				continue;
+			for (j = 0; j < d->o->n_ifaces; j++)
+				up |= !strcmp(i->ifa_name, d->o->ifaces[j]);
+			if (!up)
+				continue;
+			if (i->ifa_addr->sa_family == AF_INET) {
+				addrs[n].family = 4;
+				memset(addrs[n].b, 0, 16);
+				memcpy(addrs[n].b, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+				n++;
+			} else if (i->ifa_addr->sa_family == AF_INET6) {
+				struct in6_addr *a6 = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+
+				if (IN6_IS_ADDR_LINKLOCAL(a6))
+					continue;
+				addrs[n].family = 6;
+				memcpy(addrs[n].b, a6, 16);
+				n++;
+			}
+		}
+		freeifaddrs(ifa);
+	}
+	return sp_sync_node_addrs(d->sync, addrs, n);
+}
+
+/* ---- pod interfaces over netlink ----------------------------------------------- */
+
+static bool is_pod_iface(const struct run_opts *o, const char *name)
+{
+	int i;
+
+	for (i = 0; i < o->n_patterns; i++)
+		if (!fnmatch(o->patterns[i], name, 0))
+			return true;
+	return false;
+}
+
+static void attach_existing_pods(struct daemon *d)
+{
+	struct if_nameindex *ifs = if_nameindex(), *i;
+
+	for (i = ifs; i && i->if_index; i++)
+		if (is_pod_iface(d->o, i->if_name))
+			sp_dp_attach_pod(&d->dp, i->if_name);
+	if (ifs)
+		if_freenameindex(ifs);
+}
+
+static int netlink_open(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* New links matching the pattern get the TC program. A deleted link takes
+ * its filters with it, so there is nothing to undo. */
+static void netlink_read(struct daemon *d, int fd)
+{
+	char buf[16384];
+	ssize_t len;
+
+	while ((len = recv(fd, buf, sizeof(buf), 0)) > 0) {
+		struct nlmsghdr *nh;
+
+		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)len);
+		     nh = NLMSG_NEXT(nh, len)) {
+			struct ifinfomsg *ifi = NLMSG_DATA(nh);
+			struct rtattr *rta = IFLA_RTA(ifi);
+			int rlen = IFLA_PAYLOAD(nh);
+			char name[IFNAMSIZ] = "";
+
+			if (nh->nlmsg_type != RTM_NEWLINK && nh->nlmsg_type != RTM_DELLINK)
+				continue;
+			for (; RTA_OK(rta, rlen); rta = RTA_NEXT(rta, rlen))
+				if (rta->rta_type == IFLA_IFNAME)
+					snprintf(name, sizeof(name), "%s", (char *)RTA_DATA(rta));
+			if (!name[0] || !is_pod_iface(d->o, name))
+				continue;
+			if (nh->nlmsg_type == RTM_DELLINK) {
+				pr_info("%s: pod interface gone", name);
+				continue;
+			}
+			/* NEWLINK also comes for state changes: attaching again
+			 * just replaces our filter with itself. */
+			sp_dp_attach_pod(&d->dp, name);
+		}
+	}
+}
+
+/* ---- metrics and health ---------------------------------------------------------- */
+
+static int metrics_open(const char *addr)
+{
+	char host[64];
+	const char *colon = strrchr(addr, ':');
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int fd, one = 1;
+
+	if (!strcmp(addr, "off"))
+		return -1;
+	if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
+		pr_err("--metrics-addr %s: expected ADDRESS:PORT", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, colon - addr);
+	host[colon - addr] = '\0';
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || atoi(colon + 1) <= 0 ||
+	    atoi(colon + 1) > 65535) {
+		pr_err("--metrics-addr %s: expected IPv4-ADDRESS:PORT", addr);
+		return -EINVAL;
+	}
+	sa.sin_port = htons(atoi(colon + 1));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
+		int err = -errno;
+
+		pr_warn("metrics on %s: %s; serving none", addr, strerror(-err));
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void metrics_body(struct daemon *d, FILE *f)
+{
+	static const char *const rnames[] = SP_REASON_NAMES;
+	int ncpu = libbpf_num_possible_cpus(), c;
+	struct sp_stats *st = calloc(ncpu > 0 ? ncpu : 1, sizeof(*st));
+	struct sp_reason_count *rc = calloc(ncpu > 0 ? ncpu : 1, sizeof(*rc));
+	__u32 k;
+
+	fprintf(f, "# TYPE svcplane_up gauge\nsvcplane_up %d\n", d->synced ? 1 : 0);
+	fprintf(f, "svcplane_services %zu\nsvcplane_backends %zu\n", sp_sync_n_services(d->sync),
+		sp_sync_n_backends(d->sync));
+	fprintf(f, "svcplane_sync_total %llu\nsvcplane_sync_errors_total %llu\n",
+		(unsigned long long)d->applies, (unsigned long long)d->apply_errors);
+	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->last_apply_ms);
+	k = 0;
+	if (st && ncpu > 0 && !bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_stats), &k, st)) {
+		struct sp_stats sum = { 0 };
+
+		for (c = 0; c < ncpu; c++) {
+			const __u64 *src = (const __u64 *)&st[c];
+			__u64 *dst = (__u64 *)&sum;
+			size_t j;
+
+			for (j = 0; j < sizeof(sum) / sizeof(__u64); j++)
+				dst[j] += src[j];
+		}
+#define M(field) fprintf(f, "svcplane_" #field "_total %llu\n", (unsigned long long)sum.field)
+		M(rx_packets);
+		M(rx_bytes);
+		M(not_service);
+		M(svc_packets);
+		M(new_flows);
+		M(ct_fwd_hits);
+		M(ct_rev_hits);
+		M(ct_backend_gone);
+		M(hairpin);
+		M(rejects);
+		M(redirects);
+		M(to_stack);
+		M(ct_insert_fail);
+#undef M
+	}
+	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {
+		__u64 p = 0;
+
+		if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_reasons), &k, rc))
+			continue;
+		for (c = 0; c < ncpu; c++)
+			p += rc[c].packets;
+		fprintf(f, "svcplane_reason_packets_total{reason=\"%s\"} %llu\n", rnames[k],
+			(unsigned long long)p);
+	}
+	free(st);
+	free(rc);
+}
+
+/* One short request per connection; the endpoint is for probes and scrapes. */
+static void metrics_serve(struct daemon *d, int lfd)
+{
+	char req[1024], *body = NULL;
+	size_t blen = 0;
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+	FILE *f;
+
+	if (fd < 0)
+		return;
+	if (poll(&p, 1, 1000) <= 0 || (n = recv(fd, req, sizeof(req) - 1, 0)) <= 0) {
+		close(fd);
+		return;
+	}
+	req[n] = '\0';
+	f = open_memstream(&body, &blen);
+	if (!f) {
+		close(fd);
+		return;
+	}
+	if (!strncmp(req, "GET /healthz", 12))
+		fprintf(f, "%s\n", d->synced ? "ok" : "not synced");
+	else if (!strncmp(req, "GET /metrics", 12))
+		metrics_body(d, f);
+	else
+		fprintf(f, "svcplane: GET /healthz or /metrics\n");
+	fclose(f);
+	dprintf(fd,
+		"HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"
+		"Connection: close\r\n\r\n",
+		(!strncmp(req, "GET /healthz", 12) && !d->synced) ? "503 Service Unavailable"
+								   : "200 OK",
+		blen);
+	if (write(fd, body, blen) < 0)
+		pr_debug("metrics: write: %s", strerror(errno));
+	free(body);
+	close(fd);
+}
+
+/* ---- Kubernetes ---------------------------------------------------------------- */
+
+/* Runs on the watcher thread: park the newest snapshot (an older one not
+ * yet applied is simply superseded: coalescing) and wake the loop. */
+static void k8s_on_update(void *arg, struct sp_k8s_update *u)
+{
+	struct daemon *d = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&d->k8s_lock);
+	if (d->k8s_pending)
+		sp_k8s_update_free(d->k8s_pending);
+	d->k8s_pending = u;
+	pthread_mutex_unlock(&d->k8s_lock);
+	if (write(d->k8s_efd, &one, sizeof(one)) < 0)
+		pr_debug("k8s: eventfd write: %s", strerror(errno));
+}
+
+static void k8s_apply_pending(struct daemon *d)
+{
+	struct sp_k8s_update *u;
+	uint64_t v;
+	size_t i;
+
+	if (read(d->k8s_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_debug("k8s: eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&d->k8s_lock);
+	u = d->k8s_pending;
+	d->k8s_pending = NULL;
+	pthread_mutex_unlock(&d->k8s_lock);
+	if (!u)
+		return;
+	if (u->node_known)
+		sync_node_addrs(d, u->node_addrs, u->n_node_addrs);
+	for (i = 0; i < u->n_changed; i++)
+		pr_debug("k8s: Service %s changed", u->changed[i]);
+	if (!apply_model(d, &u->model, "Kubernetes API snapshot"))
+		d->synced = true;
+	sp_k8s_update_free(u);
+}
+
+/* ---- pid file ------------------------------------------------------------------ */
+
+/* Take the pid file lock: one daemon per pin directory. Returns the fd (held
+ * for the daemon's life) or -errno. */
+static int pidfile_lock(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	err = sp_pidfile_path(pin_dir, path, sizeof(path));
+	if (err)
+		return err;
+	if (mkdir(SP_RUN_DIR, 0755) && errno != EEXIST) {
+		err = -errno;
+		pr_err("create %s: %s", SP_RUN_DIR, strerror(-err));
+		return err;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err = -errno;
+		pr_err("open pid file %s: %s", path, strerror(-err));
+		return err;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = -errno;
+		pr_err("another svcplane daemon holds %s (pin directory %s)", path, pin_dir);
+		close(fd);
+		return err == -EWOULDBLOCK ? -EBUSY : err;
+	}
+	if (ftruncate(fd, 0) == 0)
+		dprintf(fd, "%d\n", getpid());
+	return fd;
+}
+
+/* ---- the loop ---------------------------------------------------------------------- */
+
+static bool config_changed(struct daemon *d)
+{
+	struct stat st;
+
+	if (!d->o->config || stat(d->o->config, &st))
+		return false;
+	if (st.st_mtim.tv_sec == d->cfg_stat.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == d->cfg_stat.st_mtim.tv_nsec && st.st_size == d->cfg_stat.st_size &&
+	    st.st_ino == d->cfg_stat.st_ino)
+		return false;
+	d->cfg_stat = st;
+	return true;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o;
+	struct daemon d = { 0 };
+	struct sp_k8s *k8s = NULL;
+	struct sp_sync_maps sm;
+	sigset_t mask;
+	int sfd = -1, nlfd = -1, mfd = -1, lockfd = -1, err, i;
+	bool stop = false;
+
+	err = parse_run_opts(argc, argv, &o);
+	if (err)
+		return err;
+	d.o = &o;
+	d.k8s_efd = -1;
+	pthread_mutex_init(&d.k8s_lock, NULL);
+
+	lockfd = pidfile_lock(o.dp.pin_dir);
+	if (lockfd < 0)
+		return lockfd;
+
+	/* Validate the source before touching the datapath: a bad file at
+	 * start is an error, not an empty state. */
+	if (o.config) {
+		struct sp_model m = { 0 };
+		char msg[512];
+
+		if (stat(o.config, &d.cfg_stat)) {
+			err = -errno;
+			pr_err("config %s: %s", o.config, strerror(-err));
+			goto out;
+		}
+		err = sp_config_load(o.config, &m, msg, sizeof(msg));
+		if (err) {
+			pr_err("%s", msg);
+			goto out;
+		}
+		sp_model_free(&m);
+	}
+
+	err = sp_dp_load(&d.dp, &o.dp);
+	if (err)
+		goto out;
+	if (d.dp.maps_reused)
+		pr_info("reusing pinned maps under %s: conntrack and state kept", o.dp.pin_dir);
+	sm = (struct sp_sync_maps){
+		.fd_services = d.dp.fd_services,
+		.fd_backends = d.dp.fd_backends,
+		.fd_maglev = d.dp.fd_maglev,
+		.fd_svc_meta = d.dp.fd_svc_meta,
+		.fd_svc_stats = bpf_map__fd(d.dp.skel->maps.sp_svc_stats),
+		.fd_node_addrs = d.dp.fd_node_addrs,
+		.maglev_chunks = d.dp.maglev_chunks,
+		.max_svc_ids = d.dp.max_svc_ids,
+		.max_backends = bpf_map__max_entries(d.dp.skel->maps.sp_backends),
+		.fixed_m = o.fixed_m,
+	};
+	err = sp_sync_new(&sm, &d.sync);
+	if (err) {
+		pr_err("read pinned state: %s", strerror(-err));
+		goto out;
+	}
+
+	/* Maps first, then attach: a new program never sees empty maps. */
+	if (!o.kubeconfig && !o.in_cluster) {
+		err = apply_config(&d, "start");
+		if (err && err != -ENOSPC)
+			goto out;
+		d.synced = true;
+	}
+	err = sync_node_addrs(&d, NULL, 0);
+	if (err)
+		goto out;
+	for (i = 0; i < o.n_ifaces; i++) {
+		err = sp_dp_attach_uplink(&d.dp, o.ifaces[i], o.xdp_mode);
+		if (err)
+			goto out;
+		if (o.dp.xdp_redirect)
+			sp_dp_add_tx_port(&d.dp, o.ifaces[i]);
+	}
+	if (o.n_patterns) {
+		nlfd = netlink_open();
+		if (nlfd < 0) {
+			err = nlfd;
+			pr_err("netlink socket for link events: %s", strerror(-err));
+			goto out;
+		}
+		attach_existing_pods(&d);
+	}
+
+	if (o.kubeconfig || o.in_cluster) {
+		struct sp_k8s_opts ko;
+		char msg[512] = "";
+
+		d.k8s_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (d.k8s_efd < 0) {
+			err = -errno;
+			goto out;
+		}
+		memset(&ko, 0, sizeof(ko));
+		ko.kubeconfig = o.kubeconfig; /* NULL with --in-cluster */
+		ko.node_name = o.node_name;
+		if (sp_log_level >= SP_LOG_DEBUG)
+			sp_k8s_set_log_level(SP_K8S_LOG_DEBUG);
+		k8s = sp_k8s_start(&ko, k8s_on_update, &d, msg, sizeof(msg));
+		if (!k8s) {
+			err = -EINVAL;
+			pr_err("Kubernetes source: %s", msg);
+			goto out;
+		}
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	mfd = metrics_open(o.metrics_addr);
+	if (mfd < -1 && mfd != -EADDRINUSE) {
+		err = mfd;
+		goto out;
+	}
+	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
+		o.config ? o.config : (k8s ? "Kubernetes API" : "embedded default config"));
+
+	while (!stop) {
+		struct pollfd p[4] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = nlfd, .events = POLLIN },
+			{ .fd = mfd, .events = POLLIN },
+			{ .fd = d.k8s_efd, .events = POLLIN },
+		};
+		int n = poll(p, 4, 1000);
+
+		if (n < 0 && errno != EINTR) {
+			err = -errno;
+			pr_err("poll: %s", strerror(-err));
+			break;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					if (!k8s) {
+						config_changed(&d);
+						apply_config(&d, "SIGHUP");
+					}
+				} else {
+					pr_info("signal %d: exiting; the datapath stays attached "
+						"('svcplane detach' removes it)",
+						si.ssi_signo);
+					stop = true;
+				}
+			}
+		}
+		if (nlfd >= 0 && (p[1].revents & POLLIN))
+			netlink_read(&d, nlfd);
+		if (mfd >= 0 && (p[2].revents & POLLIN))
+			metrics_serve(&d, mfd);
+		if (d.k8s_efd >= 0 && (p[3].revents & POLLIN))
+			k8s_apply_pending(&d);
+		if (!k8s && config_changed(&d))
+			apply_config(&d, "file changed");
+	}
+	err = 0;
+out:
+	if (k8s)
+		sp_k8s_stop(k8s);
+	if (d.k8s_pending)
+		sp_k8s_update_free(d.k8s_pending);
+	if (d.k8s_efd >= 0)
+		close(d.k8s_efd);
+	if (sfd >= 0)
+		close(sfd);
+	if (nlfd >= 0)
+		close(nlfd);
+	if (mfd >= 0)
+		close(mfd);
+	sp_sync_free(d.sync);
+	sp_dp_close(&d.dp);
+	if (lockfd >= 0)
+		close(lockfd);
+	pthread_mutex_destroy(&d.k8s_lock);
+	return err;
+}
+
+/* ---- detach ------------------------------------------------------------------------ */
+
+int cmd_detach(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "bpffs-dir", required_argument, NULL, 'd' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = SP_PIN_DIR_DEFAULT;
+	char path[PATH_MAX];
+	int c, err, fd;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'v':
+			sp_log_level = SP_LOG_DEBUG;
+			break;
+		case 'h':
+			printf("Usage: svcplane detach [--bpffs-dir DIR] [-v]\n\n"
+			       "Remove svcplane's XDP and TC programs from every interface of this\n"
+			       "network namespace and unpin every map and link under DIR\n"
+			       "(default %s). Refuses while a daemon runs on DIR.\n",
+			       SP_PIN_DIR_DEFAULT);
+			return 0;
+		default:
+			fprintf(stderr, "Usage: svcplane detach [--bpffs-dir DIR] [-v]\n");
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "svcplane detach: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	/* A running daemon would re-attach pods and rewrite maps. */
+	if (!sp_pidfile_path(dir, path, sizeof(path)) &&
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			fprintf(stderr, "svcplane detach: a daemon is running on %s; stop it first\n",
+				dir);
+			close(fd);
+			return -EBUSY;
+		}
+		close(fd);
+		unlink(path);
+	}
+	err = sp_dp_detach_all(dir);
+	if (!err)
+		printf("detached: programs removed, %s unpinned\n", dir);
+	return err;
+}

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Loading, pinning and attaching the datapath. See dp.h. */
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <linux/if_link.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "svcplane.h"
+#include "svcplane.skel.h"
+#include "dp.h"
+#include "log.h"
+
+/* TC filters are ours if they sit at this handle and priority. */
+#define SP_TC_HANDLE 0x5350
+#define SP_TC_PRIO 1
+
+void sp_dp_opts_default(struct sp_dp_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->pin_dir = SP_PIN_DIR_DEFAULT;
+	o->max_frontends = SP_MAX_FRONTENDS;
+	o->max_svc_ids = SP_MAX_SVC_IDS;
+	o->max_backends = SP_MAX_BACKENDS;
+	o->ct_size = SP_CT_MAX;
+	o->maglev_chunks = SP_MAGLEV_CHUNKS;
+	o->hash_seed = 0x5eed5eed;
+	o->ct_syn_ns = 60ULL * 1000000000ULL;
+	o->ct_est_ns = 21600ULL * 1000000000ULL;
+	o->ct_close_ns = 10ULL * 1000000000ULL;
+	o->ct_udp_ns = 60ULL * 1000000000ULL;
+	sp_ip_parse("169.254.42.1", &o->hairpin4);
+	sp_ip_parse("fd73:7670:6c61:6e65::1", &o->hairpin6);
+}
+
+/* mkdir -p for a path inside bpffs (bpffs supports directories). */
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t i, len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		buf[i] = i == len ? '\0' : '/';
+	}
+	return 0;
+}
+
+int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct svcplane_bpf *skel;
+	char path[PATH_MAX];
+	int err;
+
+	memset(dp, 0, sizeof(*dp));
+	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s", o->pin_dir);
+	err = mkdir_p(o->pin_dir);
+	if (err) {
+		pr_err("create pin directory %s: %s (is bpffs mounted there?)", o->pin_dir,
+		       strerror(-err));
+		return err;
+	}
+	snprintf(path, sizeof(path), "%s/%s", o->pin_dir, SP_MAP_SERVICES);
+	dp->maps_reused = access(path, F_OK) == 0;
+
+	oo.pin_root_path = o->pin_dir;
+	skel = svcplane_bpf__open_opts(&oo);
+	if (!skel) {
+		err = -errno;
+		pr_err("open BPF object: %s", strerror(-err));
+		return err;
+	}
+	bpf_map__set_max_entries(skel->maps.sp_services, o->max_frontends);
+	bpf_map__set_max_entries(skel->maps.sp_svc_stats, o->max_svc_ids);
+	bpf_map__set_max_entries(skel->maps.sp_svc_meta, o->max_svc_ids);
+	bpf_map__set_max_entries(skel->maps.sp_backends, o->max_backends);
+	bpf_map__set_max_entries(skel->maps.sp_ct, o->ct_size);
+	bpf_map__set_max_entries(skel->maps.sp_maglev, o->maglev_chunks);
+
+	skel->rodata->cfg_hash_seed = o->hash_seed;
+	skel->rodata->cfg_ct_syn_ns = o->ct_syn_ns;
+	skel->rodata->cfg_ct_est_ns = o->ct_est_ns;
+	skel->rodata->cfg_ct_close_ns = o->ct_close_ns;
+	skel->rodata->cfg_ct_udp_ns = o->ct_udp_ns;
+	skel->rodata->cfg_xdp_redirect = o->xdp_redirect;
+	memcpy((void *)&skel->rodata->cfg_hairpin_v4, o->hairpin4.b, 4);
+	memcpy((void *)skel->rodata->cfg_hairpin_v6, o->hairpin6.b, 16);
+
+	err = svcplane_bpf__load(skel);
+	if (err) {
+		pr_err("load BPF programs: %s%s", strerror(-err),
+		       dp->maps_reused ? " (pinned maps under the pin directory may come from an "
+					 "incompatible version or other sizes: compare the "
+					 "--max-*/--ct-size flags, or run 'svcplane detach')"
+				       : " (run with -v for the verifier log)");
+		svcplane_bpf__destroy(skel);
+		return err;
+	}
+	dp->skel = skel;
+	dp->fd_services = bpf_map__fd(skel->maps.sp_services);
+	dp->fd_backends = bpf_map__fd(skel->maps.sp_backends);
+	dp->fd_maglev = bpf_map__fd(skel->maps.sp_maglev);
+	dp->fd_ct = bpf_map__fd(skel->maps.sp_ct);
+	dp->fd_node_addrs = bpf_map__fd(skel->maps.sp_node_addrs);
+	dp->fd_tx_ports = bpf_map__fd(skel->maps.sp_tx_ports);
+	dp->fd_svc_meta = bpf_map__fd(skel->maps.sp_svc_meta);
+	dp->maglev_chunks = bpf_map__max_entries(skel->maps.sp_maglev);
+	dp->max_svc_ids = bpf_map__max_entries(skel->maps.sp_svc_meta);
+	if (dp->maglev_chunks != o->maglev_chunks)
+		pr_warn("reusing pinned sp_maglev with %u chunks (asked for %u)", dp->maglev_chunks,
+			o->maglev_chunks);
+	return 0;
+}
+
+void sp_dp_close(struct sp_dp *dp)
+{
+	if (dp->skel)
+		svcplane_bpf__destroy(dp->skel);
+	dp->skel = NULL;
+}
+
+/*
+ * Attach prog to a TC hook of ifindex, replacing our previous filter at the
+ * same handle/priority (a restart swaps programs without a gap). The clsact
+ * qdisc may exist already (-EEXIST is fine).
+ */
+static int tc_attach(int ifindex, const char *ifname, enum bpf_tc_attach_point where,
+		     struct bpf_program *prog)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SP_TC_HANDLE, .priority = SP_TC_PRIO,
+		    .flags = BPF_TC_F_REPLACE, .prog_fd = bpf_program__fd(prog));
+	int err;
+
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST) {
+		pr_err("create clsact qdisc on %s: %s", ifname, strerror(-err));
+		return err;
+	}
+	err = bpf_tc_attach(&hook, &opts);
+	if (err) {
+		pr_err("attach TC %s program %s to %s: %s",
+		       where == BPF_TC_INGRESS ? "ingress" : "egress", bpf_program__name(prog),
+		       ifname, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static int tc_detach(int ifindex, enum bpf_tc_attach_point where)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SP_TC_HANDLE, .priority = SP_TC_PRIO);
+
+	return bpf_tc_detach(&hook, &opts);
+}
+
+/*
+ * XDP through a pinned bpf_link: the link keeps the program attached after
+ * the daemon exits, and a restarted daemon swaps in its new program with
+ * bpf_link_update() instead of detaching (no window without a program).
+ */
+static int xdp_attach(struct sp_dp *dp, int ifindex, const char *ifname, enum sp_xdp_mode mode)
+{
+	char dir[320], path[PATH_MAX];
+	int prog_fd = bpf_program__fd(dp->skel->progs.sp_xdp);
+	int fd, err;
+
+	snprintf(dir, sizeof(dir), "%s/links", dp->pin_dir);
+	err = mkdir_p(dir);
+	if (err) {
+		pr_err("create %s: %s", dir, strerror(-err));
+		return err;
+	}
+	snprintf(path, sizeof(path), "%s/xdp_%s", dir, ifname);
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		err = bpf_link_update(fd, prog_fd, NULL);
+		close(fd);
+		if (!err) {
+			pr_info("%s: XDP program replaced in place (pinned link)", ifname);
+			return 0;
+		}
+		pr_warn("%s: update pinned XDP link: %s; re-attaching", ifname, strerror(errno));
+		unlink(path);
+	}
+
+	LIBBPF_OPTS(bpf_link_create_opts, lo);
+	if (mode != SP_XDP_GENERIC) {
+		lo.flags = XDP_FLAGS_DRV_MODE;
+		fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+		if (fd < 0 && mode == SP_XDP_NATIVE) {
+			err = -errno;
+			pr_err("attach XDP to %s: %s (driver lacks native XDP? try --xdp-mode=generic)",
+			       ifname, strerror(-err));
+			return err;
+		}
+		if (fd < 0)
+			pr_warn("attach native XDP to %s: %s; falling back to generic XDP (slower)",
+				ifname, strerror(errno));
+	} else {
+		fd = -1;
+	}
+	if (fd < 0) {
+		lo.flags = XDP_FLAGS_SKB_MODE;
+		fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+		if (fd < 0) {
+			err = -errno;
+			pr_err("attach XDP (generic) to %s: %s", ifname, strerror(-err));
+			return err;
+		}
+	} else {
+		pr_info("%s: native XDP", ifname);
+	}
+	if (bpf_obj_pin(fd, path)) {
+		err = -errno;
+		pr_err("pin XDP link of %s at %s: %s", ifname, path, strerror(-err));
+		close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
+int sp_dp_attach_uplink(struct sp_dp *dp, const char *ifname, enum sp_xdp_mode mode)
+{
+	int ifindex = if_nametoindex(ifname);
+	int err;
+
+	if (!ifindex) {
+		pr_err("uplink %s: no such interface", ifname);
+		return -ENODEV;
+	}
+	err = xdp_attach(dp, ifindex, ifname, mode);
+	if (!err)
+		err = tc_attach(ifindex, ifname, BPF_TC_INGRESS, dp->skel->progs.sp_tc_uplink);
+	if (!err)
+		err = tc_attach(ifindex, ifname, BPF_TC_EGRESS, dp->skel->progs.sp_tc_egress);
+	if (!err)
+		pr_info("%s: attached as uplink (XDP + TC ingress/egress)", ifname);
+	return err;
+}
+
+int sp_dp_attach_pod(struct sp_dp *dp, const char *ifname)
+{
+	int ifindex = if_nametoindex(ifname);
+	int err;
+
+	if (!ifindex)
+		return -ENODEV; /* gone already: nothing to do */
+	err = tc_attach(ifindex, ifname, BPF_TC_INGRESS, dp->skel->progs.sp_tc_ingress);
+	if (!err)
+		pr_info("%s: attached as pod interface (TC ingress)", ifname);
+	return err;
+}
+
+int sp_dp_add_tx_port(struct sp_dp *dp, const char *ifname)
+{
+	__u32 ifindex = if_nametoindex(ifname);
+
+	if (!ifindex)
+		return -ENODEV;
+	if (bpf_map_update_elem(dp->fd_tx_ports, &ifindex, &ifindex, BPF_ANY)) {
+		pr_err("add %s to sp_tx_ports: %s", ifname, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* Is the program behind this TC filter / XDP id one of ours ("sp_" prefix)? */
+static bool prog_is_ours(__u32 prog_id)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_prog_get_fd_by_id(prog_id);
+	bool ours;
+
+	if (fd < 0)
+		return false;
+	ours = !bpf_obj_get_info_by_fd(fd, &info, &len) && !strncmp(info.name, "sp_", 3);
+	close(fd);
+	return ours;
+}
+
+/* Remove every pin under dir (files, then the directories), depth first. */
+static int unpin_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+	int err = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st))
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int e2 = unpin_tree(path);
+
+			err = err ?: e2;
+		} else if (unlink(path)) {
+			err = err ?: -errno;
+		}
+	}
+	closedir(d);
+	if (rmdir(dir) && errno != ENOENT)
+		err = err ?: -errno;
+	return err;
+}
+
+int sp_dp_detach_all(const char *pin_dir)
+{
+	struct if_nameindex *ifs = if_nameindex(), *i;
+	int err = 0;
+
+	for (i = ifs; i && i->if_index; i++) {
+		LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = i->if_index);
+		int dirs[] = { BPF_TC_INGRESS, BPF_TC_EGRESS };
+		size_t k;
+
+		for (k = 0; k < 2; k++) {
+			LIBBPF_OPTS(bpf_tc_opts, to, .handle = SP_TC_HANDLE, .priority = SP_TC_PRIO);
+
+			hook.attach_point = dirs[k];
+			if (bpf_tc_query(&hook, &to) == 0 && prog_is_ours(to.prog_id)) {
+				int e = tc_detach(i->if_index, dirs[k]);
+
+				if (e)
+					pr_err("detach TC from %s: %s", i->if_name, strerror(-e));
+				else
+					pr_info("%s: TC %s program removed", i->if_name,
+						k ? "egress" : "ingress");
+				err = err ?: e;
+			}
+		}
+		/* XDP attached through a link goes away with the link's pin
+		 * (below) once no fd holds it; one attached the legacy way is
+		 * removed here if it is ours. */
+		if (bpf_xdp_query(i->if_index, 0, &q) == 0 && q.prog_id && prog_is_ours(q.prog_id)) {
+			char path[PATH_MAX];
+			int fd;
+
+			snprintf(path, sizeof(path), "%s/links/xdp_%s", pin_dir, i->if_name);
+			fd = bpf_obj_get(path);
+			if (fd >= 0) {
+				/* Detach now rather than when the last reference goes. */
+				if (bpf_link_detach(fd))
+					pr_warn("detach XDP link of %s: %s", i->if_name,
+						strerror(errno));
+				close(fd);
+			} else if (bpf_xdp_detach(i->if_index, 0, NULL)) {
+				pr_warn("detach XDP from %s: %s", i->if_name, strerror(errno));
+			}
+			pr_info("%s: XDP program removed", i->if_name);
+		}
+	}
+	if (ifs)
+		if_freenameindex(ifs);
+	{
+		int e = unpin_tree(pin_dir);
+
+		if (e)
+			pr_err("unpin %s: %s", pin_dir, strerror(-e));
+		err = err ?: e;
+	}
+	return err;
+}

@@ -1,0 +1,1466 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The Kubernetes watcher: one thread that lists and then watches Services,
+ * EndpointSlices and this node's Node object, keeps the objects in a store
+ * keyed by namespace/name, and hands the daemon debounced full snapshots.
+ *
+ * Transport: libcurl's multi interface drives the (up to) three streams from
+ * one thread, so the store needs no lock and curl_multi_wakeup() gives a
+ * clean stop. TLS is always verified (CA from the kubeconfig or the
+ * service-account ca.crt).
+ *
+ * Wire protocol (Kubernetes API concepts, "Efficient detection of changes"):
+ *   list:  GET <path>?limit=N[&continue=TOKEN]  -> a *List, possibly in pages;
+ *          every page carries the same metadata.resourceVersion.
+ *   watch: GET <path>?watch=true&resourceVersion=RV&allowWatchBookmarks=true
+ *          -> a chunked stream of {"type":..., "object":...} lines.
+ *   ERROR events carry a Status; code 410 ("Expired"/"too old resource
+ *   version") means history before RV is gone and the client must relist.
+ *
+ * Robustness rules (issue 4):
+ *   - A dropped stream is re-watched from the last resourceVersion seen
+ *     (bookmarks keep that fresh) after a jittered exponential backoff.
+ *   - 410 Gone: relist into a side store and swap it in when complete; the
+ *     difference is logged and published. Nothing is flushed meanwhile.
+ *   - A malformed object is skipped with a warning; its last good version
+ *     stays. An unreachable API server changes nothing: the last snapshot
+ *     stays in force in the datapath until the API answers again.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "k8s.h"
+
+/* ---- Logging ---- */
+
+static int log_level = SP_K8S_LOG_INFO;
+
+void sp_k8s_set_log_level(int level)
+{
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+}
+
+static void klog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void klog(int level, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	char buf[1024];
+	va_list ap;
+
+	if (level > __atomic_load_n(&log_level, __ATOMIC_RELAXED))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* One write per line so concurrent loggers do not interleave. */
+	fprintf(stderr, "svcplane: k8s: %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level],
+		buf);
+}
+
+static void warn_cb(void *arg, const char *msg)
+{
+	(void)arg;
+	klog(SP_K8S_LOG_WARN, "%s", msg);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- Backoff ---- */
+
+static __thread uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+	if (!rng_state)
+		rng_state = (now_ms() << 20) ^ ((uint64_t)getpid() << 1) ^ (uintptr_t)&rng_state ^ 1;
+	/* xorshift64: jitter only, nothing secret. */
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+unsigned sp_k8s_backoff_ms(unsigned attempt, unsigned min_ms, unsigned max_ms)
+{
+	uint64_t d = min_ms ? min_ms : 1;
+
+	/* Doubling, capped; full-range jitter in [d/2, d] spreads a fleet of
+	 * nodes reconnecting after an API server restart. */
+	while (attempt-- && d < max_ms)
+		d <<= 1;
+	if (d > max_ms)
+		d = max_ms;
+	return (unsigned)(d / 2 + rng_next() % (d - d / 2 + 1));
+}
+
+/* ---- Stream decoding ---- */
+
+/* Kubernetes objects nest deeper than json-c's default of 32 once
+ * managedFields are included. */
+#define JSON_DEPTH 128
+
+struct sp_k8s_stream {
+	struct json_tokener *tok;
+	sp_k8s_value_fn cb;
+	void *arg;
+	bool partial;
+};
+
+struct sp_k8s_stream *sp_k8s_stream_new(sp_k8s_value_fn cb, void *arg)
+{
+	struct sp_k8s_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->tok = json_tokener_new_ex(JSON_DEPTH);
+	if (!s->tok) {
+		free(s);
+		return NULL;
+	}
+	s->cb = cb;
+	s->arg = arg;
+	return s;
+}
+
+void sp_k8s_stream_reset(struct sp_k8s_stream *s)
+{
+	json_tokener_reset(s->tok);
+	s->partial = false;
+}
+
+void sp_k8s_stream_free(struct sp_k8s_stream *s)
+{
+	if (!s)
+		return;
+	json_tokener_free(s->tok);
+	free(s);
+}
+
+bool sp_k8s_stream_partial(const struct sp_k8s_stream *s)
+{
+	return s->partial;
+}
+
+/*
+ * json_tokener keeps its state between calls, so a value may arrive split
+ * at any byte across curl's chunks; no line buffer and no copy of the
+ * stream is needed. Between values we skip the newlines ourselves so
+ * "partial" means exactly "inside a value".
+ */
+int sp_k8s_stream_feed(struct sp_k8s_stream *s, const char *buf, size_t len)
+{
+	while (len) {
+		struct json_object *v;
+		enum json_tokener_error e;
+		size_t used;
+		int ret;
+
+		if (!s->partial) {
+			while (len && (*buf == '\n' || *buf == '\r' || *buf == ' ' || *buf == '\t')) {
+				buf++;
+				len--;
+			}
+			if (!len)
+				break;
+		}
+		v = json_tokener_parse_ex(s->tok, buf, (int)(len > (1u << 30) ? 1u << 30 : len));
+		e = json_tokener_get_error(s->tok);
+		if (e == json_tokener_continue) {
+			s->partial = true;
+			used = json_tokener_get_parse_end(s->tok);
+			if (used >= len)
+				return 0;
+			buf += used;
+			len -= used;
+			continue;
+		}
+		if (e != json_tokener_success) {
+			sp_k8s_stream_reset(s);
+			return -EBADMSG;
+		}
+		used = json_tokener_get_parse_end(s->tok);
+		buf += used;
+		len -= used;
+		sp_k8s_stream_reset(s);
+		ret = s->cb(s->arg, v);
+		json_object_put(v);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- Object store: a small chained hash keyed by "namespace/name" ---- */
+
+enum res_kind { RES_SVC = 0, RES_SLICE, RES_NODE, RES_N, RES_SET = RES_N };
+
+struct entry {
+	struct entry *next;
+	char *key;
+	char *rv;
+	union {
+		struct sp_service svc;
+		struct sp_slice slice;
+		struct {
+			struct sp_ip *addrs;
+			size_t n;
+		} node;
+	};
+};
+
+struct store {
+	enum res_kind kind;
+	struct entry **b;
+	size_t nb, n;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static void entry_free(enum res_kind kind, struct entry *e)
+{
+	if (!e)
+		return;
+	if (kind == RES_SVC)
+		sp_service_free(&e->svc);
+	else if (kind == RES_SLICE)
+		sp_slice_free(&e->slice);
+	else if (kind == RES_NODE)
+		free(e->node.addrs);
+	free(e->key);
+	free(e->rv);
+	free(e);
+}
+
+static void store_init(struct store *s, enum res_kind kind)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+}
+
+static void store_clear(struct store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nb; i++) {
+		struct entry *e = s->b[i], *n;
+
+		for (; e; e = n) {
+			n = e->next;
+			entry_free(s->kind, e);
+		}
+	}
+	free(s->b);
+	store_init(s, s->kind);
+}
+
+static struct entry **store_slot(struct store *s, const char *key)
+{
+	struct entry **p;
+
+	if (!s->nb)
+		return NULL;
+	for (p = &s->b[hash_str(key) & (s->nb - 1)]; *p; p = &(*p)->next)
+		if (!strcmp((*p)->key, key))
+			return p;
+	return p;
+}
+
+static struct entry *store_get(struct store *s, const char *key)
+{
+	struct entry **p = store_slot(s, key);
+
+	return p ? *p : NULL;
+}
+
+/* Insert or replace (the old entry is freed). Returns 0 or -ENOMEM (e untouched). */
+static int store_put(struct store *s, struct entry *e)
+{
+	struct entry **p;
+
+	if (s->n + 1 > s->nb * 2) {
+		size_t nb = s->nb ? s->nb * 4 : 64, i;
+		struct entry **b = calloc(nb, sizeof(*b));
+
+		if (!b)
+			return -ENOMEM;
+		for (i = 0; i < s->nb; i++) {
+			struct entry *x = s->b[i], *n;
+
+			for (; x; x = n) {
+				n = x->next;
+				x->next = b[hash_str(x->key) & (nb - 1)];
+				b[hash_str(x->key) & (nb - 1)] = x;
+			}
+		}
+		free(s->b);
+		s->b = b;
+		s->nb = nb;
+	}
+	p = store_slot(s, e->key);
+	if (*p) {
+		e->next = (*p)->next;
+		entry_free(s->kind, *p);
+		*p = e;
+		return 0;
+	}
+	e->next = NULL;
+	*p = e;
+	s->n++;
+	return 0;
+}
+
+/* Unlink and return the entry for key (caller frees), or NULL. */
+static struct entry *store_take(struct store *s, const char *key)
+{
+	struct entry **p = store_slot(s, key), *e;
+
+	if (!p || !*p)
+		return NULL;
+	e = *p;
+	*p = e->next;
+	e->next = NULL;
+	s->n--;
+	return e;
+}
+
+#define store_foreach(s, e, i)                   \
+	for ((i) = 0; (i) < (s)->nb; (i)++)      \
+		for ((e) = (s)->b[i]; (e); (e) = (e)->next)
+
+/* Add a key to a set store; duplicates are fine. */
+static void set_add(struct store *set, const char *key)
+{
+	struct entry *e;
+
+	if (store_get(set, key))
+		return;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->key = strdup(key)) || store_put(set, e)) {
+		/* Only the change log loses an entry; the snapshot itself is intact. */
+		if (e)
+			free(e->key);
+		free(e);
+	}
+}
+
+/* ---- The watcher ---- */
+
+enum phase { PH_IDLE = 0, PH_LIST, PH_WATCH };
+
+struct watch {
+	struct sp_k8s *k;
+	enum res_kind kind;
+	const char *what; /* "services", for messages */
+	const char *path;
+	char *selector; /* fieldSelector value, or NULL */
+	enum phase phase; /* request type in flight or next */
+	bool running; /* a request is in flight */
+	bool synced; /* a complete list has been applied */
+	bool relist; /* next request starts a fresh list */
+	char *rv; /* newest resourceVersion seen */
+	char *cont; /* list continue token */
+	struct store store; /* what the API says */
+	struct store pending; /* list in progress */
+	bool list_page_ok;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	struct sp_k8s_stream *stream;
+	long http_code;
+	char body[2048]; /* start of a non-2xx body (a Status) */
+	size_t body_len;
+	int stream_err;
+	bool gone; /* ERROR 410 seen on the stream */
+	uint64_t next_start; /* earliest start of the next request (monotonic ms) */
+	uint64_t started;
+	unsigned attempt;
+	unsigned events;
+};
+
+struct sp_k8s {
+	struct sp_k8s_opts o;
+	char *node_name;
+	struct sp_k8s_config cfg;
+	CURLM *multi;
+	pthread_t thread;
+	bool stop;
+	struct watch w[RES_N];
+	int n_watch;
+	sp_k8s_update_fn cb;
+	void *cb_arg;
+	struct sp_k8s_stats st;
+	bool dirty;
+	uint64_t first_dirty, last_change;
+	struct store changed; /* Service keys changed since the last snapshot */
+	char *token; /* current bearer token */
+	struct stat token_st; /* of token_file when last read */
+};
+
+#define STAT_INC(k, f) __atomic_fetch_add(&(k)->st.f, 1, __ATOMIC_RELAXED)
+
+void sp_k8s_get_stats(struct sp_k8s *k, struct sp_k8s_stats *st)
+{
+	const uint64_t *src = (const uint64_t *)&k->st;
+	uint64_t *dst = (uint64_t *)st;
+	size_t i;
+
+	for (i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+static void mark_dirty(struct sp_k8s *k)
+{
+	uint64_t now = now_ms();
+
+	if (!k->dirty)
+		k->first_dirty = now;
+	k->dirty = true;
+	k->last_change = now;
+}
+
+/* The Service an entry belongs to, "ns/name", into buf; false for nodes. */
+static bool entry_service(enum res_kind kind, const struct entry *e, char *buf, size_t len)
+{
+	if (kind == RES_SVC)
+		snprintf(buf, len, "%s/%s", e->svc.ns, e->svc.name);
+	else if (kind == RES_SLICE)
+		snprintf(buf, len, "%s/%s", e->slice.ns, e->slice.service_name);
+	else
+		return false;
+	return true;
+}
+
+static void note_changed(struct sp_k8s *k, enum res_kind kind, const struct entry *e)
+{
+	char name[512];
+
+	if (e && entry_service(kind, e, name, sizeof(name)))
+		set_add(&k->changed, name);
+	mark_dirty(k);
+}
+
+static bool ips_differ(const struct sp_ip *a, size_t na, const struct sp_ip *b, size_t nb)
+{
+	return na != nb || (na && memcmp(a, b, na * sizeof(*a)));
+}
+
+static size_t count_ready(const struct sp_slice *s)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->n_endpoints; i++)
+		n += s->endpoints[i].ready;
+	return n;
+}
+
+/* A short "what changed" for the debug log. */
+static void describe_change(enum res_kind kind, const struct entry *o, const struct entry *n,
+			    char *buf, size_t len)
+{
+	size_t off = 0;
+
+#define ADD(...)                                                                      \
+	do {                                                                          \
+		if (off < len)                                                        \
+			off += (size_t)snprintf(buf + off, len - off, __VA_ARGS__); \
+	} while (0)
+	buf[0] = 0;
+	if (!o || !n) {
+		ADD("%s", !o ? "added" : "deleted");
+	} else if (kind == RES_SVC) {
+		const struct sp_service *a = &o->svc, *b = &n->svc;
+
+		if (a->type != b->type)
+			ADD(" type %d->%d", a->type, b->type);
+		if (ips_differ(a->cluster_ips, a->n_cluster_ips, b->cluster_ips, b->n_cluster_ips))
+			ADD(" clusterIPs");
+		if (ips_differ(a->external_ips, a->n_external_ips, b->external_ips,
+			       b->n_external_ips))
+			ADD(" externalIPs");
+		if (ips_differ(a->lb_ips, a->n_lb_ips, b->lb_ips, b->n_lb_ips))
+			ADD(" loadBalancer %zu->%zu", a->n_lb_ips, b->n_lb_ips);
+		if (a->n_ports != b->n_ports)
+			ADD(" ports %zu->%zu", a->n_ports, b->n_ports);
+		if (a->etp_local != b->etp_local || a->itp_local != b->itp_local)
+			ADD(" trafficPolicy");
+		if (a->affinity_client_ip != b->affinity_client_ip ||
+		    a->affinity_timeout != b->affinity_timeout)
+			ADD(" sessionAffinity");
+		if (!!a->proxy_name != !!b->proxy_name ||
+		    (a->proxy_name && strcmp(a->proxy_name, b->proxy_name)))
+			ADD(" proxy-name %s->%s", a->proxy_name ? a->proxy_name : "-",
+			    b->proxy_name ? b->proxy_name : "-");
+		if (!off)
+			ADD(" updated");
+	} else if (kind == RES_SLICE) {
+		ADD(" endpoints %zu->%zu (ready %zu->%zu)", o->slice.n_endpoints,
+		    n->slice.n_endpoints, count_ready(&o->slice), count_ready(&n->slice));
+	} else {
+		ADD(" addresses %zu->%zu", o->node.n, n->node.n);
+	}
+#undef ADD
+}
+
+static void log_change(struct watch *w, const char *key, const struct entry *o,
+		       const struct entry *n)
+{
+	char desc[256];
+
+	if (__atomic_load_n(&log_level, __ATOMIC_RELAXED) < SP_K8S_LOG_DEBUG)
+		return;
+	describe_change(w->kind, o, n, desc, sizeof(desc));
+	klog(SP_K8S_LOG_DEBUG, "%s %s:%s%s (rv %s)", w->what, key, desc[0] == ' ' ? "" : " ",
+	     desc, n && n->rv ? n->rv : o && o->rv ? o->rv : "-");
+}
+
+/*
+ * Parse one object of w's kind into a new entry. Returns 0 with *out,
+ * SP_K8S_IGNORED (valid but not ours), -EINVAL (bad; warned), -ENOMEM.
+ */
+static int parse_entry(struct watch *w, struct json_object *obj, const char *key,
+		       struct entry **out)
+{
+	struct json_object *md, *rvo;
+	struct entry *e;
+	char err[512] = "";
+	int ret;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->key = strdup(key))) {
+		free(e);
+		return -ENOMEM;
+	}
+	if (w->kind == RES_SVC)
+		ret = sp_k8s_parse_service(obj, &e->svc, warn_cb, NULL, err, sizeof(err));
+	else if (w->kind == RES_SLICE)
+		ret = sp_k8s_parse_slice(obj, &e->slice, warn_cb, NULL, err, sizeof(err));
+	else
+		ret = sp_k8s_parse_node(obj, &e->node.addrs, &e->node.n, warn_cb, NULL, err,
+					sizeof(err));
+	if (ret) {
+		if (ret == -EINVAL) {
+			STAT_INC(w->k, bad_objects);
+			klog(SP_K8S_LOG_WARN, "skipping bad object: %s (last good version kept)", err);
+		}
+		free(e->key);
+		free(e);
+		return ret;
+	}
+	if (json_object_object_get_ex(obj, "metadata", &md) &&
+	    json_object_object_get_ex(md, "resourceVersion", &rvo) &&
+	    json_object_is_type(rvo, json_type_string) &&
+	    !(e->rv = strdup(json_object_get_string(rvo)))) {
+		entry_free(w->kind, e);
+		return -ENOMEM;
+	}
+	*out = e;
+	return 0;
+}
+
+/* A deep copy of an entry, or NULL on -ENOMEM. */
+static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
+{
+	struct entry *e = calloc(1, sizeof(*e));
+	int ret = 0;
+
+	if (!e)
+		return NULL;
+	if (kind == RES_SVC) {
+		ret = sp_k8s_service_dup(&e->svc, &o->svc);
+	} else if (kind == RES_SLICE) {
+		ret = sp_k8s_slice_dup(&e->slice, &o->slice);
+	} else if (o->node.n) {
+		e->node.addrs = malloc(o->node.n * sizeof(struct sp_ip));
+		if (e->node.addrs) {
+			memcpy(e->node.addrs, o->node.addrs, o->node.n * sizeof(struct sp_ip));
+			e->node.n = o->node.n;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	if (ret) {
+		free(e);
+		return NULL;
+	}
+	e->key = strdup(o->key);
+	e->rv = o->rv ? strdup(o->rv) : NULL;
+	if (!e->key || (o->rv && !e->rv)) {
+		entry_free(kind, e);
+		return NULL;
+	}
+	return e;
+}
+
+static const char *jstr_at(struct json_object *o, const char *a, const char *b)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, a, &v))
+		return NULL;
+	if (b && !json_object_object_get_ex(v, b, &v))
+		return NULL;
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static int set_str(char **dst, const char *src)
+{
+	char *n = src ? strdup(src) : NULL;
+
+	if (src && !n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+/* One page of a list: items into w->pending. Runs from the stream decoder. */
+static int on_list_page(void *arg, struct json_object *doc)
+{
+	struct watch *w = arg;
+	struct json_object *items;
+	const char *kind = jstr_at(doc, "kind", NULL), *rv, *cont;
+	size_t i, n;
+
+	if (!kind || strlen(kind) < 4 || strcmp(kind + strlen(kind) - 4, "List") ||
+	    !json_object_object_get_ex(doc, "items", &items) ||
+	    (items && !json_object_is_type(items, json_type_array))) {
+		klog(SP_K8S_LOG_WARN, "list %s: the answer is not a List", w->what);
+		return -EPROTO;
+	}
+	rv = jstr_at(doc, "metadata", "resourceVersion");
+	cont = jstr_at(doc, "metadata", "continue");
+	if (!rv || !*rv) {
+		klog(SP_K8S_LOG_WARN, "list %s: no metadata.resourceVersion", w->what);
+		return -EPROTO;
+	}
+	if (set_str(&w->rv, rv) || set_str(&w->cont, cont && *cont ? cont : NULL))
+		return -ENOMEM;
+	n = items ? json_object_array_length(items) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *it = json_object_array_get_idx(items, i);
+		struct entry *e, *old;
+		char key[512];
+		int ret;
+
+		if (sp_k8s_object_key(it, key, sizeof(key))) {
+			STAT_INC(w->k, bad_objects);
+			klog(SP_K8S_LOG_WARN, "list %s: item %zu has no metadata.name, skipped",
+			     w->what, i);
+			continue;
+		}
+		ret = parse_entry(w, it, key, &e);
+		if (ret == -ENOMEM)
+			return ret;
+		if (ret == -EINVAL) {
+			/* Keep the last good version across the relist. */
+			old = store_get(&w->store, key);
+			if (!old)
+				continue;
+			e = entry_dup(w->kind, old);
+			if (!e)
+				return -ENOMEM;
+			ret = 0;
+		}
+		if (ret)
+			continue; /* ignored kind of object */
+		if (store_put(&w->pending, e)) {
+			entry_free(w->kind, e);
+			return -ENOMEM;
+		}
+	}
+	w->list_page_ok = true;
+	return 0;
+}
+
+/*
+ * The list is complete: swap it in. Whatever differs from the store is a
+ * change that happened while we were not watching (or the first sync).
+ */
+static void finish_list(struct watch *w)
+{
+	struct sp_k8s *k = w->k;
+	struct entry *e, *o;
+	size_t i, added = 0, changed = 0, deleted = 0;
+
+	store_foreach(&w->store, o, i) {
+		if (!store_get(&w->pending, o->key)) {
+			log_change(w, o->key, o, NULL);
+			note_changed(k, w->kind, o);
+			deleted++;
+		}
+	}
+	store_foreach(&w->pending, e, i) {
+		o = store_get(&w->store, e->key);
+		if (o && o->rv && e->rv && !strcmp(o->rv, e->rv))
+			continue;
+		log_change(w, e->key, o, e);
+		note_changed(k, w->kind, o);
+		note_changed(k, w->kind, e);
+		if (o)
+			changed++;
+		else
+			added++;
+	}
+	store_clear(&w->store);
+	w->store = w->pending;
+	store_init(&w->pending, w->kind);
+	if (!w->synced)
+		mark_dirty(k); /* the first sync publishes even an empty cluster */
+	klog(w->synced ? SP_K8S_LOG_INFO : SP_K8S_LOG_DEBUG,
+	     "%s listed at resourceVersion %s: %zu objects (%zu added, %zu changed, %zu deleted)",
+	     w->what, w->rv, w->store.n, added, changed, deleted);
+	w->synced = true;
+	STAT_INC(k, lists);
+}
+
+/* Apply one watch event. Runs from the stream decoder. */
+static int on_event(void *arg, struct json_object *ev)
+{
+	struct watch *w = arg;
+	struct sp_k8s *k = w->k;
+	struct json_object *obj;
+	const char *type = jstr_at(ev, "type", NULL), *rv;
+	struct entry *e = NULL, *old;
+	char key[512];
+	int ret;
+
+	if (!type || !json_object_object_get_ex(ev, "object", &obj) ||
+	    !json_object_is_type(obj, json_type_object)) {
+		klog(SP_K8S_LOG_WARN, "watch %s: malformed event, dropping the stream", w->what);
+		return -EPROTO;
+	}
+	if (!strcmp(type, "ERROR")) {
+		struct json_object *code;
+		const char *msg = jstr_at(obj, "message", NULL);
+		int64_t c = json_object_object_get_ex(obj, "code", &code) ?
+				    json_object_get_int64(code) :
+				    0;
+
+		if (c == 410) {
+			klog(SP_K8S_LOG_INFO, "watch %s: %s (410): relisting", w->what,
+			     msg ? msg : "resource version expired");
+			w->gone = true;
+			return -ECANCELED;
+		}
+		klog(SP_K8S_LOG_WARN, "watch %s: error event %lld: %s", w->what, (long long)c,
+		     msg ? msg : "(no message)");
+		return -EPROTO;
+	}
+	rv = jstr_at(obj, "metadata", "resourceVersion");
+	if (!strcmp(type, "BOOKMARK")) {
+		/* Only the resourceVersion is meaningful in a bookmark. */
+		STAT_INC(k, bookmarks);
+		if (rv && *rv && set_str(&w->rv, rv))
+			return -ENOMEM;
+		return 0;
+	}
+	if (sp_k8s_object_key(obj, key, sizeof(key))) {
+		STAT_INC(k, bad_objects);
+		klog(SP_K8S_LOG_WARN, "watch %s: %s event for an object without a name, skipped",
+		     w->what, type);
+		goto done;
+	}
+	if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED")) {
+		ret = parse_entry(w, obj, key, &e);
+		if (ret == -ENOMEM)
+			return ret;
+		if (ret == -EINVAL)
+			goto done;
+		old = store_get(&w->store, key);
+		if (ret == SP_K8S_IGNORED) {
+			/* Valid, but no longer ours (e.g. became ExternalName). */
+			old = store_take(&w->store, key);
+			if (old) {
+				log_change(w, key, old, NULL);
+				note_changed(k, w->kind, old);
+				entry_free(w->kind, old);
+			}
+			goto done;
+		}
+		if (old && old->rv && e->rv && !strcmp(old->rv, e->rv)) {
+			entry_free(w->kind, e);
+			goto done;
+		}
+		log_change(w, key, old, e);
+		note_changed(k, w->kind, old); /* a slice may have moved between Services */
+		note_changed(k, w->kind, e);
+		if (store_put(&w->store, e)) {
+			entry_free(w->kind, e);
+			return -ENOMEM;
+		}
+	} else if (!strcmp(type, "DELETED")) {
+		old = store_take(&w->store, key);
+		if (old) {
+			log_change(w, key, old, NULL);
+			note_changed(k, w->kind, old);
+			entry_free(w->kind, old);
+		}
+	} else {
+		klog(SP_K8S_LOG_WARN, "watch %s: unknown event type \"%s\", ignored", w->what, type);
+	}
+done:
+	STAT_INC(k, events);
+	w->events++;
+	/* Consumed, even if skipped: never ask for it again. */
+	if (rv && *rv && set_str(&w->rv, rv))
+		return -ENOMEM;
+	return 0;
+}
+
+static int on_value(void *arg, struct json_object *v)
+{
+	struct watch *w = arg;
+
+	return w->phase == PH_LIST ? on_list_page(arg, v) : on_event(arg, v);
+}
+
+static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
+{
+	struct watch *w = arg;
+	size_t len = sz * nm;
+
+	if (!w->http_code)
+		curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->http_code);
+	if (w->http_code != 200) {
+		size_t room = sizeof(w->body) - 1 - w->body_len;
+
+		if (len < room)
+			room = len;
+		memcpy(w->body + w->body_len, p, room);
+		w->body_len += room;
+		w->body[w->body_len] = 0;
+		return len;
+	}
+	w->stream_err = sp_k8s_stream_feed(w->stream, p, len);
+	/* Returning short makes curl abort the transfer (CURLE_WRITE_ERROR). */
+	return w->stream_err ? 0 : len;
+}
+
+/* Re-read the token file if it changed (projected tokens rotate hourly). */
+static void refresh_token(struct sp_k8s *k)
+{
+	struct stat st;
+	char buf[16384];
+	ssize_t n;
+	FILE *f;
+
+	if (k->cfg.token || !k->cfg.token_file)
+		return;
+	if (stat(k->cfg.token_file, &st)) {
+		klog(SP_K8S_LOG_WARN, "token file %s: %s (keeping the last token)",
+		     k->cfg.token_file, strerror(errno));
+		return;
+	}
+	if (k->token && st.st_ino == k->token_st.st_ino && st.st_size == k->token_st.st_size &&
+	    st.st_mtim.tv_sec == k->token_st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == k->token_st.st_mtim.tv_nsec)
+		return;
+	f = fopen(k->cfg.token_file, "r");
+	if (!f) {
+		klog(SP_K8S_LOG_WARN, "token file %s: %s (keeping the last token)",
+		     k->cfg.token_file, strerror(errno));
+		return;
+	}
+	n = (ssize_t)fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	if (set_str(&k->token, buf))
+		return;
+	k->token_st = st;
+	klog(SP_K8S_LOG_DEBUG, "read token from %s", k->cfg.token_file);
+}
+
+static void end_request(struct watch *w)
+{
+	if (w->easy) {
+		curl_multi_remove_handle(w->k->multi, w->easy);
+		curl_easy_cleanup(w->easy);
+		w->easy = NULL;
+	}
+	curl_slist_free_all(w->hdrs);
+	w->hdrs = NULL;
+	w->running = false;
+}
+
+static int add_query(char *url, size_t len, CURL *c, const char *name, const char *val)
+{
+	char *esc = curl_easy_escape(c, val, 0);
+	size_t off = strlen(url);
+
+	if (!esc)
+		return -ENOMEM;
+	snprintf(url + off, len - off, "%c%s=%s", strchr(url, '?') ? '&' : '?', name, esc);
+	curl_free(esc);
+	return strlen(url) + 1 < len ? 0 : -E2BIG;
+}
+
+static int start_request(struct watch *w)
+{
+	struct sp_k8s *k = w->k;
+	struct sp_k8s_config *c = &k->cfg;
+	char url[4096], hdr[16500], num[32];
+	const char *tok;
+	unsigned tmo;
+	int ret = 0;
+
+	w->easy = curl_easy_init();
+	if (!w->easy)
+		return -ENOMEM;
+	if (w->relist || !w->rv)
+		w->phase = PH_LIST;
+	if (w->phase == PH_LIST && w->relist) {
+		/* A fresh list: forget a half-done one. */
+		store_clear(&w->pending);
+		free(w->cont);
+		w->cont = NULL;
+		w->relist = false;
+	}
+	snprintf(url, sizeof(url), "%s%s", c->server, w->path);
+	if (w->selector)
+		ret = add_query(url, sizeof(url), w->easy, "fieldSelector", w->selector);
+	if (w->phase == PH_LIST) {
+		/* No resourceVersion: a consistent (quorum) read, paged at one RV. */
+		snprintf(num, sizeof(num), "%u", k->o.page_limit);
+		ret = ret ?: add_query(url, sizeof(url), w->easy, "limit", num);
+		if (w->cont)
+			ret = ret ?: add_query(url, sizeof(url), w->easy, "continue", w->cont);
+		tmo = 300;
+		w->list_page_ok = false;
+	} else {
+		tmo = k->o.watch_timeout_s ? k->o.watch_timeout_s : 300 + (unsigned)(rng_next() % 300);
+		snprintf(num, sizeof(num), "%u", tmo);
+		ret = ret ?: add_query(url, sizeof(url), w->easy, "watch", "true");
+		ret = ret ?: add_query(url, sizeof(url), w->easy, "allowWatchBookmarks", "true");
+		ret = ret ?: add_query(url, sizeof(url), w->easy, "resourceVersion", w->rv);
+		ret = ret ?: add_query(url, sizeof(url), w->easy, "timeoutSeconds", num);
+		/* The server ends the watch after timeoutSeconds; this is only a backstop. */
+		tmo += 30;
+		w->events = 0;
+		STAT_INC(k, watches);
+	}
+	if (ret)
+		goto fail;
+
+	refresh_token(k);
+	tok = c->token ? c->token : k->token;
+	w->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	if (w->hdrs && tok) {
+		struct curl_slist *h;
+
+		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+		h = curl_slist_append(w->hdrs, hdr);
+		if (h)
+			w->hdrs = h;
+		else
+			ret = -ENOMEM;
+		explicit_bzero(hdr, sizeof(hdr));
+	}
+	if (!w->hdrs || ret) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+
+	curl_easy_setopt(w->easy, CURLOPT_URL, url);
+	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, w->hdrs);
+	curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
+	curl_easy_setopt(w->easy, CURLOPT_PRIVATE, w);
+	curl_easy_setopt(w->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(w->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(w->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(w->easy, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(w->easy, CURLOPT_TIMEOUT, (long)tmo);
+	/* A stalled stream (no byte, not even a bookmark) is dropped and re-watched. */
+	curl_easy_setopt(w->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(w->easy, CURLOPT_LOW_SPEED_TIME, (long)k->o.idle_timeout_s);
+	curl_easy_setopt(w->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(w->easy, CURLOPT_ACCEPT_ENCODING, "");
+	if (c->ca_file)
+		curl_easy_setopt(w->easy, CURLOPT_CAINFO, c->ca_file);
+	if (c->ca_pem) {
+		struct curl_blob b = { c->ca_pem, c->ca_pem_len, CURL_BLOB_COPY };
+
+		curl_easy_setopt(w->easy, CURLOPT_CAINFO_BLOB, &b);
+	}
+	if (c->cert_file)
+		curl_easy_setopt(w->easy, CURLOPT_SSLCERT, c->cert_file);
+	if (c->key_file)
+		curl_easy_setopt(w->easy, CURLOPT_SSLKEY, c->key_file);
+	if (c->cert_pem) {
+		struct curl_blob b = { c->cert_pem, c->cert_pem_len, CURL_BLOB_COPY };
+
+		curl_easy_setopt(w->easy, CURLOPT_SSLCERT_BLOB, &b);
+		curl_easy_setopt(w->easy, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (c->key_pem) {
+		struct curl_blob b = { c->key_pem, c->key_pem_len, CURL_BLOB_COPY };
+
+		curl_easy_setopt(w->easy, CURLOPT_SSLKEY_BLOB, &b);
+		curl_easy_setopt(w->easy, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+
+	w->http_code = 0;
+	w->body_len = 0;
+	w->body[0] = 0;
+	w->stream_err = 0;
+	w->gone = false;
+	sp_k8s_stream_reset(w->stream);
+	w->started = now_ms();
+	if (curl_multi_add_handle(k->multi, w->easy) != CURLM_OK) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	w->running = true;
+	klog(SP_K8S_LOG_DEBUG, "%s %s", w->phase == PH_LIST ? "list" : "watch", url);
+	return 0;
+fail:
+	end_request(w);
+	return ret;
+}
+
+static void schedule(struct watch *w, bool backoff)
+{
+	struct sp_k8s *k = w->k;
+
+	if (!backoff) {
+		w->next_start = now_ms();
+		return;
+	}
+	w->next_start = now_ms() + sp_k8s_backoff_ms(w->attempt, k->o.backoff_min_ms,
+						     k->o.backoff_max_ms);
+	if (w->attempt < 31)
+		w->attempt++;
+}
+
+/* The message of a Status body, for logs. */
+static void status_message(struct watch *w, char *buf, size_t len)
+{
+	struct json_object *st = json_tokener_parse(w->body);
+	const char *m = st ? jstr_at(st, "message", NULL) : NULL;
+
+	snprintf(buf, len, "%s", m ? m : w->body_len ? w->body : "(no body)");
+	json_object_put(st);
+}
+
+static void request_done(struct watch *w, CURLcode res)
+{
+	struct sp_k8s *k = w->k;
+	long code = 0;
+	char msg[512];
+	bool listing = w->phase == PH_LIST;
+	uint64_t lived = now_ms() - w->started;
+
+	curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &code);
+	end_request(w);
+
+	if (w->gone || code == 410) {
+		/* History is gone (watch) or the continue token expired (list). */
+		STAT_INC(k, relists_gone);
+		w->relist = true;
+		w->phase = PH_LIST;
+		schedule(w, false);
+		return;
+	}
+	if (res == CURLE_OK && code != 200) {
+		status_message(w, msg, sizeof(msg));
+		STAT_INC(k, http_errors);
+		klog(code == 401 || code == 403 ? SP_K8S_LOG_ERR : SP_K8S_LOG_WARN,
+		     "%s %s: HTTP %ld: %s%s", listing ? "list" : "watch", w->what, code, msg,
+		     code == 401 ? " (check the token)" :
+		     code == 403 ? " (check the ClusterRole: list/watch/get)" : "");
+		if (listing)
+			w->relist = true;
+		schedule(w, true);
+		return;
+	}
+	if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && w->stream_err)) {
+		STAT_INC(k, http_errors);
+		klog(SP_K8S_LOG_WARN, "%s %s: %s", listing ? "list" : "watch", w->what,
+		     curl_easy_strerror(res));
+	}
+	if (listing) {
+		if (res != CURLE_OK || !w->list_page_ok || sp_k8s_stream_partial(w->stream)) {
+			if (w->stream_err == -EBADMSG || (res == CURLE_OK && !w->list_page_ok))
+				klog(SP_K8S_LOG_WARN, "list %s: bad or truncated answer", w->what);
+			w->relist = true;
+			schedule(w, true);
+			return;
+		}
+		if (w->cont) {
+			schedule(w, false); /* next page */
+			return;
+		}
+		finish_list(w);
+		w->attempt = 0;
+		w->phase = PH_WATCH;
+		schedule(w, false);
+		return;
+	}
+	/*
+	 * A watch ended. The server closes watches after timeoutSeconds: come
+	 * straight back. A stream that failed, was cut mid-event or died young
+	 * without delivering anything backs off so a flapping server is not
+	 * hammered.
+	 */
+	if (res != CURLE_OK || w->stream_err || sp_k8s_stream_partial(w->stream)) {
+		STAT_INC(k, watch_drops);
+		if (w->stream_err == -EBADMSG)
+			klog(SP_K8S_LOG_WARN, "watch %s: malformed JSON on the stream", w->what);
+		else if (res == CURLE_OK)
+			klog(SP_K8S_LOG_WARN, "watch %s: stream cut short", w->what);
+		klog(SP_K8S_LOG_INFO, "watch %s: re-watching from resourceVersion %s", w->what,
+		     w->rv);
+		if (w->events)
+			w->attempt = 0;
+		schedule(w, true);
+		return;
+	}
+	if (w->events || lived >= 1000) {
+		w->attempt = 0;
+		schedule(w, false);
+	} else {
+		schedule(w, true);
+	}
+}
+
+static int cmp_svc(const void *a, const void *b)
+{
+	const struct sp_service *x = a, *y = b;
+	int c = strcmp(x->ns, y->ns);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+static int cmp_slice(const void *a, const void *b)
+{
+	const struct sp_slice *x = a, *y = b;
+	int c = strcmp(x->ns, y->ns);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void sp_k8s_update_free(struct sp_k8s_update *u)
+{
+	size_t i;
+
+	if (!u)
+		return;
+	sp_model_free(&u->model);
+	free(u->node_addrs);
+	for (i = 0; i < u->n_changed; i++)
+		free(u->changed[i]);
+	free(u->changed);
+	free(u);
+}
+
+/* A deep copy of the stores. Returns NULL on -ENOMEM. */
+static struct sp_k8s_update *build_update(struct sp_k8s *k)
+{
+	struct sp_k8s_update *u = calloc(1, sizeof(*u));
+	struct store *ss = &k->w[RES_SVC].store, *sl = &k->w[RES_SLICE].store;
+	struct entry *e;
+	size_t i;
+
+	if (!u)
+		return NULL;
+	if ((ss->n && !(u->model.services = calloc(ss->n, sizeof(struct sp_service)))) ||
+	    (sl->n && !(u->model.slices = calloc(sl->n, sizeof(struct sp_slice)))) ||
+	    (k->changed.n && !(u->changed = calloc(k->changed.n, sizeof(char *)))))
+		goto fail;
+	store_foreach(ss, e, i) {
+		if (sp_k8s_service_dup(&u->model.services[u->model.n_services], &e->svc))
+			goto fail;
+		u->model.n_services++;
+	}
+	store_foreach(sl, e, i) {
+		if (sp_k8s_slice_dup(&u->model.slices[u->model.n_slices], &e->slice))
+			goto fail;
+		u->model.n_slices++;
+	}
+	store_foreach(&k->changed, e, i) {
+		if (!(u->changed[u->n_changed] = strdup(e->key)))
+			goto fail;
+		u->n_changed++;
+	}
+	if (k->n_watch > RES_NODE) {
+		e = store_get(&k->w[RES_NODE].store, k->node_name);
+		u->node_known = e != NULL;
+		if (e && e->node.n) {
+			u->node_addrs = malloc(e->node.n * sizeof(*u->node_addrs));
+			if (!u->node_addrs)
+				goto fail;
+			memcpy(u->node_addrs, e->node.addrs, e->node.n * sizeof(*u->node_addrs));
+			u->n_node_addrs = e->node.n;
+		}
+	}
+	/* Sorted, so consumers and logs see a stable order whatever the hash. */
+	qsort(u->model.services, u->model.n_services, sizeof(struct sp_service), cmp_svc);
+	qsort(u->model.slices, u->model.n_slices, sizeof(struct sp_slice), cmp_slice);
+	qsort(u->changed, u->n_changed, sizeof(char *), cmp_str);
+	return u;
+fail:
+	sp_k8s_update_free(u);
+	return NULL;
+}
+
+/* Publish a snapshot when the burst has settled (or has gone on too long). */
+static void maybe_publish(struct sp_k8s *k, uint64_t now)
+{
+	struct sp_k8s_update *u;
+	int i;
+
+	if (!k->dirty)
+		return;
+	/* Never publish Services without their slices (or vice versa): that
+	 * would reject traffic for Services whose endpoints are merely unlisted. */
+	for (i = 0; i < k->n_watch; i++)
+		if (!k->w[i].synced)
+			return;
+	if (now - k->last_change < k->o.debounce_ms && now - k->first_dirty < k->o.max_delay_ms)
+		return;
+	u = build_update(k);
+	if (!u) {
+		klog(SP_K8S_LOG_ERR, "out of memory building a snapshot; will retry");
+		k->first_dirty = k->last_change = now;
+		return;
+	}
+	k->dirty = false;
+	store_clear(&k->changed);
+	STAT_INC(k, updates);
+	sp_k8s_get_stats(k, &u->stats);
+	klog(SP_K8S_LOG_DEBUG, "snapshot: %zu services, %zu slices, %zu changed",
+	     u->model.n_services, u->model.n_slices, u->n_changed);
+	k->cb(k->cb_arg, u);
+}
+
+/* How long the loop may sleep: until the next start or the debounce deadline. */
+static long poll_timeout(struct sp_k8s *k, uint64_t now)
+{
+	uint64_t t = now + 1000;
+	int i;
+
+	for (i = 0; i < k->n_watch; i++)
+		if (!k->w[i].running && k->w[i].next_start < t)
+			t = k->w[i].next_start;
+	if (k->dirty) {
+		uint64_t d1 = k->last_change + k->o.debounce_ms;
+		uint64_t d2 = k->first_dirty + k->o.max_delay_ms;
+
+		t = d1 < t ? d1 : t;
+		t = d2 < t ? d2 : t;
+	}
+	return t <= now ? 0 : (long)(t - now);
+}
+
+static void *run(void *arg)
+{
+	struct sp_k8s *k = arg;
+	sigset_t all;
+	int i, running;
+
+	/* Signals belong to the daemon's main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+	while (!__atomic_load_n(&k->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t now = now_ms();
+		CURLMsg *m;
+		int left;
+
+		for (i = 0; i < k->n_watch; i++) {
+			struct watch *w = &k->w[i];
+			int ret;
+
+			if (w->running || now < w->next_start)
+				continue;
+			ret = start_request(w);
+			if (ret) {
+				klog(SP_K8S_LOG_ERR, "%s: cannot start a request: %s", w->what,
+				     strerror(-ret));
+				schedule(w, true);
+			}
+		}
+		curl_multi_perform(k->multi, &running);
+		while ((m = curl_multi_info_read(k->multi, &left))) {
+			struct watch *w = NULL;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&w);
+			if (w)
+				request_done(w, m->data.result);
+		}
+		now = now_ms();
+		maybe_publish(k, now);
+		curl_multi_poll(k->multi, NULL, 0, (int)poll_timeout(k, now), NULL);
+	}
+	return NULL;
+}
+
+static void watch_init(struct sp_k8s *k, enum res_kind kind, const char *what, const char *path)
+{
+	struct watch *w = &k->w[k->n_watch++];
+
+	w->k = k;
+	w->kind = kind;
+	w->what = what;
+	w->path = path;
+	w->phase = PH_LIST;
+	w->relist = true;
+	store_init(&w->store, kind);
+	store_init(&w->pending, kind);
+}
+
+static void watch_free(struct watch *w)
+{
+	end_request(w);
+	store_clear(&w->store);
+	store_clear(&w->pending);
+	sp_k8s_stream_free(w->stream);
+	free(w->selector);
+	free(w->rv);
+	free(w->cont);
+}
+
+static void k8s_free(struct sp_k8s *k)
+{
+	int i;
+
+	for (i = 0; i < k->n_watch; i++)
+		watch_free(&k->w[i]);
+	if (k->multi)
+		curl_multi_cleanup(k->multi);
+	store_clear(&k->changed);
+	sp_k8s_config_free(&k->cfg);
+	free(k->token);
+	free(k->node_name);
+	free(k);
+}
+
+struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_update, void *arg,
+			    char *err, size_t errlen)
+{
+	struct sp_k8s *k;
+	int i, ret;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		snprintf(err, errlen, "cannot initialise libcurl");
+		return NULL;
+	}
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		snprintf(err, errlen, "out of memory");
+		goto err_global;
+	}
+	k->o = *o;
+	k->o.debounce_ms = o->debounce_ms ?: 100;
+	k->o.max_delay_ms = o->max_delay_ms ?: 1000;
+	k->o.page_limit = o->page_limit ?: 500;
+	k->o.idle_timeout_s = o->idle_timeout_s ?: 120;
+	k->o.backoff_min_ms = o->backoff_min_ms ?: 250;
+	k->o.backoff_max_ms = o->backoff_max_ms ?: 30000;
+	if (k->o.backoff_max_ms < k->o.backoff_min_ms)
+		k->o.backoff_max_ms = k->o.backoff_min_ms;
+	k->o.kubeconfig = k->o.sa_dir = k->o.node_name = NULL; /* not kept */
+	sp_k8s_set_log_level(o->log_level);
+	k->cb = on_update;
+	k->cb_arg = arg;
+	store_init(&k->changed, RES_SET);
+
+	if (o->kubeconfig)
+		ret = sp_k8s_config_kubeconfig(&k->cfg, o->kubeconfig, err, errlen);
+	else
+		ret = sp_k8s_config_incluster(&k->cfg, o->sa_dir, err, errlen);
+	if (ret)
+		goto err_free;
+	if (k->cfg.tls_server_name)
+		klog(SP_K8S_LOG_WARN, "tls-server-name \"%s\" is not supported and is ignored",
+		     k->cfg.tls_server_name);
+
+	watch_init(k, RES_SVC, "services", "/api/v1/services");
+	watch_init(k, RES_SLICE, "endpointslices", "/apis/discovery.k8s.io/v1/endpointslices");
+	if (o->node_name && *o->node_name) {
+		k->node_name = strdup(o->node_name);
+		watch_init(k, RES_NODE, "node", "/api/v1/nodes");
+		/* A list+watch narrowed to one object by a field selector: the
+		 * standard way to watch a single Node. */
+		if (!k->node_name || asprintf(&k->w[RES_NODE].selector, "metadata.name=%s",
+					      o->node_name) < 0) {
+			k->w[RES_NODE].selector = NULL;
+			snprintf(err, errlen, "out of memory");
+			goto err_free;
+		}
+	}
+	for (i = 0; i < k->n_watch; i++) {
+		k->w[i].stream = sp_k8s_stream_new(on_value, &k->w[i]);
+		if (!k->w[i].stream) {
+			snprintf(err, errlen, "out of memory");
+			goto err_free;
+		}
+	}
+	k->multi = curl_multi_init();
+	if (!k->multi) {
+		snprintf(err, errlen, "cannot create a libcurl multi handle");
+		goto err_free;
+	}
+	ret = pthread_create(&k->thread, NULL, run, k);
+	if (ret) {
+		snprintf(err, errlen, "cannot start the Kubernetes watcher thread: %s",
+			 strerror(ret));
+		goto err_free;
+	}
+	klog(SP_K8S_LOG_INFO, "watching %s%s%s", k->cfg.server, k->node_name ? " for node " : "",
+	     k->node_name ? k->node_name : "");
+	return k;
+
+err_free:
+	k8s_free(k);
+err_global:
+	curl_global_cleanup();
+	return NULL;
+}
+
+void sp_k8s_stop(struct sp_k8s *k)
+{
+	if (!k)
+		return;
+	__atomic_store_n(&k->stop, true, __ATOMIC_RELEASE);
+	curl_multi_wakeup(k->multi);
+	pthread_join(k->thread, NULL);
+	k8s_free(k);
+	curl_global_cleanup();
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Kubernetes source of truth: list+watch of Services, EndpointSlices and
+ * this node's Node object, turned into the same struct sp_model the static
+ * config fills (model.h). Semantics (port-name matching, readiness fallback,
+ * proxy-name filtering, traffic policies) are NOT applied here: resolve.c
+ * applies them to both sources alike. This module parses objects faithfully.
+ *
+ * Three layers:
+ *   k8s_json.c    Kubernetes JSON objects -> model structs (pure, unit-tested)
+ *   k8s_config.c  kubeconfig / in-cluster configuration
+ *   k8s.c         the watcher thread: HTTP (libcurl), stream decoding, object
+ *                 store, relist/backoff, debounced snapshots to the daemon
+ */
+#ifndef SP_K8S_H
+#define SP_K8S_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "model.h"
+
+struct json_object;
+
+/* ---- Logging ---- */
+
+enum sp_k8s_log_level {
+	SP_K8S_LOG_ERR = 0,
+	SP_K8S_LOG_WARN,
+	SP_K8S_LOG_INFO,
+	SP_K8S_LOG_DEBUG,
+};
+
+/* Messages up to this level are printed (stderr); default SP_K8S_LOG_INFO. */
+void sp_k8s_set_log_level(int level);
+
+/* ---- JSON -> model (k8s_json.c) ---- */
+
+/* Returned by the parsers for a valid object the proxy does not handle
+ * (ExternalName Services, FQDN or unlabelled EndpointSlices). */
+#define SP_K8S_IGNORED 1
+
+/* Non-fatal remarks about an object that was still accepted (SCTP port skipped). */
+typedef void (*sp_k8s_warn_fn)(void *arg, const char *msg);
+
+/*
+ * Parse a v1 Service into *out (zeroed first; on success the caller frees it
+ * with sp_service_free). Returns 0, SP_K8S_IGNORED (out left empty) or
+ * -EINVAL with a message naming the object in err, or -ENOMEM.
+ */
+int sp_k8s_parse_service(struct json_object *obj, struct sp_service *out, sp_k8s_warn_fn warn,
+			 void *warn_arg, char *err, size_t errlen);
+/* Same for a discovery.k8s.io/v1 EndpointSlice (caller frees with sp_slice_free). */
+int sp_k8s_parse_slice(struct json_object *obj, struct sp_slice *out, sp_k8s_warn_fn warn,
+		       void *warn_arg, char *err, size_t errlen);
+/*
+ * A v1 Node's InternalIP and ExternalIP addresses (status.addresses), in
+ * API order, de-duplicated. *addrs is malloc'ed (NULL when there are none).
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+int sp_k8s_parse_node(struct json_object *obj, struct sp_ip **addrs, size_t *n,
+		      sp_k8s_warn_fn warn, void *warn_arg, char *err, size_t errlen);
+
+/* "namespace/name" of an object from its metadata, into buf. Returns 0 or -EINVAL. */
+int sp_k8s_object_key(struct json_object *obj, char *buf, size_t len);
+
+/*
+ * Add the objects of a JSON text to *m: one Service or EndpointSlice, or a
+ * List of them (ServiceList, EndpointSliceList, or v1 List with kinds on the
+ * items). Bad objects are reported through warn and skipped; the count of
+ * skipped objects is returned (>= 0), or -EINVAL if the text is not JSON /
+ * not a known kind, or -ENOMEM. Used by tests and offline tools.
+ */
+int sp_k8s_model_add_json(struct sp_model *m, const char *json, sp_k8s_warn_fn warn,
+			  void *warn_arg);
+
+/* Deep copies (model.h has no copy helpers). Return 0 or -ENOMEM; dst zeroed on failure. */
+int sp_k8s_service_dup(struct sp_service *dst, const struct sp_service *src);
+int sp_k8s_slice_dup(struct sp_slice *dst, const struct sp_slice *src);
+
+/* ---- Connection configuration (k8s_config.c) ---- */
+
+/* Default in-cluster secrets directory. */
+#define SP_K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+
+struct sp_k8s_config {
+	char *server; /* "https://host:port", no trailing slash */
+	/* Trust: a CA file, or PEM bytes from certificate-authority-data. */
+	char *ca_file;
+	char *ca_pem;
+	size_t ca_pem_len;
+	/* Credentials: a token (literal) or a token file re-read when it changes. */
+	char *token;
+	char *token_file;
+	/* Client certificate: files or PEM bytes. */
+	char *cert_file, *key_file;
+	char *cert_pem, *key_pem;
+	size_t cert_pem_len, key_pem_len;
+	char *tls_server_name; /* SNI/verification name override, or NULL */
+};
+
+/*
+ * Load the current context of a kubeconfig file (YAML). Relative paths in it
+ * are relative to the file's directory, as kubectl does. Returns 0 or -errno
+ * with a message in err naming the file and the problem.
+ */
+int sp_k8s_config_kubeconfig(struct sp_k8s_config *c, const char *path, char *err, size_t errlen);
+/*
+ * In-cluster configuration: KUBERNETES_SERVICE_HOST/_PORT, and token and
+ * ca.crt under sa_dir (NULL: SP_K8S_SA_DIR). Returns 0 or -errno with err.
+ */
+int sp_k8s_config_incluster(struct sp_k8s_config *c, const char *sa_dir, char *err, size_t errlen);
+void sp_k8s_config_free(struct sp_k8s_config *c);
+
+/* Decode base64 (RFC 4648, whitespace ignored). *out is NUL-terminated for
+ * convenience. Returns 0, -EINVAL or -ENOMEM. */
+int sp_k8s_base64_decode(const char *in, char **out, size_t *outlen);
+
+/* ---- Stream decoding (k8s.c) ---- */
+
+/*
+ * Incremental decoder of a stream of concatenated JSON values (the
+ * newline-delimited watch stream, or one List body arriving in pieces).
+ * Feed it bytes as they come; it calls cb for each complete top-level value.
+ * cb returns 0 to continue or -errno to stop (propagated by feed).
+ */
+struct sp_k8s_stream;
+typedef int (*sp_k8s_value_fn)(void *arg, struct json_object *value);
+struct sp_k8s_stream *sp_k8s_stream_new(sp_k8s_value_fn cb, void *arg);
+/* Returns 0, -EBADMSG on malformed JSON (the stream must be dropped), or cb's error. */
+int sp_k8s_stream_feed(struct sp_k8s_stream *s, const char *buf, size_t len);
+/* True if a value is partly received (a stream that ends here was cut short). */
+bool sp_k8s_stream_partial(const struct sp_k8s_stream *s);
+void sp_k8s_stream_reset(struct sp_k8s_stream *s);
+void sp_k8s_stream_free(struct sp_k8s_stream *s);
+
+/* Jittered exponential backoff: attempt 0, 1, 2... -> a delay in
+ * [d/2, d] where d = min(min_ms << attempt, max_ms). */
+unsigned sp_k8s_backoff_ms(unsigned attempt, unsigned min_ms, unsigned max_ms);
+
+/* ---- The watcher (k8s.c) ---- */
+
+struct sp_k8s_opts {
+	const char *kubeconfig; /* NULL: in-cluster configuration */
+	const char *sa_dir; /* in-cluster secrets dir; NULL: SP_K8S_SA_DIR */
+	const char *node_name; /* watch this Node's addresses; NULL: none */
+	unsigned debounce_ms; /* quiet time before a snapshot; 0: 100 */
+	unsigned max_delay_ms; /* longest delay of a snapshot under a steady stream; 0: 1000 */
+	unsigned page_limit; /* list page size; 0: 500 */
+	unsigned watch_timeout_s; /* server-side watch timeout; 0: random in [300, 600) */
+	unsigned idle_timeout_s; /* drop a watch silent this long (stall); 0: 120 */
+	unsigned backoff_min_ms; /* 0: 250 */
+	unsigned backoff_max_ms; /* 0: 30000 */
+	int log_level; /* SP_K8S_LOG_*; applied with sp_k8s_set_log_level() */
+};
+
+struct sp_k8s_stats {
+	uint64_t lists; /* complete lists (initial and relists) */
+	uint64_t relists_gone; /* relists forced by 410 Gone / Expired */
+	uint64_t watches; /* watch requests started */
+	uint64_t watch_drops; /* watches that ended with an error or were cut short */
+	uint64_t events; /* watch events applied (ADDED/MODIFIED/DELETED) */
+	uint64_t bookmarks;
+	uint64_t bad_objects; /* objects skipped as malformed */
+	uint64_t http_errors; /* non-2xx answers and transport failures */
+	uint64_t updates; /* snapshots handed to the callback */
+};
+
+/*
+ * One snapshot of everything the API says, handed to the callback.
+ * The callback OWNS it and must release it with sp_k8s_update_free()
+ * (it may keep it as long as it likes, e.g. to diff against the next one).
+ */
+struct sp_k8s_update {
+	struct sp_model model; /* all Services and EndpointSlices, sorted by ns/name */
+	struct sp_ip *node_addrs; /* this node's addresses (empty if unknown) */
+	size_t n_node_addrs;
+	bool node_known; /* the Node object has been seen */
+	/* "namespace/name" of the Services whose object or slices changed since
+	 * the previous snapshot (sorted; for logging). The first snapshot lists all. */
+	char **changed;
+	size_t n_changed;
+	struct sp_k8s_stats stats;
+};
+void sp_k8s_update_free(struct sp_k8s_update *u);
+
+typedef void (*sp_k8s_update_fn)(void *arg, struct sp_k8s_update *u);
+
+struct sp_k8s;
+
+/*
+ * Load the configuration and start the watcher thread. The first snapshot
+ * is delivered once Services, EndpointSlices (and the Node, if node_name is
+ * set) have all been listed completely, so the datapath never sees Services
+ * without their endpoints. Later snapshots follow changes, debounced.
+ * on_update runs on the watcher thread, never concurrently with itself, and
+ * must not call sp_k8s_stop(). Returns NULL with a message in err on failure.
+ */
+struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_update, void *arg,
+			    char *err, size_t errlen);
+/* Stop the thread (waits for a running callback), free everything. NULL is fine. */
+void sp_k8s_stop(struct sp_k8s *k);
+/* Counters so far (any thread). */
+void sp_k8s_get_stats(struct sp_k8s *k, struct sp_k8s_stats *st);
+
+#endif /* SP_K8S_H */

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The internal model (model.h): freeing and address helpers shared by the
+ * config file source, the Kubernetes source and resolve.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svcplane.h"
+#include "model.h"
+
+void sp_service_free(struct sp_service *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	free(s->ns);
+	free(s->name);
+	free(s->cluster_ips);
+	free(s->external_ips);
+	free(s->lb_ips);
+	for (i = 0; i < s->n_ports; i++) {
+		free(s->ports[i].name);
+		free(s->ports[i].target_port_name);
+	}
+	free(s->ports);
+	free(s->proxy_name);
+	free(s->resource_version);
+	memset(s, 0, sizeof(*s));
+}
+
+void sp_slice_free(struct sp_slice *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	free(s->ns);
+	free(s->name);
+	free(s->service_name);
+	for (i = 0; i < s->n_ports; i++)
+		free(s->ports[i].name);
+	free(s->ports);
+	for (i = 0; i < s->n_endpoints; i++)
+		free(s->endpoints[i].node_name);
+	free(s->endpoints);
+	free(s->resource_version);
+	memset(s, 0, sizeof(*s));
+}
+
+void sp_model_free(struct sp_model *m)
+{
+	size_t i;
+
+	if (!m)
+		return;
+	for (i = 0; i < m->n_services; i++)
+		sp_service_free(&m->services[i]);
+	free(m->services);
+	for (i = 0; i < m->n_slices; i++)
+		sp_slice_free(&m->slices[i]);
+	free(m->slices);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * inet_pton() is strict enough for us: dotted quads with no leading zeros
+ * for IPv4, RFC 4291 text for IPv6; no CIDR suffix, zone id or whitespace.
+ */
+int sp_ip_parse(const char *s, struct sp_ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (!s)
+		return -EINVAL;
+	if (inet_pton(AF_INET, s, ip->b) == 1) {
+		ip->family = SP_FAMILY_V4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, ip->b) == 1) {
+		ip->family = SP_FAMILY_V6;
+		return 0;
+	}
+	memset(ip, 0, sizeof(*ip));
+	return -EINVAL;
+}
+
+const char *sp_ip_str(const struct sp_ip *ip, char *buf, size_t len)
+{
+	int af = ip->family == SP_FAMILY_V4 ? AF_INET : ip->family == SP_FAMILY_V6 ? AF_INET6 : 0;
+
+	if (!len)
+		return buf;
+	if (!af || !inet_ntop(af, ip->b, buf, len))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+/* Orders by family, then address bytes (only the 4 that IPv4 uses). */
+int sp_ip_cmp(const struct sp_ip *a, const struct sp_ip *b)
+{
+	size_t n = a->family == SP_FAMILY_V4 ? 4 : 16;
+
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->b, b->b, n);
+}

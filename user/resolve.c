@@ -1,0 +1,652 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * From the source model to the desired datapath state, with kube-proxy's
+ * rules (https://kubernetes.io/docs/reference/networking/virtual-ips/):
+ *
+ *  - Headless Services are ignored (ExternalName never reaches the model).
+ *  - Services carrying the label service.kubernetes.io/service-proxy-name
+ *    belong to another proxy and are skipped; with --proxy-name NAME, only
+ *    the Services whose label value is NAME are handled.
+ *  - One sp_want_svc per (Service, port, IP family), for each family the
+ *    Service has a clusterIP of. Frontends: the clusterIP (flags 0), the
+ *    externalIPs and, for type LoadBalancer, the status ingress IPs
+ *    (SP_SVC_F_EXTERNAL) of that family, and for NodePort/LoadBalancer
+ *    with a nodePort a wildcard with the all-zero address
+ *    (SP_SVC_F_NODEPORT). Addresses of a family without a clusterIP are
+ *    ignored with a warning, as kube-proxy does.
+ *  - Backends: the endpoints of every EndpointSlice of the Service (same
+ *    namespace and serviceName) with the same address family, whose slice
+ *    port has the Service port's name and protocol; the slice's port
+ *    number is the backend port (targetPort is resolved through the
+ *    slice). Merged across slices and de-duplicated by address:port.
+ *  - Readiness (KEP-1669): ready endpoints get weight 1. If none is ready,
+ *    serving+terminating ones get weight 1 instead. Otherwise
+ *    serving+terminating endpoints stay in the set with weight 0: no new
+ *    flow goes to them, but established flows (whose conntrack entry
+ *    names the backend id) keep working until the endpoint is gone.
+ *    Anything else (not ready and not serving) is left out.
+ *  - Traffic policies: one want_svc has one backend set for all its
+ *    frontends. When every frontend of the set is under a Local policy
+ *    (internalTrafficPolicy for clusterIPs, externalTrafficPolicy for
+ *    external and NodePort frontends) and the node name is known, only
+ *    endpoints on this node are kept, which is exact. When only some are,
+ *    all endpoints are kept (per-frontend backend sets come with remote
+ *    backends); externalTrafficPolicy: Local always sets
+ *    SP_SVC_F_LOCAL_ONLY so the datapath can act on it.
+ *  - sessionAffinity: ClientIP sets SP_SVC_F_AFFINITY and the timeout.
+ *  - Two want_svcs claiming the same frontend: the first by id keeps it,
+ *    the other loses that frontend (and is dropped if none is left).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "svcplane.h"
+#include "maglev.h"
+#include "model.h"
+#include "resolve.h"
+
+/* sp_svc.n is 16 bits and Maglev entries index the backend list. */
+#define MAX_BACKENDS 65535
+
+enum rank {
+	RANK_OTHER = 0, /* neither ready nor serving: left out */
+	RANK_TERMINATING = 1, /* serving and terminating */
+	RANK_READY = 2,
+};
+
+struct cand {
+	struct sp_ip ip;
+	uint16_t port;
+	uint8_t rank;
+};
+
+struct rctx {
+	const struct sp_model *m;
+	const struct sp_resolve_opts *o;
+	sp_warn_fn warn;
+	void *warn_arg;
+	const struct sp_slice **slices; /* sorted by namespace, serviceName */
+	struct cand *cand;
+	size_t n_cand, cap_cand;
+	struct sp_desired d;
+	size_t cap_svc;
+};
+
+static void __attribute__((format(printf, 2, 3))) rwarn(struct rctx *r, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	if (!r->warn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->warn(r->warn_arg, msg);
+}
+
+static const char *proto_str(uint8_t proto)
+{
+	return proto == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+static int slice_key_cmp(const char *ns, const char *name, const struct sp_slice *s)
+{
+	int c = strcmp(ns, s->ns ? s->ns : "");
+
+	return c ? c : strcmp(name, s->service_name ? s->service_name : "");
+}
+
+static int slice_sort_cmp(const void *pa, const void *pb)
+{
+	const struct sp_slice *a = *(const struct sp_slice *const *)pa;
+
+	return slice_key_cmp(a->ns ? a->ns : "", a->service_name ? a->service_name : "",
+			     *(const struct sp_slice *const *)pb);
+}
+
+/* First slice of Service ns/name in r->slices (binary search), or the end. */
+static size_t slices_lower(const struct rctx *r, const char *ns, const char *name)
+{
+	size_t lo = 0, hi = r->m->n_slices, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (slice_key_cmp(ns, name, r->slices[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int cand_push(struct rctx *r, const struct sp_ip *ip, uint16_t port, uint8_t rank)
+{
+	struct cand *v;
+
+	if (r->n_cand == r->cap_cand) {
+		size_t cap = r->cap_cand ? r->cap_cand * 2 : 64;
+
+		v = reallocarray(r->cand, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->cand = v;
+		r->cap_cand = cap;
+	}
+	r->cand[r->n_cand++] = (struct cand){ .ip = *ip, .port = port, .rank = rank };
+	return 0;
+}
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+	const struct cand *a = pa, *b = pb;
+	int c = sp_ip_cmp(&a->ip, &b->ip);
+
+	if (c)
+		return c;
+	return a->port < b->port ? -1 : a->port > b->port;
+}
+
+static uint8_t ep_rank(const struct sp_endpoint *ep)
+{
+	/* Kubernetes never reports ready && terminating; if it did, ready wins. */
+	if (ep->ready)
+		return RANK_READY;
+	if (ep->serving && ep->terminating)
+		return RANK_TERMINATING;
+	return RANK_OTHER;
+}
+
+/*
+ * Gather the candidate endpoints of Service port p in family fam into
+ * r->cand. only_local keeps the endpoints on opts->node_name.
+ */
+static int gather(struct rctx *r, const struct sp_service *s, const struct sp_svc_port *p,
+		  uint8_t fam, bool only_local)
+{
+	const struct sp_slice *sl;
+	const struct sp_endpoint *ep;
+	size_t i, j, k, with_family = 0, matched = 0;
+	int rc;
+
+	r->n_cand = 0;
+	for (i = slices_lower(r, s->ns, s->name); i < r->m->n_slices; i++) {
+		sl = r->slices[i];
+		if (slice_key_cmp(s->ns, s->name, sl))
+			break;
+		if (sl->family != fam)
+			continue;
+		with_family++;
+		for (j = 0; j < sl->n_ports; j++)
+			if (sl->ports[j].proto == p->proto && sl->ports[j].port &&
+			    !strcmp(sl->ports[j].name ? sl->ports[j].name : "",
+				    p->name ? p->name : ""))
+				break;
+		if (j == sl->n_ports)
+			continue;
+		matched++;
+		for (k = 0; k < sl->n_endpoints; k++) {
+			ep = &sl->endpoints[k];
+			if (ep->addr.family != fam) {
+				rwarn(r, "EndpointSlice %s/%s: endpoint address of the wrong family "
+					 "for addressType IPv%u: skipped",
+				      sl->ns, sl->name, fam);
+				continue;
+			}
+			if (only_local && (!ep->node_name || strcmp(ep->node_name, r->o->node_name)))
+				continue;
+			rc = cand_push(r, &ep->addr, sl->ports[j].port, ep_rank(ep));
+			if (rc)
+				return rc;
+		}
+	}
+	if (with_family && !matched)
+		rwarn(r, "Service %s/%s port \"%s\" (%s, IPv%u): no EndpointSlice has a port of "
+			 "that name and protocol, so it has no endpoints",
+		      s->ns, s->name, p->name ? p->name : "", proto_str(p->proto), fam);
+	return 0;
+}
+
+/*
+ * Turn r->cand into the backend list of w: de-duplicate by address:port
+ * keeping the best condition, apply the readiness rules, canonical order.
+ */
+static int backends(struct rctx *r, const struct sp_service *s, struct sp_want_svc *w)
+{
+	size_t i, n = 0;
+	bool any_ready = false;
+	uint16_t wt;
+
+	if (!r->n_cand)
+		return 0;
+	qsort(r->cand, r->n_cand, sizeof(*r->cand), cand_cmp);
+	for (i = 0; i < r->n_cand; i++) {
+		if (n && !cand_cmp(&r->cand[n - 1], &r->cand[i])) {
+			if (r->cand[i].rank > r->cand[n - 1].rank)
+				r->cand[n - 1].rank = r->cand[i].rank;
+			continue;
+		}
+		r->cand[n++] = r->cand[i];
+	}
+	r->n_cand = n;
+	for (i = 0; i < n; i++)
+		any_ready |= r->cand[i].rank == RANK_READY;
+	w->be = calloc(n, sizeof(*w->be));
+	if (!w->be)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (r->cand[i].rank == RANK_OTHER)
+			continue;
+		if (any_ready)
+			wt = r->cand[i].rank == RANK_READY ? 1 : 0;
+		else
+			wt = 1;
+		if (w->n_be == MAX_BACKENDS) {
+			rwarn(r, "Service %s/%s: more than %u endpoints; the rest are left out",
+			      s->ns, s->name, MAX_BACKENDS);
+			break;
+		}
+		/* Field by field into calloc'ed memory: padding stays zero for memcmp users. */
+		w->be[w->n_be].ip = r->cand[i].ip;
+		w->be[w->n_be].port = r->cand[i].port;
+		w->be[w->n_be].weight = wt;
+		w->n_be++;
+	}
+	sp_maglev_canonical(w->be, w->n_be);
+	return 0;
+}
+
+/* 64-bit FNV-1a, for ids too long to keep whole. */
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++) {
+		h ^= (uint8_t)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
+ * "namespace/name:port/tcp/v4". Kubernetes names can make this longer
+ * than the id field; then it is cut and ends in "~" and a hash of the
+ * whole id, which keeps it unique and stable across restarts.
+ */
+static void make_id(char *id, size_t len, const struct sp_service *s, const struct sp_svc_port *p,
+		    uint8_t fam)
+{
+	char full[512];
+	int n;
+
+	n = snprintf(full, sizeof(full), "%s/%s:%s/%s/v%u", s->ns, s->name, p->name ? p->name : "",
+		     proto_str(p->proto), fam);
+	if (n >= 0 && (size_t)n < len) {
+		memcpy(id, full, (size_t)n + 1);
+		return;
+	}
+	n = snprintf(id, len, "%.*s~%016llx", (int)(len - 18), full,
+		     (unsigned long long)fnv1a(full));
+	(void)n;
+}
+
+static int fe_push(struct sp_want_svc *w, size_t *cap, const struct sp_ip *ip, uint16_t port,
+		   uint16_t flags)
+{
+	struct sp_want_fe *v;
+
+	if (w->n_fe == *cap) {
+		size_t nc = *cap ? *cap * 2 : 4;
+
+		v = reallocarray(w->fe, nc, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->fe = v;
+		*cap = nc;
+	}
+	v = &w->fe[w->n_fe++];
+	memset(v, 0, sizeof(*v)); /* padding too, for memcmp users */
+	v->ip = *ip;
+	v->port = port;
+	v->flags = flags;
+	return 0;
+}
+
+static bool ip_is_zero(const struct sp_ip *ip)
+{
+	static const uint8_t zero[16];
+
+	return !memcmp(ip->b, zero, sizeof(zero));
+}
+
+/* Frontends of w from one address list; zero addresses would alias NodePort wildcards. */
+static int add_fes(struct rctx *r, const struct sp_service *s, struct sp_want_svc *w,
+		   size_t *cap, const struct sp_ip *ips, size_t n, uint16_t port, uint16_t flags)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (ips[i].family != w->family)
+			continue;
+		if (ip_is_zero(&ips[i])) {
+			rwarn(r, "Service %s/%s: the unspecified address is not a valid Service "
+				 "address: skipped",
+			      s->ns, s->name);
+			continue;
+		}
+		rc = fe_push(w, cap, &ips[i], port, flags);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static bool has_family(const struct sp_ip *ips, size_t n, uint8_t fam)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ips[i].family == fam)
+			return true;
+	return false;
+}
+
+static void want_free(struct sp_want_svc *w)
+{
+	free(w->fe);
+	free(w->be);
+	w->fe = NULL;
+	w->be = NULL;
+}
+
+static struct sp_want_svc *svc_new(struct rctx *r)
+{
+	struct sp_want_svc *v;
+
+	if (r->d.n == r->cap_svc) {
+		size_t cap = r->cap_svc ? r->cap_svc * 2 : 16;
+
+		v = reallocarray(r->d.svc, cap, sizeof(*v));
+		if (!v)
+			return NULL;
+		r->d.svc = v;
+		r->cap_svc = cap;
+	}
+	v = &r->d.svc[r->d.n++];
+	memset(v, 0, sizeof(*v));
+	return v;
+}
+
+static int resolve_port_family(struct rctx *r, const struct sp_service *s,
+			       const struct sp_svc_port *p, uint8_t fam)
+{
+	static const struct sp_ip zero4 = { .family = SP_FAMILY_V4 },
+				  zero6 = { .family = SP_FAMILY_V6 };
+	struct sp_want_svc *w;
+	bool external = false, only_local;
+	size_t cap = 0, i;
+	int rc;
+
+	w = svc_new(r);
+	if (!w)
+		return -ENOMEM;
+	make_id(w->id, sizeof(w->id), s, p, fam);
+	w->proto = p->proto;
+	w->family = fam;
+	if (s->affinity_client_ip) {
+		w->flags |= SP_SVC_F_AFFINITY;
+		w->affinity_timeout = s->affinity_timeout;
+	}
+	if (s->etp_local)
+		w->flags |= SP_SVC_F_LOCAL_ONLY;
+
+	rc = add_fes(r, s, w, &cap, s->cluster_ips, s->n_cluster_ips, p->port, 0);
+	if (!rc)
+		rc = add_fes(r, s, w, &cap, s->external_ips, s->n_external_ips, p->port,
+			     SP_SVC_F_EXTERNAL);
+	if (!rc && s->type == SP_SVC_LOAD_BALANCER)
+		rc = add_fes(r, s, w, &cap, s->lb_ips, s->n_lb_ips, p->port, SP_SVC_F_EXTERNAL);
+	if (!rc && s->type != SP_SVC_CLUSTER_IP && p->node_port)
+		rc = fe_push(w, &cap, fam == SP_FAMILY_V4 ? &zero4 : &zero6, p->node_port,
+			     SP_SVC_F_NODEPORT);
+	if (rc)
+		return rc;
+	if (!w->n_fe) {
+		/* Its only clusterIP of this family was unusable (warned above). */
+		want_free(w);
+		r->d.n--;
+		return 0;
+	}
+	for (i = 0; i < w->n_fe; i++)
+		external |= !!(w->fe[i].flags & (SP_SVC_F_EXTERNAL | SP_SVC_F_NODEPORT));
+	/* Filter by node only when that is right for every frontend sharing the set. */
+	only_local = r->o && r->o->node_name && s->itp_local && (!external || s->etp_local);
+	rc = gather(r, s, p, fam, only_local);
+	if (rc)
+		return rc;
+	return backends(r, s, w);
+}
+
+static bool proxy_wanted(const struct rctx *r, const struct sp_service *s)
+{
+	const char *want = r->o ? r->o->proxy_name : NULL;
+
+	if (want)
+		return s->proxy_name && !strcmp(s->proxy_name, want);
+	return !s->proxy_name;
+}
+
+static int resolve_service(struct rctx *r, const struct sp_service *s)
+{
+	static const uint8_t fams[] = { SP_FAMILY_V4, SP_FAMILY_V6 };
+	const struct sp_svc_port *p;
+	size_t i, f;
+	int rc;
+
+	if (s->headless || !proxy_wanted(r, s))
+		return 0;
+	for (f = 0; f < 2; f++) {
+		if (has_family(s->cluster_ips, s->n_cluster_ips, fams[f]))
+			continue;
+		if (has_family(s->external_ips, s->n_external_ips, fams[f]) ||
+		    (s->type == SP_SVC_LOAD_BALANCER && has_family(s->lb_ips, s->n_lb_ips, fams[f])))
+			rwarn(r, "Service %s/%s: IPv%u external/LoadBalancer addresses ignored: "
+				 "the Service has no IPv%u clusterIP",
+			      s->ns, s->name, fams[f], fams[f]);
+	}
+	for (i = 0; i < s->n_ports; i++) {
+		p = &s->ports[i];
+		if (!p->port) {
+			rwarn(r, "Service %s/%s port \"%s\": port 0: skipped", s->ns, s->name,
+			      p->name ? p->name : "");
+			continue;
+		}
+		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP) {
+			rwarn(r, "Service %s/%s port \"%s\": protocol %u is not supported: skipped",
+			      s->ns, s->name, p->name ? p->name : "", p->proto);
+			continue;
+		}
+		for (f = 0; f < 2; f++) {
+			if (!has_family(s->cluster_ips, s->n_cluster_ips, fams[f]))
+				continue;
+			rc = resolve_port_family(r, s, p, fams[f]);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int want_id_cmp(const void *pa, const void *pb)
+{
+	return strcmp(((const struct sp_want_svc *)pa)->id, ((const struct sp_want_svc *)pb)->id);
+}
+
+/* Drop entries whose id repeats (two Services of one name: the model allows it). */
+static void drop_dup_ids(struct rctx *r)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < r->d.n; i++) {
+		if (n && !strcmp(r->d.svc[n - 1].id, r->d.svc[i].id)) {
+			rwarn(r, "%s: defined twice; the second definition is ignored",
+			      r->d.svc[i].id);
+			want_free(&r->d.svc[i]);
+			continue;
+		}
+		r->d.svc[n++] = r->d.svc[i];
+	}
+	r->d.n = n;
+}
+
+struct fe_ref {
+	uint8_t key[20]; /* family, address, port, protocol */
+	uint32_t svc, fe; /* indexes: want_svc (sorted by id) and its frontend */
+};
+
+static int fe_ref_cmp(const void *pa, const void *pb)
+{
+	const struct fe_ref *a = pa, *b = pb;
+	int c = memcmp(a->key, b->key, sizeof(a->key));
+
+	if (c)
+		return c;
+	if (a->svc != b->svc)
+		return a->svc < b->svc ? -1 : 1;
+	return a->fe < b->fe ? -1 : a->fe > b->fe;
+}
+
+static int fe_cmp(const void *pa, const void *pb)
+{
+	const struct sp_want_fe *a = pa, *b = pb;
+	int c = sp_ip_cmp(&a->ip, &b->ip);
+
+	if (c)
+		return c;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	return a->flags < b->flags ? -1 : a->flags > b->flags;
+}
+
+/*
+ * A frontend (address, port, protocol) can key one sp_services entry
+ * only. Sorting all frontends finds every clash in O(n log n); the
+ * want_svc first by id keeps the frontend. Frontends are then put in
+ * canonical order so the output depends only on the model's content.
+ */
+static int dedup_frontends(struct rctx *r)
+{
+	struct fe_ref *refs;
+	size_t total = 0, i, j, n, k;
+	struct sp_want_svc *w, *first;
+	char a[INET6_ADDRSTRLEN];
+
+	for (i = 0; i < r->d.n; i++)
+		total += r->d.svc[i].n_fe;
+	refs = calloc(total ? total : 1, sizeof(*refs));
+	if (!refs)
+		return -ENOMEM;
+	for (i = 0, k = 0; i < r->d.n; i++) {
+		w = &r->d.svc[i];
+		for (j = 0; j < w->n_fe; j++, k++) {
+			refs[k].key[0] = w->fe[j].ip.family;
+			memcpy(&refs[k].key[1], w->fe[j].ip.b, 16);
+			refs[k].key[17] = w->fe[j].port >> 8;
+			refs[k].key[18] = w->fe[j].port & 0xff;
+			refs[k].key[19] = w->proto;
+			refs[k].svc = (uint32_t)i;
+			refs[k].fe = (uint32_t)j;
+		}
+	}
+	qsort(refs, total, sizeof(*refs), fe_ref_cmp);
+	for (i = 1, k = 0; i < total; i++) {
+		if (memcmp(refs[i].key, refs[k].key, sizeof(refs[k].key))) {
+			k = i;
+			continue;
+		}
+		w = &r->d.svc[refs[i].svc];
+		first = &r->d.svc[refs[k].svc];
+		sp_ip_str(&w->fe[refs[i].fe].ip, a, sizeof(a));
+		if (w == first)
+			rwarn(r, "%s: frontend %s port %u listed twice; kept once", w->id, a,
+			      w->fe[refs[i].fe].port);
+		else
+			rwarn(r, "%s: frontend %s port %u is already claimed by %s; ignored here",
+			      w->id, a, w->fe[refs[i].fe].port, first->id);
+		/* Port 0 marks it for removal: a real frontend never has port 0. */
+		w->fe[refs[i].fe].port = 0;
+	}
+	free(refs);
+
+	for (i = 0, n = 0; i < r->d.n; i++) {
+		w = &r->d.svc[i];
+		for (j = 0, k = 0; j < w->n_fe; j++)
+			if (w->fe[j].port)
+				w->fe[k++] = w->fe[j];
+		w->n_fe = k;
+		if (!k) {
+			rwarn(r, "%s: every frontend is claimed by another Service; skipped", w->id);
+			want_free(w);
+			continue;
+		}
+		qsort(w->fe, w->n_fe, sizeof(*w->fe), fe_cmp);
+		r->d.svc[n++] = *w;
+	}
+	r->d.n = n;
+	return 0;
+}
+
+int sp_resolve(const struct sp_model *m, const struct sp_resolve_opts *o, struct sp_desired *out,
+	       sp_warn_fn warn, void *warn_arg)
+{
+	struct rctx r = { .m = m, .o = o, .warn = warn, .warn_arg = warn_arg };
+	size_t i;
+	int rc = -ENOMEM;
+
+	r.slices = calloc(m->n_slices ? m->n_slices : 1, sizeof(*r.slices));
+	if (!r.slices)
+		goto err;
+	for (i = 0; i < m->n_slices; i++)
+		r.slices[i] = &m->slices[i];
+	qsort(r.slices, m->n_slices, sizeof(*r.slices), slice_sort_cmp);
+
+	for (i = 0; i < m->n_services; i++) {
+		rc = resolve_service(&r, &m->services[i]);
+		if (rc)
+			goto err;
+	}
+	if (r.d.n)
+		qsort(r.d.svc, r.d.n, sizeof(*r.d.svc), want_id_cmp);
+	drop_dup_ids(&r);
+	rc = dedup_frontends(&r);
+	if (rc)
+		goto err;
+	*out = r.d;
+	free(r.cand);
+	free(r.slices);
+	return 0;
+err:
+	sp_desired_free(&r.d);
+	free(r.cand);
+	free(r.slices);
+	return rc;
+}
+
+void sp_desired_free(struct sp_desired *d)
+{
+	size_t i;
+
+	if (!d)
+		return;
+	for (i = 0; i < d->n; i++)
+		want_free(&d->svc[i]);
+	free(d->svc);
+	d->svc = NULL;
+	d->n = 0;
+}

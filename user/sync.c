@@ -1,0 +1,1036 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Map sync: see sync.h for the contract. The order of writes is what makes
+ * every update safe for packets in flight:
+ *   1. new backends into sp_backends (nothing points at them yet);
+ *   2. the new Maglev region into free chunks of sp_maglev (ditto);
+ *   3. one sp_services update per frontend: the switch;
+ *   4. only then: free the old region, delete frontends and backends that
+ *      nothing uses any more.
+ * A packet therefore sees the whole old table or the whole new one, and a
+ * backend id in any table it can read always resolves.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "svcplane.h"
+#include "log.h"
+#include "maglev.h"
+#include "sync.h"
+
+struct app_be {
+	struct sp_ip ip;
+	uint16_t port; /* host order */
+	uint32_t id;
+	uint32_t refs; /* applied Services whose region lists it */
+};
+
+struct app_svc {
+	char id[SP_SVC_NAME_LEN];
+	uint32_t svc_id;
+	uint32_t region, chunks, m; /* chunks == 0: no region */
+	uint16_t n, flags;
+	uint32_t affinity_timeout;
+	struct sp_mg_backend *be; /* n, canonical */
+	uint32_t *be_ids; /* n */
+	struct sp_svc_key *fe; /* frontends as written */
+	uint16_t *fe_flags;
+	size_t n_fe;
+	struct sp_svc_key *fe_old; /* frontends before this apply, for the deletion pass */
+	size_t n_fe_old;
+	int seen;
+};
+
+struct sp_sync {
+	struct sp_sync_maps maps;
+	void *svcs; /* tsearch tree of struct app_svc * by id */
+	void *bes; /* tsearch tree of struct app_be * by identity */
+	size_t n_svcs, n_bes;
+	uint8_t *chunk_used; /* maglev_chunks entries */
+	uint32_t chunk_cursor;
+	uint8_t *svc_id_used; /* max_svc_ids entries */
+	uint8_t *be_id_used; /* max_backends + 1 entries, id 0 unused */
+	uint32_t be_cursor;
+	struct sp_svc_key *orphans; /* frontends found at start with no Service */
+	size_t n_orphans;
+	struct sp_node_addr_key *node_addrs;
+	size_t n_node_addrs;
+};
+
+static int svc_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct app_svc *)a)->id, ((const struct app_svc *)b)->id);
+}
+
+static int be_cmp(const void *pa, const void *pb)
+{
+	const struct app_be *a = pa, *b = pb;
+	int c = sp_ip_cmp(&a->ip, &b->ip);
+
+	if (c)
+		return c;
+	return (int)a->port - (int)b->port;
+}
+
+static void to_key_addr(const struct sp_ip *ip, struct sp_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	memcpy(a->addr, ip->b, ip->family == SP_FAMILY_V4 ? 4 : 16);
+}
+
+static void from_key_addr(const struct sp_addr *a, uint8_t family, struct sp_ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	ip->family = family;
+	memcpy(ip->b, a->addr, family == SP_FAMILY_V4 ? 4 : 16);
+}
+
+static struct app_svc *find_svc(struct sp_sync *s, const char *id)
+{
+	struct app_svc key, **r;
+
+	snprintf(key.id, sizeof(key.id), "%s", id);
+	r = tfind(&key, &s->svcs, svc_cmp);
+	return r ? *r : NULL;
+}
+
+static struct app_be *find_be(struct sp_sync *s, const struct sp_ip *ip, uint16_t port)
+{
+	struct app_be key = { .ip = *ip, .port = port }, **r;
+
+	r = tfind(&key, &s->bes, be_cmp);
+	return r ? *r : NULL;
+}
+
+/* ---- allocators ---------------------------------------------------------- */
+
+/* First fit from a rotating cursor over the chunk bitmap. */
+static int region_alloc(struct sp_sync *s, uint32_t chunks, uint32_t *out)
+{
+	uint32_t total = s->maps.maglev_chunks, tried = 0, start = s->chunk_cursor, run = 0, i;
+
+	if (chunks == 0 || chunks > total)
+		return -ENOSPC;
+	for (i = start; tried < total + chunks; i++, tried++) {
+		if (i >= total) {
+			i = 0;
+			run = 0;
+		}
+		if (s->chunk_used[i]) {
+			run = 0;
+			continue;
+		}
+		if (++run == chunks) {
+			uint32_t first = i + 1 - chunks;
+
+			memset(s->chunk_used + first, 1, chunks);
+			s->chunk_cursor = i + 1 < total ? i + 1 : 0;
+			*out = first;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static void region_free(struct sp_sync *s, uint32_t first, uint32_t chunks)
+{
+	if (chunks && first + chunks <= s->maps.maglev_chunks)
+		memset(s->chunk_used + first, 0, chunks);
+}
+
+static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->maps.max_svc_ids; i++) {
+		if (!s->svc_id_used[i]) {
+			s->svc_id_used[i] = 1;
+			*out = i;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static int be_id_alloc(struct sp_sync *s, uint32_t *out)
+{
+	uint32_t max = s->maps.max_backends, i, id;
+
+	for (i = 0; i < max; i++) {
+		id = (s->be_cursor + i) % max + 1;
+		if (!s->be_id_used[id]) {
+			s->be_id_used[id] = 1;
+			s->be_cursor = id % max;
+			*out = id;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+/* Zero a Service's per-CPU counters so a reused svc_id starts clean. */
+static void svc_stats_reset(struct sp_sync *s, uint32_t svc_id)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	void *zero;
+
+	if (ncpu <= 0)
+		return;
+	zero = calloc(ncpu, sizeof(struct sp_svc_stats));
+	if (!zero)
+		return;
+	bpf_map_update_elem(s->maps.fd_svc_stats, &svc_id, zero, BPF_ANY);
+	free(zero);
+}
+
+/* ---- backends -------------------------------------------------------------- */
+
+/* Take a reference on a backend, creating (and writing) it if new. */
+static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id,
+		  struct sp_sync_stats *st)
+{
+	struct app_be *be = find_be(s, &b->ip, b->port);
+	struct sp_backend v;
+	int err;
+
+	if (be) {
+		be->refs++;
+		*id = be->id;
+		return 0;
+	}
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return -ENOMEM;
+	be->ip = b->ip;
+	be->port = b->port;
+	err = be_id_alloc(s, &be->id);
+	if (err) {
+		free(be);
+		pr_err("backend table full (%u): raise --max-backends", s->maps.max_backends);
+		return err;
+	}
+	memset(&v, 0, sizeof(v));
+	to_key_addr(&b->ip, &v.addr);
+	v.port = htons(b->port);
+	v.family = b->ip.family;
+	if (bpf_map_update_elem(s->maps.fd_backends, &be->id, &v, BPF_ANY)) {
+		err = -errno;
+		pr_err("write backend %u to sp_backends: %s", be->id, strerror(-err));
+		s->be_id_used[be->id] = 0;
+		free(be);
+		return err;
+	}
+	if (!tsearch(be, &s->bes, be_cmp)) {
+		s->be_id_used[be->id] = 0;
+		free(be);
+		return -ENOMEM;
+	}
+	s->n_bes++;
+	be->refs = 1;
+	*id = be->id;
+	if (st)
+		st->be_added++;
+	return 0;
+}
+
+static void be_put(struct sp_sync *s, const struct sp_ip *ip, uint16_t port)
+{
+	struct app_be *be = find_be(s, ip, port);
+
+	if (be && be->refs)
+		be->refs--;
+}
+
+/* Collect backends nobody references; delete them from the map and tree. */
+static struct app_be **gc_list;
+static size_t gc_n, gc_cap;
+
+static void gc_walk(const void *node, VISIT which, int depth)
+{
+	struct app_be *be = *(struct app_be *const *)node;
+
+	(void)depth;
+	if ((which == postorder || which == leaf) && be->refs == 0) {
+		if (gc_n == gc_cap) {
+			size_t cap = gc_cap ? gc_cap * 2 : 64;
+			struct app_be **n = realloc(gc_list, cap * sizeof(*n));
+
+			if (!n)
+				return;
+			gc_list = n;
+			gc_cap = cap;
+		}
+		gc_list[gc_n++] = be;
+	}
+}
+
+static void be_gc(struct sp_sync *s, struct sp_sync_stats *st)
+{
+	size_t i;
+
+	gc_n = 0;
+	twalk(s->bes, gc_walk);
+	for (i = 0; i < gc_n; i++) {
+		struct app_be *be = gc_list[i];
+
+		if (bpf_map_delete_elem(s->maps.fd_backends, &be->id) && errno != ENOENT)
+			pr_warn("delete backend %u from sp_backends: %s", be->id, strerror(errno));
+		s->be_id_used[be->id] = 0;
+		tdelete(be, &s->bes, be_cmp);
+		s->n_bes--;
+		free(be);
+		if (st)
+			st->be_deleted++;
+	}
+	free(gc_list);
+	gc_list = NULL;
+	gc_n = gc_cap = 0;
+}
+
+/* ---- regions --------------------------------------------------------------- */
+
+static uint32_t region_chunks(uint32_t n, uint32_t m)
+{
+	return (2 * n + m + SP_MAGLEV_CHUNK_WORDS - 1) / SP_MAGLEV_CHUNK_WORDS;
+}
+
+/* Write ids and table into chunks [first, first + chunks). */
+static int region_write(struct sp_sync *s, uint32_t first, uint32_t chunks, const uint32_t *ids,
+			uint32_t n, const uint16_t *table, uint32_t m)
+{
+	struct sp_maglev_chunk *buf = calloc(chunks, sizeof(*buf));
+	uint32_t *keys = calloc(chunks, sizeof(*keys));
+	uint32_t i, count = chunks;
+	int err = 0;
+
+	if (!buf || !keys) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		uint16_t *w = &buf[0].w[0];
+
+		w[2 * i] = ids[i] & 0xffff;
+		w[2 * i + 1] = ids[i] >> 16;
+	}
+	for (i = 0; i < m; i++)
+		(&buf[0].w[0])[2 * n + i] = table[i];
+	for (i = 0; i < chunks; i++)
+		keys[i] = first + i;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	if (bpf_map_update_batch(s->maps.fd_maglev, keys, buf, &count, &bo)) {
+		/* Older kernels lack batch ops on arrays: one at a time. */
+		for (i = 0; i < chunks; i++) {
+			if (bpf_map_update_elem(s->maps.fd_maglev, &keys[i], &buf[i], BPF_ANY)) {
+				err = -errno;
+				pr_err("write Maglev chunk %u: %s", keys[i], strerror(-err));
+				goto out;
+			}
+		}
+	}
+out:
+	free(buf);
+	free(keys);
+	return err;
+}
+
+/* ---- Services -------------------------------------------------------------- */
+
+static void app_svc_free(struct app_svc *a)
+{
+	if (!a)
+		return;
+	free(a->be);
+	free(a->be_ids);
+	free(a->fe);
+	free(a->fe_flags);
+	free(a->fe_old);
+	free(a);
+}
+
+static int fe_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sp_svc_key));
+}
+
+static void want_fe_key(const struct sp_want_svc *w, const struct sp_want_fe *f,
+			struct sp_svc_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	to_key_addr(&f->ip, &k->addr);
+	k->port = htons(f->port);
+	k->proto = w->proto;
+	k->family = w->family;
+}
+
+static bool same_backends(const struct app_svc *a, const struct sp_want_svc *w, uint32_t m)
+{
+	size_t i;
+
+	if (a->n != w->n_be || a->m != m || !a->chunks != !w->n_be)
+		return false;
+	for (i = 0; i < w->n_be; i++) {
+		const struct sp_mg_backend *x = &a->be[i], *y = &w->be[i];
+
+		if (sp_ip_cmp(&x->ip, &y->ip) || x->port != y->port ||
+		    (x->weight > 0) != (y->weight > 0))
+			return false;
+	}
+	return true;
+}
+
+static int meta_write(struct sp_sync *s, const struct app_svc *a)
+{
+	struct sp_svc_meta meta;
+
+	memset(&meta, 0, sizeof(meta));
+	snprintf(meta.name, sizeof(meta.name), "%s", a->id);
+	meta.m = a->m;
+	meta.n = a->n;
+	meta.region = a->region;
+	meta.region_chunks = a->chunks;
+	if (bpf_map_update_elem(s->maps.fd_svc_meta, &a->svc_id, &meta, BPF_ANY)) {
+		pr_err("write sp_svc_meta for %s: %s", a->id, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * Build and write the new table of a Service into a fresh region; on
+ * success region, chunks and the id array describe it. Nothing the
+ * datapath reads changes here.
+ */
+static int stage_table(struct sp_sync *s, const struct sp_want_svc *w, uint32_t m,
+		       uint32_t *ids, uint32_t *region, uint32_t *chunks)
+{
+	uint16_t *table = NULL;
+	int err;
+
+	*region = 0;
+	*chunks = 0;
+	if (w->n_be == 0)
+		return 0;
+	table = malloc(m * sizeof(*table));
+	if (!table)
+		return -ENOMEM;
+	err = sp_maglev_build(w->be, w->n_be, m, table);
+	if (err) {
+		pr_err("%s: build Maglev table (M=%u, N=%zu): %s", w->id, m, w->n_be,
+		       strerror(-err));
+		goto out;
+	}
+	*chunks = region_chunks(w->n_be, m);
+	err = region_alloc(s, *chunks, region);
+	if (err) {
+		pr_err("%s: no room for a %u-chunk Maglev region in sp_maglev (%u chunks): "
+		       "raise --maglev-chunks",
+		       w->id, *chunks, s->maps.maglev_chunks);
+		*chunks = 0;
+		goto out;
+	}
+	err = region_write(s, *region, *chunks, ids, w->n_be, table, m);
+	if (err) {
+		region_free(s, *region, *chunks);
+		*chunks = 0;
+	}
+out:
+	free(table);
+	return err;
+}
+
+/* Apply one desired Service. Returns 0 or -errno (the Service keeps its
+ * previous state on error). */
+static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_sync_stats *st)
+{
+	struct app_svc *a = find_svc(s, w->id);
+	bool created = false, rebuild;
+	uint32_t m = w->n_be ? sp_maglev_pick_m(w->n_be, s->maps.fixed_m) : 0;
+	uint32_t *ids = NULL, region = 0, chunks = 0;
+	struct sp_svc_key *fe = NULL;
+	uint16_t *fe_flags = NULL;
+	size_t i, j;
+	int err = 0;
+
+	if (w->n_be > 0xffff) {
+		pr_err("%s: %zu backends: at most 65535 per Service port", w->id, w->n_be);
+		return -E2BIG;
+	}
+	if (!a) {
+		a = calloc(1, sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		snprintf(a->id, sizeof(a->id), "%s", w->id);
+		err = svc_id_alloc(s, &a->svc_id);
+		if (err) {
+			pr_err("%s: no free Service id (%u in use): raise --max-services", w->id,
+			       s->maps.max_svc_ids);
+			free(a);
+			return err;
+		}
+		svc_stats_reset(s, a->svc_id);
+		created = true;
+	}
+	rebuild = created || !same_backends(a, w, m);
+
+	if (rebuild) {
+		ids = calloc(w->n_be ? w->n_be : 1, sizeof(*ids));
+		if (!ids) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		for (i = 0; i < w->n_be; i++) {
+			err = be_get(s, &w->be[i], &ids[i], st);
+			if (err) {
+				while (i--)
+					be_put(s, &w->be[i].ip, w->be[i].port);
+				goto fail;
+			}
+		}
+		err = stage_table(s, w, m, ids, &region, &chunks);
+		if (err) {
+			for (i = 0; i < w->n_be; i++)
+				be_put(s, &w->be[i].ip, w->be[i].port);
+			goto fail;
+		}
+	}
+
+	/* The switch: every frontend gets the new value in one update each. */
+	fe = calloc(w->n_fe ? w->n_fe : 1, sizeof(*fe));
+	fe_flags = calloc(w->n_fe ? w->n_fe : 1, sizeof(*fe_flags));
+	if (!fe || !fe_flags) {
+		err = -ENOMEM;
+		goto fail_staged;
+	}
+	for (i = 0; i < w->n_fe; i++) {
+		struct sp_svc v;
+		bool known = false;
+
+		want_fe_key(w, &w->fe[i], &fe[i]);
+		fe_flags[i] = w->fe[i].flags | w->flags;
+		for (j = 0; !rebuild && j < a->n_fe; j++) {
+			if (!memcmp(&a->fe[j], &fe[i], sizeof(fe[i])) &&
+			    a->fe_flags[j] == fe_flags[i] &&
+			    a->affinity_timeout == w->affinity_timeout)
+				known = true;
+		}
+		if (known)
+			continue;
+		memset(&v, 0, sizeof(v));
+		v.svc_id = a->svc_id;
+		v.region = rebuild ? region : a->region;
+		v.m = rebuild ? m : a->m;
+		v.n = rebuild ? w->n_be : a->n;
+		v.flags = fe_flags[i];
+		v.affinity_timeout = w->affinity_timeout;
+		if (bpf_map_update_elem(s->maps.fd_services, &fe[i], &v, BPF_ANY)) {
+			err = -errno;
+			pr_err("%s: write frontend to sp_services: %s%s", w->id, strerror(-err),
+			       err == -E2BIG ? " (table full: raise --max-services)" : "");
+			/* Frontends already switched stay switched: they point at
+			 * a complete table. Keep going so the Service is whole. */
+			continue;
+		}
+		if (st)
+			st->fe_written++;
+	}
+
+	if (rebuild) {
+		/* After the switch: release the old table and backend refs. */
+		region_free(s, a->region, a->chunks);
+		for (i = 0; i < a->n; i++)
+			be_put(s, &a->be[i].ip, a->be[i].port);
+		free(a->be);
+		free(a->be_ids);
+		a->be = calloc(w->n_be ? w->n_be : 1, sizeof(*a->be));
+		if (a->be && w->n_be)
+			memcpy(a->be, w->be, w->n_be * sizeof(*a->be));
+		a->be_ids = ids;
+		ids = NULL;
+		a->n = w->n_be;
+		a->m = m;
+		a->region = region;
+		a->chunks = chunks;
+		if (st && !created)
+			st->svc_rebuilt++;
+		pr_debug("%s: %s, %zu backend(s), M=%u, region %u+%u", w->id,
+			 created ? "added" : "backends changed", w->n_be, m, region, chunks);
+	}
+	/* Frontends this Service no longer has are deleted by the caller
+	 * once all Services are applied (another may have taken them). */
+	a->flags = w->flags;
+	a->affinity_timeout = w->affinity_timeout;
+	a->seen = 1;
+	if (created) {
+		if (!tsearch(a, &s->svcs, svc_cmp)) {
+			err = -ENOMEM;
+			goto fail_staged;
+		}
+		s->n_svcs++;
+		if (st)
+			st->svc_added++;
+	}
+	/* Keep the previous frontend list for the deletion pass. */
+	free(a->fe_old);
+	a->fe_old = a->fe;
+	a->n_fe_old = a->n_fe;
+	free(a->fe_flags);
+	a->fe = fe;
+	a->fe_flags = fe_flags;
+	a->n_fe = w->n_fe;
+	return meta_write(s, a);
+
+fail_staged:
+	if (rebuild) {
+		region_free(s, region, chunks);
+		for (i = 0; i < w->n_be; i++)
+			be_put(s, &w->be[i].ip, w->be[i].port);
+	}
+fail:
+	free(ids);
+	free(fe);
+	free(fe_flags);
+	if (created) {
+		s->svc_id_used[a->svc_id] = 0;
+		free(a);
+	}
+	return err;
+}
+
+/* Remove a Service that is no longer desired (its frontends are handled by
+ * the deletion pass). */
+static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stats *st)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		be_put(s, &a->be[i].ip, a->be[i].port);
+	region_free(s, a->region, a->chunks);
+	if (bpf_map_delete_elem(s->maps.fd_svc_meta, &a->svc_id) && errno != ENOENT)
+		pr_warn("%s: delete sp_svc_meta entry: %s", a->id, strerror(errno));
+	s->svc_id_used[a->svc_id] = 0;
+	pr_debug("%s: removed", a->id);
+	if (st)
+		st->svc_removed++;
+}
+
+/* Sorted array of every desired frontend key, for the deletion pass. */
+static int desired_keys(const struct sp_desired *d, struct sp_svc_key **out, size_t *n)
+{
+	size_t i, j, k = 0, total = 0;
+	struct sp_svc_key *keys;
+
+	for (i = 0; i < d->n; i++)
+		total += d->svc[i].n_fe;
+	keys = calloc(total ? total : 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < d->n; i++)
+		for (j = 0; j < d->svc[i].n_fe; j++)
+			want_fe_key(&d->svc[i], &d->svc[i].fe[j], &keys[k++]);
+	qsort(keys, total, sizeof(*keys), fe_key_cmp);
+	*out = keys;
+	*n = total;
+	return 0;
+}
+
+static void fe_delete_unless(struct sp_sync *s, const struct sp_svc_key *k,
+			     const struct sp_svc_key *keep, size_t n_keep, struct sp_sync_stats *st)
+{
+	if (bsearch(k, keep, n_keep, sizeof(*k), fe_key_cmp))
+		return;
+	if (bpf_map_delete_elem(s->maps.fd_services, k) == 0) {
+		if (st)
+			st->fe_deleted++;
+	} else if (errno != ENOENT) {
+		pr_warn("delete frontend from sp_services: %s", strerror(errno));
+	}
+}
+
+/* twalk has no user argument: collect the tree into an array first. */
+static struct app_svc **walk_list;
+static size_t walk_n;
+
+static void collect_walk(const void *node, VISIT which, int depth)
+{
+	(void)depth;
+	if (which == postorder || which == leaf)
+		walk_list[walk_n++] = *(struct app_svc *const *)node;
+}
+
+static struct app_svc **all_svcs(struct sp_sync *s, size_t *n)
+{
+	walk_list = calloc(s->n_svcs ? s->n_svcs : 1, sizeof(*walk_list));
+	walk_n = 0;
+	if (walk_list && s->svcs)
+		twalk(s->svcs, collect_walk);
+	*n = walk_n;
+	return walk_list;
+}
+
+int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_stats *st)
+{
+	struct sp_svc_key *keep = NULL;
+	struct app_svc **list;
+	size_t i, j, n_keep = 0, n;
+	int err, ret = 0;
+
+	if (st)
+		memset(st, 0, sizeof(*st));
+	err = desired_keys(d, &keep, &n_keep);
+	if (err)
+		return err;
+	list = all_svcs(s, &n);
+	if (!list) {
+		free(keep);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		list[i]->seen = 0;
+	free(list);
+
+	for (i = 0; i < d->n; i++) {
+		err = apply_svc(s, &d->svc[i], st);
+		if (err) {
+			struct app_svc *a = find_svc(s, d->svc[i].id);
+
+			if (a)
+				a->seen = 1; /* keep its last good state */
+			if (st)
+				st->errors++;
+			ret = ret ?: (err == -ENOSPC || err == -E2BIG ? -ENOSPC : err);
+		}
+	}
+
+	/* Deletion pass: frontends nobody wants, then Services nobody wants. */
+	list = all_svcs(s, &n);
+	if (!list) {
+		free(keep);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		struct app_svc *a = list[i];
+
+		for (j = 0; j < a->n_fe_old; j++)
+			fe_delete_unless(s, &a->fe_old[j], keep, n_keep, st);
+		free(a->fe_old);
+		a->fe_old = NULL;
+		a->n_fe_old = 0;
+		if (a->seen)
+			continue;
+		for (j = 0; j < a->n_fe; j++)
+			fe_delete_unless(s, &a->fe[j], keep, n_keep, st);
+		remove_svc(s, a, st);
+		tdelete(a, &s->svcs, svc_cmp);
+		s->n_svcs--;
+		app_svc_free(a);
+	}
+	free(list);
+	for (i = 0; i < s->n_orphans; i++)
+		fe_delete_unless(s, &s->orphans[i], keep, n_keep, st);
+	free(s->orphans);
+	s->orphans = NULL;
+	s->n_orphans = 0;
+	be_gc(s, st);
+	free(keep);
+	return ret;
+}
+
+int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
+{
+	struct sp_node_addr_key *keys = calloc(n ? n : 1, sizeof(*keys));
+	__u8 one = 1;
+	size_t i, j;
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		to_key_addr(&a[i], &keys[i].addr);
+		keys[i].family = a[i].family;
+		if (bpf_map_update_elem(s->maps.fd_node_addrs, &keys[i], &one, BPF_ANY)) {
+			err = -errno;
+			pr_err("write node address to sp_node_addrs: %s", strerror(-err));
+		}
+	}
+	for (i = 0; i < s->n_node_addrs; i++) {
+		bool keep = false;
+
+		for (j = 0; j < n; j++)
+			keep |= !memcmp(&s->node_addrs[i], &keys[j], sizeof(keys[j]));
+		if (!keep)
+			bpf_map_delete_elem(s->maps.fd_node_addrs, &s->node_addrs[i]);
+	}
+	free(s->node_addrs);
+	s->node_addrs = keys;
+	s->n_node_addrs = n;
+	return err;
+}
+
+/* ---- recovery from pinned maps ------------------------------------------ */
+
+static int read_word(struct sp_sync *s, uint32_t region, uint32_t w, uint16_t *out)
+{
+	struct sp_maglev_chunk c;
+	uint32_t key = region + w / SP_MAGLEV_CHUNK_WORDS;
+
+	if (bpf_map_lookup_elem(s->maps.fd_maglev, &key, &c))
+		return -errno;
+	*out = c.w[w % SP_MAGLEV_CHUNK_WORDS];
+	return 0;
+}
+
+/* Rebuild one Service from its sp_svc_meta entry and its region. */
+static int recover_svc(struct sp_sync *s, uint32_t svc_id, const struct sp_svc_meta *meta)
+{
+	struct app_svc *a = calloc(1, sizeof(*a));
+	uint32_t *count = NULL, i;
+	int err = -ENOMEM;
+
+	if (!a)
+		return -ENOMEM;
+	snprintf(a->id, sizeof(a->id), "%.*s", (int)sizeof(meta->name), meta->name);
+	a->svc_id = svc_id;
+	a->n = meta->n;
+	a->m = meta->m;
+	a->region = meta->region;
+	a->chunks = meta->region_chunks;
+	a->be = calloc(a->n ? a->n : 1, sizeof(*a->be));
+	a->be_ids = calloc(a->n ? a->n : 1, sizeof(*a->be_ids));
+	count = calloc(a->n ? a->n : 1, sizeof(*count));
+	if (!a->be || !a->be_ids || !count)
+		goto bad;
+	err = -EINVAL;
+	if (svc_id >= s->maps.max_svc_ids || (a->n && (!a->m || !a->chunks)) ||
+	    a->region + a->chunks > s->maps.maglev_chunks ||
+	    a->chunks < (a->n ? region_chunks(a->n, a->m) : 0))
+		goto bad;
+	for (i = 0; i < a->n; i++) {
+		uint16_t lo = 0, hi = 0;
+		struct sp_backend b;
+
+		if (read_word(s, a->region, 2 * i, &lo) || read_word(s, a->region, 2 * i + 1, &hi))
+			goto bad;
+		a->be_ids[i] = lo | (uint32_t)hi << 16;
+		if (bpf_map_lookup_elem(s->maps.fd_backends, &a->be_ids[i], &b))
+			goto bad;
+		from_key_addr(&b.addr, b.family, &a->be[i].ip);
+		a->be[i].port = ntohs(b.port);
+	}
+	for (i = 0; i < a->m; i++) {
+		uint16_t e = 0;
+
+		if (read_word(s, a->region, 2 * a->n + i, &e) || e >= a->n)
+			goto bad;
+		count[e]++;
+	}
+	/* Weights are not stored: a backend with table entries had weight > 0,
+	 * which is all the comparison with the desired state looks at. */
+	for (i = 0; i < a->n; i++)
+		a->be[i].weight = count[i] ? 1 : 0;
+	free(count);
+	if (!tsearch(a, &s->svcs, svc_cmp)) {
+		app_svc_free(a);
+		return -ENOMEM;
+	}
+	s->n_svcs++;
+	s->svc_id_used[svc_id] = 1;
+	memset(s->chunk_used + a->region, 1, a->chunks);
+	a->seen = 1;
+	return 0;
+bad:
+	pr_warn("pinned state of %s (svc_id %u) is inconsistent: it will be rebuilt", a->id,
+		svc_id);
+	free(count);
+	app_svc_free(a);
+	return err;
+}
+
+/* Attach a frontend found in sp_services to its Service. */
+static int recover_fe(struct sp_sync *s, const struct sp_svc_key *k, const struct sp_svc *v,
+		      struct app_svc **by_id)
+{
+	struct app_svc *a = v->svc_id < s->maps.max_svc_ids ? by_id[v->svc_id] : NULL;
+	struct sp_svc_key *fe;
+	uint16_t *fl;
+
+	if (!a || a->region != v->region || a->m != v->m || a->n != v->n) {
+		/* Unknown or stale: deleted after the first apply unless wanted. */
+		struct sp_svc_key *o = realloc(s->orphans, (s->n_orphans + 1) * sizeof(*o));
+
+		if (!o)
+			return -ENOMEM;
+		s->orphans = o;
+		s->orphans[s->n_orphans++] = *k;
+		return 0;
+	}
+	fe = realloc(a->fe, (a->n_fe + 1) * sizeof(*fe));
+	if (!fe)
+		return -ENOMEM;
+	a->fe = fe;
+	fl = realloc(a->fe_flags, (a->n_fe + 1) * sizeof(*fl));
+	if (!fl)
+		return -ENOMEM;
+	a->fe_flags = fl;
+	a->fe[a->n_fe] = *k;
+	a->fe_flags[a->n_fe] = v->flags;
+	a->affinity_timeout = v->affinity_timeout;
+	a->n_fe++;
+	return 0;
+}
+
+static int recover(struct sp_sync *s)
+{
+	struct app_svc **by_id = calloc(s->maps.max_svc_ids, sizeof(*by_id));
+	struct app_svc **list;
+	uint32_t key, next, *pkey = NULL;
+	struct sp_svc_key fk, fnext, *pfk = NULL;
+	size_t i, n;
+	int err = 0;
+
+	if (!by_id)
+		return -ENOMEM;
+	while (bpf_map_get_next_key(s->maps.fd_svc_meta, pkey, &next) == 0) {
+		struct sp_svc_meta meta;
+
+		key = next;
+		pkey = &key;
+		if (bpf_map_lookup_elem(s->maps.fd_svc_meta, &key, &meta))
+			continue;
+		err = recover_svc(s, key, &meta);
+		if (err == -ENOMEM)
+			goto out;
+		err = 0;
+	}
+	list = all_svcs(s, &n);
+	if (!list) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		by_id[list[i]->svc_id] = list[i];
+	free(list);
+	while (bpf_map_get_next_key(s->maps.fd_services, pfk, &fnext) == 0) {
+		struct sp_svc v;
+
+		fk = fnext;
+		pfk = &fk;
+		if (bpf_map_lookup_elem(s->maps.fd_services, &fk, &v))
+			continue;
+		err = recover_fe(s, &fk, &v, by_id);
+		if (err)
+			goto out;
+	}
+	/* Backends: reference counts from the recovered regions; the rest
+	 * are collected by the first apply. */
+	pkey = NULL;
+	while (bpf_map_get_next_key(s->maps.fd_backends, pkey, &next) == 0) {
+		struct sp_backend b;
+		struct app_be *be;
+
+		key = next;
+		pkey = &key;
+		if (bpf_map_lookup_elem(s->maps.fd_backends, &key, &b) || key == 0 ||
+		    key > s->maps.max_backends)
+			continue;
+		be = calloc(1, sizeof(*be));
+		if (!be) {
+			err = -ENOMEM;
+			goto out;
+		}
+		from_key_addr(&b.addr, b.family, &be->ip);
+		be->port = ntohs(b.port);
+		be->id = key;
+		if (find_be(s, &be->ip, be->port) || !tsearch(be, &s->bes, be_cmp)) {
+			/* A duplicate identity under two ids: keep the first;
+			 * this one is deleted now (nothing new can pick it). */
+			bpf_map_delete_elem(s->maps.fd_backends, &key);
+			free(be);
+			continue;
+		}
+		s->be_id_used[key] = 1;
+		s->n_bes++;
+	}
+	list = all_svcs(s, &n);
+	if (!list) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < list[i]->n; j++) {
+			struct app_be *be = find_be(s, &list[i]->be[j].ip, list[i]->be[j].port);
+
+			if (be)
+				be->refs++;
+		}
+	}
+	free(list);
+	if (s->n_svcs)
+		pr_info("recovered %zu Service port(s) and %zu backend(s) from pinned maps",
+			s->n_svcs, s->n_bes);
+out:
+	free(by_id);
+	return err;
+}
+
+int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
+{
+	struct sp_sync *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->maps = *maps;
+	s->chunk_used = calloc(maps->maglev_chunks, 1);
+	s->svc_id_used = calloc(maps->max_svc_ids, 1);
+	s->be_id_used = calloc(maps->max_backends + 1, 1);
+	if (!s->chunk_used || !s->svc_id_used || !s->be_id_used) {
+		sp_sync_free(s);
+		return -ENOMEM;
+	}
+	err = recover(s);
+	if (err) {
+		sp_sync_free(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+static void free_svc_node(void *p)
+{
+	app_svc_free(p);
+}
+
+void sp_sync_free(struct sp_sync *s)
+{
+	if (!s)
+		return;
+	tdestroy(s->svcs, free_svc_node);
+	tdestroy(s->bes, free);
+	free(s->chunk_used);
+	free(s->svc_id_used);
+	free(s->be_id_used);
+	free(s->orphans);
+	free(s->node_addrs);
+	free(s);
+}
+
+size_t sp_sync_n_services(const struct sp_sync *s)
+{
+	return s->n_svcs;
+}
+
+size_t sp_sync_n_backends(const struct sp_sync *s)
+{
+	return s->n_bes;
+}

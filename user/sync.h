@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Keeping the maps equal to the desired state (resolve.h), as a diff:
+ * only Services whose backends or frontends changed are written, and a
+ * Service's new Maglev table goes into a fresh region that is switched in
+ * with one sp_services update per frontend; the old region and removed
+ * backends are released only after the switch. State is recovered from the
+ * pinned maps at start, so a restarted daemon rewrites nothing that did
+ * not change and conntrack is never flushed.
+ */
+#ifndef SP_SYNC_H
+#define SP_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "model.h"
+#include "resolve.h"
+
+struct sp_sync_maps {
+	int fd_services, fd_backends, fd_maglev, fd_svc_meta, fd_svc_stats, fd_node_addrs;
+	uint32_t maglev_chunks; /* max_entries of sp_maglev */
+	uint32_t max_svc_ids; /* max_entries of sp_svc_meta / sp_svc_stats */
+	uint32_t max_backends; /* max_entries of sp_backends */
+	uint32_t fixed_m; /* --maglev-m, 0 = adaptive */
+};
+
+struct sp_sync_stats {
+	size_t svc_rebuilt; /* Services whose table was rebuilt */
+	size_t svc_added, svc_removed;
+	size_t fe_written, fe_deleted;
+	size_t be_added, be_deleted;
+	size_t errors; /* Services skipped for lack of room (logged) */
+};
+
+struct sp_sync;
+
+/* Create the sync state and recover what the maps hold. 0 or -errno. */
+int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out);
+void sp_sync_free(struct sp_sync *s);
+/*
+ * Make the maps equal to d. A Service that does not fit (capacity) is
+ * skipped with an error and keeps its previous state; the others apply.
+ * Returns 0, or -ENOSPC if something was skipped, or -errno on map failure.
+ */
+int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_stats *st);
+/* Replace the set of node addresses NodePorts answer on. */
+int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n);
+/* Number of Services and backends currently applied. */
+size_t sp_sync_n_services(const struct sp_sync *s);
+size_t sp_sync_n_backends(const struct sp_sync *s);
+
+#endif /* SP_SYNC_H */
