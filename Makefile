@@ -36,7 +36,7 @@ TEST_BINS := $(patsubst %.c,$(OUT)/tests/%,$(notdir $(TEST_SRCS)))
 TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test demo bench clean asan check-deps
+.PHONY: all deps test demo bench clean asan check-deps valgrind
 all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
@@ -92,8 +92,9 @@ $(OUT)/tools/maglev_bench: scripts/tools/maglev_bench.c $(LIB_OBJS) | $(OUT)/.di
 $(OUT)/.dirs:
 	$(Q)mkdir -p $(OUT)/user $(OUT)/tests $(OUT)/tools && touch $@
 
+# Unit tests run under valgrind (leaks and memory errors fail them).
 test: all
-	$(Q)OUT=$(OUT) scripts/run-tests.sh $(TESTS)
+	$(Q)OUT=$(OUT) VALGRIND=1 scripts/run-tests.sh $(TESTS)
 
 demo: all
 	$(Q)OUT=$(OUT) scripts/demo.sh

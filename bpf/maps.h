@@ -61,13 +61,16 @@ struct {
 } sp_node_addrs SEC(".maps");
 
 /* Devices XDP may redirect to after a FIB lookup; others get XDP_PASS.
- * Written by the daemon (--xdp-redirect). */
+ * Written by the daemon (--xdp-redirect) at every start, so not pinned:
+ * the kernel adds BPF_F_RDONLY_PROG to every devmap it creates (and
+ * refuses that flag from user space), so a pinned one never matches its
+ * declaration and libbpf 1.1 would refuse to reuse it after a restart. A
+ * running program keeps its own instance alive until it is replaced. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__uint(max_entries, SP_MAX_TX_PORTS);
 	__type(key, __u32);
 	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_tx_ports SEC(".maps");
 
 /* Global counters: one struct sp_stats per CPU at key 0. */

@@ -63,27 +63,35 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	struct sp_ct_val *ct, fwd;
 	struct sp_addr reply_daddr;
 	struct sp_backend *be;
+	bool hit;
 	__u32 id;
 	int r;
 
+	ct = ct_lookup_fwd(p, now);
+	hit = ct && ct_backend_alive(ct);
+	if (ct && !hit)
+		STAT_INC(st, ct_backend_gone);
+	/* XDP leaves the answer for an empty Service to TC (see lib/reject.h),
+	 * which counts the packet: count it once. */
+	if (!hit && svc->n == 0 && !is_tc(hook))
+		return SP_V_PASS;
 	if (ss) {
 		ss->packets++;
 		ss->bytes += p->len;
 	}
 	STAT_INC(st, svc_packets);
-
-	ct = ct_lookup_fwd(p, now);
-	if (ct && ct_backend_alive(ct)) {
+	/* ct is tested again, not only hit: clang may otherwise reuse a
+	 * register the verifier only knows as "maybe NULL". */
+	if (hit && ct) {
 		STAT_INC(st, ct_fwd_hits);
 		ct_touch(ct, p, now);
 		fwd = *ct;
 		goto nat;
 	}
-	if (ct)
-		STAT_INC(st, ct_backend_gone);
 
 	if (svc->n == 0) {
-		/* XDP leaves the answer to TC (see lib/reject.h). */
+		/* Unreachable from XDP (returned above), but the constant hook
+		 * must keep the TC-only reject code out of the XDP program. */
 		if (!is_tc(hook))
 			return SP_V_PASS;
 		reason_count(SP_R_NO_BACKEND, p->len);
@@ -199,6 +207,10 @@ static __always_inline int process(void *ctx, const int hook)
 		st->rx_bytes += ctx_len(ctx, hook);
 
 	ret = parse_pkt(ctx, hook, &p, st);
+	if (ret == SP_V_NOT_OURS) {
+		STAT_INC(st, not_service);
+		return SP_V_PASS;
+	}
 	if (ret != SP_CONTINUE)
 		return ret;
 	svc = svc_lookup(&p);

@@ -193,7 +193,7 @@ enum sp_reason {
 	SP_R_TRUNC_L2 = 0, /* shorter than an Ethernet header: passed */
 	SP_R_TRUNC_L3, /* IP header cut short: passed, never rewritten */
 	SP_R_TRUNC_L4, /* TCP/UDP header cut short: passed, never rewritten */
-	SP_R_BAD_IHL, /* IPv4 IHL < 5 or beyond the packet: passed */
+	SP_R_BAD_IHL, /* IPv4 IHL < 5: passed (IHL beyond the packet is trunc_l3) */
 	SP_R_FRAG_LATER, /* non-first fragment (no ports): passed */
 	SP_R_EXT_HDR_LIMIT, /* more IPv6 extension headers than we walk: passed */
 	SP_R_NO_BACKEND, /* Service with no ready endpoint: rejected */
@@ -251,7 +251,7 @@ struct sp_svc_meta {
 #define SP_MAP_STATS "sp_stats"
 #define SP_MAP_REASONS "sp_reasons"
 #define SP_MAP_SVC_STATS "sp_svc_stats"
-#define SP_MAP_TX_PORTS "sp_tx_ports"
+#define SP_MAP_TX_PORTS "sp_tx_ports" /* not pinned: see bpf/maps.h */
 #define SP_MAP_SVC_META "sp_svc_meta"
 
 #endif /* SVCPLANE_ABI_H */

@@ -150,6 +150,21 @@ class State:
             self.cond.notify_all()
 
 
+def cut(conn):
+    """Shut the TCP connection under an SSLSocket without touching its TLS state
+    (SSLSocket.shutdown() would drop the TLS layer and let the handler read
+    ciphertext as the next request)."""
+    try:
+        raw = socket.socket(fileno=os.dup(conn.fileno()))
+    except OSError:
+        return
+    try:
+        raw.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    raw.close()
+
+
 def selector_match(obj, ns, fsel):
     md = obj.get("metadata", {})
     if ns is not None and md.get("namespace") != ns:
@@ -380,8 +395,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self.event(t, o)
                 sent = r
                 last_sent = time.monotonic()
-            if bookmarks and interval > 0 and pos > sent and \
-                    time.monotonic() - last_sent >= interval:
+            # Bookmarks double as keep-alives, so send them even when
+            # nothing changed (a client may treat silence as a stall).
+            if bookmarks and interval > 0 and time.monotonic() - last_sent >= interval:
                 self.event("BOOKMARK", {"kind": kind, "apiVersion": api_version,
                                         "metadata": {"resourceVersion": str(pos)}})
                 sent = pos
@@ -394,7 +410,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         if abort:
             # Cut mid-event: half a JSON object and no terminating chunk.
             self.chunk(b'{"type":"MODIFIED","object":{"kind":')
-            self.connection.shutdown(socket.SHUT_RDWR)
+            cut(self.connection)
+            self.close_connection = True
+            return
         else:
             self.chunk(b"")
         self.close_connection = True
@@ -440,10 +458,7 @@ class ApiServer(ThreadingHTTPServer):
         with self.conns_lock:
             conns = list(self.conns)
         for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            cut(c)
 
 
 class Api:

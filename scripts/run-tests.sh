@@ -42,6 +42,7 @@ for g in "${groups[@]}"; do
 			case $(basename "$t") in test_bpf_*) continue ;; esac
 			if [ -n "${VALGRIND:-}" ]; then
 				run_one "$(basename "$t") (valgrind)" valgrind -q --error-exitcode=99 --leak-check=full \
+					--suppressions=selftests/valgrind.supp \
 					--errors-for-leak-kinds=definite "$t"
 			else
 				run_one "$(basename "$t")" "$t"

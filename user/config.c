@@ -33,14 +33,14 @@
 #define PATH_LEN 96
 #define DEFAULT_NAMESPACE "default"
 #define AFFINITY_TIMEOUT_DEFAULT 10800 /* Kubernetes' default: 3 hours */
-#define AFFINITY_TIMEOUT_MAX 86400 /* Kubernetes' limit: 1 day */
+#define AFFINITY_TIMEOUT_MAX 86400     /* Kubernetes' limit: 1 day */
 #define LABEL_PROXY_NAME "service.kubernetes.io/service-proxy-name"
 
 enum claim_kind {
-	CK_SVC_NAME, /* namespace/name of a Service */
+	CK_SVC_NAME,   /* namespace/name of a Service */
 	CK_SLICE_NAME, /* namespace/name of an EndpointSlice */
-	CK_VIP, /* address:port/protocol of a clusterIP, externalIP or LB IP */
-	CK_NODEPORT, /* nodePort/protocol */
+	CK_VIP,	       /* address:port/protocol of a clusterIP, externalIP or LB IP */
+	CK_NODEPORT,   /* nodePort/protocol */
 	CK_MAX,
 };
 
@@ -50,9 +50,9 @@ enum claim_kind {
  */
 struct claim {
 	const char *ns, *name; /* CK_*_NAME: owned by the model being built */
-	uint8_t key[20]; /* CK_VIP, CK_NODEPORT: family, address, port, protocol */
-	size_t seq; /* order of appearance in the file */
-	size_t owner; /* index of the Service or slice */
+	uint8_t key[20];       /* CK_VIP, CK_NODEPORT: family, address, port, protocol */
+	size_t seq;	       /* order of appearance in the file */
+	size_t owner;	       /* index of the Service or slice */
 	yaml_mark_t mark;
 	char path[PATH_LEN];
 };
@@ -249,10 +249,10 @@ static int get_enum(struct cfg *c, int idx, const char *path, const char *what,
 /* ---- Names ---- */
 
 enum name_kind {
-	NAME_DNS1035, /* Service names: [a-z]([-a-z0-9]*[a-z0-9])?, at most 63 */
-	NAME_DNS1123, /* namespaces, port names: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 */
+	NAME_DNS1035,	/* Service names: [a-z]([-a-z0-9]*[a-z0-9])?, at most 63 */
+	NAME_DNS1123,	/* namespaces, port names: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 */
 	NAME_SUBDOMAIN, /* slice and node names: dot-separated DNS-1123 labels, at most 253 */
-	NAME_IANA_SVC, /* named targetPort: at most 15, at least one letter, no "--" */
+	NAME_IANA_SVC,	/* named targetPort: at most 15, at least one letter, no "--" */
 };
 
 static bool is_label(const char *s, size_t len, bool alpha_first)
@@ -311,7 +311,8 @@ static const char *name_rule(enum name_kind k)
 		return "a DNS-1123 label: at most 63 lowercase letters, digits or '-', "
 		       "starting and ending with a letter or digit";
 	case NAME_SUBDOMAIN:
-		return "a DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 characters";
+		return "a DNS-1123 subdomain: dot-separated DNS-1123 labels, "
+		       "at most 253 characters";
 	case NAME_IANA_SVC:
 		return "an IANA service name: at most 15 lowercase letters, digits or '-', "
 		       "with at least one letter";
@@ -595,8 +596,9 @@ static const char *const svc_fields[SF_MAX] = {
 enum { SPF_NAME, SPF_PROTOCOL, SPF_PORT, SPF_TARGET_PORT, SPF_NODE_PORT, SPF_MAX };
 
 static const char *const svc_port_fields[SPF_MAX] = {
-	[SPF_NAME] = "name",	    [SPF_PROTOCOL] = "protocol",	 [SPF_PORT] = "port",
-	[SPF_TARGET_PORT] = "targetPort", [SPF_NODE_PORT] = "nodePort",
+	[SPF_NAME] = "name",	      [SPF_PROTOCOL] = "protocol",
+	[SPF_PORT] = "port",	      [SPF_TARGET_PORT] = "targetPort",
+	[SPF_NODE_PORT] = "nodePort",
 };
 
 static const char *const proto_names[] = { "TCP", "UDP" };
@@ -704,7 +706,8 @@ static int parse_svc_port(struct cfg *c, int idx, const char *path, struct sp_se
 	if (v[SPF_TARGET_PORT]) {
 		pathf(fp, sizeof(fp), "%s.targetPort", path);
 		tn = cfg_node(c, v[SPF_TARGET_PORT]);
-		if (tn->type == YAML_SCALAR_NODE && tn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		if (tn->type == YAML_SCALAR_NODE &&
+		    tn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
 		    tn->data.scalar.value[0] >= '0' && tn->data.scalar.value[0] <= '9') {
 			rc = get_uint(c, v[SPF_TARGET_PORT], fp, 1, 65535, &x);
 			if (rc)
@@ -903,8 +906,8 @@ static int claim_cluster_ips(struct cfg *c, const int *v, const char *path, size
 
 	if (!v[SF_CLUSTER_IPS]) {
 		pathf(ip_path, sizeof(ip_path), "%s.clusterIP", path);
-		return claim_vip(c, si, &s->cluster_ips[0], cfg_node(c, v[SF_CLUSTER_IP])->start_mark,
-				 ip_path);
+		return claim_vip(c, si, &s->cluster_ips[0],
+				 cfg_node(c, v[SF_CLUSTER_IP])->start_mark, ip_path);
 	}
 	n = cfg_node(c, v[SF_CLUSTER_IPS]);
 	for (i = 0; i < s->n_cluster_ips; i++) {
@@ -1110,9 +1113,10 @@ static int parse_slice_ports(struct cfg *c, int idx, const char *path, struct sp
 		/* Ports are matched to the Service's by name and protocol: those must be unique. */
 		for (j = 0; j < i; j++)
 			if (!strcmp(p->name, sl->ports[j].name) && p->proto == sl->ports[j].proto)
-				return cfg_err(c, cfg_node(c, it[i])->start_mark, pp,
-					       "duplicate port name \"%s\" for %s (also ports[%zu])",
-					       p->name, proto_name(p->proto), j);
+				return cfg_err(
+					c, cfg_node(c, it[i])->start_mark, pp,
+					"duplicate port name \"%s\" for %s (also ports[%zu])",
+					p->name, proto_name(p->proto), j);
 	}
 	return 0;
 }
@@ -1340,16 +1344,18 @@ static int check_dups(struct cfg *c, enum claim_kind k)
 			       "duplicate Service name \"%s/%s\" (first defined at %s, line %zu)",
 			       d->ns, d->name, f->path, f->mark.line + 1);
 	case CK_SLICE_NAME:
-		return cfg_err(c, d->mark, d->path,
-			       "duplicate EndpointSlice name \"%s/%s\" (first defined at %s, line %zu)",
-			       d->ns, d->name, f->path, f->mark.line + 1);
+		return cfg_err(
+			c, d->mark, d->path,
+			"duplicate EndpointSlice name \"%s/%s\" (first defined at %s, line %zu)",
+			d->ns, d->name, f->path, f->mark.line + 1);
 	case CK_VIP:
 		fs = &c->m.services[f->owner];
 		vip_str(d, vip, sizeof(vip));
 		if (f->owner == d->owner)
-			return cfg_err(c, d->mark, d->path,
-				       "duplicate VIP %s: this Service already uses it at %s (line %zu)",
-				       vip, f->path, f->mark.line + 1);
+			return cfg_err(
+				c, d->mark, d->path,
+				"duplicate VIP %s: this Service already uses it at %s (line %zu)",
+				vip, f->path, f->mark.line + 1);
 		return cfg_err(c, d->mark, d->path,
 			       "duplicate VIP %s: already used by Service %s/%s at %s (line %zu)",
 			       vip, fs->ns, fs->name, f->path, f->mark.line + 1);
@@ -1380,8 +1386,9 @@ static int parse_root(struct cfg *c)
 
 	/* "---" alone makes a document with no node. */
 	if (!root)
-		return cfg_err(c, start, NULL, "the file has no content (expected a mapping with "
-				"\"services\" and \"endpointSlices\")");
+		return cfg_err(c, start, NULL,
+			       "the file has no content (expected a mapping with "
+			       "\"services\" and \"endpointSlices\")");
 	rc = map_fields(c, (int)(root - c->doc.nodes.start) + 1, "", "the top level", top_fields,
 			TF_MAX, v);
 	if (rc)
@@ -1454,13 +1461,13 @@ static int syntax_err(struct cfg *c, const yaml_parser_t *p)
 			return cfg_err(c, offset_mark(c, p->problem_offset), NULL,
 				       "YAML syntax error: %s (byte 0x%02x)", problem,
 				       p->problem_value);
-		return cfg_err(c, offset_mark(c, p->problem_offset), NULL,
-			       "YAML syntax error: %s", problem);
+		return cfg_err(c, offset_mark(c, p->problem_offset), NULL, "YAML syntax error: %s",
+			       problem);
 	default:
 		if (p->context)
 			return cfg_err(c, p->problem_mark, NULL,
-				       "YAML syntax error: %s (%s at line %zu)", problem, p->context,
-				       p->context_mark.line + 1);
+				       "YAML syntax error: %s (%s at line %zu)", problem,
+				       p->context, p->context_mark.line + 1);
 		return cfg_err(c, p->problem_mark, NULL, "YAML syntax error: %s", problem);
 	}
 }
@@ -1493,8 +1500,9 @@ static int cfg_scan(struct cfg *c)
 				     "YAML aliases (*%s) are not supported; write the value out",
 				     (const char *)ev.data.alias.anchor);
 		else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1)
-			rc = cfg_err(c, ev.start_mark, NULL,
-				     "more than one YAML document (\"---\"); put everything in one");
+			rc = cfg_err(
+				c, ev.start_mark, NULL,
+				"more than one YAML document (\"---\"); put everything in one");
 		yaml_event_delete(&ev);
 	} while (!rc && type != YAML_STREAM_END_EVENT);
 	yaml_parser_delete(&p);
@@ -1606,18 +1614,17 @@ out:
 
 static void check_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: svcplane check-config [OPTIONS] FILE\n"
-		"\n"
-		"Validate a svcplane config file (format: docs/CONFIG.md) without touching the\n"
-		"datapath. Prints \"FILE: ok (N services, M endpoint slices)\", or the first\n"
-		"error as FILE:LINE:COLUMN: where: problem. Warnings about what the datapath\n"
-		"would skip (a Service port that matches no slice port, ...) go to stderr.\n"
-		"\n"
-		"Options:\n"
-		"  --node-name NAME   resolve traffic policies as node NAME would\n"
-		"  --proxy-name NAME  resolve as `svcplane run --proxy-name NAME` would\n"
-		"  -h, --help         show this help\n");
+	fprintf(f, "Usage: svcplane check-config [OPTIONS] FILE\n"
+		   "\n"
+		   "Validate a svcplane config file (format: docs/CONFIG.md) without touching the\n"
+		   "datapath. Prints \"FILE: ok (N services, M endpoint slices)\", or the first\n"
+		   "error as FILE:LINE:COLUMN: where: problem. Warnings about what the datapath\n"
+		   "would skip (a Service port that matches no slice port, ...) go to stderr.\n"
+		   "\n"
+		   "Options:\n"
+		   "  --node-name NAME   resolve traffic policies as node NAME would\n"
+		   "  --proxy-name NAME  resolve as `svcplane run --proxy-name NAME` would\n"
+		   "  -h, --help         show this help\n");
 }
 
 static void check_warn(void *arg, const char *msg)

@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The embedded default config, which `make demo` runs on (and which
- * `svcplane check-config` style tests use as a known-good file).
+ * The embedded default config: what `svcplane run` serves when given no
+ * --config, and what `make demo` runs on.
  *
- * It belongs to the demo's namespace cluster:
- *  - the uplink network between the external client and node "node-a":
- *    10.10.0.0/24 and fd00:10::/64. The LoadBalancer IPs 10.10.0.100 and
- *    fd00:10::100 come from that network, as MetalLB would hand them out,
- *    so the external client reaches them directly;
+ * It belongs to the demo's namespace cluster (scripts/lib/cluster.sh):
+ *  - the uplink between the external client (10.10.0.2, fd00:10::2) and
+ *    node "node-a" (10.10.0.1, fd00:10::1): 10.10.0.0/24, fd00:10::/64.
+ *    The LoadBalancer IPs 10.10.0.100 and fd00:10::100 come from that
+ *    network, as MetalLB would hand them out; the client routes them to
+ *    node-a, whose XDP program answers for them;
  *  - the Service CIDRs 10.96.0.0/16 and fd00:96::/112 (ClusterIPs). They
  *    exist on no interface: only the datapath knows them;
- *  - node-a's pod CIDRs 10.244.0.0/24 and fd00:244::/64: three backend
- *    pods, .11, .12 and .13 (::11, ::12, ::13), each behind its own veth
- *    with a /32 (/128) route as Calico sets up, each serving HTTP on 8080
- *    and UDP on 5353.
+ *  - node-a's pods 10.244.0.11-13 and fd00:244::11-13, each behind its own
+ *    veth with a /32 (/128) route as Calico sets up, each serving HTTP on
+ *    8080 and UDP on 5353. The NodePort 30080 answers on 10.10.0.1.
  * demo/web shows LoadBalancer, NodePort and ClusterIP traffic, demo/dns
  * UDP, and demo/empty, a Service without endpoints, the immediate TCP RST
  * kube-proxy's REJECT gives.

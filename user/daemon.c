@@ -401,7 +401,7 @@ static int apply_config(struct daemon *d, const char *why)
 		snprintf(what, sizeof(what), "%s (%s)", d->o->config, why);
 	} else {
 		ret = sp_config_parse_buf(sp_default_config, strlen(sp_default_config),
-					  "<embedded default config>", &m, err, sizeof(err));
+					  SP_DEFAULT_CONFIG_NAME, &m, err, sizeof(err));
 		snprintf(what, sizeof(what), "embedded default config (%s)", why);
 	}
 	if (ret) {
@@ -770,6 +770,14 @@ int cmd_run(int argc, char **argv)
 	err = parse_run_opts(argc, argv, &o);
 	if (err)
 		return err;
+	/* Block the signals we handle before anything else: a SIGHUP sent
+	 * while we load must be queued for the loop, not kill the daemon. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	d.o = &o;
 	d.k8s_efd = -1;
 	pthread_mutex_init(&d.k8s_lock, NULL);
@@ -869,12 +877,6 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	mfd = metrics_open(o.metrics_addr);
 	if (mfd < -1 && mfd != -EADDRINUSE) {

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +42,8 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
 
-#define INS_ADDR_LEN 64 /* "[v6]:65535" or "?family255" */
+#define INS_IP_LEN 48 /* an address alone: INET6_ADDRSTRLEN or "?family255" */
+#define INS_ADDR_LEN 64 /* "[" address "]:65535" */
 #define INS_FE_LEN 96 /* frontend: address:port/proto(ext) */
 #define INS_NUM_LEN 24 /* a __u64 in decimal */
 #define INS_MAX_KEY 64 /* largest key we walk (sp_ct_key is 40) */
@@ -378,11 +380,16 @@ static const char *fmt_ip(const struct sp_addr *a, __u8 family, char *buf, size_
 static const char *fmt_ipport(const struct sp_addr *a, __u8 family, __be16 port, char *buf,
 			      size_t len)
 {
-	char ip[INS_ADDR_LEN];
+	char ip[INS_IP_LEN];
 
 	fmt_ip(a, family, ip, sizeof(ip));
 	snprintf(buf, len, family == SP_FAMILY_V6 ? "[%s]:%u" : "%s:%u", ip, ntohs(port));
 	return buf;
+}
+
+static const char *fmt_be(const struct sp_backend *b, char *buf, size_t len)
+{
+	return fmt_ipport(&b->addr, b->family, b->port, buf, len);
 }
 
 static const char *proto_str(__u8 proto, char *buf, size_t len)
@@ -603,7 +610,6 @@ enum ins_map {
 	INS_STATS,
 	INS_REASONS,
 	INS_SVC_STATS,
-	INS_TX_PORTS,
 	INS_SVC_META,
 	INS_NMAPS,
 };
@@ -631,8 +637,6 @@ static const struct ins_map_abi {
 			  sizeof(struct sp_reason_count) },
 	[INS_SVC_STATS] = { SP_MAP_SVC_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32),
 			    sizeof(struct sp_svc_stats) },
-	[INS_TX_PORTS] = { SP_MAP_TX_PORTS, BPF_MAP_TYPE_DEVMAP_HASH, sizeof(__u32),
-			   sizeof(__u32) },
 	[INS_SVC_META] = { SP_MAP_SVC_META, BPF_MAP_TYPE_HASH, sizeof(__u32),
 			   sizeof(struct sp_svc_meta) },
 };
@@ -670,6 +674,16 @@ static int abi_check(enum ins_map m, const struct bpf_map_info *info, char *why,
 	else
 		return 0;
 	return -EPROTO;
+}
+
+/* What to add to "open pinned map X: <error>" so the reader knows what to do. */
+static const char *open_hint(int err)
+{
+	if (err == -ENOENT)
+		return " (is the daemon running? try --bpffs-dir)";
+	if (err == -EPERM || err == -EACCES)
+		return " (needs root or CAP_BPF)";
+	return "";
 }
 
 static int pin_path(const struct ins_ctx *c, const char *name, char *buf, size_t len)
@@ -770,9 +784,7 @@ static int ins_open(struct ins_state *st, enum ins_map m)
 	fd = bpf_obj_get(path);
 	if (fd < 0) {
 		err = fd;
-		ins_err(c, "open pinned map %s: %s%s", path, strerror(-err),
-			err == -ENOENT ? " (is the daemon running? try --bpffs-dir)" :
-			err == -EPERM || err == -EACCES ? " (needs root or CAP_BPF)" : "");
+		ins_err(c, "open pinned map %s: %s%s", path, strerror(-err), open_hint(err));
 		return err;
 	}
 	memset(&st->info[m], 0, sizeof(st->info[m]));
@@ -944,8 +956,9 @@ static int ins_read_region(struct ins_state *st, __u32 region, size_t nwords, __
 
 	chunks = DIV_ROUND_UP(nwords, SP_MAGLEV_CHUNK_WORDS);
 	if (region >= max || chunks > max - region) {
-		ins_err(c, "Maglev region at chunk %u (%zu chunks) lies past the end of %s (%zu chunks)",
-			region, chunks, SP_MAP_MAGLEV, max);
+		ins_err(c, "Maglev region at chunk %u (%zu chunk%s) lies past the end of %s "
+			   "(%zu chunks)",
+			region, chunks, chunks == 1 ? "" : "s", SP_MAP_MAGLEV, max);
 		return -ERANGE;
 	}
 	for (i = 0; i < chunks; i++) {
@@ -1010,12 +1023,23 @@ static int cmp_view(const void *a, const void *b)
 
 static const struct be_rec *find_backend(const struct ins_state *st, __u32 id)
 {
+	if (!st->n_be)
+		return NULL; /* bsearch() wants a non-NULL base */
 	return bsearch(&id, st->be, st->n_be, sizeof(*st->be), cmp_u32_first);
 }
 
 static const struct meta_rec *find_meta(const struct ins_state *st, __u32 id)
 {
+	if (!st->n_meta)
+		return NULL;
 	return bsearch(&id, st->meta, st->n_meta, sizeof(*st->meta), cmp_u32_first);
+}
+
+/* qsort() for arrays that may be empty (and NULL). */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
 }
 
 #define INS_W_IDS (1u << 0) /* read each Service's backend ids from its region */
@@ -1052,11 +1076,11 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 	if (err)
 		return err;
 	/* Keys are host-order __u32: byte order is not numeric order. */
-	qsort(st->be, st->n_be, sizeof(*st->be), cmp_u32_first);
-	qsort(st->meta, st->n_meta, sizeof(*st->meta), cmp_u32_first);
+	sort(st->be, st->n_be, sizeof(*st->be), cmp_u32_first);
+	sort(st->meta, st->n_meta, sizeof(*st->meta), cmp_u32_first);
 	for (i = 0; i < st->n_meta; i++)
 		st->meta[i].m.name[SP_SVC_NAME_LEN - 1] = '\0';
-	qsort(st->fe, st->n_fe, sizeof(*st->fe), cmp_fe);
+	sort(st->fe, st->n_fe, sizeof(*st->fe), cmp_fe);
 
 	for (i = 0, n = 0; i < st->n_fe; i++)
 		if (!i || st->fe[i].v.svc_id != st->fe[i - 1].v.svc_id)
@@ -1080,9 +1104,11 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 
 	for (i = 0; i < st->n_views; i++) {
 		v = &st->views[i];
-		if ((what & INS_W_STATS) &&
-		    (err = ins_percpu(st, INS_SVC_STATS, v->svc_id, &v->st)))
-			return err;
+		if (what & INS_W_STATS) {
+			err = ins_percpu(st, INS_SVC_STATS, v->svc_id, &v->st);
+			if (err)
+				return err;
+		}
 		if (!(what & INS_W_IDS) || !v->v.n)
 			continue;
 		words = calloc(2 * (size_t)v->v.n, sizeof(*words));
@@ -1102,7 +1128,7 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 		}
 		free(words);
 	}
-	qsort(st->views, st->n_views, sizeof(*st->views), cmp_view);
+	sort(st->views, st->n_views, sizeof(*st->views), cmp_view);
 	return 0;
 }
 
@@ -1120,7 +1146,7 @@ static const char *view_name(const struct svc_view *v, char *buf, size_t len)
 
 static int services_json(struct ins_state *st)
 {
-	struct json_object *arr, *o, *a, *e;
+	struct json_object *arr, *o = NULL, *a = NULL, *e = NULL;
 	char pb[12], name[64];
 	const struct be_rec *be;
 	size_t i, j;
@@ -1150,7 +1176,8 @@ static int services_json(struct ins_state *st)
 			err = err ?: jset_ipport(e, &f->k.addr, f->k.family, f->k.port);
 			if (!err && fe_is_wildcard(&f->k, &f->v))
 				err = jset(e, "address", jstr("*")); /* replaces 0.0.0.0 / :: */
-			err = err ?: jset(e, "protocol", jstr(proto_str(f->k.proto, pb, sizeof(pb))));
+			err = err ?: jset(e, "protocol",
+					  jstr(proto_str(f->k.proto, pb, sizeof(pb))));
 			err = err ?: jset(e, "kind", jstr(fe_kind_names[fe_kind(&f->v)]));
 		}
 		err = err ?: jset(o, "backend_count", ji64(v->v.n));
@@ -1210,8 +1237,7 @@ static void fmt_view_backends(const struct ins_state *st, const struct svc_view 
 	for (j = 0; j < v->v.n; j++) {
 		be = find_backend(st, v->ids[j]);
 		if (be)
-			sb_printf(b, "%s%s (id %u)", j ? ", " : "",
-				  fmt_ipport(&be->b.addr, be->b.family, be->b.port, ap, sizeof(ap)),
+			sb_printf(b, "%s%s (id %u)", j ? ", " : "", fmt_be(&be->b, ap, sizeof(ap)),
 				  v->ids[j]);
 		else
 			sb_printf(b, "%s(missing id %u)", j ? ", " : "", v->ids[j]);
@@ -1332,7 +1358,7 @@ static int count_refs(const struct ins_state *st, size_t *refs)
 		if (!ids)
 			return -ENOMEM;
 		memcpy(ids, v->ids, v->v.n * sizeof(*ids));
-		qsort(ids, v->v.n, sizeof(*ids), cmp_u32);
+		sort(ids, v->v.n, sizeof(*ids), cmp_u32);
 		for (j = 0; j < v->v.n; j++) {
 			if (j && ids[j] == ids[j - 1])
 				continue; /* count a Service once */
@@ -1349,7 +1375,7 @@ int cmd_backends(int argc, char **argv)
 {
 	static const char *const head[] = { "ID", "ADDRESS", "FAMILY", "SERVICES" };
 	char id[INS_NUM_LEN], ap[INS_ADDR_LEN], refs_s[INS_NUM_LEN];
-	struct json_object *arr = NULL, *o;
+	struct json_object *arr = NULL, *o = NULL;
 	struct ins_state st;
 	struct ins_ctx c;
 	size_t *refs = NULL, i;
@@ -1400,10 +1426,8 @@ int cmd_backends(int argc, char **argv)
 			tab_head(&t);
 		for (i = 0; i < st.n_be; i++) {
 			const struct be_rec *b = &st.be[i];
-			const char *cells[] = {
-				id, fmt_ipport(&b->b.addr, b->b.family, b->b.port, ap, sizeof(ap)),
-				family_str(b->b.family), refs_s
-			};
+			const char *cells[] = { id, fmt_be(&b->b, ap, sizeof(ap)),
+						family_str(b->b.family), refs_s };
 
 			snprintf(id, sizeof(id), "%u", b->id);
 			snprintf(refs_s, sizeof(refs_s), "%zu", refs[i]);
@@ -1491,7 +1515,7 @@ static long long ns_until(__u64 t, __u64 now)
 
 static int ct_json_entry(struct json_object *arr, const struct ct_rec *r, __u64 now)
 {
-	struct json_object *o, *e;
+	struct json_object *o = NULL, *e = NULL;
 	bool hp = r->v.flags & SP_CT_F_HAIRPIN;
 	char ip[INS_ADDR_LEN], pb[12], sb[12];
 	__u8 f = r->k.family;
@@ -1563,7 +1587,7 @@ int cmd_conntrack(int argc, char **argv)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	qsort(recs, n, sizeof(*recs), cmp_ct);
+	sort(recs, n, sizeof(*recs), cmp_ct);
 	shown = c.limit && c.limit < n ? c.limit : n;
 
 	if (c.json) {
@@ -1728,9 +1752,9 @@ struct mg_slot {
 
 static int maglev_json(struct ins_state *st, const struct svc_view *v, const struct mg_slot *sl,
 		       const struct sp_backend *be, const __u16 *table, size_t invalid,
-		       __u64 digest)
+		       uint64_t digest)
 {
-	struct json_object *o, *a, *e;
+	struct json_object *o, *a = NULL, *e = NULL;
 	__u32 n = v->v.n, m = v->v.m, i;
 	char hex[20], name[64];
 	int err = 0;
@@ -1756,10 +1780,12 @@ static int maglev_json(struct ins_state *st, const struct svc_view *v, const str
 		err = jpush(a, e = json_object_new_object());
 		err = err ?: jset(e, "slot", ji64(i));
 		err = err ?: jset(e, "id", ji64(sl[i].id));
-		if (sl[i].missing)
+		if (sl[i].missing) {
 			err = err ?: jset_null(e, "address");
-		else
+			err = err ?: jset(e, "missing", jbool(true));
+		} else {
 			err = err ?: jset_ipport(e, &be[i].addr, be[i].family, be[i].port);
+		}
 		err = err ?: jset(e, "entries", ji64(sl[i].entries));
 		err = err ?: jset(e, "share", json_object_new_double(m ? (double)sl[i].entries /
 									     m : 0.0));
@@ -1777,9 +1803,18 @@ static int maglev_json(struct ins_state *st, const struct svc_view *v, const str
 	return jprint(st->c, o);
 }
 
+/* The backend in slot s as text, or why there is none. */
+static const char *slot_addr(const struct mg_slot *sl, const struct sp_backend *be, __u32 n,
+			     __u32 s, char *buf, size_t len)
+{
+	if (s >= n)
+		return "(invalid)";
+	return sl[s].missing ? "(missing)" : fmt_be(&be[s], buf, len);
+}
+
 static void maglev_text(struct ins_state *st, const struct svc_view *v, const struct mg_slot *sl,
 			const struct sp_backend *be, const __u16 *table, size_t invalid,
-			__u64 digest)
+			uint64_t digest)
 {
 	static const char *const head[] = { "SLOT", "ID", "BACKEND", "ENTRIES", "SHARE" };
 	static const char *const thead[] = { "INDEX", "SLOT", "ID", "BACKEND" };
@@ -1808,13 +1843,8 @@ static void maglev_text(struct ins_state *st, const struct svc_view *v, const st
 		if (pass)
 			tab_head(&t);
 		for (i = 0; i < n; i++) {
-			const char *cells[] = {
-				slot, id,
-				sl[i].missing ? "(missing)" :
-						fmt_ipport(&be[i].addr, be[i].family, be[i].port, ap,
-							   sizeof(ap)),
-				ent, share
-			};
+			const char *addr = slot_addr(sl, be, n, i, ap, sizeof(ap));
+			const char *cells[] = { slot, id, addr, ent, share };
 
 			snprintf(slot, sizeof(slot), "%u", i);
 			snprintf(id, sizeof(id), "%u", sl[i].id);
@@ -1836,14 +1866,8 @@ static void maglev_text(struct ins_state *st, const struct svc_view *v, const st
 			tab_head(&t);
 		for (i = 0; i < m; i++) {
 			bool ok = table[i] < n;
-			const char *cells[] = {
-				idx, slot, ok ? id : "-",
-				!ok ? "(invalid)" :
-				sl[table[i]].missing ?
-				      "(missing)" :
-				      fmt_ipport(&be[table[i]].addr, be[table[i]].family,
-						 be[table[i]].port, ap, sizeof(ap))
-			};
+			const char *cells[] = { idx, slot, ok ? id : "-",
+						slot_addr(sl, be, n, table[i], ap, sizeof(ap)) };
 
 			snprintf(idx, sizeof(idx), "%u", i);
 			snprintf(slot, sizeof(slot), "%u", table[i]);
@@ -1866,7 +1890,7 @@ int cmd_maglev(int argc, char **argv)
 	struct ins_state st;
 	size_t invalid = 0, nwords;
 	struct ins_ctx c;
-	__u64 digest;
+	uint64_t digest;
 	__u32 n, m, i;
 	int err;
 
@@ -1971,7 +1995,7 @@ int cmd_stats(int argc, char **argv)
 	static const char *const head[] = { "COUNTER", "VALUE" };
 	static const char *const rhead[] = { "REASON", "PACKETS", "BYTES" };
 	char val[INS_NUM_LEN], pk[INS_NUM_LEN], by[INS_NUM_LEN], rn[24];
-	struct json_object *o = NULL, *cnt, *rs, *e;
+	struct json_object *o = NULL, *cnt = NULL, *rs = NULL, *e = NULL;
 	struct sp_reason_count *rc = NULL;
 	struct ins_state st;
 	struct sp_stats s;
@@ -2120,9 +2144,11 @@ struct st_xdp {
 struct st_info {
 	char pidfile[PATH_MAX];
 	bool dir_exists, bpffs;
+	int dir_errno; /* why stat() failed, when it did */
 	bool running, stale, pid_alive;
 	long pid;
 	size_t n_pinned;
+	int first_err; /* first map that could not be opened, other than -ENOENT */
 	bool ready;
 	struct st_map maps[INS_NMAPS];
 	struct st_link *links;
@@ -2176,7 +2202,9 @@ static void status_maps(const struct ins_ctx *c, struct st_info *si)
 		if (fd < 0) {
 			if (fd != -ENOENT) {
 				sm->err = fd;
-				ins_err(c, "open pinned map %s: %s", path, strerror(-fd));
+				si->first_err = si->first_err ?: fd;
+				ins_err(c, "open pinned map %s: %s%s", path, strerror(-fd),
+					open_hint(fd));
 			}
 			continue;
 		}
@@ -2191,7 +2219,8 @@ static void status_maps(const struct ins_ctx *c, struct st_info *si)
 			close(fd);
 			continue;
 		}
-		snprintf(sm->type, sizeof(sm->type), "%s", libbpf_bpf_map_type_str(info.type) ?: "?");
+		snprintf(sm->type, sizeof(sm->type), "%s",
+			 libbpf_bpf_map_type_str(info.type) ?: "?");
 		sm->max_entries = info.max_entries;
 		sm->key_size = info.key_size;
 		sm->value_size = info.value_size;
@@ -2270,7 +2299,7 @@ static int status_links(const struct ins_ctx *c, struct st_info *si)
 		return 0; /* status goes on */
 	}
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dpath, de->d_name);
 		fd = bpf_obj_get(path);
@@ -2318,8 +2347,7 @@ static int status_links(const struct ins_ctx *c, struct st_info *si)
 		prog_name(l->prog_id, l->prog, sizeof(l->prog));
 	}
 	closedir(d);
-	if (si->n_links)
-		qsort(si->links, si->n_links, sizeof(*si->links), cmp_link);
+	sort(si->links, si->n_links, sizeof(*si->links), cmp_link);
 	return 0;
 }
 
@@ -2457,9 +2485,20 @@ static void status_daemon(const struct ins_ctx *c, struct st_info *si)
 	si->stale = !si->running;
 }
 
+/* The first map that is not usable, or NULL. */
+static const char *status_first_unpinned(const struct st_info *si)
+{
+	int m;
+
+	for (m = 0; m < INS_NMAPS; m++)
+		if (!si->maps[m].pinned || si->maps[m].err)
+			return ins_abi[m].name;
+	return NULL;
+}
+
 static int status_json(const struct ins_ctx *c, const struct st_info *si)
 {
-	struct json_object *o, *a, *e;
+	struct json_object *o, *a = NULL, *e = NULL;
 	const struct st_map *sm;
 	size_t i;
 	int err = 0;
@@ -2542,8 +2581,13 @@ static void status_text(const struct ins_ctx *c, const struct st_info *si)
 	size_t i;
 	int pass;
 
-	printf("pin dir   %s%s\n", c->dir,
-	       !si->dir_exists ? " (does not exist)" : si->bpffs ? " (bpffs)" : " (not on bpffs)");
+	if (!si->dir_exists && si->dir_errno && si->dir_errno != ENOENT)
+		printf("pin dir   %s (cannot access: %s)\n", c->dir, strerror(si->dir_errno));
+	else
+		printf("pin dir   %s%s\n", c->dir,
+		       !si->dir_exists ? " (does not exist)" :
+		       si->bpffs       ? " (bpffs)" :
+					 " (not on bpffs)");
 	if (si->running)
 		printf("daemon    running (pid %ld)\n", si->pid);
 	else if (si->stale)
@@ -2557,12 +2601,13 @@ static void status_text(const struct ins_ctx *c, const struct st_info *si)
 	else if (!si->n_pinned)
 		printf("state     not ready: nothing pinned\n");
 	else if (!si->running)
-		printf("state     not ready: daemon not running (pinned maps and links stay in force)\n");
+		printf("state     not ready: daemon not running "
+		       "(pinned maps and links stay in force)\n");
 	else
-		printf("state     not ready: %s not pinned\n", SP_MAP_SERVICES);
+		printf("state     not ready: %s not pinned\n", status_first_unpinned(si) ?: "?");
 	putchar('\n');
 
-	if (!si->n_pinned) {
+	if (!si->n_pinned && !si->first_err) {
 		printf("no pinned maps at %s\n", c->dir);
 	} else {
 		tab_init(&t, mhead, ARRAY_SIZE(mhead), "lllrrl");
@@ -2572,10 +2617,9 @@ static void status_text(const struct ins_ctx *c, const struct st_info *si)
 			for (i = 0; i < INS_NMAPS; i++) {
 				const struct st_map *sm = &si->maps[i];
 				bool ok = sm->pinned && !sm->err;
+				const char *pinned = sm->err ? "error" : sm->pinned ? "yes" : "no";
 				const char *cells[] = { ins_abi[i].name,
-							!sm->pinned ? "no" :
-							sm->err	    ? "error" :
-								      "yes",
+							pinned,
 							ok ? sm->type : "-",
 							ok ? max : "-",
 							ok && sm->entries >= 0 ? ent : "-",
@@ -2653,12 +2697,19 @@ int cmd_status(int argc, char **argv)
 		return -ENOMEM;
 	}
 	si->dir_exists = stat(c.dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+	si->dir_errno = si->dir_exists ? 0 : errno;
 	si->bpffs = si->dir_exists && statfs(c.dir, &sfs) == 0 &&
 		    (unsigned long)sfs.f_type == (unsigned long)BPF_FS_MAGIC;
 	status_daemon(&c, si);
 	if (si->dir_exists)
 		status_maps(&c, si);
-	si->ready = si->running && si->maps[INS_SERVICES].pinned && !si->maps[INS_SERVICES].err;
+	/*
+	 * Ready: the daemon runs and every map is pinned. libbpf pins the maps
+	 * one by one while the daemon loads, so sp_services alone can be there
+	 * before the datapath is. (A layout mismatch only concerns this CLI:
+	 * it shows in CHECK but does not make the node unready.)
+	 */
+	si->ready = si->running && si->n_pinned == INS_NMAPS && !status_first_unpinned(si);
 	err = si->dir_exists ? status_links(&c, si) : 0;
 	err = err ?: status_xdp(&c, si);
 	if (err)
@@ -2670,9 +2721,11 @@ int cmd_status(int argc, char **argv)
 	err = err ?: ins_flush(&c);
 	if (err)
 		goto out;
-	/* The exit status says whether the node is served (see status_cmd). */
-	if (!si->n_pinned)
-		err = -ENOENT;
+	/* Exit status: 0 only when ready (see status_cmd). */
+	if (!si->n_pinned && !si->dir_exists && si->dir_errno && si->dir_errno != ENOENT)
+		err = -si->dir_errno;
+	else if (!si->n_pinned)
+		err = si->first_err ?: -ENOENT;
 	else if (!si->running)
 		err = -ESRCH;
 	else if (!si->ready)

@@ -1004,6 +1004,8 @@ static int start_request(struct watch *w)
 	curl_easy_setopt(w->easy, CURLOPT_LOW_SPEED_TIME, (long)k->o.idle_timeout_s);
 	curl_easy_setopt(w->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(w->easy, CURLOPT_ACCEPT_ENCODING, "");
+	if (getenv("SVCPLANE_CURL_VERBOSE"))
+		curl_easy_setopt(w->easy, CURLOPT_VERBOSE, 1L);
 	if (c->ca_file)
 		curl_easy_setopt(w->easy, CURLOPT_CAINFO, c->ca_file);
 	if (c->ca_pem) {
@@ -1067,7 +1069,9 @@ static void status_message(struct watch *w, char *buf, size_t len)
 	struct json_object *st = json_tokener_parse(w->body);
 	const char *m = st ? jstr_at(st, "message", NULL) : NULL;
 
-	snprintf(buf, len, "%s", m ? m : w->body_len ? w->body : "(no body)");
+	/* Precision, not just len: a long body is cut on purpose for the log. */
+	snprintf(buf, len, "%.*s", (int)(len ? len - 1 : 0),
+		 m ? m : w->body_len ? w->body : "(no body)");
 	json_object_put(st);
 }
 
@@ -1102,7 +1106,11 @@ static void request_done(struct watch *w, CURLcode res)
 		schedule(w, true);
 		return;
 	}
-	if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && w->stream_err)) {
+	if (res == CURLE_OPERATION_TIMEDOUT && !listing) {
+		/* LOW_SPEED_TIME: not even a bookmark for idle_timeout_s. */
+		klog(SP_K8S_LOG_WARN, "watch %s: no data for %us, assuming a stalled stream",
+		     w->what, k->o.idle_timeout_s);
+	} else if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && w->stream_err)) {
 		STAT_INC(k, http_errors);
 		klog(SP_K8S_LOG_WARN, "%s %s: %s", listing ? "list" : "watch", w->what,
 		     curl_easy_strerror(res));
@@ -1228,9 +1236,12 @@ static struct sp_k8s_update *build_update(struct sp_k8s *k)
 		}
 	}
 	/* Sorted, so consumers and logs see a stable order whatever the hash. */
-	qsort(u->model.services, u->model.n_services, sizeof(struct sp_service), cmp_svc);
-	qsort(u->model.slices, u->model.n_slices, sizeof(struct sp_slice), cmp_slice);
-	qsort(u->changed, u->n_changed, sizeof(char *), cmp_str);
+	if (u->model.n_services)
+		qsort(u->model.services, u->model.n_services, sizeof(struct sp_service), cmp_svc);
+	if (u->model.n_slices)
+		qsort(u->model.slices, u->model.n_slices, sizeof(struct sp_slice), cmp_slice);
+	if (u->n_changed)
+		qsort(u->changed, u->n_changed, sizeof(char *), cmp_str);
 	return u;
 fail:
 	sp_k8s_update_free(u);

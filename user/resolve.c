@@ -54,7 +54,7 @@
 #define MAX_BACKENDS 65535
 
 enum rank {
-	RANK_OTHER = 0, /* neither ready nor serving: left out */
+	RANK_OTHER = 0,	      /* neither ready nor serving: left out */
 	RANK_TERMINATING = 1, /* serving and terminating */
 	RANK_READY = 2,
 };
@@ -193,12 +193,14 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 		for (k = 0; k < sl->n_endpoints; k++) {
 			ep = &sl->endpoints[k];
 			if (ep->addr.family != fam) {
-				rwarn(r, "EndpointSlice %s/%s: endpoint address of the wrong family "
-					 "for addressType IPv%u: skipped",
+				rwarn(r,
+				      "EndpointSlice %s/%s: endpoint address of the wrong family "
+				      "for addressType IPv%u: skipped",
 				      sl->ns, sl->name, fam);
 				continue;
 			}
-			if (only_local && (!ep->node_name || strcmp(ep->node_name, r->o->node_name)))
+			if (only_local &&
+			    (!ep->node_name || strcmp(ep->node_name, r->o->node_name)))
 				continue;
 			rc = cand_push(r, &ep->addr, sl->ports[j].port, ep_rank(ep));
 			if (rc)
@@ -206,8 +208,9 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 		}
 	}
 	if (with_family && !matched)
-		rwarn(r, "Service %s/%s port \"%s\" (%s, IPv%u): no EndpointSlice has a port of "
-			 "that name and protocol, so it has no endpoints",
+		rwarn(r,
+		      "Service %s/%s port \"%s\" (%s, IPv%u): no EndpointSlice has a port of "
+		      "that name and protocol, so it has no endpoints",
 		      s->ns, s->name, p->name ? p->name : "", proto_str(p->proto), fam);
 	return 0;
 }
@@ -325,8 +328,8 @@ static bool ip_is_zero(const struct sp_ip *ip)
 }
 
 /* Frontends of w from one address list; zero addresses would alias NodePort wildcards. */
-static int add_fes(struct rctx *r, const struct sp_service *s, struct sp_want_svc *w,
-		   size_t *cap, const struct sp_ip *ips, size_t n, uint16_t port, uint16_t flags)
+static int add_fes(struct rctx *r, const struct sp_service *s, struct sp_want_svc *w, size_t *cap,
+		   const struct sp_ip *ips, size_t n, uint16_t port, uint16_t flags)
 {
 	size_t i;
 	int rc;
@@ -335,8 +338,9 @@ static int add_fes(struct rctx *r, const struct sp_service *s, struct sp_want_sv
 		if (ips[i].family != w->family)
 			continue;
 		if (ip_is_zero(&ips[i])) {
-			rwarn(r, "Service %s/%s: the unspecified address is not a valid Service "
-				 "address: skipped",
+			rwarn(r,
+			      "Service %s/%s: the unspecified address is not a valid Service "
+			      "address: skipped",
 			      s->ns, s->name);
 			continue;
 		}
@@ -455,9 +459,11 @@ static int resolve_service(struct rctx *r, const struct sp_service *s)
 		if (has_family(s->cluster_ips, s->n_cluster_ips, fams[f]))
 			continue;
 		if (has_family(s->external_ips, s->n_external_ips, fams[f]) ||
-		    (s->type == SP_SVC_LOAD_BALANCER && has_family(s->lb_ips, s->n_lb_ips, fams[f])))
-			rwarn(r, "Service %s/%s: IPv%u external/LoadBalancer addresses ignored: "
-				 "the Service has no IPv%u clusterIP",
+		    (s->type == SP_SVC_LOAD_BALANCER &&
+		     has_family(s->lb_ips, s->n_lb_ips, fams[f])))
+			rwarn(r,
+			      "Service %s/%s: IPv%u external/LoadBalancer addresses ignored: "
+			      "the Service has no IPv%u clusterIP",
 			      s->ns, s->name, fams[f], fams[f]);
 	}
 	for (i = 0; i < s->n_ports; i++) {
@@ -506,7 +512,7 @@ static void drop_dup_ids(struct rctx *r)
 }
 
 struct fe_ref {
-	uint8_t key[20]; /* family, address, port, protocol */
+	uint8_t key[20];  /* family, address, port, protocol */
 	uint32_t svc, fe; /* indexes: want_svc (sorted by id) and its frontend */
 };
 
@@ -591,7 +597,8 @@ static int dedup_frontends(struct rctx *r)
 				w->fe[k++] = w->fe[j];
 		w->n_fe = k;
 		if (!k) {
-			rwarn(r, "%s: every frontend is claimed by another Service; skipped", w->id);
+			rwarn(r, "%s: every frontend is claimed by another Service; skipped",
+			      w->id);
 			want_free(w);
 			continue;
 		}

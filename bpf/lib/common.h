@@ -54,6 +54,7 @@ enum sp_verdict {
 	SP_V_PASS = 0, /* hand to the stack (possibly rewritten) */
 	SP_V_DROP = 1,
 	SP_V_REDIRECT = 2, /* bpf_redirect*() already called; its return value stands */
+	SP_V_NOT_OURS = 3, /* parsed fine, not TCP/UDP over IP: passed (counted not_service) */
 };
 
 enum sp_hook {

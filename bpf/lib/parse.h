@@ -46,8 +46,10 @@ static __always_inline void pkt_reason(const struct sp_pkt *p, enum sp_reason r)
  */
 static __always_inline int parse_l4(void *data, void *data_end, struct sp_pkt *p, __u32 off)
 {
-	if (off > SP_MAX_L4_OFF)
+	if (off > SP_MAX_L4_OFF) {
+		pkt_reason(p, SP_R_EXT_HDR_LIMIT); /* headers longer than we rewrite at */
 		return SP_V_PASS;
+	}
 	p->l4_off = off;
 	if (p->proto == IPPROTO_TCP) {
 		struct tcphdr *th = data + off;
@@ -74,7 +76,7 @@ static __always_inline int parse_l4(void *data, void *data_end, struct sp_pkt *p
 		p->csum_off = off + offsetof(struct udphdr, check);
 		return SP_CONTINUE;
 	}
-	return SP_V_PASS; /* not TCP/UDP: not ours */
+	return SP_V_NOT_OURS;
 }
 
 static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt *p,
@@ -98,7 +100,7 @@ static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt 
 		return SP_V_PASS;
 	}
 	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
-		return SP_V_PASS;
+		return SP_V_NOT_OURS;
 	if (hlen > sizeof(*iph))
 		STAT_INC(st, ipv4_options);
 	frag = bpf_ntohs(iph->frag_off);
@@ -148,8 +150,10 @@ static __always_inline int parse_ipv6(void *data, void *data_end, struct sp_pkt 
 
 		if (!ipv6_is_ext(nh))
 			break;
-		if (off > SP_MAX_L4_OFF)
+		if (off > SP_MAX_L4_OFF) {
+			pkt_reason(p, SP_R_EXT_HDR_LIMIT);
 			return SP_V_PASS;
+		}
 		eh = data + off;
 		if ((void *)(eh + 8) > data_end) {
 			pkt_reason(p, SP_R_TRUNC_L3);
@@ -178,7 +182,7 @@ static __always_inline int parse_ipv6(void *data, void *data_end, struct sp_pkt 
 		return SP_V_PASS;
 	}
 	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
-		return SP_V_PASS;
+		return SP_V_NOT_OURS;
 	p->family = SP_FAMILY_V6;
 	p->proto = nh;
 	__builtin_memcpy(&p->saddr, &ip6->saddr, 16);
@@ -190,8 +194,8 @@ static __always_inline int parse_ipv6(void *data, void *data_end, struct sp_pkt 
 
 /*
  * Parse Ethernet + IPv4/IPv6 + TCP/UDP. Returns SP_CONTINUE with *p filled,
- * or SP_V_PASS for anything that is not a complete TCP/UDP header we may
- * rewrite (counted by reason where it is malformed).
+ * SP_V_NOT_OURS for well-formed packets that are not TCP/UDP over IP, or
+ * SP_V_PASS for malformed ones (counted by reason): neither is rewritten.
  */
 static __always_inline int parse_pkt(void *ctx, const int hook, struct sp_pkt *p,
 				     struct sp_stats *st)
@@ -209,7 +213,7 @@ static __always_inline int parse_pkt(void *ctx, const int hook, struct sp_pkt *p
 		return parse_ipv4(data, data_end, p, st);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		return parse_ipv6(data, data_end, p, st);
-	return SP_V_PASS;
+	return SP_V_NOT_OURS;
 }
 
 #endif /* SP_LIB_PARSE_H */

@@ -71,7 +71,10 @@ BEGIN {
 			ep_rules(i, ep(i, j))
 		printf "add chain ip kube-proxy %s\n", svc_chain(i)
 		svc_rules(i)
-		printf "add element ip kube-proxy service-ips { %s . %s . 80 : goto %s }\n", vip(i), P, svc_chain(i)
+		# one add-element command for the whole map: nft evaluates each command
+		# against the set, so an element per command is quadratic
+		el = el (k ? ", " : "") vip(i) " . " P " . 80 : goto " svc_chain(i)
 	}
+	printf "add element ip kube-proxy service-ips { %s }\n", el
 }'
 exec awk -v N="$N" -v E="$E" -v P="$P" -v CHANGE="$change" "$(cat "$here/addr.awk")$prog"

@@ -319,20 +319,37 @@ cl_add_pod() {
 	cl_log "pod $pod on $node: $a4 $a6 (host side $hif)"
 }
 
-# cluster_up [--pods N] [--second-node-addr]: the single-node cluster of the
-# demo and the tests: client, node-a (10.10.0.1, fd00:10::1), pods pod1..N
-# at 10.244.0.11.. / fd00:244::11.. (N defaults to 3, at most 9). With
-# --second-node-addr the node also has 10.10.1.1/24 and fd00:11::1/64
-# (the client 10.10.1.2, fd00:11::2). The client routes the Service ranges
-# 10.96.0.0/16, fd00:96::/64 and the demo's LoadBalancer IPs via the node;
-# tests add their own VIPs with cl_client_route.
-# Returns non-zero (having said why) if any step fails; the caller's trap
-# cleans up what was made.
+# cl_route_pods NODE PREFIX4 PREFIX6 VIA-NODE: NODE reaches the pod CIDRs of
+# another node through that node's uplink address, as a CNI's routes (or
+# BGP) would arrange between nodes.
+cl_route_pods() {
+	local ns=$1 via=$4
+	cl_run ip -n "$ns" route add "$2" via "${CL_NODE_V4[$via]}" dev up0 || return 1
+	cl_run ip -n "$ns" -6 route add "$3" via "${CL_NODE_V6[$via]}" dev up0
+}
+
+# cluster_up [--pods N] [--second-node-addr] [--nodes 2 [--pods-b N]]: the
+# cluster of the demo and the tests: the client, node-a (10.10.0.1,
+# fd00:10::1), pods pod1..N (N defaults to 3, at most 9) at 10.244.0.11.. /
+# fd00:244::11.. on node-a.
+#  --second-node-addr  node-a also has 10.10.1.1/24 and fd00:11::1/64 (the
+#                      client 10.10.1.2, fd00:11::2) to serve NodePorts on
+#  --nodes 2           a second node, node-b (10.10.0.3, fd00:10::3), with
+#                      pods podb1..M (--pods-b, default 1) at 10.244.1.11.. /
+#                      fd00:244:1::11..; each node routes the other's pod
+#                      CIDR (10.244.X.0/24, fd00:244:X::/64... with X = 0 for
+#                      node-a written fd00:244::/64) through its uplink
+# The client routes the Service ranges 10.96.0.0/16, fd00:96::/64 and the
+# demo's LoadBalancer IPs via node-a; tests add their own with
+# cl_client_route. Returns non-zero (having said why) if any step fails;
+# the caller's trap cleans up what was made.
 cluster_up() {
-	local npods=3 second=0 i
+	local npods=3 second=0 nodes=1 npods_b=1 i
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--pods) npods=$2; shift 2 ;;
+		--pods-b) npods_b=$2; shift 2 ;;
+		--nodes) nodes=$2; shift 2 ;;
 		--second-node-addr) second=1; shift ;;
 		*) cl_err "cluster_up: unknown option $1"; return 2 ;;
 		esac
@@ -341,21 +358,34 @@ cluster_up() {
 		cl_err "must run as root (network namespaces, bpffs)"
 		return 1
 	fi
+	if [ "$npods" -gt 9 ] || [ "$npods_b" -gt 9 ] || [ "$nodes" -gt 2 ]; then
+		cl_err "cluster_up: at most 2 nodes and 9 pods per node"
+		return 2
+	fi
 	local tool
-	for tool in ip ethtool socat curl ss; do
-		command -v $tool >/dev/null || { cl_err "missing tool: $tool (make deps)"; return 1; }
+	for tool in ip ethtool curl socat ss "$CL_PY"; do
+		command -v "$tool" >/dev/null || { cl_err "missing tool: $tool (make deps)"; return 1; }
 	done
 	mkdir -p "$CL_TMP" || return 1
 	cl_mount_bpffs || return 1
 	cl_add_client || return 1
 	cl_add_node node-a 10.10.0.1 fd00:10::1 || return 1
+	local a=${CL_NODES[0]}
 	if [ $second = 1 ]; then
-		cl_add_node_addr "${CL_NODES[0]}" 10.10.1.1/24 fd00:11::1/64 10.10.1.2/24 fd00:11::2/64 ||
-			return 1
+		cl_add_node_addr "$a" 10.10.1.1/24 fd00:11::1/64 10.10.1.2/24 fd00:11::2/64 || return 1
 	fi
 	for ((i = 1; i <= npods; i++)); do
-		cl_add_pod "${CL_NODES[0]}" "pod$i" "10.244.0.$((10 + i))" "fd00:244::$((10 + i))" || return 1
+		cl_add_pod "$a" "pod$i" "10.244.0.$((10 + i))" "fd00:244::$((10 + i))" || return 1
 	done
+	if [ "$nodes" = 2 ]; then
+		cl_add_node node-b 10.10.0.3 fd00:10::3 || return 1
+		local b=${CL_NODES[1]}
+		for ((i = 1; i <= npods_b; i++)); do
+			cl_add_pod "$b" "podb$i" "10.244.1.$((10 + i))" "fd00:244:1::$((10 + i))" || return 1
+		done
+		cl_route_pods "$a" 10.244.1.0/24 fd00:244:1::/64 "$b" || return 1
+		cl_route_pods "$b" 10.244.0.0/24 fd00:244::/64 "$a" || return 1
+	fi
 	cl_wait_servers || return 1
 	local pfx
 	for pfx in 10.96.0.0/16 fd00:96::/64 10.10.0.100/32 fd00:10::100/128; do
@@ -389,7 +419,7 @@ cluster_down() {
 		kill -TERM "$pid" 2>/dev/null
 	done
 	# Anything else still running inside our namespaces was started by us
-	# (servers forked by socat, clients): end it by PID before the delete,
+	# (servers, clients): end it by PID before the delete,
 	# since a namespace lives on while a process is in it.
 	for ns in "${CL_NAMESPACES[@]}"; do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
@@ -462,15 +492,21 @@ cl_http() {
 
 # cl_http_many NS ADDR PORT N: N requests from NS (one process in NS, one curl
 # each, each its own connection); one line per request as cl_http prints.
+# After 3 failures the rest are not tried (each could cost a 2 s timeout)
+# and print "ERR not tried".
 cl_http_many() {
 	local ns=$1 url
 	url=$(cl_url "$2" "$3")
 	ip netns exec "$ns" bash -c '
+		bad=0
 		for ((i = 0; i < $2; i++)); do
-			if out=$(curl -sS -g --connect-timeout 2 --max-time 3 "$1" 2>&1); then
+			if [ $bad -ge 3 ]; then
+				echo "ERR not tried after 3 failures"
+			elif out=$(curl -sS -g --connect-timeout 2 --max-time 3 "$1" 2>&1); then
 				echo "${out%% *}"
 			else
-				echo "ERR $(echo "$out" | head -1)"
+				echo "ERR #$((i + 1)) at $(date +%T.%N | cut -c1-12): $(echo "$out" | head -1)"
+				bad=$((bad + 1))
 			fi
 		done' _ "$url" "$4"
 }
@@ -482,9 +518,9 @@ cl_tally() { sort | uniq -c | awk '{c=$1; $1=""; sub(/^ /,""); print $0, c}'; }
 # The small socket client used where curl and socat cannot say precisely what
 # happened (UDP answers vs ICMP errors, how fast a refusal came).
 # Subcommands:
-#   udp HOST PORT [N]   N datagrams on one connected socket each (a new
-#                       socket, so a new source port, per query); prints the
-#                       reply's first word or "ERR <reason> <ms>ms".
+#   udp HOST PORT [N]   N queries, each from a new connected socket (so a
+#                       new source port); prints the reply's first word or
+#                       "ERR <reason> <ms>ms"; gives up after 3 failures.
 #   connect HOST PORT   one TCP connect; prints "OK <ms>ms" or "ERR <reason> <ms>ms".
 # Timeouts are 2 s; reasons are errno names (ECONNREFUSED) or TIMEOUT.
 CL_CLIENT_PY='
@@ -497,8 +533,15 @@ def err(e, t0):
     name = "TIMEOUT" if isinstance(e, socket.timeout) else errno.errorcode.get(e.errno, str(e))
     return "ERR %s %dms" % (name, (time.monotonic() - t0) * 1000)
 
+def err_n(e, t0, i):  # as err(), with which query and when
+    return "%s (#%d at %s)" % (err(e, t0), i + 1, time.strftime("%H:%M:%S"))
+
 def udp(host, port, n):
+    bad = 0
     for i in range(n):
+        if bad >= 3:
+            print("ERR not tried after 3 failures", flush=True)
+            continue
         t0 = time.monotonic()
         s = socket.socket(fam(host), socket.SOCK_DGRAM)
         s.settimeout(2)
@@ -507,7 +550,8 @@ def udp(host, port, n):
             s.send(b"query %d\n" % i)
             print(s.recv(512).decode().split()[0], flush=True)
         except OSError as e:
-            print(err(e, t0), flush=True)
+            print(err_n(e, t0, i), flush=True)
+            bad += 1
         finally:
             s.close()
 
@@ -623,13 +667,23 @@ sp_start() {
 # (It exits 0 exactly then.)
 sp_ready() { sp "$1" status >/dev/null 2>&1; }
 
-# sp_wait_ready NODE-NS PID [TIMEOUT_S]: wait (bounded) until ready; fails at
-# once if the daemon process PID has exited.
+# sp_logged_running LOG FROM-LINE: has the daemon logged, after line
+# FROM-LINE of LOG, that it is running (config applied, interfaces attached)?
+sp_logged_running() { tail -n "+$(($2 + 1))" "$1" 2>/dev/null | grep -q ' running: '; }
+
+# sp_wait_ready NODE-NS PID [TIMEOUT_S [LOG FROM-LINE]]: wait (bounded) until
+# ready; fails at once if the daemon process PID has exited. With LOG, also
+# wait for the daemon's "running:" log line after FROM-LINE: `svcplane
+# status` reports ready as soon as the maps are pinned, which can be
+# seconds before the config is applied and the programs are attached (and
+# at once after a restart, from the previous daemon's pins).
 sp_wait_ready() {
-	local ns=$1 pid=$2 timeout=${3:-15} i deadline
+	local ns=$1 pid=$2 timeout=${3:-15} log=${4:-} from=${5:-0} i deadline
 	deadline=$((SECONDS + timeout + 1))
 	for ((i = 0; i < timeout * 10 && SECONDS <= deadline; i++)); do
-		sp_ready "$ns" && return 0
+		if sp_ready "$ns" && { [ -z "$log" ] || sp_logged_running "$log" "$from"; }; then
+			return 0
+		fi
 		kill -0 "$pid" 2>/dev/null || return 1
 		sleep 0.1
 	done

@@ -86,8 +86,12 @@ struct pkt_spec {
 	uint16_t ip_id;
 	bool df;
 	uint8_t ip_optlen; /* IPv4 options: Router Alert then NOPs (multiple of 4, <= 40) */
-	uint8_t ihl; /* non-zero: write this IHL instead of the right one */
-	uint8_t ext[PKT_EXT_MAX]; /* IPv6 ext headers in order: IPPROTO_HOPOPTS/DSTOPTS/ROUTING; 0 ends */
+	bool ihl_set; /* write ihl instead of the right IHL (malformed-header tests) */
+	uint8_t ihl;
+	/* IPv6 extension headers in order: IPPROTO_HOPOPTS (which is 0, hence
+	 * the count), IPPROTO_DSTOPTS, IPPROTO_ROUTING */
+	uint8_t n_ext;
+	uint8_t ext[PKT_EXT_MAX];
 	/* fragments (IPv6: a fragment header after the ext[] headers) */
 	uint8_t frag; /* enum pkt_frag */
 	uint16_t frag_bytes; /* FIRST/LATER: bytes of the L4 datagram this fragment carries */
@@ -298,7 +302,7 @@ static inline int pkt_build(const struct pkt_spec *s, struct pkt *p)
 		if (s->frag == PKT_FRAG_LATER)
 			fo |= (s->frag_off8 & PKT_IP_OFFMASK) | (s->frag_more ? PKT_IP_MF : 0);
 		memset(d + off, 0, hl);
-		d[off] = (uint8_t)(0x40 | ((s->ihl ? s->ihl : hl / 4) & 0xf));
+		d[off] = (uint8_t)(0x40 | ((s->ihl_set ? s->ihl : hl / 4) & 0xf));
 		d[off + 1] = s->tos;
 		pkt_put16(d + off + 2, (uint16_t)(hl + data_len));
 		pkt_put16(d + off + 4, s->ip_id);
@@ -318,7 +322,9 @@ static inline int pkt_build(const struct pkt_spec *s, struct pkt *p)
 		uint32_t ip6 = off, n = 0, ext_len = 0;
 		uint8_t types[PKT_EXT_MAX + 1];
 
-		for (i = 0; i < PKT_EXT_MAX && s->ext[i]; i++)
+		if (s->n_ext > PKT_EXT_MAX)
+			return -1;
+		for (i = 0; i < s->n_ext; i++)
 			types[n++] = s->ext[i];
 		if (s->frag != PKT_FRAG_NONE)
 			types[n++] = IPPROTO_FRAGMENT;

@@ -19,11 +19,21 @@ declare -A E2E_DONE
 E2E_FAILS=0
 E2E_T0=$SECONDS
 
-pass() { E2E_DONE[$1]=1; echo "PASS: $E2E_NAME/$1"; }
+# E2E_TIMING=1: after each result, how long since the previous one.
+E2E_LAST=$(date +%s%N)
+e2e_timing() {
+	[ "${E2E_TIMING:-0}" = 1 ] || return 0
+	local now
+	now=$(date +%s%N)
+	note "($(((now - E2E_LAST) / 1000000)) ms)"
+	E2E_LAST=$now
+}
+pass() { E2E_DONE[$1]=1; echo "PASS: $E2E_NAME/$1"; e2e_timing; }
 fail() {
 	E2E_DONE[$1]=1
 	E2E_FAILS=$((E2E_FAILS + 1))
 	echo "FAIL: $E2E_NAME/$1: $2"
+	e2e_timing
 }
 skip() { E2E_DONE[$1]=1; echo "SKIP: $E2E_NAME/$1: $2"; }
 note() { echo "    $*"; }
@@ -46,9 +56,9 @@ e2e_fail_rest() {
 	done
 }
 
-# e2e_abort WHY: the set-up failed; show the daemon's log, fail the rest, exit.
+# e2e_abort WHY: the set-up failed; fail the rest and exit (e2e_end then
+# shows the daemon's log).
 e2e_abort() {
-	e2e_show_log
 	e2e_fail_rest "$1"
 	exit 1
 }
@@ -91,8 +101,10 @@ e2e_end() {
 # does not become ready or dies.
 e2e_start_daemon() {
 	echo "=== svcplane run ($(date +%T.%N | cut -c1-12))" >>"$E2E_LOG"
+	local from
+	from=$(wc -l <"$E2E_LOG")
 	sp_start "$E2E_NODE" "$E2E_LOG" --config "$E2E_CONFIG" "$@"
-	if ! sp_wait_ready "$E2E_NODE" "$SP_PID" 20; then
+	if ! sp_wait_ready "$E2E_NODE" "$SP_PID" 20 "$E2E_LOG" "$from"; then
 		if kill -0 "$SP_PID" 2>/dev/null; then
 			note "svcplane is running but not ready after 20 s; status says:"
 			sp "$E2E_NODE" status 2>&1 | sed 's/^/    | /'
@@ -146,6 +158,10 @@ yaml_slices() {
 e2e_write_config() {
 	cat >"$E2E_CONFIG.tmp" && mv "$E2E_CONFIG.tmp" "$E2E_CONFIG"
 }
+
+# has_lines FILE N: FILE has at least N non-empty lines (for cl_until,
+# which must re-evaluate the count on every try).
+has_lines() { [ "$(grep -c . "$1" 2>/dev/null)" -ge "$2" ]; }
 
 # ---- Traffic checks ----------------------------------------------------------
 
@@ -202,12 +218,10 @@ e2e_refused() {
 	else
 		out=$(cl_udp "$ns" "$addr" "$port")
 	fi
-	case $out in
-	"ERR ECONNREFUSED "*)
-		ms=${out##* }
-		ms=${ms%ms}
+	if [[ $out =~ ^ERR\ ECONNREFUSED\ ([0-9]+)ms ]]; then
+		ms=${BASH_REMATCH[1]}
 		if [ "$ms" -lt 1000 ]; then pass "$c"; else fail "$c" "refused, but only after ${ms} ms"; fi
-		;;
-	*) fail "$c" "expected ECONNREFUSED within 1 s, got: ${out:-nothing}" ;;
-	esac
+	else
+		fail "$c" "expected ECONNREFUSED within 1 s, got: ${out:-nothing}"
+	fi
 }

@@ -6,7 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_cases pod-to-pod-ipv4 pod-to-pod-ipv6 node-to-pod-ipv4 node-to-pod-ipv6 udp-ipv4 udp-ipv6 \
-	client-to-node-ipv4 client-to-node-ipv6 long-lived-connection cleanup-on-exit cleanup-on-kill
+	client-to-node-ipv4 client-to-node-ipv6 long-lived-connection \
+	cross-node-pod-ipv4 cross-node-pod-ipv6 cleanup-on-exit cleanup-on-kill
 
 # No daemon here, so no binary is needed: e2e_begin minus the binary check.
 if [ "$(id -u)" != 0 ]; then
@@ -15,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 cl_install_traps
 trap 'e2e_end' EXIT
-cluster_up --pods 3 --second-node-addr || e2e_abort "building the namespace cluster failed"
+cluster_up --pods 3 --second-node-addr --nodes 2 || e2e_abort "building the namespace cluster failed"
 P1=${CL_POD_NS[pod1]}
 NODE=${CL_NODES[0]}
 
@@ -47,6 +48,12 @@ cl_stream_stop "$CL_TMP/stream" "$CL_STREAM_PID"
 n=$(grep -c '^pod2 [0-9]*$' "$CL_TMP/stream")
 check long-lived-connection "expected >= 4 echoed lines from pod2, got $n: $(head -c 200 "$CL_TMP/stream.err")" \
 	test "$n" -ge 4
+
+# Two nodes (for row 4 of DESIGN.md): pods reach pods on the other node.
+e2e_http_n "$P1" 10.244.1.11 8080 3
+e2e_expect_all cross-node-pod-ipv4 3 1 podb1
+e2e_udp_n "${CL_POD_NS[podb1]}" fd00:244::12 5353 3
+e2e_expect_all cross-node-pod-ipv6 3 1 pod2
 
 # A cluster built by a child script, which exits normally / is killed with
 # TERM in the middle of its work: its namespaces, mount and files must go.

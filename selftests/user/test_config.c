@@ -33,20 +33,20 @@ static bool write_tmp(const char *text, size_t len, char *path, size_t pathlen)
 }
 
 /* A prefix most cases share: one valid Service, on lines 1-5. */
-#define SVC_HEAD                                                                           \
-	"services:\n"                                                                      \
-	"  - name: web\n"                                                                  \
-	"    clusterIP: 10.96.0.10\n"                                                      \
-	"    ports:\n"                                                                     \
+#define SVC_HEAD                                                                                   \
+	"services:\n"                                                                              \
+	"  - name: web\n"                                                                          \
+	"    clusterIP: 10.96.0.10\n"                                                              \
+	"    ports:\n"                                                                             \
 	"      - {name: http, port: 80}\n"
 
 /* SVC_HEAD plus a slice header on lines 6-10; endpoints may follow on 11. */
-#define SLICE_HEAD                                                                         \
-	SVC_HEAD                                                                           \
-	"endpointSlices:\n"                                                                \
-	"  - name: web-1\n"                                                                \
-	"    serviceName: web\n"                                                           \
-	"    addressType: IPv4\n"                                                          \
+#define SLICE_HEAD                                                                                 \
+	SVC_HEAD                                                                                   \
+	"endpointSlices:\n"                                                                        \
+	"  - name: web-1\n"                                                                        \
+	"    serviceName: web\n"                                                                   \
+	"    addressType: IPv4\n"                                                                  \
 	"    ports: [{name: http, port: 8080}]\n"
 
 struct bad_case {
@@ -77,16 +77,20 @@ static const struct bad_case bad_cases[] = {
 	  "unknown field \"clusterIp\"" },
 	{ "unknown_port_field", SVC_HEAD "      - {name: x, port: 81, nodeport: 30001}\n", 6,
 	  "unknown field \"nodeport\"" },
-	{ "unknown_slice_field", SLICE_HEAD "    endpoint: []\n", 11, "unknown field \"endpoint\"" },
-	{ "unknown_endpoint_field", SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
-					       "        hostName: a\n",
+	{ "unknown_slice_field", SLICE_HEAD "    endpoint: []\n", 11,
+	  "unknown field \"endpoint\"" },
+	{ "unknown_endpoint_field",
+	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
+		     "        hostName: a\n",
 	  13, "unknown field \"hostName\"" },
-	{ "unknown_condition", SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
-					  "        conditions: {ready: true, healthy: true}\n",
+	{ "unknown_condition",
+	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
+		     "        conditions: {ready: true, healthy: true}\n",
 	  13, "unknown field \"healthy\"" },
-	{ "unknown_slice_port_field", SLICE_HEAD "    endpoints: []\n  - name: web-2\n"
-						 "    serviceName: web\n    addressType: IPv4\n"
-						 "    ports: [{port: 1, targetPort: 2}]\n",
+	{ "unknown_slice_port_field",
+	  SLICE_HEAD "    endpoints: []\n  - name: web-2\n"
+		     "    serviceName: web\n    addressType: IPv4\n"
+		     "    ports: [{port: 1, targetPort: 2}]\n",
 	  15, "unknown field \"targetPort\"" },
 	/* Wrong shapes */
 	{ "services_not_list", "services: {name: web}\n", 1, "expected a list" },
@@ -94,54 +98,64 @@ static const struct bad_case bad_cases[] = {
 	{ "clusterips_scalar", "services:\n  - name: web\n    clusterIPs: 10.96.0.10\n", 3,
 	  "expected a list" },
 	/* Addresses */
-	{ "bad_cluster_ip", "services:\n  - name: web\n    clusterIP: 10.96.0.300\n"
-			    "    ports: [{port: 80}]\n",
+	{ "bad_cluster_ip",
+	  "services:\n  - name: web\n    clusterIP: 10.96.0.300\n"
+	  "    ports: [{port: 80}]\n",
 	  3, "not an IPv4 or IPv6 address" },
-	{ "cidr_cluster_ip", "services:\n  - name: web\n    clusterIP: 10.96.0.0/16\n"
-			     "    ports: [{port: 80}]\n",
+	{ "cidr_cluster_ip",
+	  "services:\n  - name: web\n    clusterIP: 10.96.0.0/16\n"
+	  "    ports: [{port: 80}]\n",
 	  3, "not an IPv4 or IPv6 address" },
-	{ "bad_cluster_ips_v6", "services:\n  - name: web\n    clusterIPs: [10.96.0.1, \"fd00:::1\"]\n"
-				"    ports: [{port: 80}]\n",
+	{ "bad_cluster_ips_v6",
+	  "services:\n  - name: web\n    clusterIPs: [10.96.0.1, \"fd00:::1\"]\n"
+	  "    ports: [{port: 80}]\n",
 	  3, "not an IPv4 or IPv6 address" },
 	{ "bad_external_ip", SVC_HEAD "    externalIPs: [192.0.2.1, example.com]\n", 6,
 	  "\"example.com\" is not an IPv4 or IPv6 address" },
-	{ "bad_lb_ip", "services:\n  - name: web\n    type: LoadBalancer\n"
-		       "    clusterIP: 10.96.0.10\n    loadBalancerIPs:\n      - 1.2.3\n"
-		       "    ports: [{port: 80}]\n",
+	{ "bad_lb_ip",
+	  "services:\n  - name: web\n    type: LoadBalancer\n"
+	  "    clusterIP: 10.96.0.10\n    loadBalancerIPs:\n      - 1.2.3\n"
+	  "    ports: [{port: 80}]\n",
 	  6, "not an IPv4 or IPv6 address" },
 	{ "unspecified_ip", SVC_HEAD "    externalIPs: [\"::\"]\n", 6, "unspecified address" },
 	{ "bad_endpoint_ip", SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.256]\n", 12,
 	  "not an IPv4 or IPv6 address" },
-	{ "endpoint_family_mismatch", SLICE_HEAD "    endpoints:\n"
-						 "      - addresses: [\"fd00:244::1\"]\n",
+	{ "endpoint_family_mismatch",
+	  SLICE_HEAD "    endpoints:\n"
+		     "      - addresses: [\"fd00:244::1\"]\n",
 	  12, "address family mismatch" },
-	{ "endpoint_family_mismatch_v6", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-						  "    serviceName: web\n    addressType: IPv6\n"
-						  "    endpoints: [{addresses: [10.244.0.1]}]\n",
+	{ "endpoint_family_mismatch_v6",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    serviceName: web\n    addressType: IPv6\n"
+		   "    endpoints: [{addresses: [10.244.0.1]}]\n",
 	  10, "address family mismatch" },
 	{ "endpoint_no_address", SLICE_HEAD "    endpoints:\n      - addresses: []\n", 12,
 	  "at least one address" },
-	{ "cluster_ips_same_family", "services:\n  - name: web\n"
-				     "    clusterIPs: [10.96.0.1, 10.96.0.2]\n    ports: [{port: 80}]\n",
+	{ "cluster_ips_same_family",
+	  "services:\n  - name: web\n"
+	  "    clusterIPs: [10.96.0.1, 10.96.0.2]\n    ports: [{port: 80}]\n",
 	  3, "two IPv4 addresses" },
-	{ "cluster_ips_three", "services:\n  - name: web\n"
-			       "    clusterIPs: [10.96.0.1, \"fd00::1\", 10.96.0.3]\n"
-			       "    ports: [{port: 80}]\n",
+	{ "cluster_ips_three",
+	  "services:\n  - name: web\n"
+	  "    clusterIPs: [10.96.0.1, \"fd00::1\", 10.96.0.3]\n"
+	  "    ports: [{port: 80}]\n",
 	  3, "at most two addresses" },
-	{ "cluster_ip_mismatch", "services:\n  - name: web\n    clusterIP: 10.96.0.1\n"
-				 "    clusterIPs: [10.96.0.2]\n    ports: [{port: 80}]\n",
+	{ "cluster_ip_mismatch",
+	  "services:\n  - name: web\n    clusterIP: 10.96.0.1\n"
+	  "    clusterIPs: [10.96.0.2]\n    ports: [{port: 80}]\n",
 	  4, "clusterIP and clusterIPs[0] differ" },
 	{ "cluster_ips_none_mixed", "services:\n  - name: web\n    clusterIPs: [None, 10.96.0.1]\n",
 	  3, "must be the only entry" },
 	{ "lb_ips_not_lb", SVC_HEAD "    loadBalancerIPs: [198.51.100.1]\n", 6,
 	  "loadBalancerIPs requires type LoadBalancer" },
-	{ "headless_lb", "services:\n  - name: web\n    type: LoadBalancer\n    clusterIP: None\n", 3,
-	  "requires type ClusterIP" },
+	{ "headless_lb", "services:\n  - name: web\n    type: LoadBalancer\n    clusterIP: None\n",
+	  3, "requires type ClusterIP" },
 	/* Ports */
 	{ "port_zero", SVC_HEAD "      - {name: b, port: 0}\n", 6, "0 is out of range (1-65535)" },
 	{ "port_too_big", SVC_HEAD "      - {name: b, port: 65536}\n", 6,
 	  "65536 is out of range (1-65535)" },
-	{ "port_negative", SVC_HEAD "      - {name: b, port: -1}\n", 6, "expected a decimal integer" },
+	{ "port_negative", SVC_HEAD "      - {name: b, port: -1}\n", 6,
+	  "expected a decimal integer" },
 	{ "port_quoted", SVC_HEAD "      - {name: b, port: \"81\"}\n", 6, "expected an integer" },
 	{ "port_leading_zero", SVC_HEAD "      - {name: b, port: 080}\n", 6,
 	  "expected a decimal integer" },
@@ -151,28 +165,32 @@ static const struct bad_case bad_cases[] = {
 	  "70000 is out of range" },
 	{ "target_port_bad_name", SVC_HEAD "      - {name: b, port: 81, targetPort: Web_Port}\n", 6,
 	  "neither a port number" },
-	{ "node_port_range", "services:\n  - name: web\n    type: NodePort\n"
-			     "    clusterIP: 10.96.0.10\n    ports:\n"
-			     "      - {port: 80, nodePort: 65536}\n",
+	{ "node_port_range",
+	  "services:\n  - name: web\n    type: NodePort\n"
+	  "    clusterIP: 10.96.0.10\n    ports:\n"
+	  "      - {port: 80, nodePort: 65536}\n",
 	  6, "65536 is out of range" },
 	{ "node_port_on_cluster_ip", SVC_HEAD "      - {name: b, port: 81, nodePort: 30081}\n", 6,
 	  "nodePort requires type NodePort or LoadBalancer" },
-	{ "slice_port_range", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-				       "    serviceName: web\n    addressType: IPv4\n"
-				       "    ports: [{name: http, port: 0}]\n",
+	{ "slice_port_range",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    serviceName: web\n    addressType: IPv4\n"
+		   "    ports: [{name: http, port: 0}]\n",
 	  10, "0 is out of range" },
 	{ "missing_port_number", SVC_HEAD "      - {name: b, targetPort: 8081}\n", 6,
 	  "missing required field \"port\"" },
-	{ "unnamed_ports", "services:\n  - name: web\n    clusterIP: 10.96.0.10\n    ports:\n"
-			   "      - {port: 80}\n      - {port: 81}\n",
+	{ "unnamed_ports",
+	  "services:\n  - name: web\n    clusterIP: 10.96.0.10\n    ports:\n"
+	  "      - {port: 80}\n      - {port: 81}\n",
 	  5, "must name each one" },
 	{ "duplicate_port_name", SVC_HEAD "      - {name: http, port: 81}\n", 6,
 	  "duplicate port name \"http\"" },
 	{ "duplicate_port_number", SVC_HEAD "      - {name: other, port: 80}\n", 6,
 	  "duplicate port 80/TCP" },
-	{ "duplicate_slice_port", SLICE_HEAD "  - name: web-2\n    serviceName: web\n"
-					    "    addressType: IPv4\n"
-					    "    ports: [{name: a, port: 1}, {name: a, port: 2}]\n",
+	{ "duplicate_slice_port",
+	  SLICE_HEAD "  - name: web-2\n    serviceName: web\n"
+		     "    addressType: IPv4\n"
+		     "    ports: [{name: a, port: 1}, {name: a, port: 2}]\n",
 	  14, "duplicate port name \"a\"" },
 	{ "no_ports", "services:\n  - name: web\n    clusterIP: 10.96.0.10\n    ports: []\n", 4,
 	  "at least one port" },
@@ -184,7 +202,8 @@ static const struct bad_case bad_cases[] = {
 	{ "sctp", SVC_HEAD "      - {name: b, port: 81, protocol: SCTP}\n", 6,
 	  "SCTP is not supported" },
 	{ "unknown_type", SVC_HEAD "    type: Internal\n", 6, "unknown Service type \"Internal\"" },
-	{ "external_name", SVC_HEAD "    type: ExternalName\n", 6, "ExternalName is not supported" },
+	{ "external_name", SVC_HEAD "    type: ExternalName\n", 6,
+	  "ExternalName is not supported" },
 	{ "unknown_etp", SVC_HEAD "    externalTrafficPolicy: Global\n", 6,
 	  "unknown traffic policy \"Global\"" },
 	{ "unknown_itp", SVC_HEAD "    internalTrafficPolicy: local\n", 6,
@@ -195,85 +214,102 @@ static const struct bad_case bad_cases[] = {
 	  "0 is out of range (1-86400)" },
 	{ "affinity_timeout_big", SVC_HEAD "    sessionAffinityTimeoutSeconds: 86401\n", 6,
 	  "86401 is out of range (1-86400)" },
-	{ "unknown_address_type", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-					   "    serviceName: web\n    addressType: IPv5\n",
+	{ "unknown_address_type",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    serviceName: web\n    addressType: IPv5\n",
 	  9, "unknown addressType \"IPv5\"" },
-	{ "fqdn_address_type", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-					"    serviceName: web\n    addressType: FQDN\n",
+	{ "fqdn_address_type",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    serviceName: web\n    addressType: FQDN\n",
 	  9, "FQDN is not supported" },
-	{ "bad_bool", SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
-				 "        conditions: {ready: yes}\n",
+	{ "bad_bool",
+	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
+		     "        conditions: {ready: yes}\n",
 	  13, "expected true or false" },
 	/* Names */
 	{ "bad_service_name", "services:\n  - name: Web\n", 2, "invalid name \"Web\"" },
 	{ "bad_namespace", SVC_HEAD "    namespace: a/b\n", 6, "invalid name \"a/b\"" },
 	{ "bad_port_name", SVC_HEAD "      - {name: \"a:b\", port: 81}\n", 6,
 	  "invalid name \"a:b\"" },
-	{ "bad_node_name", SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
-				      "        nodeName: Node_A\n",
+	{ "bad_node_name",
+	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
+		     "        nodeName: Node_A\n",
 	  13, "invalid name \"Node_A\"" },
 	/* Missing required fields */
-	{ "missing_service_name", "services:\n  - clusterIP: 10.96.0.10\n    ports: [{port: 80}]\n", 2,
-	  "missing required field \"name\"" },
+	{ "missing_service_name", "services:\n  - clusterIP: 10.96.0.10\n    ports: [{port: 80}]\n",
+	  2, "missing required field \"name\"" },
 	{ "missing_cluster_ip", "services:\n  - name: web\n    ports: [{port: 80}]\n", 2,
 	  "missing required field \"clusterIPs\"" },
 	{ "missing_ports", "services:\n  - name: web\n    clusterIP: 10.96.0.10\n", 2,
 	  "missing required field \"ports\"" },
 	{ "null_ports", "services:\n  - name: web\n    clusterIP: 10.96.0.10\n    ports:\n", 2,
 	  "missing required field \"ports\"" },
-	{ "missing_slice_name", SVC_HEAD "endpointSlices:\n  - serviceName: web\n"
-					 "    addressType: IPv4\n",
+	{ "missing_slice_name",
+	  SVC_HEAD "endpointSlices:\n  - serviceName: web\n"
+		   "    addressType: IPv4\n",
 	  7, "missing required field \"name\"" },
-	{ "missing_service_name_in_slice", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-						    "    addressType: IPv4\n",
+	{ "missing_service_name_in_slice",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    addressType: IPv4\n",
 	  7, "missing required field \"serviceName\"" },
-	{ "missing_address_type", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-					   "    serviceName: web\n",
+	{ "missing_address_type",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    serviceName: web\n",
 	  7, "missing required field \"addressType\"" },
 	{ "missing_addresses", SLICE_HEAD "    endpoints:\n      - nodeName: node-a\n", 12,
 	  "missing required field \"addresses\"" },
-	{ "missing_slice_port_number", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-						"    serviceName: web\n    addressType: IPv4\n"
-						"    ports: [{name: http}]\n",
+	{ "missing_slice_port_number",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    serviceName: web\n    addressType: IPv4\n"
+		   "    ports: [{name: http}]\n",
 	  10, "missing required field \"port\"" },
 	/* Uniqueness across the file */
-	{ "duplicate_service", SVC_HEAD "  - name: web\n    clusterIP: 10.96.0.11\n"
-					"    ports: [{name: http, port: 80}]\n",
+	{ "duplicate_service",
+	  SVC_HEAD "  - name: web\n    clusterIP: 10.96.0.11\n"
+		   "    ports: [{name: http, port: 80}]\n",
 	  6, "duplicate Service name \"default/web\"" },
-	{ "duplicate_vip_cluster_ip", SVC_HEAD "  - name: other\n    clusterIP: 10.96.0.10\n"
-					       "    ports: [{port: 80}]\n",
+	{ "duplicate_vip_cluster_ip",
+	  SVC_HEAD "  - name: other\n    clusterIP: 10.96.0.10\n"
+		   "    ports: [{port: 80}]\n",
 	  7, "duplicate VIP 10.96.0.10:80/TCP: already used by Service default/web" },
-	{ "duplicate_vip_external_ip", SVC_HEAD "  - name: other\n    clusterIP: 10.96.0.11\n"
-						"    externalIPs: [10.96.0.10]\n"
-						"    ports: [{port: 80}]\n",
+	{ "duplicate_vip_external_ip",
+	  SVC_HEAD "  - name: other\n    clusterIP: 10.96.0.11\n"
+		   "    externalIPs: [10.96.0.10]\n"
+		   "    ports: [{port: 80}]\n",
 	  8, "duplicate VIP 10.96.0.10:80/TCP" },
-	{ "duplicate_vip_lb_ip", SVC_HEAD "    externalIPs: [192.0.2.1]\n"
-					  "  - name: lb\n    type: LoadBalancer\n"
-					  "    clusterIP: 10.96.0.11\n"
-					  "    loadBalancerIPs: [192.0.2.1]\n"
-					  "    ports: [{port: 80}]\n",
+	{ "duplicate_vip_lb_ip",
+	  SVC_HEAD "    externalIPs: [192.0.2.1]\n"
+		   "  - name: lb\n    type: LoadBalancer\n"
+		   "    clusterIP: 10.96.0.11\n"
+		   "    loadBalancerIPs: [192.0.2.1]\n"
+		   "    ports: [{port: 80}]\n",
 	  10, "duplicate VIP 192.0.2.1:80/TCP" },
-	{ "duplicate_vip_v6", "services:\n  - name: a\n    clusterIPs: [\"fd00::10\"]\n"
-			      "    ports: [{port: 53, protocol: UDP}]\n"
-			      "  - name: b\n    clusterIPs: [\"fd00:0::10\"]\n"
-			      "    ports: [{port: 53, protocol: UDP}]\n",
+	{ "duplicate_vip_v6",
+	  "services:\n  - name: a\n    clusterIPs: [\"fd00::10\"]\n"
+	  "    ports: [{port: 53, protocol: UDP}]\n"
+	  "  - name: b\n    clusterIPs: [\"fd00:0::10\"]\n"
+	  "    ports: [{port: 53, protocol: UDP}]\n",
 	  6, "duplicate VIP [fd00::10]:53/UDP" },
 	{ "duplicate_vip_same_service", SVC_HEAD "    externalIPs: [10.96.0.10]\n", 6,
 	  "this Service already uses it" },
-	{ "duplicate_node_port", "services:\n  - name: a\n    type: NodePort\n"
-				 "    clusterIP: 10.96.0.10\n    ports: [{port: 80, nodePort: 30080}]\n"
-				 "  - name: b\n    type: NodePort\n    clusterIP: 10.96.0.11\n"
-				 "    ports: [{port: 81, nodePort: 30080}]\n",
+	{ "duplicate_node_port",
+	  "services:\n  - name: a\n    type: NodePort\n"
+	  "    clusterIP: 10.96.0.10\n    ports: [{port: 80, nodePort: 30080}]\n"
+	  "  - name: b\n    type: NodePort\n    clusterIP: 10.96.0.11\n"
+	  "    ports: [{port: 81, nodePort: 30080}]\n",
 	  9, "duplicate nodePort 30080/TCP: already used by Service default/a" },
-	{ "duplicate_slice", SLICE_HEAD "  - name: web-1\n    serviceName: web\n"
-				       "    addressType: IPv6\n",
+	{ "duplicate_slice",
+	  SLICE_HEAD "  - name: web-1\n    serviceName: web\n"
+		     "    addressType: IPv6\n",
 	  11, "duplicate EndpointSlice name \"default/web-1\"" },
-	{ "slice_without_service", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-					    "    serviceName: wbe\n    addressType: IPv4\n",
+	{ "slice_without_service",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    serviceName: wbe\n    addressType: IPv4\n",
 	  8, "serviceName \"wbe\" matches no Service" },
-	{ "slice_other_namespace", SVC_HEAD "endpointSlices:\n  - name: web-1\n"
-					    "    namespace: prod\n"
-					    "    serviceName: web\n    addressType: IPv4\n",
+	{ "slice_other_namespace",
+	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
+		   "    namespace: prod\n"
+		   "    serviceName: web\n    addressType: IPv4\n",
 	  9, "matches no Service in namespace \"prod\"" },
 };
 
@@ -315,8 +351,7 @@ static void test_bad_inputs(void)
 	}
 }
 
-static const struct sp_service *find_svc(const struct sp_model *m, const char *ns,
-					 const char *name)
+static const struct sp_service *find_svc(const struct sp_model *m, const char *ns, const char *name)
 {
 	size_t i;
 
@@ -415,7 +450,8 @@ static void test_full_service(void)
 		"    sessionAffinityTimeoutSeconds: 600\n"
 		"    ports:\n"
 		"      - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30080}\n"
-		"      - {name: dns, protocol: UDP, port: 53, targetPort: dns-port, nodePort: 30080}\n"
+		"      - {name: dns, protocol: UDP, port: 53, targetPort: dns-port,\n"
+		"         nodePort: 30080}\n"
 		"      - name: https\n"
 		"        port: 443\n"
 		"endpointSlices:\n"
@@ -561,7 +597,8 @@ static void test_not_duplicates(void)
 	static const char yaml[] =
 		"services:\n"
 		"  - {name: a, clusterIP: 10.96.0.1, ports: [{port: 80}]}\n"
-		"  - {name: b, clusterIP: 10.96.0.2, externalIPs: [10.96.0.1], ports: [{port: 81}]}\n"
+		"  - {name: b, clusterIP: 10.96.0.2, externalIPs: [10.96.0.1],\n"
+		"     ports: [{port: 81}]}\n"
 		"  - {name: c, clusterIP: 10.96.0.3, externalIPs: [10.96.0.1],\n"
 		"     ports: [{port: 80, protocol: UDP}]}\n"
 		"  - {name: a, namespace: other, clusterIP: 10.96.0.4, ports: [{port: 80}]}\n"
@@ -618,10 +655,11 @@ static void test_many_services(void)
 		return;
 	off += snprintf(buf + off, cap - off, "services:\n");
 	for (i = 0; i < n; i++)
-		off += snprintf(buf + off, cap - off,
-				"  - {name: s%zu, clusterIP: 10.%zu.%zu.1, externalIPs: [192.0.2.1],"
-				" ports: [{port: %zu}]}\n",
-				i, i / 256, i % 256, 1 + i);
+		off += snprintf(
+			buf + off, cap - off,
+			"  - {name: s%zu, clusterIP: 10.%zu.%zu.1, externalIPs: [192.0.2.1],"
+			" ports: [{port: %zu}]}\n",
+			i, i / 256, i % 256, 1 + i);
 	if (ASSERT_EQ(sp_config_parse_buf(buf, off, "big.yaml", &m, err, sizeof(err)), 0, err))
 		ASSERT_EQ(m.n_services, n, "services");
 	sp_model_free(&m);
@@ -631,16 +669,17 @@ static void test_many_services(void)
 			" ports: [{port: 1500}]}\n");
 	ASSERT_EQ(sp_config_parse_buf(buf, off, "big.yaml", &m, err, sizeof(err)), -EINVAL, "rc");
 	ASSERT_CONTAINS(err, "big.yaml:3002:", "line");
-	ASSERT_CONTAINS(err, "duplicate VIP 192.0.2.1:1500/TCP: already used by Service default/s1499",
+	ASSERT_CONTAINS(err,
+			"duplicate VIP 192.0.2.1:1500/TCP: already used by Service default/s1499",
 			"message");
 	free(buf);
 }
 
 static void test_ip_helpers(void)
 {
-	static const char *const bad[] = { "",	      "1.2.3",	       "1.2.3.4.5",  "01.2.3.4",
-					   "256.0.0.1", "10.0.0.0/8", " 10.0.0.1", "10.0.0.1 ",
-					   "fd00:::1", "fe80::1%eth0", "hello",	       "::g" };
+	static const char *const bad[] = { "",		"1.2.3",	"1.2.3.4.5", "01.2.3.4",
+					   "256.0.0.1", "10.0.0.0/8",	" 10.0.0.1", "10.0.0.1 ",
+					   "fd00:::1",	"fe80::1%eth0", "hello",     "::g" };
 	struct sp_ip a, b;
 	char buf[64];
 	size_t i;

@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -47,25 +48,25 @@ static const struct tmap {
 	{ SP_MAP_BACKENDS, BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(struct sp_backend), 64,
 	  BPF_F_NO_PREALLOC },
 	{ SP_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct sp_maglev_chunk), 64, 0 },
-	{ SP_MAP_CT, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key), sizeof(struct sp_ct_val), 1024,
+	{ SP_MAP_CT, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key), sizeof(struct sp_ct_val),
+	  1024, 0 },
+	{ SP_MAP_NODE_ADDRS, BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key), sizeof(__u8), 16,
 	  0 },
-	{ SP_MAP_NODE_ADDRS, BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key), sizeof(__u8), 16, 0 },
 	{ SP_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(struct sp_stats), 1, 0 },
 	{ SP_MAP_REASONS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(struct sp_reason_count),
 	  SP_R_MAX, 0 },
-	{ SP_MAP_SVC_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(struct sp_svc_stats), 64,
-	  0 },
-	{ SP_MAP_TX_PORTS, BPF_MAP_TYPE_DEVMAP_HASH, sizeof(__u32), sizeof(__u32), 8, 0 },
+	{ SP_MAP_SVC_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(struct sp_svc_stats),
+	  64, 0 },
 	{ SP_MAP_SVC_META, BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(struct sp_svc_meta), 64,
 	  BPF_F_NO_PREALLOC },
 };
-enum { T_SERVICES, T_BACKENDS, T_MAGLEV, T_CT, T_NODE, T_STATS, T_REASONS, T_SVC_STATS, T_TX,
-       T_META, T_NMAPS };
+enum { T_SERVICES, T_BACKENDS, T_MAGLEV, T_CT, T_NODE, T_STATS, T_REASONS, T_SVC_STATS, T_META,
+       T_NMAPS };
 _Static_assert(ARRAY_SIZE(tmaps) == T_NMAPS, "one entry per map");
 
-static int fds[T_NMAPS];
+static int fds[T_NMAPS], blank_fds[T_NMAPS];
 static char dir[64]; /* /sys/fs/bpf/sp-test-inspect-XXXXXX */
-static char empty_dir[128], bad_dir[128], pidfile[PATH_MAX];
+static char empty_dir[128], bad_dir[128], blank_dir[128], pidfile[PATH_MAX], bad_pidfile[PATH_MAX];
 static bool made_run_dir;
 static pid_t main_pid;
 static int ncpus;
@@ -106,15 +107,19 @@ static void cleanup(void)
 	if (getpid() != main_pid)
 		return;
 	for (i = 0; i < T_NMAPS; i++) {
-		if (fds[i] > 0)
+		if (fds[i] >= 0)
 			close(fds[i]);
-		fds[i] = -1;
+		if (blank_fds[i] >= 0)
+			close(blank_fds[i]);
+		fds[i] = blank_fds[i] = -1;
 	}
 	if (dir[0])
 		rm_tree(dir);
 	dir[0] = '\0';
 	if (pidfile[0])
 		unlink(pidfile);
+	if (bad_pidfile[0])
+		unlink(bad_pidfile);
 	if (made_run_dir)
 		rmdir(SP_RUN_DIR); /* only if still empty */
 	made_run_dir = false;
@@ -271,7 +276,8 @@ static int put(int m, const void *k, const void *v)
 static int put_fe(struct sp_addr addr, __u8 family, __u16 port, __u8 proto, __u32 svc_id,
 		  __u32 region, __u32 m, __u16 n, __u16 flags)
 {
-	struct sp_svc_key k = { .addr = addr, .port = htons(port), .proto = proto, .family = family };
+	struct sp_svc_key k = { .addr = addr, .port = htons(port), .proto = proto,
+				.family = family };
 	struct sp_svc v = { .svc_id = svc_id, .region = region, .m = m, .n = n, .flags = flags };
 
 	return put(T_SERVICES, &k, &v);
@@ -332,7 +338,8 @@ static int put_percpu(int m, __u32 key, const void *first, const void *rest, siz
 
 static int put_ct(const char *s, __u16 sport, const char *d, __u16 dport, __u8 family, __u8 proto,
 		  __u8 dir_, const char *nat, __u16 nat_port, const char *nat_s, __u16 nat_sport,
-		  __u32 backend, __u32 svc, __u8 state, __u8 flags, long long exp_s, long long age_s)
+		  __u32 backend, __u32 svc, __u8 state, __u8 flags, long long exp_s,
+		  long long age_s)
 {
 	struct sp_addr (*conv)(const char *) = family == SP_FAMILY_V4 ? a4 : a6;
 	struct sp_ct_key k = { .saddr = conv(s), .daddr = conv(d), .sport = htons(sport),
@@ -351,10 +358,13 @@ static int put_ct(const char *s, __u16 sport, const char *d, __u16 dport, __u8 f
 
 /* svc 1's table: slot 0 for e % 5 in {0,1,2}, else slot 1: 151 and 100 entries of 251. */
 static __u16 svc1_table[251];
+/* svc 5's: e % 7 == 0 points past its 2 backends (36 entries), else slot e % 2 (108, 107). */
+static __u16 svc5_table[251];
 
 static int fill(void)
 {
 	static const __u32 ids1[] = { 3, 70000 }, ids2[] = { 5 }, ids4[] = { 3 };
+	static const __u32 ids5[] = { 3, 4242 };
 	static __u16 zeros[251];
 	struct sp_svc_stats ss = { .packets = 100, .bytes = 6000, .new_flows = 7, .drops = 1 };
 	struct sp_svc_stats rj = { .rejects = 2 };
@@ -365,8 +375,10 @@ static int fill(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t_now = (__u64)ts.tv_sec * NSEC + ts.tv_nsec;
-	for (i = 0; i < 251; i++)
+	for (i = 0; i < 251; i++) {
 		svc1_table[i] = i % 5 < 3 ? 0 : 1;
+		svc5_table[i] = i % 7 ? i % 2 : 7;
+	}
 
 	/* svc 1: v4 tcp, ClusterIP + external + NodePort, two backends (one id > 16 bits). */
 	err = err ?: put_fe(a4("10.96.0.10"), SP_FAMILY_V4, 80, IPPROTO_TCP, 1, 0, 251, 2, 0);
@@ -389,6 +401,13 @@ static int fill(void)
 	err = err ?: put_fe(a4("10.96.0.20"), SP_FAMILY_V4, 80, IPPROTO_TCP, 4, 16, 251, 1, 0);
 	err = err ?: put_region(16, ids4, 1, zeros, 251);
 	err = err ?: put_meta(4, "default/web2:http/tcp/v4", 251, 1, 16);
+	/* svc 5: a backend id missing from sp_backends, entries past the list. */
+	err = err ?: put_fe(a4("10.96.0.30"), SP_FAMILY_V4, 80, IPPROTO_TCP, 5, 24, 251, 2, 0);
+	err = err ?: put_region(24, ids5, 2, svc5_table, 251);
+	err = err ?: put_meta(5, "default/broken:http/tcp/v4", 251, 2, 24);
+	/* svc 6: a region that runs past the end of sp_maglev. */
+	err = err ?: put_fe(a4("10.96.0.40"), SP_FAMILY_V4, 80, IPPROTO_TCP, 6, 64, 251, 1, 0);
+	err = err ?: put_meta(6, "default/badregion:http/tcp/v4", 251, 1, 64);
 	/* svc 9: no metadata. */
 	err = err ?: put_fe(a4("10.96.0.99"), SP_FAMILY_V4, 443, IPPROTO_TCP, 9, 0, 0, 0, 0);
 
@@ -417,6 +436,30 @@ static int fill(void)
 	return err;
 }
 
+/* Create every map of tmaps[] into out[] and pin it under d. Returns 0 or -1. */
+static int create_maps(const char *d, int *out)
+{
+	char path[PATH_MAX];
+	int i;
+
+	for (i = 0; i < T_NMAPS; i++) {
+		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = tmaps[i].flags);
+
+		out[i] = bpf_map_create(tmaps[i].type, tmaps[i].name, tmaps[i].key_size,
+					tmaps[i].value_size, tmaps[i].max_entries, &o);
+		if (out[i] < 0) {
+			fprintf(stderr, "create map %s: %s\n", tmaps[i].name, strerror(-out[i]));
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s/%s", d, tmaps[i].name);
+		if (bpf_obj_pin(out[i], path)) {
+			fprintf(stderr, "pin %s: %s\n", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Create, pin and fill every map in a fresh directory. Returns 0 or -1. */
 static int setup(void)
 {
@@ -430,27 +473,21 @@ static int setup(void)
 		dir[0] = '\0';
 		return -1;
 	}
-	for (i = 0; i < T_NMAPS; i++) {
-		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = tmaps[i].flags);
-
-		fds[i] = bpf_map_create(tmaps[i].type, tmaps[i].name, tmaps[i].key_size,
-					tmaps[i].value_size, tmaps[i].max_entries, &o);
-		if (fds[i] < 0) {
-			fprintf(stderr, "create map %s: %s\n", tmaps[i].name, strerror(-fds[i]));
-			return -1;
-		}
-		snprintf(path, sizeof(path), "%s/%s", dir, tmaps[i].name);
-		if (bpf_obj_pin(fds[i], path)) {
-			fprintf(stderr, "pin %s: %s\n", path, strerror(errno));
-			return -1;
-		}
-	}
-	/* An empty directory, and one whose sp_services has another value size. */
+	if (create_maps(dir, fds))
+		return -1;
+	/* Every map but empty; an empty directory; an sp_services of another value size. */
+	snprintf(blank_dir, sizeof(blank_dir), "%s/blank", dir);
 	snprintf(empty_dir, sizeof(empty_dir), "%s/empty", dir);
 	snprintf(bad_dir, sizeof(bad_dir), "%s/bad/", dir); /* trailing '/' on purpose */
-	if (mkdir(empty_dir, 0700) || mkdir(bad_dir, 0700)) {
+	if (mkdir(blank_dir, 0700) || mkdir(empty_dir, 0700) || mkdir(bad_dir, 0700)) {
 		perror("mkdir on bpffs");
 		return -1;
+	}
+	if (create_maps(blank_dir, blank_fds))
+		return -1;
+	for (i = 0; i < T_NMAPS; i++) {
+		close(blank_fds[i]);
+		blank_fds[i] = -1;
 	}
 	bad = tmaps[T_SERVICES];
 	fd = bpf_map_create(bad.type, bad.name, bad.key_size, bad.value_size + 4, 4, NULL);
@@ -462,7 +499,8 @@ static int setup(void)
 		return -1;
 	}
 	close(fd);
-	if (sp_pidfile_path(dir, pidfile, sizeof(pidfile))) {
+	if (sp_pidfile_path(dir, pidfile, sizeof(pidfile)) ||
+	    sp_pidfile_path(bad_dir, bad_pidfile, sizeof(bad_pidfile))) {
 		fprintf(stderr, "pid file path for %s\n", dir);
 		return -1;
 	}
@@ -507,22 +545,28 @@ static void test_digest(void)
 		{ .addr = a4("10.244.1.5"), .port = htons(8080), .family = SP_FAMILY_V4 },
 		{ .addr = a6("fd00::1"), .port = htons(80), .family = SP_FAMILY_V6 },
 	};
+	struct sp_backend swapped[2] = { be[1], be[0] };
 	const struct sp_backend *per[5];
 	__u16 t1[5] = { 0, 1, 1, 0, 1 }, t2[5];
-	struct sp_backend swapped[2] = { be[1], be[0] };
+	uint64_t d1 = 0, d2 = 0, d3 = 0, d0 = 0;
 	size_t i;
 
 	for (i = 0; i < 5; i++) {
 		per[i] = &be[t1[i]];
 		t2[i] = !t1[i];
 	}
-	ASSERT_EQ(sp_inspect_digest(be, 2, t1, 5), ref_digest(per, 5), "matches reference");
+	/* Stray bytes behind an IPv4 address must not change anything. */
+	be[0].addr.addr[2] = 0xdeadbeef;
+	ASSERT_EQ(sp_inspect_digest(be, 2, t1, 5, &d1), 0, "digest");
+	be[0].addr.addr[2] = 0;
+	ASSERT_EQ(d1, ref_digest(per, 5), "matches the reference definition");
 	/* Same backend per entry through another slot order: same digest. */
-	ASSERT_EQ(sp_inspect_digest(swapped, 2, t2, 5), sp_inspect_digest(be, 2, t1, 5),
-		  "by identity, not index");
-	ASSERT_NEQ(sp_inspect_digest(be, 2, t2, 5), sp_inspect_digest(be, 2, t1, 5),
-		   "different table");
-	ASSERT_EQ(sp_inspect_digest(be, 2, t1, 0), 0xcbf29ce484222325ull, "empty table");
+	ASSERT_EQ(sp_inspect_digest(swapped, 2, t2, 5, &d2), 0, "digest");
+	ASSERT_EQ(d2, d1, "by identity, not index");
+	ASSERT_EQ(sp_inspect_digest(be, 2, t2, 5, &d3), 0, "digest");
+	ASSERT_NEQ(d3, d1, "different table");
+	ASSERT_EQ(sp_inspect_digest(be, 2, t1, 0, &d0), 0, "digest");
+	ASSERT_EQ(d0, 0xcbf29ce484222325ull, "empty table");
 }
 
 static void test_args(void)
@@ -608,6 +652,40 @@ static void test_missing_maps(void)
 	out_free(&r);
 }
 
+/* Every map pinned but empty: a node with no Service yet. */
+static void test_empty_maps(void)
+{
+	struct json_object *j;
+	struct out r;
+
+	r = run(cmd_services, "services", "--bpffs-dir", blank_dir, NULL);
+	ASSERT_EQ(r.ret, 0, "services");
+	ASSERT_CONTAINS(r.o, "no services in", "says so");
+	out_free(&r);
+	r = run(cmd_services, "services", "--bpffs-dir", blank_dir, "--json", NULL);
+	ASSERT_EQ(r.ret, 0, "services --json");
+	j = parse_json(&r);
+	ASSERT_TRUE(j && json_object_is_type(j, json_type_array) && !json_object_array_length(j),
+		    "empty array");
+	json_object_put(j);
+	out_free(&r);
+	r = run(cmd_backends, "backends", "--bpffs-dir", blank_dir, NULL);
+	ASSERT_EQ(r.ret, 0, "backends");
+	ASSERT_CONTAINS(r.o, "no backends in", "says so");
+	out_free(&r);
+	r = run(cmd_conntrack, "conntrack", "--bpffs-dir", blank_dir, NULL);
+	ASSERT_EQ(r.ret, 0, "conntrack");
+	ASSERT_CONTAINS(r.o, "no conntrack entries in", "says so");
+	out_free(&r);
+	r = run(cmd_maglev, "maglev", "--bpffs-dir", blank_dir, "1", NULL);
+	ASSERT_EQ(r.ret, -ENOENT, "maglev of nothing");
+	out_free(&r);
+	r = run(cmd_stats, "stats", "--bpffs-dir", blank_dir, NULL);
+	ASSERT_EQ(r.ret, 0, "stats");
+	ASSERT_CONTAINS(r.o, "(no reason counted a packet", "says so");
+	out_free(&r);
+}
+
 static void test_services_text(void)
 {
 	const char *line, *nl, *hdr;
@@ -641,7 +719,12 @@ static void test_services_text(void)
 				    line[col] != ' ',
 			    "FRONTENDS column aligned");
 	}
-	ASSERT_EQ(rows, 5, "one row per Service port");
+	ASSERT_EQ(rows, 7, "one row per Service port");
+	ASSERT_CONTAINS(r.o, "backends: 10.244.1.5:8080 (id 3), (missing id 4242)", "missing id");
+	ASSERT_CONTAINS(r.o, "backends: unreadable", "region past the end");
+	ASSERT_CONTAINS(r.e,
+			"svcplane services: Maglev region at chunk 64 (1 chunk) lies past the end",
+			"region error reported");
 	out_free(&r);
 }
 
@@ -655,11 +738,11 @@ static void test_services_json(void)
 	j = parse_json(&r);
 	if (!ASSERT_TRUE(j && json_object_is_type(j, json_type_array), "array"))
 		goto out;
-	ASSERT_EQ(json_object_array_length(j), 5, "five Service ports");
+	ASSERT_EQ(json_object_array_length(j), 7, "seven Service ports");
 	/* Sorted by name ('2' sorts before ':'), unnamed last. */
-	ASSERT_STREQ(jstring(json_object_array_get_idx(j, 0), "name"), "default/web2:http/tcp/v4",
+	ASSERT_STREQ(jstring(json_object_array_get_idx(j, 2), "name"), "default/web2:http/tcp/v4",
 		     "sorted by name");
-	s = json_object_array_get_idx(j, 1);
+	s = json_object_array_get_idx(j, 3);
 	ASSERT_STREQ(jstring(s, "name"), "default/web:http/tcp/v4", "sorted by name");
 	ASSERT_EQ(jint(s, "svc_id"), 1, "svc_id");
 	ASSERT_EQ(jint(s, "maglev_m"), 251, "maglev_m");
@@ -689,15 +772,15 @@ static void test_services_json(void)
 	ASSERT_EQ(jint(st, "new_flows"), 7LL * ncpus, "new_flows");
 	ASSERT_EQ(jint(st, "rejects"), 0, "rejects");
 
-	s = json_object_array_get_idx(j, 2);
+	s = json_object_array_get_idx(j, 4);
 	ASSERT_STREQ(jstring(s, "family"), "ipv6", "v6 after v4");
 	ASSERT_STREQ(jstring(json_object_array_get_idx(jget(s, "backends"), 0), "address"),
 		     "fd00:244::5", "v6 backend");
-	s = json_object_array_get_idx(j, 3);
+	s = json_object_array_get_idx(j, 5);
 	ASSERT_STREQ(jstring(s, "name"), "kube-system/dns:dns/udp/v4", "dns");
 	ASSERT_EQ(jint(jget(s, "stats"), "rejects"), 2LL * ncpus, "dns rejects");
 	ASSERT_EQ(json_object_array_length(jget(s, "backends")), 0, "no backends");
-	s = json_object_array_get_idx(j, 4);
+	s = json_object_array_get_idx(j, 6);
 	ASSERT_TRUE(jget(s, "name") == NULL && json_object_object_get_ex(s, "name", NULL),
 		    "name null without metadata");
 	ASSERT_EQ(jint(s, "svc_id"), 9, "unnamed last");
@@ -712,7 +795,7 @@ static void test_backends(void)
 		long long id, refs;
 		const char *addr, *family;
 	} want[] = {
-		{ 3, 2, "10.244.1.5", "ipv4" },
+		{ 3, 3, "10.244.1.5", "ipv4" },
 		{ 5, 1, "fd00:244::5", "ipv6" },
 		{ 9, 0, "10.244.3.9", "ipv4" },
 		{ 70000, 1, "10.244.2.7", "ipv4" },
@@ -877,6 +960,35 @@ static void test_maglev(void)
 	ASSERT_CONTAINS(r.o, "\n  250     0   5  [fd00:244::5]:8080\n", "last entry");
 	out_free(&r);
 
+	r = run(cmd_maglev, "maglev", "--bpffs-dir", dir, "default/broken", "--json", NULL);
+	ASSERT_EQ(r.ret, 0, "maglev with a missing backend");
+	j = parse_json(&r);
+	ASSERT_EQ(jint(j, "invalid_entries"), 36, "entries past the list");
+	be = jget(j, "backends");
+	if (ASSERT_EQ(be ? json_object_array_length(be) : 0, 2, "backends")) {
+		ASSERT_EQ(jint(json_object_array_get_idx(be, 0), "entries"), 108, "slot 0");
+		ASSERT_EQ(jint(json_object_array_get_idx(be, 1), "entries"), 107, "slot 1");
+		ASSERT_EQ(jint(json_object_array_get_idx(be, 1), "id"), 4242, "missing id");
+		ASSERT_TRUE(json_object_object_get_ex(json_object_array_get_idx(be, 1), "address",
+						      &t) && !t,
+			    "missing backend has a null address");
+		ASSERT_TRUE(jtrue(json_object_array_get_idx(be, 1), "missing"), "marked missing");
+	}
+	json_object_put(j);
+	out_free(&r);
+
+	r = run(cmd_maglev, "maglev", "--bpffs-dir", dir, "default/broken:http/tcp/v4", NULL);
+	ASSERT_EQ(r.ret, 0, "maglev text with a missing backend");
+	ASSERT_CONTAINS(r.o, "invalid  36 entries point past the backend list", "invalid line");
+	ASSERT_CONTAINS(r.o, "4242  (missing)", "missing row");
+	out_free(&r);
+
+	r = run(cmd_maglev, "maglev", "--bpffs-dir", dir, "6", NULL);
+	ASSERT_EQ(r.ret, -ERANGE, "region past the end of sp_maglev");
+	ASSERT_CONTAINS(r.e, "region at chunk 64 (8 chunks) lies past the end of sp_maglev (64",
+			"says where");
+	out_free(&r);
+
 	r = run(cmd_maglev, "maglev", "--bpffs-dir", dir, "kube-system/dns", NULL);
 	ASSERT_EQ(r.ret, 0, "Service without backends");
 	ASSERT_CONTAINS(r.o, "no backends: new connections are rejected", "says so");
@@ -953,7 +1065,7 @@ static void test_status(void)
 			ASSERT_TRUE(jtrue(m, "pinned") && jtrue(m, "abi_ok"), tmaps[i].name);
 			ASSERT_EQ(jint(m, "max_entries"), tmaps[i].max_entries, "max_entries");
 		}
-		ASSERT_EQ(jint(json_object_array_get_idx(maps, 0), "entries"), 8, "frontends");
+		ASSERT_EQ(jint(json_object_array_get_idx(maps, 0), "entries"), 10, "frontends");
 		ASSERT_EQ(jint(json_object_array_get_idx(maps, T_CT), "entries"), 4, "ct entries");
 	}
 	json_object_put(j);
@@ -966,14 +1078,43 @@ static void test_status(void)
 	if (!ASSERT_TRUE(f != NULL, "write pid file"))
 		return;
 	fprintf(f, "%d\n", (int)getpid());
-	fclose(f);
+	fflush(f);
+	/* Alive but not holding the lock: a reused pid, so not running. */
 	r = run(cmd_status, "status", "--bpffs-dir", dir, NULL);
+	ASSERT_EQ(r.ret, -ESRCH, "unlocked pid file");
+	ASSERT_CONTAINS(r.o, "does not hold its lock", "says why");
+	out_free(&r);
+	/* Locked as the daemon does. */
+	if (!ASSERT_EQ(flock(fileno(f), LOCK_EX | LOCK_NB), 0, "lock pid file")) {
+		fclose(f);
+		return;
+	}
+	r = run(cmd_status, "status", "--bpffs-dir", dir, NULL);
+	fclose(f); /* drops the lock */
 	ASSERT_EQ(r.ret, 0, "running and ready");
 	snprintf(want, sizeof(want), "daemon    running (pid %d)", (int)getpid());
 	ASSERT_CONTAINS(r.o, want, "running");
 	ASSERT_CONTAINS(r.o, "state     ready", "ready");
 	ASSERT_CONTAINS(r.o, "sp_ct          yes     lru_hash", "map row");
 	out_free(&r);
+
+	/* A running daemon with only part of its maps pinned (bad_dir): not ready. */
+	f = fopen(bad_pidfile, "w");
+	if (ASSERT_TRUE(f != NULL, "write pid file") &&
+	    ASSERT_EQ(flock(fileno(f), LOCK_EX | LOCK_NB), 0, "lock pid file")) {
+		fprintf(f, "%d\n", (int)getpid());
+		fflush(f);
+		r = run(cmd_status, "status", "--bpffs-dir", bad_dir, NULL);
+		ASSERT_EQ(r.ret, -EAGAIN, "running, not ready");
+		ASSERT_CONTAINS(r.o, "state     not ready: sp_backends not pinned", "says which");
+		snprintf(want, sizeof(want), "value size %zu, expected %zu",
+			 sizeof(struct sp_svc) + 4, sizeof(struct sp_svc));
+		ASSERT_CONTAINS(r.o, want, "CHECK column");
+		out_free(&r);
+	}
+	if (f)
+		fclose(f);
+	unlink(bad_pidfile);
 
 	/* A stale pid file. */
 	f = fopen(pidfile, "w");
@@ -983,7 +1124,8 @@ static void test_status(void)
 	}
 	r = run(cmd_status, "status", "--bpffs-dir", dir, NULL);
 	ASSERT_EQ(r.ret, -ESRCH, "stale pid file");
-	ASSERT_CONTAINS(r.o, "not running (stale pid file", "says stale");
+	ASSERT_CONTAINS(r.o, "not running (stale pid file: pid 2147483646 is gone)", "says stale");
+	ASSERT_CONTAINS(r.o, "state     not ready: daemon not running", "state says why");
 	out_free(&r);
 	unlink(pidfile);
 }
@@ -1079,7 +1221,7 @@ int main(void)
 
 	main_pid = getpid();
 	for (i = 0; i < T_NMAPS; i++)
-		fds[i] = -1;
+		fds[i] = blank_fds[i] = -1;
 	RUN_TEST(test_pidfile_path);
 	RUN_TEST(test_digest);
 	if (geteuid() != 0 || statfs("/sys/fs/bpf", &sfs) ||
@@ -1097,6 +1239,7 @@ int main(void)
 	}
 	RUN_TEST(test_args);
 	RUN_TEST(test_missing_maps);
+	RUN_TEST(test_empty_maps);
 	RUN_TEST(test_services_text);
 	RUN_TEST(test_services_json);
 	RUN_TEST(test_backends);

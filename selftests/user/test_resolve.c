@@ -82,8 +82,7 @@ static bool has_fe(const struct sp_want_svc *w, const char *s, uint16_t port, ui
 }
 
 /* Backend i is s:port with weight wt? */
-static bool be_is(const struct sp_want_svc *w, size_t i, const char *s, uint16_t port,
-		  uint16_t wt)
+static bool be_is(const struct sp_want_svc *w, size_t i, const char *s, uint16_t port, uint16_t wt)
 {
 	return w && i < w->n_be && ip_is(&w->be[i].ip, s) && w->be[i].port == port &&
 	       w->be[i].weight == wt;
@@ -92,7 +91,7 @@ static bool be_is(const struct sp_want_svc *w, size_t i, const char *s, uint16_t
 static void test_default_config(void)
 {
 	static const char *const ids[] = {
-		"demo/dns:dns/udp/v4",	 "demo/dns:dns/udp/v6",	  "demo/empty:http/tcp/v4",
+		"demo/dns:dns/udp/v4",	  "demo/dns:dns/udp/v6",  "demo/empty:http/tcp/v4",
 		"demo/empty:http/tcp/v6", "demo/web:http/tcp/v4", "demo/web:http/tcp/v6",
 	};
 	const struct sp_want_svc *w;
@@ -152,7 +151,8 @@ static void test_dual_stack(void)
 	static const char yaml[] =
 		"services:\n"
 		"  - {name: v4, type: NodePort, clusterIPs: [10.96.0.1],\n"
-		"     externalIPs: [192.0.2.1, \"2001:db8::1\"], ports: [{port: 80, nodePort: 30001}]}\n"
+		"     externalIPs: [192.0.2.1, \"2001:db8::1\"],\n"
+		"     ports: [{port: 80, nodePort: 30001}]}\n"
 		"  - {name: v6, clusterIPs: [\"fd00::2\"], ports: [{port: 80}]}\n"
 		"  - {name: ds, clusterIPs: [\"fd00::3\", 10.96.0.3], ports: [{port: 80}]}\n"
 		"endpointSlices:\n"
@@ -255,18 +255,18 @@ out:
 	sp_model_free(&m);
 }
 
-#define READINESS_SVC                                                                      \
-	"services:\n"                                                                      \
-	"  - {name: s, clusterIP: 10.96.0.1, ports: [{port: 80}]}\n"                       \
-	"endpointSlices:\n"                                                                \
-	"  - name: s-1\n"                                                                  \
-	"    serviceName: s\n"                                                             \
-	"    addressType: IPv4\n"                                                          \
-	"    ports: [{port: 8080}]\n"                                                      \
+#define READINESS_SVC                                                                              \
+	"services:\n"                                                                              \
+	"  - {name: s, clusterIP: 10.96.0.1, ports: [{port: 80}]}\n"                               \
+	"endpointSlices:\n"                                                                        \
+	"  - name: s-1\n"                                                                          \
+	"    serviceName: s\n"                                                                     \
+	"    addressType: IPv4\n"                                                                  \
+	"    ports: [{port: 8080}]\n"                                                              \
 	"    endpoints:\n"
 
-#define EP(addr, ready, serving, term)                                                     \
-	"      - {addresses: [" addr "], conditions: {ready: " ready ", serving: " serving \
+#define EP(addr, ready, serving, term)                                                             \
+	"      - {addresses: [" addr "], conditions: {ready: " ready ", serving: " serving         \
 	", terminating: " term "}}\n"
 
 /* KEP-1669: ready first; serving+terminating only when nothing is ready. */
@@ -296,7 +296,8 @@ static void test_readiness(void)
 		  { "10.0.0.3" },
 		  { 1 } },
 		{ "nothing serving: no backends",
-		  EP("10.0.0.1", "false", "false", "true") EP("10.0.0.2", "false", "false", "false"),
+		  EP("10.0.0.1", "false", "false", "true")
+			  EP("10.0.0.2", "false", "false", "false"),
 		  0,
 		  {},
 		  {} },
@@ -322,8 +323,9 @@ static void test_readiness(void)
 			w = find(&d, "default/s:/tcp/v4");
 			if (ASSERT_EQ(w->n_be, cases[i].n_be, cases[i].name))
 				for (j = 0; j < cases[i].n_be; j++)
-					ASSERT_TRUE(be_is(w, j, cases[i].be[j], 8080, cases[i].wt[j]),
-						    cases[i].name);
+					ASSERT_TRUE(
+						be_is(w, j, cases[i].be[j], 8080, cases[i].wt[j]),
+						cases[i].name);
 		}
 		sp_desired_free(&d);
 		sp_model_free(&m);
@@ -333,20 +335,21 @@ static void test_readiness(void)
 /* Slices of one Service are merged; an endpoint in two slices counts once, at its best. */
 static void test_merge_dedup(void)
 {
-	static const char yaml[] =
-		READINESS_SVC EP("10.0.0.1", "false", "false", "false")
-		EP("10.0.0.2", "true", "true", "false")
-		"  - name: s-2\n"
-		"    serviceName: s\n"
-		"    addressType: IPv4\n"
-		"    ports: [{port: 8080}]\n"
-		"    endpoints:\n" EP("10.0.0.1", "true", "true", "false")
-		EP("10.0.0.2", "true", "true", "false") EP("10.0.0.3", "true", "true", "false")
-		"  - name: s-3\n"
-		"    serviceName: s\n"
-		"    addressType: IPv4\n"
-		"    ports: [{port: 8081}]\n"
-		"    endpoints:\n" EP("10.0.0.3", "true", "true", "false");
+	static const char yaml[] = READINESS_SVC EP("10.0.0.1", "false", "false", "false")
+		EP("10.0.0.2", "true", "true",
+		   "false") "  - name: s-2\n"
+			    "    serviceName: s\n"
+			    "    addressType: IPv4\n"
+			    "    ports: [{port: 8080}]\n"
+			    "    endpoints:\n" EP("10.0.0.1", "true", "true", "false")
+				    EP("10.0.0.2", "true", "true", "false")
+					    EP("10.0.0.3", "true", "true",
+					       "false") "  - name: s-3\n"
+							"    serviceName: s\n"
+							"    addressType: IPv4\n"
+							"    ports: [{port: 8081}]\n"
+							"    endpoints:\n" EP("10.0.0.3", "true",
+									      "true", "false");
 	const struct sp_want_svc *w;
 	struct sp_desired d = { 0 };
 	struct sp_model m;
@@ -412,7 +415,8 @@ static void test_duplicate_frontend(void)
 		"services:\n"
 		"  - {name: b, type: NodePort, clusterIP: 10.96.0.2, externalIPs: [192.0.2.2],\n"
 		"     ports: [{port: 80, nodePort: 30002}]}\n"
-		"  - {name: a, clusterIP: 10.96.0.1, externalIPs: [192.0.2.1], ports: [{port: 80}]}\n"
+		"  - {name: a, clusterIP: 10.96.0.1, externalIPs: [192.0.2.1],\n"
+		"     ports: [{port: 80}]}\n"
 		"  - {name: c, type: NodePort, clusterIP: 10.96.0.3,\n"
 		"     ports: [{port: 80, nodePort: 30003}]}\n"
 		"  - {name: z, clusterIP: 10.96.0.9, ports: [{port: 80}]}\n";
@@ -423,7 +427,7 @@ static void test_duplicate_frontend(void)
 
 	if (!load(yaml, &m))
 		return;
-	/* b's clusterIP and a's externalIP become a's clusterIP; c's nodePort becomes b's; z = a. */
+	/* b's clusterIP and a's externalIP become a's clusterIP; c's nodePort, b's; z's IP, a's. */
 	m.services[0].cluster_ips[0] = m.services[1].cluster_ips[0];
 	m.services[1].external_ips[0] = m.services[0].cluster_ips[0];
 	m.services[2].ports[0].node_port = 30002;
@@ -458,14 +462,14 @@ out:
 	sp_model_free(&m);
 }
 
-#define LOCAL_SLICE(svc)                                                                   \
-	"  - name: " svc "-1\n"                                                            \
-	"    serviceName: " svc "\n"                                                       \
-	"    addressType: IPv4\n"                                                          \
-	"    ports: [{port: 8080}]\n"                                                      \
-	"    endpoints:\n"                                                                 \
-	"      - {addresses: [10.0.0.1], nodeName: node-a}\n"                              \
-	"      - {addresses: [10.0.0.2], nodeName: node-b}\n"                              \
+#define LOCAL_SLICE(svc)                                                                           \
+	"  - name: " svc "-1\n"                                                                    \
+	"    serviceName: " svc "\n"                                                               \
+	"    addressType: IPv4\n"                                                                  \
+	"    ports: [{port: 8080}]\n"                                                              \
+	"    endpoints:\n"                                                                         \
+	"      - {addresses: [10.0.0.1], nodeName: node-a}\n"                                      \
+	"      - {addresses: [10.0.0.2], nodeName: node-b}\n"                                      \
 	"      - {addresses: [10.0.0.3]}\n"
 
 static void test_traffic_policy(void)
@@ -476,9 +480,11 @@ static void test_traffic_policy(void)
 		"     ports: [{port: 80}]}\n"
 		"  - {name: itp-ext, clusterIP: 10.96.0.2, internalTrafficPolicy: Local,\n"
 		"     externalIPs: [192.0.2.2], ports: [{port: 80}]}\n"
-		"  - {name: both, type: NodePort, clusterIP: 10.96.0.3, internalTrafficPolicy: Local,\n"
+		"  - {name: both, type: NodePort, clusterIP: 10.96.0.3,\n"
+		"     internalTrafficPolicy: Local,\n"
 		"     externalTrafficPolicy: Local, ports: [{port: 80, nodePort: 30003}]}\n"
-		"  - {name: etp, type: NodePort, clusterIP: 10.96.0.4, externalTrafficPolicy: Local,\n"
+		"  - {name: etp, type: NodePort, clusterIP: 10.96.0.4,\n"
+		"     externalTrafficPolicy: Local,\n"
 		"     ports: [{port: 80, nodePort: 30004}]}\n"
 		"  - {name: aff, clusterIP: 10.96.0.5, sessionAffinity: ClientIP,\n"
 		"     sessionAffinityTimeoutSeconds: 60, ports: [{port: 80}]}\n"
@@ -601,12 +607,12 @@ static bool desired_equal(const struct sp_desired *a, const struct sp_desired *b
 		    x->n_be != y->n_be || x->proto != y->proto || x->family != y->family)
 			return false;
 		for (j = 0; j < x->n_fe; j++)
-			if (sp_ip_cmp(&x->fe[j].ip, &y->fe[j].ip) || x->fe[j].port != y->fe[j].port ||
-			    x->fe[j].flags != y->fe[j].flags)
+			if (sp_ip_cmp(&x->fe[j].ip, &y->fe[j].ip) ||
+			    x->fe[j].port != y->fe[j].port || x->fe[j].flags != y->fe[j].flags)
 				return false;
 		for (j = 0; j < x->n_be; j++)
-			if (sp_ip_cmp(&x->be[j].ip, &y->be[j].ip) || x->be[j].port != y->be[j].port ||
-			    x->be[j].weight != y->be[j].weight)
+			if (sp_ip_cmp(&x->be[j].ip, &y->be[j].ip) ||
+			    x->be[j].port != y->be[j].port || x->be[j].weight != y->be[j].weight)
 				return false;
 	}
 	return true;

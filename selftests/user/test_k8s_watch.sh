@@ -1,0 +1,295 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# The Kubernetes client against scripts/k8s-test-apiserver.py on 127.0.0.1:
+# paginated list, watch, bookmarks, 410 relist with changes made while
+# disconnected, API server restart mid-watch, stalled and cut streams,
+# malformed objects among good ones, 401, token rotation (in-cluster),
+# client certificates and embedded CA data.
+#
+# The driver is $OUT/tests/test_k8s_client in driver mode: it writes every
+# snapshot it receives to a JSON file that the checks below poll (bounded).
+# Prints one PASS:/FAIL:/SKIP: line per case. Everything runs on 127.0.0.1
+# and is removed on exit.
+set -u
+OUT=${OUT:-build}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SRV=$ROOT/scripts/k8s-test-apiserver.py
+CLIENT=${K8S_CLIENT:-$ROOT/$OUT/tests/test_k8s_client}
+# Debian's interpreter: a version manager's shim can cost a second per call.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+if [ ! -x "$CLIENT" ]; then
+	echo "SKIP: test_k8s_watch: $CLIENT is not built"
+	exit 0
+fi
+for c in openssl curl "$PY"; do
+	if ! command -v "$c" >/dev/null; then
+		echo "SKIP: test_k8s_watch: $c is not installed"
+		exit 0
+	fi
+done
+
+tmp=$(mktemp -d /tmp/test_k8s_watch.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+failed=0
+pass() { echo "PASS: test_k8s_watch: $1"; }
+fail() {
+	echo "FAIL: test_k8s_watch: $1"
+	failed=1
+}
+
+# ---- the API server ----
+"$PY" "$SRV" serve --dir "$tmp/srv" --bookmark-interval 0.5 >"$tmp/srv.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do
+	[ -s "$tmp/srv/ready" ] && break
+	sleep 0.1
+done
+if [ ! -s "$tmp/srv/ready" ]; then
+	fail "test API server did not start"
+	cat "$tmp/srv.log"
+	exit 1
+fi
+ADMIN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_port"])' "$tmp/srv/ready")
+API=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_port"])' "$tmp/srv/ready")
+
+adm() { # VERB [JSON]
+	curl -sf --max-time 15 -X POST -H 'Content-Type: application/json' -d "${2:-{\}}" \
+		"http://127.0.0.1:$ADMIN/$1" >/dev/null
+}
+ctl() { "$PY" "$SRV" ctl "$ADMIN" "$@" >/dev/null; }
+raw() { # apply a raw object (JSON text), unvalidated
+	curl -sf --max-time 15 -X POST -H 'Content-Type: application/json' --data-binary "$1" \
+		"http://127.0.0.1:$ADMIN/apply" >/dev/null
+}
+
+# start_client NAME [driver args...]: snapshots go to $tmp/NAME.json
+start_client() {
+	local name=$1
+	shift
+	"$CLIENT" --dump "$tmp/$name.json" --run-seconds 180 --idle-timeout 3 --backoff-max 800 \
+		--debounce 50 --max-delay 300 "$@" >"$tmp/$name.log" 2>&1 &
+	pids+=($!)
+	eval "PID_$name=$!"
+}
+
+# expect NAME TIMEOUT PYTHON-EXPR: poll the snapshot until EXPR holds.
+# In EXPR: d (the snapshot), svc(key), eps(service_key) -> endpoint dicts,
+# addrs(service_key) -> sorted ready addresses, st (stats), server() (admin state).
+expect() {
+	"$PY" - "$tmp/$1.json" "$2" "$3" "$ADMIN" <<'EOF'
+import json, sys, time, urllib.request
+path, timeout, expr, admin = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+def server():
+    with urllib.request.urlopen("http://127.0.0.1:%s/state" % admin, timeout=5) as r:
+        return json.load(r)
+end = time.monotonic() + timeout
+last = None
+while True:
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        svcs = {s["key"]: s for s in d["services"]}
+        def svc(k): return svcs.get(k)
+        def eps(k):
+            ns = k.split("/")[0]
+            return [e for s in d["slices"] if s["service"] == k.split("/")[1]
+                    and s["key"].startswith(ns + "/") for e in s["endpoints"]]
+        def addrs(k): return sorted(e["addr"] for e in eps(k) if e["ready"])
+        st = d["stats"]
+        if eval("(" + expr + ")"):
+            sys.exit(0)
+        last = "seq %d: %d services %s, stats %s" % (d["seq"], len(svcs), sorted(svcs), st)
+    except (OSError, ValueError, KeyError) as e:
+        last = repr(e)
+    if time.monotonic() > end:
+        sys.stderr.write("  expected: %s\n  last seen: %s\n" % (expr, last))
+        sys.exit(1)
+    time.sleep(0.1)
+EOF
+}
+
+check() { # CASE NAME TIMEOUT EXPR
+	if expect "$2" "$3" "$4"; then pass "$1"; else fail "$1"; fi
+}
+
+# ---- fixtures: 7 Services (pages of 3), slices, a node ----
+for i in 1 2 3 4 5 6 7; do
+	ctl svc default "web$i" "10.96.0.1$i" "http:80::8080"
+done
+ctl slice default web1-abc web1 10.244.1.1,10.244.1.2,10.244.1.3/notready http:8080 --node node-a
+ctl slice default web2-abc web2 10.244.2.1 http:8080
+ctl svc shop dual 10.96.1.1,fd00:96::1 http:80::http --type NodePort
+ctl slice shop dual-v4 dual 10.244.3.1/terminating http:8080
+ctl slice shop dual-v6 dual fd00:244::1 http:8080
+ctl svc default mine 10.96.2.1 http:80 --label service.kubernetes.io/service-proxy-name=svcplane
+raw '{"kind":"Service","metadata":{"name":"ext","namespace":"default"},"spec":{"type":"ExternalName","externalName":"db.example.com"}}'
+raw '{"kind":"Service","metadata":{"name":"hl","namespace":"default"},"spec":{"clusterIP":"None","clusterIPs":["None"],"ports":[{"port":5432,"protocol":"TCP"}]}}'
+ctl node node-a 192.168.50.10 fd00:50::10
+ctl node node-b 192.168.50.11
+
+start_client main --kubeconfig "$tmp/srv/kubeconfig" --node-name node-a --page-limit 3
+check "initial paginated list" main 20 \
+	'len(d["services"]) == 10 and svc("default/web7") and svc("shop/dual") and
+	 server()["counters"].get("list_services", 0) >= 4'
+check "ExternalName ignored, headless marked" main 5 \
+	'svc("default/ext") is None and svc("default/hl")["headless"] and not svc("default/hl")["clusterIPs"]'
+check "dual-stack Service and slices" main 5 \
+	'svc("shop/dual")["clusterIPs"] == ["10.96.1.1", "fd00:96::1"] and svc("shop/dual")["type"] == "NodePort" and
+	 sorted(e["addr"] for e in eps("shop/dual")) == ["10.244.3.1", "fd00:244::1"] and
+	 [e for e in eps("shop/dual") if e["addr"] == "10.244.3.1"][0]["terminating"] and
+	 svc("shop/dual")["ports"][0]["targetPortName"] == "http"'
+check "conditions and nodeName" main 5 \
+	'addrs("default/web1") == ["10.244.1.1", "10.244.1.2"] and eps("default/web1")[0]["node"] == "node-a"'
+check "node addresses (this node only)" main 5 \
+	'd["nodeAddrs"] == ["192.168.50.10", "fd00:50::10"] and d["nodeKnown"]'
+check "proxy-name label" main 5 'svc("default/mine")["proxyName"] == "svcplane"'
+
+# ---- watch ----
+ctl svc default new1 10.96.3.1 dns:53:UDP
+ctl slice default new1-x new1 10.244.9.1 dns:53:UDP
+ctl slice default web1-abc web1 10.244.1.1,10.244.1.2,10.244.1.3,10.244.1.4 http:8080
+ctl del Service default web7
+check "watch: add, scale up, delete" main 10 \
+	'svc("default/new1") and svc("default/new1")["ports"][0]["protocol"] == "UDP" and
+	 addrs("default/web1") == ["10.244.1.1", "10.244.1.2", "10.244.1.3", "10.244.1.4"] and
+	 svc("default/web7") is None'
+ctl slice default web1-abc web1 10.244.1.1,10.244.1.2/terminating http:8080
+check "watch: endpoint terminating, scale down" main 10 \
+	'addrs("default/web1") == ["10.244.1.1"] and len(eps("default/web1")) == 2'
+ctl svc default web3 10.96.0.13 http:80::8080 --type LoadBalancer --lb 198.51.100.3
+check "watch: ClusterIP -> LoadBalancer" main 10 \
+	'svc("default/web3")["type"] == "LoadBalancer" and svc("default/web3")["lbIPs"] == ["198.51.100.3"]'
+ctl svc default web3 10.96.0.13 http:80::8080
+check "watch: LoadBalancer -> ClusterIP" main 10 \
+	'svc("default/web3")["type"] == "ClusterIP" and not svc("default/web3")["lbIPs"]'
+ctl node node-a 192.168.50.10 192.168.50.20
+check "watch: node addresses change" main 10 'd["nodeAddrs"] == ["192.168.50.10", "192.168.50.20"]'
+check "bookmarks received" main 10 'st["bookmarks"] >= 1'
+
+# ---- malformed objects among good ones ----
+raw '{"kind":"Service","metadata":{"name":"bad1","namespace":"default"},"spec":{"clusterIP":"10.96.0.999","ports":[{"port":80}]}}'
+raw '{"kind":"Service","metadata":{"name":"web2","namespace":"default"},"spec":{"clusterIP":"10.96.0.12","ports":[{"port":99999}]}}'
+raw '{"kind":"EndpointSlice","metadata":{"name":"web2-abc","namespace":"default","labels":{"kubernetes.io/service-name":"web2"}},"addressType":"IPv4","endpoints":[{"addresses":["not-an-ip"]}]}'
+ctl svc default good1 10.96.4.1 http:80
+check "malformed objects skipped, last good state kept" main 10 \
+	'svc("default/good1") and svc("default/bad1") is None and
+	 svc("default/web2")["ports"][0]["port"] == 80 and addrs("default/web2") == ["10.244.2.1"] and
+	 st["bad_objects"] >= 3'
+if grep -q "default/bad1" "$tmp/main.log"; then
+	pass "warning names the bad object"
+else
+	fail "warning names the bad object"
+fi
+# Fix web2 again so later relists compare against a good object.
+ctl svc default web2 10.96.0.12 http:80::8080
+ctl slice default web2-abc web2 10.244.2.1 http:8080
+
+# ---- 410 Gone: changes while disconnected, then a relist (never a flush) ----
+relists_before=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"]["relists_gone"])' "$tmp/main.json")
+updates_before=$(wc -l <"$tmp/main.json.log")
+adm down
+sleep 0.5
+ctl del Service default web4
+ctl svc default offline1 10.96.5.1 http:80
+ctl slice default web2-abc web2 10.244.2.1,10.244.2.2 http:8080
+adm compact
+adm up
+check "410 Gone: relist applies changes made while disconnected" main 20 \
+	'svc("default/web4") is None and svc("default/offline1") and
+	 addrs("default/web2") == ["10.244.2.1", "10.244.2.2"] and st["relists_gone"] > '"$relists_before"
+# Every snapshot since the disconnect kept the Services that still exist.
+if tail -n +"$((updates_before + 1))" "$tmp/main.json.log" |
+	awk '{ split($3, a, "="); if (a[2] < 10) bad = 1 } END { exit bad }'; then
+	pass "410 Gone: no snapshot dropped state during the relist"
+else
+	fail "410 Gone: no snapshot dropped state during the relist"
+	cat "$tmp/main.json.log" >&2
+fi
+
+# ---- 410 as an HTTP status on the watch request ----
+adm config '{"watch_gone_http": true}'
+adm down
+ctl svc default offline2 10.96.5.2 http:80
+adm compact
+adm up
+check "410 as HTTP status: relist" main 20 'svc("default/offline2") is not None'
+adm config '{"watch_gone_http": false}'
+
+# ---- API server restart mid-watch (no compaction: resume from the resourceVersion) ----
+adm restart '{"down_ms": 1500}'
+ctl svc default after-restart 10.96.6.1 http:80
+check "API server restart mid-watch" main 20 'svc("default/after-restart") is not None'
+
+# ---- a stream cut mid-event ----
+adm end-streams '{"abort": true}'
+ctl svc default after-cut 10.96.6.2 http:80
+check "stream cut mid-event: re-watch" main 15 \
+	'svc("default/after-cut") is not None and st["watch_drops"] >= 1'
+
+# ---- a stalled stream (no bytes, no bookmarks) ----
+adm stall '{"on": true}'
+ctl svc default after-stall 10.96.6.3 http:80
+check "stalled stream detected, re-watched" main 20 'svc("default/after-stall") is not None'
+adm stall '{"on": false}'
+
+# ---- 401 without a token ----
+start_client notoken --kubeconfig "$tmp/srv/kubeconfig-notoken"
+for _ in $(seq 100); do
+	grep -q "HTTP 401" "$tmp/notoken.log" && break
+	sleep 0.1
+done
+if [ ! -e "$tmp/notoken.json" ] && grep -q "HTTP 401" "$tmp/notoken.log"; then
+	pass "401 without a token: error logged, no snapshot"
+else
+	fail "401 without a token: error logged, no snapshot"
+	cat "$tmp/notoken.log" >&2
+fi
+kill "$PID_notoken" 2>/dev/null
+
+# ---- client certificate and embedded CA ----
+start_client cert --kubeconfig "$tmp/srv/kubeconfig-cert"
+check "client certificate (data) authenticates" cert 15 'svc("default/after-stall") is not None'
+start_client cadata --kubeconfig "$tmp/srv/kubeconfig-cadata"
+check "certificate-authority-data" cadata 15 'svc("default/after-stall") is not None'
+kill "$PID_cert" "$PID_cadata" 2>/dev/null
+
+# ---- in-cluster configuration with token rotation ----
+mkdir -p "$tmp/sa"
+cp "$tmp/srv/ca.crt" "$tmp/sa/ca.crt"
+cp "$tmp/srv/token" "$tmp/sa/token"
+KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$API start_client incluster --sa-dir "$tmp/sa"
+check "in-cluster configuration" incluster 15 'svc("default/after-stall") is not None'
+adm tokens '{"tokens": ["rotated-token"]}'
+echo rotated-token >"$tmp/sa/token.new"
+mv "$tmp/sa/token.new" "$tmp/sa/token"
+adm end-streams
+ctl svc default after-rotation 10.96.6.4 http:80
+check "token file re-read after rotation" incluster 20 'svc("default/after-rotation") is not None'
+
+# ---- the main client (old token) was refused meanwhile, then recovers ----
+adm tokens '{"tokens": ["svcplane-test-token", "rotated-token"]}'
+check "recovers after 401s without losing state" main 20 \
+	'svc("default/after-rotation") is not None and svc("default/web1") is not None'
+
+if [ $failed -ne 0 ]; then
+	echo "--- server log" >&2
+	tail -20 "$tmp/srv.log" >&2
+	echo "--- main client log" >&2
+	tail -30 "$tmp/main.log" >&2
+fi
+exit $failed

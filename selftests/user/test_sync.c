@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Map sync (user/sync.c) against real BPF maps created here with the ABI's
+ * layouts (no program needed): diffing, the order of the table switch,
+ * recovery of the state after a restart, and capacity errors that keep the
+ * last good state.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "svcplane.h"
+#include "log.h"
+#include "maglev.h"
+#include "resolve.h"
+#include "sync.h"
+#include "test.h"
+
+struct maps {
+	struct sp_sync_maps m;
+};
+
+static int mk(enum bpf_map_type t, size_t k, size_t v, uint32_t n, uint32_t flags)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = flags);
+
+	return bpf_map_create(t, NULL, k, v, n, &o);
+}
+
+static int maps_create(struct maps *x, uint32_t chunks, uint32_t svc_ids, uint32_t backends)
+{
+	memset(x, 0, sizeof(*x));
+	x->m.fd_services = mk(BPF_MAP_TYPE_HASH, sizeof(struct sp_svc_key), sizeof(struct sp_svc),
+			      svc_ids * 4, BPF_F_NO_PREALLOC);
+	x->m.fd_backends = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_backend), backends,
+			      BPF_F_NO_PREALLOC);
+	x->m.fd_maglev = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_maglev_chunk), chunks, 0);
+	x->m.fd_svc_meta = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_svc_meta), svc_ids,
+			      BPF_F_NO_PREALLOC);
+	x->m.fd_svc_stats = mk(BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct sp_svc_stats), svc_ids, 0);
+	x->m.fd_node_addrs = mk(BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key), 1, 16, 0);
+	x->m.maglev_chunks = chunks;
+	x->m.max_svc_ids = svc_ids;
+	x->m.max_backends = backends;
+	x->m.fixed_m = 0;
+	if (x->m.fd_services < 0 || x->m.fd_backends < 0 || x->m.fd_maglev < 0 ||
+	    x->m.fd_svc_meta < 0 || x->m.fd_svc_stats < 0 || x->m.fd_node_addrs < 0)
+		return -1;
+	return 0;
+}
+
+static void maps_close(struct maps *x)
+{
+	close(x->m.fd_services);
+	close(x->m.fd_backends);
+	close(x->m.fd_maglev);
+	close(x->m.fd_svc_meta);
+	close(x->m.fd_svc_stats);
+	close(x->m.fd_node_addrs);
+}
+
+static size_t count_keys(int fd, size_t ksz)
+{
+	char k[64], next[64];
+	void *pk = NULL;
+	size_t n = 0;
+
+	while (bpf_map_get_next_key(fd, pk, next) == 0) {
+		memcpy(k, next, ksz);
+		pk = k;
+		n++;
+	}
+	return n;
+}
+
+/* A desired Service with one ClusterIP frontend 10.96.0.<vip> and backends
+ * 10.244.0.<b> for each b in bes (terminated by 0), port 8080. */
+static void want_svc(struct sp_want_svc *w, const char *id, int vip, const int *bes)
+{
+	size_t n = 0, i;
+
+	memset(w, 0, sizeof(*w));
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	w->proto = IPPROTO_TCP;
+	w->family = SP_FAMILY_V4;
+	w->fe = calloc(1, sizeof(*w->fe));
+	w->n_fe = 1;
+	w->fe[0].ip.family = 4;
+	w->fe[0].ip.b[0] = 10;
+	w->fe[0].ip.b[1] = 96;
+	w->fe[0].ip.b[3] = vip;
+	w->fe[0].port = 80;
+	while (bes[n])
+		n++;
+	w->be = calloc(n ? n : 1, sizeof(*w->be));
+	w->n_be = n;
+	for (i = 0; i < n; i++) {
+		w->be[i].ip.family = 4;
+		w->be[i].ip.b[0] = 10;
+		w->be[i].ip.b[1] = 244;
+		w->be[i].ip.b[3] = bes[i];
+		w->be[i].port = 8080;
+		w->be[i].weight = 1;
+	}
+	sp_maglev_canonical(w->be, n);
+}
+
+static int lookup_fe(struct maps *x, int vip, struct sp_svc *out)
+{
+	struct sp_svc_key k;
+
+	memset(&k, 0, sizeof(k));
+	((uint8_t *)k.addr.addr)[0] = 10;
+	((uint8_t *)k.addr.addr)[1] = 96;
+	((uint8_t *)k.addr.addr)[3] = vip;
+	k.port = htons(80);
+	k.proto = IPPROTO_TCP;
+	k.family = SP_FAMILY_V4;
+	return bpf_map_lookup_elem(x->m.fd_services, &k, out);
+}
+
+static const int B123[] = { 11, 12, 13, 0 };
+static const int B1234[] = { 11, 12, 13, 14, 0 };
+static const int B0[] = { 0 };
+
+static void test_add_change_remove(void)
+{
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v1, v2, v3;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(2, sizeof(*d.svc));
+	d.n = 2;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, B123);
+	want_svc(&d.svc[1], "a/y:p/tcp/v4", 11, B123);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply 1");
+	ASSERT_EQ(st.svc_added, 2, "services added");
+	ASSERT_EQ(st.be_added, 3, "backends shared by both Services");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 3, "sp_backends entries");
+	if (!ASSERT_EQ(lookup_fe(&x, 10, &v1), 0, "frontend written"))
+		goto out;
+	ASSERT_EQ(v1.n, 3, "n");
+	ASSERT_TRUE(sp_maglev_m_valid(v1.m), "m is a listed prime");
+
+	/* Same desired state again: nothing is written. */
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply same");
+	ASSERT_EQ(st.fe_written + st.svc_rebuilt + st.be_added + st.be_deleted, 0,
+		  "no-op apply writes nothing");
+
+	/* Scale one Service up: only it is rebuilt, into a new region. */
+	sp_desired_free(&d);
+	d.svc = calloc(2, sizeof(*d.svc));
+	d.n = 2;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, B1234);
+	want_svc(&d.svc[1], "a/y:p/tcp/v4", 11, B123);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply 2");
+	ASSERT_EQ(st.svc_rebuilt, 1, "one Service rebuilt");
+	ASSERT_EQ(st.fe_written, 1, "one frontend switched");
+	ASSERT_EQ(st.be_added, 1, "one backend added");
+	lookup_fe(&x, 10, &v2);
+	ASSERT_EQ(v2.n, 4, "n after scale-up");
+	ASSERT_NEQ(v2.region, v1.region, "new table in a new region (old one stays until switch)");
+	ASSERT_EQ(v2.svc_id, v1.svc_id, "svc_id kept");
+	lookup_fe(&x, 11, &v3);
+
+	/* Remove Service y and a backend of x: backend 14 is still used by x,
+	 * 11..13 by x; nothing is deleted except y. */
+	sp_desired_free(&d);
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, B0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply 3");
+	ASSERT_EQ(st.svc_removed, 1, "y removed");
+	ASSERT_EQ(st.fe_deleted, 1, "y's frontend deleted");
+	ASSERT_EQ(st.be_deleted, 4, "every backend unreferenced is deleted");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 0, "sp_backends empty");
+	ASSERT_TRUE(lookup_fe(&x, 11, &v3) != 0, "y's frontend gone");
+	lookup_fe(&x, 10, &v2);
+	ASSERT_EQ(v2.n, 0, "x has no backend: rejects");
+	ASSERT_EQ(count_keys(x.m.fd_svc_meta, 4), 1, "one meta entry");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+}
+
+/* A restarted daemon recovers the state: the same desired state writes
+ * nothing, so conntrack and in-flight tables are untouched. */
+static void test_restart_recovery(void)
+{
+	struct maps x;
+	struct sp_sync *s = NULL, *s2 = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc before, after;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	d.svc = calloc(2, sizeof(*d.svc));
+	d.n = 2;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, B1234);
+	want_svc(&d.svc[1], "a/y:p/tcp/v4", 11, B0);
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "first daemon"))
+		goto out;
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
+	lookup_fe(&x, 10, &before);
+	sp_sync_free(s);
+	s = NULL;
+
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s2), 0, "second daemon recovers"))
+		goto out;
+	ASSERT_EQ(sp_sync_n_services(s2), 2, "services recovered");
+	ASSERT_EQ(sp_sync_n_backends(s2), 4, "backends recovered");
+	ASSERT_EQ(sp_sync_apply(s2, &d, &st), 0, "apply after restart");
+	ASSERT_EQ(st.fe_written + st.fe_deleted + st.svc_rebuilt + st.be_added + st.be_deleted +
+			  st.svc_added + st.svc_removed,
+		  0, "nothing rewritten after restart");
+	lookup_fe(&x, 10, &after);
+	ASSERT_EQ(after.region, before.region, "region untouched");
+	ASSERT_EQ(after.svc_id, before.svc_id, "svc_id untouched");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	sp_sync_free(s2);
+	maps_close(&x);
+}
+
+/* Out of Maglev room: the Service keeps its previous table, others apply. */
+static void test_capacity_keeps_last_good(void)
+{
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v;
+	int many[200];
+	int i;
+
+	/* 3 backends at M=317 take 11 chunks; 40 chunks hold 3 such tables. */
+	if (!ASSERT_EQ(maps_create(&x, 40, 64, 1024), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, B123);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "small table fits");
+	sp_desired_free(&d);
+
+	for (i = 0; i < 199; i++)
+		many[i] = i + 1;
+	many[199] = 0;
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, many);
+	sp_log_level = SP_LOG_ERR - 1; /* the expected error is not noise in test output */
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), -ENOSPC, "big table does not fit");
+	sp_log_level = SP_LOG_INFO;
+	ASSERT_EQ(st.errors, 1, "one Service skipped");
+	lookup_fe(&x, 10, &v);
+	ASSERT_EQ(v.n, 3, "previous table still in force");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 3, "no backend leaked");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+}
+
+/* A frontend moving from one Service to another in one apply is not lost
+ * by the deletion pass. */
+static void test_frontend_moves(void)
+{
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v1, v2;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/old:p/tcp/v4", 10, B123);
+	sp_sync_apply(s, &d, &st);
+	lookup_fe(&x, 10, &v1);
+	sp_desired_free(&d);
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/new:p/tcp/v4", 10, B1234);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply");
+	if (ASSERT_EQ(lookup_fe(&x, 10, &v2), 0, "frontend still there"))
+		ASSERT_EQ(v2.n, 4, "now the new Service's");
+	ASSERT_EQ(sp_sync_n_services(s), 1, "old Service removed");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		sp_test_skip("test_sync", "needs root to create BPF maps");
+		return 0;
+	}
+	RUN_TEST(test_add_change_remove);
+	RUN_TEST(test_restart_recovery);
+	RUN_TEST(test_capacity_keeps_last_good);
+	RUN_TEST(test_frontend_moves);
+	return sp_test_exit();
+}
