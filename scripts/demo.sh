@@ -93,8 +93,10 @@ out=$(in_pod pod1 curl -sS --max-time 3 http://10.96.0.99/ 2>&1)
 say "pod1$ curl http://10.96.0.99/"
 say "${D}$out${N}"
 out=$(cl_connect "${CL_POD_NS[pod1]}" 10.96.0.99 80)
-say "A bare connect() from pod1 saw: ${out#ERR } (svcplane answered the SYN with a TCP RST;"
-say "an unreachable UDP Service gets an ICMP port unreachable the same way)."
+# shellcheck disable=SC2086 # split "ERR ECONNREFUSED 0ms" into words
+set -- $out
+say "A bare connect() from pod1: ${2:-?} after ${3%ms} ms. svcplane answered the SYN with a"
+say "TCP RST; a UDP Service without endpoints answers with ICMP port unreachable."
 
 step "6. What svcplane has programmed: svcplane services"
 sp "$NODE" services 2>&1 | sed 's/^/   /'

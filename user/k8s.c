@@ -54,7 +54,7 @@ void sp_k8s_set_log_level(int level)
 static void klog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void klog(int level, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const char *const names[] = { "", "error", "warning", "info", "debug" };
 	char buf[1024];
 	va_list ap;
 
@@ -64,7 +64,7 @@ static void klog(int level, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	/* One write per line so concurrent loggers do not interleave. */
-	fprintf(stderr, "svcplane: k8s: %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level],
+	fprintf(stderr, "svcplane: k8s: %s: %s\n", names[level < 1 ? 1 : level > 4 ? 4 : level],
 		buf);
 }
 
@@ -1407,7 +1407,8 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 	if (k->o.backoff_max_ms < k->o.backoff_min_ms)
 		k->o.backoff_max_ms = k->o.backoff_min_ms;
 	k->o.kubeconfig = k->o.sa_dir = k->o.node_name = NULL; /* not kept */
-	sp_k8s_set_log_level(o->log_level);
+	if (o->log_level)
+		sp_k8s_set_log_level(o->log_level);
 	k->cb = on_update;
 	k->cb_arg = arg;
 	store_init(&k->changed, RES_SET);

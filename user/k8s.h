@@ -24,8 +24,9 @@ struct json_object;
 
 /* ---- Logging ---- */
 
+/* 0 is deliberately not a level: a zeroed sp_k8s_opts leaves the level alone. */
 enum sp_k8s_log_level {
-	SP_K8S_LOG_ERR = 0,
+	SP_K8S_LOG_ERR = 1,
 	SP_K8S_LOG_WARN,
 	SP_K8S_LOG_INFO,
 	SP_K8S_LOG_DEBUG,
@@ -151,7 +152,7 @@ struct sp_k8s_opts {
 	unsigned idle_timeout_s; /* drop a watch silent this long (stall); 0: 120 */
 	unsigned backoff_min_ms; /* 0: 250 */
 	unsigned backoff_max_ms; /* 0: 30000 */
-	int log_level; /* SP_K8S_LOG_*; applied with sp_k8s_set_log_level() */
+	int log_level; /* SP_K8S_LOG_*, applied with sp_k8s_set_log_level(); 0: unchanged */
 };
 
 struct sp_k8s_stats {

@@ -34,7 +34,8 @@
 #define AFFINITY_TIMEOUT_DEFAULT 10800
 #define AFFINITY_TIMEOUT_MAX 86400
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
