@@ -84,8 +84,8 @@ $(OUT)/tools/%: scripts/tools/%.c $(SKELS) $(TSKELS) | $(OUT)/.dirs
 	$(call msg,TOOL,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -I$(OUT)/tests $< -o $@ $(LDLIBS)
 
-# maglev_bench measures user/maglev.c, so it links the user objects too.
-$(OUT)/tools/maglev_bench: scripts/tools/maglev_bench.c $(LIB_OBJS) | $(OUT)/.dirs
+# maglev_bench and sync_bench measure user/ code, so they link the user objects too.
+$(OUT)/tools/maglev_bench $(OUT)/tools/sync_bench: $(OUT)/tools/%: scripts/tools/%.c $(LIB_OBJS) | $(OUT)/.dirs
 	$(call msg,TOOL,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS)
 

@@ -30,6 +30,7 @@ struct app_be {
 	uint16_t port; /* host order */
 	uint32_t id;
 	uint32_t refs; /* applied Services whose region lists it */
+	bool queued; /* on the gc list (refs reached 0 since the last collection) */
 };
 
 struct app_svc {
@@ -62,6 +63,10 @@ struct sp_sync {
 	size_t n_orphans;
 	struct sp_node_addr_key *node_addrs;
 	size_t n_node_addrs;
+	/* Backends whose refs reached 0: collected after the switch. A list,
+	 * so an apply with one change does not walk every backend. */
+	struct app_be **gc;
+	size_t n_gc, gc_cap;
 };
 
 static int svc_cmp(const void *a, const void *b)
@@ -240,46 +245,43 @@ static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id
 	return 0;
 }
 
+/* Queue a backend for collection (at most once). */
+static void gc_queue(struct sp_sync *s, struct app_be *be)
+{
+	if (be->queued)
+		return;
+	if (s->n_gc == s->gc_cap) {
+		size_t cap = s->gc_cap ? s->gc_cap * 2 : 64;
+		struct app_be **n = realloc(s->gc, cap * sizeof(*n));
+
+		if (!n)
+			return; /* it stays in the map: a leak of one entry, not a fault */
+		s->gc = n;
+		s->gc_cap = cap;
+	}
+	be->queued = true;
+	s->gc[s->n_gc++] = be;
+}
+
 static void be_put(struct sp_sync *s, const struct sp_ip *ip, uint16_t port)
 {
 	struct app_be *be = find_be(s, ip, port);
 
-	if (be && be->refs)
-		be->refs--;
+	if (be && be->refs && --be->refs == 0)
+		gc_queue(s, be);
 }
 
-/* Collect backends nobody references; delete them from the map and tree. */
-static struct app_be **gc_list;
-static size_t gc_n, gc_cap;
-
-static void gc_walk(const void *node, VISIT which, int depth)
-{
-	struct app_be *be = *(struct app_be *const *)node;
-
-	(void)depth;
-	if ((which == postorder || which == leaf) && be->refs == 0) {
-		if (gc_n == gc_cap) {
-			size_t cap = gc_cap ? gc_cap * 2 : 64;
-			struct app_be **n = realloc(gc_list, cap * sizeof(*n));
-
-			if (!n)
-				return;
-			gc_list = n;
-			gc_cap = cap;
-		}
-		gc_list[gc_n++] = be;
-	}
-}
-
+/* Delete the queued backends that nobody took again since they were queued. */
 static void be_gc(struct sp_sync *s, struct sp_sync_stats *st)
 {
 	size_t i;
 
-	gc_n = 0;
-	twalk(s->bes, gc_walk);
-	for (i = 0; i < gc_n; i++) {
-		struct app_be *be = gc_list[i];
+	for (i = 0; i < s->n_gc; i++) {
+		struct app_be *be = s->gc[i];
 
+		be->queued = false;
+		if (be->refs)
+			continue;
 		if (bpf_map_delete_elem(s->maps.fd_backends, &be->id) && errno != ENOENT)
 			pr_warn("delete backend %u from sp_backends: %s", be->id, strerror(errno));
 		s->be_id_used[be->id] = 0;
@@ -289,9 +291,7 @@ static void be_gc(struct sp_sync *s, struct sp_sync_stats *st)
 		if (st)
 			st->be_deleted++;
 	}
-	free(gc_list);
-	gc_list = NULL;
-	gc_n = gc_cap = 0;
+	s->n_gc = 0;
 }
 
 /* ---- regions --------------------------------------------------------------- */
@@ -381,6 +381,22 @@ static bool same_backends(const struct app_svc *a, const struct sp_want_svc *w, 
 
 		if (sp_ip_cmp(&x->ip, &y->ip) || x->port != y->port ||
 		    (x->weight > 0) != (y->weight > 0))
+			return false;
+	}
+	return true;
+}
+
+/* Same frontends with the same flags and affinity as written last time? */
+static bool same_frontends(const struct app_svc *a, const struct sp_want_svc *w)
+{
+	struct sp_svc_key k;
+	size_t i;
+
+	if (a->n_fe != w->n_fe || a->affinity_timeout != w->affinity_timeout)
+		return false;
+	for (i = 0; i < w->n_fe; i++) {
+		want_fe_key(w, &w->fe[i], &k);
+		if (memcmp(&k, &a->fe[i], sizeof(k)) || a->fe_flags[i] != (w->fe[i].flags | w->flags))
 			return false;
 	}
 	return true;
@@ -479,6 +495,12 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 		created = true;
 	}
 	rebuild = created || !same_backends(a, w, m);
+	if (!rebuild && same_frontends(a, w)) {
+		/* The common case of a full resync: nothing to do, nothing to
+		 * allocate. */
+		a->seen = 1;
+		return 0;
+	}
 
 	if (rebuild) {
 		ids = calloc(w->n_be ? w->n_be : 1, sizeof(*ids));
@@ -585,7 +607,9 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 	a->fe = fe;
 	a->fe_flags = fe_flags;
 	a->n_fe = w->n_fe;
-	return meta_write(s, a);
+	/* The metadata only describes the table: unchanged tables cost no
+	 * syscall, which keeps an apply with one change O(changes) in writes. */
+	return rebuild ? meta_write(s, a) : 0;
 
 fail_staged:
 	if (rebuild) {
@@ -886,6 +910,25 @@ static int recover_fe(struct sp_sync *s, const struct sp_svc_key *k, const struc
 	return 0;
 }
 
+/* After recovery: backends no recovered Service lists go on the gc list. */
+static struct sp_sync *qu_sync;
+
+static void qu_walk(const void *node, VISIT which, int depth)
+{
+	struct app_be *be = *(struct app_be *const *)node;
+
+	(void)depth;
+	if ((which == postorder || which == leaf) && be->refs == 0)
+		gc_queue(qu_sync, be);
+}
+
+static void queue_unreferenced(struct sp_sync *s)
+{
+	qu_sync = s;
+	twalk(s->bes, qu_walk);
+	qu_sync = NULL;
+}
+
 static int recover(struct sp_sync *s)
 {
 	struct app_svc **by_id = calloc(s->maps.max_svc_ids, sizeof(*by_id));
@@ -974,6 +1017,7 @@ static int recover(struct sp_sync *s)
 		}
 	}
 	free(list);
+	queue_unreferenced(s);
 	if (s->n_svcs)
 		pr_info("recovered %zu Service port(s) and %zu backend(s) from pinned maps",
 			s->n_svcs, s->n_bes);
@@ -1022,6 +1066,7 @@ void sp_sync_free(struct sp_sync *s)
 	free(s->be_id_used);
 	free(s->orphans);
 	free(s->node_addrs);
+	free(s->gc);
 	free(s);
 }
 
