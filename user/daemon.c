@@ -333,10 +333,13 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 
 struct daemon {
 	struct run_opts *o;
+	int pidfd; /* locked pid file; gets "ready" once synced and attached */
+	bool announced;
 	struct sp_dp dp;
 	struct sp_sync *sync;
 	struct stat cfg_stat;
-	bool synced;
+	bool synced; /* a full state from the source has been applied */
+	bool attached; /* uplinks and existing pods have the programs */
 	uint64_t applies, apply_errors;
 	double last_apply_ms;
 	/* Kubernetes snapshots arrive on the watcher thread. */
@@ -741,6 +744,24 @@ static int pidfile_lock(const char *pin_dir)
 	return fd;
 }
 
+/*
+ * Say in the pid file that the first full state is applied and the programs
+ * are attached: `svcplane status` (and so readiness probes and tests) wait
+ * for this, not for the maps, which a restarted daemon finds pinned at once.
+ */
+static void announce_ready(struct daemon *d)
+{
+	if (d->announced || !d->synced || !d->attached)
+		return;
+	if (ftruncate(d->pidfd, 0) || lseek(d->pidfd, 0, SEEK_SET) ||
+	    dprintf(d->pidfd, "%d\nready\n", getpid()) < 0) {
+		pr_warn("mark the pid file ready: %s", strerror(errno));
+		return;
+	}
+	d->announced = true;
+	pr_info("ready: state applied, datapath attached");
+}
+
 /* ---- the loop ---------------------------------------------------------------------- */
 
 static bool config_changed(struct daemon *d)
@@ -785,6 +806,7 @@ int cmd_run(int argc, char **argv)
 	lockfd = pidfile_lock(o.dp.pin_dir);
 	if (lockfd < 0)
 		return lockfd;
+	d.pidfd = lockfd;
 
 	/* Validate the source before touching the datapath: a bad file at
 	 * start is an error, not an empty state. */
@@ -854,6 +876,7 @@ int cmd_run(int argc, char **argv)
 		}
 		attach_existing_pods(&d);
 	}
+	d.attached = true;
 
 	if (o.kubeconfig || o.in_cluster) {
 		struct sp_k8s_opts ko;
@@ -885,6 +908,7 @@ int cmd_run(int argc, char **argv)
 	}
 	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
 		o.config ? o.config : (k8s ? "Kubernetes API" : "embedded default config"));
+	announce_ready(&d);
 
 	while (!stop) {
 		struct pollfd p[4] = {
@@ -921,8 +945,10 @@ int cmd_run(int argc, char **argv)
 			netlink_read(&d, nlfd);
 		if (mfd >= 0 && (p[2].revents & POLLIN))
 			metrics_serve(&d, mfd);
-		if (d.k8s_efd >= 0 && (p[3].revents & POLLIN))
+		if (d.k8s_efd >= 0 && (p[3].revents & POLLIN)) {
 			k8s_apply_pending(&d);
+			announce_ready(&d);
+		}
 		if (!k8s && config_changed(&d))
 			apply_config(&d, "file changed");
 	}

@@ -2146,6 +2146,7 @@ struct st_info {
 	bool dir_exists, bpffs;
 	int dir_errno; /* why stat() failed, when it did */
 	bool running, stale, pid_alive;
+	bool synced; /* the pid file's second line says "ready" (see daemon.c) */
 	long pid;
 	size_t n_pinned;
 	int first_err; /* first map that could not be opened, other than -ENOENT */
@@ -2473,6 +2474,9 @@ static void status_daemon(const struct ins_ctx *c, struct st_info *si)
 		si->pid = strtol(line, &end, 10);
 		if (errno || end == line || si->pid <= 0 || si->pid > INT_MAX)
 			si->pid = 0;
+		/* The daemon adds "ready" once its first full sync is applied and
+		 * its programs are attached (a restart starts without it). */
+		si->synced = fgets(line, sizeof(line), f) && !strncmp(line, "ready", 5);
 	}
 	fclose(f);
 	if (!si->pid) {
@@ -2511,6 +2515,7 @@ static int status_json(const struct ins_ctx *c, const struct st_info *si)
 	err = err ?: jset(o, "bpffs", jbool(si->bpffs));
 	err = err ?: jset(o, "pid_file", jstr(si->pidfile));
 	err = err ?: jset(o, "running", jbool(si->running));
+	err = err ?: jset(o, "synced", jbool(si->synced));
 	if (si->pid)
 		err = err ?: jset(o, "pid", ji64(si->pid));
 	else
@@ -2603,8 +2608,10 @@ static void status_text(const struct ins_ctx *c, const struct st_info *si)
 	else if (!si->running)
 		printf("state     not ready: daemon not running "
 		       "(pinned maps and links stay in force)\n");
+	else if (status_first_unpinned(si))
+		printf("state     not ready: %s not pinned\n", status_first_unpinned(si));
 	else
-		printf("state     not ready: %s not pinned\n", status_first_unpinned(si) ?: "?");
+		printf("state     not ready: the daemon is starting (first sync not applied yet)\n");
 	putchar('\n');
 
 	if (!si->n_pinned && !si->first_err) {
@@ -2704,12 +2711,14 @@ int cmd_status(int argc, char **argv)
 	if (si->dir_exists)
 		status_maps(&c, si);
 	/*
-	 * Ready: the daemon runs and every map is pinned. libbpf pins the maps
-	 * one by one while the daemon loads, so sp_services alone can be there
-	 * before the datapath is. (A layout mismatch only concerns this CLI:
-	 * it shows in CHECK but does not make the node unready.)
+	 * Ready: the daemon runs, has said so in its pid file (first sync
+	 * applied, programs attached), and every map is pinned. libbpf pins
+	 * the maps one by one while the daemon loads, so sp_services alone can
+	 * be there before the datapath is. (A layout mismatch only concerns
+	 * this CLI: it shows in CHECK but does not make the node unready.)
 	 */
-	si->ready = si->running && si->n_pinned == INS_NMAPS && !status_first_unpinned(si);
+	si->ready = si->running && si->synced && si->n_pinned == INS_NMAPS &&
+		    !status_first_unpinned(si);
 	err = si->dir_exists ? status_links(&c, si) : 0;
 	err = err ?: status_xdp(&c, si);
 	if (err)

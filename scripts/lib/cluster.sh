@@ -11,9 +11,15 @@
 #   +-----------------+        | 10.244.0.11/32 dev spv1.. |   +-------------------+
 #                              +---------------------------+   (pod2, pod3, ...)
 #
-# The client's uplink side is a bridge, so a second node (row 4 of DESIGN.md)
-# joins the same L2 segment with cl_add_node and gets its own pods with
-# cl_add_pod; nothing here assumes a single node except cluster_up's defaults.
+# The client's side of the uplink is a bridge, so a second node (row 4 of
+# DESIGN.md) joins the same L2 segment: `cluster_up --nodes 2` adds node-b
+# (10.10.0.3) with pods podb1.. (10.244.1.11..) and routes each node's pod
+# CIDR via the other (cl_add_node, cl_add_pod, cl_route_pods compose
+# other layouts). The daemon helpers (sp, sp_start) take the node namespace.
+#
+# Used as: cluster_up; in_client / in_node / in_pod POD CMD...; clients
+# cl_http, cl_http_many, cl_udp, cl_connect, cl_stream_start, cl_loop_start;
+# the daemon sp_start, sp_wait_ready, sp NODE SUBCOMMAND; cluster_down.
 #
 # Every name carries CL_ID (the PID by default): namespaces are "sp<ID>-...".
 # Interfaces are created directly inside our namespaces, never in the
@@ -38,7 +44,6 @@ CL_PODS=()       # pod names (pod1, pod2, ...)
 CL_BG_PIDS=()    # background processes we started (clients, daemons)
 declare -A CL_POD_NS CL_POD_NODE CL_POD_V4 CL_POD_V6 CL_POD_HOSTIF
 declare -A CL_NODE_V4 CL_NODE_V6 CL_NODE_UPLINK
-CL_NODE_IDX=0
 CL_DOWN_DONE=0
 
 # The system interpreter: a version manager's shim on PATH can take 0.3 s a start.
@@ -65,7 +70,7 @@ cl_run() {
 # in_ns NS CMD...: run CMD inside network namespace NS.
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 in_client() { ip netns exec "$CL_CLIENT" "$@"; }
-# in_node [NODE] CMD...: NODE defaults to the first node.
+# in_node CMD...: in the first node (in_ns for the others).
 in_node() { ip netns exec "${CL_NODES[0]}" "$@"; }
 in_pod() { local p=$1; shift; ip netns exec "${CL_POD_NS[$p]}" "$@"; }
 
@@ -151,7 +156,6 @@ cl_add_client() {
 cl_add_node() {
 	local name=$1 a4=$2 a6=$3
 	local ns="$CL_PREFIX-$name" port
-	CL_NODE_IDX=$((CL_NODE_IDX + 1))
 	port="up-$name" # the bridge port in the client namespace
 	port=${port:0:15}
 	cl_new_ns "$ns" || return 1
@@ -162,8 +166,8 @@ cl_add_node() {
 	# A node forwards between its uplink and its pods. rp_filter must not be
 	# strict (1): a pod's reply is reverse-NATed to a VIP source, and a VIP
 	# has no route back through the pod's veth, so the strict reverse-path
-	# check would drop it. 0 everywhere ("all" and "default" are combined
-	# with the per-interface value by max(), so all three must be 0).
+	# check would drop it. So 0: the kernel uses max(all, interface), and
+	# interfaces made later start from "default".
 	cl_sysctls "$ns" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 || return 1
 	cl_run ip -n "$ns" link add up0 type veth peer name "$port" netns "$CL_CLIENT" || return 1

@@ -1089,6 +1089,14 @@ static void test_status(void)
 		fclose(f);
 		return;
 	}
+	/* Locked but the daemon has not said "ready" yet: still starting. */
+	r = run(cmd_status, "status", "--bpffs-dir", dir, NULL);
+	ASSERT_EQ(r.ret, -EAGAIN, "running, first sync not applied");
+	ASSERT_CONTAINS(r.o, "the daemon is starting", "says why");
+	out_free(&r);
+	/* The daemon's second line once synced and attached. */
+	fprintf(f, "ready\n");
+	fflush(f);
 	r = run(cmd_status, "status", "--bpffs-dir", dir, NULL);
 	fclose(f); /* drops the lock */
 	ASSERT_EQ(r.ret, 0, "running and ready");
