@@ -51,6 +51,12 @@
 #define MAX_IFACES 16
 #define MAX_PATTERNS 8
 #define MAX_NODE_ADDRS 64
+#define MAX_NP_CIDRS 16
+
+struct cidr {
+	struct sp_ip net;
+	unsigned int len;
+};
 
 struct run_opts {
 	const char *config;
@@ -62,6 +68,8 @@ struct run_opts {
 	int n_patterns;
 	struct sp_ip node_addrs[MAX_NODE_ADDRS];
 	int n_node_addrs;
+	struct cidr np_cidrs[MAX_NP_CIDRS]; /* --nodeport-addresses */
+	int n_np_cidrs;
 	enum sp_xdp_mode xdp_mode;
 	const char *metrics_addr;
 	const char *node_name;
@@ -95,6 +103,7 @@ static const struct option run_longopts[] = {
 	{ "metrics-addr", required_argument, NULL, 1007 },
 	{ "node-name", required_argument, NULL, 1008 },
 	{ "proxy-name", required_argument, NULL, 1009 },
+	{ "nodeport-addresses", required_argument, NULL, 1010 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -119,7 +128,10 @@ static void run_usage(FILE *f)
 		"  -i, --iface IFACE            uplink (XDP + TC); repeatable, at least one\n"
 		"  -p, --pod-iface-pattern GLOB pod veths (TC), e.g. 'cali*'; followed as they come\n"
 		"  -a, --node-address ADDR      address NodePorts answer on; repeatable\n"
-		"                               (default: the addresses of the uplinks)\n"
+		"                               (default: the uplinks' addresses, plus the Node\n"
+		"                               object's addresses with the Kubernetes API)\n"
+		"      --nodeport-addresses CIDR[,CIDR...]  serve NodePorts only on node addresses\n"
+		"                               inside these ranges (as kube-proxy's flag)\n"
 		"  -d, --bpffs-dir DIR          pin directory (default %s)\n"
 		"  -x, --xdp-mode MODE          auto (native, else generic with a warning), native,\n"
 		"                               generic (default auto)\n"
@@ -160,6 +172,54 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/* "10.0.0.0/8,fd00::/64": appended to o->np_cidrs. 0 or -EINVAL. */
+static int parse_cidrs(const char *arg, struct run_opts *o)
+{
+	char *copy = strdup(arg), *tok, *save = NULL;
+	int err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *slash = strchr(tok, '/'), *end;
+		struct cidr *c = &o->np_cidrs[o->n_np_cidrs];
+		unsigned long len;
+
+		if (o->n_np_cidrs == MAX_NP_CIDRS || !slash) {
+			err = -EINVAL;
+			break;
+		}
+		*slash = '\0';
+		errno = 0;
+		len = strtoul(slash + 1, &end, 10);
+		if (sp_ip_parse(tok, &c->net) || errno || *end || end == slash + 1 ||
+		    len > (c->net.family == 4 ? 32u : 128u)) {
+			err = -EINVAL;
+			break;
+		}
+		c->len = len;
+		o->n_np_cidrs++;
+	}
+	if (err)
+		fprintf(stderr, "svcplane run: --nodeport-addresses '%s': expected CIDR[,CIDR...] "
+				"(at most %d), e.g. 10.0.0.0/8,fd00::/64\n",
+			arg, MAX_NP_CIDRS);
+	free(copy);
+	return err;
+}
+
+/* Is ip inside c? */
+static bool cidr_contains(const struct cidr *c, const struct sp_ip *ip)
+{
+	unsigned int full = c->len / 8, rest = c->len % 8;
+
+	if (c->net.family != ip->family)
+		return false;
+	if (memcmp(c->net.b, ip->b, full))
+		return false;
+	return !rest || ((c->net.b[full] ^ ip->b[full]) & (0xff << (8 - rest))) == 0;
 }
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
@@ -298,6 +358,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case 1009:
 			o->proxy_name = optarg;
+			break;
+		case 1010:
+			err = parse_cidrs(optarg, o);
 			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
@@ -457,6 +520,20 @@ static int sync_node_addrs(struct daemon *d, const struct sp_ip *extra, size_t n
 			}
 		}
 		freeifaddrs(ifa);
+	}
+	if (d->o->n_np_cidrs) {
+		/* --nodeport-addresses: keep only addresses inside a range. */
+		size_t kept = 0;
+
+		for (k = 0; k < n; k++) {
+			bool in = false;
+
+			for (j = 0; j < d->o->n_np_cidrs; j++)
+				in |= cidr_contains(&d->o->np_cidrs[j], &addrs[k]);
+			if (in)
+				addrs[kept++] = addrs[k];
+		}
+		n = kept;
 	}
 	return sp_sync_node_addrs(d->sync, addrs, n);
 }
