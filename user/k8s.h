@@ -35,6 +35,10 @@ enum sp_k8s_log_level {
 /* Messages up to this level are printed (stderr); default SP_K8S_LOG_INFO. */
 void sp_k8s_set_log_level(int level);
 
+/* printf into err[errlen] when err is not NULL (the modules' error style). */
+void sp_k8s_errf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* ---- JSON -> model (k8s_json.c) ---- */
 
 /* Returned by the parsers for a valid object the proxy does not handle

@@ -21,18 +21,7 @@
 
 #include "k8s.h"
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#define errf sp_k8s_errf
 
 void sp_k8s_config_free(struct sp_k8s_config *c)
 {

@@ -34,9 +34,7 @@
 #define AFFINITY_TIMEOUT_DEFAULT 10800
 #define AFFINITY_TIMEOUT_MAX 86400
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
+void sp_k8s_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -46,6 +44,7 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
+#define errf sp_k8s_errf
 
 static void warnf(sp_k8s_warn_fn warn, void *arg, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
