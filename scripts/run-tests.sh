@@ -14,7 +14,7 @@ pass=0 fail=0 skip=0
 
 run_one() { # name, command...
 	local name=$1; shift
-	local t0=$(date +%s.%N)
+	local t0=$EPOCHREALTIME
 	echo "== $name"
 	"$@" > >(tee "$log.cur") 2>&1
 	local rc=$?
@@ -30,7 +30,7 @@ run_one() { # name, command...
 	fi
 	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
 	grep -E '^(FAIL|SKIP): ' "$log.cur" | sed "s|^|  [$name] |" >> "$log"
-	printf '   (%s: %.1fs)\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo 0)"
+	printf '   (%s: %ss)\n' "$name" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')"
 	rm -f "$log.cur"
 }
 
