@@ -1,0 +1,306 @@
+#!/bin/bash
+# Issue 4's scale figure: N Services (default 10,000) with E endpoints each
+# (default 10), served by scripts/k8s-test-apiserver.py, listed (paginated)
+# and programmed by `svcplane run --kubeconfig` in a network namespace.
+#
+#   scripts/bench/k8s-scale.sh [-n SERVICES] [-e ENDPOINTS] [-r RUNS] [-u]
+#     -u  each Service also gets a UDP port (2N Service ports)
+#
+# Prints plain key=value lines on stdout (progress goes to stderr):
+#   k8s_services, k8s_endpoints_per_service, k8s_service_ports
+#   k8s_load_s                 posting the 2N objects to the test API server (not svcplane)
+#   k8s_first_sync_s           `svcplane run` started (objects already in the API) ->
+#                              the first full snapshot applied to the maps (the daemon's log)
+#   k8s_ready_s                the same start -> `svcplane status` ready
+#   k8s_list_and_apply_s       of which: daemon "running:" (programs loaded and attached) ->
+#                              snapshot applied (list 2N objects in pages of 500, parse, apply)
+#   k8s_first_apply_ms         the daemon's own time to apply that snapshot (resolve + maps)
+#   k8s_endpoint_change_ms     median over RUNS of: one EndpointSlice change posted to the
+#                              API -> the Service's sp_services value replaced in the
+#                              pinned map (polled with bpf(2) every 0.5 ms), i.e. new flows
+#                              use the new backend set (_min, _max alongside)
+#   k8s_endpoint_change_apply_ms  median of the daemon's apply time for those changes
+#   k8s_daemon_rss_mib         the daemon's resident memory with everything programmed
+#
+# Everything runs in namespaces spk<PID>-{n,c} (a node with an uplink up0
+# and a peer) and a private bpffs under /run/svcplane-k8s-scale-<PID>; all of
+# it, the daemon and the API server are removed on every exit path. No
+# packet leaves the namespaces (the endpoints are addresses only).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${OUT:-build}
+case $OUT in /*) ;; *) OUT="$ROOT/$OUT" ;; esac
+SP_BIN=${SP_BIN:-$OUT/svcplane}
+APISRV=$ROOT/scripts/k8s-test-apiserver.py
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+N=${K8S_SCALE_N:-10000}
+E=${K8S_SCALE_E:-10}
+RUNS=${K8S_SCALE_RUNS:-5}
+UDP=0
+while getopts "n:e:r:uh" o; do
+	case $o in
+	n) N=$OPTARG ;;
+	e) E=$OPTARG ;;
+	r) RUNS=$OPTARG ;;
+	u) UDP=1 ;;
+	*) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+	esac
+done
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "k8s-scale: $*"; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (namespaces, BPF)"
+[ -x "$SP_BIN" ] || die "no svcplane binary at $SP_BIN (run make)"
+for t in "$PY" openssl curl ip; do
+	command -v "$t" >/dev/null || die "$t is not installed (make deps)"
+done
+if ! [ "$N" -ge 1 ] 2>/dev/null || [ "$N" -gt 60000 ]; then die "-n must be 1..60000"; fi
+if ! [ "$E" -ge 1 ] 2>/dev/null || [ "$E" -gt 100 ]; then die "-e must be 1..100"; fi
+
+ID=$$
+NS_N="spk$ID-n"
+NS_C="spk$ID-c"
+RUN="/run/svcplane-k8s-scale-$ID"
+BPFFS="$RUN/bpffs"
+PIN="$BPFFS/svcplane"
+LOG="$RUN/svcplane.log"
+API_PID=
+SP_PID=
+
+kill_pid() { # PID: TERM, up to 3 s, then KILL
+	local i
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null
+	for ((i = 0; i < 30; i++)); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+cleanup() {
+	local ns pid
+	[ -n "$SP_PID" ] && kill_pid "$SP_PID"
+	[ -n "$API_PID" ] && kill_pid "$API_PID"
+	for ns in "$NS_N" "$NS_C"; do
+		# Anything else left in our namespaces was started by this script.
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	if mountpoint -q "$BPFFS" 2>/dev/null; then
+		umount "$BPFFS" 2>/dev/null || umount -l "$BPFFS" 2>/dev/null
+	fi
+	rm -rf "$RUN"
+	rm -f "/run/svcplane/${PIN//\//_}.pid" # the daemon's lock file
+}
+trap cleanup EXIT
+trap 'say "k8s-scale: interrupted"; exit 130' INT TERM
+
+# ---- topology: a node namespace with an uplink, its peer --------------------------
+mkdir -p "$BPFFS" || die "mkdir $BPFFS"
+mount -t bpf bpf "$BPFFS" || die "mount bpffs on $BPFFS"
+topo() {
+	ip netns add "$NS_N" && ip netns add "$NS_C" &&
+		ip -n "$NS_N" link set lo up && ip -n "$NS_C" link set lo up &&
+		ip -n "$NS_N" link add up0 type veth peer name up0p netns "$NS_C" &&
+		ip -n "$NS_N" addr add 192.168.78.1/24 dev up0 &&
+		ip -n "$NS_C" addr add 192.168.78.2/24 dev up0p &&
+		ip -n "$NS_N" link set up0 up && ip -n "$NS_C" link set up0p up
+}
+topo || die "setting up the namespaces failed"
+
+# ---- objects -----------------------------------------------------------------------
+say "k8s-scale: generating $N Services x $E endpoints"
+"$PY" - "$N" "$E" "$UDP" "$RUN" <<'EOF' || die "generating objects failed"
+import json, sys
+n, e, udp, d = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+
+def ip4(base, i):
+    return "%d.%d.%d.%d" % (base[0], base[1] + (i >> 16), (i >> 8) & 255, i & 255)
+
+def svc(i):
+    ports = [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080}]
+    if udp:
+        ports.append({"name": "dns", "protocol": "UDP", "port": 53, "targetPort": 5353})
+    ip = ip4((10, 96), i + 1)
+    return {"kind": "Service", "apiVersion": "v1",
+            "metadata": {"name": "svc-%05d" % i, "namespace": "bench"},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
+                     "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                     "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
+                     "selector": {"app": "svc-%05d" % i}, "ports": ports},
+            "status": {"loadBalancer": {}}}
+
+def slc(i, first=None):
+    addrs = [ip4((10, 128), i * e + k + 1) for k in range(e)]
+    if first:
+        addrs[0] = first
+    ports = [{"name": "http", "protocol": "TCP", "port": 8080}]
+    if udp:
+        ports.append({"name": "dns", "protocol": "UDP", "port": 5353})
+    return {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+            "metadata": {"name": "svc-%05d-abcde" % i, "namespace": "bench",
+                         "generateName": "svc-%05d-" % i,
+                         "labels": {"kubernetes.io/service-name": "svc-%05d" % i,
+                                    "endpointslice.kubernetes.io/managed-by":
+                                        "endpointslice-controller.k8s.io"}},
+            "addressType": "IPv4", "ports": ports,
+            "endpoints": [{"addresses": [a], "nodeName": "bench-node",
+                           "conditions": {"ready": True, "serving": True, "terminating": False}}
+                          for a in addrs]}
+
+node = {"kind": "Node", "apiVersion": "v1", "metadata": {"name": "bench-node"}, "spec": {},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.168.78.1"},
+                                 {"type": "Hostname", "address": "bench-node"}]}}
+with open(d + "/objects.json", "w") as f:
+    json.dump([node] + [svc(i) for i in range(n)] + [slc(i) for i in range(n)], f)
+c = n // 2
+with open(d + "/change.json", "w") as f:  # endpoint 0 of Service c replaced
+    json.dump(slc(c, "10.250.0.1"), f)
+with open(d + "/back.json", "w") as f:
+    json.dump(slc(c), f)
+with open(d + "/target", "w") as f:
+    f.write("bench/svc-%05d:http/tcp/v4 %s\n" % (c, ip4((10, 96), c + 1)))
+EOF
+read -r TARGET VIP <"$RUN/target"
+
+# ---- the API server, in the node namespace ----------------------------------------
+ip netns exec "$NS_N" "$PY" "$APISRV" serve --dir "$RUN/api" --bookmark-interval 5 \
+	--history 1000 >"$RUN/apiserver.log" 2>&1 </dev/null &
+API_PID=$!
+for ((i = 0; i < 300; i++)); do
+	[ -s "$RUN/api/ready" ] && break
+	kill -0 "$API_PID" 2>/dev/null || break
+	sleep 0.1
+done
+[ -s "$RUN/api/ready" ] || die "the test API server did not start: $(tail -3 "$RUN/apiserver.log")"
+ADMIN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_port"])' "$RUN/api/ready")
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
+t0=$(now)
+ip netns exec "$NS_N" curl -sf -o /dev/null --max-time 600 -X POST -H 'Content-Type: application/json' \
+	--data-binary @"$RUN/objects.json" "http://127.0.0.1:$ADMIN/apply" ||
+	die "posting the objects to the test API server failed"
+t1=$(now)
+say "k8s-scale: $((2 * N + 1)) objects in the API server ($(secs "$t0" "$t1") s)"
+
+# ---- first sync ------------------------------------------------------------------------
+applied() { grep -q 'Kubernetes API snapshot applied' "$LOG" 2>/dev/null; }
+ready() { ip netns exec "$NS_N" "$SP_BIN" status --bpffs-dir "$PIN" >/dev/null 2>&1; }
+t_start=$(now)
+ip netns exec "$NS_N" "$SP_BIN" run --iface up0 --bpffs-dir "$PIN" --kubeconfig "$RUN/api/kubeconfig" \
+	--node-name bench-node >"$LOG" 2>&1 </dev/null &
+SP_PID=$!
+t_applied='' t_ready=''
+for ((i = 0; i < 6000; i++)); do # 0.05 s steps: at most 5 minutes
+	kill -0 "$SP_PID" 2>/dev/null || break
+	if [ -z "$t_applied" ] && applied; then t_applied=$(now); fi
+	if [ -n "$t_applied" ] && ready; then t_ready=$(now); break; fi
+	sleep 0.05
+done
+if [ -z "$t_ready" ]; then
+	say "k8s-scale: svcplane did not sync within 5 minutes; its log:"
+	grep -v '^libbpf' "$LOG" | tail -15 >&2
+	exit 1
+fi
+first_apply=$(grep -m1 'Kubernetes API snapshot applied' "$LOG" | sed -n 's/.* applied in \([0-9.]*\) ms.*/\1/p')
+say "k8s-scale: $(grep -m1 'Kubernetes API snapshot applied' "$LOG")"
+grep -q 'with errors' "$LOG" && say "k8s-scale: WARNING: the daemon reported errors: $(grep -m3 'error\|ENOSPC\|full' "$LOG" | tr '\n' ' ')"
+# HH:MM:SS.mmm of the daemon's "running:" and first "applied" lines -> seconds between.
+list_apply=$(grep -m1 -e ' info: running: ' "$LOG" | cut -d' ' -f1; grep -m1 'Kubernetes API snapshot applied' "$LOG" | cut -d' ' -f1)
+list_apply=$(printf '%s\n' "$list_apply" | awk -F: 'NF == 3 { t[++n] = $1 * 3600 + $2 * 60 + $3 }
+	END { if (n == 2) { d = t[2] - t[1]; if (d < 0) d += 86400; printf "%.2f", d } }')
+ports=$(grep -m1 'Kubernetes API snapshot applied' "$LOG" | sed -n 's/.*: \([0-9]*\) Service port(s).*/\1/p')
+want=$((N * (1 + UDP)))
+[ "${ports:-0}" = "$want" ] || say "k8s-scale: WARNING: $ports Service port(s) programmed, expected $want"
+
+# ---- one endpoint change -> the datapath -------------------------------------------------
+# The poller (in the node namespace) reads the Service's sp_services value
+# through bpf(2), posts the change to the admin port, and polls until the
+# value is replaced (new Maglev region: new flows use the new backend set).
+POLL_PY='
+import ctypes, platform, socket, struct, sys, time, urllib.request
+pin, admin, body, vip, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+NR = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def bpf(cmd, attr):
+    buf = ctypes.create_string_buffer(attr.ljust(128, b"\0"))
+    r = libc.syscall(NR, cmd, buf, 128)
+    if r < 0:
+        raise OSError(ctypes.get_errno(), "bpf(%d)" % cmd)
+    return r
+path = ctypes.create_string_buffer((pin + "/sp_services").encode())
+fd = bpf(7, struct.pack("=QII", ctypes.addressof(path), 0, 0))  # BPF_OBJ_GET
+key = ctypes.create_string_buffer(socket.inet_aton(vip) + bytes(12) + struct.pack("!H", port) +
+                                  bytes([6, 4]), 20)
+val = ctypes.create_string_buffer(24)
+lookup = struct.pack("=IIQQQ", fd, 0, ctypes.addressof(key), ctypes.addressof(val), 0)
+def value():
+    bpf(1, lookup)  # BPF_MAP_LOOKUP_ELEM
+    return val.raw
+before = value()
+data = open(body, "rb").read()
+req = urllib.request.Request("http://127.0.0.1:%d/apply" % admin, data=data, method="POST",
+                             headers={"Content-Type": "application/json"})
+t0 = time.monotonic()
+urllib.request.urlopen(req, timeout=30).read()
+t_post = time.monotonic()
+while time.monotonic() - t0 < 60:
+    if value() != before:
+        t1 = time.monotonic()
+        print("change_ms=%.1f post_ms=%.1f" % ((t1 - t0) * 1000, (t_post - t0) * 1000))
+        sys.exit(0)
+    time.sleep(0.0005)
+print("change_ms=timeout")
+sys.exit(1)
+'
+sleep 1 # let the first sync settle (a late snapshot would count as the change)
+changes=() applies=()
+for ((r = 0; r < RUNS; r++)); do
+	for body in change back; do
+		from=$(wc -l <"$LOG")
+		out=$(ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "$ADMIN" "$RUN/$body.json" "$VIP" 80) ||
+			die "run $r ($body): the change did not reach the map: $out"
+		ms=$(printf '%s\n' "$out" | sed -n 's/.*change_ms=\([0-9.]*\).*/\1/p')
+		# The daemon's own apply time for this change (its log line may follow the map write).
+		for ((i = 0; i < 40; i++)); do
+			a=$(tail -n "+$((from + 1))" "$LOG" | grep -m1 'Kubernetes API snapshot applied' |
+				sed -n 's/.* applied in \([0-9.]*\) ms.*/\1/p')
+			[ -n "$a" ] && break
+			sleep 0.05
+		done
+		[ "$body" = change ] && [ "$r" = 0 ] &&
+			say "k8s-scale: $(tail -n "+$((from + 1))" "$LOG" | grep -m1 'Kubernetes API snapshot applied')"
+		say "k8s-scale: run $((r + 1)) $body: $out daemon_apply_ms=${a:-?}"
+		changes+=("$ms")
+		[ -n "$a" ] && applies+=("$a")
+		sleep 0.3
+	done
+done
+# Sanity: the changed Service's Maglev table names the new backend after a "change".
+ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "$ADMIN" "$RUN/change.json" "$VIP" 80 >/dev/null
+if ! ip netns exec "$NS_N" "$SP_BIN" maglev --bpffs-dir "$PIN" "$TARGET" 2>/dev/null | grep -q '10\.250\.0\.1:8080'; then
+	say "k8s-scale: WARNING: $TARGET does not show the new backend 10.250.0.1:8080"
+fi
+
+rss=$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$SP_PID/status" 2>/dev/null)
+echo "k8s_services=$N"
+echo "k8s_endpoints_per_service=$E"
+echo "k8s_service_ports=${ports:-0}"
+echo "k8s_load_s=$(secs "$t0" "$t1")"
+echo "k8s_first_sync_s=$(secs "$t_start" "$t_applied")"
+echo "k8s_ready_s=$(secs "$t_start" "$t_ready")"
+echo "k8s_list_and_apply_s=${list_apply:-}"
+echo "k8s_first_apply_ms=${first_apply:-}"
+echo "k8s_endpoint_change_ms=$(printf '%s\n' "${changes[@]}" | median)"
+echo "k8s_endpoint_change_ms_min=$(printf '%s\n' "${changes[@]}" | sort -n | head -1)"
+echo "k8s_endpoint_change_ms_max=$(printf '%s\n' "${changes[@]}" | sort -n | tail -1)"
+echo "k8s_endpoint_change_apply_ms=$(printf '%s\n' "${applies[@]}" | median)"
+echo "k8s_daemon_rss_mib=${rss:-}"
