@@ -2,7 +2,7 @@
 /*
  * `svcplane run`: load and attach the datapath, keep the maps equal to the
  * config file (or the Kubernetes API), follow pod interfaces as they come
- * and go, serve /healthz and /metrics. And `svcplane detach`.
+ * and go, serve /healthz, /livez and /metrics. And `svcplane detach`.
  *
  * Exiting (SIGTERM, SIGINT, a crash, kill -9) leaves the datapath attached
  * and the maps pinned: traffic keeps flowing with the last state until a
@@ -152,7 +152,8 @@ static void run_usage(FILE *f)
 		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
 		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
 		"Other:\n"
-		"      --metrics-addr ADDR:PORT /healthz and /metrics (default 127.0.0.1:9477; 'off')\n"
+		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics\n"
+		"                               (default 127.0.0.1:9477; 'off')\n"
 		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
 		"  -h, --help                   this text\n",
 		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS);
@@ -727,12 +728,18 @@ static void metrics_serve(struct daemon *d, int lfd)
 		close(fd);
 		return;
 	}
+	/* /healthz is readiness (synced); /livez only says the loop answers,
+	 * so a daemon waiting for an unreachable API server at boot is not
+	 * restarted in a loop by a liveness probe (its datapath is pinned and
+	 * serving the last state anyway). */
 	if (!strncmp(req, "GET /healthz", 12))
 		fprintf(f, "%s\n", d->synced ? "ok" : "not synced");
+	else if (!strncmp(req, "GET /livez", 10))
+		fprintf(f, "alive\n");
 	else if (!strncmp(req, "GET /metrics", 12))
 		metrics_body(d, f);
 	else
-		fprintf(f, "svcplane: GET /healthz or /metrics\n");
+		fprintf(f, "svcplane: GET /healthz, /livez or /metrics\n");
 	fclose(f);
 	dprintf(fd,
 		"HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"

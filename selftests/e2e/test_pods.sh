@@ -6,7 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_cases late-pod-attached late-pod-clusterip-ipv4 late-pod-clusterip-ipv6 \
-	late-pod-hairpin pod-removed-logged pod-removed-others-unaffected second-late-pod
+	late-pod-hairpin pod-removed-logged pod-removed-others-unaffected second-late-pod \
+	health-endpoints
 
 e2e_begin --pods 2
 PORTS='[{name: http, protocol: TCP, port: 8080}]'
@@ -75,4 +76,15 @@ if cl_until 5 has_sp_filter "${CL_POD_HOSTIF[pod4]}"; then
 	e2e_expect_all second-late-pod 6 1 "pod1 pod2"
 else
 	fail second-late-pod "no sp_tc_ingress on ${CL_POD_HOSTIF[pod4]}: $(tc -n "$E2E_NODE" filter show dev "${CL_POD_HOSTIF[pod4]}" ingress 2>&1 | tr "\n" " ")"
+fi
+
+# The daemon's HTTP endpoints (readiness, liveness, Prometheus metrics).
+h=$(ip netns exec "$E2E_NODE" curl -s -m 2 http://127.0.0.1:9477/healthz)
+l=$(ip netns exec "$E2E_NODE" curl -s -m 2 http://127.0.0.1:9477/livez)
+m=$(ip netns exec "$E2E_NODE" curl -s -m 2 http://127.0.0.1:9477/metrics)
+if [ "$h" = ok ] && [ "$l" = alive ] && [[ $m == *"svcplane_up 1"* ]] &&
+	[[ $m == *"svcplane_new_flows_total "* ]] && [[ $m == *'reason="no_backend"'* ]]; then
+	pass health-endpoints
+else
+	fail health-endpoints "healthz '$h', livez '$l', metrics: $(echo "$m" | head -3 | tr '\n' ' ')"
 fi
