@@ -716,6 +716,7 @@ struct svc_view {
 	size_t n_fe;
 	struct sp_svc v; /* shape (region, m, n, flags) from the first frontend */
 	__u32 *ids; /* v.n backend ids from the region; NULL if n == 0 or unreadable */
+	__u32 *entries; /* v.n: table entries per backend (0: draining, weight 0) */
 	bool ids_bad; /* region could not be read */
 	struct sp_svc_stats st;
 };
@@ -753,8 +754,10 @@ static void ins_state_free(struct ins_state *st)
 	for (i = 0; i < INS_NMAPS; i++)
 		if (st->fd[i] >= 0)
 			close(st->fd[i]);
-	for (i = 0; i < st->n_views; i++)
+	for (i = 0; i < st->n_views; i++) {
 		free(st->views[i].ids);
+		free(st->views[i].entries);
+	}
 	free(st->views);
 	free(st->fe);
 	free(st->be);
@@ -1111,20 +1114,26 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 		}
 		if (!(what & INS_W_IDS) || !v->v.n)
 			continue;
-		words = calloc(2 * (size_t)v->v.n, sizeof(*words));
+		/* The ids and the table: the entry counts tell an active backend
+		 * from a draining one (terminating, weight 0: no new flows). */
+		words = calloc(2 * (size_t)v->v.n + v->v.m, sizeof(*words));
 		v->ids = calloc(v->v.n, sizeof(*v->ids));
-		if (!words || !v->ids) {
+		v->entries = calloc(v->v.n, sizeof(*v->entries));
+		if (!words || !v->ids || !v->entries) {
 			free(words);
 			ins_err(st->c, "read Maglev regions: %s", strerror(ENOMEM));
 			return -ENOMEM;
 		}
-		if (ins_read_region(st, v->v.region, 2 * (size_t)v->v.n, words)) {
+		if (ins_read_region(st, v->v.region, 2 * (size_t)v->v.n + v->v.m, words)) {
 			free(v->ids);
 			v->ids = NULL;
 			v->ids_bad = true;
 		} else {
 			for (j = 0; j < v->v.n; j++)
 				v->ids[j] = region_id(words, j);
+			for (j = 0; j < v->v.m; j++)
+				if (words[2 * v->v.n + j] < v->v.n)
+					v->entries[words[2 * v->v.n + j]]++;
 		}
 		free(words);
 	}
@@ -1188,6 +1197,7 @@ static int services_json(struct ins_state *st)
 		for (j = 0; v->ids && j < v->v.n && !err; j++) {
 			err = jpush(a, e = json_object_new_object());
 			err = err ?: jset(e, "id", ji64(v->ids[j]));
+			err = err ?: jset(e, "maglev_entries", ji64(v->entries[j]));
 			be = find_backend(st, v->ids[j]);
 			if (be) {
 				err = err ?: jset_ipport(e, &be->b.addr, be->b.family, be->b.port);
@@ -1237,8 +1247,8 @@ static void fmt_view_backends(const struct ins_state *st, const struct svc_view 
 	for (j = 0; j < v->v.n; j++) {
 		be = find_backend(st, v->ids[j]);
 		if (be)
-			sb_printf(b, "%s%s (id %u)", j ? ", " : "", fmt_be(&be->b, ap, sizeof(ap)),
-				  v->ids[j]);
+			sb_printf(b, "%s%s (id %u%s)", j ? ", " : "", fmt_be(&be->b, ap, sizeof(ap)),
+				  v->ids[j], v->entries[j] ? "" : ", draining: no new flows");
 		else
 			sb_printf(b, "%s(missing id %u)", j ? ", " : "", v->ids[j]);
 	}

@@ -723,7 +723,7 @@ static void test_services_text(void)
 	ASSERT_CONTAINS(r.o, "backends: 10.244.1.5:8080 (id 3), (missing id 4242)", "missing id");
 	ASSERT_CONTAINS(r.o, "backends: unreadable", "region past the end");
 	ASSERT_CONTAINS(r.e,
-			"svcplane services: Maglev region at chunk 64 (1 chunk) lies past the end",
+			"svcplane services: Maglev region at chunk 64 (8 chunks) lies past the end",
 			"region error reported");
 	out_free(&r);
 }
