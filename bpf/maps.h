@@ -51,6 +51,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_ct SEC(".maps");
 
+/* sessionAffinity: ClientIP: the backend of a client's last new flow per
+ * Service port. Written by the datapath; LRU, so a full table forgets the
+ * least recently used clients (they get a Maglev pick). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SP_AFFINITY_MAX);
+	__type(key, struct sp_aff_key);
+	__type(value, struct sp_aff_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_affinity SEC(".maps");
+
+/* Which backends belong to an affinity Service's current table, so a
+ * remembered backend is checked in O(1). Written by the daemon (entries
+ * added before a table switch, removed after). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SP_MAX_SVC_BACKENDS);
+	__type(key, struct sp_svc_be_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_svc_backends SEC(".maps");
+
 /* Addresses of this node: NodePorts are served on these. Written by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

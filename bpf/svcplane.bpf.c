@@ -63,6 +63,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	struct sp_ct_val *ct, fwd;
 	struct sp_addr reply_daddr;
 	struct sp_backend *be;
+	struct sp_aff_key ak;
 	bool hit;
 	__u32 id;
 	int r;
@@ -101,14 +102,26 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		return reject(ctx, hook, p);
 	}
 
-	r = maglev_pick(svc, flow_hash(p), &id);
-	if (!r) {
-		be = bpf_map_lookup_elem(&sp_backends, &id);
-		if (!be)
-			r = SP_R_BACKEND_MISS;
+	/* Both ways of choosing rejoin with nothing live but id: the verifier
+	 * can then prune the second path instead of walking the rest of the
+	 * program twice (a ternary here doubled its states past the limit). */
+	id = 0;
+	if (svc->flags & SP_SVC_F_AFFINITY) {
+		affinity_key(svc, p, &ak);
+		id = sp_affinity_get(&ak, now);
 	}
-	if (r)
+	if (!id) {
+		r = maglev_pick(svc, flow_hash(p), &id);
+		if (r)
+			goto drop;
+	}
+	be = bpf_map_lookup_elem(&sp_backends, &id);
+	if (!be) {
+		r = SP_R_BACKEND_MISS;
 		goto drop;
+	}
+	if (svc->flags & SP_SVC_F_AFFINITY)
+		sp_affinity_set(&ak, id, now, svc->affinity_timeout);
 
 	__builtin_memset(&fwd, 0, sizeof(fwd));
 	fwd.nat_addr = be->addr;

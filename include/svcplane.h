@@ -35,6 +35,12 @@
 #ifndef SP_MAX_NODE_ADDRS
 #define SP_MAX_NODE_ADDRS 256 /* node addresses NodePorts are served on */
 #endif
+#ifndef SP_AFFINITY_MAX
+#define SP_AFFINITY_MAX 65536 /* sessionAffinity: ClientIP (Service, client) pairs */
+#endif
+#ifndef SP_MAX_SVC_BACKENDS
+#define SP_MAX_SVC_BACKENDS 262144 /* (Service, backend) pairs of affinity Services */
+#endif
 #ifndef SP_MAX_TX_PORTS
 #define SP_MAX_TX_PORTS 1024 /* devices XDP may redirect to */
 #endif
@@ -108,6 +114,32 @@ struct sp_backend {
 	__be16 port;
 	__u8 family;
 	__u8 flags; /* reserved */
+};
+
+/*
+ * sessionAffinity: ClientIP. sp_affinity remembers, per Service port and
+ * client address, the backend of the client's last new flow; the datapath
+ * reuses it for the client's next new flow until `expires`, if the backend
+ * is still one of the Service's (sp_svc_backends, kept by user space for
+ * affinity Services only), as kube-proxy's "recent" match does.
+ */
+struct sp_aff_key {
+	__u32 svc_id;
+	__u8 family;
+	__u8 pad[3];
+	struct sp_addr client;
+};
+
+struct sp_aff_val {
+	__u32 backend_id;
+	__u32 pad;
+	__u64 expires; /* bpf_ktime_get_ns() deadline */
+};
+
+/* sp_svc_backends key (value: __u8, unused): backend_id is in svc_id's table. */
+struct sp_svc_be_key {
+	__u32 svc_id;
+	__u32 backend_id;
 };
 
 /* sp_node_addrs key: an address of this node (value: __u8, unused). */
@@ -253,5 +285,7 @@ struct sp_svc_meta {
 #define SP_MAP_SVC_STATS "sp_svc_stats"
 #define SP_MAP_TX_PORTS "sp_tx_ports" /* not pinned: see bpf/maps.h */
 #define SP_MAP_SVC_META "sp_svc_meta"
+#define SP_MAP_AFFINITY "sp_affinity"
+#define SP_MAP_SVC_BACKENDS "sp_svc_backends"
 
 #endif /* SVCPLANE_ABI_H */

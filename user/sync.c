@@ -341,6 +341,62 @@ out:
 	return err;
 }
 
+/* ---- sessionAffinity membership -------------------------------------------- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Add (svc_id, id) for every id: before the switch, so a remembered
+ * backend is never refused by the new table for want of its pair. */
+static int members_add(struct sp_sync *s, uint32_t svc_id, const uint32_t *ids, size_t n)
+{
+	struct sp_svc_be_key k = { .svc_id = svc_id };
+	__u8 one = 1;
+	size_t i;
+
+	if (s->maps.fd_svc_backends <= 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		k.backend_id = ids[i];
+		if (bpf_map_update_elem(s->maps.fd_svc_backends, &k, &one, BPF_ANY)) {
+			pr_err("write sp_svc_backends: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Remove (svc_id, id) for the old ids not in keep[0..n_keep) (after the
+ * switch). keep may be NULL: remove them all. */
+static void members_del(struct sp_sync *s, uint32_t svc_id, const uint32_t *old, size_t n_old,
+			const uint32_t *keep, size_t n_keep)
+{
+	struct sp_svc_be_key k = { .svc_id = svc_id };
+	uint32_t *sorted = NULL;
+	size_t i;
+
+	if (s->maps.fd_svc_backends <= 0 || !n_old)
+		return;
+	if (keep && n_keep) {
+		sorted = malloc(n_keep * sizeof(*sorted));
+		if (!sorted)
+			return; /* stale pairs only keep a dead affinity alive longer */
+		memcpy(sorted, keep, n_keep * sizeof(*sorted));
+		qsort(sorted, n_keep, sizeof(*sorted), cmp_u32);
+	}
+	for (i = 0; i < n_old; i++) {
+		if (sorted && bsearch(&old[i], sorted, n_keep, sizeof(*sorted), cmp_u32))
+			continue;
+		k.backend_id = old[i];
+		bpf_map_delete_elem(s->maps.fd_svc_backends, &k);
+	}
+	free(sorted);
+}
+
 /* ---- Services -------------------------------------------------------------- */
 
 static void app_svc_free(struct app_svc *a)
@@ -494,7 +550,10 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 		svc_stats_reset(s, a->svc_id);
 		created = true;
 	}
-	rebuild = created || !same_backends(a, w, m);
+	/* Turning affinity on or off changes what the table needs beside it
+	 * (sp_svc_backends), so it counts as a rebuild. */
+	rebuild = created || !same_backends(a, w, m) ||
+		  ((a->flags ^ w->flags) & SP_SVC_F_AFFINITY);
 	if (!rebuild && same_frontends(a, w)) {
 		/* The common case of a full resync: nothing to do, nothing to
 		 * allocate. */
@@ -517,7 +576,10 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 			}
 		}
 		err = stage_table(s, w, m, ids, &region, &chunks);
+		if (!err && (w->flags & SP_SVC_F_AFFINITY))
+			err = members_add(s, a->svc_id, ids, w->n_be);
 		if (err) {
+			region_free(s, region, chunks);
 			for (i = 0; i < w->n_be; i++)
 				be_put(s, &w->be[i].ip, w->be[i].port);
 			goto fail;
@@ -566,6 +628,9 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 
 	if (rebuild) {
 		/* After the switch: release the old table and backend refs. */
+		if (a->flags & SP_SVC_F_AFFINITY)
+			members_del(s, a->svc_id, a->be_ids, a->n,
+				    (w->flags & SP_SVC_F_AFFINITY) ? ids : NULL, w->n_be);
 		region_free(s, a->region, a->chunks);
 		for (i = 0; i < a->n; i++)
 			be_put(s, &a->be[i].ip, a->be[i].port);
@@ -634,6 +699,8 @@ static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stat
 {
 	size_t i;
 
+	if (a->flags & SP_SVC_F_AFFINITY)
+		members_del(s, a->svc_id, a->be_ids, a->n, NULL, 0);
 	for (i = 0; i < a->n; i++)
 		be_put(s, &a->be[i].ip, a->be[i].port);
 	region_free(s, a->region, a->chunks);
@@ -906,6 +973,8 @@ static int recover_fe(struct sp_sync *s, const struct sp_svc_key *k, const struc
 	a->fe[a->n_fe] = *k;
 	a->fe_flags[a->n_fe] = v->flags;
 	a->affinity_timeout = v->affinity_timeout;
+	/* Service-wide flags live in every frontend's value. */
+	a->flags = v->flags & (SP_SVC_F_AFFINITY | SP_SVC_F_LOCAL_ONLY);
 	a->n_fe++;
 	return 0;
 }

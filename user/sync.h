@@ -18,6 +18,9 @@
 
 struct sp_sync_maps {
 	int fd_services, fd_backends, fd_maglev, fd_svc_meta, fd_svc_stats, fd_node_addrs;
+	/* sp_svc_backends (sessionAffinity); <= 0: not kept (tools and tests
+	 * that build maps without it). */
+	int fd_svc_backends;
 	uint32_t maglev_chunks; /* max_entries of sp_maglev */
 	uint32_t max_svc_ids; /* max_entries of sp_svc_meta / sp_svc_stats */
 	uint32_t max_backends; /* max_entries of sp_backends */

@@ -128,4 +128,54 @@ static __always_inline int maglev_pick(const struct sp_svc *svc, __u32 hash, __u
 	return 0;
 }
 
+/*
+ * sessionAffinity: ClientIP. Global (not inlined, not static) on purpose:
+ * the verifier checks a global function once, on its own, instead of
+ * walking its branches again inside every path of the caller; inlined, it
+ * pushed sp_xdp past the verifier's instruction limit.
+ *
+ * sp_affinity_get returns the backend id remembered for the key's client
+ * if the entry is alive and the backend is still in the Service's table,
+ * else 0 (ids start at 1).
+ */
+__noinline int sp_affinity_get(struct sp_aff_key *k, __u64 now)
+{
+	struct sp_svc_be_key bk;
+	struct sp_aff_val *v;
+
+	if (!k)
+		return 0;
+	v = bpf_map_lookup_elem(&sp_affinity, k);
+	if (!v || now > v->expires)
+		return 0;
+	bk.svc_id = k->svc_id;
+	bk.backend_id = v->backend_id;
+	if (!bpf_map_lookup_elem(&sp_svc_backends, &bk))
+		return 0;
+	return v->backend_id;
+}
+
+/* Remember (or refresh) the client's backend until now + timeout_s: the
+ * timeout runs from the client's last new flow, as with kube-proxy. */
+__noinline int sp_affinity_set(struct sp_aff_key *k, __u32 id, __u64 now, __u32 timeout_s)
+{
+	struct sp_aff_val v;
+
+	if (!k)
+		return 0;
+	__builtin_memset(&v, 0, sizeof(v));
+	v.backend_id = id;
+	v.expires = now + (__u64)timeout_s * 1000000000ULL;
+	return bpf_map_update_elem(&sp_affinity, k, &v, BPF_ANY);
+}
+
+static __always_inline void affinity_key(const struct sp_svc *svc, const struct sp_pkt *p,
+					 struct sp_aff_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->svc_id = svc->svc_id;
+	k->family = p->family;
+	k->client = p->saddr;
+}
+
 #endif /* SP_LIB_LB_H */

@@ -10,6 +10,10 @@
  * few of the flows that were not on the removed endpoint (Maglev's minimal
  * disruption, seen from the datapath). A third node with another
  * --hash-seed must disagree: the seed really is part of the choice.
+ *
+ * The same harness checks sessionAffinity: ClientIP in the datapath: every
+ * new flow of a client goes to its remembered backend, which survives other
+ * endpoints changing and moves only when that backend leaves the Service.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -84,6 +88,7 @@ static int node_open(struct node *n, uint32_t seed)
 		.fd_svc_meta = bpf_map__fd(n->skel->maps.sp_svc_meta),
 		.fd_svc_stats = bpf_map__fd(n->skel->maps.sp_svc_stats),
 		.fd_node_addrs = bpf_map__fd(n->skel->maps.sp_node_addrs),
+		.fd_svc_backends = bpf_map__fd(n->skel->maps.sp_svc_backends),
 		.maglev_chunks = 4096,
 		.max_svc_ids = 1024,
 		.max_backends = 1024,
@@ -97,7 +102,15 @@ static int node_open(struct node *n, uint32_t seed)
  * endpoints are 10.244.0.1..N_EP except `skip` (0: none), listed in the
  * order of a shuffle seeded by `order`.
  */
+static int node_apply_aff(struct node *n, unsigned int order, int skip, uint32_t affinity_s);
+
 static int node_apply(struct node *n, unsigned int order, int skip)
+{
+	return node_apply_aff(n, order, skip, 0);
+}
+
+/* node_apply with sessionAffinity: ClientIP for affinity_s seconds (0: off). */
+static int node_apply_aff(struct node *n, unsigned int order, int skip, uint32_t affinity_s)
 {
 	struct sp_model m = { 0 };
 	struct sp_service *s;
@@ -131,6 +144,8 @@ static int node_apply(struct node *n, unsigned int order, int skip)
 	s->ports[0].proto = IPPROTO_TCP;
 	s->ports[0].port = 80;
 	s->ports[0].target_port = 8080;
+	s->affinity_client_ip = affinity_s > 0;
+	s->affinity_timeout = affinity_s;
 	sl->ns = strdup("t");
 	sl->name = strdup("web-1");
 	sl->service_name = strdup("web");
@@ -173,16 +188,27 @@ static void ct_flush(struct node *n)
 /* Run flow i (client 192.0.2.(i%200+1):(10000+i) -> VIP) through the
  * node's XDP program; return the last octet of the backend it was DNATed
  * to, or -1. */
+static int pick_from(struct node *n, const char *saddr, int sport);
+
 static int pick(struct node *n, int i)
+{
+	char saddr[32];
+
+	snprintf(saddr, sizeof(saddr), "192.0.2.%d", i % 200 + 1);
+	return pick_from(n, saddr, 10000 + i);
+}
+
+/* One SYN saddr:sport -> VIP through the node's XDP program. */
+static int pick_from(struct node *n, const char *saddr, int sport)
 {
 	struct pkt in, out;
 	struct pkt_info pi;
-	char saddr[32], why[128];
+	char why[128];
 	struct pkt_spec s = {
 		.family = 4,
 		.proto = IPPROTO_TCP,
 		.daddr = "10.96.0.10",
-		.sport = 10000 + i,
+		.sport = sport,
 		.dport = 80,
 		.tcp_flags = PKT_SYN,
 		.seq = 1,
@@ -190,7 +216,6 @@ static int pick(struct node *n, int i)
 	};
 	LIBBPF_OPTS(bpf_test_run_opts, t);
 
-	snprintf(saddr, sizeof(saddr), "192.0.2.%d", i % 200 + 1);
 	s.saddr = saddr;
 	if (pkt_build(&s, &in))
 		return -1;
@@ -269,6 +294,83 @@ out:
 	node_close(&c);
 }
 
+/* Distinct backends picked by n new flows of one client (ports base..). */
+static int client_backends(struct node *n, const char *client, int base, int flows, int *last)
+{
+	int seen[256] = { 0 }, distinct = 0, i, b;
+
+	for (i = 0; i < flows; i++) {
+		b = pick_from(n, client, base + i);
+		if (b < 0 || b > 255)
+			return -1;
+		if (!seen[b]++)
+			distinct++;
+		*last = b;
+	}
+	return distinct;
+}
+
+static void test_session_affinity(void)
+{
+	struct node a;
+	int mine = 0, other = 0, i, distinct, seen[256] = { 0 }, clients = 0;
+
+	if (!ASSERT_EQ(node_open(&a, 0x5eed5eed), 0, "node"))
+		goto out;
+	/* Without affinity one client's flows spread over the endpoints. */
+	ASSERT_EQ(node_apply_aff(&a, 1, 0, 0), 0, "apply without affinity");
+	ASSERT_TRUE(client_backends(&a, "198.51.100.7", 20000, 40, &mine) > 3,
+		    "flows of one client spread without affinity");
+
+	ASSERT_EQ(node_apply_aff(&a, 1, 0, 600), 0, "apply with ClientIP affinity");
+	distinct = client_backends(&a, "198.51.100.7", 30000, 60, &mine);
+	ASSERT_EQ(distinct, 1, "backends used by 60 new flows of one client");
+	for (i = 0; i < 40; i++) {
+		char c[32];
+		int b;
+
+		snprintf(c, sizeof(c), "198.51.100.%d", 50 + i);
+		if (client_backends(&a, c, 40000, 3, &b) == 1 && !seen[b]++)
+			clients++;
+	}
+	ASSERT_TRUE(clients > 3, "different clients still spread over the endpoints");
+
+	/* Another endpoint leaves: the client keeps its backend. */
+	other = mine == 1 ? 2 : 1;
+	ASSERT_EQ(node_apply_aff(&a, 5, other, 600), 0, "remove another endpoint");
+	distinct = client_backends(&a, "198.51.100.7", 31000, 20, &i);
+	ASSERT_TRUE(distinct == 1 && i == mine, "affinity kept across another endpoint's removal");
+	/* Its own endpoint leaves: it moves, and sticks to the new one. */
+	ASSERT_EQ(node_apply_aff(&a, 6, mine, 600), 0, "remove the client's endpoint");
+	distinct = client_backends(&a, "198.51.100.7", 32000, 20, &i);
+	ASSERT_TRUE(distinct == 1 && i != mine, "moved to one other backend");
+	/* The membership map holds exactly the table's backends. */
+	{
+		int fd = bpf_map__fd(a.skel->maps.sp_svc_backends);
+		struct sp_svc_be_key k, next;
+		int count = 0;
+		void *pk = NULL;
+
+		while (bpf_map_get_next_key(fd, pk, &next) == 0) {
+			k = next;
+			pk = &k;
+			count++;
+		}
+		ASSERT_EQ(count, N_EP - 1, "sp_svc_backends entries");
+	}
+	/* Affinity off again: the pairs go. */
+	ASSERT_EQ(node_apply_aff(&a, 7, mine, 0), 0, "affinity off");
+	{
+		struct sp_svc_be_key k;
+
+		ASSERT_TRUE(bpf_map_get_next_key(bpf_map__fd(a.skel->maps.sp_svc_backends), NULL,
+						 &k) != 0,
+			    "sp_svc_backends empty without affinity");
+	}
+out:
+	node_close(&a);
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -277,5 +379,6 @@ int main(void)
 	}
 	sp_log_level = SP_LOG_WARN;
 	RUN_TEST(test_nodes_agree);
+	RUN_TEST(test_session_affinity);
 	return sp_test_exit();
 }
