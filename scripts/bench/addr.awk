@@ -20,3 +20,9 @@ function ep_now(i, j) {
 function h16(s, i, j) { return sprintf("%s%07d%08d", s, i, j) }
 # Order Services are written in: 1..N-1, then 0 (the one under test) last.
 function svc_at(k) { return (k + 1) % N }
+# Ports: every Service has port 80 ("tcp", TCP); Service 0, the one under
+# test, has one port 80 per protocol of PROTOS ("tcp", "udp" or "tcp,udp"),
+# named after the protocol, so one rule set serves the TCP and UDP benchmarks.
+function nports(i) { return i == 0 ? NPROTO : 1 }
+function port_proto(i, k) { return i == 0 ? PROTO[k] : "tcp" }
+function init_protos() { NPROTO = split(PROTOS, PROTO, ",") }

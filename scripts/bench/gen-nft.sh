@@ -6,45 +6,52 @@
 # `numgen random mod E vmap`, a chain per endpoint that DNATs), not from
 # kube-proxy's code.
 #
-# usage: gen-nft.sh [--change] N E [tcp|udp]
+# usage: gen-nft.sh [--change] N E [PROTOS]
+#   PROTOS: the ports of the Service under test: tcp (default), udp or tcp,udp.
 #   default: the whole table, for `nft -f` from empty.
 #   --change: the transaction kube-proxy sends for one endpoint change of the
-#     Service under test: add the new endpoint chain, rewrite the Service
-#     chain, delete the removed endpoint's chain.
+#     Service under test: add the new endpoint chains, rewrite the Service's
+#     port chains, delete the removed endpoint's chains.
 #
 # Addressing: see addr.awk (Service under test: 10.96.0.1:80 -> 10.244.0.11..:8080).
 set -eu
 change=0
 if [ "${1:-}" = --change ]; then change=1; shift; fi
-N=${1:?usage: gen-nft.sh [--change] N E [tcp|udp]}
-E=${2:?usage: gen-nft.sh [--change] N E [tcp|udp]}
+N=${1:?usage: gen-nft.sh [--change] N E [PROTOS]}
+E=${2:?usage: gen-nft.sh [--change] N E [PROTOS]}
 P=${3:-tcp}
 here=$(dirname "$0")
 prog='
-function svc_chain(i) { return "service-" h16("S", i, 0) "-bench/svc" i "/" P "/p" }
-function ep_chain(i, a,   q) {
-	split(a, q, ".")
-	return "endpoint-" h16("E", i, q[3] * 256 + q[4]) "-bench/svc" i "/" P "/p__" a "/8080"
+function svc_chain(i, p) {
+	return "service-" h16(p == "udp" ? "U" : "S", i, 0) "-bench/svc" i "/" p "/" p
 }
-function svc_rules(i,   j, s) {
-	printf "add rule ip kube-proxy %s ip daddr %s %s dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n", svc_chain(i), vip(i), P
+function ep_chain(i, p, a,   q) {
+	split(a, q, ".")
+	return "endpoint-" h16(p == "udp" ? "F" : "E", i, q[3] * 256 + q[4]) "-bench/svc" i "/" p "/" p "__" a "/8080"
+}
+function svc_rules(i, p,   j, s) {
+	printf "add rule ip kube-proxy %s ip daddr %s %s dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade\n", svc_chain(i, p), vip(i), p
 	s = ""
 	for (j = 0; j < E; j++)
-		s = s (j ? ", " : "") j " : goto " ep_chain(i, ep_now(i, j))
-	printf "add rule ip kube-proxy %s numgen random mod %d vmap { %s }\n", svc_chain(i), E, s
+		s = s (j ? ", " : "") j " : goto " ep_chain(i, p, ep_now(i, j))
+	printf "add rule ip kube-proxy %s numgen random mod %d vmap { %s }\n", svc_chain(i, p), E, s
 }
-function ep_rules(i, a) {
-	printf "add chain ip kube-proxy %s\n", ep_chain(i, a)
-	printf "add rule ip kube-proxy %s ip saddr %s jump mark-for-masquerade\n", ep_chain(i, a), a
-	printf "add rule ip kube-proxy %s meta l4proto %s dnat to %s:8080\n", ep_chain(i, a), P, a
+function ep_rules(i, p, a) {
+	printf "add chain ip kube-proxy %s\n", ep_chain(i, p, a)
+	printf "add rule ip kube-proxy %s ip saddr %s jump mark-for-masquerade\n", ep_chain(i, p, a), a
+	printf "add rule ip kube-proxy %s meta l4proto %s dnat to %s:8080\n", ep_chain(i, p, a), p, a
 }
 BEGIN {
+	init_protos()
 	if (CHANGE) {
-		ep_rules(0, ep_now(0, E - 1))
-		printf "flush chain ip kube-proxy %s\n", svc_chain(0)
-		svc_rules(0)
-		printf "flush chain ip kube-proxy %s\n", ep_chain(0, ep(0, E - 1))
-		printf "delete chain ip kube-proxy %s\n", ep_chain(0, ep(0, E - 1))
+		for (x = 1; x <= NPROTO; x++) {
+			p = PROTO[x]
+			ep_rules(0, p, ep_now(0, E - 1))
+			printf "flush chain ip kube-proxy %s\n", svc_chain(0, p)
+			svc_rules(0, p)
+			printf "flush chain ip kube-proxy %s\n", ep_chain(0, p, ep(0, E - 1))
+			printf "delete chain ip kube-proxy %s\n", ep_chain(0, p, ep(0, E - 1))
+		}
 		exit
 	}
 	print "add table ip kube-proxy { comment \"rules for kube-proxy\" ; }"
@@ -67,14 +74,25 @@ BEGIN {
 	print "add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips"
 	for (k = 0; k < N; k++) {
 		i = svc_at(k)
-		for (j = 0; j < E; j++)
-			ep_rules(i, ep(i, j))
-		printf "add chain ip kube-proxy %s\n", svc_chain(i)
-		svc_rules(i)
-		# one add-element command for the whole map: nft evaluates each command
-		# against the set, so an element per command is quadratic
-		el = el (k ? ", " : "") vip(i) " . " P " . 80 : goto " svc_chain(i)
+		for (x = 1; x <= nports(i); x++) {
+			p = port_proto(i, x)
+			for (j = 0; j < E; j++)
+				ep_rules(i, p, ep(i, j))
+			printf "add chain ip kube-proxy %s\n", svc_chain(i, p)
+			svc_rules(i, p)
+		}
 	}
-	printf "add element ip kube-proxy service-ips { %s }\n", el
+	# One add-element command for the whole map (nft evaluates each command
+	# against the set, so an element per command is quadratic), printed
+	# piece by piece (building it as one awk string is quadratic too).
+	printf "add element ip kube-proxy service-ips {"
+	for (k = 0; k < N; k++) {
+		i = svc_at(k)
+		for (x = 1; x <= nports(i); x++) {
+			p = port_proto(i, x)
+			printf "%s %s . %s . 80 : goto %s", (k || x > 1) ? "," : "", vip(i), p, svc_chain(i, p)
+		}
+	}
+	print " }"
 }'
-exec awk -v N="$N" -v E="$E" -v P="$P" -v CHANGE="$change" "$(cat "$here/addr.awk")$prog"
+exec awk -v N="$N" -v E="$E" -v PROTOS="$P" -v CHANGE="$change" "$(cat "$here/addr.awk")$prog"

@@ -3,11 +3,24 @@
 #
 #   client ns                node ns                         pod ns
 #   cl0 192.168.77.2/24 ---- up0 192.168.77.1/24            eth0 10.244.0.11..21/32
-#   routes 10.96.0.0/12,     forwarding, /32 routes  spv1 ---- default via 169.254.1.1
-#   10.244.0.0/16 via .1     to the pod (Calico-like, proxy ARP)
+#   local 198.18.0.0/20      forwarding, /32 routes  spv1 ---- default via 169.254.1.1
+#   routes 10.96.0.0/12,     to the pod (Calico-like, proxy ARP),
+#   10.244.0.0/16 via .1     198.18.0.0/20 via .2
 #
 # One pod namespace holds all endpoint addresses of the Service under test
 # (10.244.0.11.. ; see addr.awk), so one echo_server answers for all of them.
+# connbench spreads its connections over the 4094 client addresses of
+# 198.18.0.0/20 (RFC 2544's benchmarking range; a local route in the client
+# namespace), so a 4-tuple does not come back while the server or conntrack
+# still hold it in TIME_WAIT (see scripts/tools/connbench.c).
+#
+# The two senders (cl0, the pod's eth0) compute TCP checksums in software
+# (tx off), and their veths have GRO on, for every mode alike: a frame that
+# XDP redirects to a veth (svcplane --xdp-redirect) loses the skb's
+# CHECKSUM_PARTIAL state, so a locally built packet would arrive with a
+# partial checksum (frames from a real NIC carry full ones), and a veth takes
+# redirected XDP frames only with GRO on or an XDP program of its own.
+#
 # Names carry the PID: spb<PID>-{c,n,p}. topo_down removes everything
 # (namespaces, the private bpffs mount, background processes) and is safe to
 # call twice; bench.sh runs it from its EXIT/INT/TERM trap.
@@ -23,6 +36,10 @@ CLIENT_IP=192.168.77.2
 NODE_IP=192.168.77.1
 POD_FIRST=11 # 10.244.0.11
 POD_COUNT=11 # E endpoints + one for the endpoint change
+# shellcheck disable=SC2034 # used by bench.sh
+CLIENT_SRC=198.18.0.1 # connbench sources: CLIENT_SRC and the next ones
+# shellcheck disable=SC2034
+CLIENT_SRC_COUNT=4094
 
 topo_up() {
 	local i
@@ -64,6 +81,12 @@ topo_up() {
 	ip -n "$TC_NS" neigh replace "$NODE_IP" lladdr "$umac" dev cl0 nud permanent || return 1
 	ip -n "$TN_NS" neigh replace "$CLIENT_IP" lladdr "$(topo_mac "$TC_NS" cl0)" dev up0 \
 		nud permanent || return 1
+	# connbench source addresses: local to the client, routed by the node
+	ip -n "$TC_NS" route add local 198.18.0.0/20 dev lo || return 1
+	ip -n "$TN_NS" route add 198.18.0.0/20 via "$CLIENT_IP" dev up0 || return 1
+	# software checksums and GRO on both senders (see the top of this file)
+	ip netns exec "$TC_NS" ethtool -K cl0 tx off gro on >/dev/null || return 1
+	ip netns exec "$TP_NS" ethtool -K eth0 tx off gro on >/dev/null || return 1
 }
 
 topo_mac() { ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }

@@ -25,14 +25,35 @@
  *
  * Output, one line per case and N:
  *   pkt case=new n=1000 ns_median=.. ns_min=.. ns_max=.. runs=5 check=ok
+ *
+ * A second mode times the daemon's control plane for scripts/bench.sh:
+ *
+ *   bench_pkt --cp-wait --map PIN/sp_services --vip A --vport P --proto tcp|udp
+ *             --until present|absent|changed [--install TMP:CONFIG] [--hup PID]
+ *             [--exec CMD] [--log FILE [--log-match STR]] [--timeout S]
+ *
+ * reads the key VIP:P/proto of the pinned sp_services map, then makes the
+ * change: renames TMP onto CONFIG (the new config file) and sends SIGHUP to
+ * PID, or runs CMD (sh -c; e.g. a POST to the test API server; its own time
+ * counts). It then polls the map every 100 us until the key is there, gone,
+ * or holds another value. With --log it also waits for the daemon's next
+ * "applied in X ms" line (written once the whole change is in the maps)
+ * that contains STR (--log-match; for a burst applied in several steps).
+ * Prints
+ *   cp map_ms=.. log_ms=.. apply_ms=..
+ * map_ms and log_ms count from the change; apply_ms is the daemon's own
+ * figure (map sync alone, without reading and parsing its input).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -543,10 +564,149 @@ out:
 	return err;
 }
 
+
+/* ---- control-plane timing (--cp-wait) ---------------------------------------------- */
+
+struct cpw {
+	const char *map, *vip, *proto, *until, *install, *log, *exec, *match;
+	int vport, hup;
+	double timeout;
+};
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The daemon's figure from the first "applied in X ms" in buf, or -1. */
+static double applied_ms(const char *buf)
+{
+	const char *p = strstr(buf, "applied in ");
+
+	return p ? atof(p + strlen("applied in ")) : -1;
+}
+
+/* Runs --cp-wait; returns 0 when the condition (and the log line) came in time. */
+static int cp_wait(const struct cpw *w)
+{
+	struct sp_svc_key key = {};
+	struct sp_svc old = {}, cur;
+	int fd, have_old, have, cond, err = 0;
+	double t0, now, map_ms = -1, log_ms = -1, apply = -1;
+	char buf[8192], *tmp = NULL, *dst;
+	long off = 0, i;
+	FILE *lf = NULL;
+
+	if (inet_pton(AF_INET, w->vip, &key.addr.addr[0]) != 1 || w->vport < 1 || w->vport > 65535)
+		return -EINVAL;
+	key.port = htons((__u16)w->vport);
+	key.proto = !strcmp(w->proto, "udp") ? IPPROTO_UDP : IPPROTO_TCP;
+	key.family = SP_FAMILY_V4;
+	cond = !strcmp(w->until, "present") ? 0 : !strcmp(w->until, "absent") ? 1 : 2;
+	fd = bpf_obj_get(w->map);
+	if (fd < 0) {
+		fprintf(stderr, "bench_pkt: open pinned map %s: %s\n", w->map, strerror(errno));
+		return -errno;
+	}
+	have_old = !bpf_map_lookup_elem(fd, &key, &old);
+	if (w->log) {
+		lf = fopen(w->log, "r");
+		if (!lf || fseek(lf, 0, SEEK_END) || (off = ftell(lf)) < 0) {
+			err = -errno;
+			fprintf(stderr, "bench_pkt: log %s: %s\n", w->log, strerror(errno));
+			goto out;
+		}
+	}
+	t0 = mono_ms();
+	if (w->exec) {
+		int st = system(w->exec);
+
+		if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+			err = -EIO;
+			fprintf(stderr, "bench_pkt: --exec '%s' failed (status %d)\n", w->exec, st);
+			goto out;
+		}
+	}
+	if (w->install) {
+		tmp = strdup(w->install);
+		dst = tmp ? strchr(tmp, ':') : NULL;
+		if (!dst) {
+			err = -EINVAL;
+			goto out;
+		}
+		*dst++ = '\0';
+		if (rename(tmp, dst)) {
+			err = -errno;
+			fprintf(stderr, "bench_pkt: rename %s to %s: %s\n", tmp, dst, strerror(errno));
+			goto out;
+		}
+	}
+	if (w->hup > 0 && kill(w->hup, SIGHUP)) {
+		err = -errno;
+		fprintf(stderr, "bench_pkt: SIGHUP to %d: %s\n", w->hup, strerror(errno));
+		goto out;
+	}
+	/* Bounded by the timeout and by an iteration cap (100 us per round). */
+	for (i = 0; i < 10000000L; i++) {
+		now = mono_ms();
+		if (map_ms < 0) {
+			have = !bpf_map_lookup_elem(fd, &key, &cur);
+			if ((cond == 0 && have) || (cond == 1 && !have) ||
+			    (cond == 2 && have && (!have_old || memcmp(&cur, &old, sizeof(cur)))))
+				map_ms = now - t0;
+		}
+		if (lf && log_ms < 0) {
+			size_t n;
+
+			clearerr(lf);
+			if (!fseek(lf, off, SEEK_SET) && (n = fread(buf, 1, sizeof(buf) - 1, lf)) > 0) {
+				char *nl;
+
+				buf[n] = '\0';
+				/* consume whole lines only */
+				while ((nl = strchr(buf, '\n'))) {
+					*nl = '\0';
+					off += nl - buf + 1;
+					if (applied_ms(buf) >= 0 && (!w->match || strstr(buf, w->match))) {
+						apply = applied_ms(buf);
+						log_ms = now - t0;
+						break;
+					}
+					memmove(buf, nl + 1, strlen(nl + 1) + 1);
+				}
+			}
+		}
+		if (map_ms >= 0 && (!lf || log_ms >= 0))
+			break;
+		if (now - t0 > w->timeout * 1e3) {
+			err = -ETIMEDOUT;
+			break;
+		}
+		usleep(100);
+	}
+	printf("cp map_ms=%.1f log_ms=%.1f apply_ms=%.1f\n", map_ms, log_ms, apply);
+	if (err == -ETIMEDOUT)
+		fprintf(stderr, "bench_pkt: --cp-wait: no %s%s within %.0f s\n",
+			map_ms < 0 ? "map change" : "", map_ms < 0 ? "" : "\"applied in\" log line",
+			w->timeout);
+out:
+	free(tmp);
+	if (lf)
+		fclose(lf);
+	close(fd);
+	return err;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_pkt [--services N,N,...] [--endpoints E] [--m PRIME] [--repeat R]\n"
-		   "                 [--runs K] [--flows F] [--pin-root DIR] [-v]\n");
+		   "                 [--runs K] [--flows F] [--pin-root DIR] [-v]\n"
+		   "       bench_pkt --cp-wait --map PIN/sp_services --vip A --vport P --proto tcp|udp\n"
+		   "                 --until present|absent|changed [--install TMP:CONFIG] [--hup PID]\n"
+		   "                 [--exec CMD] [--log FILE [--log-match STR]] [--timeout S]\n");
 }
 
 int main(int argc, char **argv)
@@ -561,8 +721,23 @@ int main(int argc, char **argv)
 		{ "pin-root", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "cp-wait", no_argument, NULL, 'W' },
+		{ "map", required_argument, NULL, 1 },
+		{ "vip", required_argument, NULL, 2 },
+		{ "vport", required_argument, NULL, 3 },
+		{ "proto", required_argument, NULL, 4 },
+		{ "until", required_argument, NULL, 5 },
+		{ "install", required_argument, NULL, 6 },
+		{ "hup", required_argument, NULL, 7 },
+		{ "log", required_argument, NULL, 8 },
+		{ "timeout", required_argument, NULL, 9 },
+		{ "exec", required_argument, NULL, 10 },
+		{ "log-match", required_argument, NULL, 11 },
 		{},
 	};
+	struct cpw w = { .vip = "10.96.0.1", .vport = 80, .proto = "tcp", .until = "present",
+			 .timeout = 30 };
+	int cpwait = 0;
 	struct cfg c = { .e = E_DEFAULT, .m = 251, .runs = 5, .repeat = 1000000, .flows = 1000000 };
 	const char *svcs = "1,100,1000,10000,100000";
 	int opt, i, err = 0, made_dir = 0;
@@ -578,8 +753,29 @@ int main(int argc, char **argv)
 		case 'p': snprintf(c.pin_root, sizeof(c.pin_root), "%s", optarg); break;
 		case 'v': c.verbose = 1; break;
 		case 'h': usage(stdout); return 0;
+		case 'W': cpwait = 1; break;
+		case 1: w.map = optarg; break;
+		case 2: w.vip = optarg; break;
+		case 3: w.vport = atoi(optarg); break;
+		case 4: w.proto = optarg; break;
+		case 5: w.until = optarg; break;
+		case 6: w.install = optarg; break;
+		case 7: w.hup = atoi(optarg); break;
+		case 8: w.log = optarg; break;
+		case 9: w.timeout = atof(optarg); break;
+		case 10: w.exec = optarg; break;
+		case 11: w.match = optarg; break;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (cpwait) {
+		if (!w.map || w.timeout <= 0 || w.timeout > 3600 ||
+		    (strcmp(w.until, "present") && strcmp(w.until, "absent") &&
+		     strcmp(w.until, "changed"))) {
+			usage(stderr);
+			return 2;
+		}
+		return cp_wait(&w) ? 1 : 0;
 	}
 	for (char *s = strdup(svcs), *tok = strtok(s, ","); tok && c.nservices < 16;
 	     tok = strtok(NULL, ","))

@@ -4,7 +4,9 @@
  * 0.0.0.0:8080) with one SO_REUSEPORT listener and one epoll loop per thread
  * (--threads, default 2). For each connection it reads a request, answers
  * "OK <local address>\n" (so a client can tell which endpoint served it) and
- * closes, so TIME_WAIT stays on the server side as with HTTP/1.0.
+ * closes, so TIME_WAIT stays on the server side as with HTTP/1.0. With
+ * --client-closes it answers every request and closes only when the client
+ * has closed (TIME_WAIT on the client side).
  * Runs until SIGINT/SIGTERM.
  */
 #include <arpa/inet.h>
@@ -25,6 +27,7 @@
 
 static volatile sig_atomic_t stop;
 static struct sockaddr_in listen_addr;
+static int client_closes;
 
 static void on_signal(int sig)
 {
@@ -51,7 +54,8 @@ static int make_listener(void)
 	return fd;
 }
 
-/* Answer one readable connection; returns 1 when it is finished (closed). */
+/* Answer one readable connection; returns 1 when it is finished (closed),
+ * 0 while it stays open. */
 static int serve(int fd)
 {
 	char buf[512], out[64], addr[INET_ADDRSTRLEN] = "?";
@@ -67,9 +71,9 @@ static int serve(int fd)
 		if (getsockname(fd, (struct sockaddr *)&local, &sl) == 0)
 			inet_ntop(AF_INET, &local.sin_addr, addr, sizeof(addr));
 		len = snprintf(out, sizeof(out), "OK %s\n", addr);
-		if (write(fd, out, len) < 0) {
-			/* the client went away: nothing to do but close */
-		}
+		if (write(fd, out, len) == len && client_closes)
+			return 0; /* wait for the client's FIN (read() == 0) */
+		/* a failed write: the client went away, nothing to do but close */
 	}
 	close(fd);
 	return 1;
@@ -131,6 +135,7 @@ int main(int argc, char **argv)
 		{ "addr", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "client-closes", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -139,16 +144,18 @@ int main(int argc, char **argv)
 	int port = 8080, threads = 2, c, i;
 	struct sigaction sa = { .sa_handler = on_signal };
 
-	while ((c = getopt_long(argc, argv, "a:p:t:h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "a:p:t:Ch", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'a': addr = optarg; break;
 		case 'p': port = atoi(optarg); break;
 		case 't': threads = atoi(optarg); break;
+		case 'C': client_closes = 1; break;
 		case 'h':
-			printf("usage: echo_server [--addr A] [--port P] [--threads N]\n");
+			printf("usage: echo_server [--addr A] [--port P] [--threads N] [--client-closes]\n");
 			return 0;
 		default:
-			fprintf(stderr, "usage: echo_server [--addr A] [--port P] [--threads N]\n");
+			fprintf(stderr, "usage: echo_server [--addr A] [--port P] [--threads N] "
+					"[--client-closes]\n");
 			return 2;
 		}
 	}
