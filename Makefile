@@ -99,8 +99,11 @@ test: all
 demo: all
 	$(Q)OUT=$(OUT) scripts/demo.sh
 
+# Traffic and control-plane comparisons (bench.sh), then the figures that
+# need no traffic (Maglev builds, map sync, Kubernetes path at scale).
 bench: all
 	$(Q)OUT=$(OUT) QUICK=$(QUICK) scripts/bench.sh
+	$(Q)OUT=$(OUT) QUICK=$(QUICK) scripts/bench/extra.sh $${BENCH_DOC:-docs/BENCHMARKS.md}
 
 # AddressSanitizer + UBSan build of the daemon and user tests, then run them.
 asan:
