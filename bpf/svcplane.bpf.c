@@ -178,6 +178,19 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 
 	if (!ct)
 		return SP_CONTINUE;
+	/* A SYN on the tuple of a NATed flow that is closing belongs to a new
+	 * connection reusing the client's port, straight to the backend: not a
+	 * reply of ours. Forget the old entry instead of rewriting the new
+	 * connection's SYN-ACK to come from the VIP (the client would reset
+	 * it). A retransmitted SYN-ACK of our own flow finds the entry NEW or
+	 * ESTABLISHED, never CLOSING. */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) && ct->state == SP_CT_CLOSING) {
+		struct sp_ct_key k;
+
+		ct_key_of(p, SP_CT_REV, &k);
+		bpf_map_delete_elem(&sp_ct, &k);
+		return SP_CONTINUE;
+	}
 	ct_touch(ct, p, bpf_ktime_get_ns());
 	rev = *ct;
 	STAT_INC(st, ct_rev_hits);

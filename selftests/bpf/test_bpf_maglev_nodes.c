@@ -371,6 +371,73 @@ out:
 	node_close(&a);
 }
 
+/* Run one frame through sp_xdp; the output in *out. Returns the verdict or -1. */
+static int run_xdp(struct node *n, const struct pkt_spec *s, struct pkt *out)
+{
+	struct pkt in;
+	LIBBPF_OPTS(bpf_test_run_opts, t);
+
+	if (pkt_build(s, &in))
+		return -1;
+	t.data_in = in.data;
+	t.data_size_in = in.len;
+	t.data_out = out->data;
+	t.data_size_out = sizeof(out->data);
+	if (bpf_prog_test_run_opts(bpf_program__fd(n->skel->progs.sp_xdp), &t))
+		return -1;
+	out->len = t.data_size_out;
+	return t.retval;
+}
+
+/*
+ * A client port reused for a direct connection to the backend while the
+ * NATed flow on that tuple is closing: the backend's SYN-ACK is the new
+ * connection's, not a reply of the old flow, and must not be rewritten to
+ * come from the VIP (found by the connection benchmark: the client reset it).
+ */
+static void test_port_reuse_direct_after_close(void)
+{
+	struct node a;
+	struct pkt out;
+	char backend[32];
+	int b;
+	struct pkt_spec syn = { .family = 4, .proto = IPPROTO_TCP, .saddr = "198.51.100.9",
+				.daddr = "10.96.0.10", .sport = 40000, .dport = 80,
+				.tcp_flags = PKT_SYN, .seq = 1, .win = 1000 };
+	struct pkt_spec fin = syn, finack, synack;
+
+	if (!ASSERT_EQ(node_open(&a, 0x5eed5eed), 0, "node"))
+		goto out;
+	ASSERT_EQ(node_apply(&a, 1, 0), 0, "apply");
+	b = pick_from(&a, "198.51.100.9", 40000);
+	if (!ASSERT_TRUE(b > 0, "SYN through the VIP DNATed"))
+		goto out;
+	snprintf(backend, sizeof(backend), "10.244.0.%d", b);
+	/* Both directions close: FIN from the client, FIN-ACK from the backend. */
+	fin.tcp_flags = PKT_FIN | PKT_ACK;
+	ASSERT_EQ(run_xdp(&a, &fin, &out), XDP_PASS, "client FIN");
+	finack = (struct pkt_spec){ .family = 4, .proto = IPPROTO_TCP, .saddr = backend,
+				    .daddr = "198.51.100.9", .sport = 8080, .dport = 40000,
+				    .tcp_flags = PKT_FIN | PKT_ACK, .seq = 7, .win = 1000 };
+	ASSERT_EQ(run_xdp(&a, &finack, &out), XDP_PASS, "backend FIN-ACK");
+	ASSERT_EQ(out.data[ETH_HLEN + 12], 10, "FIN-ACK still reverse-NATed (to 10.96.0.10)");
+	ASSERT_EQ(out.data[ETH_HLEN + 13], 96, "FIN-ACK source is the VIP");
+
+	/* The client now connects directly to the backend from the same port:
+	 * its SYN passes (not for a Service); the SYN-ACK must pass untouched. */
+	synack = finack;
+	synack.tcp_flags = PKT_SYN | PKT_ACK;
+	ASSERT_EQ(run_xdp(&a, &synack, &out), XDP_PASS, "direct SYN-ACK verdict");
+	ASSERT_EQ(out.data[ETH_HLEN + 12], 10, "direct SYN-ACK source, first octet");
+	ASSERT_EQ(out.data[ETH_HLEN + 13], 244, "direct SYN-ACK keeps the backend as source");
+	/* And the rest of that direct connection is not rewritten either. */
+	synack.tcp_flags = PKT_ACK;
+	ASSERT_EQ(run_xdp(&a, &synack, &out), XDP_PASS, "direct ACK verdict");
+	ASSERT_EQ(out.data[ETH_HLEN + 13], 244, "direct ACK keeps the backend as source");
+out:
+	node_close(&a);
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -380,5 +447,6 @@ int main(void)
 	sp_log_level = SP_LOG_WARN;
 	RUN_TEST(test_nodes_agree);
 	RUN_TEST(test_session_affinity);
+	RUN_TEST(test_port_reuse_direct_after_close);
 	return sp_test_exit();
 }
