@@ -173,7 +173,8 @@ drop:
 static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt *p,
 					struct sp_stats *st)
 {
-	struct sp_ct_val *ct = ct_lookup_rev(p, bpf_ktime_get_ns());
+	__u64 now = bpf_ktime_get_ns();
+	struct sp_ct_val *ct = ct_lookup_rev(p, now);
 	struct sp_ct_val rev;
 
 	if (!ct)
@@ -191,7 +192,7 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 		bpf_map_delete_elem(&sp_ct, &k);
 		return SP_CONTINUE;
 	}
-	ct_touch(ct, p, bpf_ktime_get_ns());
+	ct_touch(ct, p, now);
 	rev = *ct;
 	STAT_INC(st, ct_rev_hits);
 	if (nat_addr(ctx, hook, p, false, &rev.nat_addr) ||
@@ -220,14 +221,8 @@ static __always_inline int process(void *ctx, const int hook)
 	int ret;
 
 	__builtin_memset(&p, 0, sizeof(p));
-	if (is_tc(hook)) {
-		struct __sk_buff *skb = ctx;
-		/* Headers we parse must be in the linear area. */
-		__u32 want = skb->len < 256 ? skb->len : 256;
-
-		if (ctx_data_end(ctx, hook) - ctx_data(ctx, hook) < want)
-			bpf_skb_pull_data(skb, want);
-	}
+	if (is_tc(hook))
+		tc_pull_headers(ctx);
 	STAT_INC(st, rx_packets);
 	if (st)
 		st->rx_bytes += ctx_len(ctx, hook);
@@ -299,8 +294,7 @@ int sp_tc_uplink(struct __sk_buff *skb)
 
 	__builtin_memset(&p, 0, sizeof(p));
 	p.quiet = 1;
-	if (skb->data_end - skb->data < 128)
-		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
+	tc_pull_headers(skb);
 	ret = parse_pkt(skb, HOOK_TC_INGRESS, &p, NULL);
 	if (ret != SP_CONTINUE)
 		return TC_ACT_OK;

@@ -99,6 +99,19 @@ static __always_inline __u32 ctx_ifindex(void *ctx, const int hook)
 	return ((struct xdp_md *)ctx)->ingress_ifindex;
 }
 
+/* Header bytes TC wants in the skb's linear area before parsing (Ethernet,
+ * IP with options or extension headers, TCP/UDP). */
+#define SP_PULL_LEN 256
+
+/* Make the headers directly readable: an skb may carry them in fragments. */
+static __always_inline void tc_pull_headers(struct __sk_buff *skb)
+{
+	__u32 want = skb->len < SP_PULL_LEN ? skb->len : SP_PULL_LEN;
+
+	if (skb->data_end - skb->data < want)
+		bpf_skb_pull_data(skb, want);
+}
+
 static __always_inline bool addr_eq(const struct sp_addr *a, const struct sp_addr *b)
 {
 	return a->addr[0] == b->addr[0] && a->addr[1] == b->addr[1] &&
