@@ -455,22 +455,29 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	return err;
 }
 
-/* Load the config file (or the embedded default) and apply it. On a bad
- * file the running state stays and the error names file, line and problem. */
+/* Load the config file (or the embedded default) into *m, naming it in
+ * what. On failure err says file, line and problem; the caller logs it. */
+static int load_config(const struct daemon *d, struct sp_model *m, const char *why, char *what,
+		       size_t wlen, char *err, size_t errlen)
+{
+	if (d->o->config) {
+		snprintf(what, wlen, "%s (%s)", d->o->config, why);
+		return sp_config_load(d->o->config, m, err, errlen);
+	}
+	snprintf(what, wlen, "embedded default config (%s)", why);
+	return sp_config_parse_buf(sp_default_config, strlen(sp_default_config),
+				   SP_DEFAULT_CONFIG_NAME, m, err, errlen);
+}
+
+/* Load and apply the config again. On a bad file the running state stays
+ * and the error names file, line and problem. */
 static int apply_config(struct daemon *d, const char *why)
 {
 	struct sp_model m = { 0 };
 	char err[512], what[PATH_MAX + 64];
 	int ret;
 
-	if (d->o->config) {
-		ret = sp_config_load(d->o->config, &m, err, sizeof(err));
-		snprintf(what, sizeof(what), "%s (%s)", d->o->config, why);
-	} else {
-		ret = sp_config_parse_buf(sp_default_config, strlen(sp_default_config),
-					  SP_DEFAULT_CONFIG_NAME, &m, err, sizeof(err));
-		snprintf(what, sizeof(what), "embedded default config (%s)", why);
-	}
+	ret = load_config(d, &m, why, what, sizeof(what), err, sizeof(err));
 	if (ret) {
 		pr_err("%s; keeping the running state", err);
 		return ret;
@@ -866,6 +873,8 @@ int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
 	struct daemon d = { 0 };
+	struct sp_model start_model = { 0 };
+	char start_what[PATH_MAX + 64] = "";
 	struct sp_k8s *k8s = NULL;
 	struct sp_sync_maps sm;
 	sigset_t mask;
@@ -892,23 +901,23 @@ int cmd_run(int argc, char **argv)
 		return lockfd;
 	d.pidfd = lockfd;
 
-	/* Validate the source before touching the datapath: a bad file at
-	 * start is an error, not an empty state. */
-	if (o.config) {
-		struct sp_model m = { 0 };
+	/* Load the source before touching the datapath: a bad file at start
+	 * is an error, not an empty state. The model is applied below, once
+	 * the maps are open, without reading the file again. */
+	if (!o.kubeconfig && !o.in_cluster) {
 		char msg[512];
 
-		if (stat(o.config, &d.cfg_stat)) {
+		if (o.config && stat(o.config, &d.cfg_stat)) {
 			err = -errno;
 			pr_err("config %s: %s", o.config, strerror(-err));
 			goto out;
 		}
-		err = sp_config_load(o.config, &m, msg, sizeof(msg));
+		err = load_config(&d, &start_model, "start", start_what, sizeof(start_what), msg,
+				  sizeof(msg));
 		if (err) {
 			pr_err("%s", msg);
 			goto out;
 		}
-		sp_model_free(&m);
 	}
 
 	err = sp_dp_load(&d.dp, &o.dp);
@@ -937,7 +946,8 @@ int cmd_run(int argc, char **argv)
 
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
-		err = apply_config(&d, "start");
+		err = apply_model(&d, &start_model, start_what);
+		sp_model_free(&start_model);
 		if (err && err != -ENOSPC)
 			goto out;
 		d.synced = true;
@@ -1039,6 +1049,7 @@ int cmd_run(int argc, char **argv)
 	}
 	err = 0;
 out:
+	sp_model_free(&start_model);
 	if (k8s)
 		sp_k8s_stop(k8s);
 	if (d.k8s_pending)
