@@ -808,6 +808,37 @@ static int ins_open(struct ins_state *st, enum ins_map m)
 	return 0;
 }
 
+/*
+ * Room for one more element of sz bytes in arr (n used, *cap allocated),
+ * doubling from `first` when full. Returns the array (perhaps moved), or
+ * NULL when out of memory (arr is then untouched and still owned).
+ */
+static void *grow_array(void *arr, size_t n, size_t *cap, size_t sz, size_t first)
+{
+	size_t ncap;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? 2 * *cap : first;
+	arr = reallocarray(arr, ncap, sz);
+	if (arr)
+		*cap = ncap;
+	return arr;
+}
+
+/* Append a zeroed element to the typed array *arrp of *np elements: a
+ * pointer to it, or NULL when out of memory. */
+#define APPEND_ZEROED(arrp, np, capp, first)                                               \
+	({                                                                                 \
+		typeof(*(arrp)) ___a = grow_array(*(arrp), *(np), (capp), sizeof(**(arrp)), \
+						  (first));                                \
+		if (___a) {                                                                \
+			*(arrp) = ___a;                                                    \
+			memset(&___a[*(np)], 0, sizeof(*___a));                            \
+		}                                                                          \
+		___a ? &___a[(*(np))++] : NULL;                                            \
+	})
+
 /* Where key and value sit in a record type (see INS_LAYOUT). */
 struct ins_layout {
 	size_t size;
@@ -855,16 +886,13 @@ static int ins_dump(struct ins_state *st, enum ins_map m, const struct ins_layou
 		}
 		memcpy(prev, key, l->ksz);
 		first = false;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			tmp = reallocarray(recs, cap, l->size);
-			if (!tmp) {
-				err = -ENOMEM;
-				ins_err(c, "read map %s: %s", ins_abi[m].name, strerror(-err));
-				goto fail;
-			}
-			recs = tmp;
+		tmp = grow_array(recs, n, &cap, l->size, 64);
+		if (!tmp) {
+			err = -ENOMEM;
+			ins_err(c, "read map %s: %s", ins_abi[m].name, strerror(-err));
+			goto fail;
 		}
+		recs = tmp;
 		rec = recs + n * l->size;
 		memset(rec, 0, l->size);
 		memcpy(rec + l->koff, key, l->ksz);
@@ -2292,7 +2320,7 @@ static int status_links(const struct ins_ctx *c, struct st_info *si)
 {
 	char dpath[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
 	struct bpf_link_info info;
-	struct st_link *l, *tmp;
+	struct st_link *l;
 	size_t cap = 0;
 	struct dirent *de;
 	__u32 len;
@@ -2322,19 +2350,13 @@ static int status_links(const struct ins_ctx *c, struct st_info *si)
 			close(fd);
 			continue;
 		}
-		if (si->n_links == cap) {
-			cap = cap ? 2 * cap : 8;
-			tmp = reallocarray(si->links, cap, sizeof(*tmp));
-			if (!tmp) {
-				close(fd);
-				closedir(d);
-				ins_err(c, "list pinned links: %s", strerror(ENOMEM));
-				return -ENOMEM;
-			}
-			si->links = tmp;
+		l = APPEND_ZEROED(&si->links, &si->n_links, &cap, 8);
+		if (!l) {
+			close(fd);
+			closedir(d);
+			ins_err(c, "list pinned links: %s", strerror(ENOMEM));
+			return -ENOMEM;
 		}
-		l = &si->links[si->n_links++];
-		memset(l, 0, sizeof(*l));
 		snprintf(l->pin, sizeof(l->pin), "%s", de->d_name);
 		memset(&info, 0, sizeof(info));
 		len = sizeof(info);
@@ -2366,7 +2388,7 @@ static int status_links(const struct ins_ctx *c, struct st_info *si)
 static int status_xdp(const struct ins_ctx *c, struct st_info *si)
 {
 	struct if_nameindex *ifs, *i;
-	struct st_xdp *x, *tmp;
+	struct st_xdp *x;
 	size_t cap = 0;
 	int k, err;
 
@@ -2399,18 +2421,12 @@ static int status_xdp(const struct ins_ctx *c, struct st_info *si)
 			if (!ids[k].id || prog_name(ids[k].id, name, sizeof(name)) ||
 			    strncmp(name, "sp_", 3))
 				continue;
-			if (si->n_xdp == cap) {
-				cap = cap ? 2 * cap : 8;
-				tmp = reallocarray(si->xdp, cap, sizeof(*tmp));
-				if (!tmp) {
-					if_freenameindex(ifs);
-					ins_err(c, "list XDP programs: %s", strerror(ENOMEM));
-					return -ENOMEM;
-				}
-				si->xdp = tmp;
+			x = APPEND_ZEROED(&si->xdp, &si->n_xdp, &cap, 8);
+			if (!x) {
+				if_freenameindex(ifs);
+				ins_err(c, "list XDP programs: %s", strerror(ENOMEM));
+				return -ENOMEM;
 			}
-			x = &si->xdp[si->n_xdp++];
-			memset(x, 0, sizeof(*x));
 			snprintf(x->ifname, sizeof(x->ifname), "%s", i->if_name);
 			x->ifindex = i->if_index;
 			x->prog_id = ids[k].id;
