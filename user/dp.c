@@ -18,6 +18,7 @@
 #include "svcplane.h"
 #include "svcplane.skel.h"
 #include "dp.h"
+#include "inspect.h"
 #include "log.h"
 
 /* TC filters are ours if they sit at this handle and priority. */
@@ -287,16 +288,9 @@ int sp_dp_add_tx_port(struct sp_dp *dp, const char *ifname)
 /* Is the program behind this TC filter / XDP id one of ours ("sp_" prefix)? */
 static bool prog_is_ours(__u32 prog_id)
 {
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-	int fd = bpf_prog_get_fd_by_id(prog_id);
-	bool ours;
+	char name[BPF_OBJ_NAME_LEN];
 
-	if (fd < 0)
-		return false;
-	ours = !bpf_obj_get_info_by_fd(fd, &info, &len) && !strncmp(info.name, "sp_", 3);
-	close(fd);
-	return ours;
+	return !sp_prog_name(prog_id, name, sizeof(name)) && !strncmp(name, "sp_", 3);
 }
 
 /* Remove every pin under dir (files, then the directories), depth first. */

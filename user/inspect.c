@@ -2278,7 +2278,7 @@ static void status_maps(const struct ins_ctx *c, struct st_info *si)
 }
 
 /* Name of BPF program id (up to 15 characters), or "" if it is gone. Returns 0 or -errno. */
-static int prog_name(__u32 id, char *buf, size_t len)
+int sp_prog_name(__u32 id, char *buf, size_t len)
 {
 	struct bpf_prog_info info;
 	__u32 ilen = sizeof(info);
@@ -2377,7 +2377,7 @@ static int status_links(const struct ins_ctx *c, struct st_info *si)
 				snprintf(l->ifname, sizeof(l->ifname), "%s",
 					 l->ifindex ? "?" : "(gone)");
 		}
-		prog_name(l->prog_id, l->prog, sizeof(l->prog));
+		sp_prog_name(l->prog_id, l->prog, sizeof(l->prog));
 	}
 	closedir(d);
 	sort(si->links, si->n_links, sizeof(*si->links), cmp_link);
@@ -2418,7 +2418,7 @@ static int status_xdp(const struct ins_ctx *c, struct st_info *si)
 		for (k = 0; k < 3; k++) {
 			char name[BPF_OBJ_NAME_LEN];
 
-			if (!ids[k].id || prog_name(ids[k].id, name, sizeof(name)) ||
+			if (!ids[k].id || sp_prog_name(ids[k].id, name, sizeof(name)) ||
 			    strncmp(name, "sp_", 3))
 				continue;
 			x = APPEND_ZEROED(&si->xdp, &si->n_xdp, &cap, 8);

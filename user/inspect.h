@@ -35,4 +35,8 @@ int sp_pidfile_path(const char *pin_dir, char *buf, size_t len);
 int sp_inspect_digest(const struct sp_backend *slots, size_t n, const uint16_t *table, uint32_t m,
 		      uint64_t *digest);
 
+/* The name of BPF program id into buf (empty on error). Returns 0 or
+ * -errno. Ours all start with "sp_". */
+int sp_prog_name(__u32 id, char *buf, size_t len);
+
 #endif /* SP_INSPECT_H */
