@@ -460,8 +460,10 @@ cluster_down() {
 	esac
 	# The daemon's pid file for our pin directory (see user/inspect.h), left
 	# behind when it was killed with -9.
-	local pidfile=${CL_PINDIR//\//_}
-	rm -f "/run/svcplane/$pidfile.pid"
+	# Every pin directory under our private bpffs counts (a test may run a
+	# second daemon, e.g. node-b's, in a directory of its own).
+	local pidfiles=${CL_BPFFS//\//_}
+	rm -f "/run/svcplane/$pidfiles"_*.pid
 	return 0
 }
 
