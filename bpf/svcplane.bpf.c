@@ -210,14 +210,56 @@ fail:
 	return SP_V_DROP;
 }
 
-/* The whole pipeline, shared by every hook. Returns SP_V_* or, when a
- * redirect helper was called, its return value with SP_V_REDIRECT set in
- * *redir. */
+/*
+ * Everything after parsing, shared by every hook: Service lookup, then
+ * conntrack and NAT. Returns SP_V_* or a redirect helper's return value.
+ */
+static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
+{
+	struct sp_stats *st = stats_get();
+	struct sp_svc *svc;
+	int ret;
+
+	svc = svc_lookup(p);
+	if (svc)
+		return handle_service(ctx, hook, p, svc, st);
+	ret = handle_reply(ctx, hook, p, st);
+	if (ret != SP_CONTINUE)
+		return ret;
+	STAT_INC(st, not_service);
+	return SP_V_PASS;
+}
+
+/*
+ * The pipeline of each hook as a global (non-static, noinline) function.
+ * The verifier checks a global function once, on its own, with every
+ * field of *p unknown; inlined, it re-walked the whole pipeline for every
+ * distinct header layout the parser let through (each IPv6
+ * extension-header count, IPv4 with and without options), because the
+ * offsets it rewrites at were known constants on each path: 710k of the
+ * 1M instructions it allows for sp_xdp. Behind this call the offsets are
+ * opaque, so every rewrite bounds them itself (lib/nat.h does).
+ * Global functions take a NULL check on pointer arguments (the verifier
+ * treats them as maybe-NULL memory).
+ */
+#define SP_DEFINE_PIPELINE(fn, ctx_type, hook)                                             \
+	__noinline int fn(ctx_type *ctx, struct sp_pkt *p)                                 \
+	{                                                                                  \
+		if (!p)                                                                    \
+			return SP_V_PASS;                                                  \
+		return pipeline(ctx, hook, p);                                             \
+	}
+
+SP_DEFINE_PIPELINE(sp_pipeline_xdp, struct xdp_md, HOOK_XDP)
+SP_DEFINE_PIPELINE(sp_pipeline_tc_ingress, struct __sk_buff, HOOK_TC_INGRESS)
+SP_DEFINE_PIPELINE(sp_pipeline_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
+
+/* Parse, then hand over to the hook's pipeline. Returns SP_V_* or, when a
+ * redirect helper was called, its return value. */
 static __always_inline int process(void *ctx, const int hook)
 {
 	struct sp_stats *st = stats_get();
 	struct sp_pkt p;
-	struct sp_svc *svc;
 	int ret;
 
 	__builtin_memset(&p, 0, sizeof(p));
@@ -234,14 +276,11 @@ static __always_inline int process(void *ctx, const int hook)
 	}
 	if (ret != SP_CONTINUE)
 		return ret;
-	svc = svc_lookup(&p);
-	if (svc)
-		return handle_service(ctx, hook, &p, svc, st);
-	ret = handle_reply(ctx, hook, &p, st);
-	if (ret != SP_CONTINUE)
-		return ret;
-	STAT_INC(st, not_service);
-	return SP_V_PASS;
+	if (hook == HOOK_XDP)
+		return sp_pipeline_xdp(ctx, &p);
+	if (hook == HOOK_TC_INGRESS)
+		return sp_pipeline_tc_ingress(ctx, &p);
+	return sp_pipeline_tc_egress(ctx, &p);
 }
 
 static __always_inline int to_xdp(int v)
@@ -285,11 +324,24 @@ int sp_tc_egress(struct __sk_buff *skb)
  * only answers new flows to Services without endpoints, quietly (no
  * counters twice for the same packet).
  */
+/* The reject-only pipeline of sp_tc_uplink, global for the same reason as
+ * the others. */
+__noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
+{
+	struct sp_svc *svc;
+
+	if (!p)
+		return SP_V_PASS;
+	svc = svc_lookup(p);
+	if (!svc || svc->n)
+		return SP_V_PASS;
+	return handle_service(skb, HOOK_TC_INGRESS, p, svc, stats_get());
+}
+
 SEC("tc")
 int sp_tc_uplink(struct __sk_buff *skb)
 {
 	struct sp_pkt p;
-	struct sp_svc *svc;
 	int ret;
 
 	__builtin_memset(&p, 0, sizeof(p));
@@ -298,8 +350,5 @@ int sp_tc_uplink(struct __sk_buff *skb)
 	ret = parse_pkt(skb, HOOK_TC_INGRESS, &p, NULL);
 	if (ret != SP_CONTINUE)
 		return TC_ACT_OK;
-	svc = svc_lookup(&p);
-	if (!svc || svc->n)
-		return TC_ACT_OK;
-	return to_tc(handle_service(skb, HOOK_TC_INGRESS, &p, svc, stats_get()));
+	return to_tc(sp_pipeline_tc_uplink(skb, &p));
 }

@@ -70,6 +70,22 @@ enum sp_hook {
 #define SP_MAX_IPV6_EXT_HDRS 6 /* extension headers walked before giving up */
 #endif
 #define SP_MAX_L4_OFF 512 /* no header we rewrite lies beyond this offset */
+#define SP_OFF_MASK 1023 /* covers every offset <= SP_MAX_L4_OFF + a TCP header */
+
+/*
+ * Bound a packet offset for the verifier. After parsing, the pipeline runs
+ * in a global function where the offsets in struct sp_pkt are unknown
+ * scalars; a pointer built from one needs a bounded range before it can
+ * be checked against data_end. The mask is done in asm because clang
+ * otherwise drops it after a range check on a copy and adds the unmasked
+ * register to the packet pointer. It never changes an offset the parser
+ * produced (all <= SP_MAX_L4_OFF + 20).
+ */
+static __always_inline __u32 off_bound(__u32 off)
+{
+	asm volatile("%[o] &= %[m]" : [o] "+r"(off) : [m] "i"(SP_OFF_MASK));
+	return off;
+}
 
 static __always_inline void *ctx_data(void *ctx, const int hook)
 {

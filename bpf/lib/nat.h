@@ -42,7 +42,6 @@ static __always_inline void csum_apply(__sum16 *sum, __be32 *from, __be32 *to, _
 static __always_inline int nat_addr(void *ctx, const int hook, struct sp_pkt *p, bool is_dst,
 				    const struct sp_addr *addr)
 {
-	__u32 alen = p->family == SP_FAMILY_V4 ? 4 : 16;
 	__u32 aoff;
 	struct sp_addr old = is_dst ? p->daddr : p->saddr;
 	bool udp = p->proto == IPPROTO_UDP;
@@ -80,28 +79,33 @@ static __always_inline int nat_addr(void *ctx, const int hook, struct sp_pkt *p,
 
 	if (aoff > SP_MAX_L4_OFF || p->csum_off > SP_MAX_L4_OFF)
 		return -1;
-	ap = data + aoff;
-	if ((void *)(ap + 16) > data_end)
-		return -1;
-	l4sum = data + p->csum_off;
+	l4sum = data + off_bound(p->csum_off);
 	if ((void *)(l4sum + 1) > data_end)
 		return -1;
-	/* UDP over IPv4 may carry no checksum (0): leave it so. */
-	if (!(udp && p->family == SP_FAMILY_V4 && *l4sum == 0)) {
-		csum_apply(l4sum, old.addr, (__be32 *)addr->addr, alen);
-		if (udp && *l4sum == 0)
-			*l4sum = CSUM_MANGLED_0;
-	}
+	ap = data + off_bound(aoff);
+	/* Each family checks exactly the bytes it writes: a 42-byte UDP
+	 * frame has its 4-byte IPv4 address in bounds, not 16 bytes from it. */
 	if (p->family == SP_FAMILY_V4) {
-		struct iphdr *iph = data + p->l3_off;
+		struct iphdr *iph = data + off_bound(p->l3_off);
 
-		if ((void *)(iph + 1) > data_end)
+		if ((void *)(ap + 4) > data_end || (void *)(iph + 1) > data_end)
 			return -1;
+		/* UDP over IPv4 may carry no checksum (0): leave it so. */
+		if (!(udp && *l4sum == 0)) {
+			csum_apply(l4sum, old.addr, (__be32 *)addr->addr, 4);
+			if (udp && *l4sum == 0)
+				*l4sum = CSUM_MANGLED_0;
+		}
 		csum_apply(&iph->check, old.addr, (__be32 *)addr->addr, 4);
 		*(__be32 *)ap = addr->addr[0];
-	} else {
-		__builtin_memcpy(ap, addr->addr, 16);
+		return 0;
 	}
+	if ((void *)(ap + 16) > data_end)
+		return -1;
+	csum_apply(l4sum, old.addr, (__be32 *)addr->addr, 16);
+	if (udp && *l4sum == 0)
+		*l4sum = CSUM_MANGLED_0;
+	__builtin_memcpy(ap, addr->addr, 16);
 	return 0;
 }
 
@@ -132,8 +136,8 @@ static __always_inline int nat_port(void *ctx, const int hook, struct sp_pkt *p,
 
 	if (poff > SP_MAX_L4_OFF || p->csum_off > SP_MAX_L4_OFF)
 		return -1;
-	pp = data + poff;
-	l4sum = data + p->csum_off;
+	pp = data + off_bound(poff);
+	l4sum = data + off_bound(p->csum_off);
 	if ((void *)(pp + 1) > data_end || (void *)(l4sum + 1) > data_end)
 		return -1;
 	if (!(udp && p->family == SP_FAMILY_V4 && *l4sum == 0)) {
