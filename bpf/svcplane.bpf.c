@@ -51,6 +51,12 @@ static __always_inline bool ct_backend_alive(const struct sp_ct_val *v)
 	return be && addr_eq(&be->addr, &v->nat_addr) && be->port == v->nat_port;
 }
 
+/* True for a TCP packet that opens a connection: SYN without ACK or RST. */
+static __always_inline bool tcp_bare_syn(const struct sp_pkt *p)
+{
+	return (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+}
+
 /*
  * A packet to a Service frontend: reuse the flow's backend from conntrack,
  * or pick one with Maglev, then DNAT. Returns a verdict.
@@ -58,17 +64,26 @@ static __always_inline bool ct_backend_alive(const struct sp_ct_val *v)
 static __always_inline int handle_service(void *ctx, const int hook, struct sp_pkt *p,
 					  const struct sp_svc *svc, struct sp_stats *st)
 {
-	struct sp_svc_stats *ss = svc_stats_get(svc->svc_id);
+	struct sp_svc_stats *ss;
 	__u64 now = bpf_ktime_get_ns();
 	struct sp_ct_val *ct, fwd;
-	struct sp_addr reply_daddr;
 	struct sp_backend *be;
 	struct sp_aff_key ak;
+	struct sp_ct_key k;
 	bool hit;
 	__u32 id;
 	int r;
 
 	ct = ct_lookup_fwd(p, now);
+	/* A NodePort is a port of the node's own addresses, which the host's
+	 * own connections use too: a TCP packet of no flow of ours that does
+	 * not open a connection (the SYN-ACK or data answering a host
+	 * connection from a local port with a NodePort's number) is not ours. */
+	if (!ct && (svc->flags & SP_SVC_F_NODEPORT) && p->proto == IPPROTO_TCP &&
+	    !tcp_bare_syn(p)) {
+		STAT_INC(st, not_service);
+		return SP_V_PASS;
+	}
 	hit = ct && ct_backend_alive(ct);
 	if (ct && !hit)
 		STAT_INC(st, ct_backend_gone);
@@ -76,6 +91,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * which counts the packet: count it once. */
 	if (!hit && svc->n == 0 && !is_tc(hook))
 		return SP_V_PASS;
+	ss = svc_stats_get(svc->svc_id);
 	if (ss) {
 		ss->packets++;
 		ss->bytes += p->len;
@@ -85,7 +101,15 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * register the verifier only knows as "maybe NULL". */
 	if (hit && ct) {
 		STAT_INC(st, ct_fwd_hits);
-		ct_touch(ct, p, now);
+		if (ct_advance(ct, p, CT_ORIG, now)) {
+			ct_rev_key(p, ct, &k);
+			if (!ct_sync(&k, ct)) {
+				/* Evicted: without it every reply would leave
+				 * with the backend's address. */
+				STAT_INC(st, ct_partner_miss);
+				ct_restore_rev(p, ct);
+			}
+		}
 		fwd = *ct;
 		goto nat;
 	}
@@ -95,6 +119,12 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		 * must keep the TC-only reject code out of the XDP program. */
 		if (!is_tc(hook))
 			return SP_V_PASS;
+		/* As kube-proxy's REJECT, for new connections only: never an
+		 * RST for an RST, nor for a mid-stream packet. */
+		if (p->proto == IPPROTO_TCP && !tcp_bare_syn(p)) {
+			r = SP_R_REJECT_NOT_NEW;
+			goto drop;
+		}
 		reason_count(SP_R_NO_BACKEND, p->len);
 		STAT_INC(st, rejects);
 		if (ss)
@@ -130,18 +160,19 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	fwd.svc_id = svc->svc_id;
 	if (svc->flags & SP_SVC_F_NODEPORT)
 		fwd.flags |= SP_CT_F_NODEPORT;
-	reply_daddr = p->saddr;
 	if (addr_eq(&be->addr, &p->saddr)) {
 		fwd.flags |= SP_CT_F_HAIRPIN;
 		hairpin_addr(p->family, &fwd.nat_saddr);
-		reply_daddr = fwd.nat_saddr;
 		STAT_INC(st, hairpin);
 	}
-	if (ct_create(p, &fwd, &reply_daddr, now)) {
-		STAT_INC(st, ct_insert_fail);
-		r = SP_R_CT_FULL;
+	r = ct_create(p, &fwd, now);
+	if (r) {
+		if (r == SP_R_CT_FULL)
+			STAT_INC(st, ct_insert_fail);
 		goto drop;
 	}
+	if (fwd.flags & SP_CT_F_UNREPLIED)
+		STAT_INC(st, ct_adopted);
 	STAT_INC(st, new_flows);
 	if (ss)
 		ss->new_flows++;
@@ -176,23 +207,26 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	__u64 now = bpf_ktime_get_ns();
 	struct sp_ct_val *ct = ct_lookup_rev(p, now);
 	struct sp_ct_val rev;
+	struct sp_ct_key k;
 
 	if (!ct)
 		return SP_CONTINUE;
-	/* A SYN on the tuple of a NATed flow that is closing belongs to a new
-	 * connection reusing the client's port, straight to the backend: not a
-	 * reply of ours. Forget the old entry instead of rewriting the new
+	/* A SYN on the tuple of a NATed flow on its way out belongs to a new
+	 * connection reusing the client's port, straight to the backend: not
+	 * a reply of ours. Forget the old entry instead of rewriting the new
 	 * connection's SYN-ACK to come from the VIP (the client would reset
-	 * it). A retransmitted SYN-ACK of our own flow finds the entry NEW or
-	 * ESTABLISHED, never CLOSING. */
-	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) && ct->state == SP_CT_CLOSING) {
-		struct sp_ct_key k;
-
+	 * it). A client reopening through the VIP replaced this entry with
+	 * its SYN (ct_create), so our own SYN-ACKs never find it closing. */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) && ct_state_closing(ct->state)) {
 		ct_key_of(p, SP_CT_REV, &k);
 		bpf_map_delete_elem(&sp_ct, &k);
 		return SP_CONTINUE;
 	}
-	ct_touch(ct, p, now);
+	if (ct_advance(ct, p, CT_REPLY, now)) {
+		ct_fwd_key(p, ct, &k);
+		if (!ct_sync(&k, ct))
+			STAT_INC(st, ct_partner_miss);
+	}
 	rev = *ct;
 	STAT_INC(st, ct_rev_hits);
 	if (nat_addr(ctx, hook, p, false, &rev.nat_addr) ||
@@ -221,11 +255,17 @@ static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
 	int ret;
 
 	svc = svc_lookup(p);
+	/* A reply to a client whose address is a node address and whose port
+	 * has a NodePort's number matches the NodePort too: the reply is
+	 * checked first there. (A reply's destination is never a ClusterIP
+	 * or an LB address, so the others need not pay the lookup.) */
+	if (!svc || (svc->flags & SP_SVC_F_NODEPORT)) {
+		ret = handle_reply(ctx, hook, p, st);
+		if (ret != SP_CONTINUE)
+			return ret;
+	}
 	if (svc)
 		return handle_service(ctx, hook, p, svc, st);
-	ret = handle_reply(ctx, hook, p, st);
-	if (ret != SP_CONTINUE)
-		return ret;
 	STAT_INC(st, not_service);
 	return SP_V_PASS;
 }

@@ -170,16 +170,25 @@ struct sp_ct_key {
 	__u8 pad;
 };
 
-/* sp_ct_val.state */
+/*
+ * sp_ct_val.state: one state per flow, held identically by both entries
+ * (a packet that changes it writes both). Modelled on nf_conntrack's TCP
+ * states, with its meaning of each timeout (see bpf/lib/ct.h).
+ */
 enum sp_ct_state {
-	SP_CT_NEW = 0, /* TCP SYN seen, no reply yet; or UDP */
+	SP_CT_NEW = 0, /* TCP SYN seen, no answer yet (SYN_SENT); UDP always */
 	SP_CT_ESTABLISHED = 1,
-	SP_CT_CLOSING = 2, /* FIN or RST seen */
+	SP_CT_CLOSING = 2, /* RST seen (nf_conntrack's CLOSE) */
+	SP_CT_FIN_WAIT = 3, /* FIN seen from one side only: half-closed */
+	SP_CT_TIME_WAIT = 4, /* FIN seen from both sides */
 };
 
-/* sp_ct_val.flags */
+/* sp_ct_val.flags (the same in both entries of a flow) */
 #define SP_CT_F_HAIRPIN (1u << 0) /* source was rewritten to the hairpin address */
 #define SP_CT_F_NODEPORT (1u << 1)
+#define SP_CT_F_FIN_ORIG (1u << 2) /* the client sent a FIN */
+#define SP_CT_F_FIN_REPLY (1u << 3) /* the backend sent a FIN */
+#define SP_CT_F_UNREPLIED (1u << 4) /* adopted mid-stream, nothing seen back yet */
 
 struct sp_ct_val {
 	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
@@ -215,6 +224,12 @@ struct sp_stats {
 	__u64 ipv6_ext_hdrs; /* IPv6 packets with extension headers walked */
 	__u64 frag_first; /* first fragments handled */
 	__u64 ct_insert_fail;
+	/* A state change found the flow's other entry missing (LRU
+	 * eviction of a live flow, or a GC race): it was recreated. */
+	__u64 ct_partner_miss;
+	/* A TCP packet of no known flow was adopted mid-stream (a flow older
+	 * than svcplane, or whose entries were lost). */
+	__u64 ct_adopted;
 };
 
 /*
@@ -235,6 +250,9 @@ enum sp_reason {
 	SP_R_CT_FULL, /* conntrack insert failed: dropped */
 	SP_R_NAT_FAILED, /* packet rewrite failed: dropped */
 	SP_R_FIB_FAILED, /* egress redirect lookup failed: dropped */
+	SP_R_CT_CLASH, /* new flow's reply tuple is another live flow's: dropped */
+	SP_R_REJECT_NOT_NEW, /* TCP non-SYN to a Service with no endpoint: dropped, no RST */
+	SP_R_BAD_VERSION, /* IP version field disagrees with the EtherType: passed */
 	SP_R_MAX,
 };
 
@@ -242,7 +260,8 @@ enum sp_reason {
 	{                                                                                  \
 		"trunc_l2", "trunc_l3", "trunc_l4", "bad_ihl", "frag_later",              \
 			"ext_hdr_limit", "no_backend", "reject_failed", "maglev_miss",    \
-			"backend_miss", "ct_full", "nat_failed", "fib_failed",            \
+			"backend_miss", "ct_full", "nat_failed", "fib_failed", "ct_clash",  \
+			"reject_not_new", "bad_version",                                  \
 	}
 
 struct sp_reason_count {

@@ -98,6 +98,7 @@ static const struct option run_longopts[] = {
 	{ "ct-timeout-established", required_argument, NULL, 1002 },
 	{ "ct-timeout-close", required_argument, NULL, 1003 },
 	{ "ct-timeout-udp", required_argument, NULL, 1004 },
+	{ "ct-timeout-fin", required_argument, NULL, 1011 },
 	{ "hairpin-v4", required_argument, NULL, 1005 },
 	{ "hairpin-v6", required_argument, NULL, 1006 },
 	{ "metrics-addr", required_argument, NULL, 1007 },
@@ -145,9 +146,10 @@ static void run_usage(FILE *f)
 		"  -B, --max-backends N         distinct endpoints (default %u)\n"
 		"  -C, --ct-size N              conntrack entries, two per flow (default %u)\n"
 		"  -M, --maglev-chunks N        64-byte Maglev chunks (default %u)\n"
-		"      --ct-timeout-syn S       (default 60)\n"
+		"      --ct-timeout-syn S       SYN sent, or adopted mid-stream and unanswered (default 60)\n"
 		"      --ct-timeout-established S (default 21600)\n"
-		"      --ct-timeout-close S     (default 10)\n"
+		"      --ct-timeout-fin S       half-closed (one FIN) and TIME_WAIT (default 120)\n"
+		"      --ct-timeout-close S     after a RST (default 10)\n"
 		"      --ct-timeout-udp S       (default 60)\n"
 		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
 		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
@@ -325,6 +327,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 1002:
 		case 1003:
 		case 1004:
+		case 1011:
 			err = parse_u32("--ct-timeout-*", optarg, 1, 7 * 86400, &v);
 			if (!err) {
 				uint64_t ns = (uint64_t)v * 1000000000ULL;
@@ -335,6 +338,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 					o->dp.ct_est_ns = ns;
 				else if (c == 1003)
 					o->dp.ct_close_ns = ns;
+				else if (c == 1011)
+					o->dp.ct_fin_ns = ns;
 				else
 					o->dp.ct_udp_ns = ns;
 			}
@@ -697,6 +702,8 @@ static void metrics_body(struct daemon *d, FILE *f)
 		M(redirects);
 		M(to_stack);
 		M(ct_insert_fail);
+		M(ct_partner_miss);
+		M(ct_adopted);
 #undef M
 	}
 	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {

@@ -23,7 +23,7 @@ struct sp_dp_opts {
 	uint32_t ct_size;
 	uint32_t maglev_chunks;
 	uint32_t hash_seed;
-	uint64_t ct_syn_ns, ct_est_ns, ct_close_ns, ct_udp_ns;
+	uint64_t ct_syn_ns, ct_est_ns, ct_close_ns, ct_fin_ns, ct_udp_ns;
 	struct sp_ip hairpin4, hairpin6;
 	bool xdp_redirect;
 };

@@ -1494,6 +1494,8 @@ static const char *const ct_state_names[] = {
 	[SP_CT_NEW] = "NEW",
 	[SP_CT_ESTABLISHED] = "ESTABLISHED",
 	[SP_CT_CLOSING] = "CLOSING",
+	[SP_CT_FIN_WAIT] = "FIN_WAIT",
+	[SP_CT_TIME_WAIT] = "TIME_WAIT",
 };
 
 static const char *ct_state_str(__u8 s, char *buf, size_t len)
@@ -2004,7 +2006,7 @@ static const struct {
 	STAT_FIELD(ct_rev_hits),  STAT_FIELD(ct_backend_gone), STAT_FIELD(hairpin),
 	STAT_FIELD(rejects),	  STAT_FIELD(redirects),       STAT_FIELD(to_stack),
 	STAT_FIELD(ipv4_options), STAT_FIELD(ipv6_ext_hdrs),   STAT_FIELD(frag_first),
-	STAT_FIELD(ct_insert_fail),
+	STAT_FIELD(ct_insert_fail), STAT_FIELD(ct_partner_miss), STAT_FIELD(ct_adopted),
 };
 _Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
 	       "every sp_stats field has a name");

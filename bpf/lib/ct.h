@@ -2,7 +2,23 @@
 /*
  * Connection tracking: what keeps an established connection on its backend
  * while the Service's endpoints change, and what reverse-NATs its replies.
- * See struct sp_ct_key in include/svcplane.h for the two entries per flow.
+ *
+ * A flow owns two entries in one LRU hash (struct sp_ct_key): FWD keyed by
+ * the client's tuple as it arrives (client -> frontend), REV keyed by the
+ * reply as it arrives (backend -> client, or -> the hairpin address).
+ * They are one flow with one state: both are created together (and the
+ * first removed if the second cannot be), and every packet that changes
+ * the state, the flags or the deadline by more than a second writes both.
+ * So a reply can never find its entry closed while the client's is open,
+ * or expired while the client's lives (the cause of replies leaving with
+ * the pod's address). Each entry holds what it needs to find the other:
+ * FWD the backend and (hairpin) source; REV the frontend and the client.
+ *
+ * TCP states follow nf_conntrack's meaning of each timeout: SYN_SENT (our
+ * NEW), ESTABLISHED, a FIN from one side (FIN_WAIT: half-closed), FINs from
+ * both (TIME_WAIT), RST (CLOSE). A packet seen mid-stream with no entry is
+ * adopted as ESTABLISHED but UNREPLIED, with the SYN timeout, until the
+ * other side answers: a lone late ACK no longer creates a six-hour flow.
  */
 #ifndef SP_LIB_CT_H
 #define SP_LIB_CT_H
@@ -10,39 +26,77 @@
 #include "common.h"
 #include "maps.h"
 #include "parse.h"
+#include "stats.h"
 
 #define NSEC_PER_SEC 1000000000ULL
-/* Timeouts (ns), set before load (--ct-timeout-*). Defaults follow the
- * kernel's nf_conntrack and Cilium: a connection in setup gets a minute,
- * an established one six hours, a closing one ten seconds. */
+/* Timeouts (ns), set before load (--ct-timeout-*). Defaults: a connection
+ * in setup or adopted unanswered gets a minute, an established one six
+ * hours, half-closed and TIME_WAIT two minutes (nf_conntrack's FIN_WAIT
+ * and TIME_WAIT), after a RST ten seconds (its CLOSE). */
 const volatile __u64 cfg_ct_syn_ns = 60 * NSEC_PER_SEC;
 const volatile __u64 cfg_ct_est_ns = 21600 * NSEC_PER_SEC;
 const volatile __u64 cfg_ct_close_ns = 10 * NSEC_PER_SEC;
+const volatile __u64 cfg_ct_fin_ns = 120 * NSEC_PER_SEC;
 const volatile __u64 cfg_ct_udp_ns = 60 * NSEC_PER_SEC;
 
-static __always_inline __u64 ct_timeout(__u8 proto, __u8 state)
+/* Which way a packet goes, relative to the flow's first packet. */
+#define CT_ORIG 0
+#define CT_REPLY 1
+
+static __always_inline __u64 ct_timeout(__u8 proto, __u8 state, __u8 flags)
 {
 	if (proto != IPPROTO_TCP)
 		return cfg_ct_udp_ns;
 	if (state == SP_CT_ESTABLISHED)
-		return cfg_ct_est_ns;
+		return (flags & SP_CT_F_UNREPLIED) ? cfg_ct_syn_ns : cfg_ct_est_ns;
 	if (state == SP_CT_CLOSING)
 		return cfg_ct_close_ns;
+	if (state == SP_CT_FIN_WAIT || state == SP_CT_TIME_WAIT)
+		return cfg_ct_fin_ns;
 	return cfg_ct_syn_ns;
 }
 
-/* The state a packet moves an entry to. TCP only; UDP stays NEW. */
-static __always_inline __u8 ct_next_state(const struct sp_pkt *p, __u8 cur)
+/* True once the connection is on its way out: a fresh SYN on its tuple is
+ * a new connection (the client reuses its port), not a retransmission. */
+static __always_inline bool ct_state_closing(__u8 state)
 {
+	return state == SP_CT_CLOSING || state == SP_CT_FIN_WAIT || state == SP_CT_TIME_WAIT;
+}
+
+/*
+ * The state and flags a packet going dir moves the flow to. UDP has one
+ * state; only the UNREPLIED flag changes. For TCP: RST closes; a FIN marks
+ * its side, and both sides' FINs make TIME_WAIT; a closing flow stays
+ * closing whatever else comes; a bare SYN is (re)starting; anything else
+ * is established.
+ */
+static __always_inline void ct_next(const struct sp_pkt *p, __u8 dir, __u8 *state, __u8 *flags)
+{
+	__u8 tf = p->tcp_flags, fin;
+
+	if (dir == CT_REPLY)
+		*flags &= ~SP_CT_F_UNREPLIED;
 	if (p->proto != IPPROTO_TCP)
-		return SP_CT_NEW;
-	if (p->tcp_flags & (TCP_RST | TCP_FIN))
-		return SP_CT_CLOSING;
-	if (cur == SP_CT_CLOSING)
-		return SP_CT_CLOSING;
-	if ((p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-		return SP_CT_NEW;
-	return SP_CT_ESTABLISHED;
+		return;
+	if (tf & TCP_RST) {
+		*state = SP_CT_CLOSING;
+		return;
+	}
+	if (tf & TCP_FIN) {
+		*flags |= dir == CT_ORIG ? SP_CT_F_FIN_ORIG : SP_CT_F_FIN_REPLY;
+		fin = *flags & (SP_CT_F_FIN_ORIG | SP_CT_F_FIN_REPLY);
+		if (*state == SP_CT_CLOSING)
+			return;
+		*state = fin == (SP_CT_F_FIN_ORIG | SP_CT_F_FIN_REPLY) ? SP_CT_TIME_WAIT :
+									   SP_CT_FIN_WAIT;
+		return;
+	}
+	if (ct_state_closing(*state))
+		return;
+	if ((tf & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+		*state = SP_CT_NEW;
+	else
+		*state = SP_CT_ESTABLISHED;
 }
 
 static __always_inline void ct_key_of(const struct sp_pkt *p, __u8 dir, struct sp_ct_key *k)
@@ -57,26 +111,92 @@ static __always_inline void ct_key_of(const struct sp_pkt *p, __u8 dir, struct s
 	k->dir = dir;
 }
 
-/*
- * Refresh an entry on a hit. Writes only when the state changes or the
- * deadline moved by more than a second, so a busy flow does not dirty its
- * cache line on every packet.
- */
-static __always_inline void ct_touch(struct sp_ct_val *v, const struct sp_pkt *p, __u64 now)
+/* The REV key of a flow, from its FWD value and a client packet. */
+static __always_inline void ct_rev_key(const struct sp_pkt *p, const struct sp_ct_val *fwd,
+				       struct sp_ct_key *k)
 {
-	__u8 st = ct_next_state(p, v->state);
-	__u64 exp = now + ct_timeout(p->proto, st);
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr = fwd->nat_addr;
+	k->daddr = (fwd->flags & SP_CT_F_HAIRPIN) ? fwd->nat_saddr : p->saddr;
+	k->sport = fwd->nat_port;
+	k->dport = p->sport;
+	k->proto = p->proto;
+	k->family = p->family;
+	k->dir = SP_CT_REV;
+}
 
-	if (st != v->state || exp > v->expires + NSEC_PER_SEC) {
-		v->state = st;
-		v->expires = exp;
-	}
+/* The FWD key of a flow, from its REV value (which keeps the client's
+ * address and port for exactly this) and a reply packet. */
+static __always_inline void ct_fwd_key(const struct sp_pkt *p, const struct sp_ct_val *rev,
+				       struct sp_ct_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr = rev->nat_saddr;
+	k->daddr = rev->nat_addr;
+	k->sport = rev->nat_sport;
+	k->dport = rev->nat_port;
+	k->proto = p->proto;
+	k->family = p->family;
+	k->dir = SP_CT_FWD;
+}
+
+/* The REV value of a flow, from its FWD value and a client packet. */
+static __always_inline void ct_rev_val(const struct sp_pkt *p, const struct sp_ct_val *fwd,
+				       struct sp_ct_val *rev)
+{
+	__builtin_memset(rev, 0, sizeof(*rev));
+	rev->nat_addr = p->daddr; /* the frontend */
+	rev->nat_port = p->dport;
+	rev->nat_saddr = p->saddr; /* the client: FWD key, and hairpin's destination */
+	rev->nat_sport = p->sport;
+	rev->backend_id = fwd->backend_id;
+	rev->svc_id = fwd->svc_id;
+	rev->flags = fwd->flags;
+	rev->state = fwd->state;
+	rev->expires = fwd->expires;
+	rev->created = fwd->created;
+}
+
+/*
+ * Apply packet p (going dir) to entry v. Returns true when the state, the
+ * flags or the deadline changed (the deadline only by more than a second,
+ * so a busy flow does not dirty its cache lines on every packet): the
+ * caller then copies them to the flow's other entry with ct_sync().
+ */
+static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt *p, __u8 dir,
+				       __u64 now)
+{
+	__u8 st = v->state, fl = v->flags;
+	__u64 exp;
+
+	ct_next(p, dir, &st, &fl);
+	exp = now + ct_timeout(p->proto, st, fl);
+	if (st == v->state && fl == v->flags && exp <= v->expires + NSEC_PER_SEC)
+		return false;
+	v->state = st;
+	v->flags = fl;
+	v->expires = exp;
+	return true;
+}
+
+/* Copy v's state, flags and deadline to the entry at *other. Returns false
+ * if that entry is missing. */
+static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct sp_ct_val *v)
+{
+	struct sp_ct_val *o = bpf_map_lookup_elem(&sp_ct, other);
+
+	if (!o)
+		return false;
+	o->state = v->state;
+	o->flags = v->flags;
+	o->expires = v->expires;
+	return true;
 }
 
 /*
  * Look up the FWD entry of a client packet. Returns it only if it is alive
- * and may be reused: not expired, and not a closed connection being
- * reopened with a fresh SYN on the same tuple.
+ * and may be reused: not expired, and not a connection on its way out
+ * being reopened with a fresh SYN on the same tuple (that is a new flow).
  */
 static __always_inline struct sp_ct_val *ct_lookup_fwd(const struct sp_pkt *p, __u64 now)
 {
@@ -89,7 +209,8 @@ static __always_inline struct sp_ct_val *ct_lookup_fwd(const struct sp_pkt *p, _
 		return NULL;
 	if (now > v->expires)
 		return NULL;
-	if (v->state == SP_CT_CLOSING && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+	if (ct_state_closing(v->state) && p->proto == IPPROTO_TCP &&
+	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
 		return NULL;
 	return v;
 }
@@ -107,51 +228,64 @@ static __always_inline struct sp_ct_val *ct_lookup_rev(const struct sp_pkt *p, _
 	return v;
 }
 
+/* True if REV entry r (found at a new flow's reply key) may be replaced:
+ * it is dead, on its way out, or it is this very flow's. */
+static __always_inline bool ct_rev_replaceable(const struct sp_ct_val *r, const struct sp_pkt *p,
+					       __u64 now)
+{
+	if (now > r->expires || r->state == SP_CT_CLOSING || r->state == SP_CT_TIME_WAIT)
+		return true;
+	return addr_eq(&r->nat_addr, &p->daddr) && r->nat_port == p->dport &&
+	       addr_eq(&r->nat_saddr, &p->saddr) && r->nat_sport == p->sport;
+}
+
 /*
  * Create both entries of a new flow. fwd holds the NAT decision already.
- * Returns 0 or -1 when the map refused the insert.
+ * The REV entry is inserted only where no other live flow owns the reply
+ * tuple: two frontends sharing a backend, reached from one client port,
+ * would otherwise share one REV entry, and the first flow's replies would
+ * leave from the second frontend's address. Returns 0, or an enum
+ * sp_reason (SP_R_CT_FULL, SP_R_CT_CLASH) with nothing left behind.
  */
-static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *fwd,
-				     const struct sp_addr *reply_daddr, __u64 now)
+static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *fwd, __u64 now)
 {
-	struct sp_ct_key k;
-	struct sp_ct_val rev;
+	struct sp_ct_key k, rk;
+	struct sp_ct_val rev, *old;
 
-	fwd->state = ct_next_state(p, SP_CT_NEW);
-	/* A mid-stream packet with no entry (an entry evicted, or a flow that
-	 * began before svcplane) is adopted as established. */
-	fwd->expires = now + ct_timeout(p->proto, fwd->state);
+	fwd->state = SP_CT_NEW;
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
+		/* Mid-stream: an entry lost, or a flow older than svcplane.
+		 * Established, but on the short timeout until answered. */
+		fwd->flags |= SP_CT_F_UNREPLIED;
+	}
+	ct_next(p, CT_ORIG, &fwd->state, &fwd->flags);
+	fwd->expires = now + ct_timeout(p->proto, fwd->state, fwd->flags);
 	fwd->created = now;
+
+	ct_rev_key(p, fwd, &rk);
+	ct_rev_val(p, fwd, &rev);
+	old = bpf_map_lookup_elem(&sp_ct, &rk);
+	if (old && !ct_rev_replaceable(old, p, now))
+		return SP_R_CT_CLASH;
 	ct_key_of(p, SP_CT_FWD, &k);
 	if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY))
-		return -1;
-
-	__builtin_memset(&rev, 0, sizeof(rev));
-	rev.nat_addr = p->daddr; /* the VIP */
-	rev.nat_port = p->dport;
-	rev.nat_saddr = p->saddr; /* the client, for hairpin */
-	rev.nat_sport = p->sport;
-	rev.backend_id = fwd->backend_id;
-	rev.svc_id = fwd->svc_id;
-	rev.flags = fwd->flags;
-	rev.state = fwd->state;
-	rev.expires = fwd->expires;
-	rev.created = now;
-
-	__builtin_memset(&k, 0, sizeof(k));
-	k.saddr = fwd->nat_addr;
-	k.daddr = *reply_daddr;
-	k.sport = fwd->nat_port;
-	k.dport = p->sport;
-	k.proto = p->proto;
-	k.family = p->family;
-	k.dir = SP_CT_REV;
-	if (bpf_map_update_elem(&sp_ct, &k, &rev, BPF_ANY)) {
-		ct_key_of(p, SP_CT_FWD, &k);
+		return SP_R_CT_FULL;
+	if (bpf_map_update_elem(&sp_ct, &rk, &rev, BPF_ANY)) {
 		bpf_map_delete_elem(&sp_ct, &k);
-		return -1;
+		return SP_R_CT_FULL;
 	}
 	return 0;
+}
+
+/* Recreate the REV entry of a live flow whose REV entry went missing. */
+static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct sp_ct_val *fwd)
+{
+	struct sp_ct_key rk;
+	struct sp_ct_val rev;
+
+	ct_rev_key(p, fwd, &rk);
+	ct_rev_val(p, fwd, &rev);
+	bpf_map_update_elem(&sp_ct, &rk, &rev, BPF_NOEXIST);
 }
 
 #endif /* SP_LIB_CT_H */

@@ -65,6 +65,7 @@
 #define T_SYN (61 * NSEC_PER_SEC)
 #define T_EST (7201 * NSEC_PER_SEC)
 #define T_CLOSE (11 * NSEC_PER_SEC)
+#define T_FIN (181 * NSEC_PER_SEC)
 #define T_UDP (121 * NSEC_PER_SEC)
 
 #define HAIRPIN_V4 "169.254.42.1" /* cfg_hairpin_v4 default */
@@ -358,6 +359,7 @@ static const struct fx_service fx_services[] = {
 	{ 11, 4, TCP, "10.96.0.60", 80, 0, { 999 }, 1, 0 }, /* id not in sp_backends */
 	{ 12, 4, TCP, "10.96.0.61", 80, 0, { 1 }, 1, 0, SP_MAGLEV_CHUNKS }, /* region missing */
 	{ 13, 4, TCP, "10.96.0.70", 80, 0, { 70 }, 1, 0 }, /* same port */
+	{ 14, 4, TCP, "10.96.0.11", 80, 0, { 1 }, 1, 0 }, /* shares service 1's backend */
 	{ 21, 6, TCP, "fd00:96::10", 80, 0, { 21 }, 1, 0 },
 	{ 22, 6, UDP, "fd00:96::10", 53, 0, { 22 }, 1, 0 },
 	{ 23, 6, TCP, "2001:db8:42::100", 443, SP_SVC_F_EXTERNAL, { 23 }, 1, 0 },
@@ -441,7 +443,8 @@ static const struct {
 	SF(rx_packets), SF(not_service),  SF(svc_packets),   SF(new_flows),
 	SF(ct_fwd_hits), SF(ct_rev_hits), SF(ct_backend_gone), SF(hairpin),
 	SF(rejects),	SF(redirects),	  SF(to_stack),	      SF(ipv4_options),
-	SF(ipv6_ext_hdrs), SF(frag_first), SF(ct_insert_fail),
+	SF(ipv6_ext_hdrs), SF(frag_first), SF(ct_insert_fail), SF(ct_partner_miss),
+	SF(ct_adopted),
 };
 #define N_STAT_FIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
 
@@ -462,6 +465,8 @@ enum {
 	ST_V6EXT = 1u << 12,
 	ST_FRAG1 = 1u << 13,
 	ST_CT_FAIL = 1u << 14,
+	ST_PARTNER_MISS = 1u << 15,
+	ST_ADOPTED = 1u << 16,
 };
 
 /* counted while parsing, by the hooks that count (not the quiet uplink hook) */
@@ -536,14 +541,19 @@ enum expect {
 	E_DROP, /* dropped with a reason */
 };
 
+/* The flow's state afterwards: CT_x checks state SP_CT_x + 1 ... */
 enum ct_want {
 	CT_ANY = 0, /* not checked */
 	CT_NEW,
 	CT_EST,
 	CT_CLOSING,
+	CT_FIN_WAIT,
+	CT_TIME_WAIT,
+	CT_ADOPTED, /* ESTABLISHED with SP_CT_F_UNREPLIED: the SYN timeout */
 };
 
 struct row;
+struct flow;
 typedef int (*before_fn)(const struct row *r);
 
 struct row {
@@ -558,10 +568,12 @@ struct row {
 	uint32_t svc_id; /* per-Service counters to check (0: none) */
 	uint32_t svc; /* SV_* */
 	enum ct_want ct; /* state of the FWD entry of `in` afterwards */
+	const struct flow *ct_of; /* a reply row: check the state of this flow instead */
 	/* ct_detail: check both entries field by field (a flow just created or re-selected) */
 	bool ct_detail;
 	uint32_t backend_id;
 	bool hairpin, nodeport;
+	bool empty_svc; /* to a Service with no endpoint: XDP leaves it to TC */
 };
 
 #define MAX_ROWS 600
@@ -726,10 +738,12 @@ static void add_tcp_flow_rows(const struct flow *f)
 	r->ct = CT_EST;
 	flow_rev_row(f, "reply_data", flow_reply(f, PKT_ACK | PKT_PSH, 5001, 1101, 300));
 	r = flow_fwd_row(f, "fin", flow_req(f, PKT_FIN | PKT_ACK, 1101, 5301, 0));
-	r->ct = CT_CLOSING;
-	flow_rev_row(f, "fin_reply", flow_reply(f, PKT_FIN | PKT_ACK, 5301, 1102, 0));
+	r->ct = CT_FIN_WAIT;
+	r = flow_rev_row(f, "fin_reply", flow_reply(f, PKT_FIN | PKT_ACK, 5301, 1102, 0));
+	r->ct_of = f;
+	r->ct = CT_TIME_WAIT;
 	r = flow_fwd_row(f, "last_ack", flow_req(f, PKT_ACK, 1102, 5302, 0));
-	r->ct = CT_CLOSING; /* stays closing */
+	r->ct = CT_TIME_WAIT; /* stays */
 }
 
 static void add_udp_flow_rows(const struct flow *f)
@@ -928,6 +942,7 @@ static void add_ct_change_rows(int family)
 		v4 ? "10.96.0.30" : "fd00:96::30", v4 ? "10.1.0.31" : "fd00:1::31", 41001, 80,
 		8080, v4 ? 8 : 28, v4 ? 81 : 91,
 	};
+	static struct flow b_kept[2];
 	struct flow b = a, c = a;
 	struct row *r;
 
@@ -952,13 +967,16 @@ static void add_ct_change_rows(int family)
 	r = flow_fwd_row(&b, "ack_after_A_removed_reselected_to_B",
 			 flow_req(&b, PKT_ACK, 1011, 7051, 10));
 	r->before = v4 ? before_delete_81 : before_delete_91;
-	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK;
+	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK | ST_ADOPTED;
 	r->svc = SV_PKT | SV_NEW;
-	r->ct = CT_EST;
+	r->ct = CT_ADOPTED; /* B never saw the SYN: short timeout until it answers */
 	r->ct_detail = true;
 	r = flow_fwd_row(&b, "ack_again_on_B", flow_req(&b, PKT_ACK, 1021, 7051, 10));
+	r->ct = CT_ADOPTED;
+	r = flow_rev_row(&b, "reply_from_B", flow_reply(&b, PKT_ACK, 9000, 1031, 20));
+	b_kept[v4 ? 0 : 1] = b; /* rows outlive this function */
+	r->ct_of = &b_kept[v4 ? 0 : 1];
 	r->ct = CT_EST;
-	flow_rev_row(&b, "reply_from_B", flow_reply(&b, PKT_ACK, 9000, 1031, 20));
 }
 
 static void add_ct_misc_rows(void)
@@ -981,7 +999,8 @@ static void add_ct_misc_rows(void)
 			 flow_req(&f, PKT_ACK, 1001, 5001, 0));
 	r->keep_ct = true;
 	r->before = before_expire_fwd;
-	r->ct = CT_EST; /* mid-stream adoption */
+	r->stats |= ST_ADOPTED;
+	r->ct = CT_ADOPTED; /* mid-stream adoption, on the SYN timeout until answered */
 	/* An expired REV entry: the reply is no longer ours. */
 	r = add_row("v4_ctexpiry/reply_after_rev_expired_passes");
 	r->in = flow_reply(&f, PKT_ACK, 5001, 1001, 0);
@@ -997,9 +1016,9 @@ static void add_ct_misc_rows(void)
 	r = flow_fwd_row(&g, "ack_after_backend_id_readdressed",
 			 flow_req(&g, PKT_ACK, 1001, 5001, 0));
 	r->before = before_readdress_70;
-	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK;
+	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK | ST_ADOPTED;
 	r->svc = SV_PKT | SV_NEW;
-	r->ct = CT_EST;
+	r->ct = CT_ADOPTED;
 	r->ct_detail = true;
 
 	/* RST closes. */
@@ -1015,11 +1034,101 @@ static void add_ct_misc_rows(void)
 	r = flow_new_row(&q, "syn", flow_req(&q, PKT_SYN, 1000, 0, 0));
 	r->ct = CT_NEW;
 	r = flow_fwd_row(&q, "fin", flow_req(&q, PKT_FIN | PKT_ACK, 1001, 5001, 0));
-	r->ct = CT_CLOSING;
+	r->ct = CT_FIN_WAIT;
 	r = flow_new_row(&q, "syn_reusing_closed_tuple_is_new_flow",
 			 flow_req(&q, PKT_SYN, 90000, 0, 0));
 	r->keep_ct = true;
 	r->ct = CT_NEW;
+}
+
+/*
+ * Connection integrity (issue 9): sequences that used to leave a reply
+ * without its reverse NAT while the client's entry lived on.
+ */
+static void add_ct_integrity_rows(void)
+{
+	/* 1a: backend RST, then the client reconnects from the same port. */
+	static const struct flow f = { "v4_rst_reuse", 4, TCP, "10.1.0.9", "10.96.0.10",
+				       "10.1.0.11", 42010, 80, 8080, 1, 1 };
+	/* 2: one client port to two frontends sharing a backend. */
+	static const struct flow x = { "v4_clash_x", 4, TCP, "10.1.0.9", "10.96.0.10",
+				       "10.1.0.11", 42011, 80, 8080, 1, 1 };
+	static const struct flow y = { "v4_clash_y", 4, TCP, "10.1.0.9", "10.96.0.11",
+				       "10.1.0.11", 42011, 80, 8080, 14, 1 };
+	/* 5: a host connection whose local port has a NodePort's number. */
+	static const struct flow h = { "v4_host_port_30080", 4, TCP, "172.16.0.2", "10.96.0.10",
+				       "10.1.0.11", 30080, 80, 8080, 1, 1 };
+	/* 8: the shortest UDP frame (42 bytes, no payload). */
+	static const struct flow u = { "v4_udp_empty", 4, UDP, "10.1.0.7", "10.96.0.10",
+				       "10.1.0.12", 50011, 53, 5353, 2, 2 };
+	struct pkt_spec s;
+	struct row *r;
+
+	r = flow_new_row(&f, "syn", flow_req(&f, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	flow_rev_row(&f, "synack", flow_reply(&f, PKT_SYN | PKT_ACK, 5000, 1001, 0));
+	r = flow_fwd_row(&f, "ack", flow_req(&f, PKT_ACK, 1001, 5001, 0));
+	r->ct = CT_EST;
+	r = flow_rev_row(&f, "backend_rst", flow_reply(&f, PKT_RST | PKT_ACK, 5001, 1001, 0));
+	r->ct_of = &f;
+	r->ct = CT_CLOSING; /* both entries, not only the reply's */
+	r = flow_new_row(&f, "client_syn_same_port_is_new_flow",
+			 flow_req(&f, PKT_SYN, 77000, 0, 0));
+	r->keep_ct = true;
+	r->ct = CT_NEW;
+	r = flow_rev_row(&f, "synack_after_reuse_reverse_natted",
+			 flow_reply(&f, PKT_SYN | PKT_ACK, 99000, 77001, 0));
+	r->ct_of = &f;
+	r->ct = CT_EST;
+	flow_rev_row(&f, "synack_retransmit_reverse_natted",
+		     flow_reply(&f, PKT_SYN | PKT_ACK, 99000, 77001, 0));
+
+	r = flow_new_row(&x, "syn", flow_req(&x, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	r = add_row("v4_clash_y/syn_same_client_port_other_frontend_dropped");
+	r->in = flow_req(&y, PKT_SYN, 3000, 0, 0);
+	r->exp = E_DROP;
+	r->keep_ct = true;
+	r->stats = ST_SVC;
+	r->reasons = RB(SP_R_CT_CLASH);
+	r->svc_id = 14;
+	r->svc = SV_PKT | SV_DROP;
+	r = flow_rev_row(&x, "synack_still_from_first_frontend",
+			 flow_reply(&x, PKT_SYN | PKT_ACK, 5000, 1001, 0));
+	r->ct_of = &x;
+	r->ct = CT_EST;
+	r = flow_fwd_row(&x, "rst", flow_req(&x, PKT_RST, 1001, 0, 0));
+	r->ct = CT_CLOSING;
+	r = flow_new_row(&y, "syn_after_first_closed", flow_req(&y, PKT_SYN, 3000, 0, 0));
+	r->keep_ct = true;
+	r->ct = CT_NEW;
+	flow_rev_row(&y, "synack_from_second_frontend",
+		     flow_reply(&y, PKT_SYN | PKT_ACK, 6000, 3001, 0));
+
+	/* The answer to a host connection from local port 30080 is not a
+	 * NodePort connection: neither its SYN-ACK nor its data. */
+	s = flow_req(&h, PKT_SYN | PKT_ACK, 5000, 1001, 0);
+	s.saddr = "203.0.113.5";
+	s.sport = 443;
+	s.daddr = "172.16.0.2";
+	s.dport = 30080;
+	s.tcp_optlen = 0;
+	same_row("nodeport_port_of_host_connection/synack_not_dnatted", s, ST_NOT_SVC, 0);
+	s.tcp_flags = PKT_ACK | PKT_PSH;
+	s.payload_len = 100;
+	same_row("nodeport_port_of_host_connection/data_not_dnatted", s, ST_NOT_SVC, 0);
+	/* ... and a reply to such a host connection through a ClusterIP is
+	 * reverse-NATed, not taken for a new NodePort flow. */
+	r = flow_new_row(&h, "syn", flow_req(&h, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	flow_rev_row(&h, "synack_reverse_natted_not_nodeport",
+		     flow_reply(&h, PKT_SYN | PKT_ACK, 5000, 1001, 0));
+	flow_rev_row(&h, "data_reverse_natted_not_nodeport",
+		     flow_reply(&h, PKT_ACK | PKT_PSH, 5001, 1001, 200));
+
+	r = flow_new_row(&u, "request_42_bytes", flow_req(&u, 0, 1, 0, 0));
+	r->ct = CT_NEW;
+	flow_rev_row(&u, "reply_42_bytes", flow_reply(&u, 0, 2, 0, 0));
 }
 
 /* Service with no ready endpoint. */
@@ -1036,6 +1145,21 @@ static struct row *reject_row(const char *name, struct pkt_spec in, uint32_t svc
 	return r;
 }
 
+/* A TCP packet that does not open a connection, to a Service with no
+ * endpoint: dropped with no answer (kube-proxy rejects new connections
+ * only, and nothing answers an RST with an RST). */
+static struct row *reject_not_new_row(const char *name, struct pkt_spec in, uint32_t svc_id)
+{
+	struct row *r = reject_row(name, in, svc_id);
+
+	r->exp = E_DROP;
+	r->empty_svc = true;
+	r->stats = ST_SVC;
+	r->reasons = RB(SP_R_REJECT_NOT_NEW);
+	r->svc = SV_PKT | SV_DROP;
+	return r;
+}
+
 static void add_reject_rows(void)
 {
 	struct pkt_spec s;
@@ -1049,8 +1173,14 @@ static void add_reject_rows(void)
 	reject_row("no_endpoint/v4_tcp_syn", s, 6);
 	reject_row("no_endpoint/v4_tcp_syn_with_options", flow_req(&e4, PKT_SYN, 0xfffffff0, 0, 0),
 		   6);
-	reject_row("no_endpoint/v4_tcp_ack_data", flow_req(&e4, PKT_ACK | PKT_PSH, 500, 9000, 64),
-		   6);
+	reject_not_new_row("no_endpoint/v4_tcp_ack_data_not_answered",
+			   flow_req(&e4, PKT_ACK | PKT_PSH, 500, 9000, 64), 6);
+	reject_not_new_row("no_endpoint/v4_tcp_rst_not_answered", flow_req(&e4, PKT_RST, 500, 0, 0),
+			   6);
+	reject_not_new_row("no_endpoint/v4_tcp_rst_ack_not_answered",
+			   flow_req(&e4, PKT_RST | PKT_ACK, 500, 9000, 0), 6);
+	reject_not_new_row("no_endpoint/v4_tcp_synack_not_answered",
+			   flow_req(&e4, PKT_SYN | PKT_ACK, 500, 9000, 0), 6);
 	reject_row("no_endpoint/v4_udp", flow_req(&u4, 0, 1, 0, 0), 7);
 	reject_row("no_endpoint/v4_udp_payload", flow_req(&u4, 0, 1, 0, 200), 7);
 	s = flow_req(&u4, 0, 1, 0, 20);
@@ -1070,7 +1200,9 @@ static void add_reject_rows(void)
 	s.ext[0] = IPPROTO_HOPOPTS;
 	reject_row("no_endpoint/v6_udp_hop_by_hop", s, 27)->stats |= ST_V6EXT;
 	s = flow_req(&e6, PKT_ACK, 1, 2, 0);
-	reject_row("no_endpoint/v6_tcp_ack", s, 26);
+	reject_not_new_row("no_endpoint/v6_tcp_ack_not_answered", s, 26);
+	reject_not_new_row("no_endpoint/v6_tcp_rst_not_answered", flow_req(&e6, PKT_RST, 1, 0, 0),
+			   26);
 }
 
 static void add_malformed_rows(void)
@@ -1207,8 +1339,8 @@ static void add_malformed_rows(void)
 	s.frag_bytes = 600;
 	s.df = false;
 	r = flow_new_row(&t4, "first_fragment", s);
-	r->stats |= ST_FRAG1;
-	r->ct = CT_EST;
+	r->stats |= ST_FRAG1 | ST_ADOPTED;
+	r->ct = CT_ADOPTED;
 	s = flow_req(&u4, 0, 1, 0, 400);
 	s.frag = PKT_FRAG_LATER;
 	s.frag_bytes = 200;
@@ -1328,6 +1460,7 @@ static void build_rows(void)
 	add_ct_change_rows(4);
 	add_ct_change_rows(6);
 	add_ct_misc_rows();
+	add_ct_integrity_rows();
 	add_reject_rows();
 	add_not_service_rows();
 	add_malformed_rows();
@@ -1376,6 +1509,13 @@ static struct eff row_expect(const struct row *r, enum hook h)
 		break;
 	case E_DROP:
 		e.verdict = tc ? TC_ACT_SHOT : XDP_DROP;
+		if (!tc && r->empty_svc) {
+			e.verdict = XDP_PASS;
+			e.out = E_SAME;
+			e.stats = ST_RX | (r->stats & ST_PARSE);
+			e.reasons = 0;
+			e.svc = 0;
+		}
 		break;
 	case E_REJECT:
 		if (!tc) {
@@ -1409,7 +1549,7 @@ static struct eff row_expect(const struct row *r, enum hook h)
 		 * counts nothing else (XDP counted the packet already). */
 		e.check_ct = false;
 		e.stats &= ~(ST_RX | ST_PARSE);
-		if (r->exp != E_REJECT) {
+		if (r->exp != E_REJECT && !r->empty_svc) {
 			e.verdict = TC_ACT_OK;
 			e.out = E_SAME;
 			e.stats = 0; /* no counter may move */
@@ -1469,24 +1609,37 @@ static char *addr_str(const struct sp_addr *a, int family, char *buf)
 	return buf;
 }
 
-static uint64_t timeout_of(uint8_t proto, int state)
+static uint64_t timeout_of(uint8_t proto, enum ct_want w)
 {
 	if (proto != IPPROTO_TCP)
 		return T_UDP;
-	return state == SP_CT_ESTABLISHED ? T_EST : state == SP_CT_CLOSING ? T_CLOSE : T_SYN;
+	switch (w) {
+	case CT_EST:
+		return T_EST;
+	case CT_CLOSING:
+		return T_CLOSE;
+	case CT_FIN_WAIT:
+	case CT_TIME_WAIT:
+		return T_FIN;
+	default:
+		return T_SYN;
+	}
 }
 
 /* FWD entry state and deadline; with ct_detail both entries field by field. */
 static bool check_ct(const struct row *r, const char *name)
 {
-	static const char *const states[] = { "NEW", "ESTABLISHED", "CLOSING" };
-	const struct pkt_spec *in = &r->in;
+	static const char *const states[] = { "NEW",	  "ESTABLISHED", "CLOSING",
+					      "FIN_WAIT", "TIME_WAIT",	 "ESTABLISHED (adopted)" };
+	struct pkt_spec req = r->ct_of ? flow_req(r->ct_of, 0, 0, 0, 0) : r->in;
+	const struct pkt_spec *in = &req;
 	const int fam = in->family;
 	struct sp_ct_key k;
 	struct sp_ct_val v, rv;
 	char b1[INET6_ADDRSTRLEN], b2[INET6_ADDRSTRLEN];
 	uint64_t now = now_ns(), t;
-	int want = r->ct - 1;
+	int want = r->ct == CT_ADOPTED ? SP_CT_ESTABLISHED : (int)r->ct - 1;
+	int wname = (int)r->ct - 1;
 	bool ok = true;
 
 	if (r->ct == CT_ANY && !r->ct_detail)
@@ -1498,17 +1651,41 @@ static bool check_ct(const struct row *r, const char *name)
 		return false;
 	}
 	if (r->ct != CT_ANY) {
-		ok &= ASSERT_EQ(v.state, want, "FWD state (0 NEW, 1 ESTABLISHED, 2 CLOSING)");
+		ok &= ASSERT_EQ(v.state, want,
+				"FWD state (0 NEW, 1 ESTABLISHED, 2 CLOSING, 3 FIN_WAIT, 4 TIME_WAIT)");
 		if (v.state != want)
-			fprintf(stderr, "    expected %s\n", states[want]);
-		t = timeout_of(in->proto, want);
+			fprintf(stderr, "    expected %s\n", states[wname]);
+		ok &= ASSERT_EQ(!!(v.flags & SP_CT_F_UNREPLIED), r->ct == CT_ADOPTED,
+				"FWD SP_CT_F_UNREPLIED (adopted mid-stream, unanswered)");
+		t = timeout_of(in->proto, r->ct);
 		if (!(v.expires > now && v.expires <= now + t && v.expires + 10 * NSEC_PER_SEC > now + t)) {
 			fprintf(stderr, "  FWD expires in %.3fs, expected the %s timeout %.0fs\n",
-				((double)v.expires - (double)now) / 1e9, states[want < 3 ? want : 0],
+				((double)v.expires - (double)now) / 1e9, states[wname],
 				(double)t / 1e9);
 			sp_test_failed_asserts++;
 			ok = false;
 		}
+	}
+	if (r->ct != CT_ANY) {
+		/* One flow, one state: the REV entry, found from the FWD
+		 * entry as the datapath finds it, holds the same state, flags
+		 * and deadline. */
+		memset(&k, 0, sizeof(k));
+		k.saddr = v.nat_addr;
+		k.daddr = (v.flags & SP_CT_F_HAIRPIN) ? v.nat_saddr : addr_of(fam, in->saddr);
+		k.sport = v.nat_port;
+		k.dport = htons(in->sport);
+		k.proto = in->proto;
+		k.family = (uint8_t)fam;
+		k.dir = SP_CT_REV;
+		if (bpf_map_lookup_elem(fd_ct, &k, &rv)) {
+			fprintf(stderr, "  %s: the FWD entry has no REV entry\n", name);
+			sp_test_failed_asserts++;
+			return false;
+		}
+		ok &= ASSERT_EQ(rv.state, v.state, "REV state == FWD state");
+		ok &= ASSERT_EQ(rv.flags, v.flags, "REV flags == FWD flags");
+		ok &= ASSERT_EQ(rv.expires, v.expires, "REV deadline == FWD deadline");
 	}
 	if (!r->ct_detail)
 		return ok;
@@ -2119,6 +2296,7 @@ static struct svcplane_bpf *open_second(int *err)
 	s2->rodata->cfg_ct_syn_ns = T_SYN;
 	s2->rodata->cfg_ct_est_ns = T_EST;
 	s2->rodata->cfg_ct_close_ns = T_CLOSE;
+	s2->rodata->cfg_ct_fin_ns = T_FIN;
 	s2->rodata->cfg_ct_udp_ns = T_UDP;
 	s2->rodata->cfg_xdp_redirect = 1;
 	bpf_map__set_max_entries(s2->maps.sp_ct, CT_TEST_SIZE);
@@ -2250,6 +2428,7 @@ static int setup(void)
 	skel->rodata->cfg_ct_syn_ns = T_SYN;
 	skel->rodata->cfg_ct_est_ns = T_EST;
 	skel->rodata->cfg_ct_close_ns = T_CLOSE;
+	skel->rodata->cfg_ct_fin_ns = T_FIN;
 	skel->rodata->cfg_ct_udp_ns = T_UDP;
 	/* small maps: the test needs few entries and a fast flush */
 	bpf_map__set_max_entries(skel->maps.sp_ct, CT_TEST_SIZE);
