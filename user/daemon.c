@@ -40,6 +40,7 @@
 #include "svcplane.skel.h"
 #include "cli.h"
 #include "config.h"
+#include "ct_gc.h"
 #include "dp.h"
 #include "inspect.h"
 #include "k8s.h"
@@ -75,6 +76,7 @@ struct run_opts {
 	const char *node_name;
 	const char *proxy_name;
 	uint32_t fixed_m;
+	uint32_t ct_gc_interval; /* seconds; 0: no collector */
 	struct sp_dp_opts dp;
 };
 
@@ -99,6 +101,7 @@ static const struct option run_longopts[] = {
 	{ "ct-timeout-close", required_argument, NULL, 1003 },
 	{ "ct-timeout-udp", required_argument, NULL, 1004 },
 	{ "ct-timeout-fin", required_argument, NULL, 1011 },
+	{ "ct-gc-interval", required_argument, NULL, 1012 },
 	{ "hairpin-v4", required_argument, NULL, 1005 },
 	{ "hairpin-v6", required_argument, NULL, 1006 },
 	{ "metrics-addr", required_argument, NULL, 1007 },
@@ -151,6 +154,8 @@ static void run_usage(FILE *f)
 		"      --ct-timeout-fin S       half-closed (one FIN) and TIME_WAIT (default 120)\n"
 		"      --ct-timeout-close S     after a RST (default 10)\n"
 		"      --ct-timeout-udp S       (default 60)\n"
+		"      --ct-gc-interval S       delete expired conntrack entries every S seconds,\n"
+		"                               down to 1 s as the table fills; 0: never (default 10)\n"
 		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
 		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
 		"Other:\n"
@@ -232,6 +237,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	sp_dp_opts_default(&o->dp);
+	o->ct_gc_interval = 10;
 	o->metrics_addr = "127.0.0.1:9477";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:k:Ki:p:a:d:x:Rs:m:S:B:C:M:vh", run_longopts,
@@ -344,6 +350,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 					o->dp.ct_udp_ns = ns;
 			}
 			break;
+		case 1012:
+			err = parse_u32("--ct-gc-interval", optarg, 0, 3600, &o->ct_gc_interval);
+			break;
 		case 1005:
 		case 1006: {
 			struct sp_ip *ip = c == 1005 ? &o->dp.hairpin4 : &o->dp.hairpin6;
@@ -415,7 +424,95 @@ struct daemon {
 	pthread_mutex_t k8s_lock;
 	struct sp_k8s_update *k8s_pending;
 	int k8s_efd;
+	/* Conntrack collector (its own thread; gc_lock guards what follows). */
+	pthread_t gc_thread;
+	bool gc_running;
+	int gc_stop_efd; /* written to stop the collector */
+	pthread_mutex_t gc_lock;
+	struct sp_ct_gc_stats gc_last;
+	uint64_t gc_runs, gc_deleted, gc_errors;
+	bool gc_pressure; /* live entries >= 90% of capacity at the last pass */
 };
+
+/*
+ * The conntrack collector: one pass, then wait for the next (shorter as the
+ * table fills) or for the stop signal. A table that stays nearly full of
+ * live flows cannot be helped by collecting: that is logged (once per
+ * episode) and shown in /metrics and `svcplane status` as pressure.
+ */
+static void *gc_main(void *arg)
+{
+	struct daemon *d = arg;
+	unsigned int wait_s = d->o->ct_gc_interval;
+
+	for (;;) {
+		struct pollfd p = { .fd = d->gc_stop_efd, .events = POLLIN };
+		struct sp_ct_gc_stats st;
+		bool pressure;
+		int err;
+
+		if (poll(&p, 1, (int)wait_s * 1000) != 0)
+			break; /* stop (or a poll error: stop too) */
+		err = sp_ct_gc(d->dp.fd_ct, sp_mono_ns(), 0, &st);
+		pressure = st.max_entries && st.live * 10 >= (uint64_t)st.max_entries * 9;
+		pthread_mutex_lock(&d->gc_lock);
+		if (pressure && !d->gc_pressure)
+			pr_warn("conntrack pressure: %llu live entries of %u after collecting; new "
+				"flows now evict live ones (raise --ct-size)",
+				(unsigned long long)st.live, st.max_entries);
+		d->gc_last = st;
+		d->gc_runs++;
+		d->gc_deleted += st.deleted;
+		d->gc_pressure = pressure;
+		if (err)
+			d->gc_errors++;
+		pthread_mutex_unlock(&d->gc_lock);
+		if (err)
+			pr_warn("conntrack collector: %s", strerror(-err));
+		else
+			pr_debug("conntrack collector: %llu entries, %llu expired deleted, %.1f ms",
+				 (unsigned long long)st.scanned, (unsigned long long)st.deleted,
+				 st.ms);
+		wait_s = sp_ct_gc_next_interval(&st, d->o->ct_gc_interval);
+	}
+	return NULL;
+}
+
+static int gc_start(struct daemon *d)
+{
+	int err;
+
+	if (!d->o->ct_gc_interval)
+		return 0;
+	d->gc_stop_efd = eventfd(0, EFD_CLOEXEC);
+	if (d->gc_stop_efd < 0) {
+		err = -errno;
+		pr_err("conntrack collector: eventfd: %s", strerror(-err));
+		return err;
+	}
+	err = -pthread_create(&d->gc_thread, NULL, gc_main, d);
+	if (err) {
+		pr_err("conntrack collector: pthread_create: %s", strerror(-err));
+		close(d->gc_stop_efd);
+		d->gc_stop_efd = -1;
+		return err;
+	}
+	d->gc_running = true;
+	return 0;
+}
+
+static void gc_stop(struct daemon *d)
+{
+	uint64_t one = 1;
+
+	if (!d->gc_running)
+		return;
+	if (write(d->gc_stop_efd, &one, sizeof(one)) != sizeof(one))
+		pr_warn("conntrack collector: stop: %s", strerror(errno));
+	pthread_join(d->gc_thread, NULL);
+	close(d->gc_stop_efd);
+	d->gc_running = false;
+}
 
 static double now_ms(void)
 {
@@ -676,6 +773,17 @@ static void metrics_body(struct daemon *d, FILE *f)
 	fprintf(f, "svcplane_sync_total %llu\nsvcplane_sync_errors_total %llu\n",
 		(unsigned long long)d->applies, (unsigned long long)d->apply_errors);
 	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->last_apply_ms);
+	pthread_mutex_lock(&d->gc_lock);
+	fprintf(f, "svcplane_ct_capacity %u\n", d->o->dp.ct_size);
+	if (d->gc_runs) {
+		fprintf(f, "svcplane_ct_entries %llu\n", (unsigned long long)d->gc_last.live);
+		fprintf(f, "svcplane_ct_pressure %d\n", d->gc_pressure ? 1 : 0);
+		fprintf(f, "svcplane_ct_gc_last_milliseconds %.3f\n", d->gc_last.ms);
+	}
+	fprintf(f, "svcplane_ct_gc_runs_total %llu\nsvcplane_ct_gc_deleted_total %llu\n",
+		(unsigned long long)d->gc_runs, (unsigned long long)d->gc_deleted);
+	fprintf(f, "svcplane_ct_gc_errors_total %llu\n", (unsigned long long)d->gc_errors);
+	pthread_mutex_unlock(&d->gc_lock);
 	k = 0;
 	if (st && ncpu > 0 && !bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_stats), &k, st)) {
 		struct sp_stats sum = { 0 };
@@ -901,7 +1009,9 @@ int cmd_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	d.o = &o;
 	d.k8s_efd = -1;
+	d.gc_stop_efd = -1;
 	pthread_mutex_init(&d.k8s_lock, NULL);
+	pthread_mutex_init(&d.gc_lock, NULL);
 
 	lockfd = pidfile_lock(o.dp.pin_dir);
 	if (lockfd < 0)
@@ -1010,6 +1120,9 @@ int cmd_run(int argc, char **argv)
 	}
 	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
 		o.config ? o.config : (k8s ? "Kubernetes API" : "embedded default config"));
+	err = gc_start(&d);
+	if (err)
+		goto out;
 	announce_ready(&d);
 
 	while (!stop) {
@@ -1056,6 +1169,7 @@ int cmd_run(int argc, char **argv)
 	}
 	err = 0;
 out:
+	gc_stop(&d);
 	sp_model_free(&start_model);
 	if (k8s)
 		sp_k8s_stop(k8s);
@@ -1074,6 +1188,7 @@ out:
 	if (lockfd >= 0)
 		close(lockfd);
 	pthread_mutex_destroy(&d.k8s_lock);
+	pthread_mutex_destroy(&d.gc_lock);
 	return err;
 }
 

@@ -2528,6 +2528,27 @@ static const char *status_first_unpinned(const struct st_info *si)
 	return NULL;
 }
 
+/* The pinned sp_ct's status, or NULL if it was not read. */
+static const struct st_map *status_ct(const struct st_info *si)
+{
+	int m;
+
+	for (m = 0; m < INS_NMAPS; m++)
+		if (!strcmp(ins_abi[m].name, SP_MAP_CT))
+			return si->maps[m].pinned && !si->maps[m].err && si->maps[m].entries >= 0 ?
+				       &si->maps[m] :
+				       NULL;
+	return NULL;
+}
+
+/* Conntrack at 90% or more of its capacity: the LRU is evicting, or about
+ * to, and what it evicts may be live (the daemon's collector removes the
+ * expired entries first; what remains is live). */
+static bool status_ct_pressure(const struct st_map *ct)
+{
+	return ct && ct->max_entries && ct->entries * 10 >= (long long)ct->max_entries * 9;
+}
+
 static int status_json(const struct ins_ctx *c, const struct st_info *si)
 {
 	struct json_object *o, *a = NULL, *e = NULL;
@@ -2549,6 +2570,7 @@ static int status_json(const struct ins_ctx *c, const struct st_info *si)
 	else
 		err = err ?: jset_null(o, "pid");
 	err = err ?: jset(o, "ready", jbool(si->ready));
+	err = err ?: jset(o, "ct_pressure", jbool(status_ct_pressure(status_ct(si))));
 	err = err ?: jset(o, "maps", a = json_object_new_array());
 	for (i = 0; i < INS_NMAPS && !err; i++) {
 		sm = &si->maps[i];
@@ -2640,6 +2662,15 @@ static void status_text(const struct ins_ctx *c, const struct st_info *si)
 		printf("state     not ready: %s not pinned\n", status_first_unpinned(si));
 	else
 		printf("state     not ready: the daemon is starting (first sync not applied yet)\n");
+	if (status_ct(si)) {
+		const struct st_map *ct = status_ct(si);
+
+		printf("conntrack %lld of %u entries (%.0f%%)%s\n", ct->entries, ct->max_entries,
+		       ct->max_entries ? 100.0 * (double)ct->entries / ct->max_entries : 0.0,
+		       status_ct_pressure(ct) ? ": PRESSURE, new flows evict live ones "
+						"(raise --ct-size)" :
+						"");
+	}
 	putchar('\n');
 
 	if (!si->n_pinned && !si->first_err) {

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Conntrack garbage collection (user/ct_gc.c) against the kernel's LRU.
+ *
+ *  gc/deletes_expired_only   a pass deletes exactly the entries past their
+ *                            deadline and keeps the others, over several
+ *                            lookup batches.
+ *  gc/idle_flow_survives_churn
+ *                            an idle established flow, then 20,000 short
+ *                            flows through sp_xdp into a 1,024-entry table
+ *                            (each closed by RST, so dead at once): with the
+ *                            collector running every 128 flows, the idle
+ *                            flow's reply is still reverse-NATed.
+ *  gc/control_without_collector
+ *                            the same churn without the collector evicts the
+ *                            idle flow (its reply leaves un-NATed): what the
+ *                            previous case guards against really happens.
+ *
+ * The skeleton is loaded without pinning, in a private network namespace.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pkt.h"
+#include "svcplane.h"
+#include "test.h"
+#include "svcplane.skel.h"
+#include "ct_gc.h"
+
+#define CT_SIZE 1024
+#define CHURN 20000
+#define GC_EVERY 128
+#define VIP "10.96.0.10"
+#define BACKEND "10.1.0.11"
+#define CLIENT "10.1.0.7"
+
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+static struct sp_addr v4(const char *s)
+{
+	struct sp_addr a;
+
+	memset(&a, 0, sizeof(a));
+	inet_pton(AF_INET, s, &a.addr[0]);
+	return a;
+}
+
+static void test_deletes_expired_only(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo);
+	struct sp_ct_gc_stats st;
+	uint64_t now = sp_mono_ns();
+	uint32_t i, n = 10000, left = 0;
+	struct sp_ct_key k, next;
+	struct sp_ct_val v;
+	bool ok = true;
+	int fd, err;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "gc_test", sizeof(k), sizeof(v), 4 * n, &mo);
+	if (!ASSERT_TRUE(fd >= 0, "create an LRU map of the conntrack layout")) {
+		sp_test_report("gc/deletes_expired_only", false);
+		return;
+	}
+	for (i = 0; i < n && ok; i++) {
+		memset(&k, 0, sizeof(k));
+		memset(&v, 0, sizeof(v));
+		k.saddr.addr[0] = htonl(0x0a000000 + i);
+		k.sport = htons(1000 + i % 50000);
+		k.proto = IPPROTO_TCP;
+		k.family = SP_FAMILY_V4;
+		k.dir = i % 2;
+		/* every third entry is dead; one just now, one long ago */
+		v.expires = i % 3 == 0 ? (i % 2 ? now - 1 : 1) : now + 60000000000ULL;
+		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert");
+	}
+	err = sp_ct_gc(fd, now, 0, &st);
+	ok = ASSERT_EQ(err, 0, "sp_ct_gc") && ok;
+	ok = ASSERT_EQ(st.scanned, n, "scanned") && ok;
+	ok = ASSERT_EQ(st.expired, (n + 2) / 3, "expired") && ok;
+	ok = ASSERT_EQ(st.deleted, (n + 2) / 3, "deleted") && ok;
+	ok = ASSERT_EQ(st.max_entries, 4 * n, "max_entries") && ok;
+	/* what is left: exactly the live ones */
+	memset(&k, 0, sizeof(k));
+	for (err = bpf_map_get_next_key(fd, NULL, &next); !err;
+	     err = bpf_map_get_next_key(fd, &k, &next)) {
+		k = next;
+		if (bpf_map_lookup_elem(fd, &k, &v) || v.expires <= now)
+			ok = false;
+		left++;
+	}
+	ok = ASSERT_EQ(left, n - (n + 2) / 3, "entries left") && ok;
+	ok = ASSERT_TRUE(left == n - (n + 2) / 3 && ok, "only live entries left") && ok;
+	/* a second pass finds nothing to do */
+	err = sp_ct_gc(fd, now, 0, &st);
+	ok = ASSERT_EQ(st.deleted, 0, "second pass deletes nothing") && ok;
+	close(fd);
+	sp_test_report("gc/deletes_expired_only", ok);
+}
+
+struct dp {
+	struct svcplane_bpf *skel;
+	int prog;
+};
+
+/* One TCP Service VIP:80 -> BACKEND:8080 (backend id 1, Maglev M = 251). */
+static int dp_open(struct dp *d)
+{
+	struct sp_svc_key sk;
+	struct sp_svc sv;
+	struct sp_backend be;
+	struct sp_maglev_chunk c;
+	struct bpf_map *m;
+	uint32_t id = 1, w, key;
+
+	memset(d, 0, sizeof(*d));
+	d->skel = svcplane_bpf__open();
+	if (!d->skel)
+		return -1;
+	bpf_object__for_each_map(m, d->skel->obj)
+		bpf_map__set_pin_path(m, NULL);
+	bpf_map__set_max_entries(d->skel->maps.sp_ct, CT_SIZE);
+	bpf_map__set_max_entries(d->skel->maps.sp_maglev, 64);
+	/* Flows closed by RST are dead at once (1 us): the collector may take them. */
+	d->skel->rodata->cfg_ct_close_ns = 1000;
+	if (svcplane_bpf__load(d->skel))
+		return -1;
+	d->prog = bpf_program__fd(d->skel->progs.sp_xdp);
+
+	memset(&be, 0, sizeof(be));
+	be.addr = v4(BACKEND);
+	be.port = htons(8080);
+	be.family = SP_FAMILY_V4;
+	if (bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_backends), &id, &be, BPF_ANY))
+		return -1;
+	/* region at chunk 0: words 0-1 the id, then 251 entries of index 0 */
+	for (key = 0; key * SP_MAGLEV_CHUNK_WORDS < 2 + 251; key++) {
+		memset(&c, 0, sizeof(c));
+		for (w = 0; w < SP_MAGLEV_CHUNK_WORDS; w++)
+			c.w[w] = key == 0 && w == 0 ? 1 : 0;
+		if (bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_maglev), &key, &c, BPF_ANY))
+			return -1;
+	}
+	memset(&sk, 0, sizeof(sk));
+	sk.addr = v4(VIP);
+	sk.port = htons(80);
+	sk.proto = IPPROTO_TCP;
+	sk.family = SP_FAMILY_V4;
+	memset(&sv, 0, sizeof(sv));
+	sv.svc_id = 1;
+	sv.region = 0;
+	sv.m = 251;
+	sv.n = 1;
+	return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &sk, &sv, BPF_ANY);
+}
+
+/* Run one frame; returns the verdict and leaves the output frame in out. */
+static int run(const struct dp *d, const struct pkt_spec *s, struct pkt *out)
+{
+	struct pkt in;
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+
+	if (pkt_build(s, &in))
+		return -1;
+	o.data_in = in.data;
+	o.data_size_in = in.len;
+	o.data_out = out->data;
+	o.data_size_out = sizeof(out->data);
+	o.repeat = 1;
+	if (bpf_prog_test_run_opts(d->prog, &o))
+		return -1;
+	out->len = o.data_size_out;
+	return (int)o.retval;
+}
+
+static struct pkt_spec tcp(const char *sa, uint16_t sp, const char *da, uint16_t dp, uint8_t fl)
+{
+	struct pkt_spec s = { .family = 4, .proto = IPPROTO_TCP, .saddr = sa, .daddr = da,
+			      .sport = sp, .dport = dp, .tcp_flags = fl, .seq = 1, .ack = 1,
+			      .win = 1000 };
+
+	return s;
+}
+
+/* Source address (IPv4, wire order) of an Ethernet + IPv4 frame. */
+static uint32_t frame_saddr(const struct pkt *p)
+{
+	uint32_t a;
+
+	memcpy(&a, p->data + 14 + 12, 4);
+	return a;
+}
+
+/*
+ * The idle flow, the churn (collecting every GC_EVERY flows, or never), and
+ * then the idle flow's reply. Returns 1 if the reply left from the VIP
+ * (reverse-NATed), 0 if not, -1 on a set-up failure.
+ */
+static int churn(bool collect, uint64_t *deleted)
+{
+	struct pkt_spec s;
+	struct pkt out;
+	struct dp d;
+	char client[32];
+	uint32_t i;
+	int ret = -1;
+
+	*deleted = 0;
+	if (dp_open(&d)) {
+		fprintf(stderr, "  load the datapath: %s\n", strerror(errno));
+		goto out;
+	}
+	s = tcp(CLIENT, 40000, VIP, 80, PKT_SYN);
+	if (run(&d, &s, &out) != XDP_PASS)
+		goto out;
+	s = tcp(BACKEND, 8080, CLIENT, 40000, PKT_SYN | PKT_ACK);
+	if (run(&d, &s, &out) != XDP_PASS || frame_saddr(&out) != v4(VIP).addr[0])
+		goto out;
+	s = tcp(CLIENT, 40000, VIP, 80, PKT_ACK);
+	if (run(&d, &s, &out) != XDP_PASS)
+		goto out;
+	for (i = 0; i < CHURN; i++) {
+		snprintf(client, sizeof(client), "10.2.%u.%u", (i >> 8) & 0xff, i & 0xff);
+		s = tcp(client, (uint16_t)(10000 + i % 50000), VIP, 80, PKT_SYN);
+		if (run(&d, &s, &out) != XDP_PASS)
+			goto out;
+		s.tcp_flags = PKT_RST;
+		if (run(&d, &s, &out) != XDP_PASS)
+			goto out;
+		if (collect && i % GC_EVERY == GC_EVERY - 1) {
+			struct sp_ct_gc_stats st;
+
+			if (sp_ct_gc(bpf_map__fd(d.skel->maps.sp_ct), sp_mono_ns(), 0, &st))
+				goto out;
+			*deleted += st.deleted;
+		}
+	}
+	/* the backend pushes data on the idle connection */
+	s = tcp(BACKEND, 8080, CLIENT, 40000, PKT_ACK | PKT_PSH);
+	s.payload_len = 100;
+	if (run(&d, &s, &out) != XDP_PASS)
+		goto out;
+	ret = frame_saddr(&out) == v4(VIP).addr[0];
+out:
+	svcplane_bpf__destroy(d.skel);
+	return ret;
+}
+
+int main(void)
+{
+	uint64_t deleted;
+	int r;
+
+	libbpf_set_print(quiet_print);
+	if (unshare(CLONE_NEWNET)) {
+		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		sp_test_report("gc/setup", false);
+		return 1;
+	}
+	test_deletes_expired_only();
+
+	r = churn(true, &deleted);
+	printf("  with the collector: %llu dead entries deleted, idle reply %s\n",
+	       (unsigned long long)deleted, r == 1 ? "reverse-NATed" : "NOT reverse-NATed");
+	sp_test_report("gc/idle_flow_survives_churn",
+		       ASSERT_EQ(r, 1, "idle flow's reply reverse-NATed after 20,000 flows") &&
+			       ASSERT_TRUE(deleted >= 2 * (CHURN - GC_EVERY), "dead flows deleted"));
+
+	r = churn(false, &deleted);
+	printf("  without the collector: idle reply %s\n",
+	       r == 1 ? "reverse-NATed" : "NOT reverse-NATed (evicted)");
+	sp_test_report("gc/control_without_collector",
+		       ASSERT_EQ(r, 0, "without the collector the LRU evicts the idle flow"));
+	return sp_test_exit();
+}
