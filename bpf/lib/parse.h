@@ -90,6 +90,10 @@ static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt 
 		pkt_reason(p, SP_R_TRUNC_L3);
 		return SP_V_PASS;
 	}
+	if (iph->version != 4) {
+		pkt_reason(p, SP_R_BAD_VERSION);
+		return SP_V_PASS;
+	}
 	hlen = iph->ihl * 4;
 	if (hlen < sizeof(*iph)) {
 		pkt_reason(p, SP_R_BAD_IHL);
@@ -139,6 +143,10 @@ static __always_inline int parse_ipv6(void *data, void *data_end, struct sp_pkt 
 
 	if ((void *)(ip6 + 1) > data_end) {
 		pkt_reason(p, SP_R_TRUNC_L3);
+		return SP_V_PASS;
+	}
+	if (ip6->version != 6) {
+		pkt_reason(p, SP_R_BAD_VERSION);
 		return SP_V_PASS;
 	}
 	nh = ip6->nexthdr;

@@ -16,9 +16,14 @@
 #include "parse.h"
 #include "maps.h"
 
-#define REJECT_QUOTE_MAX 68 /* IPv4 header with options (60) + 8 bytes of UDP */
-#define REJECT_BUF 128 /* the longest reply we build */
-#define REJECT_RAW 200 /* used scratch: 2 + Ethernet + IPv6 + 8 + 0x7f */
+/* The most of the original packet an ICMP error quotes: all of an IPv4
+ * header with options (60) + 8 bytes; for IPv6 with extension headers, the
+ * first 124 bytes (RFC 4443 asks for as much as fits in 1280; the client
+ * matches the error to its socket by the headers at the start). A
+ * multiple of 4 below 128, so the mask below keeps it. */
+#define REJECT_QUOTE_MAX 124
+#define REJECT_BUF 192 /* the longest reply we build: 14 + 40 + 8 + 124 = 186 */
+#define REJECT_RAW 194 /* used scratch: 2 + REJECT_BUF */
 _Static_assert(REJECT_RAW <= SP_SCRATCH_LEN, "reject buffer exceeds scratch");
 
 struct v6_pseudo {
@@ -86,13 +91,21 @@ static __always_inline int reject_build(struct __sk_buff *skb, const struct sp_p
 		l4len = sizeof(*th);
 	} else {
 		struct icmphdr *ih = (struct icmphdr *)(buf + off);
-		/* Original IP header(s) + 8 bytes. The mask gives the verifier
-		 * a bound it keeps even when clang checks a copy of qlen; the
-		 * buffer has room for the masked maximum (REJECT_RAW). */
-		__u32 qlen = (l4 - p->l3_off + 8) & 0x7f;
+		/* Original IP header(s) + 8 bytes, at most REJECT_QUOTE_MAX. */
+		__u32 qlen = l4 - p->l3_off + 8;
 
-		if (qlen > REJECT_QUOTE_MAX)
+		if (qlen < 8)
 			return -1;
+		/* Clamp, never wrap: a mask alone once quoted 16 bytes of a
+		 * packet with 136 bytes of IPv6 headers. */
+		if (qlen > REJECT_QUOTE_MAX)
+			qlen = REJECT_QUOTE_MAX;
+		/* Bounds [8, 132] for the verifier, a no-op on the clamped
+		 * value (IP headers are 4-byte multiples). In asm so that
+		 * clang applies it to the register the helper gets, not to a
+		 * copy from before the clamp. */
+		qlen -= 8;
+		asm volatile("%[q] &= 0x7c\n\t%[q] += 8" : [q] "+r"(qlen));
 		__builtin_memset(ih, 0, 8);
 		if (p->family == SP_FAMILY_V4) {
 			ih->type = ICMP_DEST_UNREACH;
@@ -101,7 +114,7 @@ static __always_inline int reject_build(struct __sk_buff *skb, const struct sp_p
 			ih->type = ICMPV6_DEST_UNREACH;
 			ih->code = ICMPV6_PORT_UNREACH;
 		}
-		if (qlen < 8 || bpf_skb_load_bytes(skb, p->l3_off, buf + off + 8, qlen))
+		if (bpf_skb_load_bytes(skb, p->l3_off, buf + off + 8, qlen))
 			return -1;
 		l4len = 8 + qlen;
 	}
@@ -129,7 +142,7 @@ static __always_inline int reject_build(struct __sk_buff *skb, const struct sp_p
 			th->check = csum_fold32(csum_buf(th, sizeof(*th), csum_buf(&ph, sizeof(ph), 0)));
 		} else {
 			struct icmphdr *ih = (struct icmphdr *)(buf + off);
-			__u32 n = l4len & 0x7c; /* a multiple of 4 below REJECT_BUF */
+			__u32 n = l4len & 0xfc; /* a multiple of 4 below REJECT_BUF */
 
 			if (n != l4len || off + n > REJECT_BUF)
 				return -1;
@@ -139,7 +152,7 @@ static __always_inline int reject_build(struct __sk_buff *skb, const struct sp_p
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)(buf + sizeof(struct ethhdr));
 		struct v6_pseudo ph = {};
 		__u8 nh = p->proto == IPPROTO_TCP ? IPPROTO_TCP : IPPROTO_ICMPV6;
-		__u32 n = l4len & 0x7c;
+		__u32 n = l4len & 0xfc;
 
 		__builtin_memset(ip6, 0, sizeof(*ip6));
 		ip6->version = 6;

@@ -87,6 +87,7 @@ struct pkt_spec {
 	bool df;
 	uint8_t ip_optlen; /* IPv4 options: Router Alert then NOPs (multiple of 4, <= 40) */
 	bool ihl_set; /* write ihl instead of the right IHL (malformed-header tests) */
+	uint8_t version; /* non-zero: write this IP version instead of the family's */
 	uint8_t ihl;
 	/* IPv6 extension headers in order: IPPROTO_HOPOPTS (which is 0, hence
 	 * the count), IPPROTO_DSTOPTS, IPPROTO_ROUTING */
@@ -302,7 +303,8 @@ static inline int pkt_build(const struct pkt_spec *s, struct pkt *p)
 		if (s->frag == PKT_FRAG_LATER)
 			fo |= (s->frag_off8 & PKT_IP_OFFMASK) | (s->frag_more ? PKT_IP_MF : 0);
 		memset(d + off, 0, hl);
-		d[off] = (uint8_t)(0x40 | ((s->ihl_set ? s->ihl : hl / 4) & 0xf));
+		d[off] = (uint8_t)(((s->version ? s->version : 4) << 4) |
+				   ((s->ihl_set ? s->ihl : hl / 4) & 0xf));
 		d[off + 1] = s->tos;
 		pkt_put16(d + off + 2, (uint16_t)(hl + data_len));
 		pkt_put16(d + off + 4, s->ip_id);
@@ -329,7 +331,7 @@ static inline int pkt_build(const struct pkt_spec *s, struct pkt *p)
 		if (s->frag != PKT_FRAG_NONE)
 			types[n++] = IPPROTO_FRAGMENT;
 		memset(d + off, 0, 40);
-		d[off] = (uint8_t)(0x60 | (s->tos >> 4));
+		d[off] = (uint8_t)(((s->version ? s->version : 6) << 4) | (s->tos >> 4));
 		d[off + 1] = (uint8_t)(s->tos << 4);
 		d[off + 6] = n ? types[0] : s->proto;
 		d[off + 7] = s->ttl ? s->ttl : 64;

@@ -1199,6 +1199,12 @@ static void add_reject_rows(void)
 	s.n_ext = 1;
 	s.ext[0] = IPPROTO_HOPOPTS;
 	reject_row("no_endpoint/v6_udp_hop_by_hop", s, 27)->stats |= ST_V6EXT;
+	/* 6 x 16 bytes of extension headers: the quote is clamped to 124
+	 * bytes (a mask once wrapped it to 16) */
+	s.n_ext = 6;
+	memset(s.ext, IPPROTO_DSTOPTS, 6);
+	reject_row("no_endpoint/v6_udp_136_bytes_of_headers_quote_clamped", s, 27)->stats |=
+		ST_V6EXT;
 	s = flow_req(&e6, PKT_ACK, 1, 2, 0);
 	reject_not_new_row("no_endpoint/v6_tcp_ack_not_answered", s, 26);
 	reject_not_new_row("no_endpoint/v6_tcp_rst_not_answered", flow_req(&e6, PKT_RST, 1, 0, 0),
@@ -1225,6 +1231,15 @@ static void add_malformed_rows(void)
 	s.ip_optlen = 12;
 	r = flow_new_row(&u4, "ipv4_options_12", s);
 	r->stats |= ST_V4OPT;
+
+	/* IP version disagreeing with the EtherType: never NATed as the
+	 * EtherType's family */
+	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
+	s.version = 6;
+	same_row("malformed/v4_ethertype_version_6", s, 0, RB(SP_R_BAD_VERSION));
+	s = flow_req(&t6, PKT_SYN, 1, 0, 0);
+	s.version = 4;
+	same_row("malformed/v6_ethertype_version_4", s, 0, RB(SP_R_BAD_VERSION));
 
 	/* IHL */
 	s = flow_req(&t4, PKT_SYN, 1, 0, 0);
@@ -1981,7 +1996,8 @@ static bool run_row(const struct prog *pg, const struct row *r)
 			struct pkt_info pi;
 
 			pkt_parse(in.data, in.len, &pi, why, sizeof(why));
-			pkt_build_unreach(&in, pi.l3_len + 8, &want);
+			/* the whole IP header(s) + 8 bytes, at most 124 */
+			pkt_build_unreach(&in, pi.l3_len + 8 < 124 ? pi.l3_len + 8 : 124, &want);
 		}
 		reject_ignore_mask(&want, &r->in, ign);
 		diff = pkt_diff(&want, got.data, got.len, ign);
