@@ -273,7 +273,8 @@ start_k8s_daemon() {
 	return 1
 }
 snapshot_applied() { log_since "$DAEMON_FROM" 'Kubernetes API snapshot applied'; }
-healthz() { in_node curl -s --max-time 2 http://127.0.0.1:9477/healthz; }
+# healthz: "CODE BODY" of /healthz: "200 ok" when ready, "503 not synced" before.
+healthz() { e2e_http_status "$NODE" http://127.0.0.1:9477/healthz; }
 
 # ---- objects present before the daemon starts (the initial list) ---------------
 
@@ -293,13 +294,13 @@ h_before=$(healthz)
 st_before=$(sp_ready "$NODE" && echo ready || echo "not ready")
 n_before=$(sp "$NODE" services --json 2>/dev/null | maps_py count)
 note "API down: /healthz '$h_before', svcplane status '$st_before', $n_before Service port(s) in the maps"
-[ "$h_before" = "not synced" ] || why "/healthz before the first snapshot: '$h_before', expected 'not synced'"
+[ "$h_before" = "503 not synced" ] || why "/healthz before the first snapshot: '$h_before', expected '503 not synced'"
 [ "$st_before" = "not ready" ] || why "svcplane status says ready before the first snapshot"
 [ "$n_before" = 0 ] || why "$n_before Service port(s) programmed before the first snapshot"
 snapshot_applied && why "a snapshot was applied with the API server down"
 adm up
 cl_until 15 snapshot_applied || why "no 'Kubernetes API snapshot applied' within 15 s of the API coming up"
-cl_until 5 test "$(healthz)" = ok || why "/healthz says '$(healthz)' after the first snapshot"
+cl_until 5 test "$(healthz)" = "200 ok" || why "/healthz says '$(healthz)' after the first snapshot, expected '200 ok'"
 cl_until 5 sp_ready "$NODE" || why "svcplane status not ready after the first snapshot"
 note "$(grep -m1 'Kubernetes API snapshot applied' <(tail -n "+$DAEMON_FROM" "$E2E_LOG") | cut -c1-150)"
 verdict first-snapshot-gates-readiness
@@ -557,7 +558,8 @@ if start_k8s_daemon --proxy-name svcplane; then
 		ck_traffic http "$CL_CLIENT" 10.96.50.1 80 5 1 "pod4"
 	snapshot_applied && why "a snapshot was applied with the API server down"
 	sp_ready "$NODE" && why "svcplane status says ready before the first snapshot"
-	[ "$(healthz)" = "not synced" ] || why "/healthz says '$(healthz)' before the first snapshot"
+	h=$(healthz)
+	[ "$h" = "503 not synced" ] || why "/healthz says '$h' before the first snapshot, expected '503 not synced'"
 else
 	why "svcplane --proxy-name svcplane did not start"
 fi
