@@ -10,7 +10,7 @@
 
 e2e_cases kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
 	conntrack-kept-across-restart sigterm-keeps-datapath \
-	detach-no-xdp detach-no-tc detach-no-pins detach-traffic-untouched
+	detach-exit-status detach-no-xdp detach-no-tc detach-no-pins detach-traffic-untouched
 
 e2e_begin --pods 3
 {
@@ -135,33 +135,73 @@ else
 	pass kill9-long-lived-connection
 fi
 
-# Detach: with the daemon stopped, `svcplane detach` removes every program
-# and pin.
+# Detach: with the daemon stopped (the datapath still serving), `svcplane
+# detach` removes every program and pin. The same per-device inspection runs
+# before and after: before, it must see the XDP program, the TC programs and
+# the pins, so that an empty result after detach means something.
+XDP_SEEN="" TC_SEEN="" PINS_SEEN=""
+inspect_node() {
+	local ifc dir f b
+	XDP_SEEN=$(ip -n "$NODE" -d link show | grep -E 'xdp|prog/' | tr -s ' ' | tr '\n' ';')
+	TC_SEEN=""
+	for ifc in $(ip -n "$NODE" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$'); do
+		for dir in ingress egress; do
+			f=$(tc -n "$NODE" filter show dev "$ifc" "$dir" 2>/dev/null)
+			[ -n "$f" ] && TC_SEEN+="$ifc/$dir: $(echo "$f" | head -2 | tr '\n' ' ');"
+		done
+	done
+	# TCX links (kernel >= 6.6) do not show in `tc filter`; bpftool lists
+	# them, and every program on a device (a device line: "NAME(IFINDEX) ...").
+	b=$(ip netns exec "$NODE" bpftool net show 2>&1 | grep -E '^[^[:space:]:]+\([0-9]+\)' | tr '\n' ';')
+	[ -n "$b" ] && TC_SEEN+="bpftool net: $b"
+	PINS_SEEN=$(find "$CL_PINDIR" -mindepth 1 2>/dev/null | head -5 | tr '\n' ' ')
+}
+
+have_bpftool=1
+command -v bpftool >/dev/null || have_bpftool=0
+# Before detach: the datapath answers the LoadBalancer IP (no daemon runs),
+# and the inspection sees what is attached.
+vip_before=$(cl_http "$CL_CLIENT" 10.10.0.100 80)
+inspect_node
+xdp_before=$XDP_SEEN tc_before=$TC_SEEN pins_before=$PINS_SEEN
+note "before detach: LB IP answered by '$vip_before'; xdp: ${xdp_before:0:80}; tc: ${tc_before:0:120}"
+
 out=$(sp "$NODE" detach 2>&1)
 rc=$?
-[ $rc -eq 0 ] || note "svcplane detach exited $rc: $out"
-ifaces=$(ip -n "$NODE" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$')
-xdp=$(ip -n "$NODE" -d link show | grep -E 'xdp|prog/' | tr -s ' ' | tr '\n' ';')
-check detach-no-xdp "still attached: $xdp" test -z "$xdp"
-tcl=""
-for ifc in $ifaces; do
-	for dir in ingress egress; do
-		f=$(tc -n "$NODE" filter show dev "$ifc" "$dir" 2>/dev/null)
-		[ -n "$f" ] && tcl+="$ifc/$dir: $(echo "$f" | head -2 | tr '\n' ' ');"
-	done
-done
-# TCX links (kernel >= 6.6) do not show in `tc filter`; bpftool lists them.
-if command -v bpftool >/dev/null; then
-	b=$(ip netns exec "$NODE" bpftool net show 2>/dev/null | grep -E '^[a-z0-9@-]+\(|tcx|xdp' |
-		grep -vE '^(xdp|tc|flow_dissector|netfilter):$' | tr '\n' ';')
-	[ -n "$b" ] && tcl+="bpftool net: $b"
+check detach-exit-status "svcplane detach exited $rc: $out" test $rc -eq 0
+inspect_node
+if [ -z "$xdp_before" ]; then
+	fail detach-no-xdp "no XDP program seen even before detach: the check cannot tell"
+else
+	check detach-no-xdp "still attached: $XDP_SEEN" test -z "$XDP_SEEN"
 fi
-check detach-no-tc "still attached: $tcl" test -z "$tcl"
-pins=$(find "$CL_PINDIR" -mindepth 1 2>/dev/null | head -5 | tr '\n' ' ')
-check detach-no-pins "still pinned: $pins" test -z "$pins"
+if [ $have_bpftool = 0 ]; then
+	fail detach-no-tc "bpftool not found (a dependency: make deps); TCX links cannot be checked"
+elif [ -z "$tc_before" ]; then
+	fail detach-no-tc "no TC program seen even before detach: the check cannot tell"
+else
+	check detach-no-tc "still attached: $TC_SEEN" test -z "$TC_SEEN"
+fi
+if [ -z "$pins_before" ]; then
+	fail detach-no-pins "nothing pinned under $CL_PINDIR even before detach: the check cannot tell"
+else
+	check detach-no-pins "still pinned: $PINS_SEEN" test -z "$PINS_SEEN"
+fi
+# After detach, pod-to-pod traffic still flows, and the LoadBalancer IP,
+# which only the datapath answered a moment ago, is answered by no pod
+# (it is nobody's address; 3 s is a bound on a reply, not on speed).
 {
 	cl_http "$P1" 10.244.0.12 8080
 	cl_http "${CL_POD_NS[pod2]}" fd00:244::13 8080
 } >"$CL_TMP/direct"
-check detach-traffic-untouched "pod-to-pod after detach: $(tr '\n' ' ' <"$CL_TMP/direct")" \
-	test "$(tr '\n' ' ' <"$CL_TMP/direct")" = "pod2 pod3 "
+vip_after=$(cl_http "$CL_CLIENT" 10.10.0.100 80)
+note "after detach: LB IP: $vip_after"
+if [ "$(tr '\n' ' ' <"$CL_TMP/direct")" != "pod2 pod3 " ]; then
+	fail detach-traffic-untouched "pod-to-pod after detach: $(tr '\n' ' ' <"$CL_TMP/direct")"
+elif [[ $vip_before != pod* ]]; then
+	fail detach-traffic-untouched "the LoadBalancer IP was not answered before detach ('$vip_before'): the check cannot tell"
+elif [[ $vip_after != ERR* ]]; then
+	fail detach-traffic-untouched "the LoadBalancer IP is still answered after detach, by '$vip_after'"
+else
+	pass detach-traffic-untouched
+fi
