@@ -66,15 +66,20 @@ note "test API server pid $API_PID: api port $(ready_field api_port), admin port
 
 # ctl VERB ARGS...: the server's ctl builders (svc, slice, node, del); adm VERB
 # [JSON]: a raw admin call (apply, down, up, compact, ...). Both from the node
-# namespace, where the admin port is.
+# namespace, where the admin port is. A failed call fails the current case
+# (why): what the case then checks was never set up.
 ctl() {
-	in_node timeout 20 "$CL_PY" "$APISRV" ctl "$ADMIN" "$@" >/dev/null ||
-		note "ctl $* failed"
+	local out
+	out=$(in_node timeout 20 "$CL_PY" "$APISRV" ctl "$ADMIN" "$@" 2>&1) && return 0
+	why "ctl $* failed: $(echo "$out" | tail -2 | tr '\n' ' ')"
+	return 1
 }
 adm() {
-	in_node curl -sf --max-time 15 -X POST -H 'Content-Type: application/json' \
-		--data-binary "${2:-{\}}" "http://127.0.0.1:$ADMIN/$1" >/dev/null ||
-		note "admin $1 failed"
+	local out
+	out=$(in_node curl -sS -f --max-time 15 -X POST -H 'Content-Type: application/json' \
+		--data-binary "${2:-{\}}" "http://127.0.0.1:$ADMIN/$1" 2>&1) && return 0
+	why "admin $1 failed: $(echo "$out" | tail -2 | tr '\n' ' ')"
+	return 1
 }
 
 # Object helpers. Endpoint specs are pod names, POD/notready or POD/terminating.
@@ -91,33 +96,40 @@ PODS_JSON=$(for p in "${CL_PODS[@]}"; do
 done)
 PODS_JSON="{${PODS_JSON%,}}"
 
-# maps_py CMD ARGS...: small readers of the inspection commands' JSON.
+# maps_py CMD ARGS...: small readers of the inspection commands' JSON. Text
+# that is not the JSON expected prints "unparsable ...", which matches no
+# expected value: it is never read as an empty list.
 MAPS_PY='
 import json, sys
-def load(text):
+def load(text, what, kind=list):
     try:
-        return json.loads(text)
+        v = json.loads(text)
     except ValueError:
-        return None
+        v = None
+    if not isinstance(v, kind):
+        print("unparsable %s: %r" % (what, text[:100]))
+        sys.exit(0)
+    return v
 def addr(a, port):
     return ("[%s]:%d" if ":" in a else "%s:%d") % (a, port)
 cmd = sys.argv[1]
 if cmd == "line":  # NAME PODS-JSON SERVICES-JSON MAGLEV-JSON
-    name, pods, svcs, mg = sys.argv[2], json.loads(sys.argv[3]), load(sys.argv[4]), load(sys.argv[5])
-    svc = [s for s in svcs or [] if s.get("name") == name]
+    name, pods, svcs = sys.argv[2], json.loads(sys.argv[3]), load(sys.argv[4], "services --json")
+    svc = [s for s in svcs if s.get("name") == name]
     if svc:
+        mg = load(sys.argv[5], "maglev --json", dict)
         fe = sorted(addr(f["address"], f["port"]) for f in svc[0]["frontends"])
         be = sorted(pods.get(b.get("address"), b.get("address") or "missing") + ":%d" % b.get("port", 0) +
-                    ("~" if b["entries"] == 0 else "") for b in (mg or {}).get("backends", []))
+                    ("~" if b["entries"] == 0 else "") for b in mg.get("backends", []))
         print("fe=%s be=%s" % (" ".join(fe), " ".join(be)))
 elif cmd == "count":  # SERVICES-JSON on stdin
-    print(len(load(sys.stdin.read()) or []))
+    print(len(load(sys.stdin.read(), "services --json")))
 elif cmd == "summary":  # SERVICES-JSON on stdin: names and backend addresses
     print(json.dumps(sorted((s["name"], sorted(b.get("address") or "missing" for b in s.get("backends") or []))
-                            for s in load(sys.stdin.read()) or [])))
+                            for s in load(sys.stdin.read(), "services --json"))))
 elif cmd == "node-addrs":  # bpftool -j dump of sp_node_addrs on stdin: IPv4 keys
     out = []
-    for e in load(sys.stdin.read()) or []:
+    for e in load(sys.stdin.read(), "bpftool map dump"):
         k = [int(b, 16) for b in e["key"]]
         if k[16] == 4:
             out.append("%d.%d.%d.%d" % tuple(k[:4]))
@@ -221,16 +233,29 @@ ck_traffic() {
 	done
 }
 
-# ck_unanswered NS ADDR PORT: no pod answers a TCP connection (the VIP is
-# not programmed; the packets go nowhere useful). ck_refused: the
-# connection is refused within a second (REJECT, or the node's kernel).
+# ck_unanswered NS ADDR PORT: nothing answers a TCP connection (the VIP is
+# not programmed: it is nobody's address, the SYN goes unanswered or comes
+# back as ICMP unreachable). Only that counts: a refusal (RST: a REJECT
+# left behind), a connection that then fails, or any other curl error is
+# not "unanswered". ck_refused: the connection is refused within a second
+# (REJECT, or the node's kernel).
 ck_unanswered() {
-	local out
-	if out=$(ip netns exec "$1" curl -sS -g --connect-timeout 1 --max-time 2 "$(cl_url "$2" "$3")" 2>&1); then
+	local out rc
+	out=$(ip netns exec "$1" curl -sS -g --connect-timeout 2 --max-time 3 "$(cl_url "$2" "$3")" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ]; then
 		why "${1#"$CL_PREFIX-"} -> $2:$3: answered by ${out%% *}, expected no answer"
 		return 1
 	fi
-	note "${1#"$CL_PREFIX-"} -> $2:$3: not answered, as expected ($(echo "$out" | head -1 | cut -c1-60))"
+	# curl 28 in the connect phase ("Failed to connect ... Timeout"): no
+	# SYN-ACK; 7 with "No route"/"unreachable": ICMP unreachable.
+	if { [ $rc -eq 28 ] && [[ $out == *"Failed to connect"* ]]; } ||
+		{ [ $rc -eq 7 ] && [[ $out == *"No route"* || $out == *"nreachable"* ]]; }; then
+		note "${1#"$CL_PREFIX-"} -> $2:$3: not answered, as expected (curl $rc: $(echo "$out" | head -1 | cut -c1-70))"
+		return 0
+	fi
+	why "${1#"$CL_PREFIX-"} -> $2:$3: expected no answer, got curl exit $rc: $(echo "$out" | head -1)"
+	return 1
 }
 ck_refused() {
 	local out
@@ -449,7 +474,8 @@ sleep 0.5
 ck_traffic http "$CL_CLIENT" 10.96.10.1 80 10 1 "pod1 pod2"
 ck_traffic http "$CL_CLIENT" 10.96.30.1 80 5 1 "pod4"
 maps_down=$(sp "$NODE" services --json | maps_py summary)
-[ "$maps_down" = "$maps_before" ] || why "the maps changed while the API server was down"
+[[ $maps_before == unparsable* ]] && why "before the outage: $maps_before"
+[ "$maps_down" = "$maps_before" ] || why "the maps changed while the API server was down: $maps_down"
 kill -0 "$SP_PID" 2>/dev/null || why "svcplane exited"
 verdict apiserver-down-keeps-state
 
