@@ -373,7 +373,7 @@ ck_map e2e/web:echo/tcp/v4 "10.96.10.1:90" "pod1:9090 pod2:9090" || note "$WHY"
 WHY=""
 cl_stream_start "$CL_CLIENT" 10.96.10.1 90 "$CL_TMP/tstream"
 TSTREAM_PID=$CL_STREAM_PID
-cl_until 5 has_lines "$CL_TMP/tstream" 2
+cl_until 30 has_lines "$CL_TMP/tstream" 2
 X=$(head -1 "$CL_TMP/tstream" | cut -d' ' -f1)
 case $X in pod1) Y=pod2 ;; *) X=pod2 Y=pod1 ;; esac
 note "long-lived connection client -> 10.96.10.1:90 is on $X; $X starts terminating"
@@ -388,16 +388,20 @@ ck_map e2e/web:http/tcp/v4 "10.96.10.1:80" "$X:8080" &&
 	ck_traffic http "$CL_CLIENT" 10.96.10.1 80 10 1 "$X"
 verdict terminating-used-when-none-ready
 
-sleep 0.4
+# The connection must go on after all these changes: wait (bounded, not
+# timed) for 3 more replies.
+n_changed=$(grep -c . "$CL_TMP/tstream")
+cl_until 60 has_lines "$CL_TMP/tstream" $((n_changed + 3)) ||
+	why "no 3 more replies within 60 s after the endpoint changes ($n_changed before)"
 alive=1
 kill -0 "$TSTREAM_PID" 2>/dev/null || alive=0
 cl_stream_stop "$CL_TMP/tstream" "$TSTREAM_PID"
 n=$(grep -c . "$CL_TMP/tstream")
 wrong=$(grep -vc "^$X [0-9]*\$" "$CL_TMP/tstream")
-note "long-lived connection: $n replies, $wrong not from $X"
+note "long-lived connection: $n replies ($((n - n_changed)) after the changes), $wrong not from $X"
 [ $alive = 1 ] || why "the connection closed after $n lines: $(head -c 200 "$CL_TMP/tstream.err")"
 [ "$wrong" -eq 0 ] || why "$wrong of $n replies not from $X"
-if [ "$(tail -1 "$CL_TMP/tstream" | cut -d' ' -f2)" != "$n" ] || [ "$n" -lt 5 ]; then
+if [ "$(tail -1 "$CL_TMP/tstream" | cut -d' ' -f2)" != "$n" ]; then
 	why "replies missing: $n lines, last '$(tail -1 "$CL_TMP/tstream")'"
 fi
 verdict terminating-keeps-established-connection
@@ -464,13 +468,16 @@ ctl slice e2e edge-v4 edge "$(eps4 pod3)" http:8080 --node node-a # good again
 # after it is back are both applied.
 cl_stream_start "$CL_CLIENT" 10.96.10.1 90 "$CL_TMP/stream"
 STREAM_PID=$CL_STREAM_PID
-cl_until 5 has_lines "$CL_TMP/stream" 3
+cl_until 30 has_lines "$CL_TMP/stream" 3
 STREAM_BE=$(head -1 "$CL_TMP/stream" | cut -d' ' -f1)
 note "long-lived connection client -> 10.96.10.1:90 is on ${STREAM_BE:-nothing}"
 from=$(log_lines)
 maps_before=$(sp "$NODE" services --json | maps_py summary)
 adm down
-sleep 0.5
+# The stream gets replies while the server is down (waited for, bounded).
+n_down=$(grep -c . "$CL_TMP/stream")
+cl_until 60 has_lines "$CL_TMP/stream" $((n_down + 3)) ||
+	why "the long-lived connection got no 3 replies within 60 s of the API server going down"
 ck_traffic http "$CL_CLIENT" 10.96.10.1 80 10 1 "pod1 pod2"
 ck_traffic http "$CL_CLIENT" 10.96.30.1 80 5 1 "pod4"
 maps_down=$(sp "$NODE" services --json | maps_py summary)
@@ -489,7 +496,10 @@ log_since "$from" 're-watching from resourceVersion' || why "no 're-watching fro
 log_since "$from" '(410): relisting' && why "relisted, though the server kept the events (expected a resumed watch)"
 verdict apiserver-restart-resumes-watch
 
-sleep 0.5
+# ... and after it is back and the changes are applied.
+n_up=$(grep -c . "$CL_TMP/stream")
+cl_until 60 has_lines "$CL_TMP/stream" $((n_up + 3)) ||
+	why "the long-lived connection got no 3 replies within 60 s after the API server came back"
 alive=1
 kill -0 "$STREAM_PID" 2>/dev/null || alive=0
 cl_stream_stop "$CL_TMP/stream" "$STREAM_PID"
@@ -501,7 +511,7 @@ elif [ $alive = 0 ]; then
 	why "the long-lived connection closed after $n lines: $(head -c 200 "$CL_TMP/stream.err")"
 elif [ "$wrong" -ne 0 ]; then
 	why "$wrong of $n replies not from $STREAM_BE"
-elif [ "$(tail -1 "$CL_TMP/stream" | cut -d' ' -f2)" != "$n" ] || [ "$n" -lt 15 ]; then
+elif [ "$(tail -1 "$CL_TMP/stream" | cut -d' ' -f2)" != "$n" ]; then
 	why "replies missing: $n lines, last $(tail -1 "$CL_TMP/stream")"
 fi
 note "long-lived connection: $n replies, all from $STREAM_BE: $([ "$wrong" = 0 ] && echo yes || echo no)"
@@ -512,7 +522,12 @@ verdict long-lived-across-api-restart
 cl_loop_start "$CL_CLIENT" 10.96.10.1 80 "$CL_TMP/loop"
 LOOP_PID=$CL_LOOP_PID
 from=$(log_lines)
+cl_until 60 has_lines "$CL_TMP/loop" 3 || why "the request loop made no 3 requests within 60 s"
 adm down
+# Requests run while the server is down (waited for, bounded).
+n_down=$(grep -c . "$CL_TMP/loop")
+cl_until 60 has_lines "$CL_TMP/loop" $((n_down + 3)) ||
+	why "no 3 requests within 60 s while the API server was down"
 ctl del Service e2e edge
 ctl del EndpointSlice e2e edge-v4
 ctl svc e2e late 10.96.50.1 http:80::8080
@@ -528,13 +543,15 @@ ck_map e2e/edge:http/tcp/v4 - 5 && ck_unanswered "$CL_CLIENT" 10.96.20.1 80
 log_since "$from" '(410): relisting' || why "no '(410): relisting' in the daemon log"
 verdict gone-relist-applies-offline-changes
 
-sleep 0.5
+# ... and after the relist (waited for, bounded).
+n_relist=$(grep -c . "$CL_TMP/loop")
+cl_until 60 has_lines "$CL_TMP/loop" $((n_relist + 3)) ||
+	why "no 3 requests within 60 s after the relist"
 cl_loop_stop "$CL_TMP/loop" "$LOOP_PID"
 n=$(grep -c . "$CL_TMP/loop")
 errs=$(grep -c '^ERR' "$CL_TMP/loop")
 others=$(grep -v '^ERR' "$CL_TMP/loop" | grep -vc '^pod[123]$')
 note "requests through the outage and relist: $n, failed $errs; by: $(cl_tally <"$CL_TMP/loop" | grep -v ERR | tr '\n' ' ')"
-[ "$n" -ge 20 ] || why "only $n requests ran through the outage"
 [ "$errs" -eq 0 ] || why "$errs of $n requests failed: $(grep -m2 '^ERR' "$CL_TMP/loop" | tr '\n' ' ')"
 [ "$others" -eq 0 ] || why "$others answers not from pod1-pod3"
 if tail -n "+$((from + 1))" "$E2E_LOG" | grep -q ' 0 Service port(s)'; then
