@@ -94,7 +94,7 @@ $(OUT)/.dirs:
 
 # Unit tests run under valgrind (leaks and memory errors fail them).
 test: all
-	$(Q)OUT=$(OUT) VALGRIND=1 scripts/run-tests.sh $(TESTS)
+	$(Q)OUT=$(OUT) VALGRIND=1 CASE="$(CASE)" scripts/run-tests.sh $(TESTS)
 
 demo: all
 	$(Q)OUT=$(OUT) scripts/demo.sh

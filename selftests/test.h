@@ -9,6 +9,7 @@
 #ifndef SP_TEST_H
 #define SP_TEST_H
 
+#include <errno.h> /* program_invocation_short_name (_GNU_SOURCE) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,20 @@
 
 static int sp_test_failed_asserts;
 static int sp_test_totals[3]; /* pass, fail, skip */
+/* sp_test_failed_asserts when the last case was reported: assertions that
+ * fail after it belong to the next case, or to none (see sp_test_exit()). */
+static int sp_test_mark;
+static int sp_test_hidden_fails; /* failed cases that SP_TEST_CASE did not select */
+
+/* SP_TEST_CASE=SUBSTRING (make test CASE=...): run only the cases whose name
+ * contains SUBSTRING. True if the case NAME is to be run. Table-driven tests
+ * ask before running each named case; RUN_TEST asks with the function's name. */
+static inline bool sp_test_selected(const char *name)
+{
+	const char *want = getenv("SP_TEST_CASE");
+
+	return !want || !*want || strstr(name, want);
+}
 
 #define ASSERT_TRUE(cond, what)                                                            \
 	({                                                                                 \
@@ -90,36 +105,68 @@ static int sp_test_totals[3]; /* pass, fail, skip */
 		___ok;                                                                     \
 	})
 
-/* Run one test function: void fn(void). Prints PASS/FAIL. */
-#define RUN_TEST(fn)                                                                       \
-	do {                                                                               \
-		int ___before = sp_test_failed_asserts;                                    \
-		fn();                                                                      \
-		bool ___ok = sp_test_failed_asserts == ___before;                          \
-		printf("%s: %s\n", ___ok ? "PASS" : "FAIL", #fn);                          \
-		fflush(stdout);                                                            \
-		sp_test_totals[___ok ? 0 : 1]++;                                           \
-	} while (0)
-
-/* Report a named case (table-driven tests): ok decides PASS/FAIL. */
+/* Report a named case (table-driven tests): ok decides PASS/FAIL. A case
+ * reported as passed while an assertion failed since the previous report
+ * is a FAIL: a failed assertion never goes unreported. */
 static inline void sp_test_report(const char *name, bool ok)
 {
-	printf("%s: %s\n", ok ? "PASS" : "FAIL", name);
+	int failed = sp_test_failed_asserts - sp_test_mark;
+
+	sp_test_mark = sp_test_failed_asserts;
+	if (!sp_test_selected(name)) {
+		/* Run anyway (a table whose rows depend on each other), not
+		 * reported; a failure still makes the exit status non-zero. */
+		sp_test_hidden_fails += !ok || failed;
+		return;
+	}
+	if (ok && failed)
+		printf("FAIL: %s: %d assertion(s) failed since the previous case\n", name, failed);
+	else
+		printf("%s: %s\n", ok ? "PASS" : "FAIL", name);
 	fflush(stdout);
-	sp_test_totals[ok ? 0 : 1]++;
+	sp_test_totals[ok && !failed ? 0 : 1]++;
 }
+
+/* Run one test function: void fn(void), if SP_TEST_CASE selects it.
+ * Prints PASS/FAIL. */
+#define RUN_TEST(fn)                                                                       \
+	do {                                                                               \
+		if (sp_test_selected(#fn)) {                                               \
+			int ___before = sp_test_failed_asserts;                            \
+			fn();                                                              \
+			sp_test_report(#fn, sp_test_failed_asserts == ___before);          \
+		}                                                                          \
+	} while (0)
 
 static inline void sp_test_skip(const char *name, const char *why)
 {
-	printf("SKIP: %s: %s\n", name, why);
+	int failed = sp_test_failed_asserts - sp_test_mark;
+
+	sp_test_mark = sp_test_failed_asserts;
+	if (failed) {
+		printf("FAIL: %s: %d assertion(s) failed since the previous case\n", name, failed);
+		sp_test_totals[1]++;
+	} else {
+		printf("SKIP: %s: %s\n", name, why);
+		sp_test_totals[2]++;
+	}
 	fflush(stdout);
-	sp_test_totals[2]++;
 }
 
-/* Exit status for main(): non-zero if anything failed. */
+/* Exit status for main(): non-zero if a case failed or an assertion failed
+ * after the last reported case (which then gets its own FAIL line). */
 static inline int sp_test_exit(void)
 {
-	return sp_test_totals[1] ? 1 : 0;
+	int failed = sp_test_failed_asserts - sp_test_mark;
+
+	if (failed) {
+		printf("FAIL: %s: %d assertion(s) failed after the last reported case\n",
+		       program_invocation_short_name, failed);
+		fflush(stdout);
+		sp_test_mark = sp_test_failed_asserts;
+		sp_test_totals[1]++;
+	}
+	return sp_test_totals[1] || sp_test_hidden_fails ? 1 : 0;
 }
 
 #endif /* SP_TEST_H */

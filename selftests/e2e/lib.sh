@@ -163,6 +163,16 @@ e2e_write_config() {
 # which must re-evaluate the count on every try).
 has_lines() { [ "$(grep -c . "$1" 2>/dev/null)" -ge "$2" ]; }
 
+# e2e_http_status NS URL: "CODE BODY" of one GET from NS, the body's lines
+# joined by spaces ("200 ok", "503 not synced"); CODE is 000 when nothing
+# answered. The status code is what probes (kubelet's) act on, so tests
+# compare both.
+e2e_http_status() {
+	local out
+	out=$(ip netns exec "$1" curl -s --max-time 5 -w '\n%{http_code}' "$2")
+	echo "${out##*$'\n'} $(echo "${out%$'\n'*}" | tr '\n' ' ' | sed 's/ *$//')"
+}
+
 # ---- Traffic checks ----------------------------------------------------------
 
 # Results of the last e2e_http_n / e2e_udp_n: how many answered, how many

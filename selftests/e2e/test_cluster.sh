@@ -42,12 +42,15 @@ check client-to-node-ipv6 "expected ECONNREFUSED from fd00:10::1, got: $out" \
 	test "${out% *}" = "ERR ECONNREFUSED"
 
 # The long-lived connection helper the reload/restart tests rely on.
+# Waits (up to 60 s) for 4 echoed lines rather than counting them in 1 s.
 cl_stream_start "$P1" 10.244.0.12 9090 "$CL_TMP/stream"
-sleep 1
+stream_pod2() { [ "$(grep -c '^pod2 [0-9]*$' "$CL_TMP/stream")" -ge "$1" ]; }
+cl_until 60 stream_pod2 4
 cl_stream_stop "$CL_TMP/stream" "$CL_STREAM_PID"
 n=$(grep -c '^pod2 [0-9]*$' "$CL_TMP/stream")
-check long-lived-connection "expected >= 4 echoed lines from pod2, got $n: $(head -c 200 "$CL_TMP/stream.err")" \
-	test "$n" -ge 4
+lines=$(grep -c . "$CL_TMP/stream")
+check long-lived-connection "expected >= 4 echoed lines from pod2 (waited up to 60 s) and no other, got $n of $lines: $(head -c 200 "$CL_TMP/stream.err")" \
+	test "$n" -ge 4 -a "$n" -eq "$lines"
 
 # Two nodes (for row 4 of DESIGN.md): pods reach pods on the other node.
 e2e_http_n "$P1" 10.244.1.11 8080 3
@@ -68,17 +71,16 @@ CHILD_SCRIPT='
 		cluster_up --pods 1 >&2 || exit 1
 		echo "$CL_ID"
 		[ "$2" = kill ] || exit 0
-		for ((i = 0; i < 100; i++)); do sleep 0.1; done'
+		for ((i = 0; i < 6000; i++)); do sleep 0.1; done'
 id=$(bash -c "$CHILD_SCRIPT" _ "$REPO" exit)
 left=$(leftovers "$id")
 check cleanup-on-exit "left behind: $left" test -n "$id" -a -z "$left"
 
 bash -c "$CHILD_SCRIPT" _ "$REPO" kill >"$CL_TMP/child.id" &
 cpid=$!
-for ((i = 0; i < 100; i++)); do
-	[ -s "$CL_TMP/child.id" ] && break
-	sleep 0.1
-done
+# The child sleeps until killed (at most 600 s): wait for its cluster,
+# however long building it takes (bounded), then kill it mid-work.
+cl_until 120 test -s "$CL_TMP/child.id"
 kill -TERM "$cpid" 2>/dev/null
 wait "$cpid" 2>/dev/null
 id=$(cat "$CL_TMP/child.id")

@@ -66,15 +66,20 @@ note "test API server pid $API_PID: api port $(ready_field api_port), admin port
 
 # ctl VERB ARGS...: the server's ctl builders (svc, slice, node, del); adm VERB
 # [JSON]: a raw admin call (apply, down, up, compact, ...). Both from the node
-# namespace, where the admin port is.
+# namespace, where the admin port is. A failed call fails the current case
+# (why): what the case then checks was never set up.
 ctl() {
-	in_node timeout 20 "$CL_PY" "$APISRV" ctl "$ADMIN" "$@" >/dev/null ||
-		note "ctl $* failed"
+	local out
+	out=$(in_node timeout 20 "$CL_PY" "$APISRV" ctl "$ADMIN" "$@" 2>&1) && return 0
+	why "ctl $* failed: $(echo "$out" | tail -2 | tr '\n' ' ')"
+	return 1
 }
 adm() {
-	in_node curl -sf --max-time 15 -X POST -H 'Content-Type: application/json' \
-		--data-binary "${2:-{\}}" "http://127.0.0.1:$ADMIN/$1" >/dev/null ||
-		note "admin $1 failed"
+	local out
+	out=$(in_node curl -sS -f --max-time 15 -X POST -H 'Content-Type: application/json' \
+		--data-binary "${2:-{\}}" "http://127.0.0.1:$ADMIN/$1" 2>&1) && return 0
+	why "admin $1 failed: $(echo "$out" | tail -2 | tr '\n' ' ')"
+	return 1
 }
 
 # Object helpers. Endpoint specs are pod names, POD/notready or POD/terminating.
@@ -91,33 +96,40 @@ PODS_JSON=$(for p in "${CL_PODS[@]}"; do
 done)
 PODS_JSON="{${PODS_JSON%,}}"
 
-# maps_py CMD ARGS...: small readers of the inspection commands' JSON.
+# maps_py CMD ARGS...: small readers of the inspection commands' JSON. Text
+# that is not the JSON expected prints "unparsable ...", which matches no
+# expected value: it is never read as an empty list.
 MAPS_PY='
 import json, sys
-def load(text):
+def load(text, what, kind=list):
     try:
-        return json.loads(text)
+        v = json.loads(text)
     except ValueError:
-        return None
+        v = None
+    if not isinstance(v, kind):
+        print("unparsable %s: %r" % (what, text[:100]))
+        sys.exit(0)
+    return v
 def addr(a, port):
     return ("[%s]:%d" if ":" in a else "%s:%d") % (a, port)
 cmd = sys.argv[1]
 if cmd == "line":  # NAME PODS-JSON SERVICES-JSON MAGLEV-JSON
-    name, pods, svcs, mg = sys.argv[2], json.loads(sys.argv[3]), load(sys.argv[4]), load(sys.argv[5])
-    svc = [s for s in svcs or [] if s.get("name") == name]
+    name, pods, svcs = sys.argv[2], json.loads(sys.argv[3]), load(sys.argv[4], "services --json")
+    svc = [s for s in svcs if s.get("name") == name]
     if svc:
+        mg = load(sys.argv[5], "maglev --json", dict)
         fe = sorted(addr(f["address"], f["port"]) for f in svc[0]["frontends"])
         be = sorted(pods.get(b.get("address"), b.get("address") or "missing") + ":%d" % b.get("port", 0) +
-                    ("~" if b["entries"] == 0 else "") for b in (mg or {}).get("backends", []))
+                    ("~" if b["entries"] == 0 else "") for b in mg.get("backends", []))
         print("fe=%s be=%s" % (" ".join(fe), " ".join(be)))
 elif cmd == "count":  # SERVICES-JSON on stdin
-    print(len(load(sys.stdin.read()) or []))
+    print(len(load(sys.stdin.read(), "services --json")))
 elif cmd == "summary":  # SERVICES-JSON on stdin: names and backend addresses
     print(json.dumps(sorted((s["name"], sorted(b.get("address") or "missing" for b in s.get("backends") or []))
-                            for s in load(sys.stdin.read()) or [])))
+                            for s in load(sys.stdin.read(), "services --json"))))
 elif cmd == "node-addrs":  # bpftool -j dump of sp_node_addrs on stdin: IPv4 keys
     out = []
-    for e in load(sys.stdin.read()) or []:
+    for e in load(sys.stdin.read(), "bpftool map dump"):
         k = [int(b, 16) for b in e["key"]]
         if k[16] == 4:
             out.append("%d.%d.%d.%d" % tuple(k[:4]))
@@ -221,16 +233,29 @@ ck_traffic() {
 	done
 }
 
-# ck_unanswered NS ADDR PORT: no pod answers a TCP connection (the VIP is
-# not programmed; the packets go nowhere useful). ck_refused: the
-# connection is refused within a second (REJECT, or the node's kernel).
+# ck_unanswered NS ADDR PORT: nothing answers a TCP connection (the VIP is
+# not programmed: it is nobody's address, the SYN goes unanswered or comes
+# back as ICMP unreachable). Only that counts: a refusal (RST: a REJECT
+# left behind), a connection that then fails, or any other curl error is
+# not "unanswered". ck_refused: the connection is refused within a second
+# (REJECT, or the node's kernel).
 ck_unanswered() {
-	local out
-	if out=$(ip netns exec "$1" curl -sS -g --connect-timeout 1 --max-time 2 "$(cl_url "$2" "$3")" 2>&1); then
+	local out rc
+	out=$(ip netns exec "$1" curl -sS -g --connect-timeout 2 --max-time 3 "$(cl_url "$2" "$3")" 2>&1)
+	rc=$?
+	if [ $rc -eq 0 ]; then
 		why "${1#"$CL_PREFIX-"} -> $2:$3: answered by ${out%% *}, expected no answer"
 		return 1
 	fi
-	note "${1#"$CL_PREFIX-"} -> $2:$3: not answered, as expected ($(echo "$out" | head -1 | cut -c1-60))"
+	# curl 28 in the connect phase ("Failed to connect ... Timeout"): no
+	# SYN-ACK; 7 with "No route"/"unreachable": ICMP unreachable.
+	if { [ $rc -eq 28 ] && [[ $out == *"Failed to connect"* ]]; } ||
+		{ [ $rc -eq 7 ] && [[ $out == *"No route"* || $out == *"nreachable"* ]]; }; then
+		note "${1#"$CL_PREFIX-"} -> $2:$3: not answered, as expected (curl $rc: $(echo "$out" | head -1 | cut -c1-70))"
+		return 0
+	fi
+	why "${1#"$CL_PREFIX-"} -> $2:$3: expected no answer, got curl exit $rc: $(echo "$out" | head -1)"
+	return 1
 }
 ck_refused() {
 	local out
@@ -273,7 +298,8 @@ start_k8s_daemon() {
 	return 1
 }
 snapshot_applied() { log_since "$DAEMON_FROM" 'Kubernetes API snapshot applied'; }
-healthz() { in_node curl -s --max-time 2 http://127.0.0.1:9477/healthz; }
+# healthz: "CODE BODY" of /healthz: "200 ok" when ready, "503 not synced" before.
+healthz() { e2e_http_status "$NODE" http://127.0.0.1:9477/healthz; }
 
 # ---- objects present before the daemon starts (the initial list) ---------------
 
@@ -293,13 +319,13 @@ h_before=$(healthz)
 st_before=$(sp_ready "$NODE" && echo ready || echo "not ready")
 n_before=$(sp "$NODE" services --json 2>/dev/null | maps_py count)
 note "API down: /healthz '$h_before', svcplane status '$st_before', $n_before Service port(s) in the maps"
-[ "$h_before" = "not synced" ] || why "/healthz before the first snapshot: '$h_before', expected 'not synced'"
+[ "$h_before" = "503 not synced" ] || why "/healthz before the first snapshot: '$h_before', expected '503 not synced'"
 [ "$st_before" = "not ready" ] || why "svcplane status says ready before the first snapshot"
 [ "$n_before" = 0 ] || why "$n_before Service port(s) programmed before the first snapshot"
 snapshot_applied && why "a snapshot was applied with the API server down"
 adm up
 cl_until 15 snapshot_applied || why "no 'Kubernetes API snapshot applied' within 15 s of the API coming up"
-cl_until 5 test "$(healthz)" = ok || why "/healthz says '$(healthz)' after the first snapshot"
+cl_until 5 test "$(healthz)" = "200 ok" || why "/healthz says '$(healthz)' after the first snapshot, expected '200 ok'"
 cl_until 5 sp_ready "$NODE" || why "svcplane status not ready after the first snapshot"
 note "$(grep -m1 'Kubernetes API snapshot applied' <(tail -n "+$DAEMON_FROM" "$E2E_LOG") | cut -c1-150)"
 verdict first-snapshot-gates-readiness
@@ -347,7 +373,7 @@ ck_map e2e/web:echo/tcp/v4 "10.96.10.1:90" "pod1:9090 pod2:9090" || note "$WHY"
 WHY=""
 cl_stream_start "$CL_CLIENT" 10.96.10.1 90 "$CL_TMP/tstream"
 TSTREAM_PID=$CL_STREAM_PID
-cl_until 5 has_lines "$CL_TMP/tstream" 2
+cl_until 30 has_lines "$CL_TMP/tstream" 2
 X=$(head -1 "$CL_TMP/tstream" | cut -d' ' -f1)
 case $X in pod1) Y=pod2 ;; *) X=pod2 Y=pod1 ;; esac
 note "long-lived connection client -> 10.96.10.1:90 is on $X; $X starts terminating"
@@ -362,16 +388,20 @@ ck_map e2e/web:http/tcp/v4 "10.96.10.1:80" "$X:8080" &&
 	ck_traffic http "$CL_CLIENT" 10.96.10.1 80 10 1 "$X"
 verdict terminating-used-when-none-ready
 
-sleep 0.4
+# The connection must go on after all these changes: wait (bounded, not
+# timed) for 3 more replies.
+n_changed=$(grep -c . "$CL_TMP/tstream")
+cl_until 60 has_lines "$CL_TMP/tstream" $((n_changed + 3)) ||
+	why "no 3 more replies within 60 s after the endpoint changes ($n_changed before)"
 alive=1
 kill -0 "$TSTREAM_PID" 2>/dev/null || alive=0
 cl_stream_stop "$CL_TMP/tstream" "$TSTREAM_PID"
 n=$(grep -c . "$CL_TMP/tstream")
 wrong=$(grep -vc "^$X [0-9]*\$" "$CL_TMP/tstream")
-note "long-lived connection: $n replies, $wrong not from $X"
+note "long-lived connection: $n replies ($((n - n_changed)) after the changes), $wrong not from $X"
 [ $alive = 1 ] || why "the connection closed after $n lines: $(head -c 200 "$CL_TMP/tstream.err")"
 [ "$wrong" -eq 0 ] || why "$wrong of $n replies not from $X"
-if [ "$(tail -1 "$CL_TMP/tstream" | cut -d' ' -f2)" != "$n" ] || [ "$n" -lt 5 ]; then
+if [ "$(tail -1 "$CL_TMP/tstream" | cut -d' ' -f2)" != "$n" ]; then
 	why "replies missing: $n lines, last '$(tail -1 "$CL_TMP/tstream")'"
 fi
 verdict terminating-keeps-established-connection
@@ -438,17 +468,21 @@ ctl slice e2e edge-v4 edge "$(eps4 pod3)" http:8080 --node node-a # good again
 # after it is back are both applied.
 cl_stream_start "$CL_CLIENT" 10.96.10.1 90 "$CL_TMP/stream"
 STREAM_PID=$CL_STREAM_PID
-cl_until 5 has_lines "$CL_TMP/stream" 3
+cl_until 30 has_lines "$CL_TMP/stream" 3
 STREAM_BE=$(head -1 "$CL_TMP/stream" | cut -d' ' -f1)
 note "long-lived connection client -> 10.96.10.1:90 is on ${STREAM_BE:-nothing}"
 from=$(log_lines)
 maps_before=$(sp "$NODE" services --json | maps_py summary)
 adm down
-sleep 0.5
+# The stream gets replies while the server is down (waited for, bounded).
+n_down=$(grep -c . "$CL_TMP/stream")
+cl_until 60 has_lines "$CL_TMP/stream" $((n_down + 3)) ||
+	why "the long-lived connection got no 3 replies within 60 s of the API server going down"
 ck_traffic http "$CL_CLIENT" 10.96.10.1 80 10 1 "pod1 pod2"
 ck_traffic http "$CL_CLIENT" 10.96.30.1 80 5 1 "pod4"
 maps_down=$(sp "$NODE" services --json | maps_py summary)
-[ "$maps_down" = "$maps_before" ] || why "the maps changed while the API server was down"
+[[ $maps_before == unparsable* ]] && why "before the outage: $maps_before"
+[ "$maps_down" = "$maps_before" ] || why "the maps changed while the API server was down: $maps_down"
 kill -0 "$SP_PID" 2>/dev/null || why "svcplane exited"
 verdict apiserver-down-keeps-state
 
@@ -462,7 +496,10 @@ log_since "$from" 're-watching from resourceVersion' || why "no 're-watching fro
 log_since "$from" '(410): relisting' && why "relisted, though the server kept the events (expected a resumed watch)"
 verdict apiserver-restart-resumes-watch
 
-sleep 0.5
+# ... and after it is back and the changes are applied.
+n_up=$(grep -c . "$CL_TMP/stream")
+cl_until 60 has_lines "$CL_TMP/stream" $((n_up + 3)) ||
+	why "the long-lived connection got no 3 replies within 60 s after the API server came back"
 alive=1
 kill -0 "$STREAM_PID" 2>/dev/null || alive=0
 cl_stream_stop "$CL_TMP/stream" "$STREAM_PID"
@@ -474,7 +511,7 @@ elif [ $alive = 0 ]; then
 	why "the long-lived connection closed after $n lines: $(head -c 200 "$CL_TMP/stream.err")"
 elif [ "$wrong" -ne 0 ]; then
 	why "$wrong of $n replies not from $STREAM_BE"
-elif [ "$(tail -1 "$CL_TMP/stream" | cut -d' ' -f2)" != "$n" ] || [ "$n" -lt 15 ]; then
+elif [ "$(tail -1 "$CL_TMP/stream" | cut -d' ' -f2)" != "$n" ]; then
 	why "replies missing: $n lines, last $(tail -1 "$CL_TMP/stream")"
 fi
 note "long-lived connection: $n replies, all from $STREAM_BE: $([ "$wrong" = 0 ] && echo yes || echo no)"
@@ -485,7 +522,12 @@ verdict long-lived-across-api-restart
 cl_loop_start "$CL_CLIENT" 10.96.10.1 80 "$CL_TMP/loop"
 LOOP_PID=$CL_LOOP_PID
 from=$(log_lines)
+cl_until 60 has_lines "$CL_TMP/loop" 3 || why "the request loop made no 3 requests within 60 s"
 adm down
+# Requests run while the server is down (waited for, bounded).
+n_down=$(grep -c . "$CL_TMP/loop")
+cl_until 60 has_lines "$CL_TMP/loop" $((n_down + 3)) ||
+	why "no 3 requests within 60 s while the API server was down"
 ctl del Service e2e edge
 ctl del EndpointSlice e2e edge-v4
 ctl svc e2e late 10.96.50.1 http:80::8080
@@ -501,13 +543,15 @@ ck_map e2e/edge:http/tcp/v4 - 5 && ck_unanswered "$CL_CLIENT" 10.96.20.1 80
 log_since "$from" '(410): relisting' || why "no '(410): relisting' in the daemon log"
 verdict gone-relist-applies-offline-changes
 
-sleep 0.5
+# ... and after the relist (waited for, bounded).
+n_relist=$(grep -c . "$CL_TMP/loop")
+cl_until 60 has_lines "$CL_TMP/loop" $((n_relist + 3)) ||
+	why "no 3 requests within 60 s after the relist"
 cl_loop_stop "$CL_TMP/loop" "$LOOP_PID"
 n=$(grep -c . "$CL_TMP/loop")
 errs=$(grep -c '^ERR' "$CL_TMP/loop")
 others=$(grep -v '^ERR' "$CL_TMP/loop" | grep -vc '^pod[123]$')
 note "requests through the outage and relist: $n, failed $errs; by: $(cl_tally <"$CL_TMP/loop" | grep -v ERR | tr '\n' ' ')"
-[ "$n" -ge 20 ] || why "only $n requests ran through the outage"
 [ "$errs" -eq 0 ] || why "$errs of $n requests failed: $(grep -m2 '^ERR' "$CL_TMP/loop" | tr '\n' ' ')"
 [ "$others" -eq 0 ] || why "$others answers not from pod1-pod3"
 if tail -n "+$((from + 1))" "$E2E_LOG" | grep -q ' 0 Service port(s)'; then
@@ -557,7 +601,8 @@ if start_k8s_daemon --proxy-name svcplane; then
 		ck_traffic http "$CL_CLIENT" 10.96.50.1 80 5 1 "pod4"
 	snapshot_applied && why "a snapshot was applied with the API server down"
 	sp_ready "$NODE" && why "svcplane status says ready before the first snapshot"
-	[ "$(healthz)" = "not synced" ] || why "/healthz says '$(healthz)' before the first snapshot"
+	h=$(healthz)
+	[ "$h" = "503 not synced" ] || why "/healthz says '$h' before the first snapshot, expected '503 not synced'"
 else
 	why "svcplane --proxy-name svcplane did not start"
 fi

@@ -79,10 +79,10 @@ else
 fi
 
 # The daemon's HTTP endpoints (readiness, liveness, Prometheus metrics).
-h=$(ip netns exec "$E2E_NODE" curl -s -m 2 http://127.0.0.1:9477/healthz)
-l=$(ip netns exec "$E2E_NODE" curl -s -m 2 http://127.0.0.1:9477/livez)
+h=$(e2e_http_status "$E2E_NODE" http://127.0.0.1:9477/healthz)
+l=$(e2e_http_status "$E2E_NODE" http://127.0.0.1:9477/livez)
 m=$(ip netns exec "$E2E_NODE" curl -s -m 2 http://127.0.0.1:9477/metrics)
-if [ "$h" = ok ] && [ "$l" = alive ] && [[ $m == *"svcplane_up 1"* ]] &&
+if [ "$h" = "200 ok" ] && [ "$l" = "200 alive" ] && [[ $m == *"svcplane_up 1"* ]] &&
 	[[ $m == *"svcplane_new_flows_total "* ]] && [[ $m == *'reason="no_backend"'* ]]; then
 	pass health-endpoints
 else
