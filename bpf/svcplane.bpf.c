@@ -65,7 +65,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 					  const struct sp_svc *svc, struct sp_stats *st)
 {
 	struct sp_svc_stats *ss;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = sp_now();
 	struct sp_ct_val *ct, fwd;
 	struct sp_backend *be;
 	struct sp_aff_key ak;
@@ -204,7 +204,7 @@ drop:
 static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt *p,
 					struct sp_stats *st)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = sp_now();
 	struct sp_ct_val *ct = ct_lookup_rev(p, now);
 	struct sp_ct_val rev;
 	struct sp_ct_key k;

@@ -453,7 +453,7 @@ static void *gc_main(void *arg)
 
 		if (poll(&p, 1, (int)wait_s * 1000) != 0)
 			break; /* stop (or a poll error: stop too) */
-		err = sp_ct_gc(d->dp.fd_ct, sp_mono_ns(), 0, &st);
+		err = sp_ct_gc(d->dp.fd_ct, sp_mono_ns(), 1000000000ULL, &st);
 		pressure = st.max_entries && st.live * 10 >= (uint64_t)st.max_entries * 9;
 		pthread_mutex_lock(&d->gc_lock);
 		if (pressure && !d->gc_pressure)

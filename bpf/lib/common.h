@@ -128,6 +128,19 @@ static __always_inline void tc_pull_headers(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, want);
 }
 
+/*
+ * The clock of conntrack and affinity deadlines: CLOCK_MONOTONIC_COARSE
+ * (bpf_ktime_get_coarse_ns, Linux 5.11). Deadlines are seconds long, so a
+ * tick of resolution costs nothing, and the coarse read is several times
+ * cheaper than bpf_ktime_get_ns on the per-packet path. User space (the
+ * collector, the CLI) compares with CLOCK_MONOTONIC, which is never
+ * behind it: the collector allows a second of grace.
+ */
+static __always_inline __u64 sp_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
 static __always_inline bool addr_eq(const struct sp_addr *a, const struct sp_addr *b)
 {
 	return a->addr[0] == b->addr[0] && a->addr[1] == b->addr[1] &&
