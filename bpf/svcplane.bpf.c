@@ -19,6 +19,7 @@
 #include "lib/ct.h"
 #include "lib/reject.h"
 #include "lib/fwd.h"
+#include "lib/icmp.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -294,6 +295,32 @@ SP_DEFINE_PIPELINE(sp_pipeline_xdp, struct xdp_md, HOOK_XDP)
 SP_DEFINE_PIPELINE(sp_pipeline_tc_ingress, struct __sk_buff, HOOK_TC_INGRESS)
 SP_DEFINE_PIPELINE(sp_pipeline_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
 
+/* ICMP errors: a cold path, a global function of its own per hook, called
+ * from the entry point beside the pipeline rather than from inside it (the
+ * stack of a call chain is limited to 512 bytes in all). */
+static __always_inline int icmp_path(void *ctx, const int hook, struct sp_pkt *p)
+{
+	struct sp_stats *st = stats_get();
+	int ret = handle_icmp_error(ctx, hook, p, st);
+
+	if (ret != SP_CONTINUE)
+		return ret;
+	STAT_INC(st, not_service);
+	return SP_V_PASS;
+}
+
+#define SP_DEFINE_ICMP(fn, ctx_type, hook)                                                 \
+	__noinline int fn(ctx_type *ctx, struct sp_pkt *p)                                 \
+	{                                                                                  \
+		if (!p)                                                                    \
+			return SP_V_PASS;                                                  \
+		return icmp_path(ctx, hook, p);                                            \
+	}
+
+SP_DEFINE_ICMP(sp_icmp_xdp, struct xdp_md, HOOK_XDP)
+SP_DEFINE_ICMP(sp_icmp_tc_ingress, struct __sk_buff, HOOK_TC_INGRESS)
+SP_DEFINE_ICMP(sp_icmp_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
+
 /* Parse, then hand over to the hook's pipeline. Returns SP_V_* or, when a
  * redirect helper was called, its return value. */
 static __always_inline int process(void *ctx, const int hook)
@@ -316,6 +343,13 @@ static __always_inline int process(void *ctx, const int hook)
 	}
 	if (ret != SP_CONTINUE)
 		return ret;
+	if (p.icmp) {
+		if (hook == HOOK_XDP)
+			return sp_icmp_xdp(ctx, &p);
+		if (hook == HOOK_TC_INGRESS)
+			return sp_icmp_tc_ingress(ctx, &p);
+		return sp_icmp_tc_egress(ctx, &p);
+	}
 	if (hook == HOOK_XDP)
 		return sp_pipeline_xdp(ctx, &p);
 	if (hook == HOOK_TC_INGRESS)
@@ -370,7 +404,7 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 {
 	struct sp_svc *svc;
 
-	if (!p)
+	if (!p || p->icmp)
 		return SP_V_PASS;
 	svc = svc_lookup(p);
 	if (!svc || svc->n)

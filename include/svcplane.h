@@ -230,6 +230,9 @@ struct sp_stats {
 	/* A TCP packet of no known flow was adopted mid-stream (a flow older
 	 * than svcplane, or whose entries were lost). */
 	__u64 ct_adopted;
+	/* ICMP / ICMPv6 errors about a NATed flow, translated (quote and
+	 * header) as nf_nat does. */
+	__u64 icmp_translated;
 };
 
 /*

@@ -27,6 +27,19 @@ struct sp_pkt {
 	__u32 csum_off; /* offset of the TCP/UDP checksum field */
 	__u32 len; /* whole packet */
 	__u32 ip_len; /* IP total length (v4) / payload length + 40 (v6) */
+	/*
+	 * ICMP / ICMPv6 errors (icmp set): the tuple above (addresses,
+	 * ports, proto, TCP/UDP) is the QUOTED packet's, so conntrack finds
+	 * the flow the error is about; l4_off/csum_off are the ICMP header's
+	 * and its checksum's; in_l3_off/in_l4_off locate the quoted headers
+	 * (the error's own addresses are read from the packet when needed:
+	 * this struct lives on the entry point's stack, which the pipeline's
+	 * shares a 512-byte budget with).
+	 */
+	__u8 icmp;
+	__u8 pad[3];
+	__u32 in_l3_off;
+	__u32 in_l4_off;
 };
 
 static __always_inline void pkt_reason(const struct sp_pkt *p, enum sp_reason r)
@@ -79,6 +92,88 @@ static __always_inline int parse_l4(void *data, void *data_end, struct sp_pkt *p
 	return SP_V_NOT_OURS;
 }
 
+/* ICMP types that quote the packet they are about (RFC 792, 4443). */
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMPV6_PKT_TOOBIG 2
+#define ICMPV6_TIME_EXCEED 3
+#define ICMPV6_PARAMPROB 4
+
+/*
+ * The quoted TCP/UDP ports of an ICMP error whose quoted IP header sits at
+ * in_l3 and its L4 header at in_l4. Only 8 bytes of it need be there
+ * (RFC 792). Returns SP_CONTINUE, or SP_V_NOT_OURS.
+ */
+static __always_inline int parse_quoted_l4(void *data, void *data_end, struct sp_pkt *p,
+					   __u32 in_l4)
+{
+	__be16 *ports;
+
+	if (in_l4 > SP_MAX_L4_OFF)
+		return SP_V_NOT_OURS;
+	ports = data + in_l4;
+	if ((void *)(ports + 4) > data_end)
+		return SP_V_NOT_OURS;
+	p->sport = ports[0];
+	p->dport = ports[1];
+	p->in_l4_off = in_l4;
+	p->icmp = 1;
+	return SP_CONTINUE;
+}
+
+/* An ICMP error at off (IPv4): the quoted IPv4 header and ports. */
+static __always_inline int parse_icmp4(void *data, void *data_end, struct sp_pkt *p, __u32 off)
+{
+	struct icmphdr *ih = data + off;
+	struct iphdr *in;
+	__u32 hlen;
+
+	if (off > SP_MAX_L4_OFF || (void *)(ih + 1) > data_end)
+		return SP_V_NOT_OURS;
+	if (ih->type != ICMP_DEST_UNREACH && ih->type != ICMP_TIME_EXCEEDED &&
+	    ih->type != ICMP_PARAMETERPROB)
+		return SP_V_NOT_OURS;
+	in = (void *)(ih + 1);
+	if ((void *)(in + 1) > data_end || in->version != 4 || in->ihl < 5)
+		return SP_V_NOT_OURS;
+	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+		return SP_V_NOT_OURS;
+	hlen = in->ihl * 4;
+	p->proto = in->protocol;
+	p->saddr.addr[0] = in->saddr;
+	p->daddr.addr[0] = in->daddr;
+	p->l4_off = off;
+	p->csum_off = off + offsetof(struct icmphdr, checksum);
+	p->in_l3_off = off + sizeof(*ih);
+	return parse_quoted_l4(data, data_end, p, off + sizeof(*ih) + hlen);
+}
+
+/* An ICMPv6 error at off: the quoted IPv6 header (with no extension
+ * headers: errors about those pass untouched) and ports. */
+static __always_inline int parse_icmp6(void *data, void *data_end, struct sp_pkt *p, __u32 off)
+{
+	struct icmp6hdr *ih = data + off;
+	struct ipv6hdr *in;
+
+	if (off > SP_MAX_L4_OFF || (void *)(ih + 1) > data_end)
+		return SP_V_NOT_OURS;
+	if (ih->icmp6_type != ICMPV6_DEST_UNREACH && ih->icmp6_type != ICMPV6_PKT_TOOBIG &&
+	    ih->icmp6_type != ICMPV6_TIME_EXCEED && ih->icmp6_type != ICMPV6_PARAMPROB)
+		return SP_V_NOT_OURS;
+	in = (void *)(ih + 1);
+	if ((void *)(in + 1) > data_end || in->version != 6)
+		return SP_V_NOT_OURS;
+	if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+		return SP_V_NOT_OURS;
+	p->proto = in->nexthdr;
+	__builtin_memcpy(&p->saddr, &in->saddr, 16);
+	__builtin_memcpy(&p->daddr, &in->daddr, 16);
+	p->l4_off = off;
+	p->csum_off = off + offsetof(struct icmp6hdr, icmp6_cksum);
+	p->in_l3_off = off + sizeof(*ih);
+	return parse_quoted_l4(data, data_end, p, off + sizeof(*ih) + sizeof(*in));
+}
+
 static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt *p,
 				      struct sp_stats *st)
 {
@@ -103,7 +198,8 @@ static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt 
 		pkt_reason(p, SP_R_TRUNC_L3);
 		return SP_V_PASS;
 	}
-	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP)
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_UDP &&
+	    iph->protocol != IPPROTO_ICMP)
 		return SP_V_NOT_OURS;
 	if (hlen > sizeof(*iph))
 		STAT_INC(st, ipv4_options);
@@ -117,11 +213,13 @@ static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt 
 	if (frag & IP_MF)
 		STAT_INC(st, frag_first);
 	p->family = SP_FAMILY_V4;
+	p->l3_off = sizeof(struct ethhdr);
+	p->ip_len = bpf_ntohs(iph->tot_len);
+	if (iph->protocol == IPPROTO_ICMP)
+		return parse_icmp4(data, data_end, p, sizeof(struct ethhdr) + hlen);
 	p->proto = iph->protocol;
 	p->saddr.addr[0] = iph->saddr;
 	p->daddr.addr[0] = iph->daddr;
-	p->l3_off = sizeof(struct ethhdr);
-	p->ip_len = bpf_ntohs(iph->tot_len);
 	return parse_l4(data, data_end, p, sizeof(struct ethhdr) + hlen);
 }
 
@@ -189,14 +287,16 @@ static __always_inline int parse_ipv6(void *data, void *data_end, struct sp_pkt 
 		pkt_reason(p, SP_R_EXT_HDR_LIMIT);
 		return SP_V_PASS;
 	}
-	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
+	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_ICMPV6)
 		return SP_V_NOT_OURS;
 	p->family = SP_FAMILY_V6;
+	p->l3_off = sizeof(struct ethhdr);
+	p->ip_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	if (nh == IPPROTO_ICMPV6)
+		return parse_icmp6(data, data_end, p, off);
 	p->proto = nh;
 	__builtin_memcpy(&p->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(&p->daddr, &ip6->daddr, 16);
-	p->l3_off = sizeof(struct ethhdr);
-	p->ip_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	return parse_l4(data, data_end, p, off);
 }
 

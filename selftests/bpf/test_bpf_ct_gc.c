@@ -27,10 +27,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "pkt.h"
-#include "svcplane.h"
+#include "dp_fixture.h"
 #include "test.h"
-#include "svcplane.skel.h"
 #include "ct_gc.h"
 
 #define CT_SIZE 1024
@@ -47,11 +45,7 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list a
 
 static struct sp_addr v4(const char *s)
 {
-	struct sp_addr a;
-
-	memset(&a, 0, sizeof(a));
-	inet_pton(AF_INET, s, &a.addr[0]);
-	return a;
+	return fx_addr(4, s);
 }
 
 static void test_deletes_expired_only(void)
@@ -106,81 +100,6 @@ static void test_deletes_expired_only(void)
 	sp_test_report("gc/deletes_expired_only", ok);
 }
 
-struct dp {
-	struct svcplane_bpf *skel;
-	int prog;
-};
-
-/* One TCP Service VIP:80 -> BACKEND:8080 (backend id 1, Maglev M = 251). */
-static int dp_open(struct dp *d)
-{
-	struct sp_svc_key sk;
-	struct sp_svc sv;
-	struct sp_backend be;
-	struct sp_maglev_chunk c;
-	struct bpf_map *m;
-	uint32_t id = 1, w, key;
-
-	memset(d, 0, sizeof(*d));
-	d->skel = svcplane_bpf__open();
-	if (!d->skel)
-		return -1;
-	bpf_object__for_each_map(m, d->skel->obj)
-		bpf_map__set_pin_path(m, NULL);
-	bpf_map__set_max_entries(d->skel->maps.sp_ct, CT_SIZE);
-	bpf_map__set_max_entries(d->skel->maps.sp_maglev, 64);
-	/* Flows closed by RST are dead at once (1 us): the collector may take them. */
-	d->skel->rodata->cfg_ct_close_ns = 1000;
-	if (svcplane_bpf__load(d->skel))
-		return -1;
-	d->prog = bpf_program__fd(d->skel->progs.sp_xdp);
-
-	memset(&be, 0, sizeof(be));
-	be.addr = v4(BACKEND);
-	be.port = htons(8080);
-	be.family = SP_FAMILY_V4;
-	if (bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_backends), &id, &be, BPF_ANY))
-		return -1;
-	/* region at chunk 0: words 0-1 the id, then 251 entries of index 0 */
-	for (key = 0; key * SP_MAGLEV_CHUNK_WORDS < 2 + 251; key++) {
-		memset(&c, 0, sizeof(c));
-		for (w = 0; w < SP_MAGLEV_CHUNK_WORDS; w++)
-			c.w[w] = key == 0 && w == 0 ? 1 : 0;
-		if (bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_maglev), &key, &c, BPF_ANY))
-			return -1;
-	}
-	memset(&sk, 0, sizeof(sk));
-	sk.addr = v4(VIP);
-	sk.port = htons(80);
-	sk.proto = IPPROTO_TCP;
-	sk.family = SP_FAMILY_V4;
-	memset(&sv, 0, sizeof(sv));
-	sv.svc_id = 1;
-	sv.region = 0;
-	sv.m = 251;
-	sv.n = 1;
-	return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &sk, &sv, BPF_ANY);
-}
-
-/* Run one frame; returns the verdict and leaves the output frame in out. */
-static int run(const struct dp *d, const struct pkt_spec *s, struct pkt *out)
-{
-	struct pkt in;
-	LIBBPF_OPTS(bpf_test_run_opts, o);
-
-	if (pkt_build(s, &in))
-		return -1;
-	o.data_in = in.data;
-	o.data_size_in = in.len;
-	o.data_out = out->data;
-	o.data_size_out = sizeof(out->data);
-	o.repeat = 1;
-	if (bpf_prog_test_run_opts(d->prog, &o))
-		return -1;
-	out->len = o.data_size_out;
-	return (int)o.retval;
-}
-
 static struct pkt_spec tcp(const char *sa, uint16_t sp, const char *da, uint16_t dp, uint8_t fl)
 {
 	struct pkt_spec s = { .family = 4, .proto = IPPROTO_TCP, .saddr = sa, .daddr = da,
@@ -208,32 +127,36 @@ static int churn(bool collect, uint64_t *deleted)
 {
 	struct pkt_spec s;
 	struct pkt out;
-	struct dp d;
+	struct fx_dp d;
+	const struct bpf_program *xdp;
 	char client[32];
 	uint32_t i;
 	int ret = -1;
 
 	*deleted = 0;
-	if (dp_open(&d)) {
+	/* Flows closed by RST are dead at once (1 us): the collector may take them. */
+	if (fx_open(&d, CT_SIZE, 1000) ||
+	    fx_service(&d, 4, IPPROTO_TCP, VIP, 80, BACKEND, 8080, 1)) {
 		fprintf(stderr, "  load the datapath: %s\n", strerror(errno));
 		goto out;
 	}
+	xdp = d.skel->progs.sp_xdp;
 	s = tcp(CLIENT, 40000, VIP, 80, PKT_SYN);
-	if (run(&d, &s, &out) != XDP_PASS)
+	if (fx_run_spec(xdp, &s, &out) != XDP_PASS)
 		goto out;
 	s = tcp(BACKEND, 8080, CLIENT, 40000, PKT_SYN | PKT_ACK);
-	if (run(&d, &s, &out) != XDP_PASS || frame_saddr(&out) != v4(VIP).addr[0])
+	if (fx_run_spec(xdp, &s, &out) != XDP_PASS || frame_saddr(&out) != v4(VIP).addr[0])
 		goto out;
 	s = tcp(CLIENT, 40000, VIP, 80, PKT_ACK);
-	if (run(&d, &s, &out) != XDP_PASS)
+	if (fx_run_spec(xdp, &s, &out) != XDP_PASS)
 		goto out;
 	for (i = 0; i < CHURN; i++) {
 		snprintf(client, sizeof(client), "10.2.%u.%u", (i >> 8) & 0xff, i & 0xff);
 		s = tcp(client, (uint16_t)(10000 + i % 50000), VIP, 80, PKT_SYN);
-		if (run(&d, &s, &out) != XDP_PASS)
+		if (fx_run_spec(xdp, &s, &out) != XDP_PASS)
 			goto out;
 		s.tcp_flags = PKT_RST;
-		if (run(&d, &s, &out) != XDP_PASS)
+		if (fx_run_spec(xdp, &s, &out) != XDP_PASS)
 			goto out;
 		if (collect && i % GC_EVERY == GC_EVERY - 1) {
 			struct sp_ct_gc_stats st;
@@ -246,11 +169,11 @@ static int churn(bool collect, uint64_t *deleted)
 	/* the backend pushes data on the idle connection */
 	s = tcp(BACKEND, 8080, CLIENT, 40000, PKT_ACK | PKT_PSH);
 	s.payload_len = 100;
-	if (run(&d, &s, &out) != XDP_PASS)
+	if (fx_run_spec(xdp, &s, &out) != XDP_PASS)
 		goto out;
 	ret = frame_saddr(&out) == v4(VIP).addr[0];
 out:
-	svcplane_bpf__destroy(d.skel);
+	fx_close(&d);
 	return ret;
 }
 

@@ -444,7 +444,7 @@ static const struct {
 	SF(ct_fwd_hits), SF(ct_rev_hits), SF(ct_backend_gone), SF(hairpin),
 	SF(rejects),	SF(redirects),	  SF(to_stack),	      SF(ipv4_options),
 	SF(ipv6_ext_hdrs), SF(frag_first), SF(ct_insert_fail), SF(ct_partner_miss),
-	SF(ct_adopted),
+	SF(ct_adopted), SF(icmp_translated),
 };
 #define N_STAT_FIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
 
@@ -467,6 +467,7 @@ enum {
 	ST_CT_FAIL = 1u << 14,
 	ST_PARTNER_MISS = 1u << 15,
 	ST_ADOPTED = 1u << 16,
+	ST_ICMP = 1u << 17,
 };
 
 /* counted while parsing, by the hooks that count (not the quiet uplink hook) */
