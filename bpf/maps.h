@@ -134,6 +134,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_svc_meta SEC(".maps");
 
+/*
+ * Fragments: the NAT a datagram's first fragment got, for its later
+ * fragments (which carry no ports to find their flow by), keyed by what
+ * the fragments carry: addresses, protocol and IP id as they arrive.
+ * Written and read by the datapath only; LRU, and an entry lives
+ * SP_FRAG_TIMEOUT_NS (Linux's ipfrag_time), so a lost fragment costs
+ * nothing. Not pinned: a datagram in flight across a restart loses its
+ * later fragments, as it would across a reassembly timeout.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SP_FRAG_MAX);
+	__type(key, struct sp_frag_key);
+	__type(value, struct sp_frag_val);
+} sp_frags SEC(".maps");
+
 /* Per-CPU scratch space for building reject replies: too big for the
  * 512-byte BPF stack. Datapath only; not pinned (nothing to keep). */
 #define SP_SCRATCH_LEN 256

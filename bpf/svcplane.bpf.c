@@ -20,6 +20,7 @@
 #include "lib/reject.h"
 #include "lib/fwd.h"
 #include "lib/icmp.h"
+#include "lib/frag.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -188,6 +189,9 @@ nat:
 		r = SP_R_NAT_FAILED;
 		goto drop;
 	}
+	if (p->frag)
+		frag_record(p, (fwd.flags & SP_CT_F_HAIRPIN) ? &fwd.nat_saddr : &p->saddr,
+			    &fwd.nat_addr, now);
 	p->daddr = fwd.nat_addr;
 	p->dport = fwd.nat_port;
 	if (fwd.flags & SP_CT_F_HAIRPIN)
@@ -235,6 +239,9 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 		goto fail;
 	if ((rev.flags & SP_CT_F_HAIRPIN) && nat_addr(ctx, hook, p, true, &rev.nat_saddr))
 		goto fail;
+	if (p->frag)
+		frag_record(p, &rev.nat_addr,
+			    (rev.flags & SP_CT_F_HAIRPIN) ? &rev.nat_saddr : &p->daddr, now);
 	p->saddr = rev.nat_addr;
 	p->sport = rev.nat_port;
 	if (rev.flags & SP_CT_F_HAIRPIN)
@@ -295,14 +302,18 @@ SP_DEFINE_PIPELINE(sp_pipeline_xdp, struct xdp_md, HOOK_XDP)
 SP_DEFINE_PIPELINE(sp_pipeline_tc_ingress, struct __sk_buff, HOOK_TC_INGRESS)
 SP_DEFINE_PIPELINE(sp_pipeline_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
 
-/* ICMP errors: a cold path, a global function of its own per hook, called
- * from the entry point beside the pipeline rather than from inside it (the
- * stack of a call chain is limited to 512 bytes in all). */
+/* ICMP errors and later fragments: cold paths, a global function of their
+ * own per hook, called from the entry point beside the pipeline rather
+ * than from inside it (the stack of a call chain is limited to 512 bytes
+ * in all). */
 static __always_inline int icmp_path(void *ctx, const int hook, struct sp_pkt *p)
 {
 	struct sp_stats *st = stats_get();
-	int ret = handle_icmp_error(ctx, hook, p, st);
+	int ret;
 
+	if (p->frag == SP_FRAG_LATER)
+		return handle_frag_later(ctx, hook, p, st);
+	ret = handle_icmp_error(ctx, hook, p, st);
 	if (ret != SP_CONTINUE)
 		return ret;
 	STAT_INC(st, not_service);
@@ -343,7 +354,7 @@ static __always_inline int process(void *ctx, const int hook)
 	}
 	if (ret != SP_CONTINUE)
 		return ret;
-	if (p.icmp) {
+	if (p.icmp || p.frag == SP_FRAG_LATER) {
 		if (hook == HOOK_XDP)
 			return sp_icmp_xdp(ctx, &p);
 		if (hook == HOOK_TC_INGRESS)
@@ -404,7 +415,7 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 {
 	struct sp_svc *svc;
 
-	if (!p || p->icmp)
+	if (!p || p->icmp || p->frag == SP_FRAG_LATER)
 		return SP_V_PASS;
 	svc = svc_lookup(p);
 	if (!svc || svc->n)

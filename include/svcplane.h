@@ -206,6 +206,28 @@ struct sp_ct_val {
 	__u64 created; /* bpf_ktime_get_ns() at creation */
 };
 
+/*
+ * sp_frags (datapath only, not pinned): the NAT a datagram's first
+ * fragment got, for its later fragments, keyed by what every fragment
+ * carries as it arrives.
+ */
+#ifndef SP_FRAG_MAX
+#define SP_FRAG_MAX 16384 /* datagrams in flight */
+#endif
+#define SP_FRAG_TIMEOUT_NS (30ULL * 1000000000ULL) /* Linux's ipfrag_time */
+struct sp_frag_key {
+	struct sp_addr saddr;
+	struct sp_addr daddr;
+	__be32 id;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+struct sp_frag_val {
+	struct sp_addr saddr; /* rewrite the source to this */
+	struct sp_addr daddr; /* and the destination to this */
+	__u64 expires;
+};
 /* Global counters, one struct per CPU in sp_stats[0]. */
 struct sp_stats {
 	__u64 rx_packets; /* packets seen by any hook */
@@ -233,6 +255,8 @@ struct sp_stats {
 	/* ICMP / ICMPv6 errors about a NATed flow, translated (quote and
 	 * header) as nf_nat does. */
 	__u64 icmp_translated;
+	/* Later fragments given their first fragment's NAT. */
+	__u64 frag_later_natted;
 };
 
 /*
@@ -244,7 +268,7 @@ enum sp_reason {
 	SP_R_TRUNC_L3, /* IP header cut short: passed, never rewritten */
 	SP_R_TRUNC_L4, /* TCP/UDP header cut short: passed, never rewritten */
 	SP_R_BAD_IHL, /* IPv4 IHL < 5: passed (IHL beyond the packet is trunc_l3) */
-	SP_R_FRAG_LATER, /* non-first fragment (no ports): passed */
+	SP_R_FRAG_LATER, /* non-first fragment of no datagram we NATed: passed */
 	SP_R_EXT_HDR_LIMIT, /* more IPv6 extension headers than we walk: passed */
 	SP_R_NO_BACKEND, /* Service with no ready endpoint: rejected */
 	SP_R_REJECT_FAILED, /* could not build the reject: dropped */

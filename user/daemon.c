@@ -813,6 +813,7 @@ static void metrics_body(struct daemon *d, FILE *f)
 		M(ct_partner_miss);
 		M(ct_adopted);
 		M(icmp_translated);
+		M(frag_later_natted);
 #undef M
 	}
 	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {

@@ -2007,7 +2007,7 @@ static const struct {
 	STAT_FIELD(rejects),	  STAT_FIELD(redirects),       STAT_FIELD(to_stack),
 	STAT_FIELD(ipv4_options), STAT_FIELD(ipv6_ext_hdrs),   STAT_FIELD(frag_first),
 	STAT_FIELD(ct_insert_fail), STAT_FIELD(ct_partner_miss), STAT_FIELD(ct_adopted),
-	STAT_FIELD(icmp_translated),
+	STAT_FIELD(icmp_translated), STAT_FIELD(frag_later_natted),
 };
 _Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
 	       "every sp_stats field has a name");

@@ -44,32 +44,6 @@ static __always_inline void icmp_put16(__be16 *f, __be16 to, __sum16 *sum)
 }
 
 /*
- * Replace the address of len bytes (4 or 16, a constant) at ap with *to,
- * adjusting up to three checksums that cover it (NULL: none).
- */
-static __always_inline void icmp_put_addr(__u8 *ap, const struct sp_addr *to, __u32 len,
-					  __sum16 *s1, __sum16 *s2, __sum16 *s3)
-{
-	struct sp_addr old;
-
-	__builtin_memset(&old, 0, sizeof(old));
-	if (len == 4)
-		__builtin_memcpy(&old, ap, 4);
-	else
-		__builtin_memcpy(&old, ap, 16);
-	if (s1)
-		csum_apply(s1, old.addr, to->addr, len);
-	if (s2)
-		csum_apply(s2, old.addr, to->addr, len);
-	if (s3)
-		csum_apply(s3, old.addr, to->addr, len);
-	if (len == 4)
-		__builtin_memcpy(ap, to, 4);
-	else
-		__builtin_memcpy(ap, to, 16);
-}
-
-/*
  * Translate an ICMP error (p->icmp). Returns a verdict, or SP_CONTINUE
  * when it is about no flow of ours (it then passes untouched).
  *
@@ -166,12 +140,12 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 
 	if (!reply_dir) {
 		/* quote: client -> backend  =>  client -> frontend */
-		icmp_put_addr(in_dst, &ct->nat_addr, alen, in_l3sum, in_l4sum, isum);
+		put_addr_csum(in_dst, &ct->nat_addr, alen, in_l3sum, in_l4sum, isum);
 		icmp_put16(&in_ports[1], ct->nat_port, in_l4sum);
 		if (ct->flags & SP_CT_F_HAIRPIN) {
 			/* quote: hairpin -> ...  =>  client -> ..., and the
 			 * error goes to the client */
-			icmp_put_addr(in_src, &ct->nat_saddr, alen, in_l3sum, in_l4sum, isum);
+			put_addr_csum(in_src, &ct->nat_saddr, alen, in_l3sum, in_l4sum, isum);
 			new_odst = ct->nat_saddr;
 			set_odst = true;
 		}
@@ -183,7 +157,7 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 		}
 	} else {
 		/* quote: frontend -> client  =>  backend -> client */
-		icmp_put_addr(in_src, &ct->nat_addr, alen, in_l3sum, in_l4sum, isum);
+		put_addr_csum(in_src, &ct->nat_addr, alen, in_l3sum, in_l4sum, isum);
 		icmp_put16(&in_ports[0], ct->nat_port, in_l4sum);
 		new_odst = ct->nat_addr;
 		set_odst = true;
@@ -216,11 +190,11 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 	/* The error's own addresses: the IPv4 header checksum, or the
 	 * ICMPv6 pseudo-header. */
 	if (set_osrc) {
-		icmp_put_addr(o_src, &new_osrc, alen, v4 ? o_l3sum : isum, NULL, NULL);
+		put_addr_csum(o_src, &new_osrc, alen, v4 ? o_l3sum : isum, NULL, NULL);
 		osrc = new_osrc;
 	}
 	if (set_odst) {
-		icmp_put_addr(o_dst, &new_odst, alen, v4 ? o_l3sum : isum, NULL, NULL);
+		put_addr_csum(o_dst, &new_odst, alen, v4 ? o_l3sum : isum, NULL, NULL);
 		odst = new_odst;
 	}
 	STAT_INC(st, icmp_translated);

@@ -49,6 +49,34 @@ static __always_inline void csum_apply(__sum16 *sum, const __be32 *from, const _
 }
 
 /*
+ * Replace the address of len bytes (4 or 16, a constant) at ap with *to,
+ * adjusting up to three checksums that cover it (NULL: none). Through a
+ * packet pointer, for packets whose checksums are complete (ICMP errors,
+ * fragments): both XDP and TC.
+ */
+static __always_inline void put_addr_csum(__u8 *ap, const struct sp_addr *to, __u32 len,
+					  __sum16 *s1, __sum16 *s2, __sum16 *s3)
+{
+	struct sp_addr old;
+
+	__builtin_memset(&old, 0, sizeof(old));
+	if (len == 4)
+		__builtin_memcpy(&old, ap, 4);
+	else
+		__builtin_memcpy(&old, ap, 16);
+	if (s1)
+		csum_apply(s1, old.addr, to->addr, len);
+	if (s2)
+		csum_apply(s2, old.addr, to->addr, len);
+	if (s3)
+		csum_apply(s3, old.addr, to->addr, len);
+	if (len == 4)
+		__builtin_memcpy(ap, to, 4);
+	else
+		__builtin_memcpy(ap, to, 16);
+}
+
+/*
  * Rewrite the source (is_dst false) or destination address of the packet to
  * *addr, with IP and L4 checksums. Returns 0 or -1 (counted by the caller).
  */

@@ -37,10 +37,18 @@ struct sp_pkt {
 	 * shares a 512-byte budget with).
 	 */
 	__u8 icmp;
-	__u8 pad[3];
+	/* SP_FRAG_FIRST: the first fragment of a datagram (it has the
+	 * ports); SP_FRAG_LATER: a later one (no L4 header: sport, dport,
+	 * l4_off, csum_off are zero). frag_id: the datagram's IP id. */
+	__u8 frag;
+	__u8 pad[2];
 	__u32 in_l3_off;
 	__u32 in_l4_off;
+	__be32 frag_id;
 };
+
+#define SP_FRAG_FIRST 1
+#define SP_FRAG_LATER 2
 
 static __always_inline void pkt_reason(const struct sp_pkt *p, enum sp_reason r)
 {
@@ -204,17 +212,28 @@ static __always_inline int parse_ipv4(void *data, void *data_end, struct sp_pkt 
 	if (hlen > sizeof(*iph))
 		STAT_INC(st, ipv4_options);
 	frag = bpf_ntohs(iph->frag_off);
-	if (frag & IP_OFFMASK) {
-		/* No ports in a later fragment: we cannot tell its flow, so it
-		 * goes to the stack untouched (documented limit). */
-		pkt_reason(p, SP_R_FRAG_LATER);
-		return SP_V_PASS;
-	}
-	if (frag & IP_MF)
-		STAT_INC(st, frag_first);
 	p->family = SP_FAMILY_V4;
 	p->l3_off = sizeof(struct ethhdr);
 	p->ip_len = bpf_ntohs(iph->tot_len);
+	if (frag & IP_OFFMASK) {
+		/* No ports in a later fragment: it follows the NAT its
+		 * datagram's first fragment got (lib/frag.h), if any. */
+		if (iph->protocol == IPPROTO_ICMP) {
+			pkt_reason(p, SP_R_FRAG_LATER);
+			return SP_V_PASS;
+		}
+		p->proto = iph->protocol;
+		p->saddr.addr[0] = iph->saddr;
+		p->daddr.addr[0] = iph->daddr;
+		p->frag = SP_FRAG_LATER;
+		p->frag_id = iph->id;
+		return SP_CONTINUE;
+	}
+	if (frag & IP_MF) {
+		STAT_INC(st, frag_first);
+		p->frag = SP_FRAG_FIRST;
+		p->frag_id = iph->id;
+	}
 	if (iph->protocol == IPPROTO_ICMP)
 		return parse_icmp4(data, data_end, p, sizeof(struct ethhdr) + hlen);
 	p->proto = iph->protocol;
@@ -269,11 +288,26 @@ static __always_inline int parse_ipv6(void *data, void *data_end, struct sp_pkt 
 			__u16 fo = bpf_ntohs(*(__be16 *)(eh + 2));
 
 			if (fo & 0xfff8) {
-				pkt_reason(p, SP_R_FRAG_LATER);
-				return SP_V_PASS;
+				/* A later fragment: what follows is payload. */
+				if (eh[0] != IPPROTO_TCP && eh[0] != IPPROTO_UDP) {
+					pkt_reason(p, SP_R_FRAG_LATER);
+					return SP_V_PASS;
+				}
+				p->family = SP_FAMILY_V6;
+				p->l3_off = sizeof(struct ethhdr);
+				p->ip_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+				p->proto = eh[0];
+				__builtin_memcpy(&p->saddr, &ip6->saddr, 16);
+				__builtin_memcpy(&p->daddr, &ip6->daddr, 16);
+				p->frag = SP_FRAG_LATER;
+				p->frag_id = *(__be32 *)(eh + 4);
+				return SP_CONTINUE;
 			}
-			if (fo & 1)
+			if (fo & 1) {
 				STAT_INC(st, frag_first);
+				p->frag = SP_FRAG_FIRST;
+				p->frag_id = *(__be32 *)(eh + 4);
+			}
 			elen = 8;
 		} else if (nh == IPPROTO_AH) {
 			elen = (eh[1] + 2) * 4;

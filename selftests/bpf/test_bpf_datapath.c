@@ -444,7 +444,7 @@ static const struct {
 	SF(ct_fwd_hits), SF(ct_rev_hits), SF(ct_backend_gone), SF(hairpin),
 	SF(rejects),	SF(redirects),	  SF(to_stack),	      SF(ipv4_options),
 	SF(ipv6_ext_hdrs), SF(frag_first), SF(ct_insert_fail), SF(ct_partner_miss),
-	SF(ct_adopted), SF(icmp_translated),
+	SF(ct_adopted), SF(icmp_translated), SF(frag_later_natted),
 };
 #define N_STAT_FIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
 
@@ -468,6 +468,7 @@ enum {
 	ST_PARTNER_MISS = 1u << 15,
 	ST_ADOPTED = 1u << 16,
 	ST_ICMP = 1u << 17,
+	ST_FRAG_NAT = 1u << 18,
 };
 
 /* counted while parsing, by the hooks that count (not the quiet uplink hook) */
@@ -575,6 +576,10 @@ struct row {
 	uint32_t backend_id;
 	bool hairpin, nodeport;
 	bool empty_svc; /* to a Service with no endpoint: XDP leaves it to TC */
+	/* E_NAT of a later fragment: the expected frame is `in` with only the
+	 * IP addresses of `out` (its payload, which holds the datagram's
+	 * middle, is not rewritten) */
+	bool l3_only;
 };
 
 #define MAX_ROWS 600
@@ -1132,6 +1137,24 @@ static void add_ct_integrity_rows(void)
 	flow_rev_row(&u, "reply_42_bytes", flow_reply(&u, 0, 2, 0, 0));
 }
 
+/* A later fragment of flow f's datagram (request, or reply when reply):
+ * only its addresses change, as its first fragment's did. */
+static struct row *frag_follow_row(const struct flow *f, const char *step, struct pkt_spec in,
+				   bool reply)
+{
+	struct row *r = add_row("%s/%s", f->name, step);
+
+	r->in = in;
+	r->exp = E_NAT;
+	r->out = reply ? pkt_spec_nat(&in, f->vip, 0, f->hairpin ? f->client : NULL, 0) :
+			 pkt_spec_nat(&in, f->hairpin ? hairpin_of(f->family) : NULL, 0,
+				      f->backend, 0);
+	r->keep_ct = true;
+	r->l3_only = true;
+	r->stats = ST_FRAG_NAT | ST_TO_STACK;
+	return r;
+}
+
 /* Service with no ready endpoint. */
 static struct row *reject_row(const char *name, struct pkt_spec in, uint32_t svc_id)
 {
@@ -1350,6 +1373,31 @@ static void add_malformed_rows(void)
 	s.ip_id = 0x4242;
 	r = flow_new_row(&u4, "first_fragment", s);
 	r->stats |= ST_FRAG1;
+	/* Later fragments follow their first fragment's NAT (same addresses,
+	 * protocol and IP id); one of no datagram we NATed passes. */
+	s = flow_req(&u4, 0, 1, 0, 400);
+	s.frag = PKT_FRAG_LATER;
+	s.frag_bytes = 200;
+	s.frag_off8 = 26;
+	s.ip_id = 0x4242;
+	frag_follow_row(&u4, "last_fragment_follows_first", s, false);
+	s.frag_more = true;
+	frag_follow_row(&u4, "middle_fragment_follows_first", s, false);
+	s.ip_id = 0x4343;
+	same_row("fragments/v4_udp_middle_fragment_of_unknown_datagram", s, 0,
+		 RB(SP_R_FRAG_LATER))->keep_ct = true;
+	/* the backend's answer, over the MTU: all of it from the VIP */
+	s = flow_reply(&u4, 0, 2, 0, 1000);
+	s.frag = PKT_FRAG_FIRST;
+	s.frag_bytes = 504;
+	s.ip_id = 0x5151;
+	r = flow_rev_row(&u4, "reply_first_fragment", s);
+	r->stats |= ST_FRAG1;
+	s.frag = PKT_FRAG_LATER;
+	s.frag_bytes = 504;
+	s.frag_off8 = 63;
+	s.frag_more = false;
+	frag_follow_row(&u4, "reply_last_fragment_from_vip", s, true);
 	s = flow_req(&t4, PKT_ACK | PKT_PSH, 1, 5001, 1200);
 	s.frag = PKT_FRAG_FIRST;
 	s.frag_bytes = 600;
@@ -1357,24 +1405,33 @@ static void add_malformed_rows(void)
 	r = flow_new_row(&t4, "first_fragment", s);
 	r->stats |= ST_FRAG1 | ST_ADOPTED;
 	r->ct = CT_ADOPTED;
-	s = flow_req(&u4, 0, 1, 0, 400);
-	s.frag = PKT_FRAG_LATER;
-	s.frag_bytes = 200;
-	s.frag_off8 = 26;
-	same_row("fragments/v4_udp_last_fragment", s, 0, RB(SP_R_FRAG_LATER));
-	s.frag_more = true;
-	same_row("fragments/v4_udp_middle_fragment", s, 0, RB(SP_R_FRAG_LATER));
 	s = flow_req(&t4, PKT_ACK, 1, 5001, 400);
 	s.frag = PKT_FRAG_LATER;
 	s.frag_bytes = 200;
 	s.frag_off8 = 1; /* overlapping the TCP header: still not parsed */
-	same_row("fragments/v4_tcp_later_fragment_offset_8", s, 0, RB(SP_R_FRAG_LATER));
+	frag_follow_row(&t4, "later_fragment_offset_8_follows_first", s, false);
+	s.ip_id = 0x4444;
+	same_row("fragments/v4_tcp_later_fragment_of_unknown_datagram", s, 0,
+		 RB(SP_R_FRAG_LATER))->keep_ct = true;
 	s = flow_req(&u6, 0, 1, 0, 400);
 	s.frag = PKT_FRAG_FIRST;
 	s.frag_bytes = 208;
 	s.frag_id = 0xabcdef;
 	r = flow_new_row(&u6, "first_fragment", s);
 	r->stats |= ST_FRAG1 | ST_V6EXT;
+	s.frag = PKT_FRAG_LATER;
+	s.frag_bytes = 200;
+	s.frag_off8 = 26;
+	frag_follow_row(&u6, "last_fragment_follows_first", s, false)->stats |= ST_V6EXT;
+	s.frag_more = true;
+	frag_follow_row(&u6, "middle_fragment_follows_first", s, false)->stats |= ST_V6EXT;
+	s.frag_id = 0xabcdee;
+	same_row("fragments/v6_udp_middle_fragment_of_unknown_datagram", s, ST_V6EXT,
+		 RB(SP_R_FRAG_LATER))->keep_ct = true;
+	s = flow_req(&u6, 0, 1, 0, 400);
+	s.frag = PKT_FRAG_FIRST;
+	s.frag_bytes = 208;
+	s.frag_id = 0xabcdef;
 	s.n_ext = 1;
 	s.ext[0] = IPPROTO_HOPOPTS;
 	r = flow_new_row(&u6, "first_fragment_after_hop_by_hop", s);
@@ -1383,12 +1440,6 @@ static void add_malformed_rows(void)
 	s.frag = PKT_FRAG_ATOMIC;
 	r = flow_new_row(&u6, "atomic_fragment", s);
 	r->stats |= ST_V6EXT;
-	s.frag = PKT_FRAG_LATER;
-	s.frag_bytes = 200;
-	s.frag_off8 = 26;
-	same_row("fragments/v6_udp_last_fragment", s, ST_V6EXT, RB(SP_R_FRAG_LATER));
-	s.frag_more = true;
-	same_row("fragments/v6_udp_middle_fragment", s, ST_V6EXT, RB(SP_R_FRAG_LATER));
 }
 
 static void add_not_service_rows(void)
@@ -1924,6 +1975,23 @@ static void dump_case(const struct pkt *in, const struct pkt *want, const struct
 		fprintf(stderr, "    first difference at offset %ld (0x%lx)\n", diff, diff);
 }
 
+/* Frame in with the IP addresses of spec to, and (IPv4) the header
+ * checksum recomputed: what a later fragment must become. 0 or -1. */
+static int l3_only_frame(const struct pkt *in, const struct pkt_spec *to, struct pkt *out)
+{
+	uint8_t *l3 = out->data + ETH_HLEN;
+
+	*out = *in;
+	if (to->family == 4) {
+		if (!pkt_addr(4, to->saddr, l3 + 12) || !pkt_addr(4, to->daddr, l3 + 16))
+			return -1;
+		pkt_put16(l3 + 10, 0);
+		pkt_put16(l3 + 10, (uint16_t)~pkt_fold(pkt_sum16(0, l3, (l3[0] & 0xf) * 4)));
+		return 0;
+	}
+	return pkt_addr(6, to->saddr, l3 + 8) && pkt_addr(6, to->daddr, l3 + 24) ? 0 : -1;
+}
+
 static bool run_row(const struct prog *pg, const struct row *r)
 {
 	struct eff e = row_expect(r, pg->hook);
@@ -1937,8 +2005,10 @@ static bool run_row(const struct prog *pg, const struct row *r)
 	int ct_before;
 
 	snprintf(name, sizeof(name), "%s/%s", pg->name, r->name);
-	if (!r->keep_ct)
+	if (!r->keep_ct) {
 		map_flush(fd_ct, sizeof(struct sp_ct_key));
+		map_flush(bpf_map__fd(skel->maps.sp_frags), sizeof(struct sp_frag_key));
+	}
 	if (r->before && r->before(r)) {
 		fprintf(stderr, "  %s: setting up the maps before the packet failed\n", name);
 		sp_test_report(name, false);
@@ -1977,7 +2047,7 @@ static bool run_row(const struct prog *pg, const struct row *r)
 
 	switch (e.out) {
 	case E_NAT:
-		if (pkt_build(&r->out, &want)) {
+		if (r->l3_only ? l3_only_frame(&in, &r->out, &want) : pkt_build(&r->out, &want)) {
 			fprintf(stderr, "  cannot build the expected frame\n");
 			ok = false;
 			break;
