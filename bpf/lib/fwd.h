@@ -91,6 +91,37 @@ stack:
 	return SP_V_PASS;
 }
 
+/*
+ * Decrement the TTL / hop limit of a packet TC forwards itself: the stack
+ * would have, and bpf_redirect_neigh skips the stack. Returns 0, or -1
+ * when the packet must go to the stack instead (TTL 1: the stack answers
+ * time exceeded; or the header could not be read).
+ */
+static __always_inline int tc_dec_ttl(struct __sk_buff *skb, const struct sp_pkt *p)
+{
+	__u32 l3 = p->l3_off;
+	__u8 ttl;
+
+	if (p->family == SP_FAMILY_V4) {
+		if (bpf_skb_load_bytes(skb, l3 + offsetof(struct iphdr, ttl), &ttl, 1) || ttl <= 1)
+			return -1;
+		/* TTL is the high byte of the 16-bit word it shares with the
+		 * protocol. */
+		if (bpf_l3_csum_replace(skb, l3 + offsetof(struct iphdr, check),
+					bpf_htons((__u16)ttl << 8), bpf_htons((__u16)(ttl - 1) << 8),
+					2))
+			return -1;
+		ttl--;
+		return bpf_skb_store_bytes(skb, l3 + offsetof(struct iphdr, ttl), &ttl, 1, 0) ? -1 :
+											       0;
+	}
+	if (bpf_skb_load_bytes(skb, l3 + offsetof(struct ipv6hdr, hop_limit), &ttl, 1) || ttl <= 1)
+		return -1;
+	ttl--;
+	return bpf_skb_store_bytes(skb, l3 + offsetof(struct ipv6hdr, hop_limit), &ttl, 1, 0) ? -1 :
+												    0;
+}
+
 static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
 				      const struct sp_pkt *p, struct sp_stats *st)
 {
@@ -106,6 +137,11 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
 		 * leaves as it was routed. */
 		if (hook == HOOK_TC_EGRESS && rc != BPF_FIB_LKUP_RET_NOT_FWDED)
 			reason_count(SP_R_FIB_FAILED, p->len);
+		STAT_INC(st, to_stack);
+		return SP_V_PASS;
+	}
+	/* Pod traffic is forwarded (host-originated traffic on egress is not). */
+	if (hook == HOOK_TC_INGRESS && tc_dec_ttl(skb, p)) {
 		STAT_INC(st, to_stack);
 		return SP_V_PASS;
 	}

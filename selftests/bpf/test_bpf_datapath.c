@@ -580,6 +580,7 @@ struct row {
 	 * IP addresses of `out` (its payload, which holds the datagram's
 	 * middle, is not rewritten) */
 	bool l3_only;
+	bool ttl_expiring; /* TTL 1, forwarded by TC ingress: to the stack, not redirected */
 };
 
 #define MAX_ROWS 600
@@ -1603,7 +1604,7 @@ static struct eff row_expect(const struct row *r, enum hook h)
 	}
 	if ((h == H_TC_INGRESS || h == H_TC_EGRESS) && r->exp == E_NAT) {
 		/* TC routes what it NATed (FIB lookup + bpf_redirect_neigh). */
-		if (fib_route) {
+		if (fib_route && !(r->ttl_expiring && h == H_TC_INGRESS)) {
 			e.verdict = TC_ACT_REDIRECT;
 			e.stats = (e.stats & ~ST_TO_STACK) | ST_REDIRECT;
 		} else if (h == H_TC_EGRESS) {
@@ -2305,12 +2306,26 @@ static struct row *fib_row(int idx, const char *step)
  */
 static void test_tc_fib_redirect(const struct prog *pg)
 {
+	const bool fwd = pg->hook == H_TC_INGRESS; /* pod traffic is forwarded */
+	struct row *r;
 	int i;
 
 	fib_route = true;
 	fixture_reset();
-	for (i = 0; i < 2; i++)
-		run_row(pg, fib_row(i ? 6 : 0, "syn_with_route_to_backend_redirects"));
+	for (i = 0; i < 2; i++) {
+		/* the TTL / hop limit goes down by one where the stack's
+		 * forwarding is skipped */
+		r = fib_row(i ? 6 : 0, fwd ? "syn_with_route_to_backend_redirects_ttl_minus_1" :
+					     "syn_with_route_to_backend_redirects");
+		r->out.ttl = fwd ? 63 : 64;
+		run_row(pg, r);
+		/* TTL 1: to the stack, which answers time exceeded */
+		r = fib_row(i ? 6 : 0, "syn_ttl_1_with_route");
+		r->in.ttl = 1;
+		r->out.ttl = 1;
+		r->ttl_expiring = fwd;
+		run_row(pg, r);
+	}
 	fib_route = false;
 }
 
