@@ -150,6 +150,19 @@ struct {
 	__type(value, struct sp_frag_val);
 } sp_frags SEC(".maps");
 
+/* The rate limit of reject answers (lib/reject.h), one bucket per CPU.
+ * Datapath only; not pinned. */
+struct sp_reject_bucket {
+	__u64 last; /* sp_now() of the last update */
+	__u64 credit; /* ns-credits: 1e9 per answer */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_reject_bucket);
+} sp_reject_rl SEC(".maps");
+
 /* Per-CPU scratch space for building reject replies: too big for the
  * 512-byte BPF stack. Datapath only; not pinned (nothing to keep). */
 #define SP_SCRATCH_LEN 256

@@ -127,6 +127,10 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 			r = SP_R_REJECT_NOT_NEW;
 			goto drop;
 		}
+		if (!reject_allowed()) {
+			r = SP_R_REJECT_RATE;
+			goto drop;
+		}
 		reason_count(SP_R_NO_BACKEND, p->len);
 		STAT_INC(st, rejects);
 		if (ss)

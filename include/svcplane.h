@@ -280,6 +280,7 @@ enum sp_reason {
 	SP_R_CT_CLASH, /* new flow's reply tuple is another live flow's: dropped */
 	SP_R_REJECT_NOT_NEW, /* TCP non-SYN to a Service with no endpoint: dropped, no RST */
 	SP_R_BAD_VERSION, /* IP version field disagrees with the EtherType: passed */
+	SP_R_REJECT_RATE, /* answer for an empty Service over --reject-rate: dropped */
 	SP_R_MAX,
 };
 
@@ -288,7 +289,7 @@ enum sp_reason {
 		"trunc_l2", "trunc_l3", "trunc_l4", "bad_ihl", "frag_later",              \
 			"ext_hdr_limit", "no_backend", "reject_failed", "maglev_miss",    \
 			"backend_miss", "ct_full", "nat_failed", "fib_failed", "ct_clash",  \
-			"reject_not_new", "bad_version",                                  \
+			"reject_not_new", "bad_version", "reject_rate_limited",            \
 	}
 
 struct sp_reason_count {

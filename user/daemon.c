@@ -102,6 +102,7 @@ static const struct option run_longopts[] = {
 	{ "ct-timeout-udp", required_argument, NULL, 1004 },
 	{ "ct-timeout-fin", required_argument, NULL, 1011 },
 	{ "ct-gc-interval", required_argument, NULL, 1012 },
+	{ "reject-rate", required_argument, NULL, 1013 },
 	{ "hairpin-v4", required_argument, NULL, 1005 },
 	{ "hairpin-v6", required_argument, NULL, 1006 },
 	{ "metrics-addr", required_argument, NULL, 1007 },
@@ -156,6 +157,9 @@ static void run_usage(FILE *f)
 		"      --ct-timeout-udp S       (default 60)\n"
 		"      --ct-gc-interval S       delete expired conntrack entries every S seconds,\n"
 		"                               down to 1 s as the table fills; 0: never (default 10)\n"
+		"      --reject-rate N          RST / ICMP answers for Services without endpoints,\n"
+		"                               per second per CPU; more are dropped and counted\n"
+		"                               (reject_rate_limited); 0: no limit (default 1000)\n"
 		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
 		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
 		"Other:\n"
@@ -352,6 +356,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case 1012:
 			err = parse_u32("--ct-gc-interval", optarg, 0, 3600, &o->ct_gc_interval);
+			break;
+		case 1013:
+			err = parse_u32("--reject-rate", optarg, 0, 10000000, &o->dp.reject_rate);
 			break;
 		case 1005:
 		case 1006: {

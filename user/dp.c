@@ -40,6 +40,7 @@ void sp_dp_opts_default(struct sp_dp_opts *o)
 	o->ct_close_ns = 10ULL * 1000000000ULL;
 	o->ct_fin_ns = 120ULL * 1000000000ULL;
 	o->ct_udp_ns = 60ULL * 1000000000ULL;
+	o->reject_rate = 1000;
 	sp_ip_parse("169.254.42.1", &o->hairpin4);
 	sp_ip_parse("fd73:7670:6c61:6e65::1", &o->hairpin6);
 }
@@ -103,6 +104,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	skel->rodata->cfg_ct_fin_ns = o->ct_fin_ns;
 	skel->rodata->cfg_ct_udp_ns = o->ct_udp_ns;
 	skel->rodata->cfg_xdp_redirect = o->xdp_redirect;
+	skel->rodata->cfg_reject_rate = o->reject_rate;
 	memcpy((void *)&skel->rodata->cfg_hairpin_v4, o->hairpin4.b, 4);
 	memcpy((void *)skel->rodata->cfg_hairpin_v6, o->hairpin6.b, 16);
 

@@ -26,6 +26,7 @@ struct sp_dp_opts {
 	uint64_t ct_syn_ns, ct_est_ns, ct_close_ns, ct_fin_ns, ct_udp_ns;
 	struct sp_ip hairpin4, hairpin6;
 	bool xdp_redirect;
+	uint32_t reject_rate; /* reject answers per second per CPU; 0: no limit */
 };
 
 struct svcplane_bpf;

@@ -174,6 +174,43 @@ static __always_inline int reject_build(struct __sk_buff *skb, const struct sp_p
 	return off + l4len;
 }
 
+/* Answers per second per CPU (--reject-rate; 0: no limit). The kernel
+ * limits the ICMP errors it sends itself (icmp_ratelimit); a flood of SYNs
+ * to an empty Service must not turn the node into a reflector either. */
+const volatile __u32 cfg_reject_rate = 1000;
+
+/*
+ * Token bucket per CPU, in ns-credits: each elapsed nanosecond earns
+ * cfg_reject_rate credits, an answer costs 1e9, and at most one second's
+ * worth is kept (the burst). Returns true if an answer may be sent now.
+ */
+static __always_inline bool reject_allowed(void)
+{
+	__u64 now, elapsed, credit, cap = (__u64)cfg_reject_rate * 1000000000ULL;
+	struct sp_reject_bucket *b;
+	__u32 zero = 0;
+
+	if (!cfg_reject_rate)
+		return true;
+	b = bpf_map_lookup_elem(&sp_reject_rl, &zero);
+	if (!b)
+		return true;
+	now = sp_now();
+	elapsed = now - b->last;
+	if (!b->last || elapsed > 1000000000ULL)
+		elapsed = 1000000000ULL; /* a full bucket, and no overflow below */
+	credit = b->credit + elapsed * cfg_reject_rate;
+	if (credit > cap)
+		credit = cap;
+	b->last = now;
+	if (credit < 1000000000ULL) {
+		b->credit = credit;
+		return false;
+	}
+	b->credit = credit - 1000000000ULL;
+	return true;
+}
+
 /*
  * Turn the packet into its rejection and send it back: out of the same
  * device from TC ingress, into the host's stack from TC egress. Returns the

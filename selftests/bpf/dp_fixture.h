@@ -35,9 +35,10 @@ static inline struct sp_addr fx_addr(int family, const char *s)
 	return a;
 }
 
-/* Load the datapath with a conntrack of ct_size entries (0: default) and
- * the RST timeout close_ns (0: default). Returns 0 or -1. */
-static inline int fx_open(struct fx_dp *d, uint32_t ct_size, uint64_t close_ns)
+/* Open the datapath (not loaded yet: its rodata knobs may be set) with a
+ * conntrack of ct_size entries (0: default) and the RST timeout close_ns
+ * (0: default). Returns 0 or -1. */
+static inline int fx_prepare(struct fx_dp *d, uint32_t ct_size, uint64_t close_ns)
 {
 	struct bpf_map *m;
 
@@ -52,7 +53,18 @@ static inline int fx_open(struct fx_dp *d, uint32_t ct_size, uint64_t close_ns)
 	bpf_map__set_max_entries(d->skel->maps.sp_maglev, 256);
 	if (close_ns)
 		d->skel->rodata->cfg_ct_close_ns = close_ns;
+	return 0;
+}
+
+static inline int fx_load(struct fx_dp *d)
+{
 	return svcplane_bpf__load(d->skel) ? -1 : 0;
+}
+
+/* fx_prepare + fx_load. */
+static inline int fx_open(struct fx_dp *d, uint32_t ct_size, uint64_t close_ns)
+{
+	return fx_prepare(d, ct_size, close_ns) ?: fx_load(d);
 }
 
 static inline void fx_close(struct fx_dp *d)
@@ -61,7 +73,8 @@ static inline void fx_close(struct fx_dp *d)
 	d->skel = NULL;
 }
 
-/* Service VIP:port/proto -> backend:bport, backend id = svc_id. 0 or -1. */
+/* Service VIP:port/proto -> backend:bport, backend id = svc_id; with
+ * backend NULL, a Service with no ready endpoint. 0 or -1. */
 static inline int fx_service(struct fx_dp *d, int family, uint8_t proto, const char *vip,
 			     uint16_t port, const char *backend, uint16_t bport, uint32_t svc_id)
 {
@@ -71,6 +84,16 @@ static inline int fx_service(struct fx_dp *d, int family, uint8_t proto, const c
 	struct sp_maglev_chunk c;
 	uint32_t key, first = d->next_region, nchunks;
 
+	memset(&sk, 0, sizeof(sk));
+	sk.addr = fx_addr(family, vip);
+	sk.port = htons(port);
+	sk.proto = proto;
+	sk.family = (uint8_t)family;
+	memset(&sv, 0, sizeof(sv));
+	sv.svc_id = svc_id;
+	if (!backend)
+		return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &sk, &sv,
+					   BPF_ANY);
 	memset(&be, 0, sizeof(be));
 	be.addr = fx_addr(family, backend);
 	be.port = htons(bport);
@@ -89,13 +112,6 @@ static inline int fx_service(struct fx_dp *d, int family, uint8_t proto, const c
 			return -1;
 	}
 	d->next_region += nchunks;
-	memset(&sk, 0, sizeof(sk));
-	sk.addr = fx_addr(family, vip);
-	sk.port = htons(port);
-	sk.proto = proto;
-	sk.family = (uint8_t)family;
-	memset(&sv, 0, sizeof(sv));
-	sv.svc_id = svc_id;
 	sv.region = first;
 	sv.m = FX_MAGLEV_M;
 	sv.n = 1;

@@ -2399,6 +2399,7 @@ static struct svcplane_bpf *open_second(int *err)
 	s2->rodata->cfg_ct_est_ns = T_EST;
 	s2->rodata->cfg_ct_close_ns = T_CLOSE;
 	s2->rodata->cfg_ct_fin_ns = T_FIN;
+	s2->rodata->cfg_reject_rate = 0; /* every reject row is answered */
 	s2->rodata->cfg_ct_udp_ns = T_UDP;
 	s2->rodata->cfg_xdp_redirect = 1;
 	bpf_map__set_max_entries(s2->maps.sp_ct, CT_TEST_SIZE);
@@ -2531,6 +2532,7 @@ static int setup(void)
 	skel->rodata->cfg_ct_est_ns = T_EST;
 	skel->rodata->cfg_ct_close_ns = T_CLOSE;
 	skel->rodata->cfg_ct_fin_ns = T_FIN;
+	skel->rodata->cfg_reject_rate = 0; /* every reject row is answered (test_bpf_reject_rate) */
 	skel->rodata->cfg_ct_udp_ns = T_UDP;
 	/* small maps: the test needs few entries and a fast flush */
 	bpf_map__set_max_entries(skel->maps.sp_ct, CT_TEST_SIZE);
