@@ -91,6 +91,35 @@ stack:
 	return SP_V_PASS;
 }
 
+/* The loopback device's index in every network namespace. */
+#define SP_LOOPBACK_IFINDEX 1
+
+/*
+ * A host process's packet to a Service whose endpoint is this host (the
+ * `kubernetes` Service on a control-plane node: the API server listens on
+ * the node's own address). It was routed out of the uplink for the
+ * ClusterIP; after DNAT its destination is local, and leaving by the
+ * uplink would send it to the wire. Hand it to the loopback device's
+ * ingress instead, as the stack would have delivered a local destination
+ * (the destination MAC becomes lo's, all zeros, or the stack would take
+ * the frame for another host's). The reply goes out through lo, where
+ * sp_tc_local reverse-NATs it.
+ */
+static __always_inline int tc_to_local(struct __sk_buff *skb, struct sp_stats *st)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	/* Through the packet pointer: no stack (the pipeline's is full). */
+	if ((void *)(eth + 1) > data_end) {
+		reason_count(SP_R_NAT_FAILED, skb->len);
+		return SP_V_DROP;
+	}
+	__builtin_memset(eth->h_dest, 0, ETH_ALEN);
+	STAT_INC(st, redirects);
+	return bpf_redirect(SP_LOOPBACK_IFINDEX, BPF_F_INGRESS);
+}
+
 /*
  * Decrement the TTL / hop limit of a packet TC forwards itself: the stack
  * would have, and bpf_redirect_neigh skips the stack. Returns 0, or -1
@@ -131,6 +160,9 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
 
 	fib_params(skb, hook, p, &f);
 	rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED && hook == HOOK_TC_EGRESS &&
+	    skb->ifindex != SP_LOOPBACK_IFINDEX)
+		return tc_to_local(skb, st);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
 		/* Local destination (NOT_FWDED), or no route from here: the
 		 * stack decides. On egress that is worth a count: the packet

@@ -18,6 +18,11 @@
 #   gone  LoadBalancer 10.10.0.152 fd00:10::152, UDP 53 -> 7072 where
 #         nothing listens on pod2: pod2's port unreachable must reach the
 #         client's socket as ECONNREFUSED (the quote shows the LB address).
+#   kube  ClusterIP 10.96.0.60 fd00:96::60, TCP 443 -> 8080 whose endpoint
+#         is the node's own address (a host-network server, as the API
+#         server behind the `kubernetes` Service on a control-plane node):
+#         a host process must get its answer (it used to be SNATed to the
+#         hairpin address and sent out of the uplink).
 # Each transfer is bounded in time: a black hole is a failure, not a hang.
 . "$(dirname "$0")/lib.sh"
 
@@ -25,7 +30,8 @@ e2e_cases \
 	pmtu-ipv4-tcp-upload pmtu-ipv6-tcp-upload pmtu-icmp-translated \
 	udp-large-reply-ipv4 udp-large-reply-ipv6 udp-large-request-ipv4 udp-large-request-ipv6 \
 	udp-fragments-translated \
-	pod-port-unreachable-ipv4 pod-port-unreachable-ipv6
+	pod-port-unreachable-ipv4 pod-port-unreachable-ipv6 \
+	host-to-own-address-endpoint-ipv4 host-to-own-address-endpoint-ipv6
 
 e2e_begin --pods 2
 for v in 10.10.0.150 fd00:10::150 10.10.0.151 fd00:10::151 10.10.0.152 fd00:10::152; do
@@ -109,6 +115,9 @@ cl_bg "${CL_POD_NS[pod1]}" "$CL_TMP/pod1-sink.log" "$CL_PY" -c "$INTEGRITY_SERVE
 cl_bg "${CL_POD_NS[pod2]}" "$CL_TMP/pod2-big.log" "$CL_PY" -c "$INTEGRITY_SERVER_PY" pod2 big
 cl_wait_listener "${CL_POD_NS[pod1]}" tcp 7070 || e2e_abort "pod1's sink does not listen"
 cl_wait_listener "${CL_POD_NS[pod2]}" udp 7071 || e2e_abort "pod2's UDP server does not listen"
+# A host-network server on the node itself (answers "node <peer>" on 8080).
+cl_bg "$E2E_NODE" "$CL_TMP/node-server.log" "$CL_PY" -c "$CL_SERVER_PY" node
+cl_wait_listener "$E2E_NODE" tcp 8080 || e2e_abort "the node's own server does not listen"
 # The link behind the node towards pod1 is smaller than the client's.
 cl_run ip -n "$E2E_NODE" link set "${CL_POD_HOSTIF[pod1]}" mtu 1400 || e2e_abort "set the MTU"
 
@@ -136,7 +145,31 @@ services:
     loadBalancerIPs: [10.10.0.152, fd00:10::152]
     ports:
       - {name: gone, protocol: UDP, port: 53, targetPort: 7072, nodePort: 30072}
+  - name: kube
+    namespace: demo
+    type: ClusterIP
+    clusterIPs: [10.96.0.60, fd00:96::60]
+    ports:
+      - {name: https, protocol: TCP, port: 443, targetPort: 8080}
 endpointSlices:
+  - name: kube-v4
+    namespace: demo
+    serviceName: kube
+    addressType: IPv4
+    ports: [{name: https, protocol: TCP, port: 8080}]
+    endpoints:
+      - addresses: [10.10.0.1]
+        conditions: {ready: true}
+        nodeName: node-a
+  - name: kube-v6
+    namespace: demo
+    serviceName: kube
+    addressType: IPv6
+    ports: [{name: https, protocol: TCP, port: 8080}]
+    endpoints:
+      - addresses: ["fd00:10::1"]
+        conditions: {ready: true}
+        nodeName: node-a
 EOF
 	yaml_slices demo bulk bulk '[{name: sink, protocol: TCP, port: 7070}]' pod1
 	yaml_slices demo big big '[{name: big, protocol: UDP, port: 7071}]' pod2
@@ -200,4 +233,16 @@ for fam in ipv4 ipv6; do
 	addr=10.10.0.152
 	[ $fam = ipv6 ] && addr=fd00:10::152
 	e2e_refused "pod-port-unreachable-$fam" udp "$CL_CLIENT" "$addr" 53
+done
+
+# Issue 9 item 4: a host process to a Service whose endpoint is this node.
+for fam in ipv4 ipv6; do
+	url=http://10.96.0.60:443/
+	[ $fam = ipv6 ] && url='http://[fd00:96::60]:443/'
+	out=$(in_node curl -s --max-time 5 "$url" 2>&1)
+	if [[ $out == "node "* ]]; then
+		pass "host-to-own-address-endpoint-$fam"
+	else
+		fail "host-to-own-address-endpoint-$fam" "GET $url from the node: ${out:-no answer}"
+	fi
 done
