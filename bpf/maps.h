@@ -96,10 +96,10 @@ struct {
 	__type(value, __u32);
 } sp_tx_ports SEC(".maps");
 
-/* Global counters: one struct sp_stats per CPU at key 0. */
+/* Counters: one struct sp_stats per CPU for each hook (enum sp_stats_slot). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, SP_SLOTS);
 	__type(key, __u32);
 	__type(value, struct sp_stats);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

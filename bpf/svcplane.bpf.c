@@ -268,7 +268,7 @@ fail:
  */
 static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
 {
-	struct sp_stats *st = stats_get();
+	struct sp_stats *st = stats_get(hook_slot(hook));
 	struct sp_svc *svc;
 	int ret;
 
@@ -318,7 +318,7 @@ SP_DEFINE_PIPELINE(sp_pipeline_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
  * in all). */
 static __always_inline int icmp_path(void *ctx, const int hook, struct sp_pkt *p)
 {
-	struct sp_stats *st = stats_get();
+	struct sp_stats *st = stats_get(hook_slot(hook));
 	int ret;
 
 	if (p->frag == SP_FRAG_LATER)
@@ -346,7 +346,7 @@ SP_DEFINE_ICMP(sp_icmp_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
  * redirect helper was called, its return value. */
 static __always_inline int process(void *ctx, const int hook)
 {
-	struct sp_stats *st = stats_get();
+	struct sp_stats *st = stats_get(hook_slot(hook));
 	struct sp_pkt p;
 	int ret;
 
@@ -426,7 +426,7 @@ int sp_tc_egress(struct __sk_buff *skb)
  */
 __noinline int sp_pipeline_tc_local(struct __sk_buff *skb, struct sp_pkt *p)
 {
-	struct sp_stats *st = stats_get();
+	struct sp_stats *st = stats_get(SP_SLOT_LOCAL);
 	int ret;
 
 	if (!p || p->icmp || p->frag == SP_FRAG_LATER)
@@ -461,7 +461,7 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 	svc = svc_lookup(p);
 	if (!svc || svc->n)
 		return SP_V_PASS;
-	return handle_service(skb, HOOK_TC_INGRESS, p, svc, stats_get());
+	return handle_service(skb, HOOK_TC_INGRESS, p, svc, stats_get(SP_SLOT_UPLINK_TC));
 }
 
 SEC("tc")

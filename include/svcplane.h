@@ -228,7 +228,21 @@ struct sp_frag_val {
 	struct sp_addr daddr; /* and the destination to this */
 	__u64 expires;
 };
-/* Global counters, one struct per CPU in sp_stats[0]. */
+/*
+ * Counters: sp_stats holds one struct sp_stats per CPU for each hook
+ * (slot), so every packet is attributed to the program that handled it;
+ * the totals are the sum of the slots.
+ */
+enum sp_stats_slot {
+	SP_SLOT_XDP = 0, /* sp_xdp on uplinks */
+	SP_SLOT_POD = 1, /* sp_tc_ingress on pod veths */
+	SP_SLOT_HOST = 2, /* sp_tc_egress on uplinks: host-originated traffic */
+	SP_SLOT_UPLINK_TC = 3, /* sp_tc_uplink: rejects XDP left to TC */
+	SP_SLOT_LOCAL = 4, /* sp_tc_local on lo: replies of local endpoints */
+	SP_SLOTS = 5,
+};
+#define SP_SLOT_NAMES { "xdp", "pod", "host", "uplink_tc", "local" }
+
 struct sp_stats {
 	__u64 rx_packets; /* packets seen by any hook */
 	__u64 rx_bytes;

@@ -791,17 +791,21 @@ static void metrics_body(struct daemon *d, FILE *f)
 		(unsigned long long)d->gc_runs, (unsigned long long)d->gc_deleted);
 	fprintf(f, "svcplane_ct_gc_errors_total %llu\n", (unsigned long long)d->gc_errors);
 	pthread_mutex_unlock(&d->gc_lock);
-	k = 0;
-	if (st && ncpu > 0 && !bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_stats), &k, st)) {
+	if (st && ncpu > 0) {
 		struct sp_stats sum = { 0 };
 
-		for (c = 0; c < ncpu; c++) {
-			const __u64 *src = (const __u64 *)&st[c];
-			__u64 *dst = (__u64 *)&sum;
-			size_t j;
+		/* every hook's slot (enum sp_stats_slot), every CPU */
+		for (k = 0; k < SP_SLOTS; k++) {
+			if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_stats), &k, st))
+				continue;
+			for (c = 0; c < ncpu; c++) {
+				const __u64 *src = (const __u64 *)&st[c];
+				__u64 *dst = (__u64 *)&sum;
+				size_t j;
 
-			for (j = 0; j < sizeof(sum) / sizeof(__u64); j++)
-				dst[j] += src[j];
+				for (j = 0; j < sizeof(sum) / sizeof(__u64); j++)
+					dst[j] += src[j];
+			}
 		}
 #define M(field) fprintf(f, "svcplane_" #field "_total %llu\n", (unsigned long long)sum.field)
 		M(rx_packets);

@@ -160,7 +160,11 @@ static const struct ins_cmd maglev_cmd = {
 };
 
 static const struct ins_cmd stats_cmd = {
-	"stats", NULL, "Show datapath counters (summed over CPUs) and drop/pass reasons.",
+	"stats", NULL,
+	"Show datapath counters (summed over CPUs) and drop/pass reasons. Each counter is\n"
+	"shown in total and per program: XDP (sp_xdp, uplinks), POD (sp_tc_ingress, pod\n"
+	"veths), HOST (sp_tc_egress, host traffic leaving uplinks), UPLINK_TC (sp_tc_uplink:\n"
+	"rejects XDP left to TC) and LOCAL (sp_tc_local, lo); JSON: counters and by_hook.",
 	NULL, stats_opts,
 };
 
@@ -2031,9 +2035,22 @@ static __u64 stat_get(const struct sp_stats *s, size_t i)
 	return v;
 }
 
+static void stat_add(struct sp_stats *s, size_t i, __u64 v)
+{
+	__u64 cur = stat_get(s, i) + v;
+
+	memcpy((char *)s + stat_fields[i].off, &cur, sizeof(cur));
+}
+
 int cmd_stats(int argc, char **argv)
 {
-	static const char *const head[] = { "COUNTER", "VALUE" };
+	static const char *const slot_names[] = SP_SLOT_NAMES;
+	static const char *const head[] = { "COUNTER", "TOTAL",	    "XDP",  "POD",
+					    "HOST",    "UPLINK_TC", "LOCAL" };
+	struct sp_stats slot[SP_SLOTS];
+	char sv[SP_SLOTS][INS_NUM_LEN];
+	__u32 k, nslots;
+	struct json_object *bh = NULL, *sh = NULL;
 	static const char *const rhead[] = { "REASON", "PACKETS", "BYTES" };
 	char val[INS_NUM_LEN], pk[INS_NUM_LEN], by[INS_NUM_LEN], rn[24];
 	struct json_object *o = NULL, *cnt = NULL, *rs = NULL, *e = NULL;
@@ -2051,7 +2068,20 @@ int cmd_stats(int argc, char **argv)
 	ins_state_init(&st, &c);
 	err = ins_open(&st, INS_STATS);
 	err = err ?: ins_open(&st, INS_REASONS);
-	err = err ?: ins_percpu(&st, INS_STATS, 0, &s);
+	if (err)
+		goto out;
+	/* One struct per hook (enum sp_stats_slot); a map from an older
+	 * datapath may have fewer slots. The totals are their sum. */
+	nslots = st.info[INS_STATS].max_entries;
+	if (nslots > SP_SLOTS)
+		nslots = SP_SLOTS;
+	memset(&s, 0, sizeof(s));
+	memset(slot, 0, sizeof(slot));
+	for (k = 0; k < nslots && !err; k++) {
+		err = ins_percpu(&st, INS_STATS, k, &slot[k]);
+		for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
+			stat_add(&s, i, stat_get(&slot[k], i));
+	}
 	if (err)
 		goto out;
 	nr = st.info[INS_REASONS].max_entries;
@@ -2074,6 +2104,13 @@ int cmd_stats(int argc, char **argv)
 		err = err ?: jset(o, "counters", cnt = json_object_new_object());
 		for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
 			err = jset(cnt, stat_fields[i].name, ju64(stat_get(&s, i)));
+		/* the same counters, per hook: which program did the work */
+		err = err ?: jset(o, "by_hook", bh = json_object_new_object());
+		for (k = 0; k < nslots && !err; k++) {
+			err = jset(bh, slot_names[k], sh = json_object_new_object());
+			for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
+				err = jset(sh, stat_fields[i].name, ju64(stat_get(&slot[k], i)));
+		}
 		err = err ?: jset(o, "reasons", rs = json_object_new_object());
 		for (i = 0; i < nr && !err; i++) {
 			if (!c.all && !rc[i].packets && !rc[i].bytes)
@@ -2092,14 +2129,18 @@ int cmd_stats(int argc, char **argv)
 		goto out;
 	}
 
-	tab_init(&t, head, ARRAY_SIZE(head), "lr");
+	tab_init(&t, head, 2 + nslots, "lrrrrrr");
 	for (pass = 0; pass < 2; pass++) {
 		if (pass)
 			tab_head(&t);
 		for (i = 0; i < ARRAY_SIZE(stat_fields); i++) {
-			const char *cells[] = { stat_fields[i].name, val };
+			const char *cells[] = { stat_fields[i].name, val, sv[0], sv[1], sv[2], sv[3],
+						sv[4] };
 
 			snprintf(val, sizeof(val), "%llu", (unsigned long long)stat_get(&s, i));
+			for (k = 0; k < SP_SLOTS; k++)
+				snprintf(sv[k], sizeof(sv[k]), "%llu",
+					 k < nslots ? (unsigned long long)stat_get(&slot[k], i) : 0ULL);
 			if (pass)
 				tab_row(&t, cells);
 			else

@@ -6,12 +6,15 @@
 #include "common.h"
 #include "maps.h"
 
-static __always_inline struct sp_stats *stats_get(void)
+/* The counters of hook slot (enum sp_stats_slot) on this CPU. */
+static __always_inline struct sp_stats *stats_get(__u32 slot)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&sp_stats, &zero);
+	return bpf_map_lookup_elem(&sp_stats, &slot);
 }
+
+/* The slot of a pipeline hook (the uplink TC and lo programs name theirs). */
+#define hook_slot(hook)                                                                    \
+	((hook) == HOOK_XDP ? SP_SLOT_XDP : (hook) == HOOK_TC_INGRESS ? SP_SLOT_POD : SP_SLOT_HOST)
 
 /* st may be NULL (it never is for a PERCPU array of one, but the verifier
  * cannot know that). */

@@ -486,8 +486,11 @@ enum {
 	SV_DROP = 1 << 3,
 };
 
+enum hook { H_XDP, H_TC_INGRESS, H_TC_EGRESS, H_TC_UPLINK };
+
 struct snap {
-	struct sp_stats st;
+	struct sp_stats st; /* the slot of the program under test */
+	uint64_t others; /* every field of every other slot, summed */
 	uint64_t rx_bytes;
 	struct sp_reason_count rs[SP_R_MAX];
 	struct sp_svc_stats svc;
@@ -517,13 +520,30 @@ static int read_percpu(int fd, uint32_t key, void *sum, size_t size)
 	return 0;
 }
 
+/* The sp_stats slot of the program under test (enum sp_stats_slot). */
+static uint32_t cur_slot;
+
+static uint32_t slot_of(enum hook h)
+{
+	return h == H_XDP ? SP_SLOT_XDP : h == H_TC_INGRESS ? SP_SLOT_POD :
+	       h == H_TC_EGRESS ? SP_SLOT_HOST : SP_SLOT_UPLINK_TC;
+}
+
 static void take_snap(struct snap *s, uint32_t svc_id)
 {
-	uint32_t r;
+	struct sp_stats o;
+	uint32_t r, k;
+	size_t i;
 
 	memset(s, 0, sizeof(*s));
-	if (read_percpu(fd_stats, 0, &s->st, sizeof(s->st)))
+	if (read_percpu(fd_stats, cur_slot, &s->st, sizeof(s->st)))
 		fprintf(stderr, "  read sp_stats: %s\n", strerror(errno));
+	for (k = 0; k < SP_SLOTS; k++) {
+		if (k == cur_slot || read_percpu(fd_stats, k, &o, sizeof(o)))
+			continue;
+		for (i = 0; i < sizeof(o) / 8; i++)
+			s->others += ((uint64_t *)&o)[i];
+	}
 	s->rx_bytes = s->st.rx_bytes;
 	for (r = 0; r < SP_R_MAX; r++)
 		if (read_percpu(fd_reasons, r, &s->rs[r], sizeof(s->rs[r])))
@@ -553,8 +573,6 @@ enum ct_want {
 	CT_TIME_WAIT,
 	CT_ADOPTED, /* ESTABLISHED with SP_CT_F_UNREPLIED: the SYN timeout */
 };
-
-enum hook { H_XDP, H_TC_INGRESS, H_TC_EGRESS, H_TC_UPLINK };
 
 struct row;
 struct flow;
@@ -1852,6 +1870,13 @@ static bool check_counters(const struct eff *e, const struct row *r, const struc
 	size_t i;
 	uint32_t n_reason = 0, rs;
 
+	/* Attribution: only the program under test's slot may move. */
+	if (b->others != a->others) {
+		fprintf(stderr, "  counters of another program's slot moved (+%llu): not slot %u\n",
+			(unsigned long long)(b->others - a->others), cur_slot);
+		sp_test_failed_asserts++;
+		ok = false;
+	}
 	for (i = 0; i < N_STAT_FIELDS; i++) {
 		uint64_t d = field(&b->st, stat_fields[i].off) - field(&a->st, stat_fields[i].off);
 		uint64_t want = (e->stats >> i) & 1;
@@ -2033,6 +2058,7 @@ static bool run_row(const struct prog *pg, const struct row *r)
 	int ct_before;
 
 	snprintf(name, sizeof(name), "%s/%s", pg->name, r->name);
+	cur_slot = slot_of(pg->hook);
 	if (!r->keep_ct) {
 		map_flush(fd_ct, sizeof(struct sp_ct_key));
 		map_flush(bpf_map__fd(skel->maps.sp_frags), sizeof(struct sp_frag_key));
@@ -2148,6 +2174,7 @@ static void run_table(const struct prog *pg)
 		return;
 	}
 	cur_hook_tracks = pg->hook != H_TC_UPLINK;
+	cur_slot = slot_of(pg->hook);
 	for (i = 0; i < nrows; i++) {
 		if (rows[i].only && rows[i].only != 1 + (int)pg->hook)
 			continue;
