@@ -4,8 +4,10 @@
  * EndpointSlices (docs/CONFIG.md), parsed with libyaml into struct sp_model.
  *
  * Two passes over the input: the event parser first, only to find syntax
- * errors, aliases and extra documents with their exact position; then the
- * document loader, whose node tree we walk against a fixed schema. Every
+ * errors, aliases, extra documents and excessive nesting with their exact
+ * position; then the document loader, whose node tree we walk against a
+ * fixed schema. (One pass would mean building the node tree from events
+ * ourselves: yaml_parser_load has no hook to stop it early.) Every
  * error names the file, the line and column of the offending node, the
  * path to it (services[0].ports[1].port) and the problem; the first error
  * stops the parse and the caller's model is left as it was.
@@ -31,6 +33,12 @@
 #include "resolve.h"
 
 #define PATH_LEN 96
+/*
+ * Lists and mappings nested deeper than this are refused in the first pass.
+ * The format needs 6 levels; libyaml's scanner is quadratic in flow depth
+ * (100,000 "[" took two minutes) and its loader allocates per level.
+ */
+#define CFG_MAX_DEPTH 64
 #define DEFAULT_NAMESPACE "default"
 #define AFFINITY_TIMEOUT_DEFAULT 10800 /* Kubernetes' default: 3 hours */
 #define AFFINITY_TIMEOUT_MAX 86400     /* Kubernetes' limit: 1 day */
@@ -1473,10 +1481,12 @@ static int syntax_err(struct cfg *c, const yaml_parser_t *p)
 }
 
 /*
- * First pass, over events: syntax errors, aliases and document count, each
- * with its exact position. Aliases are refused because the node tree would
- * share the aliased node, so "a billion laughs" would cost a billion walks,
- * and because nothing in the format needs them.
+ * First pass, over events: syntax errors, aliases, document count and
+ * nesting depth, each with its exact position. Aliases are refused because
+ * the node tree would share the aliased node, so "a billion laughs" would
+ * cost a billion walks, and because nothing in the format needs them. The
+ * depth cap stops the scan at the first node too deep, before libyaml's
+ * per-level costs add up.
  */
 static int cfg_scan(struct cfg *c)
 {
@@ -1484,7 +1494,7 @@ static int cfg_scan(struct cfg *c)
 	yaml_event_type_t type;
 	yaml_parser_t p;
 	yaml_event_t ev;
-	int docs = 0, rc = 0;
+	int docs = 0, depth = 0, rc = 0;
 
 	if (!yaml_parser_initialize(&p))
 		return cfg_nomem(c);
@@ -1503,6 +1513,14 @@ static int cfg_scan(struct cfg *c)
 			rc = cfg_err(
 				c, ev.start_mark, NULL,
 				"more than one YAML document (\"---\"); put everything in one");
+		else if ((type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) &&
+			 ++depth > CFG_MAX_DEPTH)
+			rc = cfg_err(c, ev.start_mark, NULL,
+				     "lists and mappings nested more than %d deep; the format "
+				     "needs at most 6",
+				     CFG_MAX_DEPTH);
+		else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT)
+			depth--;
 		yaml_event_delete(&ev);
 	} while (!rc && type != YAML_STREAM_END_EVENT);
 	yaml_parser_delete(&p);

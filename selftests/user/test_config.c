@@ -49,6 +49,11 @@ static bool write_tmp(const char *text, size_t len, char *path, size_t pathlen)
 	"    addressType: IPv4\n"                                                                  \
 	"    ports: [{name: http, port: 8080}]\n"
 
+/* 64 "[": with the top-level mapping, one more list is one level too many. */
+#define BRACKETS_8 "[[[[[[[["
+#define BRACKETS_64                                                                                \
+	BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8
+
 struct bad_case {
 	const char *name;
 	const char *yaml;
@@ -66,6 +71,7 @@ static const struct bad_case bad_cases[] = {
 	{ "invalid_utf8", "services:\n  - name: w\xff\n", 2, "invalid leading UTF-8" },
 	{ "alias", "services:\n  - &a {name: web}\n  - *a\n", 3, "aliases" },
 	{ "two_documents", "services: []\n---\nservices: []\n", 2, "more than one YAML document" },
+	{ "nested_too_deep", "services:\n  - " BRACKETS_64 "[]\n", 2, "nested more than 64 deep" },
 	{ "empty_file", "", 1, "empty" },
 	{ "only_comments", "# nothing here\n", 1, "empty" },
 	{ "nul_in_string", SVC_HEAD "    namespace: \"a\\0b\"\n", 6, "NUL character" },
@@ -643,6 +649,30 @@ static void test_load_errors(void)
 	ASSERT_CONTAINS(err, "/tmp: cannot read", "message");
 }
 
+/*
+ * 100,000 nested "[" (200 KB) took libyaml two minutes: the first pass must
+ * stop at the 65th level and say where it is.
+ */
+static void test_deep_nesting(void)
+{
+	const size_t n = 100000;
+	char *buf = malloc(n + 16), err[512];
+	struct sp_model m = { 0 };
+	size_t off;
+
+	if (!ASSERT_TRUE(buf, "malloc"))
+		return;
+	off = (size_t)sprintf(buf, "services: ");
+	memset(buf + off, '[', n);
+	off += n;
+	ASSERT_EQ(sp_config_parse_buf(buf, off, "deep.yaml", &m, err, sizeof(err)), -EINVAL, "rc");
+	/* Column 11 holds the first "[" (level 2), so level 65 is at column 74. */
+	ASSERT_CONTAINS(err, "deep.yaml:1:74: lists and mappings nested more than 64 deep",
+			"message");
+	sp_model_free(&m);
+	free(buf);
+}
+
 /* Big enough to need several reads and the sorted duplicate checks. */
 static void test_many_services(void)
 {
@@ -775,6 +805,7 @@ int main(void)
 	RUN_TEST(test_parse_buf_name);
 	RUN_TEST(test_load_errors);
 	RUN_TEST(test_many_services);
+	RUN_TEST(test_deep_nesting);
 	RUN_TEST(test_ip_helpers);
 	RUN_TEST(test_check_config_cmd);
 	return sp_test_exit();
