@@ -1587,8 +1587,20 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
 		return rc;
 	}
-	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 &&
-	    (uint64_t)st.st_size < SP_CONFIG_MAX_BYTES)
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(-rc));
+		goto out;
+	}
+	/* A regular file's size is known: refuse it before reading a byte. */
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > SP_CONFIG_MAX_BYTES) {
+		rc = -EFBIG;
+		snprintf(err, errlen,
+			 "%s: %llu bytes is larger than the %u MiB limit, refusing to parse", path,
+			 (unsigned long long)st.st_size, SP_CONFIG_MAX_BYTES >> 20);
+		goto out;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size > 0)
 		cap = (size_t)st.st_size + 1;
 	/* Read until EOF rather than trusting st_size: pipes and /proc report 0. */
 	for (;;) {
@@ -1616,8 +1628,8 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 		len += (size_t)r;
 		if (len > SP_CONFIG_MAX_BYTES) {
 			rc = -EFBIG;
-			snprintf(err, errlen, "%s: larger than %u MiB, refusing to parse", path,
-				 SP_CONFIG_MAX_BYTES >> 20);
+			snprintf(err, errlen, "%s: larger than the %u MiB limit, refusing to parse",
+				 path, SP_CONFIG_MAX_BYTES >> 20);
 			goto out;
 		}
 	}

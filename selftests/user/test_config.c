@@ -650,6 +650,33 @@ static void test_load_errors(void)
 }
 
 /*
+ * A file over SP_CONFIG_MAX_BYTES is refused by its size, before any read
+ * (a sparse file: reading it would take 64 MiB of memory and, under
+ * valgrind, most of a minute).
+ */
+static void test_load_too_big(void)
+{
+	const off_t size = (off_t)SP_CONFIG_MAX_BYTES + 1;
+	struct sp_model m = { 0 };
+	char path[64], err[512], want[160];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/svcplane-test-config-XXXXXX.yaml");
+	fd = mkstemps(path, 5);
+	if (!ASSERT_TRUE(fd >= 0, "mkstemps"))
+		return;
+	if (!ASSERT_EQ(ftruncate(fd, size), 0, "ftruncate"))
+		goto out;
+	ASSERT_EQ(sp_config_load(path, &m, err, sizeof(err)), -EFBIG, "rc");
+	snprintf(want, sizeof(want), "%s: %lld bytes is larger than the %u MiB limit", path,
+		 (long long)size, SP_CONFIG_MAX_BYTES >> 20);
+	ASSERT_CONTAINS(err, want, "message names the size and the limit");
+out:
+	close(fd);
+	unlink(path);
+}
+
+/*
  * 100,000 nested "[" (200 KB) took libyaml two minutes: the first pass must
  * stop at the 65th level and say where it is.
  */
@@ -804,6 +831,7 @@ int main(void)
 	RUN_TEST(test_not_duplicates);
 	RUN_TEST(test_parse_buf_name);
 	RUN_TEST(test_load_errors);
+	RUN_TEST(test_load_too_big);
 	RUN_TEST(test_many_services);
 	RUN_TEST(test_deep_nesting);
 	RUN_TEST(test_ip_helpers);
