@@ -167,6 +167,7 @@ static int kc_extract(struct sp_k8s_config *c, yaml_document_t *d, const char *p
 {
 	yaml_node_t *root = yaml_document_get_root_node(d), *ctx, *cl, *user;
 	const char *cur, *cname, *uname, *server, *v;
+	size_t len;
 	int ret;
 
 	if (!root || root->type != YAML_MAPPING_NODE) {
@@ -206,8 +207,9 @@ static int kc_extract(struct sp_k8s_config *c, yaml_document_t *d, const char *p
 	if (!c->server)
 		return -ENOMEM;
 	/* Trailing slashes would double up with our paths. */
-	while (strlen(c->server) > 8 && c->server[strlen(c->server) - 1] == '/')
-		c->server[strlen(c->server) - 1] = 0;
+	len = strlen(c->server);
+	while (len > 8 && c->server[len - 1] == '/')
+		c->server[--len] = 0;
 	ret = kc_path(&c->ca_file, dir, yscalar(ymap_get(d, cl, "certificate-authority")));
 	if (!ret)
 		ret = kc_data(&c->ca_pem, &c->ca_pem_len,
