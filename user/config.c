@@ -29,8 +29,10 @@
 #include "svcplane.h"
 #include "cli.h"
 #include "config.h"
+#include "maglev.h"
 #include "model.h"
 #include "resolve.h"
+#include "sync.h"
 
 #define PATH_LEN 96
 /*
@@ -1650,11 +1652,35 @@ static void check_usage(FILE *f)
 		   "datapath. Prints \"FILE: ok (N services, M endpoint slices)\", or the first\n"
 		   "error as FILE:LINE:COLUMN: where: problem. Warnings about what the datapath\n"
 		   "would skip (a Service port that matches no slice port, ...) go to stderr.\n"
+		   "A file that does not fit the maps' capacities is an error, as `svcplane run`\n"
+		   "refuses it; the capacity options take the values given to `run`.\n"
 		   "\n"
 		   "Options:\n"
-		   "  --node-name NAME   resolve traffic policies as node NAME would\n"
-		   "  --proxy-name NAME  resolve as `svcplane run --proxy-name NAME` would\n"
-		   "  -h, --help         show this help\n");
+		   "  --node-name NAME          resolve traffic policies as node NAME would\n"
+		   "  --proxy-name NAME         resolve as `svcplane run --proxy-name NAME` would\n"
+		   "  --max-services N          Service port ids (default %u)\n"
+		   "  --max-backends N          distinct endpoint address:port pairs (default %u)\n"
+		   "  --maglev-chunks N         64-byte Maglev chunks (default %u)\n"
+		   "  --maglev-m M|adaptive     Maglev table size (default adaptive)\n"
+		   "  -h, --help                show this help\n",
+		SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_MAGLEV_CHUNKS);
+}
+
+/* A number option with the limits `svcplane run` gives it. 0 or -EINVAL. */
+static int check_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || end == s || v < min || v > max) {
+		fprintf(stderr, "check-config: %s: '%s' is not a number from %u to %u\n", opt, s,
+			min, max);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 static void check_warn(void *arg, const char *msg)
@@ -1664,19 +1690,38 @@ static void check_warn(void *arg, const char *msg)
 
 int cmd_check_config(int argc, char **argv)
 {
-	enum { OPT_NODE_NAME = 256, OPT_PROXY_NAME };
+	enum {
+		OPT_NODE_NAME = 256,
+		OPT_PROXY_NAME,
+		OPT_MAX_SERVICES,
+		OPT_MAX_BACKENDS,
+		OPT_MAGLEV_CHUNKS,
+		OPT_MAGLEV_M,
+	};
 	static const struct option opts[] = {
 		{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 		{ "proxy-name", required_argument, NULL, OPT_PROXY_NAME },
+		{ "max-services", required_argument, NULL, OPT_MAX_SERVICES },
+		{ "max-backends", required_argument, NULL, OPT_MAX_BACKENDS },
+		{ "maglev-chunks", required_argument, NULL, OPT_MAGLEV_CHUNKS },
+		{ "maglev-m", required_argument, NULL, OPT_MAGLEV_M },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
+	};
+	/* The capacities `svcplane run` sizes its maps with (dp.c, daemon.c):
+	 * --max-services sizes sp_services too. */
+	struct sp_sync_maps cap = {
+		.max_svc_ids = SP_MAX_SVC_IDS,
+		.max_frontends = SP_MAX_SVC_IDS,
+		.max_backends = SP_MAX_BACKENDS,
+		.maglev_chunks = SP_MAGLEV_CHUNKS,
 	};
 	struct sp_resolve_opts ro = { 0 };
 	struct sp_desired d = { 0 };
 	struct sp_model m = { 0 };
 	char err[512];
 	const char *path;
-	int o, rc;
+	int o, rc = 0;
 
 	optind = 0; /* glibc: full re-initialisation, main() may have used getopt */
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1687,6 +1732,28 @@ int cmd_check_config(int argc, char **argv)
 		case OPT_PROXY_NAME:
 			ro.proxy_name = optarg;
 			break;
+		case OPT_MAX_SERVICES:
+			rc = check_u32("--max-services", optarg, 1, 1 << 24, &cap.max_svc_ids);
+			cap.max_frontends = cap.max_svc_ids;
+			break;
+		case OPT_MAX_BACKENDS:
+			rc = check_u32("--max-backends", optarg, 1, 1 << 24, &cap.max_backends);
+			break;
+		case OPT_MAGLEV_CHUNKS:
+			rc = check_u32("--maglev-chunks", optarg, 16, 1 << 26, &cap.maglev_chunks);
+			break;
+		case OPT_MAGLEV_M:
+			if (!strcmp(optarg, "adaptive")) {
+				cap.fixed_m = 0;
+			} else if (check_u32("--maglev-m", optarg, SP_MAGLEV_M_MIN, SP_MAGLEV_M_MAX,
+					     &cap.fixed_m) ||
+				   !sp_maglev_m_valid(cap.fixed_m)) {
+				fprintf(stderr, "check-config: --maglev-m %s: not one of the listed "
+						"primes (see docs/MAGLEV.md) or 'adaptive'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'h':
 			check_usage(stdout);
 			return 0;
@@ -1694,6 +1761,8 @@ int cmd_check_config(int argc, char **argv)
 			fprintf(stderr, "Try 'svcplane check-config --help'.\n");
 			return -EINVAL;
 		}
+		if (rc)
+			return rc;
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "check-config: expected exactly one FILE; try --help\n");
@@ -1709,6 +1778,14 @@ int cmd_check_config(int argc, char **argv)
 	rc = sp_resolve(&m, &ro, &d, check_warn, (void *)path);
 	if (rc) {
 		fprintf(stderr, "%s: resolving the model: %s\n", path, strerror(-rc));
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = sp_sync_check_capacity(&cap, &d, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "%s: %s (svcplane run refuses this file and keeps its running state)\n",
+			path, rc == -ENOSPC ? err : strerror(-rc));
+		sp_desired_free(&d);
 		rc = -EINVAL;
 		goto out;
 	}

@@ -765,21 +765,24 @@ static void test_ip_helpers(void)
 }
 
 /* Run cmd_check_config with stdout captured into out. */
-static int run_check(char *const *argv, int argc, char *out, size_t outlen)
+/* Run check-config with argv; what it writes to fd_no goes to out. */
+static int run_check_fd(int fd_no, char *const *argv, int argc, char *out, size_t outlen)
 {
 	char path[] = "/tmp/svcplane-test-stdout-XXXXXX";
 	int fd, saved, rc;
 	ssize_t n;
 
 	fflush(stdout);
+	fflush(stderr);
 	fd = mkstemp(path);
-	saved = dup(STDOUT_FILENO);
+	saved = dup(fd_no);
 	if (fd < 0 || saved < 0)
 		return -999;
-	dup2(fd, STDOUT_FILENO);
+	dup2(fd, fd_no);
 	rc = cmd_check_config(argc, (char **)argv);
 	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
+	fflush(stderr);
+	dup2(saved, fd_no);
 	close(saved);
 	n = pread(fd, out, outlen - 1, 0);
 	out[n > 0 ? n : 0] = '\0';
@@ -788,9 +791,14 @@ static int run_check(char *const *argv, int argc, char *out, size_t outlen)
 	return rc;
 }
 
+static int run_check(char *const *argv, int argc, char *out, size_t outlen)
+{
+	return run_check_fd(STDOUT_FILENO, argv, argc, out, outlen);
+}
+
 static void test_check_config_cmd(void)
 {
-	char path[64], bad[64], out[4096], want[128];
+	char path[64], bad[64], out[4096], want[256];
 	char *argv[4];
 
 	if (!write_tmp(sp_default_config, strlen(sp_default_config), path, sizeof(path)))
@@ -815,6 +823,28 @@ static void test_check_config_cmd(void)
 	ASSERT_EQ(run_check(argv, 4, out, sizeof(out)), 0, "--node-name");
 	argv[1] = "--bogus";
 	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), -EINVAL, "unknown option");
+	/* The default config has 6 Service ports (3 Services, dual-stack). */
+	argv[1] = "--max-services=5";
+	argv[2] = path;
+	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+		  "over --max-services");
+	snprintf(want, sizeof(want),
+		 "%s: 6 Service ports need as many Service ids, the maps hold 5: raise "
+		 "--max-services (svcplane run refuses this file and keeps its running state)\n",
+		 path);
+	ASSERT_STREQ(out, want, "capacity error");
+	/* and 10 frontends, which --max-services sizes too */
+	argv[1] = "--max-services=9";
+	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+		  "over --max-services in frontends");
+	ASSERT_CONTAINS(out, ": 10 frontends (address:port/protocol), sp_services holds 9",
+			"frontends error");
+	argv[1] = "--max-services=10";
+	ASSERT_EQ(run_check(argv, 3, out, sizeof(out)), 0, "at --max-services");
+	argv[1] = "--maglev-chunks=16";
+	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+		  "over --maglev-chunks");
+	ASSERT_CONTAINS(out, "chunks, sp_maglev holds 16: raise --maglev-chunks", "chunks error");
 	unlink(bad);
 out:
 	unlink(path);
