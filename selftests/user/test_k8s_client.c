@@ -435,6 +435,10 @@ static void test_kubeconfig_errors(void)
 			  "    certificate-authority-data: '%%%'\n",
 		  "base64" },
 		{ "YAML syntax", "current-context: [dev\n", "YAML error" },
+		/* a fuzzer's: 80,000 of these took 25 s, quadratic in depth */
+		{ "nested too deep",
+		  "current-context: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
+		  "kc:1:81: lists and mappings nested more than 64 deep" },
 	};
 	size_t i;
 
@@ -449,6 +453,24 @@ static void test_kubeconfig_errors(void)
 		ok = ASSERT_CONTAINS(err, "/kc", "message names the file") && ok;
 		sp_test_report(name, ok);
 	}
+}
+
+/* A kubeconfig over 16 MiB is refused by its size (a sparse file). */
+static void test_kubeconfig_too_big(void)
+{
+	struct sp_k8s_config c;
+	char p[256], err[512] = "";
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/big", tmpdir);
+	f = fopen(p, "w");
+	if (!ASSERT_TRUE(f, "create"))
+		return;
+	ASSERT_EQ(ftruncate(fileno(f), (16 << 20) + 1), 0, "ftruncate");
+	fclose(f);
+	ASSERT_EQ(sp_k8s_config_kubeconfig(&c, p, err, sizeof(err)), -EFBIG, "rc");
+	ASSERT_CONTAINS(err, "big: 16777217 bytes is larger than the 16 MiB limit", "message");
+	unlink(p);
 }
 
 static void test_incluster(void)
@@ -618,6 +640,7 @@ int main(int argc, char **argv)
 	RUN_TEST(test_kubeconfig_data);
 	RUN_TEST(test_kubeconfig_server_trim);
 	test_kubeconfig_errors();
+	RUN_TEST(test_kubeconfig_too_big);
 	RUN_TEST(test_incluster);
 	RUN_TEST(test_stream);
 	RUN_TEST(test_backoff);
