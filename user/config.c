@@ -1783,7 +1783,9 @@ int cmd_check_config(int argc, char **argv)
 	}
 	rc = sp_sync_check_capacity(&cap, &d, err, sizeof(err));
 	if (rc) {
-		fprintf(stderr, "%s: %s (svcplane run refuses this file and keeps its running state)\n",
+		fprintf(stderr,
+			"%s: %s (svcplane run refuses this file: it exits at start, and keeps the "
+			"running state on a reload)\n",
 			path, rc == -ENOSPC ? err : strerror(-rc));
 		sp_desired_free(&d);
 		rc = -EINVAL;

@@ -454,8 +454,9 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 
 		err = sp_sync_check_capacity(&d->sm, &want, msg, sizeof(msg));
 		if (err) {
-			pr_err("%s: %s; keeping the running state", what,
-			       err == -ENOSPC ? msg : strerror(-err));
+			/* At start there is no running state: the caller exits. */
+			pr_err("%s: %s%s", what, err == -ENOSPC ? msg : strerror(-err),
+			       d->synced ? "; keeping the running state" : "");
 			sp_desired_free(&want);
 			return err == -ENOSPC ? -EFBIG : err;
 		}

@@ -830,7 +830,8 @@ static void test_check_config_cmd(void)
 		  "over --max-services");
 	snprintf(want, sizeof(want),
 		 "%s: 6 Service ports need as many Service ids, the maps hold 5: raise "
-		 "--max-services (svcplane run refuses this file and keeps its running state)\n",
+		 "--max-services (svcplane run refuses this file: it exits at start, and keeps the "
+		 "running state on a reload)\n",
 		 path);
 	ASSERT_STREQ(out, want, "capacity error");
 	/* and 10 frontends, which --max-services sizes too */
