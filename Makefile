@@ -36,7 +36,7 @@ TEST_BINS := $(patsubst %.c,$(OUT)/tests/%,$(notdir $(TEST_SRCS)))
 TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test demo bench clean asan check-deps valgrind
+.PHONY: all deps test demo bench clean asan check-deps valgrind fuzz fuzz-deps
 all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
@@ -110,8 +110,43 @@ asan:
 	$(Q)$(MAKE) OUT=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
 	$(Q)OUT=build-asan scripts/run-tests.sh unit
 
+# libFuzzer targets (selftests/fuzz/fuzz_*.c), with ASan and UBSan: the
+# user objects they need are built again with clang under $(OUT)/fuzz.
+# `make fuzz FUZZ_TIME=N` runs each target N seconds (scripts/fuzz.sh).
+FUZZ_TIME   ?= 60
+FUZZ_OUT    := $(OUT)/fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 -Wall -Wextra -Werror \
+	-Wno-missing-field-initializers -Iinclude -Iuser -MD -D_GNU_SOURCE
+FUZZ_LIBS   := -lbpf -ljson-c -lcurl -lyaml -lpthread -lm
+FUZZ_BINS   := $(patsubst selftests/fuzz/%.c,$(FUZZ_OUT)/%,$(wildcard selftests/fuzz/fuzz_*.c))
+# What the parsers need; fuzz_k8s_watch includes k8s.c itself.
+FUZZ_OBJS   := $(patsubst %,$(FUZZ_OUT)/user/%.o,config config_default model resolve maglev \
+	k8s_json k8s_config sync log)
+
+fuzz: $(FUZZ_BINS)
+	$(Q)OUT=$(OUT) FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_BINS)
+
+# clang's libFuzzer runtime is a separate package, needed only here.
+fuzz-deps:
+	$(Q)scripts/deps.sh --check --fuzz >/dev/null 2>&1 || scripts/deps.sh --fuzz
+
+$(FUZZ_OUT)/user/%.o: user/%.c | fuzz-deps
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_OUT)/fuzz_k8s_watch: selftests/fuzz/fuzz_k8s_watch.c $(FUZZ_OBJS) | fuzz-deps
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ $(FUZZ_LIBS)
+
+$(FUZZ_OUT)/fuzz_%: selftests/fuzz/fuzz_%.c $(FUZZ_OBJS) $(FUZZ_OUT)/user/k8s.o | fuzz-deps
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(FUZZ_OUT)/user/k8s.o -o $@ \
+		$(FUZZ_LIBS)
+
 clean:
 	rm -rf $(OUT) build-asan
 
--include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d $(OUT)/tools/*.d)
+-include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d $(OUT)/tools/*.d \
+	$(FUZZ_OUT)/*.d $(FUZZ_OUT)/user/*.d)
 .SECONDARY:

@@ -1,18 +1,27 @@
 #!/bin/bash
 # Install every Debian package svcplane needs to build, test, demo and
-# benchmark, and mount bpffs. `--check` only reports what is missing.
+# benchmark, and mount bpffs. `--check` only reports what is missing;
+# `--fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime).
 set -eu
 PKGS=(clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool iproute2
       libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev
       iptables nftables conntrack socat ethtool curl python3 openssl
       valgrind gnuplot-nox procps)
+check=0
+for a in "$@"; do
+	case "$a" in
+	--check) check=1 ;;
+	--fuzz) PKGS+=(libclang-rt-dev) ;;
+	*) echo "usage: $0 [--check] [--fuzz]" >&2; exit 2 ;;
+	esac
+done
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 mounted=1
 mount | grep -q ' /sys/fs/bpf type bpf' || mounted=0
-if [ "${1:-}" = "--check" ]; then
+if [ $check -eq 1 ]; then
 	[ ${#missing[@]} -eq 0 ] && [ $mounted -eq 1 ] && exit 0
 	echo "missing: ${missing[*]:-} ${mounted/1/}" >&2
 	exit 1

@@ -4,8 +4,10 @@
  * EndpointSlices (docs/CONFIG.md), parsed with libyaml into struct sp_model.
  *
  * Two passes over the input: the event parser first, only to find syntax
- * errors, aliases and extra documents with their exact position; then the
- * document loader, whose node tree we walk against a fixed schema. Every
+ * errors, aliases, extra documents and excessive nesting with their exact
+ * position; then the document loader, whose node tree we walk against a
+ * fixed schema. (One pass would mean building the node tree from events
+ * ourselves: yaml_parser_load has no hook to stop it early.) Every
  * error names the file, the line and column of the offending node, the
  * path to it (services[0].ports[1].port) and the problem; the first error
  * stops the parse and the caller's model is left as it was.
@@ -27,10 +29,18 @@
 #include "svcplane.h"
 #include "cli.h"
 #include "config.h"
+#include "maglev.h"
 #include "model.h"
 #include "resolve.h"
+#include "sync.h"
 
 #define PATH_LEN 96
+/*
+ * Lists and mappings nested deeper than this are refused in the first pass.
+ * The format needs 6 levels; libyaml's scanner is quadratic in flow depth
+ * (100,000 "[" took two minutes) and its loader allocates per level.
+ */
+#define CFG_MAX_DEPTH 64
 #define DEFAULT_NAMESPACE "default"
 #define AFFINITY_TIMEOUT_DEFAULT 10800 /* Kubernetes' default: 3 hours */
 #define AFFINITY_TIMEOUT_MAX 86400     /* Kubernetes' limit: 1 day */
@@ -1473,10 +1483,12 @@ static int syntax_err(struct cfg *c, const yaml_parser_t *p)
 }
 
 /*
- * First pass, over events: syntax errors, aliases and document count, each
- * with its exact position. Aliases are refused because the node tree would
- * share the aliased node, so "a billion laughs" would cost a billion walks,
- * and because nothing in the format needs them.
+ * First pass, over events: syntax errors, aliases, document count and
+ * nesting depth, each with its exact position. Aliases are refused because
+ * the node tree would share the aliased node, so "a billion laughs" would
+ * cost a billion walks, and because nothing in the format needs them. The
+ * depth cap stops the scan at the first node too deep, before libyaml's
+ * per-level costs add up.
  */
 static int cfg_scan(struct cfg *c)
 {
@@ -1484,7 +1496,7 @@ static int cfg_scan(struct cfg *c)
 	yaml_event_type_t type;
 	yaml_parser_t p;
 	yaml_event_t ev;
-	int docs = 0, rc = 0;
+	int docs = 0, depth = 0, rc = 0;
 
 	if (!yaml_parser_initialize(&p))
 		return cfg_nomem(c);
@@ -1503,6 +1515,14 @@ static int cfg_scan(struct cfg *c)
 			rc = cfg_err(
 				c, ev.start_mark, NULL,
 				"more than one YAML document (\"---\"); put everything in one");
+		else if ((type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) &&
+			 ++depth > CFG_MAX_DEPTH)
+			rc = cfg_err(c, ev.start_mark, NULL,
+				     "lists and mappings nested more than %d deep; the format "
+				     "needs at most 6",
+				     CFG_MAX_DEPTH);
+		else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT)
+			depth--;
 		yaml_event_delete(&ev);
 	} while (!rc && type != YAML_STREAM_END_EVENT);
 	yaml_parser_delete(&p);
@@ -1569,8 +1589,20 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
 		return rc;
 	}
-	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size > 0 &&
-	    (uint64_t)st.st_size < SP_CONFIG_MAX_BYTES)
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(-rc));
+		goto out;
+	}
+	/* A regular file's size is known: refuse it before reading a byte. */
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > SP_CONFIG_MAX_BYTES) {
+		rc = -EFBIG;
+		snprintf(err, errlen,
+			 "%s: %llu bytes is larger than the %u MiB limit, refusing to parse", path,
+			 (unsigned long long)st.st_size, SP_CONFIG_MAX_BYTES >> 20);
+		goto out;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size > 0)
 		cap = (size_t)st.st_size + 1;
 	/* Read until EOF rather than trusting st_size: pipes and /proc report 0. */
 	for (;;) {
@@ -1598,8 +1630,8 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 		len += (size_t)r;
 		if (len > SP_CONFIG_MAX_BYTES) {
 			rc = -EFBIG;
-			snprintf(err, errlen, "%s: larger than %u MiB, refusing to parse", path,
-				 SP_CONFIG_MAX_BYTES >> 20);
+			snprintf(err, errlen, "%s: larger than the %u MiB limit, refusing to parse",
+				 path, SP_CONFIG_MAX_BYTES >> 20);
 			goto out;
 		}
 	}
@@ -1620,11 +1652,35 @@ static void check_usage(FILE *f)
 		   "datapath. Prints \"FILE: ok (N services, M endpoint slices)\", or the first\n"
 		   "error as FILE:LINE:COLUMN: where: problem. Warnings about what the datapath\n"
 		   "would skip (a Service port that matches no slice port, ...) go to stderr.\n"
+		   "A file that does not fit the maps' capacities is an error, as `svcplane run`\n"
+		   "refuses it; the capacity options take the values given to `run`.\n"
 		   "\n"
 		   "Options:\n"
-		   "  --node-name NAME   resolve traffic policies as node NAME would\n"
-		   "  --proxy-name NAME  resolve as `svcplane run --proxy-name NAME` would\n"
-		   "  -h, --help         show this help\n");
+		   "  --node-name NAME          resolve traffic policies as node NAME would\n"
+		   "  --proxy-name NAME         resolve as `svcplane run --proxy-name NAME` would\n"
+		   "  --max-services N          Service port ids (default %u)\n"
+		   "  --max-backends N          distinct endpoint address:port pairs (default %u)\n"
+		   "  --maglev-chunks N         64-byte Maglev chunks (default %u)\n"
+		   "  --maglev-m M|adaptive     Maglev table size (default adaptive)\n"
+		   "  -h, --help                show this help\n",
+		SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_MAGLEV_CHUNKS);
+}
+
+/* A number option with the limits `svcplane run` gives it. 0 or -EINVAL. */
+static int check_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || end == s || v < min || v > max) {
+		fprintf(stderr, "check-config: %s: '%s' is not a number from %u to %u\n", opt, s,
+			min, max);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 static void check_warn(void *arg, const char *msg)
@@ -1634,19 +1690,38 @@ static void check_warn(void *arg, const char *msg)
 
 int cmd_check_config(int argc, char **argv)
 {
-	enum { OPT_NODE_NAME = 256, OPT_PROXY_NAME };
+	enum {
+		OPT_NODE_NAME = 256,
+		OPT_PROXY_NAME,
+		OPT_MAX_SERVICES,
+		OPT_MAX_BACKENDS,
+		OPT_MAGLEV_CHUNKS,
+		OPT_MAGLEV_M,
+	};
 	static const struct option opts[] = {
 		{ "node-name", required_argument, NULL, OPT_NODE_NAME },
 		{ "proxy-name", required_argument, NULL, OPT_PROXY_NAME },
+		{ "max-services", required_argument, NULL, OPT_MAX_SERVICES },
+		{ "max-backends", required_argument, NULL, OPT_MAX_BACKENDS },
+		{ "maglev-chunks", required_argument, NULL, OPT_MAGLEV_CHUNKS },
+		{ "maglev-m", required_argument, NULL, OPT_MAGLEV_M },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
+	};
+	/* The capacities `svcplane run` sizes its maps with (dp.c, daemon.c):
+	 * --max-services sizes sp_services too. */
+	struct sp_sync_maps cap = {
+		.max_svc_ids = SP_MAX_SVC_IDS,
+		.max_frontends = SP_MAX_SVC_IDS,
+		.max_backends = SP_MAX_BACKENDS,
+		.maglev_chunks = SP_MAGLEV_CHUNKS,
 	};
 	struct sp_resolve_opts ro = { 0 };
 	struct sp_desired d = { 0 };
 	struct sp_model m = { 0 };
 	char err[512];
 	const char *path;
-	int o, rc;
+	int o, rc = 0;
 
 	optind = 0; /* glibc: full re-initialisation, main() may have used getopt */
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1657,6 +1732,28 @@ int cmd_check_config(int argc, char **argv)
 		case OPT_PROXY_NAME:
 			ro.proxy_name = optarg;
 			break;
+		case OPT_MAX_SERVICES:
+			rc = check_u32("--max-services", optarg, 1, 1 << 24, &cap.max_svc_ids);
+			cap.max_frontends = cap.max_svc_ids;
+			break;
+		case OPT_MAX_BACKENDS:
+			rc = check_u32("--max-backends", optarg, 1, 1 << 24, &cap.max_backends);
+			break;
+		case OPT_MAGLEV_CHUNKS:
+			rc = check_u32("--maglev-chunks", optarg, 16, 1 << 26, &cap.maglev_chunks);
+			break;
+		case OPT_MAGLEV_M:
+			if (!strcmp(optarg, "adaptive")) {
+				cap.fixed_m = 0;
+			} else if (check_u32("--maglev-m", optarg, SP_MAGLEV_M_MIN, SP_MAGLEV_M_MAX,
+					     &cap.fixed_m) ||
+				   !sp_maglev_m_valid(cap.fixed_m)) {
+				fprintf(stderr, "check-config: --maglev-m %s: not one of the listed "
+						"primes (see docs/MAGLEV.md) or 'adaptive'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'h':
 			check_usage(stdout);
 			return 0;
@@ -1664,6 +1761,8 @@ int cmd_check_config(int argc, char **argv)
 			fprintf(stderr, "Try 'svcplane check-config --help'.\n");
 			return -EINVAL;
 		}
+		if (rc)
+			return rc;
 	}
 	if (optind != argc - 1) {
 		fprintf(stderr, "check-config: expected exactly one FILE; try --help\n");
@@ -1679,6 +1778,16 @@ int cmd_check_config(int argc, char **argv)
 	rc = sp_resolve(&m, &ro, &d, check_warn, (void *)path);
 	if (rc) {
 		fprintf(stderr, "%s: resolving the model: %s\n", path, strerror(-rc));
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = sp_sync_check_capacity(&cap, &d, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr,
+			"%s: %s (svcplane run refuses this file: it exits at start, and keeps the "
+			"running state on a reload)\n",
+			path, rc == -ENOSPC ? err : strerror(-rc));
+		sp_desired_free(&d);
 		rc = -EINVAL;
 		goto out;
 	}

@@ -422,6 +422,7 @@ struct daemon {
 	bool announced;
 	struct sp_dp dp;
 	struct sp_sync *sync;
+	struct sp_sync_maps sm; /* the maps sync writes, with their capacities */
 	struct stat cfg_stat;
 	bool synced; /* a full state from the source has been applied */
 	bool attached; /* uplinks and existing pods have the programs */
@@ -535,8 +536,15 @@ static void resolve_warn(void *arg, const char *msg)
 	pr_warn("%s", msg);
 }
 
-/* Resolve and apply a model. The model stays the caller's. */
-static int apply_model(struct daemon *d, const struct sp_model *m, const char *what)
+/*
+ * Resolve and apply a model. The model stays the caller's. With whole (the
+ * config file source), a model that does not fit the maps' capacities is
+ * refused as a whole, as a bad file is, and the running state stays:
+ * returns -EFBIG. Otherwise what does not fit is skipped Service by
+ * Service (-ENOSPC), as the Kubernetes source needs: the API cannot be
+ * refused, and the rest of the cluster should still be served.
+ */
+static int apply_model(struct daemon *d, const struct sp_model *m, const char *what, bool whole)
 {
 	struct sp_resolve_opts ro = { .node_name = d->o->node_name,
 				      .proxy_name = d->o->proxy_name };
@@ -549,6 +557,18 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	if (err) {
 		pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
 		return err;
+	}
+	if (whole) {
+		char msg[256];
+
+		err = sp_sync_check_capacity(&d->sm, &want, msg, sizeof(msg));
+		if (err) {
+			/* At start there is no running state: the caller exits. */
+			pr_err("%s: %s%s", what, err == -ENOSPC ? msg : strerror(-err),
+			       d->synced ? "; keeping the running state" : "");
+			sp_desired_free(&want);
+			return err == -ENOSPC ? -EFBIG : err;
+		}
 	}
 	err = sp_sync_apply(d->sync, &want, &st);
 	d->last_apply_ms = now_ms() - t0;
@@ -591,7 +611,7 @@ static int apply_config(struct daemon *d, const char *why)
 		pr_err("%s; keeping the running state", err);
 		return ret;
 	}
-	ret = apply_model(d, &m, what);
+	ret = apply_model(d, &m, what, true);
 	sp_model_free(&m);
 	return ret;
 }
@@ -924,7 +944,7 @@ static void k8s_apply_pending(struct daemon *d)
 		sync_node_addrs(d, u->node_addrs, u->n_node_addrs);
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
-	if (!apply_model(d, &u->model, "Kubernetes API snapshot"))
+	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false))
 		d->synced = true;
 	sp_k8s_update_free(u);
 }
@@ -1066,8 +1086,10 @@ int cmd_run(int argc, char **argv)
 		.maglev_chunks = d.dp.maglev_chunks,
 		.max_svc_ids = d.dp.max_svc_ids,
 		.max_backends = bpf_map__max_entries(d.dp.skel->maps.sp_backends),
+		.max_frontends = bpf_map__max_entries(d.dp.skel->maps.sp_services),
 		.fixed_m = o.fixed_m,
 	};
+	d.sm = sm;
 	err = sp_sync_new(&sm, &d.sync);
 	if (err) {
 		pr_err("read pinned state: %s", strerror(-err));
@@ -1076,7 +1098,8 @@ int cmd_run(int argc, char **argv)
 
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
-		err = apply_model(&d, &start_model, start_what);
+		/* A file that does not fit is an error at start too (-EFBIG). */
+		err = apply_model(&d, &start_model, start_what, true);
 		sp_model_free(&start_model);
 		if (err && err != -ENOSPC)
 			goto out;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -22,6 +23,15 @@
 #include "k8s.h"
 
 #define errf sp_k8s_errf
+
+/*
+ * Caps checked before the document is loaded. A kubeconfig is a few KB
+ * and nests 6 levels deep (exec args); libyaml's scanner is quadratic in
+ * flow depth (80,000 nested "[" took 25 s) and its loader allocates per
+ * level.
+ */
+#define KC_MAX_BYTES (16u << 20)
+#define KC_MAX_DEPTH 64
 
 void sp_k8s_config_free(struct sp_k8s_config *c)
 {
@@ -167,6 +177,7 @@ static int kc_extract(struct sp_k8s_config *c, yaml_document_t *d, const char *p
 {
 	yaml_node_t *root = yaml_document_get_root_node(d), *ctx, *cl, *user;
 	const char *cur, *cname, *uname, *server, *v;
+	size_t len;
 	int ret;
 
 	if (!root || root->type != YAML_MAPPING_NODE) {
@@ -206,8 +217,9 @@ static int kc_extract(struct sp_k8s_config *c, yaml_document_t *d, const char *p
 	if (!c->server)
 		return -ENOMEM;
 	/* Trailing slashes would double up with our paths. */
-	while (strlen(c->server) > 8 && c->server[strlen(c->server) - 1] == '/')
-		c->server[strlen(c->server) - 1] = 0;
+	len = strlen(c->server);
+	while (len > 8 && c->server[len - 1] == '/')
+		c->server[--len] = 0;
 	ret = kc_path(&c->ca_file, dir, yscalar(ymap_get(d, cl, "certificate-authority")));
 	if (!ret)
 		ret = kc_data(&c->ca_pem, &c->ca_pem_len,
@@ -255,8 +267,42 @@ static int kc_extract(struct sp_k8s_config *c, yaml_document_t *d, const char *p
 	return 0;
 }
 
+/*
+ * Event pass over f for the nesting depth. Returns 0, -EINVAL (too deep,
+ * err says where) or -ENOMEM. A syntax error ends the pass with 0: the
+ * loader that follows reports it.
+ */
+static int kc_scan(FILE *f, const char *path, char *err, size_t errlen)
+{
+	yaml_event_type_t type;
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int depth = 0, ret = 0;
+
+	if (!yaml_parser_initialize(&p))
+		return -ENOMEM;
+	yaml_parser_set_input_file(&p, f);
+	do {
+		if (!yaml_parser_parse(&p, &ev))
+			break;
+		type = ev.type;
+		if ((type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) &&
+		    ++depth > KC_MAX_DEPTH) {
+			errf(err, errlen, "%s:%zu:%zu: lists and mappings nested more than %d deep",
+			     path, ev.start_mark.line + 1, ev.start_mark.column + 1, KC_MAX_DEPTH);
+			ret = -EINVAL;
+		} else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+			depth--;
+		}
+		yaml_event_delete(&ev);
+	} while (!ret && type != YAML_STREAM_END_EVENT);
+	yaml_parser_delete(&p);
+	return ret;
+}
+
 int sp_k8s_config_kubeconfig(struct sp_k8s_config *c, const char *path, char *err, size_t errlen)
 {
+	struct stat st;
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	char *dircopy = NULL;
@@ -270,6 +316,19 @@ int sp_k8s_config_kubeconfig(struct sp_k8s_config *c, const char *path, char *er
 		errf(err, errlen, "%s: %s", path, strerror(errno));
 		return ret;
 	}
+	if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode) && (uint64_t)st.st_size > KC_MAX_BYTES) {
+		errf(err, errlen, "%s: %llu bytes is larger than the %u MiB limit for a kubeconfig",
+		     path, (unsigned long long)st.st_size, KC_MAX_BYTES >> 20);
+		ret = -EFBIG;
+		goto out_file;
+	}
+	ret = kc_scan(f, path, err, errlen);
+	if (ret) {
+		if (ret == -ENOMEM)
+			errf(err, errlen, "%s: out of memory", path);
+		goto out_file;
+	}
+	rewind(f);
 	if (!yaml_parser_initialize(&parser)) {
 		ret = -ENOMEM;
 		goto out_file;

@@ -301,6 +301,73 @@ static uint32_t region_chunks(uint32_t n, uint32_t m)
 	return (2 * n + m + SP_MAGLEV_CHUNK_WORDS - 1) / SP_MAGLEV_CHUNK_WORDS;
 }
 
+static int mg_be_cmp(const void *pa, const void *pb)
+{
+	const struct sp_mg_backend *a = pa, *b = pb;
+	int c = sp_ip_cmp(&a->ip, &b->ip);
+
+	return c ? c : (int)a->port - (int)b->port;
+}
+
+int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desired *d, char *err,
+			   size_t errlen)
+{
+	struct sp_mg_backend *be;
+	uint64_t n_fe = 0, chunks = 0;
+	size_t n_be = 0, distinct = 0, i, j;
+
+	if (d->n > maps->max_svc_ids) {
+		snprintf(err, errlen,
+			 "%zu Service ports need as many Service ids, the maps hold %u: raise "
+			 "--max-services",
+			 d->n, maps->max_svc_ids);
+		return -ENOSPC;
+	}
+	for (i = 0; i < d->n; i++) {
+		const struct sp_want_svc *w = &d->svc[i];
+
+		n_fe += w->n_fe;
+		n_be += w->n_be;
+		if (w->n_be)
+			chunks += region_chunks(w->n_be, sp_maglev_pick_m(w->n_be, maps->fixed_m));
+	}
+	if (maps->max_frontends && n_fe > maps->max_frontends) {
+		snprintf(err, errlen,
+			 "%llu frontends (address:port/protocol), sp_services holds %u: raise "
+			 "--max-services",
+			 (unsigned long long)n_fe, maps->max_frontends);
+		return -ENOSPC;
+	}
+	if (chunks > maps->maglev_chunks) {
+		snprintf(err, errlen,
+			 "the Maglev tables need %llu chunks, sp_maglev holds %u: raise "
+			 "--maglev-chunks",
+			 (unsigned long long)chunks, maps->maglev_chunks);
+		return -ENOSPC;
+	}
+	/* A backend shared by Services takes one entry: count distinct ones. */
+	if (n_be <= maps->max_backends)
+		return 0;
+	be = malloc(n_be * sizeof(*be));
+	if (!be)
+		return -ENOMEM;
+	for (i = 0, n_be = 0; i < d->n; i++)
+		for (j = 0; j < d->svc[i].n_be; j++)
+			be[n_be++] = d->svc[i].be[j];
+	qsort(be, n_be, sizeof(*be), mg_be_cmp);
+	for (i = 0; i < n_be; i++)
+		distinct += !i || mg_be_cmp(&be[i - 1], &be[i]);
+	free(be);
+	if (distinct > maps->max_backends) {
+		snprintf(err, errlen,
+			 "%zu distinct backends (endpoint address:port), sp_backends holds %u: raise "
+			 "--max-backends",
+			 distinct, maps->max_backends);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 /* Write ids and table into chunks [first, first + chunks). */
 static int region_write(struct sp_sync *s, uint32_t first, uint32_t chunks, const uint32_t *ids,
 			uint32_t n, const uint16_t *table, uint32_t m)

@@ -21,6 +21,7 @@ struct sp_sync_maps {
 	/* sp_svc_backends (sessionAffinity); <= 0: not kept (tools and tests
 	 * that build maps without it). */
 	int fd_svc_backends;
+	uint32_t max_frontends; /* max_entries of sp_services; 0: not checked */
 	uint32_t maglev_chunks; /* max_entries of sp_maglev */
 	uint32_t max_svc_ids; /* max_entries of sp_svc_meta / sp_svc_stats */
 	uint32_t max_backends; /* max_entries of sp_backends */
@@ -46,6 +47,17 @@ void sp_sync_free(struct sp_sync *s);
  * Returns 0, or -ENOSPC if something was skipped, or -errno on map failure.
  */
 int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_stats *st);
+/*
+ * Whether d fits the capacities in maps (only the sizes are read) when
+ * applied as a whole: Service ids, frontends, distinct backends and Maglev
+ * chunks (for chunks a lower bound: free chunks may be fragmented).
+ * Returns 0, or -ENOSPC with one line in err naming what does not fit, how
+ * much it needs, what the maps hold and the flag that raises it, or
+ * -ENOMEM. The config file source refuses such a file as a whole; the
+ * Kubernetes source applies what fits (sp_sync_apply).
+ */
+int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desired *d, char *err,
+			   size_t errlen);
 /* Replace the set of node addresses NodePorts answer on. */
 int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n);
 /* Number of Services and backends currently applied. */

@@ -49,6 +49,11 @@ static bool write_tmp(const char *text, size_t len, char *path, size_t pathlen)
 	"    addressType: IPv4\n"                                                                  \
 	"    ports: [{name: http, port: 8080}]\n"
 
+/* 64 "[": with the top-level mapping, one more list is one level too many. */
+#define BRACKETS_8 "[[[[[[[["
+#define BRACKETS_64                                                                                \
+	BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8
+
 struct bad_case {
 	const char *name;
 	const char *yaml;
@@ -66,6 +71,7 @@ static const struct bad_case bad_cases[] = {
 	{ "invalid_utf8", "services:\n  - name: w\xff\n", 2, "invalid leading UTF-8" },
 	{ "alias", "services:\n  - &a {name: web}\n  - *a\n", 3, "aliases" },
 	{ "two_documents", "services: []\n---\nservices: []\n", 2, "more than one YAML document" },
+	{ "nested_too_deep", "services:\n  - " BRACKETS_64 "[]\n", 2, "nested more than 64 deep" },
 	{ "empty_file", "", 1, "empty" },
 	{ "only_comments", "# nothing here\n", 1, "empty" },
 	{ "nul_in_string", SVC_HEAD "    namespace: \"a\\0b\"\n", 6, "NUL character" },
@@ -649,6 +655,57 @@ static void test_load_errors(void)
 	ASSERT_CONTAINS(err, "/tmp: cannot read", "message");
 }
 
+/*
+ * A file over SP_CONFIG_MAX_BYTES is refused by its size, before any read
+ * (a sparse file: reading it would take 64 MiB of memory and, under
+ * valgrind, most of a minute).
+ */
+static void test_load_too_big(void)
+{
+	const off_t size = (off_t)SP_CONFIG_MAX_BYTES + 1;
+	struct sp_model m = { 0 };
+	char path[64], err[512], want[160];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/svcplane-test-config-XXXXXX.yaml");
+	fd = mkstemps(path, 5);
+	if (!ASSERT_TRUE(fd >= 0, "mkstemps"))
+		return;
+	if (!ASSERT_EQ(ftruncate(fd, size), 0, "ftruncate"))
+		goto out;
+	ASSERT_EQ(sp_config_load(path, &m, err, sizeof(err)), -EFBIG, "rc");
+	snprintf(want, sizeof(want), "%s: %lld bytes is larger than the %u MiB limit", path,
+		 (long long)size, SP_CONFIG_MAX_BYTES >> 20);
+	ASSERT_CONTAINS(err, want, "message names the size and the limit");
+out:
+	close(fd);
+	unlink(path);
+}
+
+/*
+ * 100,000 nested "[" (200 KB) took libyaml two minutes: the first pass must
+ * stop at the 65th level and say where it is.
+ */
+static void test_deep_nesting(void)
+{
+	const size_t n = 100000;
+	char *buf = malloc(n + 16), err[512];
+	struct sp_model m = { 0 };
+	size_t off;
+
+	if (!ASSERT_TRUE(buf, "malloc"))
+		return;
+	off = (size_t)sprintf(buf, "services: ");
+	memset(buf + off, '[', n);
+	off += n;
+	ASSERT_EQ(sp_config_parse_buf(buf, off, "deep.yaml", &m, err, sizeof(err)), -EINVAL, "rc");
+	/* Column 11 holds the first "[" (level 2), so level 65 is at column 74. */
+	ASSERT_CONTAINS(err, "deep.yaml:1:74: lists and mappings nested more than 64 deep",
+			"message");
+	sp_model_free(&m);
+	free(buf);
+}
+
 /* Big enough to need several reads and the sorted duplicate checks. */
 static void test_many_services(void)
 {
@@ -714,21 +771,24 @@ static void test_ip_helpers(void)
 }
 
 /* Run cmd_check_config with stdout captured into out. */
-static int run_check(char *const *argv, int argc, char *out, size_t outlen)
+/* Run check-config with argv; what it writes to fd_no goes to out. */
+static int run_check_fd(int fd_no, char *const *argv, int argc, char *out, size_t outlen)
 {
 	char path[] = "/tmp/svcplane-test-stdout-XXXXXX";
 	int fd, saved, rc;
 	ssize_t n;
 
 	fflush(stdout);
+	fflush(stderr);
 	fd = mkstemp(path);
-	saved = dup(STDOUT_FILENO);
+	saved = dup(fd_no);
 	if (fd < 0 || saved < 0)
 		return -999;
-	dup2(fd, STDOUT_FILENO);
+	dup2(fd, fd_no);
 	rc = cmd_check_config(argc, (char **)argv);
 	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
+	fflush(stderr);
+	dup2(saved, fd_no);
 	close(saved);
 	n = pread(fd, out, outlen - 1, 0);
 	out[n > 0 ? n : 0] = '\0';
@@ -737,9 +797,14 @@ static int run_check(char *const *argv, int argc, char *out, size_t outlen)
 	return rc;
 }
 
+static int run_check(char *const *argv, int argc, char *out, size_t outlen)
+{
+	return run_check_fd(STDOUT_FILENO, argv, argc, out, outlen);
+}
+
 static void test_check_config_cmd(void)
 {
-	char path[64], bad[64], out[4096], want[128];
+	char path[64], bad[64], out[4096], want[256];
 	char *argv[4];
 
 	if (!write_tmp(sp_default_config, strlen(sp_default_config), path, sizeof(path)))
@@ -764,6 +829,29 @@ static void test_check_config_cmd(void)
 	ASSERT_EQ(run_check(argv, 4, out, sizeof(out)), 0, "--node-name");
 	argv[1] = "--bogus";
 	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), -EINVAL, "unknown option");
+	/* The default config has 6 Service ports (3 Services, dual-stack). */
+	argv[1] = "--max-services=5";
+	argv[2] = path;
+	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+		  "over --max-services");
+	snprintf(want, sizeof(want),
+		 "%s: 6 Service ports need as many Service ids, the maps hold 5: raise "
+		 "--max-services (svcplane run refuses this file: it exits at start, and keeps the "
+		 "running state on a reload)\n",
+		 path);
+	ASSERT_STREQ(out, want, "capacity error");
+	/* and 10 frontends, which --max-services sizes too */
+	argv[1] = "--max-services=9";
+	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+		  "over --max-services in frontends");
+	ASSERT_CONTAINS(out, ": 10 frontends (address:port/protocol), sp_services holds 9",
+			"frontends error");
+	argv[1] = "--max-services=10";
+	ASSERT_EQ(run_check(argv, 3, out, sizeof(out)), 0, "at --max-services");
+	argv[1] = "--maglev-chunks=16";
+	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+		  "over --maglev-chunks");
+	ASSERT_CONTAINS(out, "chunks, sp_maglev holds 16: raise --maglev-chunks", "chunks error");
 	unlink(bad);
 out:
 	unlink(path);
@@ -780,7 +868,9 @@ int main(void)
 	RUN_TEST(test_not_duplicates);
 	RUN_TEST(test_parse_buf_name);
 	RUN_TEST(test_load_errors);
+	RUN_TEST(test_load_too_big);
 	RUN_TEST(test_many_services);
+	RUN_TEST(test_deep_nesting);
 	RUN_TEST(test_ip_helpers);
 	RUN_TEST(test_check_config_cmd);
 	return sp_test_exit();

@@ -344,6 +344,69 @@ static void test_kubeconfig_data(void)
 	sp_k8s_config_free(&c);
 }
 
+static void trim_watchdog(int sig)
+{
+	static const char msg[] = "FAIL: test_kubeconfig_server_trim: still trimming after 120 s\n";
+
+	(void)sig;
+	if (write(STDOUT_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+/*
+ * Trailing slashes of the server URL are dropped, down to "https://". The
+ * last case (200,000 slashes) is a fuzzer's: the trim called strlen per
+ * slash, which takes minutes under valgrind; the watchdog turns that into
+ * a failure instead of a hung run (it is about 100 times what the case
+ * takes now).
+ */
+static void test_kubeconfig_server_trim(void)
+{
+	static const struct {
+		const char *server, *want;
+		size_t slashes; /* appended to server */
+	} cases[] = {
+		{ "https://h:6443", "https://h:6443", 0 },
+		{ "https://h:6443/", "https://h:6443", 0 },
+		{ "https://h:6443///", "https://h:6443", 0 },
+		{ "https://h/prefix/", "https://h/prefix", 0 },
+		{ "https:///", "https://", 0 },
+		{ "https://h", "https://h", 200000 },
+	};
+	size_t i, len, off;
+	char *text;
+
+	signal(SIGALRM, trim_watchdog);
+	alarm(120);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sp_k8s_config c;
+		char err[512] = "";
+		int rc;
+
+		len = strlen(KC_HEAD) + strlen(cases[i].server) + cases[i].slashes + 128;
+		text = malloc(len);
+		if (!ASSERT_TRUE(text, "malloc"))
+			break;
+		off = (size_t)snprintf(text, len,
+				       KC_HEAD "clusters:\n- name: c1\n  cluster:\n    server: %s",
+				       cases[i].server);
+		memset(text + off, '/', cases[i].slashes);
+		strcpy(text + off + cases[i].slashes,
+		       "\nusers:\n- name: u1\n  user:\n    token: t\n");
+		rc = load_kc(text, &c, err, sizeof(err));
+		free(text);
+		if (!ASSERT_EQ(rc, 0, cases[i].server)) {
+			fprintf(stderr, "  %s\n", err);
+			continue;
+		}
+		ASSERT_STREQ(c.server, cases[i].want, cases[i].server);
+		sp_k8s_config_free(&c);
+	}
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+}
+
 static void test_kubeconfig_errors(void)
 {
 	static const struct {
@@ -372,6 +435,10 @@ static void test_kubeconfig_errors(void)
 			  "    certificate-authority-data: '%%%'\n",
 		  "base64" },
 		{ "YAML syntax", "current-context: [dev\n", "YAML error" },
+		/* a fuzzer's: 80,000 of these took 25 s, quadratic in depth */
+		{ "nested too deep",
+		  "current-context: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n",
+		  "kc:1:81: lists and mappings nested more than 64 deep" },
 	};
 	size_t i;
 
@@ -388,6 +455,24 @@ static void test_kubeconfig_errors(void)
 		ok = ASSERT_CONTAINS(err, "/kc", "message names the file") && ok;
 		sp_test_report(name, ok);
 	}
+}
+
+/* A kubeconfig over 16 MiB is refused by its size (a sparse file). */
+static void test_kubeconfig_too_big(void)
+{
+	struct sp_k8s_config c;
+	char p[256], err[512] = "";
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/big", tmpdir);
+	f = fopen(p, "w");
+	if (!ASSERT_TRUE(f, "create"))
+		return;
+	ASSERT_EQ(ftruncate(fileno(f), (16 << 20) + 1), 0, "ftruncate");
+	fclose(f);
+	ASSERT_EQ(sp_k8s_config_kubeconfig(&c, p, err, sizeof(err)), -EFBIG, "rc");
+	ASSERT_CONTAINS(err, "big: 16777217 bytes is larger than the 16 MiB limit", "message");
+	unlink(p);
 }
 
 static void test_incluster(void)
@@ -564,7 +649,9 @@ int main(int argc, char **argv)
 	RUN_TEST(test_base64);
 	RUN_TEST(test_kubeconfig_token);
 	RUN_TEST(test_kubeconfig_data);
+	RUN_TEST(test_kubeconfig_server_trim);
 	test_kubeconfig_errors();
+	RUN_TEST(test_kubeconfig_too_big);
 	RUN_TEST(test_incluster);
 	RUN_TEST(test_stream);
 	RUN_TEST(test_backoff);

@@ -126,6 +126,9 @@ static int lookup_fe(struct maps *x, int vip, struct sp_svc *out)
 static const int B123[] = { 11, 12, 13, 0 };
 static const int B1234[] = { 11, 12, 13, 14, 0 };
 static const int B0[] = { 0 };
+#define DEFAULT_CAP                                                                                \
+	{ .max_svc_ids = SP_MAX_SVC_IDS, .max_frontends = SP_MAX_SVC_IDS,                          \
+	  .max_backends = SP_MAX_BACKENDS, .maglev_chunks = SP_MAGLEV_CHUNKS }
 
 static void test_add_change_remove(void)
 {
@@ -309,8 +312,68 @@ out:
 	maps_close(&x);
 }
 
+/*
+ * sp_sync_check_capacity: what the config source refuses as a whole. Only
+ * the capacities of the maps are read, so no maps (and no root) needed.
+ * 70,000 Services passed check-config silently with 65,536 Service ids.
+ */
+static void test_check_capacity(void)
+{
+	static const struct {
+		const char *name;
+		size_t n_svc;
+		const int *bes[2]; /* backends of even and odd Services */
+		struct sp_sync_maps cap;
+		int rc;
+		const char *phrase;
+	} cases[] = {
+		{ "default_ids_full", SP_MAX_SVC_IDS, { B0, B0 }, DEFAULT_CAP, 0, NULL },
+		{ "default_70000_services", 70000, { B0, B0 }, DEFAULT_CAP, -ENOSPC,
+		  "70000 Service ports need as many Service ids, the maps hold 65536: raise "
+		  "--max-services" },
+		{ "frontends", 2, { B0, B0 }, { .max_svc_ids = 8, .max_frontends = 1,
+		  .max_backends = 8, .maglev_chunks = 64 }, -ENOSPC,
+		  "2 frontends (address:port/protocol), sp_services holds 1: raise --max-services" },
+		{ "frontends_unchecked", 2, { B0, B0 }, { .max_svc_ids = 8, .max_backends = 8,
+		  .maglev_chunks = 64 }, 0, NULL },
+		{ "shared_backends_count_once", 3, { B123, B123 }, { .max_svc_ids = 8,
+		  .max_backends = 3, .maglev_chunks = 64 }, 0, NULL },
+		{ "backends", 2, { B123, B1234 }, { .max_svc_ids = 8, .max_backends = 3,
+		  .maglev_chunks = 64 }, -ENOSPC,
+		  "4 distinct backends (endpoint address:port), sp_backends holds 3: raise "
+		  "--max-backends" },
+		/* 3 backends at M=317: (2 * 3 + 317) / 32 rounded up is 11 chunks. */
+		{ "maglev_chunks", 1, { B123, B123 }, { .max_svc_ids = 8, .max_backends = 8,
+		  .maglev_chunks = 10 }, -ENOSPC,
+		  "the Maglev tables need 11 chunks, sp_maglev holds 10: raise --maglev-chunks" },
+		{ "maglev_chunks_fit", 1, { B123, B123 }, { .max_svc_ids = 8, .max_backends = 8,
+		  .maglev_chunks = 11 }, 0, NULL },
+	};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sp_desired d = { 0 };
+		char err[256] = "", id[64];
+
+		d.svc = calloc(cases[i].n_svc, sizeof(*d.svc));
+		if (!ASSERT_TRUE(d.svc, "calloc"))
+			return;
+		d.n = cases[i].n_svc;
+		for (j = 0; j < d.n; j++) {
+			snprintf(id, sizeof(id), "a/s%zu:p/tcp/v4", j);
+			want_svc(&d.svc[j], id, (int)(j % 250) + 1, cases[i].bes[j % 2]);
+		}
+		if (ASSERT_EQ(sp_sync_check_capacity(&cases[i].cap, &d, err, sizeof(err)),
+			      cases[i].rc, cases[i].name) &&
+		    cases[i].phrase)
+			ASSERT_STREQ(err, cases[i].phrase, cases[i].name);
+		sp_desired_free(&d);
+	}
+}
+
 int main(void)
 {
+	RUN_TEST(test_check_capacity);
 	if (geteuid() != 0) {
 		sp_test_skip("test_sync", "needs root to create BPF maps");
 		return 0;
