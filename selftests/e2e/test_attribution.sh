@@ -1,0 +1,166 @@
+#!/bin/bash
+# Which program did the work (issue 14 item 3). Each path of DESIGN.md's
+# traffic table must be handled by its own hook, counted in that hook's
+# slot of sp_stats (`svcplane stats --json`, by_hook), and not by another
+# that happens to see the packet too (the uplink's TC egress sees every
+# packet the node routes out, pod traffic included, so pod -> ClusterIP
+# would "work" with the pod-veth program doing nothing).
+#
+#   web   ClusterIP 10.96.0.70, LB 10.10.0.170, TCP 80 -> 8080, pod1 pod2
+#   empty ClusterIP 10.96.0.71, LB 10.10.0.171, TCP 80, no ready endpoint
+#   kube  ClusterIP 10.96.0.72, TCP 443 -> 8080 on the node's own address
+. "$(dirname "$0")/lib.sh"
+
+e2e_cases \
+	external-lb-new-flows-in-xdp external-lb-replies-in-pod-hook \
+	pod-clusterip-new-flows-in-pod-hook-only host-clusterip-new-flows-in-host-hook-only \
+	reject-answered-by-uplink-tc local-endpoint-reply-in-lo-hook
+
+e2e_begin --pods 2
+cl_client_route 10.10.0.170 || e2e_abort "client route"
+cl_client_route 10.10.0.171 || e2e_abort "client route"
+cl_bg "$E2E_NODE" "$CL_TMP/node-server.log" "$CL_PY" -c "$CL_SERVER_PY" node
+cl_wait_listener "$E2E_NODE" tcp 8080 || e2e_abort "the node's own server does not listen"
+{
+	cat <<EOF
+services:
+  - name: web
+    namespace: demo
+    type: LoadBalancer
+    clusterIPs: [10.96.0.70]
+    loadBalancerIPs: [10.10.0.170]
+    ports:
+      - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30170}
+  - name: empty
+    namespace: demo
+    type: LoadBalancer
+    clusterIPs: [10.96.0.71]
+    loadBalancerIPs: [10.10.0.171]
+    ports:
+      - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30171}
+  - name: kube
+    namespace: demo
+    type: ClusterIP
+    clusterIPs: [10.96.0.72]
+    ports:
+      - {name: https, protocol: TCP, port: 443, targetPort: 8080}
+endpointSlices:
+  - name: web-v4
+    namespace: demo
+    serviceName: web
+    addressType: IPv4
+    ports: [{name: http, protocol: TCP, port: 8080}]
+    endpoints:
+      - {addresses: [${CL_POD_V4[pod1]}], conditions: {ready: true}, nodeName: node-a}
+      - {addresses: [${CL_POD_V4[pod2]}], conditions: {ready: true}, nodeName: node-a}
+  - name: empty-v4
+    namespace: demo
+    serviceName: empty
+    addressType: IPv4
+    ports: [{name: http, protocol: TCP, port: 8080}]
+    endpoints: []
+  - name: kube-v4
+    namespace: demo
+    serviceName: kube
+    addressType: IPv4
+    ports: [{name: https, protocol: TCP, port: 8080}]
+    endpoints:
+      - {addresses: [10.10.0.1], conditions: {ready: true}, nodeName: node-a}
+EOF
+} | e2e_write_config
+e2e_start_daemon || e2e_abort "svcplane did not become ready"
+
+# snap FILE: the per-hook counters now, as "hook.counter value" lines.
+snap() {
+	sp "$E2E_NODE" stats --json |
+		"$CL_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+for h, cs in d["by_hook"].items():
+    for k, v in cs.items():
+        print("%s.%s %d" % (h, k, v))' >"$1"
+}
+# delta A B HOOK.COUNTER: how much HOOK.COUNTER grew from snapshot A to B.
+delta() {
+	local a b
+	a=$(awk -v k="$3" '$1 == k { print $2 }' "$1")
+	b=$(awk -v k="$3" '$1 == k { print $2 }' "$2")
+	echo $((${b:-0} - ${a:-0}))
+}
+# expect CASE A B HOOK.COUNTER=N...: PASS if every counter grew by exactly N
+# (N may be "+" for "at least one").
+expect() {
+	local c=$1 a=$2 b=$3 why="" kv k n d
+	shift 3
+	for kv in "$@"; do
+		k=${kv%=*} n=${kv#*=}
+		d=$(delta "$a" "$b" "$k")
+		if [ "$n" = + ]; then
+			[ "$d" -ge 1 ] || why+=" $k +$d (expected at least +1)"
+		elif [ "$d" -ne "$n" ]; then
+			why+=" $k +$d (expected +$n)"
+		fi
+	done
+	if [ -z "$why" ]; then pass "$c"; else fail "$c" "counters:$why"; fi
+}
+S="$CL_TMP/stats"
+
+# External client -> LB address: XDP on the uplink picks the backend; the
+# pods' replies are reverse-NATed on their veths (TC ingress).
+snap "$S.0"
+e2e_http_n "$CL_CLIENT" 10.10.0.170 80 5
+snap "$S.1"
+if [ "$E2E_OK" -ne 5 ]; then
+	fail external-lb-new-flows-in-xdp "$E2E_OK of 5 answered: $E2E_FIRST_ERR"
+	fail external-lb-replies-in-pod-hook "no traffic"
+else
+	expect external-lb-new-flows-in-xdp "$S.0" "$S.1" xdp.new_flows=5 pod.new_flows=0 \
+		host.new_flows=0
+	expect external-lb-replies-in-pod-hook "$S.0" "$S.1" pod.ct_rev_hits=+ xdp.ct_rev_hits=0
+fi
+
+# Pod -> ClusterIP: the pod veth's TC ingress does the DNAT, not the
+# uplink's TC egress (which the node's default route would also reach).
+snap "$S.2"
+e2e_http_n "${CL_POD_NS[pod1]}" 10.96.0.70 80 5
+snap "$S.3"
+if [ "$E2E_OK" -ne 5 ]; then
+	fail pod-clusterip-new-flows-in-pod-hook-only "$E2E_OK of 5 answered: $E2E_FIRST_ERR"
+else
+	expect pod-clusterip-new-flows-in-pod-hook-only "$S.2" "$S.3" pod.new_flows=5 \
+		host.new_flows=0 xdp.new_flows=0 host.svc_packets=0
+fi
+
+# Host process -> ClusterIP: the uplink's TC egress.
+snap "$S.4"
+e2e_http_n "$E2E_NODE" 10.96.0.70 80 5
+snap "$S.5"
+if [ "$E2E_OK" -ne 5 ]; then
+	fail host-clusterip-new-flows-in-host-hook-only "$E2E_OK of 5 answered: $E2E_FIRST_ERR"
+else
+	expect host-clusterip-new-flows-in-host-hook-only "$S.4" "$S.5" host.new_flows=5 \
+		pod.new_flows=0 xdp.new_flows=0
+fi
+
+# External client -> LB of an empty Service: XDP leaves the answer to the
+# uplink's TC ingress, which sends the RST (and counts it once).
+snap "$S.6"
+out=$(cl_connect "$CL_CLIENT" 10.10.0.171 80)
+snap "$S.7"
+if [[ $out != "ERR ECONNREFUSED"* ]]; then
+	fail reject-answered-by-uplink-tc "expected ECONNREFUSED, got: ${out:-nothing}"
+else
+	expect reject-answered-by-uplink-tc "$S.6" "$S.7" uplink_tc.rejects=1 xdp.rejects=0 \
+		xdp.svc_packets=0
+fi
+
+# Host -> a Service whose endpoint is the node itself: the reply leaves
+# through lo, where sp_tc_local reverse-NATs it.
+snap "$S.8"
+out=$(in_node curl -s --max-time 5 http://10.96.0.72:443/ 2>&1)
+snap "$S.9"
+if [[ $out != "node "* ]]; then
+	fail local-endpoint-reply-in-lo-hook "GET http://10.96.0.72:443/ from the node: ${out:-no answer}"
+else
+	expect local-endpoint-reply-in-lo-hook "$S.8" "$S.9" local.ct_rev_hits=+ host.new_flows=1
+fi
