@@ -36,7 +36,7 @@ TEST_BINS := $(patsubst %.c,$(OUT)/tests/%,$(notdir $(TEST_SRCS)))
 TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test demo bench clean asan check-deps valgrind fuzz fuzz-deps
+.PHONY: all deps test demo bench clean asan check-deps valgrind fuzz fuzz-deps test-stress soak
 all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
@@ -95,6 +95,19 @@ $(OUT)/.dirs:
 # Unit tests run under valgrind (leaks and memory errors fail them).
 test: all
 	$(Q)OUT=$(OUT) VALGRIND=1 CASE="$(CASE)" scripts/run-tests.sh $(TESTS)
+
+# `make test` STRESS_RUNS times (default 5) in a row with both cores kept
+# busy by stress-ng --cpu 2: no test may depend on the machine's speed.
+STRESS_RUNS ?= 5
+test-stress: all
+	$(Q)scripts/deps.sh --check --stress >/dev/null 2>&1 || scripts/deps.sh --stress
+	$(Q)OUT=$(OUT) scripts/test-stress.sh $(STRESS_RUNS)
+
+# Connection integrity under load (scripts/soak.sh): minutes of new
+# connections with client-port reuse into a small conntrack, idle
+# connections that must get pushed data afterwards, no un-NATed packet.
+soak: all
+	$(Q)OUT=$(OUT) scripts/soak.sh
 
 demo: all
 	$(Q)OUT=$(OUT) scripts/demo.sh

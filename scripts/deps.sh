@@ -1,7 +1,8 @@
 #!/bin/bash
 # Install every Debian package svcplane needs to build, test, demo and
 # benchmark, and mount bpffs. `--check` only reports what is missing;
-# `--fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime).
+# `--fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime);
+# `--stress` what `make test-stress` needs (stress-ng).
 set -eu
 PKGS=(clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool iproute2
       libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev
@@ -12,7 +13,8 @@ for a in "$@"; do
 	case "$a" in
 	--check) check=1 ;;
 	--fuzz) PKGS+=(libclang-rt-dev) ;;
-	*) echo "usage: $0 [--check] [--fuzz]" >&2; exit 2 ;;
+	--stress) PKGS+=(stress-ng) ;;
+	*) echo "usage: $0 [--check] [--fuzz] [--stress]" >&2; exit 2 ;;
 	esac
 done
 missing=()

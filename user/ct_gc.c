@@ -19,36 +19,43 @@ uint64_t sp_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* Delete keys[0..n): in batches, stepping over a key that went away
- * meanwhile (the datapath replaced it, or LRU evicted it). */
-static int delete_keys(int fd, struct sp_ct_key *keys, uint32_t n, uint64_t *deleted)
+/*
+ * Delete the entries dead[0..n) whose values are still exactly what the
+ * pass read (vals): between the read and the delete, the datapath may have
+ * replaced one with a new flow on the same tuple (a client reusing its
+ * port as soon as the old connection closed), and deleting that would
+ * cut the new flow's replies off their reverse NAT. A per-key check and
+ * delete, not a batch: it shrinks that window from the whole pass to a
+ * few microseconds, and the datapath restores a REV entry it finds missing
+ * (ct_partner_miss) for what remains of it.
+ */
+static int delete_keys(int fd, const struct sp_ct_key *dead, const struct sp_ct_val *vals,
+		       uint32_t n, uint64_t *deleted)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
-	uint32_t done = 0;
+	struct sp_ct_val now;
+	uint32_t i;
 
-	while (done < n) {
-		uint32_t count = n - done;
-		int err = bpf_map_delete_batch(fd, keys + done, &count, &bo);
-
-		*deleted += count;
-		done += count;
-		if (!err)
-			continue;
-		err = -errno;
-		if (err != -ENOENT)
-			return err;
-		done++; /* the missing key */
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(fd, &dead[i], &now))
+			continue; /* gone already */
+		if (memcmp(&now, &vals[i], sizeof(now)))
+			continue; /* replaced or refreshed since the read */
+		if (bpf_map_delete_elem(fd, &dead[i]) == 0)
+			(*deleted)++;
+		else if (errno != ENOENT)
+			return -errno;
 	}
 	return 0;
 }
 
-int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, struct sp_ct_gc_stats *st)
+int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
+	     struct sp_ct_gc_stats *st)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	struct bpf_map_info info;
 	__u32 ilen = sizeof(info);
 	struct sp_ct_key *keys = NULL, *dead = NULL;
-	struct sp_ct_val *vals = NULL;
+	struct sp_ct_val *vals = NULL, *dead_vals = NULL;
 	uint32_t n_dead = 0, cap_dead = 0, token = 0;
 	uint64_t t0 = sp_mono_ns();
 	bool first = true;
@@ -80,43 +87,65 @@ int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, struct sp_ct_gc_stats *
 		first = false;
 		st->scanned += count;
 		for (i = 0; i < count; i++) {
-			if (vals[i].expires + grace_ns >= now_ns)
+			bool closed = vals[i].state == SP_CT_CLOSING ||
+				      vals[i].state == SP_CT_TIME_WAIT;
+
+			if (vals[i].expires + grace_ns >= now_ns && !(early_drop && closed))
 				continue;
+			if (vals[i].expires + grace_ns >= now_ns)
+				st->early++;
 			if (n_dead == cap_dead) {
 				uint32_t nc = cap_dead ? cap_dead * 2 : GC_BATCH;
 				struct sp_ct_key *nd = realloc(dead, (size_t)nc * sizeof(*dead));
+				struct sp_ct_val *nv;
 
 				if (!nd) {
 					err = -ENOMEM;
 					goto out;
 				}
 				dead = nd;
+				nv = realloc(dead_vals, (size_t)nc * sizeof(*dead_vals));
+				if (!nv) {
+					err = -ENOMEM;
+					goto out;
+				}
+				dead_vals = nv;
 				cap_dead = nc;
 			}
+			dead_vals[n_dead] = vals[i];
 			dead[n_dead++] = keys[i];
 		}
 		if (rc) /* ENOENT: that was the last batch */
 			break;
 	}
 	st->expired = n_dead;
-	err = delete_keys(fd, dead, n_dead, &st->deleted);
+	err = delete_keys(fd, dead, dead_vals, n_dead, &st->deleted);
 out:
 	st->live = st->scanned - st->expired;
 	st->ms = (double)(sp_mono_ns() - t0) / 1e6;
 	free(keys);
 	free(vals);
 	free(dead);
+	free(dead_vals);
 	return err;
 }
 
-unsigned int sp_ct_gc_next_interval(const struct sp_ct_gc_stats *st, unsigned int interval_s)
+bool sp_ct_gc_early_drop(const struct sp_ct_gc_stats *last)
+{
+	return last->max_entries && last->live * 2 >= last->max_entries;
+}
+
+unsigned int sp_ct_gc_next_ms(const struct sp_ct_gc_stats *st, unsigned int interval_s)
 {
 	uint64_t cap = st->max_entries ? st->max_entries : 1;
 	uint64_t used = st->live;
+	unsigned int ms = interval_s * 1000;
 
+	if (used * 4 >= cap * 3)
+		return 200;
 	if (used * 2 >= cap)
-		return 1;
+		return ms > 1000 ? 1000 : ms;
 	if (used * 4 >= cap)
-		return interval_s > 2 ? 2 : interval_s;
-	return interval_s;
+		return ms > 2000 ? 2000 : ms;
+	return ms;
 }

@@ -10,11 +10,13 @@
 #ifndef SP_CT_GC_H
 #define SP_CT_GC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct sp_ct_gc_stats {
 	uint64_t scanned; /* entries read */
-	uint64_t expired; /* entries past their deadline (+ grace) */
+	uint64_t expired; /* entries past their deadline (+ grace), or dropped early */
+	uint64_t early; /* of those, closed flows dropped before their deadline */
 	uint64_t deleted; /* of those, deleted by us (others went meanwhile) */
 	uint64_t live; /* scanned - expired */
 	uint32_t max_entries; /* the map's capacity */
@@ -23,19 +25,27 @@ struct sp_ct_gc_stats {
 
 /*
  * One pass over the conntrack map at fd: delete every entry whose deadline
- * is more than grace_ns before now_ns (CLOCK_MONOTONIC, the clock of
- * bpf_ktime_get_ns). Returns 0 or -errno; *st is filled either way with
- * what was done.
+ * is more than grace_ns before now_ns (CLOCK_MONOTONIC, which the
+ * datapath's coarse clock never runs ahead of). With early_drop, also the
+ * entries of flows that are closed (RST, or FINs both ways: TIME_WAIT)
+ * whatever their deadline, as nf_conntrack's early drop sacrifices what
+ * is least worth keeping when the table is full: under pressure the LRU
+ * would otherwise evict the least recently used entries, which are the
+ * idle established flows. Returns 0 or -errno; *st is filled either way.
  */
-int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, struct sp_ct_gc_stats *st);
+int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
+	     struct sp_ct_gc_stats *st);
+
+/* Early drop is worth it from half full (of live entries at the last pass). */
+bool sp_ct_gc_early_drop(const struct sp_ct_gc_stats *last);
 
 /*
- * Seconds until the next pass after one that left st: the configured
+ * Milliseconds until the next pass after one that left st: the configured
  * interval while the table is under a quarter full, shorter as it fills
- * (down to 1 s from half full), so that new-flow bursts meet free entries
- * and not evictions.
+ * (1 s from half full, 200 ms from three quarters), so that new-flow
+ * bursts meet free entries and not evictions.
  */
-unsigned int sp_ct_gc_next_interval(const struct sp_ct_gc_stats *st, unsigned int interval_s);
+unsigned int sp_ct_gc_next_ms(const struct sp_ct_gc_stats *st, unsigned int interval_s);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t sp_mono_ns(void);

@@ -156,7 +156,8 @@ static void run_usage(FILE *f)
 		"      --ct-timeout-close S     after a RST (default 10)\n"
 		"      --ct-timeout-udp S       (default 60)\n"
 		"      --ct-gc-interval S       delete expired conntrack entries every S seconds,\n"
-		"                               down to 1 s as the table fills; 0: never (default 10)\n"
+		"                               down to 0.2 s as the table fills, and from half full\n"
+		"                               closed flows (RST, TIME_WAIT) early; 0: never (default 10)\n"
 		"      --reject-rate N          RST / ICMP answers for Services without endpoints,\n"
 		"                               per second per CPU; more are dropped and counted\n"
 		"                               (reject_rate_limited); 0: no limit (default 1000)\n"
@@ -438,7 +439,7 @@ struct daemon {
 	int gc_stop_efd; /* written to stop the collector */
 	pthread_mutex_t gc_lock;
 	struct sp_ct_gc_stats gc_last;
-	uint64_t gc_runs, gc_deleted, gc_errors;
+	uint64_t gc_runs, gc_deleted, gc_early, gc_errors;
 	bool gc_pressure; /* live entries >= 90% of capacity at the last pass */
 };
 
@@ -448,20 +449,64 @@ struct daemon {
  * live flows cannot be helped by collecting: that is logged (once per
  * episode) and shown in /metrics and `svcplane status` as pressure.
  */
+/* New flows the datapath has created so far, over every hook and CPU
+ * (each one took two conntrack entries). 0 if unreadable. */
+static uint64_t gc_new_flows(struct daemon *d, struct sp_stats *pc, int ncpu)
+{
+	uint64_t n = 0;
+	__u32 k;
+	int c;
+
+	for (k = 0; pc && k < SP_SLOTS; k++) {
+		if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_stats), &k, pc))
+			continue;
+		for (c = 0; c < ncpu; c++)
+			n += pc[c].new_flows;
+	}
+	return n;
+}
+
+/* The collector looks at the datapath's new-flow counter this often, to
+ * start a pass early when a burst is filling the table. */
+#define GC_TICK_MS 200
+
+/*
+ * The conntrack collector: a pass every interval (shorter as the table
+ * fills, see sp_ct_gc_next_ms), or as soon as the new flows since the last
+ * pass could have filled a quarter of the table: a burst must not fill it
+ * between two passes, or the LRU evicts live flows (the idle ones first).
+ * A table that stays nearly full of live flows cannot be helped by
+ * collecting: that is logged (once per episode) and shown in /metrics and
+ * `svcplane status` as pressure.
+ */
 static void *gc_main(void *arg)
 {
 	struct daemon *d = arg;
-	unsigned int wait_s = d->o->ct_gc_interval;
+	unsigned int wait_ms = d->o->ct_gc_interval * 1000, since_ms = 0;
+	int ncpu = libbpf_num_possible_cpus();
+	struct sp_stats *pc = ncpu > 0 ? calloc(ncpu, sizeof(*pc)) : NULL;
+	uint64_t flows_at_pass = gc_new_flows(d, pc, ncpu);
+	uint64_t burst = d->o->dp.ct_size / 8; /* flows: a quarter of the entries */
+	bool early = false;
 
 	for (;;) {
 		struct pollfd p = { .fd = d->gc_stop_efd, .events = POLLIN };
 		struct sp_ct_gc_stats st;
-		bool pressure;
+		uint64_t flows;
+		bool pressure, in_burst;
 		int err;
 
-		if (poll(&p, 1, (int)wait_s * 1000) != 0)
+		if (poll(&p, 1, GC_TICK_MS) != 0)
 			break; /* stop (or a poll error: stop too) */
-		err = sp_ct_gc(d->dp.fd_ct, sp_mono_ns(), 1000000000ULL, &st);
+		since_ms += GC_TICK_MS;
+		flows = gc_new_flows(d, pc, ncpu);
+		in_burst = flows - flows_at_pass >= burst;
+		if (since_ms < wait_ms && !in_burst)
+			continue;
+		since_ms = 0;
+		flows_at_pass = flows;
+		/* A burst is pressure to come: drop closed flows early now. */
+		err = sp_ct_gc(d->dp.fd_ct, sp_mono_ns(), 1000000000ULL, early || in_burst, &st);
 		pressure = st.max_entries && st.live * 10 >= (uint64_t)st.max_entries * 9;
 		pthread_mutex_lock(&d->gc_lock);
 		if (pressure && !d->gc_pressure)
@@ -471,6 +516,7 @@ static void *gc_main(void *arg)
 		d->gc_last = st;
 		d->gc_runs++;
 		d->gc_deleted += st.deleted;
+		d->gc_early += st.early;
 		d->gc_pressure = pressure;
 		if (err)
 			d->gc_errors++;
@@ -478,11 +524,14 @@ static void *gc_main(void *arg)
 		if (err)
 			pr_warn("conntrack collector: %s", strerror(-err));
 		else
-			pr_debug("conntrack collector: %llu entries, %llu expired deleted, %.1f ms",
+			pr_debug("conntrack collector: %llu entries, %llu deleted (%llu closed "
+				 "flows early), %.1f ms",
 				 (unsigned long long)st.scanned, (unsigned long long)st.deleted,
-				 st.ms);
-		wait_s = sp_ct_gc_next_interval(&st, d->o->ct_gc_interval);
+				 (unsigned long long)st.early, st.ms);
+		wait_ms = sp_ct_gc_next_ms(&st, d->o->ct_gc_interval);
+		early = sp_ct_gc_early_drop(&st);
 	}
+	free(pc);
 	return NULL;
 }
 
@@ -810,6 +859,7 @@ static void metrics_body(struct daemon *d, FILE *f)
 	fprintf(f, "svcplane_ct_gc_runs_total %llu\nsvcplane_ct_gc_deleted_total %llu\n",
 		(unsigned long long)d->gc_runs, (unsigned long long)d->gc_deleted);
 	fprintf(f, "svcplane_ct_gc_errors_total %llu\n", (unsigned long long)d->gc_errors);
+	fprintf(f, "svcplane_ct_gc_early_drops_total %llu\n", (unsigned long long)d->gc_early);
 	pthread_mutex_unlock(&d->gc_lock);
 	if (st && ncpu > 0) {
 		struct sp_stats sum = { 0 };

@@ -76,7 +76,7 @@ static void test_deletes_expired_only(void)
 		v.expires = i % 3 == 0 ? (i % 2 ? now - 1 : 1) : now + 60000000000ULL;
 		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert");
 	}
-	err = sp_ct_gc(fd, now, 0, &st);
+	err = sp_ct_gc(fd, now, 0, false, &st);
 	ok = ASSERT_EQ(err, 0, "sp_ct_gc") && ok;
 	ok = ASSERT_EQ(st.scanned, n, "scanned") && ok;
 	ok = ASSERT_EQ(st.expired, (n + 2) / 3, "expired") && ok;
@@ -94,10 +94,60 @@ static void test_deletes_expired_only(void)
 	ok = ASSERT_EQ(left, n - (n + 2) / 3, "entries left") && ok;
 	ok = ASSERT_TRUE(left == n - (n + 2) / 3 && ok, "only live entries left") && ok;
 	/* a second pass finds nothing to do */
-	err = sp_ct_gc(fd, now, 0, &st);
+	err = sp_ct_gc(fd, now, 0, false, &st);
 	ok = ASSERT_EQ(st.deleted, 0, "second pass deletes nothing") && ok;
 	close(fd);
 	sp_test_report("gc/deletes_expired_only", ok);
+}
+
+/* Early drop: closed flows (RST, TIME_WAIT) go before their deadline,
+ * live ones (established, half-closed, setting up) stay. */
+static void test_early_drop(void)
+{
+	static const __u8 states[] = { SP_CT_NEW, SP_CT_ESTABLISHED, SP_CT_CLOSING, SP_CT_FIN_WAIT,
+				       SP_CT_TIME_WAIT };
+	LIBBPF_OPTS(bpf_map_create_opts, mo);
+	struct sp_ct_gc_stats st;
+	uint64_t now = sp_mono_ns();
+	struct sp_ct_key k;
+	struct sp_ct_val v;
+	uint32_t i;
+	bool ok = true;
+	int fd;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "gc_early", sizeof(k), sizeof(v), 1024, &mo);
+	if (!ASSERT_TRUE(fd >= 0, "create an LRU map of the conntrack layout")) {
+		sp_test_report("gc/early_drop_closed_flows_only", false);
+		return;
+	}
+	for (i = 0; i < 5; i++) {
+		memset(&k, 0, sizeof(k));
+		memset(&v, 0, sizeof(v));
+		k.sport = htons(1000 + i);
+		k.proto = IPPROTO_TCP;
+		k.family = SP_FAMILY_V4;
+		v.state = states[i];
+		v.expires = now + 100000000000ULL; /* alive for 100 s */
+		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert") && ok;
+	}
+	ok = ASSERT_EQ(sp_ct_gc(fd, now, 0, false, &st), 0, "pass without early drop") && ok;
+	ok = ASSERT_EQ(st.deleted, 0, "nothing expired, nothing deleted") && ok;
+	ok = ASSERT_EQ(sp_ct_gc(fd, now, 0, true, &st), 0, "pass with early drop") && ok;
+	ok = ASSERT_EQ(st.early, 2, "CLOSING and TIME_WAIT dropped early") && ok;
+	ok = ASSERT_EQ(st.deleted, 2, "deleted") && ok;
+	for (i = 0; i < 5; i++) {
+		bool closed = states[i] == SP_CT_CLOSING || states[i] == SP_CT_TIME_WAIT;
+
+		memset(&k, 0, sizeof(k));
+		k.sport = htons(1000 + i);
+		k.proto = IPPROTO_TCP;
+		k.family = SP_FAMILY_V4;
+		ok = ASSERT_EQ(bpf_map_lookup_elem(fd, &k, &v) == 0, !closed,
+			       "live flows kept, closed ones gone") &&
+		     ok;
+	}
+	close(fd);
+	sp_test_report("gc/early_drop_closed_flows_only", ok);
 }
 
 static struct pkt_spec tcp(const char *sa, uint16_t sp, const char *da, uint16_t dp, uint8_t fl)
@@ -161,7 +211,7 @@ static int churn(bool collect, uint64_t *deleted)
 		if (collect && i % GC_EVERY == GC_EVERY - 1) {
 			struct sp_ct_gc_stats st;
 
-			if (sp_ct_gc(bpf_map__fd(d.skel->maps.sp_ct), sp_mono_ns(), 0, &st))
+			if (sp_ct_gc(bpf_map__fd(d.skel->maps.sp_ct), sp_mono_ns(), 0, false, &st))
 				goto out;
 			*deleted += st.deleted;
 		}
@@ -189,6 +239,7 @@ int main(void)
 		return 1;
 	}
 	test_deletes_expired_only();
+	test_early_drop();
 
 	r = churn(true, &deleted);
 	printf("  with the collector: %llu dead entries deleted, idle reply %s\n",
