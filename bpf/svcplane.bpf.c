@@ -300,17 +300,17 @@ static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
  * Global functions take a NULL check on pointer arguments (the verifier
  * treats them as maybe-NULL memory).
  */
-#define SP_DEFINE_PIPELINE(fn, ctx_type, hook)                                             \
+#define SP_DEFINE_GLOBAL(fn, body, ctx_type, hook)                                         \
 	__noinline int fn(ctx_type *ctx, struct sp_pkt *p)                                 \
 	{                                                                                  \
 		if (!p)                                                                    \
 			return SP_V_PASS;                                                  \
-		return pipeline(ctx, hook, p);                                             \
+		return body(ctx, hook, p);                                                 \
 	}
 
-SP_DEFINE_PIPELINE(sp_pipeline_xdp, struct xdp_md, HOOK_XDP)
-SP_DEFINE_PIPELINE(sp_pipeline_tc_ingress, struct __sk_buff, HOOK_TC_INGRESS)
-SP_DEFINE_PIPELINE(sp_pipeline_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
+SP_DEFINE_GLOBAL(sp_pipeline_xdp, pipeline, struct xdp_md, HOOK_XDP)
+SP_DEFINE_GLOBAL(sp_pipeline_tc_ingress, pipeline, struct __sk_buff, HOOK_TC_INGRESS)
+SP_DEFINE_GLOBAL(sp_pipeline_tc_egress, pipeline, struct __sk_buff, HOOK_TC_EGRESS)
 
 /* ICMP errors and later fragments: cold paths, a global function of their
  * own per hook, called from the entry point beside the pipeline rather
@@ -330,17 +330,9 @@ static __always_inline int icmp_path(void *ctx, const int hook, struct sp_pkt *p
 	return SP_V_PASS;
 }
 
-#define SP_DEFINE_ICMP(fn, ctx_type, hook)                                                 \
-	__noinline int fn(ctx_type *ctx, struct sp_pkt *p)                                 \
-	{                                                                                  \
-		if (!p)                                                                    \
-			return SP_V_PASS;                                                  \
-		return icmp_path(ctx, hook, p);                                            \
-	}
-
-SP_DEFINE_ICMP(sp_icmp_xdp, struct xdp_md, HOOK_XDP)
-SP_DEFINE_ICMP(sp_icmp_tc_ingress, struct __sk_buff, HOOK_TC_INGRESS)
-SP_DEFINE_ICMP(sp_icmp_tc_egress, struct __sk_buff, HOOK_TC_EGRESS)
+SP_DEFINE_GLOBAL(sp_icmp_xdp, icmp_path, struct xdp_md, HOOK_XDP)
+SP_DEFINE_GLOBAL(sp_icmp_tc_ingress, icmp_path, struct __sk_buff, HOOK_TC_INGRESS)
+SP_DEFINE_GLOBAL(sp_icmp_tc_egress, icmp_path, struct __sk_buff, HOOK_TC_EGRESS)
 
 /* Parse, then hand over to the hook's pipeline. Returns SP_V_* or, when a
  * redirect helper was called, its return value. */

@@ -153,6 +153,28 @@ yaml_slices() {
 	done
 }
 
+# yaml_addr_slice NS SERVICE SLICE-NAME FAMILY PORTS-YAML [ADDRESS...]: an
+# EndpointSlice (IPv4 or IPv6: FAMILY 4 or 6) with the given addresses as
+# ready endpoints on node-a, for endpoints that are not pods (the node's own
+# address) or a slice with none.
+yaml_addr_slice() {
+	local ns=$1 svc=$2 slice=$3 fam=$4 ports=$5 a
+	shift 5
+	echo "  - name: $slice"
+	echo "    namespace: $ns"
+	echo "    serviceName: $svc"
+	echo "    addressType: IPv$fam"
+	echo "    ports: $ports"
+	if [ $# -eq 0 ]; then
+		echo "    endpoints: []"
+		return
+	fi
+	echo "    endpoints:"
+	for a in "$@"; do
+		echo "      - {addresses: [\"$a\"], conditions: {ready: true}, nodeName: node-a}"
+	done
+}
+
 # e2e_write_config: replace E2E_CONFIG with stdin atomically (a reader never
 # sees half a file).
 e2e_write_config() {

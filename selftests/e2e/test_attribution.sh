@@ -21,6 +21,7 @@ cl_client_route 10.10.0.170 || e2e_abort "client route"
 cl_client_route 10.10.0.171 || e2e_abort "client route"
 cl_bg "$E2E_NODE" "$CL_TMP/node-server.log" "$CL_PY" -c "$CL_SERVER_PY" node
 cl_wait_listener "$E2E_NODE" tcp 8080 || e2e_abort "the node's own server does not listen"
+HTTP='[{name: http, protocol: TCP, port: 8080}]'
 {
 	cat <<EOF
 services:
@@ -45,28 +46,10 @@ services:
     ports:
       - {name: https, protocol: TCP, port: 443, targetPort: 8080}
 endpointSlices:
-  - name: web-v4
-    namespace: demo
-    serviceName: web
-    addressType: IPv4
-    ports: [{name: http, protocol: TCP, port: 8080}]
-    endpoints:
-      - {addresses: [${CL_POD_V4[pod1]}], conditions: {ready: true}, nodeName: node-a}
-      - {addresses: [${CL_POD_V4[pod2]}], conditions: {ready: true}, nodeName: node-a}
-  - name: empty-v4
-    namespace: demo
-    serviceName: empty
-    addressType: IPv4
-    ports: [{name: http, protocol: TCP, port: 8080}]
-    endpoints: []
-  - name: kube-v4
-    namespace: demo
-    serviceName: kube
-    addressType: IPv4
-    ports: [{name: https, protocol: TCP, port: 8080}]
-    endpoints:
-      - {addresses: [10.10.0.1], conditions: {ready: true}, nodeName: node-a}
 EOF
+	yaml_addr_slice demo web web-v4 4 "$HTTP" "${CL_POD_V4[pod1]}" "${CL_POD_V4[pod2]}"
+	yaml_addr_slice demo empty empty-v4 4 "$HTTP"
+	yaml_addr_slice demo kube kube-v4 4 '[{name: https, protocol: TCP, port: 8080}]' 10.10.0.1
 } | e2e_write_config
 e2e_start_daemon || e2e_abort "svcplane did not become ready"
 

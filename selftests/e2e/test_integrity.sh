@@ -152,25 +152,9 @@ services:
     ports:
       - {name: https, protocol: TCP, port: 443, targetPort: 8080}
 endpointSlices:
-  - name: kube-v4
-    namespace: demo
-    serviceName: kube
-    addressType: IPv4
-    ports: [{name: https, protocol: TCP, port: 8080}]
-    endpoints:
-      - addresses: [10.10.0.1]
-        conditions: {ready: true}
-        nodeName: node-a
-  - name: kube-v6
-    namespace: demo
-    serviceName: kube
-    addressType: IPv6
-    ports: [{name: https, protocol: TCP, port: 8080}]
-    endpoints:
-      - addresses: ["fd00:10::1"]
-        conditions: {ready: true}
-        nodeName: node-a
 EOF
+	yaml_addr_slice demo kube kube-v4 4 '[{name: https, protocol: TCP, port: 8080}]' 10.10.0.1
+	yaml_addr_slice demo kube kube-v6 6 '[{name: https, protocol: TCP, port: 8080}]' fd00:10::1
 	yaml_slices demo bulk bulk '[{name: sink, protocol: TCP, port: 7070}]' pod1
 	yaml_slices demo big big '[{name: big, protocol: UDP, port: 7071}]' pod2
 	yaml_slices demo gone gone '[{name: gone, protocol: UDP, port: 7072}]' pod2
