@@ -148,6 +148,12 @@ $(FUZZ_OUT)/user/%.o: user/%.c | fuzz-deps
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
 
+# The packet fuzzer runs the datapath itself (BPF_PROG_TEST_RUN, as root).
+$(FUZZ_OUT)/fuzz_bpf_pkt: selftests/fuzz/fuzz_bpf_pkt.c $(SKELS) | fuzz-deps
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -I$(OUT) -Iselftests/bpf -fsanitize=fuzzer $< \
+		-o $@ -lbpf -lelf -lz
+
 $(FUZZ_OUT)/fuzz_k8s_watch: selftests/fuzz/fuzz_k8s_watch.c $(FUZZ_OBJS) | fuzz-deps
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ $(FUZZ_LIBS)

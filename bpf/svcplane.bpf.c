@@ -442,6 +442,44 @@ int sp_tc_local(struct __sk_buff *skb)
 	return to_tc(sp_pipeline_tc_local(skb, &p));
 }
 
+/*
+ * sp_ct_reap: the conntrack collector's delete (user/ct_gc.c runs it with
+ * BPF_PROG_TEST_RUN). Deletes each given entry only if its value is still
+ * the one the collector read: the datapath may have replaced it with a new
+ * flow on the same tuple since (a client reusing its port), and deleting
+ * that would cut the new flow's replies off their reverse NAT. Done here,
+ * the check and the delete are nanoseconds apart, not two syscalls.
+ */
+SEC("syscall")
+int sp_ct_reap(struct sp_reap_args *a)
+{
+	__u32 i, n = a->n, deleted = 0;
+
+	/* Unrolled: a context pointer may only be read at constant offsets
+	 * (the verifier refuses a modified ctx pointer). */
+#pragma clang loop unroll(full)
+	for (i = 0; i < SP_REAP_BATCH; i++) {
+		struct sp_ct_key k;
+		struct sp_ct_val want;
+		__u64 *v;
+		bool same;
+		__u32 w;
+
+		if (i >= n)
+			break;
+		k = a->items[i].key; /* helpers take no ctx pointer */
+		want = a->items[i].val;
+		v = bpf_map_lookup_elem(&sp_ct, &k);
+		same = v != NULL;
+		for (w = 0; same && w < sizeof(want) / 8; w++)
+			same = v[w] == ((__u64 *)&want)[w];
+		if (same && !bpf_map_delete_elem(&sp_ct, &k))
+			deleted++;
+	}
+	a->deleted = deleted;
+	return 0;
+}
+
 /* The reject-only pipeline of sp_tc_uplink, global for the same reason as
  * the others. */
 __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)

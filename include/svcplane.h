@@ -229,6 +229,26 @@ struct sp_frag_val {
 	__u64 expires;
 };
 /*
+ * The conntrack collector's reaper (sp_ct_reap, a BPF_PROG_TYPE_SYSCALL
+ * program run with BPF_PROG_TEST_RUN): each item is an entry as the
+ * collector read it; the program deletes it only if its value is still
+ * exactly that, in the kernel, so the window in which the datapath can
+ * replace it with a new flow in between is nanoseconds, not a syscall.
+ */
+#define SP_REAP_BATCH 32 /* unrolled in the program: keep it small */
+
+struct sp_reap_item {
+	struct sp_ct_key key;
+	struct sp_ct_val val;
+};
+
+struct sp_reap_args {
+	__u32 n; /* items given */
+	__u32 deleted; /* out: items deleted */
+	struct sp_reap_item items[SP_REAP_BATCH];
+};
+
+/*
  * Counters: sp_stats holds one struct sp_stats per CPU for each hook
  * (slot), so every packet is attributed to the program that handled it;
  * the totals are the sum of the slots.

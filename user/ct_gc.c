@@ -48,7 +48,37 @@ static int delete_keys(int fd, const struct sp_ct_key *dead, const struct sp_ct_
 	return 0;
 }
 
-int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
+/* The same through the datapath's reaper program (reap_fd), in batches. */
+static int reap_keys(int reap_fd, const struct sp_ct_key *dead, const struct sp_ct_val *vals,
+		     uint32_t n, uint64_t *deleted)
+{
+	struct sp_reap_args *a = calloc(1, sizeof(*a));
+	uint32_t done = 0, i;
+	int err = 0;
+
+	if (!a)
+		return -ENOMEM;
+	while (done < n && !err) {
+		/* A syscall program writes its results back into ctx_in. */
+		LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = a, .ctx_size_in = sizeof(*a));
+
+		a->n = n - done < SP_REAP_BATCH ? n - done : SP_REAP_BATCH;
+		a->deleted = 0;
+		for (i = 0; i < a->n; i++) {
+			a->items[i].key = dead[done + i];
+			a->items[i].val = vals[done + i];
+		}
+		if (bpf_prog_test_run_opts(reap_fd, &o))
+			err = -errno;
+		else
+			*deleted += a->deleted;
+		done += a->n;
+	}
+	free(a);
+	return err;
+}
+
+int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
 	     struct sp_ct_gc_stats *st)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
@@ -119,7 +149,10 @@ int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
 			break;
 	}
 	st->expired = n_dead;
-	err = delete_keys(fd, dead, dead_vals, n_dead, &st->deleted);
+	if (reap_fd >= 0)
+		err = reap_keys(reap_fd, dead, dead_vals, n_dead, &st->deleted);
+	else
+		err = delete_keys(fd, dead, dead_vals, n_dead, &st->deleted);
 out:
 	st->live = st->scanned - st->expired;
 	st->ms = (double)(sp_mono_ns() - t0) / 1e6;

@@ -31,9 +31,14 @@ struct sp_ct_gc_stats {
  * whatever their deadline, as nf_conntrack's early drop sacrifices what
  * is least worth keeping when the table is full: under pressure the LRU
  * would otherwise evict the least recently used entries, which are the
- * idle established flows. Returns 0 or -errno; *st is filled either way.
+ * idle established flows. An entry is deleted only if its value is still
+ * what the pass read (the datapath may have replaced it with a new flow on
+ * the same tuple): by the datapath's sp_ct_reap program (reap_fd, the
+ * check and the delete nanoseconds apart), or with reap_fd < 0 (a map
+ * that is not the datapath's own) from here, a lookup and a delete apart.
+ * Returns 0 or -errno; *st is filled either way.
  */
-int sp_ct_gc(int fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
+int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
 	     struct sp_ct_gc_stats *st);
 
 /* Early drop is worth it from half full (of live entries at the last pass). */

@@ -506,7 +506,8 @@ static void *gc_main(void *arg)
 		since_ms = 0;
 		flows_at_pass = flows;
 		/* A burst is pressure to come: drop closed flows early now. */
-		err = sp_ct_gc(d->dp.fd_ct, sp_mono_ns(), 1000000000ULL, early || in_burst, &st);
+		err = sp_ct_gc(d->dp.fd_ct, bpf_program__fd(d->dp.skel->progs.sp_ct_reap), sp_mono_ns(),
+			       1000000000ULL, early || in_burst, &st);
 		pressure = st.max_entries && st.live * 10 >= (uint64_t)st.max_entries * 9;
 		pthread_mutex_lock(&d->gc_lock);
 		if (pressure && !d->gc_pressure)

@@ -76,7 +76,7 @@ static void test_deletes_expired_only(void)
 		v.expires = i % 3 == 0 ? (i % 2 ? now - 1 : 1) : now + 60000000000ULL;
 		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert");
 	}
-	err = sp_ct_gc(fd, now, 0, false, &st);
+	err = sp_ct_gc(fd, -1, now, 0, false, &st);
 	ok = ASSERT_EQ(err, 0, "sp_ct_gc") && ok;
 	ok = ASSERT_EQ(st.scanned, n, "scanned") && ok;
 	ok = ASSERT_EQ(st.expired, (n + 2) / 3, "expired") && ok;
@@ -94,7 +94,7 @@ static void test_deletes_expired_only(void)
 	ok = ASSERT_EQ(left, n - (n + 2) / 3, "entries left") && ok;
 	ok = ASSERT_TRUE(left == n - (n + 2) / 3 && ok, "only live entries left") && ok;
 	/* a second pass finds nothing to do */
-	err = sp_ct_gc(fd, now, 0, false, &st);
+	err = sp_ct_gc(fd, -1, now, 0, false, &st);
 	ok = ASSERT_EQ(st.deleted, 0, "second pass deletes nothing") && ok;
 	close(fd);
 	sp_test_report("gc/deletes_expired_only", ok);
@@ -130,9 +130,9 @@ static void test_early_drop(void)
 		v.expires = now + 100000000000ULL; /* alive for 100 s */
 		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert") && ok;
 	}
-	ok = ASSERT_EQ(sp_ct_gc(fd, now, 0, false, &st), 0, "pass without early drop") && ok;
+	ok = ASSERT_EQ(sp_ct_gc(fd, -1, now, 0, false, &st), 0, "pass without early drop") && ok;
 	ok = ASSERT_EQ(st.deleted, 0, "nothing expired, nothing deleted") && ok;
-	ok = ASSERT_EQ(sp_ct_gc(fd, now, 0, true, &st), 0, "pass with early drop") && ok;
+	ok = ASSERT_EQ(sp_ct_gc(fd, -1, now, 0, true, &st), 0, "pass with early drop") && ok;
 	ok = ASSERT_EQ(st.early, 2, "CLOSING and TIME_WAIT dropped early") && ok;
 	ok = ASSERT_EQ(st.deleted, 2, "deleted") && ok;
 	for (i = 0; i < 5; i++) {
@@ -211,7 +211,8 @@ static int churn(bool collect, uint64_t *deleted)
 		if (collect && i % GC_EVERY == GC_EVERY - 1) {
 			struct sp_ct_gc_stats st;
 
-			if (sp_ct_gc(bpf_map__fd(d.skel->maps.sp_ct), sp_mono_ns(), 0, false, &st))
+			if (sp_ct_gc(bpf_map__fd(d.skel->maps.sp_ct), bpf_program__fd(d.skel->progs.sp_ct_reap),
+				     sp_mono_ns(), 0, false, &st))
 				goto out;
 			*deleted += st.deleted;
 		}
