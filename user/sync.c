@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -67,6 +69,12 @@ struct sp_sync {
 	 * so an apply with one change does not walk every backend. */
 	struct app_be **gc;
 	size_t n_gc, gc_cap;
+	/* Regions no frontend points at any more, freed at the end of the
+	 * apply, once no datapath program can still be reading them. */
+	struct retired {
+		uint32_t first, chunks;
+	} *retired;
+	size_t n_retired, retired_cap;
 };
 
 static int svc_cmp(const void *a, const void *b)
@@ -148,6 +156,54 @@ static void region_free(struct sp_sync *s, uint32_t first, uint32_t chunks)
 {
 	if (chunks && first + chunks <= s->maps.maglev_chunks)
 		memset(s->chunk_used + first, 0, chunks);
+}
+
+/* A region that was switched away from: free it only after the next
+ * wait_for_datapath() (see sp_sync_apply). */
+static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
+{
+	if (!chunks)
+		return;
+	if (s->n_retired == s->retired_cap) {
+		size_t cap = s->retired_cap ? 2 * s->retired_cap : 16;
+		struct retired *r = realloc(s->retired, cap * sizeof(*r));
+
+		if (!r) {
+			/* No memory to defer: leak the chunks until restart
+			 * rather than free them under a reader. */
+			pr_warn("cannot defer freeing Maglev region %u+%u: %s", first, chunks,
+				strerror(ENOMEM));
+			return;
+		}
+		s->retired = r;
+		s->retired_cap = cap;
+	}
+	s->retired[s->n_retired].first = first;
+	s->retired[s->n_retired].chunks = chunks;
+	s->n_retired++;
+}
+
+/*
+ * Wait until every datapath program that could have read the maps before
+ * now has finished. A packet reads a Service's sp_services value, then its
+ * region, then the backend: if a switch happens between, it still holds
+ * the old region and backend ids, which must not be freed (and reused by
+ * another Service, or deleted) under it. BPF programs run inside RCU
+ * read-side sections, and membarrier(MEMBARRIER_CMD_GLOBAL) is
+ * synchronize_rcu(): one grace period, a few milliseconds, once per apply.
+ */
+static void wait_for_datapath(void)
+{
+	static bool warned;
+
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+		return;
+	if (!warned)
+		pr_warn("membarrier(MEMBARRIER_CMD_GLOBAL): %s; waiting 100 ms instead before "
+			"freeing what the datapath may still read",
+			strerror(errno));
+	warned = true;
+	usleep(100000);
 }
 
 static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
@@ -694,11 +750,12 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 	}
 
 	if (rebuild) {
-		/* After the switch: release the old table and backend refs. */
+		/* After the switch: release the old table and backend refs
+		 * (both freed for real once the datapath is done with them). */
 		if (a->flags & SP_SVC_F_AFFINITY)
 			members_del(s, a->svc_id, a->be_ids, a->n,
 				    (w->flags & SP_SVC_F_AFFINITY) ? ids : NULL, w->n_be);
-		region_free(s, a->region, a->chunks);
+		region_retire(s, a->region, a->chunks);
 		for (i = 0; i < a->n; i++)
 			be_put(s, &a->be[i].ip, a->be[i].port);
 		free(a->be);
@@ -770,7 +827,7 @@ static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stat
 		members_del(s, a->svc_id, a->be_ids, a->n, NULL, 0);
 	for (i = 0; i < a->n; i++)
 		be_put(s, &a->be[i].ip, a->be[i].port);
-	region_free(s, a->region, a->chunks);
+	region_retire(s, a->region, a->chunks);
 	if (bpf_map_delete_elem(s->maps.fd_svc_meta, &a->svc_id) && errno != ENOENT)
 		pr_warn("%s: delete sp_svc_meta entry: %s", a->id, strerror(errno));
 	s->svc_id_used[a->svc_id] = 0;
@@ -896,6 +953,13 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	free(s->orphans);
 	s->orphans = NULL;
 	s->n_orphans = 0;
+	/* Old tables and removed backends: only once no packet that started
+	 * before the switches can still be reading them. */
+	if (s->n_retired || s->n_gc)
+		wait_for_datapath();
+	for (i = 0; i < s->n_retired; i++)
+		region_free(s, s->retired[i].first, s->retired[i].chunks);
+	s->n_retired = 0;
 	be_gc(s, st);
 	free(keep);
 	return ret;
@@ -1203,6 +1267,7 @@ void sp_sync_free(struct sp_sync *s)
 	free(s->orphans);
 	free(s->node_addrs);
 	free(s->gc);
+	free(s->retired);
 	free(s);
 }
 
