@@ -117,6 +117,7 @@ demo: all
 bench: all
 	$(Q)OUT=$(OUT) QUICK=$(QUICK) scripts/bench.sh
 	$(Q)OUT=$(OUT) QUICK=$(QUICK) scripts/bench/extra.sh $${BENCH_DOC:-docs/BENCHMARKS.md}
+	$(Q)OUT=$(OUT) scripts/bench/pkt-compare.sh --doc $${BENCH_DOC:-docs/BENCHMARKS.md}
 
 # AddressSanitizer + UBSan build of the daemon and user tests, then run them.
 asan:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# pkt-compare.sh [BASE-REV] [ROUNDS]: per-packet cost and verifier work of
+# pkt-compare.sh [--doc FILE] [BASE-REV] [ROUNDS]: per-packet cost and verifier work of
 # this tree against BASE-REV (default f59fab9, before the datapath
 # restructuring), side by side in one run, so that a noisy machine affects
 # both alike.
@@ -11,9 +11,16 @@
 # case with the median over rounds (each round itself a median of 3 runs),
 # raw and net of the wrapper (wrap0 for packets the datapath rewrites in
 # place, as bench_pkt's own report does), then each side's verified
-# instructions per program (bpf_prog_info.verified_insns).
+# instructions per program (bpf_prog_info.verified_insns). With --doc FILE,
+# also replaces FILE's section "7." (or appends it) with these figures:
+# `make bench` does that for docs/BENCHMARKS.md.
 set -eu
 cd "$(dirname "$0")/../.."
+DOC=""
+if [ "${1:-}" = --doc ]; then
+	DOC=$2
+	shift 2
+fi
 BASE=${1:-f59fab9}
 ROUNDS=${2:-3}
 OUT=${OUT:-build}
@@ -46,6 +53,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # side case n median -> one median per (side, case, n)
+report() {
 awk '{ split($3, c, "="); split($4, n, "="); split($5, m, "=");
        print $1, c[2], n[2], m[2] }' "$RES/pkt" | sort -k1,1 -k2,2 -k3,3n -k4,4n >"$RES/all"
 awk '
@@ -77,3 +85,29 @@ for side in base new; do
 	"$t" 2>/dev/null | awk -v s=$side '/^  default sp_/ { printf "  %-4s %-14s %s\n", s, $2, $3 }'
 	"$t" >/dev/null 2>&1 || true # (the base may fail the budget: that is the point)
 done
+}
+report | tee "$RES/report"
+
+[ -n "$DOC" ] || exit 0
+{
+	echo "## 7. Per-packet cost and verifier work against $BASE"
+	echo
+	echo "scripts/bench/pkt-compare.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
+		"$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' + local changes'), load" \
+		"$(cut -d' ' -f1-3 /proc/loadavg): bench_pkt of both revisions alternated $ROUNDS times in" \
+		"one run, N Services of 4 endpoints, ns per packet (median of rounds; \"net\" subtracts" \
+		"the restoring wrapper, wrap0, or wrap1 for new flows)."
+	echo
+	echo '```'
+	cat "$RES/report"
+	echo '```'
+} >"$RES/section"
+if grep -q '^## 7\. ' "$DOC"; then
+	awk -v sec="$RES/section" '
+		/^## 7\. / { while ((getline l < sec) > 0) print l; skip = 1; next }
+		skip && /^## / { skip = 0 }
+		!skip' "$DOC" >"$RES/doc" && cat "$RES/doc" >"$DOC"
+else
+	{ echo; cat "$RES/section"; } >>"$DOC"
+fi
+echo "pkt-compare: section 7 written to $DOC"
