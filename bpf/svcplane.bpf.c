@@ -9,8 +9,6 @@
  *                 TC rather than XDP because pod packets arrive
  *                 CHECKSUM_PARTIAL (see lib/nat.h).
  *  sp_tc_egress   TC egress on uplinks: host-originated traffic to Services.
- *  sp_tc_local    TC egress on lo: replies of local endpoints to host
- *                 processes that reached them through a Service.
  */
 #include "lib/common.h"
 #include "maps.h"
@@ -168,11 +166,13 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	fwd.svc_id = svc->svc_id;
 	if (svc->flags & SP_SVC_F_NODEPORT)
 		fwd.flags |= SP_CT_F_NODEPORT;
-	/* Hairpin is for pods, which would drop their own address arriving
-	 * from outside; a host process reaching a Service whose endpoint is
-	 * this host (TC egress) gets its packet back through lo, where its own
-	 * address is what it expects. */
-	if (hook != HOOK_TC_EGRESS && addr_eq(&be->addr, &p->saddr)) {
+	/* A client that is its own backend: a pod reaching itself, or a host
+	 * process reaching a Service whose endpoint is this host (TC egress;
+	 * the packet then goes back in through lo, see tc_to_local). Either
+	 * would take a packet from its own address arriving from outside for
+	 * a martian; from the hairpin address, the reply is routed back out
+	 * where we reverse-NAT it. */
+	if (addr_eq(&be->addr, &p->saddr)) {
 		fwd.flags |= SP_CT_F_HAIRPIN;
 		hairpin_addr(p->family, &fwd.nat_saddr);
 		STAT_INC(st, hairpin);
@@ -411,37 +411,6 @@ int sp_tc_egress(struct __sk_buff *skb)
  * only answers new flows to Services without endpoints, quietly (no
  * counters twice for the same packet).
  */
-/*
- * sp_tc_local: TC egress on lo. The only NATed packets that leave through
- * lo are the replies of a local endpoint to a host process that reached it
- * through a Service (see tc_to_local in lib/fwd.h): reverse NAT only.
- */
-__noinline int sp_pipeline_tc_local(struct __sk_buff *skb, struct sp_pkt *p)
-{
-	struct sp_stats *st = stats_get(SP_SLOT_LOCAL);
-	int ret;
-
-	if (!p || p->icmp || p->frag == SP_FRAG_LATER)
-		return SP_V_PASS;
-	ret = handle_reply(skb, HOOK_TC_EGRESS, p, st);
-	return ret == SP_CONTINUE ? SP_V_PASS : ret;
-}
-
-SEC("tc")
-int sp_tc_local(struct __sk_buff *skb)
-{
-	struct sp_pkt p;
-	int ret;
-
-	__builtin_memset(&p, 0, sizeof(p));
-	p.quiet = 1;
-	tc_pull_headers(skb);
-	ret = parse_pkt(skb, HOOK_TC_EGRESS, &p, NULL);
-	if (ret != SP_CONTINUE)
-		return TC_ACT_OK;
-	return to_tc(sp_pipeline_tc_local(skb, &p));
-}
-
 /*
  * sp_ct_reap: the conntrack collector's delete (user/ct_gc.c runs it with
  * BPF_PROG_TEST_RUN). Deletes each given entry only if its value is still

@@ -258,10 +258,9 @@ enum sp_stats_slot {
 	SP_SLOT_POD = 1, /* sp_tc_ingress on pod veths */
 	SP_SLOT_HOST = 2, /* sp_tc_egress on uplinks: host-originated traffic */
 	SP_SLOT_UPLINK_TC = 3, /* sp_tc_uplink: rejects XDP left to TC */
-	SP_SLOT_LOCAL = 4, /* sp_tc_local on lo: replies of local endpoints */
-	SP_SLOTS = 5,
+	SP_SLOTS = 4,
 };
-#define SP_SLOT_NAMES { "xdp", "pod", "host", "uplink_tc", "local" }
+#define SP_SLOT_NAMES { "xdp", "pod", "host", "uplink_tc" }
 
 struct sp_stats {
 	__u64 rx_packets; /* packets seen by any hook */

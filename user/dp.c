@@ -245,26 +245,6 @@ static int xdp_attach(struct sp_dp *dp, int ifindex, const char *ifname, enum sp
 	return 0;
 }
 
-/*
- * A host process's packets to a Service whose endpoint is this host come
- * back in through lo's ingress (tc_to_local in bpf/lib/fwd.h) with a local
- * source address, which IPv4's source validation takes for a martian unless
- * lo accepts local sources. Only such packets are affected: loopback
- * traffic the stack sends itself keeps its route and is not validated.
- */
-static void lo_accept_local(void)
-{
-	static const char path[] = "/proc/sys/net/ipv4/conf/lo/accept_local";
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0 || write(fd, "1", 1) != 1)
-		pr_warn("set %s to 1: %s (host processes cannot reach Services whose endpoint "
-			"is this host over IPv4)",
-			path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-}
-
 int sp_dp_attach_uplink(struct sp_dp *dp, const char *ifname, enum sp_xdp_mode mode)
 {
 	int ifindex = if_nametoindex(ifname);
@@ -279,14 +259,8 @@ int sp_dp_attach_uplink(struct sp_dp *dp, const char *ifname, enum sp_xdp_mode m
 		err = tc_attach(ifindex, ifname, BPF_TC_INGRESS, dp->skel->progs.sp_tc_uplink);
 	if (!err)
 		err = tc_attach(ifindex, ifname, BPF_TC_EGRESS, dp->skel->progs.sp_tc_egress);
-	/* Replies of local endpoints to host processes leave through lo
-	 * (see tc_to_local in bpf/lib/fwd.h). */
 	if (!err)
-		err = tc_attach(1, "lo", BPF_TC_EGRESS, dp->skel->progs.sp_tc_local);
-	if (!err)
-		lo_accept_local();
-	if (!err)
-		pr_info("%s: attached as uplink (XDP + TC ingress/egress; lo: TC egress)", ifname);
+		pr_info("%s: attached as uplink (XDP + TC ingress/egress)", ifname);
 	return err;
 }
 

@@ -163,8 +163,8 @@ static const struct ins_cmd stats_cmd = {
 	"stats", NULL,
 	"Show datapath counters (summed over CPUs) and drop/pass reasons. Each counter is\n"
 	"shown in total and per program: XDP (sp_xdp, uplinks), POD (sp_tc_ingress, pod\n"
-	"veths), HOST (sp_tc_egress, host traffic leaving uplinks), UPLINK_TC (sp_tc_uplink:\n"
-	"rejects XDP left to TC) and LOCAL (sp_tc_local, lo); JSON: counters and by_hook.",
+	"veths), HOST (sp_tc_egress, host traffic leaving uplinks) and UPLINK_TC\n"
+	"(sp_tc_uplink: rejects XDP left to TC); JSON: counters and by_hook.",
 	NULL, stats_opts,
 };
 
@@ -2045,8 +2045,8 @@ static void stat_add(struct sp_stats *s, size_t i, __u64 v)
 int cmd_stats(int argc, char **argv)
 {
 	static const char *const slot_names[] = SP_SLOT_NAMES;
-	static const char *const head[] = { "COUNTER", "TOTAL",	    "XDP",  "POD",
-					    "HOST",    "UPLINK_TC", "LOCAL" };
+	static const char *const head[] = { "COUNTER", "TOTAL", "XDP", "POD", "HOST",
+					    "UPLINK_TC" };
 	struct sp_stats slot[SP_SLOTS];
 	char sv[SP_SLOTS][INS_NUM_LEN];
 	__u32 k, nslots;
@@ -2129,13 +2129,12 @@ int cmd_stats(int argc, char **argv)
 		goto out;
 	}
 
-	tab_init(&t, head, 2 + nslots, "lrrrrrr");
+	tab_init(&t, head, 2 + nslots, "lrrrrr");
 	for (pass = 0; pass < 2; pass++) {
 		if (pass)
 			tab_head(&t);
 		for (i = 0; i < ARRAY_SIZE(stat_fields); i++) {
-			const char *cells[] = { stat_fields[i].name, val, sv[0], sv[1], sv[2], sv[3],
-						sv[4] };
+			const char *cells[] = { stat_fields[i].name, val, sv[0], sv[1], sv[2], sv[3] };
 
 			snprintf(val, sizeof(val), "%llu", (unsigned long long)stat_get(&s, i));
 			for (k = 0; k < SP_SLOTS; k++)

@@ -95,15 +95,17 @@ stack:
 #define SP_LOOPBACK_IFINDEX 1
 
 /*
- * A host process's packet to a Service whose endpoint is this host (the
+ * A packet of a host process to a Service whose endpoint is this host (the
  * `kubernetes` Service on a control-plane node: the API server listens on
- * the node's own address). It was routed out of the uplink for the
- * ClusterIP; after DNAT its destination is local, and leaving by the
- * uplink would send it to the wire. Hand it to the loopback device's
- * ingress instead, as the stack would have delivered a local destination
- * (the destination MAC becomes lo's, all zeros, or the stack would take
- * the frame for another host's). The reply goes out through lo, where
- * sp_tc_local reverse-NATs it.
+ * the node's own address), or the reverse-NATed reply to it. It was routed
+ * out of the uplink; after NAT its destination is local, and leaving by
+ * the uplink would send it to the wire. Hand it to the loopback device's
+ * ingress instead, as the stack delivers a local destination (the
+ * destination MAC becomes lo's, all zeros, or the stack would take the
+ * frame for another host's). Its source is the hairpin address (request)
+ * or the VIP (reply), never a local one, which IPv4 would take for a
+ * martian on lo. The endpoint's reply to the hairpin address is routed out
+ * of the uplink again, where TC egress reverse-NATs it and comes here.
  */
 static __always_inline int tc_to_local(struct __sk_buff *skb, struct sp_stats *st)
 {

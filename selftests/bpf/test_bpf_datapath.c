@@ -1159,29 +1159,6 @@ static void add_ct_integrity_rows(void)
 	r = flow_new_row(&u, "request_42_bytes", flow_req(&u, 0, 1, 0, 0));
 	r->ct = CT_NEW;
 	flow_rev_row(&u, "reply_42_bytes", flow_reply(&u, 0, 2, 0, 0));
-
-	/* 4: on the host's egress hook, a client that is the Service's own
-	 * endpoint is a host process reaching itself (the `kubernetes`
-	 * Service on a control-plane node): no hairpin source rewrite, the
-	 * packet goes back in through lo (selftests/e2e/test_integrity.sh). */
-	{
-		static const struct flow o4 = { "v4_host_own_address", 4, TCP, "10.1.0.5",
-						"10.96.0.40", "10.1.0.5", 40016, 80, 8080, 9, 9 };
-		static const struct flow o6 = { "v6_host_own_address", 6, TCP, "fd00:1::5",
-						"fd00:96::40", "fd00:1::5", 40017, 80, 8080, 29, 29 };
-		const struct flow *fl[] = { &o4, &o6 };
-		size_t i;
-
-		for (i = 0; i < 2; i++) {
-			r = flow_new_row(fl[i], "syn_not_hairpinned",
-					 flow_req(fl[i], PKT_SYN, 1000, 0, 0));
-			r->ct = CT_NEW;
-			r->only = 1 + H_TC_EGRESS;
-			r = flow_rev_row(fl[i], "synack_reverse_natted",
-					 flow_reply(fl[i], PKT_SYN | PKT_ACK, 5000, 1001, 0));
-			r->only = 1 + H_TC_EGRESS;
-		}
-	}
 }
 
 /* A later fragment of flow f's datagram (request, or reply when reply):
@@ -2177,10 +2154,6 @@ static void run_table(const struct prog *pg)
 	cur_slot = slot_of(pg->hook);
 	for (i = 0; i < nrows; i++) {
 		if (rows[i].only && rows[i].only != 1 + (int)pg->hook)
-			continue;
-		/* Hairpin is a pod's path: on the host's egress hook, a client
-		 * that is its own backend is a host process (rows below). */
-		if (rows[i].hairpin && pg->hook == H_TC_EGRESS)
 			continue;
 		run_row(pg, &rows[i]);
 	}

@@ -14,7 +14,7 @@
 e2e_cases \
 	external-lb-new-flows-in-xdp external-lb-replies-in-pod-hook \
 	pod-clusterip-new-flows-in-pod-hook-only host-clusterip-new-flows-in-host-hook-only \
-	reject-answered-by-uplink-tc local-endpoint-reply-in-lo-hook
+	reject-answered-by-uplink-tc local-endpoint-through-host-hook
 
 e2e_begin --pods 2
 cl_client_route 10.10.0.170 || e2e_abort "client route"
@@ -137,13 +137,15 @@ else
 		xdp.svc_packets=0
 fi
 
-# Host -> a Service whose endpoint is the node itself: the reply leaves
-# through lo, where sp_tc_local reverse-NATs it.
+# Host -> a Service whose endpoint is the node itself: the request and the
+# reply both leave by the uplink's TC egress (the request hairpinned, the
+# reply to the hairpin address), which hands each to lo after NAT.
 snap "$S.8"
 out=$(in_node curl -s --max-time 5 http://10.96.0.72:443/ 2>&1)
 snap "$S.9"
 if [[ $out != "node "* ]]; then
-	fail local-endpoint-reply-in-lo-hook "GET http://10.96.0.72:443/ from the node: ${out:-no answer}"
+	fail local-endpoint-through-host-hook "GET http://10.96.0.72:443/ from the node: ${out:-no answer}"
 else
-	expect local-endpoint-reply-in-lo-hook "$S.8" "$S.9" local.ct_rev_hits=+ host.new_flows=1
+	expect local-endpoint-through-host-hook "$S.8" "$S.9" host.ct_rev_hits=+ host.new_flows=1 \
+		host.hairpin=1
 fi
