@@ -170,26 +170,6 @@ print("; ".join(errs))
 PY
 }
 
-# config_maps_dump: the maps the config writes (not conntrack or counters),
-# dumped with bpftool, for comparing before and after a restart. sp_maglev
-# is left out for size (32 MiB by default); a table rewritten elsewhere
-# shows as a new region in sp_services.
-CONFIG_MAPS="sp_services sp_backends sp_svc_meta sp_svc_backends sp_node_addrs"
-config_maps_dump() {
-	local m
-	for m in $CONFIG_MAPS; do
-		echo "== $m"
-		ip netns exec "$NODE" bpftool -j map dump pinned "$CL_PINDIR/$m" 2>&1 |
-			"$CL_PY" -c '
-import json, sys
-try:
-    es = json.load(sys.stdin)
-except ValueError:
-    print("ERR unreadable"); sys.exit()
-for e in sorted(json.dumps(e.get("formatted", e), sort_keys=True) for e in es):
-    print(e)'
-	done
-}
 
 # A stream and two request loops run through the kill and the restart.
 # Nothing here counts what happened within a fixed time: each phase waits
@@ -224,7 +204,7 @@ grown "$CL_TMP/loop6" 0 $LOOP_MIN "requests before kill -9"
 # What the first daemon attached and wrote, to compare after the restart.
 old_pid=$SP_PID
 attach_before=$(attach_snapshot)
-maps_before=$(config_maps_dump)
+maps_before=$(e2e_maps_dump)
 pkts_before=$(svc_packets)
 # A TC filter deleted and added again ends up looking the same as one
 # replaced in place; the netlink events tell them apart.
@@ -242,7 +222,7 @@ restart_ok=1
 e2e_start_daemon || restart_ok=0
 ct_after=$(ct_entries_for_port "${sport:-0}")
 attach_after=$(attach_snapshot)
-maps_after=$(config_maps_dump)
+maps_after=$(e2e_maps_dump)
 pkts_after=$(svc_packets)
 new_progs=$(prog_ids_of "$SP_PID")
 old_progs_seen=""
@@ -325,16 +305,16 @@ print(" ".join("svc %s: %s -> %s packets" % (i, b[i], a.get(i)) for i in sorted(
                if a.get(i) is None or int(a[i]) < int(b[i])))' "$pkts_before" "$pkts_after")
 if [ $restart_ok = 0 ]; then
 	fail restart-rewrites-nothing "svcplane did not come back after kill -9"
-elif [ "$(grep -c . <<<"$maps_before")" -le "$(wc -w <<<"$CONFIG_MAPS")" ] || [[ $maps_before == *ERR* ]]; then
+elif [ "$(grep -c . <<<"$maps_before")" -le "$(wc -w <<<"$E2E_CONFIG_MAPS")" ] || [[ $maps_before == *ERR* ]]; then
 	fail restart-rewrites-nothing "the maps could not be read before the restart: ${maps_before:0:300}"
 elif [ -z "$pkts_before" ] || [ -z "$(awk '$2 > 0' <<<"$pkts_before")" ]; then
 	fail restart-rewrites-nothing "no Service counted packets before the restart: the check cannot tell ($pkts_before)"
 elif [ -n "$pkts_went_back" ]; then
 	fail restart-rewrites-nothing "per-Service counters went back across the restart (the Service was written again): $pkts_went_back"
 elif [ "$maps_before" != "$maps_after" ]; then
-	fail restart-rewrites-nothing "maps changed across the restart: $(diff <(echo "$maps_before") <(echo "$maps_after") | grep '^[<>]' | head -6 | cut -c1-200 | tr '\n' ' ')"
+	fail restart-rewrites-nothing "maps changed across the restart: $(e2e_maps_diff "$maps_before" "$maps_after")"
 else
-	note "$(grep -vc '^==' <<<"$maps_before") entries of $CONFIG_MAPS unchanged across the restart; packets per Service: ${pkts_before//$'\n'/, } before, ${pkts_after//$'\n'/, } after"
+	note "$(grep -vc '^==' <<<"$maps_before") entries of $E2E_CONFIG_MAPS unchanged across the restart; packets per Service: ${pkts_before//$'\n'/, } before, ${pkts_after//$'\n'/, } after"
 	pass restart-rewrites-nothing
 fi
 
