@@ -746,47 +746,111 @@ static void test_ip_helpers(void)
 	ASSERT_STREQ(sp_ip_str(&a, buf, sizeof(buf)), "?", "bad family");
 }
 
-/* Run cmd_check_config with stdout captured into out. */
-static int run_check(char *const *argv, int argc, char *out, size_t outlen)
+/* Start capturing stream fno (stdout or stderr) into a temporary file;
+ * returns the saved descriptor, or -1. */
+static int capture_start(FILE *f, int fno, int *fd)
 {
-	char path[] = "/tmp/svcplane-test-stdout-XXXXXX";
-	int fd, saved, rc;
+	char path[] = "/tmp/svcplane-test-out-XXXXXX";
+	int saved;
+
+	fflush(f);
+	*fd = mkstemp(path);
+	if (*fd < 0)
+		return -1;
+	unlink(path);
+	saved = dup(fno);
+	if (saved >= 0)
+		dup2(*fd, fno);
+	return saved;
+}
+
+/* Stop capturing; what was written goes to out. */
+static void capture_end(FILE *f, int fno, int fd, int saved, char *out, size_t outlen)
+{
 	ssize_t n;
 
-	fflush(stdout);
-	fd = mkstemp(path);
-	saved = dup(STDOUT_FILENO);
-	if (fd < 0 || saved < 0)
-		return -999;
-	dup2(fd, STDOUT_FILENO);
-	rc = cmd_check_config(argc, (char **)argv);
-	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
+	fflush(f);
+	dup2(saved, fno);
 	close(saved);
 	n = pread(fd, out, outlen - 1, 0);
 	out[n > 0 ? n : 0] = '\0';
 	close(fd);
-	unlink(path);
+}
+
+/* Run cmd_check_config with stdout captured into out and stderr into errout
+ * (errout may be NULL: stderr then passes through). */
+static int run_check2(char *const *argv, int argc, char *out, size_t outlen, char *errout,
+		      size_t errlen)
+{
+	int fd_o, fd_e = -1, so, se = -1, rc;
+
+	so = capture_start(stdout, STDOUT_FILENO, &fd_o);
+	if (so < 0)
+		return -999;
+	if (errout) {
+		se = capture_start(stderr, STDERR_FILENO, &fd_e);
+		if (se < 0) {
+			capture_end(stdout, STDOUT_FILENO, fd_o, so, out, outlen);
+			return -999;
+		}
+	}
+	rc = cmd_check_config(argc, (char **)argv);
+	if (errout)
+		capture_end(stderr, STDERR_FILENO, fd_e, se, errout, errlen);
+	capture_end(stdout, STDOUT_FILENO, fd_o, so, out, outlen);
 	return rc;
 }
 
+static int run_check(char *const *argv, int argc, char *out, size_t outlen)
+{
+	return run_check2(argv, argc, out, outlen, NULL, 0);
+}
+
+/* A Service port that matches no slice port: valid, with a warning. */
+static const char warn_yaml[] = "services:\n"
+				"  - name: web\n"
+				"    clusterIP: 10.96.0.10\n"
+				"    ports: [{name: http, port: 80}]\n"
+				"endpointSlices:\n"
+				"  - name: web-1\n"
+				"    serviceName: web\n"
+				"    addressType: IPv4\n"
+				"    ports: [{name: other, port: 8080}]\n"
+				"    endpoints: [{addresses: [10.244.0.1]}]\n";
+
 static void test_check_config_cmd(void)
 {
-	char path[64], bad[64], out[4096], want[128];
+	char path[64], bad[64], warnf[64], out[4096], errout[4096], want[256];
 	char *argv[4];
 
+	warnf[0] = bad[0] = '\0';
 	if (!write_tmp(sp_default_config, strlen(sp_default_config), path, sizeof(path)))
 		return;
 	if (!write_tmp("services: {}\n", 13, bad, sizeof(bad)))
 		goto out;
+	if (!write_tmp(warn_yaml, strlen(warn_yaml), warnf, sizeof(warnf)))
+		goto out;
 	argv[0] = "check-config";
 	argv[1] = path;
-	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), 0, "good file");
+	ASSERT_EQ(run_check2(argv, 2, out, sizeof(out), errout, sizeof(errout)), 0, "good file");
 	snprintf(want, sizeof(want), "%s: ok (3 services, 4 endpoint slices)\n", path);
 	ASSERT_STREQ(out, want, "output");
+	ASSERT_STREQ(errout, "", "nothing on stderr for a good file");
 	argv[1] = bad;
-	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), -EINVAL, "bad file");
+	ASSERT_EQ(run_check2(argv, 2, out, sizeof(out), errout, sizeof(errout)), -EINVAL,
+		  "bad file");
 	ASSERT_STREQ(out, "", "nothing on stdout for a bad file");
+	snprintf(want, sizeof(want), "%s:1:11: services: expected a list, got a mapping\n", bad);
+	ASSERT_STREQ(errout, want, "the error, on stderr");
+	/* Warnings go to stderr, the verdict to stdout. */
+	argv[1] = warnf;
+	ASSERT_EQ(run_check2(argv, 2, out, sizeof(out), errout, sizeof(errout)), 0,
+		  "file with a warning");
+	snprintf(want, sizeof(want), "%s: ok (1 services, 1 endpoint slices)\n", warnf);
+	ASSERT_STREQ(out, want, "only the verdict on stdout");
+	snprintf(want, sizeof(want), "%s: warning: Service default/web port \"http\"", warnf);
+	ASSERT_TRUE(!strncmp(errout, want, strlen(want)), "the warning, on stderr");
+	ASSERT_CONTAINS(errout, "no EndpointSlice has a port of that name", "warning text");
 	argv[1] = "--help";
 	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), 0, "--help");
 	ASSERT_CONTAINS(out, "Usage: svcplane check-config", "usage");
@@ -797,8 +861,11 @@ static void test_check_config_cmd(void)
 	ASSERT_EQ(run_check(argv, 4, out, sizeof(out)), 0, "--node-name");
 	argv[1] = "--bogus";
 	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), -EINVAL, "unknown option");
-	unlink(bad);
 out:
+	if (bad[0])
+		unlink(bad);
+	if (warnf[0])
+		unlink(warnf);
 	unlink(path);
 }
 
