@@ -36,7 +36,7 @@ TEST_BINS := $(patsubst %.c,$(OUT)/tests/%,$(notdir $(TEST_SRCS)))
 TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test demo bench clean asan check-deps valgrind
+.PHONY: all deps test test-mutants demo bench clean asan check-deps valgrind
 all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
@@ -95,6 +95,11 @@ $(OUT)/.dirs:
 # Unit tests run under valgrind (leaks and memory errors fail them).
 test: all
 	$(Q)OUT=$(OUT) VALGRIND=1 CASE="$(CASE)" scripts/run-tests.sh $(TESTS)
+
+# Mutation check: each selftests/mutants/*.patch breaks one claim in a
+# scratch copy; its guarding test must fail (MUTANTS=substring to pick).
+test-mutants: all
+	$(Q)OUT=$(OUT) scripts/test-mutants.sh $(MUTANTS)
 
 demo: all
 	$(Q)OUT=$(OUT) scripts/demo.sh

@@ -392,6 +392,62 @@ out:
 	maps_close(&x);
 }
 
+/* Chunks a region of n backends and m entries takes (header, then table). */
+static uint32_t region_chunks_of(const struct sp_svc *v)
+{
+	return (2 * v->n + v->m + SP_MAGLEV_CHUNK_WORDS - 1) / SP_MAGLEV_CHUNK_WORDS;
+}
+
+/* A changed table is written beside the live one, never over it: a packet
+ * that read the old sp_services value reads a whole old table. Here each
+ * change keeps N (so M and the size too), where a table written in place
+ * would fit exactly. */
+static void test_table_beside_old(void)
+{
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v1, v2;
+	int bes[4] = { 11, 12, 13, 0 }, round, overlaps = 0;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, bes);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
+	if (!ASSERT_EQ(lookup_fe(&x, 10, &v1), 0, "frontend written"))
+		goto out;
+	for (round = 0; round < 20; round++) {
+		bes[2] = 14 + round; /* one backend replaced: N stays 3 */
+		sp_desired_free(&d);
+		d.svc = calloc(1, sizeof(*d.svc));
+		d.n = 1;
+		want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, bes);
+		if (!ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply a change") ||
+		    !ASSERT_EQ(lookup_fe(&x, 10, &v2), 0, "frontend still there"))
+			goto out;
+		ASSERT_EQ(st.svc_rebuilt, 1, "table rebuilt");
+		ASSERT_EQ(v2.m, v1.m, "same M");
+		if (v2.region < v1.region + region_chunks_of(&v1) &&
+		    v1.region < v2.region + region_chunks_of(&v2)) {
+			fprintf(stderr, "  round %d: new table at chunks %u+%u over the live one at %u+%u\n",
+				round, v2.region, region_chunks_of(&v2), v1.region,
+				region_chunks_of(&v1));
+			overlaps++;
+		}
+		v1 = v2;
+	}
+	ASSERT_EQ(overlaps, 0, "new tables written over the live one");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+}
+
 /* Out of Maglev room: the Service keeps its previous table, others apply. */
 static void test_capacity_keeps_last_good(void)
 {
@@ -474,6 +530,7 @@ int main(void)
 	}
 	RUN_TEST(test_add_change_remove);
 	RUN_TEST(test_restart_recovery);
+	RUN_TEST(test_table_beside_old);
 	RUN_TEST(test_capacity_keeps_last_good);
 	RUN_TEST(test_frontend_moves);
 	return sp_test_exit();
