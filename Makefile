@@ -36,7 +36,8 @@ TEST_BINS := $(patsubst %.c,$(OUT)/tests/%,$(notdir $(TEST_SRCS)))
 TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test demo bench clean asan check-deps valgrind fuzz fuzz-deps test-stress soak
+.PHONY: all deps test test-mutants demo bench clean asan check-deps valgrind fuzz fuzz-deps \
+	test-stress soak
 all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
@@ -108,6 +109,11 @@ test-stress: all
 # connections that must get pushed data afterwards, no un-NATed packet.
 soak: all
 	$(Q)OUT=$(OUT) scripts/soak.sh
+
+# Mutation check: each selftests/mutants/*.patch breaks one claim in a
+# scratch copy; its guarding test must fail (MUTANTS=substring to pick).
+test-mutants: all
+	$(Q)OUT=$(OUT) scripts/test-mutants.sh $(MUTANTS)
 
 demo: all
 	$(Q)OUT=$(OUT) scripts/demo.sh

@@ -36,6 +36,11 @@ Admin verbs (POST /VERB with a JSON body, answers JSON):
   tokens {tokens:[...]}            accepted bearer tokens
   config {bookmark_interval, watch_gone_http, history}
   state (GET)                      resourceVersion, counters, open streams
+
+The API itself only reads: a POST, PUT, PATCH or DELETE to it is refused
+(403, as RBAC without write verbs would) and counted ("writes" and
+"write_<METHOD>" in the counters), so a test can check that a client
+never writes.
 """
 import argparse
 import base64
@@ -213,6 +218,18 @@ class ApiHandler(BaseHTTPRequestHandler):
         except (AttributeError, ValueError):
             pass
         return False
+
+    def refuse_write(self):
+        st = self.server.state
+        with st.cond:
+            st.counters["writes"] += 1
+            st.counters["write_" + self.command] += 1
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        if n:
+            self.rfile.read(n)
+        self.send_json(403, status(403, "Forbidden", "the test API server is read-only"))
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = refuse_write
 
     def do_GET(self):
         st = self.server.state

@@ -257,3 +257,34 @@ e2e_refused() {
 		fail "$c" "expected ECONNREFUSED within 1 s, got: ${out:-nothing}"
 	fi
 }
+
+# ---- Map state -----------------------------------------------------------------
+
+# e2e_maps_dump: the maps the config writes (not conntrack or counters) on
+# E2E_NODE, dumped with bpftool (not svcplane), one sorted line per entry
+# under an "== MAP" header, for comparing states: "the running state is
+# exactly what it was". sp_maglev is left out for size (32 MiB by
+# default); a table written anew goes to a new region, which shows in
+# sp_services. A map that cannot be read gives "ERR unreadable".
+E2E_CONFIG_MAPS="sp_services sp_backends sp_svc_meta sp_svc_backends sp_node_addrs"
+e2e_maps_dump() {
+	local m
+	for m in $E2E_CONFIG_MAPS; do
+		echo "== $m"
+		ip netns exec "$E2E_NODE" bpftool -j map dump pinned "$CL_PINDIR/$m" 2>&1 |
+			"$CL_PY" -c '
+import json, sys
+try:
+    es = json.load(sys.stdin)
+except ValueError:
+    print("ERR unreadable"); sys.exit()
+for e in sorted(json.dumps(e.get("formatted", e), sort_keys=True) for e in es):
+    print(e)'
+	done
+}
+
+# e2e_maps_diff BEFORE AFTER: the first lines that differ between two
+# e2e_maps_dump outputs, on one line ("" if none).
+e2e_maps_diff() {
+	diff <(echo "$1") <(echo "$2") | grep '^[<>]' | head -6 | cut -c1-200 | tr '\n' ' '
+}

@@ -29,7 +29,7 @@ e2e_cases first-snapshot-gates-readiness initial-list-programmed create-service-
 	proxy-label-other-ignored proxy-label-removed-adopted proxy-label-added-dropped \
 	restart-with-api-down-keeps-state proxy-name-flag-ignores-unlabelled \
 	proxy-name-flag-adopts-labelled \
-	proxy-name-flag-label-removed
+	proxy-name-flag-label-removed never-writes-to-api
 
 APISRV=$REPO/scripts/k8s-test-apiserver.py
 command -v openssl >/dev/null || {
@@ -626,3 +626,26 @@ verdict proxy-name-flag-adopts-labelled
 ctl svc e2e moved 10.96.40.1 http:80::8080
 ck_map e2e/moved:http/tcp/v4 - && ck_unanswered "$CL_CLIENT" 10.96.40.1 80
 verdict proxy-name-flag-label-removed
+
+# docs/KUBERNETES.md: svcplane only reads the API (list, watch, get), never
+# writes. The test API server refuses and counts every POST, PUT, PATCH and
+# DELETE, over all the daemons of this script (its counters survive its
+# restarts); it must also have seen the reads, or the count means nothing.
+api_state=$(in_node curl -sS --max-time 15 "http://127.0.0.1:$ADMIN/state" 2>&1)
+counts=$("$CL_PY" -c '
+import json, sys
+c = json.loads(sys.argv[1])["counters"]
+reads = sum(v for k, v in c.items() if k.startswith(("list_", "watch_")))
+writes = {k: v for k, v in c.items() if k.startswith("write")}
+print(reads, c.get("writes", 0), json.dumps(writes))' "$api_state" 2>&1)
+read -r n_reads n_writes writes_detail <<<"$counts"
+if ! [[ $n_reads =~ ^[0-9]+$ ]]; then
+	why "could not read the API server's counters: ${api_state:0:200} ${counts:0:200}"
+elif [ "$n_reads" -eq 0 ]; then
+	why "the API server counted no list or watch: the write count cannot tell"
+elif [ "$n_writes" -ne 0 ]; then
+	why "svcplane sent $n_writes write request(s) to the API: $writes_detail"
+else
+	note "the API server saw $n_reads lists and watches and no write"
+fi
+verdict never-writes-to-api

@@ -106,11 +106,17 @@ check new-flows-avoid-removed-backend "removed backend still used / failures: $(
 check new-flows-reach-added-backends "no new connection reached pod3/pod4: $(tr '\n' ' ' <"$CL_TMP/added_miss")" \
 	test ! -s "$CL_TMP/added_miss"
 
-# A bad file (port out of range): rejected with a message naming the file,
-# the running state and the daemon stay.
+# A bad file: s1's port 90 out of range, in a file that also changes s2
+# (pod3 removed) and s3 (pod5 added). It is rejected whole, with a message
+# naming the file: the daemon stays, and every map the config writes holds
+# exactly what it held before (s1's own entries, the broken port's
+# included, and the other Services': a partial apply would change them).
 good=$(cat "$E2E_CONFIG")
+maps_good=$(e2e_maps_dump)
 log_before=$(wc -l <"$E2E_LOG")
-echo "$good" | sed '0,/port: 90,/s//port: 70000,/' | e2e_write_config
+config "${BACKEND[1]},pod3,pod4" "${BACKEND[2]},pod4" "${BACKEND[3]},pod3,pod4,pod5" \
+	"${BACKEND[4]},pod3,pod4" | sed '0,/port: 90,/s//port: 70000,/' | e2e_write_config
+grep -q 'port: 70000,' "$E2E_CONFIG" || note "could not break the config file (no 'port: 90,')"
 e2e_reload
 # The message must name the file and the place: "config.yaml:LINE:COLUMN: ...".
 bad_msg() { tail -n "+$((log_before + 1))" "$E2E_LOG" | grep -m1 -E 'config\.yaml:[0-9]+:'; }
@@ -118,10 +124,20 @@ cl_until 3 bad_msg
 msg=$(bad_msg)
 check bad-config-reported "no log line naming config.yaml:LINE: after the bad reload" test -n "$msg"
 [ -n "$msg" ] && note "daemon said: $msg"
+# The daemon logs the error once it has given up on the file (nothing is
+# applied after it), so the maps can be read now.
+maps_bad=$(e2e_maps_dump)
 e2e_http_n "$CL_CLIENT" 10.10.0.131 80 10
 if ! kill -0 "$SP_PID" 2>/dev/null; then
 	fail bad-config-keeps-state "svcplane exited after the bad config"
+elif [ -z "$msg" ]; then
+	fail bad-config-keeps-state "the daemon did not report the bad file: cannot tell when to look"
+elif [ "$(grep -vc '^==' <<<"$maps_good")" -lt 8 ] || [[ $maps_good == *ERR* ]]; then
+	fail bad-config-keeps-state "the maps could not be read before the bad file: ${maps_good:0:300}"
+elif [ "$maps_bad" != "$maps_good" ]; then
+	fail bad-config-keeps-state "the bad file changed the maps (a partial apply): $(e2e_maps_diff "$maps_good" "$maps_bad")"
 else
+	note "$(grep -vc '^==' <<<"$maps_good") entries of $E2E_CONFIG_MAPS unchanged by the bad file"
 	e2e_expect_all bad-config-keeps-state 10 1 "${BACKEND[1]} pod3 pod4"
 fi
 

@@ -1,15 +1,19 @@
 #!/bin/bash
 # The daemon may die or be restarted at any time without dropping traffic:
 # programs stay attached and maps stay pinned while it is away, and a new
-# daemon picks them up without flushing conntrack. Then `svcplane detach`
-# must remove everything: no program on any interface, no pin.
+# daemon picks them up without flushing conntrack: it swaps its programs
+# into the pinned XDP link and the TC filters in place, and rewrites
+# nothing in the maps for an unchanged config (all read with bpftool and
+# tc, not with svcplane). Then `svcplane detach` must remove everything:
+# no program on any interface, no pin.
 #
 #   web  LoadBalancer 10.96.0.10 fd00:96::10 | LB 10.10.0.100 fd00:10::100
 #        TCP 80->8080 (http), TCP 90->9090 (echo); endpoints pod1 pod2 pod3
 . "$(dirname "$0")/lib.sh"
 
 e2e_cases kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
-	conntrack-kept-across-restart sigterm-keeps-datapath \
+	conntrack-kept-across-restart restart-xdp-link-updated restart-tc-replaced-in-place \
+	restart-rewrites-nothing sigterm-keeps-datapath \
 	detach-exit-status detach-no-xdp detach-no-tc detach-no-pins detach-traffic-untouched
 
 e2e_begin --pods 3
@@ -33,8 +37,12 @@ e2e_start_daemon || e2e_abort "svcplane did not become ready"
 NODE=$E2E_NODE
 P1=${CL_POD_NS[pod1]}
 
-# ct_entries_for_port PORT: conntrack entries (from the pinned sp_ct map)
-# whose source or destination port is PORT; -1 if the map cannot be read.
+# ct_entries_for_port PORT: the conntrack entries (from the pinned sp_ct
+# map, read with bpftool, not with svcplane) whose source or destination
+# port is PORT, one line each: the key, then what must not change while
+# the flow lives: its NAT, backend, Service and creation time. A flushed
+# and refilled entry (the flow adopted mid-stream) has a new `created`.
+# Prints "ERR ..." if the map cannot be read.
 ct_entries_for_port() {
 	ip netns exec "$NODE" bpftool -j map dump pinned "$CL_PINDIR/sp_ct" 2>/dev/null |
 		"$CL_PY" -c '
@@ -44,14 +52,124 @@ want = {port, ((port & 0xff) << 8) | (port >> 8)}  # __be16 shown as a host-orde
 try:
     entries = json.load(sys.stdin)
 except ValueError:
-    print(-1); sys.exit()
-n = 0
+    print("ERR cannot read sp_ct"); sys.exit()
+out = []
 for e in entries:
     k = e.get("formatted", {}).get("key", {})
+    v = e.get("formatted", {}).get("value", {})
     if k.get("sport") in want or k.get("dport") in want:
-        n += 1
-print(n)' "$1"
+        keep = {f: v.get(f) for f in ("nat_addr", "nat_saddr", "nat_port", "nat_sport",
+                                       "backend_id", "svc_id", "created")}
+        out.append(json.dumps(k, sort_keys=True) + " -> " + json.dumps(keep, sort_keys=True))
+for l in sorted(out):
+    print(l)' "$1"
 }
+n_entries() { grep -c ' -> ' <<<"$1"; }
+
+# svc_packets: "SVC_ID PACKETS" per Service in sp_svc_meta, its packet
+# counter in sp_svc_stats summed over CPUs (bpftool, one lookup per id).
+# A Service the daemon writes again as new starts from zeroed counters, so
+# a counter that goes down across a restart means a rewrite that leaves
+# the other maps looking the same.
+svc_packets() {
+	ip netns exec "$NODE" "$CL_PY" - "$CL_PINDIR" <<'PY'
+import json, subprocess, sys
+d = sys.argv[1]
+def bt(*a):
+    return json.loads(subprocess.run(["bpftool", "-j"] + list(a), capture_output=True,
+                                     text=True).stdout or "null")
+for e in bt("map", "dump", "pinned", d + "/sp_svc_meta") or []:
+    i = e["formatted"]["key"] if "formatted" in e else int(e["key"][0], 16)
+    v = bt("map", "lookup", "pinned", d + "/sp_svc_stats", "key",
+           *[str((i >> s) & 0xff) for s in (0, 8, 16, 24)])
+    vals = (v or {}).get("formatted", {}).get("values") or []
+    print(i, sum(c.get("value", {}).get("packets", 0) for c in vals))
+PY
+}
+
+# attach_snapshot: what is attached on the node, read with bpftool and tc
+# (not with svcplane), one sorted line per attachment point:
+#   xdp PIN link=ID prog=ID        a pinned XDP link (bpftool link show pinned)
+#   tc DEV DIR pref=P handle=H prog=ID   a TC filter (tc -j filter show)
+attach_snapshot() {
+	local f ifc dir
+	for f in "$CL_PINDIR"/links/xdp_*; do
+		[ -e "$f" ] || continue
+		ip netns exec "$NODE" bpftool -j link show pinned "$f" 2>/dev/null |
+			"$CL_PY" -c '
+import json, sys
+try:
+    l = json.load(sys.stdin)
+except ValueError:
+    l = {}
+print("xdp %s link=%s prog=%s" % (sys.argv[1], l.get("id"), l.get("prog_id")))' "$(basename "$f")"
+	done
+	for ifc in $(ip -n "$NODE" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$'); do
+		for dir in ingress egress; do
+			tc -n "$NODE" -j filter show dev "$ifc" "$dir" 2>/dev/null | "$CL_PY" -c '
+import json, sys
+try:
+    fs = json.load(sys.stdin)
+except ValueError:
+    fs = []
+for f in fs:
+    o = f.get("options") or {}
+    if "handle" not in o:
+        continue  # the per-priority header line
+    print("tc %s %s pref=%s handle=%s prog=%s" % (sys.argv[1], sys.argv[2], f.get("pref"),
+          o.get("handle"), (o.get("prog") or {}).get("id")))' "$ifc" "$dir"
+		done
+	done | sort
+}
+
+# prog_ids_of PID: the ids of the BPF programs process PID holds open (from
+# /proc/PID/fdinfo: a program's fd shows "prog_id:"), space-separated.
+prog_ids_of() {
+	grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -u | tr '\n' ' '
+}
+
+# compare_attach BEFORE AFTER NEW-PROGS KIND: every KIND (xdp, tc) attachment
+# point of BEFORE is still there with the same link id (xdp) or pref and
+# handle (tc), and now runs a program of NEW-PROGS (the new daemon's) that
+# is not the one it ran before. Prints what is wrong; nothing if all is well.
+compare_attach() {
+	"$CL_PY" - "$1" "$2" "$3" "$4" <<'PY'
+import sys
+before, after, new, kind = sys.argv[1], sys.argv[2], set(sys.argv[3].split()), sys.argv[4]
+def parse(text):
+    d = {}
+    for line in text.splitlines():
+        w = line.split()
+        if not w or w[0] != kind:
+            continue
+        f = dict(x.split("=", 1) for x in w if "=" in x)
+        place = " ".join(x for x in w[1:] if "=" not in x)
+        d[place] = f
+    return d
+b, a = parse(before), parse(after)
+errs = []
+if not b:
+    errs.append("no %s attachment seen before the restart: the check cannot tell" % kind)
+for place, f in sorted(b.items()):
+    g = a.get(place)
+    if g is None:
+        errs.append("%s: gone after the restart" % place)
+        continue
+    for k in ("link", "pref", "handle"):
+        if k in f and f[k] != g.get(k):
+            errs.append("%s: %s %s before, %s after (re-created, not updated in place)" %
+                        (place, k, f[k], g.get(k)))
+    if g.get("prog") == f.get("prog"):
+        errs.append("%s: still runs the old daemon's program %s" % (place, f.get("prog")))
+    elif g.get("prog") not in new:
+        errs.append("%s: runs program %s, not one of the new daemon's (%s)" %
+                    (place, g.get("prog"), " ".join(sorted(new))))
+for place in sorted(set(a) - set(b)):
+    errs.append("%s: appeared after the restart" % place)
+print("; ".join(errs))
+PY
+}
+
 
 # A stream and two request loops run through the kill and the restart.
 # Nothing here counts what happened within a fixed time: each phase waits
@@ -69,7 +187,7 @@ BACKEND=$(head -1 "$CL_TMP/stream" | cut -d' ' -f1)
 sport=$(in_client ss -Htn state established dst 10.10.0.100 dport = :90 | awk '{print $3}' | head -1)
 sport=${sport##*:}
 ct_before=$(ct_entries_for_port "${sport:-0}")
-note "long-lived connection from port ${sport:-?} is on ${BACKEND:-nothing}; $ct_before conntrack entries for it"
+note "long-lived connection from port ${sport:-?} is on ${BACKEND:-nothing}; $(n_entries "$ct_before") conntrack entries for it"
 
 lines() { grep -c . "$1" 2>/dev/null; }
 # grown FILE FROM N WHEN: wait (up to WAIT s) until FILE holds FROM + N lines;
@@ -83,6 +201,15 @@ grown() {
 LOOP_MIN=5
 grown "$CL_TMP/loop4" 0 $LOOP_MIN "requests before kill -9"
 grown "$CL_TMP/loop6" 0 $LOOP_MIN "requests before kill -9"
+# What the first daemon attached and wrote, to compare after the restart.
+old_pid=$SP_PID
+attach_before=$(attach_snapshot)
+maps_before=$(e2e_maps_dump)
+pkts_before=$(svc_packets)
+# A TC filter deleted and added again ends up looking the same as one
+# replaced in place; the netlink events tell them apart.
+cl_bg "$NODE" "$CL_TMP/tcmon" tc monitor
+TCMON_PID=$CL_LAST_PID
 kill -KILL "$SP_PID"
 wait "$SP_PID" 2>/dev/null
 k4=$(lines "$CL_TMP/loop4") k6=$(lines "$CL_TMP/loop6") ks=$(lines "$CL_TMP/stream")
@@ -94,6 +221,14 @@ ct_down=$(ct_entries_for_port "${sport:-0}")
 restart_ok=1
 e2e_start_daemon || restart_ok=0
 ct_after=$(ct_entries_for_port "${sport:-0}")
+attach_after=$(attach_snapshot)
+maps_after=$(e2e_maps_dump)
+pkts_after=$(svc_packets)
+new_progs=$(prog_ids_of "$SP_PID")
+old_progs_seen=""
+[ "$SP_PID" != "$old_pid" ] || old_progs_seen="(the same daemon?)"
+kill -TERM "$TCMON_PID" 2>/dev/null
+wait "$TCMON_PID" 2>/dev/null
 r4=$(lines "$CL_TMP/loop4") r6=$(lines "$CL_TMP/loop6") rs=$(lines "$CL_TMP/stream")
 grown "$CL_TMP/loop4" "$r4" $LOOP_MIN "requests after the restart"
 grown "$CL_TMP/loop6" "$r6" $LOOP_MIN "requests after the restart"
@@ -123,12 +258,64 @@ loop_result() { # CASE FILE
 loop_result kill9-loop-lb-ipv4 "$CL_TMP/loop4"
 loop_result kill9-loop-clusterip-ipv6 "$CL_TMP/loop6"
 
-if [ -z "$sport" ] || [ "$ct_before" -le 0 ] 2>/dev/null; then
-	fail conntrack-kept-across-restart "could not find the connection's entries in sp_ct (port '${sport}', count '${ct_before}')"
+# The long-lived connection's two entries must be the same objects after
+# the restart: same key, NAT, backend and creation time. A flush would let
+# the live stream refill them (adopted mid-stream, with a new `created`),
+# so counting entries could not tell.
+if [ -z "$sport" ] || [ "$(n_entries "$ct_before")" -ne 2 ] || [[ $ct_before == ERR* ]]; then
+	fail conntrack-kept-across-restart "could not find the connection's 2 entries in sp_ct (port '${sport}'): ${ct_before:-none}"
+elif [ $restart_ok = 0 ]; then
+	fail conntrack-kept-across-restart "svcplane did not come back after kill -9"
+elif [ "$ct_down" != "$ct_before" ] || [ "$ct_after" != "$ct_before" ]; then
+	fail conntrack-kept-across-restart "the connection's entries changed; before kill -9: ${ct_before//$'\n'/ | }; while down: ${ct_down//$'\n'/ | }; after restart: ${ct_after//$'\n'/ | }"
 else
-	check conntrack-kept-across-restart \
-		"entries for the connection: $ct_before before kill -9, $ct_down while down, $ct_after after restart" \
-		test "$ct_after" -ge "$ct_before" -a "$ct_down" -ge "$ct_before"
+	note "conntrack: the connection's 2 entries (created $(grep -o '"created": [0-9]*' <<<"$ct_before" | head -1 | cut -d" " -f2)) unchanged across the restart"
+	pass conntrack-kept-across-restart
+fi
+
+# The new daemon swaps its programs in: the pinned XDP link is the same
+# link (same id) running the new daemon's program, and each TC filter
+# keeps its priority and handle with the new program in it, replaced
+# without a delete (tc monitor saw no "deleted filter").
+if [ $restart_ok = 0 ]; then
+	fail restart-xdp-link-updated "svcplane did not come back after kill -9"
+	fail restart-tc-replaced-in-place "svcplane did not come back after kill -9"
+else
+	note "attached before: ${attach_before//$'\n'/ | }"
+	note "attached after:  ${attach_after//$'\n'/ | }; new daemon's programs: $new_progs $old_progs_seen"
+	why=$(compare_attach "$attach_before" "$attach_after" "$new_progs" xdp)
+	check restart-xdp-link-updated "$why" test -z "$why"
+	why=$(compare_attach "$attach_before" "$attach_after" "$new_progs" tc)
+	deleted=$(grep -c '^deleted filter' "$CL_TMP/tcmon" 2>/dev/null)
+	if [ "${deleted:-0}" -gt 0 ]; then
+		why+="${why:+; }tc monitor saw $deleted filter deletion(s) during the restart: $(grep -m1 '^deleted filter' "$CL_TMP/tcmon")"
+	fi
+	check restart-tc-replaced-in-place "$why" test -z "$why"
+fi
+
+# An unchanged config rewrites nothing: every map the config writes holds
+# exactly what it held under the first daemon (bpftool's dumps compared),
+# and no Service's packet counter went back (a Service written again as
+# new, even with the same values, gets zeroed counters).
+pkts_went_back=$("$CL_PY" -c '
+import sys
+b = dict(l.split() for l in sys.argv[1].splitlines() if l.strip())
+a = dict(l.split() for l in sys.argv[2].splitlines() if l.strip())
+print(" ".join("svc %s: %s -> %s packets" % (i, b[i], a.get(i)) for i in sorted(b)
+               if a.get(i) is None or int(a[i]) < int(b[i])))' "$pkts_before" "$pkts_after")
+if [ $restart_ok = 0 ]; then
+	fail restart-rewrites-nothing "svcplane did not come back after kill -9"
+elif [ "$(grep -c . <<<"$maps_before")" -le "$(wc -w <<<"$E2E_CONFIG_MAPS")" ] || [[ $maps_before == *ERR* ]]; then
+	fail restart-rewrites-nothing "the maps could not be read before the restart: ${maps_before:0:300}"
+elif [ -z "$pkts_before" ] || [ -z "$(awk '$2 > 0' <<<"$pkts_before")" ]; then
+	fail restart-rewrites-nothing "no Service counted packets before the restart: the check cannot tell ($pkts_before)"
+elif [ -n "$pkts_went_back" ]; then
+	fail restart-rewrites-nothing "per-Service counters went back across the restart (the Service was written again): $pkts_went_back"
+elif [ "$maps_before" != "$maps_after" ]; then
+	fail restart-rewrites-nothing "maps changed across the restart: $(e2e_maps_diff "$maps_before" "$maps_after")"
+else
+	note "$(grep -vc '^==' <<<"$maps_before") entries of $E2E_CONFIG_MAPS unchanged across the restart; packets per Service: ${pkts_before//$'\n'/, } before, ${pkts_after//$'\n'/, } after"
+	pass restart-rewrites-nothing
 fi
 
 # The daemon exits on SIGTERM and leaves the datapath serving (an upgrade).

@@ -11,7 +11,13 @@
 #   self   ClusterIP     10.96.0.20 fd00:96::20, TCP 80->8080, UDP 53->5353,
 #                        only endpoint pod1 (pod1 calling it is hairpin)
 #   empty  LoadBalancer  10.96.0.99 fd00:96::99 | LB 10.10.0.199 fd00:10::199,
-#                        TCP 80, UDP 53; its one endpoint (pod2) is not ready
+#                        TCP 80 nodePort 30099, UDP 53 nodePort 30098;
+#                        its one endpoint (pod2) is not ready
+#   sticky LoadBalancer  10.96.0.30 | LB 10.10.0.130, TCP 80->8080,
+#                        sessionAffinity ClientIP (default timeout, 3 h)
+#   brief  LoadBalancer  10.96.0.31 | LB 10.10.0.131, TCP 80->8080,
+#                        sessionAffinity ClientIP, timeoutSeconds 1
+#                        (sticky and brief: endpoints pod1 pod2 pod3)
 . "$(dirname "$0")/lib.sh"
 
 NODE_ADDRS="10.10.0.1 10.10.1.1 fd00:10::1 fd00:11::1"
@@ -26,11 +32,14 @@ e2e_cases \
 	host-clusterip-ipv4-tcp host-clusterip-ipv6-tcp host-clusterip-ipv4-udp host-clusterip-ipv6-udp \
 	empty-pod-ipv4-tcp-rst empty-pod-ipv6-tcp-rst empty-pod-ipv4-udp-unreach empty-pod-ipv6-udp-unreach \
 	empty-lb-ipv4-tcp-rst empty-lb-ipv6-tcp-rst empty-lb-ipv4-udp-unreach empty-lb-ipv6-udp-unreach \
-	empty-host-ipv4-tcp-rst \
+	empty-host-ipv4-tcp-rst empty-host-ipv6-tcp-rst empty-host-ipv4-udp-unreach \
+	empty-host-ipv6-udp-unreach
+for a in $NODE_ADDRS; do e2e_cases "empty-nodeport-tcp-rst-$a" "empty-nodeport-udp-unreach-$a"; done
+e2e_cases affinity-clientip-sticks affinity-timeout-expires \
 	non-service-traffic-untouched
 
 e2e_begin --pods 3 --second-node-addr
-for v in 10.10.0.200 fd00:10::200 10.10.0.199 fd00:10::199; do cl_client_route "$v" || e2e_abort "client route to $v"; done
+for v in 10.10.0.200 fd00:10::200 10.10.0.199 fd00:10::199 10.10.0.130 10.10.0.131; do cl_client_route "$v" || e2e_abort "client route to $v"; done
 
 PORTS_SVC='
       - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30080}
@@ -61,11 +70,30 @@ services:
     ports:
       - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30099}
       - {name: dns, protocol: UDP, port: 53, targetPort: 5353, nodePort: 30098}
+  - name: sticky
+    namespace: demo
+    type: LoadBalancer
+    clusterIPs: [10.96.0.30]
+    loadBalancerIPs: [10.10.0.130]
+    sessionAffinity: ClientIP
+    ports:
+      - {name: http, protocol: TCP, port: 80, targetPort: 8080}
+  - name: brief
+    namespace: demo
+    type: LoadBalancer
+    clusterIPs: [10.96.0.31]
+    loadBalancerIPs: [10.10.0.131]
+    sessionAffinity: ClientIP
+    sessionAffinityTimeoutSeconds: 1
+    ports:
+      - {name: http, protocol: TCP, port: 80, targetPort: 8080}
 endpointSlices:
 EOF
 	yaml_slices demo web web "$PORTS_SLICE" pod1 pod2 pod3
 	yaml_slices demo self self "$PORTS_SLICE" pod1
 	yaml_slices demo empty empty "$PORTS_SLICE" pod2:notready
+	yaml_slices demo sticky sticky "$PORTS_SLICE" pod1 pod2 pod3
+	yaml_slices demo brief brief "$PORTS_SLICE" pod1 pod2 pod3
 } | e2e_write_config
 e2e_start_daemon || e2e_abort "svcplane did not become ready"
 
@@ -150,6 +178,36 @@ e2e_refused empty-lb-ipv6-tcp-rst tcp "$CLIENT" fd00:10::199 80
 e2e_refused empty-lb-ipv4-udp-unreach udp "$CLIENT" 10.10.0.199 53
 e2e_refused empty-lb-ipv6-udp-unreach udp "$CLIENT" fd00:10::199 53
 e2e_refused empty-host-ipv4-tcp-rst tcp "$NODE" 10.96.0.99 80
+e2e_refused empty-host-ipv6-tcp-rst tcp "$NODE" fd00:96::99 80
+e2e_refused empty-host-ipv4-udp-unreach udp "$NODE" 10.96.0.99 53
+e2e_refused empty-host-ipv6-udp-unreach udp "$NODE" fd00:96::99 53
+# ... and on its NodePorts, on every node address.
+for a in $NODE_ADDRS; do
+	e2e_refused "empty-nodeport-tcp-rst-$a" tcp "$CLIENT" "$a" 30099
+	e2e_refused "empty-nodeport-udp-unreach-$a" udp "$CLIENT" "$a" 30098
+done
+
+# sessionAffinity: ClientIP. One client's 20 new connections all reach one
+# backend (without affinity, 30 reach all three: lb-ipv4-tcp above; by
+# chance 20 would share one backend with probability 3 * (1/3)^20).
+e2e_http_n "$CLIENT" 10.10.0.130 80 20
+if [ "$E2E_OK" -eq 20 ] && [ "$(wc -w <<<"$E2E_BACKENDS")" -ne 1 ]; then
+	fail affinity-clientip-sticks "20 connections of one client reached $E2E_BACKENDS, not one backend"
+else
+	e2e_expect_all affinity-clientip-sticks 20 1 "$ALL"
+fi
+# timeoutSeconds: with 1 s, a connection 2 s after the last one is a new
+# choice (Maglev on its own hash). Sleeping longer than the timeout can
+# only make the entry more expired; 8 such connections that all reach
+# the same backend would mean the remembered one never expired (chance
+# 3 * (1/3)^8 if it did). Each must be answered.
+: >"$CL_TMP/brief"
+for i in 1 2 3 4 5 6 7 8; do
+	cl_http "$CLIENT" 10.10.0.131 80 >>"$CL_TMP/brief"
+	sleep 2
+done
+e2e_count <"$CL_TMP/brief"
+e2e_expect_all affinity-timeout-expires 8 2 "$ALL"
 
 # Traffic that is not for a Service passes untouched: pod to pod and node
 # to pod by address, both families.

@@ -8,7 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_cases pod-remote-ipv4-tcp pod-remote-ipv6-tcp pod-remote-ipv4-udp pod-remote-ipv6-udp \
-	host-remote-ipv4-tcp host-remote-ipv6-tcp mixed-local-and-remote reverse-nat-on-uplink
+	host-remote-ipv4-tcp host-remote-ipv6-tcp host-remote-ipv4-udp host-remote-ipv6-udp \
+	mixed-local-and-remote reverse-nat-on-uplink
 
 e2e_begin --pods 2 --nodes 2 --pods-b 2
 NODE_B=${CL_NODES[1]}
@@ -57,6 +58,10 @@ e2e_http_n "$E2E_NODE" 10.96.0.40 80 8
 e2e_expect_all host-remote-ipv4-tcp 8 1 "podb1 podb2"
 e2e_http_n "$E2E_NODE" fd00:96::40 80 8
 e2e_expect_all host-remote-ipv6-tcp 8 1 "podb1 podb2"
+e2e_udp_n "$E2E_NODE" 10.96.0.40 53 8
+e2e_expect_all host-remote-ipv4-udp 8 1 "podb1 podb2"
+e2e_udp_n "$E2E_NODE" fd00:96::40 53 8
+e2e_expect_all host-remote-ipv6-udp 8 1 "podb1 podb2"
 e2e_http_n "${CL_POD_NS[pod1]}" 10.96.0.41 80 16
 e2e_expect_all mixed-local-and-remote 16 2 "pod2 podb1"
 # The replies of the remote flows were reverse-NATed by node-a's XDP: its

@@ -49,274 +49,296 @@ static bool write_tmp(const char *text, size_t len, char *path, size_t pathlen)
 	"    addressType: IPv4\n"                                                                  \
 	"    ports: [{name: http, port: 8080}]\n"
 
-/* 64 "[": with the top-level mapping, one more list is one level too many. */
-#define BRACKETS_8 "[[[[[[[["
-#define BRACKETS_64                                                                                \
-	BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8 BRACKETS_8
-
 struct bad_case {
 	const char *name;
 	const char *yaml;
 	int line;
 	const char *phrase;
+	/* Where on that line the column must point: the first occurrence of
+	 * this text (the offending node); "" for column 1. */
+	const char *at;
 };
+
+/* The 1-based column of the first `at` on line `line` of yaml, or -1. */
+static int want_column(const char *yaml, int line, const char *at)
+{
+	const char *l = yaml, *end, *hit;
+	int i;
+
+	for (i = 1; i < line && l; i++) {
+		l = strchr(l, '\n');
+		if (l)
+			l++;
+	}
+	if (!l)
+		return -1;
+	end = strchr(l, '\n');
+	if (!end)
+		end = l + strlen(l);
+	hit = l;
+	if (*at) {
+		hit = memmem(l, (size_t)(end - l), at, strlen(at));
+		if (!hit)
+			return -1;
+	}
+	return (int)(hit - l) + 1;
+}
 
 static const struct bad_case bad_cases[] = {
 	/* YAML itself */
 	{ "syntax_unclosed_flow", "services:\n  - name: web\n    ports: [{port: 80]\n", 3,
-	  "YAML syntax error" },
-	{ "syntax_tab_indent", "services:\n\t- name: web\n", 2, "YAML syntax error" },
+	  "YAML syntax error", "]" },
+	{ "syntax_tab_indent", "services:\n\t- name: web\n", 2, "YAML syntax error", "\t" },
 	{ "syntax_bad_indent", "services:\n  - name: web\n   clusterIP: 10.96.0.10\n", 3,
-	  "YAML syntax error" },
-	{ "invalid_utf8", "services:\n  - name: w\xff\n", 2, "invalid leading UTF-8" },
-	{ "alias", "services:\n  - &a {name: web}\n  - *a\n", 3, "aliases" },
-	{ "two_documents", "services: []\n---\nservices: []\n", 2, "more than one YAML document" },
-	{ "nested_too_deep", "services:\n  - " BRACKETS_64 "[]\n", 2, "nested more than 64 deep" },
-	{ "empty_file", "", 1, "empty" },
-	{ "only_comments", "# nothing here\n", 1, "empty" },
-	{ "nul_in_string", SVC_HEAD "    namespace: \"a\\0b\"\n", 6, "NUL character" },
-	{ "top_level_list", "- services\n", 1, "expected a mapping" },
-	{ "duplicate_key", SVC_HEAD "    name: other\n", 6, "duplicate field \"name\"" },
+	  "YAML syntax error", "clusterIP" },
+	{ "invalid_utf8", "services:\n  - name: w\xff\n", 2, "invalid leading UTF-8", "\xff" },
+	{ "alias", "services:\n  - &a {name: web}\n  - *a\n", 3, "aliases", "*a" },
+	{ "two_documents", "services: []\n---\nservices: []\n", 2, "more than one YAML document", "---" },
+	{ "empty_file", "", 1, "empty", "" },
+	{ "only_comments", "# nothing here\n", 1, "empty", "#" },
+	{ "nul_in_string", SVC_HEAD "    namespace: \"a\\0b\"\n", 6, "NUL character", "\"a\\0b\"" },
+	{ "top_level_list", "- services\n", 1, "expected a mapping", "- services" },
+	{ "duplicate_key", SVC_HEAD "    name: other\n", 6, "duplicate field \"name\"", "name: other" },
 	/* Unknown fields, at every level */
-	{ "unknown_top_field", "service: []\n", 1, "unknown field \"service\"" },
+	{ "unknown_top_field", "service: []\n", 1, "unknown field \"service\"", "service" },
 	{ "unknown_service_field", SVC_HEAD "    clusterIp: 10.96.0.11\n", 6,
-	  "unknown field \"clusterIp\"" },
+	  "unknown field \"clusterIp\"", "clusterIp" },
 	{ "unknown_port_field", SVC_HEAD "      - {name: x, port: 81, nodeport: 30001}\n", 6,
-	  "unknown field \"nodeport\"" },
+	  "unknown field \"nodeport\"", "nodeport" },
 	{ "unknown_slice_field", SLICE_HEAD "    endpoint: []\n", 11,
-	  "unknown field \"endpoint\"" },
+	  "unknown field \"endpoint\"", "endpoint" },
 	{ "unknown_endpoint_field",
 	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
 		     "        hostName: a\n",
-	  13, "unknown field \"hostName\"" },
+	  13, "unknown field \"hostName\"", "hostName" },
 	{ "unknown_condition",
 	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
 		     "        conditions: {ready: true, healthy: true}\n",
-	  13, "unknown field \"healthy\"" },
+	  13, "unknown field \"healthy\"", "healthy" },
 	{ "unknown_slice_port_field",
 	  SLICE_HEAD "    endpoints: []\n  - name: web-2\n"
 		     "    serviceName: web\n    addressType: IPv4\n"
 		     "    ports: [{port: 1, targetPort: 2}]\n",
-	  15, "unknown field \"targetPort\"" },
+	  15, "unknown field \"targetPort\"", "targetPort" },
 	/* Wrong shapes */
-	{ "services_not_list", "services: {name: web}\n", 1, "expected a list" },
-	{ "service_not_mapping", "services:\n  - web\n", 2, "expected a mapping" },
+	{ "services_not_list", "services: {name: web}\n", 1, "expected a list", "{name: web}" },
+	{ "service_not_mapping", "services:\n  - web\n", 2, "expected a mapping", "web" },
 	{ "clusterips_scalar", "services:\n  - name: web\n    clusterIPs: 10.96.0.10\n", 3,
-	  "expected a list" },
+	  "expected a list", "10.96.0.10" },
 	/* Addresses */
 	{ "bad_cluster_ip",
 	  "services:\n  - name: web\n    clusterIP: 10.96.0.300\n"
 	  "    ports: [{port: 80}]\n",
-	  3, "not an IPv4 or IPv6 address" },
+	  3, "not an IPv4 or IPv6 address", "10.96.0.300" },
 	{ "cidr_cluster_ip",
 	  "services:\n  - name: web\n    clusterIP: 10.96.0.0/16\n"
 	  "    ports: [{port: 80}]\n",
-	  3, "not an IPv4 or IPv6 address" },
+	  3, "not an IPv4 or IPv6 address", "10.96.0.0/16" },
 	{ "bad_cluster_ips_v6",
 	  "services:\n  - name: web\n    clusterIPs: [10.96.0.1, \"fd00:::1\"]\n"
 	  "    ports: [{port: 80}]\n",
-	  3, "not an IPv4 or IPv6 address" },
+	  3, "not an IPv4 or IPv6 address", "\"fd00:::1\"" },
 	{ "bad_external_ip", SVC_HEAD "    externalIPs: [192.0.2.1, example.com]\n", 6,
-	  "\"example.com\" is not an IPv4 or IPv6 address" },
+	  "\"example.com\" is not an IPv4 or IPv6 address", "example.com" },
 	{ "bad_lb_ip",
 	  "services:\n  - name: web\n    type: LoadBalancer\n"
 	  "    clusterIP: 10.96.0.10\n    loadBalancerIPs:\n      - 1.2.3\n"
 	  "    ports: [{port: 80}]\n",
-	  6, "not an IPv4 or IPv6 address" },
-	{ "unspecified_ip", SVC_HEAD "    externalIPs: [\"::\"]\n", 6, "unspecified address" },
+	  6, "not an IPv4 or IPv6 address", "1.2.3" },
+	{ "unspecified_ip", SVC_HEAD "    externalIPs: [\"::\"]\n", 6, "unspecified address", "\"::\"" },
 	{ "bad_endpoint_ip", SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.256]\n", 12,
-	  "not an IPv4 or IPv6 address" },
+	  "not an IPv4 or IPv6 address", "10.244.0.256" },
 	{ "endpoint_family_mismatch",
 	  SLICE_HEAD "    endpoints:\n"
 		     "      - addresses: [\"fd00:244::1\"]\n",
-	  12, "address family mismatch" },
+	  12, "address family mismatch", "\"fd00:244::1\"" },
 	{ "endpoint_family_mismatch_v6",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    serviceName: web\n    addressType: IPv6\n"
 		   "    endpoints: [{addresses: [10.244.0.1]}]\n",
-	  10, "address family mismatch" },
+	  10, "address family mismatch", "10.244.0.1" },
 	{ "endpoint_no_address", SLICE_HEAD "    endpoints:\n      - addresses: []\n", 12,
-	  "at least one address" },
+	  "at least one address", "[]" },
 	{ "cluster_ips_same_family",
 	  "services:\n  - name: web\n"
 	  "    clusterIPs: [10.96.0.1, 10.96.0.2]\n    ports: [{port: 80}]\n",
-	  3, "two IPv4 addresses" },
+	  3, "two IPv4 addresses", "10.96.0.2" },
 	{ "cluster_ips_three",
 	  "services:\n  - name: web\n"
 	  "    clusterIPs: [10.96.0.1, \"fd00::1\", 10.96.0.3]\n"
 	  "    ports: [{port: 80}]\n",
-	  3, "at most two addresses" },
+	  3, "at most two addresses", "10.96.0.3" },
 	{ "cluster_ip_mismatch",
 	  "services:\n  - name: web\n    clusterIP: 10.96.0.1\n"
 	  "    clusterIPs: [10.96.0.2]\n    ports: [{port: 80}]\n",
-	  4, "clusterIP and clusterIPs[0] differ" },
+	  4, "clusterIP and clusterIPs[0] differ", "[10.96.0.2]" },
 	{ "cluster_ips_none_mixed", "services:\n  - name: web\n    clusterIPs: [None, 10.96.0.1]\n",
-	  3, "must be the only entry" },
+	  3, "must be the only entry", "None" },
 	{ "lb_ips_not_lb", SVC_HEAD "    loadBalancerIPs: [198.51.100.1]\n", 6,
-	  "loadBalancerIPs requires type LoadBalancer" },
+	  "loadBalancerIPs requires type LoadBalancer", "[198.51.100.1]" },
 	{ "headless_lb", "services:\n  - name: web\n    type: LoadBalancer\n    clusterIP: None\n",
-	  3, "requires type ClusterIP" },
+	  3, "requires type ClusterIP", "LoadBalancer" },
 	/* Ports */
-	{ "port_zero", SVC_HEAD "      - {name: b, port: 0}\n", 6, "0 is out of range (1-65535)" },
+	{ "port_zero", SVC_HEAD "      - {name: b, port: 0}\n", 6, "0 is out of range (1-65535)", "0}" },
 	{ "port_too_big", SVC_HEAD "      - {name: b, port: 65536}\n", 6,
-	  "65536 is out of range (1-65535)" },
+	  "65536 is out of range (1-65535)", "65536" },
 	{ "port_negative", SVC_HEAD "      - {name: b, port: -1}\n", 6,
-	  "expected a decimal integer" },
-	{ "port_quoted", SVC_HEAD "      - {name: b, port: \"81\"}\n", 6, "expected an integer" },
+	  "expected a decimal integer", "-1" },
+	{ "port_quoted", SVC_HEAD "      - {name: b, port: \"81\"}\n", 6, "expected an integer", "\"81\"" },
 	{ "port_leading_zero", SVC_HEAD "      - {name: b, port: 080}\n", 6,
-	  "expected a decimal integer" },
+	  "expected a decimal integer", "080" },
 	{ "port_huge", SVC_HEAD "      - {name: b, port: 99999999999999}\n", 6,
-	  "expected a decimal integer" },
+	  "expected a decimal integer", "99999999999999" },
 	{ "target_port_range", SVC_HEAD "      - {name: b, port: 81, targetPort: 70000}\n", 6,
-	  "70000 is out of range" },
+	  "70000 is out of range", "70000" },
 	{ "target_port_bad_name", SVC_HEAD "      - {name: b, port: 81, targetPort: Web_Port}\n", 6,
-	  "neither a port number" },
+	  "neither a port number", "Web_Port" },
 	{ "node_port_range",
 	  "services:\n  - name: web\n    type: NodePort\n"
 	  "    clusterIP: 10.96.0.10\n    ports:\n"
 	  "      - {port: 80, nodePort: 65536}\n",
-	  6, "65536 is out of range" },
+	  6, "65536 is out of range", "65536" },
 	{ "node_port_on_cluster_ip", SVC_HEAD "      - {name: b, port: 81, nodePort: 30081}\n", 6,
-	  "nodePort requires type NodePort or LoadBalancer" },
+	  "nodePort requires type NodePort or LoadBalancer", "30081" },
 	{ "slice_port_range",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    serviceName: web\n    addressType: IPv4\n"
 		   "    ports: [{name: http, port: 0}]\n",
-	  10, "0 is out of range" },
+	  10, "0 is out of range", "0}" },
 	{ "missing_port_number", SVC_HEAD "      - {name: b, targetPort: 8081}\n", 6,
-	  "missing required field \"port\"" },
+	  "missing required field \"port\"", "{name: b" },
 	{ "unnamed_ports",
 	  "services:\n  - name: web\n    clusterIP: 10.96.0.10\n    ports:\n"
 	  "      - {port: 80}\n      - {port: 81}\n",
-	  5, "must name each one" },
+	  5, "must name each one", "{port: 80}" },
 	{ "duplicate_port_name", SVC_HEAD "      - {name: http, port: 81}\n", 6,
-	  "duplicate port name \"http\"" },
+	  "duplicate port name \"http\"", "{name: http, port: 81}" },
 	{ "duplicate_port_number", SVC_HEAD "      - {name: other, port: 80}\n", 6,
-	  "duplicate port 80/TCP" },
+	  "duplicate port 80/TCP", "{name: other" },
 	{ "duplicate_slice_port",
 	  SLICE_HEAD "  - name: web-2\n    serviceName: web\n"
 		     "    addressType: IPv4\n"
 		     "    ports: [{name: a, port: 1}, {name: a, port: 2}]\n",
-	  14, "duplicate port name \"a\"" },
+	  14, "duplicate port name \"a\"", "{name: a, port: 2}" },
 	{ "no_ports", "services:\n  - name: web\n    clusterIP: 10.96.0.10\n    ports: []\n", 4,
-	  "at least one port" },
+	  "at least one port", "[]" },
 	/* Enumerations */
 	{ "unknown_protocol", SVC_HEAD "      - {name: b, port: 81, protocol: ICMP}\n", 6,
-	  "unknown protocol \"ICMP\"" },
+	  "unknown protocol \"ICMP\"", "ICMP" },
 	{ "lowercase_protocol", SVC_HEAD "      - {name: b, port: 81, protocol: tcp}\n", 6,
-	  "unknown protocol \"tcp\"" },
+	  "unknown protocol \"tcp\"", "tcp}" },
 	{ "sctp", SVC_HEAD "      - {name: b, port: 81, protocol: SCTP}\n", 6,
-	  "SCTP is not supported" },
-	{ "unknown_type", SVC_HEAD "    type: Internal\n", 6, "unknown Service type \"Internal\"" },
+	  "SCTP is not supported", "SCTP" },
+	{ "unknown_type", SVC_HEAD "    type: Internal\n", 6, "unknown Service type \"Internal\"", "Internal" },
 	{ "external_name", SVC_HEAD "    type: ExternalName\n", 6,
-	  "ExternalName is not supported" },
+	  "ExternalName is not supported", "ExternalName" },
 	{ "unknown_etp", SVC_HEAD "    externalTrafficPolicy: Global\n", 6,
-	  "unknown traffic policy \"Global\"" },
+	  "unknown traffic policy \"Global\"", "Global" },
 	{ "unknown_itp", SVC_HEAD "    internalTrafficPolicy: local\n", 6,
-	  "unknown traffic policy \"local\"" },
+	  "unknown traffic policy \"local\"", "local" },
 	{ "unknown_affinity", SVC_HEAD "    sessionAffinity: Cookie\n", 6,
-	  "unknown session affinity \"Cookie\"" },
+	  "unknown session affinity \"Cookie\"", "Cookie" },
 	{ "affinity_timeout_zero", SVC_HEAD "    sessionAffinityTimeoutSeconds: 0\n", 6,
-	  "0 is out of range (1-86400)" },
+	  "0 is out of range (1-86400)", "0" },
 	{ "affinity_timeout_big", SVC_HEAD "    sessionAffinityTimeoutSeconds: 86401\n", 6,
-	  "86401 is out of range (1-86400)" },
+	  "86401 is out of range (1-86400)", "86401" },
 	{ "unknown_address_type",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    serviceName: web\n    addressType: IPv5\n",
-	  9, "unknown addressType \"IPv5\"" },
+	  9, "unknown addressType \"IPv5\"", "IPv5" },
 	{ "fqdn_address_type",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    serviceName: web\n    addressType: FQDN\n",
-	  9, "FQDN is not supported" },
+	  9, "FQDN is not supported", "FQDN" },
 	{ "bad_bool",
 	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
 		     "        conditions: {ready: yes}\n",
-	  13, "expected true or false" },
+	  13, "expected true or false", "yes" },
 	/* Names */
-	{ "bad_service_name", "services:\n  - name: Web\n", 2, "invalid name \"Web\"" },
-	{ "bad_namespace", SVC_HEAD "    namespace: a/b\n", 6, "invalid name \"a/b\"" },
+	{ "bad_service_name", "services:\n  - name: Web\n", 2, "invalid name \"Web\"", "Web" },
+	{ "bad_namespace", SVC_HEAD "    namespace: a/b\n", 6, "invalid name \"a/b\"", "a/b" },
 	{ "bad_port_name", SVC_HEAD "      - {name: \"a:b\", port: 81}\n", 6,
-	  "invalid name \"a:b\"" },
+	  "invalid name \"a:b\"", "\"a:b\"" },
 	{ "bad_node_name",
 	  SLICE_HEAD "    endpoints:\n      - addresses: [10.244.0.1]\n"
 		     "        nodeName: Node_A\n",
-	  13, "invalid name \"Node_A\"" },
+	  13, "invalid name \"Node_A\"", "Node_A" },
 	/* Missing required fields */
 	{ "missing_service_name", "services:\n  - clusterIP: 10.96.0.10\n    ports: [{port: 80}]\n",
-	  2, "missing required field \"name\"" },
+	  2, "missing required field \"name\"", "clusterIP" },
 	{ "missing_cluster_ip", "services:\n  - name: web\n    ports: [{port: 80}]\n", 2,
-	  "missing required field \"clusterIPs\"" },
+	  "missing required field \"clusterIPs\"", "name" },
 	{ "missing_ports", "services:\n  - name: web\n    clusterIP: 10.96.0.10\n", 2,
-	  "missing required field \"ports\"" },
+	  "missing required field \"ports\"", "name" },
 	{ "null_ports", "services:\n  - name: web\n    clusterIP: 10.96.0.10\n    ports:\n", 2,
-	  "missing required field \"ports\"" },
+	  "missing required field \"ports\"", "name" },
 	{ "missing_slice_name",
 	  SVC_HEAD "endpointSlices:\n  - serviceName: web\n"
 		   "    addressType: IPv4\n",
-	  7, "missing required field \"name\"" },
+	  7, "missing required field \"name\"", "serviceName" },
 	{ "missing_service_name_in_slice",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    addressType: IPv4\n",
-	  7, "missing required field \"serviceName\"" },
+	  7, "missing required field \"serviceName\"", "name" },
 	{ "missing_address_type",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    serviceName: web\n",
-	  7, "missing required field \"addressType\"" },
+	  7, "missing required field \"addressType\"", "name" },
 	{ "missing_addresses", SLICE_HEAD "    endpoints:\n      - nodeName: node-a\n", 12,
-	  "missing required field \"addresses\"" },
+	  "missing required field \"addresses\"", "nodeName" },
 	{ "missing_slice_port_number",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    serviceName: web\n    addressType: IPv4\n"
 		   "    ports: [{name: http}]\n",
-	  10, "missing required field \"port\"" },
+	  10, "missing required field \"port\"", "{name: http}" },
 	/* Uniqueness across the file */
 	{ "duplicate_service",
 	  SVC_HEAD "  - name: web\n    clusterIP: 10.96.0.11\n"
 		   "    ports: [{name: http, port: 80}]\n",
-	  6, "duplicate Service name \"default/web\"" },
+	  6, "duplicate Service name \"default/web\"", "web" },
 	{ "duplicate_vip_cluster_ip",
 	  SVC_HEAD "  - name: other\n    clusterIP: 10.96.0.10\n"
 		   "    ports: [{port: 80}]\n",
-	  7, "duplicate VIP 10.96.0.10:80/TCP: already used by Service default/web" },
+	  7, "duplicate VIP 10.96.0.10:80/TCP: already used by Service default/web", "10.96.0.10" },
 	{ "duplicate_vip_external_ip",
 	  SVC_HEAD "  - name: other\n    clusterIP: 10.96.0.11\n"
 		   "    externalIPs: [10.96.0.10]\n"
 		   "    ports: [{port: 80}]\n",
-	  8, "duplicate VIP 10.96.0.10:80/TCP" },
+	  8, "duplicate VIP 10.96.0.10:80/TCP", "10.96.0.10" },
 	{ "duplicate_vip_lb_ip",
 	  SVC_HEAD "    externalIPs: [192.0.2.1]\n"
 		   "  - name: lb\n    type: LoadBalancer\n"
 		   "    clusterIP: 10.96.0.11\n"
 		   "    loadBalancerIPs: [192.0.2.1]\n"
 		   "    ports: [{port: 80}]\n",
-	  10, "duplicate VIP 192.0.2.1:80/TCP" },
+	  10, "duplicate VIP 192.0.2.1:80/TCP", "192.0.2.1" },
 	{ "duplicate_vip_v6",
 	  "services:\n  - name: a\n    clusterIPs: [\"fd00::10\"]\n"
 	  "    ports: [{port: 53, protocol: UDP}]\n"
 	  "  - name: b\n    clusterIPs: [\"fd00:0::10\"]\n"
 	  "    ports: [{port: 53, protocol: UDP}]\n",
-	  6, "duplicate VIP [fd00::10]:53/UDP" },
+	  6, "duplicate VIP [fd00::10]:53/UDP", "\"fd00:0::10\"" },
 	{ "duplicate_vip_same_service", SVC_HEAD "    externalIPs: [10.96.0.10]\n", 6,
-	  "this Service already uses it" },
+	  "this Service already uses it", "10.96.0.10" },
 	{ "duplicate_node_port",
 	  "services:\n  - name: a\n    type: NodePort\n"
 	  "    clusterIP: 10.96.0.10\n    ports: [{port: 80, nodePort: 30080}]\n"
 	  "  - name: b\n    type: NodePort\n    clusterIP: 10.96.0.11\n"
 	  "    ports: [{port: 81, nodePort: 30080}]\n",
-	  9, "duplicate nodePort 30080/TCP: already used by Service default/a" },
+	  9, "duplicate nodePort 30080/TCP: already used by Service default/a", "30080" },
 	{ "duplicate_slice",
 	  SLICE_HEAD "  - name: web-1\n    serviceName: web\n"
 		     "    addressType: IPv6\n",
-	  11, "duplicate EndpointSlice name \"default/web-1\"" },
+	  11, "duplicate EndpointSlice name \"default/web-1\"", "web-1" },
 	{ "slice_without_service",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    serviceName: wbe\n    addressType: IPv4\n",
-	  8, "serviceName \"wbe\" matches no Service" },
+	  8, "serviceName \"wbe\" matches no Service", "wbe" },
 	{ "slice_other_namespace",
 	  SVC_HEAD "endpointSlices:\n  - name: web-1\n"
 		   "    namespace: prod\n"
 		   "    serviceName: web\n    addressType: IPv4\n",
-	  9, "matches no Service in namespace \"prod\"" },
+	  9, "matches no Service in namespace \"prod\"", "web" },
 };
 
 static void sentinel_model(struct sp_model *m)
@@ -327,6 +349,7 @@ static void sentinel_model(struct sp_model *m)
 static void test_bad_inputs(void)
 {
 	char path[64], err[512], want[128], name[96];
+	int col;
 	struct sp_model m, sentinel;
 	size_t i;
 	int rc;
@@ -349,8 +372,12 @@ static void test_bad_inputs(void)
 		err[0] = '\0';
 		rc = sp_config_load(path, &m, err, sizeof(err));
 		if (ASSERT_EQ(rc, -EINVAL, bc->name)) {
-			snprintf(want, sizeof(want), "%s:%d:", path, bc->line);
-			if (!ASSERT_TRUE(!strncmp(err, want, strlen(want)), "file:line: prefix"))
+			col = want_column(bc->yaml, bc->line, bc->at);
+			if (!ASSERT_TRUE(col > 0, "the case's `at` text is on its line"))
+				fprintf(stderr, "  %s: \"%s\" not on line %d\n", bc->name, bc->at,
+					bc->line);
+			snprintf(want, sizeof(want), "%s:%d:%d: ", path, bc->line, col);
+			if (!ASSERT_TRUE(!strncmp(err, want, strlen(want)), "file:line:column: prefix"))
 				fprintf(stderr, "  %s: want prefix \"%s\", got \"%s\"\n", bc->name,
 					want, err);
 			ASSERT_CONTAINS(err, bc->phrase, bc->name);
@@ -770,55 +797,111 @@ static void test_ip_helpers(void)
 	ASSERT_STREQ(sp_ip_str(&a, buf, sizeof(buf)), "?", "bad family");
 }
 
-/* Run cmd_check_config with stdout captured into out. */
-/* Run check-config with argv; what it writes to fd_no goes to out. */
-static int run_check_fd(int fd_no, char *const *argv, int argc, char *out, size_t outlen)
+/* Start capturing stream fno (stdout or stderr) into a temporary file;
+ * returns the saved descriptor, or -1. */
+static int capture_start(FILE *f, int fno, int *fd)
 {
-	char path[] = "/tmp/svcplane-test-stdout-XXXXXX";
-	int fd, saved, rc;
+	char path[] = "/tmp/svcplane-test-out-XXXXXX";
+	int saved;
+
+	fflush(f);
+	*fd = mkstemp(path);
+	if (*fd < 0)
+		return -1;
+	unlink(path);
+	saved = dup(fno);
+	if (saved >= 0)
+		dup2(*fd, fno);
+	return saved;
+}
+
+/* Stop capturing; what was written goes to out. */
+static void capture_end(FILE *f, int fno, int fd, int saved, char *out, size_t outlen)
+{
 	ssize_t n;
 
-	fflush(stdout);
-	fflush(stderr);
-	fd = mkstemp(path);
-	saved = dup(fd_no);
-	if (fd < 0 || saved < 0)
-		return -999;
-	dup2(fd, fd_no);
-	rc = cmd_check_config(argc, (char **)argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(saved, fd_no);
+	fflush(f);
+	dup2(saved, fno);
 	close(saved);
 	n = pread(fd, out, outlen - 1, 0);
 	out[n > 0 ? n : 0] = '\0';
 	close(fd);
-	unlink(path);
+}
+
+/* Run cmd_check_config with stdout captured into out and stderr into errout
+ * (errout may be NULL: stderr then passes through). */
+static int run_check2(char *const *argv, int argc, char *out, size_t outlen, char *errout,
+		      size_t errlen)
+{
+	int fd_o, fd_e = -1, so, se = -1, rc;
+
+	so = capture_start(stdout, STDOUT_FILENO, &fd_o);
+	if (so < 0)
+		return -999;
+	if (errout) {
+		se = capture_start(stderr, STDERR_FILENO, &fd_e);
+		if (se < 0) {
+			capture_end(stdout, STDOUT_FILENO, fd_o, so, out, outlen);
+			return -999;
+		}
+	}
+	rc = cmd_check_config(argc, (char **)argv);
+	if (errout)
+		capture_end(stderr, STDERR_FILENO, fd_e, se, errout, errlen);
+	capture_end(stdout, STDOUT_FILENO, fd_o, so, out, outlen);
 	return rc;
 }
 
 static int run_check(char *const *argv, int argc, char *out, size_t outlen)
 {
-	return run_check_fd(STDOUT_FILENO, argv, argc, out, outlen);
+	return run_check2(argv, argc, out, outlen, NULL, 0);
 }
+
+/* A Service port that matches no slice port: valid, with a warning. */
+static const char warn_yaml[] = "services:\n"
+				"  - name: web\n"
+				"    clusterIP: 10.96.0.10\n"
+				"    ports: [{name: http, port: 80}]\n"
+				"endpointSlices:\n"
+				"  - name: web-1\n"
+				"    serviceName: web\n"
+				"    addressType: IPv4\n"
+				"    ports: [{name: other, port: 8080}]\n"
+				"    endpoints: [{addresses: [10.244.0.1]}]\n";
 
 static void test_check_config_cmd(void)
 {
-	char path[64], bad[64], out[4096], want[256];
+	char path[64], bad[64], warnf[64], out[4096], errout[4096], want[256];
 	char *argv[4];
 
+	warnf[0] = bad[0] = '\0';
 	if (!write_tmp(sp_default_config, strlen(sp_default_config), path, sizeof(path)))
 		return;
 	if (!write_tmp("services: {}\n", 13, bad, sizeof(bad)))
 		goto out;
+	if (!write_tmp(warn_yaml, strlen(warn_yaml), warnf, sizeof(warnf)))
+		goto out;
 	argv[0] = "check-config";
 	argv[1] = path;
-	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), 0, "good file");
+	ASSERT_EQ(run_check2(argv, 2, out, sizeof(out), errout, sizeof(errout)), 0, "good file");
 	snprintf(want, sizeof(want), "%s: ok (3 services, 4 endpoint slices)\n", path);
 	ASSERT_STREQ(out, want, "output");
+	ASSERT_STREQ(errout, "", "nothing on stderr for a good file");
 	argv[1] = bad;
-	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), -EINVAL, "bad file");
+	ASSERT_EQ(run_check2(argv, 2, out, sizeof(out), errout, sizeof(errout)), -EINVAL,
+		  "bad file");
 	ASSERT_STREQ(out, "", "nothing on stdout for a bad file");
+	snprintf(want, sizeof(want), "%s:1:11: services: expected a list, got a mapping\n", bad);
+	ASSERT_STREQ(errout, want, "the error, on stderr");
+	/* Warnings go to stderr, the verdict to stdout. */
+	argv[1] = warnf;
+	ASSERT_EQ(run_check2(argv, 2, out, sizeof(out), errout, sizeof(errout)), 0,
+		  "file with a warning");
+	snprintf(want, sizeof(want), "%s: ok (1 services, 1 endpoint slices)\n", warnf);
+	ASSERT_STREQ(out, want, "only the verdict on stdout");
+	snprintf(want, sizeof(want), "%s: warning: Service default/web port \"http\"", warnf);
+	ASSERT_TRUE(!strncmp(errout, want, strlen(want)), "the warning, on stderr");
+	ASSERT_CONTAINS(errout, "no EndpointSlice has a port of that name", "warning text");
 	argv[1] = "--help";
 	ASSERT_EQ(run_check(argv, 2, out, sizeof(out)), 0, "--help");
 	ASSERT_CONTAINS(out, "Usage: svcplane check-config", "usage");
@@ -832,28 +915,32 @@ static void test_check_config_cmd(void)
 	/* The default config has 6 Service ports (3 Services, dual-stack). */
 	argv[1] = "--max-services=5";
 	argv[2] = path;
-	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+	ASSERT_EQ(run_check2(argv, 3, out, sizeof(out), errout, sizeof(errout)), -EINVAL,
 		  "over --max-services");
 	snprintf(want, sizeof(want),
 		 "%s: 6 Service ports need as many Service ids, the maps hold 5: raise "
 		 "--max-services (svcplane run refuses this file: it exits at start, and keeps the "
 		 "running state on a reload)\n",
 		 path);
-	ASSERT_STREQ(out, want, "capacity error");
+	ASSERT_STREQ(errout, want, "capacity error");
 	/* and 10 frontends, which --max-services sizes too */
 	argv[1] = "--max-services=9";
-	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+	ASSERT_EQ(run_check2(argv, 3, out, sizeof(out), errout, sizeof(errout)), -EINVAL,
 		  "over --max-services in frontends");
-	ASSERT_CONTAINS(out, ": 10 frontends (address:port/protocol), sp_services holds 9",
+	ASSERT_CONTAINS(errout, ": 10 frontends (address:port/protocol), sp_services holds 9",
 			"frontends error");
 	argv[1] = "--max-services=10";
 	ASSERT_EQ(run_check(argv, 3, out, sizeof(out)), 0, "at --max-services");
 	argv[1] = "--maglev-chunks=16";
-	ASSERT_EQ(run_check_fd(STDERR_FILENO, argv, 3, out, sizeof(out)), -EINVAL,
+	ASSERT_EQ(run_check2(argv, 3, out, sizeof(out), errout, sizeof(errout)), -EINVAL,
 		  "over --maglev-chunks");
-	ASSERT_CONTAINS(out, "chunks, sp_maglev holds 16: raise --maglev-chunks", "chunks error");
-	unlink(bad);
+	ASSERT_CONTAINS(errout, "chunks, sp_maglev holds 16: raise --maglev-chunks",
+			"chunks error");
 out:
+	if (bad[0])
+		unlink(bad);
+	if (warnf[0])
+		unlink(warnf);
 	unlink(path);
 }
 

@@ -180,6 +180,12 @@ static void on_update(void *arg, struct sp_k8s_update *u)
 			u->model.n_services, u->model.n_slices, u->n_node_addrs);
 		for (i = 0; i < u->n_changed; i++)
 			fprintf(f, "%s%s", i ? "," : "", u->changed[i]);
+		/* Which Services the snapshot holds, for checks on every update
+		 * (the JSON dump keeps only the last one). */
+		fprintf(f, " keys=");
+		for (i = 0; i < u->model.n_services; i++)
+			fprintf(f, "%s%s/%s", i ? "," : "", u->model.services[i].ns,
+				u->model.services[i].name);
 		fprintf(f, "\n");
 		fclose(f);
 	}

@@ -199,9 +199,15 @@ fi
 ctl svc default web2 10.96.0.12 http:80::8080
 ctl slice default web2-abc web2 10.244.2.1 http:8080
 
+# stat NAME: a counter from the main client's last snapshot.
+stat() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"][sys.argv[2]])' "$tmp/main.json" "$1"; }
+# keys_now: the Services of the main client's last snapshot, sorted, comma-separated.
+keys_now() { "$PY" -c 'import json,sys; print(",".join(sorted(s["key"] for s in json.load(open(sys.argv[1]))["services"])))' "$tmp/main.json"; }
+
 # ---- 410 Gone: changes while disconnected, then a relist (never a flush) ----
-relists_before=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"]["relists_gone"])' "$tmp/main.json")
+relists_before=$(stat relists_gone)
 updates_before=$(wc -l <"$tmp/main.json.log")
+keys_before=$(keys_now)
 adm down
 sleep 0.5
 ctl del Service default web4
@@ -212,22 +218,39 @@ adm up
 check "410 Gone: relist applies changes made while disconnected" main 20 \
 	'svc("default/web4") is None and svc("default/offline1") and
 	 addrs("default/web2") == ["10.244.2.1", "10.244.2.2"] and st["relists_gone"] > '"$relists_before"
-# Every snapshot since the disconnect kept the Services that still exist.
-if tail -n +"$((updates_before + 1))" "$tmp/main.json.log" |
-	awk '{ split($3, a, "="); if (a[2] < 10) bad = 1 } END { exit bad }'; then
+# Every snapshot since the disconnect holds exactly the Services before it
+# or exactly those after the relist (web4 gone, offline1 added): none
+# dropped, none half-way.
+keys_after=$("$PY" -c 'import sys; k = set(sys.argv[1].split(",")) - {"default/web4"}; k.add("default/offline1"); print(",".join(sorted(k)))' "$keys_before")
+if [[ ",$keys_before," != *",default/web4,"* ]] || [ "$(tr ',' '\n' <<<"$keys_before" | grep -c .)" -ne 11 ]; then
+	fail "410 Gone: no snapshot dropped state during the relist"
+	echo "  before the disconnect: expected 11 Services with default/web4, got: $keys_before" >&2
+elif tail -n +"$((updates_before + 1))" "$tmp/main.json.log" | "$PY" -c '
+import sys
+ok = {tuple(sorted(a.split(","))) for a in sys.argv[1:3]}
+bad = 0
+for line in sys.stdin:
+    keys = [f[5:] for f in line.split() if f.startswith("keys=")]
+    got = tuple(sorted(keys[0].split(","))) if keys and keys[0] else ()
+    if got not in ok:
+        sys.stderr.write("  snapshot with other Services: %s" % line)
+        bad = 1
+sys.exit(bad)' "$keys_before" "$keys_after"; then
 	pass "410 Gone: no snapshot dropped state during the relist"
 else
 	fail "410 Gone: no snapshot dropped state during the relist"
-	cat "$tmp/main.json.log" >&2
+	echo "  want either $keys_before or $keys_after" >&2
 fi
 
 # ---- 410 as an HTTP status on the watch request ----
+relists_before=$(stat relists_gone)
 adm config '{"watch_gone_http": true}'
 adm down
 ctl svc default offline2 10.96.5.2 http:80
 adm compact
 adm up
-check "410 as HTTP status: relist" main 20 'svc("default/offline2") is not None'
+check "410 as HTTP status: relist" main 20 \
+	'svc("default/offline2") is not None and st["relists_gone"] > '"$relists_before"
 adm config '{"watch_gone_http": false}'
 
 # ---- API server restart mid-watch (no compaction: resume from the resourceVersion) ----
@@ -236,10 +259,13 @@ ctl svc default after-restart 10.96.6.1 http:80
 check "API server restart mid-watch" main 20 'svc("default/after-restart") is not None'
 
 # ---- a stream cut mid-event ----
+# (the snapshot is fresh: it holds after-restart, delivered after the
+# re-watch that followed the restart)
+drops_before=$(stat watch_drops)
 adm end-streams '{"abort": true}'
 ctl svc default after-cut 10.96.6.2 http:80
 check "stream cut mid-event: re-watch" main 15 \
-	'svc("default/after-cut") is not None and st["watch_drops"] >= 1'
+	'svc("default/after-cut") is not None and st["watch_drops"] > '"$drops_before"
 
 # ---- a stalled stream (no bytes, no bookmarks) ----
 adm stall '{"on": true}'

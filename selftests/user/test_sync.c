@@ -6,6 +6,7 @@
  * last good state.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,45 @@
 struct maps {
 	struct sp_sync_maps m;
 };
+
+/*
+ * Every map write user/sync.c makes, counted here rather than by sp_sync's
+ * own statistics: these definitions take the place of libbpf's for the
+ * objects linked into this binary (an executable's symbols win over a
+ * shared library's) and pass each call on to libbpf.
+ */
+static size_t map_writes;
+
+#define PASS_ON(ret, name, ...)                                                            \
+	do {                                                                               \
+		static ret(*real)();                                                       \
+		if (!real)                                                                 \
+			real = (ret(*)())dlsym(RTLD_NEXT, #name);                          \
+		map_writes++;                                                              \
+		return real ? real(__VA_ARGS__) : -ENOSYS;                                 \
+	} while (0)
+
+int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags)
+{
+	PASS_ON(int, bpf_map_update_elem, fd, key, value, flags);
+}
+
+int bpf_map_delete_elem(int fd, const void *key)
+{
+	PASS_ON(int, bpf_map_delete_elem, fd, key);
+}
+
+int bpf_map_update_batch(int fd, const void *keys, const void *values, __u32 *count,
+			 const struct bpf_map_batch_opts *opts)
+{
+	PASS_ON(int, bpf_map_update_batch, fd, keys, values, count, opts);
+}
+
+int bpf_map_delete_batch(int fd, const void *keys, __u32 *count,
+			 const struct bpf_map_batch_opts *opts)
+{
+	PASS_ON(int, bpf_map_delete_batch, fd, keys, count, opts);
+}
 
 static int mk(enum bpf_map_type t, size_t k, size_t v, uint32_t n, uint32_t flags)
 {
@@ -61,6 +101,94 @@ static void maps_close(struct maps *x)
 	close(x->m.fd_svc_meta);
 	close(x->m.fd_svc_stats);
 	close(x->m.fd_node_addrs);
+}
+
+/* One map's whole content: its key/value pairs, sorted by key. */
+struct dump {
+	size_t n, rec; /* records, bytes per record (key then value) */
+	char *buf;
+};
+
+static int rec_cmp_ksz;
+static int rec_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, rec_cmp_ksz);
+}
+
+static int map_dump(int fd, struct dump *d)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	size_t vsz, cap = 0;
+	char k[64], next[64];
+	void *pk = NULL;
+	char *p;
+
+	memset(d, 0, sizeof(*d));
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.key_size > sizeof(k))
+		return -1;
+	vsz = info.value_size;
+	if (info.type == BPF_MAP_TYPE_PERCPU_ARRAY || info.type == BPF_MAP_TYPE_PERCPU_HASH)
+		vsz = ((vsz + 7) & ~7UL) * libbpf_num_possible_cpus();
+	d->rec = info.key_size + vsz;
+	while (bpf_map_get_next_key(fd, pk, next) == 0) {
+		if (d->n == cap) {
+			cap = cap ? 2 * cap : 256;
+			p = realloc(d->buf, cap * d->rec);
+			if (!p)
+				return -1;
+			d->buf = p;
+		}
+		p = d->buf + d->n * d->rec;
+		/* valgrind cannot tell what a lookup writes (a PERCPU value's size) */
+		memset(p, 0, d->rec);
+		memcpy(p, next, info.key_size);
+		if (bpf_map_lookup_elem(fd, next, p + info.key_size))
+			return -1;
+		memcpy(k, next, info.key_size);
+		pk = k;
+		d->n++;
+	}
+	rec_cmp_ksz = info.key_size;
+	if (d->n)
+		qsort(d->buf, d->n, d->rec, rec_cmp);
+	return 0;
+}
+
+#define N_DUMPS 6
+/* Every map sync writes, dumped. 0, or -1 if one could not be read. */
+static int maps_dump(const struct maps *x, struct dump *d)
+{
+	const int fds[N_DUMPS] = { x->m.fd_services, x->m.fd_backends,  x->m.fd_maglev,
+				   x->m.fd_svc_meta, x->m.fd_svc_stats, x->m.fd_node_addrs };
+	int i, err = 0;
+
+	for (i = 0; i < N_DUMPS; i++)
+		err = map_dump(fds[i], &d[i]) ?: err;
+	return err;
+}
+
+/* The name of the first map whose content differs between a and b, or NULL. */
+static const char *maps_differ(const struct dump *a, const struct dump *b)
+{
+	static const char *const names[N_DUMPS] = { "sp_services", "sp_backends",  "sp_maglev",
+						    "sp_svc_meta", "sp_svc_stats", "sp_node_addrs" };
+	int i;
+
+	for (i = 0; i < N_DUMPS; i++)
+		if (a[i].n != b[i].n || a[i].rec != b[i].rec ||
+		    (a[i].n && memcmp(a[i].buf, b[i].buf, a[i].n * a[i].rec)))
+			return names[i];
+	return NULL;
+}
+
+static void dumps_free(struct dump *d)
+{
+	int i;
+
+	for (i = 0; i < N_DUMPS; i++)
+		free(d[i].buf);
 }
 
 static size_t count_keys(int fd, size_t ksz)
@@ -156,7 +284,9 @@ static void test_add_change_remove(void)
 	ASSERT_TRUE(sp_maglev_m_valid(v1.m), "m is a listed prime");
 
 	/* Same desired state again: nothing is written. */
+	map_writes = 0;
 	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply same");
+	ASSERT_EQ(map_writes, 0, "map updates and deletes by a no-op apply");
 	ASSERT_EQ(st.fe_written + st.svc_rebuilt + st.be_added + st.be_deleted, 0,
 		  "no-op apply writes nothing");
 
@@ -198,7 +328,10 @@ out:
 }
 
 /* A restarted daemon recovers the state: the same desired state writes
- * nothing, so conntrack and in-flight tables are untouched. */
+ * nothing, so conntrack and in-flight tables are untouched. "Nothing" is
+ * checked outside sp_sync: no map update or delete reaches libbpf, and
+ * every map holds byte for byte what it held before (a Service written
+ * again with the same values would also zero its counters). */
 static void test_restart_recovery(void)
 {
 	struct maps x;
@@ -206,6 +339,10 @@ static void test_restart_recovery(void)
 	struct sp_desired d = { 0 };
 	struct sp_sync_stats st;
 	struct sp_svc before, after;
+	struct dump d0[N_DUMPS] = { 0 }, d1[N_DUMPS] = { 0 };
+	struct sp_svc_stats pcpu[256] = { 0 };
+	const char *differ;
+	__u32 id;
 
 	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
 		return;
@@ -219,12 +356,30 @@ static void test_restart_recovery(void)
 	lookup_fe(&x, 10, &before);
 	sp_sync_free(s);
 	s = NULL;
+	/* Traffic counted while the daemon was away (the datapath's writes). */
+	if (!ASSERT_TRUE(libbpf_num_possible_cpus() <= 256, "CPUs fit the buffer"))
+		goto out;
+	pcpu[0].packets = 7;
+	id = before.svc_id;
+	if (!ASSERT_EQ(bpf_map_update_elem(x.m.fd_svc_stats, &id, pcpu, BPF_ANY), 0,
+		       "count packets for x"))
+		goto out;
+	if (!ASSERT_EQ(maps_dump(&x, d0), 0, "dump the maps before the restart"))
+		goto out;
 
+	map_writes = 0;
 	if (!ASSERT_EQ(sp_sync_new(&x.m, &s2), 0, "second daemon recovers"))
 		goto out;
 	ASSERT_EQ(sp_sync_n_services(s2), 2, "services recovered");
 	ASSERT_EQ(sp_sync_n_backends(s2), 4, "backends recovered");
 	ASSERT_EQ(sp_sync_apply(s2, &d, &st), 0, "apply after restart");
+	ASSERT_EQ(map_writes, 0, "map updates and deletes by the restarted daemon");
+	if (ASSERT_EQ(maps_dump(&x, d1), 0, "dump the maps after the restart")) {
+		differ = maps_differ(d0, d1);
+		ASSERT_TRUE(differ == NULL, "every map unchanged by the restart");
+		if (differ)
+			fprintf(stderr, "    %s changed\n", differ);
+	}
 	ASSERT_EQ(st.fe_written + st.fe_deleted + st.svc_rebuilt + st.be_added + st.be_deleted +
 			  st.svc_added + st.svc_removed,
 		  0, "nothing rewritten after restart");
@@ -232,9 +387,67 @@ static void test_restart_recovery(void)
 	ASSERT_EQ(after.region, before.region, "region untouched");
 	ASSERT_EQ(after.svc_id, before.svc_id, "svc_id untouched");
 out:
+	dumps_free(d0);
+	dumps_free(d1);
 	sp_desired_free(&d);
 	sp_sync_free(s);
 	sp_sync_free(s2);
+	maps_close(&x);
+}
+
+/* Chunks a region of n backends and m entries takes (header, then table). */
+static uint32_t region_chunks_of(const struct sp_svc *v)
+{
+	return (2 * v->n + v->m + SP_MAGLEV_CHUNK_WORDS - 1) / SP_MAGLEV_CHUNK_WORDS;
+}
+
+/* A changed table is written beside the live one, never over it: a packet
+ * that read the old sp_services value reads a whole old table. Here each
+ * change keeps N (so M and the size too), where a table written in place
+ * would fit exactly. */
+static void test_table_beside_old(void)
+{
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v1, v2;
+	int bes[4] = { 11, 12, 13, 0 }, round, overlaps = 0;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, bes);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
+	if (!ASSERT_EQ(lookup_fe(&x, 10, &v1), 0, "frontend written"))
+		goto out;
+	for (round = 0; round < 20; round++) {
+		bes[2] = 14 + round; /* one backend replaced: N stays 3 */
+		sp_desired_free(&d);
+		d.svc = calloc(1, sizeof(*d.svc));
+		d.n = 1;
+		want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, bes);
+		if (!ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply a change") ||
+		    !ASSERT_EQ(lookup_fe(&x, 10, &v2), 0, "frontend still there"))
+			goto out;
+		ASSERT_EQ(st.svc_rebuilt, 1, "table rebuilt");
+		ASSERT_EQ(v2.m, v1.m, "same M");
+		if (v2.region < v1.region + region_chunks_of(&v1) &&
+		    v1.region < v2.region + region_chunks_of(&v2)) {
+			fprintf(stderr, "  round %d: new table at chunks %u+%u over the live one at %u+%u\n",
+				round, v2.region, region_chunks_of(&v2), v1.region,
+				region_chunks_of(&v1));
+			overlaps++;
+		}
+		v1 = v2;
+	}
+	ASSERT_EQ(overlaps, 0, "new tables written over the live one");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
 	maps_close(&x);
 }
 
@@ -380,6 +593,7 @@ int main(void)
 	}
 	RUN_TEST(test_add_change_remove);
 	RUN_TEST(test_restart_recovery);
+	RUN_TEST(test_table_beside_old);
 	RUN_TEST(test_capacity_keeps_last_good);
 	RUN_TEST(test_frontend_moves);
 	return sp_test_exit();
