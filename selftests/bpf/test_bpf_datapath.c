@@ -2155,6 +2155,15 @@ static void run_table(const struct prog *pg)
 	for (i = 0; i < nrows; i++) {
 		if (rows[i].only && rows[i].only != 1 + (int)pg->hook)
 			continue;
+		/* sp_tc_uplink only answers rejects: every other row would
+		 * assert the same early return. Rows that reach a Service
+		 * without endpoints run there, and so do the first rows of each
+		 * flow (a new flow, a reply), which must leave it untouched and
+		 * uncounted. */
+		if (pg->hook == H_TC_UPLINK && rows[i].exp != E_REJECT && !rows[i].empty_svc &&
+		    !strstr(rows[i].name, "/syn") && !strstr(rows[i].name, "/synack_reply") &&
+		    !strstr(rows[i].name, "/request"))
+			continue;
 		run_row(pg, &rows[i]);
 	}
 }
