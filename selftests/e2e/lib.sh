@@ -153,6 +153,22 @@ yaml_slices() {
 	done
 }
 
+# yaml_service NS NAME TYPE CLUSTER-IPS LB-IPS PORT-YAML...: one Service of
+# the config's "services:" list. CLUSTER-IPS and LB-IPS are YAML flow lists
+# ("[10.96.0.50, fd00:96::50]"); LB-IPS "" for none. Each PORT-YAML is one
+# flow mapping ({name: http, protocol: TCP, port: 80, targetPort: 8080}).
+yaml_service() {
+	local ns=$1 name=$2 type=$3 cips=$4 lbips=$5 p
+	shift 5
+	echo "  - name: $name"
+	echo "    namespace: $ns"
+	echo "    type: $type"
+	echo "    clusterIPs: $cips"
+	[ -n "$lbips" ] && echo "    loadBalancerIPs: $lbips"
+	echo "    ports:"
+	for p in "$@"; do echo "      - $p"; done
+}
+
 # yaml_addr_slice NS SERVICE SLICE-NAME FAMILY PORTS-YAML [ADDRESS...]: an
 # EndpointSlice (IPv4 or IPv6: FAMILY 4 or 6) with the given addresses as
 # ready endpoints on node-a, for endpoints that are not pods (the node's own

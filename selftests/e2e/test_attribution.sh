@@ -23,30 +23,14 @@ cl_bg "$E2E_NODE" "$CL_TMP/node-server.log" "$CL_PY" -c "$CL_SERVER_PY" node
 cl_wait_listener "$E2E_NODE" tcp 8080 || e2e_abort "the node's own server does not listen"
 HTTP='[{name: http, protocol: TCP, port: 8080}]'
 {
-	cat <<EOF
-services:
-  - name: web
-    namespace: demo
-    type: LoadBalancer
-    clusterIPs: [10.96.0.70]
-    loadBalancerIPs: [10.10.0.170]
-    ports:
-      - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30170}
-  - name: empty
-    namespace: demo
-    type: LoadBalancer
-    clusterIPs: [10.96.0.71]
-    loadBalancerIPs: [10.10.0.171]
-    ports:
-      - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30171}
-  - name: kube
-    namespace: demo
-    type: ClusterIP
-    clusterIPs: [10.96.0.72]
-    ports:
-      - {name: https, protocol: TCP, port: 443, targetPort: 8080}
-endpointSlices:
-EOF
+	echo "services:"
+	yaml_service demo web LoadBalancer "[10.96.0.70]" "[10.10.0.170]" \
+		"{name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30170}"
+	yaml_service demo empty LoadBalancer "[10.96.0.71]" "[10.10.0.171]" \
+		"{name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30171}"
+	yaml_service demo kube ClusterIP "[10.96.0.72]" "" \
+		"{name: https, protocol: TCP, port: 443, targetPort: 8080}"
+	echo "endpointSlices:"
 	yaml_addr_slice demo web web-v4 4 "$HTTP" "${CL_POD_V4[pod1]}" "${CL_POD_V4[pod2]}"
 	yaml_addr_slice demo empty empty-v4 4 "$HTTP"
 	yaml_addr_slice demo kube kube-v4 4 '[{name: https, protocol: TCP, port: 8080}]' 10.10.0.1

@@ -122,37 +122,16 @@ cl_wait_listener "$E2E_NODE" tcp 8080 || e2e_abort "the node's own server does n
 cl_run ip -n "$E2E_NODE" link set "${CL_POD_HOSTIF[pod1]}" mtu 1400 || e2e_abort "set the MTU"
 
 {
-	cat <<EOF
-services:
-  - name: bulk
-    namespace: demo
-    type: LoadBalancer
-    clusterIPs: [10.96.0.50, fd00:96::50]
-    loadBalancerIPs: [10.10.0.150, fd00:10::150]
-    ports:
-      - {name: sink, protocol: TCP, port: 80, targetPort: 7070, nodePort: 30070}
-  - name: big
-    namespace: demo
-    type: LoadBalancer
-    clusterIPs: [10.96.0.51, fd00:96::51]
-    loadBalancerIPs: [10.10.0.151, fd00:10::151]
-    ports:
-      - {name: big, protocol: UDP, port: 53, targetPort: 7071, nodePort: 30071}
-  - name: gone
-    namespace: demo
-    type: LoadBalancer
-    clusterIPs: [10.96.0.52, fd00:96::52]
-    loadBalancerIPs: [10.10.0.152, fd00:10::152]
-    ports:
-      - {name: gone, protocol: UDP, port: 53, targetPort: 7072, nodePort: 30072}
-  - name: kube
-    namespace: demo
-    type: ClusterIP
-    clusterIPs: [10.96.0.60, fd00:96::60]
-    ports:
-      - {name: https, protocol: TCP, port: 443, targetPort: 8080}
-endpointSlices:
-EOF
+	echo "services:"
+	yaml_service demo bulk LoadBalancer "[10.96.0.50, fd00:96::50]" "[10.10.0.150, fd00:10::150]" \
+		"{name: sink, protocol: TCP, port: 80, targetPort: 7070, nodePort: 30070}"
+	yaml_service demo big LoadBalancer "[10.96.0.51, fd00:96::51]" "[10.10.0.151, fd00:10::151]" \
+		"{name: big, protocol: UDP, port: 53, targetPort: 7071, nodePort: 30071}"
+	yaml_service demo gone LoadBalancer "[10.96.0.52, fd00:96::52]" "[10.10.0.152, fd00:10::152]" \
+		"{name: gone, protocol: UDP, port: 53, targetPort: 7072, nodePort: 30072}"
+	yaml_service demo kube ClusterIP "[10.96.0.60, fd00:96::60]" "" \
+		"{name: https, protocol: TCP, port: 443, targetPort: 8080}"
+	echo "endpointSlices:"
 	yaml_addr_slice demo kube kube-v4 4 '[{name: https, protocol: TCP, port: 8080}]' 10.10.0.1
 	yaml_addr_slice demo kube kube-v6 6 '[{name: https, protocol: TCP, port: 8080}]' fd00:10::1
 	yaml_slices demo bulk bulk '[{name: sink, protocol: TCP, port: 7070}]' pod1
