@@ -86,9 +86,18 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		STAT_INC(st, not_service);
 		return SP_V_PASS;
 	}
+	/* A backend removed from the Service (or its id given to another
+	 * address): a TCP connection already established on it keeps going
+	 * to the address it has, as kube-proxy's conntrack keeps its DNAT
+	 * (the pod may well still be running and answering; re-selecting
+	 * would reset the connection). Only a new connection (a SYN) or UDP
+	 * picks a backend again. Counted ct_backend_gone either way. */
 	hit = ct && ct_backend_alive(ct);
-	if (ct && !hit)
+	if (ct && !hit) {
 		STAT_INC(st, ct_backend_gone);
+		if (p->proto == IPPROTO_TCP && !tcp_bare_syn(p))
+			hit = true;
+	}
 	/* XDP leaves the answer for an empty Service to TC (see lib/reject.h),
 	 * which counts the packet: count it once. */
 	if (!hit && svc->n == 0 && !is_tc(hook))

@@ -993,17 +993,22 @@ static void add_ct_change_rows(int family)
 	r = flow_new_row(&c, "new_flow_goes_to_B", flow_req(&c, PKT_SYN, 3000, 0, 0));
 	r->keep_ct = true;
 	r->ct = CT_NEW;
-	/* A removed: the old connection is re-selected onto the new table */
-	r = flow_fwd_row(&b, "ack_after_A_removed_reselected_to_B",
-			 flow_req(&b, PKT_ACK, 1011, 7051, 10));
+	/* A removed from the Service: the established connection keeps going
+	 * to A (kube-proxy's conntrack does; A may still be running), counted
+	 * ct_backend_gone; only a new connection picks from the new table. */
+	r = flow_fwd_row(&a, "ack_after_A_removed_stays_on_A",
+			 flow_req(&a, PKT_ACK, 1011, 7051, 10));
 	r->before = v4 ? before_delete_81 : before_delete_91;
-	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK | ST_ADOPTED;
+	r->stats |= ST_BE_GONE;
+	r->ct = CT_EST;
+	r = flow_rev_row(&a, "reply_from_A_after_removal", flow_reply(&a, PKT_ACK, 7051, 1021, 20));
+	r = flow_fwd_row(&b, "syn_reusing_the_port_after_A_removed_goes_to_B",
+			 flow_req(&b, PKT_SYN, 50000, 0, 0));
+	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK;
 	r->svc = SV_PKT | SV_NEW;
-	r->ct = CT_ADOPTED; /* B never saw the SYN: short timeout until it answers */
+	r->ct = CT_NEW;
 	r->ct_detail = true;
-	r = flow_fwd_row(&b, "ack_again_on_B", flow_req(&b, PKT_ACK, 1021, 7051, 10));
-	r->ct = CT_ADOPTED;
-	r = flow_rev_row(&b, "reply_from_B", flow_reply(&b, PKT_ACK, 9000, 1031, 20));
+	r = flow_rev_row(&b, "synack_from_B", flow_reply(&b, PKT_SYN | PKT_ACK, 9000, 50001, 0));
 	b_kept[v4 ? 0 : 1] = b; /* rows outlive this function */
 	r->ct_of = &b_kept[v4 ? 0 : 1];
 	r->ct = CT_EST;
@@ -1043,12 +1048,18 @@ static void add_ct_misc_rows(void)
 	g0.backend = "10.1.0.70";
 	r = flow_new_row(&g0, "syn", flow_req(&g0, PKT_SYN, 1000, 0, 0));
 	r->ct = CT_NEW;
-	r = flow_fwd_row(&g, "ack_after_backend_id_readdressed",
-			 flow_req(&g, PKT_ACK, 1001, 5001, 0));
+	/* (its connection keeps the address it was DNATed to) */
+	r = flow_fwd_row(&g0, "ack_after_backend_id_readdressed_stays",
+			 flow_req(&g0, PKT_ACK, 1001, 5001, 0));
 	r->before = before_readdress_70;
-	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK | ST_ADOPTED;
+	r->stats |= ST_BE_GONE;
+	r->ct = CT_EST;
+	/* a new connection from the same port goes to the new address */
+	r = flow_fwd_row(&g, "syn_after_backend_id_readdressed_new_address",
+			 flow_req(&g, PKT_SYN, 90000, 0, 0));
+	r->stats = ST_SVC | ST_BE_GONE | ST_NEW | ST_TO_STACK;
 	r->svc = SV_PKT | SV_NEW;
-	r->ct = CT_ADOPTED;
+	r->ct = CT_NEW;
 	r->ct_detail = true;
 
 	/* RST closes. */
