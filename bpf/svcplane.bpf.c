@@ -118,7 +118,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 				/* Evicted: without it every reply would leave
 				 * with the backend's address. */
 				STAT_INC(st, ct_partner_miss);
-				ct_restore_rev(p, ct);
+				ct_restore_rev(p, ct, &k);
 			}
 		}
 		fwd = *ct;
@@ -416,11 +416,6 @@ int sp_tc_egress(struct __sk_buff *skb)
 }
 
 /*
- * Uplink TC ingress runs after sp_xdp has already NATed what it could; it
- * only answers new flows to Services without endpoints, quietly (no
- * counters twice for the same packet).
- */
-/*
  * sp_ct_reap: the conntrack collector's delete (user/ct_gc.c runs it with
  * BPF_PROG_TEST_RUN). Deletes each given entry only if its value is still
  * the one the collector read: the datapath may have replaced it with a new
@@ -458,6 +453,11 @@ int sp_ct_reap(struct sp_reap_args *a)
 	return 0;
 }
 
+/*
+ * Uplink TC ingress runs after sp_xdp has already NATed what it could; it
+ * only answers new flows to Services without endpoints, quietly (no
+ * counters twice for the same packet).
+ */
 /* The reject-only pipeline of sp_tc_uplink, global for the same reason as
  * the others. */
 __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)

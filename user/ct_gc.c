@@ -29,18 +29,17 @@ uint64_t sp_mono_ns(void)
  * few microseconds, and the datapath restores a REV entry it finds missing
  * (ct_partner_miss) for what remains of it.
  */
-static int delete_keys(int fd, const struct sp_ct_key *dead, const struct sp_ct_val *vals,
-		       uint32_t n, uint64_t *deleted)
+static int delete_keys(int fd, const struct sp_reap_item *dead, uint32_t n, uint64_t *deleted)
 {
 	struct sp_ct_val now;
 	uint32_t i;
 
 	for (i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(fd, &dead[i], &now))
+		if (bpf_map_lookup_elem(fd, &dead[i].key, &now))
 			continue; /* gone already */
-		if (memcmp(&now, &vals[i], sizeof(now)))
+		if (memcmp(&now, &dead[i].val, sizeof(now)))
 			continue; /* replaced or refreshed since the read */
-		if (bpf_map_delete_elem(fd, &dead[i]) == 0)
+		if (bpf_map_delete_elem(fd, &dead[i].key) == 0)
 			(*deleted)++;
 		else if (errno != ENOENT)
 			return -errno;
@@ -49,11 +48,11 @@ static int delete_keys(int fd, const struct sp_ct_key *dead, const struct sp_ct_
 }
 
 /* The same through the datapath's reaper program (reap_fd), in batches. */
-static int reap_keys(int reap_fd, const struct sp_ct_key *dead, const struct sp_ct_val *vals,
-		     uint32_t n, uint64_t *deleted)
+static int reap_keys(int reap_fd, const struct sp_reap_item *dead, uint32_t n,
+		     uint64_t *deleted)
 {
 	struct sp_reap_args *a = calloc(1, sizeof(*a));
-	uint32_t done = 0, i;
+	uint32_t done = 0;
 	int err = 0;
 
 	if (!a)
@@ -64,10 +63,7 @@ static int reap_keys(int reap_fd, const struct sp_ct_key *dead, const struct sp_
 
 		a->n = n - done < SP_REAP_BATCH ? n - done : SP_REAP_BATCH;
 		a->deleted = 0;
-		for (i = 0; i < a->n; i++) {
-			a->items[i].key = dead[done + i];
-			a->items[i].val = vals[done + i];
-		}
+		memcpy(a->items, dead + done, a->n * sizeof(*dead));
 		if (bpf_prog_test_run_opts(reap_fd, &o))
 			err = -errno;
 		else
@@ -84,8 +80,9 @@ int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	struct bpf_map_info info;
 	__u32 ilen = sizeof(info);
-	struct sp_ct_key *keys = NULL, *dead = NULL;
-	struct sp_ct_val *vals = NULL, *dead_vals = NULL;
+	struct sp_ct_key *keys = NULL;
+	struct sp_ct_val *vals = NULL;
+	struct sp_reap_item *dead = NULL; /* what the pass read, to delete */
 	uint32_t n_dead = 0, cap_dead = 0, token = 0;
 	uint64_t t0 = sp_mono_ns();
 	bool first = true;
@@ -126,40 +123,32 @@ int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early
 				st->early++;
 			if (n_dead == cap_dead) {
 				uint32_t nc = cap_dead ? cap_dead * 2 : GC_BATCH;
-				struct sp_ct_key *nd = realloc(dead, (size_t)nc * sizeof(*dead));
-				struct sp_ct_val *nv;
+				struct sp_reap_item *nd = realloc(dead, (size_t)nc * sizeof(*dead));
 
 				if (!nd) {
 					err = -ENOMEM;
 					goto out;
 				}
 				dead = nd;
-				nv = realloc(dead_vals, (size_t)nc * sizeof(*dead_vals));
-				if (!nv) {
-					err = -ENOMEM;
-					goto out;
-				}
-				dead_vals = nv;
 				cap_dead = nc;
 			}
-			dead_vals[n_dead] = vals[i];
-			dead[n_dead++] = keys[i];
+			dead[n_dead].key = keys[i];
+			dead[n_dead++].val = vals[i];
 		}
 		if (rc) /* ENOENT: that was the last batch */
 			break;
 	}
 	st->expired = n_dead;
 	if (reap_fd >= 0)
-		err = reap_keys(reap_fd, dead, dead_vals, n_dead, &st->deleted);
+		err = reap_keys(reap_fd, dead, n_dead, &st->deleted);
 	else
-		err = delete_keys(fd, dead, dead_vals, n_dead, &st->deleted);
+		err = delete_keys(fd, dead, n_dead, &st->deleted);
 out:
 	st->live = st->scanned - st->expired;
 	st->ms = (double)(sp_mono_ns() - t0) / 1e6;
 	free(keys);
 	free(vals);
 	free(dead);
-	free(dead_vals);
 	return err;
 }
 

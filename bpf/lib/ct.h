@@ -277,15 +277,15 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	return 0;
 }
 
-/* Recreate the REV entry of a live flow whose REV entry went missing. */
-static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct sp_ct_val *fwd)
+/* Recreate, at rk (its ct_rev_key), the REV entry of a live flow whose REV
+ * entry went missing. */
+static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct sp_ct_val *fwd,
+					   const struct sp_ct_key *rk)
 {
-	struct sp_ct_key rk;
 	struct sp_ct_val rev;
 
-	ct_rev_key(p, fwd, &rk);
 	ct_rev_val(p, fwd, &rev);
-	bpf_map_update_elem(&sp_ct, &rk, &rev, BPF_NOEXIST);
+	bpf_map_update_elem(&sp_ct, rk, &rev, BPF_NOEXIST);
 }
 
 #endif /* SP_LIB_CT_H */

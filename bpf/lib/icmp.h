@@ -48,7 +48,8 @@ static __always_inline void icmp_put16(__be16 *f, __be16 to, __sum16 *sum)
  * when it is about no flow of ours (it then passes untouched).
  *
  * Offsets are bounded one by one (off_bound) for the verifier: this runs
- * in the pipeline's global function, where they are unknown scalars.
+ * in a global function of its own (sp_icmp_*), where they are unknown
+ * scalars.
  */
 static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *p,
 				      struct sp_stats *st, const bool v4)

@@ -118,6 +118,20 @@ static inline int fx_service(struct fx_dp *d, int family, uint8_t proto, const c
 	return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &sk, &sv, BPF_ANY);
 }
 
+/* Packets counted under drop/pass reason r, summed over CPUs (0 if unreadable). */
+static inline uint64_t fx_reason_packets(struct fx_dp *d, uint32_t r)
+{
+	int n = libbpf_num_possible_cpus(), i;
+	struct sp_reason_count c[n > 0 ? n : 1];
+	uint64_t sum = 0;
+
+	if (n <= 0 || bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_reasons), &r, c))
+		return 0;
+	for (i = 0; i < n; i++)
+		sum += c[i].packets;
+	return sum;
+}
+
 /* Run frame in through prog; the output frame in *out. Returns the
  * verdict, or -1 if the run failed. */
 static inline int fx_run(const struct bpf_program *prog, const struct pkt *in, struct pkt *out)

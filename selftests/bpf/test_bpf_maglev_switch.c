@@ -209,19 +209,6 @@ static void *sender(void *arg)
 	return NULL;
 }
 
-static uint64_t reason(struct fx_dp *d, uint32_t rs)
-{
-	int n = libbpf_num_possible_cpus(), i;
-	struct sp_reason_count c[n > 0 ? n : 1];
-	uint64_t sum = 0;
-
-	if (n <= 0 || bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_reasons), &rs, c))
-		return 0;
-	for (i = 0; i < n; i++)
-		sum += c[i].packets;
-	return sum;
-}
-
 static void test_switch_under_traffic(void)
 {
 	static const uint32_t drops[] = { SP_R_MAGLEV_MISS, SP_R_BACKEND_MISS, SP_R_NO_BACKEND,
@@ -289,7 +276,7 @@ static void test_switch_under_traffic(void)
 	ASSERT_EQ(r->bad, 0, "packets not DNATed to a backend of a set they could see");
 	for (k = 0; k < sizeof(drops) / sizeof(drops[0]); k++) {
 		snprintf(what, sizeof(what), "packets dropped as %s", drop_names[k]);
-		ASSERT_EQ(reason(&r->dp, drops[k]), 0, what);
+		ASSERT_EQ(fx_reason_packets(&r->dp, drops[k]), 0, what);
 	}
 out:
 	sp_sync_free(r->sync);

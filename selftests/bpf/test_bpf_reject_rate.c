@@ -28,19 +28,6 @@ static double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static uint64_t reason(struct fx_dp *d, uint32_t r)
-{
-	int n = libbpf_num_possible_cpus(), i;
-	struct sp_reason_count c[n > 0 ? n : 1];
-	uint64_t sum = 0;
-
-	if (n <= 0 || bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_reasons), &r, c))
-		return 0;
-	for (i = 0; i < n; i++)
-		sum += c[i].packets;
-	return sum;
-}
-
 /* BURST SYNs from distinct ports; *answered gets the RSTs sent, *elapsed
  * the burst's duration. 0 or -1. */
 static int burst(uint32_t rate, int *answered, uint64_t *limited, double *elapsed)
@@ -69,7 +56,7 @@ static int burst(uint32_t rate, int *answered, uint64_t *limited, double *elapse
 			goto out;
 	}
 	*elapsed = mono_s() - t0;
-	*limited = reason(&d, SP_R_REJECT_RATE);
+	*limited = fx_reason_packets(&d, SP_R_REJECT_RATE);
 	ret = 0;
 out:
 	if (d.skel)

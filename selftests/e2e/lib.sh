@@ -121,6 +121,17 @@ e2e_reload() { kill -HUP "$SP_PID"; }
 
 # ---- Config files -------------------------------------------------------------
 
+# yaml_slice_head NS SERVICE SLICE-NAME FAMILY PORTS-YAML N-ENDPOINTS: an
+# EndpointSlice up to its "endpoints:" line (an empty list when N is 0).
+yaml_slice_head() {
+	echo "  - name: $3"
+	echo "    namespace: $1"
+	echo "    serviceName: $2"
+	echo "    addressType: IPv$4"
+	echo "    ports: $5"
+	if [ "$6" -eq 0 ]; then echo "    endpoints: []"; else echo "    endpoints:"; fi
+}
+
 # yaml_slices NS SERVICE SLICE-NAME PORTS-YAML ENDPOINT-SPEC...: an IPv4 and
 # an IPv6 EndpointSlice for SERVICE with the given pods as ready endpoints.
 # ENDPOINT-SPEC is a pod name (ready) or POD:notready.
@@ -128,16 +139,7 @@ yaml_slices() {
 	local ns=$1 svc=$2 slice=$3 ports=$4; shift 4
 	local fam pod ready spec
 	for fam in 4 6; do
-		echo "  - name: $slice-v$fam"
-		echo "    namespace: $ns"
-		echo "    serviceName: $svc"
-		echo "    addressType: IPv$fam"
-		echo "    ports: $ports"
-		if [ $# -eq 0 ]; then
-			echo "    endpoints: []"
-			continue
-		fi
-		echo "    endpoints:"
+		yaml_slice_head "$ns" "$svc" "$slice-v$fam" "$fam" "$ports" $#
 		for spec in "$@"; do
 			pod=${spec%%:*}
 			ready=true
@@ -176,16 +178,7 @@ yaml_service() {
 yaml_addr_slice() {
 	local ns=$1 svc=$2 slice=$3 fam=$4 ports=$5 a
 	shift 5
-	echo "  - name: $slice"
-	echo "    namespace: $ns"
-	echo "    serviceName: $svc"
-	echo "    addressType: IPv$fam"
-	echo "    ports: $ports"
-	if [ $# -eq 0 ]; then
-		echo "    endpoints: []"
-		return
-	fi
-	echo "    endpoints:"
+	yaml_slice_head "$ns" "$svc" "$slice" "$fam" "$ports" $#
 	for a in "$@"; do
 		echo "      - {addresses: [\"$a\"], conditions: {ready: true}, nodeName: node-a}"
 	done
