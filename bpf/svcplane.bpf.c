@@ -21,6 +21,7 @@
 #include "lib/fwd.h"
 #include "lib/icmp.h"
 #include "lib/frag.h"
+#include "lib/snat.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -66,14 +67,17 @@ static __always_inline bool tcp_bare_syn(const struct sp_pkt *p)
 static __always_inline int handle_service(void *ctx, const int hook, struct sp_pkt *p,
 					  const struct sp_svc *svc, struct sp_stats *st)
 {
+	/* The uplink's TC program (sp_tc_uplink), after XDP. */
+	const bool uplink_tc = is_tc(hook) && p->uplink;
 	struct sp_svc_stats *ss;
 	__u64 now = sp_now();
 	struct sp_ct_val *ct, fwd;
 	struct sp_backend *be;
 	struct sp_aff_key ak;
+	struct sp_svc *view;
 	struct sp_ct_key k;
+	__u32 id, hash;
 	bool hit;
-	__u32 id;
 	int r;
 
 	ct = ct_lookup_fwd(p, now);
@@ -83,7 +87,8 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * connection from a local port with a NodePort's number) is not ours. */
 	if (!ct && (svc->flags & SP_SVC_F_NODEPORT) && p->proto == IPPROTO_TCP &&
 	    !tcp_bare_syn(p)) {
-		STAT_INC(st, not_service);
+		if (!uplink_tc) /* XDP counted it */
+			STAT_INC(st, not_service);
 		return SP_V_PASS;
 	}
 	/* A backend removed from the Service (or its id given to another
@@ -98,16 +103,41 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		if (p->proto == IPPROTO_TCP && !tcp_bare_syn(p))
 			hit = true;
 	}
+	/* After XDP, only SNAT flows (and rejects) are the uplink TC's. */
+	if (uplink_tc && hit && ct && !(ct->flags & SP_CT_F_SNAT))
+		return SP_V_PASS;
+	/* An inside client of an externalTrafficPolicy: Local frontend gets
+	 * every endpoint, as kube-proxy short-circuits pod and host traffic. */
+	if (!hit && (svc->flags & SP_SVC_F_LOCAL_ONLY) && src_internal(p)) {
+		view = svc_view_lookup(p, svc);
+		if (view) {
+			svc = view;
+			STAT_INC(st, local_short_circuit);
+		}
+	}
 	/* XDP leaves the answer for an empty Service to TC (see lib/reject.h),
-	 * which counts the packet: count it once. */
-	if (!hit && svc->n == 0 && !is_tc(hook))
+	 * which counts the packet: count it once. A Local policy's empty set
+	 * is a plain drop, which XDP does itself. */
+	if (!hit && svc->n == 0 && !is_tc(hook) && !(svc->flags & SP_SVC_F_DROP_EMPTY))
 		return SP_V_PASS;
 	ss = svc_stats_get(svc->svc_id);
-	if (ss) {
-		ss->packets++;
-		ss->bytes += p->len;
+	/* XDP counted the packets it left to the uplink's TC program for
+	 * SNAT; the rejects it left uncounted (above). */
+	if (!uplink_tc || !svc->n) {
+		if (ss) {
+			ss->packets++;
+			ss->bytes += p->len;
+		}
+		STAT_INC(st, svc_packets);
 	}
-	STAT_INC(st, svc_packets);
+	/* XDP leaves SNAT flows to the uplink's TC program, untouched: after
+	 * SNAT the source is one of this node's addresses, which the stack
+	 * drops as a martian arriving from outside, so the packet must be
+	 * sent on by bpf_redirect_neigh (TC), not handed to the stack. */
+	if (hook == HOOK_XDP && hit && ct && (ct->flags & SP_CT_F_SNAT)) {
+		STAT_INC(st, snat_to_tc);
+		return SP_V_PASS;
+	}
 	/* ct is tested again, not only hit: clang may otherwise reuse a
 	 * register the verifier only knows as "maybe NULL". */
 	if (hit && ct) {
@@ -126,6 +156,12 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	}
 
 	if (svc->n == 0) {
+		/* kube-proxy drops (never rejects) for a Local policy without a
+		 * local endpoint while the Service has endpoints elsewhere. */
+		if (svc->flags & SP_SVC_F_DROP_EMPTY) {
+			r = SP_R_NO_LOCAL_ENDPOINT;
+			goto drop;
+		}
 		/* Unreachable from XDP (returned above), but the constant hook
 		 * must keep the TC-only reject code out of the XDP program. */
 		if (!is_tc(hook))
@@ -151,12 +187,13 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * can then prune the second path instead of walking the rest of the
 	 * program twice (a ternary here doubled its states past the limit). */
 	id = 0;
+	hash = flow_hash(p);
 	if (svc->flags & SP_SVC_F_AFFINITY) {
 		affinity_key(svc, p, &ak);
 		id = sp_affinity_get(&ak, now);
 	}
 	if (!id) {
-		r = maglev_pick(svc, flow_hash(p), &id);
+		r = maglev_pick(svc, hash, &id);
 		if (r)
 			goto drop;
 	}
@@ -165,6 +202,15 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		r = SP_R_BACKEND_MISS;
 		goto drop;
 	}
+	/* An outside client to a backend on another node: SNAT, in TC (see
+	 * above). The uplink's TC program picks the same backend again
+	 * (same hash, same table, or the affinity entry). */
+	if (hook == HOOK_XDP && snat_needed(p, svc, be)) {
+		STAT_INC(st, snat_to_tc);
+		return SP_V_PASS;
+	}
+	if (uplink_tc && !snat_needed(p, svc, be))
+		return SP_V_PASS;
 	if (svc->flags & SP_SVC_F_AFFINITY)
 		sp_affinity_set(&ak, id, now, svc->affinity_timeout);
 
@@ -181,12 +227,18 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * would take a packet from its own address arriving from outside for
 	 * a martian; from the hairpin address, the reply is routed back out
 	 * where we reverse-NAT it. */
-	if (addr_eq(&be->addr, &p->saddr)) {
+	if (is_tc(hook) && snat_needed(p, svc, be)) {
+		r = snat_source(ctx, p, &be->addr, &fwd.nat_saddr);
+		if (r)
+			goto drop;
+		fwd.flags |= SP_CT_F_HAIRPIN | SP_CT_F_SNAT;
+		STAT_INC(st, snat_flows);
+	} else if (addr_eq(&be->addr, &p->saddr)) {
 		fwd.flags |= SP_CT_F_HAIRPIN;
 		hairpin_addr(p->family, &fwd.nat_saddr);
 		STAT_INC(st, hairpin);
 	}
-	r = ct_create(p, &fwd, now);
+	r = ct_create(p, &fwd, now, hash);
 	if (r) {
 		if (r == SP_R_CT_FULL)
 			STAT_INC(st, ct_insert_fail);
@@ -208,6 +260,10 @@ nat:
 		r = SP_R_NAT_FAILED;
 		goto drop;
 	}
+	if ((fwd.flags & SP_CT_F_SNAT) && nat_port(ctx, hook, p, false, fwd.nat_sport)) {
+		r = SP_R_NAT_FAILED;
+		goto drop;
+	}
 	if (p->frag)
 		frag_record(p, (fwd.flags & SP_CT_F_HAIRPIN) ? &fwd.nat_saddr : &p->saddr,
 			    &fwd.nat_addr, now);
@@ -215,6 +271,8 @@ nat:
 	p->dport = fwd.nat_port;
 	if (fwd.flags & SP_CT_F_HAIRPIN)
 		p->saddr = fwd.nat_saddr;
+	if (fwd.flags & SP_CT_F_SNAT)
+		p->sport = fwd.nat_sport;
 	return fwd_after_nat(ctx, hook, p, st);
 drop:
 	reason_count(r, p->len);
@@ -258,6 +316,8 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 		goto fail;
 	if ((rev.flags & SP_CT_F_HAIRPIN) && nat_addr(ctx, hook, p, true, &rev.nat_saddr))
 		goto fail;
+	if ((rev.flags & SP_CT_F_SNAT) && nat_port(ctx, hook, p, true, rev.nat_sport))
+		goto fail;
 	if (p->frag)
 		frag_record(p, &rev.nat_addr,
 			    (rev.flags & SP_CT_F_HAIRPIN) ? &rev.nat_saddr : &p->daddr, now);
@@ -265,6 +325,8 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	p->sport = rev.nat_port;
 	if (rev.flags & SP_CT_F_HAIRPIN)
 		p->daddr = rev.nat_saddr;
+	if (rev.flags & SP_CT_F_SNAT)
+		p->dport = rev.nat_sport;
 	return fwd_after_nat(ctx, hook, p, st);
 fail:
 	reason_count(SP_R_NAT_FAILED, p->len);
@@ -352,6 +414,7 @@ static __always_inline int process(void *ctx, const int hook)
 	int ret;
 
 	__builtin_memset(&p, 0, sizeof(p));
+	p.uplink = hook == HOOK_XDP;
 	if (is_tc(hook))
 		tc_pull_headers(ctx);
 	STAT_INC(st, rx_packets);
@@ -454,12 +517,14 @@ int sp_ct_reap(struct sp_reap_args *a)
 }
 
 /*
- * Uplink TC ingress runs after sp_xdp has already NATed what it could; it
- * only answers new flows to Services without endpoints, quietly (no
- * counters twice for the same packet).
+ * Uplink TC ingress runs after sp_xdp has already NATed what it could. It
+ * sees a packet still addressed to a frontend only where XDP left it on
+ * purpose: the answer for a Service without endpoints (XDP cannot answer
+ * on a veth) and SNAT flows (an external frontend: the packet leaves with
+ * one of this node's addresses, so it is forwarded here with
+ * bpf_redirect_neigh, never through the stack). Parse errors are counted
+ * once, by XDP (quiet). Global for the same reason as the others.
  */
-/* The reject-only pipeline of sp_tc_uplink, global for the same reason as
- * the others. */
 __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 {
 	struct sp_svc *svc;
@@ -467,7 +532,9 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 	if (!p || p->icmp || p->frag == SP_FRAG_LATER)
 		return SP_V_PASS;
 	svc = svc_lookup(p);
-	if (!svc || svc->n)
+	if (!svc)
+		return SP_V_PASS;
+	if (svc->n && !(svc->flags & (SP_SVC_F_EXTERNAL | SP_SVC_F_NODEPORT | SP_SVC_F_LOCAL_ONLY)))
 		return SP_V_PASS;
 	return handle_service(skb, HOOK_TC_INGRESS, p, svc, stats_get(SP_SLOT_UPLINK_TC));
 }
@@ -480,6 +547,7 @@ int sp_tc_uplink(struct __sk_buff *skb)
 
 	__builtin_memset(&p, 0, sizeof(p));
 	p.quiet = 1;
+	p.uplink = 1;
 	tc_pull_headers(skb);
 	ret = parse_pkt(skb, HOOK_TC_INGRESS, &p, NULL);
 	if (ret != SP_CONTINUE)

@@ -91,7 +91,25 @@ struct sp_svc_key {
 #define SP_SVC_F_NODEPORT (1u << 0) /* key is a NodePort wildcard */
 #define SP_SVC_F_EXTERNAL (1u << 1) /* LoadBalancer ingress IP or externalIP */
 #define SP_SVC_F_AFFINITY (1u << 2) /* sessionAffinity: ClientIP (modelled) */
-#define SP_SVC_F_LOCAL_ONLY (1u << 3) /* externalTrafficPolicy: Local (modelled) */
+/* An external frontend of a Service with externalTrafficPolicy: Local (its
+ * backends are this node's only). Traffic from inside the cluster (a pod,
+ * this host, a source in --cluster-cidr) uses the frontend's entry in the
+ * cluster view instead (all endpoints), as kube-proxy short-circuits it. */
+#define SP_SVC_F_LOCAL_ONLY (1u << 3)
+/* The backend set is empty because of a Local traffic policy while the
+ * Service has endpoints on other nodes: drop (kube-proxy's "has no local
+ * endpoints"), never reject. */
+#define SP_SVC_F_DROP_EMPTY (1u << 4)
+/* The key is in the cluster view (SP_FAMILY_VIEW set in its family). */
+#define SP_SVC_F_CLUSTER_VIEW (1u << 5)
+
+/*
+ * The cluster view: or'ed into sp_svc_key.family, a second key space for
+ * the external frontends of externalTrafficPolicy: Local Services, holding
+ * the all-endpoints backend set that internal clients use. A parsed packet
+ * never has this bit in its family, so it never matches by accident.
+ */
+#define SP_FAMILY_VIEW 0x80
 
 /*
  * sp_services value. Replaced with one map update when the backend set
@@ -113,8 +131,13 @@ struct sp_backend {
 	struct sp_addr addr;
 	__be16 port;
 	__u8 family;
-	__u8 flags; /* reserved */
+	__u8 flags; /* SP_BE_F_* */
 };
+
+/* sp_backend.flags: the endpoint is on another node (its EndpointSlice
+ * nodeName is not this node's). External traffic to it is SNATed (or sent
+ * with DSR), so that its reply comes back through this node. */
+#define SP_BE_F_REMOTE (1u << 0)
 
 /*
  * sessionAffinity: ClientIP. sp_affinity remembers, per Service port and
@@ -184,19 +207,27 @@ enum sp_ct_state {
 };
 
 /* sp_ct_val.flags (the same in both entries of a flow) */
-#define SP_CT_F_HAIRPIN (1u << 0) /* source was rewritten to the hairpin address */
+/* The source address was rewritten (FWD nat_saddr): to the hairpin address,
+ * or with SP_CT_F_SNAT to this node's address. */
+#define SP_CT_F_HAIRPIN (1u << 0)
 #define SP_CT_F_NODEPORT (1u << 1)
 #define SP_CT_F_FIN_ORIG (1u << 2) /* the client sent a FIN */
 #define SP_CT_F_FIN_REPLY (1u << 3) /* the backend sent a FIN */
 #define SP_CT_F_UNREPLIED (1u << 4) /* adopted mid-stream, nothing seen back yet */
+/* External traffic to a backend on another node: source address and port
+ * rewritten to this node's address and a port of --snat-ports (FWD
+ * nat_saddr, nat_sport), so the reply comes back here (with HAIRPIN). */
+#define SP_CT_F_SNAT (1u << 5)
 
 struct sp_ct_val {
 	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
 	struct sp_addr nat_addr;
-	/* FWD: new source (hairpin) when SP_CT_F_HAIRPIN. REV: client address to restore as destination. */
+	/* FWD: new source (hairpin or SNAT) when SP_CT_F_HAIRPIN. REV: client address to restore as destination. */
 	struct sp_addr nat_saddr;
 	__be16 nat_port;
-	__be16 nat_sport; /* REV with hairpin: client port to restore */
+	/* FWD with SP_CT_F_SNAT: the new source port. REV: the client's port
+	 * (restored as destination port with SP_CT_F_SNAT). */
+	__be16 nat_sport;
 	__u32 backend_id; /* FWD: checked against sp_backends on every hit */
 	__u32 svc_id;
 	__u8 state; /* enum sp_ct_state */
@@ -290,6 +321,16 @@ struct sp_stats {
 	__u64 icmp_translated;
 	/* Later fragments given their first fragment's NAT. */
 	__u64 frag_later_natted;
+	/* New flows of external clients to a backend on another node whose
+	 * source was rewritten to this node's address and a --snat-ports port. */
+	__u64 snat_flows;
+	/* Packets XDP left untouched for the uplink's TC program, which does
+	 * their SNAT and forwards them itself (see sp_tc_uplink). */
+	__u64 snat_to_tc;
+	/* New flows of an internal client (pod, host, --cluster-cidr) to an
+	 * external frontend of an externalTrafficPolicy: Local Service, sent
+	 * to all endpoints as kube-proxy short-circuits them. */
+	__u64 local_short_circuit;
 };
 
 /*
@@ -314,6 +355,8 @@ enum sp_reason {
 	SP_R_REJECT_NOT_NEW, /* TCP non-SYN to a Service with no endpoint: dropped, no RST */
 	SP_R_BAD_VERSION, /* IP version field disagrees with the EtherType: passed */
 	SP_R_REJECT_RATE, /* answer for an empty Service over --reject-rate: dropped */
+	SP_R_NO_LOCAL_ENDPOINT, /* Local traffic policy, no endpoint on this node: dropped */
+	SP_R_SNAT_EXHAUSTED, /* no free --snat-ports port for the backend: dropped */
 	SP_R_MAX,
 };
 
@@ -323,6 +366,7 @@ enum sp_reason {
 			"ext_hdr_limit", "no_backend", "reject_failed", "maglev_miss",    \
 			"backend_miss", "ct_full", "nat_failed", "fib_failed", "ct_clash",  \
 			"reject_not_new", "bad_version", "reject_rate_limited",            \
+			"no_local_endpoint", "snat_exhausted",                              \
 	}
 
 struct sp_reason_count {

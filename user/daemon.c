@@ -109,6 +109,8 @@ static const struct option run_longopts[] = {
 	{ "node-name", required_argument, NULL, 1008 },
 	{ "proxy-name", required_argument, NULL, 1009 },
 	{ "nodeport-addresses", required_argument, NULL, 1010 },
+	{ "cluster-cidr", required_argument, NULL, 1014 },
+	{ "snat-ports", required_argument, NULL, 1015 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -137,6 +139,13 @@ static void run_usage(FILE *f)
 		"                               object's addresses with the Kubernetes API)\n"
 		"      --nodeport-addresses CIDR[,CIDR...]  serve NodePorts only on node addresses\n"
 		"                               inside these ranges (as kube-proxy's flag)\n"
+		"      --cluster-cidr CIDR[,CIDR] the pods' addresses, one range per family (as\n"
+		"                               kube-proxy's flag): sources inside are never SNATed\n"
+		"                               and reach every endpoint of a Local Service\n"
+		"      --snat-ports MIN-MAX     source ports of SNATed external traffic to pods on\n"
+		"                               other nodes (default 61000-65535, above Linux's\n"
+		"                               ephemeral range; reserved in ip_local_reserved_ports\n"
+		"                               if it overlaps ip_local_port_range)\n"
 		"  -d, --bpffs-dir DIR          pin directory (default %s)\n"
 		"  -x, --xdp-mode MODE          auto (native, else generic with a warning), native,\n"
 		"                               generic (default auto)\n"
@@ -187,8 +196,8 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 	return 0;
 }
 
-/* "10.0.0.0/8,fd00::/64": appended to o->np_cidrs. 0 or -EINVAL. */
-static int parse_cidrs(const char *arg, struct run_opts *o)
+/* "10.0.0.0/8,fd00::/64": appended to out[*n] (at most max). 0 or -EINVAL. */
+static int parse_cidrs(const char *opt, const char *arg, struct cidr *out, int *n, int max)
 {
 	char *copy = strdup(arg), *tok, *save = NULL;
 	int err = 0;
@@ -197,10 +206,10 @@ static int parse_cidrs(const char *arg, struct run_opts *o)
 		return -ENOMEM;
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *slash = strchr(tok, '/'), *end;
-		struct cidr *c = &o->np_cidrs[o->n_np_cidrs];
+		struct cidr *c = &out[*n];
 		unsigned long len;
 
-		if (o->n_np_cidrs == MAX_NP_CIDRS || !slash) {
+		if (*n == max || !slash) {
 			err = -EINVAL;
 			break;
 		}
@@ -213,14 +222,59 @@ static int parse_cidrs(const char *arg, struct run_opts *o)
 			break;
 		}
 		c->len = len;
-		o->n_np_cidrs++;
+		(*n)++;
 	}
 	if (err)
-		fprintf(stderr, "svcplane run: --nodeport-addresses '%s': expected CIDR[,CIDR...] "
+		fprintf(stderr, "svcplane run: %s '%s': expected CIDR[,CIDR...] "
 				"(at most %d), e.g. 10.0.0.0/8,fd00::/64\n",
-			arg, MAX_NP_CIDRS);
+			opt, arg, max);
 	free(copy);
 	return err;
+}
+
+/* --cluster-cidr: one range per family at most, as kube-proxy's flag. */
+static int parse_cluster_cidr(const char *arg, struct sp_dp_opts *dp)
+{
+	struct cidr c[2];
+	int n = 0, i, err;
+
+	err = parse_cidrs("--cluster-cidr", arg, c, &n, 2);
+	if (err)
+		return err;
+	for (i = 0; i < n; i++) {
+		uint8_t *len = c[i].net.family == 4 ? &dp->cluster4_len : &dp->cluster6_len;
+
+		if (*len || !c[i].len) {
+			fprintf(stderr, "svcplane run: --cluster-cidr '%s': one non-empty range per "
+					"family at most, e.g. 10.244.0.0/16,fd00:244::/56\n",
+				arg);
+			return -EINVAL;
+		}
+		*len = c[i].len;
+		if (c[i].net.family == 4)
+			dp->cluster4 = c[i].net;
+		else
+			dp->cluster6 = c[i].net;
+	}
+	return 0;
+}
+
+/* "61000-65535": 1024 <= MIN <= MAX <= 65535. 0 or -EINVAL. */
+static int parse_port_range(const char *opt, const char *arg, uint32_t *min, uint32_t *max)
+{
+	unsigned int a, b;
+	int used = 0;
+
+	if (sscanf(arg, "%u-%u%n", &a, &b, &used) != 2 || arg[used] || a < 1024 || a > b ||
+	    b > 65535) {
+		fprintf(stderr, "svcplane run: %s '%s': expected MIN-MAX with 1024 <= MIN <= MAX "
+				"<= 65535, e.g. 61000-65535\n",
+			opt, arg);
+		return -EINVAL;
+	}
+	*min = a;
+	*max = b;
+	return 0;
 }
 
 /* Is ip inside c? */
@@ -383,7 +437,15 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->proxy_name = optarg;
 			break;
 		case 1010:
-			err = parse_cidrs(optarg, o);
+			err = parse_cidrs("--nodeport-addresses", optarg, o->np_cidrs, &o->n_np_cidrs,
+					  MAX_NP_CIDRS);
+			break;
+		case 1014:
+			err = parse_cluster_cidr(optarg, &o->dp);
+			break;
+		case 1015:
+			err = parse_port_range("--snat-ports", optarg, &o->dp.snat_port_min,
+					       &o->dp.snat_port_max);
 			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
@@ -896,6 +958,9 @@ static void metrics_body(struct daemon *d, FILE *f)
 		M(ct_adopted);
 		M(icmp_translated);
 		M(frag_later_natted);
+		M(snat_flows);
+		M(snat_to_tc);
+		M(local_short_circuit);
 #undef M
 	}
 	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {
@@ -1068,6 +1133,53 @@ static bool config_changed(struct daemon *d)
 	return true;
 }
 
+/*
+ * The SNAT ports must never be the source port of one of the node's own
+ * connections: a reply to that connection would match a SNAT flow. The
+ * default range lies above Linux's ephemeral range; if the node's
+ * ip_local_port_range reaches into it, the range is added to
+ * ip_local_reserved_ports (as Cilium reserves its NodePort range), which
+ * the kernel then never picks for an automatic bind. Per network namespace.
+ */
+static void snat_reserve_ports(const struct sp_dp_opts *dp)
+{
+	const char *range = "/proc/sys/net/ipv4/ip_local_port_range",
+		   *resv = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+	char old[4096] = "", buf[4200];
+	unsigned int lo = 0, hi = 0;
+	FILE *f = fopen(range, "r");
+	int n;
+
+	if (!f)
+		return;
+	n = fscanf(f, "%u %u", &lo, &hi);
+	fclose(f);
+	if (n != 2 || hi < dp->snat_port_min || lo > dp->snat_port_max)
+		return;
+	f = fopen(resv, "r");
+	if (f) {
+		if (!fgets(old, sizeof(old), f))
+			old[0] = '\0';
+		fclose(f);
+	}
+	old[strcspn(old, "\n")] = '\0';
+	snprintf(buf, sizeof(buf), "%s%s%u-%u", old, old[0] ? "," : "", dp->snat_port_min,
+		 dp->snat_port_max);
+	f = fopen(resv, "w");
+	n = f ? fputs(buf, f) : -1;
+	if (f && fclose(f))
+		n = -1;
+	if (n < 0) {
+		pr_warn("--snat-ports %u-%u overlaps ip_local_port_range %u-%u and could not be "
+			"reserved in %s: the node's own connections may take these ports",
+			dp->snat_port_min, dp->snat_port_max, lo, hi, resv);
+		return;
+	}
+	pr_info("--snat-ports %u-%u overlaps ip_local_port_range %u-%u: reserved in "
+		"ip_local_reserved_ports",
+		dp->snat_port_min, dp->snat_port_max, lo, hi);
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
@@ -1121,6 +1233,7 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 
+	snat_reserve_ports(&o.dp);
 	err = sp_dp_load(&d.dp, &o.dp);
 	if (err)
 		goto out;

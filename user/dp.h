@@ -27,6 +27,10 @@ struct sp_dp_opts {
 	struct sp_ip hairpin4, hairpin6;
 	bool xdp_redirect;
 	uint32_t reject_rate; /* reject answers per second per CPU; 0: no limit */
+	/* --cluster-cidr: at most one range per family; len 0 = none. */
+	struct sp_ip cluster4, cluster6;
+	uint8_t cluster4_len, cluster6_len;
+	uint32_t snat_port_min, snat_port_max; /* --snat-ports */
 };
 
 struct svcplane_bpf;

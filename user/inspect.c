@@ -1115,6 +1115,11 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 	sort(st->meta, st->n_meta, sizeof(*st->meta), cmp_u32_first);
 	for (i = 0; i < st->n_meta; i++)
 		st->meta[i].m.name[SP_SVC_NAME_LEN - 1] = '\0';
+	/* A cluster-view key (an externalTrafficPolicy: Local Service's
+	 * "/all" set) is the frontend's own address and family; its value
+	 * says it is the view (SP_SVC_F_CLUSTER_VIEW). */
+	for (i = 0; i < st->n_fe; i++)
+		st->fe[i].k.family &= (__u8)~SP_FAMILY_VIEW;
 	sort(st->fe, st->n_fe, sizeof(*st->fe), cmp_fe);
 
 	for (i = 0, n = 0; i < st->n_fe; i++)
@@ -2012,6 +2017,7 @@ static const struct {
 	STAT_FIELD(ipv4_options), STAT_FIELD(ipv6_ext_hdrs),   STAT_FIELD(frag_first),
 	STAT_FIELD(ct_insert_fail), STAT_FIELD(ct_partner_miss), STAT_FIELD(ct_adopted),
 	STAT_FIELD(icmp_translated), STAT_FIELD(frag_later_natted),
+	STAT_FIELD(snat_flows), STAT_FIELD(snat_to_tc), STAT_FIELD(local_short_circuit),
 };
 _Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
 	       "every sp_stats field has a name");

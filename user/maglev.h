@@ -15,6 +15,9 @@
 
 struct sp_mg_backend {
 	struct sp_ip ip;
+	/* SP_BE_F_* for sp_backends (this node's view of the endpoint); not
+	 * part of its identity, so every node builds the same table. */
+	uint8_t flags;
 	uint16_t port; /* host order */
 	uint16_t weight; /* 0 = gets no entries (terminating) */
 };

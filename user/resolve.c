@@ -25,14 +25,27 @@
  *    flow goes to them, but established flows (whose conntrack entry
  *    names the backend id) keep working until the endpoint is gone.
  *    Anything else (not ready and not serving) is left out.
- *  - Traffic policies: one want_svc has one backend set for all its
- *    frontends. When every frontend of the set is under a Local policy
- *    (internalTrafficPolicy for clusterIPs, externalTrafficPolicy for
- *    external and NodePort frontends) and the node name is known, only
- *    endpoints on this node are kept, which is exact. When only some are,
- *    all endpoints are kept (per-frontend backend sets come with remote
- *    backends); externalTrafficPolicy: Local always sets
- *    SP_SVC_F_LOCAL_ONLY so the datapath can act on it.
+ *  - Traffic policies, per kind of frontend (kube-proxy's topology.go):
+ *    internal frontends (clusterIPs) follow internalTrafficPolicy,
+ *    external ones (externalIPs, LoadBalancer IPs, NodePorts)
+ *    externalTrafficPolicy. Local keeps the endpoints whose nodeName is
+ *    this node's (--node-name; without one, Local cannot be told from
+ *    Cluster and acts as Cluster), and the readiness rules apply to that
+ *    set on its own (its terminating fallback is separate). When the two
+ *    policies give the same set (both Cluster, both Local, or no external
+ *    frontend) one want_svc holds every frontend under the port's id;
+ *    otherwise the internal frontends keep the id and the external ones
+ *    get a want_svc of their own, "<id>/ext", with its own table.
+ *  - A Local set that is empty while the Service has endpoints elsewhere
+ *    is SP_SVC_F_DROP_EMPTY: the datapath drops (kube-proxy's "has no
+ *    local endpoints"), where a Service without any endpoint is rejected.
+ *  - externalTrafficPolicy: Local marks the external frontends
+ *    SP_SVC_F_LOCAL_ONLY, and "<id>/all" holds the same frontends again in
+ *    the cluster view (SP_SVC_F_CLUSTER_VIEW, SP_FAMILY_VIEW keys) with
+ *    every endpoint: inside clients (pods, the host, --cluster-cidr) use
+ *    it, as kube-proxy short-circuits them to the cluster-wide chain.
+ *  - An endpoint with a nodeName other than this node's is remote
+ *    (SP_BE_F_REMOTE): external traffic to it is SNATed (lib/snat.h).
  *  - sessionAffinity: ClientIP sets SP_SVC_F_AFFINITY and the timeout.
  *  - Two want_svcs claiming the same frontend: the first by id keeps it,
  *    the other loses that frontend (and is dropped if none is left).
@@ -63,6 +76,7 @@ struct cand {
 	struct sp_ip ip;
 	uint16_t port;
 	uint8_t rank;
+	bool remote; /* nodeName known and not this node's */
 };
 
 struct rctx {
@@ -125,7 +139,8 @@ static size_t slices_lower(const struct rctx *r, const char *ns, const char *nam
 	return lo;
 }
 
-static int cand_push(struct rctx *r, const struct sp_ip *ip, uint16_t port, uint8_t rank)
+static int cand_push(struct rctx *r, const struct sp_ip *ip, uint16_t port, uint8_t rank,
+		     bool remote)
 {
 	struct cand *v;
 
@@ -138,7 +153,8 @@ static int cand_push(struct rctx *r, const struct sp_ip *ip, uint16_t port, uint
 		r->cand = v;
 		r->cap_cand = cap;
 	}
-	r->cand[r->n_cand++] = (struct cand){ .ip = *ip, .port = port, .rank = rank };
+	r->cand[r->n_cand++] =
+		(struct cand){ .ip = *ip, .port = port, .rank = rank, .remote = remote };
 	return 0;
 }
 
@@ -172,6 +188,7 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 	const struct sp_slice *sl;
 	const struct sp_endpoint *ep;
 	size_t i, j, k, with_family = 0, matched = 0;
+	bool remote;
 	int rc;
 
 	r->n_cand = 0;
@@ -199,10 +216,11 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 				      sl->ns, sl->name, fam);
 				continue;
 			}
-			if (only_local &&
-			    (!ep->node_name || strcmp(ep->node_name, r->o->node_name)))
+			remote = r->o && r->o->node_name && ep->node_name &&
+				 strcmp(ep->node_name, r->o->node_name);
+			if (only_local && (!ep->node_name || remote))
 				continue;
-			rc = cand_push(r, &ep->addr, sl->ports[j].port, ep_rank(ep));
+			rc = cand_push(r, &ep->addr, sl->ports[j].port, ep_rank(ep), remote);
 			if (rc)
 				return rc;
 		}
@@ -232,6 +250,7 @@ static int backends(struct rctx *r, const struct sp_service *s, struct sp_want_s
 		if (n && !cand_cmp(&r->cand[n - 1], &r->cand[i])) {
 			if (r->cand[i].rank > r->cand[n - 1].rank)
 				r->cand[n - 1].rank = r->cand[i].rank;
+			r->cand[n - 1].remote &= r->cand[i].remote;
 			continue;
 		}
 		r->cand[n++] = r->cand[i];
@@ -256,6 +275,7 @@ static int backends(struct rctx *r, const struct sp_service *s, struct sp_want_s
 		}
 		/* Field by field into calloc'ed memory: padding stays zero for memcmp users. */
 		w->be[w->n_be].ip = r->cand[i].ip;
+		w->be[w->n_be].flags = r->cand[i].remote ? SP_BE_F_REMOTE : 0;
 		w->be[w->n_be].port = r->cand[i].port;
 		w->be[w->n_be].weight = wt;
 		w->n_be++;
@@ -282,13 +302,13 @@ static uint64_t fnv1a(const char *s)
  * whole id, which keeps it unique and stable across restarts.
  */
 static void make_id(char *id, size_t len, const struct sp_service *s, const struct sp_svc_port *p,
-		    uint8_t fam)
+		    uint8_t fam, const char *suffix)
 {
 	char full[512];
 	int n;
 
-	n = snprintf(full, sizeof(full), "%s/%s:%s/%s/v%u", s->ns, s->name, p->name ? p->name : "",
-		     proto_str(p->proto), fam);
+	n = snprintf(full, sizeof(full), "%s/%s:%s/%s/v%u%s", s->ns, s->name,
+		     p->name ? p->name : "", proto_str(p->proto), fam, suffix);
 	if (n >= 0 && (size_t)n < len) {
 		memcpy(id, full, (size_t)n + 1);
 		return;
@@ -387,38 +407,75 @@ static struct sp_want_svc *svc_new(struct rctx *r)
 	return v;
 }
 
-static int resolve_port_family(struct rctx *r, const struct sp_service *s,
-			       const struct sp_svc_port *p, uint8_t fam)
+/* Which frontends a backend set gets. */
+enum {
+	FE_INTERNAL = 1u << 0, /* clusterIPs */
+	FE_EXTERNAL = 1u << 1, /* externalIPs, LoadBalancer IPs, the NodePort */
+	FE_VIEW = 1u << 2,     /* the external ones again, in the cluster view */
+};
+
+/* Does Service port p have an external frontend in family fam? */
+static bool has_external(const struct sp_service *s, const struct sp_svc_port *p, uint8_t fam)
+{
+	return has_family(s->external_ips, s->n_external_ips, fam) ||
+	       (s->type == SP_SVC_LOAD_BALANCER && has_family(s->lb_ips, s->n_lb_ips, fam)) ||
+	       (s->type != SP_SVC_CLUSTER_IP && p->node_port);
+}
+
+/* Does Service port p have a ready or serving endpoint anywhere? */
+static int has_any_endpoint(struct rctx *r, const struct sp_service *s,
+			    const struct sp_svc_port *p, uint8_t fam, bool *out)
+{
+	size_t i;
+	int rc = gather(r, s, p, fam, false);
+
+	*out = false;
+	for (i = 0; !rc && i < r->n_cand; i++)
+		*out |= r->cand[i].rank != RANK_OTHER;
+	return rc;
+}
+
+/*
+ * One want_svc of Service port p in family fam: the frontends of the kinds
+ * in fes, the endpoints on this node only when only_local. ext_flags go on
+ * the external frontends.
+ */
+static int resolve_set(struct rctx *r, const struct sp_service *s, const struct sp_svc_port *p,
+		       uint8_t fam, const char *suffix, unsigned int fes, bool only_local,
+		       uint16_t ext_flags)
 {
 	static const struct sp_ip zero4 = { .family = SP_FAMILY_V4 },
 				  zero6 = { .family = SP_FAMILY_V6 };
+	uint16_t ext = SP_SVC_F_EXTERNAL | ext_flags, np = SP_SVC_F_NODEPORT | ext_flags;
 	struct sp_want_svc *w;
-	bool external = false, only_local;
-	size_t cap = 0, i;
-	int rc;
+	size_t cap = 0;
+	bool any;
+	int rc = 0;
 
+	if (fes & FE_VIEW) {
+		ext |= SP_SVC_F_CLUSTER_VIEW;
+		np |= SP_SVC_F_CLUSTER_VIEW;
+	}
 	w = svc_new(r);
 	if (!w)
 		return -ENOMEM;
-	make_id(w->id, sizeof(w->id), s, p, fam);
+	make_id(w->id, sizeof(w->id), s, p, fam, suffix);
 	w->proto = p->proto;
 	w->family = fam;
 	if (s->affinity_client_ip) {
 		w->flags |= SP_SVC_F_AFFINITY;
 		w->affinity_timeout = s->affinity_timeout;
 	}
-	if (s->etp_local)
-		w->flags |= SP_SVC_F_LOCAL_ONLY;
-
-	rc = add_fes(r, s, w, &cap, s->cluster_ips, s->n_cluster_ips, p->port, 0);
-	if (!rc)
-		rc = add_fes(r, s, w, &cap, s->external_ips, s->n_external_ips, p->port,
-			     SP_SVC_F_EXTERNAL);
-	if (!rc && s->type == SP_SVC_LOAD_BALANCER)
-		rc = add_fes(r, s, w, &cap, s->lb_ips, s->n_lb_ips, p->port, SP_SVC_F_EXTERNAL);
-	if (!rc && s->type != SP_SVC_CLUSTER_IP && p->node_port)
-		rc = fe_push(w, &cap, fam == SP_FAMILY_V4 ? &zero4 : &zero6, p->node_port,
-			     SP_SVC_F_NODEPORT);
+	if (fes & FE_INTERNAL)
+		rc = add_fes(r, s, w, &cap, s->cluster_ips, s->n_cluster_ips, p->port, 0);
+	if (!rc && (fes & (FE_EXTERNAL | FE_VIEW))) {
+		rc = add_fes(r, s, w, &cap, s->external_ips, s->n_external_ips, p->port, ext);
+		if (!rc && s->type == SP_SVC_LOAD_BALANCER)
+			rc = add_fes(r, s, w, &cap, s->lb_ips, s->n_lb_ips, p->port, ext);
+		if (!rc && s->type != SP_SVC_CLUSTER_IP && p->node_port)
+			rc = fe_push(w, &cap, fam == SP_FAMILY_V4 ? &zero4 : &zero6, p->node_port,
+				     np);
+	}
 	if (rc)
 		return rc;
 	if (!w->n_fe) {
@@ -427,14 +484,36 @@ static int resolve_port_family(struct rctx *r, const struct sp_service *s,
 		r->d.n--;
 		return 0;
 	}
-	for (i = 0; i < w->n_fe; i++)
-		external |= !!(w->fe[i].flags & (SP_SVC_F_EXTERNAL | SP_SVC_F_NODEPORT));
-	/* Filter by node only when that is right for every frontend sharing the set. */
-	only_local = r->o && r->o->node_name && s->itp_local && (!external || s->etp_local);
 	rc = gather(r, s, p, fam, only_local);
-	if (rc)
+	if (!rc)
+		rc = backends(r, s, w);
+	if (rc || !only_local || w->n_be)
 		return rc;
-	return backends(r, s, w);
+	/* w may move when the array grows: nothing is added below. */
+	rc = has_any_endpoint(r, s, p, fam, &any);
+	if (!rc && any)
+		w->flags |= SP_SVC_F_DROP_EMPTY;
+	return rc;
+}
+
+static int resolve_port_family(struct rctx *r, const struct sp_service *s,
+			       const struct sp_svc_port *p, uint8_t fam)
+{
+	bool known = r->o && r->o->node_name, ext = has_external(s, p, fam);
+	bool itp = known && s->itp_local, etp = known && ext && s->etp_local;
+	uint16_t ext_flags = etp ? SP_SVC_F_LOCAL_ONLY : 0;
+	int rc;
+
+	if (!ext || itp == etp)
+		rc = resolve_set(r, s, p, fam, "", FE_INTERNAL | FE_EXTERNAL, itp, ext_flags);
+	else {
+		rc = resolve_set(r, s, p, fam, "", FE_INTERNAL, itp, 0);
+		if (!rc)
+			rc = resolve_set(r, s, p, fam, "/ext", FE_EXTERNAL, etp, ext_flags);
+	}
+	if (!rc && etp)
+		rc = resolve_set(r, s, p, fam, "/all", FE_VIEW, false, 0);
+	return rc;
 }
 
 static bool proxy_wanted(const struct rctx *r, const struct sp_service *s)
@@ -561,7 +640,9 @@ static int dedup_frontends(struct rctx *r)
 	for (i = 0, k = 0; i < r->d.n; i++) {
 		w = &r->d.svc[i];
 		for (j = 0; j < w->n_fe; j++, k++) {
-			refs[k].key[0] = w->fe[j].ip.family;
+			/* A cluster-view frontend has a key of its own. */
+			refs[k].key[0] = w->fe[j].ip.family |
+					 ((w->fe[j].flags & SP_SVC_F_CLUSTER_VIEW) ? SP_FAMILY_VIEW : 0);
 			memcpy(&refs[k].key[1], w->fe[j].ip.b, 16);
 			refs[k].key[17] = w->fe[j].port >> 8;
 			refs[k].key[18] = w->fe[j].port & 0xff;

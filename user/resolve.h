@@ -25,7 +25,7 @@ struct sp_want_svc {
 	char id[112];
 	uint8_t proto;
 	uint8_t family;
-	uint16_t flags; /* SP_SVC_F_AFFINITY, SP_SVC_F_LOCAL_ONLY: apply to all frontends */
+	uint16_t flags; /* SP_SVC_F_AFFINITY, SP_SVC_F_DROP_EMPTY: apply to all frontends */
 	uint32_t affinity_timeout;
 	struct sp_want_fe *fe;
 	size_t n_fe;

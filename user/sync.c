@@ -32,6 +32,7 @@ struct app_be {
 	uint16_t port; /* host order */
 	uint32_t id;
 	uint32_t refs; /* applied Services whose region lists it */
+	uint8_t flags; /* SP_BE_F_* as written */
 	bool queued; /* on the gc list (refs reached 0 since the last collection) */
 };
 
@@ -262,6 +263,22 @@ static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id
 	int err;
 
 	if (be) {
+		/* The same endpoint, now seen on another node (or the node name
+		 * learned): one atomic update of its value. */
+		if (be->flags != b->flags) {
+			memset(&v, 0, sizeof(v));
+			to_key_addr(&b->ip, &v.addr);
+			v.port = htons(b->port);
+			v.family = b->ip.family;
+			v.flags = b->flags;
+			if (bpf_map_update_elem(s->maps.fd_backends, &be->id, &v, BPF_EXIST)) {
+				err = -errno;
+				pr_err("update backend %u in sp_backends: %s", be->id,
+				       strerror(-err));
+				return err;
+			}
+			be->flags = b->flags;
+		}
 		be->refs++;
 		*id = be->id;
 		return 0;
@@ -281,6 +298,8 @@ static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id
 	to_key_addr(&b->ip, &v.addr);
 	v.port = htons(b->port);
 	v.family = b->ip.family;
+	v.flags = b->flags;
+	be->flags = b->flags;
 	if (bpf_map_update_elem(s->maps.fd_backends, &be->id, &v, BPF_ANY)) {
 		err = -errno;
 		pr_err("write backend %u to sp_backends: %s", be->id, strerror(-err));
@@ -546,7 +565,7 @@ static void want_fe_key(const struct sp_want_svc *w, const struct sp_want_fe *f,
 	to_key_addr(&f->ip, &k->addr);
 	k->port = htons(f->port);
 	k->proto = w->proto;
-	k->family = w->family;
+	k->family = w->family | ((f->flags & SP_SVC_F_CLUSTER_VIEW) ? SP_FAMILY_VIEW : 0);
 }
 
 static bool same_backends(const struct app_svc *a, const struct sp_want_svc *w, uint32_t m)
@@ -559,7 +578,7 @@ static bool same_backends(const struct app_svc *a, const struct sp_want_svc *w, 
 		const struct sp_mg_backend *x = &a->be[i], *y = &w->be[i];
 
 		if (sp_ip_cmp(&x->ip, &y->ip) || x->port != y->port ||
-		    (x->weight > 0) != (y->weight > 0))
+		    (x->weight > 0) != (y->weight > 0) || x->flags != y->flags)
 			return false;
 	}
 	return true;
@@ -1045,6 +1064,7 @@ static int recover_svc(struct sp_sync *s, uint32_t svc_id, const struct sp_svc_m
 			goto bad;
 		from_key_addr(&b.addr, b.family, &a->be[i].ip);
 		a->be[i].port = ntohs(b.port);
+		a->be[i].flags = b.flags;
 	}
 	for (i = 0; i < a->m; i++) {
 		uint16_t e = 0;
@@ -1105,7 +1125,7 @@ static int recover_fe(struct sp_sync *s, const struct sp_svc_key *k, const struc
 	a->fe_flags[a->n_fe] = v->flags;
 	a->affinity_timeout = v->affinity_timeout;
 	/* Service-wide flags live in every frontend's value. */
-	a->flags = v->flags & (SP_SVC_F_AFFINITY | SP_SVC_F_LOCAL_ONLY);
+	a->flags = v->flags & (SP_SVC_F_AFFINITY | SP_SVC_F_DROP_EMPTY);
 	a->n_fe++;
 	return 0;
 }
@@ -1190,6 +1210,7 @@ static int recover(struct sp_sync *s)
 		}
 		from_key_addr(&b.addr, b.family, &be->ip);
 		be->port = ntohs(b.port);
+		be->flags = b.flags;
 		be->id = key;
 		if (find_be(s, &be->ip, be->port) || !tsearch(be, &s->bes, be_cmp)) {
 			/* A duplicate identity under two ids: keep the first;

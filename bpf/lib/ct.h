@@ -27,6 +27,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "stats.h"
+#include "snat.h"
 
 #define NSEC_PER_SEC 1000000000ULL
 /* Timeouts (ns), set before load (--ct-timeout-*). Defaults: a connection
@@ -119,7 +120,7 @@ static __always_inline void ct_rev_key(const struct sp_pkt *p, const struct sp_c
 	k->saddr = fwd->nat_addr;
 	k->daddr = (fwd->flags & SP_CT_F_HAIRPIN) ? fwd->nat_saddr : p->saddr;
 	k->sport = fwd->nat_port;
-	k->dport = p->sport;
+	k->dport = (fwd->flags & SP_CT_F_SNAT) ? fwd->nat_sport : p->sport;
 	k->proto = p->proto;
 	k->family = p->family;
 	k->dir = SP_CT_REV;
@@ -240,17 +241,47 @@ static __always_inline bool ct_rev_replaceable(const struct sp_ct_val *r, const 
 }
 
 /*
+ * The REV entry of a new SNAT flow: claim the first free port of
+ * SP_SNAT_TRIES ports of --snat-ports (an entry whose deadline has passed
+ * is free too), recording it in fwd. BPF_NOEXIST makes the claim atomic
+ * against another CPU picking the same port. Returns 0 or
+ * SP_R_SNAT_EXHAUSTED.
+ */
+static __always_inline int ct_claim_snat(struct sp_ct_val *fwd, struct sp_ct_key *rk,
+					 const struct sp_ct_val *rev, __u64 now, __u32 hash)
+{
+	struct sp_ct_val *old;
+	__u32 i;
+
+	for (i = 0; i < SP_SNAT_TRIES; i++) {
+		rk->dport = snat_port(hash, i);
+		if (!bpf_map_update_elem(&sp_ct, rk, rev, BPF_NOEXIST))
+			goto claimed;
+		old = bpf_map_lookup_elem(&sp_ct, rk);
+		if (old && now > old->expires && !bpf_map_update_elem(&sp_ct, rk, rev, BPF_ANY))
+			goto claimed;
+	}
+	return SP_R_SNAT_EXHAUSTED;
+claimed:
+	fwd->nat_sport = rk->dport;
+	return 0;
+}
+
+/*
  * Create both entries of a new flow. fwd holds the NAT decision already.
  * The REV entry is inserted only where no other live flow owns the reply
  * tuple: two frontends sharing a backend, reached from one client port,
  * would otherwise share one REV entry, and the first flow's replies would
  * leave from the second frontend's address. Returns 0, or an enum
- * sp_reason (SP_R_CT_FULL, SP_R_CT_CLASH) with nothing left behind.
+ * sp_reason (SP_R_CT_FULL, SP_R_CT_CLASH, SP_R_SNAT_EXHAUSTED) with
+ * nothing left behind. An SNAT flow's port search starts at hash.
  */
-static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *fwd, __u64 now)
+static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *fwd, __u64 now,
+				     __u32 hash)
 {
 	struct sp_ct_key k, rk;
 	struct sp_ct_val rev, *old;
+	int r;
 
 	fwd->state = SP_CT_NEW;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
@@ -264,6 +295,18 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 
 	ct_rev_key(p, fwd, &rk);
 	ct_rev_val(p, fwd, &rev);
+	if (fwd->flags & SP_CT_F_SNAT) {
+		/* The port is the REV entry's: claimed first, then FWD. */
+		r = ct_claim_snat(fwd, &rk, &rev, now, hash);
+		if (r)
+			return r;
+		ct_key_of(p, SP_CT_FWD, &k);
+		if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY)) {
+			bpf_map_delete_elem(&sp_ct, &rk);
+			return SP_R_CT_FULL;
+		}
+		return 0;
+	}
 	old = bpf_map_lookup_elem(&sp_ct, &rk);
 	if (old && !ct_rev_replaceable(old, p, now))
 		return SP_R_CT_CLASH;

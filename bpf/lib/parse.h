@@ -41,7 +41,10 @@ struct sp_pkt {
 	 * ports); SP_FRAG_LATER: a later one (no L4 header: sport, dport,
 	 * l4_off, csum_off are zero). frag_id: the datagram's IP id. */
 	__u8 frag;
-	__u8 pad[2];
+	/* Arrived on an uplink (sp_xdp, sp_tc_uplink): the client may be
+	 * outside the cluster (lib/snat.h). */
+	__u8 uplink;
+	__u8 pad;
 	__u32 in_l3_off;
 	__u32 in_l4_off;
 	__be32 frag_id;

@@ -472,6 +472,12 @@ out:
 	"      - {addresses: [10.0.0.2], nodeName: node-b}\n"                                      \
 	"      - {addresses: [10.0.0.3]}\n"
 
+/*
+ * Per-frontend backend sets (kube-proxy's topology.go): clusterIPs follow
+ * internalTrafficPolicy, external frontends externalTrafficPolicy, each set
+ * with its own table; an eTP Local Service gets the cluster view of its
+ * external frontends with every endpoint, for inside clients.
+ */
 static void test_traffic_policy(void)
 {
 	static const char yaml[] =
@@ -488,8 +494,10 @@ static void test_traffic_policy(void)
 		"     ports: [{port: 80, nodePort: 30004}]}\n"
 		"  - {name: aff, clusterIP: 10.96.0.5, sessionAffinity: ClientIP,\n"
 		"     sessionAffinityTimeoutSeconds: 60, ports: [{port: 80}]}\n"
+		"  - {name: plain, type: NodePort, clusterIP: 10.96.0.6,\n"
+		"     ports: [{port: 80, nodePort: 30006}]}\n"
 		"endpointSlices:\n" LOCAL_SLICE("itp") LOCAL_SLICE("itp-ext") LOCAL_SLICE("both")
-			LOCAL_SLICE("etp");
+			LOCAL_SLICE("etp") LOCAL_SLICE("plain");
 	const struct sp_want_svc *w;
 	struct sp_desired d = { 0 };
 	struct sp_model m;
@@ -499,28 +507,97 @@ static void test_traffic_policy(void)
 		return;
 	if (resolve(&m, "node-a", NULL, &d, &wr)) {
 		w = find(&d, "default/itp:/tcp/v4");
-		ASSERT_TRUE(w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1),
+		ASSERT_TRUE(w && w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1),
 			    "itp Local, clusterIP only: node-a's endpoint only");
-		ASSERT_EQ(w->flags, 0, "itp: no LOCAL_ONLY (that flag is externalTrafficPolicy)");
-		ASSERT_EQ(find(&d, "default/itp-ext:/tcp/v4")->n_be, 3,
-			  "itp Local with an external frontend: all endpoints");
+		ASSERT_EQ(w ? w->flags : 99, 0, "itp: a local endpoint: no DROP_EMPTY");
+		/* itp Local + Cluster external: two sets. */
+		w = find(&d, "default/itp-ext:/tcp/v4");
+		ASSERT_TRUE(w && w->n_fe == 1 && has_fe(w, "10.96.0.2", 80, 0) && w->n_be == 1 &&
+				    be_is(w, 0, "10.0.0.1", 8080, 1),
+			    "itp-ext: the clusterIP keeps the id, node-a's endpoint only");
+		w = find(&d, "default/itp-ext:/tcp/v4/ext");
+		ASSERT_TRUE(w && w->n_fe == 1 && has_fe(w, "192.0.2.2", 80, SP_SVC_F_EXTERNAL) &&
+				    w->n_be == 3,
+			    "itp-ext/ext: the externalIP, all endpoints");
+		ASSERT_TRUE(!find(&d, "default/itp-ext:/tcp/v4/all"), "itp-ext: no cluster view");
+		/* Both Local: one set, and the cluster view. */
 		w = find(&d, "default/both:/tcp/v4");
-		ASSERT_TRUE(w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1),
-			    "both Local: node-a's endpoint only");
-		ASSERT_EQ(w->flags, SP_SVC_F_LOCAL_ONLY, "both: LOCAL_ONLY");
+		ASSERT_TRUE(w && w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1) && w->n_fe == 2,
+			    "both Local: one set, node-a's endpoint only");
+		ASSERT_TRUE(w && has_fe(w, "10.96.0.3", 80, 0) &&
+				    has_fe(w, "0.0.0.0", 30003,
+					   SP_SVC_F_NODEPORT | SP_SVC_F_LOCAL_ONLY),
+			    "both: LOCAL_ONLY on the NodePort only");
+		w = find(&d, "default/both:/tcp/v4/all");
+		ASSERT_TRUE(w && w->n_fe == 1 && w->n_be == 3 &&
+				    has_fe(w, "0.0.0.0", 30003,
+					   SP_SVC_F_NODEPORT | SP_SVC_F_CLUSTER_VIEW),
+			    "both/all: the NodePort in the cluster view, all endpoints");
+		/* etp Local + itp Cluster: two sets and the view. */
 		w = find(&d, "default/etp:/tcp/v4");
-		ASSERT_EQ(w->n_be, 3, "etp Local only: all endpoints");
-		ASSERT_EQ(w->flags, SP_SVC_F_LOCAL_ONLY, "etp: LOCAL_ONLY");
+		ASSERT_TRUE(w && w->n_fe == 1 && w->n_be == 3 && has_fe(w, "10.96.0.4", 80, 0),
+			    "etp: the clusterIP with all endpoints");
+		w = find(&d, "default/etp:/tcp/v4/ext");
+		ASSERT_TRUE(w && w->n_fe == 1 && w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1) &&
+				    has_fe(w, "0.0.0.0", 30004,
+					   SP_SVC_F_NODEPORT | SP_SVC_F_LOCAL_ONLY),
+			    "etp/ext: the NodePort, LOCAL_ONLY, node-a's endpoint only");
+		ASSERT_TRUE(find(&d, "default/etp:/tcp/v4/all") != NULL, "etp: a cluster view");
 		w = find(&d, "default/aff:/tcp/v4");
-		ASSERT_EQ(w->flags, SP_SVC_F_AFFINITY, "affinity flag");
-		ASSERT_EQ(w->affinity_timeout, 60, "affinity timeout");
+		ASSERT_EQ(w ? w->flags : 0, SP_SVC_F_AFFINITY, "affinity flag");
+		ASSERT_EQ(w ? w->affinity_timeout : 0, 60, "affinity timeout");
+		/* Cluster/Cluster: one set as before, remote endpoints marked. */
+		w = find(&d, "default/plain:/tcp/v4");
+		ASSERT_TRUE(w && w->n_fe == 2 && w->n_be == 3, "plain: one set, every frontend");
+		ASSERT_TRUE(w && w->be[0].flags == 0 && w->be[1].flags == SP_BE_F_REMOTE &&
+				    w->be[2].flags == 0,
+			    "node-b's endpoint is remote; one without nodeName is not");
+		ASSERT_TRUE(!find(&d, "default/plain:/tcp/v4/ext"), "plain: no split");
 	}
 	sp_desired_free(&d);
-	if (resolve(&m, "node-c", NULL, &d, &wr))
-		ASSERT_EQ(find(&d, "default/both:/tcp/v4")->n_be, 0, "no local endpoint: none");
+	if (resolve(&m, "node-c", NULL, &d, &wr)) {
+		w = find(&d, "default/both:/tcp/v4");
+		ASSERT_TRUE(w && w->n_be == 0 && w->flags == SP_SVC_F_DROP_EMPTY,
+			    "no local endpoint, endpoints elsewhere: empty, DROP_EMPTY");
+		w = find(&d, "default/etp:/tcp/v4/ext");
+		ASSERT_TRUE(w && w->n_be == 0 && w->flags == SP_SVC_F_DROP_EMPTY,
+			    "etp/ext on node-c: DROP_EMPTY");
+		w = find(&d, "default/plain:/tcp/v4");
+		ASSERT_TRUE(w && w->be[0].flags == SP_BE_F_REMOTE && w->be[1].flags == SP_BE_F_REMOTE,
+			    "node-c: node-a's and node-b's endpoints are remote");
+	}
 	sp_desired_free(&d);
-	if (resolve(&m, NULL, NULL, &d, &wr))
-		ASSERT_EQ(find(&d, "default/both:/tcp/v4")->n_be, 3, "node unknown: all endpoints");
+	if (resolve(&m, NULL, NULL, &d, &wr)) {
+		w = find(&d, "default/both:/tcp/v4");
+		ASSERT_TRUE(w && w->n_be == 3 && w->n_fe == 2, "node unknown: all endpoints, one set");
+		ASSERT_TRUE(!find(&d, "default/both:/tcp/v4/all"), "node unknown: no view");
+		w = find(&d, "default/plain:/tcp/v4");
+		ASSERT_TRUE(w && !w->be[0].flags && !w->be[1].flags && !w->be[2].flags,
+			    "node unknown: nothing is remote");
+	}
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
+/* A Service with no endpoint anywhere is rejected, not dropped, even
+ * under a Local policy (kube-proxy: "has no endpoints"). */
+static void test_local_no_endpoints(void)
+{
+	static const char yaml[] = "services:\n"
+				   "  - {name: lonely, type: NodePort, clusterIP: 10.96.0.9,\n"
+				   "     externalTrafficPolicy: Local, internalTrafficPolicy: Local,\n"
+				   "     ports: [{port: 80, nodePort: 30009}]}\n";
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+
+	if (!load(yaml, &m))
+		return;
+	if (resolve(&m, "node-a", NULL, &d, &wr)) {
+		w = find(&d, "default/lonely:/tcp/v4");
+		ASSERT_TRUE(w && w->n_be == 0 && w->flags == 0, "no endpoint at all: no DROP_EMPTY");
+	}
 	sp_desired_free(&d);
 	sp_model_free(&m);
 }
@@ -684,6 +761,7 @@ int main(void)
 	RUN_TEST(test_proxy_name);
 	RUN_TEST(test_duplicate_frontend);
 	RUN_TEST(test_traffic_policy);
+	RUN_TEST(test_local_no_endpoints);
 	RUN_TEST(test_ignored);
 	RUN_TEST(test_long_ids);
 	RUN_TEST(test_order_independent);
