@@ -144,11 +144,17 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 		put_addr_csum(in_dst, &ct->nat_addr, alen, in_l3sum, in_l4sum, isum);
 		icmp_put16(&in_ports[1], ct->nat_port, in_l4sum);
 		if (ct->flags & SP_CT_F_HAIRPIN) {
-			/* quote: hairpin -> ...  =>  client -> ..., and the
-			 * error goes to the client */
+			/* quote: hairpin (or node, SNAT) -> ...  =>  client ->
+			 * ..., and the error goes to the client */
 			put_addr_csum(in_src, &ct->nat_saddr, alen, in_l3sum, in_l4sum, isum);
 			new_odst = ct->nat_saddr;
 			set_odst = true;
+		}
+		if (ct->flags & SP_CT_F_SNAT) {
+			__be32 a = in_ports[0], b = ct->nat_sport;
+
+			icmp_put16(&in_ports[0], ct->nat_sport, in_l4sum);
+			csum_apply(isum, &a, &b, 4);
 		}
 		/* The backend itself answered (a pod's port unreachable):
 		 * from the frontend, as the client expects. */
@@ -157,9 +163,17 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 			set_osrc = true;
 		}
 	} else {
-		/* quote: frontend -> client  =>  backend -> client */
+		/* quote: frontend -> client  =>  backend -> client (or,
+		 * SNAT, backend -> node address and port) */
 		put_addr_csum(in_src, &ct->nat_addr, alen, in_l3sum, in_l4sum, isum);
 		icmp_put16(&in_ports[0], ct->nat_port, in_l4sum);
+		if (ct->flags & SP_CT_F_SNAT) {
+			__be32 a = in_ports[1], b = ct->nat_sport;
+
+			put_addr_csum(in_dst, &ct->nat_saddr, alen, in_l3sum, in_l4sum, isum);
+			icmp_put16(&in_ports[1], ct->nat_sport, in_l4sum);
+			csum_apply(isum, &a, &b, 4);
+		}
 		new_odst = ct->nat_addr;
 		set_odst = true;
 	}

@@ -211,6 +211,43 @@ static int open_dp(struct fx_dp *d, int fam, uint32_t pmin, uint32_t pmax, bool 
 	return 0;
 }
 
+/*
+ * The backend's port unreachable about the SNATed packet out (quoting the
+ * node's address and port) reaches the client about the packet it sent:
+ * from the frontend, quoting client:40000 -> frontend:80.
+ */
+static bool icmp_about_snat(struct fx_dp *d, int fam, const struct pkt *snated)
+{
+	const char *vip = fam == 4 ? VIP4 : VIP6, *client = fam == 4 ? CLIENT4 : CLIENT6;
+	uint32_t q = fam == 4 ? 28 : 48, l3 = ETH_HLEN, in = ETH_HLEN + (fam == 4 ? 28 : 48);
+	char qs[INET6_ADDRSTRLEN], qd[INET6_ADDRSTRLEN], why[160] = "";
+	struct pkt err, out;
+	struct seen x;
+	bool ok = true;
+	int v;
+
+	ok &= ASSERT_EQ(pkt_build_unreach(snated, q, &err), 0, "build the error");
+	v = fx_run(d->skel->progs.sp_xdp, &err, &out);
+	ok &= ASSERT_EQ(v, XDP_PASS, "error passed on");
+	memset(&x, 0, sizeof(x));
+	inet_ntop(fam == 4 ? AF_INET : AF_INET6, out.data + l3 + (fam == 4 ? 12 : 8), x.saddr,
+		  sizeof(x.saddr));
+	inet_ntop(fam == 4 ? AF_INET : AF_INET6, out.data + l3 + (fam == 4 ? 16 : 24), x.daddr,
+		  sizeof(x.daddr));
+	inet_ntop(fam == 4 ? AF_INET : AF_INET6, out.data + in + (fam == 4 ? 12 : 8), qs,
+		  sizeof(qs));
+	inet_ntop(fam == 4 ? AF_INET : AF_INET6, out.data + in + (fam == 4 ? 16 : 24), qd,
+		  sizeof(qd));
+	ok &= ASSERT_STREQ(x.saddr, vip, "error from the frontend");
+	ok &= ASSERT_STREQ(x.daddr, client, "error to the client");
+	ok &= ASSERT_STREQ(qs, client, "quote: from the client");
+	ok &= ASSERT_STREQ(qd, vip, "quote: to the frontend");
+	ok &= ASSERT_EQ(pkt_get16(out.data + in + (fam == 4 ? 20 : 40)), 40000, "quote: client port");
+	ok &= ASSERT_EQ(pkt_get16(out.data + in + (fam == 4 ? 22 : 42)), 80, "quote: frontend port");
+	ok &= ASSERT_TRUE(pkt_csums_ok(out.data, out.len, why, sizeof(why)), why);
+	return ok;
+}
+
 static void test_snat(int fam)
 {
 	const char *vip = fam == 4 ? VIP4 : VIP6, *be = fam == 4 ? BE4 : BE6,
@@ -247,6 +284,7 @@ static void test_snat(int fam)
 	ok &= ASSERT_TRUE(x.csum_ok, x.why);
 	port = x.sport;
 	ok &= ASSERT_EQ(STAT(&d, SP_SLOT_UPLINK_TC, snat_flows), 1, "snat_flows");
+	ok &= icmp_about_snat(&d, fam, &out);
 	ok &= ASSERT_EQ(ct_count(&d), 2, "FWD and REV entries");
 
 	/* the backend's SYN-ACK, to the node's port, through XDP */
