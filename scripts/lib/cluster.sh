@@ -468,6 +468,13 @@ cl_add_router() {
 	cl_run ip -n "$CL_ROUTER" addr add "$CL_ROUTER_V6/64" dev seg0 nodad || return 1
 	cl_run ip -n "$CL_ROUTER" link set seg0 up || return 1
 	cl_new_ns "$CL_CLIENT" || return 1
+	# A packet keeps its socket's hash (skb->hash) across veths, and the
+	# router's multipath choice uses that hash when set, instead of the
+	# ports. TCP draws a new hash after a retransmission timeout
+	# (net.core.txrehash), so a retransmitted SYN or segment could go to
+	# another node, which a router hashing the wire's headers never does.
+	# Off in the client, so each connection stays on one path.
+	cl_sysctls "$CL_CLIENT" net.core.txrehash=0 || return 1
 	cl_run ip -n "$CL_ROUTER" link add ext0 type veth peer name eth0 netns "$CL_CLIENT" || return 1
 	cl_run ip netns exec "$CL_CLIENT" ethtool -K eth0 tx off || return 1
 	cl_run ip -n "$CL_ROUTER" addr add "$CL_EXT_GW4/24" dev ext0 || return 1
@@ -555,7 +562,25 @@ cl_multinode_up() {
 	cl_router_route "$CL_LB1_V6/128" "${CL_NODES[@]}" || return 1
 	cl_router_route "$CL_LB2_V4/32" "${CL_NODES[0]}" || return 1
 	cl_router_route "$CL_LB2_V6/128" "${CL_NODES[0]}" || return 1
+	for n in "${CL_PODS[@]}"; do cl_pod_count_syns "$n" || return 1; done
 	cl_wait_servers
+}
+
+# cl_pod_count_syns POD: count, in POD's own namespace, the TCP SYNs that
+# reach its HTTP server (port 8080) or echo server (9090): a TCP
+# connection that was forwarded to a pod but whose answer never made it
+# back leaves no line in the server's log, only this count (cl_pod_syns).
+cl_pod_count_syns() {
+	printf '%s\n' 'table inet cl_watch {' '  counter syns { }' '  chain input {' \
+		'    type filter hook input priority filter; policy accept;' \
+		'    tcp dport { 8080, 9090 } tcp flags & (syn | ack) == syn counter name syns' \
+		'  }' '}' | cl_run ip netns exec "${CL_POD_NS[$1]}" nft -f -
+}
+
+# cl_pod_syns POD: how many SYNs POD has received on 8080 and 9090.
+cl_pod_syns() {
+	ip netns exec "${CL_POD_NS[$1]}" nft list counter inet cl_watch syns 2>/dev/null |
+		awk '$1 == "packets" { print $2; n = 1 } END { if (!n) print "?" }'
 }
 
 # cl_kill_pid PID: TERM, wait up to 2 s, then KILL. Only for PIDs we started.
@@ -1146,8 +1171,8 @@ sp_node_why() {
 	local log=${SP_NODE_LOG[$1]:-}
 	[ -n "$log" ] || return 0
 	tail -n "+$((${SP_NODE_FROM[$1]:-0} + 1))" "$log" 2>/dev/null |
-		grep -iE 'error|unrecognized|invalid|unknown|refus|fail|keeping' | tail -n 2 |
-		cut -c1-300 | tr '\n' ' ' | sed 's/ *$//'
+		grep -iE 'error|unrecognized|invalid|unknown|refus|fail|keeping' | tail -n 1 |
+		cut -c1-220
 }
 
 # sp_node_applies NODE-NS: how many times the node's current daemon has
