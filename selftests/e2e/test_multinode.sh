@@ -550,10 +550,11 @@ hc_codes() {
 	echo "${out% }"
 }
 
-# hc_wait FAMILY WANT: poll (bounded: 30 tries, 3 s) until hc_codes says WANT.
+# hc_wait FAMILY WANT [TRIES]: poll (bounded: TRIES, default 30, and 3 s)
+# until hc_codes says WANT; MN_GOT is what it said last.
 hc_wait() {
 	local i got deadline=$((SECONDS + 4))
-	for ((i = 0; i < 30 && SECONDS <= deadline; i++)); do
+	for ((i = 0; i < ${3:-30} && SECONDS <= deadline; i++)); do
 		got=$(hc_codes "$1")
 		[ "$got" = "$2" ] && return 0
 		sleep 0.1
@@ -566,7 +567,7 @@ WITH_HC=1
 hc_why=""
 mn_apply || hc_why="config with healthCheckNodePort: $MN_WHY"
 for f in $FAMS; do
-	if hc_wait "$f" "200 503 503"; then
+	if hc_wait "$f" "200 503 503" "$([ -n "$hc_why" ] && echo 1)"; then
 		[ -z "$hc_why" ] && pass "etp-local-healthcheck-$f" ||
 			fail "etp-local-healthcheck-$f" "$hc_why"
 	else
@@ -578,7 +579,7 @@ ELOCAL_EP=pb1
 move_why=""
 mn_apply || move_why="config moving the endpoint: $MN_WHY"
 for f in $FAMS; do
-	if ! hc_wait "$f" "503 200 503"; then
+	if ! hc_wait "$f" "503 200 503" "$([ -n "$move_why" ] && echo 1)"; then
 		fail "etp-local-move-$f" "after the move node-a node-b node-c said $MN_GOT, expected 503 200 503${move_why:+; $move_why}"
 		continue
 	fi
