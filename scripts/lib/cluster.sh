@@ -44,6 +44,14 @@ CL_PODS=()       # pod names (pod1, pod2, ...)
 CL_BG_PIDS=()    # background processes we started (clients, daemons)
 declare -A CL_POD_NS CL_POD_NODE CL_POD_V4 CL_POD_V6 CL_POD_HOSTIF
 declare -A CL_NODE_V4 CL_NODE_V6 CL_NODE_UPLINK
+# Per-node daemons (sp_node_start): pin directory, node name, PID, log.
+declare -A CL_NODE_NAME CL_NODE_PINDIR SP_NODE_PID SP_NODE_LOG
+# Where the nodes' uplinks are plugged in (the namespace holding bridge br0)
+# and their default gateway: the client itself for cluster_up, a segment
+# namespace and the router for cl_multinode_up.
+CL_SEG_NS=""
+CL_NODE_GW4=10.10.0.2
+CL_NODE_GW6=fd00:10::2
 CL_DOWN_DONE=0
 
 # The system interpreter: a version manager's shim on PATH can take 0.3 s a start.
@@ -150,16 +158,18 @@ cl_add_client() {
 }
 
 # cl_add_node NAME ADDR4 ADDR6: a node namespace "sp<ID>-NAME" whose uplink
-# up0 (ADDR4/24, ADDR6/64) is plugged into the client's bridge. The node's
-# default routes point at the client, so host-originated packets to a
-# ClusterIP leave through up0, where svcplane's TC egress program sees them.
+# up0 (ADDR4/24, ADDR6/64) is plugged into bridge br0 of CL_SEG_NS (default:
+# the client's). The node's default routes point at CL_NODE_GW4/6 (default:
+# the client), so host-originated packets to a ClusterIP leave through up0,
+# where svcplane's TC egress program sees them.
 cl_add_node() {
 	local name=$1 a4=$2 a6=$3
-	local ns="$CL_PREFIX-$name" port
-	port="up-$name" # the bridge port in the client namespace
+	local ns="$CL_PREFIX-$name" port seg=${CL_SEG_NS:-$CL_CLIENT}
+	port="up-$name" # the bridge port in the segment's namespace
 	port=${port:0:15}
 	cl_new_ns "$ns" || return 1
 	CL_NODES+=("$ns")
+	CL_NODE_NAME[$ns]=$name
 	CL_NODE_V4[$ns]=$a4
 	CL_NODE_V6[$ns]=$a6
 	CL_NODE_UPLINK[$ns]=up0
@@ -170,23 +180,23 @@ cl_add_node() {
 	# interfaces made later start from "default".
 	cl_sysctls "$ns" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 || return 1
-	cl_run ip -n "$ns" link add up0 type veth peer name "$port" netns "$CL_CLIENT" || return 1
+	cl_run ip -n "$ns" link add up0 type veth peer name "$port" netns "$seg" || return 1
 	cl_run ip -n "$ns" addr add "$a4/24" dev up0 || return 1
 	cl_run ip -n "$ns" addr add "$a6/64" dev up0 nodad || return 1
-	cl_run ip -n "$CL_CLIENT" link set "$port" master br0 || return 1
+	cl_run ip -n "$seg" link set "$port" master br0 || return 1
 	# A real uplink receives frames with complete checksums from the wire. A
 	# veth peer with tx checksum offload would hand XDP CHECKSUM_PARTIAL
 	# packets whose checksum field holds only the pseudo-header sum, so
-	# offload is off on the client's side (and on the bridge in front of it).
-	cl_run ip netns exec "$CL_CLIENT" ethtool -K "$port" tx off || return 1
-	cl_run ip netns exec "$CL_CLIENT" ethtool -K br0 tx off || return 1
+	# offload is off on the segment's side (and on the bridge in front of it).
+	cl_run ip netns exec "$seg" ethtool -K "$port" tx off || return 1
+	cl_run ip netns exec "$seg" ethtool -K br0 tx off || return 1
 	# GRO on a veth gives it a NAPI instance, which veth needs to accept
 	# frames that XDP_TX / XDP_REDIRECT send towards it, as a NIC would.
-	cl_run ip netns exec "$CL_CLIENT" ethtool -K "$port" gro on || return 1
-	cl_run ip -n "$CL_CLIENT" link set "$port" up || return 1
+	cl_run ip netns exec "$seg" ethtool -K "$port" gro on || return 1
+	cl_run ip -n "$seg" link set "$port" up || return 1
 	cl_run ip -n "$ns" link set up0 up || return 1
-	cl_run ip -n "$ns" route add default via 10.10.0.2 dev up0 || return 1
-	cl_run ip -n "$ns" -6 route add default via fd00:10::2 dev up0 || return 1
+	cl_run ip -n "$ns" route add default via "$CL_NODE_GW4" dev up0 || return 1
+	cl_run ip -n "$ns" -6 route add default via "$CL_NODE_GW6" dev up0 || return 1
 	cl_log "node $ns: up0 $a4 $a6"
 }
 
@@ -218,22 +228,37 @@ cl_client_route() {
 # (each line comes back as "<pod> <line>"), and UDP on 5353 (one datagram in,
 # "<pod> <peer address>" out). All sockets are dual-stack. Tests tell from
 # the first word which backend served them, and from the second which source
-# address the backend saw.
+# address the backend saw. Each HTTP request and UDP datagram is also logged
+# to the pod's server log ($CL_TMP/POD-server.log) as "http|udp PEER TOKEN"
+# (TOKEN: the request path, or the datagram's first word), so a test can tell
+# "no pod saw it" (dropped on the way) from "a pod answered but the answer
+# was lost" (cl_pods_saw).
 CL_SERVER_PY='
 import socket, socketserver, sys, threading
 
 pod = sys.argv[1]
+log_lock = threading.Lock()
 
 def peer(addr):
     host = addr[0]
     return host[7:] if host.startswith("::ffff:") and "." in host else host
 
+def log(kind, who, token):
+    with log_lock:
+        print("%s %s %s" % (kind, who, token), flush=True)
+
 class Http(socketserver.StreamRequestHandler):
     def handle(self):
-        for _ in range(100):  # request line and headers, up to the blank line
+        first = b""
+        for i in range(100):  # request line and headers, up to the blank line
             line = self.rfile.readline()
+            if i == 0:
+                first = line
             if not line or line in (b"\r\n", b"\n"):
                 break
+        words = first.split()
+        log("http", peer(self.client_address),
+            words[1].decode(errors="replace").lstrip("/") if len(words) > 1 else "-")
         body = ("%s %s\n" % (pod, peer(self.client_address))).encode()
         self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
                          b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
@@ -246,6 +271,9 @@ class Echo(socketserver.StreamRequestHandler):
 class Udp(socketserver.BaseRequestHandler):
     def handle(self):
         sock = self.request[1]
+        words = self.request[0].split()
+        log("udp", peer(self.client_address),
+            words[-1].decode(errors="replace") if words else "-")
         sock.sendto(("%s %s\n" % (pod, peer(self.client_address))).encode(), self.client_address)
 
 class DualStack:
@@ -395,6 +423,164 @@ cluster_up() {
 	for pfx in 10.96.0.0/16 fd00:96::/64 10.10.0.100/32 fd00:10::100/128; do
 		cl_client_route "$pfx" || return 1
 	done
+}
+
+# ---- Three nodes behind a router (cl_multinode_up) -------------------------------
+#
+#  client 10.20.0.2          router                      segment (bridge br0)
+#  fd00:20::2   ---eth0/ext0--- 10.20.0.1 | 10.10.0.254 ---+--- node-a 10.10.0.11 fd00:10::11
+#  default via router           fd00:20::1 | fd00:10::fe  +--- node-b 10.10.0.12 fd00:10::12
+#                               LB1 -> a,b,c (ECMP, L4)   +--- node-c 10.10.0.13 fd00:10::13
+#                               LB2 -> a                   pods: pa* 10.244.0.x, pb* 10.244.1.x,
+#                                                                pc* 10.244.2.x (fd00:244:N::x)
+# The client is outside: it has no address on the segment, and every packet
+# it sends to a node goes through the router (so through ECMP for LB1).
+CL_ROUTER_V4=10.10.0.254 CL_ROUTER_V6=fd00:10::fe
+CL_EXT_V4=10.20.0.2 CL_EXT_V6=fd00:20::2           # the client
+CL_EXT_GW4=10.20.0.1 CL_EXT_GW6=fd00:20::1         # the router's side of it
+CL_LB1_V4=10.99.0.1 CL_LB1_V6=fd00:99::1           # ECMP to every node (BGP mode)
+CL_LB2_V4=10.99.0.2 CL_LB2_V6=fd00:99::2           # node-a only (L2 mode)
+CL_ROUTER="$CL_PREFIX-router"
+
+# cl_add_router: the segment namespace (bridge br0, no address), the router
+# (seg0 on the segment, ext0 towards the client) and the client behind it.
+# The router forwards, has no reverse-path filter (replies of direct server
+# return carry a Service address as source) and hashes multipath routes on
+# the L4 ports (fib_multipath_hash_policy=1), as a BGP router in front of
+# MetalLB would, so each connection of one client may land on another node.
+cl_add_router() {
+	local seg=$CL_SEG_NS
+	cl_new_ns "$seg" || return 1
+	cl_run ip -n "$seg" link add br0 type bridge || return 1
+	cl_run ip -n "$seg" link set br0 type bridge stp_state 0 forward_delay 0 || return 1
+	cl_run ip -n "$seg" link set br0 up || return 1
+	cl_new_ns "$CL_ROUTER" || return 1
+	cl_sysctls "$CL_ROUTER" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+		net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1 || return 1
+	cl_run ip -n "$CL_ROUTER" link add seg0 type veth peer name up-router netns "$seg" || return 1
+	cl_run ip -n "$seg" link set up-router master br0 || return 1
+	# Checksums complete on the wire, as for the nodes' ports (cl_add_node).
+	cl_run ip netns exec "$seg" ethtool -K up-router tx off || return 1
+	cl_run ip netns exec "$seg" ethtool -K up-router gro on || return 1
+	cl_run ip -n "$seg" link set up-router up || return 1
+	cl_run ip -n "$CL_ROUTER" addr add "$CL_ROUTER_V4/24" dev seg0 || return 1
+	cl_run ip -n "$CL_ROUTER" addr add "$CL_ROUTER_V6/64" dev seg0 nodad || return 1
+	cl_run ip -n "$CL_ROUTER" link set seg0 up || return 1
+	cl_new_ns "$CL_CLIENT" || return 1
+	# A packet keeps its socket's hash (skb->hash) across veths, and the
+	# router's multipath choice uses that hash when set, instead of the
+	# ports. TCP draws a new hash after a retransmission timeout
+	# (net.core.txrehash), so a retransmitted SYN or segment could go to
+	# another node, which a router hashing the wire's headers never does.
+	# Off in the client, so each connection stays on one path.
+	cl_sysctls "$CL_CLIENT" net.core.txrehash=0 || return 1
+	cl_run ip -n "$CL_ROUTER" link add ext0 type veth peer name eth0 netns "$CL_CLIENT" || return 1
+	cl_run ip netns exec "$CL_CLIENT" ethtool -K eth0 tx off || return 1
+	cl_run ip -n "$CL_ROUTER" addr add "$CL_EXT_GW4/24" dev ext0 || return 1
+	cl_run ip -n "$CL_ROUTER" addr add "$CL_EXT_GW6/64" dev ext0 nodad || return 1
+	cl_run ip -n "$CL_ROUTER" link set ext0 up || return 1
+	cl_run ip -n "$CL_CLIENT" addr add "$CL_EXT_V4/24" dev eth0 || return 1
+	cl_run ip -n "$CL_CLIENT" addr add "$CL_EXT_V6/64" dev eth0 nodad || return 1
+	cl_run ip -n "$CL_CLIENT" link set eth0 up || return 1
+	cl_run ip -n "$CL_CLIENT" route add default via "$CL_EXT_GW4" dev eth0 || return 1
+	cl_run ip -n "$CL_CLIENT" -6 route add default via "$CL_EXT_GW6" dev eth0
+}
+
+# cl_router_route PREFIX NODE...: the router sends PREFIX (v4 or v6) to the
+# uplink address of each NODE: one nexthop, or an ECMP route over several.
+cl_router_route() {
+	local pfx=$1 fam=-4 n hops=(); shift
+	[[ $pfx == *:* ]] && fam=-6
+	for n in "$@"; do
+		if [ $fam = -6 ]; then
+			hops+=(nexthop via "${CL_NODE_V6[$n]}" dev seg0)
+		else
+			hops+=(nexthop via "${CL_NODE_V4[$n]}" dev seg0)
+		fi
+	done
+	if [ $# -eq 1 ]; then
+		cl_run ip -n "$CL_ROUTER" "$fam" route replace "$pfx" "${hops[@]:1}"
+	else
+		cl_run ip -n "$CL_ROUTER" "$fam" route replace "$pfx" "${hops[@]}"
+	fi
+}
+
+# cl_multinode_up [--pods-a N] [--pods-b N] [--pods-c N]: the topology drawn
+# above: node-a, node-b, node-c (CL_NODES[0..2]) with pods pa1.., pb1..,
+# pc1.. (default 2, 2 and 1; at most 9 each) at 10.244.X.11.. /
+# fd00:244:X::11.. (X = 0, 1, 2; node-a's written fd00:244::), each node
+# routing the others' pod CIDRs through their uplinks; the router with LB1
+# by ECMP over the three nodes and LB2 to node-a; the client behind the
+# router. Daemons are not started (sp_node_start). Returns non-zero (having
+# said why) if any step fails; the caller's trap cleans up what was made.
+cl_multinode_up() {
+	local -A npods=([a]=2 [b]=2 [c]=1)
+	local i x k n ns tool
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--pods-a | --pods-b | --pods-c) npods[${1#--pods-}]=$2; shift 2 ;;
+		*) cl_err "cl_multinode_up: unknown option $1"; return 2 ;;
+		esac
+	done
+	if [ "$(id -u)" != 0 ]; then
+		cl_err "must run as root (network namespaces, bpffs)"
+		return 1
+	fi
+	for x in a b c; do
+		if ! [[ ${npods[$x]} =~ ^[0-9]$ ]]; then
+			cl_err "cl_multinode_up: 0 to 9 pods per node"
+			return 2
+		fi
+	done
+	for tool in ip ethtool curl socat ss "$CL_PY"; do
+		command -v "$tool" >/dev/null || { cl_err "missing tool: $tool (make deps)"; return 1; }
+	done
+	mkdir -p "$CL_TMP" || return 1
+	cl_mount_bpffs || return 1
+	CL_SEG_NS="$CL_PREFIX-seg"
+	CL_NODE_GW4=$CL_ROUTER_V4 CL_NODE_GW6=$CL_ROUTER_V6
+	cl_add_router || return 1
+	k=0
+	for x in a b c; do
+		cl_add_node "node-$x" "10.10.0.$((11 + k))" "fd00:10::$((11 + k))" || return 1
+		ns=${CL_NODES[$k]}
+		for ((i = 1; i <= npods[$x]; i++)); do
+			if [ $k = 0 ]; then n="fd00:244::$((10 + i))"; else n="fd00:244:$k::$((10 + i))"; fi
+			cl_add_pod "$ns" "p$x$i" "10.244.$k.$((10 + i))" "$n" || return 1
+		done
+		k=$((k + 1))
+	done
+	for ((i = 0; i < 3; i++)); do
+		for ((k = 0; k < 3; k++)); do
+			[ $i = $k ] && continue
+			if [ $k = 0 ]; then n=fd00:244::/64; else n="fd00:244:$k::/64"; fi
+			cl_route_pods "${CL_NODES[$i]}" "10.244.$k.0/24" "$n" "${CL_NODES[$k]}" || return 1
+		done
+	done
+	cl_router_route "$CL_LB1_V4/32" "${CL_NODES[@]}" || return 1
+	cl_router_route "$CL_LB1_V6/128" "${CL_NODES[@]}" || return 1
+	cl_router_route "$CL_LB2_V4/32" "${CL_NODES[0]}" || return 1
+	cl_router_route "$CL_LB2_V6/128" "${CL_NODES[0]}" || return 1
+	for n in "${CL_PODS[@]}"; do cl_pod_count_syns "$n" || return 1; done
+	cl_wait_servers
+}
+
+# cl_pod_count_syns POD: count, in POD's own namespace, the TCP SYNs that
+# reach its HTTP server (port 8080) or echo server (9090): a TCP
+# connection that was forwarded to a pod but whose answer never made it
+# back leaves no line in the server's log, only this count (cl_pod_syns).
+cl_pod_count_syns() {
+	printf '%s\n' 'table inet cl_watch {' '  counter syns { }' '  chain input {' \
+		'    type filter hook input priority filter; policy accept;' \
+		'    tcp dport { 8080, 9090 } tcp flags & (syn | ack) == syn counter name syns' \
+		'  }' '}' | cl_run ip netns exec "${CL_POD_NS[$1]}" nft -f -
+}
+
+# cl_pod_syns POD: how many SYNs POD has received on 8080 and 9090.
+cl_pod_syns() {
+	ip netns exec "${CL_POD_NS[$1]}" nft list counter inet cl_watch syns 2>/dev/null |
+		awk '$1 == "packets" { print $2; n = 1 } END { if (!n) print "?" }'
 }
 
 # cl_kill_pid PID: TERM, wait up to 2 s, then KILL. Only for PIDs we started.
@@ -641,6 +827,246 @@ cl_loop_start() {
 # cl_loop_stop OUTFILE PID: end a loop (bounded wait).
 cl_loop_stop() { cl_stream_stop "$@"; }
 
+# The probe client of multi-node tests: requests to several targets at once,
+# each answer as the backend servers give it ("<pod> <peer address>"), and
+# each request tagged with a token the pods log (CL_SERVER_PY), so a test
+# can also ask whether any pod saw it (cl_pods_saw).
+# Arguments: TAG TIMEOUT MAX-FAIL SPEC..., SPEC = PROTO,HOST,PORT,N (tcp: an
+#       HTTP GET /TOKEN on a new connection; udp: "query TOKEN" from a new
+#       socket). The SPECs run in parallel, each its N requests in turn,
+#       giving up after MAX-FAIL failures. Prints, in SPEC order, one line
+#       per request: "SPEC-INDEX TOKEN RESULT", where TOKEN is TAG-INDEX-I and
+#       RESULT is "<pod> <peer>" or "ERR <reason> <ms>ms <stage>" (reason: an
+#       errno name or TIMEOUT; stage: connect, answer).
+CL_PROBE_PY='
+import errno, socket, sys, threading, time
+
+def fam(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+def one(proto, host, port, token, timeout):
+    t0 = time.monotonic()
+    stage = "connect"
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(fam(host), kind)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+        stage = "answer"
+        if proto == "tcp":
+            s.sendall(b"GET /%s HTTP/1.0\r\nHost: svc\r\n\r\n" % token.encode())
+            data = b""
+            while len(data) < 65536:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+        else:
+            s.send(b"query %s\n" % token.encode())
+            body = s.recv(512)
+        words = body.decode(errors="replace").split()
+        if len(words) < 2:
+            return "ERR EMPTY %dms %s" % ((time.monotonic() - t0) * 1000, stage)
+        return "%s %s" % (words[0], words[1])
+    except OSError as e:
+        name = "TIMEOUT" if isinstance(e, socket.timeout) else errno.errorcode.get(e.errno, str(e))
+        return "ERR %s %dms %s" % (name, (time.monotonic() - t0) * 1000, stage)
+    finally:
+        s.close()
+
+def run(idx, spec, out):
+    proto, host, port, n = spec.split(",")
+    bad = 0
+    for i in range(int(n)):
+        token = "%s-%d-%d" % (tag, idx, i)
+        if bad >= maxfail:
+            out.append("%d %s ERR not-tried 0ms after-failures" % (idx, token))
+            continue
+        r = one(proto, host, int(port), token, timeout)
+        bad += r.startswith("ERR")
+        out.append("%d %s %s" % (idx, token, r))
+
+tag, timeout, maxfail = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+specs = sys.argv[4:]
+outs = [[] for _ in specs]
+threads = [threading.Thread(target=run, args=(i, sp, outs[i])) for i, sp in enumerate(specs)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+for o in outs:
+    for line in o:
+        print(line)
+'
+
+# cl_probe NS TAG TIMEOUT MAX-FAIL SPEC...: run the probe client in NS (see CL_PROBE_PY).
+cl_probe() { local ns=$1; shift; ip netns exec "$ns" "$CL_PY" -c "$CL_PROBE_PY" "$@" 2>&1; }
+
+# cl_pods_saw TOKEN-PREFIX: the pods that logged a request whose token
+# starts with TOKEN-PREFIX, as "POD KIND PEER TOKEN" lines (none: nothing).
+cl_pods_saw() {
+	local pod
+	for pod in "${CL_PODS[@]}"; do
+		awk -v p="$pod" -v t="$1" 'index($3, t) == 1 { print p, $0 }' \
+			"$CL_TMP/$pod-server.log" 2>/dev/null
+	done
+}
+
+# Many long-lived TCP connections from one process, for "established
+# connections survive" checks (cl_conns_start). Arguments HOST PORT N
+# STATUS MAX-SECONDS. Opens N connections to the echo servers (port 9090 on
+# the pods) at once and gives them 5 s to connect; writes "connected K of N"
+# to STATUS; then, every 0.3 s, sends a numbered line on each connected one
+# and collects the echoes ("<pod> <line>"), until STATUS.stop exists or
+# MAX-SECONDS passed; then waits up to 10 s for the outstanding echoes and
+# writes STATUS.json: n, connected, broken (closed, reset, echoes missing at
+# the end, or answered by another pod than at first), rounds, backends
+# (connections per pod) and the first errors.
+CL_CONNS_PY='
+import errno, json, os, select, socket, sys, time
+
+host, port, n, status, maxsec = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+t0 = time.monotonic()
+
+class Conn:
+    def __init__(self, i):
+        self.i, self.sent, self.got, self.buf = i, 0, 0, b""
+        self.backend, self.state, self.err = None, "connecting", ""
+        self.s = socket.socket(family, socket.SOCK_STREAM)
+        self.s.setblocking(False)
+        try:
+            self.s.connect((host, port))
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            self.fail("failed", e)
+
+    def fail(self, state, e):
+        self.state = state
+        self.err = errno.errorcode.get(e.errno, str(e)) if isinstance(e, OSError) else str(e)
+
+def write(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+conns = [Conn(i) for i in range(n)]
+byfd = {c.s.fileno(): c for c in conns}
+poller = select.poll()
+for c in conns:
+    if c.state == "connecting":
+        poller.register(c.s, select.POLLOUT)
+deadline = time.monotonic() + 5
+while any(c.state == "connecting" for c in conns) and time.monotonic() < deadline:
+    for fd, ev in poller.poll(200):
+        c = byfd[fd]
+        if c.state != "connecting":
+            continue
+        poller.unregister(fd)
+        e = c.s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if e:
+            c.fail("failed", OSError(e, os.strerror(e)))
+        else:
+            c.state = "up"
+for c in conns:
+    if c.state == "connecting":
+        poller.unregister(c.s)
+        c.state, c.err = "failed", "TIMEOUT"
+up = [c for c in conns if c.state == "up"]
+write(status, "connected %d of %d\n" % (len(up), n))
+poller = select.poll()
+for c in up:
+    poller.register(c.s, select.POLLIN)
+
+def read_for(seconds):
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0 or not any(c.state == "up" and c.got < c.sent for c in up):
+            return
+        for fd, ev in poller.poll(int(left * 1000) + 1):
+            c = byfd[fd]
+            if c.state != "up":
+                continue
+            try:
+                data = c.s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                c.fail("broken", e)
+                poller.unregister(fd)
+                continue
+            if not data:
+                c.fail("broken", "EOF (closed by the other side)")
+                poller.unregister(fd)
+                continue
+            c.buf += data
+            while b"\n" in c.buf:
+                line, c.buf = c.buf.split(b"\n", 1)
+                who = line.split()[0].decode(errors="replace") if line.split() else "?"
+                if c.backend is None:
+                    c.backend = who
+                elif who != c.backend:
+                    c.fail("broken", "answered by %s after %s" % (who, c.backend))
+                c.got += 1
+
+rounds = 0
+while not os.path.exists(status + ".stop") and time.monotonic() - t0 < maxsec:
+    rounds += 1
+    for c in up:
+        if c.state != "up":
+            continue
+        try:
+            c.s.send(b"%d %d\n" % (c.i, rounds))
+            c.sent += 1
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            c.fail("broken", e)
+    read_for(0.3)
+read_for(10)
+for c in up:
+    if c.state == "up" and c.got < c.sent:
+        c.fail("broken", "%d of %d echoes missing at the end" % (c.sent - c.got, c.sent))
+backends = {}
+for c in up:
+    backends[c.backend or "none"] = backends.get(c.backend or "none", 0) + 1
+for c in conns:
+    c.s.close()
+errors = ["#%d %s: %s" % (c.i, c.state, c.err) for c in conns if c.state != "up"]
+write(status + ".json", json.dumps({
+    "n": n, "connected": len(up), "broken": sum(c.state == "broken" for c in up),
+    "rounds": rounds, "backends": backends, "errors": errors[:5]}) + "\n")
+'
+
+# cl_conns_start NS HOST PORT N STATUS [MAX-SECONDS]: N long-lived
+# connections from NS in the background (see CL_CONNS_PY; at most
+# MAX-SECONDS, default 120). Sets CL_CONNS_PID.
+cl_conns_start() {
+	local ns=$1 host=$2 port=$3 n=$4 st=$5 max=${6:-120}
+	rm -f "$st" "$st.stop" "$st.json"
+	ip netns exec "$ns" "$CL_PY" -c "$CL_CONNS_PY" "$host" "$port" "$n" "$st" "$max" \
+		>"$st.log" 2>&1 </dev/null &
+	CL_CONNS_PID=$!
+	CL_BG_PIDS+=("$CL_CONNS_PID")
+}
+
+# cl_conns_stop STATUS PID: ask them to end, wait (bounded: the drain takes
+# at most 10 s) for STATUS.json; prints it (nothing if it never came).
+cl_conns_stop() {
+	local st=$1 pid=$2 i
+	touch "$st.stop"
+	for ((i = 0; i < 150; i++)); do
+		[ -s "$st.json" ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cl_kill_pid "$pid"
+	cat "$st.json" 2>/dev/null
+}
+
 # ---- The daemon ---------------------------------------------------------------
 
 # SP_BIN: the svcplane binary (absolute, since we run it from namespaces).
@@ -652,10 +1078,11 @@ cl_find_bin() {
 	[ -x "$SP_BIN" ]
 }
 
-# sp NODE-NS SUBCOMMAND ARGS...: an inspection command against our pins.
+# sp NODE-NS SUBCOMMAND ARGS...: an inspection command against our pins
+# (the node's own pin directory if its daemon was started by sp_node_start).
 sp() {
 	local ns=$1 sub=$2; shift 2
-	ip netns exec "$ns" "$SP_BIN" "$sub" --bpffs-dir "$CL_PINDIR" "$@"
+	ip netns exec "$ns" "$SP_BIN" "$sub" --bpffs-dir "${CL_NODE_PINDIR[$ns]:-$CL_PINDIR}" "$@"
 }
 
 # sp_start NODE-NS LOG ARGS...: `svcplane run` in the background in NODE-NS
@@ -695,3 +1122,63 @@ sp_wait_ready() {
 	done
 	return 1
 }
+
+# ---- One daemon per node (multi-node clusters) ----------------------------------
+
+declare -A SP_NODE_FROM # log line each node's current daemon started after
+
+# sp_node_start NODE-NS CONFIG [ARGS...]: the daemon of one node of a
+# multi-node cluster: `svcplane run --config CONFIG --node-name NAME` on the
+# node's uplink and pod veths, pinning in a directory of its own
+# ($CL_BPFFS/svcplane-NAME, which `sp NODE-NS ...` then reads), logging to
+# $CL_TMP/svcplane-NAME.log (SP_NODE_LOG); extra ARGS appended. Waits
+# (bounded, 20 s) until it is ready and has logged "running". Returns 1 if it
+# exits first or is not ready in time; sp_node_why says why.
+sp_node_start() {
+	local ns=$1 cfg=$2; shift 2
+	local name=${CL_NODE_NAME[$ns]} log pid
+	CL_NODE_PINDIR[$ns]="$CL_BPFFS/svcplane-$name"
+	log="$CL_TMP/svcplane-$name.log"
+	SP_NODE_LOG[$ns]=$log
+	echo "=== svcplane run $* ($(date +%T.%N | cut -c1-12))" >>"$log"
+	SP_NODE_FROM[$ns]=$(wc -l <"$log")
+	ip netns exec "$ns" "$SP_BIN" run --iface up0 --pod-iface-pattern "$CL_POD_IF_PATTERN" \
+		--bpffs-dir "${CL_NODE_PINDIR[$ns]}" --config "$cfg" --node-name "$name" "$@" \
+		>>"$log" 2>&1 </dev/null &
+	pid=$!
+	SP_NODE_PID[$ns]=$pid
+	CL_BG_PIDS+=("$pid")
+	sp_wait_ready "$ns" "$pid" 20 "$log" "${SP_NODE_FROM[$ns]}"
+}
+
+# sp_node_stop NODE-NS: end the node's daemon (TERM; the datapath stays
+# attached and its maps pinned, as after any daemon exit).
+sp_node_stop() {
+	local pid=${SP_NODE_PID[$1]:-}
+	[ -n "$pid" ] && cl_kill_pid "$pid"
+	SP_NODE_PID[$1]=""
+}
+
+# sp_node_restart NODE-NS CONFIG [ARGS...]: stop, then sp_node_start.
+sp_node_restart() {
+	sp_node_stop "$1"
+	sp_node_start "$@"
+}
+
+# sp_node_why NODE-NS: the last error or warning lines the node's current
+# daemon logged, on one line (why it did not start, or refused a config).
+sp_node_why() {
+	local log=${SP_NODE_LOG[$1]:-}
+	[ -n "$log" ] || return 0
+	tail -n "+$((${SP_NODE_FROM[$1]:-0} + 1))" "$log" 2>/dev/null |
+		grep -iE 'error|unrecognized|invalid|unknown|refus|fail|keeping' | tail -n 1 |
+		cut -c1-220
+}
+
+# sp_node_applies NODE-NS: how many times the node's current daemon has
+# applied a config or refused one (to wait for a reload: sp_node_wait_apply).
+sp_node_applies() {
+	tail -n "+$((${SP_NODE_FROM[$1]:-0} + 1))" "${SP_NODE_LOG[$1]}" 2>/dev/null |
+		grep -cE ' applied in |keeping the running state'
+}
+
