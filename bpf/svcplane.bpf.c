@@ -293,6 +293,17 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 
 	if (!ct)
 		return SP_CONTINUE;
+	/* The reply of an SNAT flow gets the frontend back as its source,
+	 * which for a NodePort is one of this node's addresses: the stack
+	 * would drop it as a martian. XDP leaves it to the uplink's TC
+	 * program, which sends it on by bpf_redirect_neigh; that program
+	 * handles nothing else here. */
+	if (hook == HOOK_XDP && (ct->flags & SP_CT_F_SNAT)) {
+		STAT_INC(st, snat_to_tc);
+		return SP_V_PASS;
+	}
+	if (is_tc(hook) && p->uplink && !(ct->flags & SP_CT_F_SNAT))
+		return SP_CONTINUE;
 	/* A SYN on the tuple of a NATed flow on its way out belongs to a new
 	 * connection reusing the client's port, straight to the backend: not
 	 * a reply of ours. Forget the old entry instead of rewriting the new
@@ -527,16 +538,24 @@ int sp_ct_reap(struct sp_reap_args *a)
  */
 __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 {
+	struct sp_stats *st = stats_get(SP_SLOT_UPLINK_TC);
 	struct sp_svc *svc;
+	int ret;
 
 	if (!p || p->icmp || p->frag == SP_FRAG_LATER)
 		return SP_V_PASS;
+
 	svc = svc_lookup(p);
+	if (!svc || (svc->flags & SP_SVC_F_NODEPORT)) {
+		ret = handle_reply(skb, HOOK_TC_INGRESS, p, st);
+		if (ret != SP_CONTINUE)
+			return ret;
+	}
 	if (!svc)
 		return SP_V_PASS;
 	if (svc->n && !(svc->flags & (SP_SVC_F_EXTERNAL | SP_SVC_F_NODEPORT | SP_SVC_F_LOCAL_ONLY)))
 		return SP_V_PASS;
-	return handle_service(skb, HOOK_TC_INGRESS, p, svc, stats_get(SP_SLOT_UPLINK_TC));
+	return handle_service(skb, HOOK_TC_INGRESS, p, svc, st);
 }
 
 SEC("tc")
