@@ -1537,7 +1537,10 @@ static const char *fmt_ct_nat(const struct ct_rec *r, char *buf, size_t len)
 	if (r->k.dir == SP_CT_FWD) {
 		fmt_ipport(&r->v.nat_addr, f, r->v.nat_port, a, sizeof(a));
 		snprintf(buf, len, "dst=%s%s%s", a, hp ? " src=" : "",
-			 hp ? fmt_ip(&r->v.nat_saddr, f, b, sizeof(b)) : "");
+			 !hp ? "" :
+			 (r->v.flags & SP_CT_F_SNAT) ?
+			       fmt_ipport(&r->v.nat_saddr, f, r->v.nat_sport, b, sizeof(b)) :
+			       fmt_ip(&r->v.nat_saddr, f, b, sizeof(b)));
 	} else {
 		fmt_ipport(&r->v.nat_addr, f, r->v.nat_port, a, sizeof(a));
 		snprintf(buf, len, "src=%s%s%s", a, hp ? " dst=" : "",
@@ -1548,8 +1551,12 @@ static const char *fmt_ct_nat(const struct ct_rec *r, char *buf, size_t len)
 
 static const char *fmt_ct_flags(__u8 flags, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s", flags & SP_CT_F_HAIRPIN ? "hairpin" : "",
-		 (flags & SP_CT_F_HAIRPIN) && (flags & SP_CT_F_NODEPORT) ? "," : "",
+	/* SNAT sets HAIRPIN too (the source address is rewritten): name it once. */
+	const char *src = (flags & SP_CT_F_SNAT)    ? "snat" :
+			  (flags & SP_CT_F_HAIRPIN) ? "hairpin" :
+						      "";
+
+	snprintf(buf, len, "%s%s%s", src, *src && (flags & SP_CT_F_NODEPORT) ? "," : "",
 		 flags & SP_CT_F_NODEPORT ? "nodeport" : "");
 	if (!*buf)
 		snprintf(buf, len, "-");
@@ -1603,7 +1610,8 @@ static int ct_json_entry(struct json_object *arr, const struct ct_rec *r, __u64 
 	err = err ?: jset(o, "expires_in", ji64(ns_until(r->v.expires, now) / 1000000000));
 	err = err ?: jset(o, "expired", jbool(r->v.expires <= now));
 	err = err ?: jset(o, "age", ji64(-ns_until(r->v.created, now) / 1000000000));
-	err = err ?: jset(o, "hairpin", jbool(hp));
+	err = err ?: jset(o, "hairpin", jbool(hp && !(r->v.flags & SP_CT_F_SNAT)));
+	err = err ?: jset(o, "snat", jbool(!!(r->v.flags & SP_CT_F_SNAT)));
 	err = err ?: jset(o, "nodeport", jbool(!!(r->v.flags & SP_CT_F_NODEPORT)));
 	return err;
 }
