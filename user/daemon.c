@@ -42,6 +42,7 @@
 #include "config.h"
 #include "ct_gc.h"
 #include "dp.h"
+#include "http.h"
 #include "inspect.h"
 #include "k8s.h"
 #include "log.h"
@@ -164,7 +165,7 @@ static void run_usage(FILE *f)
 		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
 		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
 		"Other:\n"
-		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics\n"
+		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
 		"                               (default 127.0.0.1:9477; 'off')\n"
 		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
 		"  -h, --help                   this text\n",
@@ -441,7 +442,29 @@ struct daemon {
 	struct sp_ct_gc_stats gc_last;
 	uint64_t gc_runs, gc_deleted, gc_early, gc_errors;
 	bool gc_pressure; /* live entries >= 90% of capacity at the last pass */
+	/* What the HTTP server threads read, published by the loop (the only
+	 * writer of the maps and of the fields above) after each apply. */
+	pthread_mutex_t pub_lock;
+	struct {
+		bool synced;
+		size_t n_services, n_backends;
+		uint64_t applies, apply_errors;
+		double last_apply_ms;
+	} pub;
 };
+
+/* Copy what /healthz and /metrics show into d->pub (see struct daemon). */
+static void publish(struct daemon *d)
+{
+	pthread_mutex_lock(&d->pub_lock);
+	d->pub.synced = d->synced;
+	d->pub.n_services = d->sync ? sp_sync_n_services(d->sync) : 0;
+	d->pub.n_backends = d->sync ? sp_sync_n_backends(d->sync) : 0;
+	d->pub.applies = d->applies;
+	d->pub.apply_errors = d->apply_errors;
+	d->pub.last_apply_ms = d->last_apply_ms;
+	pthread_mutex_unlock(&d->pub_lock);
+}
 
 /*
  * The conntrack collector: one pass, then wait for the next (shorter as the
@@ -631,6 +654,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 		st.svc_added, st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
 		err ? " (with errors, see above)" : "");
 	sp_desired_free(&want);
+	publish(d);
 	return err;
 }
 
@@ -801,41 +825,6 @@ static void netlink_read(struct daemon *d, int fd)
 
 /* ---- metrics and health ---------------------------------------------------------- */
 
-static int metrics_open(const char *addr)
-{
-	char host[64];
-	const char *colon = strrchr(addr, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fd, one = 1;
-
-	if (!strcmp(addr, "off"))
-		return -1;
-	if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-		pr_err("--metrics-addr %s: expected ADDRESS:PORT", addr);
-		return -EINVAL;
-	}
-	memcpy(host, addr, colon - addr);
-	host[colon - addr] = '\0';
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || atoi(colon + 1) <= 0 ||
-	    atoi(colon + 1) > 65535) {
-		pr_err("--metrics-addr %s: expected IPv4-ADDRESS:PORT", addr);
-		return -EINVAL;
-	}
-	sa.sin_port = htons(atoi(colon + 1));
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
-		int err = -errno;
-
-		pr_warn("metrics on %s: %s; serving none", addr, strerror(-err));
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 static void metrics_body(struct daemon *d, FILE *f)
 {
 	static const char *const rnames[] = SP_REASON_NAMES;
@@ -844,12 +833,14 @@ static void metrics_body(struct daemon *d, FILE *f)
 	struct sp_reason_count *rc = calloc(ncpu > 0 ? ncpu : 1, sizeof(*rc));
 	__u32 k;
 
-	fprintf(f, "# TYPE svcplane_up gauge\nsvcplane_up %d\n", d->synced ? 1 : 0);
-	fprintf(f, "svcplane_services %zu\nsvcplane_backends %zu\n", sp_sync_n_services(d->sync),
-		sp_sync_n_backends(d->sync));
+	pthread_mutex_lock(&d->pub_lock);
+	fprintf(f, "# TYPE svcplane_up gauge\nsvcplane_up %d\n", d->pub.synced ? 1 : 0);
+	fprintf(f, "svcplane_services %zu\nsvcplane_backends %zu\n", d->pub.n_services,
+		d->pub.n_backends);
 	fprintf(f, "svcplane_sync_total %llu\nsvcplane_sync_errors_total %llu\n",
-		(unsigned long long)d->applies, (unsigned long long)d->apply_errors);
-	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->last_apply_ms);
+		(unsigned long long)d->pub.applies, (unsigned long long)d->pub.apply_errors);
+	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->pub.last_apply_ms);
+	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_lock(&d->gc_lock);
 	fprintf(f, "svcplane_ct_capacity %u\n", d->o->dp.ct_size);
 	if (d->gc_runs) {
@@ -912,51 +903,68 @@ static void metrics_body(struct daemon *d, FILE *f)
 	free(rc);
 }
 
-/* One short request per connection; the endpoint is for probes and scrapes. */
-static void metrics_serve(struct daemon *d, int lfd)
+/*
+ * The --metrics-addr server's handler (on its own thread; reads d->pub, the
+ * collector's figures under gc_lock and the counter maps). /healthz is
+ * readiness (synced); /livez only says the daemon answers, so a daemon
+ * waiting for an unreachable API server at boot is not restarted in a loop
+ * by a liveness probe (its datapath is pinned and serving the last state
+ * anyway).
+ */
+static int metrics_handle(void *arg, const char *path, struct sp_http_reply *r)
 {
-	char req[1024], *body = NULL;
-	size_t blen = 0;
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t n;
+	struct daemon *d = arg;
+	bool synced;
 	FILE *f;
 
-	if (fd < 0)
-		return;
-	if (poll(&p, 1, 1000) <= 0 || (n = recv(fd, req, sizeof(req) - 1, 0)) <= 0) {
-		close(fd);
-		return;
+	pthread_mutex_lock(&d->pub_lock);
+	synced = d->pub.synced;
+	pthread_mutex_unlock(&d->pub_lock);
+	r->content_type = "text/plain; version=0.0.4";
+	if (!strcmp(path, "/healthz")) {
+		r->status = synced ? 200 : 503;
+		return sp_http_printf(r, "%s\n", synced ? "ok" : "not synced");
 	}
-	req[n] = '\0';
-	f = open_memstream(&body, &blen);
-	if (!f) {
-		close(fd);
-		return;
+	if (!strcmp(path, "/livez"))
+		return sp_http_printf(r, "alive\n");
+	if (strcmp(path, "/metrics")) {
+		r->status = 404;
+		return sp_http_printf(r, "svcplane: GET /healthz, /livez or /metrics\n");
 	}
-	/* /healthz is readiness (synced); /livez only says the loop answers,
-	 * so a daemon waiting for an unreachable API server at boot is not
-	 * restarted in a loop by a liveness probe (its datapath is pinned and
-	 * serving the last state anyway). */
-	if (!strncmp(req, "GET /healthz", 12))
-		fprintf(f, "%s\n", d->synced ? "ok" : "not synced");
-	else if (!strncmp(req, "GET /livez", 10))
-		fprintf(f, "alive\n");
-	else if (!strncmp(req, "GET /metrics", 12))
-		metrics_body(d, f);
-	else
-		fprintf(f, "svcplane: GET /healthz, /livez or /metrics\n");
-	fclose(f);
-	dprintf(fd,
-		"HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"
-		"Connection: close\r\n\r\n",
-		(!strncmp(req, "GET /healthz", 12) && !d->synced) ? "503 Service Unavailable"
-								   : "200 OK",
-		blen);
-	if (write(fd, body, blen) < 0)
-		pr_debug("metrics: write: %s", strerror(errno));
-	free(body);
-	close(fd);
+	f = open_memstream(&r->body, &r->len);
+	if (!f)
+		return -ENOMEM;
+	metrics_body(d, f);
+	return fclose(f) ? -ENOMEM : 0;
+}
+
+/* Start the --metrics-addr server. NULL when 'off' or when the port is
+ * taken (logged; the daemon runs without it, as before); *err is set on
+ * a bad address or another bind failure, which stop the daemon. */
+static struct sp_http *metrics_start(struct daemon *d, int *err)
+{
+	struct sp_http_limits lim = SP_HTTP_LIMITS_DEFAULT;
+	struct sockaddr_storage sa;
+	struct sp_http *h;
+	socklen_t len;
+	int ret;
+
+	*err = 0;
+	ret = sp_http_parse_addr(d->o->metrics_addr, &sa, &len);
+	if (ret == 1)
+		return NULL;
+	if (ret) {
+		pr_err("--metrics-addr %s: expected ADDRESS:PORT, [IPV6]:PORT or off",
+		       d->o->metrics_addr);
+		*err = -EINVAL;
+		return NULL;
+	}
+	h = sp_http_start("metrics", &sa, len, &lim, metrics_handle, d, SP_LOG_WARN, &ret);
+	if (!h && ret != -EADDRINUSE)
+		*err = ret;
+	else if (!h)
+		pr_warn("metrics on %s: %s; serving none", d->o->metrics_addr, strerror(-ret));
+	return h;
 }
 
 /* ---- Kubernetes ---------------------------------------------------------------- */
@@ -995,8 +1003,10 @@ static void k8s_apply_pending(struct daemon *d)
 		sync_node_addrs(d, u->node_addrs, u->n_node_addrs);
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
-	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false))
+	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false)) {
 		d->synced = true;
+		publish(d);
+	}
 	sp_k8s_update_free(u);
 }
 
@@ -1077,7 +1087,8 @@ int cmd_run(int argc, char **argv)
 	struct sp_k8s *k8s = NULL;
 	struct sp_sync_maps sm;
 	sigset_t mask;
-	int sfd = -1, nlfd = -1, mfd = -1, lockfd = -1, err, i;
+	struct sp_http *metrics = NULL;
+	int sfd = -1, nlfd = -1, lockfd = -1, err, i;
 	bool stop = false;
 
 	err = parse_run_opts(argc, argv, &o);
@@ -1096,6 +1107,7 @@ int cmd_run(int argc, char **argv)
 	d.gc_stop_efd = -1;
 	pthread_mutex_init(&d.k8s_lock, NULL);
 	pthread_mutex_init(&d.gc_lock, NULL);
+	pthread_mutex_init(&d.pub_lock, NULL);
 
 	lockfd = pidfile_lock(o.dp.pin_dir);
 	if (lockfd < 0)
@@ -1155,6 +1167,7 @@ int cmd_run(int argc, char **argv)
 		if (err && err != -ENOSPC)
 			goto out;
 		d.synced = true;
+		publish(&d);
 	}
 	err = sync_node_addrs(&d, NULL, 0);
 	if (err)
@@ -1200,11 +1213,9 @@ int cmd_run(int argc, char **argv)
 	}
 
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	mfd = metrics_open(o.metrics_addr);
-	if (mfd < -1 && mfd != -EADDRINUSE) {
-		err = mfd;
+	metrics = metrics_start(&d, &err);
+	if (err)
 		goto out;
-	}
 	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
 		o.config ? o.config : (k8s ? "Kubernetes API" : "embedded default config"));
 	err = gc_start(&d);
@@ -1213,13 +1224,12 @@ int cmd_run(int argc, char **argv)
 	announce_ready(&d);
 
 	while (!stop) {
-		struct pollfd p[4] = {
+		struct pollfd p[3] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = nlfd, .events = POLLIN },
-			{ .fd = mfd, .events = POLLIN },
 			{ .fd = d.k8s_efd, .events = POLLIN },
 		};
-		int n = poll(p, 4, 1000);
+		int n = poll(p, 3, 1000);
 
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
@@ -1245,9 +1255,7 @@ int cmd_run(int argc, char **argv)
 		}
 		if (nlfd >= 0 && (p[1].revents & POLLIN))
 			netlink_read(&d, nlfd);
-		if (mfd >= 0 && (p[2].revents & POLLIN))
-			metrics_serve(&d, mfd);
-		if (d.k8s_efd >= 0 && (p[3].revents & POLLIN)) {
+		if (d.k8s_efd >= 0 && (p[2].revents & POLLIN)) {
 			k8s_apply_pending(&d);
 			announce_ready(&d);
 		}
@@ -1256,6 +1264,7 @@ int cmd_run(int argc, char **argv)
 	}
 	err = 0;
 out:
+	sp_http_stop(metrics); /* first: its handler reads what follows */
 	gc_stop(&d);
 	sp_model_free(&start_model);
 	if (k8s)
@@ -1268,14 +1277,13 @@ out:
 		close(sfd);
 	if (nlfd >= 0)
 		close(nlfd);
-	if (mfd >= 0)
-		close(mfd);
 	sp_sync_free(d.sync);
 	sp_dp_close(&d.dp);
 	if (lockfd >= 0)
 		close(lockfd);
 	pthread_mutex_destroy(&d.k8s_lock);
 	pthread_mutex_destroy(&d.gc_lock);
+	pthread_mutex_destroy(&d.pub_lock);
 	return err;
 }
 
