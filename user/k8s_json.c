@@ -361,6 +361,7 @@ static int parse_svc_spec(struct json_object *obj, struct sp_service *s, const c
 	struct json_object *spec = jget(obj, "spec"), *arr, *cfg;
 	const char *type, *cip, *aff;
 	int64_t timeout = AFFINITY_TIMEOUT_DEFAULT;
+	int64_t hcnp = 0;
 	size_t i;
 	int ret;
 
@@ -452,6 +453,11 @@ static int parse_svc_spec(struct json_object *obj, struct sp_service *s, const c
 		     id);
 		return -EINVAL;
 	}
+	if (jint(spec, "healthCheckNodePort", 0, 65535, &hcnp)) {
+		errf(err, errlen, "Service %s: spec.healthCheckNodePort must be 0-65535", id);
+		return -EINVAL;
+	}
+	s->health_check_node_port = (uint16_t)hcnp;
 	if (parse_policy(spec, "internalTrafficPolicy", &s->itp_local)) {
 		errf(err, errlen, "Service %s: spec.internalTrafficPolicy must be Cluster or Local",
 		     id);
