@@ -42,6 +42,7 @@
 #include "config.h"
 #include "ct_gc.h"
 #include "dp.h"
+#include "health.h"
 #include "http.h"
 #include "inspect.h"
 #include "k8s.h"
@@ -74,6 +75,9 @@ struct run_opts {
 	int n_np_cidrs;
 	enum sp_xdp_mode xdp_mode;
 	const char *metrics_addr;
+	const char *healthz_addr; /* kube-proxy's health server */
+	uint32_t healthz_max_stale; /* seconds */
+	const char *api_server; /* --k8s-api-server */
 	const char *node_name;
 	const char *proxy_name;
 	uint32_t fixed_m;
@@ -110,6 +114,9 @@ static const struct option run_longopts[] = {
 	{ "node-name", required_argument, NULL, 1008 },
 	{ "proxy-name", required_argument, NULL, 1009 },
 	{ "nodeport-addresses", required_argument, NULL, 1010 },
+	{ "healthz-addr", required_argument, NULL, 1014 },
+	{ "healthz-max-staleness", required_argument, NULL, 1015 },
+	{ "k8s-api-server", required_argument, NULL, 1016 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -127,6 +134,9 @@ static void run_usage(FILE *f)
 		"  -c, --config FILE            static config (YAML, see docs/CONFIG.md)\n"
 		"  -k, --kubeconfig FILE        watch the Kubernetes API with this kubeconfig\n"
 		"  -K, --in-cluster             watch the Kubernetes API with the pod's service account\n"
+		"      --k8s-api-server URL     reach the API server here (https://10.0.0.1:6443), not\n"
+		"                               at KUBERNETES_SERVICE_HOST/_PORT: that is the kubernetes\n"
+		"                               Service's ClusterIP, which only svcplane programs\n"
 		"      --node-name NAME         this node (default $NODE_NAME, else the hostname)\n"
 		"      --proxy-name NAME        only Services labelled service.kubernetes.io/\n"
 		"                               service-proxy-name=NAME\n\n"
@@ -167,9 +177,14 @@ static void run_usage(FILE *f)
 		"Other:\n"
 		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
 		"                               (default 127.0.0.1:9477; 'off')\n"
+		"      --healthz-addr ADDR:PORT kube-proxy's health server, /healthz and /livez as JSON\n"
+		"                               (default " SP_HEALTHZ_ADDR_DEFAULT ", both families; 'off')\n"
+		"      --healthz-max-staleness S  503 once a change waits this long to be applied\n"
+		"                               (default %u)\n"
 		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
 		"  -h, --help                   this text\n",
-		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS);
+		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS,
+		SP_HEALTHZ_MAX_STALENESS_DEFAULT);
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -236,6 +251,26 @@ static bool cidr_contains(const struct cidr *c, const struct sp_ip *ip)
 	return !rest || ((c->net.b[full] ^ ip->b[full]) & (0xff << (8 - rest))) == 0;
 }
 
+const char *sp_node_name_default(const char *given)
+{
+	static char host[HOST_NAME_MAX + 1];
+	const char *env = getenv("NODE_NAME");
+	char *c;
+
+	if (given && *given)
+		return given;
+	if (env && *env)
+		return env;
+	if (gethostname(host, sizeof(host)) || !host[0])
+		return NULL;
+	host[sizeof(host) - 1] = '\0';
+	/* As kubelet names the Node (and kube-proxy finds it): lowercase. */
+	for (c = host; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c += 'a' - 'A';
+	return host;
+}
+
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	uint32_t v;
@@ -245,6 +280,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	sp_dp_opts_default(&o->dp);
 	o->ct_gc_interval = 10;
 	o->metrics_addr = "127.0.0.1:9477";
+	o->healthz_addr = SP_HEALTHZ_ADDR_DEFAULT;
+	o->healthz_max_stale = SP_HEALTHZ_MAX_STALENESS_DEFAULT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:k:Ki:p:a:d:x:Rs:m:S:B:C:M:vh", run_longopts,
 				NULL)) != -1) {
@@ -386,6 +423,22 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 1010:
 			err = parse_cidrs(optarg, o);
 			break;
+		case 1014:
+			o->healthz_addr = optarg;
+			break;
+		case 1015:
+			err = parse_u32("--healthz-max-staleness", optarg, 1, 86400,
+					&o->healthz_max_stale);
+			break;
+		case 1016:
+			if (strncmp(optarg, "https://", 8) && strncmp(optarg, "http://", 7)) {
+				fprintf(stderr, "svcplane run: --k8s-api-server '%s': expected a URL, "
+						"e.g. https://10.0.0.1:6443\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->api_server = optarg;
+			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
 			break;
@@ -411,8 +464,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "svcplane run: --config and the Kubernetes API are exclusive\n");
 		return -EINVAL;
 	}
-	if (!o->node_name)
-		o->node_name = getenv("NODE_NAME");
+	if (o->api_server && !o->kubeconfig && !o->in_cluster) {
+		fprintf(stderr, "svcplane run: --k8s-api-server needs --in-cluster or --kubeconfig\n");
+		return -EINVAL;
+	}
+	o->node_name = sp_node_name_default(o->node_name);
 	return 0;
 }
 
@@ -445,6 +501,11 @@ struct daemon {
 	/* What the HTTP server threads read, published by the loop (the only
 	 * writer of the maps and of the fields above) after each apply. */
 	pthread_mutex_t pub_lock;
+	/* kube-proxy's health servers (health.h; their own locks). */
+	struct sp_proxy_health ph;
+	struct sp_http *proxy_http;
+	bool proxy_http_wanted;
+	struct sp_svc_health *svc_health;
 	struct {
 		bool synced;
 		size_t n_services, n_backends;
@@ -603,6 +664,14 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static int64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void resolve_warn(void *arg, const char *msg)
 {
 	(void)arg;
@@ -644,6 +713,13 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 		}
 	}
 	err = sp_sync_apply(d->sync, &want, &st);
+	/* Some Services not fitting (-ENOSPC, logged and counted) still leaves
+	 * the source's state applied as far as it can be: trying again would
+	 * not change it. Anything else is a failed sync for /healthz. */
+	if (!err || err == -ENOSPC) {
+		sp_proxy_health_updated(&d->ph, real_ns());
+		sp_svc_health_sync(d->svc_health, m, d->o->node_name, d->o->proxy_name);
+	}
 	d->last_apply_ms = now_ms() - t0;
 	d->applies++;
 	if (err)
@@ -967,6 +1043,42 @@ static struct sp_http *metrics_start(struct daemon *d, int *err)
 	return h;
 }
 
+static int proxy_health_handle(void *arg, const char *path, struct sp_http_reply *r)
+{
+	struct daemon *d = arg;
+
+	return sp_proxy_health_reply(&d->ph, path, sp_mono_ns(), real_ns(), r);
+}
+
+/* (Re)start kube-proxy's health server. A bad address is an error; a port
+ * that cannot be bound is logged once and tried again by the loop. */
+static int proxy_health_start(struct daemon *d, bool retry)
+{
+	struct sp_http_limits lim = SP_HTTP_LIMITS_DEFAULT;
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int ret;
+
+	ret = sp_http_parse_addr(d->o->healthz_addr, &sa, &len);
+	if (ret == 1)
+		return 0;
+	if (ret) {
+		pr_err("--healthz-addr %s: expected ADDRESS:PORT, [IPV6]:PORT or off",
+		       d->o->healthz_addr);
+		return -EINVAL;
+	}
+	d->proxy_http_wanted = true;
+	d->proxy_http = sp_http_start("proxy health server", &sa, len, &lim, proxy_health_handle,
+				      d, retry ? SP_LOG_DEBUG : SP_LOG_WARN, &ret);
+	if (!d->proxy_http && !retry)
+		pr_warn("proxy health server on %s: not serving for now; trying again every "
+			"second",
+			d->o->healthz_addr);
+	else if (d->proxy_http && retry)
+		pr_info("proxy health server on %s: serving now", d->o->healthz_addr);
+	return 0;
+}
+
 /* ---- Kubernetes ---------------------------------------------------------------- */
 
 /* Runs on the watcher thread: park the newest snapshot (an older one not
@@ -976,6 +1088,7 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 	struct daemon *d = arg;
 	uint64_t one = 1;
 
+	sp_proxy_health_queued(&d->ph, sp_mono_ns());
 	pthread_mutex_lock(&d->k8s_lock);
 	if (d->k8s_pending)
 		sp_k8s_update_free(d->k8s_pending);
@@ -999,8 +1112,10 @@ static void k8s_apply_pending(struct daemon *d)
 	pthread_mutex_unlock(&d->k8s_lock);
 	if (!u)
 		return;
-	if (u->node_known)
+	if (u->node_known) {
 		sync_node_addrs(d, u->node_addrs, u->n_node_addrs);
+		sp_proxy_health_node(&d->ph, !u->node_leaving);
+	}
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
 	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false)) {
@@ -1008,6 +1123,29 @@ static void k8s_apply_pending(struct daemon *d)
 		publish(d);
 	}
 	sp_k8s_update_free(u);
+}
+
+/*
+ * In-cluster without --k8s-api-server, the API server is reached at
+ * KUBERNETES_SERVICE_HOST: the kubernetes Service's ClusterIP, which only
+ * works once svcplane itself has programmed it. A node with no pinned
+ * Service state (first start, after `svcplane detach`) cannot get there:
+ * say so, and how to fix it, while it is the case (the watcher keeps
+ * retrying, and a pinned state from an earlier run makes it work).
+ */
+static void bootstrap_hint(struct daemon *d)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+
+	if (!d->o->in_cluster || d->o->api_server || d->synced || !d->sync ||
+	    sp_sync_n_services(d->sync))
+		return;
+	pr_warn("no Service state is pinned under %s yet, so the API server's ClusterIP "
+		"(KUBERNETES_SERVICE_HOST=%s) is not programmed and cannot be reached from "
+		"this node until svcplane has synced: start svcplane with --k8s-api-server "
+		"https://ADDRESS:PORT of the API server itself (see docs/KUBERNETES.md); "
+		"retrying meanwhile",
+		d->o->dp.pin_dir, host ? host : "(unset)");
 }
 
 /* ---- pid file ------------------------------------------------------------------ */
@@ -1090,6 +1228,7 @@ int cmd_run(int argc, char **argv)
 	struct sp_http *metrics = NULL;
 	int sfd = -1, nlfd = -1, lockfd = -1, err, i;
 	bool stop = false;
+	uint64_t last_retry = 0, retries = 0;
 
 	err = parse_run_opts(argc, argv, &o);
 	if (err)
@@ -1108,10 +1247,20 @@ int cmd_run(int argc, char **argv)
 	pthread_mutex_init(&d.k8s_lock, NULL);
 	pthread_mutex_init(&d.gc_lock, NULL);
 	pthread_mutex_init(&d.pub_lock, NULL);
+	sp_proxy_health_init(&d.ph, o.healthz_max_stale);
+	/* The first state is a change waiting until it is applied. */
+	sp_proxy_health_queued(&d.ph, sp_mono_ns());
+	d.svc_health = sp_svc_health_new(&d.ph);
+	if (!d.svc_health) {
+		err = -ENOMEM;
+		goto out;
+	}
 
 	lockfd = pidfile_lock(o.dp.pin_dir);
-	if (lockfd < 0)
-		return lockfd;
+	if (lockfd < 0) {
+		err = lockfd;
+		goto out;
+	}
 	d.pidfd = lockfd;
 
 	/* Load the source before touching the datapath: a bad file at start
@@ -1158,6 +1307,8 @@ int cmd_run(int argc, char **argv)
 		pr_err("read pinned state: %s", strerror(-err));
 		goto out;
 	}
+	publish(&d);
+	bootstrap_hint(&d);
 
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
@@ -1202,6 +1353,7 @@ int cmd_run(int argc, char **argv)
 		memset(&ko, 0, sizeof(ko));
 		ko.kubeconfig = o.kubeconfig; /* NULL with --in-cluster */
 		ko.node_name = o.node_name;
+		ko.api_server = o.api_server;
 		if (sp_log_level >= SP_LOG_DEBUG)
 			sp_k8s_set_log_level(SP_K8S_LOG_DEBUG);
 		k8s = sp_k8s_start(&ko, k8s_on_update, &d, msg, sizeof(msg));
@@ -1214,6 +1366,9 @@ int cmd_run(int argc, char **argv)
 
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	metrics = metrics_start(&d, &err);
+	if (err)
+		goto out;
+	err = proxy_health_start(&d, false);
 	if (err)
 		goto out;
 	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
@@ -1243,6 +1398,7 @@ int cmd_run(int argc, char **argv)
 				if (si.ssi_signo == SIGHUP) {
 					if (!k8s) {
 						config_changed(&d);
+						sp_proxy_health_queued(&d.ph, sp_mono_ns());
 						apply_config(&d, "SIGHUP");
 					}
 				} else {
@@ -1259,12 +1415,25 @@ int cmd_run(int argc, char **argv)
 			k8s_apply_pending(&d);
 			announce_ready(&d);
 		}
-		if (!k8s && config_changed(&d))
+		if (!k8s && config_changed(&d)) {
+			sp_proxy_health_queued(&d.ph, sp_mono_ns());
 			apply_config(&d, "file changed");
+		}
+		/* Ports that could not be bound: again, at most once a second. */
+		if (sp_mono_ns() - last_retry >= 1000000000ULL) {
+			last_retry = sp_mono_ns();
+			if (++retries % 30 == 0)
+				bootstrap_hint(&d);
+			sp_svc_health_retry(d.svc_health);
+			if (d.proxy_http_wanted && !d.proxy_http)
+				proxy_health_start(&d, true);
+		}
 	}
 	err = 0;
 out:
-	sp_http_stop(metrics); /* first: its handler reads what follows */
+	sp_http_stop(metrics); /* first: their handlers read what follows */
+	sp_http_stop(d.proxy_http);
+	sp_svc_health_free(d.svc_health);
 	gc_stop(&d);
 	sp_model_free(&start_model);
 	if (k8s)
@@ -1284,6 +1453,7 @@ out:
 	pthread_mutex_destroy(&d.k8s_lock);
 	pthread_mutex_destroy(&d.gc_lock);
 	pthread_mutex_destroy(&d.pub_lock);
+	sp_proxy_health_destroy(&d.ph);
 	return err;
 }
 

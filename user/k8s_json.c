@@ -757,6 +757,27 @@ fail:
 	return -EINVAL;
 }
 
+bool sp_k8s_node_leaving(struct json_object *obj)
+{
+	struct json_object *md = jget(obj, "metadata"), *taints = NULL, *ts;
+	size_t i;
+
+	ts = jget(md, "deletionTimestamp");
+	if (ts && jis(ts, json_type_string) && *json_object_get_string(ts))
+		return true;
+	if (jarr(jget(obj, "spec"), "taints", &taints) || !taints)
+		return false;
+	for (i = 0; i < jlen(taints); i++) {
+		const char *key = NULL;
+		struct json_object *t = json_object_array_get_idx(taints, i);
+
+		if (jis(t, json_type_object) && !jstr(t, "key", &key) && key &&
+		    !strcmp(key, "ToBeDeletedByClusterAutoscaler"))
+			return true;
+	}
+	return false;
+}
+
 /* ---- Deep copies ---- */
 
 static int dup_opt(char **dst, const char *src)
