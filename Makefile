@@ -16,7 +16,11 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 USER_CFLAGS := $(CFLAGS) $(SAN) -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	-Iinclude -Iuser -I$(OUT) -MD -D_GNU_SOURCE
-LDLIBS   := -lbpf -lelf -lz -ljson-c -lcurl -lyaml -lpthread -lm
+# libmicrohttpd through pkg-config (its flags differ between builds of it).
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS   := $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)
+USER_CFLAGS += $(MHD_CFLAGS)
+LDLIBS   := -lbpf -lelf -lz -ljson-c -lcurl -lyaml $(MHD_LIBS) -lpthread -lm
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))

@@ -5,7 +5,7 @@
 # `--stress` what `make test-stress` needs (stress-ng).
 set -eu
 PKGS=(clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool iproute2
-      libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev
+      libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev libmicrohttpd-dev pkgconf
       iptables nftables conntrack socat ethtool curl python3 openssl
       valgrind gnuplot-nox procps)
 check=0

@@ -17,4 +17,8 @@ int cmd_stats(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_check_config(int argc, char **argv); /* user/config.c: validate a file and exit */
 
+/* `run`'s node name: given (--node-name), else $NODE_NAME, else the
+ * hostname lowercased, as kubelet names the Node; NULL if none. */
+const char *sp_node_name_default(const char *given);
+
 #endif /* SP_CLI_H */

@@ -584,6 +584,7 @@ enum {
 	SF_AFFINITY,
 	SF_AFFINITY_TIMEOUT,
 	SF_PORTS,
+	SF_HCNP,
 	SF_MAX,
 };
 
@@ -601,6 +602,7 @@ static const char *const svc_fields[SF_MAX] = {
 	[SF_AFFINITY] = "sessionAffinity",
 	[SF_AFFINITY_TIMEOUT] = "sessionAffinityTimeoutSeconds",
 	[SF_PORTS] = "ports",
+	[SF_HCNP] = "healthCheckNodePort",
 };
 
 enum { SPF_NAME, SPF_PROTOCOL, SPF_PORT, SPF_TARGET_PORT, SPF_NODE_PORT, SPF_MAX };
@@ -1049,6 +1051,26 @@ static int parse_service(struct cfg *c, int idx, size_t si)
 		if (rc)
 			return rc;
 		s->affinity_timeout = x;
+	}
+	if (v[SF_HCNP]) {
+		/* As Kubernetes' validation: only a LoadBalancer Service with
+		 * externalTrafficPolicy Local needs a health check, and the port
+		 * comes from the node port range, so no nodePort may share it. */
+		pathf(fp, sizeof(fp), "%s.healthCheckNodePort", path);
+		rc = get_uint(c, v[SF_HCNP], fp, 1, 65535, &x);
+		if (rc)
+			return rc;
+		if (s->type != SP_SVC_LOAD_BALANCER || !s->etp_local)
+			return cfg_err(c, cfg_node(c, v[SF_HCNP])->start_mark, fp,
+				       "healthCheckNodePort may only be set when type is "
+				       "LoadBalancer and externalTrafficPolicy is Local");
+		s->health_check_node_port = x;
+		cl = claim_add(c, CK_NODEPORT, si, cfg_node(c, v[SF_HCNP])->start_mark, fp);
+		if (!cl)
+			return cfg_nomem(c);
+		cl->key[0] = x >> 8;
+		cl->key[1] = x & 0xff;
+		cl->key[2] = IPPROTO_TCP;
 	}
 	return 0;
 }

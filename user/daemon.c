@@ -42,6 +42,8 @@
 #include "config.h"
 #include "ct_gc.h"
 #include "dp.h"
+#include "health.h"
+#include "http.h"
 #include "inspect.h"
 #include "k8s.h"
 #include "log.h"
@@ -73,6 +75,9 @@ struct run_opts {
 	int n_np_cidrs;
 	enum sp_xdp_mode xdp_mode;
 	const char *metrics_addr;
+	const char *healthz_addr; /* kube-proxy's health server */
+	uint32_t healthz_max_stale; /* seconds */
+	const char *api_server; /* --k8s-api-server */
 	const char *node_name;
 	const char *proxy_name;
 	uint32_t fixed_m;
@@ -109,8 +114,11 @@ static const struct option run_longopts[] = {
 	{ "node-name", required_argument, NULL, 1008 },
 	{ "proxy-name", required_argument, NULL, 1009 },
 	{ "nodeport-addresses", required_argument, NULL, 1010 },
-	{ "cluster-cidr", required_argument, NULL, 1014 },
-	{ "snat-ports", required_argument, NULL, 1015 },
+	{ "cluster-cidr", required_argument, NULL, 1017 },
+	{ "snat-ports", required_argument, NULL, 1018 },
+	{ "healthz-addr", required_argument, NULL, 1014 },
+	{ "healthz-max-staleness", required_argument, NULL, 1015 },
+	{ "k8s-api-server", required_argument, NULL, 1016 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -128,6 +136,9 @@ static void run_usage(FILE *f)
 		"  -c, --config FILE            static config (YAML, see docs/CONFIG.md)\n"
 		"  -k, --kubeconfig FILE        watch the Kubernetes API with this kubeconfig\n"
 		"  -K, --in-cluster             watch the Kubernetes API with the pod's service account\n"
+		"      --k8s-api-server URL     reach the API server here (https://10.0.0.1:6443), not\n"
+		"                               at KUBERNETES_SERVICE_HOST/_PORT: that is the kubernetes\n"
+		"                               Service's ClusterIP, which only svcplane programs\n"
 		"      --node-name NAME         this node (default $NODE_NAME, else the hostname)\n"
 		"      --proxy-name NAME        only Services labelled service.kubernetes.io/\n"
 		"                               service-proxy-name=NAME\n\n"
@@ -173,11 +184,16 @@ static void run_usage(FILE *f)
 		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
 		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
 		"Other:\n"
-		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics\n"
+		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
 		"                               (default 127.0.0.1:9477; 'off')\n"
+		"      --healthz-addr ADDR:PORT kube-proxy's health server, /healthz and /livez as JSON\n"
+		"                               (default " SP_HEALTHZ_ADDR_DEFAULT ", both families; 'off')\n"
+		"      --healthz-max-staleness S  503 once a change waits this long to be applied\n"
+		"                               (default %u)\n"
 		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
 		"  -h, --help                   this text\n",
-		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS);
+		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS,
+		SP_HEALTHZ_MAX_STALENESS_DEFAULT);
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -289,6 +305,26 @@ static bool cidr_contains(const struct cidr *c, const struct sp_ip *ip)
 	return !rest || ((c->net.b[full] ^ ip->b[full]) & (0xff << (8 - rest))) == 0;
 }
 
+const char *sp_node_name_default(const char *given)
+{
+	static char host[HOST_NAME_MAX + 1];
+	const char *env = getenv("NODE_NAME");
+	char *c;
+
+	if (given && *given)
+		return given;
+	if (env && *env)
+		return env;
+	if (gethostname(host, sizeof(host)) || !host[0])
+		return NULL;
+	host[sizeof(host) - 1] = '\0';
+	/* As kubelet names the Node (and kube-proxy finds it): lowercase. */
+	for (c = host; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c += 'a' - 'A';
+	return host;
+}
+
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	uint32_t v;
@@ -298,6 +334,8 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	sp_dp_opts_default(&o->dp);
 	o->ct_gc_interval = 10;
 	o->metrics_addr = "127.0.0.1:9477";
+	o->healthz_addr = SP_HEALTHZ_ADDR_DEFAULT;
+	o->healthz_max_stale = SP_HEALTHZ_MAX_STALENESS_DEFAULT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:k:Ki:p:a:d:x:Rs:m:S:B:C:M:vh", run_longopts,
 				NULL)) != -1) {
@@ -440,12 +478,28 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			err = parse_cidrs("--nodeport-addresses", optarg, o->np_cidrs, &o->n_np_cidrs,
 					  MAX_NP_CIDRS);
 			break;
-		case 1014:
+		case 1017:
 			err = parse_cluster_cidr(optarg, &o->dp);
 			break;
-		case 1015:
+		case 1018:
 			err = parse_port_range("--snat-ports", optarg, &o->dp.snat_port_min,
 					       &o->dp.snat_port_max);
+			break;
+		case 1014:
+			o->healthz_addr = optarg;
+			break;
+		case 1015:
+			err = parse_u32("--healthz-max-staleness", optarg, 1, 86400,
+					&o->healthz_max_stale);
+			break;
+		case 1016:
+			if (strncmp(optarg, "https://", 8) && strncmp(optarg, "http://", 7)) {
+				fprintf(stderr, "svcplane run: --k8s-api-server '%s': expected a URL, "
+						"e.g. https://10.0.0.1:6443\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->api_server = optarg;
 			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
@@ -472,8 +526,11 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "svcplane run: --config and the Kubernetes API are exclusive\n");
 		return -EINVAL;
 	}
-	if (!o->node_name)
-		o->node_name = getenv("NODE_NAME");
+	if (o->api_server && !o->kubeconfig && !o->in_cluster) {
+		fprintf(stderr, "svcplane run: --k8s-api-server needs --in-cluster or --kubeconfig\n");
+		return -EINVAL;
+	}
+	o->node_name = sp_node_name_default(o->node_name);
 	return 0;
 }
 
@@ -503,7 +560,34 @@ struct daemon {
 	struct sp_ct_gc_stats gc_last;
 	uint64_t gc_runs, gc_deleted, gc_early, gc_errors;
 	bool gc_pressure; /* live entries >= 90% of capacity at the last pass */
+	/* What the HTTP server threads read, published by the loop (the only
+	 * writer of the maps and of the fields above) after each apply. */
+	pthread_mutex_t pub_lock;
+	/* kube-proxy's health servers (health.h; their own locks). */
+	struct sp_proxy_health ph;
+	struct sp_http *proxy_http;
+	bool proxy_http_wanted;
+	struct sp_svc_health *svc_health;
+	struct {
+		bool synced;
+		size_t n_services, n_backends;
+		uint64_t applies, apply_errors;
+		double last_apply_ms;
+	} pub;
 };
+
+/* Copy what /healthz and /metrics show into d->pub (see struct daemon). */
+static void publish(struct daemon *d)
+{
+	pthread_mutex_lock(&d->pub_lock);
+	d->pub.synced = d->synced;
+	d->pub.n_services = d->sync ? sp_sync_n_services(d->sync) : 0;
+	d->pub.n_backends = d->sync ? sp_sync_n_backends(d->sync) : 0;
+	d->pub.applies = d->applies;
+	d->pub.apply_errors = d->apply_errors;
+	d->pub.last_apply_ms = d->last_apply_ms;
+	pthread_mutex_unlock(&d->pub_lock);
+}
 
 /*
  * The conntrack collector: one pass, then wait for the next (shorter as the
@@ -642,6 +726,14 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static int64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void resolve_warn(void *arg, const char *msg)
 {
 	(void)arg;
@@ -683,6 +775,13 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 		}
 	}
 	err = sp_sync_apply(d->sync, &want, &st);
+	/* Some Services not fitting (-ENOSPC, logged and counted) still leaves
+	 * the source's state applied as far as it can be: trying again would
+	 * not change it. Anything else is a failed sync for /healthz. */
+	if (!err || err == -ENOSPC) {
+		sp_proxy_health_updated(&d->ph, real_ns());
+		sp_svc_health_sync(d->svc_health, m, d->o->node_name, d->o->proxy_name);
+	}
 	d->last_apply_ms = now_ms() - t0;
 	d->applies++;
 	if (err)
@@ -693,6 +792,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 		st.svc_added, st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
 		err ? " (with errors, see above)" : "");
 	sp_desired_free(&want);
+	publish(d);
 	return err;
 }
 
@@ -863,41 +963,6 @@ static void netlink_read(struct daemon *d, int fd)
 
 /* ---- metrics and health ---------------------------------------------------------- */
 
-static int metrics_open(const char *addr)
-{
-	char host[64];
-	const char *colon = strrchr(addr, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fd, one = 1;
-
-	if (!strcmp(addr, "off"))
-		return -1;
-	if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
-		pr_err("--metrics-addr %s: expected ADDRESS:PORT", addr);
-		return -EINVAL;
-	}
-	memcpy(host, addr, colon - addr);
-	host[colon - addr] = '\0';
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || atoi(colon + 1) <= 0 ||
-	    atoi(colon + 1) > 65535) {
-		pr_err("--metrics-addr %s: expected IPv4-ADDRESS:PORT", addr);
-		return -EINVAL;
-	}
-	sa.sin_port = htons(atoi(colon + 1));
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
-		int err = -errno;
-
-		pr_warn("metrics on %s: %s; serving none", addr, strerror(-err));
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
 static void metrics_body(struct daemon *d, FILE *f)
 {
 	static const char *const rnames[] = SP_REASON_NAMES;
@@ -906,12 +971,14 @@ static void metrics_body(struct daemon *d, FILE *f)
 	struct sp_reason_count *rc = calloc(ncpu > 0 ? ncpu : 1, sizeof(*rc));
 	__u32 k;
 
-	fprintf(f, "# TYPE svcplane_up gauge\nsvcplane_up %d\n", d->synced ? 1 : 0);
-	fprintf(f, "svcplane_services %zu\nsvcplane_backends %zu\n", sp_sync_n_services(d->sync),
-		sp_sync_n_backends(d->sync));
+	pthread_mutex_lock(&d->pub_lock);
+	fprintf(f, "# TYPE svcplane_up gauge\nsvcplane_up %d\n", d->pub.synced ? 1 : 0);
+	fprintf(f, "svcplane_services %zu\nsvcplane_backends %zu\n", d->pub.n_services,
+		d->pub.n_backends);
 	fprintf(f, "svcplane_sync_total %llu\nsvcplane_sync_errors_total %llu\n",
-		(unsigned long long)d->applies, (unsigned long long)d->apply_errors);
-	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->last_apply_ms);
+		(unsigned long long)d->pub.applies, (unsigned long long)d->pub.apply_errors);
+	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->pub.last_apply_ms);
+	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_lock(&d->gc_lock);
 	fprintf(f, "svcplane_ct_capacity %u\n", d->o->dp.ct_size);
 	if (d->gc_runs) {
@@ -977,51 +1044,104 @@ static void metrics_body(struct daemon *d, FILE *f)
 	free(rc);
 }
 
-/* One short request per connection; the endpoint is for probes and scrapes. */
-static void metrics_serve(struct daemon *d, int lfd)
+/*
+ * The --metrics-addr server's handler (on its own thread; reads d->pub, the
+ * collector's figures under gc_lock and the counter maps). /healthz is
+ * readiness (synced); /livez only says the daemon answers, so a daemon
+ * waiting for an unreachable API server at boot is not restarted in a loop
+ * by a liveness probe (its datapath is pinned and serving the last state
+ * anyway).
+ */
+static int metrics_handle(void *arg, const char *path, struct sp_http_reply *r)
 {
-	char req[1024], *body = NULL;
-	size_t blen = 0;
-	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t n;
+	struct daemon *d = arg;
+	bool synced;
 	FILE *f;
 
-	if (fd < 0)
-		return;
-	if (poll(&p, 1, 1000) <= 0 || (n = recv(fd, req, sizeof(req) - 1, 0)) <= 0) {
-		close(fd);
-		return;
+	pthread_mutex_lock(&d->pub_lock);
+	synced = d->pub.synced;
+	pthread_mutex_unlock(&d->pub_lock);
+	r->content_type = "text/plain; version=0.0.4";
+	if (!strcmp(path, "/healthz")) {
+		r->status = synced ? 200 : 503;
+		return sp_http_printf(r, "%s\n", synced ? "ok" : "not synced");
 	}
-	req[n] = '\0';
-	f = open_memstream(&body, &blen);
-	if (!f) {
-		close(fd);
-		return;
+	if (!strcmp(path, "/livez"))
+		return sp_http_printf(r, "alive\n");
+	if (strcmp(path, "/metrics")) {
+		r->status = 404;
+		return sp_http_printf(r, "svcplane: GET /healthz, /livez or /metrics\n");
 	}
-	/* /healthz is readiness (synced); /livez only says the loop answers,
-	 * so a daemon waiting for an unreachable API server at boot is not
-	 * restarted in a loop by a liveness probe (its datapath is pinned and
-	 * serving the last state anyway). */
-	if (!strncmp(req, "GET /healthz", 12))
-		fprintf(f, "%s\n", d->synced ? "ok" : "not synced");
-	else if (!strncmp(req, "GET /livez", 10))
-		fprintf(f, "alive\n");
-	else if (!strncmp(req, "GET /metrics", 12))
-		metrics_body(d, f);
-	else
-		fprintf(f, "svcplane: GET /healthz, /livez or /metrics\n");
-	fclose(f);
-	dprintf(fd,
-		"HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"
-		"Connection: close\r\n\r\n",
-		(!strncmp(req, "GET /healthz", 12) && !d->synced) ? "503 Service Unavailable"
-								   : "200 OK",
-		blen);
-	if (write(fd, body, blen) < 0)
-		pr_debug("metrics: write: %s", strerror(errno));
-	free(body);
-	close(fd);
+	f = open_memstream(&r->body, &r->len);
+	if (!f)
+		return -ENOMEM;
+	metrics_body(d, f);
+	return fclose(f) ? -ENOMEM : 0;
+}
+
+/* Start the --metrics-addr server. NULL when 'off' or when the port is
+ * taken (logged; the daemon runs without it, as before); *err is set on
+ * a bad address or another bind failure, which stop the daemon. */
+static struct sp_http *metrics_start(struct daemon *d, int *err)
+{
+	struct sp_http_limits lim = SP_HTTP_LIMITS_DEFAULT;
+	struct sockaddr_storage sa;
+	struct sp_http *h;
+	socklen_t len;
+	int ret;
+
+	*err = 0;
+	ret = sp_http_parse_addr(d->o->metrics_addr, &sa, &len);
+	if (ret == 1)
+		return NULL;
+	if (ret) {
+		pr_err("--metrics-addr %s: expected ADDRESS:PORT, [IPV6]:PORT or off",
+		       d->o->metrics_addr);
+		*err = -EINVAL;
+		return NULL;
+	}
+	h = sp_http_start("metrics", &sa, len, &lim, metrics_handle, d, SP_LOG_WARN, &ret);
+	if (!h && ret != -EADDRINUSE)
+		*err = ret;
+	else if (!h)
+		pr_warn("metrics on %s: %s; serving none", d->o->metrics_addr, strerror(-ret));
+	return h;
+}
+
+static int proxy_health_handle(void *arg, const char *path, struct sp_http_reply *r)
+{
+	struct daemon *d = arg;
+
+	return sp_proxy_health_reply(&d->ph, path, sp_mono_ns(), real_ns(), r);
+}
+
+/* (Re)start kube-proxy's health server. A bad address is an error; a port
+ * that cannot be bound is logged once and tried again by the loop. */
+static int proxy_health_start(struct daemon *d, bool retry)
+{
+	struct sp_http_limits lim = SP_HTTP_LIMITS_DEFAULT;
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int ret;
+
+	ret = sp_http_parse_addr(d->o->healthz_addr, &sa, &len);
+	if (ret == 1)
+		return 0;
+	if (ret) {
+		pr_err("--healthz-addr %s: expected ADDRESS:PORT, [IPV6]:PORT or off",
+		       d->o->healthz_addr);
+		return -EINVAL;
+	}
+	d->proxy_http_wanted = true;
+	d->proxy_http = sp_http_start("proxy health server", &sa, len, &lim, proxy_health_handle,
+				      d, retry ? SP_LOG_DEBUG : SP_LOG_WARN, &ret);
+	if (!d->proxy_http && !retry)
+		pr_warn("proxy health server on %s: not serving for now; trying again every "
+			"second",
+			d->o->healthz_addr);
+	else if (d->proxy_http && retry)
+		pr_info("proxy health server on %s: serving now", d->o->healthz_addr);
+	return 0;
 }
 
 /* ---- Kubernetes ---------------------------------------------------------------- */
@@ -1033,6 +1153,7 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 	struct daemon *d = arg;
 	uint64_t one = 1;
 
+	sp_proxy_health_queued(&d->ph, sp_mono_ns());
 	pthread_mutex_lock(&d->k8s_lock);
 	if (d->k8s_pending)
 		sp_k8s_update_free(d->k8s_pending);
@@ -1056,13 +1177,40 @@ static void k8s_apply_pending(struct daemon *d)
 	pthread_mutex_unlock(&d->k8s_lock);
 	if (!u)
 		return;
-	if (u->node_known)
+	if (u->node_known) {
 		sync_node_addrs(d, u->node_addrs, u->n_node_addrs);
+		sp_proxy_health_node(&d->ph, !u->node_leaving);
+	}
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
-	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false))
+	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false)) {
 		d->synced = true;
+		publish(d);
+	}
 	sp_k8s_update_free(u);
+}
+
+/*
+ * In-cluster without --k8s-api-server, the API server is reached at
+ * KUBERNETES_SERVICE_HOST: the kubernetes Service's ClusterIP, which only
+ * works once svcplane itself has programmed it. A node with no pinned
+ * Service state (first start, after `svcplane detach`) cannot get there:
+ * say so, and how to fix it, while it is the case (the watcher keeps
+ * retrying, and a pinned state from an earlier run makes it work).
+ */
+static void bootstrap_hint(struct daemon *d)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+
+	if (!d->o->in_cluster || d->o->api_server || d->synced || !d->sync ||
+	    sp_sync_n_services(d->sync))
+		return;
+	pr_warn("no Service state is pinned under %s yet, so the API server's ClusterIP "
+		"(KUBERNETES_SERVICE_HOST=%s) is not programmed and cannot be reached from "
+		"this node until svcplane has synced: start svcplane with --k8s-api-server "
+		"https://ADDRESS:PORT of the API server itself (see docs/KUBERNETES.md); "
+		"retrying meanwhile",
+		d->o->dp.pin_dir, host ? host : "(unset)");
 }
 
 /* ---- pid file ------------------------------------------------------------------ */
@@ -1189,8 +1337,10 @@ int cmd_run(int argc, char **argv)
 	struct sp_k8s *k8s = NULL;
 	struct sp_sync_maps sm;
 	sigset_t mask;
-	int sfd = -1, nlfd = -1, mfd = -1, lockfd = -1, err, i;
+	struct sp_http *metrics = NULL;
+	int sfd = -1, nlfd = -1, lockfd = -1, err, i;
 	bool stop = false;
+	uint64_t last_retry = 0, retries = 0;
 
 	err = parse_run_opts(argc, argv, &o);
 	if (err)
@@ -1208,10 +1358,21 @@ int cmd_run(int argc, char **argv)
 	d.gc_stop_efd = -1;
 	pthread_mutex_init(&d.k8s_lock, NULL);
 	pthread_mutex_init(&d.gc_lock, NULL);
+	pthread_mutex_init(&d.pub_lock, NULL);
+	sp_proxy_health_init(&d.ph, o.healthz_max_stale);
+	/* The first state is a change waiting until it is applied. */
+	sp_proxy_health_queued(&d.ph, sp_mono_ns());
+	d.svc_health = sp_svc_health_new(&d.ph);
+	if (!d.svc_health) {
+		err = -ENOMEM;
+		goto out;
+	}
 
 	lockfd = pidfile_lock(o.dp.pin_dir);
-	if (lockfd < 0)
-		return lockfd;
+	if (lockfd < 0) {
+		err = lockfd;
+		goto out;
+	}
 	d.pidfd = lockfd;
 
 	/* Load the source before touching the datapath: a bad file at start
@@ -1259,6 +1420,8 @@ int cmd_run(int argc, char **argv)
 		pr_err("read pinned state: %s", strerror(-err));
 		goto out;
 	}
+	publish(&d);
+	bootstrap_hint(&d);
 
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
@@ -1268,6 +1431,7 @@ int cmd_run(int argc, char **argv)
 		if (err && err != -ENOSPC)
 			goto out;
 		d.synced = true;
+		publish(&d);
 	}
 	err = sync_node_addrs(&d, NULL, 0);
 	if (err)
@@ -1302,6 +1466,7 @@ int cmd_run(int argc, char **argv)
 		memset(&ko, 0, sizeof(ko));
 		ko.kubeconfig = o.kubeconfig; /* NULL with --in-cluster */
 		ko.node_name = o.node_name;
+		ko.api_server = o.api_server;
 		if (sp_log_level >= SP_LOG_DEBUG)
 			sp_k8s_set_log_level(SP_K8S_LOG_DEBUG);
 		k8s = sp_k8s_start(&ko, k8s_on_update, &d, msg, sizeof(msg));
@@ -1313,11 +1478,12 @@ int cmd_run(int argc, char **argv)
 	}
 
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	mfd = metrics_open(o.metrics_addr);
-	if (mfd < -1 && mfd != -EADDRINUSE) {
-		err = mfd;
+	metrics = metrics_start(&d, &err);
+	if (err)
 		goto out;
-	}
+	err = proxy_health_start(&d, false);
+	if (err)
+		goto out;
 	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
 		o.config ? o.config : (k8s ? "Kubernetes API" : "embedded default config"));
 	err = gc_start(&d);
@@ -1326,13 +1492,12 @@ int cmd_run(int argc, char **argv)
 	announce_ready(&d);
 
 	while (!stop) {
-		struct pollfd p[4] = {
+		struct pollfd p[3] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = nlfd, .events = POLLIN },
-			{ .fd = mfd, .events = POLLIN },
 			{ .fd = d.k8s_efd, .events = POLLIN },
 		};
-		int n = poll(p, 4, 1000);
+		int n = poll(p, 3, 1000);
 
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
@@ -1346,6 +1511,7 @@ int cmd_run(int argc, char **argv)
 				if (si.ssi_signo == SIGHUP) {
 					if (!k8s) {
 						config_changed(&d);
+						sp_proxy_health_queued(&d.ph, sp_mono_ns());
 						apply_config(&d, "SIGHUP");
 					}
 				} else {
@@ -1358,17 +1524,29 @@ int cmd_run(int argc, char **argv)
 		}
 		if (nlfd >= 0 && (p[1].revents & POLLIN))
 			netlink_read(&d, nlfd);
-		if (mfd >= 0 && (p[2].revents & POLLIN))
-			metrics_serve(&d, mfd);
-		if (d.k8s_efd >= 0 && (p[3].revents & POLLIN)) {
+		if (d.k8s_efd >= 0 && (p[2].revents & POLLIN)) {
 			k8s_apply_pending(&d);
 			announce_ready(&d);
 		}
-		if (!k8s && config_changed(&d))
+		if (!k8s && config_changed(&d)) {
+			sp_proxy_health_queued(&d.ph, sp_mono_ns());
 			apply_config(&d, "file changed");
+		}
+		/* Ports that could not be bound: again, at most once a second. */
+		if (sp_mono_ns() - last_retry >= 1000000000ULL) {
+			last_retry = sp_mono_ns();
+			if (++retries % 30 == 0)
+				bootstrap_hint(&d);
+			sp_svc_health_retry(d.svc_health);
+			if (d.proxy_http_wanted && !d.proxy_http)
+				proxy_health_start(&d, true);
+		}
 	}
 	err = 0;
 out:
+	sp_http_stop(metrics); /* first: their handlers read what follows */
+	sp_http_stop(d.proxy_http);
+	sp_svc_health_free(d.svc_health);
 	gc_stop(&d);
 	sp_model_free(&start_model);
 	if (k8s)
@@ -1381,14 +1559,14 @@ out:
 		close(sfd);
 	if (nlfd >= 0)
 		close(nlfd);
-	if (mfd >= 0)
-		close(mfd);
 	sp_sync_free(d.sync);
 	sp_dp_close(&d.dp);
 	if (lockfd >= 0)
 		close(lockfd);
 	pthread_mutex_destroy(&d.k8s_lock);
 	pthread_mutex_destroy(&d.gc_lock);
+	pthread_mutex_destroy(&d.pub_lock);
+	sp_proxy_health_destroy(&d.ph);
 	return err;
 }
 

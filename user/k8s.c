@@ -221,6 +221,7 @@ struct entry {
 		struct {
 			struct sp_ip *addrs;
 			size_t n;
+			bool leaving; /* sp_k8s_node_leaving */
 		} node;
 	};
 };
@@ -519,7 +520,8 @@ static void describe_change(enum res_kind kind, const struct entry *o, const str
 		ADD(" endpoints %zu->%zu (ready %zu->%zu)", o->slice.n_endpoints,
 		    n->slice.n_endpoints, count_ready(&o->slice), count_ready(&n->slice));
 	} else {
-		ADD(" addresses %zu->%zu", o->node.n, n->node.n);
+		ADD(" addresses %zu->%zu%s", o->node.n, n->node.n,
+		    n->node.leaving ? " (leaving)" : "");
 	}
 #undef ADD
 }
@@ -558,9 +560,9 @@ static int parse_entry(struct watch *w, struct json_object *obj, const char *key
 		ret = sp_k8s_parse_service(obj, &e->svc, warn_cb, NULL, err, sizeof(err));
 	else if (w->kind == RES_SLICE)
 		ret = sp_k8s_parse_slice(obj, &e->slice, warn_cb, NULL, err, sizeof(err));
-	else
-		ret = sp_k8s_parse_node(obj, &e->node.addrs, &e->node.n, warn_cb, NULL, err,
-					sizeof(err));
+	else if (!(ret = sp_k8s_parse_node(obj, &e->node.addrs, &e->node.n, warn_cb, NULL, err,
+					   sizeof(err))))
+		e->node.leaving = sp_k8s_node_leaving(obj);
 	if (ret) {
 		if (ret == -EINVAL) {
 			STAT_INC(w->k, bad_objects);
@@ -593,13 +595,17 @@ static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
 		ret = sp_k8s_service_dup(&e->svc, &o->svc);
 	} else if (kind == RES_SLICE) {
 		ret = sp_k8s_slice_dup(&e->slice, &o->slice);
-	} else if (o->node.n) {
-		e->node.addrs = malloc(o->node.n * sizeof(struct sp_ip));
-		if (e->node.addrs) {
-			memcpy(e->node.addrs, o->node.addrs, o->node.n * sizeof(struct sp_ip));
-			e->node.n = o->node.n;
-		} else {
-			ret = -ENOMEM;
+	} else {
+		e->node.leaving = o->node.leaving;
+		if (o->node.n) {
+			e->node.addrs = malloc(o->node.n * sizeof(struct sp_ip));
+			if (e->node.addrs) {
+				memcpy(e->node.addrs, o->node.addrs,
+				       o->node.n * sizeof(struct sp_ip));
+				e->node.n = o->node.n;
+			} else {
+				ret = -ENOMEM;
+			}
 		}
 	}
 	if (ret) {
@@ -1227,6 +1233,7 @@ static struct sp_k8s_update *build_update(struct sp_k8s *k)
 	if (k->n_watch > RES_NODE) {
 		e = store_get(&k->w[RES_NODE].store, k->node_name);
 		u->node_known = e != NULL;
+		u->node_leaving = e && e->node.leaving;
 		if (e && e->node.n) {
 			u->node_addrs = malloc(e->node.n * sizeof(*u->node_addrs));
 			if (!u->node_addrs)
@@ -1416,7 +1423,13 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 	if (o->kubeconfig)
 		ret = sp_k8s_config_kubeconfig(&k->cfg, o->kubeconfig, err, errlen);
 	else
-		ret = sp_k8s_config_incluster(&k->cfg, o->sa_dir, err, errlen);
+		ret = sp_k8s_config_incluster_server(&k->cfg, o->sa_dir, o->api_server, err,
+						     errlen);
+	if (!ret && o->kubeconfig && o->api_server) {
+		free(k->cfg.server);
+		k->cfg.server = strdup(o->api_server);
+		ret = k->cfg.server ? 0 : -ENOMEM;
+	}
 	if (ret)
 		goto err_free;
 	if (k->cfg.tls_server_name)

@@ -66,6 +66,13 @@ int sp_k8s_parse_slice(struct json_object *obj, struct sp_slice *out, sp_k8s_war
 int sp_k8s_parse_node(struct json_object *obj, struct sp_ip **addrs, size_t *n,
 		      sp_k8s_warn_fn warn, void *warn_arg, char *err, size_t errlen);
 
+/*
+ * Is a v1 Node on its way out: metadata.deletionTimestamp set, or tainted
+ * ToBeDeletedByClusterAutoscaler? (kube-proxy's /healthz then says 503, so
+ * load balancers drain the node first.) Malformed parts count as neither.
+ */
+bool sp_k8s_node_leaving(struct json_object *obj);
+
 /* "namespace/name" of an object from its metadata, into buf. Returns 0 or -EINVAL. */
 int sp_k8s_object_key(struct json_object *obj, char *buf, size_t len);
 
@@ -115,6 +122,11 @@ int sp_k8s_config_kubeconfig(struct sp_k8s_config *c, const char *path, char *er
  * ca.crt under sa_dir (NULL: SP_K8S_SA_DIR). Returns 0 or -errno with err.
  */
 int sp_k8s_config_incluster(struct sp_k8s_config *c, const char *sa_dir, char *err, size_t errlen);
+/* The same with server ("https://host:port") in place of KUBERNETES_SERVICE_HOST/_PORT
+ * when not NULL: a node that has no Service state yet cannot reach the API
+ * server through the kubernetes Service's ClusterIP, which svcplane programs. */
+int sp_k8s_config_incluster_server(struct sp_k8s_config *c, const char *sa_dir, const char *server,
+				   char *err, size_t errlen);
 void sp_k8s_config_free(struct sp_k8s_config *c);
 
 /* Decode base64 (RFC 4648, whitespace ignored). *out is NUL-terminated for
@@ -157,6 +169,9 @@ struct sp_k8s_opts {
 	unsigned backoff_min_ms; /* 0: 250 */
 	unsigned backoff_max_ms; /* 0: 30000 */
 	int log_level; /* SP_K8S_LOG_*, applied with sp_k8s_set_log_level(); 0: unchanged */
+	/* "https://host:port": the API server, instead of the in-cluster
+	 * KUBERNETES_SERVICE_HOST/_PORT or the kubeconfig's server; NULL: those */
+	const char *api_server;
 };
 
 struct sp_k8s_stats {
@@ -186,6 +201,8 @@ struct sp_k8s_update {
 	char **changed;
 	size_t n_changed;
 	struct sp_k8s_stats stats;
+	/* The Node is being deleted or tainted ToBeDeletedByClusterAutoscaler. */
+	bool node_leaving;
 };
 void sp_k8s_update_free(struct sp_k8s_update *u);
 

@@ -362,6 +362,12 @@ out_file:
 
 int sp_k8s_config_incluster(struct sp_k8s_config *c, const char *sa_dir, char *err, size_t errlen)
 {
+	return sp_k8s_config_incluster_server(c, sa_dir, NULL, err, errlen);
+}
+
+int sp_k8s_config_incluster_server(struct sp_k8s_config *c, const char *sa_dir, const char *server,
+				   char *err, size_t errlen)
+{
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	const char *port = getenv("KUBERNETES_SERVICE_PORT");
 	int ret;
@@ -369,13 +375,17 @@ int sp_k8s_config_incluster(struct sp_k8s_config *c, const char *sa_dir, char *e
 	memset(c, 0, sizeof(*c));
 	if (!sa_dir)
 		sa_dir = SP_K8S_SA_DIR;
-	if (!host || !*host || !port || !*port) {
-		errf(err, errlen, "not in a cluster: KUBERNETES_SERVICE_HOST/_PORT are not set (use --kubeconfig)");
+	if (server) {
+		c->server = strdup(server);
+		if (!c->server)
+			return -ENOMEM;
+	} else if (!host || !*host || !port || !*port) {
+		errf(err, errlen, "not in a cluster: KUBERNETES_SERVICE_HOST/_PORT are not set "
+				  "(use --k8s-api-server URL or --kubeconfig)");
 		return -ENOENT;
-	}
-	/* An IPv6 service host needs brackets in a URL. */
-	if (asprintf(&c->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
-		     port) < 0) {
+	} else if (asprintf(&c->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
+			    host, port) < 0) {
+		/* (An IPv6 service host needs brackets in a URL.) */
 		c->server = NULL;
 		return -ENOMEM;
 	}

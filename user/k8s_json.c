@@ -361,6 +361,7 @@ static int parse_svc_spec(struct json_object *obj, struct sp_service *s, const c
 	struct json_object *spec = jget(obj, "spec"), *arr, *cfg;
 	const char *type, *cip, *aff;
 	int64_t timeout = AFFINITY_TIMEOUT_DEFAULT;
+	int64_t hcnp = 0;
 	size_t i;
 	int ret;
 
@@ -452,6 +453,11 @@ static int parse_svc_spec(struct json_object *obj, struct sp_service *s, const c
 		     id);
 		return -EINVAL;
 	}
+	if (jint(spec, "healthCheckNodePort", 0, 65535, &hcnp)) {
+		errf(err, errlen, "Service %s: spec.healthCheckNodePort must be 0-65535", id);
+		return -EINVAL;
+	}
+	s->health_check_node_port = (uint16_t)hcnp;
 	if (parse_policy(spec, "internalTrafficPolicy", &s->itp_local)) {
 		errf(err, errlen, "Service %s: spec.internalTrafficPolicy must be Cluster or Local",
 		     id);
@@ -749,6 +755,27 @@ int sp_k8s_parse_node(struct json_object *obj, struct sp_ip **addrs, size_t *n,
 fail:
 	free(ips);
 	return -EINVAL;
+}
+
+bool sp_k8s_node_leaving(struct json_object *obj)
+{
+	struct json_object *md = jget(obj, "metadata"), *taints = NULL, *ts;
+	size_t i;
+
+	ts = jget(md, "deletionTimestamp");
+	if (ts && jis(ts, json_type_string) && *json_object_get_string(ts))
+		return true;
+	if (jarr(jget(obj, "spec"), "taints", &taints) || !taints)
+		return false;
+	for (i = 0; i < jlen(taints); i++) {
+		const char *key = NULL;
+		struct json_object *t = json_object_array_get_idx(taints, i);
+
+		if (jis(t, json_type_object) && !jstr(t, "key", &key) && key &&
+		    !strcmp(key, "ToBeDeletedByClusterAutoscaler"))
+			return true;
+	}
+	return false;
 }
 
 /* ---- Deep copies ---- */

@@ -56,6 +56,9 @@ struct sp_service {
 	uint32_t affinity_timeout; /* seconds (default 10800) */
 	char *proxy_name; /* label service.kubernetes.io/service-proxy-name, or NULL */
 	char *resource_version; /* from the API; NULL for the config file */
+	/* spec.healthCheckNodePort (type LoadBalancer, externalTrafficPolicy
+	 * Local): where this node says whether it has local endpoints; 0 = none */
+	uint16_t health_check_node_port;
 };
 
 struct sp_ep_port {

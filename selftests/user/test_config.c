@@ -326,6 +326,29 @@ static const struct bad_case bad_cases[] = {
 	  "  - name: b\n    type: NodePort\n    clusterIP: 10.96.0.11\n"
 	  "    ports: [{port: 81, nodePort: 30080}]\n",
 	  9, "duplicate nodePort 30080/TCP: already used by Service default/a", "30080" },
+	{ "hcnp_needs_load_balancer",
+	  "services:\n  - name: a\n    type: NodePort\n    externalTrafficPolicy: Local\n"
+	  "    clusterIP: 10.96.0.10\n    healthCheckNodePort: 30100\n"
+	  "    ports: [{port: 80}]\n",
+	  6, "healthCheckNodePort may only be set when type is LoadBalancer and "
+	     "externalTrafficPolicy is Local", "30100" },
+	{ "hcnp_needs_local",
+	  "services:\n  - name: a\n    type: LoadBalancer\n"
+	  "    clusterIP: 10.96.0.10\n    healthCheckNodePort: 30100\n"
+	  "    ports: [{port: 80}]\n",
+	  5, "may only be set when type is LoadBalancer", "30100" },
+	{ "hcnp_range",
+	  "services:\n  - name: a\n    type: LoadBalancer\n    externalTrafficPolicy: Local\n"
+	  "    clusterIP: 10.96.0.10\n    healthCheckNodePort: 70000\n"
+	  "    ports: [{port: 80}]\n",
+	  6, "healthCheckNodePort", "70000" },
+	{ "hcnp_is_a_node_port",
+	  "services:\n  - name: a\n    type: NodePort\n"
+	  "    clusterIP: 10.96.0.10\n    ports: [{port: 80, nodePort: 30100}]\n"
+	  "  - name: b\n    type: LoadBalancer\n    externalTrafficPolicy: Local\n"
+	  "    clusterIP: 10.96.0.11\n    healthCheckNodePort: 30100\n"
+	  "    ports: [{port: 81}]\n",
+	  10, "duplicate nodePort 30100/TCP: already used by Service default/a", "30100" },
 	{ "duplicate_slice",
 	  SLICE_HEAD "  - name: web-1\n    serviceName: web\n"
 		     "    addressType: IPv6\n",
@@ -485,6 +508,7 @@ static void test_full_service(void)
 		"    loadBalancerIPs: [198.51.100.10]\n"
 		"    externalTrafficPolicy: Local\n"
 		"    internalTrafficPolicy: Local\n"
+		"    healthCheckNodePort: 30100\n"
 		"    sessionAffinity: ClientIP\n"
 		"    sessionAffinityTimeoutSeconds: 600\n"
 		"    ports:\n"
@@ -524,6 +548,7 @@ static void test_full_service(void)
 	ASSERT_TRUE(ip_is(&s->external_ips[1], "2001:db8::10"), "externalIPs[1]");
 	ASSERT_EQ(s->n_lb_ips, 1, "LB IPs");
 	ASSERT_TRUE(s->etp_local && s->itp_local, "traffic policies");
+	ASSERT_EQ(s->health_check_node_port, 30100, "healthCheckNodePort");
 	ASSERT_TRUE(s->affinity_client_ip, "affinity");
 	ASSERT_EQ(s->affinity_timeout, 600, "affinity timeout");
 	ASSERT_EQ(s->n_ports, 3, "ports");

@@ -131,6 +131,7 @@ static void test_full_service(void)
 		ASSERT_TRUE(s.ports[1].target_port_name == NULL, "no targetPort name");
 	}
 	ASSERT_EQ(s.etp_local, true, "externalTrafficPolicy Local");
+	ASSERT_EQ(s.health_check_node_port, 31000, "healthCheckNodePort");
 	ASSERT_EQ(s.itp_local, true, "internalTrafficPolicy Local");
 	ASSERT_EQ(s.affinity_client_ip, true, "sessionAffinity ClientIP");
 	ASSERT_EQ(s.affinity_timeout, 600, "affinity timeout");
@@ -276,6 +277,9 @@ static void test_bad_services(void)
 		{ "bad policy",
 		  "{'metadata':{'name':'x','namespace':'d'},'spec':{'externalTrafficPolicy':'Global'}}",
 		  "externalTrafficPolicy" },
+		{ "svc_hcnp_range",
+		  "{'metadata':{'name':'x','namespace':'d'},'spec':{'healthCheckNodePort':65536}}",
+		  "healthCheckNodePort" },
 		{ "bad affinity",
 		  "{'metadata':{'name':'x','namespace':'d'},'spec':{'sessionAffinity':'Cookie'}}",
 		  "sessionAffinity" },
