@@ -246,6 +246,8 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	}
 	if (fwd.flags & SP_CT_F_UNREPLIED)
 		STAT_INC(st, ct_adopted);
+	if (fwd.flags & SP_CT_F_REMAP)
+		STAT_INC(st, ct_clash_remapped);
 	STAT_INC(st, new_flows);
 	if (ss)
 		ss->new_flows++;

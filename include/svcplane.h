@@ -218,6 +218,9 @@ enum sp_ct_state {
  * rewritten to this node's address and a port of --snat-ports (FWD
  * nat_saddr, nat_sport), so the reply comes back here (with HAIRPIN). */
 #define SP_CT_F_SNAT (1u << 5)
+/* With SP_CT_F_SNAT: only the source port was remapped (the address is the
+ * client's own), because another live flow owned the reply tuple. */
+#define SP_CT_F_REMAP (1u << 7)
 
 struct sp_ct_val {
 	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
@@ -331,6 +334,9 @@ struct sp_stats {
 	 * external frontend of an externalTrafficPolicy: Local Service, sent
 	 * to all endpoints as kube-proxy short-circuits them. */
 	__u64 local_short_circuit;
+	/* New flows whose reply tuple another live flow owned, given another
+	 * source port as nf_nat does (they used to be dropped, ct_clash). */
+	__u64 ct_clash_remapped;
 };
 
 /*
@@ -351,7 +357,7 @@ enum sp_reason {
 	SP_R_CT_FULL, /* conntrack insert failed: dropped */
 	SP_R_NAT_FAILED, /* packet rewrite failed: dropped */
 	SP_R_FIB_FAILED, /* egress redirect lookup failed: dropped */
-	SP_R_CT_CLASH, /* new flow's reply tuple is another live flow's: dropped */
+	SP_R_CT_CLASH, /* reply tuple taken and no --snat-ports port free to remap: dropped */
 	SP_R_REJECT_NOT_NEW, /* TCP non-SYN to a Service with no endpoint: dropped, no RST */
 	SP_R_BAD_VERSION, /* IP version field disagrees with the EtherType: passed */
 	SP_R_REJECT_RATE, /* answer for an empty Service over --reject-rate: dropped */

@@ -1028,6 +1028,7 @@ static void metrics_body(struct daemon *d, FILE *f)
 		M(snat_flows);
 		M(snat_to_tc);
 		M(local_short_circuit);
+		M(ct_clash_remapped);
 #undef M
 	}
 	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {

@@ -1552,7 +1552,8 @@ static const char *fmt_ct_nat(const struct ct_rec *r, char *buf, size_t len)
 static const char *fmt_ct_flags(__u8 flags, char *buf, size_t len)
 {
 	/* SNAT sets HAIRPIN too (the source address is rewritten): name it once. */
-	const char *src = (flags & SP_CT_F_SNAT)    ? "snat" :
+	const char *src = (flags & SP_CT_F_REMAP)   ? "port-remap" :
+			  (flags & SP_CT_F_SNAT)    ? "snat" :
 			  (flags & SP_CT_F_HAIRPIN) ? "hairpin" :
 						      "";
 
@@ -2026,6 +2027,7 @@ static const struct {
 	STAT_FIELD(ct_insert_fail), STAT_FIELD(ct_partner_miss), STAT_FIELD(ct_adopted),
 	STAT_FIELD(icmp_translated), STAT_FIELD(frag_later_natted),
 	STAT_FIELD(snat_flows), STAT_FIELD(snat_to_tc), STAT_FIELD(local_short_circuit),
+	STAT_FIELD(ct_clash_remapped),
 };
 _Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
 	       "every sp_stats field has a name");

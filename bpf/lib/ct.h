@@ -272,7 +272,8 @@ claimed:
  * The REV entry is inserted only where no other live flow owns the reply
  * tuple: two frontends sharing a backend, reached from one client port,
  * would otherwise share one REV entry, and the first flow's replies would
- * leave from the second frontend's address. Returns 0, or an enum
+ * leave from the second frontend's address: the second gets another
+ * source port instead (SP_CT_F_REMAP). Returns 0, or an enum
  * sp_reason (SP_R_CT_FULL, SP_R_CT_CLASH, SP_R_SNAT_EXHAUSTED) with
  * nothing left behind. An SNAT flow's port search starts at hash.
  */
@@ -295,11 +296,25 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 
 	ct_rev_key(p, fwd, &rk);
 	ct_rev_val(p, fwd, &rev);
+	if (!(fwd->flags & SP_CT_F_SNAT)) {
+		old = bpf_map_lookup_elem(&sp_ct, &rk);
+		if (old && !ct_rev_replaceable(old, p, now)) {
+			/* Another live flow owns the reply tuple (one client
+			 * port to two frontends sharing a backend). As nf_nat
+			 * does, this flow gets another source port (the
+			 * client's address stays): an SNAT to the client's own
+			 * address and a port of --snat-ports. */
+			fwd->flags |= SP_CT_F_HAIRPIN | SP_CT_F_SNAT | SP_CT_F_REMAP;
+			fwd->nat_saddr = p->saddr;
+			ct_rev_key(p, fwd, &rk);
+			ct_rev_val(p, fwd, &rev);
+		}
+	}
 	if (fwd->flags & SP_CT_F_SNAT) {
 		/* The port is the REV entry's: claimed first, then FWD. */
 		r = ct_claim_snat(fwd, &rk, &rev, now, hash);
 		if (r)
-			return r;
+			return (fwd->flags & SP_CT_F_REMAP) ? SP_R_CT_CLASH : r;
 		ct_key_of(p, SP_CT_FWD, &k);
 		if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY)) {
 			bpf_map_delete_elem(&sp_ct, &rk);
@@ -307,9 +322,6 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 		}
 		return 0;
 	}
-	old = bpf_map_lookup_elem(&sp_ct, &rk);
-	if (old && !ct_rev_replaceable(old, p, now))
-		return SP_R_CT_CLASH;
 	ct_key_of(p, SP_CT_FWD, &k);
 	if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY))
 		return SP_R_CT_FULL;

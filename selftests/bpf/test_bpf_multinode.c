@@ -444,6 +444,73 @@ out:
 	sp_test_report("multinode/local_policy", ok);
 }
 
+/*
+ * One client port to two frontends sharing a backend (issue 9): the second
+ * flow's reply tuple is the first's, so it gets another source port (the
+ * client's address stays), as nf_nat does; both flows' replies come from
+ * their own frontend, to the client's real port. Through the pod hook
+ * (TC) and XDP alike.
+ */
+static void test_clash_remap(int hook_xdp)
+{
+	const struct bpf_program *prog;
+	struct pkt_spec s;
+	struct pkt in, out;
+	struct seen x;
+	struct fx_dp d;
+	uint16_t port = 0;
+	bool ok;
+	int v;
+
+	ok = ASSERT_EQ(fx_open(&d, 0, 0), 0, "datapath");
+	ok &= ASSERT_EQ(fx_service(&d, 4, IPPROTO_TCP, "10.96.0.10", 80, "10.244.0.3", 8080, 1), 0,
+			"x");
+	ok &= ASSERT_EQ(fx_service(&d, 4, IPPROTO_TCP, "10.96.0.11", 80, "10.244.0.3", 8080, 1), 0,
+			"y");
+	if (!ok)
+		goto out;
+	prog = hook_xdp ? d.skel->progs.sp_xdp : d.skel->progs.sp_tc_ingress;
+	s = tcp(4, "10.1.0.9", 42011, "10.96.0.10", 80, PKT_SYN);
+	pkt_build(&s, &in);
+	fx_run(prog, &in, &out);
+	ok &= ASSERT_TRUE(look(&out, &x) && x.sport == 42011, "x: the client's port");
+	s = tcp(4, "10.1.0.9", 42011, "10.96.0.11", 80, PKT_SYN);
+	pkt_build(&s, &in);
+	v = fx_run(prog, &in, &out);
+	ok &= ASSERT_TRUE(v != (hook_xdp ? XDP_DROP : TC_ACT_SHOT), "y: not dropped");
+	ok &= ASSERT_TRUE(look(&out, &x), "y parses");
+	ok &= ASSERT_TRUE(!strcmp(x.saddr, "10.1.0.9") && !strcmp(x.daddr, "10.244.0.3"),
+			  "y: from the client's address to the backend");
+	ok &= ASSERT_TRUE(x.sport >= 61000, "y: another source port");
+	ok &= ASSERT_TRUE(x.csum_ok, x.why);
+	port = x.sport;
+	ok &= ASSERT_EQ(STAT(&d, hook_xdp ? SP_SLOT_XDP : SP_SLOT_POD, ct_clash_remapped), 1,
+			"counted ct_clash_remapped");
+	ok &= ASSERT_EQ(fx_reason_packets(&d, SP_R_CT_CLASH), 0, "no ct_clash drop");
+	/* replies: to 42011 from x; to the remapped port from y, to 42011 */
+	s = tcp(4, "10.244.0.3", 8080, "10.1.0.9", 42011, PKT_SYN | PKT_ACK);
+	pkt_build(&s, &in);
+	fx_run(prog, &in, &out);
+	if (hook_xdp) /* XDP leaves a remapped flow's packets to TC; x's is its own */
+		ok &= ASSERT_TRUE(look(&out, &x) && !strcmp(x.saddr, "10.96.0.10"), "x's reply");
+	else
+		ok &= ASSERT_TRUE(look(&out, &x) && !strcmp(x.saddr, "10.96.0.10") &&
+					  x.dport == 42011,
+				  "x's reply from x");
+	s = tcp(4, "10.244.0.3", 8080, "10.1.0.9", port, PKT_SYN | PKT_ACK);
+	pkt_build(&s, &in);
+	fx_run(hook_xdp ? d.skel->progs.sp_tc_uplink : prog, &in, &out);
+	ok &= ASSERT_TRUE(look(&out, &x), "y's reply parses");
+	ok &= ASSERT_TRUE(!strcmp(x.saddr, "10.96.0.11") && x.sport == 80 && x.dport == 42011 &&
+				  !strcmp(x.daddr, "10.1.0.9"),
+			  "y's reply from y, to the client's real port");
+	ok &= ASSERT_TRUE(x.csum_ok, x.why);
+out:
+	if (d.skel)
+		fx_close(&d);
+	sp_test_report(hook_xdp ? "multinode/clash_remap_xdp" : "multinode/clash_remap_pod", ok);
+}
+
 int main(void)
 {
 	if (netns_up()) {
@@ -455,5 +522,7 @@ int main(void)
 	test_no_snat();
 	test_exhausted();
 	test_local();
+	test_clash_remap(0);
+	test_clash_remap(1);
 	return sp_test_exit();
 }
