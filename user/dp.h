@@ -27,6 +27,7 @@ struct sp_dp_opts {
 	struct sp_ip hairpin4, hairpin6;
 	bool xdp_redirect;
 	uint32_t reject_rate; /* reject answers per second per CPU; 0: no limit */
+	uint32_t max_src_ranges; /* sp_src_ranges entries */
 };
 
 struct svcplane_bpf;
