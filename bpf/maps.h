@@ -74,6 +74,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_svc_backends SEC(".maps");
 
+/* loadBalancerSourceRanges: (svc_id, family, CIDR) of every Service port
+ * that has ranges of the family (struct sp_src_range_key). Read only for
+ * frontends flagged SP_SVC_F_SRC_RANGES. Written by the daemon: a Service's
+ * new ranges are added before its frontends are switched and the old ones
+ * removed after. SP_MAX_SRC_RANGES entries, allocated as used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SP_MAX_SRC_RANGES);
+	__type(key, struct sp_src_range_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_src_ranges SEC(".maps");
+
 /* Addresses of this node: NodePorts are served on these. Written by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -22,6 +22,7 @@
 #include "lib/icmp.h"
 #include "lib/frag.h"
 #include "lib/snat.h"
+#include "lib/srcrange.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -81,6 +82,9 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	int r;
 
 	ct = ct_lookup_fwd(p, now);
+	/* loadBalancerSourceRanges: new flows only (lib/srcrange.h). */
+	if (!ct && (svc->flags & SP_SVC_F_SRC_RANGES) && srcrange_denied(svc, p, st))
+		return SP_V_DROP;
 	/* A NodePort is a port of the node's own addresses, which the host's
 	 * own connections use too: a TCP packet of no flow of ours that does
 	 * not open a connection (the SYN-ACK or data answering a host

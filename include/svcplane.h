@@ -41,6 +41,9 @@
 #ifndef SP_MAX_SVC_BACKENDS
 #define SP_MAX_SVC_BACKENDS 262144 /* (Service, backend) pairs of affinity Services */
 #endif
+#ifndef SP_MAX_SRC_RANGES
+#define SP_MAX_SRC_RANGES 65536 /* loadBalancerSourceRanges CIDRs, all Services */
+#endif
 #ifndef SP_MAX_TX_PORTS
 #define SP_MAX_TX_PORTS 1024 /* devices XDP may redirect to */
 #endif
@@ -110,6 +113,9 @@ struct sp_svc_key {
  * never has this bit in its family, so it never matches by accident.
  */
 #define SP_FAMILY_VIEW 0x80
+/* A LoadBalancer ingress IP of a Service with loadBalancerSourceRanges (of
+ * this family): new flows only from sources in sp_src_ranges. */
+#define SP_SVC_F_SRC_RANGES (1u << 6)
 
 /*
  * sp_services value. Replaced with one map update when the backend set
@@ -164,6 +170,24 @@ struct sp_svc_be_key {
 	__u32 svc_id;
 	__u32 backend_id;
 };
+
+/*
+ * sp_src_ranges (LPM trie) key: one loadBalancerSourceRanges CIDR of one
+ * Service port. prefixlen counts every bit after itself: the 64 bits of
+ * svc_id, family and pad, then the CIDR's own prefix length, so a lookup
+ * with SP_SRC_RANGE_KEY_BITS and the client's address answers "is this
+ * client inside one of this Service's ranges" in one lookup. Value: __u8,
+ * unused. pad is zero on both sides (it is matched like the rest).
+ */
+struct sp_src_range_key {
+	__u32 prefixlen;
+	__u32 svc_id;
+	__u8 family; /* SP_FAMILY_* */
+	__u8 pad[3];
+	struct sp_addr addr; /* the range's network address (host bits zero) */
+};
+#define SP_SRC_RANGE_PREFIX_BITS 64 /* svc_id, family, pad */
+#define SP_SRC_RANGE_KEY_BITS (SP_SRC_RANGE_PREFIX_BITS + 128)
 
 /* sp_node_addrs key: an address of this node (value: __u8, unused). */
 struct sp_node_addr_key {
@@ -363,6 +387,7 @@ enum sp_reason {
 	SP_R_REJECT_RATE, /* answer for an empty Service over --reject-rate: dropped */
 	SP_R_NO_LOCAL_ENDPOINT, /* Local traffic policy, no endpoint on this node: dropped */
 	SP_R_SNAT_EXHAUSTED, /* no free --snat-ports port for the backend: dropped */
+	SP_R_SRC_RANGE_DENIED, /* new flow to an LB IP from outside loadBalancerSourceRanges: dropped */
 	SP_R_MAX,
 };
 
@@ -373,6 +398,7 @@ enum sp_reason {
 			"backend_miss", "ct_full", "nat_failed", "fib_failed", "ct_clash",  \
 			"reject_not_new", "bad_version", "reject_rate_limited",            \
 			"no_local_endpoint", "snat_exhausted",                              \
+			"src_range_denied",                                                \
 	}
 
 struct sp_reason_count {
@@ -417,5 +443,6 @@ struct sp_svc_meta {
 #define SP_MAP_SVC_META "sp_svc_meta"
 #define SP_MAP_AFFINITY "sp_affinity"
 #define SP_MAP_SVC_BACKENDS "sp_svc_backends"
+#define SP_MAP_SRC_RANGES "sp_src_ranges"
 
 #endif /* SVCPLANE_ABI_H */

@@ -568,6 +568,42 @@ static int get_ip_list(struct cfg *c, int idx, const char *path, struct sp_ip **
 	return 0;
 }
 
+/*
+ * loadBalancerSourceRanges: a list of CIDRs of either family (host bits
+ * are cleared, as Kubernetes does). Unlike the API source, which skips
+ * an invalid CIDR with a warning as kube-proxy does, a file with one is
+ * refused: its author is there to fix it.
+ */
+static int get_cidr_list(struct cfg *c, int idx, const char *path, struct sp_cidr **out,
+			 size_t *n)
+{
+	char p[PATH_LEN];
+	yaml_node_item_t *it;
+	const char *v;
+	size_t cnt, i;
+	int rc;
+
+	rc = get_seq(c, idx, path, &it, &cnt);
+	if (rc)
+		return rc;
+	*out = calloc(cnt ? cnt : 1, sizeof(**out));
+	if (!*out)
+		return cfg_nomem(c);
+	*n = cnt;
+	for (i = 0; i < cnt; i++) {
+		pathf(p, sizeof(p), "%s[%zu]", path, i);
+		rc = get_scalar(c, it[i], p, &v);
+		if (rc)
+			return rc;
+		if (sp_cidr_parse(v, &(*out)[i]))
+			return cfg_err(c, cfg_node(c, it[i])->start_mark, p,
+				       "\"%s\" is not a CIDR (address/prefix length, e.g. "
+				       "203.0.113.0/24 or 2001:db8::/32)",
+				       v);
+	}
+	return 0;
+}
+
 /* ---- Services ---- */
 
 enum {
@@ -585,6 +621,7 @@ enum {
 	SF_AFFINITY_TIMEOUT,
 	SF_PORTS,
 	SF_HCNP,
+	SF_SRC_RANGES,
 	SF_MAX,
 };
 
@@ -603,6 +640,7 @@ static const char *const svc_fields[SF_MAX] = {
 	[SF_AFFINITY_TIMEOUT] = "sessionAffinityTimeoutSeconds",
 	[SF_PORTS] = "ports",
 	[SF_HCNP] = "healthCheckNodePort",
+	[SF_SRC_RANGES] = "loadBalancerSourceRanges",
 };
 
 enum { SPF_NAME, SPF_PROTOCOL, SPF_PORT, SPF_TARGET_PORT, SPF_NODE_PORT, SPF_MAX };
@@ -1020,6 +1058,15 @@ static int parse_service(struct cfg *c, int idx, size_t si)
 			return cfg_err(c, cfg_node(c, v[SF_LB_IPS])->start_mark, fp,
 				       "loadBalancerIPs requires type LoadBalancer");
 		rc = get_ip_list(c, v[SF_LB_IPS], fp, &s->lb_ips, &s->n_lb_ips, true, si);
+		if (rc)
+			return rc;
+	}
+	if (v[SF_SRC_RANGES]) {
+		pathf(fp, sizeof(fp), "%s.loadBalancerSourceRanges", path);
+		if (s->type != SP_SVC_LOAD_BALANCER)
+			return cfg_err(c, cfg_node(c, v[SF_SRC_RANGES])->start_mark, fp,
+				       "loadBalancerSourceRanges requires type LoadBalancer");
+		rc = get_cidr_list(c, v[SF_SRC_RANGES], fp, &s->src_ranges, &s->n_src_ranges);
 		if (rc)
 			return rc;
 	}
@@ -1684,8 +1731,9 @@ static void check_usage(FILE *f)
 		   "  --max-backends N          distinct endpoint address:port pairs (default %u)\n"
 		   "  --maglev-chunks N         64-byte Maglev chunks (default %u)\n"
 		   "  --maglev-m M|adaptive     Maglev table size (default adaptive)\n"
+		   "  --max-src-ranges N        loadBalancerSourceRanges CIDRs (default %u)\n"
 		   "  -h, --help                show this help\n",
-		SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_MAGLEV_CHUNKS);
+		SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_MAGLEV_CHUNKS, SP_MAX_SRC_RANGES);
 }
 
 /* A number option with the limits `svcplane run` gives it. 0 or -EINVAL. */
@@ -1719,6 +1767,7 @@ int cmd_check_config(int argc, char **argv)
 		OPT_MAX_BACKENDS,
 		OPT_MAGLEV_CHUNKS,
 		OPT_MAGLEV_M,
+		OPT_MAX_SRC_RANGES,
 	};
 	static const struct option opts[] = {
 		{ "node-name", required_argument, NULL, OPT_NODE_NAME },
@@ -1727,6 +1776,7 @@ int cmd_check_config(int argc, char **argv)
 		{ "max-backends", required_argument, NULL, OPT_MAX_BACKENDS },
 		{ "maglev-chunks", required_argument, NULL, OPT_MAGLEV_CHUNKS },
 		{ "maglev-m", required_argument, NULL, OPT_MAGLEV_M },
+		{ "max-src-ranges", required_argument, NULL, OPT_MAX_SRC_RANGES },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1737,6 +1787,7 @@ int cmd_check_config(int argc, char **argv)
 		.max_frontends = SP_MAX_SVC_IDS,
 		.max_backends = SP_MAX_BACKENDS,
 		.maglev_chunks = SP_MAGLEV_CHUNKS,
+		.max_src_ranges = SP_MAX_SRC_RANGES,
 	};
 	struct sp_resolve_opts ro = { 0 };
 	struct sp_desired d = { 0 };
@@ -1760,6 +1811,9 @@ int cmd_check_config(int argc, char **argv)
 			break;
 		case OPT_MAX_BACKENDS:
 			rc = check_u32("--max-backends", optarg, 1, 1 << 24, &cap.max_backends);
+			break;
+		case OPT_MAX_SRC_RANGES:
+			rc = check_u32("--max-src-ranges", optarg, 1, 1 << 24, &cap.max_src_ranges);
 			break;
 		case OPT_MAGLEV_CHUNKS:
 			rc = check_u32("--maglev-chunks", optarg, 16, 1 << 26, &cap.maglev_chunks);

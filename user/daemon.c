@@ -119,6 +119,7 @@ static const struct option run_longopts[] = {
 	{ "healthz-addr", required_argument, NULL, 1014 },
 	{ "healthz-max-staleness", required_argument, NULL, 1015 },
 	{ "k8s-api-server", required_argument, NULL, 1016 },
+	{ "max-src-ranges", required_argument, NULL, 1019 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -170,6 +171,8 @@ static void run_usage(FILE *f)
 		"  -B, --max-backends N         distinct endpoints (default %u)\n"
 		"  -C, --ct-size N              conntrack entries, two per flow (default %u)\n"
 		"  -M, --maglev-chunks N        64-byte Maglev chunks (default %u)\n"
+		"      --max-src-ranges N       loadBalancerSourceRanges CIDRs, all Service ports\n"
+		"                               and families together (default %u)\n"
 		"      --ct-timeout-syn S       SYN sent, or adopted mid-stream and unanswered (default 60)\n"
 		"      --ct-timeout-established S (default 21600)\n"
 		"      --ct-timeout-fin S       half-closed (one FIN) and TIME_WAIT (default 120)\n"
@@ -193,7 +196,7 @@ static void run_usage(FILE *f)
 		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
 		"  -h, --help                   this text\n",
 		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS,
-		SP_HEALTHZ_MAX_STALENESS_DEFAULT);
+		SP_MAX_SRC_RANGES, SP_HEALTHZ_MAX_STALENESS_DEFAULT);
 }
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -419,6 +422,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'B':
 			err = parse_u32("--max-backends", optarg, 1, 1 << 24, &o->dp.max_backends);
+			break;
+		case 1019:
+			err = parse_u32("--max-src-ranges", optarg, 1, 1 << 24,
+					&o->dp.max_src_ranges);
 			break;
 		case 'C':
 			err = parse_u32("--ct-size", optarg, 1024, 1 << 28, &o->dp.ct_size);
@@ -1414,6 +1421,8 @@ int cmd_run(int argc, char **argv)
 		.max_backends = bpf_map__max_entries(d.dp.skel->maps.sp_backends),
 		.max_frontends = bpf_map__max_entries(d.dp.skel->maps.sp_services),
 		.fixed_m = o.fixed_m,
+		.fd_src_ranges = bpf_map__fd(d.dp.skel->maps.sp_src_ranges),
+		.max_src_ranges = bpf_map__max_entries(d.dp.skel->maps.sp_src_ranges),
 	};
 	d.sm = sm;
 	err = sp_sync_new(&sm, &d.sync);

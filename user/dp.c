@@ -33,6 +33,7 @@ void sp_dp_opts_default(struct sp_dp_opts *o)
 	o->max_frontends = SP_MAX_FRONTENDS;
 	o->max_svc_ids = SP_MAX_SVC_IDS;
 	o->max_backends = SP_MAX_BACKENDS;
+	o->max_src_ranges = SP_MAX_SRC_RANGES;
 	o->ct_size = SP_CT_MAX;
 	o->maglev_chunks = SP_MAGLEV_CHUNKS;
 	o->hash_seed = 0x5eed5eed;
@@ -106,6 +107,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	bpf_map__set_max_entries(skel->maps.sp_svc_stats, o->max_svc_ids);
 	bpf_map__set_max_entries(skel->maps.sp_svc_meta, o->max_svc_ids);
 	bpf_map__set_max_entries(skel->maps.sp_backends, o->max_backends);
+	bpf_map__set_max_entries(skel->maps.sp_src_ranges, o->max_src_ranges);
 	bpf_map__set_max_entries(skel->maps.sp_ct, o->ct_size);
 	bpf_map__set_max_entries(skel->maps.sp_maglev, o->maglev_chunks);
 

@@ -31,6 +31,7 @@ struct sp_dp_opts {
 	struct sp_ip cluster4, cluster6;
 	uint8_t cluster4_len, cluster6_len;
 	uint32_t snat_port_min, snat_port_max; /* --snat-ports */
+	uint32_t max_src_ranges; /* sp_src_ranges entries */
 };
 
 struct svcplane_bpf;

@@ -427,7 +427,9 @@ static bool fe_is_wildcard(const struct sp_svc_key *k, const struct sp_svc *v)
 	return (v->flags & SP_SVC_F_NODEPORT) && addr_is_zero(&k->addr);
 }
 
-/* "10.96.0.10:80/tcp", "*:30080/tcp", "203.0.113.7:80/tcp(ext)". Returns buf. */
+/* "10.96.0.10:80/tcp", "*:30080/tcp", "203.0.113.7:80/tcp(ext)", and for an LB
+ * IP filtered by loadBalancerSourceRanges "203.0.113.8:80/tcp(ext,ranges)".
+ * Returns buf. */
 static const char *fmt_frontend(const struct sp_svc_key *k, const struct sp_svc *v, char *buf,
 				size_t len)
 {
@@ -438,7 +440,9 @@ static const char *fmt_frontend(const struct sp_svc_key *k, const struct sp_svc 
 	else
 		fmt_ipport(&k->addr, k->family, k->port, ap, sizeof(ap));
 	snprintf(buf, len, "%s/%s%s", ap, proto_str(k->proto, pb, sizeof(pb)),
-		 fe_kind(v) == FE_EXTERNAL ? "(ext)" : "");
+		 fe_kind(v) != FE_EXTERNAL		 ? "" :
+		 v->flags & SP_SVC_F_SRC_RANGES ? "(ext,ranges)" :
+						  "(ext)");
 	return buf;
 }
 
@@ -1225,6 +1229,9 @@ static int services_json(struct ins_state *st)
 			err = err ?: jset(e, "protocol",
 					  jstr(proto_str(f->k.proto, pb, sizeof(pb))));
 			err = err ?: jset(e, "kind", jstr(fe_kind_names[fe_kind(&f->v)]));
+			/* new flows only from loadBalancerSourceRanges (sp_src_ranges) */
+			err = err ?: jset(e, "source_ranges",
+					  jbool(!!(f->v.flags & SP_SVC_F_SRC_RANGES)));
 		}
 		err = err ?: jset(o, "backend_count", ji64(v->v.n));
 		if (!err && v->ids_bad)

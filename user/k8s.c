@@ -505,6 +505,11 @@ static void describe_change(enum res_kind kind, const struct entry *o, const str
 			ADD(" loadBalancer %zu->%zu", a->n_lb_ips, b->n_lb_ips);
 		if (a->n_ports != b->n_ports)
 			ADD(" ports %zu->%zu", a->n_ports, b->n_ports);
+		if (a->n_src_ranges != b->n_src_ranges ||
+		    (a->n_src_ranges && memcmp(a->src_ranges, b->src_ranges,
+					       a->n_src_ranges * sizeof(*a->src_ranges))))
+			ADD(" loadBalancerSourceRanges %zu->%zu", a->n_src_ranges,
+			    b->n_src_ranges);
 		if (a->etp_local != b->etp_local || a->itp_local != b->itp_local)
 			ADD(" trafficPolicy");
 		if (a->affinity_client_ip != b->affinity_client_ip ||

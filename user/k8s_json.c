@@ -30,6 +30,7 @@
 
 #define LABEL_PROXY_NAME "service.kubernetes.io/service-proxy-name"
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
+#define ANNOTATION_SRC_RANGES "service.beta.kubernetes.io/load-balancer-source-ranges"
 /* Default sessionAffinityConfig.clientIP.timeoutSeconds (API reference: 3 hours). */
 #define AFFINITY_TIMEOUT_DEFAULT 10800
 #define AFFINITY_TIMEOUT_MAX 86400
@@ -480,6 +481,94 @@ static int parse_svc_spec(struct json_object *obj, struct sp_service *s, const c
 	return 0;
 }
 
+/* Append the CIDR in s[0..len) to s->src_ranges (room for it was made),
+ * trimmed of spaces; an invalid one is skipped with a warning. */
+static void add_src_range(struct sp_service *svc, const char *s, size_t len, const char *id,
+			  const char *where, sp_k8s_warn_fn warn, void *warn_arg)
+{
+	char buf[64];
+
+	while (len && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (!len)
+		return;
+	if (len < sizeof(buf)) {
+		memcpy(buf, s, len);
+		buf[len] = 0;
+		if (!sp_cidr_parse(buf, &svc->src_ranges[svc->n_src_ranges])) {
+			svc->n_src_ranges++;
+			return;
+		}
+	}
+	warnf(warn, warn_arg, "Service %s: %s: invalid CIDR \"%.*s\" ignored", id, where,
+	      (int)(len < 64 ? len : 64), s);
+}
+
+/*
+ * spec.loadBalancerSourceRanges, or when that is empty the annotation
+ * service.beta.kubernetes.io/load-balancer-source-ranges (comma-separated),
+ * which Kubernetes' own helper (GetLoadBalancerSourceRanges) honours; it
+ * restricts, so honouring it is the safe side (kube-proxy itself reads the
+ * field only). As kube-proxy does, spaces around a CIDR are trimmed and an
+ * invalid CIDR is skipped with a warning while the valid ones apply.
+ */
+static int parse_src_ranges(struct json_object *obj, struct sp_service *s, const char *id,
+			    sp_k8s_warn_fn warn, void *warn_arg, char *err, size_t errlen)
+{
+	struct json_object *arr, *ann;
+	const char *a = NULL, *p, *comma;
+	size_t i, cnt, n;
+
+	if (jarr(jget(obj, "spec"), "loadBalancerSourceRanges", &arr)) {
+		errf(err, errlen, "Service %s: spec.loadBalancerSourceRanges is not an array", id);
+		return -EINVAL;
+	}
+	cnt = jlen(arr);
+	for (i = 0; i < cnt; i++) {
+		if (!jis(json_object_array_get_idx(arr, i), json_type_string)) {
+			errf(err, errlen,
+			     "Service %s: spec.loadBalancerSourceRanges[%zu] is not a string", id, i);
+			return -EINVAL;
+		}
+	}
+	if (cnt) {
+		s->src_ranges = calloc(cnt, sizeof(*s->src_ranges));
+		if (!s->src_ranges)
+			return -ENOMEM;
+		for (i = 0; i < cnt; i++) {
+			struct json_object *v = json_object_array_get_idx(arr, i);
+
+			add_src_range(s, json_object_get_string(v),
+				      (size_t)json_object_get_string_len(v), id,
+				      "spec.loadBalancerSourceRanges", warn, warn_arg);
+		}
+		return 0;
+	}
+	ann = jget(jget(obj, "metadata"), "annotations");
+	if (ann && jis(ann, json_type_object) && jstr(ann, ANNOTATION_SRC_RANGES, &a)) {
+		errf(err, errlen, "Service %s: annotation %s is not a string", id,
+		     ANNOTATION_SRC_RANGES);
+		return -EINVAL;
+	}
+	if (!a || !*a)
+		return 0;
+	for (n = 1, p = a; (p = strchr(p, ',')); p++)
+		n++;
+	s->src_ranges = calloc(n, sizeof(*s->src_ranges));
+	if (!s->src_ranges)
+		return -ENOMEM;
+	for (p = a;; p = comma + 1) {
+		comma = strchr(p, ',');
+		add_src_range(s, p, comma ? (size_t)(comma - p) : strlen(p), id,
+			      "annotation " ANNOTATION_SRC_RANGES, warn, warn_arg);
+		if (!comma)
+			break;
+	}
+	return 0;
+}
+
 /* status.loadBalancer.ingress[].ip (hostname-only entries are for DNS-based LBs). */
 static int parse_svc_status(struct json_object *obj, struct sp_service *s, const char *id,
 			    char *err, size_t errlen)
@@ -541,6 +630,8 @@ int sp_k8s_parse_service(struct json_object *obj, struct sp_service *out, sp_k8s
 		ret = parse_svc_spec(obj, out, id, warn, warn_arg, err, errlen);
 	if (!ret)
 		ret = parse_svc_status(obj, out, id, err, errlen);
+	if (!ret && out->type == SP_SVC_LOAD_BALANCER)
+		ret = parse_src_ranges(obj, out, id, warn, warn_arg, err, errlen);
 	if (ret == -ENOMEM)
 		errf(err, errlen, "Service %s: out of memory", id);
 	if (ret)
@@ -808,6 +899,7 @@ int sp_k8s_service_dup(struct sp_service *d, const struct sp_service *s)
 	*d = *s;
 	d->ns = d->name = d->proxy_name = d->resource_version = NULL;
 	d->cluster_ips = d->external_ips = d->lb_ips = NULL;
+	d->src_ranges = NULL;
 	d->ports = NULL;
 	d->n_ports = 0;
 	if (dup_opt(&d->ns, s->ns) || dup_opt(&d->name, s->name) ||
@@ -816,7 +908,9 @@ int sp_k8s_service_dup(struct sp_service *d, const struct sp_service *s)
 	    dup_mem((void **)&d->cluster_ips, s->cluster_ips, s->n_cluster_ips, sizeof(struct sp_ip)) ||
 	    dup_mem((void **)&d->external_ips, s->external_ips, s->n_external_ips,
 		    sizeof(struct sp_ip)) ||
-	    dup_mem((void **)&d->lb_ips, s->lb_ips, s->n_lb_ips, sizeof(struct sp_ip)))
+	    dup_mem((void **)&d->lb_ips, s->lb_ips, s->n_lb_ips, sizeof(struct sp_ip)) ||
+	    dup_mem((void **)&d->src_ranges, s->src_ranges, s->n_src_ranges,
+		    sizeof(struct sp_cidr)))
 		goto fail;
 	if (s->n_ports && !(d->ports = calloc(s->n_ports, sizeof(*d->ports))))
 		goto fail;

@@ -30,6 +30,7 @@ void sp_service_free(struct sp_service *s)
 	free(s->ports);
 	free(s->proxy_name);
 	free(s->resource_version);
+	free(s->src_ranges);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -107,4 +108,56 @@ int sp_ip_cmp(const struct sp_ip *a, const struct sp_ip *b)
 	if (a->family != b->family)
 		return a->family < b->family ? -1 : 1;
 	return memcmp(a->b, b->b, n);
+}
+
+int sp_cidr_parse(const char *s, struct sp_cidr *c)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned long plen;
+	size_t i, len;
+
+	memset(c, 0, sizeof(*c));
+	if (!s || (len = strlen(s)) >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, len + 1);
+	slash = strchr(buf, '/');
+	if (!slash || slash[1] < '0' || slash[1] > '9')
+		return -EINVAL;
+	*slash = 0;
+	/* no leading zeros, no sign, no spaces: "/08" is not a prefix length */
+	if (slash[1] == '0' && slash[2])
+		return -EINVAL;
+	plen = strtoul(slash + 1, &end, 10);
+	if (*end || sp_ip_parse(buf, &c->ip))
+		goto bad;
+	if (plen > (c->ip.family == SP_FAMILY_V4 ? 32u : 128u))
+		goto bad;
+	c->plen = (uint8_t)plen;
+	for (i = 0; i < 16; i++) {
+		if (plen >= 8 * (i + 1))
+			continue;
+		c->ip.b[i] &= plen > 8 * i ? (uint8_t)(0xff << (8 - (plen - 8 * i))) : 0;
+	}
+	return 0;
+bad:
+	memset(c, 0, sizeof(*c));
+	return -EINVAL;
+}
+
+const char *sp_cidr_str(const struct sp_cidr *c, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (len)
+		snprintf(buf, len, "%s/%u", sp_ip_str(&c->ip, a, sizeof(a)), c->plen);
+	return buf;
+}
+
+int sp_cidr_cmp(const struct sp_cidr *a, const struct sp_cidr *b)
+{
+	int r = sp_ip_cmp(&a->ip, &b->ip);
+
+	if (r)
+		return r;
+	return a->plen < b->plen ? -1 : a->plen > b->plen;
 }

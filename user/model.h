@@ -22,6 +22,12 @@ struct sp_ip {
 	uint8_t b[16]; /* IPv4 uses b[0..3] */
 };
 
+/* A CIDR: the network address (host bits zero) and the prefix length. */
+struct sp_cidr {
+	struct sp_ip ip;
+	uint8_t plen; /* 0-32 (IPv4) or 0-128 (IPv6) */
+};
+
 enum sp_svc_type {
 	SP_SVC_CLUSTER_IP = 0,
 	SP_SVC_NODE_PORT,
@@ -59,6 +65,11 @@ struct sp_service {
 	/* spec.healthCheckNodePort (type LoadBalancer, externalTrafficPolicy
 	 * Local): where this node says whether it has local endpoints; 0 = none */
 	uint16_t health_check_node_port;
+	/* spec.loadBalancerSourceRanges (or the annotation
+	 * service.beta.kubernetes.io/load-balancer-source-ranges when the
+	 * field is empty), both families; empty: open to everyone. */
+	struct sp_cidr *src_ranges;
+	size_t n_src_ranges;
 };
 
 struct sp_ep_port {
@@ -103,5 +114,14 @@ int sp_ip_parse(const char *s, struct sp_ip *ip);
 /* Format into buf (at least 46 bytes). Returns buf. */
 const char *sp_ip_str(const struct sp_ip *ip, char *buf, size_t len);
 int sp_ip_cmp(const struct sp_ip *a, const struct sp_ip *b);
+/*
+ * Parse "10.0.0.0/8" or "fd00::/64" into *c, host bits cleared (as
+ * Kubernetes' own parser does: "10.0.0.1/8" is 10.0.0.0/8). The prefix
+ * length is required. Returns 0 or -EINVAL.
+ */
+int sp_cidr_parse(const char *s, struct sp_cidr *c);
+/* "10.0.0.0/8" into buf (at least 50 bytes). Returns buf. */
+const char *sp_cidr_str(const struct sp_cidr *c, char *buf, size_t len);
+int sp_cidr_cmp(const struct sp_cidr *a, const struct sp_cidr *b);
 
 #endif /* SP_MODEL_H */

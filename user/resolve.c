@@ -47,6 +47,13 @@
  *  - An endpoint with a nodeName other than this node's is remote
  *    (SP_BE_F_REMOTE): external traffic to it is SNATed (lib/snat.h).
  *  - sessionAffinity: ClientIP sets SP_SVC_F_AFFINITY and the timeout.
+ *  - loadBalancerSourceRanges: as kube-proxy, per family: the ranges of the
+ *    want_svc's family go with it and its LoadBalancer ingress frontends
+ *    get SP_SVC_F_SRC_RANGES; a family with no range is open (kube-proxy
+ *    builds no firewall for it). clusterIPs, externalIPs and NodePorts are
+ *    never filtered. An address that is both an externalIP and an LB
+ *    ingress IP keeps the filter (the LB frontend is added first, so it
+ *    wins the duplicate), as kube-proxy's nftables mode filters it.
  *  - Two want_svcs claiming the same frontend: the first by id keeps it,
  *    the other loses that frontend (and is dropped if none is left).
  */
@@ -385,8 +392,38 @@ static void want_free(struct sp_want_svc *w)
 {
 	free(w->fe);
 	free(w->be);
+	free(w->src_ranges);
 	w->fe = NULL;
 	w->be = NULL;
+	w->src_ranges = NULL;
+}
+
+static int cidr_cmp_v(const void *a, const void *b)
+{
+	return sp_cidr_cmp(a, b);
+}
+
+/* The Service's source ranges of w's family into w, sorted, de-duplicated. */
+static int want_src_ranges(const struct sp_service *s, struct sp_want_svc *w)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->n_src_ranges; i++)
+		n += s->src_ranges[i].ip.family == w->family;
+	if (!n)
+		return 0;
+	w->src_ranges = calloc(n, sizeof(*w->src_ranges));
+	if (!w->src_ranges)
+		return -ENOMEM;
+	for (i = 0, n = 0; i < s->n_src_ranges; i++)
+		if (s->src_ranges[i].ip.family == w->family)
+			w->src_ranges[n++] = s->src_ranges[i];
+	qsort(w->src_ranges, n, sizeof(*w->src_ranges), cidr_cmp_v);
+	for (i = 0, w->n_src_ranges = 0; i < n; i++)
+		if (!w->n_src_ranges ||
+		    sp_cidr_cmp(&w->src_ranges[w->n_src_ranges - 1], &w->src_ranges[i]))
+			w->src_ranges[w->n_src_ranges++] = w->src_ranges[i];
+	return 0;
 }
 
 static struct sp_want_svc *svc_new(struct rctx *r)
@@ -448,8 +485,8 @@ static int resolve_set(struct rctx *r, const struct sp_service *s, const struct 
 				  zero6 = { .family = SP_FAMILY_V6 };
 	uint16_t ext = SP_SVC_F_EXTERNAL | ext_flags, np = SP_SVC_F_NODEPORT | ext_flags;
 	struct sp_want_svc *w;
-	size_t cap = 0;
-	bool any;
+	bool any, filtered = false;
+	size_t cap = 0, i;
 	int rc = 0;
 
 	if (fes & FE_VIEW) {
@@ -469,9 +506,18 @@ static int resolve_set(struct rctx *r, const struct sp_service *s, const struct 
 	if (fes & FE_INTERNAL)
 		rc = add_fes(r, s, w, &cap, s->cluster_ips, s->n_cluster_ips, p->port, 0);
 	if (!rc && (fes & (FE_EXTERNAL | FE_VIEW))) {
-		rc = add_fes(r, s, w, &cap, s->external_ips, s->n_external_ips, p->port, ext);
-		if (!rc && s->type == SP_SVC_LOAD_BALANCER)
-			rc = add_fes(r, s, w, &cap, s->lb_ips, s->n_lb_ips, p->port, ext);
+		/* LB IPs first: an address that is also an externalIP keeps the
+		 * LB IP's source ranges (dedup keeps the first), as kube-proxy's
+		 * nftables mode filters it. */
+		if (s->type == SP_SVC_LOAD_BALANCER) {
+			rc = want_src_ranges(s, w);
+			if (!rc)
+				rc = add_fes(r, s, w, &cap, s->lb_ips, s->n_lb_ips, p->port,
+					     ext | (w->n_src_ranges ? SP_SVC_F_SRC_RANGES : 0));
+		}
+		if (!rc)
+			rc = add_fes(r, s, w, &cap, s->external_ips, s->n_external_ips, p->port,
+				     ext);
 		if (!rc && s->type != SP_SVC_CLUSTER_IP && p->node_port)
 			rc = fe_push(w, &cap, fam == SP_FAMILY_V4 ? &zero4 : &zero6, p->node_port,
 				     np);
@@ -483,6 +529,14 @@ static int resolve_set(struct rctx *r, const struct sp_service *s, const struct 
 		want_free(w);
 		r->d.n--;
 		return 0;
+	}
+	for (i = 0; i < w->n_fe; i++)
+		filtered |= !!(w->fe[i].flags & SP_SVC_F_SRC_RANGES);
+	if (!filtered) {
+		/* No LB ingress IP of this family: nothing would read them. */
+		free(w->src_ranges);
+		w->src_ranges = NULL;
+		w->n_src_ranges = 0;
 	}
 	rc = gather(r, s, p, fam, only_local);
 	if (!rc)

@@ -33,6 +33,10 @@ struct sp_want_svc {
 	 * endpoints taking new flows, 0 for ones that only keep old flows. */
 	struct sp_mg_backend *be;
 	size_t n_be;
+	/* loadBalancerSourceRanges of this family, sorted, de-duplicated;
+	 * with any, the LB ingress frontends carry SP_SVC_F_SRC_RANGES. */
+	struct sp_cidr *src_ranges;
+	size_t n_src_ranges;
 };
 
 struct sp_desired {

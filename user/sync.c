@@ -50,6 +50,9 @@ struct app_svc {
 	struct sp_svc_key *fe_old; /* frontends before this apply, for the deletion pass */
 	size_t n_fe_old;
 	int seen;
+	/* sp_src_ranges entries as written, sorted by range_key_cmp */
+	struct sp_src_range_key *ranges;
+	size_t n_ranges;
 };
 
 struct sp_sync {
@@ -64,6 +67,9 @@ struct sp_sync {
 	uint32_t be_cursor;
 	struct sp_svc_key *orphans; /* frontends found at start with no Service */
 	size_t n_orphans;
+	/* sp_src_ranges entries found at start with no recovered Service */
+	struct sp_src_range_key *range_orphans;
+	size_t n_range_orphans;
 	struct sp_node_addr_key *node_addrs;
 	size_t n_node_addrs;
 	/* Backends whose refs reached 0: collected after the switch. A list,
@@ -388,7 +394,7 @@ int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desi
 			   size_t errlen)
 {
 	struct sp_mg_backend *be;
-	uint64_t n_fe = 0, chunks = 0;
+	uint64_t n_fe = 0, chunks = 0, n_ranges = 0;
 	size_t n_be = 0, distinct = 0, i, j;
 
 	if (d->n > maps->max_svc_ids) {
@@ -403,6 +409,7 @@ int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desi
 
 		n_fe += w->n_fe;
 		n_be += w->n_be;
+		n_ranges += w->n_src_ranges;
 		if (w->n_be)
 			chunks += region_chunks(w->n_be, sp_maglev_pick_m(w->n_be, maps->fixed_m));
 	}
@@ -411,6 +418,13 @@ int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desi
 			 "%llu frontends (address:port/protocol), sp_services holds %u: raise "
 			 "--max-services",
 			 (unsigned long long)n_fe, maps->max_frontends);
+		return -ENOSPC;
+	}
+	if (maps->max_src_ranges && n_ranges > maps->max_src_ranges) {
+		snprintf(err, errlen,
+			 "%llu loadBalancerSourceRanges entries (CIDR per Service port and "
+			 "family), sp_src_ranges holds %u: raise --max-src-ranges",
+			 (unsigned long long)n_ranges, maps->max_src_ranges);
 		return -ENOSPC;
 	}
 	if (chunks > maps->maglev_chunks) {
@@ -539,12 +553,105 @@ static void members_del(struct sp_sync *s, uint32_t svc_id, const uint32_t *old,
 	free(sorted);
 }
 
+/* ---- loadBalancerSourceRanges --------------------------------------------- */
+
+static int range_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sp_src_range_key));
+}
+
+/* The sp_src_ranges keys of w's ranges under svc_id, sorted. 0 or -ENOMEM. */
+static int want_range_keys(const struct sp_want_svc *w, uint32_t svc_id,
+			   struct sp_src_range_key **out, size_t *n)
+{
+	struct sp_src_range_key *k;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (!w->n_src_ranges)
+		return 0;
+	k = calloc(w->n_src_ranges, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	for (i = 0; i < w->n_src_ranges; i++) {
+		k[i].prefixlen = SP_SRC_RANGE_PREFIX_BITS + w->src_ranges[i].plen;
+		k[i].svc_id = svc_id;
+		k[i].family = w->src_ranges[i].ip.family;
+		to_key_addr(&w->src_ranges[i].ip, &k[i].addr);
+	}
+	qsort(k, w->n_src_ranges, sizeof(*k), range_key_cmp);
+	*out = k;
+	*n = w->n_src_ranges;
+	return 0;
+}
+
+static bool same_ranges(const struct app_svc *a, const struct sp_src_range_key *k, size_t n)
+{
+	return a->n_ranges == n && (!n || !memcmp(a->ranges, k, n * sizeof(*k)));
+}
+
+/* Delete the keys of del[] that are not in keep[] (sorted; may be NULL). */
+static void ranges_del(struct sp_sync *s, const struct sp_src_range_key *del, size_t n_del,
+		       const struct sp_src_range_key *keep, size_t n_keep)
+{
+	size_t i;
+
+	for (i = 0; i < n_del; i++) {
+		if (keep && bsearch(&del[i], keep, n_keep, sizeof(*keep), range_key_cmp))
+			continue;
+		if (bpf_map_delete_elem(s->maps.fd_src_ranges, &del[i]) && errno != ENOENT)
+			pr_warn("delete svc_id %u range from sp_src_ranges: %s", del[i].svc_id,
+				strerror(errno));
+	}
+}
+
+/*
+ * Write the keys of add[] that a does not have yet: before the switch, so
+ * a frontend that gets SP_SVC_F_SRC_RANGES never finds its ranges
+ * missing. While a Service's ranges change, the union of old and new is
+ * open for the moment between this and ranges_del() after the switch;
+ * the other order would drop allowed clients instead. On failure, what
+ * was added is removed again. 0 or -errno.
+ */
+static int ranges_add(struct sp_sync *s, const struct app_svc *a, const char *id,
+		      const struct sp_src_range_key *add, size_t n_add)
+{
+	__u8 one = 1;
+	size_t i;
+	int err;
+
+	if (!n_add)
+		return 0;
+	if (s->maps.fd_src_ranges <= 0) {
+		pr_err("%s: has loadBalancerSourceRanges but sp_src_ranges is not available", id);
+		return -EOPNOTSUPP;
+	}
+	for (i = 0; i < n_add; i++) {
+		if (a->ranges &&
+		    bsearch(&add[i], a->ranges, a->n_ranges, sizeof(*add), range_key_cmp))
+			continue;
+		if (bpf_map_update_elem(s->maps.fd_src_ranges, &add[i], &one, BPF_ANY)) {
+			err = -errno;
+			pr_err("%s: write loadBalancerSourceRanges to sp_src_ranges: %s%s", id,
+			       strerror(-err),
+			       err == -ENOSPC || err == -E2BIG ?
+				       " (table full: raise --max-src-ranges)" :
+				       "");
+			ranges_del(s, add, i, a->ranges, a->n_ranges);
+			return err == -E2BIG ? -ENOSPC : err;
+		}
+	}
+	return 0;
+}
+
 /* ---- Services -------------------------------------------------------------- */
 
 static void app_svc_free(struct app_svc *a)
 {
 	if (!a)
 		return;
+	free(a->ranges);
 	free(a->be);
 	free(a->be_ids);
 	free(a->fe);
@@ -668,9 +775,11 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 	bool created = false, rebuild;
 	uint32_t m = w->n_be ? sp_maglev_pick_m(w->n_be, s->maps.fixed_m) : 0;
 	uint32_t *ids = NULL, region = 0, chunks = 0;
+	struct sp_src_range_key *rk = NULL;
 	struct sp_svc_key *fe = NULL;
 	uint16_t *fe_flags = NULL;
-	size_t i, j;
+	bool ranges_added = false;
+	size_t i, j, n_rk = 0;
 	int err = 0;
 
 	if (w->n_be > 0xffff) {
@@ -696,9 +805,13 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 	 * (sp_svc_backends), so it counts as a rebuild. */
 	rebuild = created || !same_backends(a, w, m) ||
 		  ((a->flags ^ w->flags) & SP_SVC_F_AFFINITY);
-	if (!rebuild && same_frontends(a, w)) {
+	err = want_range_keys(w, a->svc_id, &rk, &n_rk);
+	if (err)
+		goto fail;
+	if (!rebuild && same_frontends(a, w) && same_ranges(a, rk, n_rk)) {
 		/* The common case of a full resync: nothing to do, nothing to
-		 * allocate. */
+		 * write. */
+		free(rk);
 		a->seen = 1;
 		return 0;
 	}
@@ -727,6 +840,11 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 			goto fail;
 		}
 	}
+
+	err = ranges_add(s, a, w->id, rk, n_rk);
+	if (err)
+		goto fail_staged;
+	ranges_added = true;
 
 	/* The switch: every frontend gets the new value in one update each. */
 	fe = calloc(w->n_fe ? w->n_fe : 1, sizeof(*fe));
@@ -793,6 +911,13 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 		pr_debug("%s: %s, %zu backend(s), M=%u, region %u+%u", w->id,
 			 created ? "added" : "backends changed", w->n_be, m, region, chunks);
 	}
+	/* Ranges it no longer has: once no frontend can be reading them. */
+	ranges_del(s, a->ranges, a->n_ranges, rk, n_rk);
+	free(a->ranges);
+	a->ranges = rk;
+	a->n_ranges = n_rk;
+	rk = NULL;
+	ranges_added = false;
 	/* Frontends this Service no longer has are deleted by the caller
 	 * once all Services are applied (another may have taken them). */
 	a->flags = w->flags;
@@ -825,11 +950,16 @@ fail_staged:
 		for (i = 0; i < w->n_be; i++)
 			be_put(s, &w->be[i].ip, w->be[i].port);
 	}
+	if (ranges_added)
+		ranges_del(s, rk, n_rk, a->ranges, a->n_ranges);
 fail:
+	free(rk);
 	free(ids);
 	free(fe);
 	free(fe_flags);
 	if (created) {
+		ranges_del(s, a->ranges, a->n_ranges, NULL, 0);
+		free(a->ranges);
 		s->svc_id_used[a->svc_id] = 0;
 		free(a);
 	}
@@ -847,6 +977,8 @@ static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stat
 	for (i = 0; i < a->n; i++)
 		be_put(s, &a->be[i].ip, a->be[i].port);
 	region_retire(s, a->region, a->chunks);
+	/* Its frontends are gone already (the deletion pass runs first). */
+	ranges_del(s, a->ranges, a->n_ranges, NULL, 0);
 	if (bpf_map_delete_elem(s->maps.fd_svc_meta, &a->svc_id) && errno != ENOENT)
 		pr_warn("%s: delete sp_svc_meta entry: %s", a->id, strerror(errno));
 	s->svc_id_used[a->svc_id] = 0;
@@ -907,6 +1039,42 @@ static struct app_svc **all_svcs(struct sp_sync *s, size_t *n)
 		twalk(s->svcs, collect_walk);
 	*n = walk_n;
 	return walk_list;
+}
+
+/*
+ * After the first apply: delete the sp_src_ranges entries found at start
+ * that no Service owns now. Not before: until then an orphan frontend may
+ * still point at them. A Service that took the same svc_id since may
+ * have written the same key: that one stays.
+ */
+static void range_orphans_delete(struct sp_sync *s)
+{
+	struct app_svc **list, **by_id;
+	const struct app_svc *a;
+	size_t i, n;
+
+	if (!s->n_range_orphans)
+		return;
+	by_id = calloc(s->maps.max_svc_ids, sizeof(*by_id));
+	list = all_svcs(s, &n);
+	for (i = 0; by_id && list && i < n; i++)
+		by_id[list[i]->svc_id] = list[i];
+	for (i = 0; by_id && list && i < s->n_range_orphans; i++) {
+		const struct sp_src_range_key *k = &s->range_orphans[i];
+
+		a = k->svc_id < s->maps.max_svc_ids ? by_id[k->svc_id] : NULL;
+		if (a && a->ranges &&
+		    bsearch(k, a->ranges, a->n_ranges, sizeof(*k), range_key_cmp))
+			continue;
+		bpf_map_delete_elem(s->maps.fd_src_ranges, k);
+	}
+	free(list);
+	free(by_id);
+	/* Out of memory: they stay until the next restart; harmless (nothing
+	 * is flagged to read them). */
+	free(s->range_orphans);
+	s->range_orphans = NULL;
+	s->n_range_orphans = 0;
 }
 
 int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_stats *st)
@@ -972,6 +1140,7 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	free(s->orphans);
 	s->orphans = NULL;
 	s->n_orphans = 0;
+	range_orphans_delete(s);
 	/* Old tables and removed backends: only once no packet that started
 	 * before the switches can still be reading them. */
 	if (s->n_retired || s->n_gc)
@@ -1149,6 +1318,45 @@ static void queue_unreferenced(struct sp_sync *s)
 	qu_sync = NULL;
 }
 
+/* sp_src_ranges entries to their Services (sorted), or to the orphans. */
+static int recover_ranges(struct sp_sync *s, struct app_svc **by_id)
+{
+	struct sp_src_range_key k, next, *pk = NULL, *v;
+	struct app_svc **list;
+	struct app_svc *a;
+	size_t i, n;
+
+	if (s->maps.fd_src_ranges <= 0)
+		return 0;
+	while (bpf_map_get_next_key(s->maps.fd_src_ranges, pk, &next) == 0) {
+		k = next;
+		pk = &k;
+		a = k.svc_id < s->maps.max_svc_ids ? by_id[k.svc_id] : NULL;
+		if (a) {
+			v = realloc(a->ranges, (a->n_ranges + 1) * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			a->ranges = v;
+			a->ranges[a->n_ranges++] = k;
+		} else {
+			v = realloc(s->range_orphans, (s->n_range_orphans + 1) * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			s->range_orphans = v;
+			s->range_orphans[s->n_range_orphans++] = k;
+		}
+	}
+	list = all_svcs(s, &n);
+	if (!list)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (list[i]->n_ranges)
+			qsort(list[i]->ranges, list[i]->n_ranges, sizeof(*list[i]->ranges),
+			      range_key_cmp);
+	free(list);
+	return 0;
+}
+
 static int recover(struct sp_sync *s)
 {
 	struct app_svc **by_id = calloc(s->maps.max_svc_ids, sizeof(*by_id));
@@ -1191,6 +1399,9 @@ static int recover(struct sp_sync *s)
 		if (err)
 			goto out;
 	}
+	err = recover_ranges(s, by_id);
+	if (err)
+		goto out;
 	/* Backends: reference counts from the recovered regions; the rest
 	 * are collected by the first apply. */
 	pkey = NULL;
@@ -1286,6 +1497,7 @@ void sp_sync_free(struct sp_sync *s)
 	free(s->svc_id_used);
 	free(s->be_id_used);
 	free(s->orphans);
+	free(s->range_orphans);
 	free(s->node_addrs);
 	free(s->gc);
 	free(s->retired);

@@ -26,6 +26,10 @@ struct sp_sync_maps {
 	uint32_t max_svc_ids; /* max_entries of sp_svc_meta / sp_svc_stats */
 	uint32_t max_backends; /* max_entries of sp_backends */
 	uint32_t fixed_m; /* --maglev-m, 0 = adaptive */
+	/* sp_src_ranges (loadBalancerSourceRanges); <= 0: not kept, and a
+	 * Service with ranges is refused (its filter could not be written). */
+	int fd_src_ranges;
+	uint32_t max_src_ranges; /* max_entries of sp_src_ranges; 0: not checked */
 };
 
 struct sp_sync_stats {

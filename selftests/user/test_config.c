@@ -176,6 +176,24 @@ static const struct bad_case bad_cases[] = {
 	  3, "must be the only entry", "None" },
 	{ "lb_ips_not_lb", SVC_HEAD "    loadBalancerIPs: [198.51.100.1]\n", 6,
 	  "loadBalancerIPs requires type LoadBalancer", "[198.51.100.1]" },
+	{ "src_ranges_not_lb", SVC_HEAD "    loadBalancerSourceRanges: [10.0.0.0/8]\n", 6,
+	  "loadBalancerSourceRanges requires type LoadBalancer", "[10.0.0.0/8]" },
+	{ "src_range_no_prefix",
+	  SVC_HEAD "    type: LoadBalancer\n    loadBalancerSourceRanges:\n"
+		   "      - 10.10.0.0/24\n      - 10.20.0.1\n",
+	  9, "\"10.20.0.1\" is not a CIDR", "10.20.0.1" },
+	{ "src_range_bad_prefix",
+	  SVC_HEAD "    type: LoadBalancer\n    loadBalancerSourceRanges: [\"fd00::/129\"]\n", 7,
+	  "is not a CIDR", "\"fd00::/129\"" },
+	{ "src_range_v4_prefix_33",
+	  SVC_HEAD "    type: LoadBalancer\n    loadBalancerSourceRanges: [10.0.0.0/33]\n", 7,
+	  "is not a CIDR", "10.0.0.0/33" },
+	{ "src_range_garbage",
+	  SVC_HEAD "    type: LoadBalancer\n    loadBalancerSourceRanges: [\"10.0.0.0/8 \"]\n", 7,
+	  "is not a CIDR", "\"10.0.0.0/8 \"" },
+	{ "src_ranges_not_list",
+	  SVC_HEAD "    type: LoadBalancer\n    loadBalancerSourceRanges: 10.0.0.0/8\n", 7,
+	  "expected a list", "10.0.0.0/8" },
 	{ "headless_lb", "services:\n  - name: web\n    type: LoadBalancer\n    clusterIP: None\n",
 	  3, "requires type ClusterIP", "LoadBalancer" },
 	/* Ports */
@@ -585,6 +603,74 @@ out:
 	sp_model_free(&m);
 }
 
+/* loadBalancerSourceRanges: both families in one list, host bits cleared. */
+static void test_src_ranges(void)
+{
+	static const char yaml[] = "services:\n"
+				   "  - name: web\n"
+				   "    type: LoadBalancer\n"
+				   "    clusterIPs: [10.96.0.10, \"fd00:96::10\"]\n"
+				   "    loadBalancerIPs: [198.51.100.10]\n"
+				   "    loadBalancerSourceRanges:\n"
+				   "      - 10.10.0.0/24\n"
+				   "      - \"2001:db8:1::/48\"\n"
+				   "      - 203.0.113.77/16\n"
+				   "      - 0.0.0.0/0\n"
+				   "    ports: [{port: 80}]\n";
+	const struct sp_service *s;
+	struct sp_model m;
+	char err[512], buf[64];
+
+	if (!ASSERT_EQ(sp_config_parse_buf(yaml, strlen(yaml), "t.yaml", &m, err, sizeof(err)), 0,
+		       "parse"))
+		return;
+	s = &m.services[0];
+	if (ASSERT_EQ(s->n_src_ranges, 4, "four ranges")) {
+		ASSERT_STREQ(sp_cidr_str(&s->src_ranges[0], buf, sizeof(buf)), "10.10.0.0/24",
+			     "v4 range");
+		ASSERT_STREQ(sp_cidr_str(&s->src_ranges[1], buf, sizeof(buf)), "2001:db8:1::/48",
+			     "v6 range in the same list");
+		ASSERT_STREQ(sp_cidr_str(&s->src_ranges[2], buf, sizeof(buf)), "203.0.0.0/16",
+			     "host bits cleared");
+		ASSERT_STREQ(sp_cidr_str(&s->src_ranges[3], buf, sizeof(buf)), "0.0.0.0/0",
+			     "everything");
+	}
+	sp_model_free(&m);
+}
+
+/* sp_cidr_parse: what Kubernetes accepts, and the usual mistakes. */
+static void test_cidr_parse(void)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: refused */
+	} cases[] = {
+		{ "10.0.0.0/8", "10.0.0.0/8" },	      { "10.1.2.3/32", "10.1.2.3/32" },
+		{ "10.1.2.3/31", "10.1.2.2/31" },     { "10.255.255.255/9", "10.128.0.0/9" },
+		{ "::/0", "::/0" },		      { "fd00::1:2/112", "fd00::1:0/112" },
+		{ "fd00:ff::/9", "fd00::/9" },	      { "10.0.0.0", NULL },
+		{ "10.0.0.0/", NULL },		      { "10.0.0.0/33", NULL },
+		{ "fd00::/129", NULL },		      { "10.0.0.0/08", NULL },
+		{ "10.0.0.0/-1", NULL },	      { "10.0.0.0/8/8", NULL },
+		{ " 10.0.0.0/8", NULL },	      { "", NULL },
+		{ "/8", NULL },
+	};
+	struct sp_cidr c;
+	char buf[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = sp_cidr_parse(cases[i].in, &c);
+
+		if (!cases[i].out) {
+			if (!ASSERT_EQ(rc, -EINVAL, "refused"))
+				fprintf(stderr, "  input \"%s\"\n", cases[i].in);
+			continue;
+		}
+		if (ASSERT_EQ(rc, 0, "parsed"))
+			ASSERT_STREQ(sp_cidr_str(&c, buf, sizeof(buf)), cases[i].out, cases[i].in);
+	}
+}
+
 static void test_defaults(void)
 {
 	static const char yaml[] = "services:\n"
@@ -975,6 +1061,8 @@ int main(void)
 	RUN_TEST(test_default_config);
 	RUN_TEST(test_full_service);
 	RUN_TEST(test_defaults);
+	RUN_TEST(test_src_ranges);
+	RUN_TEST(test_cidr_parse);
 	RUN_TEST(test_empty_and_minimal);
 	RUN_TEST(test_headless);
 	RUN_TEST(test_not_duplicates);

@@ -523,6 +523,83 @@ static void test_node(void)
 	json_object_put(o);
 }
 
+#define LB_SVC(meta_extra, spec_extra)                                                     \
+	"{'kind':'Service','metadata':{'name':'web','namespace':'shop'" meta_extra "},"    \
+	"'spec':{'type':'LoadBalancer','clusterIP':'10.96.0.10',"                          \
+	"  'ports':[{'port':80}]" spec_extra "}}"
+
+static bool range_is(const struct sp_cidr *c, const char *want)
+{
+	char buf[64];
+
+	return ASSERT_STREQ(sp_cidr_str(c, buf, sizeof(buf)), want, "range");
+}
+
+/*
+ * spec.loadBalancerSourceRanges: as kube-proxy, spaces trimmed, invalid
+ * CIDRs skipped with a warning while the valid ones apply; the annotation
+ * only when the field is empty; a structurally wrong field rejects the
+ * object.
+ */
+static void test_src_ranges(void)
+{
+	struct sp_service s;
+	char err[256] = "";
+
+	if (ASSERT_EQ(parse_svc(LB_SVC("", ",'loadBalancerSourceRanges':['10.10.0.0/24',"
+					 "' 2001:db8::/32 ','10.1.2.3/8']"),
+				&s, err, sizeof(err)),
+		      0, "both families") &&
+	    ASSERT_EQ(s.n_src_ranges, 3, "three ranges")) {
+		range_is(&s.src_ranges[0], "10.10.0.0/24");
+		range_is(&s.src_ranges[1], "2001:db8::/32");
+		range_is(&s.src_ranges[2], "10.0.0.0/8");
+		ASSERT_EQ(n_warnings, 0, "no warning");
+	}
+	sp_service_free(&s);
+
+	if (ASSERT_EQ(parse_svc(LB_SVC("", ",'loadBalancerSourceRanges':['10.10.0.0/24',"
+					 "'10.20.0.1','bogus/8','','fd00::/64']"),
+				&s, err, sizeof(err)),
+		      0, "invalid CIDRs do not reject the Service") &&
+	    ASSERT_EQ(s.n_src_ranges, 2, "the two valid ranges apply")) {
+		range_is(&s.src_ranges[0], "10.10.0.0/24");
+		range_is(&s.src_ranges[1], "fd00::/64");
+		ASSERT_EQ(n_warnings, 2, "one warning per invalid CIDR (none for \"\")");
+		ASSERT_CONTAINS(warnings, "invalid CIDR \"10.20.0.1\" ignored", "warning names it");
+	}
+	sp_service_free(&s);
+
+	if (ASSERT_EQ(parse_svc(LB_SVC(",'annotations':{'service.beta.kubernetes.io/"
+				       "load-balancer-source-ranges':' 10.10.0.0/24, fd00::/64,x'}",
+				       ""),
+				&s, err, sizeof(err)),
+		      0, "annotation") &&
+	    ASSERT_EQ(s.n_src_ranges, 2, "annotation ranges")) {
+		range_is(&s.src_ranges[0], "10.10.0.0/24");
+		range_is(&s.src_ranges[1], "fd00::/64");
+		ASSERT_EQ(n_warnings, 1, "the invalid one warned");
+	}
+	sp_service_free(&s);
+
+	if (ASSERT_EQ(parse_svc(LB_SVC(",'annotations':{'service.beta.kubernetes.io/"
+				       "load-balancer-source-ranges':'192.0.2.0/24'}",
+				       ",'loadBalancerSourceRanges':['10.10.0.0/24']"),
+				&s, err, sizeof(err)),
+		      0, "field and annotation") &&
+	    ASSERT_EQ(s.n_src_ranges, 1, "the field wins"))
+		range_is(&s.src_ranges[0], "10.10.0.0/24");
+	sp_service_free(&s);
+
+	ASSERT_EQ(parse_svc(LB_SVC("", ",'loadBalancerSourceRanges':'10.0.0.0/8'"), &s, err,
+			    sizeof(err)),
+		  -EINVAL, "not an array");
+	ASSERT_CONTAINS(err, "loadBalancerSourceRanges is not an array", "error");
+	ASSERT_EQ(parse_svc(LB_SVC("", ",'loadBalancerSourceRanges':[8]"), &s, err, sizeof(err)),
+		  -EINVAL, "not a string");
+	ASSERT_CONTAINS(err, "loadBalancerSourceRanges[0] is not a string", "error");
+}
+
 static void test_dup(void)
 {
 	struct sp_service s, d;
@@ -536,6 +613,17 @@ static void test_dup(void)
 		ASSERT_STREQ(d.ports[0].target_port_name, "http-alt", "deep port");
 		ASSERT_EQ(d.n_lb_ips, 2, "lb ips");
 		ASSERT_EQ(sp_ip_cmp(&d.external_ips[1], &s.external_ips[1]), 0, "ips equal");
+		sp_service_free(&d);
+	}
+	sp_service_free(&s);
+	if (!ASSERT_EQ(parse_svc(LB_SVC("", ",'loadBalancerSourceRanges':['10.10.0.0/24']"), &s,
+				 err, sizeof(err)),
+		       0, "parse svc with ranges"))
+		return;
+	if (ASSERT_EQ(sp_k8s_service_dup(&d, &s), 0, "dup svc with ranges")) {
+		ASSERT_TRUE(d.src_ranges != s.src_ranges, "ranges not shared");
+		if (ASSERT_EQ(d.n_src_ranges, 1, "ranges"))
+			range_is(&d.src_ranges[0], "10.10.0.0/24");
 		sp_service_free(&d);
 	}
 	sp_service_free(&s);
@@ -580,6 +668,7 @@ int main(void)
 	test_bad_slices();
 	RUN_TEST(test_list_with_bad_item);
 	RUN_TEST(test_node);
+	RUN_TEST(test_src_ranges);
 	RUN_TEST(test_dup);
 	RUN_TEST(test_object_key);
 	return sp_test_exit();

@@ -740,6 +740,82 @@ out:
 	sp_model_free(&m);
 }
 
+/*
+ * loadBalancerSourceRanges: the flag on LB ingress frontends only (not the
+ * clusterIP, externalIPs or NodePort), the ranges of each family with the
+ * want_svc of that family (sorted, de-duplicated), a family without a
+ * range left open as kube-proxy does, and an address that is both an
+ * externalIP and an LB IP filtered.
+ */
+static void test_src_ranges(void)
+{
+	static const char yaml[] =
+		"services:\n"
+		"  - name: web\n"
+		"    type: LoadBalancer\n"
+		"    clusterIPs: [10.96.0.10, \"fd00:96::10\"]\n"
+		"    externalIPs: [192.0.2.10, 192.0.2.11, \"2001:db8::10\"]\n"
+		"    loadBalancerIPs: [198.51.100.10, 198.51.100.11, \"2001:db8::20\"]\n"
+		"    loadBalancerSourceRanges: [10.10.0.0/24, 10.9.0.0/16, 10.10.0.0/24]\n"
+		"    ports: [{port: 80, nodePort: 30080}]\n"
+		"  - name: open\n"
+		"    type: LoadBalancer\n"
+		"    clusterIP: 10.96.0.20\n"
+		"    loadBalancerIPs: [198.51.100.20]\n"
+		"    ports: [{port: 80}]\n"
+		"  - name: nolb\n"
+		"    type: LoadBalancer\n"
+		"    clusterIP: 10.96.0.30\n"
+		"    loadBalancerSourceRanges: [10.10.0.0/24]\n"
+		"    ports: [{port: 80}]\n";
+	const uint16_t ext = SP_SVC_F_EXTERNAL, lbr = SP_SVC_F_EXTERNAL | SP_SVC_F_SRC_RANGES;
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+	struct warns wr;
+	char buf[64];
+
+	if (!load(yaml, &m))
+		return;
+	/* The API allows what the file refuses: one address as both. */
+	m.services[0].external_ips[1] = m.services[0].lb_ips[1];
+	if (!resolve(&m, "node-a", NULL, &d, &wr))
+		goto out;
+	w = find(&d, "default/web:/tcp/v4");
+	if (!ASSERT_TRUE(w, "web v4"))
+		goto out;
+	ASSERT_EQ(w->n_fe, 5, "web v4 frontends");
+	ASSERT_TRUE(has_fe(w, "10.96.0.10", 80, 0), "clusterIP unfiltered");
+	ASSERT_TRUE(has_fe(w, "192.0.2.10", 80, ext), "externalIP unfiltered");
+	ASSERT_TRUE(has_fe(w, "0.0.0.0", 30080, SP_SVC_F_NODEPORT), "NodePort unfiltered");
+	ASSERT_TRUE(has_fe(w, "198.51.100.10", 80, lbr), "LB IP filtered");
+	ASSERT_TRUE(has_fe(w, "198.51.100.11", 80, lbr), "LB IP that is an externalIP too: filtered");
+	if (ASSERT_EQ(w->n_src_ranges, 2, "v4 ranges, de-duplicated")) {
+		ASSERT_STREQ(sp_cidr_str(&w->src_ranges[0], buf, sizeof(buf)), "10.9.0.0/16",
+			     "sorted");
+		ASSERT_STREQ(sp_cidr_str(&w->src_ranges[1], buf, sizeof(buf)), "10.10.0.0/24",
+			     "sorted");
+	}
+	/* No IPv6 range: kube-proxy builds no firewall for that family. */
+	w = find(&d, "default/web:/tcp/v6");
+	if (ASSERT_TRUE(w, "web v6")) {
+		ASSERT_TRUE(has_fe(w, "2001:db8::20", 80, ext), "v6 LB IP open");
+		ASSERT_EQ(w->n_src_ranges, 0, "no v6 ranges");
+	}
+	w = find(&d, "default/open:/tcp/v4");
+	if (ASSERT_TRUE(w, "open")) {
+		ASSERT_TRUE(has_fe(w, "198.51.100.20", 80, ext), "no ranges: open");
+		ASSERT_EQ(w->n_src_ranges, 0, "no ranges");
+	}
+	/* Ranges but no LB IP yet: nothing to write. */
+	w = find(&d, "default/nolb:/tcp/v4");
+	if (ASSERT_TRUE(w, "nolb"))
+		ASSERT_EQ(w->n_src_ranges, 0, "no flagged frontend, no ranges kept");
+out:
+	sp_desired_free(&d);
+	sp_model_free(&m);
+}
+
 static void test_empty_model(void)
 {
 	struct sp_model m = { 0 };
@@ -765,6 +841,7 @@ int main(void)
 	RUN_TEST(test_ignored);
 	RUN_TEST(test_long_ids);
 	RUN_TEST(test_order_independent);
+	RUN_TEST(test_src_ranges);
 	RUN_TEST(test_empty_model);
 	return sp_test_exit();
 }

@@ -530,6 +530,159 @@ out:
  * the capacities of the maps are read, so no maps (and no root) needed.
  * 70,000 Services passed check-config silently with 65,536 Service ids.
  */
+/* Free what want_svc()/want_ranges() allocated in w. */
+static void want_release(struct sp_want_svc *w)
+{
+	free(w->fe);
+	free(w->be);
+	free(w->src_ranges);
+	memset(w, 0, sizeof(*w));
+}
+
+/* Make w's frontend an LB IP filtered by the given CIDRs (NULL-terminated). */
+static void want_ranges(struct sp_want_svc *w, const char *const *cidrs)
+{
+	size_t n = 0;
+
+	while (cidrs[n])
+		n++;
+	free(w->src_ranges);
+	w->src_ranges = calloc(n ? n : 1, sizeof(*w->src_ranges));
+	w->n_src_ranges = n;
+	while (n--)
+		sp_cidr_parse(cidrs[n], &w->src_ranges[n]);
+	w->fe[0].flags = SP_SVC_F_EXTERNAL;
+	if (w->n_src_ranges)
+		w->fe[0].flags |= SP_SVC_F_SRC_RANGES;
+}
+
+/* Is client (v4 text) inside one of svc_id's ranges in the LPM map? */
+static bool lpm_allows(int fd, uint32_t svc_id, const char *client)
+{
+	struct sp_src_range_key k;
+	uint8_t v;
+
+	memset(&k, 0, sizeof(k));
+	k.prefixlen = SP_SRC_RANGE_KEY_BITS;
+	k.svc_id = svc_id;
+	k.family = SP_FAMILY_V4;
+	inet_pton(AF_INET, client, k.addr.addr);
+	return bpf_map_lookup_elem(fd, &k, &v) == 0;
+}
+
+/*
+ * loadBalancerSourceRanges in sp_src_ranges: written with the Service,
+ * diffed (a changed range costs one add and one delete, an unchanged
+ * Service nothing), recovered after a restart with nothing rewritten,
+ * removed with the ranges or the Service, stray entries of no Service
+ * deleted by the first apply.
+ */
+static void test_src_ranges(void)
+{
+	static const char *const r1[] = { "10.10.0.0/24", "10.20.0.0/16", NULL };
+	static const char *const r2[] = { "10.10.0.0/24", "10.30.0.0/16", NULL };
+	static const char *const none[] = { NULL };
+	const size_t ksz = sizeof(struct sp_src_range_key);
+	struct sp_src_range_key stray;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct maps x;
+	struct sp_svc v;
+	uint8_t one = 1;
+	int fd;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	{
+		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
+
+		fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, NULL, ksz, 1, 64, &o);
+	}
+	if (!ASSERT_TRUE(fd >= 0, "create the LPM trie"))
+		goto out;
+	x.m.fd_src_ranges = fd;
+	x.m.max_src_ranges = 64;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(2, sizeof(*d.svc));
+	d.n = 2;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, B123);
+	want_svc(&d.svc[1], "a/y:p/tcp/v4", 11, B123);
+	want_ranges(&d.svc[0], r1);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply with ranges");
+	ASSERT_EQ(count_keys(fd, ksz), 2, "two entries");
+	if (!ASSERT_EQ(lookup_fe(&x, 10, &v), 0, "frontend"))
+		goto out;
+	ASSERT_TRUE(v.flags & SP_SVC_F_SRC_RANGES, "frontend flagged");
+	ASSERT_TRUE(lpm_allows(fd, v.svc_id, "10.10.0.7"), "10.10.0.7 allowed");
+	ASSERT_TRUE(lpm_allows(fd, v.svc_id, "10.20.99.1"), "10.20.99.1 allowed");
+	ASSERT_TRUE(!lpm_allows(fd, v.svc_id, "10.30.0.1"), "10.30.0.1 denied");
+	{
+		struct sp_sync_maps small = x.m;
+		char err[256] = "";
+
+		small.max_src_ranges = 1;
+		ASSERT_EQ(sp_sync_check_capacity(&small, &d, err, sizeof(err)), -ENOSPC,
+			  "two ranges do not fit one entry");
+		ASSERT_CONTAINS(err, "raise --max-src-ranges", "the message names the flag");
+		small.max_src_ranges = 2;
+		ASSERT_EQ(sp_sync_check_capacity(&small, &d, err, sizeof(err)), 0, "two fit two");
+	}
+
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply same");
+	ASSERT_EQ(map_writes, 0, "an unchanged Service with ranges writes nothing");
+
+	want_ranges(&d.svc[0], r2);
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply changed range");
+	ASSERT_EQ(map_writes, 2, "one range added, one deleted, nothing else");
+	ASSERT_EQ(st.fe_written, 0, "frontends not rewritten");
+	ASSERT_TRUE(!lpm_allows(fd, v.svc_id, "10.20.99.1"), "old range gone");
+	ASSERT_TRUE(lpm_allows(fd, v.svc_id, "10.30.0.1"), "new range in");
+
+	/* A restart: recovered from the map, nothing rewritten; a stray
+	 * entry of no Service is removed by the first apply. */
+	sp_sync_free(s);
+	s = NULL;
+	memset(&stray, 0, sizeof(stray));
+	stray.prefixlen = SP_SRC_RANGE_PREFIX_BITS + 8;
+	stray.svc_id = 50;
+	stray.family = SP_FAMILY_V4;
+	((uint8_t *)stray.addr.addr)[0] = 10;
+	ASSERT_EQ(bpf_map_update_elem(fd, &stray, &one, BPF_ANY), 0, "stray entry");
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "restarted"))
+		goto out;
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply after restart");
+	ASSERT_EQ(map_writes, 1, "only the stray entry deleted");
+	ASSERT_EQ(count_keys(fd, ksz), 2, "the Service's two entries kept");
+
+	want_ranges(&d.svc[0], none);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply without ranges");
+	ASSERT_EQ(count_keys(fd, ksz), 0, "entries removed with the ranges");
+	lookup_fe(&x, 10, &v);
+	ASSERT_TRUE(!(v.flags & SP_SVC_F_SRC_RANGES), "flag cleared");
+
+	want_ranges(&d.svc[0], r1);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "ranges again");
+	ASSERT_EQ(count_keys(fd, ksz), 2, "two entries");
+	/* x removed (y stays): its entries go with it */
+	want_release(&d.svc[0]);
+	d.svc[0] = d.svc[1];
+	memset(&d.svc[1], 0, sizeof(d.svc[1]));
+	d.n = 1;
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "remove the Service");
+	ASSERT_EQ(count_keys(fd, ksz), 0, "a removed Service leaves no entry");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+	if (fd >= 0)
+		close(fd);
+}
+
 static void test_check_capacity(void)
 {
 	static const struct {
@@ -596,5 +749,6 @@ int main(void)
 	RUN_TEST(test_table_beside_old);
 	RUN_TEST(test_capacity_keeps_last_good);
 	RUN_TEST(test_frontend_moves);
+	RUN_TEST(test_src_ranges);
 	return sp_test_exit();
 }
