@@ -352,14 +352,25 @@ sp_down() { # NODE-NS NAME
 	return 0
 }
 
-# sp_snat_flows: node A's count of SNATed flows (svcplane stats), to show
-# that the svcplane-snat runs took the SNAT path.
-sp_snat_flows() {
-	ip netns exec "$MA" "$SP_BIN" stats --json --bpffs-dir "$(sp_pin node-a)" 2>/dev/null |
+# sp_report NODE-NS NAME: the node's SNATed flows and its non-zero reasons
+# (svcplane stats), to show which path the svcplane runs took and what, if
+# anything, was dropped.
+sp_report() {
+	ip netns exec "$1" "$SP_BIN" stats --json --bpffs-dir "$(sp_pin "$2")" 2>/dev/null |
 		python3 -c 'import json, sys
 d = json.load(sys.stdin)
-c = d.get("counters", d)
-print(c.get("snat_flows", "?") if isinstance(c, dict) else "?")' 2>/dev/null || echo "?"
+r = " ".join("%s=%s" % (k, v.get("packets")) for k, v in sorted(d.get("reasons", {}).items()))
+print("snat_flows=%s reasons: %s" % (d.get("counters", {}).get("snat_flows", "?"), r or "none"))' \
+		2>/dev/null || echo "stats unavailable"
+}
+
+# sp_drops NODE-NS NAME: the packets of the node's reasons whose name says drop
+# or snat (snat_exhausted: no free --snat-ports port for a new flow).
+sp_drops() {
+	ip netns exec "$1" "$SP_BIN" stats --json --bpffs-dir "$(sp_pin "$2")" 2>/dev/null |
+		python3 -c 'import json, sys
+r = json.load(sys.stdin).get("reasons", {})
+print(sum(v.get("packets", 0) for k, v in r.items() if "snat" in k or "drop" in k))' 2>/dev/null
 }
 
 # ---- modes ---------------------------------------------------------------------------
@@ -450,7 +461,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		[ "$m" = direct ] && dst=10.244.1.$POD_FIRST port=8080
 		cb "$m" "$dst" "$port"
 		pg "$m" "$dst" "$port"
-		[ "$m" = svcplane-snat ] && say "  svcplane-snat: node A snat_flows=$(sp_snat_flows)"
+		case $m in
+		svcplane-*)
+			say "  $m: node A $(sp_report "$MA" node-a); node B $(sp_report "$MB" node-b)"
+			rec "$m" sp_drops "$(($(sp_drops "$MA" node-a) + $(sp_drops "$MB" node-b)))"
+			;;
+		esac
 		mode_off "$m"
 	done
 done
@@ -529,6 +545,13 @@ label() {
 		fi
 		echo "| $(label $m) | $(cell $m cps) | $(get $m p50 3) / $(get $m p99 3) | $(get $m errors 5) | $(cell $m mpps) |"
 	done
+	echo
+	echo "svcplane starts afresh (new daemons, empty maps) for each of its runs. Reasons"
+	echo "counted by svcplane on A and B whose name says drop or snat, worst run:"
+	echo "SNAT $(get svcplane-snat sp_drops 5)$([ $HAVE_DSR = 1 ] && echo ", --dsr $(get svcplane-dsr sp_drops 5)")" \
+		"(snat_exhausted: no free port among the 8 that a new flow tries from its hash in"
+	echo "--snat-ports, default 61000-65535, while closed flows keep theirs for --ct-timeout-fin;"
+	echo "the client's SYN is dropped and retried after 1 s; \`BENCH_KEEP=1\` keeps the per-run lines)."
 	echo
 	echo "Ratios of medians (this run):"
 	echo
