@@ -464,7 +464,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		case $m in
 		svcplane-*)
 			say "  $m: node A $(sp_report "$MA" node-a); node B $(sp_report "$MB" node-b)"
-			rec "$m" sp_drops "$(($(sp_drops "$MA" node-a) + $(sp_drops "$MB" node-b)))"
+			da=$(sp_drops "$MA" node-a) db=$(sp_drops "$MB" node-b)
+			rec "$m" sp_drops "$((${da:-0} + ${db:-0}))"
 			;;
 		esac
 		mode_off "$m"
