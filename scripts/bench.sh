@@ -1,7 +1,8 @@
 #!/bin/bash
 # svcplane benchmarks, side by side with kube-proxy's iptables and nftables
 # modes and the machine's limit, in one run on this machine (issue 5).
-# `make bench` runs it; QUICK=1 for the short version (< 3 min; full < 15).
+# `make bench` runs it; QUICK=1 for the short version (< 5 min; full < 20; the
+# multinode part takes < 3 and < 8 of those).
 #
 # Parts: 1 per-packet cost (bench_pkt, BPF_PROG_TEST_RUN), 2 packet rate
 # (pktgen, XDP live frames), 3 new TCP connections (connbench + echo_server),
@@ -344,7 +345,7 @@ mode_rules() { # iptables|nftables N
 	fi
 	# At 10,000 Services one nft -f takes minutes (it grows as N^2 on this
 	# kernel) and iptables-restore most of one: one run there, bounded by
-	# LOAD_TIMEOUT, keeps `make bench` under 15 minutes (the report says so).
+	# LOAD_TIMEOUT, keeps `make bench` under 20 minutes (the report says so).
 	local cp_runs=$RUNS
 	[ "$n" -ge 10000 ] && cp_runs=1
 	for ((r = 0; r < cp_runs; r++)); do

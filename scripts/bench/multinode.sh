@@ -412,6 +412,7 @@ cb() {
 	rec "$mode" p50 "$(kv "$line" connect_p50_us)"
 	rec "$mode" p99 "$(kv "$line" connect_p99_us)"
 	rec "$mode" errors "$(kv "$line" errors)"
+	rec "$mode" secs "$(kv "$line" seconds)"
 }
 
 # One pktgen run (as bench.sh's part 2), into the pod's eth0. Node A's up0
@@ -553,6 +554,9 @@ label() {
 		"(snat_exhausted: no free port among the 8 that a new flow tries from its hash in"
 	echo "--snat-ports, default 61000-65535, while closed flows keep theirs for --ct-timeout-fin;"
 	echo "the client's SYN is dropped and retried after 1 s; \`BENCH_KEEP=1\` keeps the per-run lines)."
+	echo "connbench counts conn/s over its whole run, including the wait for connections that"
+	echo "fail (1 s timeout): its runs of $CB_DUR s lasted up to $(get svcplane-snat secs 5) s with svcplane SNAT," \
+		"$(get iptables secs 5) s with iptables, $(get nftables secs 5) s with nftables$([ $HAVE_DSR = 1 ] && echo ", $(get svcplane-dsr secs 5) s with --dsr")."
 	echo
 	echo "Ratios of medians (this run):"
 	echo
