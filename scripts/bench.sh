@@ -1,12 +1,15 @@
 #!/bin/bash
 # svcplane benchmarks, side by side with kube-proxy's iptables and nftables
 # modes and the machine's limit, in one run on this machine (issue 5).
-# `make bench` runs it; QUICK=1 for the short version (< 3 min; full < 15).
+# `make bench` runs it; QUICK=1 for the short version (< 5 min; full < 20; the
+# multinode part takes < 3 and < 8 of those).
 #
 # Parts: 1 per-packet cost (bench_pkt, BPF_PROG_TEST_RUN), 2 packet rate
 # (pktgen, XDP live frames), 3 new TCP connections (connbench + echo_server),
 # 4 control plane (time to program N Services and one endpoint change),
-# 5 memory. Every figure is the median of several runs with min and max;
+# 5 memory, and the part "multinode" (scripts/bench/multinode.sh: external
+# client -> LoadBalancer IP -> pod on another node, conn/s and Mpps, written
+# as section 8). Every figure is the median of several runs with min and max;
 # ratios compare figures of this same run. Writes docs/BENCHMARKS.md and
 # docs/bench/*.png (gnuplot). Benchmarks print figures; a slow run never
 # fails the script. Everything runs in namespaces named spb<PID>-*, removed
@@ -19,7 +22,9 @@
 # direct (no Service) once.
 #
 # Knobs: QUICK=1; BENCH_KEEP=1 keeps the raw results (the path is printed);
-# BENCH_PARTS=pkt or net runs one part; BENCH_DOC, BENCH_PLOTS: output paths.
+# BENCH_PARTS=pkt, net or multinode (a comma list; default all three) runs
+# those parts: with multinode alone, only section 8 of the doc is replaced;
+# BENCH_DOC, BENCH_PLOTS: output paths.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -340,7 +345,7 @@ mode_rules() { # iptables|nftables N
 	fi
 	# At 10,000 Services one nft -f takes minutes (it grows as N^2 on this
 	# kernel) and iptables-restore most of one: one run there, bounded by
-	# LOAD_TIMEOUT, keeps `make bench` under 15 minutes (the report says so).
+	# LOAD_TIMEOUT, keeps `make bench` under 20 minutes (the report says so).
 	local cp_runs=$RUNS
 	[ "$n" -ge 10000 ] && cp_runs=1
 	for ((r = 0; r < cp_runs; r++)); do
@@ -404,11 +409,30 @@ part_net() {
 	done
 }
 
-# BENCH_PARTS (default pkt,net) runs a subset, for working on the scripts.
-case ,${BENCH_PARTS:-pkt,net}, in *,pkt,*) part_pkt ;; esac
-case ,${BENCH_PARTS:-pkt,net}, in *,net,*) part_net ;; esac
-say "== writing $DOC and $PLOTS/*.png ($(elapsed_ms "$T0" "$(now)" | cut -d. -f1) ms in all)"
-echo "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RES/load-end"
-awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%d\n", b - a }' >"$RES/duration"
-date -u '+%Y-%m-%d %H:%M UTC' >"$RES/date"
-"$GEN/report.sh" "$RES" "$DOC" "$PLOTS" "${QUICK:+quick}"
+# ---- Part multinode: through two nodes (scripts/bench/multinode.sh) -----------
+# Namespaces of its own (spb<PID>-m*), so part 2/3's topology goes first.
+part_multinode() {
+	topo_down
+	MN_ID=$$ OUT="$OUT" TOOLS="$TOOLS" SP_BIN="$SP_BIN" QUICK="$QUICK" \
+		"$GEN/multinode.sh" --section "$RES/multinode.md" ||
+		say "bench: multinode.sh exited $?"
+}
+
+# BENCH_PARTS (default pkt,net,multinode) runs a subset, for working on the scripts.
+PARTS=,${BENCH_PARTS:-pkt,net,multinode},
+case $PARTS in *,pkt,*) part_pkt ;; esac
+case $PARTS in *,net,*) part_net ;; esac
+case $PARTS in *,multinode,*) part_multinode ;; esac
+case $PARTS in
+*,pkt,* | *,net,*)
+	say "== writing $DOC and $PLOTS/*.png ($(elapsed_ms "$T0" "$(now)" | cut -d. -f1) ms in all)"
+	echo "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RES/load-end"
+	awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%d\n", b - a }' >"$RES/duration"
+	date -u '+%Y-%m-%d %H:%M UTC' >"$RES/date"
+	"$GEN/report.sh" "$RES" "$DOC" "$PLOTS" "${QUICK:+quick}"
+	;;
+esac
+if [ -s "$RES/multinode.md" ]; then
+	say "== section 8 (multinode) into $DOC"
+	"$GEN/doc-section.sh" 8 "$RES/multinode.md" "$DOC"
+fi

@@ -10,7 +10,7 @@ DOC=$1
 OUT=${OUT:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RAW=$(mktemp /tmp/svcplane-extra.XXXXXX)
-trap 'rm -f "$RAW"' EXIT
+trap 'rm -f "$RAW" "$RAW.md"' EXIT
 
 if [ "${QUICK:-}" = 1 ]; then
 	N=2000 MG=(--quick) RUNS=5
@@ -31,7 +31,6 @@ val() { # LINE-PREFIX KEY: the KEY=value of the first raw line starting with PRE
 k8s() { grep -m1 "^k8s $1=" "$RAW" | cut -d= -f2; }
 
 {
-	echo
 	echo "## 6. Maglev tables and the control plane at scale"
 	echo
 	echo "Maglev table build in user space (build/tools/maglev_bench; median, min–max, µs):"
@@ -61,4 +60,7 @@ k8s() { grep -m1 "^k8s $1=" "$RAW" | cut -d= -f2; }
 	echo "| one endpoint change → datapath (median) | $(k8s k8s_endpoint_change_ms) ms |"
 	echo "| daemon's apply of that change | $(k8s k8s_endpoint_change_apply_ms) ms |"
 	echo "| daemon RSS | $(k8s k8s_daemon_rss_mib) MiB |"
-} >>"$DOC"
+} >"$RAW.md"
+# In place of an earlier section 6, else before section 7 or 8 (doc-section.sh).
+"$HERE/doc-section.sh" 6 "$RAW.md" "$DOC"
+rm -f "$RAW.md"

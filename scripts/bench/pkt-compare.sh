@@ -12,7 +12,7 @@
 # raw and net of the wrapper (wrap0 for packets the datapath rewrites in
 # place, as bench_pkt's own report does), then each side's verified
 # instructions per program (bpf_prog_info.verified_insns). With --doc FILE,
-# also replaces FILE's section "7." (or appends it) with these figures:
+# also replaces FILE's section "7." (or adds it) with these figures:
 # `make bench` does that for docs/BENCHMARKS.md.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -102,12 +102,6 @@ report | tee "$RES/report"
 	cat "$RES/report"
 	echo '```'
 } >"$RES/section"
-if grep -q '^## 7\. ' "$DOC"; then
-	awk -v sec="$RES/section" '
-		/^## 7\. / { while ((getline l < sec) > 0) print l; skip = 1; next }
-		skip && /^## / { skip = 0 }
-		!skip' "$DOC" >"$RES/doc" && cat "$RES/doc" >"$DOC"
-else
-	{ echo; cat "$RES/section"; } >>"$DOC"
-fi
+# In place of an earlier section 7, else before section 8 (doc-section.sh).
+scripts/bench/doc-section.sh 7 "$RES/section" "$DOC"
 echo "pkt-compare: section 7 written to $DOC"
