@@ -77,7 +77,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	struct sp_aff_key ak;
 	struct sp_svc *view;
 	struct sp_ct_key k;
-	__u32 id, hash;
+	__u32 id;
 	bool hit;
 	int r;
 
@@ -191,13 +191,12 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * can then prune the second path instead of walking the rest of the
 	 * program twice (a ternary here doubled its states past the limit). */
 	id = 0;
-	hash = flow_hash(p);
 	if (svc->flags & SP_SVC_F_AFFINITY) {
 		affinity_key(svc, p, &ak);
 		id = sp_affinity_get(&ak, now);
 	}
 	if (!id) {
-		r = maglev_pick(svc, hash, &id);
+		r = maglev_pick(svc, flow_hash(p), &id);
 		if (r)
 			goto drop;
 	}
@@ -242,7 +241,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		hairpin_addr(p->family, &fwd.nat_saddr);
 		STAT_INC(st, hairpin);
 	}
-	r = ct_create(p, &fwd, now, hash);
+	r = ct_create(p, &fwd, now);
 	if (r) {
 		if (r == SP_R_CT_FULL)
 			STAT_INC(st, ct_insert_fail);

@@ -141,6 +141,15 @@ static __always_inline void ct_fwd_key(const struct sp_pkt *p, const struct sp_c
 	k->dir = SP_CT_FWD;
 }
 
+/* Per-CPU room for a REV value being built (sp_scratch): the pipeline's
+ * stack frame is at its limit. NULL only if the map lookup fails. */
+static __always_inline struct sp_ct_val *ct_scratch_val(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sp_scratch, &zero);
+}
+
 /* The REV value of a flow, from its FWD value and a client packet. */
 static __always_inline void ct_rev_val(const struct sp_pkt *p, const struct sp_ct_val *fwd,
 				       struct sp_ct_val *rev)
@@ -242,19 +251,19 @@ static __always_inline bool ct_rev_replaceable(const struct sp_ct_val *r, const 
 
 /*
  * The REV entry of a new SNAT flow: claim the first free port of
- * SP_SNAT_TRIES ports of --snat-ports (an entry whose deadline has passed
+ * SP_SNAT_TRIES ports of --snat-ports, probed at random (an entry whose deadline has passed
  * is free too), recording it in fwd. BPF_NOEXIST makes the claim atomic
  * against another CPU picking the same port. Returns 0 or
  * SP_R_SNAT_EXHAUSTED.
  */
 static __always_inline int ct_claim_snat(struct sp_ct_val *fwd, struct sp_ct_key *rk,
-					 const struct sp_ct_val *rev, __u64 now, __u32 hash)
+					 const struct sp_ct_val *rev, __u64 now)
 {
+	__u32 i, r = bpf_get_prandom_u32();
 	struct sp_ct_val *old;
-	__u32 i;
 
 	for (i = 0; i < SP_SNAT_TRIES; i++) {
-		rk->dport = snat_port(hash, i);
+		rk->dport = snat_port(r, i);
 		if (!bpf_map_update_elem(&sp_ct, rk, rev, BPF_NOEXIST))
 			goto claimed;
 		old = bpf_map_lookup_elem(&sp_ct, rk);
@@ -275,15 +284,16 @@ claimed:
  * leave from the second frontend's address: the second gets another
  * source port instead (SP_CT_F_REMAP). Returns 0, or an enum
  * sp_reason (SP_R_CT_FULL, SP_R_CT_CLASH, SP_R_SNAT_EXHAUSTED) with
- * nothing left behind. An SNAT flow's port search starts at hash.
+ * nothing left behind.
  */
-static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *fwd, __u64 now,
-				     __u32 hash)
+static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *fwd, __u64 now)
 {
+	struct sp_ct_val *rev = ct_scratch_val(), *old;
 	struct sp_ct_key k, rk;
-	struct sp_ct_val rev, *old;
 	int r;
 
+	if (!rev)
+		return SP_R_CT_FULL;
 	fwd->state = SP_CT_NEW;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
 		/* Mid-stream: an entry lost, or a flow older than svcplane.
@@ -295,7 +305,7 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	fwd->created = now;
 
 	ct_rev_key(p, fwd, &rk);
-	ct_rev_val(p, fwd, &rev);
+	ct_rev_val(p, fwd, rev);
 	if (!(fwd->flags & SP_CT_F_SNAT)) {
 		old = bpf_map_lookup_elem(&sp_ct, &rk);
 		if (old && !ct_rev_replaceable(old, p, now)) {
@@ -307,12 +317,12 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 			fwd->flags |= SP_CT_F_HAIRPIN | SP_CT_F_SNAT | SP_CT_F_REMAP;
 			fwd->nat_saddr = p->saddr;
 			ct_rev_key(p, fwd, &rk);
-			ct_rev_val(p, fwd, &rev);
+			ct_rev_val(p, fwd, rev);
 		}
 	}
 	if (fwd->flags & SP_CT_F_SNAT) {
 		/* The port is the REV entry's: claimed first, then FWD. */
-		r = ct_claim_snat(fwd, &rk, &rev, now, hash);
+		r = ct_claim_snat(fwd, &rk, rev, now);
 		if (r)
 			return (fwd->flags & SP_CT_F_REMAP) ? SP_R_CT_CLASH : r;
 		ct_key_of(p, SP_CT_FWD, &k);
@@ -325,7 +335,7 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	ct_key_of(p, SP_CT_FWD, &k);
 	if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY))
 		return SP_R_CT_FULL;
-	if (bpf_map_update_elem(&sp_ct, &rk, &rev, BPF_ANY)) {
+	if (bpf_map_update_elem(&sp_ct, &rk, rev, BPF_ANY)) {
 		bpf_map_delete_elem(&sp_ct, &k);
 		return SP_R_CT_FULL;
 	}
@@ -337,10 +347,12 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct sp_ct_val *fwd,
 					   const struct sp_ct_key *rk)
 {
-	struct sp_ct_val rev;
+	struct sp_ct_val *rev = ct_scratch_val();
 
-	ct_rev_val(p, fwd, &rev);
-	bpf_map_update_elem(&sp_ct, rk, &rev, BPF_NOEXIST);
+	if (!rev)
+		return;
+	ct_rev_val(p, fwd, rev);
+	bpf_map_update_elem(&sp_ct, rk, rev, BPF_NOEXIST);
 }
 
 #endif /* SP_LIB_CT_H */

@@ -40,9 +40,11 @@ const volatile __be32 cfg_cluster_v6_mask[4] = { 0, 0, 0, 0 };
 const volatile __u32 cfg_snat_port_min = 61000;
 const volatile __u32 cfg_snat_port_max = 65535;
 
-/* Ports tried for one new flow before giving up (snat_exhausted). */
+/* Ports tried for one new flow before giving up (snat_exhausted). The
+ * probes are spread at random over the range: with a quarter of it in use
+ * all 16 are taken once in 4 billion flows; at three quarters once in 100. */
 #ifndef SP_SNAT_TRIES
-#define SP_SNAT_TRIES 8
+#define SP_SNAT_TRIES 16
 #endif
 
 /* BPF_FIB_LOOKUP_SRC (Linux 6.7): the lookup also returns the source
@@ -136,15 +138,28 @@ static __always_inline int snat_source(struct __sk_buff *skb, const struct sp_pk
 	return 0;
 }
 
-/* The n-th port tried for a flow: from a point given by the flow's hash,
- * then successive ports, wrapping inside the range. */
-static __always_inline __be16 snat_port(__u32 hash, __u32 n)
+static __always_inline __u32 snat_span(void)
 {
 	__u32 span = cfg_snat_port_max - cfg_snat_port_min + 1;
 
-	if (!span || span > 65536)
-		span = 1;
-	return bpf_htons((__u16)(cfg_snat_port_min + (hash + n) % span));
+	return span && span <= 65536 ? span : 1;
+}
+
+/*
+ * The n-th port tried for a flow: from a random point, in random strides
+ * (double hashing). Successive ports from the flow's hash, as first done,
+ * made runs of taken ports (primary clustering): with a third of the
+ * range in use, 1 flow in 1,000 found 8 in a row taken (make bench part 8).
+ */
+static __always_inline __be16 snat_port(__u32 r, __u32 n)
+{
+	__u32 span = snat_span(), start = r % span;
+	/* 1 .. span-1 (with 2 ports, the other one); from r's high half, so
+	 * one random word is all a flow's probes keep live (the stack of the
+	 * pipeline is at its limit). */
+	__u32 step = span > 1 ? 1 + (r >> 16) % (span - 1) : 0;
+
+	return bpf_htons((__u16)(cfg_snat_port_min + (start + n * step) % span));
 }
 
 #endif /* SP_LIB_SNAT_H */
