@@ -218,6 +218,31 @@ enum sp_ct_state {
  * rewritten to this node's address and a port of --snat-ports (FWD
  * nat_saddr, nat_sport), so the reply comes back here (with HAIRPIN). */
 #define SP_CT_F_SNAT (1u << 5)
+/* Direct Server Return (--dsr): external traffic to a backend on another
+ * node, sent there with the client's address kept and the frontend in an
+ * IP option / IPv6 destination option (see bpf/lib/dsr.h). A DSR flow has
+ * ONE entry per node, not two: FWD on the node the client reached (the
+ * replies never pass it), REV on the backend's node (made from the
+ * option; its client packets are not tracked there). Neither has a
+ * partner to keep in step. */
+#define SP_CT_F_DSR (1u << 6)
+
+/*
+ * The DSR option (--dsr): how the node a client reached tells the
+ * backend's node which frontend a DNATed packet was sent to, so that the
+ * backend's node can give the pod's replies that frontend as their source.
+ * A wire format between nodes, fixed like the maps' layouts.
+ *  IPv4: one option right after the 20-byte header (IHL 7): type 0x9E (RFC
+ *  4727 experimental, copied flag set), length 8, port (2), address (4).
+ *  IPv6: a Destination Options header right after the fixed header: next
+ *  header, hdr ext len 2 (24 bytes), option 0x1E (RFC 4727 experimental,
+ *  "skip if unknown"), length 18, port (2), address (16), PadN of 2.
+ */
+#define SP_DSR_OPT4_TYPE 0x9e
+#define SP_DSR_OPT4_LEN 8
+#define SP_DSR_OPT6_TYPE 0x1e
+#define SP_DSR_OPT6_DATA_LEN 18
+#define SP_DSR_OPT6_LEN 24 /* the whole Destination Options header */
 
 struct sp_ct_val {
 	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
@@ -331,6 +356,17 @@ struct sp_stats {
 	 * external frontend of an externalTrafficPolicy: Local Service, sent
 	 * to all endpoints as kube-proxy short-circuits them. */
 	__u64 local_short_circuit;
+	/* --dsr, on the node the client reached: new flows to a backend on
+	 * another node sent with Direct Server Return (DNAT + option). */
+	__u64 dsr_flows;
+	/* --dsr, on the backend's node: packets carrying the DSR option
+	 * whose conntrack entry (reverse NAT of the pod's replies) was made
+	 * or refreshed. */
+	__u64 dsr_ingress;
+	/* --dsr: new flows that could not carry the option (IPv4 options or
+	 * IPv6 extension headers of their own, a fragment, or over the MTU
+	 * with it) and were SNATed instead. */
+	__u64 dsr_fallback_snat;
 };
 
 /*
@@ -357,6 +393,8 @@ enum sp_reason {
 	SP_R_REJECT_RATE, /* answer for an empty Service over --reject-rate: dropped */
 	SP_R_NO_LOCAL_ENDPOINT, /* Local traffic policy, no endpoint on this node: dropped */
 	SP_R_SNAT_EXHAUSTED, /* no free --snat-ports port for the backend: dropped */
+	SP_R_DSR_FAILED, /* inserting the DSR option failed (no headroom): dropped */
+	SP_R_DSR_CLASH, /* DSR option for a reply tuple a live non-DSR flow owns: passed, no entry */
 	SP_R_MAX,
 };
 
@@ -366,7 +404,7 @@ enum sp_reason {
 			"ext_hdr_limit", "no_backend", "reject_failed", "maglev_miss",    \
 			"backend_miss", "ct_full", "nat_failed", "fib_failed", "ct_clash",  \
 			"reject_not_new", "bad_version", "reject_rate_limited",            \
-			"no_local_endpoint", "snat_exhausted",                              \
+			"no_local_endpoint", "snat_exhausted", "dsr_failed", "dsr_clash",      \
 	}
 
 struct sp_reason_count {

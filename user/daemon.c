@@ -111,6 +111,7 @@ static const struct option run_longopts[] = {
 	{ "nodeport-addresses", required_argument, NULL, 1010 },
 	{ "cluster-cidr", required_argument, NULL, 1014 },
 	{ "snat-ports", required_argument, NULL, 1015 },
+	{ "dsr", no_argument, NULL, 1016 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -146,6 +147,11 @@ static void run_usage(FILE *f)
 		"                               other nodes (default 61000-65535, above Linux's\n"
 		"                               ephemeral range; reserved in ip_local_reserved_ports\n"
 		"                               if it overlaps ip_local_port_range)\n"
+		"      --dsr                    Direct Server Return for that traffic instead of\n"
+		"                               SNAT: the pod's node answers the client directly,\n"
+		"                               the client's address is kept; the frontend travels\n"
+		"                               in an IP option (8 bytes IPv4, 24 IPv6) on SYNs and\n"
+		"                               UDP datagrams. Every node must run with --dsr\n"
 		"  -d, --bpffs-dir DIR          pin directory (default %s)\n"
 		"  -x, --xdp-mode MODE          auto (native, else generic with a warning), native,\n"
 		"                               generic (default auto)\n"
@@ -446,6 +452,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 1015:
 			err = parse_port_range("--snat-ports", optarg, &o->dp.snat_port_min,
 					       &o->dp.snat_port_max);
+			break;
+		case 1016:
+			o->dp.dsr = true;
 			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
@@ -961,6 +970,9 @@ static void metrics_body(struct daemon *d, FILE *f)
 		M(snat_flows);
 		M(snat_to_tc);
 		M(local_short_circuit);
+		M(dsr_flows);
+		M(dsr_ingress);
+		M(dsr_fallback_snat);
 #undef M
 	}
 	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {

@@ -31,6 +31,7 @@ struct sp_dp_opts {
 	struct sp_ip cluster4, cluster6;
 	uint8_t cluster4_len, cluster6_len;
 	uint32_t snat_port_min, snat_port_max; /* --snat-ports */
+	bool dsr; /* --dsr: Direct Server Return instead of SNAT (bpf/lib/dsr.h) */
 };
 
 struct svcplane_bpf;

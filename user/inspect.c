@@ -2018,6 +2018,7 @@ static const struct {
 	STAT_FIELD(ct_insert_fail), STAT_FIELD(ct_partner_miss), STAT_FIELD(ct_adopted),
 	STAT_FIELD(icmp_translated), STAT_FIELD(frag_later_natted),
 	STAT_FIELD(snat_flows), STAT_FIELD(snat_to_tc), STAT_FIELD(local_short_circuit),
+	STAT_FIELD(dsr_flows), STAT_FIELD(dsr_ingress), STAT_FIELD(dsr_fallback_snat),
 };
 _Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
 	       "every sp_stats field has a name");
