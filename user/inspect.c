@@ -1548,9 +1548,11 @@ static const char *fmt_ct_nat(const struct ct_rec *r, char *buf, size_t len)
 
 static const char *fmt_ct_flags(__u8 flags, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s", flags & SP_CT_F_HAIRPIN ? "hairpin" : "",
+	snprintf(buf, len, "%s%s%s%s%s", flags & SP_CT_F_HAIRPIN ? "hairpin" : "",
 		 (flags & SP_CT_F_HAIRPIN) && (flags & SP_CT_F_NODEPORT) ? "," : "",
-		 flags & SP_CT_F_NODEPORT ? "nodeport" : "");
+		 flags & SP_CT_F_NODEPORT ? "nodeport" : "",
+		 (flags & SP_CT_F_DSR) && (flags & (SP_CT_F_HAIRPIN | SP_CT_F_NODEPORT)) ? "," : "",
+		 flags & SP_CT_F_DSR ? "dsr" : "");
 	if (!*buf)
 		snprintf(buf, len, "-");
 	return buf;
