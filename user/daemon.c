@@ -1284,6 +1284,9 @@ int cmd_run(int argc, char **argv)
 	err = sync_node_addrs(&d, NULL, 0);
 	if (err)
 		goto out;
+	if (o.dp.dsr)
+		pr_info("--dsr: external traffic to pods on other nodes uses Direct Server Return "
+			"(every node must run with --dsr)");
 	for (i = 0; i < o.n_ifaces; i++) {
 		err = sp_dp_attach_uplink(&d.dp, o.ifaces[i], o.xdp_mode);
 		if (err)
