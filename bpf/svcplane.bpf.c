@@ -2,7 +2,8 @@
 /*
  * svcplane datapath: thin entry points. The logic lives in the headers of bpf/lib.
  *
- *  sp_xdp         XDP on uplinks: DNAT to Services, reverse NAT of replies.
+ *  sp_xdp         XDP on uplinks: DNAT to Services, reverse NAT of replies;
+ *                 with --dsr, the DSR option out and in (lib/dsr.h).
  *  sp_tc_uplink   TC ingress on uplinks, after XDP: only the rejects for
  *                 Services without endpoints (XDP cannot answer on a veth).
  *  sp_tc_ingress  TC ingress on pod veths (host side): the whole pipeline.
@@ -23,6 +24,7 @@
 #include "lib/frag.h"
 #include "lib/snat.h"
 #include "lib/srcrange.h"
+#include "lib/dsr.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -146,6 +148,13 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * register the verifier only knows as "maybe NULL". */
 	if (hit && ct) {
 		STAT_INC(st, ct_fwd_hits);
+		/* A DSR flow has no REV entry here to keep in step. */
+		if (hook == HOOK_XDP && (ct->flags & SP_CT_F_DSR)) {
+			ct_advance(ct, p, CT_ORIG, now);
+			p->dsr = SP_PKT_DSR_FLOW | dsr_mode(ctx, p);
+			fwd = *ct;
+			goto nat;
+		}
 		if (ct_advance(ct, p, CT_ORIG, now)) {
 			ct_rev_key(p, ct, &k);
 			if (!ct_sync(&k, ct)) {
@@ -205,12 +214,19 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		r = SP_R_BACKEND_MISS;
 		goto drop;
 	}
-	/* An outside client to a backend on another node: SNAT, in TC (see
-	 * above). The uplink's TC program picks the same backend again
-	 * (same hash, same table, or the affinity entry). */
+	/* An outside client to a backend on another node: with --dsr, DSR
+	 * (lib/dsr.h) if the packet can carry what it needs; else SNAT, in
+	 * TC (see above). The uplink's TC program picks the same backend
+	 * again (same hash, same table, or the affinity entry). */
 	if (hook == HOOK_XDP && snat_needed(p, svc, be)) {
-		STAT_INC(st, snat_to_tc);
-		return SP_V_PASS;
+		if (cfg_dsr)
+			p->dsr = dsr_mode(ctx, p);
+		if (!p->dsr) {
+			if (cfg_dsr)
+				STAT_INC(st, dsr_fallback_snat);
+			STAT_INC(st, snat_to_tc);
+			return SP_V_PASS;
+		}
 	}
 	if (uplink_tc && !snat_needed(p, svc, be))
 		return SP_V_PASS;
@@ -224,6 +240,8 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	fwd.svc_id = svc->svc_id;
 	if (svc->flags & SP_SVC_F_NODEPORT)
 		fwd.flags |= SP_CT_F_NODEPORT;
+	if (hook == HOOK_XDP && p->dsr)
+		fwd.flags |= SP_CT_F_DSR;
 	/* A client that is its own backend: a pod reaching itself, or a host
 	 * process reaching a Service whose endpoint is this host (TC egress;
 	 * the packet then goes back in through lo, see tc_to_local). Either
@@ -251,11 +269,18 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		STAT_INC(st, ct_adopted);
 	if (fwd.flags & SP_CT_F_REMAP)
 		STAT_INC(st, ct_clash_remapped);
+	if (fwd.flags & SP_CT_F_DSR)
+		STAT_INC(st, dsr_flows);
 	STAT_INC(st, new_flows);
 	if (ss)
 		ss->new_flows++;
 
 nat:
+	/* The frontend, for the option (sp_dsr_xdp), before the DNAT. */
+	if (hook == HOOK_XDP && (p->dsr & SP_PKT_DSR_OPT) && !dsr_save_frontend(p)) {
+		r = SP_R_DSR_FAILED;
+		goto drop;
+	}
 	if (nat_addr(ctx, hook, p, true, &fwd.nat_addr) ||
 	    nat_port(ctx, hook, p, true, fwd.nat_port)) {
 		r = SP_R_NAT_FAILED;
@@ -278,6 +303,8 @@ nat:
 		p->saddr = fwd.nat_saddr;
 	if (fwd.flags & SP_CT_F_SNAT)
 		p->sport = fwd.nat_sport;
+	if (hook == HOOK_XDP && (p->dsr & SP_PKT_DSR_OPT))
+		return SP_V_DSR;
 	return fwd_after_nat(ctx, hook, p, st);
 drop:
 	reason_count(r, p->len);
@@ -320,7 +347,8 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 		bpf_map_delete_elem(&sp_ct, &k);
 		return SP_CONTINUE;
 	}
-	if (ct_advance(ct, p, CT_REPLY, now)) {
+	/* A DSR flow's REV entry (lib/dsr.h) has no FWD partner here. */
+	if (ct_advance(ct, p, CT_REPLY, now) && !(ct->flags & SP_CT_F_DSR)) {
 		ct_fwd_key(p, ct, &k);
 		if (!ct_sync(&k, ct))
 			STAT_INC(st, ct_partner_miss);
@@ -418,6 +446,36 @@ static __always_inline int icmp_path(void *ctx, const int hook, struct sp_pkt *p
 }
 
 SP_DEFINE_GLOBAL(sp_icmp_xdp, icmp_path, struct xdp_md, HOOK_XDP)
+
+/* --dsr (lib/dsr.h), XDP only, each a global function of its own called
+ * from the entry point, beside the pipeline (the stack budget again):
+ * sp_dsr_xdp inserts the option into a packet the pipeline DNATed
+ * (SP_V_DSR); sp_dsr_in_xdp reads it on the backend's node, for the few
+ * packets whose header length is the one an optioned packet has. */
+static __always_inline int dsr_out(struct xdp_md *ctx, const int hook, struct sp_pkt *p)
+{
+	return dsr_insert(ctx, p, stats_get(SP_SLOT_XDP));
+}
+
+static __always_inline int dsr_in(struct xdp_md *ctx, const int hook, struct sp_pkt *p)
+{
+	return dsr_ingress(ctx, p, stats_get(SP_SLOT_XDP));
+}
+
+SP_DEFINE_GLOBAL(sp_dsr_xdp, dsr_out, struct xdp_md, HOOK_XDP)
+SP_DEFINE_GLOBAL(sp_dsr_in_xdp, dsr_in, struct xdp_md, HOOK_XDP)
+
+/* True if the parser found exactly the header length a DSR-optioned packet
+ * has (IPv4 IHL 7; IPv6 one extension header of 24 bytes). On each parse
+ * path l4_off is a constant here, so this costs the verifier nothing. */
+static __always_inline bool dsr_in_candidate(const struct sp_pkt *p)
+{
+	if (p->frag)
+		return false;
+	if (p->family == SP_FAMILY_V4)
+		return p->l4_off == DSR_HDR4 + SP_DSR_OPT4_LEN;
+	return p->l4_off == DSR_HDR6 + SP_DSR_OPT6_LEN;
+}
 SP_DEFINE_GLOBAL(sp_icmp_tc_ingress, icmp_path, struct __sk_buff, HOOK_TC_INGRESS)
 SP_DEFINE_GLOBAL(sp_icmp_tc_egress, icmp_path, struct __sk_buff, HOOK_TC_EGRESS)
 
@@ -451,8 +509,17 @@ static __always_inline int process(void *ctx, const int hook)
 			return sp_icmp_tc_ingress(ctx, &p);
 		return sp_icmp_tc_egress(ctx, &p);
 	}
-	if (hook == HOOK_XDP)
-		return sp_pipeline_xdp(ctx, &p);
+	if (hook == HOOK_XDP) {
+		if (cfg_dsr && dsr_in_candidate(&p)) {
+			ret = sp_dsr_in_xdp(ctx, &p);
+			if (ret != SP_CONTINUE)
+				return ret;
+		}
+		ret = sp_pipeline_xdp(ctx, &p);
+		if (ret == SP_V_DSR)
+			return sp_dsr_xdp(ctx, &p);
+		return ret;
+	}
 	if (hook == HOOK_TC_INGRESS)
 		return sp_pipeline_tc_ingress(ctx, &p);
 	return sp_pipeline_tc_egress(ctx, &p);

@@ -245,6 +245,31 @@ enum sp_ct_state {
 /* With SP_CT_F_SNAT: only the source port was remapped (the address is the
  * client's own), because another live flow owned the reply tuple. */
 #define SP_CT_F_REMAP (1u << 7)
+/* Direct Server Return (--dsr): external traffic to a backend on another
+ * node, sent there with the client's address kept and the frontend in an
+ * IP option / IPv6 destination option (see bpf/lib/dsr.h). A DSR flow has
+ * ONE entry per node, not two: FWD on the node the client reached (the
+ * replies never pass it), REV on the backend's node (made from the
+ * option; its client packets are not tracked there). Neither has a
+ * partner to keep in step. */
+#define SP_CT_F_DSR (1u << 6)
+
+/*
+ * The DSR option (--dsr): how the node a client reached tells the
+ * backend's node which frontend a DNATed packet was sent to, so that the
+ * backend's node can give the pod's replies that frontend as their source.
+ * A wire format between nodes, fixed like the maps' layouts.
+ *  IPv4: one option right after the 20-byte header (IHL 7): type 0x9E (RFC
+ *  4727 experimental, copied flag set), length 8, port (2), address (4).
+ *  IPv6: a Destination Options header right after the fixed header: next
+ *  header, hdr ext len 2 (24 bytes), option 0x1E (RFC 4727 experimental,
+ *  "skip if unknown"), length 18, port (2), address (16), PadN of 2.
+ */
+#define SP_DSR_OPT4_TYPE 0x9e
+#define SP_DSR_OPT4_LEN 8
+#define SP_DSR_OPT6_TYPE 0x1e
+#define SP_DSR_OPT6_DATA_LEN 18
+#define SP_DSR_OPT6_LEN 24 /* the whole Destination Options header */
 
 struct sp_ct_val {
 	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
@@ -361,6 +386,17 @@ struct sp_stats {
 	/* New flows whose reply tuple another live flow owned, given another
 	 * source port as nf_nat does (they used to be dropped, ct_clash). */
 	__u64 ct_clash_remapped;
+	/* --dsr, on the node the client reached: new flows to a backend on
+	 * another node sent with Direct Server Return (DNAT + option). */
+	__u64 dsr_flows;
+	/* --dsr, on the backend's node: packets carrying the DSR option
+	 * whose conntrack entry (reverse NAT of the pod's replies) was made
+	 * or refreshed. */
+	__u64 dsr_ingress;
+	/* --dsr: new flows that could not carry the option (IPv4 options or
+	 * IPv6 extension headers of their own, a fragment, or over the MTU
+	 * with it) and were SNATed instead. */
+	__u64 dsr_fallback_snat;
 };
 
 /*
@@ -388,6 +424,8 @@ enum sp_reason {
 	SP_R_NO_LOCAL_ENDPOINT, /* Local traffic policy, no endpoint on this node: dropped */
 	SP_R_SNAT_EXHAUSTED, /* no free --snat-ports port for the backend: dropped */
 	SP_R_SRC_RANGE_DENIED, /* new flow to an LB IP from outside loadBalancerSourceRanges: dropped */
+	SP_R_DSR_FAILED, /* inserting the DSR option failed (no headroom): dropped */
+	SP_R_DSR_CLASH, /* DSR option for a reply tuple a live non-DSR flow owns: passed, no entry */
 	SP_R_MAX,
 };
 
@@ -398,7 +436,7 @@ enum sp_reason {
 			"backend_miss", "ct_full", "nat_failed", "fib_failed", "ct_clash",  \
 			"reject_not_new", "bad_version", "reject_rate_limited",            \
 			"no_local_endpoint", "snat_exhausted",                              \
-			"src_range_denied",                                                \
+			"src_range_denied", "dsr_failed", "dsr_clash",                     \
 	}
 
 struct sp_reason_count {

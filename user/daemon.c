@@ -120,6 +120,7 @@ static const struct option run_longopts[] = {
 	{ "healthz-max-staleness", required_argument, NULL, 1015 },
 	{ "k8s-api-server", required_argument, NULL, 1016 },
 	{ "max-src-ranges", required_argument, NULL, 1019 },
+	{ "dsr", no_argument, NULL, 1020 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -158,6 +159,11 @@ static void run_usage(FILE *f)
 		"                               other nodes (default 61000-65535, above Linux's\n"
 		"                               ephemeral range; reserved in ip_local_reserved_ports\n"
 		"                               if it overlaps ip_local_port_range)\n"
+		"      --dsr                    Direct Server Return for that traffic instead of\n"
+		"                               SNAT: the pod's node answers the client directly,\n"
+		"                               the client's address is kept; the frontend travels\n"
+		"                               in an IP option (8 bytes IPv4, 24 IPv6) on SYNs and\n"
+		"                               UDP datagrams. Every node must run with --dsr\n"
 		"  -d, --bpffs-dir DIR          pin directory (default %s)\n"
 		"  -x, --xdp-mode MODE          auto (native, else generic with a warning), native,\n"
 		"                               generic (default auto)\n"
@@ -507,6 +513,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 				return -EINVAL;
 			}
 			o->api_server = optarg;
+			break;
+		case 1020:
+			o->dp.dsr = true;
 			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
@@ -1036,6 +1045,9 @@ static void metrics_body(struct daemon *d, FILE *f)
 		M(snat_to_tc);
 		M(local_short_circuit);
 		M(ct_clash_remapped);
+		M(dsr_flows);
+		M(dsr_ingress);
+		M(dsr_fallback_snat);
 #undef M
 	}
 	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {
@@ -1446,6 +1458,9 @@ int cmd_run(int argc, char **argv)
 	err = sync_node_addrs(&d, NULL, 0);
 	if (err)
 		goto out;
+	if (o.dp.dsr)
+		pr_info("--dsr: external traffic to pods on other nodes uses Direct Server Return "
+			"(every node must run with --dsr)");
 	for (i = 0; i < o.n_ifaces; i++) {
 		err = sp_dp_attach_uplink(&d.dp, o.ifaces[i], o.xdp_mode);
 		if (err)

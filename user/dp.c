@@ -143,6 +143,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	}
 	skel->rodata->cfg_snat_port_min = o->snat_port_min;
 	skel->rodata->cfg_snat_port_max = o->snat_port_max;
+	skel->rodata->cfg_dsr = o->dsr;
 
 	err = svcplane_bpf__load(skel);
 	if (err) {

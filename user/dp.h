@@ -32,6 +32,7 @@ struct sp_dp_opts {
 	uint8_t cluster4_len, cluster6_len;
 	uint32_t snat_port_min, snat_port_max; /* --snat-ports */
 	uint32_t max_src_ranges; /* sp_src_ranges entries */
+	bool dsr; /* --dsr: Direct Server Return instead of SNAT (bpf/lib/dsr.h) */
 };
 
 struct svcplane_bpf;

@@ -1564,8 +1564,10 @@ static const char *fmt_ct_flags(__u8 flags, char *buf, size_t len)
 			  (flags & SP_CT_F_HAIRPIN) ? "hairpin" :
 						      "";
 
-	snprintf(buf, len, "%s%s%s", src, *src && (flags & SP_CT_F_NODEPORT) ? "," : "",
-		 flags & SP_CT_F_NODEPORT ? "nodeport" : "");
+	snprintf(buf, len, "%s%s%s%s%s", src, *src && (flags & SP_CT_F_NODEPORT) ? "," : "",
+		 flags & SP_CT_F_NODEPORT ? "nodeport" : "",
+		 (flags & SP_CT_F_DSR) && (*src || (flags & SP_CT_F_NODEPORT)) ? "," : "",
+		 flags & SP_CT_F_DSR ? "dsr" : "");
 	if (!*buf)
 		snprintf(buf, len, "-");
 	return buf;
@@ -2035,6 +2037,7 @@ static const struct {
 	STAT_FIELD(icmp_translated), STAT_FIELD(frag_later_natted),
 	STAT_FIELD(snat_flows), STAT_FIELD(snat_to_tc), STAT_FIELD(local_short_circuit),
 	STAT_FIELD(ct_clash_remapped),
+	STAT_FIELD(dsr_flows), STAT_FIELD(dsr_ingress), STAT_FIELD(dsr_fallback_snat),
 };
 _Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
 	       "every sp_stats field has a name");

@@ -55,6 +55,9 @@ enum sp_verdict {
 	SP_V_DROP = 1,
 	SP_V_REDIRECT = 2, /* bpf_redirect*() already called; its return value stands */
 	SP_V_NOT_OURS = 3, /* parsed fine, not TCP/UDP over IP: passed (counted not_service) */
+	/* XDP only: DNAT done, now insert the DSR option (sp_dsr_xdp). Far
+	 * from every XDP_*, TC_ACT_* and redirect helper's return value. */
+	SP_V_DSR = 64,
 };
 
 enum sp_hook {

@@ -180,6 +180,13 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
 	__u64 exp;
 
 	ct_next(p, dir, &st, &fl);
+	/* A DSR flow's FWD entry (the node the client reached) never sees a
+	 * reply: a client ACK after the entry's first packet is the only
+	 * sign that the other side answered. (Not the first packet itself:
+	 * a lone late ACK stays on the short timeout, as any adopted flow.) */
+	if ((fl & SP_CT_F_DSR) && dir == CT_ORIG && p->proto == IPPROTO_TCP &&
+	    (p->tcp_flags & TCP_ACK))
+		fl &= ~SP_CT_F_UNREPLIED;
 	exp = now + ct_timeout(p->proto, st, fl);
 	if (st == v->state && fl == v->flags && exp <= v->expires + NSEC_PER_SEC)
 		return false;
@@ -277,7 +284,8 @@ claimed:
 }
 
 /*
- * Create both entries of a new flow. fwd holds the NAT decision already.
+ * Create both entries of a new flow (a DSR flow: its FWD entry only). fwd
+ * holds the NAT decision already.
  * The REV entry is inserted only where no other live flow owns the reply
  * tuple: two frontends sharing a backend, reached from one client port,
  * would otherwise share one REV entry, and the first flow's replies would
@@ -304,6 +312,12 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	fwd->expires = now + ct_timeout(p->proto, fwd->state, fwd->flags);
 	fwd->created = now;
 
+	/* DSR: the replies go from the backend's node straight to the
+	 * client, never through this node: the FWD entry alone (lib/dsr.h). */
+	if (fwd->flags & SP_CT_F_DSR) {
+		ct_key_of(p, SP_CT_FWD, &k);
+		return bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY) ? SP_R_CT_FULL : 0;
+	}
 	ct_rev_key(p, fwd, &rk);
 	ct_rev_val(p, fwd, rev);
 	if (!(fwd->flags & SP_CT_F_SNAT)) {

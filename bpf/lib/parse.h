@@ -44,11 +44,19 @@ struct sp_pkt {
 	/* Arrived on an uplink (sp_xdp, sp_tc_uplink): the client may be
 	 * outside the cluster (lib/snat.h). */
 	__u8 uplink;
-	__u8 pad;
+	/* --dsr on XDP (lib/dsr.h): SP_PKT_DSR_FLOW, the packet's flow is a
+	 * DSR flow; with SP_PKT_DSR_OPT, the pipeline DNATed it and returned
+	 * SP_V_DSR, and sp_dsr_xdp inserts the option (the frontend it
+	 * carries waits in the per-CPU scratch area: one more field here
+	 * would take the call chain's stack past 512 bytes). */
+	__u8 dsr;
 	__u32 in_l3_off;
 	__u32 in_l4_off;
 	__be32 frag_id;
 };
+
+#define SP_PKT_DSR_FLOW 1
+#define SP_PKT_DSR_OPT 2
 
 #define SP_FRAG_FIRST 1
 #define SP_FRAG_LATER 2

@@ -11,6 +11,8 @@
  *                            (each closed by RST, so dead at once): with the
  *                            collector running every 128 flows, the idle
  *                            flow's reply is still reverse-NATed.
+ *  gc/dsr_lone_entries       a DSR flow's single entry (FWD or REV, no
+ *                            partner) is deleted on its own deadline.
  *  gc/control_without_collector
  *                            the same churn without the collector evicts the
  *                            idle flow (its reply leaves un-NATed): what the
@@ -228,6 +230,55 @@ out:
 	return ret;
 }
 
+/*
+ * DSR flows have one entry per node (FWD on the node the client reached,
+ * REV on the backend's): each is collected on its own deadline, through
+ * the datapath's reaper as the daemon does, and a live one is never taken
+ * for half of a broken pair.
+ */
+static void test_dsr_lone_entries(void)
+{
+	uint64_t now = sp_mono_ns();
+	struct sp_ct_gc_stats st;
+	struct sp_ct_key k[4];
+	struct sp_ct_val v;
+	struct fx_dp d;
+	uint32_t i;
+	bool ok;
+	int fd;
+
+	ok = ASSERT_EQ(fx_open(&d, 0, 0), 0, "datapath");
+	if (!ok)
+		goto out;
+	fd = bpf_map__fd(d.skel->maps.sp_ct);
+	for (i = 0; i < 4; i++) {
+		memset(&k[i], 0, sizeof(k[i]));
+		memset(&v, 0, sizeof(v));
+		k[i].saddr = v4(i & 1 ? BACKEND : CLIENT);
+		k[i].daddr = v4(i & 1 ? CLIENT : VIP);
+		k[i].sport = htons(i & 1 ? 8080 : 40000 + i);
+		k[i].dport = htons(i & 1 ? 40000 + i : 80);
+		k[i].proto = IPPROTO_TCP;
+		k[i].family = SP_FAMILY_V4;
+		k[i].dir = i & 1 ? SP_CT_REV : SP_CT_FWD;
+		v.flags = SP_CT_F_DSR;
+		v.state = SP_CT_ESTABLISHED;
+		/* 0, 1: expired 10 s ago; 2, 3: alive for 100 s */
+		v.expires = i < 2 ? now - 10000000000ULL : now + 100000000000ULL;
+		ok &= ASSERT_EQ(bpf_map_update_elem(fd, &k[i], &v, BPF_NOEXIST), 0, "insert");
+	}
+	ok &= ASSERT_EQ(sp_ct_gc(fd, bpf_program__fd(d.skel->progs.sp_ct_reap), now, 0, true, &st),
+			0, "pass");
+	ok &= ASSERT_EQ(st.deleted, 2, "the two expired lone entries deleted");
+	for (i = 0; i < 4; i++)
+		ok &= ASSERT_EQ(bpf_map_lookup_elem(fd, &k[i], &v) == 0, i >= 2,
+				"expired gone, live kept");
+out:
+	if (d.skel)
+		fx_close(&d);
+	sp_test_report("gc/dsr_lone_entries", ok);
+}
+
 int main(void)
 {
 	uint64_t deleted;
@@ -241,6 +292,7 @@ int main(void)
 	}
 	test_deletes_expired_only();
 	test_early_drop();
+	test_dsr_lone_entries();
 
 	r = churn(true, &deleted);
 	printf("  with the collector: %llu dead entries deleted, idle reply %s\n",

@@ -445,7 +445,8 @@ static const struct {
 	SF(rejects),	SF(redirects),	  SF(to_stack),	      SF(ipv4_options),
 	SF(ipv6_ext_hdrs), SF(frag_first), SF(ct_insert_fail), SF(ct_partner_miss),
 	SF(ct_adopted), SF(icmp_translated), SF(frag_later_natted), SF(snat_flows),
-	SF(snat_to_tc), SF(local_short_circuit), SF(ct_clash_remapped),
+	SF(snat_to_tc), SF(local_short_circuit), SF(ct_clash_remapped), SF(dsr_flows),
+	SF(dsr_ingress), SF(dsr_fallback_snat),
 };
 #define N_STAT_FIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
 

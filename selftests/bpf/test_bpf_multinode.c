@@ -16,7 +16,13 @@
  *    and counted snat_exhausted;
  *  - externalTrafficPolicy: Local: an empty local set with endpoints
  *    elsewhere is dropped (no_local_endpoint) by XDP, never rejected; a pod
- *    reaching the Local frontend uses the cluster view (all endpoints).
+ *    reaching the Local frontend uses the cluster view (all endpoints);
+ *  - DSR (--dsr, two datapaths: node A the client reached, node B the
+ *    backend's): A DNATs and inserts the option (every byte checked), B
+ *    makes the REV entry from it, B's pod hook sends the reply from the
+ *    frontend; later TCP packets go plain, UDP datagrams always optioned;
+ *    what cannot carry the option (own options / extension headers, over
+ *    the MTU with it) is SNATed and counted dsr_fallback_snat.
  * Every rewritten packet's checksums are verified by recomputation.
  */
 #include <errno.h>
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <linux/pkt_cls.h>
 
 #include "dp_fixture.h"
@@ -511,6 +518,319 @@ out:
 	sp_test_report(hook_xdp ? "multinode/clash_remap_xdp" : "multinode/clash_remap_pod", ok);
 }
 
+/* ---- DSR (--dsr, bpf/lib/dsr.h) ---- */
+
+/* Node A: Services 1 (TCP VIP:80 -> backend:8080) and 2 (UDP VIP:53 ->
+ * backend:5353), external, their backends remote; --dsr. */
+static int open_dsr_a(struct fx_dp *d, int fam)
+{
+	const char *vip = fam == 4 ? VIP4 : VIP6, *be = fam == 4 ? BE4 : BE6;
+	struct sp_svc_key k;
+	struct sp_svc v;
+	uint32_t id = 2;
+	struct sp_backend b;
+
+	if (fx_prepare(d, 0, 0))
+		return -1;
+	d->skel->rodata->cfg_dsr = 1;
+	if (fx_load(d) || fx_service(d, fam, IPPROTO_TCP, vip, 80, be, 8080, 1) ||
+	    set_flags(d, fam, vip, 80, SP_SVC_F_EXTERNAL, 1, SP_BE_F_REMOTE) ||
+	    fx_service(d, fam, IPPROTO_UDP, vip, 53, be, 5353, 2))
+		return -1;
+	memset(&k, 0, sizeof(k));
+	k.addr = fx_addr(fam, vip);
+	k.port = htons(53);
+	k.proto = IPPROTO_UDP;
+	k.family = (uint8_t)fam;
+	if (bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_services), &k, &v))
+		return -1;
+	v.flags = SP_SVC_F_EXTERNAL;
+	if (bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &k, &v, BPF_EXIST) ||
+	    bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_backends), &id, &b))
+		return -1;
+	b.flags = SP_BE_F_REMOTE;
+	return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_backends), &id, &b, BPF_EXIST);
+}
+
+/* The only conntrack entry of d, in *k / *v. */
+static bool ct_only(struct fx_dp *d, struct sp_ct_key *k, struct sp_ct_val *v)
+{
+	int fd = bpf_map__fd(d->skel->maps.sp_ct);
+
+	return ct_count(d) == 1 && !bpf_map_get_next_key(fd, NULL, k) &&
+	       !bpf_map_lookup_elem(fd, k, v);
+}
+
+/*
+ * The DSR option of frame o (an output of node A): in place, every byte,
+ * the header lengths grown by it, everything after it equal to the frame
+ * natted (the same frame without option, as node A would have sent it
+ * plain), checksums recomputed.
+ */
+static bool dsr_option_ok(int fam, const struct pkt *o, const struct pkt *plain, uint16_t fport,
+			  const char *faddr)
+{
+	uint32_t l3 = ETH_HLEN, hl = fam == 4 ? 20 : 40, ol = fam == 4 ? 8 : 24;
+	const uint8_t *d = o->data, *opt = d + l3 + hl;
+	uint8_t a[16];
+	char why[160] = "";
+	bool ok = true;
+
+	ok &= ASSERT_EQ(o->len, plain->len + ol, "frame grown by the option");
+	if (!ok)
+		return false;
+	ok &= ASSERT_TRUE(!memcmp(d, plain->data, l3), "Ethernet header kept");
+	ok &= ASSERT_TRUE(!memcmp(opt + ol, plain->data + l3 + hl, plain->len - l3 - hl),
+			  "TCP/UDP header and payload unchanged");
+	pkt_addr(fam, faddr, a);
+	if (fam == 4) {
+		ok &= ASSERT_EQ(d[l3], 0x47, "version 4, IHL 7");
+		ok &= ASSERT_EQ(pkt_get16(d + l3 + 2), pkt_get16(plain->data + l3 + 2) + 8,
+				"tot_len + 8");
+		ok &= ASSERT_TRUE(!memcmp(d + l3 + 4, plain->data + l3 + 4, 6) &&
+					  !memcmp(d + l3 + 12, plain->data + l3 + 12, 8),
+				  "id, frag, ttl, protocol, addresses kept");
+		ok &= ASSERT_EQ(opt[0], 0x9e, "option type 0x9e");
+		ok &= ASSERT_EQ(opt[1], 8, "option length 8");
+		ok &= ASSERT_EQ(pkt_get16(opt + 2), fport, "option: frontend port");
+		ok &= ASSERT_TRUE(!memcmp(opt + 4, a, 4), "option: frontend address");
+	} else {
+		ok &= ASSERT_TRUE(!memcmp(d + l3, plain->data + l3, 4), "version, class, label kept");
+		ok &= ASSERT_EQ(pkt_get16(d + l3 + 4), pkt_get16(plain->data + l3 + 4) + 24,
+				"payload_len + 24");
+		ok &= ASSERT_EQ(d[l3 + 6], IPPROTO_DSTOPTS, "next header: destination options");
+		ok &= ASSERT_TRUE(!memcmp(d + l3 + 7, plain->data + l3 + 7, 33),
+				  "hop limit, addresses kept");
+		ok &= ASSERT_EQ(opt[0], plain->data[l3 + 6], "then the original next header");
+		ok &= ASSERT_EQ(opt[1], 2, "hdr ext len 2 (24 bytes)");
+		ok &= ASSERT_EQ(opt[2], 0x1e, "option type 0x1e");
+		ok &= ASSERT_EQ(opt[3], 18, "option length 18");
+		ok &= ASSERT_EQ(pkt_get16(opt + 4), fport, "option: frontend port");
+		ok &= ASSERT_TRUE(!memcmp(opt + 6, a, 16), "option: frontend address");
+		ok &= ASSERT_TRUE(opt[22] == 1 && opt[23] == 0, "PadN of 2");
+	}
+	ok &= ASSERT_TRUE(pkt_csums_ok(d, o->len, why, sizeof(why)), why);
+	return ok;
+}
+
+/*
+ * Node A and node B, two datapaths with --dsr: the client's SYN through A
+ * (DNAT + option, FWD entry only), then through B's uplink (REV entry
+ * from the option), the pod's SYN-ACK through B's pod hook (from the
+ * frontend, to the client); the ACK through A (plain DNAT, established);
+ * UDP datagrams (the option every time).
+ */
+static void test_dsr(int fam)
+{
+	const char *vip = fam == 4 ? VIP4 : VIP6, *be = fam == 4 ? BE4 : BE6,
+		   *client = fam == 4 ? CLIENT4 : CLIENT6;
+	struct fx_dp a, b;
+	struct pkt_spec s, n;
+	struct pkt in, out, plain, opt;
+	struct sp_ct_key k;
+	struct sp_ct_val v;
+	struct sp_addr want;
+	struct seen x;
+	char name[64];
+	bool ok;
+	int r, i;
+
+	memset(&b, 0, sizeof(b));
+	snprintf(name, sizeof(name), "multinode/dsr_v%d", fam);
+	ok = ASSERT_EQ(open_dsr_a(&a, fam), 0, "node A datapath");
+	if (fx_prepare(&b, 0, 0) == 0) {
+		b.skel->rodata->cfg_dsr = 1;
+		ok &= ASSERT_EQ(fx_load(&b), 0, "node B datapath");
+	} else {
+		ok = false;
+	}
+	if (!ok)
+		goto out;
+
+	/* node A: the SYN */
+	s = tcp(fam, client, 40000, vip, 80, PKT_SYN);
+	n = pkt_spec_nat(&s, NULL, 0, be, 8080);
+	ok &= ASSERT_EQ(pkt_build(&s, &in), 0, "build SYN");
+	ok &= ASSERT_EQ(pkt_build(&n, &plain), 0, "build the DNATed SYN");
+	r = fx_run(a.skel->progs.sp_xdp, &in, &opt);
+	ok &= ASSERT_EQ(r, XDP_PASS, "A: SYN passed to the stack");
+	ok &= dsr_option_ok(fam, &opt, &plain, 80, vip);
+	ok &= ASSERT_TRUE(look(&opt, &x), "A: SYN parses");
+	ok &= ASSERT_TRUE(!strcmp(x.saddr, client) && x.sport == 40000 && !strcmp(x.daddr, be) &&
+				  x.dport == 8080,
+			  "A: DNAT to the backend, client kept");
+	ok &= ASSERT_TRUE(ct_only(&a, &k, &v), "A: one conntrack entry");
+	ok &= ASSERT_TRUE(k.dir == SP_CT_FWD && (v.flags & SP_CT_F_DSR) && v.state == SP_CT_NEW,
+			  "A: the FWD entry, DSR, NEW");
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, dsr_flows), 1, "A: dsr_flows");
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, snat_to_tc), 0, "A: nothing left to TC");
+	/* the uplink's TC program after XDP: not its business */
+	r = fx_run(a.skel->progs.sp_tc_uplink, &opt, &out);
+	ok &= ASSERT_TRUE(r == TC_ACT_OK && out.len == opt.len &&
+				  !memcmp(out.data, opt.data, opt.len),
+			  "A: uplink TC leaves it alone");
+
+	/* node B: the optioned SYN on its uplink */
+	r = fx_run(b.skel->progs.sp_xdp, &opt, &out);
+	ok &= ASSERT_EQ(r, XDP_PASS, "B: SYN passed on to the pod");
+	ok &= ASSERT_TRUE(out.len == opt.len && !memcmp(out.data, opt.data, opt.len),
+			  "B: unchanged (option left in)");
+	ok &= ASSERT_EQ(STAT(&b, SP_SLOT_XDP, dsr_ingress), 1, "B: dsr_ingress");
+	ok &= ASSERT_TRUE(ct_only(&b, &k, &v), "B: one conntrack entry");
+	want = fx_addr(fam, be);
+	ok &= ASSERT_TRUE(k.dir == SP_CT_REV && !memcmp(&k.saddr, &want, sizeof(want)),
+			  "B: key from the pod");
+	want = fx_addr(fam, client);
+	ok &= ASSERT_TRUE(!memcmp(&k.daddr, &want, sizeof(want)) &&
+				  ntohs(k.sport) == 8080 && ntohs(k.dport) == 40000,
+			  "B: REV key pod:8080 -> client:40000");
+	want = fx_addr(fam, vip);
+	ok &= ASSERT_TRUE(!memcmp(&v.nat_addr, &want, sizeof(want)) && ntohs(v.nat_port) == 80 &&
+				  (v.flags & SP_CT_F_DSR) && ntohs(v.nat_sport) == 40000,
+			  "B: REV value restores the frontend");
+
+	/* node B: the pod's SYN-ACK through the pod veth hook */
+	s = tcp(fam, be, 8080, client, 40000, PKT_SYN | PKT_ACK);
+	ok &= ASSERT_EQ(pkt_build(&s, &in), 0, "build SYN-ACK");
+	r = fx_run(b.skel->progs.sp_tc_ingress, &in, &out);
+	/* no route to the client in this netns: to the stack, rewritten */
+	ok &= ASSERT_EQ(r, TC_ACT_OK, "B: SYN-ACK reverse-NATed");
+	ok &= ASSERT_TRUE(look(&out, &x), "B: SYN-ACK parses");
+	ok &= ASSERT_TRUE(!strcmp(x.saddr, vip) && x.sport == 80 && !strcmp(x.daddr, client) &&
+				  x.dport == 40000,
+			  "B: from the frontend to the client");
+	ok &= ASSERT_TRUE(x.csum_ok, x.why);
+	ok &= ASSERT_EQ(STAT(&b, SP_SLOT_POD, ct_partner_miss), 0, "B: no partner expected");
+	ok &= ASSERT_TRUE(ct_only(&b, &k, &v) && v.state == SP_CT_ESTABLISHED,
+			  "B: still one entry, established");
+
+	/* node A: the client's ACK: plain DNAT, and the flow established */
+	s = tcp(fam, client, 40000, vip, 80, PKT_ACK);
+	n = pkt_spec_nat(&s, NULL, 0, be, 8080);
+	pkt_build(&s, &in);
+	pkt_build(&n, &plain);
+	r = fx_run(a.skel->progs.sp_xdp, &in, &out);
+	ok &= ASSERT_EQ(r, XDP_PASS, "A: ACK passed");
+	ok &= ASSERT_EQ(pkt_diff(&plain, out.data, out.len, NULL), -1, "A: ACK DNATed, no option");
+	ok &= ASSERT_TRUE(ct_only(&a, &k, &v) && v.state == SP_CT_ESTABLISHED &&
+				  !(v.flags & SP_CT_F_UNREPLIED),
+			  "A: still one entry, established");
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, ct_partner_miss), 0, "A: no partner expected");
+
+	/* UDP: every datagram carries the option; one flow */
+	for (i = 0; i < 2; i++) {
+		s = (struct pkt_spec){ .family = (uint8_t)fam, .proto = IPPROTO_UDP,
+				       .saddr = client, .daddr = vip, .sport = 41000,
+				       .dport = 53, .payload_len = 40 };
+		n = pkt_spec_nat(&s, NULL, 0, be, 5353);
+		pkt_build(&s, &in);
+		pkt_build(&n, &plain);
+		r = fx_run(a.skel->progs.sp_xdp, &in, &out);
+		ok &= ASSERT_EQ(r, XDP_PASS, "A: datagram passed");
+		ok &= dsr_option_ok(fam, &out, &plain, 53, vip);
+		r = fx_run(b.skel->progs.sp_xdp, &out, &opt);
+		ok &= ASSERT_EQ(r, XDP_PASS, "B: datagram passed");
+	}
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, dsr_flows), 2, "A: one more DSR flow");
+	ok &= ASSERT_EQ(STAT(&b, SP_SLOT_XDP, dsr_ingress), 3, "B: each datagram seen");
+	ok &= ASSERT_EQ(ct_count(&a), 2, "A: two FWD entries");
+	ok &= ASSERT_EQ(ct_count(&b), 2, "B: two REV entries");
+	s = (struct pkt_spec){ .family = (uint8_t)fam, .proto = IPPROTO_UDP, .saddr = be,
+			       .daddr = client, .sport = 5353, .dport = 41000, .payload_len = 60 };
+	pkt_build(&s, &in);
+	r = fx_run(b.skel->progs.sp_tc_ingress, &in, &out);
+	ok &= ASSERT_TRUE(look(&out, &x) && !strcmp(x.saddr, vip) && x.sport == 53 &&
+				  !strcmp(x.daddr, client) && x.dport == 41000,
+			  "B: UDP answer from the frontend");
+	ok &= ASSERT_TRUE(x.csum_ok, x.why);
+out:
+	if (a.skel)
+		fx_close(&a);
+	if (b.skel)
+		fx_close(&b);
+	sp_test_report(name, ok);
+}
+
+/*
+ * What cannot carry the option is SNATed (dsr_fallback_snat): a SYN with
+ * IPv4 options / an IPv6 extension header of its own, and a UDP datagram
+ * that the option would take over the MTU of the device it came in by.
+ */
+static void test_dsr_fallback(int fam)
+{
+	const char *vip = fam == 4 ? VIP4 : VIP6, *client = fam == 4 ? CLIENT4 : CLIENT6,
+		   *node = fam == 4 ? NODE4 : NODE6;
+	LIBBPF_OPTS(bpf_test_run_opts, o);
+	struct xdp_md md;
+	struct pkt_spec s;
+	struct pkt in, out;
+	struct seen x;
+	struct fx_dp a;
+	char name[64];
+	bool ok;
+	int r;
+
+	snprintf(name, sizeof(name), "multinode/dsr_fallback_v%d", fam);
+	ok = ASSERT_EQ(open_dsr_a(&a, fam), 0, "datapath");
+	if (!ok)
+		goto out;
+	s = tcp(fam, client, 40000, vip, 80, PKT_SYN);
+	if (fam == 4) {
+		s.ip_optlen = 4;
+	} else {
+		s.n_ext = 1;
+		s.ext[0] = IPPROTO_DSTOPTS;
+	}
+	ok &= ASSERT_EQ(pkt_build(&s, &in), 0, "build SYN with options");
+	r = fx_run(a.skel->progs.sp_xdp, &in, &out);
+	ok &= ASSERT_TRUE(r == XDP_PASS && out.len == in.len && !memcmp(out.data, in.data, in.len),
+			  "XDP leaves it to TC untouched");
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, dsr_fallback_snat), 1, "dsr_fallback_snat");
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, dsr_flows), 0, "no DSR flow");
+	r = fx_run(a.skel->progs.sp_tc_uplink, &in, &out);
+	ok &= ASSERT_EQ(r, TC_ACT_REDIRECT, "TC SNATs it");
+	ok &= ASSERT_TRUE(look(&out, &x) && !strcmp(x.saddr, node) && x.sport >= 61000,
+			  "source: the node's address and port");
+	ok &= ASSERT_TRUE(x.csum_ok, x.why);
+
+	/* a 1500-byte datagram (the MTU of spm0) arriving on spm0 */
+	s = (struct pkt_spec){ .family = (uint8_t)fam, .proto = IPPROTO_UDP, .saddr = client,
+			       .daddr = vip, .sport = 41000, .dport = 53,
+			       .payload_len = fam == 4 ? 1472 : 1452 };
+	ok &= ASSERT_EQ(pkt_build(&s, &in), 0, "build big datagram");
+	memset(&md, 0, sizeof(md));
+	md.data_end = in.len;
+	md.ingress_ifindex = if_nametoindex("spm0");
+	o.data_in = in.data;
+	o.data_size_in = in.len;
+	o.data_out = out.data;
+	o.data_size_out = sizeof(out.data);
+	o.ctx_in = &md;
+	o.ctx_size_in = sizeof(md);
+	o.repeat = 1;
+	ok &= ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(a.skel->progs.sp_xdp), &o), 0,
+			"run on spm0");
+	ok &= ASSERT_TRUE(o.retval == XDP_PASS && o.data_size_out == in.len &&
+				  !memcmp(out.data, in.data, in.len),
+			  "over the MTU with the option: left to TC untouched");
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, dsr_fallback_snat), 2, "dsr_fallback_snat again");
+	/* exactly the MTU with the option: DSR */
+	s.payload_len -= fam == 4 ? 8 : 24;
+	pkt_build(&s, &in);
+	o.data_size_in = in.len;
+	o.data_size_out = sizeof(out.data);
+	md.data_end = in.len;
+	ok &= ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(a.skel->progs.sp_xdp), &o), 0,
+			"run on spm0");
+	ok &= ASSERT_TRUE(o.retval == XDP_PASS && o.data_size_out == in.len + (fam == 4 ? 8 : 24),
+			  "fits with the option: DSR");
+	ok &= ASSERT_EQ(STAT(&a, SP_SLOT_XDP, dsr_flows), 1, "dsr_flows");
+out:
+	if (a.skel)
+		fx_close(&a);
+	sp_test_report(name, ok);
+}
+
 int main(void)
 {
 	if (netns_up()) {
@@ -524,5 +844,9 @@ int main(void)
 	test_local();
 	test_clash_remap(0);
 	test_clash_remap(1);
+	test_dsr(4);
+	test_dsr(6);
+	test_dsr_fallback(4);
+	test_dsr_fallback(6);
 	return sp_test_exit();
 }

@@ -41,7 +41,7 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void check_config(const char *cfg, bool xdp_redirect)
+static void check_config(const char *cfg, bool xdp_redirect, bool dsr)
 {
 	struct svcplane_bpf *skel;
 	struct bpf_program *prog;
@@ -60,6 +60,7 @@ static void check_config(const char *cfg, bool xdp_redirect)
 	bpf_object__for_each_map(map, skel->obj)
 		bpf_map__set_pin_path(map, NULL);
 	skel->rodata->cfg_xdp_redirect = xdp_redirect;
+	skel->rodata->cfg_dsr = dsr;
 	t0 = now_ms();
 	err = svcplane_bpf__load(skel);
 	if (err) {
@@ -96,7 +97,9 @@ out:
 int main(void)
 {
 	libbpf_set_print(quiet_print);
-	check_config("default", false);
-	check_config("xdp-redirect", true);
+	check_config("default", false, false);
+	check_config("xdp-redirect", true, false);
+	check_config("dsr", false, true);
+	check_config("dsr-xdp-redirect", true, true);
 	return sp_test_exit();
 }
