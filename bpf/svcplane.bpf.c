@@ -296,7 +296,7 @@ nat:
 	}
 	if (p->frag)
 		frag_record(p, (fwd.flags & SP_CT_F_HAIRPIN) ? &fwd.nat_saddr : &p->saddr,
-			    &fwd.nat_addr, now);
+			    &fwd.nat_addr, now, frag_flags(fwd.flags));
 	p->daddr = fwd.nat_addr;
 	p->dport = fwd.nat_port;
 	if (fwd.flags & SP_CT_F_HAIRPIN)
@@ -364,7 +364,8 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 		goto fail;
 	if (p->frag)
 		frag_record(p, &rev.nat_addr,
-			    (rev.flags & SP_CT_F_HAIRPIN) ? &rev.nat_saddr : &p->daddr, now);
+			    (rev.flags & SP_CT_F_HAIRPIN) ? &rev.nat_saddr : &p->daddr, now,
+			    frag_flags(rev.flags));
 	p->saddr = rev.nat_addr;
 	p->sport = rev.nat_port;
 	if (rev.flags & SP_CT_F_HAIRPIN)
@@ -616,7 +617,6 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 
 	if (!p || p->icmp || p->frag == SP_FRAG_LATER)
 		return SP_V_PASS;
-
 	svc = svc_lookup(p);
 	if (!svc || (svc->flags & SP_SVC_F_NODEPORT)) {
 		ret = handle_reply(skb, HOOK_TC_INGRESS, p, st);
@@ -628,6 +628,17 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 	if (svc->n && !(svc->flags & (SP_SVC_F_EXTERNAL | SP_SVC_F_NODEPORT | SP_SVC_F_LOCAL_ONLY)))
 		return SP_V_PASS;
 	return handle_service(skb, HOOK_TC_INGRESS, p, svc, st);
+}
+
+/* Later fragments of SNATed datagrams, which XDP leaves to the uplink's TC
+ * program as the flows' other packets (their source becomes a local
+ * address; lib/frag.h takes only those here). ICMP errors about SNAT flows
+ * XDP translates itself (lib/icmp.h). */
+__noinline int sp_frag_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
+{
+	if (!p)
+		return SP_V_PASS;
+	return handle_frag_later(skb, HOOK_TC_INGRESS, p, stats_get(SP_SLOT_UPLINK_TC));
 }
 
 SEC("tc")
@@ -643,5 +654,7 @@ int sp_tc_uplink(struct __sk_buff *skb)
 	ret = parse_pkt(skb, HOOK_TC_INGRESS, &p, NULL);
 	if (ret != SP_CONTINUE)
 		return TC_ACT_OK;
+	if (p.frag == SP_FRAG_LATER)
+		return to_tc(sp_frag_tc_uplink(skb, &p));
 	return to_tc(sp_pipeline_tc_uplink(skb, &p));
 }

@@ -310,7 +310,12 @@ struct sp_frag_val {
 	struct sp_addr saddr; /* rewrite the source to this */
 	struct sp_addr daddr; /* and the destination to this */
 	__u64 expires;
+	__u32 flags; /* SP_FRAG_F_* */
+	__u32 pad;
 };
+/* The datagram's flow is SNATed (SP_CT_F_SNAT): XDP leaves its later
+ * fragments to the uplink's TC program, as the flow's other packets. */
+#define SP_FRAG_F_TC (1u << 0)
 /*
  * The conntrack collector's reaper (sp_ct_reap, a BPF_PROG_TYPE_SYSCALL
  * program run with BPF_PROG_TEST_RUN): each item is an entry as the

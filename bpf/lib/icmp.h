@@ -157,8 +157,12 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 			csum_apply(isum, &a, &b, 4);
 		}
 		/* The backend itself answered (a pod's port unreachable):
-		 * from the frontend, as the client expects. */
-		if (addr_eq(&osrc, &p->daddr)) {
+		 * from the frontend, as the client expects. Not for an SNAT
+		 * flow: its frontend may be a NodePort, one of this node's
+		 * addresses, which the stack drops as a martian source on a
+		 * packet it forwards; the client's stack matches the error by
+		 * its quote, whatever its outer source. */
+		if (addr_eq(&osrc, &p->daddr) && !(ct->flags & SP_CT_F_SNAT)) {
 			new_osrc = ct->nat_addr;
 			set_osrc = true;
 		}

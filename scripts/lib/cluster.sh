@@ -1090,7 +1090,9 @@ sp() {
 # --config FILE) are appended. Sets SP_PID.
 sp_start() {
 	local ns=$1 log=$2; shift 2
-	ip netns exec "$ns" "$SP_BIN" run --iface up0 --pod-iface-pattern "$CL_POD_IF_PATTERN" \
+	# The node's name, as a DaemonSet sets NODE_NAME: the configs' endpoints
+	# say nodeName: node-a, and an endpoint on another node is SNATed.
+	NODE_NAME=${SP_NODE_NAME:-node-a} ip netns exec "$ns" "$SP_BIN" run --iface up0 --pod-iface-pattern "$CL_POD_IF_PATTERN" \
 		--bpffs-dir "$CL_PINDIR" "$@" >>"$log" 2>&1 </dev/null &
 	SP_PID=$!
 	CL_BG_PIDS+=("$SP_PID")

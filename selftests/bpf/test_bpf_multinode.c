@@ -221,7 +221,10 @@ static int open_dp(struct fx_dp *d, int fam, uint32_t pmin, uint32_t pmax, bool 
 /*
  * The backend's port unreachable about the SNATed packet out (quoting the
  * node's address and port) reaches the client about the packet it sent:
- * from the frontend, quoting client:40000 -> frontend:80.
+ * quoting client:40000 -> frontend:80, from the backend's own address (for
+ * an SNAT flow the outer source is not rewritten to the frontend, which
+ * may be a local address the stack would drop; the client matches the
+ * error by its quote).
  */
 static bool icmp_about_snat(struct fx_dp *d, int fam, const struct pkt *snated)
 {
@@ -245,7 +248,7 @@ static bool icmp_about_snat(struct fx_dp *d, int fam, const struct pkt *snated)
 		  sizeof(qs));
 	inet_ntop(fam == 4 ? AF_INET : AF_INET6, out.data + in + (fam == 4 ? 16 : 24), qd,
 		  sizeof(qd));
-	ok &= ASSERT_STREQ(x.saddr, vip, "error from the frontend");
+	ok &= ASSERT_STREQ(x.saddr, fam == 4 ? BE4 : BE6, "error from the backend");
 	ok &= ASSERT_STREQ(x.daddr, client, "error to the client");
 	ok &= ASSERT_STREQ(qs, client, "quote: from the client");
 	ok &= ASSERT_STREQ(qd, vip, "quote: to the frontend");
@@ -831,6 +834,81 @@ out:
 	sp_test_report(name, ok);
 }
 
+/*
+ * A fragmented UDP datagram of an SNAT flow: the first fragment is SNATed
+ * by TC (XDP leaves it), and so is the later one, whose source becomes the
+ * node's address (the stack would drop it as a martian after XDP).
+ */
+static void test_snat_fragments(void)
+{
+	struct pkt_spec s = { .family = 4, .proto = IPPROTO_UDP, .saddr = CLIENT4, .daddr = VIP4,
+			      .sport = 40000, .dport = 53, .payload_len = 400, .ip_id = 0x4242 };
+	struct pkt in, out;
+	struct seen x;
+	struct fx_dp d;
+	char sa[INET_ADDRSTRLEN], da[INET_ADDRSTRLEN];
+	bool ok;
+	int v;
+
+	ok = ASSERT_EQ(fx_prepare(&d, 0, 0), 0, "open");
+	ok = ok && ASSERT_EQ(fx_load(&d), 0, "load");
+	ok = ok && ASSERT_EQ(fx_service(&d, 4, IPPROTO_UDP, VIP4, 53, BE4, 5353, 1), 0, "svc");
+	if (!ok)
+		goto out;
+	{
+		struct sp_svc_key k;
+		struct sp_svc sv;
+		struct sp_backend b;
+		uint32_t id = 1;
+
+		memset(&k, 0, sizeof(k));
+		k.addr = fx_addr(4, VIP4);
+		k.port = htons(53);
+		k.proto = IPPROTO_UDP;
+		k.family = 4;
+		ok &= ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(d.skel->maps.sp_services), &k, &sv),
+				0, "frontend");
+		sv.flags = SP_SVC_F_EXTERNAL;
+		bpf_map_update_elem(bpf_map__fd(d.skel->maps.sp_services), &k, &sv, BPF_EXIST);
+		bpf_map_lookup_elem(bpf_map__fd(d.skel->maps.sp_backends), &id, &b);
+		b.flags = SP_BE_F_REMOTE;
+		bpf_map_update_elem(bpf_map__fd(d.skel->maps.sp_backends), &id, &b, BPF_EXIST);
+	}
+	s.frag = PKT_FRAG_FIRST;
+	s.frag_bytes = 208;
+	pkt_build(&s, &in);
+	v = fx_run(d.skel->progs.sp_xdp, &in, &out);
+	ok &= ASSERT_TRUE(v == XDP_PASS && !memcmp(out.data, in.data, in.len),
+			  "XDP leaves the first fragment");
+	v = fx_run(d.skel->progs.sp_tc_uplink, &in, &out);
+	ok &= ASSERT_TRUE(v == TC_ACT_REDIRECT && look(&out, &x) && !strcmp(x.saddr, NODE4) &&
+				  !strcmp(x.daddr, BE4),
+			  "TC SNATs the first fragment");
+	s.frag = PKT_FRAG_LATER;
+	s.frag_bytes = 200;
+	s.frag_off8 = 26;
+	pkt_build(&s, &in);
+	v = fx_run(d.skel->progs.sp_xdp, &in, &out);
+	ok &= ASSERT_TRUE(v == XDP_PASS && !memcmp(out.data, in.data, in.len),
+			  "XDP leaves the later fragment");
+	v = fx_run(d.skel->progs.sp_tc_uplink, &in, &out);
+	inet_ntop(AF_INET, out.data + ETH_HLEN + 12, sa, sizeof(sa));
+	inet_ntop(AF_INET, out.data + ETH_HLEN + 16, da, sizeof(da));
+	ok &= ASSERT_EQ(v, TC_ACT_REDIRECT, "TC sends the later fragment on");
+	ok &= ASSERT_STREQ(sa, NODE4, "later fragment: from the node");
+	ok &= ASSERT_STREQ(da, BE4, "later fragment: to the backend");
+	ok &= ASSERT_EQ(STAT(&d, SP_SLOT_UPLINK_TC, frag_later_natted), 1, "frag_later_natted");
+	{
+		char why[160] = "";
+
+		ok &= ASSERT_TRUE(pkt_csums_ok(out.data, out.len, why, sizeof(why)), why);
+	}
+out:
+	if (d.skel)
+		fx_close(&d);
+	sp_test_report("multinode/snat_fragments", ok);
+}
+
 int main(void)
 {
 	if (netns_up()) {
@@ -844,6 +922,7 @@ int main(void)
 	test_local();
 	test_clash_remap(0);
 	test_clash_remap(1);
+	test_snat_fragments();
 	test_dsr(4);
 	test_dsr(6);
 	test_dsr_fallback(4);

@@ -123,7 +123,7 @@ h=$(e2e_http_status "$E2E_NODE" http://127.0.0.1:9477/healthz)
 l=$(e2e_http_status "$E2E_NODE" http://127.0.0.1:9477/livez)
 m=$(in_node curl -s -m 2 -D - http://127.0.0.1:9477/metrics | tr -d '\r')
 if [ "$h" = "200 ok" ] && [ "$l" = "200 alive" ] && [[ $m == *"Content-Type: text/plain; version=0.0.4"* ]] &&
-	[[ $m == *"svcplane_up 1"* ]] && [[ $m == *"svcplane_services 2"* ]] &&
+	[[ $m == *"svcplane_up 1"* ]] && [[ $m == *"svcplane_services 6"* ]] &&
 	[[ $m == *'reason="no_backend"'* ]]; then
 	pass metrics-unchanged
 else
