@@ -49,13 +49,17 @@ void sp_dp_opts_default(struct sp_dp_opts *o)
 	o->snat_port_max = 65535;
 }
 
-/* The mask of a prefix of len bits over n bytes (wire order). */
-static void prefix_mask(uint8_t *mask, size_t n, unsigned int len)
+/* --cluster-cidr into the datapath's knobs: the network and the mask of a
+ * prefix of len bits over n address bytes (wire order). */
+static void cluster_prefix(uint8_t *net, uint8_t *mask, const struct sp_ip *ip, size_t n,
+			   unsigned int len)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++, len = len > 8 ? len - 8 : 0)
+	for (i = 0; i < n; i++, len = len > 8 ? len - 8 : 0) {
 		mask[i] = len >= 8 ? 0xff : (uint8_t)(0xff << (8 - len));
+		net[i] = ip->b[i] & mask[i];
+	}
 }
 
 /* mkdir -p for a path inside bpffs (bpffs supports directories). */
@@ -121,26 +125,14 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	skel->rodata->cfg_reject_rate = o->reject_rate;
 	memcpy((void *)&skel->rodata->cfg_hairpin_v4, o->hairpin4.b, 4);
 	memcpy((void *)skel->rodata->cfg_hairpin_v6, o->hairpin6.b, 16);
-	if (o->cluster4_len) {
-		uint8_t m[4], net[4];
-		size_t i;
-
-		prefix_mask(m, 4, o->cluster4_len);
-		for (i = 0; i < 4; i++)
-			net[i] = o->cluster4.b[i] & m[i];
-		memcpy((void *)&skel->rodata->cfg_cluster_v4_mask, m, 4);
-		memcpy((void *)&skel->rodata->cfg_cluster_v4_net, net, 4);
-	}
-	if (o->cluster6_len) {
-		uint8_t m[16], net[16];
-		size_t i;
-
-		prefix_mask(m, 16, o->cluster6_len);
-		for (i = 0; i < 16; i++)
-			net[i] = o->cluster6.b[i] & m[i];
-		memcpy((void *)skel->rodata->cfg_cluster_v6_mask, m, 16);
-		memcpy((void *)skel->rodata->cfg_cluster_v6_net, net, 16);
-	}
+	if (o->cluster4_len)
+		cluster_prefix((void *)&skel->rodata->cfg_cluster_v4_net,
+			       (void *)&skel->rodata->cfg_cluster_v4_mask, &o->cluster4, 4,
+			       o->cluster4_len);
+	if (o->cluster6_len)
+		cluster_prefix((void *)skel->rodata->cfg_cluster_v6_net,
+			       (void *)skel->rodata->cfg_cluster_v6_mask, &o->cluster6, 16,
+			       o->cluster6_len);
 	skel->rodata->cfg_snat_port_min = o->snat_port_min;
 	skel->rodata->cfg_snat_port_max = o->snat_port_max;
 	skel->rodata->cfg_dsr = o->dsr;

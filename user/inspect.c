@@ -1606,6 +1606,8 @@ static int ct_json_entry(struct json_object *arr, const struct ct_rec *r, __u64 
 		if (hp)
 			err = err ?: jset(e, "saddr",
 					  jstr(fmt_ip(&r->v.nat_saddr, f, ip, sizeof(ip))));
+		if (r->v.flags & SP_CT_F_SNAT)
+			err = err ?: jset(e, "sport", ji64(ntohs(r->v.nat_sport)));
 	} else {
 		err = err ?: jset(e, "saddr", jstr(fmt_ip(&r->v.nat_addr, f, ip, sizeof(ip))));
 		err = err ?: jset(e, "sport", ji64(ntohs(r->v.nat_port)));

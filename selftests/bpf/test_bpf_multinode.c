@@ -82,9 +82,9 @@ static int netns_up(void)
 		  "ip -6 neigh replace " BE6 " lladdr 02:00:00:00:00:bb dev spm0 nud permanent");
 }
 
-/* Set the flags of frontend (family, vip, port, tcp) and of backend id. */
-static int set_flags(struct fx_dp *d, int family, const char *vip, uint16_t port, uint16_t fflags,
-		     uint32_t be_id, uint8_t bflags)
+/* Set the flags of frontend (family, vip, port, proto) and of backend id (0: none). */
+static int set_flags_p(struct fx_dp *d, int family, uint8_t proto, const char *vip, uint16_t port,
+		       uint16_t fflags, uint32_t be_id, uint8_t bflags)
 {
 	struct sp_svc_key k;
 	struct sp_svc v;
@@ -93,7 +93,7 @@ static int set_flags(struct fx_dp *d, int family, const char *vip, uint16_t port
 	memset(&k, 0, sizeof(k));
 	k.addr = fx_addr(family, vip);
 	k.port = htons(port);
-	k.proto = IPPROTO_TCP;
+	k.proto = proto;
 	k.family = (uint8_t)family;
 	if (bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_services), &k, &v))
 		return -1;
@@ -106,6 +106,13 @@ static int set_flags(struct fx_dp *d, int family, const char *vip, uint16_t port
 		return -1;
 	b.flags = bflags;
 	return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_backends), &be_id, &b, BPF_EXIST);
+}
+
+/* set_flags_p for a TCP frontend. */
+static int set_flags(struct fx_dp *d, int family, const char *vip, uint16_t port, uint16_t fflags,
+		     uint32_t be_id, uint8_t bflags)
+{
+	return set_flags_p(d, family, IPPROTO_TCP, vip, port, fflags, be_id, bflags);
 }
 
 /* Move frontend (family, vip, port) to the cluster view's key space. */
@@ -528,10 +535,6 @@ out:
 static int open_dsr_a(struct fx_dp *d, int fam)
 {
 	const char *vip = fam == 4 ? VIP4 : VIP6, *be = fam == 4 ? BE4 : BE6;
-	struct sp_svc_key k;
-	struct sp_svc v;
-	uint32_t id = 2;
-	struct sp_backend b;
 
 	if (fx_prepare(d, 0, 0))
 		return -1;
@@ -540,19 +543,7 @@ static int open_dsr_a(struct fx_dp *d, int fam)
 	    set_flags(d, fam, vip, 80, SP_SVC_F_EXTERNAL, 1, SP_BE_F_REMOTE) ||
 	    fx_service(d, fam, IPPROTO_UDP, vip, 53, be, 5353, 2))
 		return -1;
-	memset(&k, 0, sizeof(k));
-	k.addr = fx_addr(fam, vip);
-	k.port = htons(53);
-	k.proto = IPPROTO_UDP;
-	k.family = (uint8_t)fam;
-	if (bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_services), &k, &v))
-		return -1;
-	v.flags = SP_SVC_F_EXTERNAL;
-	if (bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &k, &v, BPF_EXIST) ||
-	    bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_backends), &id, &b))
-		return -1;
-	b.flags = SP_BE_F_REMOTE;
-	return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_backends), &id, &b, BPF_EXIST);
+	return set_flags_p(d, fam, IPPROTO_UDP, vip, 53, SP_SVC_F_EXTERNAL, 2, SP_BE_F_REMOTE);
 }
 
 /* The only conntrack entry of d, in *k / *v. */
@@ -855,25 +846,9 @@ static void test_snat_fragments(void)
 	ok = ok && ASSERT_EQ(fx_service(&d, 4, IPPROTO_UDP, VIP4, 53, BE4, 5353, 1), 0, "svc");
 	if (!ok)
 		goto out;
-	{
-		struct sp_svc_key k;
-		struct sp_svc sv;
-		struct sp_backend b;
-		uint32_t id = 1;
-
-		memset(&k, 0, sizeof(k));
-		k.addr = fx_addr(4, VIP4);
-		k.port = htons(53);
-		k.proto = IPPROTO_UDP;
-		k.family = 4;
-		ok &= ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(d.skel->maps.sp_services), &k, &sv),
-				0, "frontend");
-		sv.flags = SP_SVC_F_EXTERNAL;
-		bpf_map_update_elem(bpf_map__fd(d.skel->maps.sp_services), &k, &sv, BPF_EXIST);
-		bpf_map_lookup_elem(bpf_map__fd(d.skel->maps.sp_backends), &id, &b);
-		b.flags = SP_BE_F_REMOTE;
-		bpf_map_update_elem(bpf_map__fd(d.skel->maps.sp_backends), &id, &b, BPF_EXIST);
-	}
+	ok &= ASSERT_EQ(set_flags_p(&d, 4, IPPROTO_UDP, VIP4, 53, SP_SVC_F_EXTERNAL, 1,
+				    SP_BE_F_REMOTE),
+			0, "external, backend remote");
 	s.frag = PKT_FRAG_FIRST;
 	s.frag_bytes = 208;
 	pkt_build(&s, &in);
