@@ -25,7 +25,7 @@ e2e_cases first-snapshot-gates-readiness initial-list-programmed create-service-
 	no-serving-endpoint-rejected clusterip-to-loadbalancer nodeport-on-node-object-addresses \
 	node-address-removed loadbalancer-to-clusterip malformed-object-skipped \
 	apiserver-down-keeps-state apiserver-restart-resumes-watch long-lived-across-api-restart \
-	gone-relist-applies-offline-changes gone-relist-no-flush delete-service \
+	gone-relist-applies-offline-changes gone-relist-no-flush delete-service k8s-api-server-flag \
 	proxy-label-other-ignored proxy-label-removed-adopted proxy-label-added-dropped \
 	restart-with-api-down-keeps-state proxy-name-flag-ignores-unlabelled \
 	proxy-name-flag-adopts-labelled \
@@ -626,6 +626,34 @@ verdict proxy-name-flag-adopts-labelled
 ctl svc e2e moved 10.96.40.1 http:80::8080
 ck_map e2e/moved:http/tcp/v4 - && ck_unanswered "$CL_CLIENT" 10.96.40.1 80
 verdict proxy-name-flag-label-removed
+
+# ---- --k8s-api-server: the API server's address from the command line ----
+# A kubeconfig whose server is a port nothing listens on, and the real
+# address in --k8s-api-server: the daemon must reach the API through the
+# flag (as a new node reaches the API server before the kubernetes
+# Service's ClusterIP, which svcplane itself programs, works).
+ctl svc e2e moved 10.96.40.1 http:80::8080 --label service.kubernetes.io/service-proxy-name=svcplane
+ck_map e2e/moved:http/tcp/v4 "10.96.40.1:80" "pod2:8080" 10
+kill -TERM "$SP_PID"
+for _ in $(seq 30); do kill -0 "$SP_PID" 2>/dev/null || break; sleep 0.1; done
+cl_kill_pid "$SP_PID"
+real_server=$(awk '$1 == "server:" {print $2; exit}' "$KUBECONFIG_FILE")
+# (kubeconfigs take https:// servers only)
+sed 's#^\( *server: \).*#\1https://127.0.0.1:9#' "$KUBECONFIG_FILE" >"$APIDIR/kubeconfig-dead"
+ctl svc e2e moved 10.96.40.2 http:80::8080 --label service.kubernetes.io/service-proxy-name=svcplane
+if [ -z "$real_server" ]; then
+	why "no server: line in $KUBECONFIG_FILE"
+elif KUBECONFIG_FILE=$APIDIR/kubeconfig-dead start_k8s_daemon --proxy-name svcplane \
+	--k8s-api-server "$real_server"; then
+	cl_until 20 snapshot_applied || why "no snapshot applied through --k8s-api-server $real_server"
+	# the change made while the daemon was down (a new clusterIP): read
+	# through the flag, not kept from the pinned state
+	ck_map e2e/moved:http/tcp/v4 "10.96.40.2:80" "pod2:8080" 10
+	log_since "$DAEMON_FROM" '127\.0\.0\.1:9[^0-9]' && why "the daemon used the kubeconfig's dead server"
+else
+	why "the daemon did not start with --k8s-api-server"
+fi
+verdict k8s-api-server-flag
 
 # docs/KUBERNETES.md: svcplane only reads the API (list, watch, get), never
 # writes. The test API server refuses and counts every POST, PUT, PATCH and
