@@ -492,6 +492,23 @@ done
 mn_run 2
 mn_judge
 
+# mn_diag: what each node's datapath counted (non-zero counters and drop
+# reasons), for a failure's diagnosis.
+mn_diag() {
+	local n
+	for n in "${CL_NODES[@]}"; do
+		note "${CL_NODE_NAME[$n]}: $(sp "$n" stats --json 2>/dev/null | "$CL_PY" -c '
+import json, sys
+try:
+    r = json.load(sys.stdin)
+except ValueError:
+    print("no stats"); sys.exit()
+c = " ".join("%s=%s" % (k, v) for k, v in r.get("counters", {}).items() if v and k not in ("rx_bytes",))
+d = " ".join("%s=%s" % (k, v.get("packets")) for k, v in r.get("reasons", {}).items() if v.get("packets"))
+print(c + " | drops: " + (d or "none"))')"
+	done
+}
+
 # ---- phase 2: established connections through ECMP survive endpoint changes ------
 
 # 200 connections per family to web's echo port on LB1; node-b's endpoint
@@ -534,7 +551,12 @@ if bad:
     print(", ".join(bad) + "; backends %s; first errors: %s" % (r["backends"], "; ".join(r["errors"])))
 ')
 	[ -n "$conns_why" ] && verdict="${verdict:+$verdict; }config: $conns_why"
-	if [ -z "$verdict" ]; then pass "ecmp-conns-survive-$f"; else fail "ecmp-conns-survive-$f" "$verdict"; fi
+	if [ -z "$verdict" ]; then
+		pass "ecmp-conns-survive-$f"
+	else
+		fail "ecmp-conns-survive-$f" "$verdict"
+		mn_diag
+	fi
 done
 
 # ---- phase 3: eTP Local health checks, and moving the only endpoint -------------
