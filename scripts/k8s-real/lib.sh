@@ -216,7 +216,7 @@ kr_up() {
 
 	kr_bg "$KR_DIR/kube-controller-manager.log" "$KR_BIN/kube-controller-manager" \
 		--kubeconfig="$KR_DIR/admin.kubeconfig" \
-		--controllers=endpointslice-controller,serviceaccount-controller,serviceaccount-token-controller \
+		--controllers=endpointslice-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
 		--use-service-account-credentials=false --leader-elect=false --secure-port=0 \
 		--profiling=false --v=1

@@ -16,6 +16,7 @@
 #   allocated is read back and must carry real traffic.
 # Run with make test-k8s (it builds the control plane first); not in the e2e
 # group of make test (scripts/run-tests.sh, NOT_IN_GROUP).
+# K8S_REAL_LOGS=DIR keeps svcplane's and the components' logs in DIR.
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=../../scripts/k8s-real/lib.sh
 . "$REPO/scripts/k8s-real/lib.sh"
@@ -23,7 +24,7 @@
 e2e_cases control-plane-up rbac-manifests-applied token-request \
 	endpointslices-by-controller daemon-syncs-with-deploy-rbac \
 	clusterip-allocated-v4 clusterip-allocated-v6 host-to-clusterip nodeport-allocated \
-	pod-not-ready-removed service-deleted never-writes-to-api
+	pod-not-ready-removed service-deleted deleted-service-slices-collected never-writes-to-api
 
 for b in etcd kube-apiserver kube-controller-manager; do
 	if [ ! -x "$KR_BIN/$b" ]; then
@@ -46,6 +47,10 @@ real_end() {
 		kr_tail kube-controller-manager 2>&1
 	fi
 	kr_down
+	if [ -n "${K8S_REAL_LOGS:-}" ] && mkdir -p "$K8S_REAL_LOGS"; then
+		cp "$E2E_LOG" "$KR_DIR"/*.log "$K8S_REAL_LOGS/" 2>/dev/null
+		note "logs kept in $K8S_REAL_LOGS"
+	fi
 	(exit $rc)
 	e2e_end
 }
@@ -224,7 +229,7 @@ fi
 # ---- svcplane, as the ServiceAccount ------------------------------------------
 
 echo "=== svcplane run --kubeconfig ($(date +%T))" >>"$E2E_LOG"
-sp_start "$NODE" "$E2E_LOG" --kubeconfig "$KUBECONFIG_SP" --node-name node-a
+sp_start "$NODE" "$E2E_LOG" --kubeconfig "$KUBECONFIG_SP" --node-name node-a ${SP_EXTRA_ARGS:-}
 if sp_wait_ready "$NODE" "$SP_PID" 30 "$E2E_LOG" 0; then
 	pass daemon-syncs-with-deploy-rbac
 else
@@ -285,6 +290,13 @@ elif cl_until 10 sh -c "! ip netns exec $NODE $SP_BIN services --bpffs-dir $CL_P
 	if gone; then pass service-deleted; else fail service-deleted "web's ClusterIP still answers"; fi
 else
 	fail service-deleted "e2e/web is still in the maps 10 s after the delete"
+fi
+# ...and the garbage collector removes its slices (ownerReferences), as in
+# a real cluster (without it, slices of deleted Services would pile up in
+# what svcplane lists and watches).
+no_slices() { [ -z "$(slice_addrs web)" ]; }
+if cl_until 30 no_slices; then pass deleted-service-slices-collected; else
+	fail deleted-service-slices-collected "web's slices still hold [$(slice_addrs web)] 30 s after the delete"
 fi
 
 # The daemon only reads: the API server's audit would say so; here the
