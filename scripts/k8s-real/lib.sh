@@ -10,6 +10,7 @@
 #   kr_api ARGS...        curl the API server as cluster admin (from inside
 #                         the control plane's namespace): kr_api -X GET /api/v1/nodes
 #   kr_apply PATH FILE    server-side apply of a YAML or JSON manifest to PATH
+#   kr_stop_apiserver / kr_start_apiserver   restart kube-apiserver (faults)
 #   kr_down               end every process started and remove the namespace
 #
 #   control-plane ns "spk<ID>-cp"             node ns (NODE-NS)
@@ -41,6 +42,7 @@ KR_SVC_CIDRS=10.96.0.0/16,fd00:96::/108
 KR_NODEPORTS=30000-32767
 KR_DIR=""
 KR_PIDS=()
+KR_APISERVER_PID=""
 KR_NS_MADE=0
 KR_LINKED_NS=""
 
@@ -110,6 +112,13 @@ kr_bg() {
 	echo $! >>"$KR_DIR/pids"
 }
 
+kr_bg_append() {
+	local log=$1; shift
+	ip netns exec "$KR_NS" "$@" >>"$log" 2>&1 </dev/null &
+	KR_PIDS+=($!)
+	echo $! >>"$KR_DIR/pids"
+}
+
 # kr_until TIMEOUT_S WHAT CMD...: run CMD every 0.2 s until it succeeds, at
 # most TIMEOUT_S seconds (by the clock and by count). Says WHAT on time-out.
 kr_until() {
@@ -173,6 +182,37 @@ kr_link() {
 	KR_LINKED_NS=$1
 }
 
+# kr_start_apiserver: kube-apiserver in the background (its PID in
+# KR_APISERVER_PID; the log is appended to, so a restart keeps the first
+# run's lines). Does not wait: see kr_api_ready.
+kr_start_apiserver() {
+	local p=$KR_DIR/pki
+	kr_bg_append "$KR_DIR/kube-apiserver.log" "$KR_BIN/kube-apiserver" \
+		--etcd-servers=http://127.0.0.1:2379 \
+		--bind-address=0.0.0.0 --secure-port=$KR_PORT --advertise-address=$KR_API_ADDR \
+		--tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
+		--client-ca-file="$p/ca.crt" \
+		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
+		--service-cluster-ip-range=$KR_SVC_CIDRS --service-node-port-range=$KR_NODEPORTS \
+		--authorization-mode=RBAC,Node --profiling=false --v=1
+	KR_APISERVER_PID=${KR_PIDS[-1]}
+}
+
+# kr_stop_apiserver: TERM kube-apiserver (KILL after 10 s) and wait for it,
+# as for a restart or an upgrade of the control plane.
+kr_stop_apiserver() {
+	local i
+	kill -TERM "$KR_APISERVER_PID" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$KR_APISERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$KR_APISERVER_PID" 2>/dev/null
+	wait "$KR_APISERVER_PID" 2>/dev/null
+	return 0
+}
+
 # kr_up DIR [NODE-NS]: see the top of this file. Returns non-zero (having
 # said why, with the log's last lines) if any part does not start in time.
 kr_up() {
@@ -202,18 +242,10 @@ kr_up() {
 		--initial-cluster e2e=http://127.0.0.1:2380 --unsafe-no-fsync --log-level warn
 	kr_until 30 "etcd /health" kr_etcd_healthy || { kr_tail etcd; return 1; }
 
-	local p=$KR_DIR/pki
-	kr_bg "$KR_DIR/kube-apiserver.log" "$KR_BIN/kube-apiserver" \
-		--etcd-servers=http://127.0.0.1:2379 \
-		--bind-address=0.0.0.0 --secure-port=$KR_PORT --advertise-address=$KR_API_ADDR \
-		--tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
-		--client-ca-file="$p/ca.crt" \
-		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
-		--service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
-		--service-cluster-ip-range=$KR_SVC_CIDRS --service-node-port-range=$KR_NODEPORTS \
-		--authorization-mode=RBAC,Node --profiling=false --v=1
+	kr_start_apiserver
 	kr_until 90 "kube-apiserver /readyz" kr_api_ready || { kr_tail kube-apiserver; return 1; }
 
+	local p=$KR_DIR/pki
 	kr_bg "$KR_DIR/kube-controller-manager.log" "$KR_BIN/kube-controller-manager" \
 		--kubeconfig="$KR_DIR/admin.kubeconfig" \
 		--controllers=endpointslice-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller \

@@ -24,7 +24,8 @@
 e2e_cases control-plane-up rbac-manifests-applied token-request \
 	endpointslices-by-controller daemon-syncs-with-deploy-rbac \
 	clusterip-allocated-v4 clusterip-allocated-v6 host-to-clusterip nodeport-allocated \
-	pod-not-ready-removed service-deleted deleted-service-slices-collected never-writes-to-api
+	pod-not-ready-removed service-deleted deleted-service-slices-collected \
+	apiserver-down-keeps-traffic apiserver-restart-resumes-watch never-writes-to-api
 
 for b in etcd kube-apiserver kube-controller-manager; do
 	if [ ! -x "$KR_BIN/$b" ]; then
@@ -298,6 +299,55 @@ no_slices() { [ -z "$(slice_addrs web)" ]; }
 if cl_until 30 no_slices; then pass deleted-service-slices-collected; else
 	fail deleted-service-slices-collected "web's slices still hold [$(slice_addrs web)] 30 s after the delete"
 fi
+
+# ---- kube-apiserver restart ------------------------------------------------------
+
+# The API server goes away (an upgrade, a crash): established state keeps
+# serving. When it comes back its watch cache is new (it starts from etcd's
+# current revision), so a watch resumed from an older resourceVersion may be
+# answered 410 Gone or "too large resource version": either way svcplane
+# must converge on a Service created after the restart.
+kr_stop_apiserver
+e2e_http_n "$CL_CLIENT" 10.10.0.1 "$NP_PORT" 8
+e2e_expect_all apiserver-down-keeps-traffic 8 2 "pod1 pod2"
+T_UP=$SECONDS
+kr_start_apiserver
+if ! kr_until 90 "kube-apiserver /readyz after the restart" kr_api_ready 2>"$CL_TMP/restart.err"; then
+	fail apiserver-restart-resumes-watch "$(cat "$CL_TMP/restart.err")"
+else
+	note "kube-apiserver ready again after $((SECONDS - T_UP)) s"
+	err=$(cat <<EOF | apply_or_why /api/v1/namespaces/e2e/services/late -
+apiVersion: v1
+kind: Service
+metadata: {name: late, namespace: e2e}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+EOF
+)
+	LATE_V4=$(kr_api /api/v1/namespaces/e2e/services/late 2>/dev/null | json_get 'd["spec"]["clusterIP"]')
+	late_in_maps() { sp "$NODE" services --json 2>/dev/null | grep -q '"e2e/late:'; }
+	T_UP=$SECONDS
+	if [ -n "$err" ] || [ -z "$LATE_V4" ]; then
+		fail apiserver-restart-resumes-watch "creating e2e/late after the restart: $err"
+	elif ! cl_until 60 late_in_maps; then
+		fail apiserver-restart-resumes-watch "e2e/late ($LATE_V4) not in the maps 60 s after it was created"
+	else
+		note "e2e/late in the maps $((SECONDS - T_UP)) s after it was created"
+		# Its slice comes later: kube-controller-manager's informers were
+		# cut by the restart too and relist with their own backoff.
+		late_answers() { cl_http "${CL_POD_NS[pod1]}" "$LATE_V4" 80 >/dev/null; }
+		cl_until 60 slices_are late "${CL_POD_V4[pod1]} ${CL_POD_V4[pod2]}" ||
+			note "the controller wrote no slice for e2e/late in 60 s: [$(slice_addrs late)]"
+		cl_until 20 late_answers
+		note "e2e/late answers $((SECONDS - T_UP)) s after it was created"
+		e2e_http_n "${CL_POD_NS[pod1]}" "$LATE_V4" 80 8
+		e2e_expect_all apiserver-restart-resumes-watch 8 2 "pod1 pod2"
+	fi
+fi
+grep -E 'k8s: (warn|error|info)' "$E2E_LOG" | grep -iE 'watch|410|gone|resource|relist|list' |
+	tail -n 6 | cut -c1-200 | sed 's/^/    after restart: /'
 
 # The daemon only reads: the API server's audit would say so; here the
 # apiserver's own request log (v=1 logs no requests) is not enough, so ask
