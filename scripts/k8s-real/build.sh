@@ -29,7 +29,9 @@ if [ $force = 0 ] && fresh; then
 	exit 0
 fi
 
-command -v go >/dev/null || { echo "k8s-real: go is not installed (make deps)" >&2; exit 1; }
+# Go as the machine has it (/usr/local/go), also when PATH lacks it.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+command -v go >/dev/null || { echo "k8s-real: go is not installed (/usr/local/go/bin/go)" >&2; exit 1; }
 mkdir -p "$BIN"
 t0=$SECONDS
 echo "k8s-real: building $BINS ($(go version | cut -d' ' -f3)) into $BIN; a cold build takes minutes"
