@@ -239,6 +239,14 @@ else
 	e2e_abort "svcplane did not sync with the deploy/ RBAC"
 fi
 
+# How the watches reach the server: one TCP connection for the three
+# watches would mean HTTP/2 multiplexing; three (what v1.36.3 shows today:
+# the three transfers start together on one curl multi handle without
+# CURLOPT_PIPEWAIT) means one connection each, whatever the protocol.
+# Diagnostics only.
+note "svcplane's TCP connections to the API server: $(ip netns exec "$NODE" ss -Htn state established \
+	dst "$KR_API_ADDR:$KR_PORT" | wc -l) (Services, EndpointSlices and Node watched)"
+
 PODS="${CL_PODS[*]}"
 # Traffic needs the maps written; the first snapshot is applied at sync.
 [ -n "$WEB_V4" ] || fail clusterip-allocated-v4 "web has no IPv4 clusterIP ($WEB_IPS)"
