@@ -41,7 +41,7 @@ TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all deps test test-mutants demo bench clean asan check-deps valgrind fuzz fuzz-deps \
-	test-stress soak test-multinode
+	test-stress soak test-multinode test-k8s k8s-real
 all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
@@ -106,6 +106,16 @@ test: all
 # tests have landed (scripts/run-tests.sh, NOT_IN_GROUP).
 test-multinode: all
 	$(Q)OUT=$(OUT) CASE="$(CASE)" scripts/run-tests.sh test_multinode
+
+# svcplane against a real control plane (selftests/e2e/test_k8s_real.sh):
+# builds kube-apiserver, kube-controller-manager and etcd from the modules
+# pinned in selftests/k8s-real/go.mod first (cached in $(OUT)/k8s-real/bin;
+# a cold build takes many minutes). Not in `make test` (NOT_IN_GROUP).
+k8s-real:
+	$(Q)OUT=$(OUT) scripts/k8s-real/build.sh
+
+test-k8s: all k8s-real
+	$(Q)OUT=$(OUT) CASE="$(CASE)" scripts/run-tests.sh test_k8s_real
 
 # `make test` STRESS_RUNS times (default 5) in a row with both cores kept
 # busy by stress-ng --cpu 2: no test may depend on the machine's speed.
