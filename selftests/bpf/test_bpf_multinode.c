@@ -403,6 +403,18 @@ static void test_exhausted(void)
 	ok &= ASSERT_EQ(v[2], TC_ACT_SHOT, "the third is dropped");
 	ok &= ASSERT_EQ(fx_reason_packets(&d, SP_R_SNAT_EXHAUSTED), 1, "counted snat_exhausted");
 	ok &= ASSERT_EQ(ct_count(&d), 4, "nothing left behind by the failure");
+	/* The client resets its first connection: its port is free for a new
+	 * flow at once (it used to be held for --ct-timeout-close/-fin). */
+	s = tcp(4, CLIENT4, 40000, VIP4, 80, PKT_RST);
+	s.payload_len = 0;
+	pkt_build(&s, &in);
+	ok &= ASSERT_EQ(fx_run(d.skel->progs.sp_tc_uplink, &in, &out), TC_ACT_REDIRECT,
+			"the RST goes to the backend");
+	s = tcp(4, CLIENT4, 40003, VIP4, 80, PKT_SYN);
+	pkt_build(&s, &in);
+	ok &= ASSERT_EQ(fx_run(d.skel->progs.sp_tc_uplink, &in, &out), TC_ACT_REDIRECT,
+			"a new flow takes the closed flow's port");
+	ok &= ASSERT_EQ(fx_reason_packets(&d, SP_R_SNAT_EXHAUSTED), 1, "no new snat_exhausted");
 out:
 	if (d.skel)
 		fx_close(&d);
