@@ -551,9 +551,10 @@ label() {
 	echo "svcplane starts afresh (new daemons, empty maps) for each of its runs. Reasons"
 	echo "counted by svcplane on A and B whose name says drop or snat, worst run:"
 	echo "SNAT $(get svcplane-snat sp_drops 5)$([ $HAVE_DSR = 1 ] && echo ", --dsr $(get svcplane-dsr sp_drops 5)")" \
-		"(snat_exhausted: no free port among the 8 that a new flow tries from its hash in"
-	echo "--snat-ports, default 61000-65535, while closed flows keep theirs for --ct-timeout-fin;"
-	echo "the client's SYN is dropped and retried after 1 s; \`BENCH_KEEP=1\` keeps the per-run lines)."
+		"(snat_exhausted: no free port among the 16 that a new flow probes at random in"
+	echo "--snat-ports, default 61000-65535, of ports held by open flows (a closed flow frees"
+	echo "its port at once); the client's SYN is then dropped and retried after 1 s;"
+	echo "\`BENCH_KEEP=1\` keeps the per-run lines)."
 	echo "connbench counts conn/s over its whole run, including the wait for connections that"
 	echo "fail (1 s timeout): its runs of $CB_DUR s lasted up to $(get svcplane-snat secs 5) s with svcplane SNAT," \
 		"$(get iptables secs 5) s with iptables, $(get nftables secs 5) s with nftables$([ $HAVE_DSR = 1 ] && echo ", $(get svcplane-dsr secs 5) s with --dsr")."
