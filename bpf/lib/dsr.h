@@ -285,8 +285,8 @@ static __always_inline bool dsr_read(struct xdp_md *ctx, const struct sp_pkt *p,
  * or refresh the REV entry of the pod's replies (pod -> client), which
  * restores the frontend as their source: nat_addr/nat_port the frontend,
  * nat_saddr/nat_sport the client (as any REV entry keeps them). It is
- * written only where no live flow of our own (non-DSR) owns that tuple,
- * which would be two flows on one reply tuple (counted dsr_clash). The
+ * written only where no live TCP flow of our own (non-DSR) owns that
+ * tuple, which would be two flows on one reply tuple (counted dsr_clash). The
  * packet itself goes on unchanged. Returns SP_CONTINUE.
  */
 static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *p,
@@ -310,8 +310,14 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 	k.dir = SP_CT_REV;
 	old = bpf_map_lookup_elem(&sp_ct, &k);
 	if (old && now <= old->expires) {
+		/* UDP has no connection to protect: a client port that
+		 * reached a pod of this node directly a minute ago (its
+		 * entry lives on the UDP timeout) and now comes through
+		 * another node with the option is the same socket talking
+		 * to the frontend the option names; the newest wins (the
+		 * multi-node suite hit this when the client reused a port). */
 		if (!(old->flags & SP_CT_F_DSR) && old->state != SP_CT_CLOSING &&
-		    old->state != SP_CT_TIME_WAIT) {
+		    old->state != SP_CT_TIME_WAIT && p->proto != IPPROTO_UDP) {
 			reason_count(SP_R_DSR_CLASH, p->len);
 			return SP_CONTINUE;
 		}
