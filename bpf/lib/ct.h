@@ -112,6 +112,19 @@ static __always_inline void ct_key_of(const struct sp_pkt *p, __u8 dir, struct s
 	k->dir = dir;
 }
 
+/* The key of p's tuple reversed (the answer's tuple), in direction dir. */
+static __always_inline void ct_key_reversed(const struct sp_pkt *p, __u8 dir, struct sp_ct_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr = p->daddr;
+	k->daddr = p->saddr;
+	k->sport = p->dport;
+	k->dport = p->sport;
+	k->proto = p->proto;
+	k->family = p->family;
+	k->dir = dir;
+}
+
 /* The REV key of a flow, from its FWD value and a client packet. */
 static __always_inline void ct_rev_key(const struct sp_pkt *p, const struct sp_ct_val *fwd,
 				       struct sp_ct_key *k)

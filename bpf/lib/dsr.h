@@ -300,14 +300,7 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 
 	if (!dsr_read(ctx, p, &fe, &port))
 		return SP_CONTINUE;
-	__builtin_memset(&k, 0, sizeof(k));
-	k.saddr = p->daddr;
-	k.daddr = p->saddr;
-	k.sport = p->dport;
-	k.dport = p->sport;
-	k.proto = p->proto;
-	k.family = p->family;
-	k.dir = SP_CT_REV;
+	ct_key_reversed(p, SP_CT_REV, &k);
 	old = bpf_map_lookup_elem(&sp_ct, &k);
 	if (old && now <= old->expires) {
 		/* UDP has no connection to protect: a client port that

@@ -69,14 +69,7 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 	__u32 in_l4 = off_bound(p->in_l4_off), csum = off_bound(p->csum_off);
 
 	/* About a packet the client sent (we DNATed it): its reply tuple. */
-	__builtin_memset(&k, 0, sizeof(k));
-	k.saddr = p->daddr;
-	k.daddr = p->saddr;
-	k.sport = p->dport;
-	k.dport = p->sport;
-	k.proto = p->proto;
-	k.family = p->family;
-	k.dir = SP_CT_REV;
+	ct_key_reversed(p, SP_CT_REV, &k);
 	ct = bpf_map_lookup_elem(&sp_ct, &k);
 	reply_dir = false;
 	if (!ct || now > ct->expires) {
