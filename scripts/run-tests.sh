@@ -89,8 +89,8 @@ all_tests() {
 }
 
 # e2e scripts that run only when named, not in the e2e group:
-# test_multinode.sh (three nodes, about 3 minutes) runs as its own CI step
-# (make test-multinode in .ci/run), which keeps make test under 10 minutes;
+# test_multinode.sh (three nodes, about 3 minutes: make test-multinode),
+# which keeps make test under 10 minutes (and see .ci/run);
 # test_k8s_real.sh needs the real control plane built first (make test-k8s).
 NOT_IN_GROUP="test_multinode.sh test_k8s_real.sh"
 
