@@ -4,8 +4,9 @@
  *
  *  sp_xdp         XDP on uplinks: DNAT to Services, reverse NAT of replies;
  *                 with --dsr, the DSR option out and in (lib/dsr.h).
- *  sp_tc_uplink   TC ingress on uplinks, after XDP: only the rejects for
- *                 Services without endpoints (XDP cannot answer on a veth).
+ *  sp_tc_uplink   TC ingress on uplinks, after XDP: what XDP leaves to it,
+ *                 the rejects for Services without endpoints (XDP cannot
+ *                 answer on a veth) and SNAT flows (lib/snat.h).
  *  sp_tc_ingress  TC ingress on pod veths (host side): the whole pipeline.
  *                 TC rather than XDP because pod packets arrive
  *                 CHECKSUM_PARTIAL (see lib/nat.h).
@@ -242,12 +243,14 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		fwd.flags |= SP_CT_F_NODEPORT;
 	if (hook == HOOK_XDP && p->dsr)
 		fwd.flags |= SP_CT_F_DSR;
-	/* A client that is its own backend: a pod reaching itself, or a host
-	 * process reaching a Service whose endpoint is this host (TC egress;
-	 * the packet then goes back in through lo, see tc_to_local). Either
-	 * would take a packet from its own address arriving from outside for
-	 * a martian; from the hairpin address, the reply is routed back out
-	 * where we reverse-NAT it. */
+	/* SNAT (lib/snat.h): the node's address toward the backend; the
+	 * port comes with the REV entry (ct_create).
+	 * Hairpin: a client that is its own backend, a pod reaching itself or
+	 * a host process reaching a Service whose endpoint is this host (TC
+	 * egress; the packet then goes back in through lo, see tc_to_local).
+	 * Either would take a packet from its own address arriving from
+	 * outside for a martian; from the hairpin address, the reply is
+	 * routed back out where we reverse-NAT it. */
 	if (is_tc(hook) && snat_needed(p, svc, be)) {
 		r = snat_source(ctx, p, &be->addr, &fwd.nat_saddr);
 		if (r)

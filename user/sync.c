@@ -260,29 +260,39 @@ static void svc_stats_reset(struct sp_sync *s, uint32_t svc_id)
 
 /* ---- backends -------------------------------------------------------------- */
 
+/* Write backend b's value at id in sp_backends (flag: BPF_ANY, BPF_EXIST).
+ * 0 or -errno, logged. */
+static int be_write(struct sp_sync *s, uint32_t id, const struct sp_mg_backend *b, uint64_t flag)
+{
+	struct sp_backend v;
+	int err;
+
+	memset(&v, 0, sizeof(v));
+	to_key_addr(&b->ip, &v.addr);
+	v.port = htons(b->port);
+	v.family = b->ip.family;
+	v.flags = b->flags;
+	if (!bpf_map_update_elem(s->maps.fd_backends, &id, &v, flag))
+		return 0;
+	err = -errno;
+	pr_err("write backend %u to sp_backends: %s", id, strerror(-err));
+	return err;
+}
+
 /* Take a reference on a backend, creating (and writing) it if new. */
 static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id,
 		  struct sp_sync_stats *st)
 {
 	struct app_be *be = find_be(s, &b->ip, b->port);
-	struct sp_backend v;
 	int err;
 
 	if (be) {
 		/* The same endpoint, now seen on another node (or the node name
 		 * learned): one atomic update of its value. */
 		if (be->flags != b->flags) {
-			memset(&v, 0, sizeof(v));
-			to_key_addr(&b->ip, &v.addr);
-			v.port = htons(b->port);
-			v.family = b->ip.family;
-			v.flags = b->flags;
-			if (bpf_map_update_elem(s->maps.fd_backends, &be->id, &v, BPF_EXIST)) {
-				err = -errno;
-				pr_err("update backend %u in sp_backends: %s", be->id,
-				       strerror(-err));
+			err = be_write(s, be->id, b, BPF_EXIST);
+			if (err)
 				return err;
-			}
 			be->flags = b->flags;
 		}
 		be->refs++;
@@ -300,15 +310,9 @@ static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id
 		pr_err("backend table full (%u): raise --max-backends", s->maps.max_backends);
 		return err;
 	}
-	memset(&v, 0, sizeof(v));
-	to_key_addr(&b->ip, &v.addr);
-	v.port = htons(b->port);
-	v.family = b->ip.family;
-	v.flags = b->flags;
 	be->flags = b->flags;
-	if (bpf_map_update_elem(s->maps.fd_backends, &be->id, &v, BPF_ANY)) {
-		err = -errno;
-		pr_err("write backend %u to sp_backends: %s", be->id, strerror(-err));
+	err = be_write(s, be->id, b, BPF_ANY);
+	if (err) {
 		s->be_id_used[be->id] = 0;
 		free(be);
 		return err;
