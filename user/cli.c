@@ -243,7 +243,7 @@ static void completion_bash(FILE *f)
 }
 
 static const struct sp_opt completion_opts[] = {
-	{ "help", 'h', NULL, "this text", NULL },
+	SP_OPT_HELP,
 	SP_OPT_END,
 };
 
@@ -419,7 +419,7 @@ static void man_page(FILE *f)
 }
 
 static const struct sp_opt man_opts[] = {
-	{ "help", 'h', NULL, "this text", NULL },
+	SP_OPT_HELP,
 	SP_OPT_END,
 };
 

@@ -31,6 +31,7 @@ struct sp_opt {
 };
 
 #define SP_OPT_HEADING(text) { NULL, 0, NULL, text, NULL }
+#define SP_OPT_HELP { "help", 'h', NULL, "show this help", NULL }
 #define SP_OPT_END { NULL, 0, NULL, NULL, NULL }
 
 /* A command as `svcplane COMMAND --help` and the man page present it. */

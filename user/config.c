@@ -1739,7 +1739,7 @@ static const struct sp_opt check_opts[] = {
 	  "adaptive" },
 	{ "max-src-ranges", OPT_MAX_SRC_RANGES, "N",
 	  "loadBalancerSourceRanges CIDRs (default " SP_STR(SP_MAX_SRC_RANGES) ")", NULL },
-	{ "help", 'h', NULL, "show this help", NULL },
+	SP_OPT_HELP,
 	SP_OPT_END,
 };
 

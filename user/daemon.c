@@ -194,7 +194,7 @@ static const struct sp_opt run_opts_table[] = {
 	  "(default " SP_STR(SP_HEALTHZ_MAX_STALENESS_DEFAULT) ")",
 	  NULL },
 	{ "verbose", 'v', NULL, "debug logging (each change applied, libbpf messages)", NULL },
-	{ "help", 'h', NULL, "this text", NULL },
+	SP_OPT_HELP,
 	SP_OPT_END,
 };
 
@@ -1613,7 +1613,7 @@ out:
 static const struct sp_opt detach_opts[] = {
 	{ "bpffs-dir", 'd', "DIR", "pin directory (default " SP_PIN_DIR_DEFAULT ")", NULL },
 	{ "verbose", 'v', NULL, "debug logging", NULL },
-	{ "help", 'h', NULL, "this text", NULL },
+	SP_OPT_HELP,
 	SP_OPT_END,
 };
 

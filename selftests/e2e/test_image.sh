@@ -67,17 +67,10 @@ NODE=$E2E_NODE
 CTR="sp$$-svcplane"
 trap 'rm -f "$EXAMPLE"; "${PODMAN[@]}" rm -f -t 0 "$CTR" >/dev/null 2>&1; e2e_end' EXIT
 {
-	cat <<YAML
-services:
-  - name: web
-    namespace: demo
-    type: LoadBalancer
-    clusterIPs: [10.96.0.10]
-    loadBalancerIPs: [10.10.0.100]
-    ports:
-      - {name: http, protocol: TCP, port: 80, targetPort: 8080}
-endpointSlices:
-YAML
+	echo "services:"
+	yaml_service demo web LoadBalancer "[10.96.0.10]" "[10.10.0.100]" \
+		"{name: http, protocol: TCP, port: 80, targetPort: 8080}"
+	echo "endpointSlices:"
 	yaml_slices demo web web '[{name: http, protocol: TCP, port: 8080}]' pod1
 } | e2e_write_config
 
