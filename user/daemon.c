@@ -85,125 +85,135 @@ struct run_opts {
 	struct sp_dp_opts dp;
 };
 
-static const struct option run_longopts[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "kubeconfig", required_argument, NULL, 'k' },
-	{ "in-cluster", no_argument, NULL, 'K' },
-	{ "iface", required_argument, NULL, 'i' },
-	{ "pod-iface-pattern", required_argument, NULL, 'p' },
-	{ "node-address", required_argument, NULL, 'a' },
-	{ "bpffs-dir", required_argument, NULL, 'd' },
-	{ "xdp-mode", required_argument, NULL, 'x' },
-	{ "xdp-redirect", no_argument, NULL, 'R' },
-	{ "hash-seed", required_argument, NULL, 's' },
-	{ "maglev-m", required_argument, NULL, 'm' },
-	{ "max-services", required_argument, NULL, 'S' },
-	{ "max-backends", required_argument, NULL, 'B' },
-	{ "ct-size", required_argument, NULL, 'C' },
-	{ "maglev-chunks", required_argument, NULL, 'M' },
-	{ "ct-timeout-syn", required_argument, NULL, 1001 },
-	{ "ct-timeout-established", required_argument, NULL, 1002 },
-	{ "ct-timeout-close", required_argument, NULL, 1003 },
-	{ "ct-timeout-udp", required_argument, NULL, 1004 },
-	{ "ct-timeout-fin", required_argument, NULL, 1011 },
-	{ "ct-gc-interval", required_argument, NULL, 1012 },
-	{ "reject-rate", required_argument, NULL, 1013 },
-	{ "hairpin-v4", required_argument, NULL, 1005 },
-	{ "hairpin-v6", required_argument, NULL, 1006 },
-	{ "metrics-addr", required_argument, NULL, 1007 },
-	{ "node-name", required_argument, NULL, 1008 },
-	{ "proxy-name", required_argument, NULL, 1009 },
-	{ "nodeport-addresses", required_argument, NULL, 1010 },
-	{ "cluster-cidr", required_argument, NULL, 1017 },
-	{ "snat-ports", required_argument, NULL, 1018 },
-	{ "healthz-addr", required_argument, NULL, 1014 },
-	{ "healthz-max-staleness", required_argument, NULL, 1015 },
-	{ "k8s-api-server", required_argument, NULL, 1016 },
-	{ "max-src-ranges", required_argument, NULL, 1019 },
-	{ "dsr", no_argument, NULL, 1020 },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+/* `svcplane run`'s options: getopt_long() is fed from this table, and
+ * --help, the completion and the man page are printed from it (user/cli.c).
+ * Defaults shown here are the ones parse_run_opts() sets. */
+static const struct sp_opt run_opts_table[] = {
+	SP_OPT_HEADING("Source of truth (default: the embedded demo config):"),
+	{ "config", 'c', "FILE", "static config (YAML, see docs/CONFIG.md)", NULL },
+	{ "kubeconfig", 'k', "FILE", "watch the Kubernetes API with this kubeconfig", NULL },
+	{ "in-cluster", 'K', NULL, "watch the Kubernetes API with the pod's service account", NULL },
+	{ "k8s-api-server", 1016, "URL",
+	  "reach the API server here (https://10.0.0.1:6443), not\n"
+	  "at KUBERNETES_SERVICE_HOST/_PORT: that is the kubernetes\n"
+	  "Service's ClusterIP, which only svcplane programs",
+	  NULL },
+	{ "node-name", 1008, "NAME", "this node (default $NODE_NAME, else the hostname)", NULL },
+	{ "proxy-name", 1009, "NAME",
+	  "only Services labelled service.kubernetes.io/\n"
+	  "service-proxy-name=NAME",
+	  NULL },
+	SP_OPT_HEADING("Attachment:"),
+	{ "iface", 'i', "IFACE", "uplink (XDP + TC); repeatable, at least one", NULL },
+	{ "pod-iface-pattern", 'p', "GLOB", "pod veths (TC), e.g. 'cali*'; followed as they come",
+	  NULL },
+	{ "node-address", 'a', "ADDR",
+	  "address NodePorts answer on; repeatable\n"
+	  "(default: the uplinks' addresses, plus the Node\n"
+	  "object's addresses with the Kubernetes API)",
+	  NULL },
+	{ "nodeport-addresses", 1010, "CIDR[,CIDR...]",
+	  "serve NodePorts only on node addresses\n"
+	  "inside these ranges (as kube-proxy's flag)",
+	  NULL },
+	{ "cluster-cidr", 1017, "CIDR[,CIDR]",
+	  "the pods' addresses, one range per family (as\n"
+	  "kube-proxy's flag): sources inside are never SNATed\n"
+	  "and reach every endpoint of a Local Service",
+	  NULL },
+	{ "snat-ports", 1018, "MIN-MAX",
+	  "source ports of SNATed external traffic to pods on\n"
+	  "other nodes (default 61000-65535, above Linux's\n"
+	  "ephemeral range; reserved in ip_local_reserved_ports\n"
+	  "if it overlaps ip_local_port_range)",
+	  NULL },
+	{ "dsr", 1020, NULL,
+	  "Direct Server Return for that traffic instead of\n"
+	  "SNAT: the pod's node answers the client directly,\n"
+	  "the client's address is kept; the frontend travels\n"
+	  "in an IP option (8 bytes IPv4, 24 IPv6) on SYNs and\n"
+	  "UDP datagrams. Every node must run with --dsr",
+	  NULL },
+	{ "bpffs-dir", 'd', "DIR", "pin directory (default " SP_PIN_DIR_DEFAULT ")", NULL },
+	{ "xdp-mode", 'x', "MODE",
+	  "auto (native, else generic with a warning), native,\n"
+	  "generic (default auto)",
+	  "auto native generic" },
+	{ "xdp-redirect", 'R', NULL,
+	  "XDP redirects to the uplinks after a FIB lookup\n"
+	  "instead of handing packets to the stack",
+	  NULL },
+	SP_OPT_HEADING("Datapath:"),
+	{ "hash-seed", 's', "N", "flow hash seed, the same on every node (default 0x5eed5eed)",
+	  NULL },
+	{ "maglev-m", 'm', "M|adaptive",
+	  "Maglev table size: a listed prime, or adaptive\n"
+	  "(smallest listed prime >= 100 x endpoints; default)",
+	  "adaptive" },
+	{ "max-services", 'S', "N",
+	  "Service port ids (default " SP_STR(SP_MAX_SVC_IDS) "; frontends 1x)", NULL },
+	{ "max-backends", 'B', "N", "distinct endpoints (default " SP_STR(SP_MAX_BACKENDS) ")",
+	  NULL },
+	{ "ct-size", 'C', "N", "conntrack entries, two per flow (default " SP_STR(SP_CT_MAX) ")",
+	  NULL },
+	{ "maglev-chunks", 'M', "N", "64-byte Maglev chunks (default " SP_STR(SP_MAGLEV_CHUNKS) ")",
+	  NULL },
+	{ "max-src-ranges", 1019, "N",
+	  "loadBalancerSourceRanges CIDRs, all Service ports\n"
+	  "and families together (default " SP_STR(SP_MAX_SRC_RANGES) ")",
+	  NULL },
+	{ "ct-timeout-syn", 1001, "S", "SYN sent, or adopted mid-stream and unanswered (default 60)",
+	  NULL },
+	{ "ct-timeout-established", 1002, "S", "(default 21600)", NULL },
+	{ "ct-timeout-fin", 1011, "S", "half-closed (one FIN) and TIME_WAIT (default 120)", NULL },
+	{ "ct-timeout-close", 1003, "S", "after a RST (default 10)", NULL },
+	{ "ct-timeout-udp", 1004, "S", "(default 60)", NULL },
+	{ "ct-gc-interval", 1012, "S",
+	  "delete expired conntrack entries every S seconds,\n"
+	  "down to 0.2 s as the table fills, and from half full\n"
+	  "closed flows (RST, TIME_WAIT) early; 0: never (default 10)",
+	  NULL },
+	{ "reject-rate", 1013, "N",
+	  "RST / ICMP answers for Services without endpoints,\n"
+	  "per second per CPU; more are dropped and counted\n"
+	  "(reject_rate_limited); 0: no limit (default 1000)",
+	  NULL },
+	{ "hairpin-v4", 1005, "ADDR", "source of hairpin flows (default 169.254.42.1)", NULL },
+	{ "hairpin-v6", 1006, "ADDR", "(default fd73:7670:6c61:6e65::1)", NULL },
+	SP_OPT_HEADING("Other:"),
+	{ "metrics-addr", 1007, "ADDR:PORT",
+	  "/healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
+	  "(default 127.0.0.1:9477; 'off')",
+	  "off" },
+	{ "healthz-addr", 1014, "ADDR:PORT",
+	  "kube-proxy's health server, /healthz and /livez as JSON\n"
+	  "(default " SP_HEALTHZ_ADDR_DEFAULT ", both families; 'off')",
+	  "off" },
+	{ "healthz-max-staleness", 1015, "S",
+	  "503 once a change waits this long to be applied\n"
+	  "(default " SP_STR(SP_HEALTHZ_MAX_STALENESS_DEFAULT) ")",
+	  NULL },
+	{ "verbose", 'v', NULL, "debug logging (each change applied, libbpf messages)", NULL },
+	SP_OPT_HELP,
+	SP_OPT_END,
 };
 
-static void run_usage(FILE *f)
+static const struct sp_cmd_doc run_doc = {
+	"run", NULL,
+	"Load the datapath, attach it to the uplinks and pod interfaces, and keep its maps\n"
+	"equal to the config file or the Kubernetes API. Stays in the foreground.\n"
+	"SIGHUP or a change of the config file applies the file again, as a diff.\n"
+	"Stopping the daemon leaves the datapath running; 'svcplane detach' removes it.",
+	run_opts_table,
+};
+
+const struct sp_cmd_doc *sp_run_doc(void)
 {
-	fprintf(f,
-		"Usage: svcplane run [OPTIONS]\n\n"
-		"Load the datapath, attach it to the uplinks and pod interfaces, and keep its maps\n"
-		"equal to the config file or the Kubernetes API. Stays in the foreground.\n"
-		"SIGHUP or a change of the config file applies the file again, as a diff.\n"
-		"Stopping the daemon leaves the datapath running; 'svcplane detach' removes it.\n\n"
-		"Source of truth (default: the embedded demo config):\n"
-		"  -c, --config FILE            static config (YAML, see docs/CONFIG.md)\n"
-		"  -k, --kubeconfig FILE        watch the Kubernetes API with this kubeconfig\n"
-		"  -K, --in-cluster             watch the Kubernetes API with the pod's service account\n"
-		"      --k8s-api-server URL     reach the API server here (https://10.0.0.1:6443), not\n"
-		"                               at KUBERNETES_SERVICE_HOST/_PORT: that is the kubernetes\n"
-		"                               Service's ClusterIP, which only svcplane programs\n"
-		"      --node-name NAME         this node (default $NODE_NAME, else the hostname)\n"
-		"      --proxy-name NAME        only Services labelled service.kubernetes.io/\n"
-		"                               service-proxy-name=NAME\n\n"
-		"Attachment:\n"
-		"  -i, --iface IFACE            uplink (XDP + TC); repeatable, at least one\n"
-		"  -p, --pod-iface-pattern GLOB pod veths (TC), e.g. 'cali*'; followed as they come\n"
-		"  -a, --node-address ADDR      address NodePorts answer on; repeatable\n"
-		"                               (default: the uplinks' addresses, plus the Node\n"
-		"                               object's addresses with the Kubernetes API)\n"
-		"      --nodeport-addresses CIDR[,CIDR...]  serve NodePorts only on node addresses\n"
-		"                               inside these ranges (as kube-proxy's flag)\n"
-		"      --cluster-cidr CIDR[,CIDR] the pods' addresses, one range per family (as\n"
-		"                               kube-proxy's flag): sources inside are never SNATed\n"
-		"                               and reach every endpoint of a Local Service\n"
-		"      --snat-ports MIN-MAX     source ports of SNATed external traffic to pods on\n"
-		"                               other nodes (default 61000-65535, above Linux's\n"
-		"                               ephemeral range; reserved in ip_local_reserved_ports\n"
-		"                               if it overlaps ip_local_port_range)\n"
-		"      --dsr                    Direct Server Return for that traffic instead of\n"
-		"                               SNAT: the pod's node answers the client directly,\n"
-		"                               the client's address is kept; the frontend travels\n"
-		"                               in an IP option (8 bytes IPv4, 24 IPv6) on SYNs and\n"
-		"                               UDP datagrams. Every node must run with --dsr\n"
-		"  -d, --bpffs-dir DIR          pin directory (default %s)\n"
-		"  -x, --xdp-mode MODE          auto (native, else generic with a warning), native,\n"
-		"                               generic (default auto)\n"
-		"  -R, --xdp-redirect           XDP redirects to the uplinks after a FIB lookup\n"
-		"                               instead of handing packets to the stack\n\n"
-		"Datapath:\n"
-		"  -s, --hash-seed N            flow hash seed, the same on every node (default 0x5eed5eed)\n"
-		"  -m, --maglev-m M|adaptive    Maglev table size: a listed prime, or adaptive\n"
-		"                               (smallest listed prime >= 100 x endpoints; default)\n"
-		"  -S, --max-services N         Service port ids (default %u; frontends 1x)\n"
-		"  -B, --max-backends N         distinct endpoints (default %u)\n"
-		"  -C, --ct-size N              conntrack entries, two per flow (default %u)\n"
-		"  -M, --maglev-chunks N        64-byte Maglev chunks (default %u)\n"
-		"      --max-src-ranges N       loadBalancerSourceRanges CIDRs, all Service ports\n"
-		"                               and families together (default %u)\n"
-		"      --ct-timeout-syn S       SYN sent, or adopted mid-stream and unanswered (default 60)\n"
-		"      --ct-timeout-established S (default 21600)\n"
-		"      --ct-timeout-fin S       half-closed (one FIN) and TIME_WAIT (default 120)\n"
-		"      --ct-timeout-close S     after a RST (default 10)\n"
-		"      --ct-timeout-udp S       (default 60)\n"
-		"      --ct-gc-interval S       delete expired conntrack entries every S seconds,\n"
-		"                               down to 0.2 s as the table fills, and from half full\n"
-		"                               closed flows (RST, TIME_WAIT) early; 0: never (default 10)\n"
-		"      --reject-rate N          RST / ICMP answers for Services without endpoints,\n"
-		"                               per second per CPU; more are dropped and counted\n"
-		"                               (reject_rate_limited); 0: no limit (default 1000)\n"
-		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
-		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
-		"Other:\n"
-		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
-		"                               (default 127.0.0.1:9477; 'off')\n"
-		"      --healthz-addr ADDR:PORT kube-proxy's health server, /healthz and /livez as JSON\n"
-		"                               (default " SP_HEALTHZ_ADDR_DEFAULT ", both families; 'off')\n"
-		"      --healthz-max-staleness S  503 once a change waits this long to be applied\n"
-		"                               (default %u)\n"
-		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
-		"  -h, --help                   this text\n",
-		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS,
-		SP_MAX_SRC_RANGES, SP_HEALTHZ_MAX_STALENESS_DEFAULT);
+	return &run_doc;
 }
+
+/* getopt_long()'s arrays for a table of at most SP_MAX_OPTS options. */
+#define SP_MAX_OPTS 64
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
@@ -336,6 +346,8 @@ const char *sp_node_name_default(const char *given)
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
+	struct option lo[SP_MAX_OPTS];
+	char so[2 * SP_MAX_OPTS + 1];
 	uint32_t v;
 	int c, err = 0;
 
@@ -345,9 +357,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->metrics_addr = "127.0.0.1:9477";
 	o->healthz_addr = SP_HEALTHZ_ADDR_DEFAULT;
 	o->healthz_max_stale = SP_HEALTHZ_MAX_STALENESS_DEFAULT;
+	if (sp_opts_getopt(run_opts_table, lo, SP_MAX_OPTS, so, sizeof(so)))
+		return -E2BIG; /* a table larger than SP_MAX_OPTS: a build mistake */
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:k:Ki:p:a:d:x:Rs:m:S:B:C:M:vh", run_longopts,
-				NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -521,10 +534,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			sp_log_level = SP_LOG_DEBUG;
 			break;
 		case 'h':
-			run_usage(stdout);
+			sp_cmd_usage(stdout, &run_doc);
 			exit(0);
 		default:
-			run_usage(stderr);
+			sp_cmd_usage(stderr, &run_doc);
 			return -EINVAL;
 		}
 		if (err)
@@ -1598,20 +1611,38 @@ out:
 
 /* ---- detach ------------------------------------------------------------------------ */
 
+static const struct sp_opt detach_opts[] = {
+	{ "bpffs-dir", 'd', "DIR", "pin directory (default " SP_PIN_DIR_DEFAULT ")", NULL },
+	{ "verbose", 'v', NULL, "debug logging", NULL },
+	SP_OPT_HELP,
+	SP_OPT_END,
+};
+
+static const struct sp_cmd_doc detach_doc = {
+	"detach", NULL,
+	"Remove svcplane's XDP and TC programs from every interface of this\n"
+	"network namespace and unpin every map and link under DIR. Refuses while a\n"
+	"daemon runs on DIR.",
+	detach_opts,
+};
+
+const struct sp_cmd_doc *sp_detach_doc(void)
+{
+	return &detach_doc;
+}
+
 int cmd_detach(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "bpffs-dir", required_argument, NULL, 'd' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option opts[8];
+	char so[16];
 	const char *dir = SP_PIN_DIR_DEFAULT;
 	char path[PATH_MAX];
 	int c, err, fd;
 
+	if (sp_opts_getopt(detach_opts, opts, 8, so, sizeof(so)))
+		return -E2BIG;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, so, opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			dir = optarg;
@@ -1620,14 +1651,10 @@ int cmd_detach(int argc, char **argv)
 			sp_log_level = SP_LOG_DEBUG;
 			break;
 		case 'h':
-			printf("Usage: svcplane detach [--bpffs-dir DIR] [-v]\n\n"
-			       "Remove svcplane's XDP and TC programs from every interface of this\n"
-			       "network namespace and unpin every map and link under DIR\n"
-			       "(default %s). Refuses while a daemon runs on DIR.\n",
-			       SP_PIN_DIR_DEFAULT);
+			sp_cmd_usage(stdout, &detach_doc);
 			return 0;
 		default:
-			fprintf(stderr, "Usage: svcplane detach [--bpffs-dir DIR] [-v]\n");
+			fprintf(stderr, "Try 'svcplane detach --help'.\n");
 			return -EINVAL;
 		}
 	}

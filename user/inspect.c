@@ -175,6 +175,39 @@ static const struct ins_cmd status_cmd = {
 	services_opts,
 };
 
+/*
+ * The inspection commands as user/cli.c documents them (bash completion, man
+ * page): their own option tables, read into struct sp_opt once. NULL if name
+ * is not an inspection command.
+ */
+const struct sp_cmd_doc *sp_inspect_doc(const char *name)
+{
+	static const struct ins_cmd *const cmds[] = { &services_cmd, &backends_cmd,
+						       &conntrack_cmd, &maglev_cmd,
+						       &stats_cmd, &status_cmd };
+	enum { N = sizeof(cmds) / sizeof(cmds[0]) };
+	static struct sp_opt opts[N][INS_MAX_OPTS + 1];
+	static struct sp_cmd_doc docs[N];
+	static char text[N][1024];
+	size_t i, n;
+
+	for (i = 0; i < N && strcmp(cmds[i]->name, name); i++)
+		;
+	if (i == N)
+		return NULL;
+	if (!docs[i].name) {
+		const struct ins_cmd *c = cmds[i];
+
+		for (n = 0; c->opts[n].name && n < INS_MAX_OPTS; n++)
+			opts[i][n] = (struct sp_opt){ c->opts[n].name, c->opts[n].key,
+						      c->opts[n].metavar, c->opts[n].help, NULL };
+		snprintf(text[i], sizeof(text[i]), "%s%s%s", c->summary, c->details ? "\n\n" : "",
+			 c->details ? c->details : "");
+		docs[i] = (struct sp_cmd_doc){ c->name, c->args, text[i], opts[i] };
+	}
+	return &docs[i];
+}
+
 static void __attribute__((format(printf, 2, 3))) ins_err(const struct ins_ctx *c,
 							   const char *fmt, ...)
 {
