@@ -11,9 +11,10 @@
 e2e_cases promtool-clean help-and-type-every-family service-counters-moved \
 	other-service-unmoved reject-counted drop-counted no-local-endpoints-gauge \
 	sync-metrics-after-change resident-memory conntrack-and-maglev dashboard-json \
-	dashboard-metrics-exist per-service-off
+	dashboard-metrics-exist every-family-documented stats-counters-on-page per-service-off
 
 DASH=$REPO/deploy/grafana-dashboard.json
+DOC=$REPO/docs/METRICS.md
 e2e_begin --pods 2
 PORTS='[{name: http, protocol: TCP, port: 8080}]'
 SVC_PORT='{name: http, protocol: TCP, port: 80, targetPort: 8080}'
@@ -176,6 +177,25 @@ for n in $names; do
 done
 check dashboard-metrics-exist "queried but not on the page:${missing:- (no metric found in the dashboard)}" \
 	eval '[ -n "$names" ] && [ -z "$missing" ]'
+
+# docs/METRICS.md names every family, except the sp_stats counters, which
+# are exactly `svcplane stats`'s (one table): svcplane_<counter>_total each.
+counters=$(sp "$E2E_NODE" stats --json 2>/dev/null | python3 -c '
+import json, sys
+print(" ".join(sorted(json.load(sys.stdin)["counters"])))' 2>/dev/null)
+fams=$(awk '/^# TYPE / { print $3 }' <<<"$M4")
+undoc="" stat_fams=""
+for f in $fams; do
+	c=${f#svcplane_} c=${c%_total}
+	if [[ " $counters " == *" $c "* ]] && [ "$f" = "svcplane_${c}_total" ]; then
+		stat_fams+=" $c"
+	elif ! grep -qF -e "\`$f\`" -e "\`$f{" "$DOC"; then
+		undoc+=" $f"
+	fi
+done
+check every-family-documented "on the page, not in docs/METRICS.md:$undoc" test -z "$undoc"
+check stats-counters-on-page "svcplane stats counters: '$counters'; on the page: '${stat_fams# }'" \
+	test -n "$counters" -a "$counters" = "$(echo $stat_fams | tr ' ' '\n' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"
 
 # --metrics-per-service off: the same page without the per-Service series.
 kill -TERM "$SP_PID"
