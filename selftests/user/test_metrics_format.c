@@ -4,6 +4,8 @@
  * (every family with HELP and TYPE, no series twice), label escaping, the
  * per-Service labels and their sums read from real maps, and the
  * EndpointSlice trigger time the network programming histogram starts from.
+ * (e2e/test_metrics.sh scrapes a running daemon; this binary has another
+ * name so that a CASE of one never selects the other.)
  */
 #include <errno.h>
 #include <math.h>
