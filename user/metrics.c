@@ -186,15 +186,21 @@ static int u32_cmp(const void *a, const void *b)
 static int read_services(struct sp_metrics_snap *s, const struct sp_metrics_fds *fds, int ncpu,
 			 void *pcpu)
 {
-	__u32 *ids = NULL, key, next;
-	size_t n = 0, cap = 0, i, j;
+	struct bpf_map_info info;
+	__u32 *ids = NULL, key, next, ilen = sizeof(info);
+	size_t n = 0, cap = 0, i, j, max;
 	struct sp_svc_metric *out;
 	int err = 0;
 
 	/* Keys first (the map may change under us: the walk can restart and
-	 * repeat some, so they are sorted and made unique), then values. */
+	 * repeat some, so they are sorted and made unique, and it is bounded
+	 * by twice the map's size), then values. */
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fds->svc_meta, &info, &ilen))
+		return 0; /* not a map: no per-Service series */
+	max = (size_t)info.max_entries * 2;
 	for (err = bpf_map_get_next_key(fds->svc_meta, NULL, &next);
-	     !err && n < SP_MAX_SVC_IDS * 2; err = bpf_map_get_next_key(fds->svc_meta, &key, &next)) {
+	     !err && n < max; err = bpf_map_get_next_key(fds->svc_meta, &key, &next)) {
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 256;
 			__u32 *ni = realloc(ids, nc * sizeof(*ids));
