@@ -52,6 +52,9 @@ const struct sp_stat_field sp_stat_fields[] = {
 	F(dsr_flows, "New flows sent to another node with Direct Server Return"),
 	F(dsr_ingress, "Packets carrying the DSR option whose conntrack entry was made or refreshed"),
 	F(dsr_fallback_snat, "New flows that could not carry the DSR option and were SNATed"),
+	F(ct_seq_ignored,
+	  "TCP FIN or RST far from where its sender was last seen in sequence space: NATed, "
+	  "conntrack state left as it was"),
 };
 #undef F
 const size_t sp_n_stat_fields = ARRAY_LEN(sp_stat_fields);
