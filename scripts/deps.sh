@@ -9,7 +9,7 @@ set -eu
 PKGS=(clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool iproute2
       libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev libmicrohttpd-dev pkgconf
       iptables nftables conntrack socat ethtool curl python3 openssl
-      valgrind gnuplot-nox procps groff-base)
+      valgrind gnuplot-nox procps groff-base prometheus)
 check=0
 for a in "$@"; do
 	case "$a" in

@@ -48,6 +48,7 @@
 #include "k8s.h"
 #include "log.h"
 #include "maglev.h"
+#include "metrics.h"
 #include "resolve.h"
 #include "sync.h"
 
@@ -75,6 +76,7 @@ struct run_opts {
 	int n_np_cidrs;
 	enum sp_xdp_mode xdp_mode;
 	const char *metrics_addr;
+	bool metrics_per_service; /* --metrics-per-service */
 	const char *healthz_addr; /* kube-proxy's health server */
 	uint32_t healthz_max_stale; /* seconds */
 	const char *api_server; /* --k8s-api-server */
@@ -185,6 +187,11 @@ static const struct sp_opt run_opts_table[] = {
 	  "/healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
 	  "(default 127.0.0.1:9477; 'off')",
 	  "off" },
+	{ "metrics-per-service", 1021, "on|off",
+	  "packets, bytes, new flows, rejects and drops\n"
+	  "of each Service port in /metrics (default on; off\n"
+	  "for huge clusters: one series per Service port each)",
+	  "on off" },
 	{ "healthz-addr", 1014, "ADDR:PORT",
 	  "kube-proxy's health server, /healthz and /livez as JSON\n"
 	  "(default " SP_HEALTHZ_ADDR_DEFAULT ", both families; 'off')",
@@ -355,6 +362,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	sp_dp_opts_default(&o->dp);
 	o->ct_gc_interval = 10;
 	o->metrics_addr = "127.0.0.1:9477";
+	o->metrics_per_service = true;
 	o->healthz_addr = SP_HEALTHZ_ADDR_DEFAULT;
 	o->healthz_max_stale = SP_HEALTHZ_MAX_STALENESS_DEFAULT;
 	if (sp_opts_getopt(run_opts_table, lo, SP_MAX_OPTS, so, sizeof(so)))
@@ -527,6 +535,15 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			}
 			o->api_server = optarg;
 			break;
+		case 1021:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr,
+					"svcplane run: --metrics-per-service: '%s' is not on or off\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->metrics_per_service = !strcmp(optarg, "on");
+			break;
 		case 1020:
 			o->dp.dsr = true;
 			break;
@@ -597,11 +614,21 @@ struct daemon {
 	struct sp_http *proxy_http;
 	bool proxy_http_wanted;
 	struct sp_svc_health *svc_health;
+	struct sp_k8s *k8s; /* the watcher, for its live counters; NULL with a config file */
 	struct {
 		bool synced;
 		size_t n_services, n_backends;
 		uint64_t applies, apply_errors;
 		double last_apply_ms;
+		/* kube-proxy's sync metrics (metrics.h) */
+		struct sp_hist sync_hist, netprog_hist;
+		double last_sync_ts, last_queued_ts;
+		/* Service / endpoint changes: applied so far (the Kubernetes
+		 * source's count as of the last applied snapshot; with a config
+		 * file, what each apply changed). */
+		uint64_t svc_changes, slice_changes;
+		uint64_t no_local_internal, no_local_external;
+		uint64_t maglev_bytes;
 	} pub;
 };
 
@@ -615,6 +642,8 @@ static void publish(struct daemon *d)
 	d->pub.applies = d->applies;
 	d->pub.apply_errors = d->apply_errors;
 	d->pub.last_apply_ms = d->last_apply_ms;
+	d->pub.maglev_bytes =
+		d->sync ? sp_sync_maglev_chunks_used(d->sync) * sizeof(struct sp_maglev_chunk) : 0;
 	pthread_mutex_unlock(&d->pub_lock);
 }
 
@@ -770,6 +799,70 @@ static void resolve_warn(void *arg, const char *msg)
 }
 
 /*
+ * Service ports whose traffic policy left them no endpoint on this node
+ * while they have some elsewhere (dropped: kube-proxy's "no local
+ * endpoints"), by policy: a table with clusterIPs follows
+ * internalTrafficPolicy, one with external frontends
+ * externalTrafficPolicy (a table may hold both when both are Local).
+ */
+static void count_no_local(const struct sp_desired *want, uint64_t *internal, uint64_t *external)
+{
+	size_t i, j;
+
+	*internal = *external = 0;
+	for (i = 0; i < want->n; i++) {
+		const struct sp_want_svc *w = &want->svc[i];
+		bool in = false, ext = false;
+
+		if (!(w->flags & SP_SVC_F_DROP_EMPTY))
+			continue;
+		for (j = 0; j < w->n_fe; j++) {
+			if (w->fe[j].flags & (SP_SVC_F_NODEPORT | SP_SVC_F_EXTERNAL))
+				ext = true;
+			else
+				in = true;
+		}
+		*internal += in;
+		*external += ext;
+	}
+}
+
+/*
+ * What /metrics says about an apply (under pub_lock; publish() follows):
+ * its duration, and when it applied (ok), its time, the changes it
+ * carried, and for a Kubernetes snapshot (u) the time from each
+ * EndpointSlice change's trigger time to now, when the maps have it.
+ */
+static void metrics_applied(struct daemon *d, const struct sp_desired *want,
+			    const struct sp_sync_stats *st, const struct sp_k8s_update *u, bool ok)
+{
+	double now = real_ns() / 1e9;
+	size_t i;
+
+	pthread_mutex_lock(&d->pub_lock);
+	sp_hist_observe(&d->pub.sync_hist, &sp_hist_sync_seconds, d->last_apply_ms / 1e3);
+	if (ok) {
+		d->pub.last_sync_ts = now;
+		count_no_local(want, &d->pub.no_local_internal, &d->pub.no_local_external);
+		if (u) {
+			d->pub.svc_changes = u->stats.svc_changes;
+			d->pub.slice_changes = u->stats.slice_changes;
+			/* A trigger time ahead of our clock (skew with the
+			 * control plane) is no measurement: left out. */
+			for (i = 0; i < u->n_triggers; i++)
+				if (now >= u->triggers[i] / 1e9)
+					sp_hist_observe(&d->pub.netprog_hist,
+							&sp_hist_netprog_seconds,
+							now - u->triggers[i] / 1e9);
+		} else {
+			d->pub.svc_changes += st->svc_added + st->svc_removed;
+			d->pub.slice_changes += st->svc_rebuilt;
+		}
+	}
+	pthread_mutex_unlock(&d->pub_lock);
+}
+
+/*
  * Resolve and apply a model. The model stays the caller's. With whole (the
  * config file source), a model that does not fit the maps' capacities is
  * refused as a whole, as a bad file is, and the running state stays:
@@ -777,7 +870,8 @@ static void resolve_warn(void *arg, const char *msg)
  * Service (-ENOSPC), as the Kubernetes source needs: the API cannot be
  * refused, and the rest of the cluster should still be served.
  */
-static int apply_model(struct daemon *d, const struct sp_model *m, const char *what, bool whole)
+static int apply_model(struct daemon *d, const struct sp_model *m, const char *what, bool whole,
+		       const struct sp_k8s_update *u)
 {
 	struct sp_resolve_opts ro = { .node_name = d->o->node_name,
 				      .proxy_name = d->o->proxy_name };
@@ -815,6 +909,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	d->applies++;
 	if (err)
 		d->apply_errors++;
+	metrics_applied(d, &want, &st, u, !err || err == -ENOSPC);
 	pr_info("%s applied in %.1f ms: %zu Service port(s), %zu backend(s); +%zu -%zu services, "
 		"%zu rebuilt, %zu frontend write(s), %zu delete(s)%s",
 		what, d->last_apply_ms, sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync),
@@ -847,12 +942,15 @@ static int apply_config(struct daemon *d, const char *why)
 	char err[512], what[PATH_MAX + 64];
 	int ret;
 
+	pthread_mutex_lock(&d->pub_lock);
+	d->pub.last_queued_ts = real_ns() / 1e9;
+	pthread_mutex_unlock(&d->pub_lock);
 	ret = load_config(d, &m, why, what, sizeof(what), err, sizeof(err));
 	if (ret) {
 		pr_err("%s; keeping the running state", err);
 		return ret;
 	}
-	ret = apply_model(d, &m, what, true);
+	ret = apply_model(d, &m, what, true, NULL);
 	sp_model_free(&m);
 	return ret;
 }
@@ -992,90 +1090,65 @@ static void netlink_read(struct daemon *d, int fd)
 
 /* ---- metrics and health ---------------------------------------------------------- */
 
-static void metrics_body(struct daemon *d, FILE *f)
+/*
+ * Everything /metrics shows, at this moment: the loop's published state
+ * (pub_lock), the collector's last pass (gc_lock), the Kubernetes
+ * watcher's live counters (for the pending changes), the process's memory
+ * and the counter maps.
+ */
+static int metrics_snap(struct daemon *d, struct sp_metrics_snap *s)
 {
-	static const char *const rnames[] = SP_REASON_NAMES;
-	int ncpu = libbpf_num_possible_cpus(), c;
-	struct sp_stats *st = calloc(ncpu > 0 ? ncpu : 1, sizeof(*st));
-	struct sp_reason_count *rc = calloc(ncpu > 0 ? ncpu : 1, sizeof(*rc));
-	__u32 k;
+	struct sp_metrics_fds fds = {
+		.stats = bpf_map__fd(d->dp.skel->maps.sp_stats),
+		.reasons = bpf_map__fd(d->dp.skel->maps.sp_reasons),
+		.svc_stats = bpf_map__fd(d->dp.skel->maps.sp_svc_stats),
+		.svc_meta = bpf_map__fd(d->dp.skel->maps.sp_svc_meta),
+	};
+	struct sp_k8s_stats ks;
 
+	memset(s, 0, sizeof(*s));
 	pthread_mutex_lock(&d->pub_lock);
-	fprintf(f, "# TYPE svcplane_up gauge\nsvcplane_up %d\n", d->pub.synced ? 1 : 0);
-	fprintf(f, "svcplane_services %zu\nsvcplane_backends %zu\n", d->pub.n_services,
-		d->pub.n_backends);
-	fprintf(f, "svcplane_sync_total %llu\nsvcplane_sync_errors_total %llu\n",
-		(unsigned long long)d->pub.applies, (unsigned long long)d->pub.apply_errors);
-	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->pub.last_apply_ms);
+	s->synced = d->pub.synced;
+	s->services = d->pub.n_services;
+	s->backends = d->pub.n_backends;
+	s->applies = d->pub.applies;
+	s->apply_errors = d->pub.apply_errors;
+	s->last_apply_s = d->pub.last_apply_ms / 1e3;
+	s->sync_hist = d->pub.sync_hist;
+	s->netprog_hist = d->pub.netprog_hist;
+	s->last_sync_ts = d->pub.last_sync_ts;
+	s->last_queued_ts = d->pub.last_queued_ts;
+	s->svc_changes = d->pub.svc_changes;
+	s->slice_changes = d->pub.slice_changes;
+	s->no_local_internal = d->pub.no_local_internal;
+	s->no_local_external = d->pub.no_local_external;
+	s->maglev_bytes = d->pub.maglev_bytes;
 	pthread_mutex_unlock(&d->pub_lock);
+	/* Seen by the watcher but not in an applied snapshot yet; the total
+	 * counts them too, as kube-proxy's does. */
+	if (d->k8s) {
+		sp_k8s_get_stats(d->k8s, &ks);
+		s->svc_pending = ks.svc_changes - s->svc_changes;
+		s->slice_pending = ks.slice_changes - s->slice_changes;
+		s->svc_changes = ks.svc_changes;
+		s->slice_changes = ks.slice_changes;
+	}
+	s->maglev_capacity_bytes = (uint64_t)d->sm.maglev_chunks * sizeof(struct sp_maglev_chunk);
 	pthread_mutex_lock(&d->gc_lock);
-	fprintf(f, "svcplane_ct_capacity %u\n", d->o->dp.ct_size);
-	if (d->gc_runs) {
-		fprintf(f, "svcplane_ct_entries %llu\n", (unsigned long long)d->gc_last.live);
-		fprintf(f, "svcplane_ct_pressure %d\n", d->gc_pressure ? 1 : 0);
-		fprintf(f, "svcplane_ct_gc_last_milliseconds %.3f\n", d->gc_last.ms);
-	}
-	fprintf(f, "svcplane_ct_gc_runs_total %llu\nsvcplane_ct_gc_deleted_total %llu\n",
-		(unsigned long long)d->gc_runs, (unsigned long long)d->gc_deleted);
-	fprintf(f, "svcplane_ct_gc_errors_total %llu\n", (unsigned long long)d->gc_errors);
-	fprintf(f, "svcplane_ct_gc_early_drops_total %llu\n", (unsigned long long)d->gc_early);
+	s->ct_capacity = d->o->dp.ct_size;
+	s->gc_known = d->gc_runs > 0;
+	s->ct_entries = d->gc_last.live;
+	s->snat_ports = d->gc_last.snat_live;
+	s->ct_pressure = d->gc_pressure;
+	s->gc_last_s = d->gc_last.ms / 1e3;
+	s->gc_runs = d->gc_runs;
+	s->gc_deleted = d->gc_deleted;
+	s->gc_errors = d->gc_errors;
+	s->gc_early = d->gc_early;
 	pthread_mutex_unlock(&d->gc_lock);
-	if (st && ncpu > 0) {
-		struct sp_stats sum = { 0 };
-
-		/* every hook's slot (enum sp_stats_slot), every CPU */
-		for (k = 0; k < SP_SLOTS; k++) {
-			if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_stats), &k, st))
-				continue;
-			for (c = 0; c < ncpu; c++) {
-				const __u64 *src = (const __u64 *)&st[c];
-				__u64 *dst = (__u64 *)&sum;
-				size_t j;
-
-				for (j = 0; j < sizeof(sum) / sizeof(__u64); j++)
-					dst[j] += src[j];
-			}
-		}
-#define M(field) fprintf(f, "svcplane_" #field "_total %llu\n", (unsigned long long)sum.field)
-		M(rx_packets);
-		M(rx_bytes);
-		M(not_service);
-		M(svc_packets);
-		M(new_flows);
-		M(ct_fwd_hits);
-		M(ct_rev_hits);
-		M(ct_backend_gone);
-		M(hairpin);
-		M(rejects);
-		M(redirects);
-		M(to_stack);
-		M(ct_insert_fail);
-		M(ct_partner_miss);
-		M(ct_adopted);
-		M(icmp_translated);
-		M(frag_later_natted);
-		M(snat_flows);
-		M(snat_to_tc);
-		M(local_short_circuit);
-		M(ct_clash_remapped);
-		M(dsr_flows);
-		M(dsr_ingress);
-		M(dsr_fallback_snat);
-		M(ct_seq_ignored);
-#undef M
-	}
-	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {
-		__u64 p = 0;
-
-		if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_reasons), &k, rc))
-			continue;
-		for (c = 0; c < ncpu; c++)
-			p += rc[c].packets;
-		fprintf(f, "svcplane_reason_packets_total{reason=\"%s\"} %llu\n", rnames[k],
-			(unsigned long long)p);
-	}
-	free(st);
-	free(rc);
+	sp_metrics_read_rss(&s->rss_bytes, &s->rss_peak_bytes);
+	s->per_service = d->o->metrics_per_service;
+	return sp_metrics_read_maps(s, &fds);
 }
 
 /*
@@ -1089,6 +1162,7 @@ static void metrics_body(struct daemon *d, FILE *f)
 static int metrics_handle(void *arg, const char *path, struct sp_http_reply *r)
 {
 	struct daemon *d = arg;
+	struct sp_metrics_snap snap;
 	bool synced;
 	FILE *f;
 
@@ -1106,11 +1180,15 @@ static int metrics_handle(void *arg, const char *path, struct sp_http_reply *r)
 		r->status = 404;
 		return sp_http_printf(r, "svcplane: GET /healthz, /livez or /metrics\n");
 	}
-	f = open_memstream(&r->body, &r->len);
-	if (!f)
+	if (metrics_snap(d, &snap)) {
+		sp_metrics_snap_free(&snap);
 		return -ENOMEM;
-	metrics_body(d, f);
-	return fclose(f) ? -ENOMEM : 0;
+	}
+	f = open_memstream(&r->body, &r->len);
+	if (f)
+		sp_metrics_write(f, &snap);
+	sp_metrics_snap_free(&snap);
+	return !f || fclose(f) ? -ENOMEM : 0;
 }
 
 /* Start the --metrics-addr server. NULL when 'off' or when the port is
@@ -1188,6 +1266,9 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 	uint64_t one = 1;
 
 	sp_proxy_health_queued(&d->ph, sp_mono_ns());
+	pthread_mutex_lock(&d->pub_lock);
+	d->pub.last_queued_ts = real_ns() / 1e9;
+	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_lock(&d->k8s_lock);
 	if (d->k8s_pending)
 		sp_k8s_update_free(d->k8s_pending);
@@ -1217,7 +1298,7 @@ static void k8s_apply_pending(struct daemon *d)
 	}
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
-	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false)) {
+	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false, u)) {
 		d->synced = true;
 		publish(d);
 	}
@@ -1462,7 +1543,7 @@ int cmd_run(int argc, char **argv)
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
 		/* A file that does not fit is an error at start too (-EFBIG). */
-		err = apply_model(&d, &start_model, start_what, true);
+		err = apply_model(&d, &start_model, start_what, true, NULL);
 		sp_model_free(&start_model);
 		if (err && err != -ENOSPC)
 			goto out;
@@ -1514,6 +1595,7 @@ int cmd_run(int argc, char **argv)
 			pr_err("Kubernetes source: %s", msg);
 			goto out;
 		}
+		d.k8s = k8s;
 	}
 
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
