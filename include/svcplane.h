@@ -53,7 +53,7 @@
 #define SP_MAGLEV_M_MAX 131071
 /* A fixed size that suits most Services; the daemon defaults to adaptive
  * sizing (--maglev-m adaptive: tiers 251, 1021, 4093, 16381, 65537, the
- * smallest >= 64 x N; see user/maglev.c). */
+ * smallest >= 80 x N; see user/maglev.c). */
 #define SP_MAGLEV_M_DEFAULT 16381
 
 /*

@@ -172,7 +172,7 @@ static void run_usage(FILE *f)
 		"Datapath:\n"
 		"  -s, --hash-seed N            flow hash seed, the same on every node (default 0x5eed5eed)\n"
 		"  -m, --maglev-m M|adaptive    Maglev table size: a listed prime, or adaptive\n"
-		"                               (tiers 251..65537 4x apart, >= 64 x endpoints; default)\n"
+		"                               (tiers 251..65537 4x apart, >= 80 x endpoints; default)\n"
 		"  -S, --max-services N         Service port ids (default %u; frontends 1x)\n"
 		"  -B, --max-backends N         distinct endpoints (default %u)\n"
 		"  -C, --ct-size N              conntrack entries, two per flow (default %u)\n"

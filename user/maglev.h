@@ -30,8 +30,8 @@ int sp_maglev_m_valid(uint32_t m);
 const uint32_t *sp_maglev_tiers(size_t *n);
 /*
  * Table size for a Service with n backends: fixed_m if non-zero (must be
- * listed), else adaptive: the smallest tier >= 64 * n (251 up to 3
- * backends, 1021 up to 15, 4093 up to 63, 16381 up to 255, 65537 from 256
+ * listed), else adaptive: the smallest tier >= 80 * n (251 up to 3
+ * backends, 1021 up to 12, 4093 up to 51, 16381 up to 204, 65537 from 205
  * on). A function of n alone, so every node agrees.
  */
 uint32_t sp_maglev_pick_m(size_t n, uint32_t fixed_m);
