@@ -63,6 +63,7 @@ struct ins_ctx {
 	bool json;
 	bool table; /* maglev --table */
 	bool all; /* stats --all */
+	bool all_backends; /* services --all-backends */
 	unsigned long limit; /* conntrack --limit, 0 = all */
 	char dirbuf[PATH_MAX];
 };
@@ -100,7 +101,25 @@ struct ins_cmd {
 #define INS_OPT_HELP_ENTRY { "help", 'h', INS_OPT_HELP, 0, NULL, "show this help" }
 #define INS_OPT_END { NULL }
 
+/* Backends listed under a Service in the text view without --all-backends:
+ * enough to see what it points at, short enough that 10,000 Services of
+ * hundreds of endpoints stay a table one can page through. */
+#define INS_TEXT_BACKENDS 8
+#define INS_STR_(x) #x
+#define INS_STR(x) INS_STR_(x)
+
 static const struct ins_opt services_opts[] = {
+	INS_OPT_DIR,
+	INS_OPT_JSON,
+	{ "all-backends", 'A', INS_OPT_FLAG, offsetof(struct ins_ctx, all_backends), NULL,
+	  "list every backend under a Service (default: the first " INS_STR(
+		  INS_TEXT_BACKENDS) " and a count)" },
+	INS_OPT_HELP_ENTRY,
+	INS_OPT_END,
+};
+
+/* The commands without options of their own. */
+static const struct ins_opt plain_opts[] = {
 	INS_OPT_DIR, INS_OPT_JSON, INS_OPT_HELP_ENTRY, INS_OPT_END,
 };
 
@@ -135,7 +154,9 @@ static const struct ins_cmd services_cmd = {
 	"services", NULL,
 	"List Service ports: frontends, backends, Maglev table size and counters.",
 	"Frontends: VIP:port/proto; *:PORT/proto is a NodePort on every node address;\n"
-	"(ext) marks a LoadBalancer ingress IP or externalIP.",
+	"(ext) marks a LoadBalancer ingress IP or externalIP.\n"
+	"The table lists the first " INS_STR(INS_TEXT_BACKENDS) " backends of a Service and how many "
+	"more it has;\n--json and --all-backends list them all.",
 	services_opts,
 };
 
@@ -172,7 +193,7 @@ static const struct ins_cmd status_cmd = {
 	"status", NULL,
 	"Show the pin directory, pinned maps, attached programs and the daemon state.",
 	"Exit status: 0 when the daemon runs and is ready, non-zero otherwise.",
-	services_opts,
+	plain_opts,
 };
 
 static void __attribute__((format(printf, 2, 3))) ins_err(const struct ins_ctx *c,
@@ -1272,13 +1293,14 @@ static int services_json(struct ins_state *st)
 	return jprint(st->c, arr);
 }
 
-/* "10.244.1.5:8080 (id 3), ..." for the line under a Service. */
+/* "10.244.1.5:8080 (id 3), ..." for the line under a Service: at most
+ * INS_TEXT_BACKENDS of them unless --all-backends, then how many more. */
 static void fmt_view_backends(const struct ins_state *st, const struct svc_view *v,
 			      struct sbuf *b)
 {
+	size_t j, show = v->v.n;
 	char ap[INS_ADDR_LEN];
 	const struct be_rec *be;
-	size_t j;
 
 	if (v->ids_bad) {
 		sb_printf(b, "unreadable (see the error above)");
@@ -1288,7 +1310,9 @@ static void fmt_view_backends(const struct ins_state *st, const struct svc_view 
 		sb_printf(b, "none: new connections are rejected");
 		return;
 	}
-	for (j = 0; j < v->v.n; j++) {
+	if (!st->c->all_backends && show > INS_TEXT_BACKENDS)
+		show = INS_TEXT_BACKENDS;
+	for (j = 0; j < show; j++) {
 		be = find_backend(st, v->ids[j]);
 		if (be)
 			sb_printf(b, "%s%s (id %u%s)", j ? ", " : "", fmt_be(&be->b, ap, sizeof(ap)),
@@ -1296,6 +1320,8 @@ static void fmt_view_backends(const struct ins_state *st, const struct svc_view 
 		else
 			sb_printf(b, "%s(missing id %u)", j ? ", " : "", v->ids[j]);
 	}
+	if (show < v->v.n)
+		sb_printf(b, " ... and %zu more of %u (--all-backends)", v->v.n - show, v->v.n);
 }
 
 static int services_text(struct ins_state *st)
