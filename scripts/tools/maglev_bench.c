@@ -13,7 +13,10 @@
  *   maglev_tail      the same on random address sets: how often one change
  *                    moves more than 1/N + 4%
  *
- * Usage: maglev_bench [--quick]   (--quick: fewer runs, for smoke tests)
+ * Usage: maglev_bench [--quick] [--sweep]
+ *   --quick: fewer runs, for smoke tests; --sweep: only the figures of the
+ *   bench's scale part (maglev_services, maglev_sweep, maglev_tail,
+ *   maglev_resize)
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -431,34 +434,41 @@ int main(int argc, char **argv)
 	static const size_t build_n[] = { 10, 100, 1000 };
 	static const size_t mem_n[] = { 1, 3, 10, 100, 1000 };
 	static const size_t tail_n[] = { 2, 3, 4, 8, 12, 13, 32, 51, 52, 204, 205, 1000 };
-	bool quick = argc > 1 && !strcmp(argv[1], "--quick");
-	int runs = quick ? 5 : 31, err = 0;
+	bool quick = false, sweep = false;
+	int runs, err = 0, a;
 	size_t i, n;
 
-	if (argc > 1 && !quick) {
-		fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-		return 2;
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--quick")) {
+			quick = true;
+		} else if (!strcmp(argv[a], "--sweep")) {
+			sweep = true;
+		} else {
+			fprintf(stderr, "usage: %s [--quick] [--sweep]\n", argv[0]);
+			return 2;
+		}
 	}
-	for (i = 0; i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
+	runs = quick ? 5 : 31;
+	for (i = 0; !sweep && i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
 		err = bench_build(build_n[i], 65537, runs);
-	for (i = 0; i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
+	for (i = 0; !sweep && i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
 		err = bench_build(build_n[i], sp_maglev_pick_m(build_n[i], 0), runs);
-	for (i = 0; i < sizeof(mem_n) / sizeof(mem_n[0]); i++) {
+	for (i = 0; !sweep && i < sizeof(mem_n) / sizeof(mem_n[0]); i++) {
 		n = mem_n[i];
 		print_mem(n, sp_maglev_pick_m(n, 0), "adaptive");
 		print_mem(n, SP_MAGLEV_M_DEFAULT, "fixed");
 	}
 	if (!err)
 		err = bench_services(10000, 10, 0, "adaptive");
-	if (!err)
+	if (!err && !sweep)
 		err = bench_services(quick ? 100 : 10000, 10, SP_MAGLEV_M_DEFAULT, "fixed");
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(100, 65537);
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(1000, 65537);
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(100, sp_maglev_pick_m(100, 0));
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(1000, sp_maglev_pick_m(1000, 0));
 	if (!err)
 		err = bench_sweep(1000);
