@@ -31,23 +31,29 @@ tab() {
 NS=$(awk -F'\t' '{ print $2 }' "$RES/scale.tsv" | sort -un)
 echo "## 9. 100,000 Services and Maglev tables that stay put (issue 11)"
 echo
-echo "\`BENCH_PARTS=scale scripts/bench.sh\` (N from SCALE_NS, default 100,000): N Services ×"
-echo "10 endpoints from the config file (scripts/bench/gen-config.sh), the daemon started on"
+echo "\`BENCH_PARTS=scale scripts/bench.sh\` (N from SCALE_NS, default 100,000): N Services of"
+echo "E endpoints (SCALE_E, default 4: 100,000 × 10 would be a 95 MB file, over the config"
+echo "file's 64 MiB limit) from the config file (scripts/bench/gen-config.sh), the daemon started on"
 echo "it with maps sized for it (\`--maglev-chunks\` from \`svcplane check-config\`'s own count)."
 echo "*start → ready*: process start to \`svcplane status\` ready (0.1 s polls), maps"
 echo "filled and the datapath attached. *services*: \`svcplane services\` (the table, 8"
-echo "backends per Service) and \`--json\` (all), 3 runs. Traffic: the Service under test"
+echo "backends per Service) and \`--json\` (all), 3 runs, wall time and in brackets CPU time"
+echo "(user + system: on a busy machine most of the wall time is waiting for a CPU; the load"
+echo "average is below the table). Traffic: the Service under test"
 echo "(its endpoints are real pods) by connbench and pktgen as in parts 2 and 3; *others*:"
 echo "Services from the middle and the end of the file found in sp_services."
 echo
-echo "| N | config MiB | start → ready ms | BPF maps MiB | Maglev tables MiB | RSS MiB | peak RSS MiB | services ms | services --json ms | conn/s | Mpps | others |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| N | E | config MiB | start → ready ms | BPF maps MiB | Maglev tables MiB | RSS MiB | peak RSS MiB | services ms | services --json ms | conn/s | Mpps | others |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in $NS; do
-	echo "| $n | $(med "$n" config_mib) | $(med "$n" ready_ms) | $(med "$n" memlock_mib) |" \
+	echo "| $n | $(med "$n" endpoints) | $(med "$n" config_mib) | $(med "$n" ready_ms) | $(med "$n" memlock_mib) |" \
 		"$(med "$n" maglev_table_mib) | $(med "$n" rss_mib) | $(med "$n" hwm_mib) |" \
-		"$(med "$n" services_ms) | $(med "$n" services_json_ms) | $(med "$n" cps) |" \
+		"$(med "$n" services_ms) [$(med "$n" services_cpu_ms)] |" \
+		"$(med "$n" services_json_ms) [$(med "$n" services_json_cpu_ms)] | $(med "$n" cps) |" \
 		"$(med "$n" mpps) | $(med "$n" others_present)/3 |"
 done
+echo
+echo "Load average (1, 5, 15 min) at the start of the run: $(cat "$RES/load-start" 2>/dev/null || echo -)."
 echo
 echo "Goals (issue 11): \`svcplane services\` on 10,000 Services under 1 s; the Maglev tables"
 echo "of 10,000 Services × 10 endpoints under 32 MiB:" \
