@@ -61,7 +61,8 @@ echo "of 10,000 Services × 10 endpoints under 32 MiB:" \
 	"($(kv "$RES/scale-maglev.txt" maglev_services chunks) chunks of 64 B, maglev_bench)."
 if [ -s "$RES/scale-pkt.txt" ]; then
 	echo
-	echo "Per-packet cost at N = $(kv "$RES/scale-pkt.txt" pkt n) (bench_pkt, part 1's harness:" \
+	echo "Per-packet cost at N = $(kv "$RES/scale-pkt.txt" pkt n) × $(med "$(kv "$RES/scale-pkt.txt" pkt n)" endpoints) endpoints" \
+		"(bench_pkt, part 1's harness, $(kv "$RES/scale-pkt.txt" pkt runs) runs;" \
 		"ns per packet with its wrapper, median (min–max)):"
 	echo
 	echo "| case | ns | check |"
