@@ -918,8 +918,10 @@ static int ins_dump_batch(struct ins_state *st, enum ins_map m, const struct ins
 			  unsigned char **recs, size_t *n, size_t *cap)
 {
 	size_t max = st->info[m].max_entries, i;
-	unsigned char *keys = malloc(INS_BATCH * l->ksz), *vals = malloc(INS_BATCH * l->vsz);
-	__u64 in_tok[INS_MAX_KEY / 8], out_tok[INS_MAX_KEY / 8];
+	/* Zeroed, tokens too: valgrind does not know what this command
+	 * writes, and would call every record read from it undefined. */
+	unsigned char *keys = calloc(INS_BATCH, l->ksz), *vals = calloc(INS_BATCH, l->vsz);
+	__u64 in_tok[INS_MAX_KEY / 8] = { 0 }, out_tok[INS_MAX_KEY / 8] = { 0 };
 	const struct ins_ctx *c = st->c;
 	unsigned char *tmp, *rec;
 	bool first = true;
@@ -1093,7 +1095,7 @@ static int ins_read_chunks_batch(struct ins_state *st, __u32 region, size_t chun
 				 size_t nwords)
 {
 	struct sp_maglev_chunk *ch = calloc(chunks, sizeof(*ch));
-	__u32 *keys = calloc(chunks, sizeof(*keys)), prev = region - 1, next, count = chunks;
+	__u32 *keys = calloc(chunks, sizeof(*keys)), prev = region - 1, next = 0, count = chunks;
 	LIBBPF_OPTS(bpf_map_batch_opts, o);
 	int err = -ENOMEM;
 
