@@ -52,7 +52,8 @@
 #define SP_MAGLEV_M_MIN 251
 #define SP_MAGLEV_M_MAX 131071
 /* A fixed size that suits most Services; the daemon defaults to adaptive
- * sizing (--maglev-m adaptive: smallest listed prime >= 100 x N). */
+ * sizing (--maglev-m adaptive: tiers 251, 1021, 4093, 16381, 65537, the
+ * smallest >= 80 x N; see user/maglev.c). */
 #define SP_MAGLEV_M_DEFAULT 16381
 
 /*

@@ -150,7 +150,7 @@ static const struct sp_opt run_opts_table[] = {
 	  NULL },
 	{ "maglev-m", 'm', "M|adaptive",
 	  "Maglev table size: a listed prime, or adaptive\n"
-	  "(smallest listed prime >= 100 x endpoints; default)",
+	  "(tiers 251..65537 4x apart, >= 80 x endpoints; default)",
 	  "adaptive" },
 	{ "max-services", 'S', "N",
 	  "Service port ids (default " SP_STR(SP_MAX_SVC_IDS) "; frontends 1x)", NULL },
