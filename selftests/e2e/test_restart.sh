@@ -37,9 +37,9 @@ e2e_start_daemon || e2e_abort "svcplane did not become ready"
 NODE=$E2E_NODE
 P1=${CL_POD_NS[pod1]}
 
-# ct_entries_for_port PORT: the conntrack entries (from the pinned sp_ct
-# map, read with bpftool, not with svcplane) whose source or destination
-# port is PORT, one line each: the key, then what must not change while
+# ct_entries_for_port PORT: the IPv4 TCP conntrack entries (from the pinned
+# sp_ct map, read with bpftool, not with svcplane) whose source or
+# destination port is PORT, one line each: the key, then what must not change while
 # the flow lives: its NAT, backend, Service and creation time. A flushed
 # and refilled entry (the flow adopted mid-stream) has a new `created`.
 # Prints "ERR ..." if the map cannot be read.
@@ -57,6 +57,10 @@ out = []
 for e in entries:
     k = e.get("formatted", {}).get("key", {})
     v = e.get("formatted", {}).get("value", {})
+    # The connection is IPv4 TCP: another family or protocol may use the
+    # same port number (an IPv6 flow on port 57057 once failed the test).
+    if k.get("family") != 4 or k.get("proto") != 6:
+        continue
     if k.get("sport") in want or k.get("dport") in want:
         keep = {f: v.get(f) for f in ("nat_addr", "nat_saddr", "nat_port", "nat_sport",
                                        "backend_id", "svc_id", "created")}
