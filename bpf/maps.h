@@ -190,4 +190,11 @@ struct {
 	__type(value, struct sp_scratch);
 } sp_scratch SEC(".maps");
 
+#ifdef SP_DRYRUN
+/* `svcplane trace` only (bpf/lib/trace.h): the decisions of one run, in the
+ * dry-run object's own .bss. user/trace.c zeroes n before each run and
+ * reads the events after it. */
+struct sp_trace_buf sp_trace_buf;
+#endif
+
 #endif /* SP_MAPS_H */

@@ -201,8 +201,11 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
 	    (p->tcp_flags & TCP_ACK))
 		fl &= ~SP_CT_F_UNREPLIED;
 	exp = now + ct_timeout(p->proto, st, fl);
+	SP_TRACE(SP_T_CT_NEXT, 0, st, 0, fl, 0);
 	if (st == v->state && fl == v->flags && exp <= v->expires + NSEC_PER_SEC)
 		return false;
+	if (SP_DRY) /* the entry stays as it is (lib/trace.h) */
+		return true;
 	v->state = st;
 	v->flags = fl;
 	v->expires = exp;
@@ -217,6 +220,8 @@ static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct 
 
 	if (!o)
 		return false;
+	if (SP_DRY)
+		return true;
 	o->state = v->state;
 	o->flags = v->flags;
 	o->expires = v->expires;
@@ -235,13 +240,23 @@ static __always_inline struct sp_ct_val *ct_lookup_fwd(const struct sp_pkt *p, _
 
 	ct_key_of(p, SP_CT_FWD, &k);
 	v = bpf_map_lookup_elem(&sp_ct, &k);
-	if (!v)
+	if (!v) {
+		SP_TRACE(SP_T_CT_FWD, SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
-	if (now > v->expires)
+	}
+	if (now > v->expires) {
+		SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_EXPIRED, v->state, v->backend_id, v->flags, 0,
+			      &v->nat_addr);
 		return NULL;
+	}
 	if (ct_state_closing(v->state) && p->proto == IPPROTO_TCP &&
-	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_REOPEN, v->state, v->backend_id, v->flags, 0,
+			      &v->nat_addr);
 		return NULL;
+	}
+	SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_HIT, v->state, v->backend_id, v->flags,
+		      (__u32)((v->expires - now) / NSEC_PER_SEC), &v->nat_addr);
 	return v;
 }
 
@@ -253,8 +268,12 @@ static __always_inline struct sp_ct_val *ct_lookup_rev(const struct sp_pkt *p, _
 
 	ct_key_of(p, SP_CT_REV, &k);
 	v = bpf_map_lookup_elem(&sp_ct, &k);
-	if (!v || now > v->expires)
+	if (!v || now > v->expires) {
+		SP_TRACE(SP_T_CT_REV, v ? SP_TCT_EXPIRED : SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
+	}
+	SP_TRACE_ADDR(SP_T_CT_REV, SP_TCT_HIT, v->state, v->svc_id, v->flags,
+		      (__u32)((v->expires - now) / NSEC_PER_SEC), &v->nat_addr);
 	return v;
 }
 
