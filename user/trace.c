@@ -622,6 +622,10 @@ int sp_trace_run(const struct sp_trace_req *r, struct sp_trace_result *res, char
 	ret = find_xdp_link(r->dir, ifindex, &prog_id, &link_ifindex);
 	if (!ret && !r->iface)
 		ifindex = link_ifindex;
+	if (r->settings_prog_id && r->iface) {
+		prog_id = r->settings_prog_id;
+		ret = 0;
+	}
 	if (ret && r->iface) {
 		LIBBPF_OPTS(bpf_xdp_query_opts, q);
 

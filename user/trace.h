@@ -31,6 +31,9 @@ struct sp_trace_req {
 	bool established; /* TCP: an ACK of a running connection, not a SYN */
 	struct sp_addr src, dst; /* wire order */
 	uint16_t sport, dport; /* host order */
+	/* The program whose settings (.rodata) to use; 0: the daemon's, found
+	 * through its XDP link. Tests without a daemon give their own. */
+	uint32_t settings_prog_id;
 };
 
 #define SP_TRACE_DEFAULT_SPORT 40000 /* SRC without a port */
