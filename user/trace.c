@@ -722,13 +722,14 @@ static void fmt_addr_port(uint8_t family, const struct sp_addr *a, uint16_t port
 	snprintf(buf, len, family == SP_FAMILY_V6 ? "[%s]:%u" : "%s:%u", ip, ntohs(port_be));
 }
 
+/* The Service port's name as `svcplane services` prints it, or "svc ID". */
 static void svc_name(const struct tr_names *n, __u32 svc_id, char *buf, size_t len)
 {
 	struct sp_svc_meta m;
 
 	if (n->meta_fd >= 0 && !bpf_map_lookup_elem(n->meta_fd, &svc_id, &m)) {
 		m.name[sizeof(m.name) - 1] = '\0';
-		snprintf(buf, len, "%s (svc %u)", m.name, svc_id);
+		snprintf(buf, len, "%s", m.name);
 	} else {
 		snprintf(buf, len, "svc %u", svc_id);
 	}
@@ -829,8 +830,8 @@ static void fmt_event(const struct tr_names *n, const struct sp_trace_ev *e, con
 		if (e->x == SP_TFE_EXACT || e->x == SP_TFE_NODEPORT) {
 			svc_name(n, e->a, a, sizeof(a));
 			fmt_flags(fl, sizeof(fl), e->b, svc_flag_names, ARRAY_SIZE(svc_flag_names));
-			snprintf(t, tl, "%s: %s, %u backend%s, flags %s", k[e->x], a, e->c,
-				 e->c == 1 ? "" : "s", fl);
+			snprintf(t, tl, "%s: %s (svc %u), %u backend%s, flags %s", k[e->x], a, e->a,
+				 e->c, e->c == 1 ? "" : "s", fl);
 			J(j, "svc_id", json_object_new_int64(e->a));
 			J(j, "service", json_object_new_string(a));
 			J(j, "backends", json_object_new_int64(e->c));
