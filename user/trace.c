@@ -147,7 +147,9 @@ bad_addr:
 	return -EINVAL;
 }
 
-/* Ones' complement sum of len bytes, 16-bit big-endian words. */
+/* Ones' complement sum of len bytes, 16-bit big-endian words. Not shared
+ * with selftests/bpf/pkt.h on purpose: the tests check the frames built
+ * here with that file's own, independent checksum code. */
 static uint32_t csum_add(uint32_t sum, const uint8_t *b, size_t len)
 {
 	size_t i;
