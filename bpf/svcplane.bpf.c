@@ -26,6 +26,7 @@
 #include "lib/snat.h"
 #include "lib/srcrange.h"
 #include "lib/dsr.h"
+#include "lib/monitor.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -86,8 +87,10 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 
 	ct = ct_lookup_fwd(p, now);
 	/* loadBalancerSourceRanges: new flows only (lib/srcrange.h). */
-	if (!ct && (svc->flags & SP_SVC_F_SRC_RANGES) && srcrange_denied(svc, p, st))
+	if (!ct && (svc->flags & SP_SVC_F_SRC_RANGES) && srcrange_denied(svc, p, st)) {
+		SP_MONITOR(p, SP_MON_DROP, SP_R_SRC_RANGE_DENIED, hook, svc->svc_id, 0);
 		return SP_V_DROP;
+	}
 	/* A NodePort is a port of the node's own addresses, which the host's
 	 * own connections use too: a TCP packet of no flow of ours that does
 	 * not open a connection (the SYN-ACK or data answering a host
@@ -170,6 +173,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 				/* Evicted: without it every reply would leave
 				 * with the backend's address. */
 				STAT_INC(st, ct_partner_miss);
+				SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
 				ct_restore_rev(p, ct, &k);
 			}
 		}
@@ -203,6 +207,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		if (ss)
 			ss->rejects++;
 		SP_TRACE(SP_T_REJECT, 0, 0, 0, 0, 0);
+		SP_MONITOR(p, SP_MON_REJECT, SP_R_NO_BACKEND, hook, svc->svc_id, 0);
 		return reject(ctx, hook, p);
 	}
 
@@ -297,6 +302,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	STAT_INC(st, new_flows);
 	if (ss)
 		ss->new_flows++;
+	SP_MONITOR(p, SP_MON_NEW_FLOW, 0, hook, svc->svc_id, id);
 
 nat:
 	/* The frontend, for the option (sp_dsr_xdp), before the DNAT. */
@@ -333,6 +339,7 @@ drop:
 	reason_count(r, p->len);
 	if (ss)
 		ss->drops++;
+	SP_MONITOR(p, SP_MON_DROP, r, hook, svc->svc_id, 0);
 	return SP_V_DROP;
 }
 

@@ -566,6 +566,45 @@ struct sp_trace_buf {
 	struct sp_trace_ev ev[SP_TRACE_MAX];
 };
 
+/*
+ * `svcplane monitor` (user/monitor.c): datapath events in the ring buffer
+ * sp_events, written only while the gate (struct sp_mon_gate, the
+ * datapath's .bss) is open: the monitor opens it for a few seconds at a time
+ * and keeps renewing it, so a killed monitor leaves the datapath silent.
+ * Closed, an event site costs one load and a branch. Types are append-only.
+ */
+enum sp_mon_type {
+	SP_MON_NEW_FLOW = 1, /* a new flow: svc_id, backend_id; the client's tuple */
+	SP_MON_REJECT = 2, /* an answer for a Service without endpoints */
+	SP_MON_DROP = 3, /* a drop with reason (enum sp_reason) */
+	SP_MON_CT_LOST = 4, /* a live flow's reply entry was gone (evicted): restored */
+};
+
+struct sp_mon_ev {
+	__u64 ts; /* sp_now(): CLOCK_MONOTONIC_COARSE, ns */
+	__u8 type; /* enum sp_mon_type */
+	__u8 reason; /* enum sp_reason (SP_MON_DROP) */
+	__u8 hook; /* enum sp_trace_hook */
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 pad[2];
+	__u32 svc_id;
+	__u32 backend_id; /* SP_MON_NEW_FLOW, SP_MON_CT_LOST */
+	struct sp_addr saddr, daddr; /* the packet as it arrived */
+	__be16 sport, dport;
+	__u32 pad2;
+};
+
+struct sp_mon_gate {
+	__u64 until; /* events while sp_now() < until; 0: closed */
+	__u32 rate; /* events a second at most (all CPUs together); 0: no limit */
+	__u32 pad;
+	__u64 last, credit; /* the rate's token bucket (ns-credits, 1e9 an event) */
+	__u64 lost; /* events over the rate or not fitting the ring */
+};
+#define SP_MON_RING_SIZE (256 * 1024) /* bytes, a power of two */
+
 /* Map names (also the pin file names under the pin directory). */
 #define SP_MAP_SERVICES "sp_services"
 #define SP_MAP_BACKENDS "sp_backends"
@@ -580,5 +619,6 @@ struct sp_trace_buf {
 #define SP_MAP_AFFINITY "sp_affinity"
 #define SP_MAP_SVC_BACKENDS "sp_svc_backends"
 #define SP_MAP_SRC_RANGES "sp_src_ranges"
+#define SP_MAP_EVENTS "sp_events"
 
 #endif /* SVCPLANE_ABI_H */

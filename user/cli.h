@@ -16,6 +16,7 @@ int cmd_maglev(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_trace(int argc, char **argv); /* user/inspect.c, user/trace.c */
+int cmd_monitor(int argc, char **argv); /* user/inspect.c, user/monitor.c */
 int cmd_check_config(int argc, char **argv); /* user/config.c: validate a file and exit */
 
 /* `run`'s node name: given (--node-name), else $NODE_NAME, else the

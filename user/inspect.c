@@ -38,6 +38,7 @@
 #include "inspect.h"
 #include "maglev.h"
 #include "svcplane.h"
+#include "monitor.h"
 #include "trace.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -65,6 +66,8 @@ struct ins_ctx {
 	const char *iface; /* trace --iface */
 	bool from_pod, from_host, external; /* trace */
 	bool syn, established; /* trace */
+	const char *service, *address, *types; /* monitor filters */
+	unsigned long rate, count, seconds; /* monitor */
 	bool json;
 	bool table; /* maglev --table */
 	bool all; /* stats --all */
@@ -169,6 +172,37 @@ static const struct ins_cmd trace_cmd = {
 	"the drop reason. Exit status: 0 when traced, whatever the verdict.",
 	trace_opts,
 	"DST:PORT/PROTO",
+};
+
+static const struct ins_opt monitor_opts[] = {
+	INS_OPT_DIR,
+	INS_OPT_JSON,
+	{ "service", 's', INS_OPT_STR, offsetof(struct ins_ctx, service), "SVC",
+	  "only events of Service ports whose name contains SVC (or svc_id SVC)" },
+	{ "address", 'a', INS_OPT_STR, offsetof(struct ins_ctx, address), "IP",
+	  "only events whose client, frontend or backend is IP" },
+	{ "type", 't', INS_OPT_STR, offsetof(struct ins_ctx, types), "LIST",
+	  "only these types: new, reject, drop, ct-lost (comma-separated)" },
+	{ "rate", 'r', INS_OPT_ULONG, offsetof(struct ins_ctx, rate), "N",
+	  "at most N events a second from the datapath (default 1000; more are counted lost)" },
+	{ "count", 'n', INS_OPT_ULONG, offsetof(struct ins_ctx, count), "N",
+	  "stop after printing N events" },
+	{ "seconds", 'T', INS_OPT_ULONG, offsetof(struct ins_ctx, seconds), "S",
+	  "stop after S seconds (default: at Ctrl-C)" },
+	INS_OPT_HELP_ENTRY,
+	INS_OPT_END,
+};
+
+static const struct ins_cmd monitor_cmd = {
+	"monitor", NULL, "Stream datapath events as they happen, as `cilium monitor` does.",
+	"Events: new (a new flow: Service port and backend), reject (an answer for a\n"
+	"Service without endpoints), drop (with its reason, as `svcplane stats` counts\n"
+	"it), ct-lost (a live flow whose reply entry had been evicted; restored). The\n"
+	"datapath emits them only while a monitor runs: it opens a gate for a few\n"
+	"seconds at a time and renews it, and closes it on exit (one monitor at a time\n"
+	"is the supported use: the first to exit closes it for all). Filters apply\n"
+	"here, after the rate limit. JSON: one object a line.",
+	monitor_opts,
 };
 
 static const struct ins_cmd services_cmd = {
@@ -2982,4 +3016,37 @@ int cmd_trace(int argc, char **argv)
 		err = sp_trace_print(&r, res, c.json);
 	free(res);
 	return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* monitor (the work is in user/monitor.c)                                  */
+/* ------------------------------------------------------------------------ */
+
+int cmd_monitor(int argc, char **argv)
+{
+	struct sp_mon_req r;
+	struct ins_ctx c;
+	char why[512] = "";
+	int err;
+
+	err = ins_parse(&monitor_cmd, argc, argv, &c);
+	if (err)
+		return err < 0 ? err : 0;
+	memset(&r, 0, sizeof(r));
+	r.dir = c.dir;
+	r.service = c.service;
+	r.address = c.address;
+	r.types = c.types;
+	r.rate = c.rate;
+	r.count = c.count;
+	r.seconds = c.seconds;
+	r.json = c.json;
+	if (c.rate > 1000000) {
+		ins_err(&c, "--rate: at most 1000000 events a second");
+		return -EINVAL;
+	}
+	err = sp_monitor_run(&r, why, sizeof(why));
+	if (err)
+		ins_err(&c, "%s", why);
+	return err ?: ins_flush(&c);
 }

@@ -24,6 +24,7 @@ static const struct sp_cmd cmds[] = {
 	{ "stats", cmd_stats, "global counters and drop reasons" },
 	{ "status", cmd_status, "is the daemon running, what is pinned and attached" },
 	{ "trace", cmd_trace, "what the datapath would do with one packet, decision by decision" },
+	{ "monitor", cmd_monitor, "stream datapath events: new flows, rejects, drops with reason" },
 	{ "check-config", cmd_check_config, "validate a config file and exit" },
 	{ "detach", cmd_detach, "remove programs from every interface and unpin everything" },
 };

@@ -366,10 +366,7 @@ static void fmt_packet(const struct tr_pkt *k, char *buf, size_t len)
 /* The daemon's programs, settings and maps                                 */
 /* ------------------------------------------------------------------------ */
 
-/* An XDP program of the daemon: from its pinned links (DIR/links), the
- * one on want_ifindex if there is one, else any. *ifindex is the chosen
- * link's interface. Returns 0 or -ENOENT. */
-static int find_xdp_link(const char *dir, __u32 want_ifindex, __u32 *prog_id, __u32 *ifindex)
+int sp_live_prog(const char *dir, __u32 want_ifindex, __u32 *prog_id, __u32 *ifindex)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
@@ -412,6 +409,90 @@ static const struct btf_type *datasec(const struct btf *btf, __u32 id)
 	return t && btf_is_datasec(t) ? t : NULL;
 }
 
+void sp_global_map_close(struct sp_global_map *g)
+{
+	if (g->fd >= 0)
+		close(g->fd);
+	btf__free(g->btf);
+	free(g->value);
+	memset(g, 0, sizeof(*g));
+	g->fd = -1;
+}
+
+int sp_global_map_open(__u32 prog_id, const char *sec, struct sp_global_map *g, char *err,
+		       size_t errlen)
+{
+	__u32 ids[64], nmaps, i, len, zero = 0;
+	size_t sl = strlen(sec);
+	struct bpf_prog_info pinfo;
+	int pfd, ret;
+
+	memset(g, 0, sizeof(*g));
+	g->fd = -1;
+	pfd = bpf_prog_get_fd_by_id(prog_id);
+	if (pfd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "open the daemon's program %u: %s", prog_id, strerror(-ret));
+		return ret;
+	}
+	memset(&pinfo, 0, sizeof(pinfo));
+	pinfo.nr_map_ids = ARRAY_SIZE(ids);
+	pinfo.map_ids = (__u64)(unsigned long)ids;
+	len = sizeof(pinfo);
+	if (bpf_obj_get_info_by_fd(pfd, &pinfo, &len)) {
+		ret = -errno;
+		close(pfd);
+		snprintf(err, errlen, "read program %u: %s", prog_id, strerror(-ret));
+		return ret;
+	}
+	close(pfd);
+	nmaps = pinfo.nr_map_ids < ARRAY_SIZE(ids) ? pinfo.nr_map_ids : ARRAY_SIZE(ids);
+	for (i = 0; i < nmaps && g->fd < 0; i++) {
+		size_t nl = 0;
+
+		g->fd = bpf_map_get_fd_by_id(ids[i]);
+		if (g->fd < 0)
+			continue;
+		memset(&g->info, 0, sizeof(g->info));
+		len = sizeof(g->info);
+		if (!bpf_obj_get_info_by_fd(g->fd, &g->info, &len))
+			nl = strlen(g->info.name);
+		if (nl >= sl && !strcmp(g->info.name + nl - sl, sec) && g->info.btf_id)
+			break;
+		close(g->fd);
+		g->fd = -1;
+	}
+	if (g->fd < 0) {
+		snprintf(err, errlen, "program %u has no %s map with BTF", prog_id, sec);
+		return -ENOENT;
+	}
+	g->value = calloc(1, g->info.value_size);
+	g->btf = btf__load_from_kernel_by_id(g->info.btf_id);
+	g->sec = g->btf ? datasec(g->btf, g->info.btf_value_type_id) : NULL;
+	if (!g->value || !g->sec || bpf_map_lookup_elem(g->fd, &zero, g->value)) {
+		snprintf(err, errlen, "read the %s of program %u", sec, prog_id);
+		sp_global_map_close(g);
+		return -EIO;
+	}
+	return 0;
+}
+
+const struct btf_var_secinfo *sp_global_var(const struct btf *btf, const struct btf_type *sec,
+					    const char *name)
+{
+	const struct btf_var_secinfo *v = btf_var_secinfos(sec);
+	__u32 k;
+
+	for (k = 0; k < btf_vlen(sec); k++, v++) {
+		const struct btf_type *t = btf__type_by_id(btf, v->type);
+		const char *n = t ? btf__name_by_offset(btf, t->name_off) : NULL;
+
+		if (n && !strcmp(n, name))
+			return v;
+	}
+	return NULL;
+}
+
 /*
  * Give the dry-run object the daemon's load-time settings (hash seed,
  * timeouts, --cluster-cidr, --dsr, ...): copy every variable of the live
@@ -420,110 +501,48 @@ static const struct btf_type *datasec(const struct btf *btf, __u32 id)
  */
 static int copy_rodata(struct svcplane_trace_bpf *skel, __u32 prog_id, char *err, size_t errlen)
 {
-	__u32 ids[64], nmaps, i, k, j, len, zero = 0;
-	const struct btf_type *ls, *os;
-	struct bpf_prog_info pinfo;
-	struct btf *lbtf = NULL;
 	const struct btf *obtf = bpf_object__btf(skel->obj);
-	void *live = NULL, *ours;
-	size_t osize;
-	int pfd, mfd = -1, ret = -ENOENT, copied = 0;
+	const struct btf_type *os;
+	struct sp_global_map live;
+	void *ours = (void *)skel->rodata; /* the buffer libbpf loads from */
+	size_t osize = sizeof(*skel->rodata);
+	int ret, k, copied = 0;
+	__u32 j;
 
-	pfd = bpf_prog_get_fd_by_id(prog_id);
-	if (pfd < 0) {
-		snprintf(err, errlen, "open the daemon's program %u: %s", prog_id, strerror(errno));
-		return -errno;
-	}
-	memset(&pinfo, 0, sizeof(pinfo));
-	pinfo.nr_map_ids = ARRAY_SIZE(ids);
-	pinfo.map_ids = (__u64)(unsigned long)ids;
-	len = sizeof(pinfo);
-	if (bpf_obj_get_info_by_fd(pfd, &pinfo, &len)) {
-		ret = -errno;
-		snprintf(err, errlen, "read program %u: %s", prog_id, strerror(errno));
+	ret = sp_global_map_open(prog_id, ".rodata", &live, err, errlen);
+	if (ret)
+		return ret;
+	k = btf__find_by_name_kind(obtf, ".rodata", BTF_KIND_DATASEC);
+	os = k > 0 ? datasec(obtf, (__u32)k) : NULL;
+	if (!os) {
+		ret = -EIO;
+		snprintf(err, errlen, "the dry-run datapath has no .rodata");
 		goto out;
 	}
-	nmaps = pinfo.nr_map_ids < ARRAY_SIZE(ids) ? pinfo.nr_map_ids : ARRAY_SIZE(ids);
-	for (i = 0; i < nmaps; i++) {
-		struct bpf_map_info mi;
-		size_t nl;
+	for (j = 0; j < btf_vlen(os); j++) {
+		const struct btf_var_secinfo *ov = btf_var_secinfos(os) + j, *lv;
+		const char *name = btf__name_by_offset(obtf, btf__type_by_id(obtf, ov->type)->name_off);
 
-		mfd = bpf_map_get_fd_by_id(ids[i]);
-		if (mfd < 0)
+		lv = name ? sp_global_var(live.btf, live.sec, name) : NULL;
+		if (!lv)
 			continue;
-		memset(&mi, 0, sizeof(mi));
-		len = sizeof(mi);
-		nl = 0;
-		if (!bpf_obj_get_info_by_fd(mfd, &mi, &len))
-			nl = strlen(mi.name);
-		if (nl >= 7 && !strcmp(mi.name + nl - 7, ".rodata") && mi.btf_id)
-			break;
-		close(mfd);
-		mfd = -1;
-	}
-	if (mfd < 0) {
-		snprintf(err, errlen, "program %u has no .rodata with BTF to copy settings from",
-			 prog_id);
-		goto out;
-	}
-	{
-		struct bpf_map_info mi;
-
-		memset(&mi, 0, sizeof(mi));
-		len = sizeof(mi);
-		bpf_obj_get_info_by_fd(mfd, &mi, &len);
-		live = calloc(1, mi.value_size);
-		lbtf = btf__load_from_kernel_by_id(mi.btf_id);
-		ls = lbtf ? datasec(lbtf, mi.btf_value_type_id) : NULL;
-		if (!live || !ls || bpf_map_lookup_elem(mfd, &zero, live)) {
-			ret = -EIO;
-			snprintf(err, errlen, "read the daemon's settings (.rodata of program %u)",
-				 prog_id);
+		if (ov->size != lv->size || ov->offset + ov->size > osize ||
+		    lv->offset + lv->size > live.info.value_size) {
+			ret = -EPROTO;
+			snprintf(err, errlen,
+				 "setting %s differs between the daemon's datapath and this "
+				 "binary's (upgrade one of them)",
+				 name);
 			goto out;
 		}
-		ours = (void *)skel->rodata; /* the buffer libbpf loads from */
-		osize = sizeof(*skel->rodata);
-		k = btf__find_by_name_kind(obtf, ".rodata", BTF_KIND_DATASEC);
-		os = k > 0 ? datasec(obtf, k) : NULL;
-		if (!ours || !os) {
-			ret = -EIO;
-			snprintf(err, errlen, "the dry-run datapath has no .rodata");
-			goto out;
-		}
-		for (k = 0; k < btf_vlen(ls); k++) {
-			const struct btf_var_secinfo *lv = btf_var_secinfos(ls) + k;
-			const char *ln = btf__name_by_offset(lbtf, btf__type_by_id(lbtf, lv->type)->name_off);
-
-			for (j = 0; j < btf_vlen(os); j++) {
-				const struct btf_var_secinfo *ov = btf_var_secinfos(os) + j;
-				const char *on =
-					btf__name_by_offset(obtf, btf__type_by_id(obtf, ov->type)->name_off);
-
-				if (!ln || !on || strcmp(ln, on))
-					continue;
-				if (ov->size != lv->size || ov->offset + ov->size > osize ||
-				    lv->offset + lv->size > mi.value_size) {
-					ret = -EPROTO;
-					snprintf(err, errlen,
-						 "setting %s differs between the daemon's datapath and "
-						 "this binary's (upgrade one of them)",
-						 ln);
-					goto out;
-				}
-				memcpy((char *)ours + ov->offset, (char *)live + lv->offset, lv->size);
-				copied++;
-			}
-		}
+		memcpy((char *)ours + ov->offset, (char *)live.value + lv->offset, lv->size);
+		copied++;
 	}
 	ret = copied ? 0 : -EPROTO;
 	if (!copied)
 		snprintf(err, errlen, "no setting of the daemon's datapath matches this binary's");
 out:
-	btf__free(lbtf);
-	free(live);
-	if (mfd >= 0)
-		close(mfd);
-	close(pfd);
+	sp_global_map_close(&live);
 	return ret;
 }
 
@@ -621,7 +640,7 @@ int sp_trace_run(const struct sp_trace_req *r, struct sp_trace_result *res, char
 	}
 	/* Every program of the daemon carries the same settings: the XDP
 	 * link's program is the one to copy them from. */
-	ret = find_xdp_link(r->dir, ifindex, &prog_id, &link_ifindex);
+	ret = sp_live_prog(r->dir, ifindex, &prog_id, &link_ifindex);
 	if (!ret && !r->iface)
 		ifindex = link_ifindex;
 	if (r->settings_prog_id && r->iface) {

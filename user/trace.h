@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include "svcplane.h"
 
 /* Where the packet comes from, which decides the programs it meets. */
@@ -69,6 +71,33 @@ int sp_trace_parse_endpoint(const char *s, bool want_port, uint8_t *family, stru
 /* Run the trace. Returns 0, or -errno with what failed in err. */
 int sp_trace_run(const struct sp_trace_req *r, struct sp_trace_result *res, char *err,
 		 size_t errlen);
+
+/*
+ * Helpers shared with `svcplane monitor` (user/monitor.c).
+ *
+ * sp_live_prog: a program of the daemon pinned under dir, from its XDP
+ * links (dir/links): the one on want_ifindex if there is one, else any;
+ * *ifindex is that link's interface. Returns 0 or -ENOENT.
+ */
+int sp_live_prog(const char *dir, __u32 want_ifindex, __u32 *prog_id, __u32 *ifindex);
+
+/* A global-data map (".rodata", ".bss") of a loaded program, read once. */
+struct sp_global_map {
+	int fd;
+	struct bpf_map_info info;
+	void *value; /* info.value_size bytes, as read */
+	struct btf *btf;
+	const struct btf_type *sec; /* its DATASEC */
+};
+
+/* Open program prog_id's map whose name ends with sec and read it.
+ * Returns 0 or -errno (what failed in err). */
+int sp_global_map_open(__u32 prog_id, const char *sec, struct sp_global_map *g, char *err,
+		       size_t errlen);
+void sp_global_map_close(struct sp_global_map *g);
+/* The variable called name in DATASEC sec, or NULL. */
+const struct btf_var_secinfo *sp_global_var(const struct btf *btf, const struct btf_type *sec,
+					    const char *name);
 
 /* Print the result as text or JSON to stdout. Returns 0 or -errno. */
 int sp_trace_print(const struct sp_trace_req *r, const struct sp_trace_result *res, bool json);
