@@ -7,10 +7,12 @@
 # really serves it; a pod's packet goes through the pod veth's program; the
 # traces leave no conntrack entry and no counter behind; bad arguments get
 # a clear error and exit status 2.
+# `svcplane monitor` against the same daemon: a real new flow, a real drop
+# (with its reason) and the address filter, each from its JSON events.
 . "$(dirname "$0")/lib.sh"
 
 e2e_cases hit-v4 hit-v6 miss drop-reason drop-not-new from-pod json established-hit \
-	no-side-effects bad-args
+	no-side-effects bad-args monitor-new-flow monitor-drop monitor-filter monitor-bad-args
 
 e2e_begin --pods 2
 PORTS='[{name: http, protocol: TCP, port: 8080}]'
@@ -30,6 +32,7 @@ VIP4=10.96.0.70 VIP6=fd00:96::70 LB4=10.10.0.170 EMPTY=10.96.0.71 ECHO4=10.96.0.
 	yaml_slices e2e echo echo "$ECHO" pod1 pod2
 } | e2e_write_config
 e2e_start_daemon || e2e_abort "svcplane did not become ready"
+cl_client_route "$LB4" || e2e_abort "client route to the LB IP"
 
 OUT="$CL_TMP/trace.out"
 PODS4="${CL_POD_V4[pod1]}|${CL_POD_V4[pod2]}"
@@ -152,3 +155,83 @@ for args in "10.10.0.2 $VIP4:80" "10.10.0.2 $VIP4:80/sctp" "10.10.0.2 fd00::1:80
 	fi
 done
 [ $ok = 1 ] && pass bad-args || fail bad-args "a bad argument was not refused with status 2"
+
+# ---- svcplane monitor ----------------------------------------------------
+
+MON="$CL_TMP/monitor.out"
+# mon_run N CMD... -- MONITOR-ARGS...: `svcplane monitor --json --count N
+# --seconds 20 MONITOR-ARGS` in the background; CMD (traffic) is repeated,
+# at most 20 times, until the monitor printed N events or exited (it opens
+# the datapath's gate only once started, so the first tries may be missed).
+mon_run() {
+	local n=$1 i cmd=() pid
+	shift
+	while [ "$1" != -- ]; do cmd+=("$1"); shift; done
+	shift
+	sp "$E2E_NODE" monitor --json --count "$n" --seconds 20 "$@" >"$MON" 2>"$MON.err" &
+	pid=$!
+	CL_BG_PIDS+=("$pid")
+	for ((i = 0; i < 20; i++)); do
+		"${cmd[@]}" >/dev/null 2>&1
+		has_lines "$MON" "$n" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.3
+	done
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cl_kill_pid "$pid"
+}
+# mon_check CASE PYTHON-ASSERTS: PASS if every JSON line of $MON satisfies
+# the asserts (on e, the event) and there is at least one.
+mon_check() {
+	if "$CL_PY" -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert lines, "no event"
+for e in lines:
+'"$2"'
+' "$MON" "${@:3}" 2>"$MON.py"; then
+		pass "$1"
+	else
+		fail "$1" "$(tail -1 "$MON.py")"
+		sed 's/^/    | /' "$MON" "$MON.err"
+	fi
+}
+
+mon_run 1 cl_http "$CL_CLIENT" $VIP4 80 -- --type new --service e2e/web --address 10.10.0.2
+mon_check monitor-new-flow '
+    assert e["type"] == "new" and e["hook"] == "xdp", e
+    assert e["service"] == "e2e/web:http/tcp/v4" and e["destination"] == sys.argv[2] + ":80", e
+    assert e["source"].startswith("10.10.0.2:"), e
+    assert e["backend"] in (sys.argv[3] + ":8080", sys.argv[4] + ":8080"), e' \
+	$VIP4 "${CL_POD_V4[pod1]}" "${CL_POD_V4[pod2]}"
+
+mon_run 1 cl_connect "$CL_CLIENT" $LB4 80 -- --type drop --service web
+mon_check monitor-drop '
+    assert e["type"] == "drop" and e["reason"] == "src_range_denied", e
+    assert e["destination"] == sys.argv[2] + ":80", e' $LB4
+
+# The address filter: each round opens a flow to the web Service first,
+# then a connection to the empty one (a reject); with --address of the
+# empty one's frontend, the first event printed must be its reject.
+web_then_empty() {
+	cl_http "$CL_CLIENT" $VIP4 80
+	cl_connect "$CL_CLIENT" $EMPTY 80
+}
+mon_run 1 web_then_empty -- --address $EMPTY
+mon_check monitor-filter '
+    assert e["type"] == "reject" and e["destination"] == sys.argv[2] + ":80", e' $EMPTY
+
+ok=1
+for args in "--type bogus" "--address 10.0.0.300" "--rate x" "--rate 2000000"; do
+	# shellcheck disable=SC2086
+	sp "$E2E_NODE" monitor $args --seconds 1 >"$OUT" 2>&1
+	rc=$?
+	if [ $rc -ne 2 ] || ! has '^svcplane monitor: '; then
+		ok=0
+		note "monitor $args: status $rc, output: $(head -1 "$OUT")"
+	fi
+done
+[ $ok = 1 ] && pass monitor-bad-args || fail monitor-bad-args "a bad argument was not refused with status 2"
