@@ -563,6 +563,10 @@ static int reuse_maps(struct svcplane_trace_bpf *skel, const char *dir, char *er
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(m));
 		fd = bpf_obj_get(path);
+		/* The dry run never emits monitor events: a daemon from before
+		 * `svcplane monitor` (no ring buffer pinned) can be traced. */
+		if (fd < 0 && errno == ENOENT && !strcmp(bpf_map__name(m), SP_MAP_EVENTS))
+			continue;
 		if (fd < 0) {
 			ret = -errno;
 			snprintf(err, errlen, "open pinned map %s: %s (is the daemon running with "

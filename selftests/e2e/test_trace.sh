@@ -177,12 +177,10 @@ mon_run() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.3
 	done
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	cl_until 5 pid_gone "$pid"
 	cl_kill_pid "$pid"
 }
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 # mon_check CASE PYTHON-ASSERTS: PASS if every JSON line of $MON satisfies
 # the asserts (on e, the event) and there is at least one.
 mon_check() {
