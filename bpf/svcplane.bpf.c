@@ -162,12 +162,12 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		STAT_INC(st, ct_fwd_hits);
 		/* A DSR flow has no REV entry here to keep in step. */
 		if (hook == HOOK_XDP && (ct->flags & SP_CT_F_DSR)) {
-			ct_advance(ct, p, CT_ORIG, now);
+			ct_advance(ct, p, CT_ORIG, now, st);
 			p->dsr = SP_PKT_DSR_FLOW | dsr_mode(ctx, p);
 			fwd = *ct;
 			goto nat;
 		}
-		if (ct_advance(ct, p, CT_ORIG, now)) {
+		if (ct_advance(ct, p, CT_ORIG, now, st)) {
 			ct_rev_key(p, ct, &k);
 			if (!ct_sync(&k, ct)) {
 				/* Evicted: without it every reply would leave
@@ -380,7 +380,7 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 		return SP_CONTINUE;
 	}
 	/* A DSR flow's REV entry (lib/dsr.h) has no FWD partner here. */
-	if (ct_advance(ct, p, CT_REPLY, now) && !(ct->flags & SP_CT_F_DSR)) {
+	if (ct_advance(ct, p, CT_REPLY, now, st) && !(ct->flags & SP_CT_F_DSR)) {
 		ct_fwd_key(p, ct, &k);
 		if (!ct_sync(&k, ct))
 			STAT_INC(st, ct_partner_miss);

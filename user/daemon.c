@@ -1048,6 +1048,7 @@ static void metrics_body(struct daemon *d, FILE *f)
 		M(dsr_flows);
 		M(dsr_ingress);
 		M(dsr_fallback_snat);
+		M(ct_seq_ignored);
 #undef M
 	}
 	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {

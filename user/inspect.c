@@ -2121,6 +2121,7 @@ static const struct {
 	STAT_FIELD(snat_flows), STAT_FIELD(snat_to_tc), STAT_FIELD(local_short_circuit),
 	STAT_FIELD(ct_clash_remapped),
 	STAT_FIELD(dsr_flows), STAT_FIELD(dsr_ingress), STAT_FIELD(dsr_fallback_snat),
+	STAT_FIELD(ct_seq_ignored),
 };
 _Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
 	       "every sp_stats field has a name");

@@ -319,7 +319,7 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 		if ((old->flags & SP_CT_F_DSR) && addr_eq(&old->nat_addr, &fe) &&
 		    old->nat_port == port &&
 		    !(ct_state_closing(old->state) && dsr_carries(p) && p->proto == IPPROTO_TCP)) {
-			ct_advance(old, p, CT_ORIG, now);
+			ct_advance(old, p, CT_ORIG, now, st);
 			STAT_INC(st, dsr_ingress);
 			return SP_CONTINUE;
 		}

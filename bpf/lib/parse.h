@@ -50,9 +50,12 @@ struct sp_pkt {
 	 * carries waits in the per-CPU scratch area: one more field here
 	 * would take the call chain's stack past 512 bytes). */
 	__u8 dsr;
-	__u32 in_l3_off;
-	__u32 in_l4_off;
+	/* 16 bits: the quoted headers lie within SP_MAX_L4_OFF, and the
+	 * four bytes saved pay for tcp_seq on the call chain's stack. */
+	__u16 in_l3_off;
+	__u16 in_l4_off;
 	__be32 frag_id;
+	__be32 tcp_seq; /* TCP: the sequence number */
 };
 
 #define SP_PKT_DSR_FLOW 1
@@ -93,6 +96,7 @@ static __always_inline int parse_l4(void *data, void *data_end, struct sp_pkt *p
 		p->sport = th->source;
 		p->dport = th->dest;
 		p->tcp_flags = ((__u8 *)th)[13];
+		p->tcp_seq = th->seq;
 		p->csum_off = off + offsetof(struct tcphdr, check);
 		return SP_CONTINUE;
 	}
