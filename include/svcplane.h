@@ -516,6 +516,7 @@ enum sp_trace_step {
 	SP_T_REJECT = 18, /* the packet becomes the reject answer (RST / ICMP unreachable) */
 	SP_T_AFFINITY_SET = 19, /* a: backend id remembered for b seconds */
 	SP_T_RNAT = 20, /* a reply is reverse-NATed: addr: new source (frontend), c: port */
+	SP_T_CT_SEQ_IGNORED = 21, /* a FIN/RST far from the flow's sequence: state kept */
 };
 
 enum sp_trace_hook {

@@ -1044,6 +1044,11 @@ static void fmt_event(const struct tr_names *n, const struct sp_trace_ev *e, con
 			J(j, "ifname", json_object_new_string(ifn));
 		break;
 	}
+	case SP_T_CT_SEQ_IGNORED:
+		*label = "conntrack";
+		snprintf(t, tl, "a FIN or RST far from the sender's sequence numbers: the flow's "
+				"state is kept");
+		break;
 	case SP_T_REJECT:
 		*label = "reject";
 		snprintf(t, tl, "no ready endpoint: answered as kube-proxy's REJECT (TCP RST / "

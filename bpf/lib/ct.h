@@ -213,7 +213,8 @@ static __always_inline bool ct_seq_check(struct sp_ct_val *v, const struct sp_pk
 	if (p->proto != IPPROTO_TCP)
 		return true;
 	if (!(v->seq_hint & SP_CT_SEQ_KNOWN)) {
-		v->seq_hint = SP_CT_SEQ_KNOWN | cur;
+		if (!SP_DRY) /* the entry stays as it is (lib/trace.h) */
+			v->seq_hint = SP_CT_SEQ_KNOWN | cur;
 		return true;
 	}
 	/* The distance in 15-bit sequence arithmetic, signed. */
@@ -221,7 +222,7 @@ static __always_inline bool ct_seq_check(struct sp_ct_val *v, const struct sp_pk
 	dist = d >= 0x4000 ? (__s16)(d - 0x8000) : (__s16)d;
 	if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && (dist > SP_CT_SEQ_SLACK || dist < -SP_CT_SEQ_SLACK))
 		return false;
-	if (dist > SP_CT_SEQ_MOVE)
+	if (dist > SP_CT_SEQ_MOVE && !SP_DRY)
 		v->seq_hint = SP_CT_SEQ_KNOWN | cur;
 	return true;
 }
@@ -239,6 +240,7 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
 	__u64 exp;
 
 	if (!ct_seq_check(v, p)) {
+		SP_TRACE(SP_T_CT_SEQ_IGNORED, 0, 0, 0, 0, 0);
 		STAT_INC(stats, ct_seq_ignored);
 		return false;
 	}
