@@ -343,7 +343,8 @@ static void test_trace_no_side_effects(struct dump *before, size_t nb)
 		goto out;
 	for (i = 0; i < na; i++) {
 		bool same = before[i].n == after[i].n && before[i].rec == after[i].rec &&
-			    !memcmp(before[i].data, after[i].data, before[i].n * before[i].rec);
+			    (!before[i].n ||
+			     !memcmp(before[i].data, after[i].data, before[i].n * before[i].rec));
 
 		if (!same)
 			fprintf(stderr, "  %s changed: %zu entries before, %zu after\n",
