@@ -382,8 +382,10 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	/* A DSR flow's REV entry (lib/dsr.h) has no FWD partner here. */
 	if (ct_advance(ct, p, CT_REPLY, now, st) && !(ct->flags & SP_CT_F_DSR)) {
 		ct_fwd_key(p, ct, &k);
-		if (!ct_sync(&k, ct))
+		if (!ct_sync(&k, ct)) {
 			STAT_INC(st, ct_partner_miss);
+			SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
+		}
 	}
 	rev = *ct;
 	SP_TRACE_ADDR(SP_T_RNAT, 0, 0, 0, rev.flags, rev.nat_port, &rev.nat_addr);

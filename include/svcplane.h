@@ -592,7 +592,7 @@ enum sp_mon_type {
 	SP_MON_NEW_FLOW = 1, /* a new flow: svc_id, backend_id; the client's tuple */
 	SP_MON_REJECT = 2, /* an answer for a Service without endpoints */
 	SP_MON_DROP = 3, /* a drop with reason (enum sp_reason) */
-	SP_MON_CT_LOST = 4, /* a live flow's reply entry was gone (evicted): restored */
+	SP_MON_CT_LOST = 4, /* a live flow's other entry was gone (evicted); a client's packet restores it */
 };
 
 struct sp_mon_ev {

@@ -197,7 +197,7 @@ static const struct ins_cmd monitor_cmd = {
 	"monitor", NULL, "Stream datapath events as they happen, as `cilium monitor` does.",
 	"Events: new (a new flow: Service port and backend), reject (an answer for a\n"
 	"Service without endpoints), drop (with its reason, as `svcplane stats` counts\n"
-	"it), ct-lost (a live flow whose reply entry had been evicted; restored). The\n"
+	"it), ct-lost (a live flow's other conntrack entry was found evicted). The\n"
 	"datapath emits them only while a monitor runs: it opens a gate for a few\n"
 	"seconds at a time and renews it, and closes it on exit (one monitor at a time\n"
 	"is the supported use: the first to exit closes it for all). Filters apply\n"

@@ -4,7 +4,8 @@
  * with the gate closed (the default) nothing reaches the ring buffer; open,
  * a new flow, a reject and a drop each give one event with the packet's
  * tuple, Service, backend and reason; over the gate's rate an event is
- * counted lost instead; a lease that ran out closes the gate.
+ * counted lost instead; a lease that ran out closes the gate; a flow whose
+ * reply entry was evicted reports it (ct-lost) when its next packet comes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -121,6 +122,35 @@ static void test_monitor_rate(void)
 	ASSERT_EQ(dp.skel->bss->sp_monitor.lost, 1, "counted lost");
 }
 
+static void test_monitor_ct_lost(void)
+{
+	int fd = bpf_map__fd(dp.skel->maps.sp_ct);
+	struct sp_ct_key k, next;
+	bool first = true, found = false;
+
+	gate(mono_ns() + 60 * 1000000000ULL, 0);
+	run_pkt(dp.skel->progs.sp_xdp, VIP, 5000, PKT_SYN);
+	ASSERT_EQ(n_got, 1, "new flow");
+	/* Evict the flow's REV entry, as a full LRU would. */
+	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
+		first = false;
+		k = next;
+		if (k.dir == SP_CT_REV && ntohs(k.dport) == 5000) {
+			found = !bpf_map_delete_elem(fd, &k);
+			break;
+		}
+	}
+	if (!ASSERT_TRUE(found, "the flow's reply entry deleted"))
+		return;
+	/* The ACK moves the flow to ESTABLISHED and finds its partner gone. */
+	run_pkt(dp.skel->progs.sp_xdp, VIP, 5000, PKT_ACK);
+	if (ASSERT_EQ(n_got, 1, "one event")) {
+		ASSERT_EQ(got[0].type, SP_MON_CT_LOST, "type ct-lost");
+		ASSERT_EQ(got[0].backend_id, 1, "backend_id");
+		ASSERT_EQ(ntohs(got[0].sport), 5000, "client port");
+	}
+}
+
 static void test_monitor_lease_expired(void)
 {
 	gate(mono_ns() - 1000000000ULL, 0);
@@ -149,6 +179,7 @@ int main(void)
 	RUN_TEST(test_monitor_off_by_default);
 	RUN_TEST(test_monitor_events);
 	RUN_TEST(test_monitor_rate);
+	RUN_TEST(test_monitor_ct_lost);
 	RUN_TEST(test_monitor_lease_expired);
 out:
 	ring_buffer__free(rb);
