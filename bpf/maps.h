@@ -190,4 +190,24 @@ struct {
 	__type(value, struct sp_scratch);
 } sp_scratch SEC(".maps");
 
+/* `svcplane monitor`: events for user space, written only while the gate
+ * below is open (lib/monitor.h). Pinned, so the monitor finds it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SP_MON_RING_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_events SEC(".maps");
+
+/* The monitor's gate, in the .bss every program of the object shares:
+ * written by `svcplane monitor` (user/monitor.c) through the map of the
+ * running programs' .bss, read at each event site without a map lookup. */
+struct sp_mon_gate sp_monitor;
+
+#ifdef SP_DRYRUN
+/* `svcplane trace` only (bpf/lib/trace.h): the decisions of one run, in the
+ * dry-run object's own .bss. user/trace.c zeroes n before each run and
+ * reads the events after it. */
+struct sp_trace_buf sp_trace_buf;
+#endif
+
 #endif /* SP_MAPS_H */

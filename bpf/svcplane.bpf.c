@@ -26,6 +26,7 @@
 #include "lib/snat.h"
 #include "lib/srcrange.h"
 #include "lib/dsr.h"
+#include "lib/monitor.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -86,14 +87,17 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 
 	ct = ct_lookup_fwd(p, now);
 	/* loadBalancerSourceRanges: new flows only (lib/srcrange.h). */
-	if (!ct && (svc->flags & SP_SVC_F_SRC_RANGES) && srcrange_denied(svc, p, st))
+	if (!ct && (svc->flags & SP_SVC_F_SRC_RANGES) && srcrange_denied(svc, p, st)) {
+		SP_MONITOR(p, SP_MON_DROP, SP_R_SRC_RANGE_DENIED, hook, svc->svc_id, 0);
 		return SP_V_DROP;
+	}
 	/* A NodePort is a port of the node's own addresses, which the host's
 	 * own connections use too: a TCP packet of no flow of ours that does
 	 * not open a connection (the SYN-ACK or data answering a host
 	 * connection from a local port with a NodePort's number) is not ours. */
 	if (!ct && (svc->flags & SP_SVC_F_NODEPORT) && p->proto == IPPROTO_TCP &&
 	    !tcp_bare_syn(p)) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_NODEPORT_NOT_NEW, 0, 0, 0, 0);
 		if (!uplink_tc) /* XDP counted it */
 			STAT_INC(st, not_service);
 		return SP_V_PASS;
@@ -109,24 +113,30 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		STAT_INC(st, ct_backend_gone);
 		if (p->proto == IPPROTO_TCP && !tcp_bare_syn(p))
 			hit = true;
+		SP_TRACE(SP_T_BACKEND_GONE, hit, 0, ct->backend_id, 0, 0);
 	}
 	/* After XDP, only SNAT flows (and rejects) are the uplink TC's. */
-	if (uplink_tc && hit && ct && !(ct->flags & SP_CT_F_SNAT))
+	if (uplink_tc && hit && ct && !(ct->flags & SP_CT_F_SNAT)) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_NOT_TC_UPLINK, 0, 0, 0, 0);
 		return SP_V_PASS;
+	}
 	/* An inside client of an externalTrafficPolicy: Local frontend gets
 	 * every endpoint, as kube-proxy short-circuits pod and host traffic. */
 	if (!hit && (svc->flags & SP_SVC_F_LOCAL_ONLY) && src_internal(p)) {
 		view = svc_view_lookup(p, svc);
 		if (view) {
 			svc = view;
+			SP_TRACE(SP_T_VIEW, 1, 0, svc->svc_id, svc->flags, svc->n);
 			STAT_INC(st, local_short_circuit);
 		}
 	}
 	/* XDP leaves the answer for an empty Service to TC (see lib/reject.h),
 	 * which counts the packet: count it once. A Local policy's empty set
 	 * is a plain drop, which XDP does itself. */
-	if (!hit && svc->n == 0 && !is_tc(hook) && !(svc->flags & SP_SVC_F_DROP_EMPTY))
+	if (!hit && svc->n == 0 && !is_tc(hook) && !(svc->flags & SP_SVC_F_DROP_EMPTY)) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_EMPTY_TO_TC, 0, 0, 0, 0);
 		return SP_V_PASS;
+	}
 	ss = svc_stats_get(svc->svc_id);
 	/* XDP counted the packets it left to the uplink's TC program for
 	 * SNAT; the rejects it left uncounted (above). */
@@ -142,6 +152,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * drops as a martian arriving from outside, so the packet must be
 	 * sent on by bpf_redirect_neigh (TC), not handed to the stack. */
 	if (hook == HOOK_XDP && hit && ct && (ct->flags & SP_CT_F_SNAT)) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_SNAT_TO_TC, 0, 0, 0, 0);
 		STAT_INC(st, snat_to_tc);
 		return SP_V_PASS;
 	}
@@ -162,6 +173,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 				/* Evicted: without it every reply would leave
 				 * with the backend's address. */
 				STAT_INC(st, ct_partner_miss);
+				SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
 				ct_restore_rev(p, ct, &k);
 			}
 		}
@@ -194,6 +206,8 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		STAT_INC(st, rejects);
 		if (ss)
 			ss->rejects++;
+		SP_TRACE(SP_T_REJECT, 0, 0, 0, 0, 0);
+		SP_MONITOR(p, SP_MON_REJECT, SP_R_NO_BACKEND, hook, svc->svc_id, 0);
 		return reject(ctx, hook, p);
 	}
 
@@ -204,6 +218,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	if (svc->flags & SP_SVC_F_AFFINITY) {
 		affinity_key(svc, p, &ak);
 		id = sp_affinity_get(&ak, now);
+		SP_TRACE(SP_T_AFFINITY, id != 0, 0, id, 0, 0);
 	}
 	if (!id) {
 		r = maglev_pick(svc, flow_hash(p), &id);
@@ -215,6 +230,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		r = SP_R_BACKEND_MISS;
 		goto drop;
 	}
+	SP_TRACE_ADDR(SP_T_BACKEND, 0, 0, id, be->flags, be->port, &be->addr);
 	/* An outside client to a backend on another node: with --dsr, DSR
 	 * (lib/dsr.h) if the packet can carry what it needs; else SNAT, in
 	 * TC (see above). The uplink's TC program picks the same backend
@@ -222,6 +238,8 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	if (hook == HOOK_XDP && snat_needed(p, svc, be)) {
 		if (cfg_dsr)
 			p->dsr = dsr_mode(ctx, p);
+		SP_TRACE(SP_T_SNAT, p->dsr ? SP_TSN_DSR : cfg_dsr ? SP_TSN_DSR_FALLBACK : SP_TSN_SNAT,
+			 0, 0, 0, 0);
 		if (!p->dsr) {
 			if (cfg_dsr)
 				STAT_INC(st, dsr_fallback_snat);
@@ -229,10 +247,14 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 			return SP_V_PASS;
 		}
 	}
-	if (uplink_tc && !snat_needed(p, svc, be))
+	if (uplink_tc && !snat_needed(p, svc, be)) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_NOT_TC_UPLINK, 0, 0, 0, 0);
 		return SP_V_PASS;
-	if (svc->flags & SP_SVC_F_AFFINITY)
+	}
+	if (svc->flags & SP_SVC_F_AFFINITY) {
 		sp_affinity_set(&ak, id, now, svc->affinity_timeout);
+		SP_TRACE(SP_T_AFFINITY_SET, 0, 0, id, svc->affinity_timeout, 0);
+	}
 
 	__builtin_memset(&fwd, 0, sizeof(fwd));
 	fwd.nat_addr = be->addr;
@@ -256,13 +278,16 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		if (r)
 			goto drop;
 		fwd.flags |= SP_CT_F_HAIRPIN | SP_CT_F_SNAT;
+		SP_TRACE_ADDR(SP_T_SNAT, SP_TSN_SOURCE, 0, 0, 0, 0, &fwd.nat_saddr);
 		STAT_INC(st, snat_flows);
 	} else if (addr_eq(&be->addr, &p->saddr)) {
 		fwd.flags |= SP_CT_F_HAIRPIN;
 		hairpin_addr(p->family, &fwd.nat_saddr);
+		SP_TRACE_ADDR(SP_T_HAIRPIN, 0, 0, 0, 0, 0, &fwd.nat_saddr);
 		STAT_INC(st, hairpin);
 	}
 	r = ct_create(p, &fwd, now);
+	SP_TRACE(SP_T_CT_CREATE, r, 0, 0, fwd.flags, fwd.nat_sport);
 	if (r) {
 		if (r == SP_R_CT_FULL)
 			STAT_INC(st, ct_insert_fail);
@@ -277,6 +302,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	STAT_INC(st, new_flows);
 	if (ss)
 		ss->new_flows++;
+	SP_MONITOR(p, SP_MON_NEW_FLOW, 0, hook, svc->svc_id, id);
 
 nat:
 	/* The frontend, for the option (sp_dsr_xdp), before the DNAT. */
@@ -313,6 +339,7 @@ drop:
 	reason_count(r, p->len);
 	if (ss)
 		ss->drops++;
+	SP_MONITOR(p, SP_MON_DROP, r, hook, svc->svc_id, 0);
 	return SP_V_DROP;
 }
 
@@ -334,6 +361,7 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	 * program, which sends it on by bpf_redirect_neigh; that program
 	 * handles nothing else here. */
 	if (hook == HOOK_XDP && (ct->flags & SP_CT_F_SNAT)) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_SNAT_TO_TC, 0, 0, 0, 0);
 		STAT_INC(st, snat_to_tc);
 		return SP_V_PASS;
 	}
@@ -348,15 +376,19 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) && ct_state_closing(ct->state)) {
 		ct_key_of(p, SP_CT_REV, &k);
 		bpf_map_delete_elem(&sp_ct, &k);
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_REOPEN_REPLY, 0, 0, 0, 0);
 		return SP_CONTINUE;
 	}
 	/* A DSR flow's REV entry (lib/dsr.h) has no FWD partner here. */
 	if (ct_advance(ct, p, CT_REPLY, now, st) && !(ct->flags & SP_CT_F_DSR)) {
 		ct_fwd_key(p, ct, &k);
-		if (!ct_sync(&k, ct))
+		if (!ct_sync(&k, ct)) {
 			STAT_INC(st, ct_partner_miss);
+			SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
+		}
 	}
 	rev = *ct;
+	SP_TRACE_ADDR(SP_T_RNAT, 0, 0, 0, rev.flags, rev.nat_port, &rev.nat_addr);
 	STAT_INC(st, ct_rev_hits);
 	if (nat_addr(ctx, hook, p, false, &rev.nat_addr) ||
 	    nat_port(ctx, hook, p, false, rev.nat_port))
@@ -403,6 +435,7 @@ static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
 	}
 	if (svc)
 		return handle_service(ctx, hook, p, svc, st);
+	SP_TRACE(SP_T_NOT_OURS, SP_TP_NO_SERVICE, 0, 0, 0, 0);
 	STAT_INC(st, not_service);
 	return SP_V_PASS;
 }
@@ -514,6 +547,7 @@ static __always_inline int process(void *ctx, const int hook)
 	int ret;
 
 	__builtin_memset(&p, 0, sizeof(p));
+	SP_TRACE(SP_T_HOOK, hook, 0, 0, 0, 0);
 	p.uplink = hook == HOOK_XDP;
 	if (is_tc(hook))
 		tc_pull_headers(ctx);
@@ -648,10 +682,14 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 		if (ret != SP_CONTINUE)
 			return ret;
 	}
-	if (!svc)
+	if (!svc) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_NO_SERVICE, 0, 0, 0, 0);
 		return SP_V_PASS;
-	if (svc->n && !(svc->flags & (SP_SVC_F_EXTERNAL | SP_SVC_F_NODEPORT | SP_SVC_F_LOCAL_ONLY)))
+	}
+	if (svc->n && !(svc->flags & (SP_SVC_F_EXTERNAL | SP_SVC_F_NODEPORT | SP_SVC_F_LOCAL_ONLY))) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_NOT_TC_UPLINK, 0, 0, 0, 0);
 		return SP_V_PASS;
+	}
 	return handle_service(skb, HOOK_TC_INGRESS, p, svc, st);
 }
 
@@ -673,6 +711,7 @@ int sp_tc_uplink(struct __sk_buff *skb)
 	int ret;
 
 	__builtin_memset(&p, 0, sizeof(p));
+	SP_TRACE(SP_T_HOOK, SP_TH_TC_UPLINK, 0, 0, 0, 0);
 	p.quiet = 1;
 	p.uplink = 1;
 	tc_pull_headers(skb);

@@ -488,6 +488,139 @@ struct sp_svc_meta {
 	__u32 region_chunks; /* its length in chunks */
 };
 
+/*
+ * `svcplane trace` (user/trace.c): bpf/svcplane_trace.bpf.c is the datapath
+ * compiled again with SP_DRYRUN, in which nothing is written to a shared
+ * map (bpf/lib/trace.h) and each decision is appended to a buffer in the
+ * object's own .bss (one per loaded copy, so concurrent traces never mix):
+ * one struct sp_trace_ev per step. Steps are append-only with explicit
+ * values; what a, b, c, x, y and addr hold is said per step.
+ */
+enum sp_trace_step {
+	SP_T_HOOK = 1, /* x: enum sp_trace_hook, a program starts */
+	SP_T_REASON = 2, /* a: enum sp_reason counted (drop or pass without NAT) */
+	SP_T_FRONTEND = 3, /* x: enum sp_trace_fe; a: svc_id, b: flags, c: n backends */
+	SP_T_CT_FWD = 4, /* x: enum sp_trace_ct; y: state; a: backend id, b: flags; addr: backend */
+	SP_T_CT_REV = 5, /* x: enum sp_trace_ct; y: state; a: svc_id, b: flags; addr: frontend */
+	SP_T_CT_NEXT = 6, /* the packet moves the flow: y: state, b: flags */
+	SP_T_BACKEND_GONE = 7, /* a: backend id; x: 1 kept (TCP mid-stream), 0 re-pick */
+	SP_T_SRC_RANGE = 8, /* x: 1 allowed, 0 denied (loadBalancerSourceRanges) */
+	SP_T_NOT_OURS = 9, /* x: enum sp_trace_pass: why the packet passes untouched */
+	SP_T_VIEW = 10, /* Local policy, inside client: x: found; a: svc_id, c: n */
+	SP_T_AFFINITY = 11, /* x: 1 remembered backend a, 0 none */
+	SP_T_MAGLEV = 12, /* a: flow hash, b: slot (hash % m), c: backend id; x: 0 ok */
+	SP_T_BACKEND = 13, /* a: backend id, b: flags, c: port (wire order); addr */
+	SP_T_SNAT = 14, /* x: enum sp_trace_snat; addr: new source (x = SNAT_SOURCE) */
+	SP_T_HAIRPIN = 15, /* addr: the hairpin source */
+	SP_T_CT_CREATE = 16, /* x: 0 or an enum sp_reason; b: flags; c: SNAT port (wire) */
+	SP_T_FWD = 17, /* x: enum sp_trace_fwd; a: FIB result, b: egress ifindex */
+	SP_T_REJECT = 18, /* the packet becomes the reject answer (RST / ICMP unreachable) */
+	SP_T_AFFINITY_SET = 19, /* a: backend id remembered for b seconds */
+	SP_T_RNAT = 20, /* a reply is reverse-NATed: addr: new source (frontend), c: port */
+	SP_T_CT_SEQ_IGNORED = 21, /* a FIN/RST far from the flow's sequence: state kept */
+};
+
+enum sp_trace_hook {
+	SP_TH_XDP = 0,
+	SP_TH_TC_INGRESS = 1, /* pod veth */
+	SP_TH_TC_EGRESS = 2, /* uplink, host traffic */
+	SP_TH_TC_UPLINK = 3, /* uplink ingress after XDP */
+};
+
+enum sp_trace_fe {
+	SP_TFE_NONE = 0, /* no frontend, destination not a node address */
+	SP_TFE_EXACT = 1, /* (address, port, proto) */
+	SP_TFE_NODEPORT = 2, /* a node address and a NodePort */
+	SP_TFE_NODE_NO_PORT = 3, /* a node address, no NodePort on the port */
+};
+
+enum sp_trace_ct {
+	SP_TCT_MISS = 0,
+	SP_TCT_HIT = 1,
+	SP_TCT_EXPIRED = 2, /* found, past its deadline: treated as missing */
+	SP_TCT_REOPEN = 3, /* found closing, and the packet is a SYN: a new flow */
+};
+
+enum sp_trace_pass {
+	SP_TP_NODEPORT_NOT_NEW = 1, /* TCP non-SYN to a NodePort, no flow: a host socket's */
+	SP_TP_EMPTY_TO_TC = 2, /* XDP leaves the reject of an empty Service to TC */
+	SP_TP_SNAT_TO_TC = 3, /* XDP leaves an SNAT flow's packet to the uplink TC */
+	SP_TP_NOT_TC_UPLINK = 4, /* the uplink TC handles only rejects and SNAT */
+	SP_TP_REOPEN_REPLY = 5, /* a SYN on a closing flow's reply tuple: entry forgotten */
+	SP_TP_NO_SERVICE = 6, /* not a frontend and not a reply we track */
+};
+
+enum sp_trace_snat {
+	SP_TSN_NONE = 0,
+	SP_TSN_SNAT = 1, /* outside client, external frontend, remote backend: SNAT */
+	SP_TSN_DSR = 2, /* the same with --dsr: the DSR option instead */
+	SP_TSN_DSR_FALLBACK = 3, /* --dsr, but the packet cannot carry the option */
+	SP_TSN_SOURCE = 4, /* the SNAT source the FIB gave (addr) */
+};
+
+enum sp_trace_fwd {
+	SP_TFW_STACK = 0, /* to the stack (a: FIB result if one was asked) */
+	SP_TFW_REDIRECT = 1, /* bpf_redirect_neigh / XDP redirect to ifindex b */
+	SP_TFW_LOCAL = 2, /* host to a local endpoint: to lo's ingress */
+	SP_TFW_DSR = 3, /* XDP inserts the DSR option next */
+};
+
+struct sp_trace_ev {
+	__u16 step; /* enum sp_trace_step */
+	__u8 x;
+	__u8 y;
+	__u32 a;
+	__u32 b;
+	__u32 c;
+	struct sp_addr addr;
+};
+
+#define SP_TRACE_MAX 64 /* events kept per run (a power of two); more are counted lost */
+struct sp_trace_buf {
+	__u32 n; /* events written (may exceed SP_TRACE_MAX: the rest are lost) */
+	__u32 pad;
+	struct sp_trace_ev ev[SP_TRACE_MAX];
+};
+
+/*
+ * `svcplane monitor` (user/monitor.c): datapath events in the ring buffer
+ * sp_events, written only while the gate (struct sp_mon_gate, the
+ * datapath's .bss) is open: the monitor opens it for a few seconds at a time
+ * and keeps renewing it, so a killed monitor leaves the datapath silent.
+ * Closed, an event site costs one load and a branch. Types are append-only.
+ */
+enum sp_mon_type {
+	SP_MON_NEW_FLOW = 1, /* a new flow: svc_id, backend_id; the client's tuple */
+	SP_MON_REJECT = 2, /* an answer for a Service without endpoints */
+	SP_MON_DROP = 3, /* a drop with reason (enum sp_reason) */
+	SP_MON_CT_LOST = 4, /* a live flow's other entry was gone (evicted); a client's packet restores it */
+};
+
+struct sp_mon_ev {
+	__u64 ts; /* sp_now(): CLOCK_MONOTONIC_COARSE, ns */
+	__u8 type; /* enum sp_mon_type */
+	__u8 reason; /* enum sp_reason (SP_MON_DROP) */
+	__u8 hook; /* enum sp_trace_hook */
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 pad[2];
+	__u32 svc_id;
+	__u32 backend_id; /* SP_MON_NEW_FLOW, SP_MON_CT_LOST */
+	struct sp_addr saddr, daddr; /* the packet as it arrived */
+	__be16 sport, dport;
+	__u32 pad2;
+};
+
+struct sp_mon_gate {
+	__u64 until; /* events while sp_now() < until; 0: closed */
+	__u32 rate; /* events a second at most (all CPUs together); 0: no limit */
+	__u32 pad;
+	__u64 last, credit; /* the rate's token bucket (ns-credits, 1e9 an event) */
+	__u64 lost; /* events over the rate or not fitting the ring */
+};
+#define SP_MON_RING_SIZE (256 * 1024) /* bytes, a power of two */
+
 /* Map names (also the pin file names under the pin directory). */
 #define SP_MAP_SERVICES "sp_services"
 #define SP_MAP_BACKENDS "sp_backends"
@@ -502,5 +635,6 @@ struct sp_svc_meta {
 #define SP_MAP_AFFINITY "sp_affinity"
 #define SP_MAP_SVC_BACKENDS "sp_svc_backends"
 #define SP_MAP_SRC_RANGES "sp_src_ranges"
+#define SP_MAP_EVENTS "sp_events"
 
 #endif /* SVCPLANE_ABI_H */

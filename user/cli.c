@@ -24,6 +24,8 @@ INS_DOC(conntrack)
 INS_DOC(maglev)
 INS_DOC(stats)
 INS_DOC(status)
+INS_DOC(trace)
+INS_DOC(monitor)
 
 static const struct sp_cmd_doc *doc_completion(void);
 static const struct sp_cmd_doc *doc_man(void);
@@ -40,6 +42,10 @@ const struct sp_cmd sp_cmds[] = {
 	  doc_maglev },
 	{ "stats", cmd_stats, "global counters and drop reasons", doc_stats },
 	{ "status", cmd_status, "is the daemon running, what is pinned and attached", doc_status },
+	{ "trace", cmd_trace, "what the datapath would do with one packet, decision by decision",
+	  doc_trace },
+	{ "monitor", cmd_monitor, "stream datapath events: new flows, rejects, drops with reason",
+	  doc_monitor },
 	{ "check-config", cmd_check_config, "validate a config file and exit",
 	  sp_check_config_doc },
 	{ "detach", cmd_detach, "remove programs from every interface and unpin everything",

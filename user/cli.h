@@ -67,6 +67,8 @@ int cmd_conntrack(int argc, char **argv);
 int cmd_maglev(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_trace(int argc, char **argv); /* user/inspect.c, user/trace.c */
+int cmd_monitor(int argc, char **argv); /* user/inspect.c, user/monitor.c */
 int cmd_check_config(int argc, char **argv); /* user/config.c: validate a file and exit */
 int cmd_completion(int argc, char **argv); /* user/cli.c: the bash completion script */
 int cmd_man(int argc, char **argv); /* user/cli.c: the man page, svcplane.8 */

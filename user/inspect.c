@@ -39,6 +39,8 @@
 #include "metrics.h"
 #include "maglev.h"
 #include "svcplane.h"
+#include "monitor.h"
+#include "trace.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DIV_ROUND_UP(n, d) (((n) + (d) - 1) / (d))
@@ -48,7 +50,7 @@
 #define INS_FE_LEN 96 /* frontend: address:port/proto(ext) */
 #define INS_NUM_LEN 24 /* a __u64 in decimal */
 #define INS_MAX_KEY 64 /* largest key we walk (sp_ct_key is 40) */
-#define INS_MAX_OPTS 8
+#define INS_MAX_OPTS 12
 #define INS_MAX_COLS 12
 #define INS_MAX_REASONS 1024 /* sanity bound on sp_reasons max_entries */
 
@@ -60,7 +62,13 @@
 struct ins_ctx {
 	const char *cmd; /* "services": prefix of every message */
 	const char *dir; /* pin directory, without trailing '/' */
-	const char *arg; /* the positional argument (maglev SVC) */
+	const char *arg; /* the positional argument (maglev SVC, trace SRC) */
+	const char *arg2; /* the second one (trace DST) */
+	const char *iface; /* trace --iface */
+	bool from_pod, from_host, external; /* trace */
+	bool syn, established; /* trace */
+	const char *service, *address, *types; /* monitor filters */
+	unsigned long rate, count, seconds; /* monitor */
 	bool json;
 	bool table; /* maglev --table */
 	bool all; /* stats --all */
@@ -91,6 +99,7 @@ struct ins_cmd {
 	const char *summary;
 	const char *details; /* extra --help paragraph, may be NULL */
 	const struct ins_opt *opts; /* ends with a NULL name */
+	const char *args2; /* a second positional argument, NULL if none */
 };
 
 #define INS_OPT_DIR                                                                        \
@@ -151,6 +160,71 @@ static const struct ins_opt stats_opts[] = {
 	INS_OPT_END,
 };
 
+static const struct ins_opt trace_opts[] = {
+	INS_OPT_DIR,
+	INS_OPT_JSON,
+	{ "iface", 'i', INS_OPT_STR, offsetof(struct ins_ctx, iface), "IF",
+	  "the interface the packet arrives on (default: the daemon's first uplink)" },
+	{ "external", 'e', INS_OPT_FLAG, offsetof(struct ins_ctx, external), NULL,
+	  "from outside, arriving on an uplink: sp_xdp, then sp_tc_uplink (the default)" },
+	{ "from-pod", 'p', INS_OPT_FLAG, offsetof(struct ins_ctx, from_pod), NULL,
+	  "from a pod: sp_tc_ingress (IF: the pod's host-side veth)" },
+	{ "from-host", 'H', INS_OPT_FLAG, offsetof(struct ins_ctx, from_host), NULL,
+	  "from a process of this host: sp_tc_egress on the uplink" },
+	{ "syn", 's', INS_OPT_FLAG, offsetof(struct ins_ctx, syn), NULL,
+	  "TCP: a SYN opening a connection (the default)" },
+	{ "established", 'E', INS_OPT_FLAG, offsetof(struct ins_ctx, established), NULL,
+	  "TCP: an ACK of a running connection" },
+	INS_OPT_HELP_ENTRY,
+	INS_OPT_END,
+};
+
+static const struct ins_cmd trace_cmd = {
+	"trace", "SRC[:PORT]",
+	"Show what the datapath would do with one packet, decision by decision.",
+	"The packet runs through the real datapath code (a dry-run copy, loaded on\n"
+	"demand) with BPF_PROG_TEST_RUN, over the daemon's live maps and with its\n"
+	"settings; it writes no conntrack or affinity entry, claims no SNAT port\n"
+	"and counts nothing. SRC is ADDR[:PORT] (default port 40000); DST is\n"
+	"ADDR:PORT/tcp or ADDR:PORT/udp; IPv6 as [ADDR]:PORT. Prints the frontend\n"
+	"matched (or why none), conntrack, traffic policy, affinity, Maglev slot and\n"
+	"backend, SNAT/DSR, each program's verdict and the packet it leaves with, or\n"
+	"the drop reason. Exit status: 0 when traced, whatever the verdict.",
+	trace_opts,
+	"DST:PORT/PROTO",
+};
+
+static const struct ins_opt monitor_opts[] = {
+	INS_OPT_DIR,
+	INS_OPT_JSON,
+	{ "service", 's', INS_OPT_STR, offsetof(struct ins_ctx, service), "SVC",
+	  "only events of Service ports whose name contains SVC (or svc_id SVC)" },
+	{ "address", 'a', INS_OPT_STR, offsetof(struct ins_ctx, address), "IP",
+	  "only events whose client, frontend or backend is IP" },
+	{ "type", 't', INS_OPT_STR, offsetof(struct ins_ctx, types), "LIST",
+	  "only these types: new, reject, drop, ct-lost (comma-separated)" },
+	{ "rate", 'r', INS_OPT_ULONG, offsetof(struct ins_ctx, rate), "N",
+	  "at most N events a second from the datapath (default 1000; more are counted lost)" },
+	{ "count", 'n', INS_OPT_ULONG, offsetof(struct ins_ctx, count), "N",
+	  "stop after printing N events" },
+	{ "seconds", 'T', INS_OPT_ULONG, offsetof(struct ins_ctx, seconds), "S",
+	  "stop after S seconds (default: at Ctrl-C)" },
+	INS_OPT_HELP_ENTRY,
+	INS_OPT_END,
+};
+
+static const struct ins_cmd monitor_cmd = {
+	"monitor", NULL, "Stream datapath events as they happen, as `cilium monitor` does.",
+	"Events: new (a new flow: Service port and backend), reject (an answer for a\n"
+	"Service without endpoints), drop (with its reason, as `svcplane stats` counts\n"
+	"it), ct-lost (a live flow's other conntrack entry was found evicted). The\n"
+	"datapath emits them only while a monitor runs: it opens a gate for a few\n"
+	"seconds at a time and renews it, and closes it on exit (one monitor at a time\n"
+	"is the supported use: the first to exit closes it for all). Filters apply\n"
+	"here, after the rate limit. JSON: one object a line.",
+	monitor_opts,
+};
+
 static const struct ins_cmd services_cmd = {
 	"services", NULL,
 	"List Service ports: frontends, backends, Maglev table size and counters.",
@@ -206,11 +280,12 @@ const struct sp_cmd_doc *sp_inspect_doc(const char *name)
 {
 	static const struct ins_cmd *const cmds[] = { &services_cmd, &backends_cmd,
 						       &conntrack_cmd, &maglev_cmd,
-						       &stats_cmd, &status_cmd };
+						       &stats_cmd, &status_cmd,
+						       &trace_cmd, &monitor_cmd };
 	enum { N = sizeof(cmds) / sizeof(cmds[0]) };
 	static struct sp_opt opts[N][INS_MAX_OPTS + 1];
 	static struct sp_cmd_doc docs[N];
-	static char text[N][1024];
+	static char text[N][1024], args[N][64];
 	size_t i, n;
 
 	for (i = 0; i < N && strcmp(cmds[i]->name, name); i++)
@@ -225,7 +300,10 @@ const struct sp_cmd_doc *sp_inspect_doc(const char *name)
 						      c->opts[n].metavar, c->opts[n].help, NULL };
 		snprintf(text[i], sizeof(text[i]), "%s%s%s", c->summary, c->details ? "\n\n" : "",
 			 c->details ? c->details : "");
-		docs[i] = (struct sp_cmd_doc){ c->name, c->args, text[i], opts[i] };
+		snprintf(args[i], sizeof(args[i]), "%s%s%s", c->args ? c->args : "",
+			 c->args2 ? " " : "", c->args2 ? c->args2 : "");
+		docs[i] = (struct sp_cmd_doc){ c->name, c->args ? args[i] : NULL, text[i],
+					       opts[i] };
 	}
 	return &docs[i];
 }
@@ -249,8 +327,9 @@ static void ins_usage(const struct ins_cmd *cmd, FILE *f)
 	char lhs[64];
 	int w = 0;
 
-	fprintf(f, "Usage: svcplane %s [OPTIONS]%s%s\n%s\n", cmd->name, cmd->args ? " " : "",
-		cmd->args ? cmd->args : "", cmd->summary);
+	fprintf(f, "Usage: svcplane %s [OPTIONS]%s%s%s%s\n%s\n", cmd->name, cmd->args ? " " : "",
+		cmd->args ? cmd->args : "", cmd->args2 ? " " : "", cmd->args2 ? cmd->args2 : "",
+		cmd->summary);
 	if (cmd->details)
 		fprintf(f, "\n%s\n", cmd->details);
 	for (o = cmd->opts; o->name; o++) {
@@ -376,6 +455,8 @@ static int ins_parse(const struct ins_cmd *cmd, int argc, char **argv, struct in
 
 	if (cmd->args && optind < argc)
 		c->arg = argv[optind++];
+	if (cmd->args2 && optind < argc)
+		c->arg2 = argv[optind++];
 	if (optind < argc) {
 		ins_err(c, "unexpected argument '%s' (see svcplane %s --help)", argv[optind],
 			cmd->name);
@@ -383,6 +464,10 @@ static int ins_parse(const struct ins_cmd *cmd, int argc, char **argv, struct in
 	}
 	if (cmd->args && (!c->arg || !*c->arg)) {
 		ins_err(c, "missing %s (see svcplane %s --help)", cmd->args, cmd->name);
+		return -EINVAL;
+	}
+	if (cmd->args2 && (!c->arg2 || !*c->arg2)) {
+		ins_err(c, "missing %s (see svcplane %s --help)", cmd->args2, cmd->name);
 		return -EINVAL;
 	}
 
@@ -3028,4 +3113,100 @@ out:
 	free(si->xdp);
 	free(si);
 	return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* trace (the work is in user/trace.c)                                      */
+/* ------------------------------------------------------------------------ */
+
+int cmd_trace(int argc, char **argv)
+{
+	struct sp_trace_result *res = NULL;
+	struct sp_trace_req r;
+	struct ins_ctx c;
+	uint8_t sfam, proto;
+	char why[256];
+	int err;
+
+	err = ins_parse(&trace_cmd, argc, argv, &c);
+	if (err)
+		return err < 0 ? err : 0;
+	memset(&r, 0, sizeof(r));
+	r.dir = c.dir;
+	r.iface = c.iface;
+	if (c.external + c.from_pod + c.from_host > 1) {
+		ins_err(&c, "--external, --from-pod and --from-host exclude each other");
+		return -EINVAL;
+	}
+	r.from = c.from_pod ? SP_TRACE_POD : c.from_host ? SP_TRACE_HOST : SP_TRACE_EXTERNAL;
+	if (c.syn && c.established) {
+		ins_err(&c, "--syn and --established exclude each other");
+		return -EINVAL;
+	}
+	r.established = c.established;
+	if (sp_trace_parse_endpoint(c.arg, false, &sfam, &r.src, &r.sport, &proto, why,
+				    sizeof(why))) {
+		ins_err(&c, "source %s", why);
+		return -EINVAL;
+	}
+	if (sp_trace_parse_endpoint(c.arg2, true, &r.family, &r.dst, &r.dport, &r.proto, why,
+				    sizeof(why))) {
+		ins_err(&c, "destination %s", why);
+		return -EINVAL;
+	}
+	if (sfam != r.family) {
+		ins_err(&c, "source and destination must be of one family (IPv4 or IPv6)");
+		return -EINVAL;
+	}
+	if (r.proto != IPPROTO_TCP && (c.syn || c.established)) {
+		ins_err(&c, "--syn and --established are for TCP");
+		return -EINVAL;
+	}
+	if (!r.sport)
+		r.sport = SP_TRACE_DEFAULT_SPORT;
+	res = calloc(1, sizeof(*res));
+	if (!res) {
+		ins_err(&c, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	err = sp_trace_run(&r, res, why, sizeof(why));
+	if (err)
+		ins_err(&c, "%s", why);
+	else
+		err = sp_trace_print(&r, res, c.json);
+	free(res);
+	return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* monitor (the work is in user/monitor.c)                                  */
+/* ------------------------------------------------------------------------ */
+
+int cmd_monitor(int argc, char **argv)
+{
+	struct sp_mon_req r;
+	struct ins_ctx c;
+	char why[512] = "";
+	int err;
+
+	err = ins_parse(&monitor_cmd, argc, argv, &c);
+	if (err)
+		return err < 0 ? err : 0;
+	memset(&r, 0, sizeof(r));
+	r.dir = c.dir;
+	r.service = c.service;
+	r.address = c.address;
+	r.types = c.types;
+	r.rate = c.rate;
+	r.count = c.count;
+	r.seconds = c.seconds;
+	r.json = c.json;
+	if (c.rate > 1000000) {
+		ins_err(&c, "--rate: at most 1000000 events a second");
+		return -EINVAL;
+	}
+	err = sp_monitor_run(&r, why, sizeof(why));
+	if (err)
+		ins_err(&c, "%s", why);
+	return err ?: ins_flush(&c);
 }

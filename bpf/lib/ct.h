@@ -213,7 +213,8 @@ static __always_inline bool ct_seq_check(struct sp_ct_val *v, const struct sp_pk
 	if (p->proto != IPPROTO_TCP)
 		return true;
 	if (!(v->seq_hint & SP_CT_SEQ_KNOWN)) {
-		v->seq_hint = SP_CT_SEQ_KNOWN | cur;
+		if (!SP_DRY) /* the entry stays as it is (lib/trace.h) */
+			v->seq_hint = SP_CT_SEQ_KNOWN | cur;
 		return true;
 	}
 	/* The distance in 15-bit sequence arithmetic, signed. */
@@ -221,7 +222,7 @@ static __always_inline bool ct_seq_check(struct sp_ct_val *v, const struct sp_pk
 	dist = d >= 0x4000 ? (__s16)(d - 0x8000) : (__s16)d;
 	if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && (dist > SP_CT_SEQ_SLACK || dist < -SP_CT_SEQ_SLACK))
 		return false;
-	if (dist > SP_CT_SEQ_MOVE)
+	if (dist > SP_CT_SEQ_MOVE && !SP_DRY)
 		v->seq_hint = SP_CT_SEQ_KNOWN | cur;
 	return true;
 }
@@ -239,6 +240,7 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
 	__u64 exp;
 
 	if (!ct_seq_check(v, p)) {
+		SP_TRACE(SP_T_CT_SEQ_IGNORED, 0, 0, 0, 0, 0);
 		STAT_INC(stats, ct_seq_ignored);
 		return false;
 	}
@@ -251,8 +253,11 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
 	    (p->tcp_flags & TCP_ACK))
 		fl &= ~SP_CT_F_UNREPLIED;
 	exp = now + ct_timeout(p->proto, st, fl);
+	SP_TRACE(SP_T_CT_NEXT, 0, st, 0, fl, 0);
 	if (st == v->state && fl == v->flags && exp <= v->expires + NSEC_PER_SEC)
 		return false;
+	if (SP_DRY) /* the entry stays as it is (lib/trace.h) */
+		return true;
 	v->state = st;
 	v->flags = fl;
 	v->expires = exp;
@@ -267,6 +272,8 @@ static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct 
 
 	if (!o)
 		return false;
+	if (SP_DRY)
+		return true;
 	o->state = v->state;
 	o->flags = v->flags;
 	o->expires = v->expires;
@@ -285,13 +292,23 @@ static __always_inline struct sp_ct_val *ct_lookup_fwd(const struct sp_pkt *p, _
 
 	ct_key_of(p, SP_CT_FWD, &k);
 	v = bpf_map_lookup_elem(&sp_ct, &k);
-	if (!v)
+	if (!v) {
+		SP_TRACE(SP_T_CT_FWD, SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
-	if (now > v->expires)
+	}
+	if (now > v->expires) {
+		SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_EXPIRED, v->state, v->backend_id, v->flags, 0,
+			      &v->nat_addr);
 		return NULL;
+	}
 	if (ct_state_closing(v->state) && p->proto == IPPROTO_TCP &&
-	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_REOPEN, v->state, v->backend_id, v->flags, 0,
+			      &v->nat_addr);
 		return NULL;
+	}
+	SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_HIT, v->state, v->backend_id, v->flags,
+		      (__u32)((v->expires - now) / NSEC_PER_SEC), &v->nat_addr);
 	return v;
 }
 
@@ -303,8 +320,12 @@ static __always_inline struct sp_ct_val *ct_lookup_rev(const struct sp_pkt *p, _
 
 	ct_key_of(p, SP_CT_REV, &k);
 	v = bpf_map_lookup_elem(&sp_ct, &k);
-	if (!v || now > v->expires)
+	if (!v || now > v->expires) {
+		SP_TRACE(SP_T_CT_REV, v ? SP_TCT_EXPIRED : SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
+	}
+	SP_TRACE_ADDR(SP_T_CT_REV, SP_TCT_HIT, v->state, v->svc_id, v->flags,
+		      (__u32)((v->expires - now) / NSEC_PER_SEC), &v->nat_addr);
 	return v;
 }
 

@@ -85,8 +85,10 @@ static __always_inline int xdp_forward(struct xdp_md *ctx, const struct sp_pkt *
 	__builtin_memcpy(eth->h_dest, f.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f.smac, ETH_ALEN);
 	STAT_INC(st, redirects);
+	SP_TRACE(SP_T_FWD, SP_TFW_REDIRECT, 0, rc, f.ifindex, 0);
 	return bpf_redirect_map(&sp_tx_ports, f.ifindex, XDP_PASS);
 stack:
+	SP_TRACE(SP_T_FWD, SP_TFW_STACK, 0, rc, 0, 0);
 	STAT_INC(st, to_stack);
 	return SP_V_PASS;
 }
@@ -119,6 +121,7 @@ static __always_inline int tc_to_local(struct __sk_buff *skb, struct sp_stats *s
 	}
 	__builtin_memset(eth->h_dest, 0, ETH_ALEN);
 	STAT_INC(st, redirects);
+	SP_TRACE(SP_T_FWD, SP_TFW_LOCAL, 0, 0, SP_LOOPBACK_IFINDEX, 0);
 	return bpf_redirect(SP_LOOPBACK_IFINDEX, BPF_F_INGRESS);
 }
 
@@ -171,11 +174,13 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
 		 * leaves as it was routed. */
 		if (hook == HOOK_TC_EGRESS && rc != BPF_FIB_LKUP_RET_NOT_FWDED)
 			reason_count(SP_R_FIB_FAILED, p->len);
+		SP_TRACE(SP_T_FWD, SP_TFW_STACK, 0, rc, 0, 0);
 		STAT_INC(st, to_stack);
 		return SP_V_PASS;
 	}
 	/* Pod traffic is forwarded (host-originated traffic on egress is not). */
 	if (hook == HOOK_TC_INGRESS && tc_dec_ttl(skb, p)) {
+		SP_TRACE(SP_T_FWD, SP_TFW_STACK, 0, rc, 0, 0);
 		STAT_INC(st, to_stack);
 		return SP_V_PASS;
 	}
@@ -188,6 +193,7 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
 		__builtin_memcpy(nh.ipv6_nh, f.ipv6_dst, 16);
 	}
 	STAT_INC(st, redirects);
+	SP_TRACE(SP_T_FWD, SP_TFW_REDIRECT, 0, rc, f.ifindex, 0);
 	return bpf_redirect_neigh(f.ifindex, &nh, sizeof(nh), 0);
 }
 
@@ -205,6 +211,7 @@ static __always_inline int fwd_after_nat(void *ctx, const int hook, const struct
 		return xdp_forward(ctx, p, st);
 	if (is_tc(hook))
 		return tc_forward(ctx, hook, p, st);
+	SP_TRACE(SP_T_FWD, SP_TFW_STACK, 0, 0, 0, 0);
 	STAT_INC(st, to_stack);
 	return SP_V_PASS;
 }

@@ -33,18 +33,25 @@ static __always_inline struct sp_svc *svc_lookup(const struct sp_pkt *p)
 	k.proto = p->proto;
 	k.family = p->family;
 	svc = bpf_map_lookup_elem(&sp_services, &k);
-	if (svc)
+	if (svc) {
+		SP_TRACE(SP_T_FRONTEND, SP_TFE_EXACT, 0, svc->svc_id, svc->flags, svc->n);
 		return svc;
+	}
 
 	__builtin_memset(&nk, 0, sizeof(nk));
 	nk.addr = p->daddr;
 	nk.family = p->family;
-	if (!bpf_map_lookup_elem(&sp_node_addrs, &nk))
+	if (!bpf_map_lookup_elem(&sp_node_addrs, &nk)) {
+		SP_TRACE(SP_T_FRONTEND, SP_TFE_NONE, 0, 0, 0, 0);
 		return NULL;
+	}
 	__builtin_memset(&k.addr, 0, sizeof(k.addr));
 	svc = bpf_map_lookup_elem(&sp_services, &k);
-	if (svc && (svc->flags & SP_SVC_F_NODEPORT))
+	if (svc && (svc->flags & SP_SVC_F_NODEPORT)) {
+		SP_TRACE(SP_T_FRONTEND, SP_TFE_NODEPORT, 0, svc->svc_id, svc->flags, svc->n);
 		return svc;
+	}
+	SP_TRACE(SP_T_FRONTEND, SP_TFE_NODE_NO_PORT, 0, 0, 0, 0);
 	return NULL;
 }
 
@@ -125,6 +132,7 @@ static __always_inline int maglev_pick(const struct sp_svc *svc, __u32 hash, __u
 	if (maglev_word(region, 2 * (__u32)e, &lo, &hi))
 		return SP_R_MAGLEV_MISS;
 	*id = (__u32)lo | ((__u32)hi << 16);
+	SP_TRACE(SP_T_MAGLEV, 0, 0, hash, hash % m, *id);
 	return 0;
 }
 

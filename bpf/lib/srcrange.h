@@ -41,8 +41,10 @@ static __always_inline bool srcrange_denied(const struct sp_svc *svc, const stru
 		k->pad[1] = 0;
 		k->pad[2] = 0;
 		k->addr = p->saddr;
-		if (bpf_map_lookup_elem(&sp_src_ranges, k))
+		if (bpf_map_lookup_elem(&sp_src_ranges, k)) {
+			SP_TRACE(SP_T_SRC_RANGE, 1, 0, 0, 0, 0);
 			return false;
+		}
 	}
 	reason_count(SP_R_SRC_RANGE_DENIED, p->len);
 	STAT_INC(st, svc_packets);

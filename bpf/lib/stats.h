@@ -5,11 +5,19 @@
 
 #include "common.h"
 #include "maps.h"
+#include "trace.h"
+
+/* The dry run (lib/trace.h) finds no counter, so it bumps none. */
+#ifdef SP_DRYRUN
+#define sp_counters_lookup(map, key) ((void)(key), (void *)0)
+#else
+#define sp_counters_lookup(map, key) bpf_map_lookup_elem(map, key)
+#endif
 
 /* The counters of hook slot (enum sp_stats_slot) on this CPU. */
 static __always_inline struct sp_stats *stats_get(__u32 slot)
 {
-	return bpf_map_lookup_elem(&sp_stats, &slot);
+	return sp_counters_lookup(&sp_stats, &slot);
 }
 
 /* The slot of a pipeline hook (the uplink TC and lo programs name theirs). */
@@ -29,8 +37,9 @@ static __always_inline struct sp_stats *stats_get(__u32 slot)
 static __always_inline void reason_count(enum sp_reason r, __u32 len)
 {
 	__u32 key = r;
-	struct sp_reason_count *c = bpf_map_lookup_elem(&sp_reasons, &key);
+	struct sp_reason_count *c = sp_counters_lookup(&sp_reasons, &key);
 
+	SP_TRACE(SP_T_REASON, 0, 0, r, 0, 0);
 	if (c) {
 		c->packets++;
 		c->bytes += len;
@@ -39,7 +48,7 @@ static __always_inline void reason_count(enum sp_reason r, __u32 len)
 
 static __always_inline struct sp_svc_stats *svc_stats_get(__u32 svc_id)
 {
-	return bpf_map_lookup_elem(&sp_svc_stats, &svc_id);
+	return sp_counters_lookup(&sp_svc_stats, &svc_id);
 }
 
 #endif /* SP_LIB_STATS_H */
