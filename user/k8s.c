@@ -399,6 +399,8 @@ struct watch {
 	uint64_t started;
 	unsigned attempt;
 	unsigned events;
+	bool too_large; /* ERROR 504 "Too large resource version" seen */
+	uint64_t refused_since; /* first of consecutive 401/403 answers (monotonic ms), or 0 */
 };
 
 struct sp_k8s {
@@ -748,6 +750,38 @@ static void finish_list(struct watch *w)
 	STAT_INC(k, lists);
 }
 
+/*
+ * A Status saying the requested resourceVersion is newer than the server's
+ * cache ("Too large resource version", 504 Timeout with the cause
+ * ResourceVersionTooLarge): the server is behind, e.g. a restarted API
+ * server whose watch cache started from an older etcd member, or a
+ * restored etcd. Waiting does not help if the server never catches up, so
+ * this relists, as client-go's reflector does (IsTooLargeResourceVersion).
+ */
+static bool status_too_large(struct json_object *st)
+{
+	struct json_object *code, *det, *causes;
+	const char *msg = jstr_at(st, "message", NULL);
+	size_t i, n;
+
+	if (!json_object_object_get_ex(st, "code", &code) || json_object_get_int64(code) != 504)
+		return false;
+	if (msg && strstr(msg, "Too large resource version"))
+		return true;
+	if (!json_object_object_get_ex(st, "details", &det) ||
+	    !json_object_object_get_ex(det, "causes", &causes) ||
+	    !json_object_is_type(causes, json_type_array))
+		return false;
+	n = json_object_array_length(causes);
+	for (i = 0; i < n; i++) {
+		const char *r = jstr_at(json_object_array_get_idx(causes, i), "reason", NULL);
+
+		if (r && !strcmp(r, "ResourceVersionTooLarge"))
+			return true;
+	}
+	return false;
+}
+
 /* Apply one watch event. Runs from the stream decoder. */
 static int on_event(void *arg, struct json_object *ev)
 {
@@ -775,6 +809,12 @@ static int on_event(void *arg, struct json_object *ev)
 			klog(SP_K8S_LOG_INFO, "watch %s: %s (410): relisting", w->what,
 			     msg ? msg : "resource version expired");
 			w->gone = true;
+			return -ECANCELED;
+		}
+		if (status_too_large(obj)) {
+			klog(SP_K8S_LOG_INFO, "watch %s: %s (504): relisting", w->what,
+			     msg ? msg : "too large resource version");
+			w->too_large = true;
 			return -ECANCELED;
 		}
 		klog(SP_K8S_LOG_WARN, "watch %s: error event %lld: %s", w->what, (long long)c,
@@ -1046,6 +1086,7 @@ static int start_request(struct watch *w)
 	w->body[0] = 0;
 	w->stream_err = 0;
 	w->gone = false;
+	w->too_large = false;
 	sp_k8s_stream_reset(w->stream);
 	w->started = now_ms();
 	if (curl_multi_add_handle(k->multi, w->easy) != CURLM_OK) {
@@ -1086,17 +1127,66 @@ static void status_message(struct watch *w, char *buf, size_t len)
 	json_object_put(st);
 }
 
+/*
+ * A 401 or 403: while a (re)started API server's authenticator and RBAC
+ * caches sync it refuses valid requests for a few seconds, so refusals are
+ * logged as probably transient first, and as a problem of the token or the
+ * ClusterRole once they have gone on for REFUSED_GRACE_MS.
+ */
+#define REFUSED_GRACE_MS 30000
+
+static void log_refused(struct watch *w, bool listing, long code, const char *msg)
+{
+	uint64_t now = now_ms(), t;
+
+	if (!w->refused_since)
+		w->refused_since = now;
+	t = now - w->refused_since;
+	if (t >= REFUSED_GRACE_MS)
+		klog(SP_K8S_LOG_ERR, "%s %s: HTTP %ld for %llu s: %s (%s)",
+		     listing ? "list" : "watch", w->what, code, (unsigned long long)t / 1000, msg,
+		     code == 401 ? "check the token" : "check the ClusterRole: list/watch/get");
+	else
+		klog(w->refused_since == now ? SP_K8S_LOG_WARN : SP_K8S_LOG_DEBUG,
+		     "%s %s: HTTP %ld: %s (retrying: an API server that is starting refuses "
+		     "requests until its caches sync; an error if it lasts %d s)",
+		     listing ? "list" : "watch", w->what, code, msg, REFUSED_GRACE_MS / 1000);
+}
+
 static void request_done(struct watch *w, CURLcode res)
 {
 	struct sp_k8s *k = w->k;
 	long code = 0;
+	curl_off_t retry_after = 0;
 	char msg[512];
 	bool listing = w->phase == PH_LIST;
 	uint64_t lived = now_ms() - w->started;
 
 	curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(w->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	end_request(w);
+	if (code && code != 401 && code != 403)
+		w->refused_since = 0;
 
+	if (!w->too_large && code == 504 && w->body_len) {
+		struct json_object *st = json_tokener_parse(w->body);
+
+		w->too_large = st && status_too_large(st);
+		json_object_put(st);
+		if (w->too_large) {
+			status_message(w, msg, sizeof(msg));
+			klog(SP_K8S_LOG_INFO, "%s %s: %s (504): relisting",
+			     listing ? "list" : "watch", w->what, msg);
+		}
+	}
+	if (w->too_large) {
+		/* Relist after a backoff: the server may catch up meanwhile. */
+		STAT_INC(k, http_errors);
+		w->relist = true;
+		w->phase = PH_LIST;
+		schedule(w, true);
+		return;
+	}
 	if (w->gone || code == 410) {
 		/* History is gone (watch) or the continue token expired (list). */
 		STAT_INC(k, relists_gone);
@@ -1108,13 +1198,27 @@ static void request_done(struct watch *w, CURLcode res)
 	if (res == CURLE_OK && code != 200) {
 		status_message(w, msg, sizeof(msg));
 		STAT_INC(k, http_errors);
-		klog(code == 401 || code == 403 ? SP_K8S_LOG_ERR : SP_K8S_LOG_WARN,
-		     "%s %s: HTTP %ld: %s%s", listing ? "list" : "watch", w->what, code, msg,
-		     code == 401 ? " (check the token)" :
-		     code == 403 ? " (check the ClusterRole: list/watch/get)" : "");
+		if (code == 401 || code == 403)
+			log_refused(w, listing, code, msg);
+		else
+			klog(SP_K8S_LOG_WARN, "%s %s: HTTP %ld: %s%s", listing ? "list" : "watch",
+			     w->what, code, msg, retry_after > 0 ? " (the server asks to wait)" : "");
 		if (listing)
 			w->relist = true;
 		schedule(w, true);
+		/*
+		 * Retry-After (429 from API Priority and Fairness, 503 from a
+		 * server shutting down): not sooner than the server asks, but
+		 * never longer than the backoff cap, whatever it says.
+		 */
+		if (retry_after > 0) {
+			uint64_t ra = (uint64_t)retry_after * 1000;
+
+			if (ra > k->o.backoff_max_ms)
+				ra = k->o.backoff_max_ms;
+			if (w->next_start < now_ms() + ra)
+				w->next_start = now_ms() + ra;
+		}
 		return;
 	}
 	if (res == CURLE_OPERATION_TIMEDOUT && !listing) {
