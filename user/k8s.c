@@ -1055,6 +1055,15 @@ static int start_request(struct watch *w)
 	curl_easy_setopt(w->easy, CURLOPT_LOW_SPEED_TIME, (long)k->o.idle_timeout_s);
 	curl_easy_setopt(w->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(w->easy, CURLOPT_ACCEPT_ENCODING, "");
+	/*
+	 * HTTP/2 when the server offers it (ALPN; kube-apiserver does), and
+	 * the three watches multiplexed on one connection, as client-go's
+	 * shared transport does: PIPEWAIT makes a transfer that starts while
+	 * the first connection is still being set up wait for it instead of
+	 * opening its own. Over HTTP/1.1 each transfer still gets its own.
+	 */
+	curl_easy_setopt(w->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(w->easy, CURLOPT_PIPEWAIT, 1L);
 	if (getenv("SVCPLANE_CURL_VERBOSE"))
 		curl_easy_setopt(w->easy, CURLOPT_VERBOSE, 1L);
 	if (c->ca_file)
@@ -1153,6 +1162,20 @@ static void log_refused(struct watch *w, bool listing, long code, const char *ms
 		     listing ? "list" : "watch", w->what, code, msg, REFUSED_GRACE_MS / 1000);
 }
 
+/*
+ * How a watch ends when the server goes away between events: a stopping
+ * kube-apiserver closes its connections without ending the chunked
+ * response (curl: "Transferred a partial file"), resets its HTTP/2
+ * streams or the connection. With no event half-read nothing is lost:
+ * the watch resumes from the last resourceVersion, so this is information,
+ * not a warning.
+ */
+static bool closed_by_server(CURLcode res)
+{
+	return res == CURLE_PARTIAL_FILE || res == CURLE_HTTP2 || res == CURLE_HTTP2_STREAM ||
+	       res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING;
+}
+
 static void request_done(struct watch *w, CURLcode res)
 {
 	struct sp_k8s *k = w->k;
@@ -1225,6 +1248,8 @@ static void request_done(struct watch *w, CURLcode res)
 		/* LOW_SPEED_TIME: not even a bookmark for idle_timeout_s. */
 		klog(SP_K8S_LOG_WARN, "watch %s: no data for %us, assuming a stalled stream",
 		     w->what, k->o.idle_timeout_s);
+	} else if (!listing && closed_by_server(res) && !sp_k8s_stream_partial(w->stream)) {
+		/* Logged below, with the re-watch: not an error of its own. */
 	} else if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && w->stream_err)) {
 		STAT_INC(k, http_errors);
 		klog(SP_K8S_LOG_WARN, "%s %s: %s", listing ? "list" : "watch", w->what,
@@ -1255,13 +1280,16 @@ static void request_done(struct watch *w, CURLcode res)
 	 * hammered.
 	 */
 	if (res != CURLE_OK || w->stream_err || sp_k8s_stream_partial(w->stream)) {
+		bool closed = closed_by_server(res) && !sp_k8s_stream_partial(w->stream);
+
 		STAT_INC(k, watch_drops);
 		if (w->stream_err == -EBADMSG)
 			klog(SP_K8S_LOG_WARN, "watch %s: malformed JSON on the stream", w->what);
 		else if (res == CURLE_OK)
 			klog(SP_K8S_LOG_WARN, "watch %s: stream cut short", w->what);
-		klog(SP_K8S_LOG_INFO, "watch %s: re-watching from resourceVersion %s", w->what,
-		     w->rv);
+		klog(SP_K8S_LOG_INFO, "watch %s: %s%s%sre-watching from resourceVersion %s", w->what,
+		     closed ? "the server closed the stream (" : "",
+		     closed ? curl_easy_strerror(res) : "", closed ? "); " : "", w->rv);
 		if (w->events)
 			w->attempt = 0;
 		schedule(w, true);
