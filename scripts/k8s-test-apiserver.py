@@ -46,6 +46,21 @@ The API itself only reads: a POST, PUT, PATCH or DELETE to it is refused
 (403, as RBAC without write verbs would) and counted ("writes" and
 "write_<METHOD>" in the counters), so a test can check that a client
 never writes.
+
+Known differences from kube-apiserver (make test-k8s runs the real one,
+selftests/e2e/test_k8s_real.sh; docs/KUBERNETES.md lists what it found):
+  * objects are stored as given: no validation, defaulting, or ClusterIP
+    and NodePort allocation; no EndpointSlice controller and no garbage
+    collector (a test writes slices and deletes them itself);
+  * bookmarks every --bookmark-interval seconds (kube-apiserver: about a
+    minute); the event history survives "restart" (a restarted
+    kube-apiserver starts a new watch cache, so resumed watches get 410);
+  * HTTP/1.1 only, no gzip; 401/403/429/503/504 only when armed by "fail"
+    or "tokens" (the real server gives 403 while its RBAC cache syncs after
+    a start, 429 from API Priority and Fairness, 504 when its cache is
+    behind the resourceVersion asked for);
+  * streams end by closing the connection on "down"/"end-streams" with
+    abort, as a stopping kube-apiserver does.
 """
 import argparse
 import base64
