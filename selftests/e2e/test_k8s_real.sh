@@ -282,9 +282,17 @@ fi
 # cut_api_conns: reset svcplane's connections to the API server (ss -K, in
 # the node's namespace only), so its watches start again: how the fault
 # cases below make it send new requests now rather than at the watches'
-# timeout.
+# timeout. Fails if a connection survived (a kernel without
+# CONFIG_INET_DIAG_DESTROY cannot reset sockets).
+api_conn_ports() { ip netns exec "$NODE" ss -Htn state established dst "$KR_API_ADDR:$KR_PORT" | awk '{print $3}'; }
 cut_api_conns() {
-	ip netns exec "$NODE" ss -K -Htn dst "$KR_API_ADDR" dport = "$KR_PORT" >/dev/null
+	local before p
+	before=$(api_conn_ports)
+	ip netns exec "$NODE" ss -K -Htn dst "$KR_API_ADDR" dport = "$KR_PORT" >/dev/null || return 1
+	for p in $before; do
+		api_conn_ports | grep -qxF "$p" && return 1
+	done
+	return 0
 }
 # in_maps NAME: e2e/NAME is programmed (svcplane services --json).
 in_maps() { sp "$NODE" services --json 2>/dev/null | grep -q "\"e2e/$1:"; }
@@ -548,8 +556,9 @@ if [ -z "$etcd_rev" ] ||
 		http://127.0.0.1:2379/v3/kv/compaction >/dev/null; then
 	fail etcd-compaction-reconnect "compacting etcd at revision '${etcd_rev}' failed"
 else
-	cut_api_conns
-	if traffic_kept etcd-compaction-reconnect && converges etcd-compaction-reconnect after-compact; then
+	if ! cut_api_conns; then
+		fail etcd-compaction-reconnect "ss -K did not reset svcplane's connections"
+	elif traffic_kept etcd-compaction-reconnect && converges etcd-compaction-reconnect after-compact; then
 		pass etcd-compaction-reconnect
 		note "etcd compacted at revision $etcd_rev; $(grep -c '(410): relisting' "$E2E_LOG") relists after 410 in the log so far"
 	fi
@@ -573,8 +582,9 @@ elif ! kr_api -X DELETE /api/v1/namespaces/kube-system/secrets/svcplane-token-1 
 	fail token-rotation "the old token was not revoked (answer $(token_status "$TOKEN"))"
 else
 	from=$(wc -l <"$E2E_LOG")
-	cut_api_conns
-	if traffic_kept token-rotation && converges token-rotation after-rotation; then
+	if ! cut_api_conns; then
+		fail token-rotation "ss -K did not reset svcplane's connections"
+	elif traffic_kept token-rotation && converges token-rotation after-rotation; then
 		if tail -n +"$from" "$E2E_LOG" | grep -q 'HTTP 401'; then
 			fail token-rotation "svcplane used the revoked token: $(tail -n +"$from" "$E2E_LOG" | grep -m1 'HTTP 401')"
 		else
@@ -594,12 +604,13 @@ elif ! cl_until 20 rbac_gone; then
 	fail rbac-removed-403 "svcplane may still watch services after the binding was deleted"
 else
 	from=$(wc -l <"$E2E_LOG")
-	cut_api_conns
 	since() { tail -n +"$from" "$E2E_LOG"; }
 	transient() { since | grep -q 'HTTP 403: .*retrying: an API server that is starting'; }
 	persistent() { since | grep -q 'error: .*HTTP 403 for [0-9]* s: .*check the ClusterRole'; }
 	T_RB=$SECONDS
-	if ! cl_until 20 transient; then
+	if ! cut_api_conns; then
+		fail rbac-removed-403 "ss -K did not reset svcplane's connections"
+	elif ! cl_until 20 transient; then
 		fail rbac-removed-403 "no 'HTTP 403 ... retrying' warning 20 s after the binding went"
 	elif since | grep -q 'check the ClusterRole' && [ $((SECONDS - T_RB)) -lt 25 ]; then
 		fail rbac-removed-403 "reported as an RBAC problem within $((SECONDS - T_RB)) s: $(since | grep -m1 'check the ClusterRole')"
@@ -615,6 +626,8 @@ else
 		pass rbac-removed-403
 	fi
 fi
+# The binding back whatever happened above, for the cases that follow.
+kr_apply /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/svcplane "$REPO/deploy/clusterrolebinding.yaml" >/dev/null
 
 # Not here: 429 from API Priority and Fairness. A FlowSchema sending
 # svcplane's identity to a priority level with nominalConcurrencyShares 0,

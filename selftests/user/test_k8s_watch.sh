@@ -4,7 +4,8 @@
 # paginated list, watch, bookmarks, 410 relist with changes made while
 # disconnected, API server restart mid-watch, stalled and cut streams,
 # malformed objects among good ones, 401, token rotation (in-cluster),
-# client certificates and embedded CA data.
+# client certificates and embedded CA data; 429 with Retry-After, 504 "Too
+# large resource version" and transient 403s (the server's "fail").
 #
 # The driver is $OUT/tests/test_k8s_client in driver mode: it writes every
 # snapshot it receives to a JSON file that the checks below poll (bounded).
