@@ -36,6 +36,7 @@
 
 #include "cli.h"
 #include "inspect.h"
+#include "metrics.h"
 #include "maglev.h"
 #include "svcplane.h"
 
@@ -174,6 +175,39 @@ static const struct ins_cmd status_cmd = {
 	"Exit status: 0 when the daemon runs and is ready, non-zero otherwise.",
 	services_opts,
 };
+
+/*
+ * The inspection commands as user/cli.c documents them (bash completion, man
+ * page): their own option tables, read into struct sp_opt once. NULL if name
+ * is not an inspection command.
+ */
+const struct sp_cmd_doc *sp_inspect_doc(const char *name)
+{
+	static const struct ins_cmd *const cmds[] = { &services_cmd, &backends_cmd,
+						       &conntrack_cmd, &maglev_cmd,
+						       &stats_cmd, &status_cmd };
+	enum { N = sizeof(cmds) / sizeof(cmds[0]) };
+	static struct sp_opt opts[N][INS_MAX_OPTS + 1];
+	static struct sp_cmd_doc docs[N];
+	static char text[N][1024];
+	size_t i, n;
+
+	for (i = 0; i < N && strcmp(cmds[i]->name, name); i++)
+		;
+	if (i == N)
+		return NULL;
+	if (!docs[i].name) {
+		const struct ins_cmd *c = cmds[i];
+
+		for (n = 0; c->opts[n].name && n < INS_MAX_OPTS; n++)
+			opts[i][n] = (struct sp_opt){ c->opts[n].name, c->opts[n].key,
+						      c->opts[n].metavar, c->opts[n].help, NULL };
+		snprintf(text[i], sizeof(text[i]), "%s%s%s", c->summary, c->details ? "\n\n" : "",
+			 c->details ? c->details : "");
+		docs[i] = (struct sp_cmd_doc){ c->name, c->args, text[i], opts[i] };
+	}
+	return &docs[i];
+}
 
 static void __attribute__((format(printf, 2, 3))) ins_err(const struct ins_ctx *c,
 							   const char *fmt, ...)
@@ -2025,25 +2059,6 @@ out:
 /* stats                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define STAT_FIELD(f) { #f, offsetof(struct sp_stats, f) }
-static const struct {
-	const char *name;
-	size_t off;
-} stat_fields[] = {
-	STAT_FIELD(rx_packets),	  STAT_FIELD(rx_bytes),	       STAT_FIELD(not_service),
-	STAT_FIELD(svc_packets),  STAT_FIELD(new_flows),       STAT_FIELD(ct_fwd_hits),
-	STAT_FIELD(ct_rev_hits),  STAT_FIELD(ct_backend_gone), STAT_FIELD(hairpin),
-	STAT_FIELD(rejects),	  STAT_FIELD(redirects),       STAT_FIELD(to_stack),
-	STAT_FIELD(ipv4_options), STAT_FIELD(ipv6_ext_hdrs),   STAT_FIELD(frag_first),
-	STAT_FIELD(ct_insert_fail), STAT_FIELD(ct_partner_miss), STAT_FIELD(ct_adopted),
-	STAT_FIELD(icmp_translated), STAT_FIELD(frag_later_natted),
-	STAT_FIELD(snat_flows), STAT_FIELD(snat_to_tc), STAT_FIELD(local_short_circuit),
-	STAT_FIELD(ct_clash_remapped),
-	STAT_FIELD(dsr_flows), STAT_FIELD(dsr_ingress), STAT_FIELD(dsr_fallback_snat),
-};
-_Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
-	       "every sp_stats field has a name");
-
 static const char *const reason_names[] = SP_REASON_NAMES;
 _Static_assert(ARRAY_SIZE(reason_names) == SP_R_MAX, "SP_REASON_NAMES covers enum sp_reason");
 
@@ -2055,11 +2070,12 @@ static const char *reason_name(__u32 r, char *buf, size_t len)
 	return buf;
 }
 
+/* sp_stat_fields (metrics.c) names the counters, as /metrics does. */
 static __u64 stat_get(const struct sp_stats *s, size_t i)
 {
 	__u64 v;
 
-	memcpy(&v, (const char *)s + stat_fields[i].off, sizeof(v));
+	memcpy(&v, (const char *)s + sp_stat_fields[i].off, sizeof(v));
 	return v;
 }
 
@@ -2067,7 +2083,7 @@ static void stat_add(struct sp_stats *s, size_t i, __u64 v)
 {
 	__u64 cur = stat_get(s, i) + v;
 
-	memcpy((char *)s + stat_fields[i].off, &cur, sizeof(cur));
+	memcpy((char *)s + sp_stat_fields[i].off, &cur, sizeof(cur));
 }
 
 int cmd_stats(int argc, char **argv)
@@ -2107,7 +2123,7 @@ int cmd_stats(int argc, char **argv)
 	memset(slot, 0, sizeof(slot));
 	for (k = 0; k < nslots && !err; k++) {
 		err = ins_percpu(&st, INS_STATS, k, &slot[k]);
-		for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
+		for (i = 0; i < sp_n_stat_fields && !err; i++)
 			stat_add(&s, i, stat_get(&slot[k], i));
 	}
 	if (err)
@@ -2130,14 +2146,14 @@ int cmd_stats(int argc, char **argv)
 		o = json_object_new_object();
 		err = o ? 0 : -ENOMEM;
 		err = err ?: jset(o, "counters", cnt = json_object_new_object());
-		for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
-			err = jset(cnt, stat_fields[i].name, ju64(stat_get(&s, i)));
+		for (i = 0; i < sp_n_stat_fields && !err; i++)
+			err = jset(cnt, sp_stat_fields[i].name, ju64(stat_get(&s, i)));
 		/* the same counters, per hook: which program did the work */
 		err = err ?: jset(o, "by_hook", bh = json_object_new_object());
 		for (k = 0; k < nslots && !err; k++) {
 			err = jset(bh, slot_names[k], sh = json_object_new_object());
-			for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
-				err = jset(sh, stat_fields[i].name, ju64(stat_get(&slot[k], i)));
+			for (i = 0; i < sp_n_stat_fields && !err; i++)
+				err = jset(sh, sp_stat_fields[i].name, ju64(stat_get(&slot[k], i)));
 		}
 		err = err ?: jset(o, "reasons", rs = json_object_new_object());
 		for (i = 0; i < nr && !err; i++) {
@@ -2161,8 +2177,8 @@ int cmd_stats(int argc, char **argv)
 	for (pass = 0; pass < 2; pass++) {
 		if (pass)
 			tab_head(&t);
-		for (i = 0; i < ARRAY_SIZE(stat_fields); i++) {
-			const char *cells[] = { stat_fields[i].name, val, sv[0], sv[1], sv[2], sv[3] };
+		for (i = 0; i < sp_n_stat_fields; i++) {
+			const char *cells[] = { sp_stat_fields[i].name, val, sv[0], sv[1], sv[2], sv[3] };
 
 			snprintf(val, sizeof(val), "%llu", (unsigned long long)stat_get(&s, i));
 			for (k = 0; k < SP_SLOTS; k++)
