@@ -35,12 +35,32 @@ Admin verbs (POST /VERB with a JSON body, answers JSON):
   restart {down_ms}                down, wait, up (same port, same data)
   tokens {tokens:[...]}            accepted bearer tokens
   config {bookmark_interval, watch_gone_http, history}
+  fail {code, count, retry_after, watch_only}
+                                   answer the next COUNT GETs (watches only with
+                                   watch_only) with CODE: 429 or 503 with Retry-After
+                                   (seconds), 403, or 504 "Too large resource
+                                   version" as kube-apiserver words it
   state (GET)                      resourceVersion, counters, open streams
 
 The API itself only reads: a POST, PUT, PATCH or DELETE to it is refused
 (403, as RBAC without write verbs would) and counted ("writes" and
 "write_<METHOD>" in the counters), so a test can check that a client
 never writes.
+
+Known differences from kube-apiserver (make test-k8s runs the real one,
+selftests/e2e/test_k8s_real.sh; docs/KUBERNETES.md lists what it found):
+  * objects are stored as given: no validation, defaulting, or ClusterIP
+    and NodePort allocation; no EndpointSlice controller and no garbage
+    collector (a test writes slices and deletes them itself);
+  * bookmarks every --bookmark-interval seconds (kube-apiserver: about a
+    minute); the event history survives "restart" (a restarted
+    kube-apiserver starts a new watch cache, so resumed watches get 410);
+  * HTTP/1.1 only, no gzip; 401/403/429/503/504 only when armed by "fail"
+    or "tokens" (the real server gives 403 while its RBAC cache syncs after
+    a start, 429 from API Priority and Fairness, 504 when its cache is
+    behind the resourceVersion asked for);
+  * streams end by closing the connection on "down"/"end-streams" with
+    abort, as a stopping kube-apiserver does.
 """
 import argparse
 import base64
@@ -99,6 +119,8 @@ class State:
         self.stream_epoch = 0
         self.counters = collections.Counter()
         self.open_streams = 0
+        self.fail = None  # {code, count, retry_after, watch_only}: see "fail"
+        self.requests = []  # [monotonic time, "list"/"watch", plural, fault code or 0] of recent GETs
 
     def record(self, plural, typ, obj):
         self.history.append((self.rv, plural, typ, copy.deepcopy(obj)))
@@ -199,9 +221,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         if self.server.verbose:
             sys.stderr.write("api: %s\n" % (fmt % args))
 
-    def send_json(self, code, obj):
+    def send_json(self, code, obj, headers=()):
         body = json.dumps(obj).encode()
         self.send_response(code)
+        for h in headers:
+            self.send_header(*h)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -250,6 +274,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         plural, ns, name = route
         fsel = [t for t in q.get("fieldSelector", [""])[0].split(",") if t]
+        watching = q.get("watch", ["false"])[0] in ("true", "1")
+        if not name and self.injected_fault(plural, watching):
+            return
         if name:
             with st.cond:
                 obj = st.objects[plural].get((ns or "", name))
@@ -263,6 +290,36 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.watch(plural, ns, fsel, q)
         else:
             self.list(plural, ns, fsel, q)
+
+    def injected_fault(self, plural, watching):
+        """Record the request; answer it with the armed fault (admin "fail"), if any."""
+        st = self.server.state
+        with st.cond:
+            st.requests.append([time.monotonic(), "watch" if watching else "list", plural, 0])
+            del st.requests[:-200]
+            f = st.fail
+            if not f or f["count"] <= 0 or (f.get("watch_only") and not watching):
+                return False
+            f["count"] -= 1
+            st.requests[-1][3] = f["code"]
+            st.counters["faults"] += 1
+            st.counters["fault_%d" % f["code"]] += 1
+        code, ra = f["code"], f.get("retry_after")
+        headers = [("Retry-After", str(ra))] if ra is not None else []
+        if code == 504:
+            # kube-apiserver's words (apimachinery NewTooLargeResourceVersionError).
+            body = status(504, "Timeout", "Too large resource version: 999999999, current: %d" % st.rv)
+            body["details"] = {"causes": [{"reason": "ResourceVersionTooLarge",
+                                           "message": "Too large resource version"}],
+                               "retryAfterSeconds": 1}
+        elif code == 403:
+            body = status(403, "Forbidden", 'services is forbidden: User "test" cannot watch '
+                          'resource "%s" at the cluster scope' % plural)
+        else:
+            body = status(code, "TooManyRequests" if code == 429 else "ServiceUnavailable",
+                          "too many requests, please try again later")
+        self.send_json(code, body, headers)
+        return True
 
     def route(self, parts):
         # /api/v1[/namespaces/NS]/PLURAL[/NAME] or /apis/discovery.k8s.io/v1/...
@@ -536,6 +593,7 @@ class AdminHandler(BaseHTTPRequestHandler):
             with st.cond:
                 self.reply(200, {"rv": st.rv, "compacted": st.compacted,
                                  "counters": dict(st.counters), "open_streams": st.open_streams,
+                                 "requests": st.requests,
                                  "objects": {p: len(v) for p, v in st.objects.items()}})
             return
         self.reply(404, {"error": "no such admin endpoint"})
@@ -589,6 +647,12 @@ class AdminHandler(BaseHTTPRequestHandler):
             elif verb == "tokens":
                 with st.cond:
                     st.tokens = set(body["tokens"])
+                self.reply(200, {})
+            elif verb == "fail":
+                with st.cond:
+                    st.fail = {"code": int(body["code"]), "count": int(body.get("count", 1)),
+                               "retry_after": body.get("retry_after"),
+                               "watch_only": bool(body.get("watch_only"))}
                 self.reply(200, {})
             elif verb == "config":
                 with st.cond:

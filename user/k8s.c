@@ -402,6 +402,8 @@ struct watch {
 	uint64_t started;
 	unsigned attempt;
 	unsigned events;
+	bool too_large; /* ERROR 504 "Too large resource version" seen */
+	uint64_t refused_since; /* first of consecutive 401/403 answers (monotonic ms), or 0 */
 };
 
 struct sp_k8s {
@@ -797,6 +799,38 @@ static void finish_list(struct watch *w)
 	STAT_INC(k, lists);
 }
 
+/*
+ * A Status saying the requested resourceVersion is newer than the server's
+ * cache ("Too large resource version", 504 Timeout with the cause
+ * ResourceVersionTooLarge): the server is behind, e.g. a restarted API
+ * server whose watch cache started from an older etcd member, or a
+ * restored etcd. Waiting does not help if the server never catches up, so
+ * this relists, as client-go's reflector does (IsTooLargeResourceVersion).
+ */
+static bool status_too_large(struct json_object *st)
+{
+	struct json_object *code, *det, *causes;
+	const char *msg = jstr_at(st, "message", NULL);
+	size_t i, n;
+
+	if (!json_object_object_get_ex(st, "code", &code) || json_object_get_int64(code) != 504)
+		return false;
+	if (msg && strstr(msg, "Too large resource version"))
+		return true;
+	if (!json_object_object_get_ex(st, "details", &det) ||
+	    !json_object_object_get_ex(det, "causes", &causes) ||
+	    !json_object_is_type(causes, json_type_array))
+		return false;
+	n = json_object_array_length(causes);
+	for (i = 0; i < n; i++) {
+		const char *r = jstr_at(json_object_array_get_idx(causes, i), "reason", NULL);
+
+		if (r && !strcmp(r, "ResourceVersionTooLarge"))
+			return true;
+	}
+	return false;
+}
+
 /* Apply one watch event. Runs from the stream decoder. */
 static int on_event(void *arg, struct json_object *ev)
 {
@@ -824,6 +858,12 @@ static int on_event(void *arg, struct json_object *ev)
 			klog(SP_K8S_LOG_INFO, "watch %s: %s (410): relisting", w->what,
 			     msg ? msg : "resource version expired");
 			w->gone = true;
+			return -ECANCELED;
+		}
+		if (status_too_large(obj)) {
+			klog(SP_K8S_LOG_INFO, "watch %s: %s (504): relisting", w->what,
+			     msg ? msg : "too large resource version");
+			w->too_large = true;
 			return -ECANCELED;
 		}
 		klog(SP_K8S_LOG_WARN, "watch %s: error event %lld: %s", w->what, (long long)c,
@@ -1067,6 +1107,15 @@ static int start_request(struct watch *w)
 	curl_easy_setopt(w->easy, CURLOPT_LOW_SPEED_TIME, (long)k->o.idle_timeout_s);
 	curl_easy_setopt(w->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(w->easy, CURLOPT_ACCEPT_ENCODING, "");
+	/*
+	 * HTTP/2 when the server offers it (ALPN; kube-apiserver does), and
+	 * the three watches multiplexed on one connection, as client-go's
+	 * shared transport does: PIPEWAIT makes a transfer that starts while
+	 * the first connection is still being set up wait for it instead of
+	 * opening its own. Over HTTP/1.1 each transfer still gets its own.
+	 */
+	curl_easy_setopt(w->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(w->easy, CURLOPT_PIPEWAIT, 1L);
 	if (getenv("SVCPLANE_CURL_VERBOSE"))
 		curl_easy_setopt(w->easy, CURLOPT_VERBOSE, 1L);
 	if (c->ca_file)
@@ -1098,6 +1147,7 @@ static int start_request(struct watch *w)
 	w->body[0] = 0;
 	w->stream_err = 0;
 	w->gone = false;
+	w->too_large = false;
 	sp_k8s_stream_reset(w->stream);
 	w->started = now_ms();
 	if (curl_multi_add_handle(k->multi, w->easy) != CURLM_OK) {
@@ -1138,17 +1188,80 @@ static void status_message(struct watch *w, char *buf, size_t len)
 	json_object_put(st);
 }
 
+/*
+ * A 401 or 403: while a (re)started API server's authenticator and RBAC
+ * caches sync it refuses valid requests for a few seconds, so refusals are
+ * logged as probably transient first, and as a problem of the token or the
+ * ClusterRole once they have gone on for REFUSED_GRACE_MS.
+ */
+#define REFUSED_GRACE_MS 30000
+
+static void log_refused(struct watch *w, bool listing, long code, const char *msg)
+{
+	uint64_t now = now_ms(), t;
+
+	if (!w->refused_since)
+		w->refused_since = now;
+	t = now - w->refused_since;
+	if (t >= REFUSED_GRACE_MS)
+		klog(SP_K8S_LOG_ERR, "%s %s: HTTP %ld for %llu s: %s (%s)",
+		     listing ? "list" : "watch", w->what, code, (unsigned long long)t / 1000, msg,
+		     code == 401 ? "check the token" : "check the ClusterRole: list/watch/get");
+	else
+		klog(w->refused_since == now ? SP_K8S_LOG_WARN : SP_K8S_LOG_DEBUG,
+		     "%s %s: HTTP %ld: %s (retrying: an API server that is starting refuses "
+		     "requests until its caches sync; an error if it lasts %d s)",
+		     listing ? "list" : "watch", w->what, code, msg, REFUSED_GRACE_MS / 1000);
+}
+
+/*
+ * How a watch ends when the server goes away between events: a stopping
+ * kube-apiserver closes its connections without ending the chunked
+ * response (curl: "Transferred a partial file"), resets its HTTP/2
+ * streams or the connection. With no event half-read nothing is lost:
+ * the watch resumes from the last resourceVersion, so this is information,
+ * not a warning.
+ */
+static bool closed_by_server(CURLcode res)
+{
+	return res == CURLE_PARTIAL_FILE || res == CURLE_HTTP2 || res == CURLE_HTTP2_STREAM ||
+	       res == CURLE_RECV_ERROR || res == CURLE_GOT_NOTHING;
+}
+
 static void request_done(struct watch *w, CURLcode res)
 {
 	struct sp_k8s *k = w->k;
 	long code = 0;
+	curl_off_t retry_after = 0;
 	char msg[512];
 	bool listing = w->phase == PH_LIST;
 	uint64_t lived = now_ms() - w->started;
 
 	curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(w->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	end_request(w);
+	if (code && code != 401 && code != 403)
+		w->refused_since = 0;
 
+	if (!w->too_large && code == 504 && w->body_len) {
+		struct json_object *st = json_tokener_parse(w->body);
+
+		w->too_large = st && status_too_large(st);
+		json_object_put(st);
+		if (w->too_large) {
+			status_message(w, msg, sizeof(msg));
+			klog(SP_K8S_LOG_INFO, "%s %s: %s (504): relisting",
+			     listing ? "list" : "watch", w->what, msg);
+		}
+	}
+	if (w->too_large) {
+		/* Relist after a backoff: the server may catch up meanwhile. */
+		STAT_INC(k, http_errors);
+		w->relist = true;
+		w->phase = PH_LIST;
+		schedule(w, true);
+		return;
+	}
 	if (w->gone || code == 410) {
 		/* History is gone (watch) or the continue token expired (list). */
 		STAT_INC(k, relists_gone);
@@ -1160,19 +1273,35 @@ static void request_done(struct watch *w, CURLcode res)
 	if (res == CURLE_OK && code != 200) {
 		status_message(w, msg, sizeof(msg));
 		STAT_INC(k, http_errors);
-		klog(code == 401 || code == 403 ? SP_K8S_LOG_ERR : SP_K8S_LOG_WARN,
-		     "%s %s: HTTP %ld: %s%s", listing ? "list" : "watch", w->what, code, msg,
-		     code == 401 ? " (check the token)" :
-		     code == 403 ? " (check the ClusterRole: list/watch/get)" : "");
+		if (code == 401 || code == 403)
+			log_refused(w, listing, code, msg);
+		else
+			klog(SP_K8S_LOG_WARN, "%s %s: HTTP %ld: %s%s", listing ? "list" : "watch",
+			     w->what, code, msg, retry_after > 0 ? " (the server asks to wait)" : "");
 		if (listing)
 			w->relist = true;
 		schedule(w, true);
+		/*
+		 * Retry-After (429 from API Priority and Fairness, 503 from a
+		 * server shutting down): not sooner than the server asks, but
+		 * never longer than the backoff cap, whatever it says.
+		 */
+		if (retry_after > 0) {
+			uint64_t ra = (uint64_t)retry_after * 1000;
+
+			if (ra > k->o.backoff_max_ms)
+				ra = k->o.backoff_max_ms;
+			if (w->next_start < now_ms() + ra)
+				w->next_start = now_ms() + ra;
+		}
 		return;
 	}
 	if (res == CURLE_OPERATION_TIMEDOUT && !listing) {
 		/* LOW_SPEED_TIME: not even a bookmark for idle_timeout_s. */
 		klog(SP_K8S_LOG_WARN, "watch %s: no data for %us, assuming a stalled stream",
 		     w->what, k->o.idle_timeout_s);
+	} else if (!listing && closed_by_server(res) && !sp_k8s_stream_partial(w->stream)) {
+		/* Logged below, with the re-watch: not an error of its own. */
 	} else if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && w->stream_err)) {
 		STAT_INC(k, http_errors);
 		klog(SP_K8S_LOG_WARN, "%s %s: %s", listing ? "list" : "watch", w->what,
@@ -1203,13 +1332,16 @@ static void request_done(struct watch *w, CURLcode res)
 	 * hammered.
 	 */
 	if (res != CURLE_OK || w->stream_err || sp_k8s_stream_partial(w->stream)) {
+		bool closed = closed_by_server(res) && !sp_k8s_stream_partial(w->stream);
+
 		STAT_INC(k, watch_drops);
 		if (w->stream_err == -EBADMSG)
 			klog(SP_K8S_LOG_WARN, "watch %s: malformed JSON on the stream", w->what);
 		else if (res == CURLE_OK)
 			klog(SP_K8S_LOG_WARN, "watch %s: stream cut short", w->what);
-		klog(SP_K8S_LOG_INFO, "watch %s: re-watching from resourceVersion %s", w->what,
-		     w->rv);
+		klog(SP_K8S_LOG_INFO, "watch %s: %s%s%sre-watching from resourceVersion %s", w->what,
+		     closed ? "the server closed the stream (" : "",
+		     closed ? curl_easy_strerror(res) : "", closed ? "); " : "", w->rv);
 		if (w->events)
 			w->attempt = 0;
 		schedule(w, true);

@@ -205,6 +205,12 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 			break;
 		if (sl->family != fam)
 			continue;
+		/* A slice without endpoints (the controller's placeholder for a
+		 * Service without pods, or default/kubernetes emptied by an API
+		 * server shutting down) has no ports either: empty, not a
+		 * port mismatch worth a warning. */
+		if (!sl->n_endpoints)
+			continue;
 		with_family++;
 		for (j = 0; j < sl->n_ports; j++)
 			if (sl->ports[j].proto == p->proto && sl->ports[j].port &&

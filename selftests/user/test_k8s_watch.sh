@@ -4,7 +4,8 @@
 # paginated list, watch, bookmarks, 410 relist with changes made while
 # disconnected, API server restart mid-watch, stalled and cut streams,
 # malformed objects among good ones, 401, token rotation (in-cluster),
-# client certificates and embedded CA data.
+# client certificates and embedded CA data; 429 with Retry-After, 504 "Too
+# large resource version" and transient 403s (the server's "fail").
 #
 # The driver is $OUT/tests/test_k8s_client in driver mode: it writes every
 # snapshot it receives to a JSON file that the checks below poll (bounded).
@@ -40,7 +41,7 @@ cleanup() {
 	for p in "${pids[@]}"; do
 		wait "$p" 2>/dev/null
 	done
-	rm -rf "$tmp"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -311,6 +312,69 @@ check "token file re-read after rotation" incluster 20 'svc("default/after-rotat
 adm tokens '{"tokens": ["svcplane-test-token", "rotated-token"]}'
 check "recovers after 401s without losing state" main 20 \
 	'svc("default/after-rotation") is not None and svc("default/web1") is not None'
+
+# ---- answers kube-apiserver gives under load or while it starts ----
+# Only the main client from here: the server's request log is then its own.
+for c in notoken cert cadata incluster; do
+	eval "p=\$PID_$c"
+	kill "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+done
+# after_fault CODE EXPR: the server's request log, r = the first faulted
+# request answered CODE, nxt = the same resource's next request; EXPR must
+# hold (bounded wait for nxt).
+after_fault() {
+	"$PY" - "$ADMIN" "$1" "$2" <<'EOF2'
+import json, sys, time, urllib.request
+admin, code, expr = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+end = time.monotonic() + 15
+while True:
+    with urllib.request.urlopen("http://127.0.0.1:%s/state" % admin, timeout=5) as r:
+        reqs = json.load(r)["requests"]
+    hit = [i for i, q in enumerate(reqs) if q[3] == code]
+    if hit:
+        r = reqs[hit[-1]]
+        later = [q for q in reqs[hit[-1] + 1:] if q[2] == r[2]]
+        if later:
+            nxt = later[0]
+            if eval(expr):
+                sys.exit(0)
+            sys.stderr.write("  after %s: next %s (%.2f s later)\n" % (r, nxt, nxt[0] - r[0]))
+            sys.exit(1)
+    if time.monotonic() > end:
+        sys.stderr.write("  no request after the %d answer: %s\n" % (code, reqs[-6:]))
+        sys.exit(1)
+    time.sleep(0.1)
+EOF2
+}
+# 429 with Retry-After: 1 (APF throttling): the next try waits for it (the
+# test client's backoff cap, 800 ms, bounds the wait), where the backoff
+# alone would come back after 125-250 ms.
+adm fail '{"code": 429, "count": 1, "retry_after": 1, "watch_only": true}'
+adm end-streams
+if after_fault 429 'nxt[0] - r[0] >= 0.75'; then pass "429 Retry-After honoured"; else
+	fail "429 Retry-After honoured"
+fi
+# 504 "Too large resource version": relist (a fresh consistent list), not
+# the same watch again.
+adm fail '{"code": 504, "count": 1, "watch_only": true}'
+adm end-streams
+if after_fault 504 'nxt[1] == "list"'; then pass "504 too large resource version: relist"; else
+	fail "504 too large resource version: relist"
+fi
+# A couple of 403s (an API server whose RBAC cache is syncing): retried,
+# logged as probably transient, not as a ClusterRole problem.
+adm fail '{"code": 403, "count": 2, "watch_only": true}'
+adm end-streams
+ctl svc default after-403 10.96.6.5 http:80
+if expect main 20 'svc("default/after-403") is not None' &&
+	grep -q 'HTTP 403: .*retrying: an API server that is starting' "$tmp/main.log" &&
+	! grep -q 'check the ClusterRole' "$tmp/main.log"; then
+	pass "transient 403: retried, not reported as RBAC"
+else
+	fail "transient 403: retried, not reported as RBAC"
+	grep 'HTTP 403' "$tmp/main.log" | head -3 >&2
+fi
 
 if [ $failed -ne 0 ]; then
 	echo "--- server log" >&2

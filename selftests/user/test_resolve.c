@@ -208,6 +208,7 @@ static void test_port_matching(void)
 		"      - {name: nomatch, port: 81}\n"
 		"  - {name: single, clusterIP: 10.96.0.2, ports: [{port: 80, targetPort: 8080}]}\n"
 		"  - {name: namedonly, clusterIP: 10.96.0.3, ports: [{port: 80, name: web}]}\n"
+		"  - {name: emptied, clusterIP: 10.96.0.4, ports: [{port: 443, name: https}]}\n"
 		"endpointSlices:\n"
 		"  - name: multi-1\n"
 		"    serviceName: multi\n"
@@ -226,7 +227,11 @@ static void test_port_matching(void)
 		"    serviceName: namedonly\n"
 		"    addressType: IPv4\n"
 		"    ports: [{port: 8080}]\n"
-		"    endpoints: [{addresses: [10.0.0.3]}]\n";
+		"    endpoints: [{addresses: [10.0.0.3]}]\n"
+		/* What kube-apiserver leaves in default/kubernetes when it
+		 * shuts down, and the controller's placeholder for a Service
+		 * without pods: no endpoints, no ports. Empty, not broken. */
+		"  - {name: emptied-1, serviceName: emptied, addressType: IPv4, endpoints: []}\n";
 	struct sp_desired d = { 0 };
 	struct sp_model m;
 	struct warns wr;
@@ -249,6 +254,8 @@ static void test_port_matching(void)
 			"warned: nomatch");
 	ASSERT_CONTAINS(wr.buf, "default/multi port \"dns\" (udp, IPv4)", "warned: dns");
 	ASSERT_CONTAINS(wr.buf, "default/namedonly port \"web\"", "warned: namedonly");
+	ASSERT_EQ(find(&d, "default/emptied:https/tcp/v4")->n_be, 0, "emptied slice");
+	ASSERT_TRUE(!strstr(wr.buf, "default/emptied"), "no warning for an empty slice");
 	ASSERT_EQ(wr.n, 3, "warnings");
 out:
 	sp_desired_free(&d);
