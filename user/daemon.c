@@ -82,6 +82,7 @@ struct run_opts {
 	const char *proxy_name;
 	uint32_t fixed_m;
 	uint32_t ct_gc_interval; /* seconds; 0: no collector */
+	uint32_t min_sync_ms; /* --min-sync-period */
 	struct sp_dp_opts dp;
 };
 
@@ -121,6 +122,7 @@ static const struct option run_longopts[] = {
 	{ "k8s-api-server", required_argument, NULL, 1016 },
 	{ "max-src-ranges", required_argument, NULL, 1019 },
 	{ "dsr", no_argument, NULL, 1020 },
+	{ "min-sync-period", required_argument, NULL, 1021 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -143,7 +145,11 @@ static void run_usage(FILE *f)
 		"                               Service's ClusterIP, which only svcplane programs\n"
 		"      --node-name NAME         this node (default $NODE_NAME, else the hostname)\n"
 		"      --proxy-name NAME        only Services labelled service.kubernetes.io/\n"
-		"                               service-proxy-name=NAME\n\n"
+		"                               service-proxy-name=NAME\n"
+		"      --min-sync-period D      least time between two applies of API changes, as\n"
+		"                               kube-proxy's flag: a change after a quiet period\n"
+		"                               applies at once, a burst at most once per D (100ms,\n"
+		"                               1s, 0; default %ums)\n\n"
 		"Attachment:\n"
 		"  -i, --iface IFACE            uplink (XDP + TC); repeatable, at least one\n"
 		"  -p, --pod-iface-pattern GLOB pod veths (TC), e.g. 'cali*'; followed as they come\n"
@@ -201,7 +207,7 @@ static void run_usage(FILE *f)
 		"                               (default %u)\n"
 		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
 		"  -h, --help                   this text\n",
-		SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS,
+		SP_K8S_MIN_SYNC_MS_DEFAULT, SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS,
 		SP_MAX_SRC_RANGES, SP_HEALTHZ_MAX_STALENESS_DEFAULT);
 }
 
@@ -219,6 +225,35 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/*
+ * A duration as kube-proxy writes it, in whole milliseconds: "100ms", "1s",
+ * "1.5s" or "0" (a bare number other than 0 is ambiguous and refused).
+ * 0 or -EINVAL.
+ */
+static int parse_duration_ms(const char *opt, const char *s, uint32_t max_ms, uint32_t *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!errno && end != s && v >= 0) {
+		if (!strcmp(end, "ms") || (!*end && v == 0))
+			;
+		else if (!strcmp(end, "s"))
+			v *= 1000;
+		else
+			v = -1;
+		if (v >= 0 && v <= max_ms) {
+			*out = (uint32_t)(v + 0.5);
+			return 0;
+		}
+	}
+	fprintf(stderr, "svcplane run: %s: '%s' is not a duration from 0 to %us (e.g. 100ms, 1s)\n",
+		opt, s, max_ms / 1000);
+	return -EINVAL;
 }
 
 /* "10.0.0.0/8,fd00::/64": appended to out[*n] (at most max). 0 or -EINVAL. */
@@ -345,6 +380,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->metrics_addr = "127.0.0.1:9477";
 	o->healthz_addr = SP_HEALTHZ_ADDR_DEFAULT;
 	o->healthz_max_stale = SP_HEALTHZ_MAX_STALENESS_DEFAULT;
+	o->min_sync_ms = SP_K8S_MIN_SYNC_MS_DEFAULT;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:k:Ki:p:a:d:x:Rs:m:S:B:C:M:vh", run_longopts,
 				NULL)) != -1) {
@@ -516,6 +552,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case 1020:
 			o->dp.dsr = true;
+			break;
+		case 1021:
+			err = parse_duration_ms("--min-sync-period", optarg, 3600 * 1000,
+						&o->min_sync_ms);
 			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
@@ -1492,6 +1532,7 @@ int cmd_run(int argc, char **argv)
 		ko.kubeconfig = o.kubeconfig; /* NULL with --in-cluster */
 		ko.node_name = o.node_name;
 		ko.api_server = o.api_server;
+		ko.min_sync_ms = (int)o.min_sync_ms;
 		if (sp_log_level >= SP_LOG_DEBUG)
 			sp_k8s_set_log_level(SP_K8S_LOG_DEBUG);
 		k8s = sp_k8s_start(&ko, k8s_on_update, &d, msg, sizeof(msg));
