@@ -63,6 +63,7 @@ struct claim {
 	uint8_t key[20];       /* CK_VIP, CK_NODEPORT: family, address, port, protocol */
 	size_t seq;	       /* order of appearance in the file */
 	size_t owner;	       /* index of the Service or slice */
+	size_t part;	       /* sp_config_parts_check: index of the file */
 	yaml_mark_t mark;
 	char path[PATH_LEN];
 };
@@ -82,6 +83,9 @@ struct cfg {
 	size_t seq;
 	char *err;
 	size_t errlen;
+	/* Part of a directory (sp_config_part_load): a slice's Service may be
+	 * in another file, so a slice naming none here is not an error. */
+	bool part;
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -1355,7 +1359,7 @@ static int parse_slice(struct cfg *c, int idx, size_t li)
 	rc = get_name(c, v[LF_SERVICE_NAME], fp, NAME_DNS1035, &sl->service_name);
 	if (rc)
 		return rc;
-	if (!slice_service_exists(c, sl))
+	if (!c->part && !slice_service_exists(c, sl))
 		return cfg_err(c, cfg_node(c, v[LF_SERVICE_NAME])->start_mark, fp,
 			       "serviceName \"%s\" matches no Service in namespace \"%s\"",
 			       sl->service_name, sl->ns);
@@ -1602,6 +1606,38 @@ static int cfg_scan(struct cfg *c)
 	return rc;
 }
 
+/* Parse c->buf into c->m, leaving the claims in c->cl. 0 or -errno (c->err). */
+static int cfg_run(struct cfg *c)
+{
+	yaml_parser_t p;
+	int rc;
+
+	if (c->err && c->errlen)
+		c->err[0] = '\0';
+	rc = cfg_scan(c);
+	if (rc)
+		return rc;
+	if (!yaml_parser_initialize(&p))
+		return cfg_nomem(c);
+	yaml_parser_set_input_string(&p, (const unsigned char *)c->buf, c->len);
+	if (!yaml_parser_load(&p, &c->doc)) {
+		rc = syntax_err(c, &p);
+	} else {
+		rc = parse_root(c);
+		yaml_document_delete(&c->doc);
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+static void claims_free(struct claims *cl)
+{
+	int k;
+
+	for (k = 0; k < CK_MAX; k++)
+		free(cl[k].v);
+}
+
 int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp_model *out,
 			char *err, size_t errlen)
 {
@@ -1612,45 +1648,25 @@ int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp
 		.err = err,
 		.errlen = errlen,
 	};
-	yaml_parser_t p;
-	int rc, k;
+	int rc = cfg_run(&c);
 
-	if (err && errlen)
-		err[0] = '\0';
-	rc = cfg_scan(&c);
-	if (rc)
-		goto out;
-	if (!yaml_parser_initialize(&p)) {
-		rc = cfg_nomem(&c);
-		goto out;
-	}
-	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-	if (!yaml_parser_load(&p, &c.doc)) {
-		rc = syntax_err(&c, &p);
-		goto out_parser;
-	}
-	rc = parse_root(&c);
 	if (!rc) {
 		*out = c.m;
 		memset(&c.m, 0, sizeof(c.m));
 	}
-	yaml_document_delete(&c.doc);
-out_parser:
-	yaml_parser_delete(&p);
-out:
 	sp_model_free(&c.m);
-	for (k = 0; k < CK_MAX; k++)
-		free(c.cl[k].v);
+	claims_free(c.cl);
 	return rc;
 }
 
-int sp_config_load(const char *path, struct sp_model *out, char *err, size_t errlen)
+/* The whole file at path into *buf (malloc'ed) and *len. 0 or -errno with err. */
+static int read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen)
 {
 	size_t len = 0, cap = 64 << 10;
 	char *buf = NULL, *nbuf;
 	struct stat st;
 	ssize_t r;
-	int fd, rc;
+	int fd, rc = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -1704,10 +1720,146 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 			goto out;
 		}
 	}
-	rc = sp_config_parse_buf(buf, len, path, out, err, errlen);
 out:
-	free(buf);
 	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+int sp_config_load(const char *path, struct sp_model *out, char *err, size_t errlen)
+{
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = read_file(path, &buf, &len, err, errlen);
+	if (rc)
+		return rc;
+	rc = sp_config_parse_buf(buf, len, path, out, err, errlen);
+	free(buf);
+	return rc;
+}
+
+/* ---- Files of a directory (--config-dir) ---- */
+
+struct sp_config_part {
+	char *name; /* the file, as messages call it */
+	struct sp_model m;
+	struct claims cl[CK_MAX]; /* what the file claims, with line and path */
+};
+
+int sp_config_part_load(const char *path, struct sp_config_part **out, char *err, size_t errlen)
+{
+	struct cfg c = { .name = path, .err = err, .errlen = errlen, .part = true };
+	struct sp_config_part *p;
+	char *buf;
+	int rc;
+
+	rc = read_file(path, &buf, &c.len, err, errlen);
+	if (rc)
+		return rc;
+	c.buf = buf;
+	rc = cfg_run(&c);
+	free(buf);
+	p = rc ? NULL : calloc(1, sizeof(*p));
+	if (!rc && (!p || !(p->name = strdup(path)))) {
+		free(p);
+		rc = cfg_nomem(&c);
+	}
+	if (rc) {
+		sp_model_free(&c.m);
+		claims_free(c.cl);
+		return rc;
+	}
+	p->m = c.m;
+	memcpy(p->cl, c.cl, sizeof(p->cl));
+	*out = p;
+	return 0;
+}
+
+const struct sp_model *sp_config_part_model(const struct sp_config_part *p)
+{
+	return &p->m;
+}
+
+void sp_config_part_free(struct sp_config_part *p)
+{
+	if (!p)
+		return;
+	sp_model_free(&p->m);
+	claims_free(p->cl);
+	free(p->name);
+	free(p);
+}
+
+static const char *const claim_what[CK_MAX] = {
+	[CK_SVC_NAME] = "Service name",
+	[CK_SLICE_NAME] = "EndpointSlice name",
+	[CK_VIP] = "VIP",
+	[CK_NODEPORT] = "nodePort",
+};
+
+int sp_config_parts_check(struct sp_config_part *const *parts, size_t n, size_t *bad, char *err,
+			  size_t errlen)
+{
+	struct claims all = { 0 };
+	const struct claim *d, *f;
+	size_t i, j, seq;
+	int k, rc = 0;
+
+	for (k = 0; k < CK_MAX && !rc; k++) {
+		all.n = 0;
+		for (i = 0, seq = 0; i < n; i++)
+			all.n += parts[i]->cl[k].n;
+		if (all.n > all.cap) {
+			struct claim *v = reallocarray(all.v, all.n, sizeof(*v));
+
+			if (!v) {
+				snprintf(err, errlen, "checking the config files: out of memory");
+				rc = -ENOMEM;
+				break;
+			}
+			all.v = v;
+			all.cap = all.n;
+		}
+		/* Files in the caller's order: the duplicate reported is the
+		 * claim of the later file, the earlier one is what it repeats. */
+		for (i = 0, all.n = 0; i < n; i++) {
+			for (j = 0; j < parts[i]->cl[k].n; j++, all.n++) {
+				all.v[all.n] = parts[i]->cl[k].v[j];
+				all.v[all.n].seq = seq++;
+				all.v[all.n].part = i;
+			}
+		}
+		if (!claims_dup(&all, &d, &f))
+			continue;
+		if (k == CK_SVC_NAME || k == CK_SLICE_NAME) {
+			snprintf(err, errlen, "%s:%zu:%zu: %s: %s \"%s/%s\" is also defined in %s (line %zu)",
+				 parts[d->part]->name, d->mark.line + 1, d->mark.column + 1, d->path,
+				 claim_what[k], d->ns, d->name, parts[f->part]->name,
+				 f->mark.line + 1);
+		} else {
+			char what[64];
+
+			if (k == CK_VIP)
+				vip_str(d, what, sizeof(what));
+			else
+				pathf(what, sizeof(what), "%u/%s",
+				      (unsigned int)(d->key[0] << 8 | d->key[1]), proto_name(d->key[2]));
+			snprintf(err, errlen, "%s:%zu:%zu: %s: %s %s is also used in %s (line %zu, %s)",
+				 parts[d->part]->name, d->mark.line + 1, d->mark.column + 1, d->path,
+				 claim_what[k], what, parts[f->part]->name, f->mark.line + 1,
+				 f->path);
+		}
+		*bad = d->part;
+		rc = -EINVAL;
+	}
+	free(all.v);
 	return rc;
 }
 

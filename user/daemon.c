@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@
 #include "svcplane.skel.h"
 #include "cli.h"
 #include "config.h"
+#include "config_dir.h"
 #include "ct_gc.h"
 #include "dp.h"
 #include "health.h"
@@ -63,6 +65,7 @@ struct cidr {
 
 struct run_opts {
 	const char *config;
+	const char *config_dir;
 	const char *kubeconfig;
 	bool in_cluster;
 	const char *ifaces[MAX_IFACES];
@@ -88,6 +91,7 @@ struct run_opts {
 
 static const struct option run_longopts[] = {
 	{ "config", required_argument, NULL, 'c' },
+	{ "config-dir", required_argument, NULL, 1022 },
 	{ "kubeconfig", required_argument, NULL, 'k' },
 	{ "in-cluster", no_argument, NULL, 'K' },
 	{ "iface", required_argument, NULL, 'i' },
@@ -134,10 +138,13 @@ static void run_usage(FILE *f)
 		"Usage: svcplane run [OPTIONS]\n\n"
 		"Load the datapath, attach it to the uplinks and pod interfaces, and keep its maps\n"
 		"equal to the config file or the Kubernetes API. Stays in the foreground.\n"
-		"SIGHUP or a change of the config file applies the file again, as a diff.\n"
+		"SIGHUP or a change of the config file (or directory) applies it again, as a diff.\n"
 		"Stopping the daemon leaves the datapath running; 'svcplane detach' removes it.\n\n"
 		"Source of truth (default: the embedded demo config):\n"
 		"  -c, --config FILE            static config (YAML, see docs/CONFIG.md)\n"
+		"      --config-dir DIR         static config in the *.yaml files of DIR, one or\n"
+		"                               more Services each; only changed files are read\n"
+		"                               again, a bad file keeps its last good state\n"
 		"  -k, --kubeconfig FILE        watch the Kubernetes API with this kubeconfig\n"
 		"  -K, --in-cluster             watch the Kubernetes API with the pod's service account\n"
 		"      --k8s-api-server URL     reach the API server here (https://10.0.0.1:6443), not\n"
@@ -553,6 +560,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 1020:
 			o->dp.dsr = true;
 			break;
+		case 1022:
+			o->config_dir = optarg;
+			break;
 		case 1021:
 			err = parse_duration_ms("--min-sync-period", optarg, 3600 * 1000,
 						&o->min_sync_ms);
@@ -578,8 +588,13 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "svcplane run: at least one --iface is needed (the uplink)\n");
 		return -EINVAL;
 	}
-	if (o->config && (o->kubeconfig || o->in_cluster)) {
-		fprintf(stderr, "svcplane run: --config and the Kubernetes API are exclusive\n");
+	if ((o->config || o->config_dir) && (o->kubeconfig || o->in_cluster)) {
+		fprintf(stderr, "svcplane run: --config%s and the Kubernetes API are exclusive\n",
+			o->config ? "" : "-dir");
+		return -EINVAL;
+	}
+	if (o->config && o->config_dir) {
+		fprintf(stderr, "svcplane run: --config and --config-dir are exclusive\n");
 		return -EINVAL;
 	}
 	if (o->api_server && !o->kubeconfig && !o->in_cluster) {
@@ -600,6 +615,7 @@ struct daemon {
 	struct sp_sync *sync;
 	struct sp_sync_maps sm; /* the maps sync writes, with their capacities */
 	struct stat cfg_stat;
+	struct sp_config_dir *cdir; /* --config-dir */
 	bool synced; /* a full state from the source has been applied */
 	bool attached; /* uplinks and existing pods have the programs */
 	uint64_t applies, apply_errors;
@@ -882,6 +898,90 @@ static int apply_config(struct daemon *d, const char *why)
 	ret = apply_model(d, &m, what, true);
 	sp_model_free(&m);
 	return ret;
+}
+
+/* A file of the config directory that is refused (it keeps its last good state). */
+static void config_dir_report(void *arg, const char *msg)
+{
+	(void)arg;
+	pr_err("%s", msg);
+}
+
+/* Look at the config directory again and apply its model if it changed
+ * (always with force: SIGHUP). Files that are refused are reported and keep
+ * their last good state; the others apply. */
+static int apply_config_dir(struct daemon *d, const char *why, bool force)
+{
+	char err[1024], what[PATH_MAX + 96];
+	size_t bad;
+	int rc;
+
+	rc = sp_config_dir_scan(d->cdir, false, config_dir_report, NULL, err, sizeof(err));
+	if (rc < 0) {
+		pr_err("%s; keeping the running state", err);
+		return rc;
+	}
+	if (!rc && !force)
+		return 0;
+	sp_proxy_health_queued(&d->ph, sp_mono_ns());
+	bad = sp_config_dir_n_bad(d->cdir);
+	if (bad)
+		snprintf(what, sizeof(what), "%s (%s; %zu file(s), %zu refused)",
+			 d->o->config_dir, why, sp_config_dir_n_files(d->cdir), bad);
+	else
+		snprintf(what, sizeof(what), "%s (%s; %zu file(s))", d->o->config_dir, why,
+			 sp_config_dir_n_files(d->cdir));
+	return apply_model(d, sp_config_dir_model(d->cdir), what, true);
+}
+
+/*
+ * Wake the loop when the config file or directory changes: inotify on the
+ * directory, since a file replaced by rename (editors, ConfigMap volumes,
+ * the atomic way to write a config) is a new inode that a watch on the old
+ * one never reports. Close after write, renames, deletes and attribute
+ * changes; not every write, so a file being written is not read half-way.
+ * The once-a-second stat of the loop stays as the fallback (inotify is not
+ * available on every file system). Returns the fd or -errno.
+ */
+static int config_watch(const struct run_opts *o)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+	int fd, err;
+
+	if (o->config_dir) {
+		snprintf(dir, sizeof(dir), "%s", o->config_dir);
+	} else {
+		slash = strrchr(o->config, '/');
+		if (!slash)
+			snprintf(dir, sizeof(dir), ".");
+		else if (slash == o->config)
+			snprintf(dir, sizeof(dir), "/");
+		else
+			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - o->config), o->config);
+	}
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (inotify_add_watch(fd, dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB) <
+	    0) {
+		err = -errno;
+		close(fd);
+		pr_warn("watch %s for changes: %s; looking once a second instead", dir,
+			strerror(-err));
+		return err;
+	}
+	return fd;
+}
+
+/* Drain the inotify events: what changed is found by stat, not from them. */
+static void config_watch_drain(int fd)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
 }
 
 /* ---- node addresses ---------------------------------------------------------- */
@@ -1398,7 +1498,7 @@ int cmd_run(int argc, char **argv)
 	struct sp_sync_maps sm;
 	sigset_t mask;
 	struct sp_http *metrics = NULL;
-	int sfd = -1, nlfd = -1, lockfd = -1, err, i;
+	int sfd = -1, nlfd = -1, lockfd = -1, cwfd = -1, err, i;
 	bool stop = false;
 	uint64_t last_retry = 0, retries = 0;
 
@@ -1438,7 +1538,19 @@ int cmd_run(int argc, char **argv)
 	/* Load the source before touching the datapath: a bad file at start
 	 * is an error, not an empty state. The model is applied below, once
 	 * the maps are open, without reading the file again. */
-	if (!o.kubeconfig && !o.in_cluster) {
+	if (o.config_dir) {
+		char msg[1024];
+
+		err = sp_config_dir_new(o.config_dir, &d.cdir);
+		if (!err)
+			err = sp_config_dir_scan(d.cdir, true, NULL, NULL, msg, sizeof(msg));
+		if (err < 0) {
+			pr_err("%s", err == -ENOMEM ? strerror(ENOMEM) : msg);
+			goto out;
+		}
+		snprintf(start_what, sizeof(start_what), "%s (start; %zu file(s))", o.config_dir,
+			 sp_config_dir_n_files(d.cdir));
+	} else if (!o.kubeconfig && !o.in_cluster) {
 		char msg[512];
 
 		if (o.config && stat(o.config, &d.cfg_stat)) {
@@ -1488,7 +1600,8 @@ int cmd_run(int argc, char **argv)
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
 		/* A file that does not fit is an error at start too (-EFBIG). */
-		err = apply_model(&d, &start_model, start_what, true);
+		err = apply_model(&d, d.cdir ? sp_config_dir_model(d.cdir) : &start_model,
+				  start_what, true);
 		sp_model_free(&start_model);
 		if (err && err != -ENOSPC)
 			goto out;
@@ -1551,19 +1664,25 @@ int cmd_run(int argc, char **argv)
 	if (err)
 		goto out;
 	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
-		o.config ? o.config : (k8s ? "Kubernetes API" : "embedded default config"));
+		o.config ? o.config :
+			   (o.config_dir ? o.config_dir :
+					   (k8s ? "Kubernetes API" : "embedded default config")));
 	err = gc_start(&d);
 	if (err)
 		goto out;
+	if (!k8s && (o.config || o.config_dir))
+		cwfd = config_watch(&o);
 	announce_ready(&d);
 
 	while (!stop) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = nlfd, .events = POLLIN },
 			{ .fd = d.k8s_efd, .events = POLLIN },
+			{ .fd = cwfd, .events = POLLIN },
 		};
-		int n = poll(p, 3, 1000);
+		bool tick = false;
+		int n = poll(p, 4, 1000);
 
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
@@ -1575,7 +1694,9 @@ int cmd_run(int argc, char **argv)
 
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
-					if (!k8s) {
+					if (d.cdir) {
+						apply_config_dir(&d, "SIGHUP", true);
+					} else if (!k8s) {
 						config_changed(&d);
 						sp_proxy_health_queued(&d.ph, sp_mono_ns());
 						apply_config(&d, "SIGHUP");
@@ -1594,18 +1715,26 @@ int cmd_run(int argc, char **argv)
 			k8s_apply_pending(&d);
 			announce_ready(&d);
 		}
-		if (!k8s && config_changed(&d)) {
-			sp_proxy_health_queued(&d.ph, sp_mono_ns());
-			apply_config(&d, "file changed");
-		}
 		/* Ports that could not be bound: again, at most once a second. */
 		if (sp_mono_ns() - last_retry >= 1000000000ULL) {
+			tick = true;
 			last_retry = sp_mono_ns();
 			if (++retries % 30 == 0)
 				bootstrap_hint(&d);
 			sp_svc_health_retry(d.svc_health);
 			if (d.proxy_http_wanted && !d.proxy_http)
 				proxy_health_start(&d, true);
+		}
+		/* The config: when inotify says so, and once a second anyway. */
+		if (cwfd >= 0 && (p[3].revents & POLLIN)) {
+			config_watch_drain(cwfd);
+			tick = true;
+		}
+		if (tick && d.cdir) {
+			apply_config_dir(&d, "files changed", false);
+		} else if (tick && !k8s && config_changed(&d)) {
+			sp_proxy_health_queued(&d.ph, sp_mono_ns());
+			apply_config(&d, "file changed");
 		}
 	}
 	err = 0;
@@ -1625,6 +1754,9 @@ out:
 		close(sfd);
 	if (nlfd >= 0)
 		close(nlfd);
+	if (cwfd >= 0)
+		close(cwfd);
+	sp_config_dir_free(d.cdir);
 	sp_sync_free(d.sync);
 	sp_dp_close(&d.dp);
 	if (lockfd >= 0)

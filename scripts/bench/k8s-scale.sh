@@ -7,6 +7,9 @@
 #     -u  each Service also gets a UDP port (2N Service ports)
 #     -f  the config file source instead (`svcplane run --config`): the same
 #         Services in one YAML file, a change is the file replaced (rename)
+#     -D K  a config directory instead (`svcplane run --config-dir`): files of
+#         K Services each, a change is the one file with the changed Service
+#         replaced (rename)
 #
 # Prints plain key=value lines on stdout (progress goes to stderr):
 #   k8s_services, k8s_endpoints_per_service, k8s_service_ports
@@ -24,7 +27,7 @@
 #   k8s_endpoint_change_apply_ms  median of the daemon's apply time for those changes
 #   k8s_daemon_rss_mib         the daemon's resident memory with everything programmed
 #   k8s_daemon_peak_mib        its peak resident memory (VmHWM) so far
-# With -f the keys start with file_ instead (no _load_s, _list_and_apply_s).
+# With -f the keys start with file_, with -D dir_ (no _load_s, _list_and_apply_s).
 #
 # Everything runs in namespaces spk<PID>-{n,c} (a node with an uplink up0
 # and a peer) and a private bpffs under /run/svcplane-k8s-scale-<PID>; all of
@@ -44,14 +47,16 @@ E=${K8S_SCALE_E:-10}
 RUNS=${K8S_SCALE_RUNS:-5}
 UDP=0
 SRC=k8s
-while getopts "n:e:r:ufh" o; do
+PER_FILE=0
+while getopts "n:e:r:ufD:h" o; do
 	case $o in
 	n) N=$OPTARG ;;
 	e) E=$OPTARG ;;
 	r) RUNS=$OPTARG ;;
 	u) UDP=1 ;;
 	f) SRC=file ;;
-	*) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+	D) SRC=dir PER_FILE=$OPTARG ;;
+	*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
 
@@ -120,9 +125,10 @@ topo || die "setting up the namespaces failed"
 
 # ---- objects -----------------------------------------------------------------------
 say "k8s-scale: generating $N Services x $E endpoints"
-"$PY" - "$N" "$E" "$UDP" "$RUN" "$SRC" <<'EOF' || die "generating objects failed"
-import json, sys
+"$PY" - "$N" "$E" "$UDP" "$RUN" "$SRC" "$PER_FILE" <<'EOF' || die "generating objects failed"
+import json, os, sys
 n, e, udp, d, src = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5]
+per_file = int(sys.argv[6])
 
 def ip4(base, i):
     return "%d.%d.%d.%d" % (base[0], base[1] + (i >> 16), (i >> 8) & 255, i & 255)
@@ -179,16 +185,26 @@ def yaml_slice(i, first=None):
             "ports: [%s], endpoints: [%s]}\n" % (o["metadata"]["name"], i, ports, eps))
 
 c = n // 2
+def config(path, changed, first=0, last=n):
+    with open(path, "w") as f:
+        f.write("services:\n")
+        f.writelines(yaml_svc(i) for i in range(first, last))
+        f.write("endpointSlices:\n")
+        f.writelines(yaml_slice(i, "10.250.0.1" if i == changed else None)
+                     for i in range(first, last))
 if src == "file":
-    def config(path, changed):
-        with open(path, "w") as f:
-            f.write("services:\n")
-            f.writelines(yaml_svc(i) for i in range(n))
-            f.write("endpointSlices:\n")
-            f.writelines(yaml_slice(i, "10.250.0.1" if i == changed else None) for i in range(n))
     config(d + "/config.yaml", -1)
     config(d + "/change.yaml", c)  # endpoint 0 of Service c replaced
     config(d + "/back.yaml", -1)
+elif src == "dir":
+    os.mkdir(d + "/cfg")
+    for first in range(0, n, per_file):
+        config(d + "/cfg/svc-%05d.yaml" % (first // per_file), -1, first, min(n, first + per_file))
+    first = c // per_file * per_file  # the file of Service c
+    config(d + "/change.yaml", c, first, min(n, first + per_file))
+    config(d + "/back.yaml", -1, first, min(n, first + per_file))
+    with open(d + "/changed-file", "w") as f:
+        f.write("svc-%05d.yaml\n" % (c // per_file))
 else:
     with open(d + "/objects.json", "w") as f:
         json.dump([node] + [svc(i) for i in range(n)] + [slc(i) for i in range(n)], f)
@@ -210,6 +226,12 @@ if [ "$SRC" = file ]; then
 	APPLIED=' applied in '
 	mkdir -p "$RUN/cfg" && cp "$RUN/config.yaml" "$RUN/cfg/svc.yaml" || die "copying the config failed"
 	SRC_ARGS=(--config "$RUN/cfg/svc.yaml")
+	CHANGED=svc.yaml
+elif [ "$SRC" = dir ]; then
+	P=dir
+	APPLIED=' applied in '
+	SRC_ARGS=(--config-dir "$RUN/cfg")
+	read -r CHANGED <"$RUN/changed-file"
 else
 	P=k8s
 	APPLIED='Kubernetes API snapshot applied'
@@ -312,11 +334,12 @@ print("change_ms=timeout")
 sys.exit(1)
 '
 # One change (BODY: change or back) and the time until it is in the map. The
-# config file's replacement is written beforehand, then renamed into place.
+# config file's replacement (or the directory's file) is written beforehand,
+# then renamed into place.
 poll_change() {
-	if [ "$SRC" = file ]; then
+	if [ "$SRC" != k8s ]; then
 		cp "$RUN/$1.yaml" "$RUN/cfg/.next.yaml" || return 1
-		ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "rename:$RUN/cfg/svc.yaml" \
+		ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "rename:$RUN/cfg/$CHANGED" \
 			"$RUN/cfg/.next.yaml" "$VIP" 80
 	else
 		ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "$ADMIN" "$RUN/$1.json" "$VIP" 80
