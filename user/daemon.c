@@ -616,6 +616,10 @@ struct daemon {
 	struct sp_sync_maps sm; /* the maps sync writes, with their capacities */
 	struct stat cfg_stat;
 	struct sp_config_dir *cdir; /* --config-dir */
+	/* What the last apply wrote, when it wrote all of it (prev_ok): the
+	 * next apply writes only the Services that differ from it. */
+	struct sp_desired prev;
+	bool prev_ok;
 	bool synced; /* a full state from the source has been applied */
 	bool attached; /* uplinks and existing pods have the programs */
 	uint64_t applies, apply_errors;
@@ -846,7 +850,18 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 			return err == -ENOSPC ? -EFBIG : err;
 		}
 	}
-	err = sp_sync_apply(d->sync, &want, &st);
+	if (d->prev_ok) {
+		const char **ids;
+		size_t n_ids;
+
+		err = sp_desired_diff(&d->prev, &want, &ids, &n_ids);
+		if (!err) {
+			err = sp_sync_apply_ids(d->sync, &want, ids, n_ids, &st);
+			free(ids);
+		}
+	} else {
+		err = sp_sync_apply(d->sync, &want, &st);
+	}
 	/* Some Services not fitting (-ENOSPC, logged and counted) still leaves
 	 * the source's state applied as far as it can be: trying again would
 	 * not change it. Anything else is a failed sync for /healthz. */
@@ -863,7 +878,10 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 		what, d->last_apply_ms, sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync),
 		st.svc_added, st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
 		err ? " (with errors, see above)" : "");
-	sp_desired_free(&want);
+	/* Anything short of a complete apply: the next one is a full pass. */
+	sp_desired_free(&d->prev);
+	d->prev = want;
+	d->prev_ok = !err;
 	publish(d);
 	return err;
 }
@@ -1757,6 +1775,7 @@ out:
 	if (cwfd >= 0)
 		close(cwfd);
 	sp_config_dir_free(d.cdir);
+	sp_desired_free(&d.prev);
 	sp_sync_free(d.sync);
 	sp_dp_close(&d.dp);
 	if (lockfd >= 0)

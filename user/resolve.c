@@ -792,3 +792,54 @@ void sp_desired_free(struct sp_desired *d)
 	d->svc = NULL;
 	d->n = 0;
 }
+
+/* Whether two wanted Services are the same in every field the sync writes. */
+static bool want_equal(const struct sp_want_svc *a, const struct sp_want_svc *b)
+{
+	size_t i;
+
+	if (a->proto != b->proto || a->family != b->family || a->flags != b->flags ||
+	    a->affinity_timeout != b->affinity_timeout || a->n_fe != b->n_fe ||
+	    a->n_be != b->n_be || a->n_src_ranges != b->n_src_ranges)
+		return false;
+	for (i = 0; i < a->n_fe; i++)
+		if (sp_ip_cmp(&a->fe[i].ip, &b->fe[i].ip) || a->fe[i].port != b->fe[i].port ||
+		    a->fe[i].flags != b->fe[i].flags)
+			return false;
+	for (i = 0; i < a->n_be; i++)
+		if (sp_ip_cmp(&a->be[i].ip, &b->be[i].ip) || a->be[i].port != b->be[i].port ||
+		    a->be[i].weight != b->be[i].weight || a->be[i].flags != b->be[i].flags)
+			return false;
+	for (i = 0; i < a->n_src_ranges; i++)
+		if (sp_cidr_cmp(&a->src_ranges[i], &b->src_ranges[i]))
+			return false;
+	return true;
+}
+
+int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
+		    const char ***ids, size_t *n)
+{
+	size_t i = 0, j = 0, k = 0;
+	const char **v = calloc(old->n + new->n ? old->n + new->n : 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	/* Both sorted by id: one merge walk. */
+	while (i < old->n || j < new->n) {
+		int c = i == old->n ? 1 : j == new->n ? -1 : strcmp(old->svc[i].id, new->svc[j].id);
+
+		if (c < 0) {
+			v[k++] = old->svc[i++].id;
+		} else if (c > 0) {
+			v[k++] = new->svc[j++].id;
+		} else {
+			if (!want_equal(&old->svc[i], &new->svc[j]))
+				v[k++] = new->svc[j].id;
+			i++;
+			j++;
+		}
+	}
+	*ids = v;
+	*n = k;
+	return 0;
+}

@@ -59,5 +59,12 @@ typedef void (*sp_warn_fn)(void *arg, const char *msg);
 int sp_resolve(const struct sp_model *m, const struct sp_resolve_opts *o, struct sp_desired *out,
 	       sp_warn_fn warn, void *warn_arg);
 void sp_desired_free(struct sp_desired *d);
+/*
+ * The ids of the Services that differ between two desired states (added,
+ * removed or changed), sorted, into *ids (malloc'ed; the strings are old's
+ * and new's). For sp_sync_apply_ids. 0 or -ENOMEM.
+ */
+int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
+		    const char ***ids, size_t *n);
 
 #endif /* SP_RESOLVE_H */
