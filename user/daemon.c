@@ -830,10 +830,11 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 				      .proxy_name = d->o->proxy_name };
 	struct sp_desired want = { 0 };
 	struct sp_sync_stats st;
-	double t0 = now_ms();
+	double t0 = now_ms(), t_resolved, t_synced;
 	int err;
 
 	err = sp_resolve(m, &ro, &want, resolve_warn, NULL);
+	t_resolved = now_ms();
 	if (err) {
 		pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
 		return err;
@@ -862,6 +863,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	} else {
 		err = sp_sync_apply(d->sync, &want, &st);
 	}
+	t_synced = now_ms();
 	/* Some Services not fitting (-ENOSPC, logged and counted) still leaves
 	 * the source's state applied as far as it can be: trying again would
 	 * not change it. Anything else is a failed sync for /healthz. */
@@ -873,10 +875,12 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	d->applies++;
 	if (err)
 		d->apply_errors++;
-	pr_info("%s applied in %.1f ms: %zu Service port(s), %zu backend(s); +%zu -%zu services, "
-		"%zu rebuilt, %zu frontend write(s), %zu delete(s)%s",
-		what, d->last_apply_ms, sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync),
-		st.svc_added, st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
+	pr_info("%s applied in %.1f ms (resolve %.1f, maps %.1f): %zu Service port(s), %zu "
+		"backend(s); +%zu -%zu services, %zu rebuilt, %zu frontend write(s), %zu "
+		"delete(s)%s",
+		what, d->last_apply_ms, t_resolved - t0, t_synced - t_resolved,
+		sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync), st.svc_added,
+		st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
 		err ? " (with errors, see above)" : "");
 	/* Anything short of a complete apply: the next one is a full pass. */
 	sp_desired_free(&d->prev);

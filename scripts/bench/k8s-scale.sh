@@ -20,6 +20,7 @@
 #   k8s_list_and_apply_s       of which: daemon "running:" (programs loaded and attached) ->
 #                              snapshot applied (list 2N objects in pages of 500, parse, apply)
 #   k8s_first_apply_ms         the daemon's own time to apply that snapshot (resolve + maps)
+#   k8s_bpf_load_ms            of the start: loading and verifying the BPF programs (its log)
 #   k8s_endpoint_change_ms     median over RUNS of: one EndpointSlice change posted to the
 #                              API -> the Service's sp_services value replaced in the
 #                              pinned map (polled with bpf(2) every 0.5 ms), i.e. new flows
@@ -384,6 +385,7 @@ echo "${P}_first_sync_s=$(secs "$t_start" "$t_applied")"
 echo "${P}_ready_s=$(secs "$t_start" "$t_ready")"
 [ "$SRC" = k8s ] && echo "k8s_list_and_apply_s=${list_apply:-}"
 echo "${P}_first_apply_ms=${first_apply:-}"
+echo "${P}_bpf_load_ms=$(sed -n 's/.*BPF programs loaded and verified in \([0-9.]*\) ms.*/\1/p' "$LOG" | head -1)"
 echo "${P}_endpoint_change_ms=$(printf '%s\n' "${changes[@]}" | median)"
 echo "${P}_endpoint_change_ms_min=$(printf '%s\n' "${changes[@]}" | sort -n | head -1)"
 echo "${P}_endpoint_change_ms_max=$(printf '%s\n' "${changes[@]}" | sort -n | tail -1)"
