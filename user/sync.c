@@ -1082,6 +1082,31 @@ static void range_orphans_delete(struct sp_sync *s)
 	s->n_range_orphans = 0;
 }
 
+/*
+ * The deletion pass for one applied Service: the frontends it gave up in
+ * this apply, and the Service itself (frontends, table, entry) unless
+ * wanted. Frontends in keep (wanted by some Service) stay.
+ */
+static void settle_svc(struct sp_sync *s, struct app_svc *a, bool wanted,
+		       const struct sp_svc_key *keep, size_t n_keep, struct sp_sync_stats *st)
+{
+	size_t j;
+
+	for (j = 0; j < a->n_fe_old; j++)
+		fe_delete_unless(s, &a->fe_old[j], keep, n_keep, st);
+	free(a->fe_old);
+	a->fe_old = NULL;
+	a->n_fe_old = 0;
+	if (wanted)
+		return;
+	for (j = 0; j < a->n_fe; j++)
+		fe_delete_unless(s, &a->fe[j], keep, n_keep, st);
+	remove_svc(s, a, st);
+	tdelete(a, &s->svcs, svc_cmp);
+	s->n_svcs--;
+	app_svc_free(a);
+}
+
 /* Old tables and removed backends: only once no packet that started
  * before the switches can still be reading them. */
 static void release_retired(struct sp_sync *s, struct sp_sync_stats *st)
@@ -1106,7 +1131,7 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 {
 	struct sp_svc_key *keep = NULL;
 	struct app_svc **list;
-	size_t i, j, n_keep = 0, n;
+	size_t i, n_keep = 0, n;
 	int err, ret = 0;
 
 	if (st)
@@ -1145,19 +1170,7 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	for (i = 0; i < n; i++) {
 		struct app_svc *a = list[i];
 
-		for (j = 0; j < a->n_fe_old; j++)
-			fe_delete_unless(s, &a->fe_old[j], keep, n_keep, st);
-		free(a->fe_old);
-		a->fe_old = NULL;
-		a->n_fe_old = 0;
-		if (a->seen)
-			continue;
-		for (j = 0; j < a->n_fe; j++)
-			fe_delete_unless(s, &a->fe[j], keep, n_keep, st);
-		remove_svc(s, a, st);
-		tdelete(a, &s->svcs, svc_cmp);
-		s->n_svcs--;
-		app_svc_free(a);
+		settle_svc(s, a, a->seen, keep, n_keep, st);
 	}
 	free(list);
 	for (i = 0; i < s->n_orphans; i++)
@@ -1186,7 +1199,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 {
 	struct sp_desired part = { 0 };
 	struct sp_svc_key *keep = NULL;
-	size_t i, j, n_keep = 0;
+	size_t i, n_keep = 0;
 	int err, ret = 0;
 
 	if (!s->full_done)
@@ -1224,19 +1237,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 
 		if (!a)
 			continue;
-		for (j = 0; j < a->n_fe_old; j++)
-			fe_delete_unless(s, &a->fe_old[j], keep, n_keep, st);
-		free(a->fe_old);
-		a->fe_old = NULL;
-		a->n_fe_old = 0;
-		if (wanted)
-			continue;
-		for (j = 0; j < a->n_fe; j++)
-			fe_delete_unless(s, &a->fe[j], keep, n_keep, st);
-		remove_svc(s, a, st);
-		tdelete(a, &s->svcs, svc_cmp);
-		s->n_svcs--;
-		app_svc_free(a);
+		settle_svc(s, a, wanted, keep, n_keep, st);
 	}
 	release_retired(s, st);
 	free(keep);
