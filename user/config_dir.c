@@ -28,6 +28,10 @@ struct sp_config_dir {
 	struct cd_file *f; /* sorted by name */
 	size_t n;
 	struct sp_model merged; /* arrays of shallow copies: the parts own the content */
+	/* "namespace/name" of the Services the last scan's changes touch, sorted */
+	char **changed;
+	size_t n_changed, cap_changed;
+	bool changed_nomem; /* the list is incomplete */
 };
 
 int sp_config_dir_new(const char *dir, struct sp_config_dir **out)
@@ -53,10 +57,68 @@ static void files_free(struct cd_file *f, size_t n)
 	free(f);
 }
 
+static void changed_clear(struct sp_config_dir *cd)
+{
+	while (cd->n_changed)
+		free(cd->changed[--cd->n_changed]);
+	cd->changed_nomem = false;
+}
+
+/* Add "ns/name" to the changed list (duplicates are removed later). */
+static void changed_add(struct sp_config_dir *cd, const char *ns, const char *name)
+{
+	char *str;
+
+	if (cd->n_changed == cd->cap_changed) {
+		size_t cap = cd->cap_changed ? cd->cap_changed * 2 : 64;
+		char **v = reallocarray(cd->changed, cap, sizeof(*v));
+
+		if (!v) {
+			cd->changed_nomem = true;
+			return;
+		}
+		cd->changed = v;
+		cd->cap_changed = cap;
+	}
+	if (asprintf(&str, "%s/%s", ns, name) < 0) {
+		cd->changed_nomem = true;
+		return;
+	}
+	cd->changed[cd->n_changed++] = str;
+}
+
+/* The Services a part's content concerns: its own, and those its slices name. */
+static void changed_add_part(struct sp_config_dir *cd, const struct sp_config_part *p)
+{
+	const struct sp_model *m = p ? sp_config_part_model(p) : NULL;
+	size_t i;
+
+	for (i = 0; m && i < m->n_services; i++)
+		changed_add(cd, m->services[i].ns, m->services[i].name);
+	for (i = 0; m && i < m->n_slices; i++)
+		changed_add(cd, m->slices[i].ns, m->slices[i].service_name);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sp_config_dir_changed(const struct sp_config_dir *cd, const char *const **names, size_t *n)
+{
+	if (cd->changed_nomem)
+		return -ENOMEM;
+	*names = (const char *const *)cd->changed;
+	*n = cd->n_changed;
+	return 0;
+}
+
 void sp_config_dir_free(struct sp_config_dir *cd)
 {
 	if (!cd)
 		return;
+	changed_clear(cd);
+	free(cd->changed);
 	files_free(cd->f, cd->n);
 	free(cd->merged.services);
 	free(cd->merged.slices);
@@ -327,6 +389,33 @@ int sp_config_dir_scan(struct sp_config_dir *cd, bool strict, sp_warn_fn report,
 	rc = cross_check(c, n, strict, report, arg, err, errlen);
 	if (rc)
 		goto out;
+	/* What the change touches: the Services of every part that goes (old
+	 * parts replaced, files removed) and of every part that comes. */
+	changed_clear(cd);
+	for (i = 0, j = 0; i < cd->n; i++) {
+		while (j < n && strcmp(c[j].f.name, cd->f[i].name) < 0)
+			j++;
+		if (!cd->f[i].good)
+			continue;
+		if (j < n && c[j].old == &cd->f[i] && c[j].f.good == cd->f[i].good && !c[j].fresh)
+			continue; /* kept as it was */
+		changed_add_part(cd, cd->f[i].good);
+	}
+	for (i = 0; i < n; i++)
+		if (c[i].fresh)
+			changed_add_part(cd, c[i].fresh);
+	if (cd->n_changed) {
+		size_t k = 0;
+
+		qsort(cd->changed, cd->n_changed, sizeof(*cd->changed), str_cmp);
+		for (i = 0; i < cd->n_changed; i++) {
+			if (k && !strcmp(cd->changed[k - 1], cd->changed[i]))
+				free(cd->changed[i]);
+			else
+				cd->changed[k++] = cd->changed[i];
+		}
+		cd->n_changed = k;
+	}
 	/* Accept: fresh parts replace the old ones, which go with the old list. */
 	for (i = 0; i < n; i++) {
 		if (!c[i].fresh)

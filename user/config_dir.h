@@ -40,6 +40,14 @@ int sp_config_dir_scan(struct sp_config_dir *cd, bool strict, sp_warn_fn report,
 
 /* Every file's good state together; valid until the next scan or free. */
 const struct sp_model *sp_config_dir_model(const struct sp_config_dir *cd);
+/*
+ * After a scan that returned 1: "namespace/name" of every Service whose
+ * entries in the model may have changed (those of the files that changed,
+ * before and after, and those their slices name), sorted, unique; valid
+ * until the next scan. For sp_resolve_some. 0, or -ENOMEM if the list
+ * could not be made whole (resolve everything then).
+ */
+int sp_config_dir_changed(const struct sp_config_dir *cd, const char *const **names, size_t *n);
 /* Files in use, and of those how many are refused (keeping an older state or none). */
 size_t sp_config_dir_n_files(const struct sp_config_dir *cd);
 size_t sp_config_dir_n_bad(const struct sp_config_dir *cd);

@@ -627,6 +627,7 @@ struct daemon {
 	/* Kubernetes snapshots arrive on the watcher thread. */
 	pthread_mutex_t k8s_lock;
 	struct sp_k8s_update *k8s_pending;
+	bool k8s_superseded; /* a pending snapshot was replaced before it was applied */
 	int k8s_efd;
 	/* Conntrack collector (its own thread; gc_lock guards what follows). */
 	pthread_t gc_thread;
@@ -824,16 +825,32 @@ static void resolve_warn(void *arg, const char *msg)
  * Service (-ENOSPC), as the Kubernetes source needs: the API cannot be
  * refused, and the rest of the cluster should still be served.
  */
-static int apply_model(struct daemon *d, const struct sp_model *m, const char *what, bool whole)
+static int apply_model(struct daemon *d, const struct sp_model *m, const char *what, bool whole,
+		       const char *const *names, size_t n_names)
 {
 	struct sp_resolve_opts ro = { .node_name = d->o->node_name,
 				      .proxy_name = d->o->proxy_name };
 	struct sp_desired want = { 0 };
 	struct sp_sync_stats st;
 	double t0 = now_ms(), t_resolved, t_synced;
+	const char **ids = NULL;
+	size_t n_ids = 0;
+	bool some = false;
 	int err;
 
-	err = sp_resolve(m, &ro, &want, resolve_warn, NULL);
+	/* With the names of the Services that changed since the last complete
+	 * apply, only those are resolved again (the rest is moved over from
+	 * d->prev, which then holds their old entries for the diff). */
+	if (names && d->prev_ok) {
+		err = sp_resolve_some(m, &ro, &d->prev, names, n_names, &want, &ids, &n_ids,
+				      resolve_warn, NULL);
+		some = !err;
+		if (err < 0) {
+			pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
+			return err;
+		}
+	}
+	err = some ? 0 : sp_resolve(m, &ro, &want, resolve_warn, NULL);
 	t_resolved = now_ms();
 	if (err) {
 		pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
@@ -848,13 +865,18 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 			pr_err("%s: %s%s", what, err == -ENOSPC ? msg : strerror(-err),
 			       d->synced ? "; keeping the running state" : "");
 			sp_desired_free(&want);
+			free(ids);
+			if (some) { /* d->prev gave its entries away: a full pass next */
+				sp_desired_free(&d->prev);
+				d->prev_ok = false;
+			}
 			return err == -ENOSPC ? -EFBIG : err;
 		}
 	}
-	if (d->prev_ok) {
-		const char **ids;
-		size_t n_ids;
-
+	if (some) {
+		err = sp_sync_apply_ids(d->sync, &want, ids, n_ids, &st);
+		free(ids);
+	} else if (d->prev_ok) {
 		err = sp_desired_diff(&d->prev, &want, &ids, &n_ids);
 		if (!err) {
 			err = sp_sync_apply_ids(d->sync, &want, ids, n_ids, &st);
@@ -917,7 +939,7 @@ static int apply_config(struct daemon *d, const char *why)
 		pr_err("%s; keeping the running state", err);
 		return ret;
 	}
-	ret = apply_model(d, &m, what, true);
+	ret = apply_model(d, &m, what, true, NULL, 0);
 	sp_model_free(&m);
 	return ret;
 }
@@ -935,7 +957,8 @@ static void config_dir_report(void *arg, const char *msg)
 static int apply_config_dir(struct daemon *d, const char *why, bool force)
 {
 	char err[1024], what[PATH_MAX + 96];
-	size_t bad;
+	const char *const *names;
+	size_t bad, n_names;
 	int rc;
 
 	rc = sp_config_dir_scan(d->cdir, false, config_dir_report, NULL, err, sizeof(err));
@@ -953,7 +976,10 @@ static int apply_config_dir(struct daemon *d, const char *why, bool force)
 	else
 		snprintf(what, sizeof(what), "%s (%s; %zu file(s))", d->o->config_dir, why,
 			 sp_config_dir_n_files(d->cdir));
-	return apply_model(d, sp_config_dir_model(d->cdir), what, true);
+	/* SIGHUP: everything again; otherwise the Services of the files that changed. */
+	if (!force && !sp_config_dir_changed(d->cdir, &names, &n_names))
+		return apply_model(d, sp_config_dir_model(d->cdir), what, true, names, n_names);
+	return apply_model(d, sp_config_dir_model(d->cdir), what, true, NULL, 0);
 }
 
 /*
@@ -1337,8 +1363,11 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 
 	sp_proxy_health_queued(&d->ph, sp_mono_ns());
 	pthread_mutex_lock(&d->k8s_lock);
-	if (d->k8s_pending)
+	if (d->k8s_pending) {
+		/* Its list of changed Services is lost with it. */
+		d->k8s_superseded = true;
 		sp_k8s_update_free(d->k8s_pending);
+	}
 	d->k8s_pending = u;
 	pthread_mutex_unlock(&d->k8s_lock);
 	if (write(d->k8s_efd, &one, sizeof(one)) < 0)
@@ -1348,6 +1377,7 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 static void k8s_apply_pending(struct daemon *d)
 {
 	struct sp_k8s_update *u;
+	bool superseded;
 	uint64_t v;
 	size_t i;
 
@@ -1356,6 +1386,8 @@ static void k8s_apply_pending(struct daemon *d)
 	pthread_mutex_lock(&d->k8s_lock);
 	u = d->k8s_pending;
 	d->k8s_pending = NULL;
+	superseded = d->k8s_superseded;
+	d->k8s_superseded = false;
 	pthread_mutex_unlock(&d->k8s_lock);
 	if (!u)
 		return;
@@ -1365,7 +1397,11 @@ static void k8s_apply_pending(struct daemon *d)
 	}
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
-	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false)) {
+	/* The Services that changed since the last snapshot applied: the
+	 * snapshot's list, unless it superseded one that was never applied. */
+	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false,
+			 superseded ? NULL : (const char *const *)u->changed,
+			 superseded ? 0 : u->n_changed)) {
 		d->synced = true;
 		publish(d);
 	}
@@ -1623,7 +1659,7 @@ int cmd_run(int argc, char **argv)
 	if (!o.kubeconfig && !o.in_cluster) {
 		/* A file that does not fit is an error at start too (-EFBIG). */
 		err = apply_model(&d, d.cdir ? sp_config_dir_model(d.cdir) : &start_model,
-				  start_what, true);
+				  start_what, true, NULL, 0);
 		sp_model_free(&start_model);
 		if (err && err != -ENOSPC)
 			goto out;

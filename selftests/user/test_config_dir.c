@@ -81,6 +81,20 @@ static const struct sp_slice *find_slice(const struct sp_model *m, const char *n
 	return NULL;
 }
 
+/* The Services the last scan's changes touch, comma-separated, must be want. */
+static void expect_changed(struct sp_config_dir *cd, const char *want)
+{
+	const char *const *names;
+	char got[256] = "";
+	size_t n, i, len = 0;
+
+	if (!ASSERT_EQ(sp_config_dir_changed(cd, &names, &n), 0, "changed Services"))
+		return;
+	for (i = 0; i < n && len < sizeof(got); i++)
+		len += snprintf(got + len, sizeof(got) - len, "%s%s", i ? "," : "", names[i]);
+	ASSERT_STREQ(got, want, "the Services the change touches");
+}
+
 static int scan(struct sp_config_dir *cd, bool strict, char *err, size_t errlen)
 {
 	reports[0] = '\0';
@@ -129,6 +143,7 @@ static void test_dir(void)
 			     "b's new endpoint");
 	ASSERT_TRUE(find_svc(m, "a") && find_svc(m, "a")->name == a_name,
 		    "a.yaml not parsed again (the same memory)");
+	expect_changed(cd, "default/b");
 
 	/* A bad b.yaml keeps b's last good state and is reported. */
 	if (!put("b.yaml", SVC("b", "10.96.0.2", "10.244.0.300")))
@@ -179,6 +194,8 @@ static void test_dir(void)
 	drop("b.yaml");
 	drop("c.yaml");
 	ASSERT_EQ(scan(cd, false, err, sizeof(err)), 1, "removed");
+	/* b.yaml's Service, c.yaml's slice's Service. */
+	expect_changed(cd, "default/a,default/b");
 	m = sp_config_dir_model(cd);
 	ASSERT_EQ(m->n_services, 2, "a, e");
 	ASSERT_TRUE(find_svc(m, "b") == NULL && find_slice(m, "a-2") == NULL, "b and a-2 gone");
