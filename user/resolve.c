@@ -825,18 +825,25 @@ static bool want_equal(const struct sp_want_svc *a, const struct sp_want_svc *b)
 	return true;
 }
 
-int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
-		    const char ***ids, size_t *n)
+static bool want_listed(const struct sp_want_svc *w, const char *const *names, size_t n);
+
+/*
+ * The ids that differ between old and new (both sorted by id: one merge
+ * walk) into v (room for old->n + new->n); with names, only new's entries
+ * of those Services take part. Returns how many.
+ */
+static size_t diff_walk(const struct sp_desired *old, const struct sp_desired *new,
+			const char *const *names, size_t n_names, const char **v)
 {
 	size_t i = 0, j = 0, k = 0;
-	const char **v = calloc(old->n + new->n ? old->n + new->n : 1, sizeof(*v));
+	int c;
 
-	if (!v)
-		return -ENOMEM;
-	/* Both sorted by id: one merge walk. */
 	while (i < old->n || j < new->n) {
-		int c = i == old->n ? 1 : j == new->n ? -1 : strcmp(old->svc[i].id, new->svc[j].id);
-
+		if (names && j < new->n && !want_listed(&new->svc[j], names, n_names)) {
+			j++;
+			continue;
+		}
+		c = i == old->n ? 1 : j == new->n ? -1 : strcmp(old->svc[i].id, new->svc[j].id);
 		if (c < 0) {
 			v[k++] = old->svc[i++].id;
 		} else if (c > 0) {
@@ -848,8 +855,18 @@ int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
 			j++;
 		}
 	}
+	return k;
+}
+
+int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
+		    const char ***ids, size_t *n)
+{
+	const char **v = calloc(old->n + new->n ? old->n + new->n : 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	*n = diff_walk(old, new, NULL, 0, v);
 	*ids = v;
-	*n = k;
 	return 0;
 }
 
@@ -1006,27 +1023,8 @@ int sp_resolve_some(const struct sp_model *m, const struct sp_resolve_opts *o,
 	r.d.n = 0;
 	*out = (struct sp_desired){ .svc = all, .n = k };
 	/* What differs: the listed Services' entries, old against new. */
-	for (i = 0, j = 0, k = 0; i < prev->n || j < out->n;) {
-		int c;
-
-		if (j < out->n && !want_listed(&out->svc[j], names, n_names)) {
-			j++;
-			continue;
-		}
-		c = i == prev->n ? 1 : j == out->n ? -1 : strcmp(prev->svc[i].id, out->svc[j].id);
-		if (c < 0) {
-			v[k++] = prev->svc[i++].id;
-		} else if (c > 0) {
-			v[k++] = out->svc[j++].id;
-		} else {
-			if (!want_equal(&prev->svc[i], &out->svc[j]))
-				v[k++] = out->svc[j].id;
-			i++;
-			j++;
-		}
-	}
+	*n_ids = diff_walk(prev, out, names, n_names, v);
 	*ids = v;
-	*n_ids = k;
 	free(keys);
 	free(r.cand);
 	free(r.slices);
