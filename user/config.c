@@ -1938,6 +1938,10 @@ static int stream_parse(struct stream *s)
 	rc = check_dups(c, CK_SLICE_NAME);
 	if (rc)
 		return rc;
+	/* As the tree walk hands them out: arrays even when empty. */
+	if ((!c->m.services && !(c->m.services = calloc(1, sizeof(*c->m.services)))) ||
+	    (!c->m.slices && !(c->m.slices = calloc(1, sizeof(*c->m.slices)))))
+		return cfg_nomem(c);
 	/* The rest of the stream: only the end, or a second document. */
 	do {
 		rc = next(s);

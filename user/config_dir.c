@@ -261,8 +261,10 @@ static int merge(struct sp_config_dir *cd)
 		if (!cd->f[i].good)
 			continue;
 		m = sp_config_part_model(cd->f[i].good);
-		memcpy(s + cd->merged.n_services, m->services, m->n_services * sizeof(*s));
-		memcpy(l + cd->merged.n_slices, m->slices, m->n_slices * sizeof(*l));
+		if (m->n_services)
+			memcpy(s + cd->merged.n_services, m->services, m->n_services * sizeof(*s));
+		if (m->n_slices)
+			memcpy(l + cd->merged.n_slices, m->slices, m->n_slices * sizeof(*l));
 		cd->merged.n_services += m->n_services;
 		cd->merged.n_slices += m->n_slices;
 	}
