@@ -40,9 +40,9 @@ TEST_BINS := $(patsubst %.c,$(OUT)/tests/%,$(notdir $(TEST_SRCS)))
 TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test test-mutants demo bench clean asan check-deps valgrind fuzz fuzz-deps \
-	test-stress soak test-multinode test-k8s k8s-real
-all: check-deps $(OUT)/svcplane $(TEST_BINS) $(TOOL_BINS)
+.PHONY: all install deps test test-mutants demo bench clean asan check-deps valgrind fuzz fuzz-deps \
+	test-stress soak test-multinode test-k8s k8s-real image image-deps test-image
+all: check-deps $(OUT)/svcplane $(OUT)/svcplane.bash $(OUT)/svcplane.8 $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
 check-deps:
@@ -76,6 +76,25 @@ $(OUT)/user/%.o: user/%.c | $(OUT)/.dirs
 $(OUT)/svcplane: $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $^ -o $@ $(LDLIBS)
+
+# The bash completion and the man page, printed by the binary from the option
+# tables its --help comes from (user/cli.c).
+$(OUT)/svcplane.bash: $(OUT)/svcplane
+	$(call msg,GEN,$@)
+	$(Q)$< completion bash > $@.tmp && mv $@.tmp $@
+
+$(OUT)/svcplane.8: $(OUT)/svcplane
+	$(call msg,GEN,$@)
+	$(Q)$< man > $@.tmp && mv $@.tmp $@
+
+# `make install [DESTDIR=...] [PREFIX=/usr/local]`: the binary where
+# deploy/svcplane.service and the image expect it, the completion and the
+# man page where bash-completion and man look.
+PREFIX ?= /usr/local
+install: $(OUT)/svcplane $(OUT)/svcplane.bash $(OUT)/svcplane.8
+	install -D -m 0755 $(OUT)/svcplane $(DESTDIR)$(PREFIX)/sbin/svcplane
+	install -D -m 0644 $(OUT)/svcplane.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/svcplane
+	install -D -m 0644 $(OUT)/svcplane.8 $(DESTDIR)$(PREFIX)/share/man/man8/svcplane.8
 
 $(OUT)/tests/%: selftests/user/%.c $(LIB_OBJS) $(TSKELS) | $(OUT)/.dirs
 	$(call msg,TEST,$@)
@@ -116,6 +135,22 @@ k8s-real:
 
 test-k8s: all k8s-real
 	$(Q)OUT=$(OUT) CASE="$(CASE)" scripts/run-tests.sh test_k8s_real
+
+# The container image (Containerfile) with podman, no registry needed: the
+# Debian 12 base is made with debootstrap and kept (scripts/image/build.sh).
+# BASE_IMAGE=docker.io/library/debian:bookworm-slim takes a registry's base.
+IMAGE      ?= localhost/svcplane:latest
+BASE_IMAGE ?=
+image-deps:
+	$(Q)scripts/deps.sh --check --image >/dev/null 2>&1 || scripts/deps.sh --image
+
+image: image-deps
+	$(Q)IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) scripts/image/build.sh
+
+# The image runs as the DaemonSet runs it (selftests/e2e/test_image.sh).
+# Not in `make test` (NOT_IN_GROUP): it needs podman and builds the image.
+test-image: all image
+	$(Q)OUT=$(OUT) IMAGE=$(IMAGE) CASE="$(CASE)" scripts/run-tests.sh test_image
 
 # `make test` STRESS_RUNS times (default 5) in a row with both cores kept
 # busy by stress-ng --cpu 2: no test may depend on the machine's speed.

@@ -151,12 +151,12 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		STAT_INC(st, ct_fwd_hits);
 		/* A DSR flow has no REV entry here to keep in step. */
 		if (hook == HOOK_XDP && (ct->flags & SP_CT_F_DSR)) {
-			ct_advance(ct, p, CT_ORIG, now);
+			ct_advance(ct, p, CT_ORIG, now, st);
 			p->dsr = SP_PKT_DSR_FLOW | dsr_mode(ctx, p);
 			fwd = *ct;
 			goto nat;
 		}
-		if (ct_advance(ct, p, CT_ORIG, now)) {
+		if (ct_advance(ct, p, CT_ORIG, now, st)) {
 			ct_rev_key(p, ct, &k);
 			if (!ct_sync(&k, ct)) {
 				/* Evicted: without it every reply would leave
@@ -351,7 +351,7 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 		return SP_CONTINUE;
 	}
 	/* A DSR flow's REV entry (lib/dsr.h) has no FWD partner here. */
-	if (ct_advance(ct, p, CT_REPLY, now) && !(ct->flags & SP_CT_F_DSR)) {
+	if (ct_advance(ct, p, CT_REPLY, now, st) && !(ct->flags & SP_CT_F_DSR)) {
 		ct_fwd_key(p, ct, &k);
 		if (!ct_sync(&k, ct))
 			STAT_INC(st, ct_partner_miss);
@@ -470,18 +470,40 @@ SP_DEFINE_GLOBAL(sp_dsr_xdp, dsr_out, struct xdp_md, HOOK_XDP)
 SP_DEFINE_GLOBAL(sp_dsr_in_xdp, dsr_in, struct xdp_md, HOOK_XDP)
 
 /* True if the parser found exactly the header length a DSR-optioned packet
- * has (IPv4 IHL 7; IPv6 one extension header of 24 bytes). On each parse
- * path l4_off is a constant here, so this costs the verifier nothing. */
+ * has (IPv4 IHL 7; IPv6 one extension header of 24 bytes), after an
+ * Ethernet header with or without VLAN tags. */
 static __always_inline bool dsr_in_candidate(const struct sp_pkt *p)
 {
 	if (p->frag)
 		return false;
 	if (p->family == SP_FAMILY_V4)
-		return p->l4_off == DSR_HDR4 + SP_DSR_OPT4_LEN;
-	return p->l4_off == DSR_HDR6 + SP_DSR_OPT6_LEN;
+		return p->l4_off - p->l3_off == sizeof(struct iphdr) + SP_DSR_OPT4_LEN;
+	return p->l4_off - p->l3_off == sizeof(struct ipv6hdr) + SP_DSR_OPT6_LEN;
 }
 SP_DEFINE_GLOBAL(sp_icmp_tc_ingress, icmp_path, struct __sk_buff, HOOK_TC_INGRESS)
 SP_DEFINE_GLOBAL(sp_icmp_tc_egress, icmp_path, struct __sk_buff, HOOK_TC_EGRESS)
+
+/*
+ * The parser, a global function per context type: checked once, and its
+ * offsets (the L2 header's length varies with VLAN tags) reach the entry
+ * point as numbers the verifier does not follow, which keeps the entry
+ * point's frame small (the call chain shares 512 bytes of stack). slot:
+ * the counters of parse events (enum sp_stats_slot), or SP_SLOTS for none
+ * (the uplink's TC program: XDP counted them).
+ */
+__noinline int sp_parse_xdp(struct xdp_md *ctx, struct sp_pkt *p)
+{
+	if (!p)
+		return SP_V_PASS;
+	return parse_pkt(ctx, HOOK_XDP, p, stats_get(SP_SLOT_XDP));
+}
+
+__noinline int sp_parse_tc(struct __sk_buff *skb, struct sp_pkt *p, __u32 slot)
+{
+	if (!p)
+		return SP_V_PASS;
+	return parse_pkt(skb, HOOK_TC_INGRESS, p, slot < SP_SLOTS ? stats_get(slot) : NULL);
+}
 
 /* Parse, then hand over to the hook's pipeline. Returns SP_V_* or, when a
  * redirect helper was called, its return value. */
@@ -499,7 +521,7 @@ static __always_inline int process(void *ctx, const int hook)
 	if (st)
 		st->rx_bytes += ctx_len(ctx, hook);
 
-	ret = parse_pkt(ctx, hook, &p, st);
+	ret = hook == HOOK_XDP ? sp_parse_xdp(ctx, &p) : sp_parse_tc(ctx, &p, hook_slot(hook));
 	if (ret == SP_V_NOT_OURS) {
 		STAT_INC(st, not_service);
 		return SP_V_PASS;
@@ -654,7 +676,7 @@ int sp_tc_uplink(struct __sk_buff *skb)
 	p.quiet = 1;
 	p.uplink = 1;
 	tc_pull_headers(skb);
-	ret = parse_pkt(skb, HOOK_TC_INGRESS, &p, NULL);
+	ret = sp_parse_tc(skb, &p, SP_SLOTS);
 	if (ret != SP_CONTINUE)
 		return TC_ACT_OK;
 	if (p.frag == SP_FRAG_LATER)

@@ -52,7 +52,8 @@
 #define SP_MAGLEV_M_MIN 251
 #define SP_MAGLEV_M_MAX 131071
 /* A fixed size that suits most Services; the daemon defaults to adaptive
- * sizing (--maglev-m adaptive: smallest listed prime >= 100 x N). */
+ * sizing (--maglev-m adaptive: tiers 251, 1021, 4093, 16381, 65537, the
+ * smallest >= 80 x N; see user/maglev.c). */
 #define SP_MAGLEV_M_DEFAULT 16381
 
 /*
@@ -271,6 +272,12 @@ enum sp_ct_state {
 #define SP_DSR_OPT6_DATA_LEN 18
 #define SP_DSR_OPT6_LEN 24 /* the whole Destination Options header */
 
+/* sp_ct_val.seq_hint: a sequence number in units of 128 KiB, with a bit
+ * saying one was recorded. */
+#define SP_CT_SEQ_SHIFT 17
+#define SP_CT_SEQ_KNOWN 0x8000
+#define SP_CT_SEQ_MASK 0x7fff
+
 struct sp_ct_val {
 	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
 	struct sp_addr nat_addr;
@@ -284,7 +291,11 @@ struct sp_ct_val {
 	__u32 svc_id;
 	__u8 state; /* enum sp_ct_state */
 	__u8 flags; /* SP_CT_F_* */
-	__u16 pad;
+	/* TCP: where the sender of this entry's direction (FWD: the client,
+	 * REV: the backend) was last seen in its sequence space, as
+	 * SP_CT_SEQ_KNOWN | seq >> SP_CT_SEQ_SHIFT; 0 until a packet is seen.
+	 * A FIN or RST far from it does not move the state (lib/ct.h). */
+	__u16 seq_hint;
 	__u64 expires; /* bpf_ktime_get_ns() deadline; past it the entry is dead */
 	__u64 created; /* bpf_ktime_get_ns() at creation */
 };
@@ -402,6 +413,10 @@ struct sp_stats {
 	 * IPv6 extension headers of their own, a fragment, or over the MTU
 	 * with it) and were SNATed instead. */
 	__u64 dsr_fallback_snat;
+	/* TCP FIN or RST whose sequence number lies far from where its
+	 * sender was last seen (a stale or forged one): passed on, NATed as
+	 * its flow, but the conntrack state left as it was. */
+	__u64 ct_seq_ignored;
 };
 
 /*

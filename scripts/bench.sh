@@ -21,9 +21,15 @@
 # ways: traffic only), iptables, nftables, limit (a drop-only XDP program);
 # direct (no Service) once.
 #
+# Part "scale" (issue 11; section 9): SCALE_NS Services (default 100,000) of
+# E endpoints from the config file: start -> ready, memory, `svcplane
+# services`, traffic to the Service under test, the per-packet cost at that
+# N, and the Maglev disruption sweep (maglev_bench --sweep).
+#
 # Knobs: QUICK=1; BENCH_KEEP=1 keeps the raw results (the path is printed);
-# BENCH_PARTS=pkt, net or multinode (a comma list; default all three) runs
-# those parts: with multinode alone, only section 8 of the doc is replaced;
+# BENCH_PARTS=pkt, net, multinode or scale (a comma list; default all four)
+# runs those parts: with multinode or scale alone, only section 8 or 9 of
+# the doc is replaced; SCALE_NS="10000 100000" (a list of N for scale);
 # BENCH_DOC, BENCH_PLOTS: output paths.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,8 +75,10 @@ trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
 say() { printf '%s\n' "$*" >&2; }
 now() { date +%s.%N; }
 elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
-# rec PART N MODE METRIC VALUE: one raw figure of one run.
-rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES/raw.tsv"; }
+# rec PART N MODE METRIC VALUE: one raw figure of one run, into RAW (the
+# report's raw.tsv; the scale part keeps its own).
+RAW="$RES/raw.tsv"
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"; }
 # kv LINE KEY: the value of key=value in a tool's output line.
 kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 
@@ -182,7 +190,7 @@ sp_start() {
 	topo_bg "$TN_NS" "$SP_LOG" "$SP_BIN" run "$@" "${args[@]}" --bpffs-dir "$SP_PIN" \
 		--max-services $((2 * n + 64)) --max-backends $((2 * n * E + 64))
 	SP_PID=$TOPO_LAST_PID
-	for ((i = 0; i < 600; i++)); do
+	for ((i = 0; i < ${SP_READY_TRIES:-600}; i++)); do
 		ip netns exec "$TN_NS" "$SP_BIN" status --bpffs-dir "$SP_PIN" >/dev/null 2>&1 && return 0
 		kill -0 "$SP_PID" 2>/dev/null || break
 		sleep 0.1
@@ -218,16 +226,16 @@ rec_cp() {
 	case $(kv "$line" apply_ms) in "" | -*) ;; *) rec cp "$n" "$mode" "${what}_sync_ms" "$(kv "$line" apply_ms)" ;; esac
 }
 
-sp_memory() { # N: BPF map memory and the daemon's RSS with N Services programmed
-	local n=$1 mem=0 f b
+sp_memory() { # N [PART]: BPF map memory and the daemon's RSS with N Services programmed
+	local n=$1 part=${2:-mem} mem=0 f b
 	for f in "$SP_PIN"/sp_*; do
 		b=$(bpftool -j map show pinned "$f" 2>/dev/null | sed -n 's/.*"bytes_memlock":\([0-9]*\).*/\1/p')
 		mem=$((mem + ${b:-0}))
 		printf '%s\t%s\n' "$(basename "$f")" "${b:-0}" >>"$RES/memlock-$n.tsv"
 	done
-	rec mem "$n" svcplane memlock_mib "$(awk -v b=$mem 'BEGIN { printf "%.2f", b / 1048576 }')"
-	rec mem "$n" svcplane rss_mib "$(awk '/^VmRSS/ { printf "%.2f", $2 / 1024 }' "/proc/$SP_PID/status")"
-	rec mem "$n" svcplane hwm_mib "$(awk '/^VmHWM/ { printf "%.2f", $2 / 1024 }' "/proc/$SP_PID/status")"
+	rec "$part" "$n" svcplane memlock_mib "$(awk -v b=$mem 'BEGIN { printf "%.2f", b / 1048576 }')"
+	rec "$part" "$n" svcplane rss_mib "$(awk '/^VmRSS/ { printf "%.2f", $2 / 1024 }' "/proc/$SP_PID/status")"
+	rec "$part" "$n" svcplane hwm_mib "$(awk '/^VmHWM/ { printf "%.2f", $2 / 1024 }' "/proc/$SP_PID/status")"
 	say "  svcplane N=$n memory: maps $(awk -v b=$mem 'BEGIN { printf "%.1f", b / 1048576 }') MiB," \
 		"$(grep -E '^Vm(RSS|HWM)' "/proc/$SP_PID/status" | tr -s ' \t' ' ' | tr '\n' ' ')"
 }
@@ -418,10 +426,113 @@ part_multinode() {
 		say "bench: multinode.sh exited $?"
 }
 
-# BENCH_PARTS (default pkt,net,multinode) runs a subset, for working on the scripts.
-PARTS=,${BENCH_PARTS:-pkt,net,multinode},
+# ---- Part scale: 100,000 Services (issue 11), written as section 9 -----------
+# Per N of SCALE_NS, on part 2/3's topology: the config file of N Services x E
+# endpoints, the daemon started on it with maps sized for it (sp_maglev from
+# check-config's own count); start -> `svcplane status` ready; map memory and
+# RSS; `svcplane services` (text, --json) timed; the Service under test
+# (svc0, the real pods) served: connbench and pktgen as in parts 2 and 3; a
+# few Services from the middle and the end of the file looked up in
+# sp_services. Then bench_pkt (part 1's harness) at the largest N, and
+# maglev_bench --sweep. Figures go to $RES/scale.tsv, the section to
+# $RES/scale.md.
+SCALE_NS=${SCALE_NS:-100000}
+# 4 endpoints each (issue 11's 10,000 Services had 4-10): 100,000 Services of
+# 10 make a 95 MB file, beyond the config file's 64 MiB limit.
+SCALE_E=${SCALE_E:-4}
+scale_chunks() { # CONFIG: sp_maglev chunks its tables need, as svcplane counts them
+	"$SP_BIN" check-config --max-services 4000000 --max-backends 16000000 --maglev-chunks 16 \
+		"$1" >"$RES/scale-check.out" 2>&1
+	sed -n 's/.*the Maglev tables need \([0-9]*\) chunks.*/\1/p' "$RES/scale-check.out" | head -1
+}
+scale_vip() { # I: Service i's ClusterIP (scripts/bench/addr.awk's vip())
+	local v=$(($1 + 1))
+	echo "10.$((96 + v / 65536)).$((v / 256 % 256)).$((v % 256))"
+}
+# scale_time NAME N CMD...: run CMD 3 times; record NAME_ms (wall) and
+# NAME_cpu_ms (user + system: on a busy machine the wall time is mostly
+# waiting for a CPU).
+scale_time() {
+	local name=$1 n=$2 r t0 ms cpu TIMEFORMAT='%U %S'
+	shift 2
+	for ((r = 0; r < 3; r++)); do
+		t0=$(now)
+		{ time "$@" >"$RES/scale-$name-$n.out" 2>&1; } 2>"$RES/scale-$name-$n.time" ||
+			{ say "  $name N=$n failed:"; tail -3 "$RES/scale-$name-$n.out" >&2; return 1; }
+		ms=$(elapsed_ms "$t0" "$(now)")
+		cpu=$(awk '{ printf "%.1f", ($1 + $2) * 1000 }' "$RES/scale-$name-$n.time")
+		rec scale "$n" svcplane "${name}_ms" "$ms"
+		rec scale "$n" svcplane "${name}_cpu_ms" "$cpu"
+	done
+	say "  $name N=$n: $ms ms ($cpu ms CPU), $(wc -l <"$RES/scale-$name-$n.out") lines," \
+		"$(wc -c <"$RES/scale-$name-$n.out") bytes"
+}
+part_scale() {
+	local n chunks t0 i ok line E=$SCALE_E
+	[ $have_sp = 1 ] || { say "bench: scale part needs $SP_BIN"; return 0; }
+	RAW="$RES/scale.tsv"
+	if ! ip netns list | grep -qx "$TN_NS\( .*\)\?"; then
+		say "== topology"
+		topo_up || { say "bench: topology failed"; RAW="$RES/raw.tsv"; return 1; }
+		UMAC=$(topo_mac "$TN_NS" up0)
+		topo_bg "$TP_NS" "$RES/echo.log" "$TOOLS/echo_server" --port 8080 --threads 2 --client-closes
+		sleep 0.3
+	fi
+	for n in $SCALE_NS; do
+		say "== scale: N=$n Services x $E endpoints ($(elapsed_ms "$T0" "$(now)" | cut -d. -f1) ms so far)"
+		"$GEN/gen-config.sh" "$n" $E tcp,udp >"$RES/cfg.yaml"
+		cp "$RES/cfg.yaml" "$RES/sp.yaml"
+		chunks=$(scale_chunks "$RES/cfg.yaml")
+		[ -n "$chunks" ] || { say "  check-config gave no chunk count: $(head -c 300 "$RES/scale-check.out")"; continue; }
+		rec scale "$n" svcplane endpoints "$E"
+		rec scale "$n" svcplane config_mib "$(awk -v b="$(wc -c <"$RES/cfg.yaml")" 'BEGIN { printf "%.1f", b / 1048576 }')"
+		rec scale "$n" svcplane maglev_chunks_needed "$chunks"
+		rec scale "$n" svcplane maglev_table_mib "$(awk -v c="$chunks" 'BEGIN { printf "%.2f", c * 64 / 1048576 }')"
+		t0=$(now)
+		# Room for one table switch on top (docs/MAGLEV.md).
+		# Up to 5 minutes to ready (0.1 s polls): 100,000 Services on a loaded 2-core VM.
+		if ! SP_READY_TRIES=3000 sp_start svcplane-scale "$n" --config "$RES/sp.yaml" \
+			--maglev-chunks $((chunks + 4096)); then
+			sp_stop
+			continue
+		fi
+		rec scale "$n" svcplane ready_ms "$(elapsed_ms "$t0" "$(now)")"
+		say "  start -> ready: $(elapsed_ms "$t0" "$(now)") ms; $(grep -m1 -o 'applied.*' "$SP_LOG" | head -c 200)"
+		sp_memory "$n" scale
+		scale_time services "$n" ip netns exec "$TN_NS" "$SP_BIN" services --bpffs-dir "$SP_PIN"
+		scale_time services_json "$n" ip netns exec "$TN_NS" "$SP_BIN" services --json --bpffs-dir "$SP_PIN"
+		# A few Services besides the one under test, across the file.
+		ok=0
+		for i in 1 $((n / 2)) $((n - 1)); do
+			[ "$i" -ge 1 ] && [ "$i" -lt "$n" ] || continue
+			line=$(ip netns exec "$TN_NS" "$TOOLS/bench_pkt" --cp-wait --map "$SP_PIN/sp_services" \
+				--vip "$(scale_vip "$i")" --vport 80 --proto tcp --until present --timeout 10 2>&1) &&
+				ok=$((ok + 1)) || say "  svc$i ($(scale_vip "$i")) not in sp_services: $line"
+		done
+		rec scale "$n" svcplane others_present "$ok"
+		sp_traffic svcplane-scale "$n" up0
+		sp_stop
+	done
+	n=${SCALE_NS##* }
+	say "== scale: per-packet cost at N=$n (bench_pkt, repeat $PKT_REPEAT x $PKT_RUNS)"
+	unshare --net "$TOOLS/bench_pkt" --services "$n" --endpoints $E --repeat "$PKT_REPEAT" \
+		--runs "$PKT_RUNS" --flows "$PKT_FLOWS" --pin-root "$PKT_PIN" >"$RES/scale-pkt.txt" 2>"$RES/scale-pkt.err" ||
+		{ say "bench: bench_pkt exited $?:"; sed 's/^/  /' "$RES/scale-pkt.err" >&2; }
+	cat "$RES/scale-pkt.txt" >&2
+	rm -rf "$PKT_PIN"
+	say "== scale: Maglev disruption, N = 1..1000 (maglev_bench --sweep)"
+	"$TOOLS/maglev_bench" --sweep ${QUICK:+--quick} >"$RES/scale-maglev.txt" 2>&1 ||
+		say "bench: maglev_bench --sweep failed"
+	cat "$RES/scale-maglev.txt" >&2
+	RAW="$RES/raw.tsv"
+	"$GEN/scale-report.sh" "$RES" >"$RES/scale.md" || say "bench: scale-report.sh failed"
+}
+
+# BENCH_PARTS (default pkt,net,multinode,scale) runs a subset, for working on the scripts.
+PARTS=,${BENCH_PARTS:-pkt,net,multinode,scale},
 case $PARTS in *,pkt,*) part_pkt ;; esac
 case $PARTS in *,net,*) part_net ;; esac
+case $PARTS in *,scale,*) part_scale ;; esac
 case $PARTS in *,multinode,*) part_multinode ;; esac
 case $PARTS in
 *,pkt,* | *,net,*)
@@ -435,4 +546,8 @@ esac
 if [ -s "$RES/multinode.md" ]; then
 	say "== section 8 (multinode) into $DOC"
 	"$GEN/doc-section.sh" 8 "$RES/multinode.md" "$DOC"
+fi
+if [ -s "$RES/scale.md" ]; then
+	say "== section 9 (scale) into $DOC"
+	"$GEN/doc-section.sh" 9 "$RES/scale.md" "$DOC"
 fi

@@ -2,19 +2,22 @@
 # Install every Debian package svcplane needs to build, test, demo and
 # benchmark, and mount bpffs. `--check` only reports what is missing;
 # `--fuzz` adds what `make fuzz` needs (clang's libFuzzer runtime);
-# `--stress` what `make test-stress` needs (stress-ng).
+# `--stress` what `make test-stress` needs (stress-ng); `--image` what
+# `make image` and `make test-image` need (podman, and debootstrap to make
+# the base image locally, without a registry).
 set -eu
 PKGS=(clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool iproute2
       libjson-c-dev libcurl4-openssl-dev libssl-dev libyaml-dev libmicrohttpd-dev pkgconf
       iptables nftables conntrack socat ethtool curl python3 openssl
-      valgrind gnuplot-nox procps)
+      valgrind gnuplot-nox procps groff-base prometheus)
 check=0
 for a in "$@"; do
 	case "$a" in
 	--check) check=1 ;;
 	--fuzz) PKGS+=(libclang-rt-dev) ;;
 	--stress) PKGS+=(stress-ng) ;;
-	*) echo "usage: $0 [--check] [--fuzz] [--stress]" >&2; exit 2 ;;
+	--image) PKGS+=(podman debootstrap runc) ;;
+	*) echo "usage: $0 [--check] [--fuzz] [--stress] [--image]" >&2; exit 2 ;;
 	esac
 done
 missing=()

@@ -15,8 +15,9 @@ Each TEST is a group or one test file:
   unit                 user-space unit tests (build/tests/test_*, selftests/user/*.sh)
   bpf                  BPF_PROG_TEST_RUN tests (build/tests/test_bpf_*)
   e2e                  end-to-end namespace tests (selftests/e2e/test_*.sh,
-                       except test_multinode.sh and test_k8s_real.sh: name them,
-                       or make test-multinode / make test-k8s)
+                       except test_multinode.sh, test_k8s_real.sh and
+                       test_image.sh: name them, or make test-multinode /
+                       make test-k8s / make test-image)
   FILE                 one test, by file name, with or without its directory and
                        extension: test_config, e2e/test_reload.sh, test_reload
 With no TEST, all three groups run.
@@ -91,8 +92,9 @@ all_tests() {
 # e2e scripts that run only when named, not in the e2e group:
 # test_multinode.sh (three nodes, about 3 minutes: make test-multinode),
 # which keeps make test under 10 minutes (and see .ci/run);
-# test_k8s_real.sh needs the real control plane built first (make test-k8s).
-NOT_IN_GROUP="test_multinode.sh test_k8s_real.sh"
+# test_k8s_real.sh needs the real control plane built first (make test-k8s);
+# test_image.sh needs podman and the image built first (make test-image).
+NOT_IN_GROUP="test_multinode.sh test_k8s_real.sh test_image.sh"
 
 run_test() { # group path
 	local g=$1 t=$2

@@ -2229,27 +2229,50 @@ int sp_config_parts_check(struct sp_config_part *const *parts, size_t n, size_t 
 
 /* ---- svcplane check-config ---- */
 
-static void check_usage(FILE *f)
+enum {
+	OPT_NODE_NAME = 256,
+	OPT_PROXY_NAME,
+	OPT_MAX_SERVICES,
+	OPT_MAX_BACKENDS,
+	OPT_MAGLEV_CHUNKS,
+	OPT_MAGLEV_M,
+	OPT_MAX_SRC_RANGES,
+};
+
+/* getopt_long() is fed from this table; --help, the completion and the man
+ * page are printed from it (user/cli.c). */
+static const struct sp_opt check_opts[] = {
+	{ "node-name", OPT_NODE_NAME, "NAME", "resolve traffic policies as node NAME would", NULL },
+	{ "proxy-name", OPT_PROXY_NAME, "NAME", "resolve as `svcplane run --proxy-name NAME` would",
+	  NULL },
+	{ "max-services", OPT_MAX_SERVICES, "N",
+	  "Service port ids (default " SP_STR(SP_MAX_SVC_IDS) ")", NULL },
+	{ "max-backends", OPT_MAX_BACKENDS, "N",
+	  "distinct endpoint address:port pairs (default " SP_STR(SP_MAX_BACKENDS) ")", NULL },
+	{ "maglev-chunks", OPT_MAGLEV_CHUNKS, "N",
+	  "64-byte Maglev chunks (default " SP_STR(SP_MAGLEV_CHUNKS) ")", NULL },
+	{ "maglev-m", OPT_MAGLEV_M, "M|adaptive", "Maglev table size (default adaptive)",
+	  "adaptive" },
+	{ "max-src-ranges", OPT_MAX_SRC_RANGES, "N",
+	  "loadBalancerSourceRanges CIDRs (default " SP_STR(SP_MAX_SRC_RANGES) ")", NULL },
+	SP_OPT_HELP,
+	SP_OPT_END,
+};
+
+static const struct sp_cmd_doc check_doc = {
+	"check-config", "FILE",
+	"Validate a svcplane config file (format: docs/CONFIG.md) without touching the\n"
+	"datapath. Prints \"FILE: ok (N services, M endpoint slices)\", or the first\n"
+	"error as FILE:LINE:COLUMN: where: problem. Warnings about what the datapath\n"
+	"would skip (a Service port that matches no slice port, ...) go to stderr.\n"
+	"A file that does not fit the maps' capacities is an error, as `svcplane run`\n"
+	"refuses it; the capacity options take the values given to `run`.",
+	check_opts,
+};
+
+const struct sp_cmd_doc *sp_check_config_doc(void)
 {
-	fprintf(f, "Usage: svcplane check-config [OPTIONS] FILE\n"
-		   "\n"
-		   "Validate a svcplane config file (format: docs/CONFIG.md) without touching the\n"
-		   "datapath. Prints \"FILE: ok (N services, M endpoint slices)\", or the first\n"
-		   "error as FILE:LINE:COLUMN: where: problem. Warnings about what the datapath\n"
-		   "would skip (a Service port that matches no slice port, ...) go to stderr.\n"
-		   "A file that does not fit the maps' capacities is an error, as `svcplane run`\n"
-		   "refuses it; the capacity options take the values given to `run`.\n"
-		   "\n"
-		   "Options:\n"
-		   "  --node-name NAME          resolve traffic policies as node NAME would\n"
-		   "  --proxy-name NAME         resolve as `svcplane run --proxy-name NAME` would\n"
-		   "  --max-services N          Service port ids (default %u)\n"
-		   "  --max-backends N          distinct endpoint address:port pairs (default %u)\n"
-		   "  --maglev-chunks N         64-byte Maglev chunks (default %u)\n"
-		   "  --maglev-m M|adaptive     Maglev table size (default adaptive)\n"
-		   "  --max-src-ranges N        loadBalancerSourceRanges CIDRs (default %u)\n"
-		   "  -h, --help                show this help\n",
-		SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_MAGLEV_CHUNKS, SP_MAX_SRC_RANGES);
+	return &check_doc;
 }
 
 /* A number option with the limits `svcplane run` gives it. 0 or -EINVAL. */
@@ -2276,26 +2299,8 @@ static void check_warn(void *arg, const char *msg)
 
 int cmd_check_config(int argc, char **argv)
 {
-	enum {
-		OPT_NODE_NAME = 256,
-		OPT_PROXY_NAME,
-		OPT_MAX_SERVICES,
-		OPT_MAX_BACKENDS,
-		OPT_MAGLEV_CHUNKS,
-		OPT_MAGLEV_M,
-		OPT_MAX_SRC_RANGES,
-	};
-	static const struct option opts[] = {
-		{ "node-name", required_argument, NULL, OPT_NODE_NAME },
-		{ "proxy-name", required_argument, NULL, OPT_PROXY_NAME },
-		{ "max-services", required_argument, NULL, OPT_MAX_SERVICES },
-		{ "max-backends", required_argument, NULL, OPT_MAX_BACKENDS },
-		{ "maglev-chunks", required_argument, NULL, OPT_MAGLEV_CHUNKS },
-		{ "maglev-m", required_argument, NULL, OPT_MAGLEV_M },
-		{ "max-src-ranges", required_argument, NULL, OPT_MAX_SRC_RANGES },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option opts[16];
+	char so[8];
 	/* The capacities `svcplane run` sizes its maps with (dp.c, daemon.c):
 	 * --max-services sizes sp_services too. */
 	struct sp_sync_maps cap = {
@@ -2312,8 +2317,10 @@ int cmd_check_config(int argc, char **argv)
 	const char *path;
 	int o, rc = 0;
 
+	if (sp_opts_getopt(check_opts, opts, 16, so, sizeof(so)))
+		return -E2BIG; /* a table too large for opts[]: a build mistake */
 	optind = 0; /* glibc: full re-initialisation, main() may have used getopt */
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, so, opts, NULL)) != -1) {
 		switch (o) {
 		case OPT_NODE_NAME:
 			ro.node_name = optarg;
@@ -2347,7 +2354,7 @@ int cmd_check_config(int argc, char **argv)
 			}
 			break;
 		case 'h':
-			check_usage(stdout);
+			sp_cmd_usage(stdout, &check_doc);
 			return 0;
 		default:
 			fprintf(stderr, "Try 'svcplane check-config --help'.\n");

@@ -117,8 +117,11 @@ int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early
 			bool closed = vals[i].state == SP_CT_CLOSING ||
 				      vals[i].state == SP_CT_TIME_WAIT;
 
-			if (vals[i].expires + grace_ns >= now_ns && !(early_drop && closed))
+			if (vals[i].expires + grace_ns >= now_ns && !(early_drop && closed)) {
+				st->snat_live += keys[i].dir == SP_CT_FWD &&
+						 (vals[i].flags & SP_CT_F_SNAT);
 				continue;
+			}
 			if (vals[i].expires + grace_ns >= now_ns)
 				st->early++;
 			if (n_dead == cap_dead) {

@@ -19,6 +19,9 @@ struct sp_ct_gc_stats {
 	uint64_t early; /* of those, closed flows dropped before their deadline */
 	uint64_t deleted; /* of those, deleted by us (others went meanwhile) */
 	uint64_t live; /* scanned - expired */
+	/* Live flows holding a --snat-ports port: FWD entries with
+	 * SP_CT_F_SNAT (one per flow; its REV partner holds the same port). */
+	uint64_t snat_live;
 	uint32_t max_entries; /* the map's capacity */
 	double ms; /* how long the pass took */
 };

@@ -50,6 +50,7 @@
 #include "k8s.h"
 #include "log.h"
 #include "maglev.h"
+#include "metrics.h"
 #include "resolve.h"
 #include "sync.h"
 
@@ -78,6 +79,7 @@ struct run_opts {
 	int n_np_cidrs;
 	enum sp_xdp_mode xdp_mode;
 	const char *metrics_addr;
+	bool metrics_per_service; /* --metrics-per-service */
 	const char *healthz_addr; /* kube-proxy's health server */
 	uint32_t healthz_max_stale; /* seconds */
 	const char *api_server; /* --k8s-api-server */
@@ -89,134 +91,151 @@ struct run_opts {
 	struct sp_dp_opts dp;
 };
 
-static const struct option run_longopts[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "config-dir", required_argument, NULL, 1022 },
-	{ "kubeconfig", required_argument, NULL, 'k' },
-	{ "in-cluster", no_argument, NULL, 'K' },
-	{ "iface", required_argument, NULL, 'i' },
-	{ "pod-iface-pattern", required_argument, NULL, 'p' },
-	{ "node-address", required_argument, NULL, 'a' },
-	{ "bpffs-dir", required_argument, NULL, 'd' },
-	{ "xdp-mode", required_argument, NULL, 'x' },
-	{ "xdp-redirect", no_argument, NULL, 'R' },
-	{ "hash-seed", required_argument, NULL, 's' },
-	{ "maglev-m", required_argument, NULL, 'm' },
-	{ "max-services", required_argument, NULL, 'S' },
-	{ "max-backends", required_argument, NULL, 'B' },
-	{ "ct-size", required_argument, NULL, 'C' },
-	{ "maglev-chunks", required_argument, NULL, 'M' },
-	{ "ct-timeout-syn", required_argument, NULL, 1001 },
-	{ "ct-timeout-established", required_argument, NULL, 1002 },
-	{ "ct-timeout-close", required_argument, NULL, 1003 },
-	{ "ct-timeout-udp", required_argument, NULL, 1004 },
-	{ "ct-timeout-fin", required_argument, NULL, 1011 },
-	{ "ct-gc-interval", required_argument, NULL, 1012 },
-	{ "reject-rate", required_argument, NULL, 1013 },
-	{ "hairpin-v4", required_argument, NULL, 1005 },
-	{ "hairpin-v6", required_argument, NULL, 1006 },
-	{ "metrics-addr", required_argument, NULL, 1007 },
-	{ "node-name", required_argument, NULL, 1008 },
-	{ "proxy-name", required_argument, NULL, 1009 },
-	{ "nodeport-addresses", required_argument, NULL, 1010 },
-	{ "cluster-cidr", required_argument, NULL, 1017 },
-	{ "snat-ports", required_argument, NULL, 1018 },
-	{ "healthz-addr", required_argument, NULL, 1014 },
-	{ "healthz-max-staleness", required_argument, NULL, 1015 },
-	{ "k8s-api-server", required_argument, NULL, 1016 },
-	{ "max-src-ranges", required_argument, NULL, 1019 },
-	{ "dsr", no_argument, NULL, 1020 },
-	{ "min-sync-period", required_argument, NULL, 1021 },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+/* `svcplane run`'s options: getopt_long() is fed from this table, and
+ * --help, the completion and the man page are printed from it (user/cli.c).
+ * Defaults shown here are the ones parse_run_opts() sets. */
+static const struct sp_opt run_opts_table[] = {
+	SP_OPT_HEADING("Source of truth (default: the embedded demo config):"),
+	{ "config", 'c', "FILE", "static config (YAML, see docs/CONFIG.md)", NULL },
+	{ "config-dir", 1023, "DIR",
+	  "static config in the *.yaml files of DIR, one or\n"
+	  "more Services each; only changed files are read\n"
+	  "again, a bad file keeps its last good state",
+	  NULL },
+	{ "kubeconfig", 'k', "FILE", "watch the Kubernetes API with this kubeconfig", NULL },
+	{ "in-cluster", 'K', NULL, "watch the Kubernetes API with the pod's service account", NULL },
+	{ "k8s-api-server", 1016, "URL",
+	  "reach the API server here (https://10.0.0.1:6443), not\n"
+	  "at KUBERNETES_SERVICE_HOST/_PORT: that is the kubernetes\n"
+	  "Service's ClusterIP, which only svcplane programs",
+	  NULL },
+	{ "node-name", 1008, "NAME", "this node (default $NODE_NAME, else the hostname)", NULL },
+	{ "proxy-name", 1009, "NAME",
+	  "only Services labelled service.kubernetes.io/\n"
+	  "service-proxy-name=NAME",
+	  NULL },
+	{ "min-sync-period", 1024, "D",
+	  "least time between two applies of API changes, as\n"
+	  "kube-proxy's flag: a change after a quiet period\n"
+	  "applies at once, a burst at most once per D (100ms,\n"
+	  "1s, 0; default " SP_STR(SP_K8S_MIN_SYNC_MS_DEFAULT) "ms)",
+	  NULL },
+	SP_OPT_HEADING("Attachment:"),
+	{ "iface", 'i', "IFACE", "uplink (XDP + TC); repeatable, at least one", NULL },
+	{ "pod-iface-pattern", 'p', "GLOB", "pod veths (TC), e.g. 'cali*'; followed as they come",
+	  NULL },
+	{ "node-address", 'a', "ADDR",
+	  "address NodePorts answer on; repeatable\n"
+	  "(default: the uplinks' addresses, plus the Node\n"
+	  "object's addresses with the Kubernetes API)",
+	  NULL },
+	{ "nodeport-addresses", 1010, "CIDR[,CIDR...]",
+	  "serve NodePorts only on node addresses\n"
+	  "inside these ranges (as kube-proxy's flag)",
+	  NULL },
+	{ "cluster-cidr", 1017, "CIDR[,CIDR]",
+	  "the pods' addresses, one range per family (as\n"
+	  "kube-proxy's flag): sources inside are never SNATed\n"
+	  "and reach every endpoint of a Local Service",
+	  NULL },
+	{ "snat-ports", 1018, "MIN-MAX",
+	  "source ports of SNATed external traffic to pods on\n"
+	  "other nodes (default 61000-65535, above Linux's\n"
+	  "ephemeral range; reserved in ip_local_reserved_ports\n"
+	  "if it overlaps ip_local_port_range)",
+	  NULL },
+	{ "dsr", 1020, NULL,
+	  "Direct Server Return for that traffic instead of\n"
+	  "SNAT: the pod's node answers the client directly,\n"
+	  "the client's address is kept; the frontend travels\n"
+	  "in an IP option (8 bytes IPv4, 24 IPv6) on SYNs and\n"
+	  "UDP datagrams. Every node must run with --dsr",
+	  NULL },
+	{ "bpffs-dir", 'd', "DIR", "pin directory (default " SP_PIN_DIR_DEFAULT ")", NULL },
+	{ "xdp-mode", 'x', "MODE",
+	  "auto (native, else generic with a warning), native,\n"
+	  "generic (default auto)",
+	  "auto native generic" },
+	{ "xdp-redirect", 'R', NULL,
+	  "XDP redirects to the uplinks after a FIB lookup\n"
+	  "instead of handing packets to the stack",
+	  NULL },
+	SP_OPT_HEADING("Datapath:"),
+	{ "hash-seed", 's', "N", "flow hash seed, the same on every node (default 0x5eed5eed)",
+	  NULL },
+	{ "maglev-m", 'm', "M|adaptive",
+	  "Maglev table size: a listed prime, or adaptive\n"
+	  "(tiers 251..65537 4x apart, >= 80 x endpoints; default)",
+	  "adaptive" },
+	{ "max-services", 'S', "N",
+	  "Service port ids (default " SP_STR(SP_MAX_SVC_IDS) "; frontends 1x)", NULL },
+	{ "max-backends", 'B', "N", "distinct endpoints (default " SP_STR(SP_MAX_BACKENDS) ")",
+	  NULL },
+	{ "ct-size", 'C', "N", "conntrack entries, two per flow (default " SP_STR(SP_CT_MAX) ")",
+	  NULL },
+	{ "maglev-chunks", 'M', "N", "64-byte Maglev chunks (default " SP_STR(SP_MAGLEV_CHUNKS) ")",
+	  NULL },
+	{ "max-src-ranges", 1019, "N",
+	  "loadBalancerSourceRanges CIDRs, all Service ports\n"
+	  "and families together (default " SP_STR(SP_MAX_SRC_RANGES) ")",
+	  NULL },
+	{ "ct-timeout-syn", 1001, "S", "SYN sent, or adopted mid-stream and unanswered (default 60)",
+	  NULL },
+	{ "ct-timeout-established", 1002, "S", "(default 21600)", NULL },
+	{ "ct-timeout-fin", 1011, "S", "half-closed (one FIN) and TIME_WAIT (default 120)", NULL },
+	{ "ct-timeout-close", 1003, "S", "after a RST (default 10)", NULL },
+	{ "ct-timeout-udp", 1004, "S", "(default 60)", NULL },
+	{ "ct-gc-interval", 1012, "S",
+	  "delete expired conntrack entries every S seconds,\n"
+	  "down to 0.2 s as the table fills, and from half full\n"
+	  "closed flows (RST, TIME_WAIT) early; 0: never (default 10)",
+	  NULL },
+	{ "reject-rate", 1013, "N",
+	  "RST / ICMP answers for Services without endpoints,\n"
+	  "per second per CPU; more are dropped and counted\n"
+	  "(reject_rate_limited); 0: no limit (default 1000)",
+	  NULL },
+	{ "hairpin-v4", 1005, "ADDR", "source of hairpin flows (default 169.254.42.1)", NULL },
+	{ "hairpin-v6", 1006, "ADDR", "(default fd73:7670:6c61:6e65::1)", NULL },
+	SP_OPT_HEADING("Other:"),
+	{ "metrics-addr", 1007, "ADDR:PORT",
+	  "/healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
+	  "(default 127.0.0.1:9477; 'off')",
+	  "off" },
+	{ "metrics-per-service", 1021, "on|off",
+	  "packets, bytes, new flows, rejects and drops\n"
+	  "of each Service port in /metrics (default on; off\n"
+	  "for huge clusters: one series per Service port each)",
+	  "on off" },
+	{ "healthz-addr", 1014, "ADDR:PORT",
+	  "kube-proxy's health server, /healthz and /livez as JSON\n"
+	  "(default " SP_HEALTHZ_ADDR_DEFAULT ", both families; 'off')",
+	  "off" },
+	{ "healthz-max-staleness", 1015, "S",
+	  "503 once a change waits this long to be applied\n"
+	  "(default " SP_STR(SP_HEALTHZ_MAX_STALENESS_DEFAULT) ")",
+	  NULL },
+	{ "verbose", 'v', NULL, "debug logging (each change applied, libbpf messages)", NULL },
+	SP_OPT_HELP,
+	SP_OPT_END,
 };
 
-static void run_usage(FILE *f)
+static const struct sp_cmd_doc run_doc = {
+	"run", NULL,
+	"Load the datapath, attach it to the uplinks and pod interfaces, and keep its maps\n"
+	"equal to the config file or the Kubernetes API. Stays in the foreground.\n"
+	"SIGHUP or a change of the config file (or directory) applies it again, as a diff.\n"
+	"Stopping the daemon leaves the datapath running; 'svcplane detach' removes it.",
+	run_opts_table,
+};
+
+const struct sp_cmd_doc *sp_run_doc(void)
 {
-	fprintf(f,
-		"Usage: svcplane run [OPTIONS]\n\n"
-		"Load the datapath, attach it to the uplinks and pod interfaces, and keep its maps\n"
-		"equal to the config file or the Kubernetes API. Stays in the foreground.\n"
-		"SIGHUP or a change of the config file (or directory) applies it again, as a diff.\n"
-		"Stopping the daemon leaves the datapath running; 'svcplane detach' removes it.\n\n"
-		"Source of truth (default: the embedded demo config):\n"
-		"  -c, --config FILE            static config (YAML, see docs/CONFIG.md)\n"
-		"      --config-dir DIR         static config in the *.yaml files of DIR, one or\n"
-		"                               more Services each; only changed files are read\n"
-		"                               again, a bad file keeps its last good state\n"
-		"  -k, --kubeconfig FILE        watch the Kubernetes API with this kubeconfig\n"
-		"  -K, --in-cluster             watch the Kubernetes API with the pod's service account\n"
-		"      --k8s-api-server URL     reach the API server here (https://10.0.0.1:6443), not\n"
-		"                               at KUBERNETES_SERVICE_HOST/_PORT: that is the kubernetes\n"
-		"                               Service's ClusterIP, which only svcplane programs\n"
-		"      --node-name NAME         this node (default $NODE_NAME, else the hostname)\n"
-		"      --proxy-name NAME        only Services labelled service.kubernetes.io/\n"
-		"                               service-proxy-name=NAME\n"
-		"      --min-sync-period D      least time between two applies of API changes, as\n"
-		"                               kube-proxy's flag: a change after a quiet period\n"
-		"                               applies at once, a burst at most once per D (100ms,\n"
-		"                               1s, 0; default %ums)\n\n"
-		"Attachment:\n"
-		"  -i, --iface IFACE            uplink (XDP + TC); repeatable, at least one\n"
-		"  -p, --pod-iface-pattern GLOB pod veths (TC), e.g. 'cali*'; followed as they come\n"
-		"  -a, --node-address ADDR      address NodePorts answer on; repeatable\n"
-		"                               (default: the uplinks' addresses, plus the Node\n"
-		"                               object's addresses with the Kubernetes API)\n"
-		"      --nodeport-addresses CIDR[,CIDR...]  serve NodePorts only on node addresses\n"
-		"                               inside these ranges (as kube-proxy's flag)\n"
-		"      --cluster-cidr CIDR[,CIDR] the pods' addresses, one range per family (as\n"
-		"                               kube-proxy's flag): sources inside are never SNATed\n"
-		"                               and reach every endpoint of a Local Service\n"
-		"      --snat-ports MIN-MAX     source ports of SNATed external traffic to pods on\n"
-		"                               other nodes (default 61000-65535, above Linux's\n"
-		"                               ephemeral range; reserved in ip_local_reserved_ports\n"
-		"                               if it overlaps ip_local_port_range)\n"
-		"      --dsr                    Direct Server Return for that traffic instead of\n"
-		"                               SNAT: the pod's node answers the client directly,\n"
-		"                               the client's address is kept; the frontend travels\n"
-		"                               in an IP option (8 bytes IPv4, 24 IPv6) on SYNs and\n"
-		"                               UDP datagrams. Every node must run with --dsr\n"
-		"  -d, --bpffs-dir DIR          pin directory (default %s)\n"
-		"  -x, --xdp-mode MODE          auto (native, else generic with a warning), native,\n"
-		"                               generic (default auto)\n"
-		"  -R, --xdp-redirect           XDP redirects to the uplinks after a FIB lookup\n"
-		"                               instead of handing packets to the stack\n\n"
-		"Datapath:\n"
-		"  -s, --hash-seed N            flow hash seed, the same on every node (default 0x5eed5eed)\n"
-		"  -m, --maglev-m M|adaptive    Maglev table size: a listed prime, or adaptive\n"
-		"                               (smallest listed prime >= 100 x endpoints; default)\n"
-		"  -S, --max-services N         Service port ids (default %u; frontends 1x)\n"
-		"  -B, --max-backends N         distinct endpoints (default %u)\n"
-		"  -C, --ct-size N              conntrack entries, two per flow (default %u)\n"
-		"  -M, --maglev-chunks N        64-byte Maglev chunks (default %u)\n"
-		"      --max-src-ranges N       loadBalancerSourceRanges CIDRs, all Service ports\n"
-		"                               and families together (default %u)\n"
-		"      --ct-timeout-syn S       SYN sent, or adopted mid-stream and unanswered (default 60)\n"
-		"      --ct-timeout-established S (default 21600)\n"
-		"      --ct-timeout-fin S       half-closed (one FIN) and TIME_WAIT (default 120)\n"
-		"      --ct-timeout-close S     after a RST (default 10)\n"
-		"      --ct-timeout-udp S       (default 60)\n"
-		"      --ct-gc-interval S       delete expired conntrack entries every S seconds,\n"
-		"                               down to 0.2 s as the table fills, and from half full\n"
-		"                               closed flows (RST, TIME_WAIT) early; 0: never (default 10)\n"
-		"      --reject-rate N          RST / ICMP answers for Services without endpoints,\n"
-		"                               per second per CPU; more are dropped and counted\n"
-		"                               (reject_rate_limited); 0: no limit (default 1000)\n"
-		"      --hairpin-v4 ADDR        source of hairpin flows (default 169.254.42.1)\n"
-		"      --hairpin-v6 ADDR        (default fd73:7670:6c61:6e65::1)\n\n"
-		"Other:\n"
-		"      --metrics-addr ADDR:PORT /healthz (ready), /livez and /metrics; [IPV6]:PORT\n"
-		"                               (default 127.0.0.1:9477; 'off')\n"
-		"      --healthz-addr ADDR:PORT kube-proxy's health server, /healthz and /livez as JSON\n"
-		"                               (default " SP_HEALTHZ_ADDR_DEFAULT ", both families; 'off')\n"
-		"      --healthz-max-staleness S  503 once a change waits this long to be applied\n"
-		"                               (default %u)\n"
-		"  -v, --verbose                debug logging (each change applied, libbpf messages)\n"
-		"  -h, --help                   this text\n",
-		SP_K8S_MIN_SYNC_MS_DEFAULT, SP_PIN_DIR_DEFAULT, SP_MAX_SVC_IDS, SP_MAX_BACKENDS, SP_CT_MAX, SP_MAGLEV_CHUNKS,
-		SP_MAX_SRC_RANGES, SP_HEALTHZ_MAX_STALENESS_DEFAULT);
+	return &run_doc;
 }
+
+/* getopt_long()'s arrays for a table of at most SP_MAX_OPTS options. */
+#define SP_MAX_OPTS 64
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
@@ -378,6 +397,8 @@ const char *sp_node_name_default(const char *given)
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
+	struct option lo[SP_MAX_OPTS];
+	char so[2 * SP_MAX_OPTS + 1];
 	uint32_t v;
 	int c, err = 0;
 
@@ -385,12 +406,14 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	sp_dp_opts_default(&o->dp);
 	o->ct_gc_interval = 10;
 	o->metrics_addr = "127.0.0.1:9477";
+	o->metrics_per_service = true;
 	o->healthz_addr = SP_HEALTHZ_ADDR_DEFAULT;
 	o->healthz_max_stale = SP_HEALTHZ_MAX_STALENESS_DEFAULT;
 	o->min_sync_ms = SP_K8S_MIN_SYNC_MS_DEFAULT;
+	if (sp_opts_getopt(run_opts_table, lo, SP_MAX_OPTS, so, sizeof(so)))
+		return -E2BIG; /* a table larger than SP_MAX_OPTS: a build mistake */
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:k:Ki:p:a:d:x:Rs:m:S:B:C:M:vh", run_longopts,
-				NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, so, lo, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -557,13 +580,22 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			}
 			o->api_server = optarg;
 			break;
+		case 1021:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr,
+					"svcplane run: --metrics-per-service: '%s' is not on or off\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->metrics_per_service = !strcmp(optarg, "on");
+			break;
 		case 1020:
 			o->dp.dsr = true;
 			break;
-		case 1022:
+		case 1023:
 			o->config_dir = optarg;
 			break;
-		case 1021:
+		case 1024:
 			err = parse_duration_ms("--min-sync-period", optarg, 3600 * 1000,
 						&o->min_sync_ms);
 			break;
@@ -571,10 +603,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			sp_log_level = SP_LOG_DEBUG;
 			break;
 		case 'h':
-			run_usage(stdout);
+			sp_cmd_usage(stdout, &run_doc);
 			exit(0);
 		default:
-			run_usage(stderr);
+			sp_cmd_usage(stderr, &run_doc);
 			return -EINVAL;
 		}
 		if (err)
@@ -645,11 +677,21 @@ struct daemon {
 	struct sp_http *proxy_http;
 	bool proxy_http_wanted;
 	struct sp_svc_health *svc_health;
+	struct sp_k8s *k8s; /* the watcher, for its live counters; NULL with a config file */
 	struct {
 		bool synced;
 		size_t n_services, n_backends;
 		uint64_t applies, apply_errors;
 		double last_apply_ms;
+		/* kube-proxy's sync metrics (metrics.h) */
+		struct sp_hist sync_hist, netprog_hist;
+		double last_sync_ts, last_queued_ts;
+		/* Service / endpoint changes: applied so far (the Kubernetes
+		 * source's count as of the last applied snapshot; with a config
+		 * file, what each apply changed). */
+		uint64_t svc_changes, slice_changes;
+		uint64_t no_local_internal, no_local_external;
+		uint64_t maglev_bytes;
 	} pub;
 };
 
@@ -663,6 +705,8 @@ static void publish(struct daemon *d)
 	d->pub.applies = d->applies;
 	d->pub.apply_errors = d->apply_errors;
 	d->pub.last_apply_ms = d->last_apply_ms;
+	d->pub.maglev_bytes =
+		d->sync ? sp_sync_maglev_chunks_used(d->sync) * sizeof(struct sp_maglev_chunk) : 0;
 	pthread_mutex_unlock(&d->pub_lock);
 }
 
@@ -818,6 +862,70 @@ static void resolve_warn(void *arg, const char *msg)
 }
 
 /*
+ * Service ports whose traffic policy left them no endpoint on this node
+ * while they have some elsewhere (dropped: kube-proxy's "no local
+ * endpoints"), by policy: a table with clusterIPs follows
+ * internalTrafficPolicy, one with external frontends
+ * externalTrafficPolicy (a table may hold both when both are Local).
+ */
+static void count_no_local(const struct sp_desired *want, uint64_t *internal, uint64_t *external)
+{
+	size_t i, j;
+
+	*internal = *external = 0;
+	for (i = 0; i < want->n; i++) {
+		const struct sp_want_svc *w = &want->svc[i];
+		bool in = false, ext = false;
+
+		if (!(w->flags & SP_SVC_F_DROP_EMPTY))
+			continue;
+		for (j = 0; j < w->n_fe; j++) {
+			if (w->fe[j].flags & (SP_SVC_F_NODEPORT | SP_SVC_F_EXTERNAL))
+				ext = true;
+			else
+				in = true;
+		}
+		*internal += in;
+		*external += ext;
+	}
+}
+
+/*
+ * What /metrics says about an apply (under pub_lock; publish() follows):
+ * its duration, and when it applied (ok), its time, the changes it
+ * carried, and for a Kubernetes snapshot (u) the time from each
+ * EndpointSlice change's trigger time to now, when the maps have it.
+ */
+static void metrics_applied(struct daemon *d, const struct sp_desired *want,
+			    const struct sp_sync_stats *st, const struct sp_k8s_update *u, bool ok)
+{
+	double now = real_ns() / 1e9;
+	size_t i;
+
+	pthread_mutex_lock(&d->pub_lock);
+	sp_hist_observe(&d->pub.sync_hist, &sp_hist_sync_seconds, d->last_apply_ms / 1e3);
+	if (ok) {
+		d->pub.last_sync_ts = now;
+		count_no_local(want, &d->pub.no_local_internal, &d->pub.no_local_external);
+		if (u) {
+			d->pub.svc_changes = u->stats.svc_changes;
+			d->pub.slice_changes = u->stats.slice_changes;
+			/* A trigger time ahead of our clock (skew with the
+			 * control plane) is no measurement: left out. */
+			for (i = 0; i < u->n_triggers; i++)
+				if (now >= u->triggers[i] / 1e9)
+					sp_hist_observe(&d->pub.netprog_hist,
+							&sp_hist_netprog_seconds,
+							now - u->triggers[i] / 1e9);
+		} else {
+			d->pub.svc_changes += st->svc_added + st->svc_removed;
+			d->pub.slice_changes += st->svc_rebuilt;
+		}
+	}
+	pthread_mutex_unlock(&d->pub_lock);
+}
+
+/*
  * Resolve and apply a model. The model stays the caller's. With whole (the
  * config file source), a model that does not fit the maps' capacities is
  * refused as a whole, as a bad file is, and the running state stays:
@@ -826,7 +934,7 @@ static void resolve_warn(void *arg, const char *msg)
  * refused, and the rest of the cluster should still be served.
  */
 static int apply_model(struct daemon *d, const struct sp_model *m, const char *what, bool whole,
-		       const char *const *names, size_t n_names)
+		       const char *const *names, size_t n_names, const struct sp_k8s_update *u)
 {
 	struct sp_resolve_opts ro = { .node_name = d->o->node_name,
 				      .proxy_name = d->o->proxy_name };
@@ -897,6 +1005,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	d->applies++;
 	if (err)
 		d->apply_errors++;
+	metrics_applied(d, &want, &st, u, !err || err == -ENOSPC);
 	pr_info("%s applied in %.1f ms (resolve %.1f, maps %.1f): %zu Service port(s), %zu "
 		"backend(s); +%zu -%zu services, %zu rebuilt, %zu frontend write(s), %zu "
 		"delete(s)%s",
@@ -934,12 +1043,15 @@ static int apply_config(struct daemon *d, const char *why)
 	char err[512], what[PATH_MAX + 64];
 	int ret;
 
+	pthread_mutex_lock(&d->pub_lock);
+	d->pub.last_queued_ts = real_ns() / 1e9;
+	pthread_mutex_unlock(&d->pub_lock);
 	ret = load_config(d, &m, why, what, sizeof(what), err, sizeof(err));
 	if (ret) {
 		pr_err("%s; keeping the running state", err);
 		return ret;
 	}
-	ret = apply_model(d, &m, what, true, NULL, 0);
+	ret = apply_model(d, &m, what, true, NULL, 0, NULL);
 	sp_model_free(&m);
 	return ret;
 }
@@ -978,8 +1090,9 @@ static int apply_config_dir(struct daemon *d, const char *why, bool force)
 			 sp_config_dir_n_files(d->cdir));
 	/* SIGHUP: everything again; otherwise the Services of the files that changed. */
 	if (!force && !sp_config_dir_changed(d->cdir, &names, &n_names))
-		return apply_model(d, sp_config_dir_model(d->cdir), what, true, names, n_names);
-	return apply_model(d, sp_config_dir_model(d->cdir), what, true, NULL, 0);
+		return apply_model(d, sp_config_dir_model(d->cdir), what, true, names, n_names,
+				   NULL);
+	return apply_model(d, sp_config_dir_model(d->cdir), what, true, NULL, 0, NULL);
 }
 
 /*
@@ -1167,89 +1280,65 @@ static void netlink_read(struct daemon *d, int fd)
 
 /* ---- metrics and health ---------------------------------------------------------- */
 
-static void metrics_body(struct daemon *d, FILE *f)
+/*
+ * Everything /metrics shows, at this moment: the loop's published state
+ * (pub_lock), the collector's last pass (gc_lock), the Kubernetes
+ * watcher's live counters (for the pending changes), the process's memory
+ * and the counter maps.
+ */
+static int metrics_snap(struct daemon *d, struct sp_metrics_snap *s)
 {
-	static const char *const rnames[] = SP_REASON_NAMES;
-	int ncpu = libbpf_num_possible_cpus(), c;
-	struct sp_stats *st = calloc(ncpu > 0 ? ncpu : 1, sizeof(*st));
-	struct sp_reason_count *rc = calloc(ncpu > 0 ? ncpu : 1, sizeof(*rc));
-	__u32 k;
+	struct sp_metrics_fds fds = {
+		.stats = bpf_map__fd(d->dp.skel->maps.sp_stats),
+		.reasons = bpf_map__fd(d->dp.skel->maps.sp_reasons),
+		.svc_stats = bpf_map__fd(d->dp.skel->maps.sp_svc_stats),
+		.svc_meta = bpf_map__fd(d->dp.skel->maps.sp_svc_meta),
+	};
+	struct sp_k8s_stats ks;
 
+	memset(s, 0, sizeof(*s));
 	pthread_mutex_lock(&d->pub_lock);
-	fprintf(f, "# TYPE svcplane_up gauge\nsvcplane_up %d\n", d->pub.synced ? 1 : 0);
-	fprintf(f, "svcplane_services %zu\nsvcplane_backends %zu\n", d->pub.n_services,
-		d->pub.n_backends);
-	fprintf(f, "svcplane_sync_total %llu\nsvcplane_sync_errors_total %llu\n",
-		(unsigned long long)d->pub.applies, (unsigned long long)d->pub.apply_errors);
-	fprintf(f, "svcplane_last_sync_milliseconds %.3f\n", d->pub.last_apply_ms);
+	s->synced = d->pub.synced;
+	s->services = d->pub.n_services;
+	s->backends = d->pub.n_backends;
+	s->applies = d->pub.applies;
+	s->apply_errors = d->pub.apply_errors;
+	s->last_apply_s = d->pub.last_apply_ms / 1e3;
+	s->sync_hist = d->pub.sync_hist;
+	s->netprog_hist = d->pub.netprog_hist;
+	s->last_sync_ts = d->pub.last_sync_ts;
+	s->last_queued_ts = d->pub.last_queued_ts;
+	s->svc_changes = d->pub.svc_changes;
+	s->slice_changes = d->pub.slice_changes;
+	s->no_local_internal = d->pub.no_local_internal;
+	s->no_local_external = d->pub.no_local_external;
+	s->maglev_bytes = d->pub.maglev_bytes;
 	pthread_mutex_unlock(&d->pub_lock);
+	/* Seen by the watcher but not in an applied snapshot yet; the total
+	 * counts them too, as kube-proxy's does. */
+	if (d->k8s) {
+		sp_k8s_get_stats(d->k8s, &ks);
+		s->svc_pending = ks.svc_changes - s->svc_changes;
+		s->slice_pending = ks.slice_changes - s->slice_changes;
+		s->svc_changes = ks.svc_changes;
+		s->slice_changes = ks.slice_changes;
+	}
+	s->maglev_capacity_bytes = (uint64_t)d->sm.maglev_chunks * sizeof(struct sp_maglev_chunk);
 	pthread_mutex_lock(&d->gc_lock);
-	fprintf(f, "svcplane_ct_capacity %u\n", d->o->dp.ct_size);
-	if (d->gc_runs) {
-		fprintf(f, "svcplane_ct_entries %llu\n", (unsigned long long)d->gc_last.live);
-		fprintf(f, "svcplane_ct_pressure %d\n", d->gc_pressure ? 1 : 0);
-		fprintf(f, "svcplane_ct_gc_last_milliseconds %.3f\n", d->gc_last.ms);
-	}
-	fprintf(f, "svcplane_ct_gc_runs_total %llu\nsvcplane_ct_gc_deleted_total %llu\n",
-		(unsigned long long)d->gc_runs, (unsigned long long)d->gc_deleted);
-	fprintf(f, "svcplane_ct_gc_errors_total %llu\n", (unsigned long long)d->gc_errors);
-	fprintf(f, "svcplane_ct_gc_early_drops_total %llu\n", (unsigned long long)d->gc_early);
+	s->ct_capacity = d->o->dp.ct_size;
+	s->gc_known = d->gc_runs > 0;
+	s->ct_entries = d->gc_last.live;
+	s->snat_ports = d->gc_last.snat_live;
+	s->ct_pressure = d->gc_pressure;
+	s->gc_last_s = d->gc_last.ms / 1e3;
+	s->gc_runs = d->gc_runs;
+	s->gc_deleted = d->gc_deleted;
+	s->gc_errors = d->gc_errors;
+	s->gc_early = d->gc_early;
 	pthread_mutex_unlock(&d->gc_lock);
-	if (st && ncpu > 0) {
-		struct sp_stats sum = { 0 };
-
-		/* every hook's slot (enum sp_stats_slot), every CPU */
-		for (k = 0; k < SP_SLOTS; k++) {
-			if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_stats), &k, st))
-				continue;
-			for (c = 0; c < ncpu; c++) {
-				const __u64 *src = (const __u64 *)&st[c];
-				__u64 *dst = (__u64 *)&sum;
-				size_t j;
-
-				for (j = 0; j < sizeof(sum) / sizeof(__u64); j++)
-					dst[j] += src[j];
-			}
-		}
-#define M(field) fprintf(f, "svcplane_" #field "_total %llu\n", (unsigned long long)sum.field)
-		M(rx_packets);
-		M(rx_bytes);
-		M(not_service);
-		M(svc_packets);
-		M(new_flows);
-		M(ct_fwd_hits);
-		M(ct_rev_hits);
-		M(ct_backend_gone);
-		M(hairpin);
-		M(rejects);
-		M(redirects);
-		M(to_stack);
-		M(ct_insert_fail);
-		M(ct_partner_miss);
-		M(ct_adopted);
-		M(icmp_translated);
-		M(frag_later_natted);
-		M(snat_flows);
-		M(snat_to_tc);
-		M(local_short_circuit);
-		M(ct_clash_remapped);
-		M(dsr_flows);
-		M(dsr_ingress);
-		M(dsr_fallback_snat);
-#undef M
-	}
-	for (k = 0; rc && ncpu > 0 && k < SP_R_MAX; k++) {
-		__u64 p = 0;
-
-		if (bpf_map_lookup_elem(bpf_map__fd(d->dp.skel->maps.sp_reasons), &k, rc))
-			continue;
-		for (c = 0; c < ncpu; c++)
-			p += rc[c].packets;
-		fprintf(f, "svcplane_reason_packets_total{reason=\"%s\"} %llu\n", rnames[k],
-			(unsigned long long)p);
-	}
-	free(st);
-	free(rc);
+	sp_metrics_read_rss(&s->rss_bytes, &s->rss_peak_bytes);
+	s->per_service = d->o->metrics_per_service;
+	return sp_metrics_read_maps(s, &fds);
 }
 
 /*
@@ -1263,6 +1352,7 @@ static void metrics_body(struct daemon *d, FILE *f)
 static int metrics_handle(void *arg, const char *path, struct sp_http_reply *r)
 {
 	struct daemon *d = arg;
+	struct sp_metrics_snap snap;
 	bool synced;
 	FILE *f;
 
@@ -1280,11 +1370,15 @@ static int metrics_handle(void *arg, const char *path, struct sp_http_reply *r)
 		r->status = 404;
 		return sp_http_printf(r, "svcplane: GET /healthz, /livez or /metrics\n");
 	}
-	f = open_memstream(&r->body, &r->len);
-	if (!f)
+	if (metrics_snap(d, &snap)) {
+		sp_metrics_snap_free(&snap);
 		return -ENOMEM;
-	metrics_body(d, f);
-	return fclose(f) ? -ENOMEM : 0;
+	}
+	f = open_memstream(&r->body, &r->len);
+	if (f)
+		sp_metrics_write(f, &snap);
+	sp_metrics_snap_free(&snap);
+	return !f || fclose(f) ? -ENOMEM : 0;
 }
 
 /* Start the --metrics-addr server. NULL when 'off' or when the port is
@@ -1362,6 +1456,9 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 	uint64_t one = 1;
 
 	sp_proxy_health_queued(&d->ph, sp_mono_ns());
+	pthread_mutex_lock(&d->pub_lock);
+	d->pub.last_queued_ts = real_ns() / 1e9;
+	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_lock(&d->k8s_lock);
 	if (d->k8s_pending) {
 		/* Its list of changed Services is lost with it. */
@@ -1401,7 +1498,7 @@ static void k8s_apply_pending(struct daemon *d)
 	 * snapshot's list, unless it superseded one that was never applied. */
 	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false,
 			 superseded ? NULL : (const char *const *)u->changed,
-			 superseded ? 0 : u->n_changed)) {
+			 superseded ? 0 : u->n_changed, u)) {
 		d->synced = true;
 		publish(d);
 	}
@@ -1659,7 +1756,7 @@ int cmd_run(int argc, char **argv)
 	if (!o.kubeconfig && !o.in_cluster) {
 		/* A file that does not fit is an error at start too (-EFBIG). */
 		err = apply_model(&d, d.cdir ? sp_config_dir_model(d.cdir) : &start_model,
-				  start_what, true, NULL, 0);
+				  start_what, true, NULL, 0, NULL);
 		sp_model_free(&start_model);
 		if (err && err != -ENOSPC)
 			goto out;
@@ -1712,6 +1809,7 @@ int cmd_run(int argc, char **argv)
 			pr_err("Kubernetes source: %s", msg);
 			goto out;
 		}
+		d.k8s = k8s;
 	}
 
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -1829,20 +1927,38 @@ out:
 
 /* ---- detach ------------------------------------------------------------------------ */
 
+static const struct sp_opt detach_opts[] = {
+	{ "bpffs-dir", 'd', "DIR", "pin directory (default " SP_PIN_DIR_DEFAULT ")", NULL },
+	{ "verbose", 'v', NULL, "debug logging", NULL },
+	SP_OPT_HELP,
+	SP_OPT_END,
+};
+
+static const struct sp_cmd_doc detach_doc = {
+	"detach", NULL,
+	"Remove svcplane's XDP and TC programs from every interface of this\n"
+	"network namespace and unpin every map and link under DIR. Refuses while a\n"
+	"daemon runs on DIR.",
+	detach_opts,
+};
+
+const struct sp_cmd_doc *sp_detach_doc(void)
+{
+	return &detach_doc;
+}
+
 int cmd_detach(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "bpffs-dir", required_argument, NULL, 'd' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option opts[8];
+	char so[16];
 	const char *dir = SP_PIN_DIR_DEFAULT;
 	char path[PATH_MAX];
 	int c, err, fd;
 
+	if (sp_opts_getopt(detach_opts, opts, 8, so, sizeof(so)))
+		return -E2BIG;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, so, opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			dir = optarg;
@@ -1851,14 +1967,10 @@ int cmd_detach(int argc, char **argv)
 			sp_log_level = SP_LOG_DEBUG;
 			break;
 		case 'h':
-			printf("Usage: svcplane detach [--bpffs-dir DIR] [-v]\n\n"
-			       "Remove svcplane's XDP and TC programs from every interface of this\n"
-			       "network namespace and unpin every map and link under DIR\n"
-			       "(default %s). Refuses while a daemon runs on DIR.\n",
-			       SP_PIN_DIR_DEFAULT);
+			sp_cmd_usage(stdout, &detach_doc);
 			return 0;
 		default:
-			fprintf(stderr, "Usage: svcplane detach [--bpffs-dir DIR] [-v]\n");
+			fprintf(stderr, "Try 'svcplane detach --help'.\n");
 			return -EINVAL;
 		}
 	}

@@ -36,6 +36,7 @@
 
 #include "cli.h"
 #include "inspect.h"
+#include "metrics.h"
 #include "maglev.h"
 #include "svcplane.h"
 
@@ -63,6 +64,7 @@ struct ins_ctx {
 	bool json;
 	bool table; /* maglev --table */
 	bool all; /* stats --all */
+	bool all_backends; /* services --all-backends */
 	unsigned long limit; /* conntrack --limit, 0 = all */
 	char dirbuf[PATH_MAX];
 };
@@ -100,7 +102,25 @@ struct ins_cmd {
 #define INS_OPT_HELP_ENTRY { "help", 'h', INS_OPT_HELP, 0, NULL, "show this help" }
 #define INS_OPT_END { NULL }
 
+/* Backends listed under a Service in the text view without --all-backends:
+ * enough to see what it points at, short enough that 10,000 Services of
+ * hundreds of endpoints stay a table one can page through. */
+#define INS_TEXT_BACKENDS 8
+#define INS_STR_(x) #x
+#define INS_STR(x) INS_STR_(x)
+
 static const struct ins_opt services_opts[] = {
+	INS_OPT_DIR,
+	INS_OPT_JSON,
+	{ "all-backends", 'A', INS_OPT_FLAG, offsetof(struct ins_ctx, all_backends), NULL,
+	  "list every backend under a Service (default: the first " INS_STR(
+		  INS_TEXT_BACKENDS) " and a count)" },
+	INS_OPT_HELP_ENTRY,
+	INS_OPT_END,
+};
+
+/* The commands without options of their own. */
+static const struct ins_opt plain_opts[] = {
 	INS_OPT_DIR, INS_OPT_JSON, INS_OPT_HELP_ENTRY, INS_OPT_END,
 };
 
@@ -135,7 +155,9 @@ static const struct ins_cmd services_cmd = {
 	"services", NULL,
 	"List Service ports: frontends, backends, Maglev table size and counters.",
 	"Frontends: VIP:port/proto; *:PORT/proto is a NodePort on every node address;\n"
-	"(ext) marks a LoadBalancer ingress IP or externalIP.",
+	"(ext) marks a LoadBalancer ingress IP or externalIP.\n"
+	"The table lists the first " INS_STR(INS_TEXT_BACKENDS) " backends of a Service and how many "
+	"more it has;\n--json and --all-backends list them all.",
 	services_opts,
 };
 
@@ -172,8 +194,41 @@ static const struct ins_cmd status_cmd = {
 	"status", NULL,
 	"Show the pin directory, pinned maps, attached programs and the daemon state.",
 	"Exit status: 0 when the daemon runs and is ready, non-zero otherwise.",
-	services_opts,
+	plain_opts,
 };
+
+/*
+ * The inspection commands as user/cli.c documents them (bash completion, man
+ * page): their own option tables, read into struct sp_opt once. NULL if name
+ * is not an inspection command.
+ */
+const struct sp_cmd_doc *sp_inspect_doc(const char *name)
+{
+	static const struct ins_cmd *const cmds[] = { &services_cmd, &backends_cmd,
+						       &conntrack_cmd, &maglev_cmd,
+						       &stats_cmd, &status_cmd };
+	enum { N = sizeof(cmds) / sizeof(cmds[0]) };
+	static struct sp_opt opts[N][INS_MAX_OPTS + 1];
+	static struct sp_cmd_doc docs[N];
+	static char text[N][1024];
+	size_t i, n;
+
+	for (i = 0; i < N && strcmp(cmds[i]->name, name); i++)
+		;
+	if (i == N)
+		return NULL;
+	if (!docs[i].name) {
+		const struct ins_cmd *c = cmds[i];
+
+		for (n = 0; c->opts[n].name && n < INS_MAX_OPTS; n++)
+			opts[i][n] = (struct sp_opt){ c->opts[n].name, c->opts[n].key,
+						      c->opts[n].metavar, c->opts[n].help, NULL };
+		snprintf(text[i], sizeof(text[i]), "%s%s%s", c->summary, c->details ? "\n\n" : "",
+			 c->details ? c->details : "");
+		docs[i] = (struct sp_cmd_doc){ c->name, c->args, text[i], opts[i] };
+	}
+	return &docs[i];
+}
 
 static void __attribute__((format(printf, 2, 3))) ins_err(const struct ins_ctx *c,
 							   const char *fmt, ...)
@@ -875,16 +930,97 @@ static int cmp_rec_key(const void *a, const void *b, void *arg)
  * twice: the sort drops duplicates. The walk stops after max_entries records,
  * or after 4 * max_entries steps if the map keeps changing under us.
  */
+/* Entries per BPF_MAP_LOOKUP_BATCH call. */
+#define INS_BATCH 4096
+
+/* The kernel or the map type has no batch lookup: ENOTSUPP (524) is the
+ * kernel's own code, which reaches user space as it is. */
+static bool batch_unsupported(int err)
+{
+	return err == -EINVAL || err == -EOPNOTSUPP || err == -524;
+}
+
+/*
+ * The records of map m by BPF_MAP_LOOKUP_BATCH (Linux 5.6): a system call
+ * per INS_BATCH entries instead of two per entry, which is most of what
+ * `services` costs at 10,000 Services and 100,000 backends. Appends to
+ * *recs (*n records, *cap allocated). Returns 0, -EOPNOTSUPP if the first
+ * call says batches are not supported (the caller walks key by key), or
+ * -errno after saying what failed.
+ */
+static int ins_dump_batch(struct ins_state *st, enum ins_map m, const struct ins_layout *l,
+			  unsigned char **recs, size_t *n, size_t *cap)
+{
+	size_t max = st->info[m].max_entries, i;
+	/* Zeroed, tokens too: valgrind does not know what this command
+	 * writes, and would call every record read from it undefined. */
+	unsigned char *keys = calloc(INS_BATCH, l->ksz), *vals = calloc(INS_BATCH, l->vsz);
+	__u64 in_tok[INS_MAX_KEY / 8] = { 0 }, out_tok[INS_MAX_KEY / 8] = { 0 };
+	const struct ins_ctx *c = st->c;
+	unsigned char *tmp, *rec;
+	bool first = true;
+	int err = -ENOMEM;
+
+	if (!keys || !vals)
+		goto out;
+	for (;;) {
+		LIBBPF_OPTS(bpf_map_batch_opts, o);
+		__u32 count = INS_BATCH;
+
+		err = bpf_map_lookup_batch(st->fd[m], first ? NULL : in_tok, out_tok, keys, vals,
+					   &count, &o);
+		if (err && err != -ENOENT) {
+			if (first && batch_unsupported(err)) {
+				err = -EOPNOTSUPP;
+				goto out;
+			}
+			ins_err(c, "read map %s/%s: %s", c->dir, ins_abi[m].name, strerror(-err));
+			goto out;
+		}
+		/* -ENOENT: the last batch, count entries in it. */
+		for (i = 0; i < count; i++) {
+			tmp = grow_array(*recs, *n, cap, l->size, 64);
+			if (!tmp) {
+				err = -ENOMEM;
+				ins_err(c, "read map %s: %s", ins_abi[m].name, strerror(ENOMEM));
+				goto out;
+			}
+			*recs = tmp;
+			rec = tmp + *n * l->size;
+			memset(rec, 0, l->size);
+			memcpy(rec + l->koff, keys + i * l->ksz, l->ksz);
+			memcpy(rec + l->voff, vals + i * l->vsz, l->vsz);
+			++*n;
+		}
+		/* A map that grows while we read cannot keep us reading. */
+		if (err == -ENOENT || !count || *n >= max + INS_BATCH) {
+			err = 0;
+			break;
+		}
+		memcpy(in_tok, out_tok, sizeof(in_tok));
+		first = false;
+	}
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
 static int ins_dump(struct ins_state *st, enum ins_map m, const struct ins_layout *l, void **out,
 		    size_t *n_out)
 {
 	unsigned char key[INS_MAX_KEY], prev[INS_MAX_KEY], *recs = NULL, *rec, *tmp;
 	size_t max = st->info[m].max_entries, n = 0, cap = 0, steps = 0, i, j;
 	const struct ins_ctx *c = st->c;
-	bool first = true;
+	bool first = true, walk;
 	int err;
 
-	while (n < max && steps++ < 4 * max + 16) {
+	err = ins_dump_batch(st, m, l, &recs, &n, &cap);
+	if (err && err != -EOPNOTSUPP)
+		goto fail;
+	/* Without batches: key by key (recs is then still empty). */
+	walk = err == -EOPNOTSUPP;
+	while (walk && n < max && steps++ < 4 * max + 16) {
 		err = bpf_map_get_next_key(st->fd[m], first ? NULL : prev, key);
 		if (err == -ENOENT)
 			break;
@@ -915,6 +1051,8 @@ static int ins_dump(struct ins_state *st, enum ins_map m, const struct ins_layou
 		n++;
 	}
 	if (n > 1) {
+		/* Sorted and de-duplicated: a batch or a walk that raced with
+		 * the daemon may have seen an entry twice. */
 		qsort_r(recs, n, l->size, cmp_rec_key, (void *)l);
 		for (i = 1, j = 1; i < n; i++) {
 			if (!cmp_rec_key(recs + i * l->size, recs + (j - 1) * l->size, (void *)l))
@@ -982,6 +1120,35 @@ static int ins_percpu(struct ins_state *st, enum ins_map m, __u32 key, void *out
 }
 
 /*
+ * The chunks of a region in one BPF_MAP_LOOKUP_BATCH (an array's batch
+ * starts after the key in_batch names): one system call per Service
+ * instead of one per 64 bytes. Returns 0 if it read them all, else
+ * non-zero and the caller reads chunk by chunk (which reports errors).
+ */
+static int ins_read_chunks_batch(struct ins_state *st, __u32 region, size_t chunks, __u16 *out,
+				 size_t nwords)
+{
+	struct sp_maglev_chunk *ch = calloc(chunks, sizeof(*ch));
+	__u32 *keys = calloc(chunks, sizeof(*keys)), prev = region - 1, next = 0, count = chunks;
+	LIBBPF_OPTS(bpf_map_batch_opts, o);
+	int err = -ENOMEM;
+
+	if (ch && keys) {
+		err = bpf_map_lookup_batch(st->fd[INS_MAGLEV], region ? &prev : NULL, &next, keys,
+					   ch, &count, &o);
+		if (err == -ENOENT && count == chunks)
+			err = 0; /* the region ends the map */
+		if (!err && (count != chunks || keys[0] != region))
+			err = -EIO;
+		if (!err)
+			memcpy(out, ch, nwords * sizeof(*out));
+	}
+	free(ch);
+	free(keys);
+	return err;
+}
+
+/*
  * Read the first nwords 16-bit words of the Maglev region starting at chunk
  * region into out. Returns 0 or -errno (-ERANGE if it lies past sp_maglev).
  */
@@ -1000,6 +1167,8 @@ static int ins_read_region(struct ins_state *st, __u32 region, size_t nwords, __
 			region, chunks, chunks == 1 ? "" : "s", SP_MAP_MAGLEV, max);
 		return -ERANGE;
 	}
+	if (!ins_read_chunks_batch(st, region, chunks, out, nwords))
+		return 0;
 	for (i = 0; i < chunks; i++) {
 		key = region + (__u32)i;
 		err = bpf_map_lookup_elem(st->fd[INS_MAGLEV], &key, &ch);
@@ -1272,13 +1441,14 @@ static int services_json(struct ins_state *st)
 	return jprint(st->c, arr);
 }
 
-/* "10.244.1.5:8080 (id 3), ..." for the line under a Service. */
+/* "10.244.1.5:8080 (id 3), ..." for the line under a Service: at most
+ * INS_TEXT_BACKENDS of them unless --all-backends, then how many more. */
 static void fmt_view_backends(const struct ins_state *st, const struct svc_view *v,
 			      struct sbuf *b)
 {
+	size_t j, show = v->v.n;
 	char ap[INS_ADDR_LEN];
 	const struct be_rec *be;
-	size_t j;
 
 	if (v->ids_bad) {
 		sb_printf(b, "unreadable (see the error above)");
@@ -1288,7 +1458,9 @@ static void fmt_view_backends(const struct ins_state *st, const struct svc_view 
 		sb_printf(b, "none: new connections are rejected");
 		return;
 	}
-	for (j = 0; j < v->v.n; j++) {
+	if (!st->c->all_backends && show > INS_TEXT_BACKENDS)
+		show = INS_TEXT_BACKENDS;
+	for (j = 0; j < show; j++) {
 		be = find_backend(st, v->ids[j]);
 		if (be)
 			sb_printf(b, "%s%s (id %u%s)", j ? ", " : "", fmt_be(&be->b, ap, sizeof(ap)),
@@ -1296,6 +1468,8 @@ static void fmt_view_backends(const struct ins_state *st, const struct svc_view 
 		else
 			sb_printf(b, "%s(missing id %u)", j ? ", " : "", v->ids[j]);
 	}
+	if (show < v->v.n)
+		sb_printf(b, " ... and %zu more of %u (--all-backends)", v->v.n - show, v->v.n);
 }
 
 static int services_text(struct ins_state *st)
@@ -2025,25 +2199,6 @@ out:
 /* stats                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define STAT_FIELD(f) { #f, offsetof(struct sp_stats, f) }
-static const struct {
-	const char *name;
-	size_t off;
-} stat_fields[] = {
-	STAT_FIELD(rx_packets),	  STAT_FIELD(rx_bytes),	       STAT_FIELD(not_service),
-	STAT_FIELD(svc_packets),  STAT_FIELD(new_flows),       STAT_FIELD(ct_fwd_hits),
-	STAT_FIELD(ct_rev_hits),  STAT_FIELD(ct_backend_gone), STAT_FIELD(hairpin),
-	STAT_FIELD(rejects),	  STAT_FIELD(redirects),       STAT_FIELD(to_stack),
-	STAT_FIELD(ipv4_options), STAT_FIELD(ipv6_ext_hdrs),   STAT_FIELD(frag_first),
-	STAT_FIELD(ct_insert_fail), STAT_FIELD(ct_partner_miss), STAT_FIELD(ct_adopted),
-	STAT_FIELD(icmp_translated), STAT_FIELD(frag_later_natted),
-	STAT_FIELD(snat_flows), STAT_FIELD(snat_to_tc), STAT_FIELD(local_short_circuit),
-	STAT_FIELD(ct_clash_remapped),
-	STAT_FIELD(dsr_flows), STAT_FIELD(dsr_ingress), STAT_FIELD(dsr_fallback_snat),
-};
-_Static_assert(ARRAY_SIZE(stat_fields) * sizeof(__u64) == sizeof(struct sp_stats),
-	       "every sp_stats field has a name");
-
 static const char *const reason_names[] = SP_REASON_NAMES;
 _Static_assert(ARRAY_SIZE(reason_names) == SP_R_MAX, "SP_REASON_NAMES covers enum sp_reason");
 
@@ -2055,11 +2210,12 @@ static const char *reason_name(__u32 r, char *buf, size_t len)
 	return buf;
 }
 
+/* sp_stat_fields (metrics.c) names the counters, as /metrics does. */
 static __u64 stat_get(const struct sp_stats *s, size_t i)
 {
 	__u64 v;
 
-	memcpy(&v, (const char *)s + stat_fields[i].off, sizeof(v));
+	memcpy(&v, (const char *)s + sp_stat_fields[i].off, sizeof(v));
 	return v;
 }
 
@@ -2067,7 +2223,7 @@ static void stat_add(struct sp_stats *s, size_t i, __u64 v)
 {
 	__u64 cur = stat_get(s, i) + v;
 
-	memcpy((char *)s + stat_fields[i].off, &cur, sizeof(cur));
+	memcpy((char *)s + sp_stat_fields[i].off, &cur, sizeof(cur));
 }
 
 int cmd_stats(int argc, char **argv)
@@ -2107,7 +2263,7 @@ int cmd_stats(int argc, char **argv)
 	memset(slot, 0, sizeof(slot));
 	for (k = 0; k < nslots && !err; k++) {
 		err = ins_percpu(&st, INS_STATS, k, &slot[k]);
-		for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
+		for (i = 0; i < sp_n_stat_fields && !err; i++)
 			stat_add(&s, i, stat_get(&slot[k], i));
 	}
 	if (err)
@@ -2130,14 +2286,14 @@ int cmd_stats(int argc, char **argv)
 		o = json_object_new_object();
 		err = o ? 0 : -ENOMEM;
 		err = err ?: jset(o, "counters", cnt = json_object_new_object());
-		for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
-			err = jset(cnt, stat_fields[i].name, ju64(stat_get(&s, i)));
+		for (i = 0; i < sp_n_stat_fields && !err; i++)
+			err = jset(cnt, sp_stat_fields[i].name, ju64(stat_get(&s, i)));
 		/* the same counters, per hook: which program did the work */
 		err = err ?: jset(o, "by_hook", bh = json_object_new_object());
 		for (k = 0; k < nslots && !err; k++) {
 			err = jset(bh, slot_names[k], sh = json_object_new_object());
-			for (i = 0; i < ARRAY_SIZE(stat_fields) && !err; i++)
-				err = jset(sh, stat_fields[i].name, ju64(stat_get(&slot[k], i)));
+			for (i = 0; i < sp_n_stat_fields && !err; i++)
+				err = jset(sh, sp_stat_fields[i].name, ju64(stat_get(&slot[k], i)));
 		}
 		err = err ?: jset(o, "reasons", rs = json_object_new_object());
 		for (i = 0; i < nr && !err; i++) {
@@ -2161,8 +2317,8 @@ int cmd_stats(int argc, char **argv)
 	for (pass = 0; pass < 2; pass++) {
 		if (pass)
 			tab_head(&t);
-		for (i = 0; i < ARRAY_SIZE(stat_fields); i++) {
-			const char *cells[] = { stat_fields[i].name, val, sv[0], sv[1], sv[2], sv[3] };
+		for (i = 0; i < sp_n_stat_fields; i++) {
+			const char *cells[] = { sp_stat_fields[i].name, val, sv[0], sv[1], sv[2], sv[3] };
 
 			snprintf(val, sizeof(val), "%llu", (unsigned long long)stat_get(&s, i));
 			for (k = 0; k < SP_SLOTS; k++)

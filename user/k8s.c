@@ -216,6 +216,9 @@ struct entry {
 	struct entry *next;
 	char *key;
 	char *rv;
+	/* EndpointSlices: endpoints.kubernetes.io/last-change-trigger-time
+	 * (CLOCK_REALTIME ns), 0 when absent. */
+	int64_t trigger_ns;
 	union {
 		struct sp_service svc;
 		struct sp_slice slice;
@@ -418,6 +421,13 @@ struct sp_k8s {
 	bool published; /* a snapshot has been handed over (last_publish is valid) */
 	uint64_t last_publish;
 	struct store changed; /* Service keys changed since the last snapshot */
+	/* Trigger times of the EndpointSlice changes since the last snapshot
+	 * (kubeproxy_network_programming_duration_seconds), at most
+	 * MAX_TRIGGERS; those from before the watcher started are left out,
+	 * as kube-proxy does (they would measure the proxy's downtime). */
+	int64_t *triggers;
+	size_t n_triggers;
+	int64_t start_ns;
 	char *token; /* current bearer token */
 	struct stat token_st; /* of token_file when last read */
 };
@@ -449,6 +459,40 @@ static bool entry_service(enum res_kind kind, const struct entry *e, char *buf, 
 	else
 		return false;
 	return true;
+}
+
+/* More trigger times than this between two snapshots (a relist of a huge
+ * cluster) are not kept: the histogram would be dominated by one event. */
+#define MAX_TRIGGERS 4096
+
+static int64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * A Service or EndpointSlice (e, the new version; NULL when deleted) was
+ * added, changed or deleted: count it (kube-proxy's *_changes_total) and
+ * keep the slice's trigger time.
+ */
+static void count_change(struct sp_k8s *k, enum res_kind kind, const struct entry *e)
+{
+	if (kind == RES_SVC)
+		STAT_INC(k, svc_changes);
+	else if (kind == RES_SLICE)
+		STAT_INC(k, slice_changes);
+	if (kind != RES_SLICE || !e || e->trigger_ns < k->start_ns)
+		return;
+	if (!k->triggers) {
+		k->triggers = malloc(MAX_TRIGGERS * sizeof(*k->triggers));
+		if (!k->triggers)
+			return; /* only the latency metric loses a sample */
+	}
+	if (k->n_triggers < MAX_TRIGGERS)
+		k->triggers[k->n_triggers++] = e->trigger_ns;
 }
 
 static void note_changed(struct sp_k8s *k, enum res_kind kind, const struct entry *e)
@@ -581,6 +625,8 @@ static int parse_entry(struct watch *w, struct json_object *obj, const char *key
 		entry_free(w->kind, e);
 		return -ENOMEM;
 	}
+	if (w->kind == RES_SLICE)
+		e->trigger_ns = sp_k8s_trigger_time(obj);
 	*out = e;
 	return 0;
 }
@@ -616,6 +662,7 @@ static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
 	}
 	e->key = strdup(o->key);
 	e->rv = o->rv ? strdup(o->rv) : NULL;
+	e->trigger_ns = o->trigger_ns;
 	if (!e->key || (o->rv && !e->rv)) {
 		entry_free(kind, e);
 		return NULL;
@@ -717,6 +764,7 @@ static void finish_list(struct watch *w)
 	store_foreach(&w->store, o, i) {
 		if (!store_get(&w->pending, o->key)) {
 			log_change(w, o->key, o, NULL);
+			count_change(k, w->kind, NULL);
 			note_changed(k, w->kind, o);
 			deleted++;
 		}
@@ -726,6 +774,7 @@ static void finish_list(struct watch *w)
 		if (o && o->rv && e->rv && !strcmp(o->rv, e->rv))
 			continue;
 		log_change(w, e->key, o, e);
+		count_change(k, w->kind, e);
 		note_changed(k, w->kind, o);
 		note_changed(k, w->kind, e);
 		if (o)
@@ -804,6 +853,7 @@ static int on_event(void *arg, struct json_object *ev)
 			old = store_take(&w->store, key);
 			if (old) {
 				log_change(w, key, old, NULL);
+				count_change(k, w->kind, NULL);
 				note_changed(k, w->kind, old);
 				entry_free(w->kind, old);
 			}
@@ -814,6 +864,7 @@ static int on_event(void *arg, struct json_object *ev)
 			goto done;
 		}
 		log_change(w, key, old, e);
+		count_change(k, w->kind, e);
 		note_changed(k, w->kind, old); /* a slice may have moved between Services */
 		note_changed(k, w->kind, e);
 		if (store_put(&w->store, e)) {
@@ -824,6 +875,7 @@ static int on_event(void *arg, struct json_object *ev)
 		old = store_take(&w->store, key);
 		if (old) {
 			log_change(w, key, old, NULL);
+			count_change(k, w->kind, NULL);
 			note_changed(k, w->kind, old);
 			entry_free(w->kind, old);
 		}
@@ -1200,6 +1252,7 @@ void sp_k8s_update_free(struct sp_k8s_update *u)
 	for (i = 0; i < u->n_changed; i++)
 		free(u->changed[i]);
 	free(u->changed);
+	free(u->triggers);
 	free(u);
 }
 
@@ -1231,6 +1284,13 @@ static struct sp_k8s_update *build_update(struct sp_k8s *k)
 		if (!(u->changed[u->n_changed] = strdup(e->key)))
 			goto fail;
 		u->n_changed++;
+	}
+	if (k->n_triggers) {
+		u->triggers = malloc(k->n_triggers * sizeof(*u->triggers));
+		if (!u->triggers)
+			goto fail;
+		memcpy(u->triggers, k->triggers, k->n_triggers * sizeof(*u->triggers));
+		u->n_triggers = k->n_triggers;
 	}
 	if (k->n_watch > RES_NODE) {
 		e = store_get(&k->w[RES_NODE].store, k->node_name);
@@ -1297,6 +1357,7 @@ static void maybe_publish(struct sp_k8s *k, uint64_t now)
 	k->published = true;
 	k->last_publish = now;
 	store_clear(&k->changed);
+	k->n_triggers = 0;
 	STAT_INC(k, updates);
 	sp_k8s_get_stats(k, &u->stats);
 	klog(SP_K8S_LOG_DEBUG, "snapshot: %zu services, %zu slices, %zu changed",
@@ -1397,6 +1458,7 @@ static void k8s_free(struct sp_k8s *k)
 	if (k->multi)
 		curl_multi_cleanup(k->multi);
 	store_clear(&k->changed);
+	free(k->triggers);
 	sp_k8s_config_free(&k->cfg);
 	free(k->token);
 	free(k->node_name);
@@ -1431,6 +1493,7 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 		sp_k8s_set_log_level(o->log_level);
 	k->cb = on_update;
 	k->cb_arg = arg;
+	k->start_ns = real_ns();
 	store_init(&k->changed, RES_SET);
 
 	if (o->kubeconfig)

@@ -74,6 +74,15 @@ int sp_k8s_parse_node(struct json_object *obj, struct sp_ip **addrs, size_t *n,
  */
 bool sp_k8s_node_leaving(struct json_object *obj);
 
+/*
+ * An RFC 3339 time as the API writes it ("2024-05-01T10:00:00Z", with
+ * optional fraction and offset) in CLOCK_REALTIME ns. 0 or -EINVAL.
+ */
+int sp_k8s_parse_time(const char *s, int64_t *ns);
+/* An EndpointSlice's endpoints.kubernetes.io/last-change-trigger-time in
+ * ns, or 0 when absent or malformed (it only feeds a metric). */
+int64_t sp_k8s_trigger_time(struct json_object *slice);
+
 /* "namespace/name" of an object from its metadata, into buf. Returns 0 or -EINVAL. */
 int sp_k8s_object_key(struct json_object *obj, char *buf, size_t len);
 
@@ -197,6 +206,10 @@ struct sp_k8s_stats {
 	uint64_t bad_objects; /* objects skipped as malformed */
 	uint64_t http_errors; /* non-2xx answers and transport failures */
 	uint64_t updates; /* snapshots handed to the callback */
+	/* Services / EndpointSlices added, changed or deleted (kube-proxy's
+	 * sync_proxy_rules_{service,endpoint}_changes_total). */
+	uint64_t svc_changes;
+	uint64_t slice_changes;
 };
 
 /*
@@ -216,6 +229,11 @@ struct sp_k8s_update {
 	struct sp_k8s_stats stats;
 	/* The Node is being deleted or tainted ToBeDeletedByClusterAutoscaler. */
 	bool node_leaving;
+	/* endpoints.kubernetes.io/last-change-trigger-time of each EndpointSlice
+	 * change since the previous snapshot (CLOCK_REALTIME ns), for
+	 * kubeproxy_network_programming_duration_seconds. */
+	int64_t *triggers;
+	size_t n_triggers;
 };
 void sp_k8s_update_free(struct sp_k8s_update *u);
 

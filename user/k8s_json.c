@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -108,6 +109,75 @@ static int jint(struct json_object *obj, const char *key, int64_t lo, int64_t hi
 		return -EINVAL;
 	*out = x;
 	return 0;
+}
+
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian): timegm() without
+ * the TZ environment it depends on. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int sp_k8s_parse_time(const char *s, int64_t *ns)
+{
+	static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned Y, M, D, h, m, sec, oh = 0, om = 0;
+	int64_t frac = 0, scale = 100000000, off = 0;
+	int n = 0;
+
+	if (!s || sscanf(s, "%4u-%2u-%2u%n", &Y, &M, &D, &n) != 3 || n != 10 ||
+	    (s[10] != 'T' && s[10] != 't') ||
+	    sscanf(s + 11, "%2u:%2u:%2u%n", &h, &m, &sec, &n) != 3 || n != 8)
+		return -EINVAL;
+	if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || m > 59 || sec > 60)
+		return -EINVAL;
+	s += 19;
+	if (*s == '.') {
+		if (s[1] < '0' || s[1] > '9')
+			return -EINVAL;
+		for (s++; *s >= '0' && *s <= '9'; s++, scale /= 10)
+			frac += (*s - '0') * scale; /* digits past ns add 0 */
+	}
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		if (sscanf(s + 1, "%2u:%2u%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+			return -EINVAL;
+		off = (*s == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
+		s += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*s)
+		return -EINVAL;
+	*ns = ((days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec) - off) *
+		      1000000000LL +
+	      frac;
+	return 0;
+}
+
+int64_t sp_k8s_trigger_time(struct json_object *slice)
+{
+	struct json_object *md, *ann, *v;
+	int64_t ns;
+
+	if (!json_object_object_get_ex(slice, "metadata", &md) ||
+	    !json_object_object_get_ex(md, "annotations", &ann) ||
+	    !json_object_object_get_ex(ann, "endpoints.kubernetes.io/last-change-trigger-time",
+				       &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    sp_k8s_parse_time(json_object_get_string(v), &ns))
+		return 0;
+	return ns;
 }
 
 /* Array member: 0 with *out (NULL when absent or null), -EINVAL if not an array. */

@@ -27,9 +27,9 @@
 #include "maglev.h"
 
 /*
- * The listed table sizes: primes spaced about 2^(1/3) = 1.26x apart (the
- * largest prime at or below 2^k, 2^k * 1.26 and 2^k * 1.59), so the
- * adaptive rule never takes more than ~26% above 100 x N. 65537 replaces
+ * The listed table sizes, for --maglev-m: primes spaced about 2^(1/3) =
+ * 1.26x apart (the largest prime at or below 2^k, 2^k * 1.26 and
+ * 2^k * 1.59), so a fixed size can be chosen closely. 65537 replaces
  * 65521 because it is the size the paper evaluates; 16381 is the default
  * (SP_MAGLEV_M_DEFAULT). The entries are 16-bit, so any of these fits.
  */
@@ -133,23 +133,50 @@ int sp_maglev_m_valid(uint32_t m)
 }
 
 /*
+ * Adaptive tiers: listed primes about 4x apart. A Service takes the
+ * smallest tier with M >= MG_TIER_RATIO x N (the largest above that), so
+ * each backend's share stays within 1/80 of fair and adding or removing
+ * one backend inside a tier moves, beyond the 1/N the new backend must
+ * take, about 1-3% of the other backends' slots (measured for every N from
+ * 1 to 1,000 by selftests/user/test_maglev.c; above 4% for 1-4% of random
+ * address sets at N <= 12, see maglev_bench's maglev_tail). Tiers 4x apart
+ * mean the table changes size (and remaps nearly every flow) only when N
+ * crosses 3/4, 12/13, 51/52 or 204/205, instead of at every 1.26x step.
+ *
+ * M is a function of N alone, with no hysteresis: every node must pick the
+ * same M from the same endpoints with no knowledge of what the others saw
+ * before (a node that rebooted and lost its pins, a node that joined), or
+ * nodes behind ECMP would disagree for as long as N stays in the band.
+ * docs/MAGLEV.md ("Table size") has the trade-off.
+ */
+static const uint32_t mg_tiers[] = { 251, 1021, 4093, 16381, 65537 };
+#define MG_NTIERS (sizeof(mg_tiers) / sizeof(mg_tiers[0]))
+#define MG_TIER_RATIO 80
+
+const uint32_t *sp_maglev_tiers(size_t *n)
+{
+	if (n)
+		*n = MG_NTIERS;
+	return mg_tiers;
+}
+
+/*
  * An unlisted fixed_m gives 0, which no table accepts: the configuration
  * should have been checked with sp_maglev_m_valid() when it was read.
- * n == 0 follows the rule too (SP_MAGLEV_M_MIN), though no table is built
- * for a Service without backends.
+ * n == 0 follows the rule too (the smallest tier), though no table is
+ * built for a Service without backends.
  */
 uint32_t sp_maglev_pick_m(size_t n, uint32_t fixed_m)
 {
-	uint64_t want;
+	uint64_t want = (uint64_t)n * MG_TIER_RATIO;
 	size_t i;
 
 	if (fixed_m)
 		return sp_maglev_m_valid(fixed_m) ? fixed_m : 0;
-	want = (uint64_t)n * 100;
-	for (i = 0; i < MG_NPRIMES; i++)
-		if (mg_primes[i] >= want && mg_primes[i] >= SP_MAGLEV_M_MIN)
-			return mg_primes[i];
-	return SP_MAGLEV_M_MAX;
+	for (i = 0; i + 1 < MG_NTIERS; i++)
+		if (mg_tiers[i] >= want)
+			return mg_tiers[i];
+	return mg_tiers[MG_NTIERS - 1];
 }
 
 /*
@@ -295,6 +322,54 @@ int sp_maglev_build(const struct sp_mg_backend *b, size_t n, uint32_t m, uint16_
 out:
 	free(perm);
 	free(active);
+	return 0;
+}
+
+/*
+ * How many of the flows of the backends that stayed move when a table of
+ * backends a[0..na) is replaced by one of b[0..nb), both canonical, both
+ * of size m: *stayed counts a's slots whose backend is also in b (by
+ * identity), *moved those of them that now name another backend. A merge
+ * of the two sorted lists maps a's indexes to b's, so this is O(m + na +
+ * nb). For the disruption test and maglev_bench. Returns 0, -EINVAL,
+ * -ENOMEM.
+ */
+int sp_maglev_moved(const struct sp_mg_backend *a, size_t na, const uint16_t *ta,
+		    const struct sp_mg_backend *b, size_t nb, const uint16_t *tb, uint32_t m,
+		    uint32_t *stayed, uint32_t *moved)
+{
+	int32_t *to_b;
+	size_t i = 0, j = 0;
+	uint32_t e;
+
+	if (!a || !b || !ta || !tb || !na || !nb || !stayed || !moved)
+		return -EINVAL;
+	to_b = malloc(na * sizeof(*to_b));
+	if (!to_b)
+		return -ENOMEM;
+	while (i < na) {
+		uint8_t ka[MG_KEY_LEN], kb[MG_KEY_LEN];
+		int c = 1;
+
+		mg_key(&a[i], ka);
+		if (j < nb) {
+			mg_key(&b[j], kb);
+			c = memcmp(ka, kb, MG_KEY_LEN);
+		}
+		if (c > 0 && j < nb) {
+			j++;
+			continue;
+		}
+		to_b[i++] = c ? -1 : (int32_t)j;
+	}
+	*stayed = *moved = 0;
+	for (e = 0; e < m; e++) {
+		if (ta[e] >= na || to_b[ta[e]] < 0)
+			continue;
+		++*stayed;
+		*moved += tb[e] != (uint32_t)to_b[ta[e]];
+	}
+	free(to_b);
 	return 0;
 }
 

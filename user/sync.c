@@ -1605,3 +1605,16 @@ size_t sp_sync_n_backends(const struct sp_sync *s)
 {
 	return s->n_bes;
 }
+
+/* A walk over the chunk bitmap (half a MiB at the default size, well under
+ * a millisecond): called once per apply, not worth a counter that every
+ * allocation path would have to keep right. */
+size_t sp_sync_maglev_chunks_used(const struct sp_sync *s)
+{
+	size_t n = 0;
+	uint32_t i;
+
+	for (i = 0; i < s->maps.maglev_chunks; i++)
+		n += s->chunk_used[i] != 0;
+	return n;
+}

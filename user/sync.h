@@ -76,5 +76,7 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n);
 /* Number of Services and backends currently applied. */
 size_t sp_sync_n_services(const struct sp_sync *s);
 size_t sp_sync_n_backends(const struct sp_sync *s);
+/* Chunks of sp_maglev in use (live tables and ones not yet released). */
+size_t sp_sync_maglev_chunks_used(const struct sp_sync *s);
 
 #endif /* SP_SYNC_H */

@@ -181,17 +181,67 @@ static __always_inline void ct_rev_val(const struct sp_pkt *p, const struct sp_c
 }
 
 /*
+ * The sequence sanity check on FIN and RST (nf_conntrack checks every
+ * packet against the window; we check the two that end a flow). Each entry
+ * keeps where the sender of its direction was last seen (seq_hint, in
+ * units of 128 KiB), rewritten only when the sender has moved on by 8 MiB,
+ * so a busy flow writes it once per 8 MiB, not per packet. A FIN or RST
+ * more than 32 MiB from it, either way, does not move the state: a
+ * sender's own FIN or RST carries its next sequence number (ahead of the
+ * hint by less than 8 MiB), and an RST answering a packet carries that
+ * packet's acknowledgement (behind the receiver's position by what is in
+ * flight, well under 32 MiB for Linux's default buffers). A stale RST (an
+ * earlier connection on the same ports) or a blind one is random: 1 in 64
+ * passes. Ignoring one keeps the flow ESTABLISHED (and its SNAT port); the
+ * packet itself goes on, NATed, and the endpoint decides (RFC 5961).
+ */
+#define SP_CT_SEQ_MOVE 64 /* 8 MiB, in seq_hint units */
+#define SP_CT_SEQ_SLACK 256 /* 32 MiB */
+
+static __always_inline __u16 ct_seq_unit(const struct sp_pkt *p)
+{
+	return (__u16)(bpf_ntohl(p->tcp_seq) >> SP_CT_SEQ_SHIFT);
+}
+
+/* Record p's sequence number in v when none is or p is 8 MiB ahead.
+ * Returns false if p is a FIN or RST too far from the record to count. */
+static __always_inline bool ct_seq_check(struct sp_ct_val *v, const struct sp_pkt *p)
+{
+	__u16 cur = ct_seq_unit(p), d;
+	__s16 dist;
+
+	if (p->proto != IPPROTO_TCP)
+		return true;
+	if (!(v->seq_hint & SP_CT_SEQ_KNOWN)) {
+		v->seq_hint = SP_CT_SEQ_KNOWN | cur;
+		return true;
+	}
+	/* The distance in 15-bit sequence arithmetic, signed. */
+	d = (cur - v->seq_hint) & SP_CT_SEQ_MASK;
+	dist = d >= 0x4000 ? (__s16)(d - 0x8000) : (__s16)d;
+	if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && (dist > SP_CT_SEQ_SLACK || dist < -SP_CT_SEQ_SLACK))
+		return false;
+	if (dist > SP_CT_SEQ_MOVE)
+		v->seq_hint = SP_CT_SEQ_KNOWN | cur;
+	return true;
+}
+
+/*
  * Apply packet p (going dir) to entry v. Returns true when the state, the
  * flags or the deadline changed (the deadline only by more than a second,
  * so a busy flow does not dirty its cache lines on every packet): the
  * caller then copies them to the flow's other entry with ct_sync().
  */
 static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt *p, __u8 dir,
-				       __u64 now)
+				       __u64 now, struct sp_stats *stats)
 {
 	__u8 st = v->state, fl = v->flags;
 	__u64 exp;
 
+	if (!ct_seq_check(v, p)) {
+		STAT_INC(stats, ct_seq_ignored);
+		return false;
+	}
 	ct_next(p, dir, &st, &fl);
 	/* A DSR flow's FWD entry (the node the client reached) never sees a
 	 * reply: a client ACK after the entry's first packet is the only
@@ -339,6 +389,7 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	ct_next(p, CT_ORIG, &fwd->state, &fwd->flags);
 	fwd->expires = now + ct_timeout(p->proto, fwd->state, fwd->flags);
 	fwd->created = now;
+	fwd->seq_hint = p->proto == IPPROTO_TCP ? SP_CT_SEQ_KNOWN | ct_seq_unit(p) : 0;
 
 	/* DSR: the replies go from the backend's node straight to the
 	 * client, never through this node: the FWD entry alone (lib/dsr.h). */

@@ -254,11 +254,16 @@ static __always_inline bool dsr_read(struct xdp_md *ctx, const struct sp_pkt *p,
 				     struct sp_addr *fe, __be16 *port)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u32 l3 = p->l3_off;
 	__u8 *o;
 
 	__builtin_memset(fe, 0, sizeof(*fe));
+	/* After the Ethernet header and its VLAN tags, if any. */
+	if (l3 > SP_L2_MAX)
+		return false;
+	data += l3;
 	if (p->family == SP_FAMILY_V4) {
-		struct iphdr *iph = data + sizeof(struct ethhdr);
+		struct iphdr *iph = data;
 
 		o = (__u8 *)(iph + 1);
 		if ((void *)(o + SP_DSR_OPT4_LEN) > data_end || iph->ihl != 7 ||
@@ -268,7 +273,7 @@ static __always_inline bool dsr_read(struct xdp_md *ctx, const struct sp_pkt *p,
 		__builtin_memcpy(&fe->addr[0], o + 4, 4);
 		return true;
 	}
-	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	struct ipv6hdr *ip6 = data;
 
 	o = (__u8 *)(ip6 + 1);
 	if ((void *)(o + SP_DSR_OPT6_LEN) > data_end || ip6->nexthdr != IPPROTO_DSTOPTS ||
@@ -319,7 +324,7 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 		if ((old->flags & SP_CT_F_DSR) && addr_eq(&old->nat_addr, &fe) &&
 		    old->nat_port == port &&
 		    !(ct_state_closing(old->state) && dsr_carries(p) && p->proto == IPPROTO_TCP)) {
-			ct_advance(old, p, CT_ORIG, now);
+			ct_advance(old, p, CT_ORIG, now, st);
 			STAT_INC(st, dsr_ingress);
 			return SP_CONTINUE;
 		}

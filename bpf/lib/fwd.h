@@ -194,6 +194,13 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
 static __always_inline int fwd_after_nat(void *ctx, const int hook, const struct sp_pkt *p,
 					 struct sp_stats *st)
 {
+	/* A frame with a VLAN tag in its data goes to the stack, which knows
+	 * the VLAN device it belongs to: a redirect would send the tag (XDP)
+	 * or take it for the IP header (bpf_redirect_neigh). */
+	if (p->l3_off != sizeof(struct ethhdr)) {
+		STAT_INC(st, to_stack);
+		return SP_V_PASS;
+	}
 	if (hook == HOOK_XDP && cfg_xdp_redirect)
 		return xdp_forward(ctx, p, st);
 	if (is_tc(hook))

@@ -227,7 +227,10 @@ static __always_inline int reject(struct __sk_buff *skb, const int hook, const s
 	int ret;
 	__u32 len;
 
-	if (!scr)
+	/* A VLAN tag in the data (the stack keeps a single tag in the skb's
+	 * metadata, which the answer keeps too; only an inner QinQ tag is
+	 * here): the answer built below would lose it. */
+	if (!scr || p->l3_off != sizeof(struct ethhdr))
 		goto fail;
 	buf = scr->b + 2;
 	__builtin_memset(scr->b, 0, REJECT_RAW);

@@ -281,7 +281,9 @@ dur=$(cat "$RES/duration" 2>/dev/null)
 	echo "## How to run"
 	echo
 	echo "\`make bench\` (under 20 min) or \`make bench QUICK=1\` (under 5 min), as root;"
-	echo "\`BENCH_PARTS=multinode scripts/bench.sh\` runs section 8 alone (under 8 min, QUICK=1 3). Parts:"
+	echo "\`BENCH_PARTS=multinode scripts/bench.sh\` runs section 8 alone (under 8 min, QUICK=1 3);"
+	echo "\`BENCH_PARTS=scale scripts/bench.sh\` section 9 (100,000 Services; \`SCALE_NS=\"10000 100000\"\`"
+	echo "for more than one N). Parts:"
 	echo "build/tools/bench_pkt (also \`--cp-wait\` for the control plane), pktgen, connbench and"
 	echo "echo_server (scripts/tools), the generators in scripts/bench, the test API server"
 	echo "scripts/k8s-test-apiserver.py. Raw numbers are printed while it runs; \`BENCH_KEEP=1\`"

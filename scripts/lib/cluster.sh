@@ -285,7 +285,13 @@ class DualStack:
         super().server_bind()
 
 class Tcp(DualStack, socketserver.ThreadingTCPServer):
-    pass
+    # socketserver listens with a backlog of 5. A burst of a few hundred
+    # connections (the ECMP test opens 400 at once) overflows that accept
+    # queue on a loaded machine; the pod kernel then drops handshakes and
+    # data silently, and connections the client counts as up never echo
+    # (seen in packet captures: every packet reached the pod). Servers in
+    # real pods listen with somaxconn (4096); so do these.
+    request_queue_size = 4096
 
 class Dgram(DualStack, socketserver.UDPServer):
     pass
@@ -1033,12 +1039,18 @@ for c in up:
 backends = {}
 for c in up:
     backends[c.backend or "none"] = backends.get(c.backend or "none", 0) + 1
+def sport(c):
+    try:
+        return c.s.getsockname()[1]
+    except OSError:
+        return 0
+errors = ["#%d sport %d %s: %s" % (c.i, sport(c), c.state, c.err) for c in conns if c.state != "up"]
+bad_sports = [sport(c) for c in conns if c.state != "up"]
 for c in conns:
     c.s.close()
-errors = ["#%d %s: %s" % (c.i, c.state, c.err) for c in conns if c.state != "up"]
 write(status + ".json", json.dumps({
     "n": n, "connected": len(up), "broken": sum(c.state == "broken" for c in up),
-    "rounds": rounds, "backends": backends, "errors": errors[:5]}) + "\n")
+    "rounds": rounds, "backends": backends, "errors": errors[:5], "bad_sports": bad_sports}) + "\n")
 '
 
 # cl_conns_start NS HOST PORT N STATUS [MAX-SECONDS]: N long-lived

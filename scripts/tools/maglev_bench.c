@@ -7,8 +7,16 @@
  *   maglev_services  memory and build time for many Services at once
  *   maglev_disrupt   share of the table moved beyond the changed backend's own
  *   maglev_resize    share of flows moved when adaptive M changes size
+ *   maglev_sweep     adding / removing one endpoint for every N = 1..1000 at
+ *                    the adaptive M: share of the flows of the endpoints that
+ *                    stayed that moved, worst per tier and overall
+ *   maglev_tail      the same on random address sets: how often one change
+ *                    moves more than 1/N + 4%
  *
- * Usage: maglev_bench [--quick]   (--quick: fewer runs, for smoke tests)
+ * Usage: maglev_bench [--quick] [--sweep]
+ *   --quick: fewer runs, for smoke tests; --sweep: only the figures of the
+ *   bench's scale part (maglev_services, maglev_sweep, maglev_tail,
+ *   maglev_resize)
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -209,6 +217,165 @@ out:
 	return err;
 }
 
+/* The worst of one tier of the sweep. */
+struct sweep_worst {
+	double add_extra, rm, rm_sum;
+	size_t add_n, rm_n, changes, rm_count;
+};
+
+static int sweep_one(const struct sp_mg_backend *small, const uint16_t *ts,
+		     const struct sp_mg_backend *big, const uint16_t *tbig, size_t n, uint32_t m,
+		     struct sweep_worst *w)
+{
+	uint32_t st, mv;
+	double add, rm;
+	int err;
+
+	err = sp_maglev_moved(small, n - 1, ts, big, n, tbig, m, &st, &mv);
+	add = st ? (double)mv / st - 1.0 / n : 0;
+	err = err ?: sp_maglev_moved(big, n, tbig, small, n - 1, ts, m, &st, &mv);
+	rm = st ? (double)mv / st : 0;
+	if (err)
+		return err;
+	if (!w->add_n || add > w->add_extra)
+		w->add_extra = add, w->add_n = n;
+	if (!w->rm_n || rm > w->rm)
+		w->rm = rm, w->rm_n = n;
+	w->rm_sum += rm;
+	w->rm_count++;
+	w->changes += 2;
+	return 0;
+}
+
+static void sweep_print(const char *what, uint32_t m, size_t lo, size_t hi,
+			const struct sweep_worst *w)
+{
+	printf("maglev_sweep %s M=%u N=%zu..%zu changes=%zu add_worst_extra_pct=%.2f add_worst_n=%zu "
+	       "rm_worst_pct=%.2f rm_worst_n=%zu rm_mean_pct=%.2f bound=1/N+4%%\n",
+	       what, m, lo, hi, w->changes, 100 * w->add_extra, w->add_n, 100 * w->rm, w->rm_n,
+	       w->rm_count ? 100 * w->rm_sum / w->rm_count : 0.0);
+}
+
+/*
+ * For every N from 1 to nmax at the adaptive M: endpoint N added to
+ * endpoints 1..N-1 and removed again, and the middle endpoint removed and
+ * added back. The share of the flows of the endpoints that stayed that
+ * moved: an addition must move 1/N (printed as the share beyond that), a
+ * removal none. Per tier (a run of N with one M) and overall; the N where
+ * M changes are tier crossings (maglev_resize measures those).
+ */
+static int bench_sweep(size_t nmax)
+{
+	struct sp_mg_backend *all = make_set(0, nmax), *b = calloc(nmax, sizeof(*b));
+	uint16_t *prev = malloc(SP_MAGLEV_M_MAX * sizeof(*prev));
+	uint16_t *cur = malloc(SP_MAGLEV_M_MAX * sizeof(*cur));
+	uint16_t *tb = malloc(SP_MAGLEV_M_MAX * sizeof(*tb)), *t;
+	struct sweep_worst tier = { 0 }, total = { 0 };
+	size_t n, i, k, lo = 1, crossings = 0;
+	uint32_t prev_m = 0;
+	int err = -ENOMEM;
+
+	if (!all || !b || !prev || !cur || !tb)
+		goto out;
+	for (n = 1, err = 0; n <= nmax && !err; n++) {
+		uint32_t m = sp_maglev_pick_m(n, 0);
+
+		if (n > 1 && m != prev_m) {
+			sweep_print("tier", prev_m, lo, n - 1, &tier);
+			memset(&tier, 0, sizeof(tier));
+			lo = n;
+			crossings++;
+		}
+		err = sp_maglev_build(all, n, m, cur);
+		if (!err && n > 1 && m == prev_m) {
+			for (i = 0, k = 0; i < n; i++)
+				if (i != n / 2)
+					b[k++] = all[i];
+			err = sp_maglev_build(b, n - 1, m, tb);
+			err = err ?: sweep_one(b, tb, all, cur, n, m, &tier);
+			err = err ?: sweep_one(all, prev, all, cur, n, m, &tier);
+			err = err ?: sweep_one(b, tb, all, cur, n, m, &total);
+			err = err ?: sweep_one(all, prev, all, cur, n, m, &total);
+		}
+		t = prev;
+		prev = cur;
+		cur = t;
+		prev_m = m;
+	}
+	if (err) {
+		fprintf(stderr, "maglev_bench: sweep N=%zu: %s\n", n - 1, strerror(-err));
+		goto out;
+	}
+	sweep_print("tier", prev_m, lo, nmax, &tier);
+	printf("maglev_sweep all N=1..%zu crossings=%zu changes=%zu add_worst_extra_pct=%.2f "
+	       "add_worst_n=%zu rm_worst_pct=%.2f rm_worst_n=%zu rm_mean_pct=%.2f\n",
+	       nmax, crossings, total.changes, 100 * total.add_extra, total.add_n, 100 * total.rm,
+	       total.rm_n, total.rm_count ? 100 * total.rm_sum / total.rm_count : 0.0);
+out:
+	free(all);
+	free(b);
+	free(prev);
+	free(cur);
+	free(tb);
+	return err;
+}
+
+/*
+ * The sweep uses one address set; Maglev's extra churn depends on the
+ * backends' hashes, so here: sets random addresses of n endpoints, one
+ * random endpoint removed. Prints the mean share moved beyond 1/n (the
+ * removal seen as the addition the other way) and how many of the sets
+ * exceeded 4% beyond.
+ */
+static int bench_tail(size_t n, int sets)
+{
+	uint32_t m = sp_maglev_pick_m(n, 0), st, mv;
+	struct sp_mg_backend *a = calloc(n, sizeof(*a)), *b = calloc(n, sizeof(*b));
+	uint16_t *ta = malloc(m * sizeof(*ta)), *tb = malloc(m * sizeof(*tb));
+	uint64_t x = 0x2545f4914f6cdd1dULL ^ n;
+	double sum = 0, worst = 0;
+	int over = 0, t, err = -ENOMEM;
+	size_t i, k, victim;
+
+	if (!a || !b || !ta || !tb)
+		goto out;
+	for (t = 0, err = 0; t < sets && !err; t++) {
+		for (i = 0; i < n; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			make_backend(&a[i], (uint32_t)(x >> 40), (uint32_t)x & 0xffff);
+		}
+		sp_maglev_canonical(a, n);
+		victim = x % n;
+		for (i = 0, k = 0; i < n; i++)
+			if (i != victim)
+				b[k++] = a[i];
+		err = sp_maglev_build(a, n, m, ta);
+		err = err ?: sp_maglev_build(b, n - 1, m, tb);
+		err = err ?: sp_maglev_moved(b, n - 1, tb, a, n, ta, m, &st, &mv);
+		if (!err && st) {
+			double extra = (double)mv / st - 1.0 / n;
+
+			sum += extra;
+			worst = extra > worst ? extra : worst;
+			over += extra > 0.04;
+		}
+	}
+	if (err)
+		fprintf(stderr, "maglev_bench: tail N=%zu: %s\n", n, strerror(-err));
+	else
+		printf("maglev_tail M=%u N=%zu sets=%d mean_extra_pct=%.2f worst_extra_pct=%.2f "
+		       "over_4pct=%d over_4pct_share=%.1f%%\n",
+		       m, n, sets, 100 * sum / sets, 100 * worst, over, 100.0 * over / sets);
+out:
+	free(a);
+	free(b);
+	free(ta);
+	free(tb);
+	return err;
+}
+
 /*
  * Adaptive M is a pure function of N (it must be: every node has to pick
  * the same M without knowing the others' history), so when N crosses a
@@ -266,38 +433,50 @@ int main(int argc, char **argv)
 {
 	static const size_t build_n[] = { 10, 100, 1000 };
 	static const size_t mem_n[] = { 1, 3, 10, 100, 1000 };
-	bool quick = argc > 1 && !strcmp(argv[1], "--quick");
-	int runs = quick ? 5 : 31, err = 0;
+	static const size_t tail_n[] = { 2, 3, 4, 8, 12, 13, 32, 51, 52, 204, 205, 1000 };
+	bool quick = false, sweep = false;
+	int runs, err = 0, a;
 	size_t i, n;
 
-	if (argc > 1 && !quick) {
-		fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-		return 2;
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--quick")) {
+			quick = true;
+		} else if (!strcmp(argv[a], "--sweep")) {
+			sweep = true;
+		} else {
+			fprintf(stderr, "usage: %s [--quick] [--sweep]\n", argv[0]);
+			return 2;
+		}
 	}
-	for (i = 0; i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
+	runs = quick ? 5 : 31;
+	for (i = 0; !sweep && i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
 		err = bench_build(build_n[i], 65537, runs);
-	for (i = 0; i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
+	for (i = 0; !sweep && i < sizeof(build_n) / sizeof(build_n[0]) && !err; i++)
 		err = bench_build(build_n[i], sp_maglev_pick_m(build_n[i], 0), runs);
-	for (i = 0; i < sizeof(mem_n) / sizeof(mem_n[0]); i++) {
+	for (i = 0; !sweep && i < sizeof(mem_n) / sizeof(mem_n[0]); i++) {
 		n = mem_n[i];
 		print_mem(n, sp_maglev_pick_m(n, 0), "adaptive");
 		print_mem(n, SP_MAGLEV_M_DEFAULT, "fixed");
 	}
 	if (!err)
 		err = bench_services(10000, 10, 0, "adaptive");
-	if (!err)
+	if (!err && !sweep)
 		err = bench_services(quick ? 100 : 10000, 10, SP_MAGLEV_M_DEFAULT, "fixed");
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(100, 65537);
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(1000, 65537);
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(100, sp_maglev_pick_m(100, 0));
-	if (!err)
+	if (!err && !sweep)
 		err = bench_disrupt(1000, sp_maglev_pick_m(1000, 0));
 	if (!err)
-		err = bench_resize(10); /* 1021 -> 1289 */
-	if (!err)
-		err = bench_resize(103); /* 10321 -> 13003 */
+		err = bench_sweep(1000);
+	for (i = 0; i < sizeof(tail_n) / sizeof(tail_n[0]) && !err; i++)
+		err = bench_tail(tail_n[i], tail_n[i] > 51 ? (quick ? 20 : 100) : (quick ? 200 : 1000));
+	/* Where adaptive M changes between 1 and 1,000 endpoints. */
+	for (n = 1; n < 1000 && !err; n++)
+		if (sp_maglev_pick_m(n, 0) != sp_maglev_pick_m(n + 1, 0))
+			err = bench_resize(n);
 	return err ? 1 : 0;
 }

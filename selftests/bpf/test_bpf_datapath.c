@@ -446,7 +446,7 @@ static const struct {
 	SF(ipv6_ext_hdrs), SF(frag_first), SF(ct_insert_fail), SF(ct_partner_miss),
 	SF(ct_adopted), SF(icmp_translated), SF(frag_later_natted), SF(snat_flows),
 	SF(snat_to_tc), SF(local_short_circuit), SF(ct_clash_remapped), SF(dsr_flows),
-	SF(dsr_ingress), SF(dsr_fallback_snat),
+	SF(dsr_ingress), SF(dsr_fallback_snat), SF(ct_seq_ignored),
 };
 #define N_STAT_FIELDS (sizeof(stat_fields) / sizeof(stat_fields[0]))
 
@@ -471,6 +471,7 @@ enum {
 	ST_ADOPTED = 1u << 16,
 	ST_ICMP = 1u << 17,
 	ST_FRAG_NAT = 1u << 18,
+	ST_SEQ_IGNORED = 1u << 26,
 };
 
 /* counted while parsing, by the hooks that count (not the quiet uplink hook) */
@@ -1099,6 +1100,9 @@ static void add_ct_integrity_rows(void)
 	/* 5: a host connection whose local port has a NodePort's number. */
 	static const struct flow h = { "v4_host_port_30080", 4, TCP, "172.16.0.2", "10.96.0.10",
 				       "10.1.0.11", 30080, 80, 8080, 1, 1 };
+	/* 1c: a FIN or RST far from its sender's sequence numbers. */
+	static const struct flow w = { "v4_seq_window", 4, TCP, "10.1.0.9", "10.96.0.10",
+				       "10.1.0.11", 42012, 80, 8080, 1, 1 };
 	/* 8: the shortest UDP frame (42 bytes, no payload). */
 	static const struct flow u = { "v4_udp_empty", 4, UDP, "10.1.0.7", "10.96.0.10",
 				       "10.1.0.12", 50011, 53, 5353, 2, 2 };
@@ -1155,6 +1159,40 @@ static void add_ct_integrity_rows(void)
 		     flow_reply(&h, PKT_SYN | PKT_ACK, 5000, 1001, 0));
 	flow_rev_row(&h, "data_reverse_natted_not_nodeport",
 		     flow_reply(&h, PKT_ACK | PKT_PSH, 5001, 1001, 200));
+
+	/* An RST or FIN far (over 32 MiB) from where its sender was last seen
+	 * (a stale or blind one) is passed on, NATed, but leaves the flow
+	 * ESTABLISHED: before the check, any RST closed it (10 s, and an
+	 * SNAT flow's port was free at once). Both directions. */
+	r = flow_new_row(&w, "syn", flow_req(&w, PKT_SYN, 1000, 0, 0));
+	r->ct = CT_NEW;
+	flow_rev_row(&w, "synack", flow_reply(&w, PKT_SYN | PKT_ACK, 5000, 1001, 0));
+	r = flow_fwd_row(&w, "ack", flow_req(&w, PKT_ACK, 1001, 5001, 0));
+	r->ct = CT_EST;
+	r = flow_fwd_row(&w, "client_rst_1GiB_ahead_ignored",
+			 flow_req(&w, PKT_RST, 1001u + (1u << 30), 0, 0));
+	r->stats |= ST_SEQ_IGNORED;
+	r->ct = CT_EST;
+	r = flow_fwd_row(&w, "client_fin_40MiB_behind_ignored",
+			 flow_req(&w, PKT_FIN | PKT_ACK, 1001u - (40u << 20), 5001, 0));
+	r->stats |= ST_SEQ_IGNORED;
+	r->ct = CT_EST;
+	r = flow_rev_row(&w, "backend_rst_2GiB_away_ignored",
+			 flow_reply(&w, PKT_RST | PKT_ACK, 5001u + (1u << 31), 1001, 0));
+	r->stats |= ST_SEQ_IGNORED;
+	r->ct_of = &w;
+	r->ct = CT_EST;
+	/* The record follows the sender: 40 MiB of data later, an RST at the
+	 * start of the connection is stale, one at the new position counts. */
+	r = flow_fwd_row(&w, "data_40MiB_later", flow_req(&w, PKT_ACK | PKT_PSH, 1001u + (40u << 20), 5001, 100));
+	r->ct = CT_EST;
+	r = flow_fwd_row(&w, "client_rst_at_start_now_stale",
+			 flow_req(&w, PKT_RST, 1001, 0, 0));
+	r->stats |= ST_SEQ_IGNORED;
+	r->ct = CT_EST;
+	r = flow_fwd_row(&w, "client_rst_in_window_closes",
+			 flow_req(&w, PKT_RST, 1101u + (40u << 20), 0, 0));
+	r->ct = CT_CLOSING;
 
 	r = flow_new_row(&u, "request_42_bytes", flow_req(&u, 0, 1, 0, 0));
 	r->ct = CT_NEW;

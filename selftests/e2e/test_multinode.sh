@@ -509,7 +509,7 @@ print(c + " | drops: " + (d or "none"))')"
 	done
 	local pod
 	for pod in "${CL_PODS[@]}"; do
-		note "pod $pod: $(ip netns exec "${CL_POD_NS[$pod]}" nstat -az 2>/dev/null | awk '$2 != 0 && ($1 ~ /Csum|InErrors|Retrans|Reset|Abort|OutRsts|InNoRoutes|Drop/) {printf "%s=%s ", $1, $2}')"
+		note "pod $pod: $(ip netns exec "${CL_POD_NS[$pod]}" nstat -az 2>/dev/null | awk '$2 != 0 && ($1 ~ /Csum|InErrors|Retrans|Reset|Abort|OutRsts|InNoRoutes|Drop|Overflow|Syncookies/) {printf "%s=%s ", $1, $2}')"
 	done
 	for n in "${CL_NODES[@]}"; do
 		note "node ${CL_NODE_NAME[$n]}: $(ip netns exec "$n" nstat -az 2>/dev/null | awk '$2 != 0 && ($1 ~ /Csum|InErrors|Martian|InNoRoutes|Drop|InAddrErrors|ForwDatagrams|OutNoRoutes/) {printf "%s=%s ", $1, $2}')"

@@ -728,6 +728,72 @@ static void test_services_text(void)
 	out_free(&r);
 }
 
+/*
+ * A Service of 12 backends, in maps of its own (a "many" directory beside
+ * the fixture, so the fixture's counts stay): the text view lists 8 and
+ * says how many more, --all-backends and --json list all 12.
+ */
+static void test_services_many_backends(void)
+{
+	char many[PATH_MAX];
+	int saved[T_NMAPS], mfds[T_NMAPS], err = 0, i;
+	__u32 ids[12];
+	__u16 table[251];
+	struct json_object *j, *be;
+	struct out r;
+
+	for (i = 0; i < T_NMAPS; i++)
+		mfds[i] = -1;
+	snprintf(many, sizeof(many), "%s/many", dir);
+	if (!ASSERT_EQ(mkdir(many, 0700), 0, "mkdir many") ||
+	    !ASSERT_EQ(create_maps(many, mfds), 0, "create maps"))
+		goto out;
+	for (i = 0; i < 251; i++)
+		table[i] = i % 12;
+	/* put_*() write to fds[]: point it at the new maps while filling them. */
+	memcpy(saved, fds, sizeof(saved));
+	memcpy(fds, mfds, sizeof(fds));
+	for (i = 0; i < 12; i++) {
+		char a[32];
+
+		ids[i] = 100 + i;
+		snprintf(a, sizeof(a), "10.244.9.%d", i + 1);
+		err = err ?: put_be(ids[i], a4(a), SP_FAMILY_V4, 8080);
+	}
+	err = err ?: put_fe(a4("10.96.0.12"), SP_FAMILY_V4, 80, IPPROTO_TCP, 1, 0, 251, 12, 0);
+	err = err ?: put_region(0, ids, 12, table, 251);
+	err = err ?: put_meta(1, "default/many:http/tcp/v4", 251, 12, 0);
+	memcpy(fds, saved, sizeof(fds));
+	if (!ASSERT_EQ(err, 0, "fill"))
+		goto out;
+
+	r = run(cmd_services, "services", "--bpffs-dir", many, NULL);
+	ASSERT_EQ(r.ret, 0, "services");
+	ASSERT_CONTAINS(r.o, "10.244.9.8:8080 (id 107) ... and 4 more of 12 (--all-backends)\n",
+			"8 listed, then the count");
+	ASSERT_TRUE(!strstr(r.o, "10.244.9.9:"), "the 9th is not listed");
+	out_free(&r);
+
+	r = run(cmd_services, "services", "--bpffs-dir", many, "--all-backends", NULL);
+	ASSERT_EQ(r.ret, 0, "services --all-backends");
+	ASSERT_CONTAINS(r.o, "10.244.9.11:8080 (id 110), 10.244.9.12:8080 (id 111)\n",
+			"all 12 listed");
+	ASSERT_TRUE(!strstr(r.o, "more of"), "no count");
+	out_free(&r);
+
+	r = run(cmd_services, "services", "--bpffs-dir", many, "--json", NULL);
+	ASSERT_EQ(r.ret, 0, "services --json");
+	j = parse_json(&r);
+	be = j ? jget(json_object_array_get_idx(j, 0), "backends") : NULL;
+	ASSERT_EQ(be ? json_object_array_length(be) : 0, 12, "JSON lists all 12");
+	json_object_put(j);
+	out_free(&r);
+out:
+	for (i = 0; i < T_NMAPS; i++)
+		if (mfds[i] >= 0)
+			close(mfds[i]);
+}
+
 static void test_services_json(void)
 {
 	struct json_object *j, *s, *fe, *be, *st;
@@ -1268,6 +1334,7 @@ int main(void)
 	RUN_TEST(test_empty_maps);
 	RUN_TEST(test_services_text);
 	RUN_TEST(test_services_json);
+	RUN_TEST(test_services_many_backends);
 	RUN_TEST(test_backends);
 	RUN_TEST(test_conntrack);
 	RUN_TEST(test_maglev);

@@ -551,7 +551,7 @@ static void test_capacity_keeps_last_good(void)
 	int many[200];
 	int i;
 
-	/* 3 backends at M=317 take 11 chunks; 40 chunks hold 3 such tables. */
+	/* 3 backends at M=251 take 9 chunks; 40 chunks hold 4 such tables. */
 	if (!ASSERT_EQ(maps_create(&x, 40, 64, 1024), 0, "create maps"))
 		return;
 	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
@@ -797,12 +797,12 @@ static void test_check_capacity(void)
 		  .maglev_chunks = 64 }, -ENOSPC,
 		  "4 distinct backends (endpoint address:port), sp_backends holds 3: raise "
 		  "--max-backends" },
-		/* 3 backends at M=317: (2 * 3 + 317) / 32 rounded up is 11 chunks. */
+		/* 3 backends at M=251: (2 * 3 + 251) / 32 rounded up is 9 chunks. */
 		{ "maglev_chunks", 1, { B123, B123 }, { .max_svc_ids = 8, .max_backends = 8,
-		  .maglev_chunks = 10 }, -ENOSPC,
-		  "the Maglev tables need 11 chunks, sp_maglev holds 10: raise --maglev-chunks" },
+		  .maglev_chunks = 8 }, -ENOSPC,
+		  "the Maglev tables need 9 chunks, sp_maglev holds 8: raise --maglev-chunks" },
 		{ "maglev_chunks_fit", 1, { B123, B123 }, { .max_svc_ids = 8, .max_backends = 8,
-		  .maglev_chunks = 11 }, 0, NULL },
+		  .maglev_chunks = 9 }, 0, NULL },
 	};
 	size_t i, j;
 
