@@ -63,6 +63,7 @@ struct claim {
 	uint8_t key[20];       /* CK_VIP, CK_NODEPORT: family, address, port, protocol */
 	size_t seq;	       /* order of appearance in the file */
 	size_t owner;	       /* index of the Service or slice */
+	size_t part;	       /* sp_config_parts_check: index of the file */
 	yaml_mark_t mark;
 	char path[PATH_LEN];
 };
@@ -82,6 +83,9 @@ struct cfg {
 	size_t seq;
 	char *err;
 	size_t errlen;
+	/* Part of a directory (sp_config_part_load): a slice's Service may be
+	 * in another file, so a slice naming none here is not an error. */
+	bool part;
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -1355,7 +1359,7 @@ static int parse_slice(struct cfg *c, int idx, size_t li)
 	rc = get_name(c, v[LF_SERVICE_NAME], fp, NAME_DNS1035, &sl->service_name);
 	if (rc)
 		return rc;
-	if (!slice_service_exists(c, sl))
+	if (!c->part && !slice_service_exists(c, sl))
 		return cfg_err(c, cfg_node(c, v[LF_SERVICE_NAME])->start_mark, fp,
 			       "serviceName \"%s\" matches no Service in namespace \"%s\"",
 			       sl->service_name, sl->ns);
@@ -1602,6 +1606,402 @@ static int cfg_scan(struct cfg *c)
 	return rc;
 }
 
+/* Parse c->buf as a whole document tree (two passes, see cfg_run). */
+static int cfg_run_tree(struct cfg *c)
+{
+	yaml_parser_t p;
+	int rc;
+
+	rc = cfg_scan(c);
+	if (rc)
+		return rc;
+	if (!yaml_parser_initialize(&p))
+		return cfg_nomem(c);
+	yaml_parser_set_input_string(&p, (const unsigned char *)c->buf, c->len);
+	if (!yaml_parser_load(&p, &c->doc)) {
+		rc = syntax_err(c, &p);
+	} else {
+		rc = parse_root(c);
+		yaml_document_delete(&c->doc);
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+/*
+ * The one-pass parse: one item of "services" or "endpointSlices" at a time.
+ * The events of an item are built into a small document of its own, which
+ * the schema walk (parse_service, parse_slice) reads as it would read the
+ * whole tree, and which is freed before the next item: the parse never
+ * holds more than one item's tree. The checks of cfg_scan (syntax,
+ * aliases, depth, one document) are made on the same events.
+ */
+struct stream {
+	struct cfg *c;
+	yaml_parser_t p;
+	yaml_event_t ev; /* the current event (owned until next()) */
+	bool have; /* ev holds an event */
+	bool bad_events; /* next() failed: the stream cannot go on */
+	int docs, depth;
+	/* Slices that came before the end of "services": they are parsed
+	 * once every Service is known, as in the tree walk. */
+	yaml_document_t *held;
+	size_t n_held, cap_held;
+};
+
+/* The next event into s->ev, with cfg_scan's checks. 0 or -errno. */
+static int next_checked(struct stream *s)
+{
+	yaml_event_type_t t;
+
+	if (s->have)
+		yaml_event_delete(&s->ev);
+	s->have = false;
+	if (!yaml_parser_parse(&s->p, &s->ev))
+		return syntax_err(s->c, &s->p);
+	s->have = true;
+	t = s->ev.type;
+	if (t == YAML_ALIAS_EVENT)
+		return cfg_err(s->c, s->ev.start_mark, NULL,
+			       "YAML aliases (*%s) are not supported; write the value out",
+			       (const char *)s->ev.data.alias.anchor);
+	if (t == YAML_DOCUMENT_START_EVENT && ++s->docs > 1)
+		return cfg_err(s->c, s->ev.start_mark, NULL,
+			       "more than one YAML document (\"---\"); put everything in one");
+	if ((t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) &&
+	    ++s->depth > CFG_MAX_DEPTH)
+		return cfg_err(s->c, s->ev.start_mark, NULL,
+			       "lists and mappings nested more than %d deep; the format needs at "
+			       "most 6",
+			       CFG_MAX_DEPTH);
+	if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT)
+		s->depth--;
+	return 0;
+}
+
+static int next(struct stream *s)
+{
+	int rc = next_checked(s);
+
+	s->bad_events |= rc != 0;
+	return rc;
+}
+
+/* "!" is the non-specific tag, which the loader resolves to the default too. */
+static yaml_char_t *ev_tag(yaml_char_t *tag)
+{
+	return tag && strcmp((const char *)tag, "!") ? tag : NULL;
+}
+
+/*
+ * Build the node that starts at the current event, and everything under
+ * it, into doc (initialised here; the caller deletes it, also on error).
+ * Ends with the node's last event current. 0 or -errno.
+ */
+static int build_item(struct stream *s, yaml_document_t *doc)
+{
+	int stack[CFG_MAX_DEPTH + 1], key[CFG_MAX_DEPTH + 1], top = 0, id, rc;
+	yaml_event_t *e = &s->ev;
+
+	memset(doc, 0, sizeof(*doc)); /* deletes cleanly if initialising fails */
+	if (!yaml_document_initialize(doc, NULL, NULL, NULL, 1, 1))
+		return cfg_nomem(s->c);
+	for (;;) {
+		switch (e->type) {
+		case YAML_SCALAR_EVENT:
+			id = yaml_document_add_scalar(doc, ev_tag(e->data.scalar.tag),
+						      e->data.scalar.value,
+						      (int)e->data.scalar.length, e->data.scalar.style);
+			break;
+		case YAML_SEQUENCE_START_EVENT:
+			id = yaml_document_add_sequence(doc, ev_tag(e->data.sequence_start.tag),
+							e->data.sequence_start.style);
+			break;
+		case YAML_MAPPING_START_EVENT:
+			id = yaml_document_add_mapping(doc, ev_tag(e->data.mapping_start.tag),
+						       e->data.mapping_start.style);
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			id = stack[--top];
+			doc->nodes.start[id - 1].end_mark = e->end_mark;
+			if (!top)
+				return 0;
+			goto next;
+		default: /* the parser only gives node events inside a node */
+			return cfg_err(s->c, e->start_mark, NULL, "unexpected YAML event");
+		}
+		if (!id)
+			return cfg_nomem(s->c);
+		doc->nodes.start[id - 1].start_mark = e->start_mark;
+		doc->nodes.start[id - 1].end_mark = e->end_mark;
+		if (top) {
+			yaml_node_t *parent = &doc->nodes.start[stack[top - 1] - 1];
+			int ok = 1;
+
+			if (parent->type == YAML_SEQUENCE_NODE)
+				ok = yaml_document_append_sequence_item(doc, stack[top - 1], id);
+			else if (!key[top - 1])
+				key[top - 1] = id;
+			else if ((ok = yaml_document_append_mapping_pair(doc, stack[top - 1],
+									 key[top - 1], id)))
+				key[top - 1] = 0;
+			if (!ok)
+				return cfg_nomem(s->c);
+		}
+		if (e->type == YAML_SCALAR_EVENT) {
+			if (!top)
+				return 0;
+		} else {
+			/* next() has refused deeper nesting already. */
+			key[top] = 0;
+			stack[top++] = id;
+		}
+next:
+		rc = next(s);
+		if (rc)
+			return rc;
+	}
+}
+
+/* Hold a slice's document for later (moved: *doc is the holder's now). */
+static int hold(struct stream *s, yaml_document_t *doc)
+{
+	if (s->n_held == s->cap_held) {
+		size_t cap = s->cap_held ? s->cap_held * 2 : 16;
+		yaml_document_t *v = reallocarray(s->held, cap, sizeof(*v));
+
+		if (!v)
+			return cfg_nomem(s->c);
+		s->held = v;
+		s->cap_held = cap;
+	}
+	s->held[s->n_held++] = *doc;
+	return 0;
+}
+
+/* Room for one more Service or slice, zeroed (frees cleanly), counted. */
+static int grow(struct cfg *c, bool slice, size_t *cap)
+{
+	size_t n = slice ? c->m.n_slices : c->m.n_services;
+
+	if (n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+
+		if (slice) {
+			struct sp_slice *v = reallocarray(c->m.slices, ncap, sizeof(*v));
+
+			if (!v)
+				return cfg_nomem(c);
+			c->m.slices = v;
+		} else {
+			struct sp_service *v = reallocarray(c->m.services, ncap, sizeof(*v));
+
+			if (!v)
+				return cfg_nomem(c);
+			c->m.services = v;
+		}
+		*cap = ncap;
+	}
+	if (slice)
+		memset(&c->m.slices[c->m.n_slices++], 0, sizeof(*c->m.slices));
+	else
+		memset(&c->m.services[c->m.n_services++], 0, sizeof(*c->m.services));
+	return 0;
+}
+
+/* Parse one item's document as the Service or slice at index i. */
+static int parse_item(struct cfg *c, yaml_document_t *doc, bool slice, size_t i)
+{
+	int rc;
+
+	c->doc = *doc;
+	rc = slice ? parse_slice(c, 1, i) : parse_service(c, 1, i);
+	memset(&c->doc, 0, sizeof(c->doc));
+	return rc;
+}
+
+/* After the last Service: what must be unique among them. */
+static int services_done(struct cfg *c)
+{
+	int rc = check_dups(c, CK_SVC_NAME);
+
+	if (!rc)
+		rc = check_dups(c, CK_VIP);
+	if (!rc)
+		rc = check_dups(c, CK_NODEPORT);
+	return rc;
+}
+
+/*
+ * The one pass. Returns 0, -errno, or 1 when the top level is not the
+ * plain shape (a mapping with "services" and "endpointSlices", each at most
+ * once, each a list or empty): the caller then parses the tree, whose walk
+ * has the messages for every odd shape.
+ */
+static int stream_parse(struct stream *s)
+{
+	struct cfg *c = s->c;
+	size_t cap_svc = 0, cap_sl = 0, i;
+	bool seen[TF_MAX] = { false }, svcs_done = false;
+	yaml_document_t doc;
+	int rc, f;
+
+	do { /* stream start, document start */
+		rc = next(s);
+		if (rc)
+			return rc;
+	} while (s->ev.type == YAML_STREAM_START_EVENT);
+	if (s->ev.type == YAML_STREAM_END_EVENT) {
+		yaml_mark_t start = { 0 };
+
+		return cfg_err(c, start, NULL,
+			       "the file is empty (expected a mapping with \"services\" and "
+			       "\"endpointSlices\")");
+	}
+	rc = next(s); /* the root node */
+	if (rc)
+		return rc;
+	if (s->ev.type != YAML_MAPPING_START_EVENT)
+		return 1;
+	for (;;) {
+		rc = next(s);
+		if (rc)
+			return rc;
+		if (s->ev.type == YAML_MAPPING_END_EVENT)
+			break;
+		if (s->ev.type != YAML_SCALAR_EVENT)
+			return 1;
+		for (f = 0; f < TF_MAX; f++)
+			if (!strcmp((const char *)s->ev.data.scalar.value, top_fields[f]))
+				break;
+		if (f == TF_MAX || seen[f])
+			return 1;
+		seen[f] = true;
+		rc = next(s);
+		if (rc)
+			return rc;
+		if (s->ev.type == YAML_SCALAR_EVENT) {
+			yaml_node_t n = { .type = YAML_SCALAR_NODE };
+
+			n.data.scalar.value = s->ev.data.scalar.value;
+			n.data.scalar.style = s->ev.data.scalar.style;
+			if (!node_is_null(&n))
+				return 1;
+		} else if (s->ev.type != YAML_SEQUENCE_START_EVENT) {
+			return 1;
+		} else {
+			for (;;) {
+				rc = next(s);
+				if (rc)
+					return rc;
+				if (s->ev.type == YAML_SEQUENCE_END_EVENT)
+					break;
+				rc = build_item(s, &doc);
+				if (!rc && f == TF_SLICES && !svcs_done) {
+					rc = hold(s, &doc);
+					if (!rc)
+						continue;
+				}
+				if (!rc)
+					rc = grow(c, f == TF_SLICES, f == TF_SLICES ? &cap_sl : &cap_svc);
+				if (!rc)
+					rc = parse_item(c, &doc, f == TF_SLICES,
+							f == TF_SLICES ? c->m.n_slices - 1 :
+									 c->m.n_services - 1);
+				yaml_document_delete(&doc);
+				if (rc)
+					return rc;
+			}
+		}
+		if (f == TF_SERVICES) {
+			svcs_done = true;
+			rc = services_done(c);
+			if (rc)
+				return rc;
+		}
+	}
+	if (!svcs_done) {
+		svcs_done = true;
+		rc = services_done(c);
+		if (rc)
+			return rc;
+	}
+	/* Slices written before the Services. */
+	for (i = 0; i < s->n_held; i++) {
+		rc = grow(c, true, &cap_sl);
+		if (!rc)
+			rc = parse_item(c, &s->held[i], true, c->m.n_slices - 1);
+		if (rc)
+			return rc;
+	}
+	rc = check_dups(c, CK_SLICE_NAME);
+	if (rc)
+		return rc;
+	/* As the tree walk hands them out: arrays even when empty. */
+	if ((!c->m.services && !(c->m.services = calloc(1, sizeof(*c->m.services)))) ||
+	    (!c->m.slices && !(c->m.slices = calloc(1, sizeof(*c->m.slices)))))
+		return cfg_nomem(c);
+	/* The rest of the stream: only the end, or a second document. */
+	do {
+		rc = next(s);
+	} while (!rc && s->ev.type != YAML_STREAM_END_EVENT);
+	return rc;
+}
+
+/*
+ * Parse c->buf into c->m, leaving the claims in c->cl. 0 or -errno (c->err).
+ * One pass over the events as a rule; a file whose top level is not the
+ * plain shape is parsed again as a whole tree (cfg_run_tree) for the
+ * message, so odd shapes cost two passes, and only on their way to an error.
+ */
+static int cfg_run(struct cfg *c)
+{
+	struct stream s = { .c = c };
+	size_t i;
+	int rc, k;
+
+	if (c->err && c->errlen)
+		c->err[0] = '\0';
+	if (!yaml_parser_initialize(&s.p))
+		return cfg_nomem(c);
+	yaml_parser_set_input_string(&s.p, (const unsigned char *)c->buf, c->len);
+	rc = stream_parse(&s);
+	/* As the two passes did: a problem of the YAML itself anywhere in the
+	 * file comes before a problem of the content (which may be its effect,
+	 * a field cut off by a bad indent). */
+	if (rc == -EINVAL && !s.bad_events && !(s.have && s.ev.type == YAML_STREAM_END_EVENT)) {
+		int r;
+
+		/* (After the stream's end libyaml gives empty events forever.) */
+		while (!(r = next(&s)) && s.ev.type != YAML_STREAM_END_EVENT &&
+		       s.ev.type != YAML_NO_EVENT)
+			;
+		rc = r ? r : rc;
+	}
+	if (s.have)
+		yaml_event_delete(&s.ev);
+	yaml_parser_delete(&s.p);
+	for (i = 0; i < s.n_held; i++)
+		yaml_document_delete(&s.held[i]);
+	free(s.held);
+	if (rc != 1)
+		return rc;
+	sp_model_free(&c->m);
+	for (k = 0; k < CK_MAX; k++)
+		c->cl[k].n = 0;
+	c->seq = 0;
+	return cfg_run_tree(c);
+}
+
+static void claims_free(struct claims *cl)
+{
+	int k;
+
+	for (k = 0; k < CK_MAX; k++)
+		free(cl[k].v);
+}
+
 int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp_model *out,
 			char *err, size_t errlen)
 {
@@ -1612,45 +2012,25 @@ int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp
 		.err = err,
 		.errlen = errlen,
 	};
-	yaml_parser_t p;
-	int rc, k;
+	int rc = cfg_run(&c);
 
-	if (err && errlen)
-		err[0] = '\0';
-	rc = cfg_scan(&c);
-	if (rc)
-		goto out;
-	if (!yaml_parser_initialize(&p)) {
-		rc = cfg_nomem(&c);
-		goto out;
-	}
-	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-	if (!yaml_parser_load(&p, &c.doc)) {
-		rc = syntax_err(&c, &p);
-		goto out_parser;
-	}
-	rc = parse_root(&c);
 	if (!rc) {
 		*out = c.m;
 		memset(&c.m, 0, sizeof(c.m));
 	}
-	yaml_document_delete(&c.doc);
-out_parser:
-	yaml_parser_delete(&p);
-out:
 	sp_model_free(&c.m);
-	for (k = 0; k < CK_MAX; k++)
-		free(c.cl[k].v);
+	claims_free(c.cl);
 	return rc;
 }
 
-int sp_config_load(const char *path, struct sp_model *out, char *err, size_t errlen)
+/* The whole file at path into *buf (malloc'ed) and *len. 0 or -errno with err. */
+static int read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen)
 {
 	size_t len = 0, cap = 64 << 10;
 	char *buf = NULL, *nbuf;
 	struct stat st;
 	ssize_t r;
-	int fd, rc;
+	int fd, rc = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -1704,10 +2084,146 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 			goto out;
 		}
 	}
-	rc = sp_config_parse_buf(buf, len, path, out, err, errlen);
 out:
-	free(buf);
 	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+int sp_config_load(const char *path, struct sp_model *out, char *err, size_t errlen)
+{
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = read_file(path, &buf, &len, err, errlen);
+	if (rc)
+		return rc;
+	rc = sp_config_parse_buf(buf, len, path, out, err, errlen);
+	free(buf);
+	return rc;
+}
+
+/* ---- Files of a directory (--config-dir) ---- */
+
+struct sp_config_part {
+	char *name; /* the file, as messages call it */
+	struct sp_model m;
+	struct claims cl[CK_MAX]; /* what the file claims, with line and path */
+};
+
+int sp_config_part_load(const char *path, struct sp_config_part **out, char *err, size_t errlen)
+{
+	struct cfg c = { .name = path, .err = err, .errlen = errlen, .part = true };
+	struct sp_config_part *p;
+	char *buf;
+	int rc;
+
+	rc = read_file(path, &buf, &c.len, err, errlen);
+	if (rc)
+		return rc;
+	c.buf = buf;
+	rc = cfg_run(&c);
+	free(buf);
+	p = rc ? NULL : calloc(1, sizeof(*p));
+	if (!rc && (!p || !(p->name = strdup(path)))) {
+		free(p);
+		rc = cfg_nomem(&c);
+	}
+	if (rc) {
+		sp_model_free(&c.m);
+		claims_free(c.cl);
+		return rc;
+	}
+	p->m = c.m;
+	memcpy(p->cl, c.cl, sizeof(p->cl));
+	*out = p;
+	return 0;
+}
+
+const struct sp_model *sp_config_part_model(const struct sp_config_part *p)
+{
+	return &p->m;
+}
+
+void sp_config_part_free(struct sp_config_part *p)
+{
+	if (!p)
+		return;
+	sp_model_free(&p->m);
+	claims_free(p->cl);
+	free(p->name);
+	free(p);
+}
+
+static const char *const claim_what[CK_MAX] = {
+	[CK_SVC_NAME] = "Service name",
+	[CK_SLICE_NAME] = "EndpointSlice name",
+	[CK_VIP] = "VIP",
+	[CK_NODEPORT] = "nodePort",
+};
+
+int sp_config_parts_check(struct sp_config_part *const *parts, size_t n, size_t *bad, char *err,
+			  size_t errlen)
+{
+	struct claims all = { 0 };
+	const struct claim *d, *f;
+	size_t i, j, seq;
+	int k, rc = 0;
+
+	for (k = 0; k < CK_MAX && !rc; k++) {
+		all.n = 0;
+		for (i = 0, seq = 0; i < n; i++)
+			all.n += parts[i]->cl[k].n;
+		if (all.n > all.cap) {
+			struct claim *v = reallocarray(all.v, all.n, sizeof(*v));
+
+			if (!v) {
+				snprintf(err, errlen, "checking the config files: out of memory");
+				rc = -ENOMEM;
+				break;
+			}
+			all.v = v;
+			all.cap = all.n;
+		}
+		/* Files in the caller's order: the duplicate reported is the
+		 * claim of the later file, the earlier one is what it repeats. */
+		for (i = 0, all.n = 0; i < n; i++) {
+			for (j = 0; j < parts[i]->cl[k].n; j++, all.n++) {
+				all.v[all.n] = parts[i]->cl[k].v[j];
+				all.v[all.n].seq = seq++;
+				all.v[all.n].part = i;
+			}
+		}
+		if (!claims_dup(&all, &d, &f))
+			continue;
+		if (k == CK_SVC_NAME || k == CK_SLICE_NAME) {
+			snprintf(err, errlen, "%s:%zu:%zu: %s: %s \"%s/%s\" is also defined in %s (line %zu)",
+				 parts[d->part]->name, d->mark.line + 1, d->mark.column + 1, d->path,
+				 claim_what[k], d->ns, d->name, parts[f->part]->name,
+				 f->mark.line + 1);
+		} else {
+			char what[64];
+
+			if (k == CK_VIP)
+				vip_str(d, what, sizeof(what));
+			else
+				pathf(what, sizeof(what), "%u/%s",
+				      (unsigned int)(d->key[0] << 8 | d->key[1]), proto_name(d->key[2]));
+			snprintf(err, errlen, "%s:%zu:%zu: %s: %s %s is also used in %s (line %zu, %s)",
+				 parts[d->part]->name, d->mark.line + 1, d->mark.column + 1, d->path,
+				 claim_what[k], what, parts[f->part]->name, f->mark.line + 1,
+				 f->path);
+		}
+		*bad = d->part;
+		rc = -EINVAL;
+	}
+	free(all.v);
 	return rc;
 }
 

@@ -31,6 +31,26 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp_model *out,
 			char *err, size_t errlen);
 
+/*
+ * One file of a config directory (--config-dir, user/config_dir.c): parsed
+ * as a config file, except that its slices may belong to Services of other
+ * files. It keeps what it claims (names, VIPs, nodePorts, with lines) so
+ * that files can be checked against each other.
+ */
+struct sp_config_part;
+/* Read and parse the file at path. 0, -EINVAL (err: FILE:LINE:COL...), -ENOMEM, -errno. */
+int sp_config_part_load(const char *path, struct sp_config_part **out, char *err, size_t errlen);
+const struct sp_model *sp_config_part_model(const struct sp_config_part *p);
+void sp_config_part_free(struct sp_config_part *p);
+/*
+ * Check files together: Service and EndpointSlice names, VIPs and nodePorts
+ * unique across them. On a duplicate, *bad is the index of the later of the
+ * two files in parts[] and err names both places; returns -EINVAL (or
+ * -ENOMEM). 0 if they go together.
+ */
+int sp_config_parts_check(struct sp_config_part *const *parts, size_t n, size_t *bad, char *err,
+			  size_t errlen);
+
 /* The embedded default config used by the demo (user/config_default.c). */
 extern const char sp_default_config[];
 /* What error messages call it. */

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@
 #include "svcplane.skel.h"
 #include "cli.h"
 #include "config.h"
+#include "config_dir.h"
 #include "ct_gc.h"
 #include "dp.h"
 #include "health.h"
@@ -64,6 +66,7 @@ struct cidr {
 
 struct run_opts {
 	const char *config;
+	const char *config_dir;
 	const char *kubeconfig;
 	bool in_cluster;
 	const char *ifaces[MAX_IFACES];
@@ -84,6 +87,7 @@ struct run_opts {
 	const char *proxy_name;
 	uint32_t fixed_m;
 	uint32_t ct_gc_interval; /* seconds; 0: no collector */
+	uint32_t min_sync_ms; /* --min-sync-period */
 	struct sp_dp_opts dp;
 };
 
@@ -93,6 +97,11 @@ struct run_opts {
 static const struct sp_opt run_opts_table[] = {
 	SP_OPT_HEADING("Source of truth (default: the embedded demo config):"),
 	{ "config", 'c', "FILE", "static config (YAML, see docs/CONFIG.md)", NULL },
+	{ "config-dir", 1023, "DIR",
+	  "static config in the *.yaml files of DIR, one or\n"
+	  "more Services each; only changed files are read\n"
+	  "again, a bad file keeps its last good state",
+	  NULL },
 	{ "kubeconfig", 'k', "FILE", "watch the Kubernetes API with this kubeconfig", NULL },
 	{ "in-cluster", 'K', NULL, "watch the Kubernetes API with the pod's service account", NULL },
 	{ "k8s-api-server", 1016, "URL",
@@ -104,6 +113,12 @@ static const struct sp_opt run_opts_table[] = {
 	{ "proxy-name", 1009, "NAME",
 	  "only Services labelled service.kubernetes.io/\n"
 	  "service-proxy-name=NAME",
+	  NULL },
+	{ "min-sync-period", 1024, "D",
+	  "least time between two applies of API changes, as\n"
+	  "kube-proxy's flag: a change after a quiet period\n"
+	  "applies at once, a burst at most once per D (100ms,\n"
+	  "1s, 0; default " SP_STR(SP_K8S_MIN_SYNC_MS_DEFAULT) "ms)",
 	  NULL },
 	SP_OPT_HEADING("Attachment:"),
 	{ "iface", 'i', "IFACE", "uplink (XDP + TC); repeatable, at least one", NULL },
@@ -209,7 +224,7 @@ static const struct sp_cmd_doc run_doc = {
 	"run", NULL,
 	"Load the datapath, attach it to the uplinks and pod interfaces, and keep its maps\n"
 	"equal to the config file or the Kubernetes API. Stays in the foreground.\n"
-	"SIGHUP or a change of the config file applies the file again, as a diff.\n"
+	"SIGHUP or a change of the config file (or directory) applies it again, as a diff.\n"
 	"Stopping the daemon leaves the datapath running; 'svcplane detach' removes it.",
 	run_opts_table,
 };
@@ -236,6 +251,35 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/*
+ * A duration as kube-proxy writes it, in whole milliseconds: "100ms", "1s",
+ * "1.5s" or "0" (a bare number other than 0 is ambiguous and refused).
+ * 0 or -EINVAL.
+ */
+static int parse_duration_ms(const char *opt, const char *s, uint32_t max_ms, uint32_t *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!errno && end != s && v >= 0) {
+		if (!strcmp(end, "ms") || (!*end && v == 0))
+			;
+		else if (!strcmp(end, "s"))
+			v *= 1000;
+		else
+			v = -1;
+		if (v >= 0 && v <= max_ms) {
+			*out = (uint32_t)(v + 0.5);
+			return 0;
+		}
+	}
+	fprintf(stderr, "svcplane run: %s: '%s' is not a duration from 0 to %us (e.g. 100ms, 1s)\n",
+		opt, s, max_ms / 1000);
+	return -EINVAL;
 }
 
 /* "10.0.0.0/8,fd00::/64": appended to out[*n] (at most max). 0 or -EINVAL. */
@@ -365,6 +409,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->metrics_per_service = true;
 	o->healthz_addr = SP_HEALTHZ_ADDR_DEFAULT;
 	o->healthz_max_stale = SP_HEALTHZ_MAX_STALENESS_DEFAULT;
+	o->min_sync_ms = SP_K8S_MIN_SYNC_MS_DEFAULT;
 	if (sp_opts_getopt(run_opts_table, lo, SP_MAX_OPTS, so, sizeof(so)))
 		return -E2BIG; /* a table larger than SP_MAX_OPTS: a build mistake */
 	optind = 1;
@@ -547,6 +592,13 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 1020:
 			o->dp.dsr = true;
 			break;
+		case 1023:
+			o->config_dir = optarg;
+			break;
+		case 1024:
+			err = parse_duration_ms("--min-sync-period", optarg, 3600 * 1000,
+						&o->min_sync_ms);
+			break;
 		case 'v':
 			sp_log_level = SP_LOG_DEBUG;
 			break;
@@ -568,8 +620,13 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "svcplane run: at least one --iface is needed (the uplink)\n");
 		return -EINVAL;
 	}
-	if (o->config && (o->kubeconfig || o->in_cluster)) {
-		fprintf(stderr, "svcplane run: --config and the Kubernetes API are exclusive\n");
+	if ((o->config || o->config_dir) && (o->kubeconfig || o->in_cluster)) {
+		fprintf(stderr, "svcplane run: --config%s and the Kubernetes API are exclusive\n",
+			o->config ? "" : "-dir");
+		return -EINVAL;
+	}
+	if (o->config && o->config_dir) {
+		fprintf(stderr, "svcplane run: --config and --config-dir are exclusive\n");
 		return -EINVAL;
 	}
 	if (o->api_server && !o->kubeconfig && !o->in_cluster) {
@@ -590,6 +647,11 @@ struct daemon {
 	struct sp_sync *sync;
 	struct sp_sync_maps sm; /* the maps sync writes, with their capacities */
 	struct stat cfg_stat;
+	struct sp_config_dir *cdir; /* --config-dir */
+	/* What the last apply wrote, when it wrote all of it (prev_ok): the
+	 * next apply writes only the Services that differ from it. */
+	struct sp_desired prev;
+	bool prev_ok;
 	bool synced; /* a full state from the source has been applied */
 	bool attached; /* uplinks and existing pods have the programs */
 	uint64_t applies, apply_errors;
@@ -597,6 +659,7 @@ struct daemon {
 	/* Kubernetes snapshots arrive on the watcher thread. */
 	pthread_mutex_t k8s_lock;
 	struct sp_k8s_update *k8s_pending;
+	bool k8s_superseded; /* a pending snapshot was replaced before it was applied */
 	int k8s_efd;
 	/* Conntrack collector (its own thread; gc_lock guards what follows). */
 	pthread_t gc_thread;
@@ -871,16 +934,32 @@ static void metrics_applied(struct daemon *d, const struct sp_desired *want,
  * refused, and the rest of the cluster should still be served.
  */
 static int apply_model(struct daemon *d, const struct sp_model *m, const char *what, bool whole,
-		       const struct sp_k8s_update *u)
+		       const char *const *names, size_t n_names, const struct sp_k8s_update *u)
 {
 	struct sp_resolve_opts ro = { .node_name = d->o->node_name,
 				      .proxy_name = d->o->proxy_name };
 	struct sp_desired want = { 0 };
 	struct sp_sync_stats st;
-	double t0 = now_ms();
+	double t0 = now_ms(), t_resolved, t_synced;
+	const char **ids = NULL;
+	size_t n_ids = 0;
+	bool some = false;
 	int err;
 
-	err = sp_resolve(m, &ro, &want, resolve_warn, NULL);
+	/* With the names of the Services that changed since the last complete
+	 * apply, only those are resolved again (the rest is moved over from
+	 * d->prev, which then holds their old entries for the diff). */
+	if (names && d->prev_ok) {
+		err = sp_resolve_some(m, &ro, &d->prev, names, n_names, &want, &ids, &n_ids,
+				      resolve_warn, NULL);
+		some = !err;
+		if (err < 0) {
+			pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
+			return err;
+		}
+	}
+	err = some ? 0 : sp_resolve(m, &ro, &want, resolve_warn, NULL);
+	t_resolved = now_ms();
 	if (err) {
 		pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
 		return err;
@@ -894,10 +973,27 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 			pr_err("%s: %s%s", what, err == -ENOSPC ? msg : strerror(-err),
 			       d->synced ? "; keeping the running state" : "");
 			sp_desired_free(&want);
+			free(ids);
+			if (some) { /* d->prev gave its entries away: a full pass next */
+				sp_desired_free(&d->prev);
+				d->prev_ok = false;
+			}
 			return err == -ENOSPC ? -EFBIG : err;
 		}
 	}
-	err = sp_sync_apply(d->sync, &want, &st);
+	if (some) {
+		err = sp_sync_apply_ids(d->sync, &want, ids, n_ids, &st);
+		free(ids);
+	} else if (d->prev_ok) {
+		err = sp_desired_diff(&d->prev, &want, &ids, &n_ids);
+		if (!err) {
+			err = sp_sync_apply_ids(d->sync, &want, ids, n_ids, &st);
+			free(ids);
+		}
+	} else {
+		err = sp_sync_apply(d->sync, &want, &st);
+	}
+	t_synced = now_ms();
 	/* Some Services not fitting (-ENOSPC, logged and counted) still leaves
 	 * the source's state applied as far as it can be: trying again would
 	 * not change it. Anything else is a failed sync for /healthz. */
@@ -910,12 +1006,17 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	if (err)
 		d->apply_errors++;
 	metrics_applied(d, &want, &st, u, !err || err == -ENOSPC);
-	pr_info("%s applied in %.1f ms: %zu Service port(s), %zu backend(s); +%zu -%zu services, "
-		"%zu rebuilt, %zu frontend write(s), %zu delete(s)%s",
-		what, d->last_apply_ms, sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync),
-		st.svc_added, st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
+	pr_info("%s applied in %.1f ms (resolve %.1f, maps %.1f): %zu Service port(s), %zu "
+		"backend(s); +%zu -%zu services, %zu rebuilt, %zu frontend write(s), %zu "
+		"delete(s)%s",
+		what, d->last_apply_ms, t_resolved - t0, t_synced - t_resolved,
+		sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync), st.svc_added,
+		st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
 		err ? " (with errors, see above)" : "");
-	sp_desired_free(&want);
+	/* Anything short of a complete apply: the next one is a full pass. */
+	sp_desired_free(&d->prev);
+	d->prev = want;
+	d->prev_ok = !err;
 	publish(d);
 	return err;
 }
@@ -950,9 +1051,98 @@ static int apply_config(struct daemon *d, const char *why)
 		pr_err("%s; keeping the running state", err);
 		return ret;
 	}
-	ret = apply_model(d, &m, what, true, NULL);
+	ret = apply_model(d, &m, what, true, NULL, 0, NULL);
 	sp_model_free(&m);
 	return ret;
+}
+
+/* A file of the config directory that is refused (it keeps its last good state). */
+static void config_dir_report(void *arg, const char *msg)
+{
+	(void)arg;
+	pr_err("%s", msg);
+}
+
+/* Look at the config directory again and apply its model if it changed
+ * (always with force: SIGHUP). Files that are refused are reported and keep
+ * their last good state; the others apply. */
+static int apply_config_dir(struct daemon *d, const char *why, bool force)
+{
+	char err[1024], what[PATH_MAX + 96];
+	const char *const *names;
+	size_t bad, n_names;
+	int rc;
+
+	rc = sp_config_dir_scan(d->cdir, false, config_dir_report, NULL, err, sizeof(err));
+	if (rc < 0) {
+		pr_err("%s; keeping the running state", err);
+		return rc;
+	}
+	if (!rc && !force)
+		return 0;
+	sp_proxy_health_queued(&d->ph, sp_mono_ns());
+	bad = sp_config_dir_n_bad(d->cdir);
+	if (bad)
+		snprintf(what, sizeof(what), "%s (%s; %zu file(s), %zu refused)",
+			 d->o->config_dir, why, sp_config_dir_n_files(d->cdir), bad);
+	else
+		snprintf(what, sizeof(what), "%s (%s; %zu file(s))", d->o->config_dir, why,
+			 sp_config_dir_n_files(d->cdir));
+	/* SIGHUP: everything again; otherwise the Services of the files that changed. */
+	if (!force && !sp_config_dir_changed(d->cdir, &names, &n_names))
+		return apply_model(d, sp_config_dir_model(d->cdir), what, true, names, n_names,
+				   NULL);
+	return apply_model(d, sp_config_dir_model(d->cdir), what, true, NULL, 0, NULL);
+}
+
+/*
+ * Wake the loop when the config file or directory changes: inotify on the
+ * directory, since a file replaced by rename (editors, ConfigMap volumes,
+ * the atomic way to write a config) is a new inode that a watch on the old
+ * one never reports. Close after write, renames, deletes and attribute
+ * changes; not every write, so a file being written is not read half-way.
+ * The once-a-second stat of the loop stays as the fallback (inotify is not
+ * available on every file system). Returns the fd or -errno.
+ */
+static int config_watch(const struct run_opts *o)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+	int fd, err;
+
+	if (o->config_dir) {
+		snprintf(dir, sizeof(dir), "%s", o->config_dir);
+	} else {
+		slash = strrchr(o->config, '/');
+		if (!slash)
+			snprintf(dir, sizeof(dir), ".");
+		else if (slash == o->config)
+			snprintf(dir, sizeof(dir), "/");
+		else
+			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - o->config), o->config);
+	}
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (inotify_add_watch(fd, dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB) <
+	    0) {
+		err = -errno;
+		close(fd);
+		pr_warn("watch %s for changes: %s; looking once a second instead", dir,
+			strerror(-err));
+		return err;
+	}
+	return fd;
+}
+
+/* Drain the inotify events: what changed is found by stat, not from them. */
+static void config_watch_drain(int fd)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
 }
 
 /* ---- node addresses ---------------------------------------------------------- */
@@ -1270,8 +1460,11 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 	d->pub.last_queued_ts = real_ns() / 1e9;
 	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_lock(&d->k8s_lock);
-	if (d->k8s_pending)
+	if (d->k8s_pending) {
+		/* Its list of changed Services is lost with it. */
+		d->k8s_superseded = true;
 		sp_k8s_update_free(d->k8s_pending);
+	}
 	d->k8s_pending = u;
 	pthread_mutex_unlock(&d->k8s_lock);
 	if (write(d->k8s_efd, &one, sizeof(one)) < 0)
@@ -1281,6 +1474,7 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 static void k8s_apply_pending(struct daemon *d)
 {
 	struct sp_k8s_update *u;
+	bool superseded;
 	uint64_t v;
 	size_t i;
 
@@ -1289,6 +1483,8 @@ static void k8s_apply_pending(struct daemon *d)
 	pthread_mutex_lock(&d->k8s_lock);
 	u = d->k8s_pending;
 	d->k8s_pending = NULL;
+	superseded = d->k8s_superseded;
+	d->k8s_superseded = false;
 	pthread_mutex_unlock(&d->k8s_lock);
 	if (!u)
 		return;
@@ -1298,7 +1494,11 @@ static void k8s_apply_pending(struct daemon *d)
 	}
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
-	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false, u)) {
+	/* The Services that changed since the last snapshot applied: the
+	 * snapshot's list, unless it superseded one that was never applied. */
+	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false,
+			 superseded ? NULL : (const char *const *)u->changed,
+			 superseded ? 0 : u->n_changed, u)) {
 		d->synced = true;
 		publish(d);
 	}
@@ -1453,7 +1653,7 @@ int cmd_run(int argc, char **argv)
 	struct sp_sync_maps sm;
 	sigset_t mask;
 	struct sp_http *metrics = NULL;
-	int sfd = -1, nlfd = -1, lockfd = -1, err, i;
+	int sfd = -1, nlfd = -1, lockfd = -1, cwfd = -1, err, i;
 	bool stop = false;
 	uint64_t last_retry = 0, retries = 0;
 
@@ -1493,7 +1693,19 @@ int cmd_run(int argc, char **argv)
 	/* Load the source before touching the datapath: a bad file at start
 	 * is an error, not an empty state. The model is applied below, once
 	 * the maps are open, without reading the file again. */
-	if (!o.kubeconfig && !o.in_cluster) {
+	if (o.config_dir) {
+		char msg[1024];
+
+		err = sp_config_dir_new(o.config_dir, &d.cdir);
+		if (!err)
+			err = sp_config_dir_scan(d.cdir, true, NULL, NULL, msg, sizeof(msg));
+		if (err < 0) {
+			pr_err("%s", err == -ENOMEM ? strerror(ENOMEM) : msg);
+			goto out;
+		}
+		snprintf(start_what, sizeof(start_what), "%s (start; %zu file(s))", o.config_dir,
+			 sp_config_dir_n_files(d.cdir));
+	} else if (!o.kubeconfig && !o.in_cluster) {
 		char msg[512];
 
 		if (o.config && stat(o.config, &d.cfg_stat)) {
@@ -1543,7 +1755,8 @@ int cmd_run(int argc, char **argv)
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
 		/* A file that does not fit is an error at start too (-EFBIG). */
-		err = apply_model(&d, &start_model, start_what, true, NULL);
+		err = apply_model(&d, d.cdir ? sp_config_dir_model(d.cdir) : &start_model,
+				  start_what, true, NULL, 0, NULL);
 		sp_model_free(&start_model);
 		if (err && err != -ENOSPC)
 			goto out;
@@ -1587,6 +1800,7 @@ int cmd_run(int argc, char **argv)
 		ko.kubeconfig = o.kubeconfig; /* NULL with --in-cluster */
 		ko.node_name = o.node_name;
 		ko.api_server = o.api_server;
+		ko.min_sync_ms = (int)o.min_sync_ms;
 		if (sp_log_level >= SP_LOG_DEBUG)
 			sp_k8s_set_log_level(SP_K8S_LOG_DEBUG);
 		k8s = sp_k8s_start(&ko, k8s_on_update, &d, msg, sizeof(msg));
@@ -1606,19 +1820,25 @@ int cmd_run(int argc, char **argv)
 	if (err)
 		goto out;
 	pr_info("running: pin directory %s, %d uplink(s), %s", o.dp.pin_dir, o.n_ifaces,
-		o.config ? o.config : (k8s ? "Kubernetes API" : "embedded default config"));
+		o.config ? o.config :
+			   (o.config_dir ? o.config_dir :
+					   (k8s ? "Kubernetes API" : "embedded default config")));
 	err = gc_start(&d);
 	if (err)
 		goto out;
+	if (!k8s && (o.config || o.config_dir))
+		cwfd = config_watch(&o);
 	announce_ready(&d);
 
 	while (!stop) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = nlfd, .events = POLLIN },
 			{ .fd = d.k8s_efd, .events = POLLIN },
+			{ .fd = cwfd, .events = POLLIN },
 		};
-		int n = poll(p, 3, 1000);
+		bool tick = false;
+		int n = poll(p, 4, 1000);
 
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
@@ -1630,7 +1850,9 @@ int cmd_run(int argc, char **argv)
 
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
-					if (!k8s) {
+					if (d.cdir) {
+						apply_config_dir(&d, "SIGHUP", true);
+					} else if (!k8s) {
 						config_changed(&d);
 						sp_proxy_health_queued(&d.ph, sp_mono_ns());
 						apply_config(&d, "SIGHUP");
@@ -1649,18 +1871,26 @@ int cmd_run(int argc, char **argv)
 			k8s_apply_pending(&d);
 			announce_ready(&d);
 		}
-		if (!k8s && config_changed(&d)) {
-			sp_proxy_health_queued(&d.ph, sp_mono_ns());
-			apply_config(&d, "file changed");
-		}
 		/* Ports that could not be bound: again, at most once a second. */
 		if (sp_mono_ns() - last_retry >= 1000000000ULL) {
+			tick = true;
 			last_retry = sp_mono_ns();
 			if (++retries % 30 == 0)
 				bootstrap_hint(&d);
 			sp_svc_health_retry(d.svc_health);
 			if (d.proxy_http_wanted && !d.proxy_http)
 				proxy_health_start(&d, true);
+		}
+		/* The config: when inotify says so, and once a second anyway. */
+		if (cwfd >= 0 && (p[3].revents & POLLIN)) {
+			config_watch_drain(cwfd);
+			tick = true;
+		}
+		if (tick && d.cdir) {
+			apply_config_dir(&d, "files changed", false);
+		} else if (tick && !k8s && config_changed(&d)) {
+			sp_proxy_health_queued(&d.ph, sp_mono_ns());
+			apply_config(&d, "file changed");
 		}
 	}
 	err = 0;
@@ -1680,6 +1910,10 @@ out:
 		close(sfd);
 	if (nlfd >= 0)
 		close(nlfd);
+	if (cwfd >= 0)
+		close(cwfd);
+	sp_config_dir_free(d.cdir);
+	sp_desired_free(&d.prev);
 	sp_sync_free(d.sync);
 	sp_dp_close(&d.dp);
 	if (lockfd >= 0)

@@ -18,6 +18,7 @@
 
 #include "svcplane.h"
 #include "svcplane.skel.h"
+#include "ct_gc.h"
 #include "dp.h"
 #include "inspect.h"
 #include "log.h"
@@ -87,6 +88,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
 	struct svcplane_bpf *skel;
 	char path[PATH_MAX];
+	uint64_t t0;
 	int err;
 
 	memset(dp, 0, sizeof(*dp));
@@ -137,7 +139,11 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	skel->rodata->cfg_snat_port_max = o->snat_port_max;
 	skel->rodata->cfg_dsr = o->dsr;
 
+	t0 = sp_mono_ns();
 	err = svcplane_bpf__load(skel);
+	if (!err) /* most of a start at small N: the verifier (docs/BENCHMARKS.md) */
+		pr_info("BPF programs loaded and verified in %.0f ms",
+			(double)(sp_mono_ns() - t0) / 1e6);
 	if (err) {
 		pr_err("load BPF programs: %s%s", strerror(-err),
 		       dp->maps_reused ? " (pinned maps under the pin directory may come from an "

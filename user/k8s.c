@@ -2,7 +2,8 @@
 /*
  * The Kubernetes watcher: one thread that lists and then watches Services,
  * EndpointSlices and this node's Node object, keeps the objects in a store
- * keyed by namespace/name, and hands the daemon debounced full snapshots.
+ * keyed by namespace/name, and hands the daemon full snapshots, no more
+ * often than the minimum sync interval.
  *
  * Transport: libcurl's multi interface drives the (up to) three streams from
  * one thread, so the store needs no lock and curl_multi_wakeup() gives a
@@ -419,7 +420,8 @@ struct sp_k8s {
 	void *cb_arg;
 	struct sp_k8s_stats st;
 	bool dirty;
-	uint64_t first_dirty, last_change;
+	bool published; /* a snapshot has been handed over (last_publish is valid) */
+	uint64_t last_publish;
 	struct store changed; /* Service keys changed since the last snapshot */
 	/* Trigger times of the EndpointSlice changes since the last snapshot
 	 * (kubeproxy_network_programming_duration_seconds), at most
@@ -446,12 +448,7 @@ void sp_k8s_get_stats(struct sp_k8s *k, struct sp_k8s_stats *st)
 
 static void mark_dirty(struct sp_k8s *k)
 {
-	uint64_t now = now_ms();
-
-	if (!k->dirty)
-		k->first_dirty = now;
 	k->dirty = true;
-	k->last_change = now;
 }
 
 /* The Service an entry belongs to, "ns/name", into buf; false for nodes. */
@@ -1452,7 +1449,20 @@ fail:
 	return NULL;
 }
 
-/* Publish a snapshot when the burst has settled (or has gone on too long). */
+/*
+ * When the next snapshot may go out: kube-proxy's model (its
+ * BoundedFrequencyRunner behind --min-sync-period). A change after a quiet
+ * period goes out at once; changes that follow within min_sync_ms of the
+ * last snapshot wait for the interval's end and go out together, so a burst
+ * costs at most one snapshot per interval whatever its size, and no change
+ * waits longer than the interval (plus the time to build and apply).
+ */
+static uint64_t next_publish(const struct sp_k8s *k)
+{
+	return k->published ? k->last_publish + k->o.min_sync_ms : 0;
+}
+
+/* Publish a snapshot if something changed and the interval allows it. */
 static void maybe_publish(struct sp_k8s *k, uint64_t now)
 {
 	struct sp_k8s_update *u;
@@ -1465,15 +1475,19 @@ static void maybe_publish(struct sp_k8s *k, uint64_t now)
 	for (i = 0; i < k->n_watch; i++)
 		if (!k->w[i].synced)
 			return;
-	if (now - k->last_change < k->o.debounce_ms && now - k->first_dirty < k->o.max_delay_ms)
+	if (now < next_publish(k))
 		return;
 	u = build_update(k);
 	if (!u) {
 		klog(SP_K8S_LOG_ERR, "out of memory building a snapshot; will retry");
-		k->first_dirty = k->last_change = now;
+		/* Not before a default interval from now, even with no minimum. */
+		k->published = true;
+		k->last_publish = now + SP_K8S_MIN_SYNC_MS_DEFAULT;
 		return;
 	}
 	k->dirty = false;
+	k->published = true;
+	k->last_publish = now;
 	store_clear(&k->changed);
 	k->n_triggers = 0;
 	STAT_INC(k, updates);
@@ -1483,7 +1497,7 @@ static void maybe_publish(struct sp_k8s *k, uint64_t now)
 	k->cb(k->cb_arg, u);
 }
 
-/* How long the loop may sleep: until the next start or the debounce deadline. */
+/* How long the loop may sleep: until the next start or the end of the sync interval. */
 static long poll_timeout(struct sp_k8s *k, uint64_t now)
 {
 	uint64_t t = now + 1000;
@@ -1492,13 +1506,8 @@ static long poll_timeout(struct sp_k8s *k, uint64_t now)
 	for (i = 0; i < k->n_watch; i++)
 		if (!k->w[i].running && k->w[i].next_start < t)
 			t = k->w[i].next_start;
-	if (k->dirty) {
-		uint64_t d1 = k->last_change + k->o.debounce_ms;
-		uint64_t d2 = k->first_dirty + k->o.max_delay_ms;
-
-		t = d1 < t ? d1 : t;
-		t = d2 < t ? d2 : t;
-	}
+	if (k->dirty && next_publish(k) < t)
+		t = next_publish(k);
 	return t <= now ? 0 : (long)(t - now);
 }
 
@@ -1604,8 +1613,7 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 		goto err_global;
 	}
 	k->o = *o;
-	k->o.debounce_ms = o->debounce_ms ?: 100;
-	k->o.max_delay_ms = o->max_delay_ms ?: 1000;
+	k->o.min_sync_ms = o->min_sync_ms < 0 ? SP_K8S_MIN_SYNC_MS_DEFAULT : o->min_sync_ms;
 	k->o.page_limit = o->page_limit ?: 500;
 	k->o.idle_timeout_s = o->idle_timeout_s ?: 120;
 	k->o.backoff_min_ms = o->backoff_min_ms ?: 250;

@@ -10,7 +10,8 @@
  *   k8s_json.c    Kubernetes JSON objects -> model structs (pure, unit-tested)
  *   k8s_config.c  kubeconfig / in-cluster configuration
  *   k8s.c         the watcher thread: HTTP (libcurl), stream decoding, object
- *                 store, relist/backoff, debounced snapshots to the daemon
+ *                 store, relist/backoff, snapshots to the daemon (at most one
+ *                 per minimum sync interval)
  */
 #ifndef SP_K8S_H
 #define SP_K8S_H
@@ -166,12 +167,24 @@ unsigned sp_k8s_backoff_ms(unsigned attempt, unsigned min_ms, unsigned max_ms);
 
 /* ---- The watcher (k8s.c) ---- */
 
+/*
+ * kube-proxy's --iptables-min-sync-period defaults to 1 s because one
+ * iptables-restore at scale takes seconds (and its IPVS mode's is 0). Our
+ * apply of one snapshot costs milliseconds to tens of them at 10,000
+ * Services, so a tenth of a second bounds its share of a core under
+ * constant churn to a fraction while the second change of a burst waits at
+ * most 0.1 s; the first change after a quiet period never waits.
+ */
+#define SP_K8S_MIN_SYNC_MS_DEFAULT 100
+
 struct sp_k8s_opts {
 	const char *kubeconfig; /* NULL: in-cluster configuration */
 	const char *sa_dir; /* in-cluster secrets dir; NULL: SP_K8S_SA_DIR */
 	const char *node_name; /* watch this Node's addresses; NULL: none */
-	unsigned debounce_ms; /* quiet time before a snapshot; 0: 100 */
-	unsigned max_delay_ms; /* longest delay of a snapshot under a steady stream; 0: 1000 */
+	/* Least time between two snapshots (--min-sync-period): a change after
+	 * a quiet period goes out at once, the changes of a burst together at
+	 * the interval's end. 0: none; < 0: SP_K8S_MIN_SYNC_MS_DEFAULT. */
+	int min_sync_ms;
 	unsigned page_limit; /* list page size; 0: 500 */
 	unsigned watch_timeout_s; /* server-side watch timeout; 0: random in [300, 600) */
 	unsigned idle_timeout_s; /* drop a watch silent this long (stall); 0: 120 */
@@ -232,7 +245,8 @@ struct sp_k8s;
  * Load the configuration and start the watcher thread. The first snapshot
  * is delivered once Services, EndpointSlices (and the Node, if node_name is
  * set) have all been listed completely, so the datapath never sees Services
- * without their endpoints. Later snapshots follow changes, debounced.
+ * without their endpoints. Later snapshots follow changes: at once after a
+ * quiet period, at most one per min_sync_ms in a burst.
  * on_update runs on the watcher thread, never concurrently with itself, and
  * must not call sp_k8s_stop(). Returns NULL with a message in err on failure.
  */

@@ -92,6 +92,7 @@ struct rctx {
 	sp_warn_fn warn;
 	void *warn_arg;
 	const struct sp_slice **slices; /* sorted by namespace, serviceName */
+	size_t n_slices;
 	struct cand *cand;
 	size_t n_cand, cap_cand;
 	struct sp_desired d;
@@ -134,7 +135,7 @@ static int slice_sort_cmp(const void *pa, const void *pb)
 /* First slice of Service ns/name in r->slices (binary search), or the end. */
 static size_t slices_lower(const struct rctx *r, const char *ns, const char *name)
 {
-	size_t lo = 0, hi = r->m->n_slices, mid;
+	size_t lo = 0, hi = r->n_slices, mid;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
@@ -199,7 +200,7 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 	int rc;
 
 	r->n_cand = 0;
-	for (i = slices_lower(r, s->ns, s->name); i < r->m->n_slices; i++) {
+	for (i = slices_lower(r, s->ns, s->name); i < r->n_slices; i++) {
 		sl = r->slices[i];
 		if (slice_key_cmp(s->ns, s->name, sl))
 			break;
@@ -640,6 +641,7 @@ static void drop_dup_ids(struct rctx *r)
 
 	for (i = 0; i < r->d.n; i++) {
 		if (n && !strcmp(r->d.svc[n - 1].id, r->d.svc[i].id)) {
+			r->d.clashed = true;
 			rwarn(r, "%s: defined twice; the second definition is ignored",
 			      r->d.svc[i].id);
 			want_free(&r->d.svc[i]);
@@ -679,6 +681,17 @@ static int fe_cmp(const void *pa, const void *pb)
 	return a->flags < b->flags ? -1 : a->flags > b->flags;
 }
 
+/* A frontend's identity: family (a cluster-view frontend has a key of its
+ * own), address, port, protocol. */
+static void fe_key(const struct sp_want_svc *w, const struct sp_want_fe *f, uint8_t key[20])
+{
+	key[0] = f->ip.family | ((f->flags & SP_SVC_F_CLUSTER_VIEW) ? SP_FAMILY_VIEW : 0);
+	memcpy(&key[1], f->ip.b, 16);
+	key[17] = f->port >> 8;
+	key[18] = f->port & 0xff;
+	key[19] = w->proto;
+}
+
 /*
  * A frontend (address, port, protocol) can key one sp_services entry
  * only. Sorting all frontends finds every clash in O(n log n); the
@@ -700,13 +713,7 @@ static int dedup_frontends(struct rctx *r)
 	for (i = 0, k = 0; i < r->d.n; i++) {
 		w = &r->d.svc[i];
 		for (j = 0; j < w->n_fe; j++, k++) {
-			/* A cluster-view frontend has a key of its own. */
-			refs[k].key[0] = w->fe[j].ip.family |
-					 ((w->fe[j].flags & SP_SVC_F_CLUSTER_VIEW) ? SP_FAMILY_VIEW : 0);
-			memcpy(&refs[k].key[1], w->fe[j].ip.b, 16);
-			refs[k].key[17] = w->fe[j].port >> 8;
-			refs[k].key[18] = w->fe[j].port & 0xff;
-			refs[k].key[19] = w->proto;
+			fe_key(w, &w->fe[j], refs[k].key);
 			refs[k].svc = (uint32_t)i;
 			refs[k].fe = (uint32_t)j;
 		}
@@ -719,6 +726,7 @@ static int dedup_frontends(struct rctx *r)
 		}
 		w = &r->d.svc[refs[i].svc];
 		first = &r->d.svc[refs[k].svc];
+		r->d.clashed = true;
 		sp_ip_str(&w->fe[refs[i].fe].ip, a, sizeof(a));
 		if (w == first)
 			rwarn(r, "%s: frontend %s port %u listed twice; kept once", w->id, a,
@@ -762,6 +770,7 @@ int sp_resolve(const struct sp_model *m, const struct sp_resolve_opts *o, struct
 		goto err;
 	for (i = 0; i < m->n_slices; i++)
 		r.slices[i] = &m->slices[i];
+	r.n_slices = m->n_slices;
 	qsort(r.slices, m->n_slices, sizeof(*r.slices), slice_sort_cmp);
 
 	for (i = 0; i < m->n_services; i++) {
@@ -797,4 +806,241 @@ void sp_desired_free(struct sp_desired *d)
 	free(d->svc);
 	d->svc = NULL;
 	d->n = 0;
+}
+
+/* Whether two wanted Services are the same in every field the sync writes. */
+static bool want_equal(const struct sp_want_svc *a, const struct sp_want_svc *b)
+{
+	size_t i;
+
+	if (a->proto != b->proto || a->family != b->family || a->flags != b->flags ||
+	    a->affinity_timeout != b->affinity_timeout || a->n_fe != b->n_fe ||
+	    a->n_be != b->n_be || a->n_src_ranges != b->n_src_ranges)
+		return false;
+	for (i = 0; i < a->n_fe; i++)
+		if (sp_ip_cmp(&a->fe[i].ip, &b->fe[i].ip) || a->fe[i].port != b->fe[i].port ||
+		    a->fe[i].flags != b->fe[i].flags)
+			return false;
+	for (i = 0; i < a->n_be; i++)
+		if (sp_ip_cmp(&a->be[i].ip, &b->be[i].ip) || a->be[i].port != b->be[i].port ||
+		    a->be[i].weight != b->be[i].weight || a->be[i].flags != b->be[i].flags)
+			return false;
+	for (i = 0; i < a->n_src_ranges; i++)
+		if (sp_cidr_cmp(&a->src_ranges[i], &b->src_ranges[i]))
+			return false;
+	return true;
+}
+
+static bool want_listed(const struct sp_want_svc *w, const char *const *names, size_t n);
+
+/*
+ * The ids that differ between old and new (both sorted by id: one merge
+ * walk) into v (room for old->n + new->n); with names, only new's entries
+ * of those Services take part. Returns how many.
+ */
+static size_t diff_walk(const struct sp_desired *old, const struct sp_desired *new,
+			const char *const *names, size_t n_names, const char **v)
+{
+	size_t i = 0, j = 0, k = 0;
+	int c;
+
+	while (i < old->n || j < new->n) {
+		if (names && j < new->n && !want_listed(&new->svc[j], names, n_names)) {
+			j++;
+			continue;
+		}
+		c = i == old->n ? 1 : j == new->n ? -1 : strcmp(old->svc[i].id, new->svc[j].id);
+		if (c < 0) {
+			v[k++] = old->svc[i++].id;
+		} else if (c > 0) {
+			v[k++] = new->svc[j++].id;
+		} else {
+			if (!want_equal(&old->svc[i], &new->svc[j]))
+				v[k++] = new->svc[j].id;
+			i++;
+			j++;
+		}
+	}
+	return k;
+}
+
+int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
+		    const char ***ids, size_t *n)
+{
+	const char **v = calloc(old->n + new->n ? old->n + new->n : 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	*n = diff_walk(old, new, NULL, 0, v);
+	*ids = v;
+	return 0;
+}
+
+/*
+ * Order of a Service's "namespace/name" (ns, name) against a listed
+ * "namespace/name" string, as strcmp orders the joined strings.
+ */
+static int listed_cmp(const char *ns, const char *name, const char *listed)
+{
+	size_t n = strlen(ns);
+	int c = strncmp(ns, listed, n);
+
+	if (c)
+		return c;
+	if (listed[n] != '/')
+		return (unsigned char)'/' - (unsigned char)listed[n];
+	return strcmp(name, listed + n + 1);
+}
+
+static bool is_listed(const char *ns, const char *name, const char *const *names, size_t n)
+{
+	size_t lo = 0, hi = n, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = listed_cmp(ns, name, names[mid]);
+		if (!c)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+/* Whether a wanted entry belongs to a listed Service: its id starts with
+ * "namespace/name:" (neither can hold a ':'). */
+static bool want_listed(const struct sp_want_svc *w, const char *const *names, size_t n)
+{
+	char ns[128];
+	const char *slash = strchr(w->id, '/'), *colon;
+
+	if (!slash || (size_t)(slash - w->id) >= sizeof(ns))
+		return false;
+	colon = strchr(slash, ':');
+	memcpy(ns, w->id, slash - w->id);
+	ns[slash - w->id] = '\0';
+	{
+		char name[128];
+		size_t len = colon ? (size_t)(colon - slash - 1) : strlen(slash + 1);
+
+		if (len >= sizeof(name))
+			return false;
+		memcpy(name, slash + 1, len);
+		name[len] = '\0';
+		return is_listed(ns, name, names, n);
+	}
+}
+
+static int fe_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 20);
+}
+
+int sp_resolve_some(const struct sp_model *m, const struct sp_resolve_opts *o,
+		    struct sp_desired *prev, const char *const *names, size_t n_names,
+		    struct sp_desired *out, const char ***ids, size_t *n_ids, sp_warn_fn warn,
+		    void *warn_arg)
+{
+	struct rctx r = { .m = m, .o = o, .warn = warn, .warn_arg = warn_arg };
+	struct sp_want_svc *all = NULL;
+	const char **v = NULL;
+	uint8_t(*keys)[20] = NULL;
+	size_t i, j, k, n_keys = 0, n_old, n_new, n_kept;
+	int rc = -ENOMEM;
+
+	/* A clash decided by the order of every Service: only a full pass
+	 * decides it again. */
+	if (prev->clashed)
+		return 1;
+	r.slices = calloc(m->n_slices ? m->n_slices : 1, sizeof(*r.slices));
+	if (!r.slices)
+		goto err;
+	for (i = 0; i < m->n_slices; i++)
+		if (is_listed(m->slices[i].ns ? m->slices[i].ns : "",
+			      m->slices[i].service_name ? m->slices[i].service_name : "", names,
+			      n_names))
+			r.slices[r.n_slices++] = &m->slices[i];
+	qsort(r.slices, r.n_slices, sizeof(*r.slices), slice_sort_cmp);
+	for (i = 0; i < m->n_services; i++) {
+		if (!is_listed(m->services[i].ns, m->services[i].name, names, n_names))
+			continue;
+		rc = resolve_service(&r, &m->services[i]);
+		if (rc)
+			goto err;
+	}
+	rc = -ENOMEM;
+	if (r.d.n)
+		qsort(r.d.svc, r.d.n, sizeof(*r.d.svc), want_id_cmp);
+	drop_dup_ids(&r);
+	if (dedup_frontends(&r))
+		goto err;
+	/* A new frontend that a kept Service has: a clash, for the full pass. */
+	for (i = 0; i < r.d.n; i++)
+		n_keys += r.d.svc[i].n_fe;
+	keys = calloc(n_keys ? n_keys : 1, sizeof(*keys));
+	if (!keys)
+		goto err;
+	for (i = 0, k = 0; i < r.d.n; i++)
+		for (j = 0; j < r.d.svc[i].n_fe; j++)
+			fe_key(&r.d.svc[i], &r.d.svc[i].fe[j], keys[k++]);
+	qsort(keys, n_keys, sizeof(*keys), fe_key_cmp);
+	for (i = 0, n_old = 0; i < prev->n; i++) {
+		const struct sp_want_svc *w = &prev->svc[i];
+		uint8_t key[20];
+
+		if (want_listed(w, names, n_names)) {
+			n_old++;
+			continue;
+		}
+		for (j = 0; j < w->n_fe && !r.d.clashed; j++) {
+			fe_key(w, &w->fe[j], key);
+			r.d.clashed = bsearch(key, keys, n_keys, sizeof(*keys), fe_key_cmp) != NULL;
+		}
+	}
+	if (r.d.clashed) {
+		rc = 1;
+		goto err;
+	}
+	n_new = r.d.n;
+	n_kept = prev->n - n_old;
+	all = calloc(n_kept + n_new ? n_kept + n_new : 1, sizeof(*all));
+	v = calloc(n_old + n_new ? n_old + n_new : 1, sizeof(*v));
+	if (!all || !v)
+		goto err;
+	/* Move: kept entries into all (merged with the new ones by id), the
+	 * listed ones stay in prev, compacted. Nothing can fail from here. */
+	for (i = 0, j = 0, k = 0, n_old = 0; i < prev->n || j < n_new;) {
+		bool take_new = i == prev->n ||
+				(j < n_new && strcmp(r.d.svc[j].id, prev->svc[i].id) < 0);
+
+		if (take_new)
+			all[k++] = r.d.svc[j++];
+		else if (want_listed(&prev->svc[i], names, n_names))
+			prev->svc[n_old++] = prev->svc[i++];
+		else
+			all[k++] = prev->svc[i++];
+	}
+	prev->n = n_old;
+	free(r.d.svc);
+	r.d.svc = NULL;
+	r.d.n = 0;
+	*out = (struct sp_desired){ .svc = all, .n = k };
+	/* What differs: the listed Services' entries, old against new. */
+	*n_ids = diff_walk(prev, out, names, n_names, v);
+	*ids = v;
+	free(keys);
+	free(r.cand);
+	free(r.slices);
+	return 0;
+err:
+	free(all);
+	free(v);
+	free(keys);
+	sp_desired_free(&r.d);
+	free(r.cand);
+	free(r.slices);
+	return rc;
 }

@@ -42,6 +42,9 @@ struct sp_want_svc {
 struct sp_desired {
 	struct sp_want_svc *svc; /* sorted by id */
 	size_t n;
+	/* Two Services claimed one id or frontend (the warnings said which
+	 * lost): only a full resolve settles that again. */
+	bool clashed;
 };
 
 struct sp_resolve_opts {
@@ -59,5 +62,27 @@ typedef void (*sp_warn_fn)(void *arg, const char *msg);
 int sp_resolve(const struct sp_model *m, const struct sp_resolve_opts *o, struct sp_desired *out,
 	       sp_warn_fn warn, void *warn_arg);
 void sp_desired_free(struct sp_desired *d);
+/*
+ * The ids of the Services that differ between two desired states (added,
+ * removed or changed), sorted, into *ids (malloc'ed; the strings are old's
+ * and new's). For sp_sync_apply_ids. 0 or -ENOMEM.
+ */
+int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
+		    const char ***ids, size_t *n);
+/*
+ * Resolve only the Services named in names ("namespace/name", sorted as
+ * strcmp sorts; what the source says changed since prev was resolved from
+ * the model it had then), taking the other Services' entries from prev.
+ * On success *out is the whole desired state (what sp_resolve would give),
+ * the other Services' entries are moved out of prev, which keeps the listed
+ * ones' old entries, and *ids lists the ids that differ (malloc'ed array;
+ * the strings are prev's and out's) for sp_sync_apply_ids. Returns 0, 1
+ * when it cannot (a frontend or id clash, now or in prev: prev and out are
+ * untouched, run sp_resolve), or -ENOMEM (untouched too).
+ */
+int sp_resolve_some(const struct sp_model *m, const struct sp_resolve_opts *o,
+		    struct sp_desired *prev, const char *const *names, size_t n_names,
+		    struct sp_desired *out, const char ***ids, size_t *n_ids, sp_warn_fn warn,
+		    void *warn_arg);
 
 #endif /* SP_RESOLVE_H */

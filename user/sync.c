@@ -82,6 +82,7 @@ struct sp_sync {
 		uint32_t first, chunks;
 	} *retired;
 	size_t n_retired, retired_cap;
+	bool full_done; /* a full apply has run: orphans from the recovery are gone */
 };
 
 static int svc_cmp(const void *a, const void *b)
@@ -1081,11 +1082,56 @@ static void range_orphans_delete(struct sp_sync *s)
 	s->n_range_orphans = 0;
 }
 
+/*
+ * The deletion pass for one applied Service: the frontends it gave up in
+ * this apply, and the Service itself (frontends, table, entry) unless
+ * wanted. Frontends in keep (wanted by some Service) stay.
+ */
+static void settle_svc(struct sp_sync *s, struct app_svc *a, bool wanted,
+		       const struct sp_svc_key *keep, size_t n_keep, struct sp_sync_stats *st)
+{
+	size_t j;
+
+	for (j = 0; j < a->n_fe_old; j++)
+		fe_delete_unless(s, &a->fe_old[j], keep, n_keep, st);
+	free(a->fe_old);
+	a->fe_old = NULL;
+	a->n_fe_old = 0;
+	if (wanted)
+		return;
+	for (j = 0; j < a->n_fe; j++)
+		fe_delete_unless(s, &a->fe[j], keep, n_keep, st);
+	remove_svc(s, a, st);
+	tdelete(a, &s->svcs, svc_cmp);
+	s->n_svcs--;
+	app_svc_free(a);
+}
+
+/* Old tables and removed backends: only once no packet that started
+ * before the switches can still be reading them. */
+static void release_retired(struct sp_sync *s, struct sp_sync_stats *st)
+{
+	size_t i;
+
+	if (s->n_retired || s->n_gc)
+		wait_for_datapath();
+	for (i = 0; i < s->n_retired; i++)
+		region_free(s, s->retired[i].first, s->retired[i].chunks);
+	s->n_retired = 0;
+	be_gc(s, st);
+}
+
+/* bsearch over sp_want_svc by id: the key is the id string. */
+static int want_id_key_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct sp_want_svc *)elem)->id);
+}
+
 int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_stats *st)
 {
 	struct sp_svc_key *keep = NULL;
 	struct app_svc **list;
-	size_t i, j, n_keep = 0, n;
+	size_t i, n_keep = 0, n;
 	int err, ret = 0;
 
 	if (st)
@@ -1124,19 +1170,7 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	for (i = 0; i < n; i++) {
 		struct app_svc *a = list[i];
 
-		for (j = 0; j < a->n_fe_old; j++)
-			fe_delete_unless(s, &a->fe_old[j], keep, n_keep, st);
-		free(a->fe_old);
-		a->fe_old = NULL;
-		a->n_fe_old = 0;
-		if (a->seen)
-			continue;
-		for (j = 0; j < a->n_fe; j++)
-			fe_delete_unless(s, &a->fe[j], keep, n_keep, st);
-		remove_svc(s, a, st);
-		tdelete(a, &s->svcs, svc_cmp);
-		s->n_svcs--;
-		app_svc_free(a);
+		settle_svc(s, a, a->seen, keep, n_keep, st);
 	}
 	free(list);
 	for (i = 0; i < s->n_orphans; i++)
@@ -1145,15 +1179,69 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	s->orphans = NULL;
 	s->n_orphans = 0;
 	range_orphans_delete(s);
-	/* Old tables and removed backends: only once no packet that started
-	 * before the switches can still be reading them. */
-	if (s->n_retired || s->n_gc)
-		wait_for_datapath();
-	for (i = 0; i < s->n_retired; i++)
-		region_free(s, s->retired[i].first, s->retired[i].chunks);
-	s->n_retired = 0;
-	be_gc(s, st);
+	s->full_done = true;
+	release_retired(s, st);
 	free(keep);
+	return ret;
+}
+
+/*
+ * Apply the listed Services only (the caller knows what changed): the rest
+ * is neither read nor written, so one change costs O(that change) whatever
+ * the number of Services. Frontends a listed Service gives up are deleted
+ * unless another listed Service takes them: an unlisted Service cannot
+ * have (resolve gives each frontend one owner, and an unlisted one did not
+ * change). Before the first full apply, the orphans found at start need
+ * the full pass: that is done instead.
+ */
+int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char *const *ids,
+		      size_t n_ids, struct sp_sync_stats *st)
+{
+	struct sp_desired part = { 0 };
+	struct sp_svc_key *keep = NULL;
+	size_t i, n_keep = 0;
+	int err, ret = 0;
+
+	if (!s->full_done)
+		return sp_sync_apply(s, d, st);
+	if (st)
+		memset(st, 0, sizeof(*st));
+	/* The wanted entries of the listed ids (d is sorted by id). */
+	part.svc = calloc(n_ids ? n_ids : 1, sizeof(*part.svc));
+	if (!part.svc)
+		return -ENOMEM;
+	for (i = 0; i < n_ids; i++) {
+		const struct sp_want_svc *w = bsearch(ids[i], d->svc, d->n, sizeof(*d->svc),
+						      want_id_key_cmp);
+
+		if (w)
+			part.svc[part.n++] = *w; /* shallow: only read */
+	}
+	err = desired_keys(&part, &keep, &n_keep);
+	if (err) {
+		free(part.svc);
+		return err;
+	}
+	for (i = 0; i < part.n; i++) {
+		err = apply_svc(s, &part.svc[i], st);
+		if (err) {
+			if (st)
+				st->errors++;
+			ret = ret ?: (err == -ENOSPC || err == -E2BIG ? -ENOSPC : err);
+		}
+	}
+	for (i = 0; i < n_ids; i++) {
+		struct app_svc *a = find_svc(s, ids[i]);
+		bool wanted = bsearch(ids[i], part.svc, part.n, sizeof(*part.svc),
+				      want_id_key_cmp) != NULL;
+
+		if (!a)
+			continue;
+		settle_svc(s, a, wanted, keep, n_keep, st);
+	}
+	release_retired(s, st);
+	free(keep);
+	free(part.svc);
 	return ret;
 }
 

@@ -52,6 +52,15 @@ void sp_sync_free(struct sp_sync *s);
  */
 int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_stats *st);
 /*
+ * The same for the Services whose ids are listed (sorted, e.g. by
+ * sp_desired_diff): those in d are applied, those not in d removed, the
+ * others not looked at. The result equals sp_sync_apply's when every
+ * Service that differs from the last apply is listed. Before the first
+ * full apply it is one (orphans found at start need it).
+ */
+int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char *const *ids,
+		      size_t n_ids, struct sp_sync_stats *st);
+/*
  * Whether d fits the capacities in maps (only the sizes are read) when
  * applied as a whole: Service ids, frontends, distinct backends and Maglev
  * chunks (for chunks a lower bound: free chunks may be fragmented).

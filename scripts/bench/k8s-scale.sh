@@ -3,8 +3,13 @@
 # (default 10), served by scripts/k8s-test-apiserver.py, listed (paginated)
 # and programmed by `svcplane run --kubeconfig` in a network namespace.
 #
-#   scripts/bench/k8s-scale.sh [-n SERVICES] [-e ENDPOINTS] [-r RUNS] [-u]
+#   scripts/bench/k8s-scale.sh [-n SERVICES] [-e ENDPOINTS] [-r RUNS] [-u] [-f]
 #     -u  each Service also gets a UDP port (2N Service ports)
+#     -f  the config file source instead (`svcplane run --config`): the same
+#         Services in one YAML file, a change is the file replaced (rename)
+#     -D K  a config directory instead (`svcplane run --config-dir`): files of
+#         K Services each, a change is the one file with the changed Service
+#         replaced (rename)
 #
 # Prints plain key=value lines on stdout (progress goes to stderr):
 #   k8s_services, k8s_endpoints_per_service, k8s_service_ports
@@ -15,12 +20,15 @@
 #   k8s_list_and_apply_s       of which: daemon "running:" (programs loaded and attached) ->
 #                              snapshot applied (list 2N objects in pages of 500, parse, apply)
 #   k8s_first_apply_ms         the daemon's own time to apply that snapshot (resolve + maps)
+#   k8s_bpf_load_ms            of the start: loading and verifying the BPF programs (its log)
 #   k8s_endpoint_change_ms     median over RUNS of: one EndpointSlice change posted to the
 #                              API -> the Service's sp_services value replaced in the
 #                              pinned map (polled with bpf(2) every 0.5 ms), i.e. new flows
 #                              use the new backend set (_min, _max alongside)
 #   k8s_endpoint_change_apply_ms  median of the daemon's apply time for those changes
 #   k8s_daemon_rss_mib         the daemon's resident memory with everything programmed
+#   k8s_daemon_peak_mib        its peak resident memory (VmHWM) so far
+# With -f the keys start with file_, with -D dir_ (no _load_s, _list_and_apply_s).
 #
 # Everything runs in namespaces spk<PID>-{n,c} (a node with an uplink up0
 # and a peer) and a private bpffs under /run/svcplane-k8s-scale-<PID>; all of
@@ -39,13 +47,17 @@ N=${K8S_SCALE_N:-10000}
 E=${K8S_SCALE_E:-10}
 RUNS=${K8S_SCALE_RUNS:-5}
 UDP=0
-while getopts "n:e:r:uh" o; do
+SRC=k8s
+PER_FILE=0
+while getopts "n:e:r:ufD:h" o; do
 	case $o in
 	n) N=$OPTARG ;;
 	e) E=$OPTARG ;;
 	r) RUNS=$OPTARG ;;
 	u) UDP=1 ;;
-	*) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+	f) SRC=file ;;
+	D) SRC=dir PER_FILE=$OPTARG ;;
+	*) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
 
@@ -114,9 +126,10 @@ topo || die "setting up the namespaces failed"
 
 # ---- objects -----------------------------------------------------------------------
 say "k8s-scale: generating $N Services x $E endpoints"
-"$PY" - "$N" "$E" "$UDP" "$RUN" <<'EOF' || die "generating objects failed"
-import json, sys
-n, e, udp, d = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
+"$PY" - "$N" "$E" "$UDP" "$RUN" "$SRC" "$PER_FILE" <<'EOF' || die "generating objects failed"
+import json, os, sys
+n, e, udp, d, src = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4], sys.argv[5]
+per_file = int(sys.argv[6])
 
 def ip4(base, i):
     return "%d.%d.%d.%d" % (base[0], base[1] + (i >> 16), (i >> 8) & 255, i & 255)
@@ -155,68 +168,124 @@ def slc(i, first=None):
 node = {"kind": "Node", "apiVersion": "v1", "metadata": {"name": "bench-node"}, "spec": {},
         "status": {"addresses": [{"type": "InternalIP", "address": "192.168.78.1"},
                                  {"type": "Hostname", "address": "bench-node"}]}}
-with open(d + "/objects.json", "w") as f:
-    json.dump([node] + [svc(i) for i in range(n)] + [slc(i) for i in range(n)], f)
+def yaml_svc(i):  # the same Service and slice in the config file's shape (docs/CONFIG.md)
+    o, ports = svc(i), []
+    for p in o["spec"]["ports"]:
+        ports.append("{name: %s, protocol: %s, port: %d, targetPort: %d}" %
+                     (p["name"], p["protocol"], p["port"], p["targetPort"]))
+    return "  - {name: %s, namespace: bench, clusterIPs: [%s], ports: [%s]}\n" % (
+        o["metadata"]["name"], o["spec"]["clusterIP"], ", ".join(ports))
+
+def yaml_slice(i, first=None):
+    o = slc(i, first)
+    ports = ", ".join("{name: %s, protocol: %s, port: %d}" % (p["name"], p["protocol"], p["port"])
+                      for p in o["ports"])
+    eps = ", ".join("{addresses: [%s], conditions: {ready: true}, nodeName: bench-node}" %
+                    x["addresses"][0] for x in o["endpoints"])
+    return ("  - {name: %s, namespace: bench, serviceName: svc-%05d, addressType: IPv4, "
+            "ports: [%s], endpoints: [%s]}\n" % (o["metadata"]["name"], i, ports, eps))
+
 c = n // 2
-with open(d + "/change.json", "w") as f:  # endpoint 0 of Service c replaced
-    json.dump(slc(c, "10.250.0.1"), f)
-with open(d + "/back.json", "w") as f:
-    json.dump(slc(c), f)
+def config(path, changed, first=0, last=n):
+    with open(path, "w") as f:
+        f.write("services:\n")
+        f.writelines(yaml_svc(i) for i in range(first, last))
+        f.write("endpointSlices:\n")
+        f.writelines(yaml_slice(i, "10.250.0.1" if i == changed else None)
+                     for i in range(first, last))
+if src == "file":
+    config(d + "/config.yaml", -1)
+    config(d + "/change.yaml", c)  # endpoint 0 of Service c replaced
+    config(d + "/back.yaml", -1)
+elif src == "dir":
+    os.mkdir(d + "/cfg")
+    for first in range(0, n, per_file):
+        config(d + "/cfg/svc-%05d.yaml" % (first // per_file), -1, first, min(n, first + per_file))
+    first = c // per_file * per_file  # the file of Service c
+    config(d + "/change.yaml", c, first, min(n, first + per_file))
+    config(d + "/back.yaml", -1, first, min(n, first + per_file))
+    with open(d + "/changed-file", "w") as f:
+        f.write("svc-%05d.yaml\n" % (c // per_file))
+else:
+    with open(d + "/objects.json", "w") as f:
+        json.dump([node] + [svc(i) for i in range(n)] + [slc(i) for i in range(n)], f)
+    with open(d + "/change.json", "w") as f:  # endpoint 0 of Service c replaced
+        json.dump(slc(c, "10.250.0.1"), f)
+    with open(d + "/back.json", "w") as f:
+        json.dump(slc(c), f)
 with open(d + "/target", "w") as f:
     f.write("bench/svc-%05d:http/tcp/v4 %s\n" % (c, ip4((10, 96), c + 1)))
 EOF
 read -r TARGET VIP <"$RUN/target"
 
-# ---- the API server, in the node namespace ----------------------------------------
-ip netns exec "$NS_N" "$PY" "$APISRV" serve --dir "$RUN/api" --bookmark-interval 5 \
-	--history 1000 >"$RUN/apiserver.log" 2>&1 </dev/null &
-API_PID=$!
-for ((i = 0; i < 300; i++)); do
-	[ -s "$RUN/api/ready" ] && break
-	kill -0 "$API_PID" 2>/dev/null || break
-	sleep 0.1
-done
-[ -s "$RUN/api/ready" ] || die "the test API server did not start: $(tail -3 "$RUN/apiserver.log")"
-ADMIN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_port"])' "$RUN/api/ready")
-
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-
-t0=$(now)
-ip netns exec "$NS_N" curl -sf -o /dev/null --max-time 600 -X POST -H 'Content-Type: application/json' \
-	--data-binary @"$RUN/objects.json" "http://127.0.0.1:$ADMIN/apply" ||
-	die "posting the objects to the test API server failed"
-t1=$(now)
-say "k8s-scale: $((2 * N + 1)) objects in the API server ($(secs "$t0" "$t1") s)"
+# The log line of an applied state, and how the daemon is started, per source.
+if [ "$SRC" = file ]; then
+	P=file
+	APPLIED=' applied in '
+	mkdir -p "$RUN/cfg" && cp "$RUN/config.yaml" "$RUN/cfg/svc.yaml" || die "copying the config failed"
+	SRC_ARGS=(--config "$RUN/cfg/svc.yaml")
+	CHANGED=svc.yaml
+elif [ "$SRC" = dir ]; then
+	P=dir
+	APPLIED=' applied in '
+	SRC_ARGS=(--config-dir "$RUN/cfg")
+	read -r CHANGED <"$RUN/changed-file"
+else
+	P=k8s
+	APPLIED='Kubernetes API snapshot applied'
+	SRC_ARGS=(--kubeconfig "$RUN/api/kubeconfig")
+	# ---- the API server, in the node namespace ------------------------------------
+	ip netns exec "$NS_N" "$PY" "$APISRV" serve --dir "$RUN/api" --bookmark-interval 5 \
+		--history 1000 >"$RUN/apiserver.log" 2>&1 </dev/null &
+	API_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		[ -s "$RUN/api/ready" ] && break
+		kill -0 "$API_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -s "$RUN/api/ready" ] || die "the test API server did not start: $(tail -3 "$RUN/apiserver.log")"
+	ADMIN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin_port"])' "$RUN/api/ready")
+	t0=$(now)
+	ip netns exec "$NS_N" curl -sf -o /dev/null --max-time 600 -X POST -H 'Content-Type: application/json' \
+		--data-binary @"$RUN/objects.json" "http://127.0.0.1:$ADMIN/apply" ||
+		die "posting the objects to the test API server failed"
+	t1=$(now)
+	say "k8s-scale: $((2 * N + 1)) objects in the API server ($(secs "$t0" "$t1") s)"
+fi
 
 # ---- first sync ------------------------------------------------------------------------
-applied() { grep -q 'Kubernetes API snapshot applied' "$LOG" 2>/dev/null; }
-ready() { ip netns exec "$NS_N" "$SP_BIN" status --bpffs-dir "$PIN" >/dev/null 2>&1; }
+applied() { grep -q -e "$APPLIED" "$LOG" 2>/dev/null; }
+# The daemon writes "ready" into its pid file once the first state is applied
+# and the programs are attached (what `svcplane status` reads), polled every 10 ms.
+PIDFILE="/run/svcplane/${PIN//\//_}.pid"
+ready() { grep -qx ready "$PIDFILE" 2>/dev/null; }
 t_start=$(now)
-ip netns exec "$NS_N" "$SP_BIN" run --iface up0 --bpffs-dir "$PIN" --kubeconfig "$RUN/api/kubeconfig" \
+ip netns exec "$NS_N" "$SP_BIN" run --iface up0 --bpffs-dir "$PIN" "${SRC_ARGS[@]}" \
 	--node-name bench-node >"$LOG" 2>&1 </dev/null &
 SP_PID=$!
 t_applied='' t_ready=''
-for ((i = 0; i < 6000; i++)); do # 0.05 s steps: at most 5 minutes
+for ((i = 0; i < 30000; i++)); do # 0.01 s steps: at most 5 minutes
 	kill -0 "$SP_PID" 2>/dev/null || break
 	if [ -z "$t_applied" ] && applied; then t_applied=$(now); fi
 	if [ -n "$t_applied" ] && ready; then t_ready=$(now); break; fi
-	sleep 0.05
+	sleep 0.01
 done
 if [ -z "$t_ready" ]; then
 	say "k8s-scale: svcplane did not sync within 5 minutes; its log:"
 	grep -v '^libbpf' "$LOG" | tail -15 >&2
 	exit 1
 fi
-first_apply=$(grep -m1 'Kubernetes API snapshot applied' "$LOG" | sed -n 's/.* applied in \([0-9.]*\) ms.*/\1/p')
-say "k8s-scale: $(grep -m1 'Kubernetes API snapshot applied' "$LOG")"
+first_apply=$(grep -m1 -e "$APPLIED" "$LOG" | sed -n 's/.* applied in \([0-9.]*\) ms.*/\1/p')
+say "k8s-scale: $(grep -m1 -e "$APPLIED" "$LOG")"
 grep -q 'with errors' "$LOG" && say "k8s-scale: WARNING: the daemon reported errors: $(grep -m3 'error\|ENOSPC\|full' "$LOG" | tr '\n' ' ')"
 # HH:MM:SS.mmm of the daemon's "running:" and first "applied" lines -> seconds between.
-list_apply=$(grep -m1 -e ' info: running: ' "$LOG" | cut -d' ' -f1; grep -m1 'Kubernetes API snapshot applied' "$LOG" | cut -d' ' -f1)
+list_apply=$(grep -m1 -e ' info: running: ' "$LOG" | cut -d' ' -f1; grep -m1 -e "$APPLIED" "$LOG" | cut -d' ' -f1)
 list_apply=$(printf '%s\n' "$list_apply" | awk -F: 'NF == 3 { t[++n] = $1 * 3600 + $2 * 60 + $3 }
 	END { if (n == 2) { d = t[2] - t[1]; if (d < 0) d += 86400; printf "%.2f", d } }')
-ports=$(grep -m1 'Kubernetes API snapshot applied' "$LOG" | sed -n 's/.*: \([0-9]*\) Service port(s).*/\1/p')
+ports=$(grep -m1 -e "$APPLIED" "$LOG" | sed -n 's/.*: \([0-9]*\) Service port(s).*/\1/p')
 want=$((N * (1 + UDP)))
 [ "${ports:-0}" = "$want" ] || say "k8s-scale: WARNING: $ports Service port(s) programmed, expected $want"
 
@@ -225,8 +294,8 @@ want=$((N * (1 + UDP)))
 # through bpf(2), posts the change to the admin port, and polls until the
 # value is replaced (new Maglev region: new flows use the new backend set).
 POLL_PY='
-import ctypes, platform, socket, struct, sys, time, urllib.request
-pin, admin, body, vip, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+import ctypes, os, platform, socket, struct, sys, time, urllib.request
+pin, admin, body, vip, port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 NR = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -246,11 +315,15 @@ def value():
     bpf(1, lookup)  # BPF_MAP_LOOKUP_ELEM
     return val.raw
 before = value()
-data = open(body, "rb").read()
-req = urllib.request.Request("http://127.0.0.1:%d/apply" % admin, data=data, method="POST",
-                             headers={"Content-Type": "application/json"})
-t0 = time.monotonic()
-urllib.request.urlopen(req, timeout=30).read()
+if admin.startswith("rename:"):  # the config file source: put the prepared file in place
+    t0 = time.monotonic()
+    os.rename(body, admin[len("rename:"):])
+else:
+    data = open(body, "rb").read()
+    req = urllib.request.Request("http://127.0.0.1:%d/apply" % int(admin), data=data,
+                                 method="POST", headers={"Content-Type": "application/json"})
+    t0 = time.monotonic()
+    urllib.request.urlopen(req, timeout=30).read()
 t_post = time.monotonic()
 while time.monotonic() - t0 < 60:
     if value() != before:
@@ -261,23 +334,35 @@ while time.monotonic() - t0 < 60:
 print("change_ms=timeout")
 sys.exit(1)
 '
+# One change (BODY: change or back) and the time until it is in the map. The
+# config file's replacement (or the directory's file) is written beforehand,
+# then renamed into place.
+poll_change() {
+	if [ "$SRC" != k8s ]; then
+		cp "$RUN/$1.yaml" "$RUN/cfg/.next.yaml" || return 1
+		ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "rename:$RUN/cfg/$CHANGED" \
+			"$RUN/cfg/.next.yaml" "$VIP" 80
+	else
+		ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "$ADMIN" "$RUN/$1.json" "$VIP" 80
+	fi
+}
 sleep 1 # let the first sync settle (a late snapshot would count as the change)
 changes=() applies=()
 for ((r = 0; r < RUNS; r++)); do
 	for body in change back; do
 		from=$(wc -l <"$LOG")
-		out=$(ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "$ADMIN" "$RUN/$body.json" "$VIP" 80) ||
+		out=$(poll_change "$body") ||
 			die "run $r ($body): the change did not reach the map: $out"
 		ms=$(printf '%s\n' "$out" | sed -n 's/.*change_ms=\([0-9.]*\).*/\1/p')
 		# The daemon's own apply time for this change (its log line may follow the map write).
 		for ((i = 0; i < 40; i++)); do
-			a=$(tail -n "+$((from + 1))" "$LOG" | grep -m1 'Kubernetes API snapshot applied' |
+			a=$(tail -n "+$((from + 1))" "$LOG" | grep -m1 -e "$APPLIED" |
 				sed -n 's/.* applied in \([0-9.]*\) ms.*/\1/p')
 			[ -n "$a" ] && break
 			sleep 0.05
 		done
 		[ "$body" = change ] && [ "$r" = 0 ] &&
-			say "k8s-scale: $(tail -n "+$((from + 1))" "$LOG" | grep -m1 'Kubernetes API snapshot applied')"
+			say "k8s-scale: $(tail -n "+$((from + 1))" "$LOG" | grep -m1 -e "$APPLIED")"
 		say "k8s-scale: run $((r + 1)) $body: $out daemon_apply_ms=${a:-?}"
 		changes+=("$ms")
 		[ -n "$a" ] && applies+=("$a")
@@ -285,22 +370,25 @@ for ((r = 0; r < RUNS; r++)); do
 	done
 done
 # Sanity: the changed Service's Maglev table names the new backend after a "change".
-ip netns exec "$NS_N" "$PY" -c "$POLL_PY" "$PIN" "$ADMIN" "$RUN/change.json" "$VIP" 80 >/dev/null
+poll_change change >/dev/null
 if ! ip netns exec "$NS_N" "$SP_BIN" maglev --bpffs-dir "$PIN" "$TARGET" 2>/dev/null | grep -q '10\.250\.0\.1:8080'; then
 	say "k8s-scale: WARNING: $TARGET does not show the new backend 10.250.0.1:8080"
 fi
 
 rss=$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$SP_PID/status" 2>/dev/null)
-echo "k8s_services=$N"
-echo "k8s_endpoints_per_service=$E"
-echo "k8s_service_ports=${ports:-0}"
-echo "k8s_load_s=$(secs "$t0" "$t1")"
-echo "k8s_first_sync_s=$(secs "$t_start" "$t_applied")"
-echo "k8s_ready_s=$(secs "$t_start" "$t_ready")"
-echo "k8s_list_and_apply_s=${list_apply:-}"
-echo "k8s_first_apply_ms=${first_apply:-}"
-echo "k8s_endpoint_change_ms=$(printf '%s\n' "${changes[@]}" | median)"
-echo "k8s_endpoint_change_ms_min=$(printf '%s\n' "${changes[@]}" | sort -n | head -1)"
-echo "k8s_endpoint_change_ms_max=$(printf '%s\n' "${changes[@]}" | sort -n | tail -1)"
-echo "k8s_endpoint_change_apply_ms=$(printf '%s\n' "${applies[@]}" | median)"
-echo "k8s_daemon_rss_mib=${rss:-}"
+peak=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SP_PID/status" 2>/dev/null)
+echo "${P}_services=$N"
+echo "${P}_endpoints_per_service=$E"
+echo "${P}_service_ports=${ports:-0}"
+[ "$SRC" = k8s ] && echo "k8s_load_s=$(secs "$t0" "$t1")"
+echo "${P}_first_sync_s=$(secs "$t_start" "$t_applied")"
+echo "${P}_ready_s=$(secs "$t_start" "$t_ready")"
+[ "$SRC" = k8s ] && echo "k8s_list_and_apply_s=${list_apply:-}"
+echo "${P}_first_apply_ms=${first_apply:-}"
+echo "${P}_bpf_load_ms=$(sed -n 's/.*BPF programs loaded and verified in \([0-9.]*\) ms.*/\1/p' "$LOG" | head -1)"
+echo "${P}_endpoint_change_ms=$(printf '%s\n' "${changes[@]}" | median)"
+echo "${P}_endpoint_change_ms_min=$(printf '%s\n' "${changes[@]}" | sort -n | head -1)"
+echo "${P}_endpoint_change_ms_max=$(printf '%s\n' "${changes[@]}" | sort -n | tail -1)"
+echo "${P}_endpoint_change_apply_ms=$(printf '%s\n' "${applies[@]}" | median)"
+echo "${P}_daemon_rss_mib=${rss:-}"
+echo "${P}_daemon_peak_mib=${peak:-}"

@@ -210,7 +210,8 @@ dur=$(cat "$RES/duration" 2>/dev/null)
 	echo "  line (programs loaded and attached) to its first applied snapshot: list in pages of"
 	echo "  500 from the Python test server, parse, resolve, write the maps (one run). *One"
 	echo "  change* POSTs the changed EndpointSlice (curl included) and waits as above; the"
-	echo "  daemon's watch waits 100 ms for a burst to settle (its debounce) before it applies."
+	echo "  daemon applies a change after a quiet period at once (--min-sync-period spaces only"
+	echo "  the changes of a burst; up to commit 4830a20 a fixed 100 ms debounce came first)."
 	echo "  *sync* as above."
 	echo
 	echo "At N ≥ 10,000 the iptables and nftables loads run once, not $(awk -F'\t' '$1 == "cp" && $3 == "iptables" && $4 == "full_ms" { c[$2]++ } END { for (n in c) if (c[n] > m) m = c[n]; print m + 0 }' "$RES/raw.tsv") times, and every"

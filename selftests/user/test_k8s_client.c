@@ -202,8 +202,7 @@ static int driver(int argc, char **argv)
 		{ "run-seconds", required_argument, NULL, 'r' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "watch-timeout", required_argument, NULL, 'w' },
-		{ "debounce", required_argument, NULL, 'b' },
-		{ "max-delay", required_argument, NULL, 'm' },
+		{ "min-sync", required_argument, NULL, 'b' },
 		{ "page-limit", required_argument, NULL, 'p' },
 		{ "backoff-max", required_argument, NULL, 'x' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -225,8 +224,7 @@ static int driver(int argc, char **argv)
 		case 'r': run_seconds = (unsigned)atoi(optarg); break;
 		case 'i': o.idle_timeout_s = (unsigned)atoi(optarg); break;
 		case 'w': o.watch_timeout_s = (unsigned)atoi(optarg); break;
-		case 'b': o.debounce_ms = (unsigned)atoi(optarg); break;
-		case 'm': o.max_delay_ms = (unsigned)atoi(optarg); break;
+		case 'b': o.min_sync_ms = atoi(optarg); break;
 		case 'p': o.page_limit = (unsigned)atoi(optarg); break;
 		case 'x': o.backoff_max_ms = (unsigned)atoi(optarg); break;
 		case 'v': o.log_level = SP_K8S_LOG_DEBUG; break;

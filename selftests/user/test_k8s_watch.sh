@@ -83,7 +83,7 @@ start_client() {
 	local name=$1
 	shift
 	"$CLIENT" --dump "$tmp/$name.json" --run-seconds 180 --idle-timeout 3 --backoff-max 800 \
-		--debounce 50 --max-delay 300 "$@" >"$tmp/$name.log" 2>&1 &
+		--min-sync 50 "$@" >"$tmp/$name.log" 2>&1 &
 	pids+=($!)
 	eval "PID_$name=$!"
 }
@@ -313,6 +313,32 @@ adm tokens '{"tokens": ["svcplane-test-token", "rotated-token"]}'
 check "recovers after 401s without losing state" main 20 \
 	'svc("default/after-rotation") is not None and svc("default/web1") is not None'
 
+# ---- --min-sync-period: a change after a quiet period at once, a burst coalesced ----
+# A client of its own with a 6 s interval. Counted in snapshots, not timed:
+# the change after a quiet period must come well before an interval could
+# have passed (it did not wait for one), and five changes made one after the
+# other within the interval come as one snapshot (one sync), not five.
+start_client coal --kubeconfig "$tmp/srv/kubeconfig" --min-sync 6000
+check "min-sync: first snapshot" coal 20 'svc("default/after-rotation") is not None'
+sleep 6.5 # a quiet period longer than the interval
+n0=$(wc -l <"$tmp/coal.json.log")
+ctl svc default quiet1 10.96.7.1 http:80
+check "min-sync: a change after a quiet period applies at once" coal 4 'svc("default/quiet1") is not None'
+n1=$(wc -l <"$tmp/coal.json.log")
+for i in 1 2 3 4 5; do
+	ctl svc default "burst$i" "10.96.7.1$i" http:80
+done
+check "min-sync: every change of the burst arrives" coal 20 \
+	'all(svc("default/burst%d" % i) for i in range(1, 6))'
+n2=$(wc -l <"$tmp/coal.json.log")
+if [ "$n1" -eq $((n0 + 1)) ] && [ "$n2" -eq $((n1 + 1)) ]; then
+	pass "min-sync: one snapshot for the change, one for the burst of five"
+else
+	fail "min-sync: one snapshot for the change, one for the burst of five"
+	echo "  snapshots: $n0 before the change, $n1 after it, $n2 after the burst (want +1, +1)" >&2
+	tail -n +"$((n0 + 1))" "$tmp/coal.json.log" | cut -c1-200 >&2
+fi
+kill "$PID_coal" 2>/dev/null
 # ---- answers kube-apiserver gives under load or while it starts ----
 # Only the main client from here: the server's request log is then its own.
 for c in notoken cert cadata incluster; do

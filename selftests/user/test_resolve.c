@@ -834,6 +834,99 @@ static void test_empty_model(void)
 	sp_desired_free(NULL);
 }
 
+/* Service NAME on VIP:80 with one slice of endpoint EP (YAML list items). */
+#define RS_SVC(name, vip) "  - {name: " name ", clusterIP: " vip ", ports: [{name: http, port: 80}]}\n"
+#define RS_SLICE(name, ep)                                                                         \
+	"  - {name: " name "-1, serviceName: " name ", addressType: IPv4,\n"                        \
+	"     ports: [{name: http, port: 8080}], endpoints: [{addresses: [" ep "]}]}\n"
+
+/*
+ * sp_resolve_some, given the Services that changed, gives what a full
+ * resolve gives, and the ids that differ; a frontend clash is left to the
+ * full resolve.
+ */
+static void test_resolve_some(void)
+{
+	static const char *const names[] = { "default/b", "default/c", "default/d" };
+	struct sp_model a = { 0 }, b = { 0 }, c = { 0 };
+	struct sp_desired da = { 0 }, db = { 0 }, prev = { 0 }, out = { 0 }, dc = { 0 };
+	const char **ids = NULL, **want_ids = NULL;
+	size_t n_ids, n_want, i;
+	struct warns w;
+	int rc;
+
+	if (!load("services:\n" RS_SVC("a", "10.96.1.1") RS_SVC("b", "10.96.1.2")
+			  RS_SVC("c", "10.96.1.3") "endpointSlices:\n" RS_SLICE("a", "10.244.0.1")
+			  RS_SLICE("b", "10.244.0.2") RS_SLICE("c", "10.244.0.3"),
+		  &a) ||
+	    /* b's endpoint changes, c goes, d comes; a stays. */
+	    !load("services:\n" RS_SVC("d", "10.96.1.4") RS_SVC("b", "10.96.1.2")
+			  RS_SVC("a", "10.96.1.1") "endpointSlices:\n" RS_SLICE("a", "10.244.0.1")
+			  RS_SLICE("b", "10.244.0.22") RS_SLICE("d", "10.244.0.4"),
+		  &b) ||
+	    /* d takes a's address: a clash with a Service that did not change. */
+	    !load("services:\n" RS_SVC("a", "10.96.1.1") RS_SVC("b", "10.96.1.2")
+			  RS_SVC("c", "10.96.1.3") "endpointSlices:\n" RS_SLICE("a", "10.244.0.1"),
+		  &c))
+		goto out;
+	c.services[2].cluster_ips[0].b[3] = 1; /* c on 10.96.1.1 too (the file refuses that) */
+	if (!resolve(&a, NULL, NULL, &da, &w) || !resolve(&b, NULL, NULL, &db, &w) ||
+	    !resolve(&a, NULL, NULL, &prev, &w))
+		goto out;
+	if (!ASSERT_EQ(sp_desired_diff(&da, &db, &want_ids, &n_want), 0, "full diff"))
+		goto out;
+	rc = sp_resolve_some(&b, NULL, &prev, names, 3, &out, &ids, &n_ids, collect, &w);
+	if (!ASSERT_EQ(rc, 0, "resolve some"))
+		goto out;
+	/* The same desired state as the full resolve, and the same ids. */
+	free(ids);
+	ids = NULL;
+	if (ASSERT_EQ(sp_desired_diff(&db, &out, &ids, &n_ids), 0, "compare"))
+		ASSERT_EQ(n_ids, 0, "nothing differs from the full resolve");
+	ASSERT_EQ(out.n, db.n, "as many entries");
+	free(ids);
+	ids = NULL;
+	sp_desired_free(&out);
+	sp_desired_free(&prev);
+	if (!resolve(&a, NULL, NULL, &prev, &w))
+		goto out;
+	rc = sp_resolve_some(&b, NULL, &prev, names, 3, &out, &ids, &n_ids, collect, &w);
+	if (ASSERT_EQ(rc, 0, "again") && ASSERT_EQ(n_ids, n_want, "ids that differ")) {
+		for (i = 0; i < n_ids; i++)
+			ASSERT_STREQ(ids[i], want_ids[i], "id");
+	}
+	ASSERT_EQ(prev.n, 2, "prev keeps the old entries of b and c only");
+	ASSERT_TRUE(find(&out, "default/a:http/tcp/v4") != NULL, "a carried over");
+
+	/* A clash with a Service that is not listed: for the full resolve. */
+	sp_desired_free(&prev);
+	sp_desired_free(&out);
+	if (!resolve(&a, NULL, NULL, &prev, &w))
+		goto out;
+	free(ids);
+	ids = NULL;
+	rc = sp_resolve_some(&c, NULL, &prev, names, 3, &out, &ids, &n_ids, collect, &w);
+	ASSERT_EQ(rc, 1, "a clash: not incremental");
+	ASSERT_EQ(prev.n, 3, "prev untouched");
+	/* And after a full resolve that had a clash, never incremental. */
+	if (resolve(&c, NULL, NULL, &dc, &w)) {
+		ASSERT_TRUE(dc.clashed, "the full resolve saw the clash");
+		rc = sp_resolve_some(&a, NULL, &dc, names, 3, &out, &ids, &n_ids, collect, &w);
+		ASSERT_EQ(rc, 1, "prev had a clash: not incremental");
+	}
+out:
+	free(ids);
+	free(want_ids);
+	sp_desired_free(&da);
+	sp_desired_free(&db);
+	sp_desired_free(&dc);
+	sp_desired_free(&prev);
+	sp_desired_free(&out);
+	sp_model_free(&a);
+	sp_model_free(&b);
+	sp_model_free(&c);
+}
+
 int main(void)
 {
 	RUN_TEST(test_default_config);
@@ -850,5 +943,6 @@ int main(void)
 	RUN_TEST(test_order_independent);
 	RUN_TEST(test_src_ranges);
 	RUN_TEST(test_empty_model);
+	RUN_TEST(test_resolve_some);
 	return sp_test_exit();
 }

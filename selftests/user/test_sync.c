@@ -395,6 +395,95 @@ out:
 	maps_close(&x);
 }
 
+/* The wanted state of four Services: a/w..a/z on VIPs 9..12, sorted by id. */
+static void four(struct sp_desired *d, const int *w, const int *x, const int *y, const int *z)
+{
+	const int *bes[4] = { w, x, y, z };
+	const char *ids[4] = { "a/w:p/tcp/v4", "a/x:p/tcp/v4", "a/y:p/tcp/v4", "a/z:p/tcp/v4" };
+	size_t i;
+
+	d->svc = calloc(4, sizeof(*d->svc));
+	d->n = 0;
+	for (i = 0; i < 4; i++)
+		if (bes[i])
+			want_svc(&d->svc[d->n++], ids[i], 9 + (int)i, bes[i]);
+}
+
+/*
+ * sp_sync_apply_ids with the diff of two desired states writes what a full
+ * apply writes, map by map, and nothing for the Services it is not given:
+ * one changed Service costs that Service's writes, never a walk's.
+ */
+static void test_apply_ids(void)
+{
+	static const int B5[] = { 15, 0 }, B56[] = { 15, 16, 0 }, B7[] = { 17, 0 };
+	struct maps x, y;
+	struct sp_sync *s = NULL, *t = NULL;
+	struct sp_desired d1 = { 0 }, d2 = { 0 };
+	struct dump dx[N_DUMPS] = { 0 }, dy[N_DUMPS] = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v;
+	const char **ids = NULL, *differ;
+	size_t n_ids, full_writes;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps") ||
+	    !ASSERT_EQ(maps_create(&y, 4096, 64, 256), 0, "create twin maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new") ||
+	    !ASSERT_EQ(sp_sync_new(&y.m, &t), 0, "sp_sync_new twin"))
+		goto out;
+	/* w, x, y; then x scales up, y goes, z comes; w stays as it was. */
+	four(&d1, B123, B5, B7, NULL);
+	four(&d2, B123, B56, NULL, B7);
+	ASSERT_EQ(sp_sync_apply(s, &d1, &st), 0, "first apply (full)");
+	ASSERT_EQ(sp_sync_apply(t, &d1, &st), 0, "twin: first apply (full)");
+	if (!ASSERT_EQ(sp_desired_diff(&d1, &d2, &ids, &n_ids), 0, "diff"))
+		goto out;
+	if (ASSERT_EQ(n_ids, 3, "x, y, z differ")) {
+		ASSERT_STREQ(ids[0], "a/x:p/tcp/v4", "x");
+		ASSERT_STREQ(ids[1], "a/y:p/tcp/v4", "y");
+		ASSERT_STREQ(ids[2], "a/z:p/tcp/v4", "z");
+	}
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply(t, &d2, &st), 0, "twin: the change, full apply");
+	full_writes = map_writes;
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply_ids(s, &d2, ids, n_ids, &st), 0, "the change, listed ids");
+	ASSERT_EQ(map_writes, full_writes, "as many map writes as the full apply");
+	ASSERT_TRUE(map_writes > 0, "and some");
+	ASSERT_EQ(st.svc_rebuilt, 1, "x rebuilt");
+	ASSERT_EQ(st.svc_added, 1, "z added");
+	ASSERT_EQ(st.svc_removed, 1, "y removed");
+	if (ASSERT_EQ(maps_dump(&x, dx), 0, "dump") && ASSERT_EQ(maps_dump(&y, dy), 0, "dump twin")) {
+		differ = maps_differ(dx, dy);
+		ASSERT_TRUE(differ == NULL, "every map as the full apply left it");
+		if (differ)
+			fprintf(stderr, "    %s differs\n", differ);
+	}
+	ASSERT_EQ(sp_sync_n_services(s), 3, "w, x, z");
+
+	/* A Service left out of the list is not looked at, even if it changed. */
+	free(ids);
+	ids = NULL;
+	sp_desired_free(&d1);
+	four(&d1, B0, B56, NULL, B7); /* w loses its backends */
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply_ids(s, &d1, NULL, 0, &st), 0, "nothing listed");
+	ASSERT_EQ(map_writes, 0, "nothing written");
+	if (ASSERT_EQ(lookup_fe(&x, 9, &v), 0, "w's frontend"))
+		ASSERT_EQ(v.n, 3, "w keeps its backends");
+out:
+	free(ids);
+	dumps_free(dx);
+	dumps_free(dy);
+	sp_desired_free(&d1);
+	sp_desired_free(&d2);
+	sp_sync_free(s);
+	sp_sync_free(t);
+	maps_close(&x);
+	maps_close(&y);
+}
+
 /* Chunks a region of n backends and m entries takes (header, then table). */
 static uint32_t region_chunks_of(const struct sp_svc *v)
 {
@@ -746,6 +835,7 @@ int main(void)
 	}
 	RUN_TEST(test_add_change_remove);
 	RUN_TEST(test_restart_recovery);
+	RUN_TEST(test_apply_ids);
 	RUN_TEST(test_table_beside_old);
 	RUN_TEST(test_capacity_keeps_last_good);
 	RUN_TEST(test_frontend_moves);
