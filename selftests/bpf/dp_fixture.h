@@ -132,6 +132,32 @@ static inline uint64_t fx_reason_packets(struct fx_dp *d, uint32_t r)
 	return sum;
 }
 
+/* Counter at offset off of struct sp_stats in slot, summed over CPUs (0 if
+ * unreadable). */
+static inline uint64_t fx_stat(struct fx_dp *d, uint32_t slot, size_t off)
+{
+	int n = libbpf_num_possible_cpus(), i;
+	struct sp_stats s[n > 0 ? n : 1];
+	uint64_t sum = 0;
+
+	if (n <= 0 || bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_stats), &slot, s))
+		return 0;
+	for (i = 0; i < n; i++)
+		sum += *(uint64_t *)((char *)&s[i] + off);
+	return sum;
+}
+
+/* Empty the conntrack table. */
+static inline void fx_ct_flush(struct fx_dp *d)
+{
+	int fd = bpf_map__fd(d->skel->maps.sp_ct);
+	struct sp_ct_key k;
+
+	while (bpf_map_get_next_key(fd, NULL, &k) == 0)
+		if (bpf_map_delete_elem(fd, &k))
+			break;
+}
+
 /* Run frame in through prog; the output frame in *out. Returns the
  * verdict, or -1 if the run failed. */
 static inline int fx_run(const struct bpf_program *prog, const struct pkt *in, struct pkt *out)

@@ -134,20 +134,7 @@ static int to_view(struct fx_dp *d, int family, const char *vip, uint16_t port)
 	return bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST);
 }
 
-/* Counter at offset off of struct sp_stats in slot, summed over CPUs. */
-static uint64_t stat_of(struct fx_dp *d, uint32_t slot, size_t off)
-{
-	int n = libbpf_num_possible_cpus(), i;
-	struct sp_stats s[n > 0 ? n : 1];
-	uint64_t sum = 0;
-
-	if (n <= 0 || bpf_map_lookup_elem(bpf_map__fd(d->skel->maps.sp_stats), &slot, s))
-		return 0;
-	for (i = 0; i < n; i++)
-		sum += *(uint64_t *)((char *)&s[i] + off);
-	return sum;
-}
-#define STAT(d, slot, f) stat_of(d, slot, offsetof(struct sp_stats, f))
+#define STAT(d, slot, f) fx_stat(d, slot, offsetof(struct sp_stats, f))
 
 static uint64_t ct_count(struct fx_dp *d)
 {

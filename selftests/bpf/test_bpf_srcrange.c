@@ -123,16 +123,6 @@ static int setup(void)
 		       0;
 }
 
-static void ct_flush(void)
-{
-	int fd = bpf_map__fd(d.skel->maps.sp_ct);
-	struct sp_ct_key k;
-
-	while (bpf_map_get_next_key(fd, NULL, &k) == 0)
-		if (bpf_map_delete_elem(fd, &k))
-			break;
-}
-
 static uint64_t svc_drops(uint32_t svc_id)
 {
 	int n = libbpf_num_possible_cpus(), i;
@@ -209,7 +199,7 @@ static void run_prog(const struct prog *pr)
 	do {                                                                               \
 		snprintf(name, sizeof(name), "srcrange/%s/%s", pr->name, n);               \
 		if (sp_test_selected(name)) {                                              \
-			ct_flush();                                                        \
+			fx_ct_flush(&d);                                                        \
 			ok = (body);                                                       \
 			sp_test_report(name, ok);                                          \
 		}                                                                          \
@@ -239,7 +229,7 @@ static void run_prog(const struct prog *pr)
 	/* New flows only: the range goes away under an established flow. */
 	snprintf(name, sizeof(name), "srcrange/%s/established-flow-kept", pr->name);
 	if (sp_test_selected(name)) {
-		ct_flush();
+		fx_ct_flush(&d);
 		s = syn(4, "10.10.0.3", 40001, LB4, 80);
 		ok = expect_nat(pr, &s, BE4, 8080) &&
 		     ASSERT_EQ(range(SVC4, 4, "10.10.0.0", 24, true), 0, "remove the range");
@@ -257,7 +247,7 @@ static void run_prog(const struct prog *pr)
 	CASE("no-endpoint-denied-dropped", expect_denied(pr, &s, SVC_EMPTY));
 	snprintf(name, sizeof(name), "srcrange/%s/no-endpoint-allowed-rejected", pr->name);
 	if (sp_test_selected(name)) {
-		ct_flush();
+		fx_ct_flush(&d);
 		r0 = fx_reason_packets(&d, SP_R_SRC_RANGE_DENIED);
 		s = syn(4, "10.10.0.2", 40000, LB4_EMPTY, 80);
 		v = fx_run_spec(pr->p, &s, &got);

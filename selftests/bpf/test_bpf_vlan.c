@@ -64,19 +64,6 @@ static void vlan_pop(const struct pkt *in, int n, struct pkt *out)
 	out->len = in->len - 4u * n;
 }
 
-static uint64_t stat_sum(uint32_t slot, size_t off)
-{
-	int n = libbpf_num_possible_cpus(), i;
-	struct sp_stats s[n > 0 ? n : 1];
-	uint64_t sum = 0;
-
-	if (n <= 0 || bpf_map_lookup_elem(bpf_map__fd(d.skel->maps.sp_stats), &slot, s))
-		return 0;
-	for (i = 0; i < n; i++)
-		sum += *(uint64_t *)((char *)&s[i] + off);
-	return sum;
-}
-
 static uint32_t slot_of(const struct prog *pr)
 {
 	return !pr->tc ? SP_SLOT_XDP : pr->p == d.skel->progs.sp_tc_ingress ? SP_SLOT_POD :
@@ -88,7 +75,7 @@ static uint32_t slot_of(const struct prog *pr)
 static bool expect_rewrite(const struct prog *pr, const struct pkt_spec *in,
 			   const struct pkt_spec *want, const uint16_t *tpids, int n)
 {
-	uint64_t stack0 = stat_sum(slot_of(pr), offsetof(struct sp_stats, to_stack));
+	uint64_t stack0 = fx_stat(&d, slot_of(pr), offsetof(struct sp_stats, to_stack));
 	struct pkt fin, got, w, bare;
 	char why[128];
 	int v;
@@ -112,7 +99,7 @@ static bool expect_rewrite(const struct prog *pr, const struct pkt_spec *in,
 		fprintf(stderr, "  output checksums: %s\n", why);
 		return ASSERT_TRUE(false, "checksums recomputed from scratch");
 	}
-	return ASSERT_EQ(stat_sum(slot_of(pr), offsetof(struct sp_stats, to_stack)), stack0 + 1,
+	return ASSERT_EQ(fx_stat(&d, slot_of(pr), offsetof(struct sp_stats, to_stack)), stack0 + 1,
 			 "counted to_stack (not redirected)");
 }
 
@@ -121,7 +108,7 @@ static bool expect_rewrite(const struct prog *pr, const struct pkt_spec *in,
 static bool expect_untouched(const struct prog *pr, const struct pkt_spec *in,
 			     const uint16_t *tpids, int n, uint32_t cut, size_t off, int reason)
 {
-	uint64_t s0 = off ? stat_sum(slot_of(pr), off) : 0;
+	uint64_t s0 = off ? fx_stat(&d, slot_of(pr), off) : 0;
 	uint64_t r0 = reason >= 0 ? fx_reason_packets(&d, (uint32_t)reason) : 0;
 	struct pkt fin, got;
 	bool ok;
@@ -136,7 +123,7 @@ static bool expect_untouched(const struct prog *pr, const struct pkt_spec *in,
 	ok = ASSERT_EQ(v, pr->tc ? TC_ACT_OK : XDP_PASS, "verdict: passed") &&
 	     ASSERT_EQ(pkt_diff(&fin, got.data, got.len, NULL), -1, "byte-identical");
 	if (off)
-		ok &= ASSERT_EQ(stat_sum(slot_of(pr), off), s0 + 1, "counted");
+		ok &= ASSERT_EQ(fx_stat(&d, slot_of(pr), off), s0 + 1, "counted");
 	if (reason >= 0)
 		ok &= ASSERT_EQ(fx_reason_packets(&d, (uint32_t)reason), r0 + 1,
 				"counted under its reason");
@@ -152,16 +139,6 @@ static struct pkt_spec tcp(int family, const char *src, uint16_t sport, const ch
 			      .payload_len = 9, .payload_seed = 5 };
 
 	return s;
-}
-
-static void ct_flush(void)
-{
-	int fd = bpf_map__fd(d.skel->maps.sp_ct);
-	struct sp_ct_key k;
-
-	while (bpf_map_get_next_key(fd, NULL, &k) == 0)
-		if (bpf_map_delete_elem(fd, &k))
-			break;
 }
 
 static const uint16_t DOT1Q[] = { ETH_P_8021Q };
@@ -192,7 +169,7 @@ static void run_prog(const struct prog *pr)
 	do {                                                                               \
 		snprintf(name, sizeof(name), "vlan/%s/%s", pr->name, n);                   \
 		if (sp_test_selected(name)) {                                              \
-			ct_flush();                                                        \
+			fx_ct_flush(&d);                                                        \
 			ok = (body);                                                       \
 			sp_test_report(name, ok);                                          \
 		}                                                                          \
