@@ -203,14 +203,12 @@ static __always_inline int fwd_after_nat(void *ctx, const int hook, const struct
 	/* A frame with a VLAN tag in its data goes to the stack, which knows
 	 * the VLAN device it belongs to: a redirect would send the tag (XDP)
 	 * or take it for the IP header (bpf_redirect_neigh). */
-	if (p->l3_off != sizeof(struct ethhdr)) {
-		STAT_INC(st, to_stack);
-		return SP_V_PASS;
+	if (p->l3_off == sizeof(struct ethhdr)) {
+		if (hook == HOOK_XDP && cfg_xdp_redirect)
+			return xdp_forward(ctx, p, st);
+		if (is_tc(hook))
+			return tc_forward(ctx, hook, p, st);
 	}
-	if (hook == HOOK_XDP && cfg_xdp_redirect)
-		return xdp_forward(ctx, p, st);
-	if (is_tc(hook))
-		return tc_forward(ctx, hook, p, st);
 	SP_TRACE(SP_T_FWD, SP_TFW_STACK, 0, 0, 0, 0);
 	STAT_INC(st, to_stack);
 	return SP_V_PASS;
