@@ -77,6 +77,7 @@ struct run_opts {
 	int n_node_addrs;
 	struct cidr np_cidrs[MAX_NP_CIDRS]; /* --nodeport-addresses */
 	int n_np_cidrs;
+	bool np_primary; /* --nodeport-addresses primary */
 	enum sp_xdp_mode xdp_mode;
 	const char *metrics_addr;
 	bool metrics_per_service; /* --metrics-per-service */
@@ -129,9 +130,10 @@ static const struct sp_opt run_opts_table[] = {
 	  "(default: the uplinks' addresses, plus the Node\n"
 	  "object's addresses with the Kubernetes API)",
 	  NULL },
-	{ "nodeport-addresses", 1010, "CIDR[,CIDR...]",
+	{ "nodeport-addresses", 1010, "CIDR[,CIDR...]|primary",
 	  "serve NodePorts only on node addresses\n"
-	  "inside these ranges (as kube-proxy's flag)",
+	  "inside these ranges, or only on the node's\n"
+	  "primary address of each family (as kube-proxy's flag)",
 	  NULL },
 	{ "cluster-cidr", 1017, "CIDR[,CIDR]",
 	  "the pods' addresses, one range per family (as\n"
@@ -554,6 +556,12 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			o->proxy_name = optarg;
 			break;
 		case 1010:
+			if (!strcmp(optarg, "primary")) {
+				o->np_primary = true;
+				o->n_np_cidrs = 0;
+				break;
+			}
+			o->np_primary = false;
 			err = parse_cidrs("--nodeport-addresses", optarg, o->np_cidrs, &o->n_np_cidrs,
 					  MAX_NP_CIDRS);
 			break;
@@ -652,6 +660,7 @@ struct daemon {
 	 * next apply writes only the Services that differ from it. */
 	struct sp_desired prev;
 	bool prev_ok;
+	char *zone; /* the Node's topology.kubernetes.io/zone (Kubernetes source) */
 	bool synced; /* a full state from the source has been applied */
 	bool attached; /* uplinks and existing pods have the programs */
 	uint64_t applies, apply_errors;
@@ -937,6 +946,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 		       const char *const *names, size_t n_names, const struct sp_k8s_update *u)
 {
 	struct sp_resolve_opts ro = { .node_name = d->o->node_name,
+				      .zone = d->zone,
 				      .proxy_name = d->o->proxy_name };
 	struct sp_desired want = { 0 };
 	struct sp_sync_stats st;
@@ -1187,7 +1197,22 @@ static int sync_node_addrs(struct daemon *d, const struct sp_ip *extra, size_t n
 		}
 		freeifaddrs(ifa);
 	}
-	if (d->o->n_np_cidrs) {
+	if (d->o->np_primary) {
+		/* --nodeport-addresses primary: the first address of each
+		 * family, from the Node object when there is one (InternalIP
+		 * first: kubelet's primary node IP), else from the list above
+		 * (--node-address, or the uplinks' addresses in their order). */
+		const struct sp_ip *src = n_extra ? extra : addrs;
+		size_t n_src = n_extra ? n_extra : n;
+		struct sp_ip prim[2];
+		size_t kept = 0;
+
+		for (k = 0; k < n_src && kept < 2; k++)
+			if (!kept || prim[0].family != src[k].family)
+				prim[kept++] = src[k];
+		memcpy(addrs, prim, kept * sizeof(*prim));
+		n = kept;
+	} else if (d->o->n_np_cidrs) {
 		/* --nodeport-addresses: keep only addresses inside a range. */
 		size_t kept = 0;
 
@@ -1491,6 +1516,17 @@ static void k8s_apply_pending(struct daemon *d)
 	if (u->node_known) {
 		sync_node_addrs(d, u->node_addrs, u->n_node_addrs);
 		sp_proxy_health_node(&d->ph, !u->node_leaving);
+		/* Topology hints are read against the zone: a new zone is a
+		 * new view of every Service (resolved whole below). */
+		if (!!d->zone != !!u->node_zone ||
+		    (d->zone && strcmp(d->zone, u->node_zone))) {
+			pr_info("k8s: node zone %s -> %s", d->zone ? d->zone : "(none)",
+				u->node_zone ? u->node_zone : "(none)");
+			free(d->zone);
+			d->zone = u->node_zone;
+			u->node_zone = NULL;
+			superseded = true;
+		}
 	}
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
@@ -1914,6 +1950,7 @@ out:
 		close(cwfd);
 	sp_config_dir_free(d.cdir);
 	sp_desired_free(&d.prev);
+	free(d.zone);
 	sp_sync_free(d.sync);
 	sp_dp_close(&d.dp);
 	if (lockfd >= 0)

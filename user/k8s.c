@@ -122,6 +122,8 @@ struct sp_k8s_stream {
 	sp_k8s_value_fn cb;
 	void *arg;
 	bool partial;
+	size_t value_bytes; /* of the value being parsed */
+	size_t max_value;
 };
 
 struct sp_k8s_stream *sp_k8s_stream_new(sp_k8s_value_fn cb, void *arg)
@@ -137,13 +139,20 @@ struct sp_k8s_stream *sp_k8s_stream_new(sp_k8s_value_fn cb, void *arg)
 	}
 	s->cb = cb;
 	s->arg = arg;
+	s->max_value = SP_K8S_MAX_VALUE;
 	return s;
+}
+
+void sp_k8s_stream_set_max(struct sp_k8s_stream *s, size_t max_bytes)
+{
+	s->max_value = max_bytes;
 }
 
 void sp_k8s_stream_reset(struct sp_k8s_stream *s)
 {
 	json_tokener_reset(s->tok);
 	s->partial = false;
+	s->value_bytes = 0;
 }
 
 void sp_k8s_stream_free(struct sp_k8s_stream *s)
@@ -186,6 +195,11 @@ int sp_k8s_stream_feed(struct sp_k8s_stream *s, const char *buf, size_t len)
 		if (e == json_tokener_continue) {
 			s->partial = true;
 			used = json_tokener_get_parse_end(s->tok);
+			s->value_bytes += used;
+			if (s->value_bytes > s->max_value) {
+				sp_k8s_stream_reset(s);
+				return -EMSGSIZE;
+			}
 			if (used >= len)
 				return 0;
 			buf += used;
@@ -199,6 +213,11 @@ int sp_k8s_stream_feed(struct sp_k8s_stream *s, const char *buf, size_t len)
 		used = json_tokener_get_parse_end(s->tok);
 		buf += used;
 		len -= used;
+		if (s->value_bytes + used > s->max_value) {
+			sp_k8s_stream_reset(s);
+			json_object_put(v);
+			return -EMSGSIZE;
+		}
 		sp_k8s_stream_reset(s);
 		ret = s->cb(s->arg, v);
 		json_object_put(v);
@@ -226,6 +245,7 @@ struct entry {
 			struct sp_ip *addrs;
 			size_t n;
 			bool leaving; /* sp_k8s_node_leaving */
+			char *zone; /* sp_k8s_node_zone */
 		} node;
 	};
 };
@@ -253,8 +273,10 @@ static void entry_free(enum res_kind kind, struct entry *e)
 		sp_service_free(&e->svc);
 	else if (kind == RES_SLICE)
 		sp_slice_free(&e->slice);
-	else if (kind == RES_NODE)
+	else if (kind == RES_NODE) {
 		free(e->node.addrs);
+		free(e->node.zone);
+	}
 	free(e->key);
 	free(e->rv);
 	free(e);
@@ -386,6 +408,7 @@ struct watch {
 	bool running; /* a request is in flight */
 	bool synced; /* a complete list has been applied */
 	bool relist; /* next request starts a fresh list */
+	unsigned page_limit; /* list page size: halved when a page is too big */
 	char *rv; /* newest resourceVersion seen */
 	char *cont; /* list continue token */
 	struct store store; /* what the API says */
@@ -568,8 +591,9 @@ static void describe_change(enum res_kind kind, const struct entry *o, const str
 		ADD(" endpoints %zu->%zu (ready %zu->%zu)", o->slice.n_endpoints,
 		    n->slice.n_endpoints, count_ready(&o->slice), count_ready(&n->slice));
 	} else {
-		ADD(" addresses %zu->%zu%s", o->node.n, n->node.n,
-		    n->node.leaving ? " (leaving)" : "");
+		ADD(" addresses %zu->%zu%s zone %s->%s", o->node.n, n->node.n,
+		    n->node.leaving ? " (leaving)" : "", o->node.zone ? o->node.zone : "-",
+		    n->node.zone ? n->node.zone : "-");
 	}
 #undef ADD
 }
@@ -609,8 +633,12 @@ static int parse_entry(struct watch *w, struct json_object *obj, const char *key
 	else if (w->kind == RES_SLICE)
 		ret = sp_k8s_parse_slice(obj, &e->slice, warn_cb, NULL, err, sizeof(err));
 	else if (!(ret = sp_k8s_parse_node(obj, &e->node.addrs, &e->node.n, warn_cb, NULL, err,
-					   sizeof(err))))
+					   sizeof(err)))) {
 		e->node.leaving = sp_k8s_node_leaving(obj);
+		ret = sp_k8s_node_zone(obj, &e->node.zone);
+		if (ret)
+			free(e->node.addrs);
+	}
 	if (ret) {
 		if (ret == -EINVAL) {
 			STAT_INC(w->k, bad_objects);
@@ -647,6 +675,8 @@ static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
 		ret = sp_k8s_slice_dup(&e->slice, &o->slice);
 	} else {
 		e->node.leaving = o->node.leaving;
+		if (o->node.zone && !(e->node.zone = strdup(o->node.zone)))
+			ret = -ENOMEM;
 		if (o->node.n) {
 			e->node.addrs = malloc(o->node.n * sizeof(struct sp_ip));
 			if (e->node.addrs) {
@@ -659,6 +689,10 @@ static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
 		}
 	}
 	if (ret) {
+		if (kind == RES_NODE) {
+			free(e->node.zone);
+			free(e->node.addrs);
+		}
 		free(e);
 		return NULL;
 	}
@@ -1048,7 +1082,7 @@ static int start_request(struct watch *w)
 		ret = add_query(url, sizeof(url), w->easy, "fieldSelector", w->selector);
 	if (w->phase == PH_LIST) {
 		/* No resourceVersion: a consistent (quorum) read, paged at one RV. */
-		snprintf(num, sizeof(num), "%u", k->o.page_limit);
+		snprintf(num, sizeof(num), "%u", w->page_limit ?: k->o.page_limit);
 		ret = ret ?: add_query(url, sizeof(url), w->easy, "limit", num);
 		if (w->cont)
 			ret = ret ?: add_query(url, sizeof(url), w->easy, "continue", w->cont);
@@ -1308,6 +1342,19 @@ static void request_done(struct watch *w, CURLcode res)
 		if (res != CURLE_OK || !w->list_page_ok || sp_k8s_stream_partial(w->stream)) {
 			if (w->stream_err == -EBADMSG || (res == CURLE_OK && !w->list_page_ok))
 				klog(SP_K8S_LOG_WARN, "list %s: bad or truncated answer", w->what);
+			if (w->stream_err == -EMSGSIZE) {
+				unsigned lim = w->page_limit ?: k->o.page_limit;
+
+				/* Smaller pages until one fits; one object
+				 * alone over the cap cannot be taken. */
+				w->page_limit = lim > 1 ? lim / 2 : 1;
+				klog(SP_K8S_LOG_ERR,
+				     "list %s: a page of %u objects is over %zu bytes, the most one "
+				     "answer may take: listing again with pages of %u (the last "
+				     "good state stays)",
+				     w->what, lim, k->o.max_value ?: (size_t)SP_K8S_MAX_VALUE,
+				     w->page_limit);
+			}
 			w->relist = true;
 			schedule(w, true);
 			return;
@@ -1334,6 +1381,14 @@ static void request_done(struct watch *w, CURLcode res)
 		STAT_INC(k, watch_drops);
 		if (w->stream_err == -EBADMSG)
 			klog(SP_K8S_LOG_WARN, "watch %s: malformed JSON on the stream", w->what);
+		else if (w->stream_err == -EMSGSIZE)
+			klog(SP_K8S_LOG_ERR,
+			     "watch %s: an event over %zu bytes, the most one object may take: "
+			     "not applied; listing again (the last good state stays)",
+			     w->what, k->o.max_value ?: (size_t)SP_K8S_MAX_VALUE);
+		/* The same resourceVersion would send the same event again. */
+		if (w->stream_err == -EMSGSIZE)
+			w->relist = true;
 		else if (res == CURLE_OK)
 			klog(SP_K8S_LOG_WARN, "watch %s: stream cut short", w->what);
 		klog(SP_K8S_LOG_INFO, "watch %s: %s%s%sre-watching from resourceVersion %s", w->what,
@@ -1381,6 +1436,7 @@ void sp_k8s_update_free(struct sp_k8s_update *u)
 		return;
 	sp_model_free(&u->model);
 	free(u->node_addrs);
+	free(u->node_zone);
 	for (i = 0; i < u->n_changed; i++)
 		free(u->changed[i]);
 	free(u->changed);
@@ -1428,6 +1484,8 @@ static struct sp_k8s_update *build_update(struct sp_k8s *k)
 		e = store_get(&k->w[RES_NODE].store, k->node_name);
 		u->node_known = e != NULL;
 		u->node_leaving = e && e->node.leaving;
+		if (e && e->node.zone && !(u->node_zone = strdup(e->node.zone)))
+			goto fail;
 		if (e && e->node.n) {
 			u->node_addrs = malloc(e->node.n * sizeof(*u->node_addrs));
 			if (!u->node_addrs)
@@ -1664,6 +1722,8 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 			snprintf(err, errlen, "out of memory");
 			goto err_free;
 		}
+		if (o->max_value)
+			sp_k8s_stream_set_max(k->w[i].stream, o->max_value);
 	}
 	k->multi = curl_multi_init();
 	if (!k->multi) {

@@ -60,12 +60,19 @@ int sp_k8s_parse_service(struct json_object *obj, struct sp_service *out, sp_k8s
 int sp_k8s_parse_slice(struct json_object *obj, struct sp_slice *out, sp_k8s_warn_fn warn,
 		       void *warn_arg, char *err, size_t errlen);
 /*
- * A v1 Node's InternalIP and ExternalIP addresses (status.addresses), in
- * API order, de-duplicated. *addrs is malloc'ed (NULL when there are none).
+ * A v1 Node's InternalIP and ExternalIP addresses (status.addresses), the
+ * InternalIPs first, each kind in API order, de-duplicated: the first
+ * address of each family is the node's primary one. *addrs is malloc'ed (NULL when there are none).
  * Returns 0, -EINVAL or -ENOMEM.
  */
 int sp_k8s_parse_node(struct json_object *obj, struct sp_ip **addrs, size_t *n,
 		      sp_k8s_warn_fn warn, void *warn_arg, char *err, size_t errlen);
+
+/*
+ * A v1 Node's zone, its label topology.kubernetes.io/zone, into *zone
+ * (malloc'ed; NULL without one): for topology hints. 0 or -ENOMEM.
+ */
+int sp_k8s_node_zone(struct json_object *obj, char **zone);
 
 /*
  * Is a v1 Node on its way out: metadata.deletionTimestamp set, or tainted
@@ -154,10 +161,20 @@ int sp_k8s_base64_decode(const char *in, char **out, size_t *outlen);
 struct sp_k8s_stream;
 typedef int (*sp_k8s_value_fn)(void *arg, struct json_object *value);
 struct sp_k8s_stream *sp_k8s_stream_new(sp_k8s_value_fn cb, void *arg);
-/* Returns 0, -EBADMSG on malformed JSON (the stream must be dropped), or cb's error. */
+/* Returns 0, -EBADMSG on malformed JSON (the stream must be dropped),
+ * -EMSGSIZE for a value over the cap (sp_k8s_stream_set_max), or cb's error. */
 int sp_k8s_stream_feed(struct sp_k8s_stream *s, const char *buf, size_t len);
 /* True if a value is partly received (a stream that ends here was cut short). */
 bool sp_k8s_stream_partial(const struct sp_k8s_stream *s);
+/*
+ * The most bytes one value (a watch event, a list page) may take: one that
+ * grows past it is dropped and feed returns -EMSGSIZE, so a broken or
+ * hostile server cannot make the daemon allocate without bound. Default
+ * SP_K8S_MAX_VALUE; kube-apiserver keeps objects under 1.5 MiB (etcd's
+ * limit), so a page of 500 is far below it in any real cluster.
+ */
+#define SP_K8S_MAX_VALUE (64u << 20)
+void sp_k8s_stream_set_max(struct sp_k8s_stream *s, size_t max_bytes);
 void sp_k8s_stream_reset(struct sp_k8s_stream *s);
 void sp_k8s_stream_free(struct sp_k8s_stream *s);
 
@@ -186,6 +203,7 @@ struct sp_k8s_opts {
 	 * the interval's end. 0: none; < 0: SP_K8S_MIN_SYNC_MS_DEFAULT. */
 	int min_sync_ms;
 	unsigned page_limit; /* list page size; 0: 500 */
+	size_t max_value; /* bytes one answer or event may take; 0: SP_K8S_MAX_VALUE */
 	unsigned watch_timeout_s; /* server-side watch timeout; 0: random in [300, 600) */
 	unsigned idle_timeout_s; /* drop a watch silent this long (stall); 0: 120 */
 	unsigned backoff_min_ms; /* 0: 250 */
@@ -222,6 +240,7 @@ struct sp_k8s_update {
 	struct sp_ip *node_addrs; /* this node's addresses (empty if unknown) */
 	size_t n_node_addrs;
 	bool node_known; /* the Node object has been seen */
+	char *node_zone; /* its topology.kubernetes.io/zone label, or NULL */
 	/* "namespace/name" of the Services whose object or slices changed since
 	 * the previous snapshot (sorted; for logging). The first snapshot lists all. */
 	char **changed;

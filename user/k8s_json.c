@@ -736,6 +736,107 @@ static int parse_conditions(struct json_object *ep, struct sp_endpoint *e)
 	return 0;
 }
 
+/*
+ * hints.forZones / hints.forNodes: the names joined with commas into *out
+ * (NULL when there are none). -EINVAL when malformed, -ENOMEM.
+ */
+static int parse_hint_names(struct json_object *hints, const char *key, char **out)
+{
+	struct json_object *arr;
+	size_t i, n, len = 0;
+	char *buf;
+
+	*out = NULL;
+	if (jarr(hints, key, &arr))
+		return -EINVAL;
+	n = jlen(arr);
+	for (i = 0; i < n; i++) {
+		const char *name;
+
+		if (jstr(json_object_array_get_idx(arr, i), "name", &name) || !name || !*name ||
+		    strchr(name, ','))
+			return -EINVAL;
+		len += strlen(name) + 1;
+	}
+	if (!len)
+		return 0;
+	buf = malloc(len);
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0, len = 0; i < n; i++) {
+		const char *name = NULL;
+
+		jstr(json_object_array_get_idx(arr, i), "name", &name);
+		len += (size_t)sprintf(buf + len, "%s%s", len ? "," : "", name);
+	}
+	*out = buf;
+	return 0;
+}
+
+/* One endpoints[i] into *e: 0, -EINVAL with the reason in why, -ENOMEM. */
+static int parse_endpoint(struct json_object *ep, uint8_t family, const char *at, size_t i,
+			  struct sp_endpoint *e, const char *id, sp_k8s_warn_fn warn,
+			  void *warn_arg, char *why, size_t whylen)
+{
+	struct json_object *addrs, *a0, *hints;
+	const char *node;
+	char f[64];
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if (!jis(ep, json_type_object) || jarr(ep, "addresses", &addrs) || !jlen(addrs)) {
+		errf(why, whylen, "EndpointSlice %s: endpoints[%zu] has no addresses", id, i);
+		return -EINVAL;
+	}
+	/* All addresses of an endpoint are fungible (API reference);
+	 * consumers use the first. */
+	a0 = json_object_array_get_idx(addrs, 0);
+	snprintf(f, sizeof(f), "endpoints[%zu].addresses[0]", i);
+	if (parse_ip(jis(a0, json_type_string) ? json_object_get_string(a0) : NULL, &e->addr,
+		     "EndpointSlice", id, f, why, whylen))
+		return -EINVAL;
+	if (e->addr.family != family) {
+		errf(why, whylen, "EndpointSlice %s: %s is not an %s address", id, f, at);
+		return -EINVAL;
+	}
+	if (parse_conditions(ep, e)) {
+		errf(why, whylen, "EndpointSlice %s: endpoints[%zu].conditions is malformed", id, i);
+		return -EINVAL;
+	}
+	if (jstr(ep, "nodeName", &node)) {
+		errf(why, whylen, "EndpointSlice %s: endpoints[%zu].nodeName is not a string", id, i);
+		return -EINVAL;
+	}
+	if (node && !(e->node_name = strdup(node)))
+		return -ENOMEM;
+	/* Malformed hints count as none: the endpoint still serves, and one
+	 * endpoint without hints turns topology off for its Service
+	 * (kube-proxy's rule), which is the safe way to be wrong. */
+	hints = jget(ep, "hints");
+	if (hints && jis(hints, json_type_object)) {
+		rc = parse_hint_names(hints, "forZones", &e->zone_hints);
+		rc = rc ?: parse_hint_names(hints, "forNodes", &e->node_hints);
+		if (rc == -ENOMEM)
+			goto nomem;
+		if (rc) {
+			free(e->zone_hints);
+			e->zone_hints = NULL;
+			warnf(warn, warn_arg,
+			      "EndpointSlice %s: endpoints[%zu].hints is malformed: ignored", id, i);
+		}
+	} else if (hints) {
+		warnf(warn, warn_arg, "EndpointSlice %s: endpoints[%zu].hints is malformed: ignored",
+		      id, i);
+	}
+	return 0;
+nomem:
+	free(e->node_name);
+	free(e->zone_hints);
+	free(e->node_hints);
+	memset(e, 0, sizeof(*e));
+	return -ENOMEM;
+}
+
 static int parse_slice_body(struct json_object *obj, struct sp_slice *s, const char *id,
 			    sp_k8s_warn_fn warn, void *warn_arg, char *err, size_t errlen)
 {
@@ -802,38 +903,21 @@ static int parse_slice_body(struct json_object *obj, struct sp_slice *s, const c
 	if (cnt && !(s->endpoints = calloc(cnt, sizeof(*s->endpoints))))
 		return -ENOMEM;
 	for (i = 0; i < cnt; i++) {
-		struct json_object *ep = json_object_array_get_idx(arr, i), *addrs, *a0;
 		struct sp_endpoint *e = &s->endpoints[s->n_endpoints];
-		const char *node;
-		char f[64];
+		char why[256] = "";
+		int rc;
 
-		if (!jis(ep, json_type_object) || jarr(ep, "addresses", &addrs) || !jlen(addrs)) {
-			errf(err, errlen, "EndpointSlice %s: endpoints[%zu] has no addresses", id, i);
-			return -EINVAL;
+		/* One bad endpoint is skipped, not the slice: its other
+		 * endpoints are as good as they were (the API server validates
+		 * slices, so this is a server or a writer gone wrong). */
+		rc = parse_endpoint(json_object_array_get_idx(arr, i), s->family, at, i, e, id,
+				    warn, warn_arg, why, sizeof(why));
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc) {
+			warnf(warn, warn_arg, "%s: endpoint skipped", why);
+			continue;
 		}
-		/* All addresses of an endpoint are fungible (API reference);
-		 * consumers use the first. */
-		a0 = json_object_array_get_idx(addrs, 0);
-		snprintf(f, sizeof(f), "endpoints[%zu].addresses[0]", i);
-		if (parse_ip(jis(a0, json_type_string) ? json_object_get_string(a0) : NULL, &e->addr,
-			     "EndpointSlice", id, f, err, errlen))
-			return -EINVAL;
-		if (e->addr.family != s->family) {
-			errf(err, errlen, "EndpointSlice %s: %s is not an %s address", id, f, at);
-			return -EINVAL;
-		}
-		if (parse_conditions(ep, e)) {
-			errf(err, errlen, "EndpointSlice %s: endpoints[%zu].conditions is malformed",
-			     id, i);
-			return -EINVAL;
-		}
-		if (jstr(ep, "nodeName", &node)) {
-			errf(err, errlen, "EndpointSlice %s: endpoints[%zu].nodeName is not a string",
-			     id, i);
-			return -EINVAL;
-		}
-		if (node && !(e->node_name = strdup(node)))
-			return -ENOMEM;
 		s->n_endpoints++;
 	}
 	return 0;
@@ -885,20 +969,23 @@ int sp_k8s_parse_node(struct json_object *obj, struct sp_ip **addrs, size_t *n,
 	cnt = jlen(arr);
 	if (cnt && !(ips = calloc(cnt, sizeof(*ips))))
 		return -ENOMEM;
-	for (i = 0; i < cnt; i++) {
-		struct json_object *a = json_object_array_get_idx(arr, i);
+	/* InternalIPs first, then ExternalIPs, each in API order: the first
+	 * of each family is then the node's primary address, as kubelet
+	 * reports it and kube-proxy's `--nodeport-addresses primary` takes it. */
+	for (i = 0; i < 2 * cnt; i++) {
+		struct json_object *a = json_object_array_get_idx(arr, i % cnt);
 		const char *type, *addr;
 		char f[64];
 
 		if (!jis(a, json_type_object) || jstr(a, "type", &type) || jstr(a, "address", &addr) ||
 		    !type) {
-			errf(err, errlen, "Node %s: status.addresses[%zu] is malformed", id, i);
+			errf(err, errlen, "Node %s: status.addresses[%zu] is malformed", id, i % cnt);
 			goto fail;
 		}
 		/* Hostname and the DNS kinds are names, not addresses to serve on. */
-		if (strcmp(type, "InternalIP") && strcmp(type, "ExternalIP"))
+		if (strcmp(type, i < cnt ? "InternalIP" : "ExternalIP"))
 			continue;
-		snprintf(f, sizeof(f), "status.addresses[%zu].address", i);
+		snprintf(f, sizeof(f), "status.addresses[%zu].address", i % cnt);
 		if (parse_ip(addr, &ips[k], "Node", id, f, err, errlen))
 			goto fail;
 		for (j = 0; j < k && sp_ip_cmp(&ips[j], &ips[k]); j++)
@@ -916,6 +1003,18 @@ int sp_k8s_parse_node(struct json_object *obj, struct sp_ip **addrs, size_t *n,
 fail:
 	free(ips);
 	return -EINVAL;
+}
+
+int sp_k8s_node_zone(struct json_object *obj, char **zone)
+{
+	struct json_object *labels = jget(jget(obj, "metadata"), "labels");
+	const char *z = NULL;
+
+	*zone = NULL;
+	if (jstr(labels, "topology.kubernetes.io/zone", &z) || !z || !*z)
+		return 0;
+	*zone = strdup(z);
+	return *zone ? 0 : -ENOMEM;
 }
 
 bool sp_k8s_node_leaving(struct json_object *obj)
@@ -1025,8 +1124,12 @@ int sp_k8s_slice_dup(struct sp_slice *d, const struct sp_slice *s)
 	for (i = 0; i < s->n_endpoints; i++) {
 		d->endpoints[i] = s->endpoints[i];
 		d->endpoints[i].node_name = NULL;
+		d->endpoints[i].zone_hints = NULL;
+		d->endpoints[i].node_hints = NULL;
 		d->n_endpoints++;
-		if (dup_opt(&d->endpoints[i].node_name, s->endpoints[i].node_name))
+		if (dup_opt(&d->endpoints[i].node_name, s->endpoints[i].node_name) ||
+		    dup_opt(&d->endpoints[i].zone_hints, s->endpoints[i].zone_hints) ||
+		    dup_opt(&d->endpoints[i].node_hints, s->endpoints[i].node_hints))
 			goto fail;
 	}
 	return 0;

@@ -46,8 +46,11 @@ void sp_slice_free(struct sp_slice *s)
 	for (i = 0; i < s->n_ports; i++)
 		free(s->ports[i].name);
 	free(s->ports);
-	for (i = 0; i < s->n_endpoints; i++)
+	for (i = 0; i < s->n_endpoints; i++) {
 		free(s->endpoints[i].node_name);
+		free(s->endpoints[i].zone_hints);
+		free(s->endpoints[i].node_hints);
+	}
 	free(s->endpoints);
 	free(s->resource_version);
 	memset(s, 0, sizeof(*s));

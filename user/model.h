@@ -84,6 +84,10 @@ struct sp_endpoint {
 	bool serving; /* conditions.serving (nil = ready) */
 	bool terminating; /* conditions.terminating (nil = false) */
 	char *node_name; /* may be NULL */
+	/* Topology hints (hints.forZones[].name, hints.forNodes[].name), each a
+	 * comma-separated list (no name can hold a comma), NULL when none. */
+	char *zone_hints;
+	char *node_hints;
 };
 
 struct sp_slice {

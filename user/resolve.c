@@ -44,6 +44,14 @@
  *    the cluster view (SP_SVC_F_CLUSTER_VIEW, SP_FAMILY_VIEW keys) with
  *    every endpoint: inside clients (pods, the host, --cluster-cidr) use
  *    it, as kube-proxy short-circuits them to the cluster-wide chain.
+ *  - Topology (kube-proxy's topology.go, KEP-2433/KEP-4444/KEP-3015): in
+ *    the sets that are not Local, when every ready endpoint has node hints
+ *    (hints.forNodes) and one is for this node, new flows go only to the
+ *    endpoints hinted for this node; else the same with zone hints and the
+ *    node's zone (its topology.kubernetes.io/zone label); else to every
+ *    ready endpoint. The EndpointSlice controller writes the hints for
+ *    trafficDistribution (PreferSameZone/PreferClose, PreferSameNode) and
+ *    the topology-mode annotation. Endpoints left out keep weight 0.
  *  - An endpoint with a nodeName other than this node's is remote
  *    (SP_BE_F_REMOTE): external traffic to it is SNATed (lib/snat.h).
  *  - sessionAffinity: ClientIP sets SP_SVC_F_AFFINITY and the timeout.
@@ -79,10 +87,19 @@ enum rank {
 	RANK_READY = 2,
 };
 
+/* Topology hints of a candidate, as seen from this node (struct cand.topo). */
+enum {
+	TOPO_ZONE_HINTS = 1, /* it has zone hints */
+	TOPO_ZONE_MATCH = 2, /* one of them is this node's zone */
+	TOPO_NODE_HINTS = 4,
+	TOPO_NODE_MATCH = 8, /* hinted for this node */
+};
+
 struct cand {
 	struct sp_ip ip;
 	uint16_t port;
 	uint8_t rank;
+	uint8_t topo; /* TOPO_* */
 	bool remote; /* nodeName known and not this node's */
 };
 
@@ -148,7 +165,7 @@ static size_t slices_lower(const struct rctx *r, const char *ns, const char *nam
 }
 
 static int cand_push(struct rctx *r, const struct sp_ip *ip, uint16_t port, uint8_t rank,
-		     bool remote)
+		     uint8_t topo, bool remote)
 {
 	struct cand *v;
 
@@ -162,7 +179,7 @@ static int cand_push(struct rctx *r, const struct sp_ip *ip, uint16_t port, uint
 		r->cap_cand = cap;
 	}
 	r->cand[r->n_cand++] =
-		(struct cand){ .ip = *ip, .port = port, .rank = rank, .remote = remote };
+		(struct cand){ .ip = *ip, .port = port, .rank = rank, .topo = topo, .remote = remote };
 	return 0;
 }
 
@@ -184,6 +201,69 @@ static uint8_t ep_rank(const struct sp_endpoint *ep)
 	if (ep->serving && ep->terminating)
 		return RANK_TERMINATING;
 	return RANK_OTHER;
+}
+
+/* Is name one of the comma-separated list's names? */
+static bool in_list(const char *list, const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	const char *p = list;
+
+	if (!list || !n)
+		return false;
+	while (*p) {
+		const char *end = strchrnul(p, ',');
+
+		if ((size_t)(end - p) == n && !memcmp(p, name, n))
+			return true;
+		p = *end ? end + 1 : end;
+	}
+	return false;
+}
+
+static uint8_t ep_topo(const struct rctx *r, const struct sp_endpoint *ep)
+{
+	uint8_t t = 0;
+
+	if (ep->zone_hints)
+		t |= TOPO_ZONE_HINTS | (in_list(ep->zone_hints, r->o ? r->o->zone : NULL) ?
+						TOPO_ZONE_MATCH : 0);
+	if (ep->node_hints)
+		t |= TOPO_NODE_HINTS | (in_list(ep->node_hints, r->o ? r->o->node_name : NULL) ?
+						TOPO_NODE_MATCH : 0);
+	return t;
+}
+
+/*
+ * Which hints this node follows for a set (kube-proxy's topology.go): the
+ * node hints when every ready endpoint has some and one is for this node,
+ * else the zone hints under the same rule, else none. Returns the TOPO_*
+ * bit an endpoint needs to take new flows, 0 for "every ready endpoint".
+ * Only the ready ones count: when none is ready there is no topology and
+ * the serving-terminating fallback uses them all.
+ */
+static uint8_t topology_mode(const struct cand *c, size_t n)
+{
+	bool ready = false, all_node = true, node_match = false;
+	bool all_zone = true, zone_match = false;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (c[i].rank != RANK_READY)
+			continue;
+		ready = true;
+		all_node &= !!(c[i].topo & TOPO_NODE_HINTS);
+		node_match |= !!(c[i].topo & TOPO_NODE_MATCH);
+		all_zone &= !!(c[i].topo & TOPO_ZONE_HINTS);
+		zone_match |= !!(c[i].topo & TOPO_ZONE_MATCH);
+	}
+	if (!ready)
+		return 0;
+	if (all_node && node_match)
+		return TOPO_NODE_MATCH;
+	if (all_zone && zone_match)
+		return TOPO_ZONE_MATCH;
+	return 0;
 }
 
 /*
@@ -234,7 +314,8 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 				 strcmp(ep->node_name, r->o->node_name);
 			if (only_local && (!ep->node_name || remote))
 				continue;
-			rc = cand_push(r, &ep->addr, sl->ports[j].port, ep_rank(ep), remote);
+			rc = cand_push(r, &ep->addr, sl->ports[j].port, ep_rank(ep),
+				       only_local ? 0 : ep_topo(r, ep), remote);
 			if (rc)
 				return rc;
 		}
@@ -255,6 +336,7 @@ static int backends(struct rctx *r, const struct sp_service *s, struct sp_want_s
 {
 	size_t i, n = 0;
 	bool any_ready = false;
+	uint8_t mode;
 	uint16_t wt;
 
 	if (!r->n_cand)
@@ -265,6 +347,12 @@ static int backends(struct rctx *r, const struct sp_service *s, struct sp_want_s
 			if (r->cand[i].rank > r->cand[n - 1].rank)
 				r->cand[n - 1].rank = r->cand[i].rank;
 			r->cand[n - 1].remote &= r->cand[i].remote;
+			/* Hinted if both copies are; matching if either does. */
+			r->cand[n - 1].topo =
+				(r->cand[n - 1].topo & r->cand[i].topo &
+				 (TOPO_ZONE_HINTS | TOPO_NODE_HINTS)) |
+				((r->cand[n - 1].topo | r->cand[i].topo) &
+				 (TOPO_ZONE_MATCH | TOPO_NODE_MATCH));
 			continue;
 		}
 		r->cand[n++] = r->cand[i];
@@ -272,14 +360,21 @@ static int backends(struct rctx *r, const struct sp_service *s, struct sp_want_s
 	r->n_cand = n;
 	for (i = 0; i < n; i++)
 		any_ready |= r->cand[i].rank == RANK_READY;
+	mode = topology_mode(r->cand, n);
 	w->be = calloc(n, sizeof(*w->be));
 	if (!w->be)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		if (r->cand[i].rank == RANK_OTHER)
 			continue;
+		/* Ready endpoints the topology gives to other nodes or zones
+		 * stay with weight 0, as terminating ones do: their
+		 * established flows keep going, new ones go by the hints. */
 		if (any_ready)
-			wt = r->cand[i].rank == RANK_READY ? 1 : 0;
+			wt = r->cand[i].rank == RANK_READY &&
+					     (!mode || (r->cand[i].topo & mode)) ?
+				     1 :
+				     0;
 		else
 			wt = 1;
 		if (w->n_be == MAX_BACKENDS) {

@@ -49,6 +49,7 @@ struct sp_desired {
 
 struct sp_resolve_opts {
 	const char *node_name; /* for *TrafficPolicy: Local; may be NULL */
+	const char *zone; /* this node's topology.kubernetes.io/zone, or NULL */
 	const char *proxy_name; /* --proxy-name, or NULL */
 };
 

@@ -72,6 +72,7 @@ struct sp_sync {
 	size_t n_range_orphans;
 	struct sp_node_addr_key *node_addrs;
 	size_t n_node_addrs;
+	bool node_addrs_swept; /* the pinned map's leftovers removed */
 	/* Backends whose refs reached 0: collected after the switch. A list,
 	 * so an apply with one change does not walk every backend. */
 	struct app_be **gc;
@@ -1269,6 +1270,28 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
 			keep |= !memcmp(&s->node_addrs[i], &keys[j], sizeof(keys[j]));
 		if (!keep)
 			bpf_map_delete_elem(s->maps.fd_node_addrs, &s->node_addrs[i]);
+	}
+	if (!s->node_addrs_swept) {
+		/* The first set of this process: the pinned map may hold a
+		 * previous run's addresses (the node lost one, or
+		 * --nodeport-addresses changed), which would go on taking
+		 * NodePort traffic. The map is small (SP_MAX_NODE_ADDRS). */
+		struct sp_node_addr_key k, next;
+		bool have_k = false; /* k: the last key kept, to go on from */
+		size_t guard = 0;
+
+		while (guard++ < 4 * SP_MAX_NODE_ADDRS + 64 &&
+		       !bpf_map_get_next_key(s->maps.fd_node_addrs, have_k ? &k : NULL, &next)) {
+			bool keep = false;
+
+			for (j = 0; j < n; j++)
+				keep |= !memcmp(&next, &keys[j], sizeof(keys[j]));
+			if (!keep && !bpf_map_delete_elem(s->maps.fd_node_addrs, &next))
+				continue; /* go on from the last key kept */
+			k = next;
+			have_k = true;
+		}
+		s->node_addrs_swept = true;
 	}
 	free(s->node_addrs);
 	s->node_addrs = keys;

@@ -205,6 +205,7 @@ static int driver(int argc, char **argv)
 		{ "min-sync", required_argument, NULL, 'b' },
 		{ "page-limit", required_argument, NULL, 'p' },
 		{ "backoff-max", required_argument, NULL, 'x' },
+		{ "max-value", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{}
 	};
@@ -227,6 +228,7 @@ static int driver(int argc, char **argv)
 		case 'b': o.min_sync_ms = atoi(optarg); break;
 		case 'p': o.page_limit = (unsigned)atoi(optarg); break;
 		case 'x': o.backoff_max_ms = (unsigned)atoi(optarg); break;
+		case 'm': o.max_value = (size_t)atol(optarg); break;
 		case 'v': o.log_level = SP_K8S_LOG_DEBUG; break;
 		default:
 			fprintf(stderr, "usage: test_k8s_client [--kubeconfig F | --sa-dir D] --dump FILE ...\n");
@@ -557,6 +559,34 @@ static void test_stream(void)
 		sp_k8s_stream_reset(s);
 		ASSERT_EQ(sp_k8s_stream_feed(s, "{}\n", 3), 0, "usable after reset");
 		ASSERT_EQ(c.n, 1, "one value");
+		sp_k8s_stream_free(s);
+	}
+	{
+		/* The cap on one value: split or whole, it is refused before
+		 * the callback sees it, and the stream is usable after. */
+		static const char big[] = "{\"type\":\"ADDED\",\"object\":{\"pad\":\""
+					  "0123456789012345678901234567890123456789\"}}\n";
+		struct collect c = { 0 };
+		struct sp_k8s_stream *s = sp_k8s_stream_new(collect_value, &c);
+		size_t off;
+		int ret = 0;
+
+		sp_k8s_stream_set_max(s, 40);
+		for (off = 0; off < sizeof(big) - 1 && !ret; off += 7)
+			ret = sp_k8s_stream_feed(s, big + off,
+						 sizeof(big) - 1 - off < 7 ? sizeof(big) - 1 - off : 7);
+		ASSERT_EQ(ret, -EMSGSIZE, "a value over the cap, in pieces");
+		ASSERT_EQ(c.n, 0, "not delivered");
+		sp_k8s_stream_reset(s);
+		ASSERT_EQ(sp_k8s_stream_feed(s, big, sizeof(big) - 1), -EMSGSIZE,
+			  "a value over the cap, whole");
+		ASSERT_EQ(c.n, 0, "not delivered either");
+		sp_k8s_stream_reset(s);
+		ASSERT_EQ(sp_k8s_stream_feed(s, "{\"type\":\"ADDED\"}\n", 17), 0, "a small one");
+		ASSERT_EQ(c.n, 1, "delivered");
+		sp_k8s_stream_set_max(s, sizeof(big));
+		ASSERT_EQ(sp_k8s_stream_feed(s, big, sizeof(big) - 1), 0, "under a bigger cap");
+		ASSERT_EQ(c.n, 2, "delivered");
 		sp_k8s_stream_free(s);
 	}
 }

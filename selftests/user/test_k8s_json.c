@@ -407,22 +407,6 @@ static void test_bad_slices(void)
 	static const struct {
 		const char *name, *json, *msg;
 	} cases[] = {
-		{ "family mismatch",
-		  "{'metadata':{'name':'s','namespace':'d','labels':{'kubernetes.io/service-name':'w'}},"
-		  "'addressType':'IPv4','endpoints':[{'addresses':['fd00::1']}]}",
-		  "not an IPv4" },
-		{ "no addresses",
-		  "{'metadata':{'name':'s','namespace':'d','labels':{'kubernetes.io/service-name':'w'}},"
-		  "'addressType':'IPv4','endpoints':[{'addresses':[]}]}",
-		  "endpoints[0]" },
-		{ "bad address",
-		  "{'metadata':{'name':'s','namespace':'d','labels':{'kubernetes.io/service-name':'w'}},"
-		  "'addressType':'IPv4','endpoints':[{'addresses':['10.1.1']}]}",
-		  "10.1.1" },
-		{ "ready not bool",
-		  "{'metadata':{'name':'s','namespace':'d','labels':{'kubernetes.io/service-name':'w'}},"
-		  "'addressType':'IPv4','endpoints':[{'addresses':['10.1.1.1'],'conditions':{'ready':'yes'}}]}",
-		  "conditions" },
 		{ "no addressType",
 		  "{'metadata':{'name':'s','namespace':'d','labels':{'kubernetes.io/service-name':'w'}},'endpoints':[]}",
 		  "addressType" },
@@ -450,6 +434,128 @@ static void test_bad_slices(void)
 		ok = ASSERT_CONTAINS(err, "d/s", "names the object") && ok;
 		sp_test_report(name, ok);
 	}
+}
+
+/*
+ * A bad endpoint is skipped with a warning naming it; the slice's other
+ * endpoints stay (one bad address must not take a Service's backends away).
+ */
+static void test_bad_endpoint_skipped(void)
+{
+	static const struct {
+		const char *name, *ep, *msg;
+	} cases[] = {
+		{ "family mismatch", "{'addresses':['fd00::1']}", "not an IPv4" },
+		{ "no addresses", "{'addresses':[]}", "endpoints[1] has no addresses" },
+		{ "bad address", "{'addresses':['10.1.1']}", "10.1.1" },
+		{ "ready not bool", "{'addresses':['10.1.1.9'],'conditions':{'ready':'yes'}}",
+		  "endpoints[1].conditions" },
+		{ "nodeName not a string", "{'addresses':['10.1.1.9'],'nodeName':5}",
+		  "endpoints[1].nodeName" },
+		{ "not an object", "'10.1.1.9'", "endpoints[1] has no addresses" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char json[1024], err[256] = "", name[128];
+		struct sp_slice s;
+		bool ok;
+
+		snprintf(name, sizeof(name), "test_bad_endpoint_skipped: %s", cases[i].name);
+		if (!sp_test_selected(name))
+			continue;
+		snprintf(json, sizeof(json),
+			 "{'metadata':{'name':'s','namespace':'d','labels':{'kubernetes.io/"
+			 "service-name':'w'}},'addressType':'IPv4','ports':[{'port':80}],"
+			 "'endpoints':[{'addresses':['10.1.1.1']},%s,{'addresses':['10.1.1.3']}]}",
+			 cases[i].ep);
+		ok = ASSERT_EQ(parse_slice(json, &s, err, sizeof(err)), 0, cases[i].name);
+		if (ok) {
+			ok = ASSERT_EQ(s.n_endpoints, 2, "the two good endpoints stay") && ok;
+			ok = ok && ASSERT_STREQ(ipstr(&s.endpoints[1].addr), "10.1.1.3", "in order");
+			sp_slice_free(&s);
+		}
+		ok = ASSERT_CONTAINS(warnings, cases[i].msg, cases[i].name) && ok;
+		ok = ASSERT_CONTAINS(warnings, "d/s", "names the slice") && ok;
+		ok = ASSERT_CONTAINS(warnings, "endpoint skipped", "says what was done") && ok;
+		sp_test_report(name, ok);
+	}
+}
+
+/* endpoints[].hints: forZones and forNodes names, kept as comma lists. */
+static void test_slice_hints(void)
+{
+	struct sp_slice s, d;
+	char err[256] = "";
+
+	if (!ASSERT_EQ(parse_slice("{'metadata':{'name':'s','namespace':'d','labels':{'kubernetes."
+				   "io/service-name':'w'}},'addressType':'IPv4','ports':[{'port':80}],"
+				   "'endpoints':["
+				   "{'addresses':['10.1.1.1'],'hints':{'forZones':[{'name':'z1'},"
+				   "{'name':'z2'}],'forNodes':[{'name':'node-a'}]}},"
+				   "{'addresses':['10.1.1.2'],'hints':{'forZones':[{'name':'z1'}]}},"
+				   "{'addresses':['10.1.1.3'],'hints':{'forZones':[{'nom':'z1'}]}},"
+				   "{'addresses':['10.1.1.4'],'hints':'z1'},"
+				   "{'addresses':['10.1.1.5'],'hints':{'forZones':[]}}]}",
+				   &s, err, sizeof(err)),
+		       0, err))
+		return;
+	if (ASSERT_EQ(s.n_endpoints, 5, "all endpoints kept")) {
+		ASSERT_STREQ(s.endpoints[0].zone_hints, "z1,z2", "two zones");
+		ASSERT_STREQ(s.endpoints[0].node_hints, "node-a", "a node");
+		ASSERT_STREQ(s.endpoints[1].zone_hints, "z1", "one zone");
+		ASSERT_TRUE(!s.endpoints[1].node_hints, "no node hints");
+		ASSERT_TRUE(!s.endpoints[2].zone_hints && !s.endpoints[3].zone_hints,
+			    "malformed hints: none");
+		ASSERT_TRUE(!s.endpoints[4].zone_hints, "an empty list: none");
+		ASSERT_EQ(n_warnings, 2, "a warning per malformed hints");
+		ASSERT_CONTAINS(warnings, "endpoints[2].hints is malformed", "names it");
+		if (ASSERT_EQ(sp_k8s_slice_dup(&d, &s), 0, "dup")) {
+			ASSERT_STREQ(d.endpoints[0].zone_hints, "z1,z2", "dup: zones");
+			ASSERT_STREQ(d.endpoints[0].node_hints, "node-a", "dup: nodes");
+			ASSERT_TRUE(d.endpoints[0].zone_hints != s.endpoints[0].zone_hints,
+				    "dup: a copy");
+			sp_slice_free(&d);
+		}
+	}
+	sp_slice_free(&s);
+}
+
+/* The Node's zone label, and InternalIPs before ExternalIPs (primary first). */
+static void test_node_zone_primary(void)
+{
+	struct json_object *o;
+	struct sp_ip *a;
+	char *zone;
+	size_t n;
+	char err[256] = "";
+
+	o = J("{'metadata':{'name':'n','labels':{'topology.kubernetes.io/zone':'zone-a'}},"
+	      "'status':{'addresses':[{'type':'ExternalIP','address':'203.0.113.10'},"
+	      "{'type':'ExternalIP','address':'fd00:9::1'},"
+	      "{'type':'InternalIP','address':'192.168.1.10'},"
+	      "{'type':'InternalIP','address':'192.168.1.11'}]}}");
+	if (ASSERT_EQ(sp_k8s_node_zone(o, &zone), 0, "zone")) {
+		ASSERT_STREQ(zone, "zone-a", "the label");
+		free(zone);
+	}
+	if (ASSERT_EQ(sp_k8s_parse_node(o, &a, &n, NULL, NULL, err, sizeof(err)), 0, err) &&
+	    ASSERT_EQ(n, 4, "four")) {
+		ASSERT_STREQ(ipstr(&a[0]), "192.168.1.10", "InternalIP first");
+		ASSERT_STREQ(ipstr(&a[1]), "192.168.1.11", "then the next InternalIP");
+		ASSERT_STREQ(ipstr(&a[2]), "203.0.113.10", "then ExternalIPs");
+		ASSERT_STREQ(ipstr(&a[3]), "fd00:9::1", "in API order");
+		free(a);
+	}
+	json_object_put(o);
+	o = J("{'metadata':{'name':'n','labels':{'topology.kubernetes.io/zone':''}}}");
+	ASSERT_EQ(sp_k8s_node_zone(o, &zone), 0, "empty label");
+	ASSERT_TRUE(!zone, "an empty zone is none");
+	json_object_put(o);
+	o = J("{'metadata':{'name':'n','labels':{'topology.kubernetes.io/zone':7}}}");
+	ASSERT_EQ(sp_k8s_node_zone(o, &zone), 0, "not a string");
+	ASSERT_TRUE(!zone, "a zone that is not a string is none");
+	json_object_put(o);
 }
 
 static void test_list_with_bad_item(void)
@@ -666,6 +772,9 @@ int main(void)
 	RUN_TEST(test_slice);
 	RUN_TEST(test_slice_v6_and_ignored);
 	test_bad_slices();
+	RUN_TEST(test_bad_endpoint_skipped);
+	RUN_TEST(test_slice_hints);
+	RUN_TEST(test_node_zone_primary);
 	RUN_TEST(test_list_with_bad_item);
 	RUN_TEST(test_node);
 	RUN_TEST(test_src_ranges);

@@ -927,6 +927,156 @@ out:
 	sp_model_free(&c);
 }
 
+/* Set endpoint addr's hints in slice 0 (the config file has no hints). */
+static void set_hints(struct sp_model *m, const char *addr, const char *zones, const char *nodes)
+{
+	struct sp_ip ip;
+	size_t i;
+
+	if (sp_ip_parse(addr, &ip))
+		return;
+	for (i = 0; i < m->slices[0].n_endpoints; i++) {
+		struct sp_endpoint *e = &m->slices[0].endpoints[i];
+
+		if (sp_ip_cmp(&e->addr, &ip))
+			continue;
+		free(e->zone_hints);
+		free(e->node_hints);
+		e->zone_hints = zones ? strdup(zones) : NULL;
+		e->node_hints = nodes ? strdup(nodes) : NULL;
+	}
+}
+
+/*
+ * Topology hints (kube-proxy's topology.go): node hints when every ready
+ * endpoint has some and one is for this node, else zone hints under the
+ * same rule, else every ready endpoint. Endpoints left out keep weight 0.
+ */
+static void test_topology(void)
+{
+	static const struct {
+		const char *name, *zone, *node;
+		/* hints of 10.0.0.1..4: zones, nodes (NULL: none) */
+		const char *zh[4], *nh[4];
+		uint16_t wt[4]; /* weights of 10.0.0.1..4 (4 is not ready when 9) */
+	} cases[] = {
+		{ "zone hints, this zone on .1 and .2",
+		  "z1", "node-a", { "z1", "z1", "z2", "z2" }, {}, { 1, 1, 0, 0 } },
+		{ "an endpoint hinted for two zones",
+		  "z2", "node-a", { "z1", "z1,z2", "z3", "z1" }, {}, { 0, 1, 0, 0 } },
+		{ "one ready endpoint without hints: no topology",
+		  "z1", "node-a", { "z1", "z1", "z2", NULL }, {}, { 1, 1, 1, 1 } },
+		{ "no endpoint hinted for this zone: no topology",
+		  "z3", "node-a", { "z1", "z1", "z2", "z2" }, {}, { 1, 1, 1, 1 } },
+		{ "the node has no zone: no topology",
+		  NULL, "node-a", { "z1", "z1", "z2", "z2" }, {}, { 1, 1, 1, 1 } },
+		{ "node hints win over zone hints",
+		  "z1", "node-a", { "z1", "z1", "z2", "z2" },
+		  { "node-b", "node-a", "node-c", "node-a" }, { 0, 1, 0, 1 } },
+		{ "node hints for other nodes only: zone hints apply",
+		  "z2", "node-a", { "z1", "z1", "z2", "z2" },
+		  { "node-b", "node-b", "node-c", "node-c" }, { 0, 0, 1, 1 } },
+		{ "node hints on some endpoints only: zone hints apply",
+		  "z1", "node-a", { "z1", "z2", "z2", "z2" },
+		  { "node-a", NULL, NULL, NULL }, { 1, 0, 0, 0 } },
+		{ "without a node name node hints never match",
+		  "z1", NULL, { "z1", "z2", "z2", "z2" },
+		  { "node-a", "node-a", "node-a", "node-a" }, { 1, 0, 0, 0 } },
+		{ "a name that only starts like the zone does not match",
+		  "z1", "node-a", { "z10", "z1x", "z2", "z1,z2" }, {}, { 0, 0, 0, 1 } },
+	};
+	static const char yaml[] = READINESS_SVC EP("10.0.0.1", "true", "true", "false")
+		EP("10.0.0.2", "true", "true", "false") EP("10.0.0.3", "true", "true", "false")
+			EP("10.0.0.4", "true", "true", "false");
+	static const char *const addrs[4] = { "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4" };
+	size_t i, j;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sp_resolve_opts o = { .node_name = cases[i].node, .zone = cases[i].zone };
+		const struct sp_want_svc *w;
+		struct sp_desired d = { 0 };
+		struct sp_model m;
+
+		if (!load(yaml, &m))
+			continue;
+		for (j = 0; j < 4; j++)
+			set_hints(&m, addrs[j], cases[i].zh[j], cases[i].nh[j]);
+		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, cases[i].name)) {
+			w = find(&d, "default/s:/tcp/v4");
+			if (ASSERT_TRUE(w && w->n_be == 4, cases[i].name))
+				for (j = 0; j < 4; j++)
+					ASSERT_TRUE(be_is(w, j, addrs[j], 8080, cases[i].wt[j]),
+						    cases[i].name);
+		}
+		sp_desired_free(&d);
+		sp_model_free(&m);
+	}
+}
+
+/* Only ready endpoints decide; with none ready the serving-terminating
+ * fallback takes them all, hints or not; Local sets ignore hints. */
+static void test_topology_fallbacks(void)
+{
+	static const char ready_yaml[] = READINESS_SVC EP("10.0.0.1", "true", "true", "false")
+		EP("10.0.0.2", "true", "true", "false") EP("10.0.0.3", "false", "true", "true");
+	static const char term_yaml[] = READINESS_SVC EP("10.0.0.1", "false", "true", "true")
+		EP("10.0.0.2", "false", "true", "true");
+	static const char local_yaml[] =
+		"services:\n"
+		"  - {name: s, clusterIP: 10.96.0.1, internalTrafficPolicy: Local,\n"
+		"     ports: [{port: 80}]}\n"
+		"endpointSlices:\n"
+		"  - name: s-1\n"
+		"    serviceName: s\n"
+		"    addressType: IPv4\n"
+		"    ports: [{port: 8080}]\n"
+		"    endpoints:\n"
+		"      - {addresses: [10.0.0.1], nodeName: node-a}\n"
+		"      - {addresses: [10.0.0.2], nodeName: node-b}\n";
+	struct sp_resolve_opts o = { .node_name = "node-a", .zone = "z1" };
+	const struct sp_want_svc *w;
+	struct sp_desired d = { 0 };
+	struct sp_model m;
+
+	/* The terminating .3 has no hints: it does not turn topology off. */
+	if (load(ready_yaml, &m)) {
+		set_hints(&m, "10.0.0.1", "z1", NULL);
+		set_hints(&m, "10.0.0.2", "z2", NULL);
+		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, "resolve")) {
+			w = find(&d, "default/s:/tcp/v4");
+			ASSERT_TRUE(be_is(w, 0, "10.0.0.1", 8080, 1) &&
+					    be_is(w, 1, "10.0.0.2", 8080, 0) &&
+					    be_is(w, 2, "10.0.0.3", 8080, 0),
+				    "a terminating endpoint without hints: zone z1 only");
+		}
+		sp_desired_free(&d);
+		sp_model_free(&m);
+	}
+	if (load(term_yaml, &m)) {
+		set_hints(&m, "10.0.0.1", "z2", NULL);
+		set_hints(&m, "10.0.0.2", "z1", NULL);
+		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, "resolve")) {
+			w = find(&d, "default/s:/tcp/v4");
+			ASSERT_TRUE(be_is(w, 0, "10.0.0.1", 8080, 1) &&
+					    be_is(w, 1, "10.0.0.2", 8080, 1),
+				    "none ready: every serving-terminating endpoint, hints ignored");
+		}
+		sp_desired_free(&d);
+		sp_model_free(&m);
+	}
+	if (load(local_yaml, &m)) {
+		set_hints(&m, "10.0.0.1", "z2", NULL);
+		set_hints(&m, "10.0.0.2", "z1", NULL);
+		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, "resolve")) {
+			w = find(&d, "default/s:/tcp/v4");
+			ASSERT_TRUE(w && w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1),
+				    "internalTrafficPolicy Local: this node's endpoint, hints ignored");
+		}
+		sp_desired_free(&d);
+		sp_model_free(&m);
+	}
+}
+
 int main(void)
 {
 	RUN_TEST(test_default_config);
@@ -944,5 +1094,7 @@ int main(void)
 	RUN_TEST(test_src_ranges);
 	RUN_TEST(test_empty_model);
 	RUN_TEST(test_resolve_some);
+	RUN_TEST(test_topology);
+	RUN_TEST(test_topology_fallbacks);
 	return sp_test_exit();
 }
