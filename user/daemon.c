@@ -656,6 +656,11 @@ struct daemon {
 	bool attached; /* uplinks and existing pods have the programs */
 	uint64_t applies, apply_errors;
 	double last_apply_ms;
+	/* Where a start's time went (ms since cmd_run began), for the ready
+	 * line: what the issue-11 start figure is made of. 0: not reached. */
+	struct {
+		double t0, config, programs, recovered, applied, attached;
+	} start;
 	/* Kubernetes snapshots arrive on the watcher thread. */
 	pthread_mutex_t k8s_lock;
 	struct sp_k8s_update *k8s_pending;
@@ -1577,7 +1582,14 @@ static void announce_ready(struct daemon *d)
 		return;
 	}
 	d->announced = true;
-	pr_info("ready: state applied, datapath attached");
+	/* Each figure is the time since the previous step (config is 0 with
+	 * the Kubernetes source, whose first state comes after the attach). */
+	pr_info("ready: state applied, datapath attached (%.0f ms after start: config %.0f, "
+		"programs %.0f, pinned state %.0f, first apply %.0f, attach %.0f)",
+		now_ms() - d->start.t0, d->start.config - d->start.t0,
+		d->start.programs - d->start.config, d->start.recovered - d->start.programs,
+		d->start.applied ? d->start.applied - d->start.recovered : 0,
+		d->start.attached - (d->start.applied ?: d->start.recovered));
 }
 
 /* ---- the loop ---------------------------------------------------------------------- */
@@ -1669,6 +1681,7 @@ int cmd_run(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	d.o = &o;
+	d.start.t0 = now_ms();
 	d.k8s_efd = -1;
 	d.gc_stop_efd = -1;
 	pthread_mutex_init(&d.k8s_lock, NULL);
@@ -1721,10 +1734,12 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 
+	d.start.config = now_ms();
 	snat_reserve_ports(&o.dp);
 	err = sp_dp_load(&d.dp, &o.dp);
 	if (err)
 		goto out;
+	d.start.programs = now_ms();
 	if (d.dp.maps_reused)
 		pr_info("reusing pinned maps under %s: conntrack and state kept", o.dp.pin_dir);
 	sm = (struct sp_sync_maps){
@@ -1749,6 +1764,7 @@ int cmd_run(int argc, char **argv)
 		pr_err("read pinned state: %s", strerror(-err));
 		goto out;
 	}
+	d.start.recovered = now_ms();
 	publish(&d);
 	bootstrap_hint(&d);
 
@@ -1762,6 +1778,7 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		d.synced = true;
 		publish(&d);
+		d.start.applied = now_ms();
 	}
 	err = sync_node_addrs(&d, NULL, 0);
 	if (err)
@@ -1786,6 +1803,7 @@ int cmd_run(int argc, char **argv)
 		attach_existing_pods(&d);
 	}
 	d.attached = true;
+	d.start.attached = now_ms();
 
 	if (o.kubeconfig || o.in_cluster) {
 		struct sp_k8s_opts ko;
