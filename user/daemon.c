@@ -1896,6 +1896,9 @@ int cmd_run(int argc, char **argv)
 			if (++retries % 30 == 0)
 				bootstrap_hint(&d);
 			sp_svc_health_retry(d.svc_health);
+			/* What the last apply retired, once its grace period
+			 * has ended (sync.h): chunks, ids, deleted backends. */
+			sp_sync_reclaim(d.sync, NULL);
 			if (d.proxy_http_wanted && !d.proxy_http)
 				proxy_health_start(&d, true);
 		}

@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
+#include <stdatomic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -34,6 +36,7 @@ struct app_be {
 	uint32_t refs; /* applied Services whose region lists it */
 	uint8_t flags; /* SP_BE_F_* as written */
 	bool queued; /* on the gc list (refs reached 0 since the last collection) */
+	uint64_t gen; /* the generation its refs last reached 0 in (see struct sp_sync) */
 };
 
 struct app_svc {
@@ -72,16 +75,40 @@ struct sp_sync {
 	size_t n_range_orphans;
 	struct sp_node_addr_key *node_addrs;
 	size_t n_node_addrs;
-	/* Backends whose refs reached 0: collected after the switch. A list,
-	 * so an apply with one change does not walk every backend. */
+	/* Backends whose refs reached 0: collected after a grace period. A
+	 * list, so an apply with one change does not walk every backend. */
 	struct app_be **gc;
 	size_t n_gc, gc_cap;
-	/* Regions no frontend points at any more, freed at the end of the
-	 * apply, once no datapath program can still be reading them. */
+	/* Regions no frontend points at any more (chunks == 0: the svc_id
+	 * `first` of a removed Service), in the order they were retired:
+	 * freed once no datapath program can still be reading them. */
 	struct retired {
 		uint32_t first, chunks;
+		uint64_t gen;
 	} *retired;
 	size_t n_retired, retired_cap;
+	/*
+	 * Deferred reclamation. What a switch unlinks (an old region, the
+	 * svc_id of a removed Service, a backend no table lists) is tagged with
+	 * the current generation. At the end of an apply that retired
+	 * something, the generation is handed to the reclaimer thread, which
+	 * waits for one grace period (wait_for_datapath) covering everything
+	 * retired up to it and publishes it as completed; the next apply, or
+	 * sp_sync_reclaim(), frees what is covered. The apply itself never
+	 * waits, except when an allocation finds only retired room
+	 * (flush_retired). Without the thread (it could not be started), every
+	 * apply waits at its end, as before.
+	 */
+	uint64_t gen; /* tag for what is retired now; starts at 1 */
+	bool gen_used; /* something was retired under gen */
+	struct {
+		pthread_t thread;
+		pthread_mutex_t lock;
+		pthread_cond_t cond; /* a new request, or stop */
+		uint64_t requested, completed; /* generations; under lock */
+		bool stop, running, inited;
+	} rc;
+	struct sp_sync_stats *cur_st; /* the current apply's statistics, or NULL */
 	bool full_done; /* a full apply has run: orphans from the recovery are gone */
 };
 
@@ -133,7 +160,7 @@ static struct app_be *find_be(struct sp_sync *s, const struct sp_ip *ip, uint16_
 /* ---- allocators ---------------------------------------------------------- */
 
 /* First fit from a rotating cursor over the chunk bitmap. */
-static int region_alloc(struct sp_sync *s, uint32_t chunks, uint32_t *out)
+static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 {
 	uint32_t total = s->maps.maglev_chunks, tried = 0, start = s->chunk_cursor, run = 0, i;
 
@@ -166,21 +193,33 @@ static void region_free(struct sp_sync *s, uint32_t first, uint32_t chunks)
 		memset(s->chunk_used + first, 0, chunks);
 }
 
-/* A region that was switched away from: free it only after the next
- * wait_for_datapath() (see sp_sync_apply). */
-static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
+static void flush_retired(struct sp_sync *s);
+
+/* A region; when only retired chunks would make room, wait for them. */
+static int region_alloc(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 {
-	if (!chunks)
-		return;
+	int err = region_alloc_once(s, chunks, out);
+
+	if (err != -ENOSPC || !s->n_retired)
+		return err;
+	flush_retired(s);
+	return region_alloc_once(s, chunks, out);
+}
+
+/* Something a switch unlinked: chunks of a region (chunks > 0), or the
+ * svc_id `first` of a removed Service (chunks == 0). Freed once a grace
+ * period covers its generation (free_retired). */
+static void retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
+{
 	if (s->n_retired == s->retired_cap) {
 		size_t cap = s->retired_cap ? 2 * s->retired_cap : 16;
 		struct retired *r = realloc(s->retired, cap * sizeof(*r));
 
 		if (!r) {
-			/* No memory to defer: leak the chunks until restart
-			 * rather than free them under a reader. */
-			pr_warn("cannot defer freeing Maglev region %u+%u: %s", first, chunks,
-				strerror(ENOMEM));
+			/* No memory to defer: leak until restart rather than
+			 * free under a reader. */
+			pr_warn("cannot defer freeing %s %u: %s",
+				chunks ? "Maglev region at chunk" : "svc_id", first, strerror(ENOMEM));
 			return;
 		}
 		s->retired = r;
@@ -188,7 +227,15 @@ static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
 	}
 	s->retired[s->n_retired].first = first;
 	s->retired[s->n_retired].chunks = chunks;
+	s->retired[s->n_retired].gen = s->gen;
 	s->n_retired++;
+	s->gen_used = true;
+}
+
+static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
+{
+	if (chunks)
+		retire(s, first, chunks);
 }
 
 /*
@@ -198,32 +245,175 @@ static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
  * the old region and backend ids, which must not be freed (and reused by
  * another Service, or deleted) under it. BPF programs run inside RCU
  * read-side sections, and membarrier(MEMBARRIER_CMD_GLOBAL) is
- * synchronize_rcu(): one grace period, a few milliseconds, once per apply.
+ * synchronize_rcu(): one grace period, from well under a millisecond to
+ * tens of milliseconds on a loaded machine. Called from the reclaimer
+ * thread, or by the apply itself only when it needs retired room.
  */
+static int membarrier_grace(void)
+{
+	return (int)syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+}
+
+static int (*grace_fn)(void) = membarrier_grace;
+
+void sp_sync_set_grace(int (*fn)(void))
+{
+	grace_fn = fn ? fn : membarrier_grace;
+}
+
 static void wait_for_datapath(void)
 {
-	static bool warned;
+	static atomic_bool warned;
 
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+	if (grace_fn() == 0)
 		return;
-	if (!warned)
+	if (!atomic_exchange(&warned, true))
 		pr_warn("membarrier(MEMBARRIER_CMD_GLOBAL): %s; waiting 100 ms instead before "
 			"freeing what the datapath may still read",
 			strerror(errno));
-	warned = true;
 	usleep(100000);
+}
+
+static void be_gc(struct sp_sync *s, uint64_t upto);
+
+/* Free what was retired in generations up to upto (UINT64_MAX: all). */
+static void free_retired(struct sp_sync *s, uint64_t upto)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_retired && s->retired[i].gen <= upto; i++) {
+		const struct retired *r = &s->retired[i];
+
+		if (r->chunks)
+			region_free(s, r->first, r->chunks);
+		else if (r->first < s->maps.max_svc_ids)
+			s->svc_id_used[r->first] = 0;
+	}
+	if (i) {
+		memmove(s->retired, s->retired + i, (s->n_retired - i) * sizeof(*s->retired));
+		s->n_retired -= i;
+	}
+	be_gc(s, upto);
+}
+
+static uint64_t grace_completed(struct sp_sync *s)
+{
+	uint64_t c;
+
+	pthread_mutex_lock(&s->rc.lock);
+	c = s->rc.completed;
+	pthread_mutex_unlock(&s->rc.lock);
+	return c;
+}
+
+/* Free what a finished grace period covers; never waits. */
+static void reclaim_done(struct sp_sync *s)
+{
+	if (s->rc.running && (s->n_retired || s->n_gc))
+		free_retired(s, grace_completed(s));
+}
+
+/*
+ * Wait for a grace period here and free everything retired so far: for
+ * an allocation that finds only retired room, and for sp_sync_flush.
+ * Everything retired is unlinked already (retire() runs after the
+ * switch), so one grace period from now covers it all.
+ */
+static void flush_retired(struct sp_sync *s)
+{
+	if (!s->n_retired && !s->n_gc)
+		return;
+	wait_for_datapath();
+	free_retired(s, UINT64_MAX);
+}
+
+/* End of an apply: have a grace period started for what it retired. */
+static void retire_commit(struct sp_sync *s)
+{
+	if (!s->gen_used)
+		return;
+	if (!s->rc.running) {
+		flush_retired(s);
+	} else {
+		pthread_mutex_lock(&s->rc.lock);
+		s->rc.requested = s->gen;
+		pthread_cond_signal(&s->rc.cond);
+		pthread_mutex_unlock(&s->rc.lock);
+	}
+	s->gen++;
+	s->gen_used = false;
+}
+
+/* The reclaimer thread: one grace period per request, covering every
+ * generation requested so far (requests that arrive during one wait are
+ * served together by the next). */
+static void *reclaimer_main(void *arg)
+{
+	struct sp_sync *s = arg;
+	uint64_t want;
+
+	pthread_mutex_lock(&s->rc.lock);
+	for (;;) {
+		while (!s->rc.stop && s->rc.requested <= s->rc.completed)
+			pthread_cond_wait(&s->rc.cond, &s->rc.lock);
+		if (s->rc.stop)
+			break;
+		want = s->rc.requested;
+		pthread_mutex_unlock(&s->rc.lock);
+		wait_for_datapath();
+		pthread_mutex_lock(&s->rc.lock);
+		s->rc.completed = want;
+	}
+	pthread_mutex_unlock(&s->rc.lock);
+	return NULL;
+}
+
+static void reclaimer_start(struct sp_sync *s)
+{
+	int err;
+
+	pthread_mutex_init(&s->rc.lock, NULL);
+	pthread_cond_init(&s->rc.cond, NULL);
+	s->rc.inited = true;
+	err = pthread_create(&s->rc.thread, NULL, reclaimer_main, s);
+	if (err) {
+		pr_warn("start the map sync's reclaimer thread: %s; every change will wait for "
+			"the datapath itself",
+			strerror(err));
+		return;
+	}
+	s->rc.running = true;
+}
+
+static void reclaimer_stop(struct sp_sync *s)
+{
+	if (!s->rc.running)
+		return;
+	pthread_mutex_lock(&s->rc.lock);
+	s->rc.stop = true;
+	pthread_cond_signal(&s->rc.cond);
+	pthread_mutex_unlock(&s->rc.lock);
+	pthread_join(s->rc.thread, NULL);
+	s->rc.running = false;
 }
 
 static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
 {
 	uint32_t i;
+	int pass;
 
-	for (i = 0; i < s->maps.max_svc_ids; i++) {
-		if (!s->svc_id_used[i]) {
-			s->svc_id_used[i] = 1;
-			*out = i;
-			return 0;
+	/* The second pass after waiting for what is only retired. */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < s->maps.max_svc_ids; i++) {
+			if (!s->svc_id_used[i]) {
+				s->svc_id_used[i] = 1;
+				*out = i;
+				return 0;
+			}
 		}
+		if (!s->n_retired)
+			break;
+		flush_retired(s);
 	}
 	return -ENOSPC;
 }
@@ -231,15 +421,21 @@ static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
 static int be_id_alloc(struct sp_sync *s, uint32_t *out)
 {
 	uint32_t max = s->maps.max_backends, i, id;
+	int pass;
 
-	for (i = 0; i < max; i++) {
-		id = (s->be_cursor + i) % max + 1;
-		if (!s->be_id_used[id]) {
-			s->be_id_used[id] = 1;
-			s->be_cursor = id % max;
-			*out = id;
-			return 0;
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < max; i++) {
+			id = (s->be_cursor + i) % max + 1;
+			if (!s->be_id_used[id]) {
+				s->be_id_used[id] = 1;
+				s->be_cursor = id % max;
+				*out = id;
+				return 0;
+			}
 		}
+		if (!s->n_gc)
+			break;
+		flush_retired(s);
 	}
 	return -ENOSPC;
 }
@@ -331,9 +527,13 @@ static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id
 	return 0;
 }
 
-/* Queue a backend for collection (at most once). */
+/* Queue a backend for collection (at most once), tagged with the
+ * generation its refs reached 0 in: a backend taken again and dropped
+ * again later waits for that later grace period. */
 static void gc_queue(struct sp_sync *s, struct app_be *be)
 {
+	be->gen = s->gen;
+	s->gen_used = true;
 	if (be->queued)
 		return;
 	if (s->n_gc == s->gc_cap) {
@@ -357,27 +557,33 @@ static void be_put(struct sp_sync *s, const struct sp_ip *ip, uint16_t port)
 		gc_queue(s, be);
 }
 
-/* Delete the queued backends that nobody took again since they were queued. */
-static void be_gc(struct sp_sync *s, struct sp_sync_stats *st)
+/* Delete the queued backends that nobody took again since they were
+ * queued and whose generation is up to upto; the others wait. */
+static void be_gc(struct sp_sync *s, uint64_t upto)
 {
-	size_t i;
+	size_t i, k = 0;
 
 	for (i = 0; i < s->n_gc; i++) {
 		struct app_be *be = s->gc[i];
 
-		be->queued = false;
-		if (be->refs)
+		if (be->refs) {
+			be->queued = false;
 			continue;
+		}
+		if (be->gen > upto) {
+			s->gc[k++] = be;
+			continue;
+		}
 		if (bpf_map_delete_elem(s->maps.fd_backends, &be->id) && errno != ENOENT)
 			pr_warn("delete backend %u from sp_backends: %s", be->id, strerror(errno));
 		s->be_id_used[be->id] = 0;
 		tdelete(be, &s->bes, be_cmp);
 		s->n_bes--;
 		free(be);
-		if (st)
-			st->be_deleted++;
+		if (s->cur_st)
+			s->cur_st->be_deleted++;
 	}
-	s->n_gc = 0;
+	s->n_gc = k;
 }
 
 /* ---- regions --------------------------------------------------------------- */
@@ -986,7 +1192,9 @@ static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stat
 	ranges_del(s, a->ranges, a->n_ranges, NULL, 0);
 	if (bpf_map_delete_elem(s->maps.fd_svc_meta, &a->svc_id) && errno != ENOENT)
 		pr_warn("%s: delete sp_svc_meta entry: %s", a->id, strerror(errno));
-	s->svc_id_used[a->svc_id] = 0;
+	/* A packet that read its frontend may still count into its stats
+	 * or look up its ranges: the id is reused only after a grace period. */
+	retire(s, a->svc_id, 0);
 	pr_debug("%s: removed", a->id);
 	if (st)
 		st->svc_removed++;
@@ -1107,18 +1315,18 @@ static void settle_svc(struct sp_sync *s, struct app_svc *a, bool wanted,
 	app_svc_free(a);
 }
 
-/* Old tables and removed backends: only once no packet that started
- * before the switches can still be reading them. */
-static void release_retired(struct sp_sync *s, struct sp_sync_stats *st)
+void sp_sync_reclaim(struct sp_sync *s, struct sp_sync_stats *st)
 {
-	size_t i;
+	s->cur_st = st;
+	reclaim_done(s);
+	s->cur_st = NULL;
+}
 
-	if (s->n_retired || s->n_gc)
-		wait_for_datapath();
-	for (i = 0; i < s->n_retired; i++)
-		region_free(s, s->retired[i].first, s->retired[i].chunks);
-	s->n_retired = 0;
-	be_gc(s, st);
+void sp_sync_flush(struct sp_sync *s, struct sp_sync_stats *st)
+{
+	s->cur_st = st;
+	flush_retired(s);
+	s->cur_st = NULL;
 }
 
 /* bsearch over sp_want_svc by id: the key is the id string. */
@@ -1136,13 +1344,15 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 
 	if (st)
 		memset(st, 0, sizeof(*st));
+	s->cur_st = st;
+	reclaim_done(s);
 	err = desired_keys(d, &keep, &n_keep);
 	if (err)
-		return err;
+		goto out;
 	list = all_svcs(s, &n);
 	if (!list) {
-		free(keep);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
 	for (i = 0; i < n; i++)
 		list[i]->seen = 0;
@@ -1164,8 +1374,8 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	/* Deletion pass: frontends nobody wants, then Services nobody wants. */
 	list = all_svcs(s, &n);
 	if (!list) {
-		free(keep);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
 	for (i = 0; i < n; i++) {
 		struct app_svc *a = list[i];
@@ -1180,9 +1390,13 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	s->n_orphans = 0;
 	range_orphans_delete(s);
 	s->full_done = true;
-	release_retired(s, st);
+	err = ret;
+out:
+	/* Also after a failure: what was retired must be freed some day. */
+	retire_commit(s);
+	s->cur_st = NULL;
 	free(keep);
-	return ret;
+	return err;
 }
 
 /*
@@ -1206,10 +1420,14 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 		return sp_sync_apply(s, d, st);
 	if (st)
 		memset(st, 0, sizeof(*st));
+	s->cur_st = st;
+	reclaim_done(s);
 	/* The wanted entries of the listed ids (d is sorted by id). */
 	part.svc = calloc(n_ids ? n_ids : 1, sizeof(*part.svc));
-	if (!part.svc)
+	if (!part.svc) {
+		s->cur_st = NULL;
 		return -ENOMEM;
+	}
 	for (i = 0; i < n_ids; i++) {
 		const struct sp_want_svc *w = bsearch(ids[i], d->svc, d->n, sizeof(*d->svc),
 						      want_id_key_cmp);
@@ -1219,6 +1437,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 	}
 	err = desired_keys(&part, &keep, &n_keep);
 	if (err) {
+		s->cur_st = NULL;
 		free(part.svc);
 		return err;
 	}
@@ -1239,7 +1458,8 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 			continue;
 		settle_svc(s, a, wanted, keep, n_keep, st);
 	}
-	release_retired(s, st);
+	retire_commit(s);
+	s->cur_st = NULL;
 	free(keep);
 	free(part.svc);
 	return ret;
@@ -1558,6 +1778,7 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 	if (!s)
 		return -ENOMEM;
 	s->maps = *maps;
+	s->gen = 1;
 	s->chunk_used = calloc(maps->maglev_chunks, 1);
 	s->svc_id_used = calloc(maps->max_svc_ids, 1);
 	s->be_id_used = calloc(maps->max_backends + 1, 1);
@@ -1570,6 +1791,7 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 		sp_sync_free(s);
 		return err;
 	}
+	reclaimer_start(s);
 	*out = s;
 	return 0;
 }
@@ -1583,6 +1805,14 @@ void sp_sync_free(struct sp_sync *s)
 {
 	if (!s)
 		return;
+	/* Shutdown: finish what is retired (backends deleted from the map). */
+	reclaimer_stop(s);
+	if (s->full_done)
+		flush_retired(s);
+	if (s->rc.inited) {
+		pthread_mutex_destroy(&s->rc.lock);
+		pthread_cond_destroy(&s->rc.cond);
+	}
 	tdestroy(s->svcs, free_svc_node);
 	tdestroy(s->bes, free);
 	free(s->chunk_used);
