@@ -58,8 +58,32 @@ struct app_svc {
 	size_t n_ranges;
 };
 
+/*
+ * Map writes queued to go out together, one bpf_map_update_batch per map
+ * instead of one syscall per entry (a start at 10,000 Services writes
+ * 100,000 backends). Written in order, so a later write of the same key
+ * wins, as it would one at a time.
+ */
+struct wbatch {
+	const char *name; /* the map, for messages */
+	const char *full_hint; /* appended when it is full (E2BIG), or "" */
+	int fd;
+	uint32_t ksz, vsz, n, cap;
+	uint8_t *keys, *vals;
+};
+
 struct sp_sync {
 	struct sp_sync_maps maps;
+	/*
+	 * The order that makes a switch safe (see the top of this file) holds
+	 * between the batches: the staging ones (backends, Maglev chunks,
+	 * counters to zero: nothing points at them yet) always go out before
+	 * the frontend writes that point at them, and the deletions that must
+	 * follow a switch (old ranges, affinity pairs, retired regions) wait
+	 * until the frontend batch is out (flush_writes).
+	 */
+	struct wbatch wb_backends, wb_chunks, wb_stats, wb_fe, wb_meta;
+	int write_err; /* first failed write of a staging or metadata batch in this apply */
 	void *svcs; /* tsearch tree of struct app_svc * by id */
 	void *bes; /* tsearch tree of struct app_be * by identity */
 	size_t n_svcs, n_bes;
@@ -155,6 +179,136 @@ static struct app_be *find_be(struct sp_sync *s, const struct sp_ip *ip, uint16_
 
 	r = tfind(&key, &s->bes, be_cmp);
 	return r ? *r : NULL;
+}
+
+/* ---- batched writes -------------------------------------------------------- */
+
+static void wbatch_init(struct wbatch *b, const char *name, const char *full_hint, int fd,
+			uint32_t ksz, uint32_t vsz)
+{
+	uint32_t cap = (256u << 10) / (ksz + vsz); /* about 256 KiB of keys and values */
+
+	b->name = name;
+	b->full_hint = full_hint;
+	b->fd = fd;
+	b->ksz = ksz;
+	b->vsz = vsz;
+	b->cap = cap < 64 ? 64 : cap > 8192 ? 8192 : cap;
+}
+
+static void wbatch_free(struct wbatch *b)
+{
+	free(b->keys);
+	free(b->vals);
+	b->keys = b->vals = NULL;
+	b->n = 0;
+}
+
+/*
+ * Write what b holds: one bpf_map_update_batch (elements in order, BPF_ANY),
+ * or, if that fails (a kernel without batch operations for this map type,
+ * or an element that does not go in), every element again one at a time,
+ * each failure logged. Returns 0 or the first error; *ok (may be NULL)
+ * gets the number of elements written.
+ */
+static int wbatch_write(struct wbatch *b, size_t *ok)
+{
+	uint32_t count = b->n, i;
+	int err = 0;
+
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	if (ok)
+		*ok = 0;
+	if (!b->n)
+		return 0;
+	if (bpf_map_update_batch(b->fd, b->keys, b->vals, &count, &bo) == 0) {
+		if (ok)
+			*ok = b->n;
+		b->n = 0;
+		return 0;
+	}
+	/* How far the batch got is not reliable when the operation is not
+	 * supported at all: all again (idempotent). */
+	for (i = 0; i < b->n; i++) {
+		if (!bpf_map_update_elem(b->fd, b->keys + (size_t)i * b->ksz,
+					 b->vals + (size_t)i * b->vsz, BPF_ANY)) {
+			if (ok)
+				(*ok)++;
+			continue;
+		}
+		err = err ?: -errno;
+		pr_err("write to %s: %s%s", b->name, strerror(errno),
+		       errno == E2BIG ? b->full_hint : "");
+	}
+	b->n = 0;
+	return err;
+}
+
+static int flush_writes(struct sp_sync *s);
+
+/* Queue one write (BPF_ANY) to b's map, writing the batch first if it is
+ * full. Without memory for a batch, the write is made at once (after
+ * whatever must precede it). 0 or -errno (logged). */
+static int wbatch_add(struct sp_sync *s, struct wbatch *b, const void *key, const void *val)
+{
+	if (b->n == b->cap) {
+		/* A frontend batch needs what it points at written first. */
+		int err = b == &s->wb_fe ? flush_writes(s) : wbatch_write(b, NULL);
+
+		if (err && !s->write_err && b != &s->wb_fe)
+			s->write_err = err;
+	}
+	if (!b->keys) {
+		b->keys = malloc((size_t)b->cap * b->ksz);
+		b->vals = malloc((size_t)b->cap * b->vsz);
+		if (!b->keys || !b->vals) {
+			wbatch_free(b);
+			if (b == &s->wb_fe)
+				flush_writes(s);
+			if (bpf_map_update_elem(b->fd, key, val, BPF_ANY)) {
+				int err = -errno;
+
+				pr_err("write to %s: %s%s", b->name, strerror(-err),
+				       err == -E2BIG ? b->full_hint : "");
+				return err;
+			}
+			if (b == &s->wb_fe && s->cur_st)
+				s->cur_st->fe_written++;
+			return 0;
+		}
+	}
+	memcpy(b->keys + (size_t)b->n * b->ksz, key, b->ksz);
+	memcpy(b->vals + (size_t)b->n * b->vsz, val, b->vsz);
+	b->n++;
+	return 0;
+}
+
+/*
+ * Everything queued, in the order that keeps switches safe: what tables
+ * point at, then the frontends (the switches), then the metadata. A failed
+ * staging write leaves a table pointing at a missing backend or chunk
+ * (its packets are dropped and counted as backend_miss / maglev_miss): it
+ * is logged and the apply fails (s->write_err). A frontend that cannot be
+ * written keeps its previous value (logged), as before batching.
+ */
+static int flush_writes(struct sp_sync *s)
+{
+	struct wbatch *staging[] = { &s->wb_backends, &s->wb_chunks, &s->wb_stats };
+	size_t i, ok;
+	int err = 0, e;
+
+	for (i = 0; i < sizeof(staging) / sizeof(staging[0]); i++) {
+		e = wbatch_write(staging[i], NULL);
+		err = err ?: e;
+	}
+	wbatch_write(&s->wb_fe, &ok);
+	if (s->cur_st)
+		s->cur_st->fe_written += ok;
+	e = wbatch_write(&s->wb_meta, NULL);
+	err = err ?: e;
+	if (err && !s->write_err)
+		s->write_err = err;
+	return err;
 }
 
 /* ---- allocators ---------------------------------------------------------- */
@@ -323,6 +477,8 @@ static void flush_retired(struct sp_sync *s)
 {
 	if (!s->n_retired && !s->n_gc)
 		return;
+	/* Queued frontend writes are the switches that unlink it. */
+	flush_writes(s);
 	wait_for_datapath();
 	free_retired(s, UINT64_MAX);
 }
@@ -330,6 +486,7 @@ static void flush_retired(struct sp_sync *s)
 /* End of an apply: have a grace period started for what it retired. */
 static void retire_commit(struct sp_sync *s)
 {
+	flush_writes(s); /* the switches first (flush_retired says why) */
 	if (!s->gen_used)
 		return;
 	if (!s->rc.running) {
@@ -443,22 +600,22 @@ static int be_id_alloc(struct sp_sync *s, uint32_t *out)
 /* Zero a Service's per-CPU counters so a reused svc_id starts clean. */
 static void svc_stats_reset(struct sp_sync *s, uint32_t svc_id)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	void *zero;
 
-	if (ncpu <= 0)
+	if (!s->wb_stats.vsz) /* the number of CPUs is unknown */
 		return;
-	zero = calloc(ncpu, sizeof(struct sp_svc_stats));
+	zero = calloc(1, s->wb_stats.vsz);
 	if (!zero)
 		return;
-	bpf_map_update_elem(s->maps.fd_svc_stats, &svc_id, zero, BPF_ANY);
+	wbatch_add(s, &s->wb_stats, &svc_id, zero);
 	free(zero);
 }
 
 /* ---- backends -------------------------------------------------------------- */
 
-/* Write backend b's value at id in sp_backends (flag: BPF_ANY, BPF_EXIST).
- * 0 or -errno, logged. */
+/* Write backend b's value at id in sp_backends: a new one (BPF_ANY) is
+ * queued (flush_writes), a changed one (BPF_EXIST) written at once, after
+ * what is queued. 0 or -errno, logged. */
 static int be_write(struct sp_sync *s, uint32_t id, const struct sp_mg_backend *b, uint64_t flag)
 {
 	struct sp_backend v;
@@ -469,6 +626,12 @@ static int be_write(struct sp_sync *s, uint32_t id, const struct sp_mg_backend *
 	v.port = htons(b->port);
 	v.family = b->ip.family;
 	v.flags = b->flags;
+	if (flag == BPF_ANY)
+		return wbatch_add(s, &s->wb_backends, &id, &v);
+	/* It may still be queued itself. */
+	err = wbatch_write(&s->wb_backends, NULL);
+	if (err && !s->write_err)
+		s->write_err = err;
 	if (!bpf_map_update_elem(s->maps.fd_backends, &id, &v, flag))
 		return 0;
 	err = -errno;
@@ -668,16 +831,15 @@ int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desi
 	return 0;
 }
 
-/* Write ids and table into chunks [first, first + chunks). */
+/* Queue ids and table for chunks [first, first + chunks). */
 static int region_write(struct sp_sync *s, uint32_t first, uint32_t chunks, const uint32_t *ids,
 			uint32_t n, const uint16_t *table, uint32_t m)
 {
 	struct sp_maglev_chunk *buf = calloc(chunks, sizeof(*buf));
-	uint32_t *keys = calloc(chunks, sizeof(*keys));
-	uint32_t i, count = chunks;
+	uint32_t i, key;
 	int err = 0;
 
-	if (!buf || !keys) {
+	if (!buf) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -689,22 +851,12 @@ static int region_write(struct sp_sync *s, uint32_t first, uint32_t chunks, cons
 	}
 	for (i = 0; i < m; i++)
 		(&buf[0].w[0])[2 * n + i] = table[i];
-	for (i = 0; i < chunks; i++)
-		keys[i] = first + i;
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
-	if (bpf_map_update_batch(s->maps.fd_maglev, keys, buf, &count, &bo)) {
-		/* Older kernels lack batch ops on arrays: one at a time. */
-		for (i = 0; i < chunks; i++) {
-			if (bpf_map_update_elem(s->maps.fd_maglev, &keys[i], &buf[i], BPF_ANY)) {
-				err = -errno;
-				pr_err("write Maglev chunk %u: %s", keys[i], strerror(-err));
-				goto out;
-			}
-		}
+	for (i = 0; i < chunks && !err; i++) {
+		key = first + i;
+		err = wbatch_add(s, &s->wb_chunks, &key, &buf[i]);
 	}
 out:
 	free(buf);
-	free(keys);
 	return err;
 }
 
@@ -928,11 +1080,7 @@ static int meta_write(struct sp_sync *s, const struct app_svc *a)
 	meta.n = a->n;
 	meta.region = a->region;
 	meta.region_chunks = a->chunks;
-	if (bpf_map_update_elem(s->maps.fd_svc_meta, &a->svc_id, &meta, BPF_ANY)) {
-		pr_err("write sp_svc_meta for %s: %s", a->id, strerror(errno));
-		return -errno;
-	}
-	return 0;
+	return wbatch_add(s, &s->wb_meta, &a->svc_id, &meta);
 }
 
 /*
@@ -1085,24 +1233,21 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 		v.n = rebuild ? w->n_be : a->n;
 		v.flags = fe_flags[i];
 		v.affinity_timeout = w->affinity_timeout;
-		if (bpf_map_update_elem(s->maps.fd_services, &fe[i], &v, BPF_ANY)) {
-			err = -errno;
-			pr_err("%s: write frontend to sp_services: %s%s", w->id, strerror(-err),
-			       err == -E2BIG ? " (table full: raise --max-services)" : "");
-			/* Frontends already switched stay switched: they point at
-			 * a complete table. Keep going so the Service is whole. */
-			continue;
-		}
-		if (st)
-			st->fe_written++;
+		/* Queued behind what the table points at (flush_writes); a
+		 * frontend that cannot be written is logged there and keeps
+		 * its old value, and the others of the Service are switched:
+		 * each points at a complete table. */
+		wbatch_add(s, &s->wb_fe, &fe[i], &v);
 	}
 
 	if (rebuild) {
 		/* After the switch: release the old table and backend refs
 		 * (both freed for real once the datapath is done with them). */
-		if (a->flags & SP_SVC_F_AFFINITY)
+		if (a->flags & SP_SVC_F_AFFINITY) {
+			flush_writes(s); /* the switch first */
 			members_del(s, a->svc_id, a->be_ids, a->n,
 				    (w->flags & SP_SVC_F_AFFINITY) ? ids : NULL, w->n_be);
+		}
 		region_retire(s, a->region, a->chunks);
 		for (i = 0; i < a->n; i++)
 			be_put(s, &a->be[i].ip, a->be[i].port);
@@ -1123,6 +1268,8 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 			 created ? "added" : "backends changed", w->n_be, m, region, chunks);
 	}
 	/* Ranges it no longer has: once no frontend can be reading them. */
+	if (a->n_ranges && !same_ranges(a, rk, n_rk))
+		flush_writes(s);
 	ranges_del(s, a->ranges, a->n_ranges, rk, n_rk);
 	free(a->ranges);
 	a->ranges = rk;
@@ -1345,6 +1492,7 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	if (st)
 		memset(st, 0, sizeof(*st));
 	s->cur_st = st;
+	s->write_err = 0;
 	reclaim_done(s);
 	err = desired_keys(d, &keep, &n_keep);
 	if (err)
@@ -1371,7 +1519,9 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 		}
 	}
 
-	/* Deletion pass: frontends nobody wants, then Services nobody wants. */
+	/* Deletion pass: frontends nobody wants, then Services nobody wants;
+	 * after the switches (a frontend may have moved to another Service). */
+	flush_writes(s);
 	list = all_svcs(s, &n);
 	if (!list) {
 		err = -ENOMEM;
@@ -1394,6 +1544,8 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 out:
 	/* Also after a failure: what was retired must be freed some day. */
 	retire_commit(s);
+	if (!err && s->write_err)
+		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
 	s->cur_st = NULL;
 	free(keep);
 	return err;
@@ -1421,6 +1573,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 	if (st)
 		memset(st, 0, sizeof(*st));
 	s->cur_st = st;
+	s->write_err = 0;
 	reclaim_done(s);
 	/* The wanted entries of the listed ids (d is sorted by id). */
 	part.svc = calloc(n_ids ? n_ids : 1, sizeof(*part.svc));
@@ -1449,6 +1602,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 			ret = ret ?: (err == -ENOSPC || err == -E2BIG ? -ENOSPC : err);
 		}
 	}
+	flush_writes(s); /* the switches, before the deletions */
 	for (i = 0; i < n_ids; i++) {
 		struct app_svc *a = find_svc(s, ids[i]);
 		bool wanted = bsearch(ids[i], part.svc, part.n, sizeof(*part.svc),
@@ -1459,6 +1613,8 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 		settle_svc(s, a, wanted, keep, n_keep, st);
 	}
 	retire_commit(s);
+	if (!ret && s->write_err)
+		ret = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
 	s->cur_st = NULL;
 	free(keep);
 	free(part.svc);
@@ -1773,12 +1929,25 @@ out:
 int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 {
 	struct sp_sync *s = calloc(1, sizeof(*s));
-	int err;
+	int err, ncpu;
 
 	if (!s)
 		return -ENOMEM;
 	s->maps = *maps;
 	s->gen = 1;
+	wbatch_init(&s->wb_backends, "sp_backends", " (table full: raise --max-backends)",
+		    maps->fd_backends, sizeof(__u32), sizeof(struct sp_backend));
+	wbatch_init(&s->wb_chunks, "sp_maglev", "", maps->fd_maglev, sizeof(__u32),
+		    sizeof(struct sp_maglev_chunk));
+	/* A per-CPU value is one slot per possible CPU, each 8-byte aligned. */
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu > 0)
+		wbatch_init(&s->wb_stats, "sp_svc_stats", "", maps->fd_svc_stats, sizeof(__u32),
+			    ncpu * ((sizeof(struct sp_svc_stats) + 7) / 8 * 8));
+	wbatch_init(&s->wb_fe, "sp_services", " (table full: raise --max-services)",
+		    maps->fd_services, sizeof(struct sp_svc_key), sizeof(struct sp_svc));
+	wbatch_init(&s->wb_meta, "sp_svc_meta", "", maps->fd_svc_meta, sizeof(__u32),
+		    sizeof(struct sp_svc_meta));
 	s->chunk_used = calloc(maps->maglev_chunks, 1);
 	s->svc_id_used = calloc(maps->max_svc_ids, 1);
 	s->be_id_used = calloc(maps->max_backends + 1, 1);
@@ -1813,6 +1982,11 @@ void sp_sync_free(struct sp_sync *s)
 		pthread_mutex_destroy(&s->rc.lock);
 		pthread_cond_destroy(&s->rc.cond);
 	}
+	wbatch_free(&s->wb_backends);
+	wbatch_free(&s->wb_chunks);
+	wbatch_free(&s->wb_stats);
+	wbatch_free(&s->wb_fe);
+	wbatch_free(&s->wb_meta);
 	tdestroy(s->svcs, free_svc_node);
 	tdestroy(s->bes, free);
 	free(s->chunk_used);

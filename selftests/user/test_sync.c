@@ -781,6 +781,54 @@ out:
 }
 
 /*
+ * A start fills the maps with batch operations: 200 new Services of 3
+ * backends out of 250 addresses (1,050 entries and 1,800 Maglev chunks to
+ * write) take one bpf_map_update_batch per map, not one update per entry,
+ * and every entry is there afterwards.
+ */
+static void test_first_apply_batched(void)
+{
+	enum { NS = 200 };
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v;
+	char id[64];
+	int i, bes[4];
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 256, 1024), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(NS, sizeof(*d.svc));
+	d.n = NS;
+	for (i = 0; i < NS; i++) {
+		snprintf(id, sizeof(id), "a/s%03d:p/tcp/v4", i);
+		bes[0] = 1 + i; /* 1..200, 51..250 and 101..250, 1..50 */
+		bes[1] = 1 + (i + 50) % 250;
+		bes[2] = 1 + (i + 100) % 250;
+		bes[3] = 0;
+		want_svc(&d.svc[i], id, i + 1, bes); /* canonical order: want_svc sorts */
+	}
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
+	/* sp_backends, sp_maglev, sp_svc_stats, sp_services, sp_svc_meta */
+	ASSERT_EQ(map_writes, 5, "map write calls (one batch per map)");
+	ASSERT_EQ(st.svc_added, NS, "Services added");
+	ASSERT_EQ(st.fe_written, NS, "frontends written");
+	ASSERT_EQ(count_keys(x.m.fd_services, sizeof(struct sp_svc_key)), NS, "sp_services entries");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 250, "sp_backends entries (shared ones once)");
+	ASSERT_EQ(count_keys(x.m.fd_svc_meta, 4), NS, "sp_svc_meta entries");
+	if (ASSERT_EQ(lookup_fe(&x, NS, &v), 0, "the last Service's frontend"))
+		ASSERT_EQ(v.n, 3, "its backends");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+}
+
+/*
  * Deferred reclamation, with a grace period the test controls: the
  * reclaimer thread's waits end only when a ticket is given; a wait on the
  * applying thread (an allocation that needs retired room) ends at once
@@ -986,5 +1034,6 @@ int main(void)
 	RUN_TEST(test_frontend_moves);
 	RUN_TEST(test_src_ranges);
 	RUN_TEST(test_deferred_reclaim);
+	RUN_TEST(test_first_apply_batched);
 	return sp_test_exit();
 }
