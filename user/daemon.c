@@ -1899,14 +1899,15 @@ int cmd_run(int argc, char **argv)
 	announce_ready(&d);
 
 	while (!stop) {
-		struct pollfd p[4] = {
+		struct pollfd p[5] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = nlfd, .events = POLLIN },
 			{ .fd = d.k8s_efd, .events = POLLIN },
 			{ .fd = cwfd, .events = POLLIN },
+			{ .fd = sp_sync_reclaim_fd(d.sync), .events = POLLIN },
 		};
 		bool tick = false;
-		int n = poll(p, 4, 1000);
+		int n = poll(p, 5, 1000);
 
 		if (n < 0 && errno != EINTR) {
 			err = -errno;
@@ -1935,6 +1936,16 @@ int cmd_run(int argc, char **argv)
 		}
 		if (nlfd >= 0 && (p[1].revents & POLLIN))
 			netlink_read(&d, nlfd);
+		/* A grace period has ended: free what it covers now, so the
+		 * maps hold no removed backend longer than that (sync.h). */
+		if (p[4].fd >= 0 && (p[4].revents & POLLIN)) {
+			uint64_t ended;
+
+			if (read(p[4].fd, &ended, sizeof(ended)) < 0 && errno != EAGAIN)
+				pr_warn("read the map sync's reclaim event: %s", strerror(errno));
+			sp_sync_reclaim(d.sync, NULL);
+			publish(&d); /* the backend count and Maglev bytes */
+		}
 		if (d.k8s_efd >= 0 && (p[2].revents & POLLIN)) {
 			k8s_apply_pending(&d);
 			announce_ready(&d);
@@ -1946,8 +1957,7 @@ int cmd_run(int argc, char **argv)
 			if (++retries % 30 == 0)
 				bootstrap_hint(&d);
 			sp_svc_health_retry(d.svc_health);
-			/* What the last apply retired, once its grace period
-			 * has ended (sync.h): chunks, ids, deleted backends. */
+			/* Also here, in case the event above was missed. */
 			sp_sync_reclaim(d.sync, NULL);
 			if (d.proxy_http_wanted && !d.proxy_http)
 				proxy_health_start(&d, true);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/membarrier.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <stdatomic.h>
 #include <bpf/bpf.h>
@@ -131,6 +132,7 @@ struct sp_sync {
 		pthread_cond_t cond; /* a new request, or stop */
 		uint64_t requested, completed; /* generations; under lock */
 		bool stop, running, inited;
+		int efd; /* counts grace periods ended: readable when one has (sync.h) */
 	} rc;
 	struct sp_sync_stats *cur_st; /* the current apply's statistics, or NULL */
 	bool full_done; /* a full apply has run: orphans from the recovery are gone */
@@ -520,6 +522,14 @@ static void *reclaimer_main(void *arg)
 		wait_for_datapath();
 		pthread_mutex_lock(&s->rc.lock);
 		s->rc.completed = want;
+		if (s->rc.efd >= 0) {
+			/* Wake the loop (sync.h). If the counter were full,
+			 * it would be readable already. */
+			uint64_t one = 1;
+			ssize_t w = write(s->rc.efd, &one, sizeof(one));
+
+			(void)w;
+		}
 	}
 	pthread_mutex_unlock(&s->rc.lock);
 	return NULL;
@@ -532,6 +542,7 @@ static void reclaimer_start(struct sp_sync *s)
 	pthread_mutex_init(&s->rc.lock, NULL);
 	pthread_cond_init(&s->rc.cond, NULL);
 	s->rc.inited = true;
+	s->rc.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* optional: -1 is fine */
 	err = pthread_create(&s->rc.thread, NULL, reclaimer_main, s);
 	if (err) {
 		pr_warn("start the map sync's reclaimer thread: %s; every change will wait for "
@@ -1469,6 +1480,11 @@ void sp_sync_reclaim(struct sp_sync *s, struct sp_sync_stats *st)
 	s->cur_st = NULL;
 }
 
+int sp_sync_reclaim_fd(const struct sp_sync *s)
+{
+	return s->rc.running ? s->rc.efd : -1;
+}
+
 void sp_sync_flush(struct sp_sync *s, struct sp_sync_stats *st)
 {
 	s->cur_st = st;
@@ -1979,6 +1995,8 @@ void sp_sync_free(struct sp_sync *s)
 	if (s->full_done)
 		flush_retired(s);
 	if (s->rc.inited) {
+		if (s->rc.efd >= 0)
+			close(s->rc.efd);
 		pthread_mutex_destroy(&s->rc.lock);
 		pthread_cond_destroy(&s->rc.cond);
 	}

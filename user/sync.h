@@ -82,6 +82,10 @@ int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desi
  * Backends they delete are added to st->be_deleted (st may be NULL).
  */
 void sp_sync_reclaim(struct sp_sync *s, struct sp_sync_stats *st);
+/* An eventfd (non-blocking) that becomes readable when a grace period
+ * ends, so a loop can call sp_sync_reclaim() then (read it empty first);
+ * -1 if there is none (without the thread every apply frees its own). */
+int sp_sync_reclaim_fd(const struct sp_sync *s);
 void sp_sync_flush(struct sp_sync *s, struct sp_sync_stats *st);
 /*
  * Tests: how a grace period is awaited (default: membarrier(2) with
