@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <search.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,6 @@
 #include <linux/membarrier.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
-#include <stdatomic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -232,15 +232,22 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 	/* How far the batch got is not reliable when the operation is not
 	 * supported at all: all again (idempotent). */
 	for (i = 0; i < b->n; i++) {
-		if (!bpf_map_update_elem(b->fd, b->keys + (size_t)i * b->ksz,
-					 b->vals + (size_t)i * b->vsz, BPF_ANY)) {
+		const uint8_t *k = b->keys + (size_t)i * b->ksz;
+		int e;
+
+		if (!bpf_map_update_elem(b->fd, k, b->vals + (size_t)i * b->vsz, BPF_ANY)) {
 			if (ok)
 				(*ok)++;
 			continue;
 		}
-		err = err ?: -errno;
-		pr_err("write to %s: %s%s", b->name, strerror(errno),
-		       errno == E2BIG ? b->full_hint : "");
+		e = errno;
+		err = err ?: -e;
+		if (b->ksz == sizeof(__u32))
+			pr_err("write entry %u of %s: %s%s", *(const __u32 *)k, b->name,
+			       strerror(e), e == E2BIG ? b->full_hint : "");
+		else
+			pr_err("write to %s: %s%s", b->name, strerror(e),
+			       e == E2BIG ? b->full_hint : "");
 	}
 	b->n = 0;
 	return err;
@@ -287,11 +294,12 @@ static int wbatch_add(struct sp_sync *s, struct wbatch *b, const void *key, cons
 
 /*
  * Everything queued, in the order that keeps switches safe: what tables
- * point at, then the frontends (the switches), then the metadata. A failed
- * staging write leaves a table pointing at a missing backend or chunk
- * (its packets are dropped and counted as backend_miss / maglev_miss): it
- * is logged and the apply fails (s->write_err). A frontend that cannot be
- * written keeps its previous value (logged), as before batching.
+ * point at, then the frontends (the switches), then the metadata. Staging
+ * writes cannot fail for room (backend ids and chunk indexes are in range
+ * by construction), only for kernel memory: that is logged and fails the
+ * apply (s->write_err), as a failed write did before batching, but the
+ * switch has happened. A frontend that cannot be written (sp_services
+ * full) keeps its previous value, logged, as before batching.
  */
 static int flush_writes(struct sp_sync *s)
 {

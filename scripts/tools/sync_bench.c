@@ -7,8 +7,8 @@
  * and as the daemon applies it, the diff of the desired states and only
  * the Services that differ (sp_sync_apply_ids). Neither waits for the
  * datapath to be done with the old table (a membarrier): sync.c's
- * reclaimer thread does, and each apply frees what the previous one
- * retired once that wait has ended. Prints "key=value" lines for bench.sh.
+ * reclaimer thread does, and an apply frees what earlier ones retired
+ * whose wait has ended. Prints "key=value" lines for bench.sh.
  *
  *   sync_bench [--services N] [--endpoints E] [--runs R]
  */
