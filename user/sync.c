@@ -12,12 +12,15 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <search.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/membarrier.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -34,6 +37,7 @@ struct app_be {
 	uint32_t refs; /* applied Services whose region lists it */
 	uint8_t flags; /* SP_BE_F_* as written */
 	bool queued; /* on the gc list (refs reached 0 since the last collection) */
+	uint64_t gen; /* the generation its refs last reached 0 in (see struct sp_sync) */
 };
 
 struct app_svc {
@@ -55,8 +59,32 @@ struct app_svc {
 	size_t n_ranges;
 };
 
+/*
+ * Map writes queued to go out together, one bpf_map_update_batch per map
+ * instead of one syscall per entry (a start at 10,000 Services writes
+ * 100,000 backends). Written in order, so a later write of the same key
+ * wins, as it would one at a time.
+ */
+struct wbatch {
+	const char *name; /* the map, for messages */
+	const char *full_hint; /* appended when it is full (E2BIG), or "" */
+	int fd;
+	uint32_t ksz, vsz, n, cap;
+	uint8_t *keys, *vals;
+};
+
 struct sp_sync {
 	struct sp_sync_maps maps;
+	/*
+	 * The order that makes a switch safe (see the top of this file) holds
+	 * between the batches: the staging ones (backends, Maglev chunks,
+	 * counters to zero: nothing points at them yet) always go out before
+	 * the frontend writes that point at them, and the deletions that must
+	 * follow a switch (old ranges, affinity pairs, retired regions) wait
+	 * until the frontend batch is out (flush_writes).
+	 */
+	struct wbatch wb_backends, wb_chunks, wb_stats, wb_fe, wb_meta;
+	int write_err; /* first failed write of a staging or metadata batch in this apply */
 	void *svcs; /* tsearch tree of struct app_svc * by id */
 	void *bes; /* tsearch tree of struct app_be * by identity */
 	size_t n_svcs, n_bes;
@@ -73,16 +101,41 @@ struct sp_sync {
 	struct sp_node_addr_key *node_addrs;
 	size_t n_node_addrs;
 	bool node_addrs_swept; /* the pinned map's leftovers removed */
-	/* Backends whose refs reached 0: collected after the switch. A list,
-	 * so an apply with one change does not walk every backend. */
+	/* Backends whose refs reached 0: collected after a grace period. A
+	 * list, so an apply with one change does not walk every backend. */
 	struct app_be **gc;
 	size_t n_gc, gc_cap;
-	/* Regions no frontend points at any more, freed at the end of the
-	 * apply, once no datapath program can still be reading them. */
+	/* Regions no frontend points at any more (chunks == 0: the svc_id
+	 * `first` of a removed Service), in the order they were retired:
+	 * freed once no datapath program can still be reading them. */
 	struct retired {
 		uint32_t first, chunks;
+		uint64_t gen;
 	} *retired;
 	size_t n_retired, retired_cap;
+	/*
+	 * Deferred reclamation. What a switch unlinks (an old region, the
+	 * svc_id of a removed Service, a backend no table lists) is tagged with
+	 * the current generation. At the end of an apply that retired
+	 * something, the generation is handed to the reclaimer thread, which
+	 * waits for one grace period (wait_for_datapath) covering everything
+	 * retired up to it and publishes it as completed; the next apply, or
+	 * sp_sync_reclaim(), frees what is covered. The apply itself never
+	 * waits, except when an allocation finds only retired room
+	 * (flush_retired). Without the thread (it could not be started), every
+	 * apply waits at its end, as before.
+	 */
+	uint64_t gen; /* tag for what is retired now; starts at 1 */
+	bool gen_used; /* something was retired under gen */
+	struct {
+		pthread_t thread;
+		pthread_mutex_t lock;
+		pthread_cond_t cond; /* a new request, or stop */
+		uint64_t requested, completed; /* generations; under lock */
+		bool stop, running, inited;
+		int efd; /* counts grace periods ended: readable when one has (sync.h) */
+	} rc;
+	struct sp_sync_stats *cur_st; /* the current apply's statistics, or NULL */
 	bool full_done; /* a full apply has run: orphans from the recovery are gone */
 };
 
@@ -131,10 +184,148 @@ static struct app_be *find_be(struct sp_sync *s, const struct sp_ip *ip, uint16_
 	return r ? *r : NULL;
 }
 
+/* ---- batched writes -------------------------------------------------------- */
+
+static void wbatch_init(struct wbatch *b, const char *name, const char *full_hint, int fd,
+			uint32_t ksz, uint32_t vsz)
+{
+	uint32_t cap = (256u << 10) / (ksz + vsz); /* about 256 KiB of keys and values */
+
+	b->name = name;
+	b->full_hint = full_hint;
+	b->fd = fd;
+	b->ksz = ksz;
+	b->vsz = vsz;
+	b->cap = cap < 64 ? 64 : cap > 8192 ? 8192 : cap;
+}
+
+static void wbatch_free(struct wbatch *b)
+{
+	free(b->keys);
+	free(b->vals);
+	b->keys = b->vals = NULL;
+	b->n = 0;
+}
+
+/*
+ * Write what b holds: one bpf_map_update_batch (elements in order, BPF_ANY),
+ * or, if that fails (a kernel without batch operations for this map type,
+ * or an element that does not go in), every element again one at a time,
+ * each failure logged. Returns 0 or the first error; *ok (may be NULL)
+ * gets the number of elements written.
+ */
+static int wbatch_write(struct wbatch *b, size_t *ok)
+{
+	uint32_t count = b->n, i;
+	int err = 0;
+
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	if (ok)
+		*ok = 0;
+	if (!b->n)
+		return 0;
+	if (bpf_map_update_batch(b->fd, b->keys, b->vals, &count, &bo) == 0) {
+		if (ok)
+			*ok = b->n;
+		b->n = 0;
+		return 0;
+	}
+	/* How far the batch got is not reliable when the operation is not
+	 * supported at all: all again (idempotent). */
+	for (i = 0; i < b->n; i++) {
+		const uint8_t *k = b->keys + (size_t)i * b->ksz;
+		int e;
+
+		if (!bpf_map_update_elem(b->fd, k, b->vals + (size_t)i * b->vsz, BPF_ANY)) {
+			if (ok)
+				(*ok)++;
+			continue;
+		}
+		e = errno;
+		err = err ?: -e;
+		if (b->ksz == sizeof(__u32))
+			pr_err("write entry %u of %s: %s%s", *(const __u32 *)k, b->name,
+			       strerror(e), e == E2BIG ? b->full_hint : "");
+		else
+			pr_err("write to %s: %s%s", b->name, strerror(e),
+			       e == E2BIG ? b->full_hint : "");
+	}
+	b->n = 0;
+	return err;
+}
+
+static int flush_writes(struct sp_sync *s);
+
+/* Queue one write (BPF_ANY) to b's map, writing the batch first if it is
+ * full. Without memory for a batch, the write is made at once (after
+ * whatever must precede it). 0 or -errno (logged). */
+static int wbatch_add(struct sp_sync *s, struct wbatch *b, const void *key, const void *val)
+{
+	if (b->n == b->cap) {
+		/* A frontend batch needs what it points at written first. */
+		int err = b == &s->wb_fe ? flush_writes(s) : wbatch_write(b, NULL);
+
+		if (err && !s->write_err && b != &s->wb_fe)
+			s->write_err = err;
+	}
+	if (!b->keys) {
+		b->keys = malloc((size_t)b->cap * b->ksz);
+		b->vals = malloc((size_t)b->cap * b->vsz);
+		if (!b->keys || !b->vals) {
+			wbatch_free(b);
+			if (b == &s->wb_fe)
+				flush_writes(s);
+			if (bpf_map_update_elem(b->fd, key, val, BPF_ANY)) {
+				int err = -errno;
+
+				pr_err("write to %s: %s%s", b->name, strerror(-err),
+				       err == -E2BIG ? b->full_hint : "");
+				return err;
+			}
+			if (b == &s->wb_fe && s->cur_st)
+				s->cur_st->fe_written++;
+			return 0;
+		}
+	}
+	memcpy(b->keys + (size_t)b->n * b->ksz, key, b->ksz);
+	memcpy(b->vals + (size_t)b->n * b->vsz, val, b->vsz);
+	b->n++;
+	return 0;
+}
+
+/*
+ * Everything queued, in the order that keeps switches safe: what tables
+ * point at, then the frontends (the switches), then the metadata. Staging
+ * writes cannot fail for room (backend ids and chunk indexes are in range
+ * by construction), only for kernel memory: that is logged and fails the
+ * apply (s->write_err), as a failed write did before batching, but the
+ * switch has happened. A frontend that cannot be written (sp_services
+ * full) keeps its previous value, logged, as before batching.
+ */
+static int flush_writes(struct sp_sync *s)
+{
+	struct wbatch *staging[] = { &s->wb_backends, &s->wb_chunks, &s->wb_stats };
+	size_t i, ok;
+	int err = 0, e;
+
+	for (i = 0; i < sizeof(staging) / sizeof(staging[0]); i++) {
+		e = wbatch_write(staging[i], NULL);
+		err = err ?: e;
+	}
+	wbatch_write(&s->wb_fe, &ok);
+	if (s->cur_st)
+		s->cur_st->fe_written += ok;
+	e = wbatch_write(&s->wb_meta, NULL);
+	err = err ?: e;
+	if (err && !s->write_err)
+		s->write_err = err;
+	return err;
+}
+
 /* ---- allocators ---------------------------------------------------------- */
 
 /* First fit from a rotating cursor over the chunk bitmap. */
-static int region_alloc(struct sp_sync *s, uint32_t chunks, uint32_t *out)
+static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 {
 	uint32_t total = s->maps.maglev_chunks, tried = 0, start = s->chunk_cursor, run = 0, i;
 
@@ -167,21 +358,33 @@ static void region_free(struct sp_sync *s, uint32_t first, uint32_t chunks)
 		memset(s->chunk_used + first, 0, chunks);
 }
 
-/* A region that was switched away from: free it only after the next
- * wait_for_datapath() (see sp_sync_apply). */
-static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
+static void flush_retired(struct sp_sync *s);
+
+/* A region; when only retired chunks would make room, wait for them. */
+static int region_alloc(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 {
-	if (!chunks)
-		return;
+	int err = region_alloc_once(s, chunks, out);
+
+	if (err != -ENOSPC || !s->n_retired)
+		return err;
+	flush_retired(s);
+	return region_alloc_once(s, chunks, out);
+}
+
+/* Something a switch unlinked: chunks of a region (chunks > 0), or the
+ * svc_id `first` of a removed Service (chunks == 0). Freed once a grace
+ * period covers its generation (free_retired). */
+static void retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
+{
 	if (s->n_retired == s->retired_cap) {
 		size_t cap = s->retired_cap ? 2 * s->retired_cap : 16;
 		struct retired *r = realloc(s->retired, cap * sizeof(*r));
 
 		if (!r) {
-			/* No memory to defer: leak the chunks until restart
-			 * rather than free them under a reader. */
-			pr_warn("cannot defer freeing Maglev region %u+%u: %s", first, chunks,
-				strerror(ENOMEM));
+			/* No memory to defer: leak until restart rather than
+			 * free under a reader. */
+			pr_warn("cannot defer freeing %s %u: %s",
+				chunks ? "Maglev region at chunk" : "svc_id", first, strerror(ENOMEM));
 			return;
 		}
 		s->retired = r;
@@ -189,7 +392,15 @@ static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
 	}
 	s->retired[s->n_retired].first = first;
 	s->retired[s->n_retired].chunks = chunks;
+	s->retired[s->n_retired].gen = s->gen;
 	s->n_retired++;
+	s->gen_used = true;
+}
+
+static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
+{
+	if (chunks)
+		retire(s, first, chunks);
 }
 
 /*
@@ -199,32 +410,187 @@ static void region_retire(struct sp_sync *s, uint32_t first, uint32_t chunks)
  * the old region and backend ids, which must not be freed (and reused by
  * another Service, or deleted) under it. BPF programs run inside RCU
  * read-side sections, and membarrier(MEMBARRIER_CMD_GLOBAL) is
- * synchronize_rcu(): one grace period, a few milliseconds, once per apply.
+ * synchronize_rcu(): one grace period, from well under a millisecond to
+ * tens of milliseconds on a loaded machine. Called from the reclaimer
+ * thread, or by the apply itself only when it needs retired room.
  */
+static int membarrier_grace(void)
+{
+	return (int)syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+}
+
+static int (*grace_fn)(void) = membarrier_grace;
+
+void sp_sync_set_grace(int (*fn)(void))
+{
+	grace_fn = fn ? fn : membarrier_grace;
+}
+
 static void wait_for_datapath(void)
 {
-	static bool warned;
+	static atomic_bool warned;
 
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+	if (grace_fn() == 0)
 		return;
-	if (!warned)
+	if (!atomic_exchange(&warned, true))
 		pr_warn("membarrier(MEMBARRIER_CMD_GLOBAL): %s; waiting 100 ms instead before "
 			"freeing what the datapath may still read",
 			strerror(errno));
-	warned = true;
 	usleep(100000);
+}
+
+static void be_gc(struct sp_sync *s, uint64_t upto);
+
+/* Free what was retired in generations up to upto (UINT64_MAX: all). */
+static void free_retired(struct sp_sync *s, uint64_t upto)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_retired && s->retired[i].gen <= upto; i++) {
+		const struct retired *r = &s->retired[i];
+
+		if (r->chunks)
+			region_free(s, r->first, r->chunks);
+		else if (r->first < s->maps.max_svc_ids)
+			s->svc_id_used[r->first] = 0;
+	}
+	if (i) {
+		memmove(s->retired, s->retired + i, (s->n_retired - i) * sizeof(*s->retired));
+		s->n_retired -= i;
+	}
+	be_gc(s, upto);
+}
+
+static uint64_t grace_completed(struct sp_sync *s)
+{
+	uint64_t c;
+
+	pthread_mutex_lock(&s->rc.lock);
+	c = s->rc.completed;
+	pthread_mutex_unlock(&s->rc.lock);
+	return c;
+}
+
+/* Free what a finished grace period covers; never waits. */
+static void reclaim_done(struct sp_sync *s)
+{
+	if (s->rc.running && (s->n_retired || s->n_gc))
+		free_retired(s, grace_completed(s));
+}
+
+/*
+ * Wait for a grace period here and free everything retired so far: for
+ * an allocation that finds only retired room, and for sp_sync_flush.
+ * Everything retired is unlinked already (retire() runs after the
+ * switch), so one grace period from now covers it all.
+ */
+static void flush_retired(struct sp_sync *s)
+{
+	if (!s->n_retired && !s->n_gc)
+		return;
+	/* Queued frontend writes are the switches that unlink it. */
+	flush_writes(s);
+	wait_for_datapath();
+	free_retired(s, UINT64_MAX);
+}
+
+/* End of an apply: have a grace period started for what it retired. */
+static void retire_commit(struct sp_sync *s)
+{
+	flush_writes(s); /* the switches first (flush_retired says why) */
+	if (!s->gen_used)
+		return;
+	if (!s->rc.running) {
+		flush_retired(s);
+	} else {
+		pthread_mutex_lock(&s->rc.lock);
+		s->rc.requested = s->gen;
+		pthread_cond_signal(&s->rc.cond);
+		pthread_mutex_unlock(&s->rc.lock);
+	}
+	s->gen++;
+	s->gen_used = false;
+}
+
+/* The reclaimer thread: one grace period per request, covering every
+ * generation requested so far (requests that arrive during one wait are
+ * served together by the next). */
+static void *reclaimer_main(void *arg)
+{
+	struct sp_sync *s = arg;
+	uint64_t want;
+
+	pthread_mutex_lock(&s->rc.lock);
+	for (;;) {
+		while (!s->rc.stop && s->rc.requested <= s->rc.completed)
+			pthread_cond_wait(&s->rc.cond, &s->rc.lock);
+		if (s->rc.stop)
+			break;
+		want = s->rc.requested;
+		pthread_mutex_unlock(&s->rc.lock);
+		wait_for_datapath();
+		pthread_mutex_lock(&s->rc.lock);
+		s->rc.completed = want;
+		if (s->rc.efd >= 0) {
+			/* Wake the loop (sync.h). If the counter were full,
+			 * it would be readable already. */
+			uint64_t one = 1;
+			ssize_t w = write(s->rc.efd, &one, sizeof(one));
+
+			(void)w;
+		}
+	}
+	pthread_mutex_unlock(&s->rc.lock);
+	return NULL;
+}
+
+static void reclaimer_start(struct sp_sync *s)
+{
+	int err;
+
+	pthread_mutex_init(&s->rc.lock, NULL);
+	pthread_cond_init(&s->rc.cond, NULL);
+	s->rc.inited = true;
+	s->rc.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* optional: -1 is fine */
+	err = pthread_create(&s->rc.thread, NULL, reclaimer_main, s);
+	if (err) {
+		pr_warn("start the map sync's reclaimer thread: %s; every change will wait for "
+			"the datapath itself",
+			strerror(err));
+		return;
+	}
+	s->rc.running = true;
+}
+
+static void reclaimer_stop(struct sp_sync *s)
+{
+	if (!s->rc.running)
+		return;
+	pthread_mutex_lock(&s->rc.lock);
+	s->rc.stop = true;
+	pthread_cond_signal(&s->rc.cond);
+	pthread_mutex_unlock(&s->rc.lock);
+	pthread_join(s->rc.thread, NULL);
+	s->rc.running = false;
 }
 
 static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
 {
 	uint32_t i;
+	int pass;
 
-	for (i = 0; i < s->maps.max_svc_ids; i++) {
-		if (!s->svc_id_used[i]) {
-			s->svc_id_used[i] = 1;
-			*out = i;
-			return 0;
+	/* The second pass after waiting for what is only retired. */
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < s->maps.max_svc_ids; i++) {
+			if (!s->svc_id_used[i]) {
+				s->svc_id_used[i] = 1;
+				*out = i;
+				return 0;
+			}
 		}
+		if (!s->n_retired)
+			break;
+		flush_retired(s);
 	}
 	return -ENOSPC;
 }
@@ -232,15 +598,21 @@ static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
 static int be_id_alloc(struct sp_sync *s, uint32_t *out)
 {
 	uint32_t max = s->maps.max_backends, i, id;
+	int pass;
 
-	for (i = 0; i < max; i++) {
-		id = (s->be_cursor + i) % max + 1;
-		if (!s->be_id_used[id]) {
-			s->be_id_used[id] = 1;
-			s->be_cursor = id % max;
-			*out = id;
-			return 0;
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < max; i++) {
+			id = (s->be_cursor + i) % max + 1;
+			if (!s->be_id_used[id]) {
+				s->be_id_used[id] = 1;
+				s->be_cursor = id % max;
+				*out = id;
+				return 0;
+			}
 		}
+		if (!s->n_gc)
+			break;
+		flush_retired(s);
 	}
 	return -ENOSPC;
 }
@@ -248,22 +620,22 @@ static int be_id_alloc(struct sp_sync *s, uint32_t *out)
 /* Zero a Service's per-CPU counters so a reused svc_id starts clean. */
 static void svc_stats_reset(struct sp_sync *s, uint32_t svc_id)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	void *zero;
 
-	if (ncpu <= 0)
+	if (!s->wb_stats.vsz) /* the number of CPUs is unknown */
 		return;
-	zero = calloc(ncpu, sizeof(struct sp_svc_stats));
+	zero = calloc(1, s->wb_stats.vsz);
 	if (!zero)
 		return;
-	bpf_map_update_elem(s->maps.fd_svc_stats, &svc_id, zero, BPF_ANY);
+	wbatch_add(s, &s->wb_stats, &svc_id, zero);
 	free(zero);
 }
 
 /* ---- backends -------------------------------------------------------------- */
 
-/* Write backend b's value at id in sp_backends (flag: BPF_ANY, BPF_EXIST).
- * 0 or -errno, logged. */
+/* Write backend b's value at id in sp_backends: a new one (BPF_ANY) is
+ * queued (flush_writes), a changed one (BPF_EXIST) written at once, after
+ * what is queued. 0 or -errno, logged. */
 static int be_write(struct sp_sync *s, uint32_t id, const struct sp_mg_backend *b, uint64_t flag)
 {
 	struct sp_backend v;
@@ -274,6 +646,12 @@ static int be_write(struct sp_sync *s, uint32_t id, const struct sp_mg_backend *
 	v.port = htons(b->port);
 	v.family = b->ip.family;
 	v.flags = b->flags;
+	if (flag == BPF_ANY)
+		return wbatch_add(s, &s->wb_backends, &id, &v);
+	/* It may still be queued itself. */
+	err = wbatch_write(&s->wb_backends, NULL);
+	if (err && !s->write_err)
+		s->write_err = err;
 	if (!bpf_map_update_elem(s->maps.fd_backends, &id, &v, flag))
 		return 0;
 	err = -errno;
@@ -332,9 +710,13 @@ static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id
 	return 0;
 }
 
-/* Queue a backend for collection (at most once). */
+/* Queue a backend for collection (at most once), tagged with the
+ * generation its refs reached 0 in: a backend taken again and dropped
+ * again later waits for that later grace period. */
 static void gc_queue(struct sp_sync *s, struct app_be *be)
 {
+	be->gen = s->gen;
+	s->gen_used = true;
 	if (be->queued)
 		return;
 	if (s->n_gc == s->gc_cap) {
@@ -358,27 +740,33 @@ static void be_put(struct sp_sync *s, const struct sp_ip *ip, uint16_t port)
 		gc_queue(s, be);
 }
 
-/* Delete the queued backends that nobody took again since they were queued. */
-static void be_gc(struct sp_sync *s, struct sp_sync_stats *st)
+/* Delete the queued backends that nobody took again since they were
+ * queued and whose generation is up to upto; the others wait. */
+static void be_gc(struct sp_sync *s, uint64_t upto)
 {
-	size_t i;
+	size_t i, k = 0;
 
 	for (i = 0; i < s->n_gc; i++) {
 		struct app_be *be = s->gc[i];
 
-		be->queued = false;
-		if (be->refs)
+		if (be->refs) {
+			be->queued = false;
 			continue;
+		}
+		if (be->gen > upto) {
+			s->gc[k++] = be;
+			continue;
+		}
 		if (bpf_map_delete_elem(s->maps.fd_backends, &be->id) && errno != ENOENT)
 			pr_warn("delete backend %u from sp_backends: %s", be->id, strerror(errno));
 		s->be_id_used[be->id] = 0;
 		tdelete(be, &s->bes, be_cmp);
 		s->n_bes--;
 		free(be);
-		if (st)
-			st->be_deleted++;
+		if (s->cur_st)
+			s->cur_st->be_deleted++;
 	}
-	s->n_gc = 0;
+	s->n_gc = k;
 }
 
 /* ---- regions --------------------------------------------------------------- */
@@ -463,16 +851,15 @@ int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desi
 	return 0;
 }
 
-/* Write ids and table into chunks [first, first + chunks). */
+/* Queue ids and table for chunks [first, first + chunks). */
 static int region_write(struct sp_sync *s, uint32_t first, uint32_t chunks, const uint32_t *ids,
 			uint32_t n, const uint16_t *table, uint32_t m)
 {
 	struct sp_maglev_chunk *buf = calloc(chunks, sizeof(*buf));
-	uint32_t *keys = calloc(chunks, sizeof(*keys));
-	uint32_t i, count = chunks;
+	uint32_t i, key;
 	int err = 0;
 
-	if (!buf || !keys) {
+	if (!buf) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -484,22 +871,12 @@ static int region_write(struct sp_sync *s, uint32_t first, uint32_t chunks, cons
 	}
 	for (i = 0; i < m; i++)
 		(&buf[0].w[0])[2 * n + i] = table[i];
-	for (i = 0; i < chunks; i++)
-		keys[i] = first + i;
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
-	if (bpf_map_update_batch(s->maps.fd_maglev, keys, buf, &count, &bo)) {
-		/* Older kernels lack batch ops on arrays: one at a time. */
-		for (i = 0; i < chunks; i++) {
-			if (bpf_map_update_elem(s->maps.fd_maglev, &keys[i], &buf[i], BPF_ANY)) {
-				err = -errno;
-				pr_err("write Maglev chunk %u: %s", keys[i], strerror(-err));
-				goto out;
-			}
-		}
+	for (i = 0; i < chunks && !err; i++) {
+		key = first + i;
+		err = wbatch_add(s, &s->wb_chunks, &key, &buf[i]);
 	}
 out:
 	free(buf);
-	free(keys);
 	return err;
 }
 
@@ -723,11 +1100,7 @@ static int meta_write(struct sp_sync *s, const struct app_svc *a)
 	meta.n = a->n;
 	meta.region = a->region;
 	meta.region_chunks = a->chunks;
-	if (bpf_map_update_elem(s->maps.fd_svc_meta, &a->svc_id, &meta, BPF_ANY)) {
-		pr_err("write sp_svc_meta for %s: %s", a->id, strerror(errno));
-		return -errno;
-	}
-	return 0;
+	return wbatch_add(s, &s->wb_meta, &a->svc_id, &meta);
 }
 
 /*
@@ -880,24 +1253,21 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 		v.n = rebuild ? w->n_be : a->n;
 		v.flags = fe_flags[i];
 		v.affinity_timeout = w->affinity_timeout;
-		if (bpf_map_update_elem(s->maps.fd_services, &fe[i], &v, BPF_ANY)) {
-			err = -errno;
-			pr_err("%s: write frontend to sp_services: %s%s", w->id, strerror(-err),
-			       err == -E2BIG ? " (table full: raise --max-services)" : "");
-			/* Frontends already switched stay switched: they point at
-			 * a complete table. Keep going so the Service is whole. */
-			continue;
-		}
-		if (st)
-			st->fe_written++;
+		/* Queued behind what the table points at (flush_writes); a
+		 * frontend that cannot be written is logged there and keeps
+		 * its old value, and the others of the Service are switched:
+		 * each points at a complete table. */
+		wbatch_add(s, &s->wb_fe, &fe[i], &v);
 	}
 
 	if (rebuild) {
 		/* After the switch: release the old table and backend refs
 		 * (both freed for real once the datapath is done with them). */
-		if (a->flags & SP_SVC_F_AFFINITY)
+		if (a->flags & SP_SVC_F_AFFINITY) {
+			flush_writes(s); /* the switch first */
 			members_del(s, a->svc_id, a->be_ids, a->n,
 				    (w->flags & SP_SVC_F_AFFINITY) ? ids : NULL, w->n_be);
+		}
 		region_retire(s, a->region, a->chunks);
 		for (i = 0; i < a->n; i++)
 			be_put(s, &a->be[i].ip, a->be[i].port);
@@ -918,6 +1288,8 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 			 created ? "added" : "backends changed", w->n_be, m, region, chunks);
 	}
 	/* Ranges it no longer has: once no frontend can be reading them. */
+	if (a->n_ranges && !same_ranges(a, rk, n_rk))
+		flush_writes(s);
 	ranges_del(s, a->ranges, a->n_ranges, rk, n_rk);
 	free(a->ranges);
 	a->ranges = rk;
@@ -987,7 +1359,9 @@ static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stat
 	ranges_del(s, a->ranges, a->n_ranges, NULL, 0);
 	if (bpf_map_delete_elem(s->maps.fd_svc_meta, &a->svc_id) && errno != ENOENT)
 		pr_warn("%s: delete sp_svc_meta entry: %s", a->id, strerror(errno));
-	s->svc_id_used[a->svc_id] = 0;
+	/* A packet that read its frontend may still count into its stats
+	 * or look up its ranges: the id is reused only after a grace period. */
+	retire(s, a->svc_id, 0);
 	pr_debug("%s: removed", a->id);
 	if (st)
 		st->svc_removed++;
@@ -1108,18 +1482,23 @@ static void settle_svc(struct sp_sync *s, struct app_svc *a, bool wanted,
 	app_svc_free(a);
 }
 
-/* Old tables and removed backends: only once no packet that started
- * before the switches can still be reading them. */
-static void release_retired(struct sp_sync *s, struct sp_sync_stats *st)
+void sp_sync_reclaim(struct sp_sync *s, struct sp_sync_stats *st)
 {
-	size_t i;
+	s->cur_st = st;
+	reclaim_done(s);
+	s->cur_st = NULL;
+}
 
-	if (s->n_retired || s->n_gc)
-		wait_for_datapath();
-	for (i = 0; i < s->n_retired; i++)
-		region_free(s, s->retired[i].first, s->retired[i].chunks);
-	s->n_retired = 0;
-	be_gc(s, st);
+int sp_sync_reclaim_fd(const struct sp_sync *s)
+{
+	return s->rc.running ? s->rc.efd : -1;
+}
+
+void sp_sync_flush(struct sp_sync *s, struct sp_sync_stats *st)
+{
+	s->cur_st = st;
+	flush_retired(s);
+	s->cur_st = NULL;
 }
 
 /* bsearch over sp_want_svc by id: the key is the id string. */
@@ -1137,13 +1516,16 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 
 	if (st)
 		memset(st, 0, sizeof(*st));
+	s->cur_st = st;
+	s->write_err = 0;
+	reclaim_done(s);
 	err = desired_keys(d, &keep, &n_keep);
 	if (err)
-		return err;
+		goto out;
 	list = all_svcs(s, &n);
 	if (!list) {
-		free(keep);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
 	for (i = 0; i < n; i++)
 		list[i]->seen = 0;
@@ -1162,11 +1544,13 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 		}
 	}
 
-	/* Deletion pass: frontends nobody wants, then Services nobody wants. */
+	/* Deletion pass: frontends nobody wants, then Services nobody wants;
+	 * after the switches (a frontend may have moved to another Service). */
+	flush_writes(s);
 	list = all_svcs(s, &n);
 	if (!list) {
-		free(keep);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
 	for (i = 0; i < n; i++) {
 		struct app_svc *a = list[i];
@@ -1181,9 +1565,15 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	s->n_orphans = 0;
 	range_orphans_delete(s);
 	s->full_done = true;
-	release_retired(s, st);
+	err = ret;
+out:
+	/* Also after a failure: what was retired must be freed some day. */
+	retire_commit(s);
+	if (!err && s->write_err)
+		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
+	s->cur_st = NULL;
 	free(keep);
-	return ret;
+	return err;
 }
 
 /*
@@ -1207,10 +1597,15 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 		return sp_sync_apply(s, d, st);
 	if (st)
 		memset(st, 0, sizeof(*st));
+	s->cur_st = st;
+	s->write_err = 0;
+	reclaim_done(s);
 	/* The wanted entries of the listed ids (d is sorted by id). */
 	part.svc = calloc(n_ids ? n_ids : 1, sizeof(*part.svc));
-	if (!part.svc)
+	if (!part.svc) {
+		s->cur_st = NULL;
 		return -ENOMEM;
+	}
 	for (i = 0; i < n_ids; i++) {
 		const struct sp_want_svc *w = bsearch(ids[i], d->svc, d->n, sizeof(*d->svc),
 						      want_id_key_cmp);
@@ -1220,6 +1615,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 	}
 	err = desired_keys(&part, &keep, &n_keep);
 	if (err) {
+		s->cur_st = NULL;
 		free(part.svc);
 		return err;
 	}
@@ -1231,6 +1627,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 			ret = ret ?: (err == -ENOSPC || err == -E2BIG ? -ENOSPC : err);
 		}
 	}
+	flush_writes(s); /* the switches, before the deletions */
 	for (i = 0; i < n_ids; i++) {
 		struct app_svc *a = find_svc(s, ids[i]);
 		bool wanted = bsearch(ids[i], part.svc, part.n, sizeof(*part.svc),
@@ -1240,7 +1637,10 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 			continue;
 		settle_svc(s, a, wanted, keep, n_keep, st);
 	}
-	release_retired(s, st);
+	retire_commit(s);
+	if (!ret && s->write_err)
+		ret = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
+	s->cur_st = NULL;
 	free(keep);
 	free(part.svc);
 	return ret;
@@ -1576,11 +1976,25 @@ out:
 int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 {
 	struct sp_sync *s = calloc(1, sizeof(*s));
-	int err;
+	int err, ncpu;
 
 	if (!s)
 		return -ENOMEM;
 	s->maps = *maps;
+	s->gen = 1;
+	wbatch_init(&s->wb_backends, "sp_backends", " (table full: raise --max-backends)",
+		    maps->fd_backends, sizeof(__u32), sizeof(struct sp_backend));
+	wbatch_init(&s->wb_chunks, "sp_maglev", "", maps->fd_maglev, sizeof(__u32),
+		    sizeof(struct sp_maglev_chunk));
+	/* A per-CPU value is one slot per possible CPU, each 8-byte aligned. */
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu > 0)
+		wbatch_init(&s->wb_stats, "sp_svc_stats", "", maps->fd_svc_stats, sizeof(__u32),
+			    ncpu * ((sizeof(struct sp_svc_stats) + 7) / 8 * 8));
+	wbatch_init(&s->wb_fe, "sp_services", " (table full: raise --max-services)",
+		    maps->fd_services, sizeof(struct sp_svc_key), sizeof(struct sp_svc));
+	wbatch_init(&s->wb_meta, "sp_svc_meta", "", maps->fd_svc_meta, sizeof(__u32),
+		    sizeof(struct sp_svc_meta));
 	s->chunk_used = calloc(maps->maglev_chunks, 1);
 	s->svc_id_used = calloc(maps->max_svc_ids, 1);
 	s->be_id_used = calloc(maps->max_backends + 1, 1);
@@ -1593,6 +2007,7 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 		sp_sync_free(s);
 		return err;
 	}
+	reclaimer_start(s);
 	*out = s;
 	return 0;
 }
@@ -1606,6 +2021,21 @@ void sp_sync_free(struct sp_sync *s)
 {
 	if (!s)
 		return;
+	/* Shutdown: finish what is retired (backends deleted from the map). */
+	reclaimer_stop(s);
+	if (s->full_done)
+		flush_retired(s);
+	if (s->rc.inited) {
+		if (s->rc.efd >= 0)
+			close(s->rc.efd);
+		pthread_mutex_destroy(&s->rc.lock);
+		pthread_cond_destroy(&s->rc.cond);
+	}
+	wbatch_free(&s->wb_backends);
+	wbatch_free(&s->wb_chunks);
+	wbatch_free(&s->wb_stats);
+	wbatch_free(&s->wb_fe);
+	wbatch_free(&s->wb_meta);
 	tdestroy(s->svcs, free_svc_node);
 	tdestroy(s->bes, free);
 	free(s->chunk_used);

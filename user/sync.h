@@ -4,7 +4,7 @@
  * only Services whose backends or frontends changed are written, and a
  * Service's new Maglev table goes into a fresh region that is switched in
  * with one sp_services update per frontend; the old region and removed
- * backends are released only after the switch. State is recovered from the
+ * backends are released only after the switch and a grace period. State is recovered from the
  * pinned maps at start, so a restarted daemon rewrites nothing that did
  * not change and conntrack is never flushed.
  */
@@ -71,6 +71,30 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
  */
 int sp_sync_check_capacity(const struct sp_sync_maps *maps, const struct sp_desired *d, char *err,
 			   size_t errlen);
+/*
+ * What an apply unlinks (old Maglev regions, backends no table lists, the
+ * svc_ids of removed Services) stays in place until a grace period has
+ * let every packet that could still read it finish. The apply does not
+ * wait for it: a reclaimer thread does, and the next apply frees what it
+ * covered. sp_sync_reclaim() frees what is covered now, never waiting (the
+ * daemon's tick); sp_sync_flush() waits for a grace period and frees
+ * everything retired (tests, before reading what an apply removed).
+ * Backends they delete are added to st->be_deleted (st may be NULL).
+ */
+void sp_sync_reclaim(struct sp_sync *s, struct sp_sync_stats *st);
+/* An eventfd (non-blocking) that becomes readable when a grace period
+ * ends, so a loop can call sp_sync_reclaim() then (read it empty first);
+ * -1 if there is none (without the thread every apply frees its own). */
+int sp_sync_reclaim_fd(const struct sp_sync *s);
+void sp_sync_flush(struct sp_sync *s, struct sp_sync_stats *st);
+/*
+ * Tests: how a grace period is awaited (default: membarrier(2) with
+ * MEMBARRIER_CMD_GLOBAL; NULL restores it). fn returns 0 once every
+ * datapath program running when it was called has finished; it is called
+ * from the reclaimer thread, or from the applying thread when an
+ * allocation needs retired room. For every sp_sync.
+ */
+void sp_sync_set_grace(int (*fn)(void));
 /* Replace the set of node addresses NodePorts answer on. */
 int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n);
 /* Number of Services and backends currently applied. */

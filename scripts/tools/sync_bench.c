@@ -5,9 +5,10 @@
  * apply one endpoint change when N Services are loaded, with proof that
  * only that Service was rebuilt: as a full apply (every Service compared)
  * and as the daemon applies it, the diff of the desired states and only
- * the Services that differ (sp_sync_apply_ids). Both include the wait for
- * the datapath to be done with the old table (a membarrier) before it is
- * freed. Prints "key=value" lines for bench.sh.
+ * the Services that differ (sp_sync_apply_ids). Neither waits for the
+ * datapath to be done with the old table (a membarrier): sync.c's
+ * reclaimer thread does, and an apply frees what earlier ones retired
+ * whose wait has ended. Prints "key=value" lines for bench.sh.
  *
  *   sync_bench [--services N] [--endpoints E] [--runs R]
  */

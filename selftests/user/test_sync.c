@@ -8,6 +8,8 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -315,6 +317,11 @@ static void test_add_change_remove(void)
 	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply 3");
 	ASSERT_EQ(st.svc_removed, 1, "y removed");
 	ASSERT_EQ(st.fe_deleted, 1, "y's frontend deleted");
+	/* Deleted only after a grace period, which the apply does not wait
+	 * for: a packet that read y's or x's old table may still use them. */
+	ASSERT_EQ(st.be_deleted, 0, "backends deleted by the apply itself");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 4, "sp_backends right after the apply");
+	sp_sync_flush(s, &st);
 	ASSERT_EQ(st.be_deleted, 4, "every backend unreferenced is deleted");
 	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 0, "sp_backends empty");
 	ASSERT_TRUE(lookup_fe(&x, 11, &v3) != 0, "y's frontend gone");
@@ -574,6 +581,7 @@ static void test_capacity_keeps_last_good(void)
 	ASSERT_EQ(st.errors, 1, "one Service skipped");
 	lookup_fe(&x, 10, &v);
 	ASSERT_EQ(v.n, 3, "previous table still in force");
+	sp_sync_flush(s, NULL); /* the big table's backends wait for a grace period */
 	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 3, "no backend leaked");
 out:
 	sp_desired_free(&d);
@@ -772,6 +780,191 @@ out:
 		close(fd);
 }
 
+/*
+ * A start fills the maps with batch operations: 200 new Services of 3
+ * backends out of 250 addresses (1,050 entries and 1,800 Maglev chunks to
+ * write) take one bpf_map_update_batch per map, not one update per entry,
+ * and every entry is there afterwards.
+ */
+static void test_first_apply_batched(void)
+{
+	enum { NS = 200 };
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc v;
+	char id[64];
+	int i, bes[4];
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 256, 1024), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(NS, sizeof(*d.svc));
+	d.n = NS;
+	for (i = 0; i < NS; i++) {
+		snprintf(id, sizeof(id), "a/s%03d:p/tcp/v4", i);
+		bes[0] = 1 + i; /* 1..200, 51..250 and 101..250, 1..50 */
+		bes[1] = 1 + (i + 50) % 250;
+		bes[2] = 1 + (i + 100) % 250;
+		bes[3] = 0;
+		want_svc(&d.svc[i], id, i + 1, bes); /* canonical order: want_svc sorts */
+	}
+	map_writes = 0;
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
+	/* sp_backends, sp_maglev, sp_svc_stats, sp_services, sp_svc_meta */
+	ASSERT_EQ(map_writes, 5, "map write calls (one batch per map)");
+	ASSERT_EQ(st.svc_added, NS, "Services added");
+	ASSERT_EQ(st.fe_written, NS, "frontends written");
+	ASSERT_EQ(count_keys(x.m.fd_services, sizeof(struct sp_svc_key)), NS, "sp_services entries");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 250, "sp_backends entries (shared ones once)");
+	ASSERT_EQ(count_keys(x.m.fd_svc_meta, 4), NS, "sp_svc_meta entries");
+	if (ASSERT_EQ(lookup_fe(&x, NS, &v), 0, "the last Service's frontend"))
+		ASSERT_EQ(v.n, 3, "its backends");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+}
+
+/*
+ * Deferred reclamation, with a grace period the test controls: the
+ * reclaimer thread's waits end only when a ticket is given; a wait on the
+ * applying thread (an allocation that needs retired room) ends at once
+ * and is counted.
+ */
+static pthread_t test_main_thread;
+static atomic_int grace_tickets, grace_main_calls, grace_thread_in, grace_thread_done,
+	grace_timeouts;
+static atomic_bool grace_open;
+
+static int fake_grace(void)
+{
+	int i;
+
+	if (pthread_equal(pthread_self(), test_main_thread)) {
+		grace_main_calls++;
+		return 0;
+	}
+	grace_thread_in++;
+	for (i = 0; i < 10000; i++) { /* at most 10 s */
+		int t = atomic_load(&grace_tickets);
+
+		if (atomic_load(&grace_open) ||
+		    (t > 0 && atomic_compare_exchange_strong(&grace_tickets, &t, t - 1))) {
+			grace_thread_done++;
+			return 0;
+		}
+		usleep(1000);
+	}
+	grace_timeouts++;
+	return 0;
+}
+
+/* Wait (at most 10 s) until the counter c reaches n. */
+static bool grace_wait(atomic_int *c, int n)
+{
+	int i;
+
+	for (i = 0; i < 10000 && atomic_load(c) < n; i++)
+		usleep(1000);
+	return atomic_load(c) >= n;
+}
+
+static bool backend_present(struct maps *x, int b)
+{
+	struct sp_backend v;
+	__u32 k, next;
+	void *pk = NULL;
+
+	while (bpf_map_get_next_key(x->m.fd_backends, pk, &next) == 0) {
+		k = next;
+		pk = &k;
+		if (!bpf_map_lookup_elem(x->m.fd_backends, &k, &v) && v.addr.addr[0] == htonl(0x0af40000 | b))
+			return true;
+	}
+	return false;
+}
+
+static void apply_one(struct sp_sync *s, const int *bes, const char *what)
+{
+	struct sp_desired d = { 0 };
+
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/x:p/tcp/v4", 10, bes);
+	ASSERT_EQ(sp_sync_apply(s, &d, NULL), 0, what);
+	sp_desired_free(&d);
+}
+
+static void test_deferred_reclaim(void)
+{
+	static const int B124[] = { 11, 12, 14, 0 }, B125[] = { 11, 12, 15, 0 };
+	struct maps x, y;
+	struct sp_sync *s = NULL, *t = NULL;
+	struct sp_sync_stats st;
+	bool x_up = false, y_up = false;
+
+	test_main_thread = pthread_self();
+	grace_tickets = grace_main_calls = grace_thread_in = grace_thread_done = grace_timeouts = 0;
+	grace_open = false;
+	sp_sync_set_grace(fake_grace);
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		goto out;
+	x_up = true;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	/* 13 dropped (generation 1), taken again (2), dropped again (3). */
+	apply_one(s, B123, "apply 11 12 13");
+	apply_one(s, B124, "apply 11 12 14: 13 retired");
+	ASSERT_TRUE(backend_present(&x, 13), "13 kept until a grace period ends");
+	/* The grace period for generation 1 has begun: what follows is not
+	 * covered by it. */
+	if (!ASSERT_TRUE(grace_wait(&grace_thread_in, 1), "the reclaimer waits for generation 1"))
+		goto out;
+	apply_one(s, B123, "apply 11 12 13: 13 taken again, 14 retired");
+	apply_one(s, B124, "apply 11 12 14: 13 retired again, 14 taken again");
+	ASSERT_EQ(grace_main_calls, 0, "grace periods awaited by the applies themselves");
+	/* The first grace period ends: it covers generation 1 only. */
+	grace_tickets = 1;
+	if (!ASSERT_TRUE(grace_wait(&grace_thread_done, 1), "the reclaimer ended a grace period"))
+		goto out;
+	sp_sync_reclaim(s, &st);
+	ASSERT_TRUE(backend_present(&x, 13), "13, dropped again since, outlives the first grace period");
+	ASSERT_TRUE(backend_present(&x, 14), "14 kept (in use)");
+	grace_open = true;
+	sp_sync_flush(s, &st);
+	ASSERT_TRUE(!backend_present(&x, 13), "13 deleted once its last grace period ended");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 3, "11 12 14 left");
+
+	/* Room only in retired chunks: the apply waits for it, once. 3
+	 * backends at M=251 take 9 chunks: 18 hold the live table and one. */
+	grace_open = false;
+	grace_tickets = 0;
+	grace_main_calls = 0;
+	if (!ASSERT_EQ(maps_create(&y, 18, 64, 256), 0, "create small maps"))
+		goto out;
+	y_up = true;
+	if (!ASSERT_EQ(sp_sync_new(&y.m, &t), 0, "sp_sync_new"))
+		goto out;
+	apply_one(t, B123, "small: first table");
+	apply_one(t, B124, "small: second table beside it");
+	ASSERT_EQ(grace_main_calls, 0, "no wait while free chunks remain");
+	apply_one(t, B125, "small: third table in the first one's chunks");
+	ASSERT_EQ(grace_main_calls, 1, "one wait for the retired chunks");
+out:
+	grace_open = true;
+	sp_sync_free(s);
+	sp_sync_free(t);
+	sp_sync_set_grace(NULL);
+	ASSERT_EQ(grace_timeouts, 0, "fake grace periods that timed out");
+	if (x_up)
+		maps_close(&x);
+	if (y_up)
+		maps_close(&y);
+}
+
 static void test_check_capacity(void)
 {
 	static const struct {
@@ -840,5 +1033,7 @@ int main(void)
 	RUN_TEST(test_capacity_keeps_last_good);
 	RUN_TEST(test_frontend_moves);
 	RUN_TEST(test_src_ranges);
+	RUN_TEST(test_deferred_reclaim);
+	RUN_TEST(test_first_apply_batched);
 	return sp_test_exit();
 }
