@@ -1449,7 +1449,7 @@ static int proxy_health_start(struct daemon *d, bool retry)
 /* ---- Kubernetes ---------------------------------------------------------------- */
 
 /* Runs on the watcher thread: park the newest snapshot (an older one not
- * yet applied is simply superseded: coalescing) and wake the loop. */
+ * yet applied is folded into it: coalescing) and wake the loop. */
 static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 {
 	struct daemon *d = arg;
@@ -1461,8 +1461,10 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 	pthread_mutex_unlock(&d->pub_lock);
 	pthread_mutex_lock(&d->k8s_lock);
 	if (d->k8s_pending) {
-		/* Its list of changed Services is lost with it. */
-		d->k8s_superseded = true;
+		/* Its changed Services join the newer list; without memory
+		 * they are lost with it, and the next apply resolves all. */
+		if (d->k8s_superseded || sp_k8s_update_merge(u, d->k8s_pending))
+			d->k8s_superseded = true;
 		sp_k8s_update_free(d->k8s_pending);
 	}
 	d->k8s_pending = u;
@@ -1473,7 +1475,9 @@ static void k8s_on_update(void *arg, struct sp_k8s_update *u)
 
 static void k8s_apply_pending(struct daemon *d)
 {
+	const struct sp_model *m;
 	struct sp_k8s_update *u;
+	int ret;
 	bool superseded;
 	uint64_t v;
 	size_t i;
@@ -1495,10 +1499,15 @@ static void k8s_apply_pending(struct daemon *d)
 	for (i = 0; i < u->n_changed; i++)
 		pr_debug("k8s: Service %s changed", u->changed[i]);
 	/* The Services that changed since the last snapshot applied: the
-	 * snapshot's list, unless it superseded one that was never applied. */
-	if (!apply_model(d, &u->model, "Kubernetes API snapshot", false,
-			 superseded ? NULL : (const char *const *)u->changed,
-			 superseded ? 0 : u->n_changed, u)) {
+	 * snapshot's list (with those of the ones it absorbed), unless one was
+	 * lost. They are read from the watcher's model, which holds still
+	 * while we resolve: no copy of it is made. */
+	m = sp_k8s_model_lock(d->k8s);
+	ret = apply_model(d, m, "Kubernetes API snapshot", false,
+			  superseded ? NULL : (const char *const *)u->changed,
+			  superseded ? 0 : u->n_changed, u);
+	sp_k8s_model_unlock(d->k8s);
+	if (!ret) {
 		d->synced = true;
 		publish(d);
 	}
