@@ -832,7 +832,7 @@ static int parse_slice_body(struct json_object *obj, struct sp_slice *s, const c
 			     id, i);
 			return -EINVAL;
 		}
-		if (node && !(e->node_name = strdup(node)))
+		if (node && !(e->node_name = sp_intern(node)))
 			return -ENOMEM;
 		s->n_endpoints++;
 	}
@@ -1023,11 +1023,8 @@ int sp_k8s_slice_dup(struct sp_slice *d, const struct sp_slice *s)
 	if (s->n_endpoints && !(d->endpoints = calloc(s->n_endpoints, sizeof(*d->endpoints))))
 		goto fail;
 	for (i = 0; i < s->n_endpoints; i++) {
-		d->endpoints[i] = s->endpoints[i];
-		d->endpoints[i].node_name = NULL;
+		d->endpoints[i] = s->endpoints[i]; /* the node name is interned */
 		d->n_endpoints++;
-		if (dup_opt(&d->endpoints[i].node_name, s->endpoints[i].node_name))
-			goto fail;
 	}
 	return 0;
 fail:
