@@ -217,6 +217,8 @@ enum res_kind { RES_SVC = 0, RES_SLICE, RES_NODE, RES_N, RES_SET = RES_N };
 struct entry {
 	struct entry *next;
 	char *key;
+	/* metadata.resourceVersion: the object's own resource_version for
+	 * Services and EndpointSlices (one copy), owned here for Nodes. */
 	char *rv;
 	/* EndpointSlices: endpoints.kubernetes.io/last-change-trigger-time
 	 * (CLOCK_REALTIME ns), 0 when absent. */
@@ -258,8 +260,21 @@ static void entry_free(enum res_kind kind, struct entry *e)
 	else if (kind == RES_NODE)
 		free(e->node.addrs);
 	free(e->key);
-	free(e->rv);
+	if (kind != RES_SVC && kind != RES_SLICE)
+		free(e->rv);
 	free(e);
+}
+
+/* e->rv for an entry whose object is parsed or copied. 0 or -ENOMEM. */
+static int entry_set_rv(enum res_kind kind, struct entry *e, const char *rv)
+{
+	if (kind == RES_SVC)
+		e->rv = e->svc.resource_version;
+	else if (kind == RES_SLICE)
+		e->rv = e->slice.resource_version;
+	else if (rv && !(e->rv = strdup(rv)))
+		return -ENOMEM;
+	return 0;
 }
 
 static void store_init(struct store *s, enum res_kind kind)
@@ -804,10 +819,12 @@ static int parse_entry(struct watch *w, struct json_object *obj, const char *key
 		free(e);
 		return ret;
 	}
-	if (json_object_object_get_ex(obj, "metadata", &md) &&
-	    json_object_object_get_ex(md, "resourceVersion", &rvo) &&
-	    json_object_is_type(rvo, json_type_string) &&
-	    !(e->rv = strdup(json_object_get_string(rvo)))) {
+	if (entry_set_rv(w->kind, e,
+			 json_object_object_get_ex(obj, "metadata", &md) &&
+					 json_object_object_get_ex(md, "resourceVersion", &rvo) &&
+					 json_object_is_type(rvo, json_type_string) ?
+				 json_object_get_string(rvo) :
+				 NULL)) {
 		entry_free(w->kind, e);
 		return -ENOMEM;
 	}
@@ -847,9 +864,8 @@ static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
 		return NULL;
 	}
 	e->key = strdup(o->key);
-	e->rv = o->rv ? strdup(o->rv) : NULL;
 	e->trigger_ns = o->trigger_ns;
-	if (!e->key || (o->rv && !e->rv)) {
+	if (!e->key || entry_set_rv(kind, e, o->rv)) {
 		entry_free(kind, e);
 		return NULL;
 	}
