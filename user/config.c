@@ -1283,10 +1283,16 @@ static int parse_endpoint(struct cfg *c, int idx, const char *path, struct sp_sl
 	if (rc)
 		return rc;
 	if (v[EF_NODE_NAME]) {
+		char *node;
+
 		pathf(fp, sizeof(fp), "%s.nodeName", path);
-		rc = get_name(c, v[EF_NODE_NAME], fp, NAME_SUBDOMAIN, &ep->node_name);
+		rc = get_name(c, v[EF_NODE_NAME], fp, NAME_SUBDOMAIN, &node);
 		if (rc)
 			return rc;
+		ep->node_name = sp_intern(node);
+		free(node);
+		if (!ep->node_name)
+			return cfg_nomem(c);
 	}
 	return 0;
 }

@@ -2,8 +2,10 @@
 /*
  * The Kubernetes watcher: one thread that lists and then watches Services,
  * EndpointSlices and this node's Node object, keeps the objects in a store
- * keyed by namespace/name, and hands the daemon full snapshots, no more
- * often than the minimum sync interval.
+ * keyed by namespace/name, and tells the daemon what changed, no more
+ * often than the minimum sync interval. The daemon reads the objects from
+ * the watcher's model under a lock instead of a copy (a copy of 10,000
+ * Services per event cost tens of milliseconds).
  *
  * Transport: libcurl's multi interface drives the (up to) three streams from
  * one thread, so the store needs no lock and curl_multi_wakeup() gives a
@@ -234,6 +236,8 @@ enum res_kind { RES_SVC = 0, RES_SLICE, RES_NODE, RES_N, RES_SET = RES_N };
 struct entry {
 	struct entry *next;
 	char *key;
+	/* metadata.resourceVersion: the object's own resource_version for
+	 * Services and EndpointSlices (one copy), owned here for Nodes. */
 	char *rv;
 	/* EndpointSlices: endpoints.kubernetes.io/last-change-trigger-time
 	 * (CLOCK_REALTIME ns), 0 when absent. */
@@ -278,8 +282,21 @@ static void entry_free(enum res_kind kind, struct entry *e)
 		free(e->node.zone);
 	}
 	free(e->key);
-	free(e->rv);
+	if (kind != RES_SVC && kind != RES_SLICE)
+		free(e->rv);
 	free(e);
+}
+
+/* e->rv for an entry whose object is parsed or copied. 0 or -ENOMEM. */
+static int entry_set_rv(enum res_kind kind, struct entry *e, const char *rv)
+{
+	if (kind == RES_SVC)
+		e->rv = e->svc.resource_version;
+	else if (kind == RES_SLICE)
+		e->rv = e->slice.resource_version;
+	else if (rv && !(e->rv = strdup(rv)))
+		return -ENOMEM;
+	return 0;
 }
 
 static void store_init(struct store *s, enum res_kind kind)
@@ -432,6 +449,17 @@ struct watch {
 
 struct sp_k8s {
 	struct sp_k8s_opts o;
+	/*
+	 * The Services and EndpointSlices of the stores as a struct sp_model,
+	 * sorted by namespace/name: shallow copies, whose strings and arrays
+	 * belong to the store entries. The watcher changes a store and the
+	 * view together with model_lock held; readers on other threads hold it
+	 * (sp_k8s_model_lock). An event costs a binary search and at most a
+	 * memmove of this array, never a copy of the objects.
+	 */
+	pthread_mutex_t model_lock;
+	struct sp_model view;
+	size_t view_cap[2]; /* room in view.services, view.slices */
 	char *node_name;
 	struct sp_k8s_config cfg;
 	CURLM *multi;
@@ -467,6 +495,177 @@ void sp_k8s_get_stats(struct sp_k8s *k, struct sp_k8s_stats *st)
 
 	for (i = 0; i < sizeof(*st) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+const struct sp_model *sp_k8s_model_lock(struct sp_k8s *k)
+{
+	pthread_mutex_lock(&k->model_lock);
+	return &k->view;
+}
+
+void sp_k8s_model_unlock(struct sp_k8s *k)
+{
+	pthread_mutex_unlock(&k->model_lock);
+}
+
+/* ---- The view (struct sp_k8s) ---- */
+
+static void view_name(const struct sp_model *m, enum res_kind kind, size_t i, const char **ns,
+		      const char **name)
+{
+	*ns = kind == RES_SVC ? m->services[i].ns : m->slices[i].ns;
+	*name = kind == RES_SVC ? m->services[i].name : m->slices[i].name;
+}
+
+static size_t view_n(const struct sp_model *m, enum res_kind kind)
+{
+	return kind == RES_SVC ? m->n_services : m->n_slices;
+}
+
+/* Where ns/name is or would go in the view; *found says which. */
+static size_t view_find(const struct sp_model *m, enum res_kind kind, const char *ns,
+			const char *name, bool *found)
+{
+	size_t lo = 0, hi = view_n(m, kind);
+	const char *a, *b;
+	int c = 1;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		view_name(m, kind, mid, &a, &b);
+		c = strcmp(a, ns);
+		if (!c)
+			c = strcmp(b, name);
+		if (!c) {
+			lo = mid;
+			break;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = !c;
+	return lo;
+}
+
+/* Room for one more object of kind in the view. 0 or -ENOMEM. */
+static int view_reserve(struct sp_k8s *k, enum res_kind kind)
+{
+	size_t *cap = &k->view_cap[kind == RES_SLICE], ncap;
+	void *v;
+
+	if (view_n(&k->view, kind) < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 64;
+	if (kind == RES_SVC)
+		v = reallocarray(k->view.services, ncap, sizeof(struct sp_service));
+	else
+		v = reallocarray(k->view.slices, ncap, sizeof(struct sp_slice));
+	if (!v)
+		return -ENOMEM;
+	if (kind == RES_SVC)
+		k->view.services = v;
+	else
+		k->view.slices = v;
+	*cap = ncap;
+	return 0;
+}
+
+/* The view gets e's object (replacing its older version). Room must have
+ * been reserved (view_reserve). */
+static void view_put(struct sp_k8s *k, enum res_kind kind, const struct entry *e)
+{
+	struct sp_model *m = &k->view;
+	bool found;
+	size_t i;
+
+	if (kind == RES_SVC) {
+		i = view_find(m, kind, e->svc.ns, e->svc.name, &found);
+		if (!found) {
+			memmove(&m->services[i + 1], &m->services[i],
+				(m->n_services - i) * sizeof(*m->services));
+			m->n_services++;
+		}
+		m->services[i] = e->svc;
+	} else if (kind == RES_SLICE) {
+		i = view_find(m, kind, e->slice.ns, e->slice.name, &found);
+		if (!found) {
+			memmove(&m->slices[i + 1], &m->slices[i],
+				(m->n_slices - i) * sizeof(*m->slices));
+			m->n_slices++;
+		}
+		m->slices[i] = e->slice;
+	}
+}
+
+/* e's object leaves the view (before e is freed). */
+static void view_del(struct sp_k8s *k, enum res_kind kind, const struct entry *e)
+{
+	struct sp_model *m = &k->view;
+	bool found;
+	size_t i;
+
+	if (kind == RES_SVC) {
+		i = view_find(m, kind, e->svc.ns, e->svc.name, &found);
+		if (found) {
+			m->n_services--;
+			memmove(&m->services[i], &m->services[i + 1],
+				(m->n_services - i) * sizeof(*m->services));
+		}
+	} else if (kind == RES_SLICE) {
+		i = view_find(m, kind, e->slice.ns, e->slice.name, &found);
+		if (found) {
+			m->n_slices--;
+			memmove(&m->slices[i], &m->slices[i + 1],
+				(m->n_slices - i) * sizeof(*m->slices));
+		}
+	}
+}
+
+static int cmp_svc(const void *a, const void *b);
+static int cmp_slice(const void *a, const void *b);
+
+/*
+ * A view of kind for the objects of s (a list about to replace the store):
+ * a sorted array, into *out (NULL when s is empty). The caller installs it
+ * with view_install. 0 or -ENOMEM.
+ */
+static int view_build(enum res_kind kind, const struct store *s, void **out)
+{
+	size_t sz = kind == RES_SVC ? sizeof(struct sp_service) : sizeof(struct sp_slice), i, n = 0;
+	char *v = NULL;
+	struct entry *e;
+
+	*out = NULL;
+	if (!s->n)
+		return 0;
+	v = calloc(s->n, sz);
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < s->nb; i++)
+		for (e = s->b[i]; e; e = e->next)
+			memcpy(v + n++ * sz, kind == RES_SVC ? (const void *)&e->svc :
+							     (const void *)&e->slice,
+			       sz);
+	qsort(v, n, sz, kind == RES_SVC ? cmp_svc : cmp_slice);
+	*out = v;
+	return 0;
+}
+
+static void view_install(struct sp_k8s *k, enum res_kind kind, void *v, size_t n)
+{
+	if (kind == RES_SVC) {
+		free(k->view.services);
+		k->view.services = v;
+		k->view.n_services = n;
+	} else {
+		free(k->view.slices);
+		k->view.slices = v;
+		k->view.n_slices = n;
+	}
+	k->view_cap[kind == RES_SLICE] = n;
 }
 
 static void mark_dirty(struct sp_k8s *k)
@@ -648,10 +847,12 @@ static int parse_entry(struct watch *w, struct json_object *obj, const char *key
 		free(e);
 		return ret;
 	}
-	if (json_object_object_get_ex(obj, "metadata", &md) &&
-	    json_object_object_get_ex(md, "resourceVersion", &rvo) &&
-	    json_object_is_type(rvo, json_type_string) &&
-	    !(e->rv = strdup(json_object_get_string(rvo)))) {
+	if (entry_set_rv(w->kind, e,
+			 json_object_object_get_ex(obj, "metadata", &md) &&
+					 json_object_object_get_ex(md, "resourceVersion", &rvo) &&
+					 json_object_is_type(rvo, json_type_string) ?
+				 json_object_get_string(rvo) :
+				 NULL)) {
 		entry_free(w->kind, e);
 		return -ENOMEM;
 	}
@@ -697,9 +898,8 @@ static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
 		return NULL;
 	}
 	e->key = strdup(o->key);
-	e->rv = o->rv ? strdup(o->rv) : NULL;
 	e->trigger_ns = o->trigger_ns;
-	if (!e->key || (o->rv && !e->rv)) {
+	if (!e->key || entry_set_rv(kind, e, o->rv)) {
 		entry_free(kind, e);
 		return NULL;
 	}
@@ -791,12 +991,19 @@ static int on_list_page(void *arg, struct json_object *doc)
  * The list is complete: swap it in. Whatever differs from the store is a
  * change that happened while we were not watching (or the first sync).
  */
-static void finish_list(struct watch *w)
+static int finish_list(struct watch *w)
 {
 	struct sp_k8s *k = w->k;
 	struct entry *e, *o;
 	size_t i, added = 0, changed = 0, deleted = 0;
+	bool view = w->kind == RES_SVC || w->kind == RES_SLICE;
+	void *v = NULL;
 
+	if (view && view_build(w->kind, &w->pending, &v)) {
+		klog(SP_K8S_LOG_ERR, "list %s: out of memory; listing again", w->what);
+		store_clear(&w->pending);
+		return -ENOMEM;
+	}
 	store_foreach(&w->store, o, i) {
 		if (!store_get(&w->pending, o->key)) {
 			log_change(w, o->key, o, NULL);
@@ -818,8 +1025,13 @@ static void finish_list(struct watch *w)
 		else
 			added++;
 	}
+	/* The store and its view change together, for readers of the model. */
+	pthread_mutex_lock(&k->model_lock);
+	if (view)
+		view_install(k, w->kind, v, w->pending.n);
 	store_clear(&w->store);
 	w->store = w->pending;
+	pthread_mutex_unlock(&k->model_lock);
 	store_init(&w->pending, w->kind);
 	if (!w->synced)
 		mark_dirty(k); /* the first sync publishes even an empty cluster */
@@ -828,6 +1040,7 @@ static void finish_list(struct watch *w)
 	     w->what, w->rv, w->store.n, added, changed, deleted);
 	w->synced = true;
 	STAT_INC(k, lists);
+	return 0;
 }
 
 /*
@@ -860,6 +1073,51 @@ static bool status_too_large(struct json_object *st)
 			return true;
 	}
 	return false;
+}
+
+/* Into the store and the view (replacing an older version, which is
+ * freed). 0 or -ENOMEM (nothing changed, e still the caller's). */
+static int put_entry(struct watch *w, struct entry *e)
+{
+	struct sp_k8s *k = w->k;
+	bool view = w->kind == RES_SVC || w->kind == RES_SLICE;
+	int ret;
+
+	struct entry *old;
+
+	pthread_mutex_lock(&k->model_lock);
+	ret = view ? view_reserve(k, w->kind) : 0;
+	if (ret)
+		goto out;
+	/* The view first: it finds the older version by its names, which
+	 * store_put frees. */
+	old = store_get(&w->store, e->key);
+	if (view)
+		view_put(k, w->kind, e);
+	ret = store_put(&w->store, e);
+	if (ret && view) {
+		if (old)
+			view_put(k, w->kind, old);
+		else
+			view_del(k, w->kind, e);
+	}
+out:
+	pthread_mutex_unlock(&k->model_lock);
+	return ret;
+}
+
+/* Out of the store and the view: the entry (the caller frees it), or NULL. */
+static struct entry *take_entry(struct watch *w, const char *key)
+{
+	struct sp_k8s *k = w->k;
+	struct entry *e;
+
+	pthread_mutex_lock(&k->model_lock);
+	e = store_take(&w->store, key);
+	if (e && (w->kind == RES_SVC || w->kind == RES_SLICE))
+		view_del(k, w->kind, e);
+	pthread_mutex_unlock(&k->model_lock);
+	return e;
 }
 
 /* Apply one watch event. Runs from the stream decoder. */
@@ -924,7 +1182,7 @@ static int on_event(void *arg, struct json_object *ev)
 		old = store_get(&w->store, key);
 		if (ret == SP_K8S_IGNORED) {
 			/* Valid, but no longer ours (e.g. became ExternalName). */
-			old = store_take(&w->store, key);
+			old = take_entry(w, key);
 			if (old) {
 				log_change(w, key, old, NULL);
 				count_change(k, w->kind, NULL);
@@ -941,12 +1199,12 @@ static int on_event(void *arg, struct json_object *ev)
 		count_change(k, w->kind, e);
 		note_changed(k, w->kind, old); /* a slice may have moved between Services */
 		note_changed(k, w->kind, e);
-		if (store_put(&w->store, e)) {
+		if (put_entry(w, e)) {
 			entry_free(w->kind, e);
 			return -ENOMEM;
 		}
 	} else if (!strcmp(type, "DELETED")) {
-		old = store_take(&w->store, key);
+		old = take_entry(w, key);
 		if (old) {
 			log_change(w, key, old, NULL);
 			count_change(k, w->kind, NULL);
@@ -1363,7 +1621,11 @@ static void request_done(struct watch *w, CURLcode res)
 			schedule(w, false); /* next page */
 			return;
 		}
-		finish_list(w);
+		if (finish_list(w)) {
+			w->relist = true;
+			schedule(w, true);
+			return;
+		}
 		w->attempt = 0;
 		w->phase = PH_WATCH;
 		schedule(w, false);
@@ -1434,7 +1696,6 @@ void sp_k8s_update_free(struct sp_k8s_update *u)
 
 	if (!u)
 		return;
-	sp_model_free(&u->model);
 	free(u->node_addrs);
 	free(u->node_zone);
 	for (i = 0; i < u->n_changed; i++)
@@ -1444,30 +1705,72 @@ void sp_k8s_update_free(struct sp_k8s_update *u)
 	free(u);
 }
 
-/* A deep copy of the stores. Returns NULL on -ENOMEM. */
+int sp_k8s_update_merge(struct sp_k8s_update *newer, const struct sp_k8s_update *older)
+{
+	size_t n = newer->n_changed + older->n_changed, i = 0, j = 0, k = 0;
+	char **v = calloc(n ? n : 1, sizeof(*v));
+	bool *copied = calloc(n ? n : 1, sizeof(*copied));
+	int64_t *t = NULL;
+
+	if (!v || !copied)
+		goto fail;
+	if (older->n_triggers) {
+		t = malloc((newer->n_triggers + older->n_triggers) * sizeof(*t));
+		if (!t)
+			goto fail;
+	}
+	/* Both lists are sorted: merge them, one copy of each name. */
+	while (i < newer->n_changed || j < older->n_changed) {
+		int c = i == newer->n_changed ? 1 :
+			j == older->n_changed ? -1 :
+						strcmp(newer->changed[i], older->changed[j]);
+
+		if (c <= 0) {
+			v[k++] = newer->changed[i++];
+			j += !c;
+			continue;
+		}
+		copied[k] = true;
+		if (!(v[k++] = strdup(older->changed[j++])))
+			goto fail;
+	}
+	if (t) {
+		memcpy(t, older->triggers, older->n_triggers * sizeof(*t));
+		if (newer->n_triggers)
+			memcpy(t + older->n_triggers, newer->triggers,
+			       newer->n_triggers * sizeof(*t));
+		free(newer->triggers);
+		newer->triggers = t;
+		newer->n_triggers += older->n_triggers;
+	}
+	free(newer->changed);
+	newer->changed = v;
+	newer->n_changed = k;
+	free(copied);
+	return 0;
+fail:
+	for (i = 0; v && copied && i < k; i++)
+		if (copied[i])
+			free(v[i]);
+	free(v);
+	free(copied);
+	free(t);
+	return -ENOMEM;
+}
+
+/* What changed since the last snapshot, and a pointer to the model.
+ * Returns NULL on -ENOMEM. */
 static struct sp_k8s_update *build_update(struct sp_k8s *k)
 {
 	struct sp_k8s_update *u = calloc(1, sizeof(*u));
-	struct store *ss = &k->w[RES_SVC].store, *sl = &k->w[RES_SLICE].store;
 	struct entry *e;
 	size_t i;
 
 	if (!u)
 		return NULL;
-	if ((ss->n && !(u->model.services = calloc(ss->n, sizeof(struct sp_service)))) ||
-	    (sl->n && !(u->model.slices = calloc(sl->n, sizeof(struct sp_slice)))) ||
-	    (k->changed.n && !(u->changed = calloc(k->changed.n, sizeof(char *)))))
+	u->model = &k->view;
+	if (k->changed.n && !(u->changed = calloc(k->changed.n, sizeof(char *))))
 		goto fail;
-	store_foreach(ss, e, i) {
-		if (sp_k8s_service_dup(&u->model.services[u->model.n_services], &e->svc))
-			goto fail;
-		u->model.n_services++;
-	}
-	store_foreach(sl, e, i) {
-		if (sp_k8s_slice_dup(&u->model.slices[u->model.n_slices], &e->slice))
-			goto fail;
-		u->model.n_slices++;
-	}
 	store_foreach(&k->changed, e, i) {
 		if (!(u->changed[u->n_changed] = strdup(e->key)))
 			goto fail;
@@ -1495,10 +1798,6 @@ static struct sp_k8s_update *build_update(struct sp_k8s *k)
 		}
 	}
 	/* Sorted, so consumers and logs see a stable order whatever the hash. */
-	if (u->model.n_services)
-		qsort(u->model.services, u->model.n_services, sizeof(struct sp_service), cmp_svc);
-	if (u->model.n_slices)
-		qsort(u->model.slices, u->model.n_slices, sizeof(struct sp_slice), cmp_slice);
 	if (u->n_changed)
 		qsort(u->changed, u->n_changed, sizeof(char *), cmp_str);
 	return u;
@@ -1551,7 +1850,7 @@ static void maybe_publish(struct sp_k8s *k, uint64_t now)
 	STAT_INC(k, updates);
 	sp_k8s_get_stats(k, &u->stats);
 	klog(SP_K8S_LOG_DEBUG, "snapshot: %zu services, %zu slices, %zu changed",
-	     u->model.n_services, u->model.n_slices, u->n_changed);
+	     u->model->n_services, u->model->n_slices, u->n_changed);
 	k->cb(k->cb_arg, u);
 }
 
@@ -1649,6 +1948,10 @@ static void k8s_free(struct sp_k8s *k)
 		curl_multi_cleanup(k->multi);
 	store_clear(&k->changed);
 	free(k->triggers);
+	/* The view's objects were the stores' (freed with them). */
+	free(k->view.services);
+	free(k->view.slices);
+	pthread_mutex_destroy(&k->model_lock);
 	sp_k8s_config_free(&k->cfg);
 	free(k->token);
 	free(k->node_name);
@@ -1685,6 +1988,7 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 	k->cb_arg = arg;
 	k->start_ns = real_ns();
 	store_init(&k->changed, RES_SET);
+	pthread_mutex_init(&k->model_lock, NULL);
 
 	if (o->kubeconfig)
 		ret = sp_k8s_config_kubeconfig(&k->cfg, o->kubeconfig, err, errlen);

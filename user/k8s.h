@@ -231,12 +231,19 @@ struct sp_k8s_stats {
 };
 
 /*
- * One snapshot of everything the API says, handed to the callback.
- * The callback OWNS it and must release it with sp_k8s_update_free()
- * (it may keep it as long as it likes, e.g. to diff against the next one).
+ * What changed since the last snapshot, handed to the callback. The
+ * callback OWNS it and must release it with sp_k8s_update_free() (it may
+ * keep it as long as it likes). The objects themselves are not copied:
+ * they are the watcher's model, read under sp_k8s_model_lock(), so a
+ * snapshot costs what changed, not what exists.
  */
 struct sp_k8s_update {
-	struct sp_model model; /* all Services and EndpointSlices, sorted by ns/name */
+	/* The watcher's model (all Services and EndpointSlices, sorted by
+	 * ns/name): readable during the callback (the watcher thread changes
+	 * nothing meanwhile), on any other thread only between
+	 * sp_k8s_model_lock() and sp_k8s_model_unlock(), where it may already
+	 * hold changes of the next snapshot (which will list them too). */
+	const struct sp_model *model;
 	struct sp_ip *node_addrs; /* this node's addresses (empty if unknown) */
 	size_t n_node_addrs;
 	bool node_known; /* the Node object has been seen */
@@ -255,6 +262,13 @@ struct sp_k8s_update {
 	size_t n_triggers;
 };
 void sp_k8s_update_free(struct sp_k8s_update *u);
+/*
+ * Fold an older snapshot that was never applied into a newer one: the
+ * newer one then lists the Services and trigger times of both, so the
+ * consumer still resolves only what changed. older is left as it was.
+ * Returns 0 or -ENOMEM (newer unchanged).
+ */
+int sp_k8s_update_merge(struct sp_k8s_update *newer, const struct sp_k8s_update *older);
 
 typedef void (*sp_k8s_update_fn)(void *arg, struct sp_k8s_update *u);
 
@@ -275,5 +289,13 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 void sp_k8s_stop(struct sp_k8s *k);
 /* Counters so far (any thread). */
 void sp_k8s_get_stats(struct sp_k8s *k, struct sp_k8s_stats *st);
+/*
+ * The watcher's model (see struct sp_k8s_update) for another thread: the
+ * watcher applies no event until sp_k8s_model_unlock() (events wait in
+ * the socket meanwhile). Never call it from the callback (the watcher
+ * thread): read u->model there.
+ */
+const struct sp_model *sp_k8s_model_lock(struct sp_k8s *k);
+void sp_k8s_model_unlock(struct sp_k8s *k);
 
 #endif /* SP_K8S_H */

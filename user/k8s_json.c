@@ -740,7 +740,7 @@ static int parse_conditions(struct json_object *ep, struct sp_endpoint *e)
  * hints.forZones / hints.forNodes: the names joined with commas into *out
  * (NULL when there are none). -EINVAL when malformed, -ENOMEM.
  */
-static int parse_hint_names(struct json_object *hints, const char *key, char **out)
+static int parse_hint_names(struct json_object *hints, const char *key, const char **out)
 {
 	struct json_object *arr;
 	size_t i, n, len = 0;
@@ -769,8 +769,9 @@ static int parse_hint_names(struct json_object *hints, const char *key, char **o
 		jstr(json_object_array_get_idx(arr, i), "name", &name);
 		len += (size_t)sprintf(buf + len, "%s%s", len ? "," : "", name);
 	}
-	*out = buf;
-	return 0;
+	*out = sp_intern(buf);
+	free(buf);
+	return *out ? 0 : -ENOMEM;
 }
 
 /* One endpoints[i] into *e: 0, -EINVAL with the reason in why, -ENOMEM. */
@@ -807,7 +808,7 @@ static int parse_endpoint(struct json_object *ep, uint8_t family, const char *at
 		errf(why, whylen, "EndpointSlice %s: endpoints[%zu].nodeName is not a string", id, i);
 		return -EINVAL;
 	}
-	if (node && !(e->node_name = strdup(node)))
+	if (node && !(e->node_name = sp_intern(node)))
 		return -ENOMEM;
 	/* Malformed hints count as none: the endpoint still serves, and one
 	 * endpoint without hints turns topology off for its Service
@@ -816,11 +817,13 @@ static int parse_endpoint(struct json_object *ep, uint8_t family, const char *at
 	if (hints && jis(hints, json_type_object)) {
 		rc = parse_hint_names(hints, "forZones", &e->zone_hints);
 		rc = rc ?: parse_hint_names(hints, "forNodes", &e->node_hints);
-		if (rc == -ENOMEM)
-			goto nomem;
+		if (rc == -ENOMEM) {
+			memset(e, 0, sizeof(*e)); /* interned strings are never freed */
+			return -ENOMEM;
+		}
 		if (rc) {
-			free(e->zone_hints);
 			e->zone_hints = NULL;
+			e->node_hints = NULL;
 			warnf(warn, warn_arg,
 			      "EndpointSlice %s: endpoints[%zu].hints is malformed: ignored", id, i);
 		}
@@ -829,12 +832,6 @@ static int parse_endpoint(struct json_object *ep, uint8_t family, const char *at
 		      id, i);
 	}
 	return 0;
-nomem:
-	free(e->node_name);
-	free(e->zone_hints);
-	free(e->node_hints);
-	memset(e, 0, sizeof(*e));
-	return -ENOMEM;
 }
 
 static int parse_slice_body(struct json_object *obj, struct sp_slice *s, const char *id,
@@ -1122,15 +1119,8 @@ int sp_k8s_slice_dup(struct sp_slice *d, const struct sp_slice *s)
 	if (s->n_endpoints && !(d->endpoints = calloc(s->n_endpoints, sizeof(*d->endpoints))))
 		goto fail;
 	for (i = 0; i < s->n_endpoints; i++) {
-		d->endpoints[i] = s->endpoints[i];
-		d->endpoints[i].node_name = NULL;
-		d->endpoints[i].zone_hints = NULL;
-		d->endpoints[i].node_hints = NULL;
+		d->endpoints[i] = s->endpoints[i]; /* the node name is interned */
 		d->n_endpoints++;
-		if (dup_opt(&d->endpoints[i].node_name, s->endpoints[i].node_name) ||
-		    dup_opt(&d->endpoints[i].zone_hints, s->endpoints[i].zone_hints) ||
-		    dup_opt(&d->endpoints[i].node_hints, s->endpoints[i].node_hints))
-			goto fail;
 	}
 	return 0;
 fail:

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,14 +47,65 @@ void sp_slice_free(struct sp_slice *s)
 	for (i = 0; i < s->n_ports; i++)
 		free(s->ports[i].name);
 	free(s->ports);
-	for (i = 0; i < s->n_endpoints; i++) {
-		free(s->endpoints[i].node_name);
-		free(s->endpoints[i].zone_hints);
-		free(s->endpoints[i].node_hints);
-	}
-	free(s->endpoints);
+	free(s->endpoints); /* node names and hints are interned (sp_intern) */
 	free(s->resource_version);
 	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * The interned strings: an open-addressing hash set, grown at half full,
+ * shared by every thread (the watcher parses on its own), never freed.
+ */
+static struct {
+	pthread_mutex_t lock;
+	char **v;
+	size_t n, cap;
+} interned = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t intern_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* The slot of s in v (cap a power of two): where it is or would go. */
+static char **intern_slot(char **v, size_t cap, const char *s)
+{
+	size_t i = intern_hash(s) & (cap - 1);
+
+	while (v[i] && strcmp(v[i], s))
+		i = (i + 1) & (cap - 1);
+	return &v[i];
+}
+
+const char *sp_intern(const char *s)
+{
+	char **slot, *r = NULL;
+
+	pthread_mutex_lock(&interned.lock);
+	if ((interned.n + 1) * 2 > interned.cap) {
+		size_t cap = interned.cap ? interned.cap * 2 : 64, i;
+		char **v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			goto out;
+		for (i = 0; i < interned.cap; i++)
+			if (interned.v[i])
+				*intern_slot(v, cap, interned.v[i]) = interned.v[i];
+		free(interned.v);
+		interned.v = v;
+		interned.cap = cap;
+	}
+	slot = intern_slot(interned.v, interned.cap, s);
+	if (!*slot && (*slot = strdup(s)))
+		interned.n++;
+	r = *slot;
+out:
+	pthread_mutex_unlock(&interned.lock);
+	return r;
 }
 
 void sp_model_free(struct sp_model *m)

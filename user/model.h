@@ -83,11 +83,12 @@ struct sp_endpoint {
 	bool ready; /* conditions.ready (nil counts as true) */
 	bool serving; /* conditions.serving (nil = ready) */
 	bool terminating; /* conditions.terminating (nil = false) */
-	char *node_name; /* may be NULL */
+	const char *node_name; /* interned (sp_intern), never freed; may be NULL */
 	/* Topology hints (hints.forZones[].name, hints.forNodes[].name), each a
-	 * comma-separated list (no name can hold a comma), NULL when none. */
-	char *zone_hints;
-	char *node_hints;
+	 * comma-separated list (no name can hold a comma), interned like the
+	 * node name (a few distinct values across all endpoints); NULL: none. */
+	const char *zone_hints;
+	const char *node_hints;
 };
 
 struct sp_slice {
@@ -110,6 +111,13 @@ struct sp_model {
 };
 
 void sp_model_free(struct sp_model *m);
+/*
+ * One copy of s for the whole process, never freed: a node name repeats
+ * on every endpoint of a node (100,000 endpoints on a few hundred nodes),
+ * and the set of names is about as small as the cluster. Thread-safe.
+ * Returns the copy, or NULL on -ENOMEM.
+ */
+const char *sp_intern(const char *s);
 void sp_service_free(struct sp_service *s);
 void sp_slice_free(struct sp_slice *s);
 

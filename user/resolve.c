@@ -926,24 +926,17 @@ static bool want_equal(const struct sp_want_svc *a, const struct sp_want_svc *b)
 	return true;
 }
 
-static bool want_listed(const struct sp_want_svc *w, const char *const *names, size_t n);
-
 /*
  * The ids that differ between old and new (both sorted by id: one merge
- * walk) into v (room for old->n + new->n); with names, only new's entries
- * of those Services take part. Returns how many.
+ * walk) into v (room for old->n + new->n). Returns how many.
  */
 static size_t diff_walk(const struct sp_desired *old, const struct sp_desired *new,
-			const char *const *names, size_t n_names, const char **v)
+			const char **v)
 {
 	size_t i = 0, j = 0, k = 0;
 	int c;
 
 	while (i < old->n || j < new->n) {
-		if (names && j < new->n && !want_listed(&new->svc[j], names, n_names)) {
-			j++;
-			continue;
-		}
 		c = i == old->n ? 1 : j == new->n ? -1 : strcmp(old->svc[i].id, new->svc[j].id);
 		if (c < 0) {
 			v[k++] = old->svc[i++].id;
@@ -966,7 +959,7 @@ int sp_desired_diff(const struct sp_desired *old, const struct sp_desired *new,
 
 	if (!v)
 		return -ENOMEM;
-	*n = diff_walk(old, new, NULL, 0, v);
+	*n = diff_walk(old, new, v);
 	*ids = v;
 	return 0;
 }
@@ -1005,28 +998,70 @@ static bool is_listed(const char *ns, const char *name, const char *const *names
 	return false;
 }
 
-/* Whether a wanted entry belongs to a listed Service: its id starts with
- * "namespace/name:" (neither can hold a ':'). */
-static bool want_listed(const struct sp_want_svc *w, const char *const *names, size_t n)
+/* The entries [lo, hi) of a desired state that belong to one Service. */
+struct id_run {
+	size_t lo, hi;
+};
+
+/* Does id start with "namespace/name:" for name ("namespace/name")? */
+static int id_prefix_cmp(const char *id, const char *name, size_t len)
 {
-	char ns[128];
-	const char *slash = strchr(w->id, '/'), *colon;
+	int c = strncmp(id, name, len);
 
-	if (!slash || (size_t)(slash - w->id) >= sizeof(ns))
-		return false;
-	colon = strchr(slash, ':');
-	memcpy(ns, w->id, slash - w->id);
-	ns[slash - w->id] = '\0';
-	{
-		char name[128];
-		size_t len = colon ? (size_t)(colon - slash - 1) : strlen(slash + 1);
+	if (c)
+		return c;
+	return (unsigned char)id[len] - (unsigned char)':';
+}
 
-		if (len >= sizeof(name))
-			return false;
-		memcpy(name, slash + 1, len);
-		name[len] = '\0';
-		return is_listed(ns, name, names, n);
+/* Where the entries of Service name ("namespace/name") are in d (sorted by
+ * id): the ids that start with "namespace/name:", found by binary search. */
+static struct id_run id_run(const struct sp_desired *d, const char *name)
+{
+	size_t len = strlen(name), lo = 0, hi = d->n, mid;
+	struct id_run run;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (id_prefix_cmp(d->svc[mid].id, name, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	run.lo = run.hi = lo;
+	while (run.hi < d->n && !id_prefix_cmp(d->svc[run.hi].id, name, len))
+		run.hi++;
+	return run;
+}
+
+static int id_run_cmp(const void *a, const void *b)
+{
+	const struct id_run *x = a, *y = b;
+
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->hi < y->hi ? -1 : x->hi > y->hi;
+}
+
+/* Is index i in one of the runs (sorted, disjoint)? *c is a cursor into
+ * them for ascending i, starting at 0. */
+static bool in_runs(const struct id_run *runs, size_t n, size_t *c, size_t i)
+{
+	while (*c < n && runs[*c].hi <= i)
+		(*c)++;
+	return *c < n && runs[*c].lo <= i;
+}
+
+/* Do the new entries (sorted) carry exactly the ids of prev's runs, in order? */
+static bool same_ids(const struct sp_desired *prev, const struct id_run *runs, size_t n_runs,
+		     const struct sp_desired *new)
+{
+	size_t i, j, k = 0;
+
+	for (i = 0; i < n_runs; i++)
+		for (j = runs[i].lo; j < runs[i].hi; j++, k++)
+			if (k >= new->n || strcmp(prev->svc[j].id, new->svc[k].id))
+				return false;
+	return k == new->n;
 }
 
 static int fe_key_cmp(const void *a, const void *b)
@@ -1043,7 +1078,8 @@ int sp_resolve_some(const struct sp_model *m, const struct sp_resolve_opts *o,
 	struct sp_want_svc *all = NULL;
 	const char **v = NULL;
 	uint8_t(*keys)[20] = NULL;
-	size_t i, j, k, n_keys = 0, n_old, n_new, n_kept;
+	struct id_run *runs = NULL;
+	size_t i, j, k, c, n_keys = 0, n_old, n_new, n_kept, *npos = NULL;
 	int rc = -ENOMEM;
 
 	/* A clash decided by the order of every Service: only a full pass
@@ -1082,14 +1118,25 @@ int sp_resolve_some(const struct sp_model *m, const struct sp_resolve_opts *o,
 		for (j = 0; j < r.d.svc[i].n_fe; j++)
 			fe_key(&r.d.svc[i], &r.d.svc[i].fe[j], keys[k++]);
 	qsort(keys, n_keys, sizeof(*keys), fe_key_cmp);
-	for (i = 0, n_old = 0; i < prev->n; i++) {
+	/* prev's entries of the listed Services: their ids start with
+	 * "namespace/name:", so each Service's are one run of the sorted
+	 * array, found by binary search (never a walk over all of prev). */
+	runs = calloc(n_names ? n_names : 1, sizeof(*runs));
+	if (!runs)
+		goto err;
+	for (i = 0, n_old = 0; i < n_names; i++) {
+		runs[i] = id_run(prev, names[i]);
+		n_old += runs[i].hi - runs[i].lo;
+	}
+	/* In id order, which is not the names' order ("a/b-x:" < "a/b:"). */
+	qsort(runs, n_names, sizeof(*runs), id_run_cmp);
+	/* A kept Service that has one of the new frontends: a clash. */
+	for (i = 0, c = 0; n_keys && i < prev->n && !r.d.clashed; i++) {
 		const struct sp_want_svc *w = &prev->svc[i];
 		uint8_t key[20];
 
-		if (want_listed(w, names, n_names)) {
-			n_old++;
+		if (in_runs(runs, n_names, &c, i))
 			continue;
-		}
 		for (j = 0; j < w->n_fe && !r.d.clashed; j++) {
 			fe_key(w, &w->fe[j], key);
 			r.d.clashed = bsearch(key, keys, n_keys, sizeof(*keys), fe_key_cmp) != NULL;
@@ -1101,31 +1148,79 @@ int sp_resolve_some(const struct sp_model *m, const struct sp_resolve_opts *o,
 	}
 	n_new = r.d.n;
 	n_kept = prev->n - n_old;
-	all = calloc(n_kept + n_new ? n_kept + n_new : 1, sizeof(*all));
+	npos = calloc(n_new ? n_new : 1, sizeof(*npos));
 	v = calloc(n_old + n_new ? n_old + n_new : 1, sizeof(*v));
-	if (!all || !v)
+	if (!npos || !v)
 		goto err;
-	/* Move: kept entries into all (merged with the new ones by id), the
-	 * listed ones stay in prev, compacted. Nothing can fail from here. */
-	for (i = 0, j = 0, k = 0, n_old = 0; i < prev->n || j < n_new;) {
-		bool take_new = i == prev->n ||
-				(j < n_new && strcmp(r.d.svc[j].id, prev->svc[i].id) < 0);
+	if (same_ids(prev, runs, n_names, &r.d)) {
+		/*
+		 * The common change (endpoints of a Service whose ports stay):
+		 * the new entries take the old ones' places in prev's array,
+		 * which becomes out, and prev keeps only the old entries.
+		 * What this costs depends on the change, not on prev->n.
+		 */
+		struct sp_want_svc *old = calloc(n_old ? n_old : 1, sizeof(*old));
 
-		if (take_new)
-			all[k++] = r.d.svc[j++];
-		else if (want_listed(&prev->svc[i], names, n_names))
-			prev->svc[n_old++] = prev->svc[i++];
-		else
-			all[k++] = prev->svc[i++];
+		if (!old)
+			goto err;
+		for (i = 0, k = 0; i < n_names; i++)
+			for (j = runs[i].lo; j < runs[i].hi; j++, k++) {
+				old[k] = prev->svc[j];
+				prev->svc[j] = r.d.svc[k];
+				npos[k] = j;
+			}
+		*out = (struct sp_desired){ .svc = prev->svc, .n = prev->n };
+		prev->svc = old;
+		prev->n = n_old;
+	} else {
+		all = calloc(n_kept + n_new ? n_kept + n_new : 1, sizeof(*all));
+		if (!all)
+			goto err;
+		/* Move: kept entries into all (merged with the new ones by
+		 * id), the listed ones stay in prev, compacted. Nothing can
+		 * fail from here. */
+		for (i = 0, j = 0, k = 0, c = 0, n_old = 0; i < prev->n || j < n_new;) {
+			bool take_new = i == prev->n ||
+					(j < n_new && strcmp(r.d.svc[j].id, prev->svc[i].id) < 0);
+
+			if (take_new) {
+				npos[j] = k;
+				all[k++] = r.d.svc[j++];
+			} else if (in_runs(runs, n_names, &c, i)) {
+				prev->svc[n_old++] = prev->svc[i++];
+			} else {
+				all[k++] = prev->svc[i++];
+			}
+		}
+		prev->n = n_old;
+		*out = (struct sp_desired){ .svc = all, .n = k };
 	}
-	prev->n = n_old;
 	free(r.d.svc);
 	r.d.svc = NULL;
 	r.d.n = 0;
-	*out = (struct sp_desired){ .svc = all, .n = k };
 	/* What differs: the listed Services' entries, old against new. */
-	*n_ids = diff_walk(prev, out, names, n_names, v);
+	for (i = 0, j = 0, k = 0; i < prev->n || j < n_new;) {
+		const struct sp_want_svc *ow = i < prev->n ? &prev->svc[i] : NULL;
+		const struct sp_want_svc *nw = j < n_new ? &out->svc[npos[j]] : NULL;
+		int d = !ow ? 1 : !nw ? -1 : strcmp(ow->id, nw->id);
+
+		if (d < 0) {
+			v[k++] = ow->id;
+			i++;
+		} else if (d > 0) {
+			v[k++] = nw->id;
+			j++;
+		} else {
+			if (!want_equal(ow, nw))
+				v[k++] = nw->id;
+			i++;
+			j++;
+		}
+	}
+	*n_ids = k;
 	*ids = v;
+	free(npos);
+	free(runs);
 	free(keys);
 	free(r.cand);
 	free(r.slices);
@@ -1133,6 +1228,8 @@ int sp_resolve_some(const struct sp_model *m, const struct sp_resolve_opts *o,
 err:
 	free(all);
 	free(v);
+	free(npos);
+	free(runs);
 	free(keys);
 	sp_desired_free(&r.d);
 	free(r.cand);

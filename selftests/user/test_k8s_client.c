@@ -64,8 +64,8 @@ static struct json_object *update_json(const struct sp_k8s_update *u)
 	size_t i, j;
 	char buf[64];
 
-	for (i = 0; i < u->model.n_services; i++) {
-		const struct sp_service *s = &u->model.services[i];
+	for (i = 0; i < u->model->n_services; i++) {
+		const struct sp_service *s = &u->model->services[i];
 		struct json_object *o = json_object_new_object(), *ports = json_object_new_array();
 
 		snprintf(buf, sizeof(buf), "%s/%s", s->ns, s->name);
@@ -101,8 +101,8 @@ static struct json_object *update_json(const struct sp_k8s_update *u)
 			json_object_object_add(o, "rv", json_object_new_string(s->resource_version));
 		json_object_array_add(svcs, o);
 	}
-	for (i = 0; i < u->model.n_slices; i++) {
-		const struct sp_slice *s = &u->model.slices[i];
+	for (i = 0; i < u->model->n_slices; i++) {
+		const struct sp_slice *s = &u->model->slices[i];
 		struct json_object *o = json_object_new_object(), *eps = json_object_new_array();
 		struct json_object *ports = json_object_new_array();
 
@@ -177,15 +177,15 @@ static void on_update(void *arg, struct sp_k8s_update *u)
 	f = fopen(logp, "a");
 	if (f) {
 		fprintf(f, "update %u services=%zu slices=%zu nodeaddrs=%zu changed=", seq,
-			u->model.n_services, u->model.n_slices, u->n_node_addrs);
+			u->model->n_services, u->model->n_slices, u->n_node_addrs);
 		for (i = 0; i < u->n_changed; i++)
 			fprintf(f, "%s%s", i ? "," : "", u->changed[i]);
 		/* Which Services the snapshot holds, for checks on every update
 		 * (the JSON dump keeps only the last one). */
 		fprintf(f, " keys=");
-		for (i = 0; i < u->model.n_services; i++)
-			fprintf(f, "%s%s/%s", i ? "," : "", u->model.services[i].ns,
-				u->model.services[i].name);
+		for (i = 0; i < u->model->n_services; i++)
+			fprintf(f, "%s%s/%s", i ? "," : "", u->model->services[i].ns,
+				u->model->services[i].name);
 		fprintf(f, "\n");
 		fclose(f);
 	}

@@ -940,10 +940,8 @@ static void set_hints(struct sp_model *m, const char *addr, const char *zones, c
 
 		if (sp_ip_cmp(&e->addr, &ip))
 			continue;
-		free(e->zone_hints);
-		free(e->node_hints);
-		e->zone_hints = zones ? strdup(zones) : NULL;
-		e->node_hints = nodes ? strdup(nodes) : NULL;
+		e->zone_hints = zones ? sp_intern(zones) : NULL;
+		e->node_hints = nodes ? sp_intern(nodes) : NULL;
 	}
 }
 
@@ -1077,6 +1075,72 @@ static void test_topology_fallbacks(void)
 	}
 }
 
+/*
+ * The endpoints of listed Services change and their ids stay: the new
+ * entries take the old ones' places. Names whose order differs from their
+ * ids' order ("default/b" < "default/b-x" but "default/b-x:" < "default/b:")
+ * still get their own entries. Same result as the full resolve.
+ */
+static void test_resolve_some_in_place(void)
+{
+	static const char *const names[] = { "default/b", "default/b-x" };
+	struct sp_model a = { 0 }, b = { 0 };
+	struct sp_desired da = { 0 }, db = { 0 }, prev = { 0 }, out = { 0 };
+	const char **ids = NULL, **want_ids = NULL;
+	const struct sp_want_svc *w1, *w2;
+	size_t n_ids, n_want, i;
+	struct warns w;
+	int rc;
+
+	if (!load("services:\n" RS_SVC("a", "10.96.1.1") RS_SVC("b", "10.96.1.2")
+			  RS_SVC("b-x", "10.96.1.3") RS_SVC("c", "10.96.1.4")
+			  "endpointSlices:\n" RS_SLICE("a", "10.244.0.1") RS_SLICE("b", "10.244.0.2")
+			  RS_SLICE("b-x", "10.244.0.3") RS_SLICE("c", "10.244.0.4"),
+		  &a) ||
+	    !load("services:\n" RS_SVC("a", "10.96.1.1") RS_SVC("b", "10.96.1.2")
+			  RS_SVC("b-x", "10.96.1.3") RS_SVC("c", "10.96.1.4")
+			  "endpointSlices:\n" RS_SLICE("a", "10.244.0.1") RS_SLICE("b", "10.244.0.22")
+			  RS_SLICE("b-x", "10.244.0.33") RS_SLICE("c", "10.244.0.4"),
+		  &b))
+		goto out;
+	if (!resolve(&a, NULL, NULL, &da, &w) || !resolve(&b, NULL, NULL, &db, &w) ||
+	    !resolve(&a, NULL, NULL, &prev, &w))
+		goto out;
+	if (!ASSERT_EQ(sp_desired_diff(&da, &db, &want_ids, &n_want), 0, "full diff") ||
+	    !ASSERT_EQ(n_want, 2, "b and b-x differ"))
+		goto out;
+	rc = sp_resolve_some(&b, NULL, &prev, names, 2, &out, &ids, &n_ids, collect, &w);
+	if (!ASSERT_EQ(rc, 0, "resolve some"))
+		goto out;
+	if (ASSERT_EQ(n_ids, n_want, "ids that differ"))
+		for (i = 0; i < n_ids; i++)
+			ASSERT_STREQ(ids[i], want_ids[i], "id");
+	ASSERT_EQ(out.n, db.n, "as many entries as the full resolve");
+	for (i = 0; i < db.n && i < out.n; i++)
+		ASSERT_STREQ(out.svc[i].id, db.svc[i].id, "entry id in order");
+	free(ids);
+	ids = NULL;
+	if (ASSERT_EQ(sp_desired_diff(&db, &out, &ids, &n_ids), 0, "compare"))
+		ASSERT_EQ(n_ids, 0, "nothing differs from the full resolve");
+	ASSERT_EQ(prev.n, 2, "prev keeps the old entries of b and b-x only");
+	w1 = find(&prev, "default/b:http/tcp/v4");
+	w2 = find(&prev, "default/b-x:http/tcp/v4");
+	if (ASSERT_TRUE(w1 && w1->n_be == 1, "b's old entry") &&
+	    ASSERT_TRUE(w2 && w2->n_be == 1, "b-x's old entry")) {
+		ASSERT_EQ(w1->be[0].ip.b[3], 2, "b's old backend");
+		ASSERT_EQ(w2->be[0].ip.b[3], 3, "b-x's old backend");
+	}
+out:
+	free(ids);
+	free(want_ids);
+	sp_desired_free(&da);
+	sp_desired_free(&db);
+	sp_desired_free(&prev);
+	sp_desired_free(&out);
+	sp_model_free(&a);
+	sp_model_free(&b);
+}
+
 int main(void)
 {
 	RUN_TEST(test_default_config);
@@ -1096,5 +1160,6 @@ int main(void)
 	RUN_TEST(test_resolve_some);
 	RUN_TEST(test_topology);
 	RUN_TEST(test_topology_fallbacks);
+	RUN_TEST(test_resolve_some_in_place);
 	return sp_test_exit();
 }
