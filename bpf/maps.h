@@ -51,6 +51,28 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_ct SEC(".maps");
 
+/*
+ * Every address a reply may come from: the source of the key of some REV
+ * entry in sp_ct (a backend, or a pod that got a DSR packet). A packet to
+ * no frontend from any other address is no reply of ours and skips the
+ * reply's conntrack lookup: traffic between pods that are no backends,
+ * host traffic and the like pay a Bloom filter test instead. The filter
+ * answers "maybe" or "certainly not" and takes no deletions: addresses
+ * stay after their flows end, and past SP_REPLY_SRC_MAX of them its false
+ * positives grow, which costs only that lookup. Value: struct sp_addr (an
+ * IPv4 address in addr[0], the rest zero). Written by the datapath before
+ * it inserts a REV entry (lib/ct.h), and by the daemon once, from sp_ct,
+ * when it finds sp_ct pinned but not this map (an upgrade: user/dp.c).
+ * Pinned: it must outlive the daemon as sp_ct does.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_BLOOM_FILTER);
+	__uint(max_entries, SP_REPLY_SRC_MAX);
+	__type(value, struct sp_addr);
+	__uint(map_extra, SP_REPLY_SRC_HASHES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_reply_srcs SEC(".maps");
+
 /* sessionAffinity: ClientIP: the backend of a client's last new flow per
  * Service port. Written by the datapath; LRU, so a full table forgets the
  * least recently used clients (they get a Maglev pick). */

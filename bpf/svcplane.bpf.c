@@ -348,11 +348,17 @@ drop:
 static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt *p,
 					struct sp_stats *st)
 {
-	__u64 now = sp_now();
-	struct sp_ct_val *ct = ct_lookup_rev(p, now);
-	struct sp_ct_val rev;
+	struct sp_ct_val *ct, rev;
 	struct sp_ct_key k;
+	__u64 now;
 
+	/* Most packets that reach here are no reply of ours (pod to pod,
+	 * anything to no Service): a filter of the sources replies come
+	 * from spares them the conntrack lookup (and the clock). */
+	if (!ct_reply_src_maybe(p))
+		return SP_CONTINUE;
+	now = sp_now();
+	ct = ct_lookup_rev(p, now);
 	if (!ct)
 		return SP_CONTINUE;
 	/* The reply of an SNAT flow gets the frontend back as its source,

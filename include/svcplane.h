@@ -44,6 +44,13 @@
 #ifndef SP_MAX_SRC_RANGES
 #define SP_MAX_SRC_RANGES 65536 /* loadBalancerSourceRanges CIDRs, all Services */
 #endif
+/* sp_reply_srcs, a Bloom filter of the addresses replies come from: its
+ * size in addresses at a false-positive rate near 1% (more only raise the
+ * rate: a false positive costs the conntrack lookup it would have saved). */
+#ifndef SP_REPLY_SRC_MAX
+#define SP_REPLY_SRC_MAX 65536
+#endif
+#define SP_REPLY_SRC_HASHES 2 /* hash functions of that filter (map_extra) */
 #ifndef SP_MAX_TX_PORTS
 #define SP_MAX_TX_PORTS 1024 /* devices XDP may redirect to */
 #endif
@@ -636,5 +643,6 @@ struct sp_mon_gate {
 #define SP_MAP_SVC_BACKENDS "sp_svc_backends"
 #define SP_MAP_SRC_RANGES "sp_src_ranges"
 #define SP_MAP_EVENTS "sp_events"
+#define SP_MAP_REPLY_SRCS "sp_reply_srcs"
 
 #endif /* SVCPLANE_ABI_H */

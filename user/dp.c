@@ -83,11 +83,45 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *seeded)
+{
+	struct sp_ct_key k, next;
+	uint64_t i, bound = 2ULL * ct_max + 1;
+	void *prev = NULL;
+	int err;
+
+	*seeded = 0;
+	/* Bounded: the datapath replaces and evicts entries meanwhile, and a
+	 * key gone under the walk restarts it from the first. */
+	for (i = 0; i < bound; i++) {
+		if (bpf_map_get_next_key(fd_ct, prev, &next)) {
+			if (errno == ENOENT)
+				return 0;
+			err = -errno;
+			pr_err("walk %s for the reply sources: %s", SP_MAP_CT, strerror(-err));
+			return err;
+		}
+		k = next;
+		prev = &k;
+		if (k.dir != SP_CT_REV)
+			continue;
+		if (bpf_map_update_elem(fd_srcs, NULL, &k.saddr, BPF_ANY)) {
+			err = -errno;
+			pr_err("add a reply source to %s: %s", SP_MAP_REPLY_SRCS, strerror(-err));
+			return err;
+		}
+		(*seeded)++;
+	}
+	return 0;
+}
+
 int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
 	struct svcplane_bpf *skel;
-	char path[PATH_MAX];
+	char path[PATH_MAX], srcs_path[PATH_MAX];
+	bool ct_reused, srcs_new;
+	uint32_t seeded;
 	uint64_t t0;
 	int err;
 
@@ -101,6 +135,10 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	}
 	snprintf(path, sizeof(path), "%s/%s", o->pin_dir, SP_MAP_SERVICES);
 	dp->maps_reused = access(path, F_OK) == 0;
+	snprintf(path, sizeof(path), "%s/%s", o->pin_dir, SP_MAP_CT);
+	ct_reused = access(path, F_OK) == 0;
+	snprintf(srcs_path, sizeof(srcs_path), "%s/%s", o->pin_dir, SP_MAP_REPLY_SRCS);
+	srcs_new = access(srcs_path, F_OK) != 0;
 
 	oo.pin_root_path = o->pin_dir;
 	skel = svcplane_bpf__open_opts(&oo);
@@ -152,6 +190,24 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 				       : " (run with -v for the verifier log)");
 		svcplane_bpf__destroy(skel);
 		return err;
+	}
+	/* Conntrack from a version without sp_reply_srcs (bpf/maps.h): the
+	 * replies of its flows would skip their reverse NAT until their
+	 * sources are in the filter. Done before any program of this load is
+	 * attached. A flow the old programs create meanwhile still has its
+	 * reply source in the filter if its backend had any flow at all. */
+	if (ct_reused && srcs_new) {
+		err = sp_dp_seed_reply_srcs(bpf_map__fd(skel->maps.sp_ct),
+					    bpf_map__fd(skel->maps.sp_reply_srcs),
+					    bpf_map__max_entries(skel->maps.sp_ct), &seeded);
+		if (err) {
+			/* Unpinned, so that the next start seeds it again. */
+			unlink(srcs_path);
+			svcplane_bpf__destroy(skel);
+			return err;
+		}
+		pr_info("%s: %u reply sources from the pinned %s", SP_MAP_REPLY_SRCS, seeded,
+			SP_MAP_CT);
 	}
 	dp->skel = skel;
 	dp->fd_services = bpf_map__fd(skel->maps.sp_services);

@@ -51,6 +51,11 @@ void sp_dp_opts_default(struct sp_dp_opts *o);
 /* Open, size, configure and load the object, reusing pinned maps. 0 or -errno. */
 int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o);
 void sp_dp_close(struct sp_dp *dp);
+/* Put the source address of every REV entry of conntrack (fd_ct, ct_max entries at
+ * most) into the reply-source filter fd_srcs (sp_reply_srcs); *seeded
+ * counts them. sp_dp_load does it when it finds sp_ct pinned but not the
+ * filter (an upgrade). 0 or -errno. */
+int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *seeded);
 /* Uplink: XDP (sp_xdp) + TC ingress (sp_tc_uplink) + TC egress (sp_tc_egress). */
 int sp_dp_attach_uplink(struct sp_dp *dp, const char *ifname, enum sp_xdp_mode mode);
 /* Pod veth (host side): TC ingress (sp_tc_ingress). */

@@ -567,6 +567,10 @@ static int reuse_maps(struct svcplane_trace_bpf *skel, const char *dir, char *er
 		 * `svcplane monitor` (no ring buffer pinned) can be traced. */
 		if (fd < 0 && errno == ENOENT && !strcmp(bpf_map__name(m), SP_MAP_EVENTS))
 			continue;
+		/* Nor does it read the reply-source filter (bpf/lib/ct.h), which
+		 * a daemon from before it does not have. */
+		if (fd < 0 && errno == ENOENT && !strcmp(bpf_map__name(m), SP_MAP_REPLY_SRCS))
+			continue;
 		if (fd < 0) {
 			ret = -errno;
 			snprintf(err, errlen, "open pinned map %s: %s (is the daemon running with "

@@ -154,6 +154,34 @@ static __always_inline void ct_fwd_key(const struct sp_pkt *p, const struct sp_c
 	k->dir = SP_CT_FWD;
 }
 
+/*
+ * Record the source address of REV key k in sp_reply_srcs (bpf/maps.h),
+ * before the entry goes in: a reply that finds the entry must find its
+ * source too, on any CPU. The dry run records nothing.
+ */
+static __always_inline void ct_reply_src_add(const struct sp_ct_key *k)
+{
+	if (!SP_DRY)
+		bpf_map_push_elem(&sp_reply_srcs, &k->saddr, BPF_ANY);
+}
+
+/*
+ * False only if no REV entry can be keyed by p's source address: then p is
+ * no reply of ours and the conntrack lookup is skipped. The address alone
+ * (not the port too) because it is the one field of the filter's datum
+ * that struct sp_pkt already holds in one piece: a copy with the port
+ * took sp_tc_ingress's call chain past its 512 bytes of stack, and a
+ * copy through the per-CPU scratch area cost more than the filter saved.
+ * The dry run, which may observe a daemon from before sp_reply_srcs
+ * (user/trace.c), looks.
+ */
+static __always_inline bool ct_reply_src_maybe(const struct sp_pkt *p)
+{
+	if (SP_DRY)
+		return true;
+	return bpf_map_peek_elem(&sp_reply_srcs, (void *)&p->saddr) == 0;
+}
+
 /* Per-CPU room for a REV value being built (sp_scratch): the pipeline's
  * stack frame is at its limit. NULL only if the map lookup fails. */
 static __always_inline struct sp_ct_val *ct_scratch_val(void)
@@ -420,6 +448,9 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	}
 	ct_rev_key(p, fwd, &rk);
 	ct_rev_val(p, fwd, rev);
+	/* Every REV key below (a remapped or SNATed one too) has the
+	 * backend as its source. */
+	ct_reply_src_add(&rk);
 	if (!(fwd->flags & SP_CT_F_SNAT)) {
 		old = bpf_map_lookup_elem(&sp_ct, &rk);
 		if (old && !ct_rev_replaceable(old, p, now)) {
@@ -466,6 +497,7 @@ static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct 
 	if (!rev)
 		return;
 	ct_rev_val(p, fwd, rev);
+	ct_reply_src_add(rk);
 	bpf_map_update_elem(&sp_ct, rk, rev, BPF_NOEXIST);
 }
 

@@ -339,6 +339,7 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 	ct_next(p, CT_ORIG, &v.state, &v.flags);
 	v.expires = now + ct_timeout(p->proto, v.state, v.flags);
 	v.created = now;
+	ct_reply_src_add(&k);
 	if (bpf_map_update_elem(&sp_ct, &k, &v, BPF_ANY)) {
 		STAT_INC(st, ct_insert_fail);
 		return SP_CONTINUE;

@@ -10,7 +10,7 @@
 # 4 endpoints, each in a network namespace of its own. Prints one line per
 # case with the median over rounds (each round itself a median of 3 runs),
 # raw and net of the wrapper (wrap0 for packets the datapath rewrites in
-# place, as bench_pkt's own report does), then each side's verified
+# place, as bench_pkt's own report does) and their ratio, then each side's verified
 # instructions per program (bpf_prog_info.verified_insns). With --doc FILE,
 # also replaces FILE's section "7." (or adds it) with these figures:
 # `make bench` does that for docs/BENCHMARKS.md.
@@ -65,14 +65,17 @@ END {
 		med[k] = v[k, int((n + 1) / 2)]
 	}
 	split("nosvc est1 reply estmany new", cases, " ")
-	printf "%-8s %6s %12s %12s %12s %12s\n", "case", "N", "base ns", "new ns", "base net", "new net"
+	printf "%-8s %6s %12s %12s %12s %12s %8s\n", "case", "N", "base ns", "new ns", "base net", "new net", "new/base"
 	for (i = 1; i <= 5; i++) {
 		for (ni = 1; ni <= 2; ni++) {
 			N = ni == 1 ? 1 : 10000
 			b = med["base " cases[i] " " N]; w = med["new " cases[i] " " N]
 			wb = med["base wrap0 " N]; ww = med["new wrap0 " N]
 			if (cases[i] == "new") { wb = med["base wrap1 " N]; ww = med["new wrap1 " N] }
-			printf "%-8s %6d %12.0f %12.0f %12.0f %12.0f\n", cases[i], N, b, w, b - wb, w - ww
+			# the ratio of the net figures (wrapper excluded); in brackets, or awk
+			# takes ">" for a redirection
+			printf "%-8s %6d %12.0f %12.0f %12.0f %12.0f %8.2f\n", cases[i], N, b, w, b - wb, w - ww,
+			       (b - wb > 0 ? (w - ww) / (b - wb) : 0)
 		}
 	}
 }' "$RES/all"
