@@ -10,6 +10,7 @@
 #   kr_api ARGS...        curl the API server as cluster admin (from inside
 #                         the control plane's namespace): kr_api -X GET /api/v1/nodes
 #   kr_apply PATH FILE    server-side apply of a YAML or JSON manifest to PATH
+#   kr_bulk [THREADS]     many requests at once (scale cases; bulk.py)
 #   kr_stop_apiserver / kr_start_apiserver   restart kube-apiserver (faults)
 #   kr_down               end every process started and remove the namespace
 #
@@ -164,6 +165,15 @@ kr_apply() {
 # node, as kubelet reports it with a plain update) cannot be applied.
 kr_merge_patch() {
 	kr_api -X PATCH -H 'Content-Type: application/merge-patch+json' --data-binary "@$2" "$1"
+}
+
+# kr_bulk [THREADS] < REQUESTS: many requests at once as admin, over a few
+# keep-alive connections (scripts/k8s-real/bulk.py says the input format).
+# Prints one summary line ("N requests, M failed, S s"); fails if any failed.
+kr_bulk() {
+	local d=$KR_DIR/pki
+	ip netns exec "$KR_NS" "${CL_PY:-python3}" "$KR_REPO/scripts/k8s-real/bulk.py" \
+		"https://127.0.0.1:$KR_PORT" "$d/ca.crt" "$d/admin.crt" "$d/admin.key" "${1:-4}"
 }
 
 kr_etcd_healthy() { ip netns exec "$KR_NS" curl -sf --max-time 2 http://127.0.0.1:2379/health; }

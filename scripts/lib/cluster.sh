@@ -809,23 +809,23 @@ cl_stream_stop() {
 	cl_kill_pid "$pid"
 }
 
-# cl_loop_start NS ADDR PORT OUTFILE: HTTP requests from NS back to back (a
-# new curl, so a new connection, each), one result line per request in
-# OUTFILE as cl_http prints it, until cl_loop_stop (at most 3000 requests).
-# Sets CL_LOOP_PID.
+# cl_loop_start NS ADDR PORT OUTFILE [MAX]: HTTP requests from NS back to
+# back (a new curl, so a new connection, each), one result line per request
+# in OUTFILE as cl_http prints it, until cl_loop_stop (at most MAX requests,
+# default 3000). Sets CL_LOOP_PID.
 cl_loop_start() {
 	local ns=$1 url out=$4
 	url=$(cl_url "$2" "$3")
 	rm -f "$out.stop"
 	ip netns exec "$ns" bash -c '
-		for ((i = 0; i < 3000; i++)); do
+		for ((i = 0; i < $3; i++)); do
 			[ -e "$2" ] && break
 			if out=$(curl -sS -g --connect-timeout 2 --max-time 3 "$1" 2>&1); then
 				echo "${out%% *}"
 			else
 				echo "ERR $(date +%T.%N | cut -c1-12) $(echo "$out" | head -1)"
 			fi
-		done' _ "$url" "$out.stop" >"$out" 2>&1 &
+		done' _ "$url" "$out.stop" "${5:-3000}" >"$out" 2>&1 &
 	CL_LOOP_PID=$!
 	CL_BG_PIDS+=("$CL_LOOP_PID")
 }

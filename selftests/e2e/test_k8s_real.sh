@@ -29,7 +29,12 @@ e2e_cases control-plane-up rbac-manifests-applied token-request \
 	pod-not-ready-removed service-deleted deleted-service-slices-collected \
 	apiserver-down-keeps-traffic apiserver-restart-resumes-watch \
 	etcd-compaction-reconnect token-rotation rbac-removed-403 \
-	scale-to-zero-and-back never-writes-to-api
+	scale-to-zero-and-back never-writes-to-api \
+	services-10000-listed-at-start rolling-update-terminating-not-chosen \
+	terminating-fallback-kep1669 rolling-update-no-failed-connection \
+	etp-local-endpoints-only health-check-node-port-200 etp-local-no-local-dropped \
+	health-check-node-port-503 etp-local-inside-cluster-view itp-local-endpoints-only \
+	itp-local-no-local-dropped endpoints-1000-several-slices apf-429-retry-after
 
 for b in etcd kube-apiserver kube-controller-manager; do
 	if [ ! -x "$KR_BIN/$b" ]; then
@@ -40,8 +45,22 @@ for b in etcd kube-apiserver kube-controller-manager; do
 	fi
 done
 
-e2e_begin --pods 3
+# Pods (namespaces) on node-a: pod1-3 are the app=web Deployment most cases
+# use; pod4-7 the rolling update's old and new pods; pod8 the node-local
+# endpoint of the traffic-policy Services, whose other endpoints are podb1
+# and podb2 on node-b (a Node object and namespace without svcplane: only
+# node-a's view is tested); "bulk" holds the 1,000 endpoints' addresses.
+e2e_begin --pods 8 --nodes 2 --pods-b 2
 NODE=$E2E_NODE
+WEB_PODS=(pod1 pod2 pod3)
+BULK_NET=10.244.16.0/22
+cl_add_pod "$NODE" bulk 10.244.0.99 fd00:244::99 && cl_wait_servers bulk &&
+	cl_run ip -n "$NODE" route add "$BULK_NET" dev "${CL_POD_HOSTIF[bulk]}" scope link ||
+	e2e_abort "the bulk pod namespace"
+# bulk_ip I: the I-th (0-based) of the 1,000 addresses in BULK_NET.
+bulk_ip() { echo "10.244.$((16 + ($1 + 1) / 256)).$((($1 + 1) % 256))"; }
+for ((i = 0; i < 1000; i++)); do echo "addr add $(bulk_ip $i)/32 dev eth0"; done |
+	ip -n "${CL_POD_NS[bulk]}" -batch - || e2e_abort "adding 1,000 addresses to the bulk pod"
 KR_ID=$CL_ID
 KR_NS="spk$KR_ID-cp"
 
@@ -155,27 +174,32 @@ apply_or_why() { # CASE-less helper: PATH FILE; says why on failure
 setup_err=""
 setup_err+=$(printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: e2e}\n' |
 	apply_or_why /api/v1/namespaces/e2e -)
-setup_err+=$(printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: node-a\n  labels: {kubernetes.io/hostname: node-a}\n' |
-	apply_or_why /api/v1/nodes/node-a -)
-# Node status by merge patch, as kubelet (server-side apply refuses two
-# InternalIP entries: see kr_merge_patch).
 NOW=$(date -u +%FT%TZ)
-setup_err+=$(kr_merge_patch /api/v1/nodes/node-a/status - 2>&1 >/dev/null <<EOF
-{"status": {"addresses": [{"type": "InternalIP", "address": "10.10.0.1"},
-  {"type": "InternalIP", "address": "fd00:10::1"}, {"type": "Hostname", "address": "node-a"}],
+for n in node-a node-b; do
+	setup_err+=$(printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: %s\n  labels: {kubernetes.io/hostname: %s}\n' "$n" "$n" |
+		apply_or_why "/api/v1/nodes/$n" -)
+	# Node status by merge patch, as kubelet (server-side apply refuses two
+	# InternalIP entries: see kr_merge_patch).
+	setup_err+=$(kr_merge_patch "/api/v1/nodes/$n/status" - 2>&1 >/dev/null <<EOF
+{"status": {"addresses": [{"type": "InternalIP", "address": "${CL_NODE_V4[$CL_PREFIX-$n]}"},
+  {"type": "InternalIP", "address": "${CL_NODE_V6[$CL_PREFIX-$n]}"}, {"type": "Hostname", "address": "$n"}],
  "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "e2e",
   "lastHeartbeatTime": "$NOW", "lastTransitionTime": "$NOW"}]}}
 EOF
 )
+done
 
-# pod_apply POD: the Pod object for namespace POD, on node-a, app=web.
+# node_of POD: the Node name of pod namespace POD (node-a or node-b).
+node_of() { echo "${CL_POD_NODE[$1]#"$CL_PREFIX"-}"; }
+# pod_apply POD [OBJECT [APP]]: the Pod object OBJECT (default POD) for the
+# pod namespace POD, on POD's node, labelled app=APP (default web).
 pod_apply() {
-	cat <<EOF | apply_or_why "/api/v1/namespaces/e2e/pods/$1" -
+	cat <<EOF | apply_or_why "/api/v1/namespaces/e2e/pods/${2:-$1}" -
 apiVersion: v1
 kind: Pod
-metadata: {name: $1, namespace: e2e, labels: {app: web}}
+metadata: {name: ${2:-$1}, namespace: e2e, labels: {app: ${3:-web}}}
 spec:
-  nodeName: node-a
+  nodeName: $(node_of "$1")
   automountServiceAccountToken: false
   containers:
   - name: web
@@ -185,19 +209,20 @@ spec:
     - {name: dns, containerPort: 5353, protocol: UDP}
 EOF
 }
-# kubelet_status POD READY: what kubelet would report for POD: Running,
-# its namespace's addresses, Ready True or False.
+# kubelet_status POD READY [OBJECT]: what kubelet would report for the Pod
+# OBJECT (default POD) of namespace POD: Running, the namespace's addresses,
+# Ready True or False.
 kubelet_status() {
-	local now
+	local now node=${CL_POD_NODE[$1]}
 	now=$(date -u +%FT%TZ)
-	cat <<EOF | apply_or_why "/api/v1/namespaces/e2e/pods/$1/status" -
+	cat <<EOF | apply_or_why "/api/v1/namespaces/e2e/pods/${3:-$1}/status" -
 apiVersion: v1
 kind: Pod
-metadata: {name: $1, namespace: e2e}
+metadata: {name: ${3:-$1}, namespace: e2e}
 status:
   phase: Running
-  hostIP: 10.10.0.1
-  hostIPs: [{ip: 10.10.0.1}, {ip: "fd00:10::1"}]
+  hostIP: ${CL_NODE_V4[$node]}
+  hostIPs: [{ip: ${CL_NODE_V4[$node]}}, {ip: "${CL_NODE_V6[$node]}"}]
   podIP: ${CL_POD_V4[$1]}
   podIPs: [{ip: ${CL_POD_V4[$1]}}, {ip: "${CL_POD_V6[$1]}"}]
   startTime: "$now"
@@ -208,7 +233,7 @@ status:
   - {type: Ready, status: "$2", lastTransitionTime: "$now"}
 EOF
 }
-for p in "${CL_PODS[@]}"; do
+for p in "${WEB_PODS[@]}"; do
 	setup_err+=$(pod_apply "$p")
 	setup_err+=$(kubelet_status "$p" True)
 done
@@ -237,7 +262,56 @@ spec:
   - {name: http, port: 8080, targetPort: 8080}
 EOF
 )
+# svc_apply NAME SPEC-YAML: Service e2e/NAME with that spec (indented 2).
+svc_apply() {
+	printf 'apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: e2e}\nspec:\n%s\n' "$1" "$2" |
+		apply_or_why "/api/v1/namespaces/e2e/services/$1" -
+}
+# The rolling update's first revision: roll-old1 and roll-old2 (pod4, pod5).
+for p in pod4:roll-old1 pod5:roll-old2; do
+	setup_err+=$(pod_apply "${p%%:*}" "${p#*:}" roll)
+	setup_err+=$(kubelet_status "${p%%:*}" True "${p#*:}")
+done
+setup_err+=$(svc_apply roll '  selector: {app: roll}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}')
+# The traffic-policy Services' endpoints: loc-a on node-a (pod8), loc-b1
+# and loc-b2 on node-b (podb1, podb2). web-etp is a LoadBalancer with
+# externalTrafficPolicy: Local (the apiserver allocates its
+# healthCheckNodePort), web-itp a ClusterIP with internalTrafficPolicy: Local.
+for p in pod8:loc-a podb1:loc-b1 podb2:loc-b2; do
+	setup_err+=$(pod_apply "${p%%:*}" "${p#*:}" loc)
+	setup_err+=$(kubelet_status "${p%%:*}" True "${p#*:}")
+done
+setup_err+=$(svc_apply web-etp '  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: loc}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}')
+setup_err+=$(svc_apply web-itp '  internalTrafficPolicy: Local
+  selector: {app: loc}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}')
 [ -z "$setup_err" ] || e2e_abort "creating the Node, Pods and Services: ${setup_err:0:400}"
+
+# 10,000 Services (K8S_REAL_SERVICES) e2e/many-00000.., made before
+# svcplane starts so that its first list holds them all (20 pages of 500).
+# No selector (the controller writes no slice for them) except many-00000,
+# which selects the web pods: the one that must carry traffic.
+# The API server creates about 20 a second on a loaded 2-core machine.
+N_MANY=${K8S_REAL_SERVICES:-10000}
+T0=$SECONDS
+if ! many_out=$("$CL_PY" -c 'import json, sys
+for i in range(int(sys.argv[1])):
+    spec = {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    if i == 0:
+        spec["selector"] = {"app": "web"}
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "many-%05d" % i}, "spec": spec}
+    print("POST /api/v1/namespaces/e2e/services json " + json.dumps(svc, separators=(",", ":")))' "$N_MANY" |
+	kr_bulk 8 2>&1); then
+	e2e_abort "creating $N_MANY Services: $(echo "$many_out" | tr '\n' ' ' | cut -c1-300)"
+fi
+note "$N_MANY Services created in $((SECONDS - T0)) s ($many_out)"
 
 WEB_IPS=$(kr_api /api/v1/namespaces/e2e/services/web | json_get 'd["spec"]["clusterIPs"]')
 NP_PORT=$(kr_api /api/v1/namespaces/e2e/services/web-np | json_get 'd["spec"]["ports"][0]["nodePort"]')
@@ -251,7 +325,7 @@ slice_addrs() {
 	kr_api "/apis/discovery.k8s.io/v1/namespaces/e2e/endpointslices?labelSelector=kubernetes.io/service-name=$1" |
 		json_get 'sorted(a for s in d["items"] for e in (s.get("endpoints") or []) if e["conditions"].get("ready") for a in e["addresses"])'
 }
-want_all=$(for p in "${CL_PODS[@]}"; do echo "${CL_POD_V4[$p]}"; [ -n "$WEB_V6" ] && echo "${CL_POD_V6[$p]}"; done |
+want_all=$(for p in "${WEB_PODS[@]}"; do echo "${CL_POD_V4[$p]}"; [ -n "$WEB_V6" ] && echo "${CL_POD_V6[$p]}"; done |
 	LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')
 slices_are() { [ "$(slice_addrs "$1" | tr ' ' '\n' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" = "$2" ]; }
 if cl_until 30 slices_are web "$want_all"; then pass endpointslices-by-controller; else
@@ -261,13 +335,30 @@ fi
 # ---- svcplane, as the ServiceAccount ------------------------------------------
 
 echo "=== svcplane run --kubeconfig ($(date +%T))" >>"$E2E_LOG"
+T_SP=$SECONDS
 sp_start "$NODE" "$E2E_LOG" --kubeconfig "$KUBECONFIG_SP" --node-name node-a ${SP_EXTRA_ARGS:-}
-if sp_wait_ready "$NODE" "$SP_PID" 30 "$E2E_LOG" 0; then
+# Listing 10,000 Services in pages took 64 s on the loaded machine.
+if sp_wait_ready "$NODE" "$SP_PID" 180 "$E2E_LOG" 0; then
 	pass daemon-syncs-with-deploy-rbac
 else
 	note "svcplane log:"
 	tail -n 15 "$E2E_LOG" | sed 's/^/    | /'
 	e2e_abort "svcplane did not sync with the deploy/ RBAC"
+fi
+
+# The 10,000 Services were listed at start (in pages of 500): all of them
+# programmed, and the one with endpoints carries traffic.
+T_SYNC=$SECONDS
+many_count() { sp "$NODE" services --json 2>/dev/null | "$CL_PY" -c 'import json,sys
+print(sum(1 for s in json.load(sys.stdin) if (s.get("name") or "").startswith("e2e/many-")))'; }
+many_all() { [ "$(many_count)" = "$N_MANY" ]; }
+MANY0_V4=$(kr_api /api/v1/namespaces/e2e/services/many-00000 | json_get 'd["spec"]["clusterIP"]')
+if ! cl_until 30 many_all; then
+	fail services-10000-listed-at-start "svcplane has $(many_count) of the $N_MANY Services e2e/many-*"
+else
+	note "svcplane ready with $N_MANY Services $((T_SYNC - T_SP)) s after it started"
+	e2e_http_n "${CL_POD_NS[pod1]}" "$MANY0_V4" 80 12
+	e2e_expect_all services-10000-listed-at-start 12 2 "${WEB_PODS[*]}"
 fi
 
 # How the watches reach the server: kube-apiserver speaks HTTP/2, so the
@@ -297,15 +388,10 @@ cut_api_conns() {
 # in_maps NAME: e2e/NAME is programmed (svcplane services --json).
 in_maps() { sp "$NODE" services --json 2>/dev/null | grep -q "\"e2e/$1:"; }
 not_in_maps() { ! in_maps "$1"; }
-# svc_apply NAME SPEC-YAML: Service e2e/NAME with that spec (indented 2).
-svc_apply() {
-	printf 'apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: e2e}\nspec:\n%s\n' "$1" "$2" |
-		apply_or_why "/api/v1/namespaces/e2e/services/$1" -
-}
 # log_has REGEX: svcplane's log has a matching line.
 log_has() { grep -qE "$1" "$E2E_LOG"; }
 
-PODS="${CL_PODS[*]}"
+PODS="${WEB_PODS[*]}"
 # Traffic needs the maps written; the first snapshot is applied at sync.
 [ -n "$WEB_V4" ] || fail clusterip-allocated-v4 "web has no IPv4 clusterIP ($WEB_IPS)"
 if [ -n "$WEB_V4" ]; then
@@ -437,6 +523,291 @@ elif ! cl_until 20 np_answers; then
 else
 	e2e_http_n "$CL_CLIENT" 10.10.0.1 "$NP_PORT" 12
 	e2e_expect_all proxy-name-label-out-and-in 12 2 "$PODS"
+fi
+
+# ---- rolling update, traffic policies, 1,000 endpoints ----------------------------
+
+# slice_eps SERVICE: "ADDRESS=READY,SERVING,TERMINATING ..." for each IPv4
+# endpoint of SERVICE's slices as the controller wrote them, sorted.
+slice_eps() {
+	kr_api "/apis/discovery.k8s.io/v1/namespaces/e2e/endpointslices?labelSelector=kubernetes.io/service-name=$1" |
+		json_get 'sorted("%s=%s,%s,%s" % (a, c.get("ready"), c.get("serving"), c.get("terminating")) for s in d["items"] if s["addressType"] == "IPv4" for e in (s.get("endpoints") or []) for c in [e["conditions"]] for a in e["addresses"])'
+}
+# ep POD READY SERVING TERMINATING: one word of slice_eps for POD's address.
+ep() { echo "${CL_POD_V4[$1]}=$2,$3,$4"; }
+# sorted_words WORD...: the words sorted (as Python sorts strings), space-joined.
+sorted_words() { printf '%s\n' "$@" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'; }
+eps_are() { [ "$(slice_eps "$1")" = "$2" ]; }
+# sp_weights SERVICE: "ADDRESS=W ..." for svcplane's backends of
+# e2e/SERVICE:http/tcp/v4, sorted; W is 1 for a backend with Maglev entries
+# (new flows go to it), 0 for one without (kept for established flows only).
+sp_weights() {
+	sp "$NODE" services --json 2>/dev/null | "$CL_PY" -c 'import json,sys
+print(" ".join(sorted("%s=%d" % (b.get("address"), 1 if b.get("maglev_entries") else 0)
+      for s in json.load(sys.stdin) if s.get("name") == sys.argv[1] for b in s.get("backends") or [])))' "e2e/$1:http/tcp/v4"
+}
+weights_are() { [ "$(sp_weights "$1")" = "$2" ]; }
+w() { echo "${CL_POD_V4[$1]}=$2"; }
+# pod_delete OBJECT GRACE: DELETE the Pod with that grace period. With a
+# grace period the Pod stays, terminating (deletionTimestamp set), until its
+# kubelet deletes it for good: here, the harness with GRACE 0.
+pod_delete() { kr_api -X DELETE "/api/v1/namespaces/e2e/pods/$1?gracePeriodSeconds=$2" >/dev/null; }
+
+# A rolling update (maxSurge 1, maxUnavailable 0) of app=roll from
+# roll-old1/roll-old2 (pod4, pod5) to roll-new1/roll-new2 (pod6, pod7), as
+# the Deployment controller and kubelet drive it: a new Pod becomes Ready;
+# an old one is deleted with a grace period (terminating, still serving
+# while it drains: the controller writes ready=false, serving=true,
+# terminating=true), then stops being Ready, then is gone. A client loop
+# (each request a new connection) runs throughout and must see no failure.
+# Then the new Pods are deleted too (scaled to zero while still serving):
+# with every endpoint terminating, KEP-1669 has the serving-terminating
+# ones used rather than none.
+ROLL_V4=$(kr_api /api/v1/namespaces/e2e/services/roll | json_get 'd["spec"]["clusterIP"]')
+roll_err=""
+# roll_step WHAT CMD...: run CMD unless a step failed already; on failure
+# remember WHAT with what the slices and svcplane said then.
+roll_step() {
+	local what=$1; shift
+	[ -n "$roll_err" ] && return 1
+	"$@" && return 0
+	roll_err="$what (slices [$(slice_eps roll)], svcplane [$(sp_weights roll)])"
+	return 1
+}
+roll_answers() { cl_http "${CL_POD_NS[pod1]}" "$ROLL_V4" 80 >/dev/null; }
+cl_until 20 roll_answers || roll_err="e2e/roll ($ROLL_V4) does not answer"
+ROLL_LOOP=$CL_TMP/roll.loop
+[ -z "$roll_err" ] && cl_loop_start "${CL_POD_NS[pod1]}" "$ROLL_V4" 80 "$ROLL_LOOP" 20000
+# loop_more N: the loop made N more requests since loop_mark.
+loop_mark() { LOOP_AT=$(grep -c . "$ROLL_LOOP"); }
+loop_more() { has_lines "$ROLL_LOOP" $((LOOP_AT + $1)); }
+# new_pod POD OBJECT: a Pod of the new revision, not Ready, then Ready.
+new_pod() { [ -z "$(pod_apply "$1" "$2" roll)$(kubelet_status "$1" False "$2")$(kubelet_status "$1" True "$2")" ]; }
+# terminate POD OBJECT: the rollout's delete of an old Pod: terminating and
+# serving (wait until svcplane sends it nothing new), then not Ready, then
+# gone. The loop runs a few requests in each state.
+terminating_checked=0
+terminate() {
+	local pod=$1 obj=$2
+	roll_step "deleting $obj with a grace period" pod_delete "$obj" 300 &&
+		roll_step "the controller did not mark $obj terminating and serving" \
+			cl_until 30 eval 'slice_eps roll | grep -qF "$(ep "$pod" False True True)"' &&
+		roll_step "svcplane still sends new flows to terminating $obj" \
+			cl_until 20 eval 'sp_weights roll | grep -qF "$(w "$pod" 0)"' || return 1
+	if [ $terminating_checked = 0 ]; then
+		# A terminating endpoint while others are ready: no new flow to
+		# it, though svcplane keeps it (weight 0) for the established ones.
+		terminating_checked=1
+		e2e_http_n "${CL_POD_NS[pod2]}" "$ROLL_V4" 80 12
+		e2e_expect_all rolling-update-terminating-not-chosen 12 2 "$ROLL_READY"
+	fi
+	loop_mark
+	roll_step "the client loop stopped" cl_until 20 loop_more 3 &&
+		roll_step "marking $obj not ready" eval '[ -z "$(kubelet_status "$pod" False "$obj")" ]' &&
+		roll_step "the controller did not mark $obj not serving" \
+			cl_until 30 eval 'slice_eps roll | grep -qF "$(ep "$pod" False False True)"' &&
+		roll_step "deleting $obj for good" pod_delete "$obj" 0 &&
+		roll_step "$obj still in the slices" \
+			cl_until 30 eval '! slice_eps roll | grep -qF "${CL_POD_V4[$pod]}="' &&
+		loop_mark && roll_step "the client loop stopped" cl_until 20 loop_more 3
+}
+T_ROLL=$SECONDS
+ROLL_READY="pod5 pod6"
+roll_step "creating roll-new1" new_pod pod6 roll-new1 &&
+	roll_step "roll-new1 not ready in the slices" \
+		cl_until 30 eval 'slice_eps roll | grep -qF "$(ep pod6 True True False)"' &&
+	terminate pod4 roll-old1 &&
+	ROLL_READY="pod6 pod7" &&
+	roll_step "creating roll-new2" new_pod pod7 roll-new2 &&
+	roll_step "roll-new2 not ready in the slices" \
+		cl_until 30 eval 'slice_eps roll | grep -qF "$(ep pod7 True True False)"' &&
+	terminate pod5 roll-old2
+[ -n "$roll_err" ] && [ $terminating_checked = 0 ] && fail rolling-update-terminating-not-chosen "$roll_err"
+# All endpoints terminating, still serving (KEP-1669): svcplane uses them.
+if [ -n "$roll_err" ]; then
+	fail terminating-fallback-kep1669 "the rollout failed: $roll_err"
+elif ! pod_delete roll-new1 300 || ! pod_delete roll-new2 300; then
+	fail terminating-fallback-kep1669 "deleting roll-new1 and roll-new2 with a grace period"
+elif ! cl_until 30 eps_are roll "$(sorted_words "$(ep pod6 False True True)" "$(ep pod7 False True True)")"; then
+	fail terminating-fallback-kep1669 "the controller did not mark both terminating and serving: [$(slice_eps roll)]"
+elif ! cl_until 20 weights_are roll "$(sorted_words "$(w pod6 1)" "$(w pod7 1)")"; then
+	fail terminating-fallback-kep1669 "svcplane does not use the serving-terminating endpoints: [$(sp_weights roll)]"
+else
+	loop_mark
+	cl_until 20 loop_more 3
+	e2e_http_n "${CL_POD_NS[pod2]}" "$ROLL_V4" 80 12
+	e2e_expect_all terminating-fallback-kep1669 12 2 "pod6 pod7"
+fi
+n_req=0 n_err=0
+if [ -f "$ROLL_LOOP" ]; then
+	cl_loop_stop "$ROLL_LOOP" "$CL_LOOP_PID"
+	n_req=$(grep -c . "$ROLL_LOOP")
+	n_err=$(grep -c '^ERR' "$ROLL_LOOP")
+	note "rolling update: $n_req requests in $((SECONDS - T_ROLL)) s, $n_err failed; answered by $(grep -v '^ERR' "$ROLL_LOOP" | cl_tally | tr '\n' ' ')"
+fi
+if [ -n "$roll_err" ]; then
+	fail rolling-update-no-failed-connection "$roll_err"
+elif [ "$n_err" != 0 ]; then
+	fail rolling-update-no-failed-connection "$n_err of $n_req requests failed during the update: $(grep -m1 '^ERR' "$ROLL_LOOP")"
+else
+	pass rolling-update-no-failed-connection
+fi
+# The end of the scale-down: not serving, then gone.
+kubelet_status pod6 False roll-new1 >/dev/null
+kubelet_status pod7 False roll-new2 >/dev/null
+pod_delete roll-new1 0
+pod_delete roll-new2 0
+
+# Traffic policies (kube-proxy's topology.go): web-etp (LoadBalancer,
+# externalTrafficPolicy: Local) and web-itp (internalTrafficPolicy: Local)
+# select loc-a on node-a and loc-b1, loc-b2 on node-b. Node-a serves only
+# loc-a to external clients of web-etp (client address kept) and to pods
+# using web-itp; its healthCheckNodePort answers 200 with one local endpoint.
+# When loc-a stops being Ready, node-a drops both rather than sending to
+# node-b, and the health check says 503 (a load balancer then takes node-a
+# out); pods on node-a still reach web-etp's LB IP through the cluster-wide
+# set (kube-proxy's short-circuit for inside clients).
+ETP_IP=10.10.0.152
+ITP_V4=$(kr_api /api/v1/namespaces/e2e/services/web-itp | json_get 'd["spec"]["clusterIP"]')
+HCNP=$(kr_api /api/v1/namespaces/e2e/services/web-etp | json_get 'd["spec"].get("healthCheckNodePort", "")')
+note "web-etp: healthCheckNodePort $HCNP; web-itp: $ITP_V4"
+# hc_status: "CODE LOCAL-ENDPOINTS" of node-a's answer on the healthCheckNodePort.
+hc_status() {
+	local out
+	out=$(ip netns exec "$CL_CLIENT" curl -s --max-time 3 -w '\n%{http_code}' "http://10.10.0.1:$HCNP/")
+	echo "${out##*$'\n'} $(echo "${out%$'\n'*}" | json_get 'd.get("localEndpoints")' 2>/dev/null)"
+}
+hc_is() { [ "$(hc_status)" = "$1" ]; }
+# only_by N BACKEND: after e2e_http_n, all N answered and all by BACKEND.
+only_by() { [ "$E2E_OK" = "$1" ] && [ "$E2E_BACKENDS" = "$2" ]; }
+# body_of NS URL: the whole answer ("POD PEER-ADDRESS") or ERR.
+body_of() {
+	local out
+	out=$(ip netns exec "$1" curl -sS -g --connect-timeout 2 --max-time 3 "$2" 2>&1) || out="ERR $out"
+	echo "$out"
+}
+# dropped_unseen NS URL TOKEN: a request to URL/TOKEN from NS gets no answer
+# and no pod on node-b logged it (it was dropped on node-a, not sent on).
+dropped_unseen() {
+	local out
+	out=$(body_of "$1" "$2/$3")
+	case $out in ERR*) ;; *) echo "answered: $out"; return 1 ;; esac
+	if grep -qF " $3" "$CL_TMP/podb1-server.log" "$CL_TMP/podb2-server.log"; then
+		echo "a pod on node-b saw it"
+		return 1
+	fi
+}
+etp_lb() {
+	echo "{\"status\": {\"loadBalancer\": {\"ingress\": [{\"ip\": \"$ETP_IP\"}]}}}" |
+		kr_merge_patch /api/v1/namespaces/e2e/services/web-etp/status - >/dev/null
+}
+etp_answers() { cl_http "$CL_CLIENT" "$ETP_IP" 80 >/dev/null; }
+if [ -z "$HCNP" ] || ! cl_client_route "$ETP_IP" || ! etp_lb; then
+	fail etp-local-endpoints-only "no healthCheckNodePort ($HCNP), or setting the LB status failed"
+	fail health-check-node-port-200 "not set up"
+elif ! cl_until 20 etp_answers; then
+	fail etp-local-endpoints-only "$ETP_IP:80 does not answer 20 s after the status was set"
+	fail health-check-node-port-200 "not set up"
+else
+	e2e_http_n "$CL_CLIENT" "$ETP_IP" 80 12
+	if only_by 12 pod8; then
+		peer=$(body_of "$CL_CLIENT" "http://$ETP_IP/")
+		if [ "$peer" = "pod8 10.10.0.2" ]; then pass etp-local-endpoints-only; else
+			fail etp-local-endpoints-only "the client's address was not kept: pod8 answered [$peer] (want 'pod8 10.10.0.2')"
+		fi
+	else
+		fail etp-local-endpoints-only "$E2E_OK of 12 answered, by [$E2E_BACKENDS] (want pod8 only)"
+	fi
+	if cl_until 10 hc_is "200 1"; then pass health-check-node-port-200; else
+		fail health-check-node-port-200 "node-a's healthCheckNodePort $HCNP answered [$(hc_status)], want [200 1]"
+	fi
+fi
+e2e_http_n "${CL_POD_NS[pod1]}" "$ITP_V4" 80 12
+if only_by 12 pod8; then pass itp-local-endpoints-only; else
+	fail itp-local-endpoints-only "$E2E_OK of 12 answered, by [$E2E_BACKENDS] (want pod8 only)"
+fi
+# loc-a not Ready: no local endpoint on node-a.
+if [ -n "$(kubelet_status pod8 False loc-a)" ] ||
+	! cl_until 30 eps_are web-etp "$(sorted_words "$(ep pod8 False False False)" "$(ep podb1 True True False)" "$(ep podb2 True True False)")"; then
+	why="loc-a not ready: slices [$(slice_eps web-etp)]"
+	for c in etp-local-no-local-dropped health-check-node-port-503 etp-local-inside-cluster-view itp-local-no-local-dropped; do
+		fail "$c" "$why"
+	done
+else
+	if cl_until 10 hc_is "503 0"; then pass health-check-node-port-503; else
+		fail health-check-node-port-503 "node-a's healthCheckNodePort $HCNP answered [$(hc_status)], want [503 0]"
+	fi
+	# The health check follows the same snapshot as the maps; a request
+	# sent now meets the new state.
+	if why=$(dropped_unseen "$CL_CLIENT" "http://$ETP_IP" "etp-drop-$$"); then pass etp-local-no-local-dropped; else
+		fail etp-local-no-local-dropped "a request to $ETP_IP from the client: $why"
+	fi
+	if why=$(dropped_unseen "${CL_POD_NS[pod1]}" "http://$ITP_V4" "itp-drop-$$"); then pass itp-local-no-local-dropped; else
+		fail itp-local-no-local-dropped "a request to $ITP_V4 from pod1: $why"
+	fi
+	e2e_http_n "${CL_POD_NS[pod1]}" "$ETP_IP" 80 12
+	e2e_expect_all etp-local-inside-cluster-view 12 2 "podb1 podb2"
+fi
+
+# A Service with 1,000 endpoints: 1,000 Pods (app=big) whose addresses are
+# all in the bulk pod's namespace. The controller splits them into slices
+# of at most 100 (--max-endpoints-per-slice's default); svcplane merges
+# them into one set of 1,000 backends.
+T_BIG=$SECONDS
+big_err=$(svc_apply big '  selector: {app: big}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}')
+BIG_V4=$(kr_api /api/v1/namespaces/e2e/services/big | json_get 'd["spec"]["clusterIP"]')
+# big_reqs KIND: the 1,000 Pods (pods) or their kubelet status (status) as
+# kr_bulk requests.
+big_reqs() {
+	"$CL_PY" -c 'import json, sys
+kind, now = sys.argv[1], sys.argv[2]
+for i in range(1000):
+    name = "big-%04d" % i
+    ip = "10.244.%d.%d" % (16 + (i + 1) // 256, (i + 1) % 256)
+    if kind == "pods":
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": "e2e", "labels": {"app": "big"}},
+               "spec": {"nodeName": "node-a", "automountServiceAccountToken": False,
+                        "containers": [{"name": "web", "image": "registry.invalid/e2e:never-pulled"}]}}
+        print("POST /api/v1/namespaces/e2e/pods json " + json.dumps(pod, separators=(",", ":")))
+    else:
+        conds = [{"type": t, "status": "True", "lastTransitionTime": now}
+                 for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
+        st = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "e2e"},
+              "status": {"phase": "Running", "hostIP": "10.10.0.1", "hostIPs": [{"ip": "10.10.0.1"}],
+                         "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now, "conditions": conds}}
+        print("PATCH /api/v1/namespaces/e2e/pods/%s/status apply %s" % (name, json.dumps(st, separators=(",", ":"))))' "$1" "$(date -u +%FT%TZ)"
+}
+# big_slices: "SLICES READY-ENDPOINTS LARGEST-SLICE" of big's slices.
+big_slices() {
+	kr_api "/apis/discovery.k8s.io/v1/namespaces/e2e/endpointslices?labelSelector=kubernetes.io/service-name=big" |
+		json_get '[len(d["items"]), sum(1 for s in d["items"] for e in (s.get("endpoints") or []) if e["conditions"].get("ready")), max([len(s.get("endpoints") or []) for s in d["items"]] or [0])]'
+}
+big_sliced() { local s; s=$(big_slices); set -- $s; [ "${2:-0}" = 1000 ]; }
+big_backends() { sp "$NODE" services --json 2>/dev/null | "$CL_PY" -c 'import json,sys
+print(" ".join("%d %d" % (s.get("backend_count", -1), len(set(b.get("address") for b in s.get("backends") or [])))
+      for s in json.load(sys.stdin) if s.get("name") == "e2e/big:http/tcp/v4"))'; }
+big_programmed() { [ "$(big_backends)" = "1000 1000" ]; }
+if [ -n "$big_err" ] || [ -z "$BIG_V4" ]; then
+	fail endpoints-1000-several-slices "creating e2e/big: $big_err"
+elif ! out=$(big_reqs pods | kr_bulk 4 2>&1) || ! out2=$(big_reqs status | kr_bulk 4 2>&1); then
+	fail endpoints-1000-several-slices "creating the 1,000 Pods: $(echo "$out $out2" | tr '\n' ' ' | cut -c1-300)"
+elif ! cl_until 60 big_sliced; then
+	fail endpoints-1000-several-slices "slices, ready endpoints, largest slice: [$(big_slices)] (want 1000 ready)"
+else
+	note "1,000 Pods made ($out; status: $out2), sliced as [$(big_slices)] (slices, ready, largest) in $((SECONDS - T_BIG)) s"
+	set -- $(big_slices)
+	if [ "$1" -lt 10 ] || [ "$3" -gt 100 ]; then
+		fail endpoints-1000-several-slices "the controller wrote $1 slices, the largest with $3 endpoints (want >= 10, <= 100)"
+	elif ! cl_until 30 big_programmed; then
+		fail endpoints-1000-several-slices "svcplane's backends of e2e/big (count, distinct addresses): [$(big_backends)], want [1000 1000]"
+	else
+		note "e2e/big has 1,000 backends in svcplane $((SECONDS - T_BIG)) s after the Service was created"
+		e2e_http_n "${CL_POD_NS[pod1]}" "$BIG_V4" 80 12
+		e2e_expect_all endpoints-1000-several-slices 12 1 bulk
+	fi
 fi
 
 # ---- changes through the controller ---------------------------------------------
@@ -629,20 +1000,118 @@ fi
 # The binding back whatever happened above, for the cases that follow.
 kr_apply /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/svcplane "$REPO/deploy/clusterrolebinding.yaml" >/dev/null
 
-# Not here: 429 from API Priority and Fairness. A FlowSchema sending
-# svcplane's identity to a priority level with nominalConcurrencyShares 0,
-# lendablePercent 0, borrowingLimitPercent 0 and Reject still gets it one
-# seat, so its requests are rejected only while another one holds the seat
-# (measured: 15 dispatched, 0 rejected): not a fault a test can cause at
-# will. Retry-After on 429 is tested against the fake API server
-# (test_k8s_watch.sh, "429 Retry-After honoured").
+# API Priority and Fairness: a FlowSchema sends svcplane's ServiceAccount
+# (and the harness's "hog" one) to a priority level with no seats of its own
+# and Reject (no queue). Such a level still runs one request at a time
+# (kube-apiserver keeps at least one seat per level), so the hog keeps that
+# seat busy: creates that wait 5 s on a slow validating webhook, back to
+# back from two threads. svcplane's new requests (its connections reset)
+# are then answered 429 with Retry-After; traffic keeps flowing; once the
+# hog stops, svcplane gets its seat and converges.
+APF_STOP=$CL_TMP/hog.stop
+apf_setup() {
+	local ca
+	ca=$(base64 -w0 "$KR_DIR/pki/ca.crt")
+	printf 'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: hog, namespace: kube-system}\n' |
+		kr_apply /api/v1/namespaces/kube-system/serviceaccounts/hog - >/dev/null &&
+		kr_apply /apis/rbac.authorization.k8s.io/v1/namespaces/e2e/roles/hog - >/dev/null <<EOF &&
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: hog, namespace: e2e}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [create]}]
+EOF
+		kr_apply /apis/rbac.authorization.k8s.io/v1/namespaces/e2e/rolebindings/hog - >/dev/null <<EOF &&
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: hog, namespace: e2e}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: hog}
+subjects: [{kind: ServiceAccount, name: hog, namespace: kube-system}]
+EOF
+		kr_apply /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/e2e-slow - >/dev/null <<EOF &&
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: e2e-slow}
+webhooks:
+- name: slow.e2e.svcplane.dev
+  clientConfig: {url: "https://127.0.0.1:9443/", caBundle: "$ca"}
+  rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]
+  objectSelector: {matchLabels: {e2e-hog: "yes"}}
+  failurePolicy: Ignore
+  sideEffects: None
+  timeoutSeconds: 15
+  admissionReviewVersions: [v1]
+EOF
+		kr_apply /apis/flowcontrol.apiserver.k8s.io/v1/prioritylevelconfigurations/e2e-tiny - >/dev/null <<EOF &&
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: PriorityLevelConfiguration
+metadata: {name: e2e-tiny}
+spec:
+  type: Limited
+  limited:
+    nominalConcurrencyShares: 0
+    lendablePercent: 0
+    borrowingLimitPercent: 0
+    limitResponse: {type: Reject}
+EOF
+		kr_apply /apis/flowcontrol.apiserver.k8s.io/v1/flowschemas/e2e-svcplane - >/dev/null <<EOF
+apiVersion: flowcontrol.apiserver.k8s.io/v1
+kind: FlowSchema
+metadata: {name: e2e-svcplane}
+spec:
+  matchingPrecedence: 100
+  priorityLevelConfiguration: {name: e2e-tiny}
+  distinguisherMethod: {type: ByUser}
+  rules:
+  - subjects:
+    - {kind: ServiceAccount, serviceAccount: {name: svcplane, namespace: kube-system}}
+    - {kind: ServiceAccount, serviceAccount: {name: hog, namespace: kube-system}}
+    resourceRules: [{verbs: ["*"], apiGroups: ["*"], resources: ["*"], clusterScope: true, namespaces: ["*"]}]
+    nonResourceRules: [{verbs: ["*"], nonResourceURLs: ["*"]}]
+EOF
+}
+apf_teardown() {
+	touch "$APF_STOP"
+	kr_api -X DELETE /apis/flowcontrol.apiserver.k8s.io/v1/flowschemas/e2e-svcplane >/dev/null 2>&1
+	kr_api -X DELETE /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/e2e-slow >/dev/null 2>&1
+}
+from=$(wc -l <"$E2E_LOG")
+if ! apf_setup 2>"$CL_TMP/apf.err" || ! HOG_TOKEN=$(echo '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}' |
+	kr_api -X POST -H 'Content-Type: application/json' --data-binary @- \
+		/api/v1/namespaces/kube-system/serviceaccounts/hog/token 2>>"$CL_TMP/apf.err" | json_get 'd["status"]["token"]'); then
+	fail apf-429-retry-after "setting up the FlowSchema, webhook and hog: $(head -c 300 "$CL_TMP/apf.err")"
+else
+	cl_bg "$KR_NS" "$CL_TMP/webhook.log" "$CL_PY" "$REPO/scripts/k8s-real/hog.py" webhook 9443 \
+		"$KR_DIR/pki/apiserver.crt" "$KR_DIR/pki/apiserver.key" 5
+	cl_wait_listener "$KR_NS" tcp 9443
+	rm -f "$APF_STOP"
+	cl_bg "$KR_NS" "$CL_TMP/hog.log" "$CL_PY" "$REPO/scripts/k8s-real/hog.py" hog \
+		"https://127.0.0.1:$KR_PORT" "$KR_DIR/pki/ca.crt" "$HOG_TOKEN" 2 "$APF_STOP"
+	HOG_PID=$CL_LAST_PID
+	sleep 1 # the hog's first create is waiting on the webhook: the seat is taken
+	since() { tail -n +"$from" "$E2E_LOG"; }
+	throttled() { since | grep -q 'HTTP 429'; }
+	if ! cut_api_conns; then
+		fail apf-429-retry-after "ss -K did not reset svcplane's connections"
+	elif ! cl_until 20 throttled; then
+		fail apf-429-retry-after "svcplane logged no 429 in 20 s while the hog held the level's seat"
+	elif traffic_kept apf-429-retry-after; then
+		apf_teardown
+		if converges apf-429-retry-after after-apf "after the hog stopped"; then
+			note "$(since | grep -m1 'HTTP 429' | cut -c1-200)"
+			pass apf-429-retry-after
+		fi
+	fi
+fi
+apf_teardown
+cl_kill_pid "${HOG_PID:-}" 2>/dev/null
+[ -s "$CL_TMP/hog.log" ] && note "hog: $(cat "$CL_TMP/hog.log")"
 
 # Scale to zero and back: the Pods deleted (no kubelet: grace period 0),
 # the controller empties the slices and svcplane drops the backends; new
 # Pods, Ready, and traffic is back.
 no_backends() { [ "$(slice_addrs web-np)" = "" ]; }
 del_err=""
-for p in "${CL_PODS[@]}"; do
+for p in "${WEB_PODS[@]}"; do
 	kr_api -X DELETE "/api/v1/namespaces/e2e/pods/$p?gracePeriodSeconds=0" >/dev/null 2>"$CL_TMP/del.err" ||
 		del_err+="$p: $(head -c 100 "$CL_TMP/del.err") "
 done
@@ -656,13 +1125,13 @@ elif ! cl_until 30 no_backends; then
 elif ! cl_until 20 zero_be; then
 	fail scale-to-zero-and-back "svcplane still has $(np_backends) backends for web-np"
 else
-	for p in "${CL_PODS[@]}"; do
+	for p in "${WEB_PODS[@]}"; do
 		del_err+=$(pod_apply "$p")
 		del_err+=$(kubelet_status "$p" True)
 	done
 	if [ -n "$del_err" ]; then
 		fail scale-to-zero-and-back "recreating the Pods: ${del_err:0:300}"
-	elif ! cl_until 30 slices_are web-np "$(for p in "${CL_PODS[@]}"; do echo "${CL_POD_V4[$p]}"; done | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"; then
+	elif ! cl_until 30 slices_are web-np "$(for p in "${WEB_PODS[@]}"; do echo "${CL_POD_V4[$p]}"; done | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"; then
 		fail scale-to-zero-and-back "web-np's slices: [$(slice_addrs web-np)] after the Pods came back"
 	else
 		cl_until 10 np_answers
