@@ -11,7 +11,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -25,6 +28,21 @@ struct fx_dp {
 	struct svcplane_bpf *skel;
 	uint32_t next_region;
 };
+
+/* libbpf's log: warnings only (libbpf_set_print). */
+static inline int fx_quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+/* CLOCK_MONOTONIC in ns: bpf_ktime_get_ns()'s clock, for conntrack times. */
+static inline __u64 fx_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
 
 static inline struct sp_addr fx_addr(int family, const char *s)
 {

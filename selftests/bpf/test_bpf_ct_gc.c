@@ -40,11 +40,6 @@
 #define BACKEND "10.1.0.11"
 #define CLIENT "10.1.0.7"
 
-static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
-}
-
 static struct sp_addr v4(const char *s)
 {
 	return fx_addr(4, s);
@@ -284,7 +279,7 @@ int main(void)
 	uint64_t deleted;
 	int r;
 
-	libbpf_set_print(quiet_print);
+	libbpf_set_print(fx_quiet_print);
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "unshare(CLONE_NEWNET): %s\n", strerror(errno));
 		sp_test_report("gc/setup", false);

@@ -37,19 +37,6 @@ static int on_ev(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
-}
-
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
 /* Run one TCP packet from 10.0.0.1:sport to dst:80 through prog; then
  * collect what reached the ring. Returns the verdict. */
 static int run_pkt(const struct bpf_program *prog, const char *dst, uint16_t sport, uint8_t flags)
@@ -85,7 +72,7 @@ static void test_monitor_events(void)
 {
 	struct sp_addr vip = fx_addr(4, VIP);
 
-	gate(mono_ns() + 60 * 1000000000ULL, 0);
+	gate(fx_mono_ns() + 60 * 1000000000ULL, 0);
 	ASSERT_EQ(run_pkt(dp.skel->progs.sp_xdp, VIP, 2000, PKT_SYN), XDP_PASS, "new flow");
 	if (ASSERT_EQ(n_got, 1, "one event for the new flow")) {
 		ASSERT_EQ(got[0].type, SP_MON_NEW_FLOW, "type new");
@@ -114,7 +101,7 @@ static void test_monitor_rate(void)
 {
 	/* One event a second: the bucket starts full (one token), so of two
 	 * new flows back to back the second is counted lost. */
-	gate(mono_ns() + 60 * 1000000000ULL, 1);
+	gate(fx_mono_ns() + 60 * 1000000000ULL, 1);
 	run_pkt(dp.skel->progs.sp_xdp, VIP, 3000, PKT_SYN);
 	ASSERT_EQ(n_got, 1, "first event passes");
 	run_pkt(dp.skel->progs.sp_xdp, VIP, 3001, PKT_SYN);
@@ -128,7 +115,7 @@ static void test_monitor_ct_lost(void)
 	struct sp_ct_key k, next;
 	bool first = true, found = false;
 
-	gate(mono_ns() + 60 * 1000000000ULL, 0);
+	gate(fx_mono_ns() + 60 * 1000000000ULL, 0);
 	run_pkt(dp.skel->progs.sp_xdp, VIP, 5000, PKT_SYN);
 	ASSERT_EQ(n_got, 1, "new flow");
 	/* Evict the flow's REV entry, as a full LRU would. */
@@ -153,14 +140,14 @@ static void test_monitor_ct_lost(void)
 
 static void test_monitor_lease_expired(void)
 {
-	gate(mono_ns() - 1000000000ULL, 0);
+	gate(fx_mono_ns() - 1000000000ULL, 0);
 	run_pkt(dp.skel->progs.sp_xdp, VIP, 4000, PKT_SYN);
 	ASSERT_EQ(n_got, 0, "no event after the lease ran out");
 }
 
 int main(void)
 {
-	libbpf_set_print(quiet_print);
+	libbpf_set_print(fx_quiet_print);
 	if (geteuid()) {
 		sp_test_skip("test_bpf_monitor", "needs root (BPF_PROG_TEST_RUN)");
 		return sp_test_exit();

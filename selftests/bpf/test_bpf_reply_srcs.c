@@ -30,19 +30,6 @@
 
 static struct fx_dp dp;
 
-static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
-}
-
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
 /* True if the filter behind fd may hold addr. */
 static bool src_maybe(int fd, const char *addr)
 {
@@ -94,7 +81,7 @@ static int old_flow(int fd)
 	v.backend_id = 1;
 	v.svc_id = 1;
 	v.state = SP_CT_ESTABLISHED;
-	v.created = mono_ns();
+	v.created = fx_mono_ns();
 	v.expires = v.created + 3600 * 1000000000ULL;
 	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
 		return -1;
@@ -198,7 +185,7 @@ out:
 
 int main(void)
 {
-	libbpf_set_print(quiet_print);
+	libbpf_set_print(fx_quiet_print);
 	if (geteuid()) {
 		sp_test_skip("test_bpf_reply_srcs", "needs root (BPF_PROG_TEST_RUN)");
 		return sp_test_exit();

@@ -35,11 +35,6 @@ static struct fx_dp dp;
 static char pin_dir[64];
 static __u32 settings_prog;
 
-static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
-}
-
 /* ---- map dumps --------------------------------------------------------- */
 
 struct dump {
@@ -360,7 +355,7 @@ int main(void)
 	struct dump before[32];
 	size_t nb = 0;
 
-	libbpf_set_print(quiet_print);
+	libbpf_set_print(fx_quiet_print);
 	if (geteuid()) {
 		sp_test_skip("test_bpf_trace", "needs root (BPF_PROG_TEST_RUN, bpffs)");
 		return sp_test_exit();
