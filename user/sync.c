@@ -100,7 +100,6 @@ struct sp_sync {
 	size_t n_range_orphans;
 	struct sp_node_addr_key *node_addrs;
 	size_t n_node_addrs;
-	bool node_addrs_swept; /* the pinned map's leftovers removed */
 	/* Backends whose refs reached 0: collected after a grace period. A
 	 * list, so an apply with one change does not walk every backend. */
 	struct app_be **gc;
@@ -1671,28 +1670,6 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
 		if (!keep)
 			bpf_map_delete_elem(s->maps.fd_node_addrs, &s->node_addrs[i]);
 	}
-	if (!s->node_addrs_swept) {
-		/* The first set of this process: the pinned map may hold a
-		 * previous run's addresses (the node lost one, or
-		 * --nodeport-addresses changed), which would go on taking
-		 * NodePort traffic. The map is small (SP_MAX_NODE_ADDRS). */
-		struct sp_node_addr_key k, next;
-		bool have_k = false; /* k: the last key kept, to go on from */
-		size_t guard = 0;
-
-		while (guard++ < 4 * SP_MAX_NODE_ADDRS + 64 &&
-		       !bpf_map_get_next_key(s->maps.fd_node_addrs, have_k ? &k : NULL, &next)) {
-			bool keep = false;
-
-			for (j = 0; j < n; j++)
-				keep |= !memcmp(&next, &keys[j], sizeof(keys[j]));
-			if (!keep && !bpf_map_delete_elem(s->maps.fd_node_addrs, &next))
-				continue; /* go on from the last key kept */
-			k = next;
-			have_k = true;
-		}
-		s->node_addrs_swept = true;
-	}
 	free(s->node_addrs);
 	s->node_addrs = keys;
 	s->n_node_addrs = n;
@@ -1872,6 +1849,28 @@ static int recover_ranges(struct sp_sync *s, struct app_svc **by_id)
 	return 0;
 }
 
+/*
+ * The node addresses a previous run left in the pinned map, as if this
+ * process had written them: the first sp_sync_node_addrs() then deletes
+ * those no longer wanted (an address the node lost, or one a new
+ * --nodeport-addresses excludes), which would otherwise go on taking
+ * NodePort traffic.
+ */
+static int recover_node_addrs(struct sp_sync *s)
+{
+	struct sp_node_addr_key *keys = calloc(SP_MAX_NODE_ADDRS, sizeof(*keys));
+	size_t n = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	while (n < SP_MAX_NODE_ADDRS &&
+	       !bpf_map_get_next_key(s->maps.fd_node_addrs, n ? &keys[n - 1] : NULL, &keys[n]))
+		n++;
+	s->node_addrs = keys;
+	s->n_node_addrs = n;
+	return 0;
+}
+
 static int recover(struct sp_sync *s)
 {
 	struct app_svc **by_id = calloc(s->maps.max_svc_ids, sizeof(*by_id));
@@ -1965,6 +1964,9 @@ static int recover(struct sp_sync *s)
 	}
 	free(list);
 	queue_unreferenced(s);
+	err = recover_node_addrs(s);
+	if (err)
+		goto out;
 	if (s->n_svcs)
 		pr_info("recovered %zu Service port(s) and %zu backend(s) from pinned maps",
 			s->n_svcs, s->n_bes);
