@@ -260,15 +260,6 @@ struct store {
 	size_t nb, n;
 };
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
-
 static void entry_free(enum res_kind kind, struct entry *e)
 {
 	if (!e)
@@ -327,7 +318,7 @@ static struct entry **store_slot(struct store *s, const char *key)
 
 	if (!s->nb)
 		return NULL;
-	for (p = &s->b[hash_str(key) & (s->nb - 1)]; *p; p = &(*p)->next)
+	for (p = &s->b[sp_fnv1a(key) & (s->nb - 1)]; *p; p = &(*p)->next)
 		if (!strcmp((*p)->key, key))
 			return p;
 	return p;
@@ -356,8 +347,8 @@ static int store_put(struct store *s, struct entry *e)
 
 			for (; x; x = n) {
 				n = x->next;
-				x->next = b[hash_str(x->key) & (nb - 1)];
-				b[hash_str(x->key) & (nb - 1)] = x;
+				x->next = b[sp_fnv1a(x->key) & (nb - 1)];
+				b[sp_fnv1a(x->key) & (nb - 1)] = x;
 			}
 		}
 		free(s->b);

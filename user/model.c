@@ -62,19 +62,21 @@ static struct {
 	size_t n, cap;
 } interned = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static size_t intern_hash(const char *s)
+uint64_t sp_fnv1a(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = 0xcbf29ce484222325ULL;
 
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return (size_t)h;
+	for (; *s; s++) {
+		h ^= (uint8_t)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
 }
 
 /* The slot of s in v (cap a power of two): where it is or would go. */
 static char **intern_slot(char **v, size_t cap, const char *s)
 {
-	size_t i = intern_hash(s) & (cap - 1);
+	size_t i = (size_t)sp_fnv1a(s) & (cap - 1);
 
 	while (v[i] && strcmp(v[i], s))
 		i = (i + 1) & (cap - 1);

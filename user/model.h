@@ -118,6 +118,9 @@ void sp_model_free(struct sp_model *m);
  * Returns the copy, or NULL on -ENOMEM.
  */
 const char *sp_intern(const char *s);
+/* 64-bit FNV-1a of a string: hash tables, and ids too long to keep whole
+ * (resolve.c: part of an id, so its value must never change). */
+uint64_t sp_fnv1a(const char *s);
 void sp_service_free(struct sp_service *s);
 void sp_slice_free(struct sp_slice *s);
 

@@ -393,18 +393,6 @@ static int backends(struct rctx *r, const struct sp_service *s, struct sp_want_s
 	return 0;
 }
 
-/* 64-bit FNV-1a, for ids too long to keep whole. */
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /*
  * "namespace/name:port/tcp/v4". Kubernetes names can make this longer
  * than the id field; then it is cut and ends in "~" and a hash of the
@@ -423,7 +411,7 @@ static void make_id(char *id, size_t len, const struct sp_service *s, const stru
 		return;
 	}
 	n = snprintf(id, len, "%.*s~%016llx", (int)(len - 18), full,
-		     (unsigned long long)fnv1a(full));
+		     (unsigned long long)sp_fnv1a(full));
 	(void)n;
 }
 
