@@ -564,55 +564,64 @@ static int view_reserve(struct sp_k8s *k, enum res_kind kind)
 	return 0;
 }
 
+/*
+ * Where e's object goes in the view: the view's array for its kind (NULL
+ * for a Node, which has none), its count and element size, and the
+ * object's slot (*found: an older version is there).
+ */
+static char *view_slot(struct sp_model *m, enum res_kind kind, const struct entry *e,
+		       size_t **n, size_t *sz, size_t *i, bool *found)
+{
+	const char *ns, *name;
+	char *base;
+
+	if (kind == RES_SVC) {
+		base = (char *)m->services;
+		*n = &m->n_services;
+		*sz = sizeof(struct sp_service);
+		ns = e->svc.ns;
+		name = e->svc.name;
+	} else if (kind == RES_SLICE) {
+		base = (char *)m->slices;
+		*n = &m->n_slices;
+		*sz = sizeof(struct sp_slice);
+		ns = e->slice.ns;
+		name = e->slice.name;
+	} else {
+		return NULL;
+	}
+	*i = view_find(m, kind, ns, name, found);
+	return base;
+}
+
 /* The view gets e's object (replacing its older version). Room must have
  * been reserved (view_reserve). */
 static void view_put(struct sp_k8s *k, enum res_kind kind, const struct entry *e)
 {
-	struct sp_model *m = &k->view;
+	size_t *n, sz, i;
 	bool found;
-	size_t i;
+	char *v = view_slot(&k->view, kind, e, &n, &sz, &i, &found);
 
-	if (kind == RES_SVC) {
-		i = view_find(m, kind, e->svc.ns, e->svc.name, &found);
-		if (!found) {
-			memmove(&m->services[i + 1], &m->services[i],
-				(m->n_services - i) * sizeof(*m->services));
-			m->n_services++;
-		}
-		m->services[i] = e->svc;
-	} else if (kind == RES_SLICE) {
-		i = view_find(m, kind, e->slice.ns, e->slice.name, &found);
-		if (!found) {
-			memmove(&m->slices[i + 1], &m->slices[i],
-				(m->n_slices - i) * sizeof(*m->slices));
-			m->n_slices++;
-		}
-		m->slices[i] = e->slice;
+	if (!v)
+		return;
+	if (!found) {
+		memmove(v + (i + 1) * sz, v + i * sz, (*n - i) * sz);
+		(*n)++;
 	}
+	memcpy(v + i * sz, kind == RES_SVC ? (const void *)&e->svc : (const void *)&e->slice, sz);
 }
 
 /* e's object leaves the view (before e is freed). */
 static void view_del(struct sp_k8s *k, enum res_kind kind, const struct entry *e)
 {
-	struct sp_model *m = &k->view;
+	size_t *n, sz, i;
 	bool found;
-	size_t i;
+	char *v = view_slot(&k->view, kind, e, &n, &sz, &i, &found);
 
-	if (kind == RES_SVC) {
-		i = view_find(m, kind, e->svc.ns, e->svc.name, &found);
-		if (found) {
-			m->n_services--;
-			memmove(&m->services[i], &m->services[i + 1],
-				(m->n_services - i) * sizeof(*m->services));
-		}
-	} else if (kind == RES_SLICE) {
-		i = view_find(m, kind, e->slice.ns, e->slice.name, &found);
-		if (found) {
-			m->n_slices--;
-			memmove(&m->slices[i], &m->slices[i + 1],
-				(m->n_slices - i) * sizeof(*m->slices));
-		}
-	}
+	if (!v || !found)
+		return;
+	(*n)--;
+	memmove(v + i * sz, v + (i + 1) * sz, (*n - i) * sz);
 }
 
 static int cmp_svc(const void *a, const void *b);
