@@ -1031,44 +1031,38 @@ static void test_topology_fallbacks(void)
 		"    endpoints:\n"
 		"      - {addresses: [10.0.0.1], nodeName: node-a}\n"
 		"      - {addresses: [10.0.0.2], nodeName: node-b}\n";
+	static const struct {
+		const char *name, *yaml, *zone1, *zone2; /* hints of .1 and .2 */
+		size_t n_be;
+		uint16_t wt[3]; /* of 10.0.0.1, .2, .3 */
+	} cases[] = {
+		/* The terminating .3 has no hints: it does not turn topology off. */
+		{ "a terminating endpoint without hints: zone z1 only", ready_yaml, "z1", "z2", 3,
+		  { 1, 0, 0 } },
+		{ "none ready: every serving-terminating endpoint, hints ignored", term_yaml, "z2",
+		  "z1", 2, { 1, 1 } },
+		{ "internalTrafficPolicy Local: this node's endpoint, hints ignored", local_yaml,
+		  "z2", "z1", 1, { 1 } },
+	};
+	static const char *const addrs[3] = { "10.0.0.1", "10.0.0.2", "10.0.0.3" };
 	struct sp_resolve_opts o = { .node_name = "node-a", .zone = "z1" };
-	const struct sp_want_svc *w;
-	struct sp_desired d = { 0 };
-	struct sp_model m;
+	size_t i, j;
 
-	/* The terminating .3 has no hints: it does not turn topology off. */
-	if (load(ready_yaml, &m)) {
-		set_hints(&m, "10.0.0.1", "z1", NULL);
-		set_hints(&m, "10.0.0.2", "z2", NULL);
-		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, "resolve")) {
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct sp_want_svc *w;
+		struct sp_desired d = { 0 };
+		struct sp_model m;
+
+		if (!load(cases[i].yaml, &m))
+			continue;
+		set_hints(&m, "10.0.0.1", cases[i].zone1, NULL);
+		set_hints(&m, "10.0.0.2", cases[i].zone2, NULL);
+		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, cases[i].name)) {
 			w = find(&d, "default/s:/tcp/v4");
-			ASSERT_TRUE(be_is(w, 0, "10.0.0.1", 8080, 1) &&
-					    be_is(w, 1, "10.0.0.2", 8080, 0) &&
-					    be_is(w, 2, "10.0.0.3", 8080, 0),
-				    "a terminating endpoint without hints: zone z1 only");
-		}
-		sp_desired_free(&d);
-		sp_model_free(&m);
-	}
-	if (load(term_yaml, &m)) {
-		set_hints(&m, "10.0.0.1", "z2", NULL);
-		set_hints(&m, "10.0.0.2", "z1", NULL);
-		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, "resolve")) {
-			w = find(&d, "default/s:/tcp/v4");
-			ASSERT_TRUE(be_is(w, 0, "10.0.0.1", 8080, 1) &&
-					    be_is(w, 1, "10.0.0.2", 8080, 1),
-				    "none ready: every serving-terminating endpoint, hints ignored");
-		}
-		sp_desired_free(&d);
-		sp_model_free(&m);
-	}
-	if (load(local_yaml, &m)) {
-		set_hints(&m, "10.0.0.1", "z2", NULL);
-		set_hints(&m, "10.0.0.2", "z1", NULL);
-		if (ASSERT_EQ(sp_resolve(&m, &o, &d, NULL, NULL), 0, "resolve")) {
-			w = find(&d, "default/s:/tcp/v4");
-			ASSERT_TRUE(w && w->n_be == 1 && be_is(w, 0, "10.0.0.1", 8080, 1),
-				    "internalTrafficPolicy Local: this node's endpoint, hints ignored");
+			if (ASSERT_TRUE(w && w->n_be == cases[i].n_be, cases[i].name))
+				for (j = 0; j < cases[i].n_be; j++)
+					ASSERT_TRUE(be_is(w, j, addrs[j], 8080, cases[i].wt[j]),
+						    cases[i].name);
 		}
 		sp_desired_free(&d);
 		sp_model_free(&m);
