@@ -32,12 +32,15 @@ struct {
 } sp_backends SEC(".maps");
 
 /* Maglev regions (see SP_MAGLEV_CHUNK_WORDS). Written by the daemon only
- * into regions no sp_svc points at yet. */
+ * into regions no sp_svc points at yet. Mmapable so that the daemon copies
+ * whole tables in (user/sync.c wbatch_write_mmap: the first apply of 10,000
+ * Services writes 20 MB); lookups are inlined as for any array. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SP_MAGLEV_CHUNKS);
 	__type(key, __u32);
 	__type(value, struct sp_maglev_chunk);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_maglev SEC(".maps");
 

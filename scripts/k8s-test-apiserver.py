@@ -121,6 +121,10 @@ class State:
         self.open_streams = 0
         self.fail = None  # {code, count, retry_after, watch_only}: see "fail"
         self.requests = []  # [monotonic time, "list"/"watch", plural, fault code or 0] of recent GETs
+        # resourceVersion -> time.monotonic() (CLOCK_MONOTONIC, comparable
+        # across processes) when its watch event was first written to a
+        # client: where a benchmark's "event -> maps" starts (GET /sent?rv=N).
+        self.sent_at = {}
 
     def record(self, plural, typ, obj):
         self.history.append((self.rv, plural, typ, copy.deepcopy(obj)))
@@ -467,6 +471,10 @@ class ApiHandler(BaseHTTPRequestHandler):
                 return
             for r, t, o in evs:
                 self.event(t, o)
+                if r not in st.sent_at:
+                    if len(st.sent_at) >= 4096:
+                        st.sent_at.clear()
+                    st.sent_at[r] = time.monotonic()
                 sent = r
                 last_sent = time.monotonic()
             # Bookmarks double as keep-alives, so send them even when
@@ -595,6 +603,15 @@ class AdminHandler(BaseHTTPRequestHandler):
                                  "counters": dict(st.counters), "open_streams": st.open_streams,
                                  "requests": st.requests,
                                  "objects": {p: len(v) for p, v in st.objects.items()}})
+            return
+        if self.path.startswith("/sent?rv="):
+            try:
+                rv = int(self.path[len("/sent?rv="):])
+            except ValueError:
+                self.reply(400, {"error": "rv must be a number"})
+                return
+            t = st.sent_at.get(rv)
+            self.reply(200 if t is not None else 404, {"rv": rv, "sent": t})
             return
         self.reply(404, {"error": "no such admin endpoint"})
 

@@ -115,6 +115,35 @@ int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *see
 	return 0;
 }
 
+/*
+ * A map pinned by a version whose definition lacked a flag this one adds
+ * (only flags that change nothing for the datapath, as BPF_F_MMAPABLE on
+ * sp_maglev) is reused as it is: the flag comes off the definition so
+ * that libbpf accepts the pin, and user space falls back to what works
+ * without it. Otherwise a rolling upgrade would refuse to load until
+ * 'svcplane detach', which flushes conntrack.
+ */
+static void keep_pinned_flags(struct bpf_map *m, const char *pin_dir, __u32 optional)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, bpf_map__name(m));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && (bpf_map__map_flags(m) & optional) &&
+	    !(info.map_flags & optional)) {
+		pr_info("%s: the pinned map lacks flags 0x%x: kept as it is", path,
+			bpf_map__map_flags(m) & optional & ~info.map_flags);
+		bpf_map__set_map_flags(m, bpf_map__map_flags(m) & ~(optional & ~info.map_flags));
+	}
+	close(fd);
+}
+
 int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
@@ -154,6 +183,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	bpf_map__set_max_entries(skel->maps.sp_src_ranges, o->max_src_ranges);
 	bpf_map__set_max_entries(skel->maps.sp_ct, o->ct_size);
 	bpf_map__set_max_entries(skel->maps.sp_maglev, o->maglev_chunks);
+	keep_pinned_flags(skel->maps.sp_maglev, o->pin_dir, BPF_F_MMAPABLE);
 
 	skel->rodata->cfg_hash_seed = o->hash_seed;
 	skel->rodata->cfg_ct_syn_ns = o->ct_syn_ns;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <linux/membarrier.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -71,6 +72,13 @@ struct wbatch {
 	int fd;
 	uint32_t ksz, vsz, n, cap;
 	uint8_t *keys, *vals;
+	/* An array map created with BPF_F_MMAPABLE (sp_maglev): big batches
+	 * are copied through a mapping of the span they cover instead of the
+	 * bpf(2) batch, which copies and checks element by element. -1: not
+	 * tried yet, 0: not mmapable (an array pinned by an older version, or
+	 * a test's map), 1: mmapable. */
+	int mmapable;
+	uint64_t mmap_writes; /* elements written through a mapping */
 };
 
 struct sp_sync {
@@ -196,6 +204,68 @@ static void wbatch_init(struct wbatch *b, const char *name, const char *full_hin
 	b->ksz = ksz;
 	b->vsz = vsz;
 	b->cap = cap < 64 ? 64 : cap > 8192 ? 8192 : cap;
+	b->mmapable = 0;
+}
+
+/*
+ * Below this many elements a batch goes through bpf(2): a mapping costs a
+ * page-table set-up and a TLB shoot-down at munmap, about what 32 chunk
+ * writes cost (one Service's table at M = 1021 is 33 chunks).
+ */
+#define WB_MMAP_MIN 32
+/* The widest span mapped at once: bounds the RSS a mapping adds (its
+ * pages count as the daemon's while mapped) on a fragmented map. */
+#define WB_MMAP_SPAN (4u << 20)
+
+/*
+ * Write b's elements (u32 array indexes) through a shared mapping of the
+ * pages they span. 0 when done, 1 when it cannot be (not mmapable, too
+ * wide, no mapping): the caller uses bpf(2). The datapath cannot see a
+ * half-written element that matters: staging writes only fill regions
+ * nothing points at yet, and the frontend writes that switch to them come
+ * after this returns (the munmap and the bpf(2) call order the stores).
+ */
+static int wbatch_write_mmap(struct wbatch *b)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), off, end, i;
+	uint32_t lo = UINT32_MAX, hi = 0;
+	uint8_t *p;
+
+	if (b->mmapable == 0 || b->ksz != sizeof(__u32) || b->n < WB_MMAP_MIN)
+		return 1;
+	for (i = 0; i < b->n; i++) {
+		uint32_t k;
+
+		memcpy(&k, b->keys + i * sizeof(k), sizeof(k));
+		lo = k < lo ? k : lo;
+		hi = k > hi ? k : hi;
+	}
+	off = (size_t)lo * b->vsz / pg * pg;
+	end = ((size_t)hi + 1) * b->vsz;
+	end = (end + pg - 1) / pg * pg;
+	if (end - off > WB_MMAP_SPAN)
+		return 1;
+	p = mmap(NULL, end - off, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, (off_t)off);
+	if (p == MAP_FAILED) {
+		/* Not mmapable: said once, then bpf(2) for good. */
+		if (b->mmapable < 0)
+			pr_debug("%s: no writable mapping (%s): written with bpf(2)", b->name,
+				 strerror(errno));
+		b->mmapable = 0;
+		return 1;
+	}
+	b->mmapable = 1;
+	for (i = 0; i < b->n; i++) {
+		uint32_t k;
+
+		memcpy(&k, b->keys + i * sizeof(k), sizeof(k));
+		memcpy(p + (size_t)k * b->vsz - off, b->vals + i * b->vsz, b->vsz);
+	}
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	munmap(p, end - off);
+	b->mmap_writes += b->n;
+	b->n = 0;
+	return 0;
 }
 
 static void wbatch_free(struct wbatch *b)
@@ -223,6 +293,11 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 		*ok = 0;
 	if (!b->n)
 		return 0;
+	if (b->mmapable && b->n >= WB_MMAP_MIN && wbatch_write_mmap(b) == 0) {
+		if (ok)
+			*ok = count;
+		return 0;
+	}
 	if (bpf_map_update_batch(b->fd, b->keys, b->vals, &count, &bo) == 0) {
 		if (ok)
 			*ok = b->n;
@@ -1988,6 +2063,7 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 		    maps->fd_backends, sizeof(__u32), sizeof(struct sp_backend));
 	wbatch_init(&s->wb_chunks, "sp_maglev", "", maps->fd_maglev, sizeof(__u32),
 		    sizeof(struct sp_maglev_chunk));
+	s->wb_chunks.mmapable = -1; /* found out at the first big batch */
 	/* A per-CPU value is one slot per possible CPU, each 8-byte aligned. */
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu > 0)
@@ -2064,6 +2140,11 @@ size_t sp_sync_n_backends(const struct sp_sync *s)
 /* A walk over the chunk bitmap (half a MiB at the default size, well under
  * a millisecond): called once per apply, not worth a counter that every
  * allocation path would have to keep right. */
+uint64_t sp_sync_maglev_mmap_writes(const struct sp_sync *s)
+{
+	return s->wb_chunks.mmap_writes;
+}
+
 size_t sp_sync_maglev_chunks_used(const struct sp_sync *s)
 {
 	size_t n = 0;

@@ -102,5 +102,8 @@ size_t sp_sync_n_services(const struct sp_sync *s);
 size_t sp_sync_n_backends(const struct sp_sync *s);
 /* Chunks of sp_maglev in use (live tables and ones not yet released). */
 size_t sp_sync_maglev_chunks_used(const struct sp_sync *s);
+/* Maglev chunks written through a mapping of sp_maglev (BPF_F_MMAPABLE)
+ * rather than bpf(2), since the start: for tests and the benchmark. */
+uint64_t sp_sync_maglev_mmap_writes(const struct sp_sync *s);
 
 #endif /* SP_SYNC_H */

@@ -26,6 +26,9 @@
 #                              pinned map (polled with bpf(2) every 0.5 ms), i.e. new flows
 #                              use the new backend set (_min, _max alongside)
 #   k8s_endpoint_change_apply_ms  median of the daemon's apply time for those changes
+#   k8s_event_to_maps_ms       median of the same changes from the moment the API server
+#                              wrote the watch event (its /sent admin endpoint) to the map:
+#                              the daemon's whole part (read, parse, coalesce, apply)
 #   k8s_daemon_rss_mib         the daemon's resident memory with everything programmed
 #   k8s_daemon_peak_mib        its peak resident memory (VmHWM) so far
 # With -f the keys start with file_, with -D dir_ (no _load_s, _list_and_apply_s).
@@ -68,7 +71,7 @@ die() { say "k8s-scale: $*"; exit 1; }
 for t in "$PY" openssl curl ip; do
 	command -v "$t" >/dev/null || die "$t is not installed (make deps)"
 done
-if ! [ "$N" -ge 1 ] 2>/dev/null || [ "$N" -gt 60000 ]; then die "-n must be 1..60000"; fi
+if ! [ "$N" -ge 1 ] 2>/dev/null || [ "$N" -gt 100000 ]; then die "-n must be 1..100000"; fi
 if ! [ "$E" -ge 1 ] 2>/dev/null || [ "$E" -gt 100 ]; then die "-e must be 1..100"; fi
 
 ID=$$
@@ -237,6 +240,15 @@ else
 	P=k8s
 	APPLIED='Kubernetes API snapshot applied'
 	SRC_ARGS=(--kubeconfig "$RUN/api/kubeconfig")
+	# Above the default capacities (65,536 Service ports, 262,144 backends,
+	# 524,288 Maglev chunks): maps sized for N, with room for one table
+	# switch per Service (docs/MAGLEV.md). M is the adaptive tier for E.
+	if [ $((N * E)) -gt 200000 ] || [ "$N" -gt 30000 ]; then
+		m=251
+		for t in 1021 4093 16381 65537; do [ "$m" -ge $((E * 80)) ] || m=$t; done
+		SRC_ARGS+=(--max-services $((2 * N + 64)) --max-backends $((2 * N * E + 64))
+			--maglev-chunks $((2 * N * ((m * 2 + 63) / 64) + 4096)))
+	fi
 	# ---- the API server, in the node namespace ------------------------------------
 	ip netns exec "$NS_N" "$PY" "$APISRV" serve --dir "$RUN/api" --bookmark-interval 5 \
 		--history 1000 >"$RUN/apiserver.log" 2>&1 </dev/null &
@@ -280,6 +292,7 @@ if [ -z "$t_ready" ]; then
 fi
 first_apply=$(grep -m1 -e "$APPLIED" "$LOG" | sed -n 's/.* applied in \([0-9.]*\) ms.*/\1/p')
 say "k8s-scale: $(grep -m1 -e "$APPLIED" "$LOG")"
+say "k8s-scale: $(grep -m1 -e ' info: ready: ' "$LOG" | sed 's/.* info: //')"
 grep -q 'with errors' "$LOG" && say "k8s-scale: WARNING: the daemon reported errors: $(grep -m3 'error\|ENOSPC\|full' "$LOG" | tr '\n' ' ')"
 # HH:MM:SS.mmm of the daemon's "running:" and first "applied" lines -> seconds between.
 list_apply=$(grep -m1 -e ' info: running: ' "$LOG" | cut -d' ' -f1; grep -m1 -e "$APPLIED" "$LOG" | cut -d' ' -f1)
@@ -294,7 +307,7 @@ want=$((N * (1 + UDP)))
 # through bpf(2), posts the change to the admin port, and polls until the
 # value is replaced (new Maglev region: new flows use the new backend set).
 POLL_PY='
-import ctypes, os, platform, socket, struct, sys, time, urllib.request
+import ctypes, json, os, platform, socket, struct, sys, time, urllib.request
 pin, admin, body, vip, port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 NR = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
 libc = ctypes.CDLL(None, use_errno=True)
@@ -323,12 +336,19 @@ else:
     req = urllib.request.Request("http://127.0.0.1:%d/apply" % int(admin), data=data,
                                  method="POST", headers={"Content-Type": "application/json"})
     t0 = time.monotonic()
-    urllib.request.urlopen(req, timeout=30).read()
+    rv = json.loads(urllib.request.urlopen(req, timeout=30).read())["rv"]
 t_post = time.monotonic()
 while time.monotonic() - t0 < 60:
     if value() != before:
         t1 = time.monotonic()
-        print("change_ms=%.1f post_ms=%.1f" % ((t1 - t0) * 1000, (t_post - t0) * 1000))
+        ev = ""
+        if not admin.startswith("rename:"):
+            # When the API server wrote the watch event (time.monotonic() is
+            # CLOCK_MONOTONIC in both processes): the part of the daemon alone.
+            sent = json.loads(urllib.request.urlopen(
+                "http://127.0.0.1:%d/sent?rv=%d" % (int(admin), rv), timeout=30).read())["sent"]
+            ev = " event_ms=%.1f" % ((t1 - sent) * 1000)
+        print("change_ms=%.1f post_ms=%.1f%s" % ((t1 - t0) * 1000, (t_post - t0) * 1000, ev))
         sys.exit(0)
     time.sleep(0.0005)
 print("change_ms=timeout")
@@ -347,7 +367,7 @@ poll_change() {
 	fi
 }
 sleep 1 # let the first sync settle (a late snapshot would count as the change)
-changes=() applies=()
+changes=() applies=() events=()
 for ((r = 0; r < RUNS; r++)); do
 	for body in change back; do
 		from=$(wc -l <"$LOG")
@@ -365,6 +385,8 @@ for ((r = 0; r < RUNS; r++)); do
 			say "k8s-scale: $(tail -n "+$((from + 1))" "$LOG" | grep -m1 -e "$APPLIED")"
 		say "k8s-scale: run $((r + 1)) $body: $out daemon_apply_ms=${a:-?}"
 		changes+=("$ms")
+		ev=$(printf '%s\n' "$out" | sed -n 's/.*event_ms=\([0-9.]*\).*/\1/p')
+		[ -n "$ev" ] && events+=("$ev")
 		[ -n "$a" ] && applies+=("$a")
 		sleep 0.3
 	done
@@ -390,5 +412,6 @@ echo "${P}_endpoint_change_ms=$(printf '%s\n' "${changes[@]}" | median)"
 echo "${P}_endpoint_change_ms_min=$(printf '%s\n' "${changes[@]}" | sort -n | head -1)"
 echo "${P}_endpoint_change_ms_max=$(printf '%s\n' "${changes[@]}" | sort -n | tail -1)"
 echo "${P}_endpoint_change_apply_ms=$(printf '%s\n' "${applies[@]}" | median)"
+[ "$SRC" = k8s ] && echo "k8s_event_to_maps_ms=$(printf '%s\n' "${events[@]}" | median)"
 echo "${P}_daemon_rss_mib=${rss:-}"
 echo "${P}_daemon_peak_mib=${peak:-}"

@@ -93,6 +93,7 @@ int main(int argc, char **argv)
 		{ "services", required_argument, NULL, 'n' },
 		{ "endpoints", required_argument, NULL, 'e' },
 		{ "runs", required_argument, NULL, 'r' },
+		{ "no-mmap", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
 	struct sp_sync_stats st;
 	struct sp_sync *s = NULL;
 	double t0, full = 0, *chg, *chg_ids;
+	uint32_t maglev_flags = BPF_F_MMAPABLE; /* as the daemon's sp_maglev */
 	int c, err = 1;
 
 	while ((c = getopt_long(argc, argv, "n:e:r:h", opts, NULL)) != -1) {
@@ -116,11 +118,15 @@ int main(int argc, char **argv)
 		case 'r':
 			runs = strtoul(optarg, NULL, 0);
 			break;
+		case 'M':
+			maglev_flags = 0;
+			break;
 		default:
 			fprintf(c == 'h' ? stdout : stderr,
-				"Usage: sync_bench [--services N] [--endpoints E] [--runs R]\n"
+				"Usage: sync_bench [--services N] [--endpoints E] [--runs R] [--no-mmap]\n"
 				"Times programming N Services of E endpoints into fresh BPF maps,\n"
-				"then R single-endpoint changes with N Services loaded.\n");
+				"then R single-endpoint changes with N Services loaded.\n"
+				"--no-mmap: sp_maglev without BPF_F_MMAPABLE (tables through bpf(2)).\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -136,7 +142,8 @@ int main(int argc, char **argv)
 			   m.max_svc_ids, BPF_F_NO_PREALLOC);
 	m.fd_backends = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_backend), m.max_backends,
 			   BPF_F_NO_PREALLOC);
-	m.fd_maglev = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_maglev_chunk), m.maglev_chunks, 0);
+	m.fd_maglev = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_maglev_chunk), m.maglev_chunks,
+			  maglev_flags);
 	m.fd_svc_meta = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_svc_meta), m.max_svc_ids,
 			   BPF_F_NO_PREALLOC);
 	m.fd_svc_stats = mk(BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct sp_svc_stats),

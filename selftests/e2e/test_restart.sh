@@ -11,7 +11,7 @@
 #        TCP 80->8080 (http), TCP 90->9090 (echo); endpoints pod1 pod2 pod3
 . "$(dirname "$0")/lib.sh"
 
-e2e_cases kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
+e2e_cases old-maglev-pin-reused kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
 	conntrack-kept-across-restart restart-xdp-link-updated restart-tc-replaced-in-place \
 	restart-rewrites-nothing sigterm-keeps-datapath \
 	detach-exit-status detach-no-xdp detach-no-tc detach-no-pins detach-traffic-untouched
@@ -33,9 +33,28 @@ EOF
 	yaml_slices demo web web '[{name: http, protocol: TCP, port: 8080}, {name: echo, protocol: TCP, port: 9090}]' \
 		pod1 pod2 pod3
 } | e2e_write_config
+# An upgrade: sp_maglev pinned by a version before it was mmapable
+# (bpf/maps.h). The daemon must take the pin as it is (libbpf refuses a
+# pin whose flags differ) and write its tables with bpf(2), so every case
+# below also runs on that fallback.
+mkdir -p "$CL_PINDIR" &&
+	bpftool map create "$CL_PINDIR/sp_maglev" type array key 4 value 64 entries 524288 \
+		name sp_maglev ||
+	e2e_abort "could not pin an old-style sp_maglev"
 e2e_start_daemon || e2e_abort "svcplane did not become ready"
 NODE=$E2E_NODE
 P1=${CL_POD_NS[pod1]}
+
+# ---- old-maglev-pin-reused --------------------------------------------------
+flags=$(bpftool -j map show pinned "$CL_PINDIR/sp_maglev" 2>&1)
+if ! grep -q 'sp_maglev: the pinned map lacks flags 0x400: kept as it is' "$E2E_LOG"; then
+	fail old-maglev-pin-reused "the daemon did not say it kept the old pin: $(grep -m2 -i maglev "$E2E_LOG")"
+elif ! grep -q '"flags":0\b' <<<"$flags"; then
+	fail old-maglev-pin-reused "the pinned sp_maglev is not the old one: $flags"
+else
+	e2e_http_n "$CL_CLIENT" 10.10.0.100 80 20
+	e2e_expect_all old-maglev-pin-reused 20 3 "pod1 pod2 pod3"
+fi
 
 # ct_entries_for_port PORT: the IPv4 TCP conntrack entries (from the pinned
 # sp_ct map, read with bpftool, not with svcplane) whose source or

@@ -73,6 +73,10 @@ static int mk(enum bpf_map_type t, size_t k, size_t v, uint32_t n, uint32_t flag
 	return bpf_map_create(t, NULL, k, v, n, &o);
 }
 
+/* sp_maglev's flags: 0, or BPF_F_MMAPABLE as the daemon's maps have it
+ * (main runs the tests that write tables both ways). */
+static uint32_t maglev_flags;
+
 static int maps_create(struct maps *x, uint32_t chunks, uint32_t svc_ids, uint32_t backends)
 {
 	memset(x, 0, sizeof(*x));
@@ -80,7 +84,8 @@ static int maps_create(struct maps *x, uint32_t chunks, uint32_t svc_ids, uint32
 			      svc_ids * 4, BPF_F_NO_PREALLOC);
 	x->m.fd_backends = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_backend), backends,
 			      BPF_F_NO_PREALLOC);
-	x->m.fd_maglev = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_maglev_chunk), chunks, 0);
+	x->m.fd_maglev = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_maglev_chunk), chunks,
+			    maglev_flags);
 	x->m.fd_svc_meta = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_svc_meta), svc_ids,
 			      BPF_F_NO_PREALLOC);
 	x->m.fd_svc_stats = mk(BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct sp_svc_stats), svc_ids, 0);
@@ -813,8 +818,15 @@ static void test_first_apply_batched(void)
 	}
 	map_writes = 0;
 	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
-	/* sp_backends, sp_maglev, sp_svc_stats, sp_services, sp_svc_meta */
-	ASSERT_EQ(map_writes, 5, "map write calls (one batch per map)");
+	/* sp_backends, sp_maglev, sp_svc_stats, sp_services, sp_svc_meta;
+	 * a mmapable sp_maglev is written through a mapping (1,800 chunks). */
+	if (maglev_flags & BPF_F_MMAPABLE) {
+		ASSERT_EQ(map_writes, 4, "map write calls (one batch per map but sp_maglev)");
+		ASSERT_EQ(sp_sync_maglev_mmap_writes(s), NS * 9, "chunks written through a mapping");
+	} else {
+		ASSERT_EQ(map_writes, 5, "map write calls (one batch per map)");
+		ASSERT_EQ(sp_sync_maglev_mmap_writes(s), 0, "chunks written through a mapping");
+	}
 	ASSERT_EQ(st.svc_added, NS, "Services added");
 	ASSERT_EQ(st.fe_written, NS, "frontends written");
 	ASSERT_EQ(count_keys(x.m.fd_services, sizeof(struct sp_svc_key)), NS, "sp_services entries");
@@ -1034,6 +1046,16 @@ int main(void)
 	RUN_TEST(test_frontend_moves);
 	RUN_TEST(test_src_ranges);
 	RUN_TEST(test_deferred_reclaim);
+	RUN_TEST(test_first_apply_batched);
+	/* Again with sp_maglev mmapable, as the daemon creates it: big
+	 * batches of chunks then go through a mapping (sync.c
+	 * wbatch_write_mmap), and every table must read back the same. */
+	maglev_flags = BPF_F_MMAPABLE;
+	RUN_TEST(test_add_change_remove);
+	RUN_TEST(test_restart_recovery);
+	RUN_TEST(test_apply_ids);
+	RUN_TEST(test_table_beside_old);
+	RUN_TEST(test_frontend_moves);
 	RUN_TEST(test_first_apply_batched);
 	return sp_test_exit();
 }
