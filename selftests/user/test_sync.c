@@ -212,6 +212,23 @@ static size_t count_keys(int fd, size_t ksz)
 	return n;
 }
 
+/* The chunks of every live table, from sp_svc_meta: what
+ * sp_sync_maglev_chunks_used must say once nothing is only retired. */
+static size_t meta_chunks(const struct maps *x)
+{
+	struct sp_svc_meta meta;
+	__u32 k, next, *pk = NULL;
+	size_t n = 0;
+
+	while (bpf_map_get_next_key(x->m.fd_svc_meta, pk, &next) == 0) {
+		k = next;
+		pk = &k;
+		if (!bpf_map_lookup_elem(x->m.fd_svc_meta, &k, &meta))
+			n += meta.region_chunks;
+	}
+	return n;
+}
+
 /* A desired Service with one ClusterIP frontend 10.96.0.<vip> and backends
  * 10.244.0.<b> for each b in bes (terminated by 0), port 8080. */
 static void want_svc(struct sp_want_svc *w, const char *id, int vip, const int *bes)
@@ -289,6 +306,8 @@ static void test_add_change_remove(void)
 		goto out;
 	ASSERT_EQ(v1.n, 3, "n");
 	ASSERT_TRUE(sp_maglev_m_valid(v1.m), "m is a listed prime");
+	ASSERT_TRUE(meta_chunks(&x) > 0, "tables have chunks");
+	ASSERT_EQ(sp_sync_maglev_chunks_used(s), meta_chunks(&x), "chunks used: both tables");
 
 	/* Same desired state again: nothing is written. */
 	map_writes = 0;
@@ -311,6 +330,8 @@ static void test_add_change_remove(void)
 	ASSERT_EQ(v2.n, 4, "n after scale-up");
 	ASSERT_NEQ(v2.region, v1.region, "new table in a new region (old one stays until switch)");
 	ASSERT_EQ(v2.svc_id, v1.svc_id, "svc_id kept");
+	ASSERT_TRUE(sp_sync_maglev_chunks_used(s) > meta_chunks(&x),
+		    "chunks used: x's old table is still there");
 	lookup_fe(&x, 11, &v3);
 
 	/* Remove Service y and a backend of x: backend 14 is still used by x,
@@ -333,6 +354,7 @@ static void test_add_change_remove(void)
 	lookup_fe(&x, 10, &v2);
 	ASSERT_EQ(v2.n, 0, "x has no backend: rejects");
 	ASSERT_EQ(count_keys(x.m.fd_svc_meta, 4), 1, "one meta entry");
+	ASSERT_EQ(sp_sync_maglev_chunks_used(s), 0, "chunks used: none after the flush");
 out:
 	sp_desired_free(&d);
 	sp_sync_free(s);
@@ -384,6 +406,7 @@ static void test_restart_recovery(void)
 		goto out;
 	ASSERT_EQ(sp_sync_n_services(s2), 2, "services recovered");
 	ASSERT_EQ(sp_sync_n_backends(s2), 4, "backends recovered");
+	ASSERT_EQ(sp_sync_maglev_chunks_used(s2), meta_chunks(&x), "chunks used, recovered");
 	ASSERT_EQ(sp_sync_apply(s2, &d, &st), 0, "apply after restart");
 	ASSERT_EQ(map_writes, 0, "map updates and deletes by the restarted daemon");
 	if (ASSERT_EQ(maps_dump(&x, d1), 0, "dump the maps after the restart")) {
