@@ -501,10 +501,24 @@ void sp_k8s_model_unlock(struct sp_k8s *k)
 
 /* ---- The view (struct sp_k8s) ---- */
 
+/* An object's place in the view: (ns, name) for a Service, (ns, Service,
+ * name) for a slice, so that a Service's slices are one run (struct
+ * sp_model's sorted). */
+static int view_key_cmp(const char *ns, const char *svc, const char *name, const char *ns2,
+			const char *svc2, const char *name2)
+{
+	int c = strcmp(ns, ns2);
+
+	if (!c)
+		c = strcmp(svc ? svc : "", svc2 ? svc2 : "");
+	return c ? c : strcmp(name, name2);
+}
+
 static void view_name(const struct sp_model *m, enum res_kind kind, size_t i, const char **ns,
-		      const char **name)
+		      const char **svc, const char **name)
 {
 	*ns = kind == RES_SVC ? m->services[i].ns : m->slices[i].ns;
+	*svc = kind == RES_SVC ? NULL : m->slices[i].service_name;
 	*name = kind == RES_SVC ? m->services[i].name : m->slices[i].name;
 }
 
@@ -513,21 +527,19 @@ static size_t view_n(const struct sp_model *m, enum res_kind kind)
 	return kind == RES_SVC ? m->n_services : m->n_slices;
 }
 
-/* Where ns/name is or would go in the view; *found says which. */
+/* Where ns/[svc/]name is or would go in the view; *found says which. */
 static size_t view_find(const struct sp_model *m, enum res_kind kind, const char *ns,
-			const char *name, bool *found)
+			const char *svc, const char *name, bool *found)
 {
 	size_t lo = 0, hi = view_n(m, kind);
-	const char *a, *b;
+	const char *a, *b, *sv;
 	int c = 1;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		view_name(m, kind, mid, &a, &b);
-		c = strcmp(a, ns);
-		if (!c)
-			c = strcmp(b, name);
+		view_name(m, kind, mid, &a, &sv, &b);
+		c = view_key_cmp(a, sv, b, ns, svc, name);
 		if (!c) {
 			lo = mid;
 			break;
@@ -572,7 +584,7 @@ static int view_reserve(struct sp_k8s *k, enum res_kind kind)
 static char *view_slot(struct sp_model *m, enum res_kind kind, const struct entry *e,
 		       size_t **n, size_t *sz, size_t *i, bool *found)
 {
-	const char *ns, *name;
+	const char *ns, *svc = NULL, *name;
 	char *base;
 
 	if (kind == RES_SVC) {
@@ -586,11 +598,12 @@ static char *view_slot(struct sp_model *m, enum res_kind kind, const struct entr
 		*n = &m->n_slices;
 		*sz = sizeof(struct sp_slice);
 		ns = e->slice.ns;
+		svc = e->slice.service_name;
 		name = e->slice.name;
 	} else {
 		return NULL;
 	}
-	*i = view_find(m, kind, ns, name, found);
+	*i = view_find(m, kind, ns, svc, name, found);
 	return base;
 }
 
@@ -1090,16 +1103,19 @@ static int put_entry(struct watch *w, struct entry *e)
 	if (ret)
 		goto out;
 	/* The view first: it finds the older version by its names, which
-	 * store_put frees. */
+	 * store_put frees. Out, then in: a slice moves when its Service
+	 * label changes. */
 	old = store_get(&w->store, e->key);
-	if (view)
+	if (view) {
+		if (old)
+			view_del(k, w->kind, old);
 		view_put(k, w->kind, e);
+	}
 	ret = store_put(&w->store, e);
 	if (ret && view) {
+		view_del(k, w->kind, e);
 		if (old)
 			view_put(k, w->kind, old);
-		else
-			view_del(k, w->kind, e);
 	}
 out:
 	pthread_mutex_unlock(&k->model_lock);
@@ -1680,9 +1696,8 @@ static int cmp_svc(const void *a, const void *b)
 static int cmp_slice(const void *a, const void *b)
 {
 	const struct sp_slice *x = a, *y = b;
-	int c = strcmp(x->ns, y->ns);
 
-	return c ? c : strcmp(x->name, y->name);
+	return view_key_cmp(x->ns, x->service_name, x->name, y->ns, y->service_name, y->name);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -1989,6 +2004,7 @@ struct sp_k8s *sp_k8s_start(const struct sp_k8s_opts *o, sp_k8s_update_fn on_upd
 	k->start_ns = real_ns();
 	store_init(&k->changed, RES_SET);
 	pthread_mutex_init(&k->model_lock, NULL);
+	k->view.sorted = true;
 
 	if (o->kubeconfig)
 		ret = sp_k8s_config_kubeconfig(&k->cfg, o->kubeconfig, err, errlen);

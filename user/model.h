@@ -108,6 +108,14 @@ struct sp_model {
 	size_t n_services;
 	struct sp_slice *slices;
 	size_t n_slices;
+	/*
+	 * Set by a source that keeps its arrays sorted (the Kubernetes
+	 * watcher's view): services by (ns, name), slices by (ns,
+	 * service_name, name), strcmp order, a NULL service_name as "". Then
+	 * sp_resolve_some finds a Service's objects by binary search instead
+	 * of a walk over all of them.
+	 */
+	bool sorted;
 };
 
 void sp_model_free(struct sp_model *m);

@@ -178,6 +178,16 @@ check "watch: ClusterIP -> LoadBalancer" main 10 \
 ctl svc default web3 10.96.0.13 http:80::8080
 check "watch: LoadBalancer -> ClusterIP" main 10 \
 	'svc("default/web3")["type"] == "ClusterIP" and not svc("default/web3")["lbIPs"]'
+# A slice moved to another Service: the view keeps a Service's slices
+# together (model.h, sorted), so it must leave web2's place for web4's.
+ctl slice default web2-abc web4 10.244.2.1 http:8080
+check "watch: slice relabelled to another Service" main 10 \
+	'not eps("default/web2") and addrs("default/web4") == ["10.244.2.1"] and
+	 len([s for s in d["slices"] if s["key"] == "default/web2-abc"]) == 1'
+ctl slice default web2-abc web2 10.244.2.1 http:8080
+check "watch: slice relabelled back" main 10 \
+	'not eps("default/web4") and addrs("default/web2") == ["10.244.2.1"] and
+	 len([s for s in d["slices"] if s["key"] == "default/web2-abc"]) == 1'
 ctl node node-a 192.168.50.10 192.168.50.20
 check "watch: node addresses change" main 10 'd["nodeAddrs"] == ["192.168.50.10", "192.168.50.20"]'
 check "bookmarks received" main 10 'st["bookmarks"] >= 1'
