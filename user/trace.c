@@ -614,6 +614,8 @@ static int run_prog(struct svcplane_trace_bpf *skel, struct bpf_program *prog, b
 		xctx.ingress_ifindex = ifindex;
 		o.ctx_in = &xctx;
 		o.ctx_size_in = sizeof(xctx);
+		o.ctx_out = &xctx;
+		o.ctx_size_out = sizeof(xctx);
 	} else {
 		memset(&sctx, 0, sizeof(sctx));
 		sctx.ifindex = ifindex;
@@ -626,6 +628,12 @@ static int run_prog(struct svcplane_trace_bpf *skel, struct bpf_program *prog, b
 		return -errno;
 	run->retval = (int)o.retval;
 	run->out_len = o.data_size_out;
+	/* The output starts with the metadata XDP left (host routing's note,
+	 * bpf/lib/host_route.h), xctx.data bytes of it: the frame follows. */
+	if (xdp && xctx.data && xctx.data <= run->out_len) {
+		memmove(run->out, run->out + xctx.data, run->out_len - xctx.data);
+		run->out_len -= xctx.data;
+	}
 	memcpy(&run->buf, &skel->bss->sp_trace_buf, sizeof(run->buf));
 	return 0;
 }
