@@ -441,6 +441,10 @@ host_mode() { # MODE N BIN [ARGS...]: one daemon, one cb and pg run
 	cp "$RES/cfg.yaml" "$RES/sp.yaml"
 	SP_BIN=$bin sp_start "$mode" "$n" --config "$RES/sp.yaml" "$@" || { sp_stop; return 0; }
 	sp_traffic "$mode" "$n" up0
+	# host-on also to the backend address: svcplane's programs attached but
+	# no Service in the way, to tell their fixed cost (XDP on a veth
+	# uplink, TC on the pod veth) from the Service's (NAT, conntrack).
+	[ "$mode" = host-on ] && cb host-nosvc "$n" 10.244.0.11 8080
 	sp_stop
 }
 

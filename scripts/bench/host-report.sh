@@ -31,9 +31,11 @@ $(cut -d' ' -f1-3 "$RES/load-start" 2>/dev/null)): the topology and tools of par
 over veths, the Service's endpoints in one pod on the node), $rounds rounds per N, each round
 running every mode once in turn, so the builds are measured side by side: *direct*
 (the backend address, no Service), *base* ($(cat "$RES/base-rev" 2>/dev/null || echo the base build)'s daemon: XDP DNATs, the stack
-delivers), *host* (this build, host routing on: the uplink's TC program delivers with
+delivers), *host* (this build, $(git rev-parse --short HEAD)$(git diff --quiet HEAD 2>/dev/null || echo ' + local changes'), host routing on: the uplink's TC program delivers with
 bpf_redirect_peer), *host off* (this build with \`--host-routing=off\`), *limit* (the
-generator into a drop-only XDP program). Median (min–max) over the rounds.
+generator into a drop-only XDP program). Median (min–max) over the rounds. Compare
+ratios within this section: the absolute rates follow the machine's load at the time
+(compare the limit with part 2's).
 
 Packet rate (Mpps, pktgen, 64-byte UDP to VIP:80), counted at the pod's TC ingress
 (\`pktgen --sink-tc\`), not by an XDP program on the pod's eth0 as in part 2:
@@ -56,18 +58,33 @@ for n in $ns; do
 done
 cat <<EOF
 
-New TCP connections per second (connbench, 2 threads, client closes first), and the
-connect() latency p50 / p99 in µs:
+New TCP connections per second (connbench, 2 threads, client closes first). *no svc* is
+this build's daemon running (host routing on) while the client connects to the backend
+address: svcplane's programs on the path but no Service, so *no svc / direct* is their
+fixed cost on these veths and *host / no svc* the Service's own (NAT, conntrack):
 
-| N | direct | base | host | host off | host / base | host / direct | base / direct | p50/p99 direct | base | host | host off |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| N | direct | no svc | base | host | host off | host / base | host / direct | base / direct | no svc / direct | host / no svc |
+|---|---|---|---|---|---|---|---|---|---|---|
 EOF
 for n in $ns; do
 	d=$(med conn "$n" direct cps) b=$(med conn "$n" host-base cps) h=$(med conn "$n" host-on cps)
-	lat() { echo "$(med conn "$n" "$1" p50) / $(med conn "$n" "$1" p99)"; }
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
-		"$(stat conn "$n" direct cps)" "$(stat conn "$n" host-base cps)" \
+	x=$(med conn "$n" host-nosvc cps)
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
+		"$(stat conn "$n" direct cps)" "$(stat conn "$n" host-nosvc cps)" \
+		"$(stat conn "$n" host-base cps)" \
 		"$(stat conn "$n" host-on cps)" "$(stat conn "$n" host-off cps)" \
-		"$(ratio "$h" "$b")" "$(ratio "$h" "$d")" "$(ratio "$b" "$d")" \
-		"$(lat direct)" "$(lat host-base)" "$(lat host-on)" "$(lat host-off)"
+		"$(ratio "$h" "$b")" "$(ratio "$h" "$d")" "$(ratio "$b" "$d")" "$(ratio "$x" "$d")" \
+		"$(ratio "$h" "$x")"
+done
+cat <<EOF
+
+connect() latency p50 / p99, µs:
+
+| N | direct | no svc | base | host | host off |
+|---|---|---|---|---|---|
+EOF
+for n in $ns; do
+	lat() { echo "$(med conn "$n" "$1" p50) / $(med conn "$n" "$1" p99)"; }
+	printf '| %s | %s | %s | %s | %s | %s |\n' "$n" "$(lat direct)" "$(lat host-nosvc)" \
+		"$(lat host-base)" "$(lat host-on)" "$(lat host-off)"
 done
