@@ -135,6 +135,18 @@ struct {
 	__type(value, __u32);
 } sp_tx_ports SEC(".maps");
 
+/* Host-side pod veths (ifindex -> 1) the daemon attached to: the only
+ * devices host routing hands packets to with bpf_redirect_peer
+ * (lib/host_route.h). Written by the daemon as it attaches and sees links
+ * go; not pinned: a restarted daemon fills its own at start, and until its
+ * programs replace the old ones those keep theirs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SP_MAX_POD_IFACES);
+	__type(key, __u32);
+	__type(value, __u8);
+} sp_pod_ifaces SEC(".maps");
+
 /* Counters: one struct sp_stats per CPU for each hook (enum sp_stats_slot). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -6,7 +6,9 @@
  *                 with --dsr, the DSR option out and in (lib/dsr.h).
  *  sp_tc_uplink   TC ingress on uplinks, after XDP: what XDP leaves to it,
  *                 the rejects for Services without endpoints (XDP cannot
- *                 answer on a veth) and SNAT flows (lib/snat.h).
+ *                 answer on a veth) and SNAT flows (lib/snat.h); and
+ *                 host routing, the delivery of what XDP NATed for a pod
+ *                 on this node (lib/host_route.h).
  *  sp_tc_ingress  TC ingress on pod veths (host side): the whole pipeline.
  *                 TC rather than XDP because pod packets arrive
  *                 CHECKSUM_PARTIAL (see lib/nat.h).
@@ -716,8 +718,14 @@ int sp_tc_uplink(struct __sk_buff *skb)
 	struct sp_pkt p;
 	int ret;
 
-	__builtin_memset(&p, 0, sizeof(p));
 	SP_TRACE(SP_T_HOOK, SP_TH_TC_UPLINK, 0, 0, 0, 0);
+	/* What XDP NATed for a pod on this node: delivered (lib/host_route.h). */
+	if (cfg_host_routing) {
+		ret = tc_host_route(skb);
+		if (ret != SP_CONTINUE)
+			return to_tc(ret);
+	}
+	__builtin_memset(&p, 0, sizeof(p));
 	p.quiet = 1;
 	p.uplink = 1;
 	tc_pull_headers(skb);

@@ -54,6 +54,14 @@
 #ifndef SP_MAX_TX_PORTS
 #define SP_MAX_TX_PORTS 1024 /* devices XDP may redirect to */
 #endif
+#ifndef SP_MAX_POD_IFACES
+#define SP_MAX_POD_IFACES 4096 /* pod veths host routing delivers into */
+#endif
+
+/* XDP's note to the uplink's TC program, in the packet's metadata (4
+ * bytes, bpf/lib/host_route.h): NATed, route it into its pod. An unlikely
+ * value, so a note some other XDP program left is not taken for ours. */
+#define SP_META_HOST_ROUTE 0x53506872u /* "SPhr" */
 
 /* Maglev table sizes: primes from this list only (see user/maglev.c). */
 #define SP_MAGLEV_M_MIN 251
@@ -424,6 +432,14 @@ struct sp_stats {
 	 * sender was last seen (a stale or forged one): passed on, NATed as
 	 * its flow, but the conntrack state left as it was. */
 	__u64 ct_seq_ignored;
+	/* Host routing (bpf/lib/host_route.h): packets to a pod on this node
+	 * delivered into it with bpf_redirect_peer, by the uplink's TC
+	 * program after XDP's NAT or by a pod veth's after its own. */
+	__u64 peer_redirects;
+	/* Packets XDP noted for host routing that went to the stack instead:
+	 * no neighbour entry yet, a destination that is no pod veth of ours
+	 * (a host-network endpoint, a remote one), TTL 1, a VLAN. */
+	__u64 peer_fallbacks;
 };
 
 /*
@@ -570,6 +586,8 @@ enum sp_trace_fwd {
 	SP_TFW_REDIRECT = 1, /* bpf_redirect_neigh / XDP redirect to ifindex b */
 	SP_TFW_LOCAL = 2, /* host to a local endpoint: to lo's ingress */
 	SP_TFW_DSR = 3, /* XDP inserts the DSR option next */
+	SP_TFW_PEER = 4, /* host routing: bpf_redirect_peer into pod veth b */
+	SP_TFW_NOTE = 5, /* XDP passes it noted for host routing (lib/host_route.h) */
 };
 
 struct sp_trace_ev {
@@ -638,6 +656,7 @@ struct sp_mon_gate {
 #define SP_MAP_REASONS "sp_reasons"
 #define SP_MAP_SVC_STATS "sp_svc_stats"
 #define SP_MAP_TX_PORTS "sp_tx_ports" /* not pinned: see bpf/maps.h */
+#define SP_MAP_POD_IFACES "sp_pod_ifaces" /* not pinned: see bpf/maps.h */
 #define SP_MAP_SVC_META "sp_svc_meta"
 #define SP_MAP_AFFINITY "sp_affinity"
 #define SP_MAP_SVC_BACKENDS "sp_svc_backends"

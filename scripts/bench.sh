@@ -29,7 +29,8 @@
 # Knobs: QUICK=1; BENCH_KEEP=1 keeps the raw results (the path is printed);
 # BENCH_PARTS=pkt, net, multinode or scale (a comma list; default all four)
 # runs those parts: with multinode or scale alone, only section 8 or 9 of
-# the doc is replaced; SCALE_NS="10000 100000" (a list of N for scale);
+# the doc is replaced; host (never by default: scripts/bench/host-compare.sh)
+# writes section 10; SCALE_NS="10000 100000" (a list of N for scale);
 # BENCH_DOC, BENCH_PLOTS: output paths.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,6 +116,8 @@ UMAC=
 pg() { # pktgen MODE N DST DPORT SINK_NS SINK_IF SINK_PORT [PASS]
 	local mode=$1 n=$2 dst=$3 dport=$4 sns=$5 sif=$6 sport=$7 pass=${8:-} r line extra=()
 	[ -n "$pass" ] && extra=(--pass-netns "/run/netns/$TN_NS" --pass-ifname up0)
+	# PG_SINK_TC=1: count at the sink's TC ingress (part host: see there)
+	[ -n "${PG_SINK_TC:-}" ] && extra+=(--sink-tc)
 	for ((r = 0; r < RUNS; r++)); do
 		line=$(ip netns exec "$TC_NS" "$TOOLS/pktgen" --tx-ifname cl0 --dst-mac "$UMAC" \
 			--src-ip "$CLIENT_IP" --dst-ip "$dst" --dport "$dport" --sink-netns "/run/netns/$sns" \
@@ -417,6 +420,65 @@ part_net() {
 	done
 }
 
+# ---- Part host: host routing against a base build (section 10) ------------------
+# Not in the default parts: scripts/bench/host-compare.sh builds the base
+# daemon (BASE_SP_BIN, e.g. main's) and runs this part alone. On part 2/3's
+# topology, per N of HOST_NS (default "1 10000") and for HOST_ROUNDS rounds
+# (default 3): direct, the base daemon, this daemon (host routing on, its
+# default), this daemon with --host-routing=off, and the limit, one
+# connbench and one pktgen run each, the modes alternated within each round
+# so that load from elsewhere falls on all of them alike. pktgen counts at
+# the pod's TC ingress (PG_SINK_TC), not at an XDP program on the pod's
+# eth0 as part 2 does: bpf_redirect_peer puts the packet into the device
+# past its XDP hook, and a pod runs no XDP program anyway (the stack path
+# then takes the veth's backlog queue, as it does in a real pod). The limit
+# stays part 2's. The section is written by scripts/bench/host-report.sh.
+HOST_NS=${HOST_NS:-1 10000}
+HOST_ROUNDS=${HOST_ROUNDS:-3}
+host_mode() { # MODE N BIN [ARGS...]: one daemon, one cb and pg run
+	local mode=$1 n=$2 bin=$3
+	shift 3
+	cp "$RES/cfg.yaml" "$RES/sp.yaml"
+	SP_BIN=$bin sp_start "$mode" "$n" --config "$RES/sp.yaml" "$@" || { sp_stop; return 0; }
+	sp_traffic "$mode" "$n" up0
+	# host-on also to the backend address: svcplane's programs attached but
+	# no Service in the way, to tell their fixed cost (XDP on a veth
+	# uplink, TC on the pod veth) from the Service's (NAT, conntrack).
+	[ "$mode" = host-on ] && cb host-nosvc "$n" 10.244.0.11 8080
+	sp_stop
+}
+
+part_host() {
+	local n r runs=$RUNS
+	[ -x "${BASE_SP_BIN:-}" ] || { say "bench: part host needs BASE_SP_BIN (scripts/bench/host-compare.sh)"; return 0; }
+	[ $have_sp = 1 ] || return 0
+	if ! ip netns pids "$TN_NS" >/dev/null 2>&1; then
+		say "== topology"
+		topo_up || { say "bench: topology failed"; return 1; }
+		UMAC=$(topo_mac "$TN_NS" up0)
+		topo_bg "$TP_NS" "$RES/echo.log" "$TOOLS/echo_server" --port 8080 --threads 2 --client-closes
+		sleep 0.3
+	fi
+	echo "${BASE_REV:-the base build}" >"$RES/base-rev"
+	RUNS=1
+	for n in $HOST_NS; do
+		"$GEN/gen-config.sh" "$n" $E tcp,udp >"$RES/cfg.yaml"
+		for ((r = 0; r < HOST_ROUNDS; r++)); do
+			say "== host routing: N=$n round $((r + 1)) of $HOST_ROUNDS"
+			PG_SINK_TC=1
+			cb direct "$n" 10.244.0.11 8080
+			pg direct "$n" 10.244.0.11 8080 "$TP_NS" eth0 8080 pass
+			host_mode host-base "$n" "$BASE_SP_BIN"
+			host_mode host-on "$n" "$SP_BIN"
+			host_mode host-off "$n" "$SP_BIN" --host-routing=off
+			PG_SINK_TC=
+			pg limit "$n" 10.96.0.1 80 "$TN_NS" up0 0
+		done
+	done
+	RUNS=$runs
+	"$GEN/host-report.sh" "$RES" >"$RES/host.md" || say "bench: host-report.sh failed"
+}
+
 # ---- Part multinode: through two nodes (scripts/bench/multinode.sh) -----------
 # Namespaces of its own (spb<PID>-m*), so part 2/3's topology goes first.
 part_multinode() {
@@ -532,6 +594,7 @@ part_scale() {
 PARTS=,${BENCH_PARTS:-pkt,net,multinode,scale},
 case $PARTS in *,pkt,*) part_pkt ;; esac
 case $PARTS in *,net,*) part_net ;; esac
+case $PARTS in *,host,*) part_host ;; esac
 case $PARTS in *,scale,*) part_scale ;; esac
 case $PARTS in *,multinode,*) part_multinode ;; esac
 case $PARTS in
@@ -546,6 +609,10 @@ esac
 if [ -s "$RES/multinode.md" ]; then
 	say "== section 8 (multinode) into $DOC"
 	"$GEN/doc-section.sh" 8 "$RES/multinode.md" "$DOC"
+fi
+if [ -s "$RES/host.md" ]; then
+	say "== section 10 (host routing) into $DOC"
+	"$GEN/doc-section.sh" 10 "$RES/host.md" "$DOC"
 fi
 if [ -s "$RES/scale.md" ]; then
 	say "== section 9 (scale) into $DOC"

@@ -163,6 +163,13 @@ static const struct sp_opt run_opts_table[] = {
 	  "XDP redirects to the uplinks after a FIB lookup\n"
 	  "instead of handing packets to the stack",
 	  NULL },
+	{ "host-routing", 1025, "on|off",
+	  "deliver what XDP NATed for a pod on this node\n"
+	  "straight into it from the uplink's TC program\n"
+	  "(bpf_redirect_peer), and pod-to-local-pod likewise;\n"
+	  "the host's netfilter and the routing stack do not\n"
+	  "see that traffic (default on; off: the stack)",
+	  "on off" },
 	SP_OPT_HEADING("Datapath:"),
 	{ "hash-seed", 's', "N", "flow hash seed, the same on every node (default 0x5eed5eed)",
 	  NULL },
@@ -600,6 +607,14 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case 1020:
 			o->dp.dsr = true;
+			break;
+		case 1025:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "svcplane run: --host-routing: '%s' is not on or off\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->dp.host_routing = !strcmp(optarg, "on");
 			break;
 		case 1023:
 			o->config_dir = optarg;
@@ -1293,7 +1308,7 @@ static int netlink_open(void)
 }
 
 /* New links matching the pattern get the TC program. A deleted link takes
- * its filters with it, so there is nothing to undo. */
+ * its filters with it; only its host-routing entry is ours to remove. */
 static void netlink_read(struct daemon *d, int fd)
 {
 	char buf[16384];
@@ -1318,6 +1333,7 @@ static void netlink_read(struct daemon *d, int fd)
 				continue;
 			if (nh->nlmsg_type == RTM_DELLINK) {
 				pr_info("%s: pod interface gone", name);
+				sp_dp_forget_pod(&d->dp, ifi->ifi_index);
 				continue;
 			}
 			/* NEWLINK also comes for state changes: attaching again

@@ -48,6 +48,7 @@ void sp_dp_opts_default(struct sp_dp_opts *o)
 	sp_ip_parse("fd73:7670:6c61:6e65::1", &o->hairpin6);
 	o->snat_port_min = 61000;
 	o->snat_port_max = 65535;
+	o->host_routing = true;
 }
 
 /* --cluster-cidr into the datapath's knobs: the network and the mask of a
@@ -206,6 +207,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	skel->rodata->cfg_snat_port_min = o->snat_port_min;
 	skel->rodata->cfg_snat_port_max = o->snat_port_max;
 	skel->rodata->cfg_dsr = o->dsr;
+	skel->rodata->cfg_host_routing = o->host_routing;
 
 	t0 = sp_mono_ns();
 	err = svcplane_bpf__load(skel);
@@ -247,6 +249,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	dp->fd_node_addrs = bpf_map__fd(skel->maps.sp_node_addrs);
 	dp->fd_tx_ports = bpf_map__fd(skel->maps.sp_tx_ports);
 	dp->fd_svc_meta = bpf_map__fd(skel->maps.sp_svc_meta);
+	dp->fd_pod_ifaces = bpf_map__fd(skel->maps.sp_pod_ifaces);
 	dp->maglev_chunks = bpf_map__max_entries(skel->maps.sp_maglev);
 	dp->max_svc_ids = bpf_map__max_entries(skel->maps.sp_svc_meta);
 	if (dp->maglev_chunks != o->maglev_chunks)
@@ -386,15 +389,30 @@ int sp_dp_attach_uplink(struct sp_dp *dp, const char *ifname, enum sp_xdp_mode m
 
 int sp_dp_attach_pod(struct sp_dp *dp, const char *ifname)
 {
-	int ifindex = if_nametoindex(ifname);
+	__u32 ifindex = if_nametoindex(ifname);
+	__u8 one = 1;
 	int err;
 
 	if (!ifindex)
 		return -ENODEV; /* gone already: nothing to do */
 	err = tc_attach(ifindex, ifname, BPF_TC_INGRESS, dp->skel->progs.sp_tc_ingress);
-	if (!err)
-		pr_info("%s: attached as pod interface (TC ingress)", ifname);
-	return err;
+	if (err)
+		return err;
+	pr_info("%s: attached as pod interface (TC ingress)", ifname);
+	/* A full map only costs the fast path: the stack delivers. */
+	if (bpf_map_update_elem(dp->fd_pod_ifaces, &ifindex, &one, BPF_ANY))
+		pr_warn("%s: add to %s: %s; host routing skips it (the stack delivers)", ifname,
+			SP_MAP_POD_IFACES, strerror(errno));
+	return 0;
+}
+
+void sp_dp_forget_pod(struct sp_dp *dp, int ifindex)
+{
+	__u32 key = ifindex;
+
+	if (bpf_map_delete_elem(dp->fd_pod_ifaces, &key) && errno != ENOENT)
+		pr_warn("remove ifindex %d from %s: %s", ifindex, SP_MAP_POD_IFACES,
+			strerror(errno));
 }
 
 int sp_dp_add_tx_port(struct sp_dp *dp, const char *ifname)

@@ -33,6 +33,7 @@ struct sp_dp_opts {
 	uint32_t snat_port_min, snat_port_max; /* --snat-ports */
 	uint32_t max_src_ranges; /* sp_src_ranges entries */
 	bool dsr; /* --dsr: Direct Server Return instead of SNAT (bpf/lib/dsr.h) */
+	bool host_routing; /* --host-routing: local pods from TC (bpf/lib/host_route.h) */
 };
 
 struct svcplane_bpf;
@@ -41,6 +42,7 @@ struct sp_dp {
 	struct svcplane_bpf *skel;
 	char pin_dir[256];
 	int fd_services, fd_backends, fd_maglev, fd_ct, fd_node_addrs, fd_tx_ports, fd_svc_meta;
+	int fd_pod_ifaces;
 	uint32_t maglev_chunks;
 	uint32_t max_svc_ids;
 	bool maps_reused; /* true if maps were already pinned (a restart) */
@@ -58,8 +60,11 @@ void sp_dp_close(struct sp_dp *dp);
 int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *seeded);
 /* Uplink: XDP (sp_xdp) + TC ingress (sp_tc_uplink) + TC egress (sp_tc_egress). */
 int sp_dp_attach_uplink(struct sp_dp *dp, const char *ifname, enum sp_xdp_mode mode);
-/* Pod veth (host side): TC ingress (sp_tc_ingress). */
+/* Pod veth (host side): TC ingress (sp_tc_ingress), and a target of host
+ * routing (sp_pod_ifaces). */
 int sp_dp_attach_pod(struct sp_dp *dp, const char *ifname);
+/* A pod veth is gone: no longer a target of host routing. */
+void sp_dp_forget_pod(struct sp_dp *dp, int ifindex);
 /* Add a device XDP may redirect to (--xdp-redirect). */
 int sp_dp_add_tx_port(struct sp_dp *dp, const char *ifname);
 /* Remove our programs from every interface of this namespace and unpin all

@@ -55,6 +55,10 @@ const struct sp_stat_field sp_stat_fields[] = {
 	F(ct_seq_ignored,
 	  "TCP FIN or RST far from where its sender was last seen in sequence space: NATed, "
 	  "conntrack state left as it was"),
+	F(peer_redirects, "Packets to a pod on this node delivered into it with bpf_redirect_peer"),
+	F(peer_fallbacks,
+	  "Packets XDP noted for host routing that the stack delivered (no neighbour yet, not a "
+	  "pod veth, TTL 1)"),
 };
 #undef F
 const size_t sp_n_stat_fields = ARRAY_LEN(sp_stat_fields);

@@ -614,6 +614,8 @@ static int run_prog(struct svcplane_trace_bpf *skel, struct bpf_program *prog, b
 		xctx.ingress_ifindex = ifindex;
 		o.ctx_in = &xctx;
 		o.ctx_size_in = sizeof(xctx);
+		o.ctx_out = &xctx;
+		o.ctx_size_out = sizeof(xctx);
 	} else {
 		memset(&sctx, 0, sizeof(sctx));
 		sctx.ifindex = ifindex;
@@ -626,6 +628,12 @@ static int run_prog(struct svcplane_trace_bpf *skel, struct bpf_program *prog, b
 		return -errno;
 	run->retval = (int)o.retval;
 	run->out_len = o.data_size_out;
+	/* The output starts with the metadata XDP left (host routing's note,
+	 * bpf/lib/host_route.h), xctx.data bytes of it: the frame follows. */
+	if (xdp && xctx.data && xctx.data <= run->out_len) {
+		memmove(run->out, run->out + xctx.data, run->out_len - xctx.data);
+		run->out_len -= xctx.data;
+	}
 	memcpy(&run->buf, &skel->bss->sp_trace_buf, sizeof(run->buf));
 	return 0;
 }
@@ -1030,10 +1038,17 @@ static void fmt_event(const struct tr_names *n, const struct sp_trace_ev *e, con
 		char ifn[IF_NAMESIZE] = "?";
 
 		*label = "forward";
-		if (e->x == SP_TFW_REDIRECT || e->x == SP_TFW_LOCAL)
+		if (e->x == SP_TFW_REDIRECT || e->x == SP_TFW_LOCAL || e->x == SP_TFW_PEER)
 			if_indextoname(e->b, ifn);
 		if (e->x == SP_TFW_REDIRECT)
 			snprintf(t, tl, "FIB: %s; redirect out of %s", fib_str(e->a), ifn);
+		else if (e->x == SP_TFW_PEER)
+			snprintf(t, tl, "FIB: %s; host routing: into the pod behind %s "
+					"(bpf_redirect_peer)",
+				 fib_str(e->a), ifn);
+		else if (e->x == SP_TFW_NOTE)
+			snprintf(t, tl, "passed, noted for host routing: the uplink's TC program "
+					"delivers it if its destination is a pod here");
 		else if (e->x == SP_TFW_LOCAL)
 			snprintf(t, tl, "local destination of a host packet: to lo's ingress");
 		else
@@ -1043,8 +1058,10 @@ static void fmt_event(const struct tr_names *n, const struct sp_trace_ev *e, con
 			snprintf(t + strlen(t), tl - strlen(t), ")");
 		J(j, "to", json_object_new_string(e->x == SP_TFW_REDIRECT ? "redirect" :
 						  e->x == SP_TFW_LOCAL	   ? "lo" :
+						  e->x == SP_TFW_PEER	   ? "peer" :
+						  e->x == SP_TFW_NOTE	   ? "tc" :
 									     "stack"));
-		if (e->x == SP_TFW_REDIRECT)
+		if (e->x == SP_TFW_REDIRECT || e->x == SP_TFW_PEER)
 			J(j, "ifname", json_object_new_string(ifn));
 		break;
 	}

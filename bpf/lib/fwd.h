@@ -2,7 +2,9 @@
 /*
  * After NAT: where the packet goes.
  *  - XDP: with --xdp-redirect, a FIB lookup and a redirect when the egress
- *    device is in sp_tx_ports (it can take XDP frames); otherwise the stack.
+ *    device is in sp_tx_ports (it can take XDP frames); otherwise the stack,
+ *    by way of the uplink's TC program with host routing on (a note in the
+ *    metadata: lib/host_route.h), which delivers local pods itself.
  *  - TC (pod veth ingress and uplink egress): a FIB lookup and
  *    bpf_redirect_neigh (which fills in the MAC addresses), or the stack
  *    when the destination is local. Not merely an optimisation: a reply
@@ -18,13 +20,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "stats.h"
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
+#include "host_route.h"
 
 /* Set by the daemon with --xdp-redirect. Off, XDP never looks up the FIB. */
 const volatile __u8 cfg_xdp_redirect = 0;
@@ -90,6 +86,8 @@ static __always_inline int xdp_forward(struct xdp_md *ctx, const struct sp_pkt *
 stack:
 	SP_TRACE(SP_T_FWD, SP_TFW_STACK, 0, rc, 0, 0);
 	STAT_INC(st, to_stack);
+	if (cfg_host_routing)
+		xdp_note_host_route(ctx);
 	return SP_V_PASS;
 }
 
@@ -184,6 +182,20 @@ static __always_inline int tc_forward(struct __sk_buff *skb, const int hook,
 		STAT_INC(st, to_stack);
 		return SP_V_PASS;
 	}
+	/* A pod on this node (a pod to a local backend, a local backend's
+	 * reply to a local client): straight into it (lib/host_route.h),
+	 * rather than out of its veth's host side. bpf_redirect_peer only
+	 * works from an ingress hook. */
+	if (hook == HOOK_TC_INGRESS && cfg_host_routing && rc == BPF_FIB_LKUP_RET_SUCCESS &&
+	    is_pod_veth(f.ifindex)) {
+		int ret = tc_redirect_pod(skb, &f);
+
+		if (ret != SP_CONTINUE) {
+			STAT_INC(st, peer_redirects);
+			SP_TRACE(SP_T_FWD, SP_TFW_PEER, 0, rc, f.ifindex, 0);
+			return ret;
+		}
+	}
 	__builtin_memset(&nh, 0, sizeof(nh));
 	if (p->family == SP_FAMILY_V4) {
 		nh.nh_family = AF_INET;
@@ -208,6 +220,12 @@ static __always_inline int fwd_after_nat(void *ctx, const int hook, const struct
 			return xdp_forward(ctx, p, st);
 		if (is_tc(hook))
 			return tc_forward(ctx, hook, p, st);
+		if (hook == HOOK_XDP && cfg_host_routing) {
+			SP_TRACE(SP_T_FWD, SP_TFW_NOTE, 0, 0, 0, 0);
+			STAT_INC(st, to_stack);
+			xdp_note_host_route(ctx);
+			return SP_V_PASS;
+		}
 	}
 	SP_TRACE(SP_T_FWD, SP_TFW_STACK, 0, 0, 0, 0);
 	STAT_INC(st, to_stack);

@@ -7,7 +7,9 @@
  * which returns XDP_TX, so the frame leaves through --tx-ifname (the client
  * side of the uplink veth) and arrives at the node. A counting XDP program
  * (sink_count) attached to --sink-ifname in --sink-netns counts what gets
- * through and drops it. Prints one line of figures per run:
+ * through and drops it (--sink-tc: a TC ingress program instead, which also
+ * sees packets handed to the device by bpf_redirect_peer, where a veth's XDP
+ * program never runs). Prints one line of figures per run:
  *
  *   sent=N received=N seconds=S tx_mpps=X rx_mpps=Y
  *
@@ -49,6 +51,7 @@ struct opts {
 	double warmup;
 	const char *sink_netns, *sink_ifname;
 	const char *pass_netns, *pass_ifname;
+	int sink_tc; /* the sink at TC ingress, not XDP */
 	int verbose;
 };
 
@@ -56,6 +59,7 @@ struct attach {
 	int nsfd; /* -1: current namespace */
 	int ifindex;
 	int attached;
+	int tc; /* 0: XDP; 1: TC ingress filter; 2: that and the clsact qdisc we made */
 };
 
 static volatile sig_atomic_t stop;
@@ -161,8 +165,43 @@ static int build_frame(const struct opts *o, unsigned char *buf, int cap)
 	return len;
 }
 
-/* Enter nsfd (if >= 0) and attach prog to ifname in native mode, then go
- * back to the namespace home. Returns 0 or -errno. */
+#define SINK_TC_HANDLE 0x5047 /* "PG" */
+
+/* TC ingress filter prog_fd on a->ifindex; the clsact qdisc is made if
+ * missing (and then removed again by detach_in). 0 or -errno. */
+static int tc_attach(struct attach *a, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, to, .handle = SINK_TC_HANDLE, .priority = 1, .prog_fd = prog_fd);
+	int err = bpf_tc_hook_create(&hook);
+
+	if (err && err != -EEXIST)
+		return err;
+	if (!err)
+		a->tc = 2;
+	err = bpf_tc_attach(&hook, &to);
+	if (err && a->tc == 2) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+		a->tc = 1;
+	}
+	return err;
+}
+
+static void tc_detach(struct attach *a)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, to, .handle = SINK_TC_HANDLE, .priority = 1);
+
+	bpf_tc_detach(&hook, &to);
+	if (a->tc == 2) {
+		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&hook);
+	}
+}
+
+/* Enter nsfd (if >= 0) and attach prog to ifname in native mode (a->tc:
+ * at TC ingress), then go back to the namespace home. Returns 0 or -errno. */
 static int attach_in(int home, const char *ns, const char *ifname, int prog_fd, struct attach *a)
 {
 	int err = 0;
@@ -187,9 +226,11 @@ static int attach_in(int home, const char *ns, const char *ifname, int prog_fd, 
 		err = -errno;
 		fprintf(stderr, "pktgen: interface %s: %s\n", ifname, strerror(errno));
 	} else {
-		err = bpf_xdp_attach(a->ifindex, prog_fd, XDP_FLAGS_DRV_MODE, NULL);
+		err = a->tc ? tc_attach(a, prog_fd) :
+			      bpf_xdp_attach(a->ifindex, prog_fd, XDP_FLAGS_DRV_MODE, NULL);
 		if (err)
-			fprintf(stderr, "pktgen: attach XDP to %s: %s\n", ifname, strerror(-err));
+			fprintf(stderr, "pktgen: attach %s to %s: %s\n", a->tc ? "TC" : "XDP", ifname,
+				strerror(-err));
 		else
 			a->attached = 1;
 	}
@@ -205,7 +246,10 @@ static void detach_in(int home, struct attach *a)
 	if (a->attached) {
 		if (a->nsfd >= 0 && setns(a->nsfd, CLONE_NEWNET) < 0)
 			return;
-		bpf_xdp_detach(a->ifindex, XDP_FLAGS_DRV_MODE, NULL);
+		if (a->tc)
+			tc_detach(a);
+		else
+			bpf_xdp_detach(a->ifindex, XDP_FLAGS_DRV_MODE, NULL);
 		if (a->nsfd >= 0)
 			setns(home, CLONE_NEWNET);
 	}
@@ -267,12 +311,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pktgen --tx-ifname IF --dst-mac MAC --src-ip A --dst-ip B --dport P\n"
-		"              --sink-netns PATH --sink-ifname IF [--sink-port P]\n"
+		"              --sink-netns PATH --sink-ifname IF [--sink-port P] [--sink-tc]\n"
 		"              [--pass-netns PATH --pass-ifname IF] [--flows N] [--size BYTES]\n"
 		"              [--duration S] [--warmup S] [-v]\n"
 		"Sends UDP frames out of IF (XDP live frames) and counts them at the sink.\n"
 		"--sink-port 0 counts every IPv4 packet (use it for the drop-only limit).\n"
-		"--pass-ifname attaches an XDP_PASS program (a veth needs one to take XDP frames).\n");
+		"--pass-ifname attaches an XDP_PASS program (a veth needs one to take XDP frames).\n"
+		"--sink-tc counts at the sink's TC ingress instead of its XDP (packets put into\n"
+		"the device by bpf_redirect_peer never meet its XDP program).\n");
 }
 
 int main(int argc, char **argv)
@@ -288,6 +334,7 @@ int main(int argc, char **argv)
 		{ "sink-port", required_argument, NULL, 'P' },
 		{ "pass-netns", required_argument, NULL, 'A' },
 		{ "pass-ifname", required_argument, NULL, 'B' },
+		{ "sink-tc", no_argument, NULL, 'T' },
 		{ "flows", required_argument, NULL, 'f' },
 		{ "size", required_argument, NULL, 'z' },
 		{ "duration", required_argument, NULL, 'D' },
@@ -318,6 +365,7 @@ int main(int argc, char **argv)
 		case 'P': o.sink_port = atoi(optarg); break;
 		case 'A': o.pass_netns = optarg; break;
 		case 'B': o.pass_ifname = optarg; break;
+		case 'T': o.sink_tc = 1; break;
 		case 'f': o.flows = atoi(optarg); break;
 		case 'z': o.size = atoi(optarg); break;
 		case 'D': o.duration = atof(optarg); break;
@@ -365,8 +413,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pktgen: load BPF object: %s\n", strerror(-err));
 		goto out;
 	}
+	sink.tc = o.sink_tc;
 	err = attach_in(home, o.sink_netns, o.sink_ifname,
-			bpf_program__fd(skel->progs.sink_count), &sink);
+			bpf_program__fd(o.sink_tc ? skel->progs.sink_count_tc :
+						    skel->progs.sink_count),
+			&sink);
 	if (err)
 		goto out;
 	if (o.pass_ifname) {

@@ -12,7 +12,7 @@
  *
  * sink_count sits where the packets end up: it counts and drops IPv4 UDP/TCP
  * packets to `sink_port` (or every IPv4 packet when sink_port is 0) and passes
- * everything else (ARP, ...). node_pass is an XDP_PASS program for the node's
+ * everything else (ARP, ...); sink_count_tc does the same at TC ingress. node_pass is an XDP_PASS program for the node's
  * uplink in the iptables/nftables runs: a veth receives XDP frames from its
  * peer only when it has an XDP program (or GRO) enabled.
  */
@@ -21,6 +21,8 @@
 #include <linux/ip.h>
 #include <linux/in.h>
 #include <linux/udp.h>
+#include <linux/pkt_cls.h>
+#include <stdbool.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -66,10 +68,9 @@ int pktgen_tx(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
-SEC("xdp")
-int sink_count(struct xdp_md *ctx)
+/* Count a packet the sink takes (true: drop it) or one it hands on. */
+static __always_inline bool sink_take(void *data, void *data_end)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	struct udphdr *l4;
@@ -78,7 +79,7 @@ int sink_count(struct xdp_md *ctx)
 
 	c = bpf_map_lookup_elem(&sink_counts, &k);
 	if (!c)
-		return XDP_PASS;
+		return false;
 	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		goto pass;
 	if (sink_port) {
@@ -90,10 +91,27 @@ int sink_count(struct xdp_md *ctx)
 	}
 	c->packets++;
 	c->bytes += data_end - data;
-	return XDP_DROP;
+	return true;
 pass:
 	c->passed++;
-	return XDP_PASS;
+	return false;
+}
+
+SEC("xdp")
+int sink_count(struct xdp_md *ctx)
+{
+	return sink_take((void *)(long)ctx->data, (void *)(long)ctx->data_end) ? XDP_DROP :
+										   XDP_PASS;
+}
+
+/* The same at TC ingress (pktgen --sink-tc): a packet handed to the device
+ * with bpf_redirect_peer (host routing) never meets the veth's XDP program,
+ * only the device's ingress hook. 64-byte frames sit in the linear area. */
+SEC("tc")
+int sink_count_tc(struct __sk_buff *skb)
+{
+	return sink_take((void *)(long)skb->data, (void *)(long)skb->data_end) ? TC_ACT_SHOT :
+										     TC_ACT_OK;
 }
 
 SEC("xdp")

@@ -2461,9 +2461,10 @@ static int adopt_pinned_flags(struct bpf_map *m)
 	return bpf_map__set_map_flags(m, info.map_flags);
 }
 
-/* A second instance of the datapath with cfg_xdp_redirect, loaded on our
- * pinned maps as a restarted daemon would. Returns it, or NULL with *err. */
-static struct svcplane_bpf *open_second(int *err)
+/* A second instance of the datapath with cfg_xdp_redirect or
+ * cfg_host_routing, loaded on our pinned maps as a restarted daemon would.
+ * Returns it, or NULL with *err. */
+static struct svcplane_bpf *open_second(int *err, bool xdp_redirect, bool host_routing)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
 	struct svcplane_bpf *s2;
@@ -2482,7 +2483,8 @@ static struct svcplane_bpf *open_second(int *err)
 	s2->rodata->cfg_ct_fin_ns = T_FIN;
 	s2->rodata->cfg_reject_rate = 0; /* every reject row is answered */
 	s2->rodata->cfg_ct_udp_ns = T_UDP;
-	s2->rodata->cfg_xdp_redirect = 1;
+	s2->rodata->cfg_xdp_redirect = xdp_redirect;
+	s2->rodata->cfg_host_routing = host_routing;
 	bpf_map__set_max_entries(s2->maps.sp_ct, CT_TEST_SIZE);
 	bpf_object__for_each_map(m, s2->obj) {
 		enum bpf_map_type t = bpf_map__type(m);
@@ -2517,7 +2519,7 @@ static void test_xdp_fib_redirect(void)
 		return;
 	}
 	/* What a restarted daemon does: load again on the maps already pinned. */
-	s2 = open_second(&err);
+	s2 = open_second(&err, true, false);
 	sp_test_report("reload/skeleton_on_pinned_maps", !err);
 	if (err) {
 		fprintf(stderr, "  load the skeleton again on the maps pinned in %s: %s\n", pin_dir,
@@ -2549,6 +2551,86 @@ static void test_xdp_fib_redirect(void)
 		bpf_map_delete_elem(bpf_map__fd(s2->maps.sp_tx_ports), &ifindex);
 	}
 	svcplane_bpf__destroy(s2);
+}
+
+/*
+ * Host routing (bpf/lib/host_route.h): with cfg_host_routing, sp_xdp
+ * leaves its note (SP_META_HOST_ROUTE, 4 bytes of metadata) on a packet it
+ * NATed and passed, and on no other. BPF_PROG_TEST_RUN returns the
+ * metadata in front of the frame, its length in ctx_out.data. The uplink
+ * TC program's side needs a real skb carrying metadata, which
+ * BPF_PROG_TEST_RUN cannot build: selftests/e2e/test_host_routing.sh.
+ */
+static void run_note(const struct bpf_program *prog, const struct pkt_spec *spec, bool want_note,
+		     const char *name)
+{
+	struct xdp_md ctx_in, ctx_out;
+	static struct pkt in, out;
+	__u32 magic = 0;
+	bool ok;
+
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in.data, .data_out = out.data,
+		    .data_size_out = sizeof(out.data), .ctx_in = &ctx_in,
+		    .ctx_size_in = sizeof(ctx_in), .ctx_out = &ctx_out,
+		    .ctx_size_out = sizeof(ctx_out), .repeat = 1);
+	if (pkt_build(spec, &in)) {
+		sp_test_report(name, false);
+		return;
+	}
+	memset(&ctx_in, 0, sizeof(ctx_in));
+	memset(&ctx_out, 0, sizeof(ctx_out));
+	ctx_in.data_end = in.len;
+	o.data_size_in = in.len;
+	ok = ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(prog), &o), 0, "test run");
+	ok = ok && ASSERT_EQ(o.retval, XDP_PASS, "verdict");
+	ok = ok && ASSERT_EQ(ctx_out.data, want_note ? sizeof(__u32) : 0, "metadata length");
+	if (ok && want_note) {
+		memcpy(&magic, out.data, sizeof(magic));
+		ok = ASSERT_EQ(magic, SP_META_HOST_ROUTE, "note");
+		/* the frame itself follows, NATed as without host routing */
+		ok = ASSERT_EQ(o.data_size_out, in.len + sizeof(__u32), "frame length") && ok;
+	}
+	sp_test_report(name, ok);
+}
+
+static void test_xdp_host_route_note(void)
+{
+	struct svcplane_bpf *s2;
+	struct pkt_spec other;
+	char name[96];
+	struct row *r;
+	int i, err;
+
+	s2 = open_second(&err, false, true);
+	if (err) {
+		fprintf(stderr, "  load with cfg_host_routing on the pinned maps: %s\n",
+			strerror(-err));
+		sp_test_report("host_route/load", false);
+		return;
+	}
+	fixture_reset();
+	for (i = 0; i < 2; i++) {
+		r = fib_row(i ? 6 : 0, "host_route_note");
+		snprintf(name, sizeof(name), "host_route/%s_natted_noted",
+			 tcp_flows[i ? 6 : 0].name);
+		run_note(s2->progs.sp_xdp, &r->in, true, name);
+		/* the same flow's next packet, through its conntrack entry */
+		r->in.tcp_flags = PKT_ACK;
+		snprintf(name, sizeof(name), "host_route/%s_established_noted",
+			 tcp_flows[i ? 6 : 0].name);
+		run_note(s2->progs.sp_xdp, &r->in, true, name);
+		/* not for any Service: passed as it came, no note */
+		other = r->in;
+		other.daddr = i ? "fd00:77::1" : "10.77.0.1";
+		snprintf(name, sizeof(name), "host_route/%s_not_a_service_no_note",
+			 i ? "v6" : "v4");
+		run_note(s2->progs.sp_xdp, &other, false, name);
+	}
+	/* Off (the fixture's own instance): never a note. */
+	r = fib_row(0, "host_route_off");
+	run_note(skel->progs.sp_xdp, &r->in, false, "host_route/off_no_note");
+	svcplane_bpf__destroy(s2);
+	fixture_reset();
 }
 
 /* ------------------------------------------------------------------ */
@@ -2713,6 +2795,7 @@ int main(void)
 	test_maglev_spread(&progs[1]);
 	test_maglev_entry_index(&progs[0]);
 	test_maglev_entry_index(&progs[1]);
+	test_xdp_host_route_note();
 	if (routes_up()) {
 		test_tc_fib_redirect(&progs[1]);
 		test_tc_fib_redirect(&progs[2]);

@@ -5,7 +5,8 @@
  * there is room for what comes next. The figure is the kernel's own
  * (bpf_prog_info.verified_insns), read after a real load of the skeleton in
  * each configuration that changes the code the verifier sees
- * (cfg_xdp_redirect on and off). Maps are not pinned: nothing is left
+ * (cfg_xdp_redirect, cfg_dsr, cfg_host_routing; the daemon's defaults
+ * first). Maps are not pinned: nothing is left
  * behind, and a daemon running on this machine is never touched.
  *
  * Prints one "  <config> <prog> verified_insns=N" line per program, which
@@ -41,7 +42,7 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void check_config(const char *cfg, bool xdp_redirect, bool dsr)
+static void check_config(const char *cfg, bool xdp_redirect, bool dsr, bool host_routing)
 {
 	struct svcplane_bpf *skel;
 	struct bpf_program *prog;
@@ -61,6 +62,7 @@ static void check_config(const char *cfg, bool xdp_redirect, bool dsr)
 		bpf_map__set_pin_path(map, NULL);
 	skel->rodata->cfg_xdp_redirect = xdp_redirect;
 	skel->rodata->cfg_dsr = dsr;
+	skel->rodata->cfg_host_routing = host_routing;
 	t0 = now_ms();
 	err = svcplane_bpf__load(skel);
 	if (err) {
@@ -97,9 +99,10 @@ out:
 int main(void)
 {
 	libbpf_set_print(quiet_print);
-	check_config("default", false, false);
-	check_config("xdp-redirect", true, false);
-	check_config("dsr", false, true);
-	check_config("dsr-xdp-redirect", true, true);
+	check_config("default", false, false, true);
+	check_config("xdp-redirect", true, false, true);
+	check_config("dsr", false, true, true);
+	check_config("dsr-xdp-redirect", true, true, true);
+	check_config("no-host-routing", false, false, false);
 	return sp_test_exit();
 }
