@@ -116,8 +116,10 @@ UMAC=
 pg() { # pktgen MODE N DST DPORT SINK_NS SINK_IF SINK_PORT [PASS]
 	local mode=$1 n=$2 dst=$3 dport=$4 sns=$5 sif=$6 sport=$7 pass=${8:-} r line extra=()
 	[ -n "$pass" ] && extra=(--pass-netns "/run/netns/$TN_NS" --pass-ifname up0)
-	# PG_SINK_TC=1: count at the sink's TC ingress (part host: see there)
-	[ -n "${PG_SINK_TC:-}" ] && extra+=(--sink-tc)
+	# Counted at the sink's TC ingress: packets that host routing delivers
+	# with bpf_redirect_peer never meet an XDP program on the pod's eth0
+	# (they arrive as skbs). The limit alone drops in XDP on the uplink.
+	[ "$mode" != limit ] && extra+=(--sink-tc)
 	for ((r = 0; r < RUNS; r++)); do
 		line=$(ip netns exec "$TC_NS" "$TOOLS/pktgen" --tx-ifname cl0 --dst-mac "$UMAC" \
 			--src-ip "$CLIENT_IP" --dst-ip "$dst" --dport "$dport" --sink-netns "/run/netns/$sns" \
@@ -428,11 +430,10 @@ part_net() {
 # default), this daemon with --host-routing=off, and the limit, one
 # connbench and one pktgen run each, the modes alternated within each round
 # so that load from elsewhere falls on all of them alike. pktgen counts at
-# the pod's TC ingress (PG_SINK_TC), not at an XDP program on the pod's
-# eth0 as part 2 does: bpf_redirect_peer puts the packet into the device
-# past its XDP hook, and a pod runs no XDP program anyway (the stack path
-# then takes the veth's backlog queue, as it does in a real pod). The limit
-# stays part 2's. The section is written by scripts/bench/host-report.sh.
+# the pod's TC ingress, as in every part (pg): bpf_redirect_peer puts the
+# packet into the device past its XDP hook, and a pod runs no XDP program
+# anyway (the stack path then takes the veth's backlog queue, as it does in
+# a real pod). The section is written by scripts/bench/host-report.sh.
 HOST_NS=${HOST_NS:-1 10000}
 HOST_ROUNDS=${HOST_ROUNDS:-3}
 host_mode() { # MODE N BIN [ARGS...]: one daemon, one cb and pg run
@@ -465,13 +466,11 @@ part_host() {
 		"$GEN/gen-config.sh" "$n" $E tcp,udp >"$RES/cfg.yaml"
 		for ((r = 0; r < HOST_ROUNDS; r++)); do
 			say "== host routing: N=$n round $((r + 1)) of $HOST_ROUNDS"
-			PG_SINK_TC=1
 			cb direct "$n" 10.244.0.11 8080
 			pg direct "$n" 10.244.0.11 8080 "$TP_NS" eth0 8080 pass
 			host_mode host-base "$n" "$BASE_SP_BIN"
 			host_mode host-on "$n" "$SP_BIN"
 			host_mode host-off "$n" "$SP_BIN" --host-routing=off
-			PG_SINK_TC=
 			pg limit "$n" 10.96.0.1 80 "$TN_NS" up0 0
 		done
 	done
