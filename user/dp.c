@@ -117,17 +117,24 @@ int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *see
 }
 
 /*
- * A map pinned by a version whose definition lacked a flag this one adds
- * (only flags that change nothing for the datapath, as BPF_F_MMAPABLE on
- * sp_maglev) is reused as it is: the flag comes off the definition so
- * that libbpf accepts the pin, and user space falls back to what works
- * without it. Otherwise a rolling upgrade would refuse to load until
- * 'svcplane detach', which flushes conntrack.
+ * A map pinned by another version, whose definition differs from this
+ * one's: libbpf refuses such a pin, and the load fails until 'svcplane
+ * detach', which flushes conntrack. Two cases need not fail a rolling
+ * upgrade:
+ * - optional: flags this version adds that change nothing for the
+ *   datapath (BPF_F_MMAPABLE on sp_maglev). The flag comes off the
+ *   definition, the pin is reused, user space does without it.
+ * - resettable: maps of counters and soft state (sp_stats grows a
+ *   counter). The pin is removed and the map created anew: the old
+ *   programs keep their own reference until the new ones replace them,
+ *   and the counters start again from 0 (Prometheus reads a reset).
+ * Maps whose content conntrack depends on (Services, backends, tables,
+ * sp_ct) stay strict.
  */
-static void keep_pinned_flags(struct bpf_map *m, const char *pin_dir, __u32 optional)
+static void reconcile_pin(struct bpf_map *m, const char *pin_dir, __u32 optional, bool resettable)
 {
 	struct bpf_map_info info;
-	__u32 len = sizeof(info);
+	__u32 len = sizeof(info), want_flags = bpf_map__map_flags(m);
 	char path[PATH_MAX];
 	int fd;
 
@@ -136,13 +143,29 @@ static void keep_pinned_flags(struct bpf_map *m, const char *pin_dir, __u32 opti
 	if (fd < 0)
 		return;
 	memset(&info, 0, sizeof(info));
-	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && (bpf_map__map_flags(m) & optional) &&
-	    !(info.map_flags & optional)) {
-		pr_info("%s: the pinned map lacks flags 0x%x: kept as it is", path,
-			bpf_map__map_flags(m) & optional & ~info.map_flags);
-		bpf_map__set_map_flags(m, bpf_map__map_flags(m) & ~(optional & ~info.map_flags));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		close(fd);
+		return;
 	}
 	close(fd);
+	if ((want_flags & optional) && !(info.map_flags & optional & want_flags)) {
+		pr_info("%s: the pinned map lacks flags 0x%x: kept as it is", path,
+			want_flags & optional & ~info.map_flags);
+		want_flags &= ~(optional & ~info.map_flags);
+		bpf_map__set_map_flags(m, want_flags);
+	}
+	if (!resettable)
+		return;
+	if (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+	    info.value_size != bpf_map__value_size(m) ||
+	    info.max_entries != bpf_map__max_entries(m) || info.map_flags != want_flags) {
+		pr_info("%s: pinned by another version (value %u B x %u, now %u B x %u): created "
+			"anew, its counters start from 0",
+			path, info.value_size, info.max_entries, bpf_map__value_size(m),
+			bpf_map__max_entries(m));
+		if (unlink(path))
+			pr_warn("unpin %s: %s", path, strerror(errno));
+	}
 }
 
 int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
@@ -184,7 +207,10 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	bpf_map__set_max_entries(skel->maps.sp_src_ranges, o->max_src_ranges);
 	bpf_map__set_max_entries(skel->maps.sp_ct, o->ct_size);
 	bpf_map__set_max_entries(skel->maps.sp_maglev, o->maglev_chunks);
-	keep_pinned_flags(skel->maps.sp_maglev, o->pin_dir, BPF_F_MMAPABLE);
+	reconcile_pin(skel->maps.sp_maglev, o->pin_dir, BPF_F_MMAPABLE, false);
+	reconcile_pin(skel->maps.sp_stats, o->pin_dir, 0, true);
+	reconcile_pin(skel->maps.sp_reasons, o->pin_dir, 0, true);
+	reconcile_pin(skel->maps.sp_svc_stats, o->pin_dir, 0, true);
 
 	skel->rodata->cfg_hash_seed = o->hash_seed;
 	skel->rodata->cfg_ct_syn_ns = o->ct_syn_ns;

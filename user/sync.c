@@ -338,6 +338,22 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 
 static int flush_writes(struct sp_sync *s);
 
+/*
+ * The batches' buffers (256 KiB each) back to the heap once an apply has
+ * written them: between applies they held 1.3 MiB of the daemon's RSS for
+ * nothing, and the next apply allocates only what it queues.
+ */
+static void release_batches(struct sp_sync *s)
+{
+	struct wbatch *all[] = { &s->wb_backends, &s->wb_chunks, &s->wb_stats, &s->wb_fe,
+				 &s->wb_meta };
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (!all[i]->n)
+			wbatch_free(all[i]);
+}
+
 /* Queue one write (BPF_ANY) to b's map, writing the batch first if it is
  * full. Without memory for a batch, the write is made at once (after
  * whatever must precede it). 0 or -errno (logged). */
@@ -1672,6 +1688,7 @@ out:
 		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
 	s->cur_st = NULL;
 	free(keep);
+	release_batches(s);
 	return err;
 }
 
@@ -1741,6 +1758,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 		ret = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
 	s->cur_st = NULL;
 	free(keep);
+	release_batches(s);
 	free(part.svc);
 	return ret;
 }

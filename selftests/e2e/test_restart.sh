@@ -11,7 +11,7 @@
 #        TCP 80->8080 (http), TCP 90->9090 (echo); endpoints pod1 pod2 pod3
 . "$(dirname "$0")/lib.sh"
 
-e2e_cases old-maglev-pin-reused kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
+e2e_cases old-maglev-pin-reused old-counters-pin-recreated kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
 	conntrack-kept-across-restart restart-xdp-link-updated restart-tc-replaced-in-place \
 	restart-rewrites-nothing sigterm-keeps-datapath \
 	detach-exit-status detach-no-xdp detach-no-tc detach-no-pins detach-traffic-untouched
@@ -36,11 +36,14 @@ EOF
 # An upgrade: sp_maglev pinned by a version before it was mmapable
 # (bpf/maps.h). The daemon must take the pin as it is (libbpf refuses a
 # pin whose flags differ) and write its tables with bpf(2), so every case
-# below also runs on that fallback.
+# below also runs on that fallback. And sp_stats pinned by a version with
+# other counters: created anew (user/dp.c reconcile_pin).
 mkdir -p "$CL_PINDIR" &&
 	bpftool map create "$CL_PINDIR/sp_maglev" type array key 4 value 64 entries 524288 \
-		name sp_maglev ||
-	e2e_abort "could not pin an old-style sp_maglev"
+		name sp_maglev &&
+	bpftool map create "$CL_PINDIR/sp_stats" type percpu_array key 4 value 8 entries 4 \
+		name sp_stats ||
+	e2e_abort "could not pin an old-style sp_maglev and sp_stats"
 e2e_start_daemon || e2e_abort "svcplane did not become ready"
 NODE=$E2E_NODE
 P1=${CL_POD_NS[pod1]}
@@ -54,6 +57,16 @@ elif ! grep -q '"flags":0\b' <<<"$flags"; then
 else
 	e2e_http_n "$CL_CLIENT" 10.10.0.100 80 20
 	e2e_expect_all old-maglev-pin-reused 20 3 "pod1 pod2 pod3"
+fi
+stats=$(bpftool -j map show pinned "$CL_PINDIR/sp_stats" 2>&1)
+if ! grep -q 'sp_stats: pinned by another version (value 8 B x 4, now' "$E2E_LOG"; then
+	fail old-counters-pin-recreated "the daemon did not say it replaced the old sp_stats: $(grep -m2 sp_stats "$E2E_LOG")"
+elif grep -q '"bytes_value":8,' <<<"$stats"; then
+	fail old-counters-pin-recreated "the old sp_stats is still pinned: $stats"
+elif ! sp "$NODE" stats 2>&1 | grep -q .; then
+	fail old-counters-pin-recreated "svcplane stats reads nothing"
+else
+	pass old-counters-pin-recreated
 fi
 
 # ct_entries_for_port PORT: the IPv4 TCP conntrack entries (from the pinned
