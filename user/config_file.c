@@ -681,6 +681,11 @@ void sp_config_file_free(struct sp_config_file *cf)
 	free(cf);
 }
 
+void sp_config_file_reset(struct sp_config_file *cf)
+{
+	forget(cf, "a whole parse was asked for");
+}
+
 const struct sp_model *sp_config_file_model(const struct sp_config_file *cf)
 {
 	return &cf->m;

@@ -35,6 +35,9 @@ int sp_config_file_load(struct sp_config_file *cf, char *err, size_t errlen);
 int sp_config_file_parse_buf(struct sp_config_file *cf, const char *buf, size_t len, char *err,
 			     size_t errlen);
 
+/* Make the next load parse the whole file (SIGHUP: everything again). */
+void sp_config_file_reset(struct sp_config_file *cf);
+
 /* The last good model (empty before the first good load); valid until the next load or free. */
 const struct sp_model *sp_config_file_model(const struct sp_config_file *cf);
 /*
