@@ -425,25 +425,33 @@ static void kidx_count(void *arg, int kind, uint64_t h, const char *ns, const ch
 	}
 }
 
+/* The keys of a good model (a slice's Service shares its Service's key). */
 static size_t model_keys(const struct sp_model *m)
 {
-	size_t n = 0, i;
+	size_t n = 0, i, j;
 
 	for (i = 0; i < m->n_services; i++) {
 		const struct sp_service *s = &m->services[i];
 
-		n += 2 + (s->n_cluster_ips + s->n_external_ips + s->n_lb_ips + 1) * s->n_ports;
+		n += 2 + (s->n_cluster_ips + s->n_external_ips + s->n_lb_ips) * s->n_ports;
+		for (j = 0; j < s->n_ports; j++)
+			n += s->ports[j].node_port != 0;
 	}
-	return n + 2 * m->n_slices;
+	return n + m->n_slices;
 }
 
-/* The index of a good model, with room for at least as much again. 0 or -ENOMEM. */
+/*
+ * The index of a good model, at most half full (10,000 Services with a
+ * slice each: 30,000 keys, 2 MiB). Changes fill it further (keys that
+ * come and go keep their slots): at half full it is built again.
+ * 0 or -ENOMEM.
+ */
 static int kidx_build(struct kidx *t, const struct sp_model *m)
 {
 	struct kidx nt = { 0 };
 	size_t cap, i;
 
-	for (cap = 256; cap < 4 * model_keys(m); cap *= 2)
+	for (cap = 256; cap < 2 * model_keys(m) + 64; cap *= 2)
 		;
 	nt.v = calloc(cap, sizeof(*nt.v));
 	if (!nt.v)

@@ -591,6 +591,57 @@ static void test_random_edits(void)
 	free(b.p);
 }
 
+/*
+ * Services added one by one up to 300, then removed one by one: the index
+ * of what the items claim fills up and is built again on the way (keys
+ * that are gone keep their slots until then), and every step still gives
+ * the whole parse's model, on the fast path.
+ */
+static void test_grow_and_shrink(void)
+{
+	struct buf b = { 0 };
+	struct run r;
+	int n, i, dir, rc;
+	char what[64];
+	bool ok = true;
+
+	run_init(&r);
+	for (dir = 1, n = 1; n >= 1 && ok; n += dir) {
+		b.len = 0;
+		bp(&b, "services:\n");
+		/* Removing from the front: every key of the file changes place. */
+		for (i = dir > 0 ? 0 : 300 - n; i < (dir > 0 ? n : 300); i++)
+			bp(&b, "  - {name: s%d, clusterIP: 10.96.%d.%d, ports: [{port: 80, "
+			       "nodePort: %d}], type: NodePort}\n",
+			   i, i / 200, i % 200 + 1, 30000 + i);
+		bp(&b, "endpointSlices:\n");
+		for (i = dir > 0 ? 0 : 300 - n; i < (dir > 0 ? n : 300); i++)
+			bp(&b, "  - {name: s%d-x, serviceName: s%d, addressType: IPv4, endpoints: "
+			       "[{addresses: [10.244.%d.%d]}]}\n",
+			   i, i, i / 200, i % 200 + 1);
+		snprintf(what, sizeof(what), "%d Services (%s)", n, dir > 0 ? "adding" : "removing");
+		ok = step(&r, b.p, b.len, r.steps ? 1 : 0, what, &rc) && ASSERT_EQ(rc, 0, what);
+		/* Now and then a new Service on the VIP of the last one: the
+		 * index must still know every key (a refused text). */
+		if (ok && n % 25 == 0) {
+			char dup[128];
+
+			i = dir > 0 ? n - 1 : 299;
+			snprintf(dup, sizeof(dup),
+				 "  - {name: dup, clusterIP: 10.96.%d.%d, ports: [{port: 80}]}\n"
+				 "endpointSlices:\n",
+				 i / 200, i % 200 + 1);
+			text_edit(&b, "endpointSlices:\n", dup, 0);
+			snprintf(what, sizeof(what), "%d Services and a duplicate VIP", n);
+			ok = step(&r, b.p, b.len, -1, what, &rc) && ASSERT_NEQ(rc, 0, what);
+		}
+		if (n == 300)
+			dir = -1;
+	}
+	run_free(&r);
+	free(b.p);
+}
+
 /* The fast path when it should be, and the whole parse when it must be. */
 static void test_fast_path(void)
 {
@@ -732,5 +783,6 @@ int main(void)
 {
 	test_fast_path(); /* one line per case */
 	RUN_TEST(test_random_edits);
+	RUN_TEST(test_grow_and_shrink);
 	return sp_test_exit();
 }
