@@ -1814,6 +1814,13 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Blocks of 1 MiB and more (the config file's text, the model's and
+	 * the desired state's arrays) get pages of their own, returned when
+	 * freed. Left to itself glibc raises this threshold to the size of the
+	 * largest block freed so far, so the next 10 MB read of the file lands
+	 * in the heap and stays resident after an incremental change, which
+	 * does not trim (see trim_heap). */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	d.o = &o;
 	d.start.t0 = now_ms();
 	d.k8s_efd = -1;
