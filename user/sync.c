@@ -89,6 +89,7 @@ struct sp_sync {
 	void *bes; /* tsearch tree of struct app_be * by identity */
 	size_t n_svcs, n_bes;
 	uint8_t *chunk_used; /* maglev_chunks entries */
+	uint32_t n_chunks_used; /* of them, in use (for /metrics, without a walk) */
 	uint32_t chunk_cursor;
 	uint8_t *svc_id_used; /* max_svc_ids entries */
 	uint8_t *be_id_used; /* max_backends + 1 entries, id 0 unused */
@@ -323,6 +324,18 @@ static int flush_writes(struct sp_sync *s)
 
 /* ---- allocators ---------------------------------------------------------- */
 
+/* Mark n chunks from first used (or free), keeping the count of used ones. */
+static void chunks_mark(struct sp_sync *s, uint32_t first, uint32_t n, bool used)
+{
+	uint32_t i;
+
+	for (i = first; i < first + n; i++) {
+		s->n_chunks_used += used && !s->chunk_used[i];
+		s->n_chunks_used -= !used && s->chunk_used[i];
+		s->chunk_used[i] = used;
+	}
+}
+
 /* First fit from a rotating cursor over the chunk bitmap. */
 static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 {
@@ -342,7 +355,7 @@ static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 		if (++run == chunks) {
 			uint32_t first = i + 1 - chunks;
 
-			memset(s->chunk_used + first, 1, chunks);
+			chunks_mark(s, first, chunks, true);
 			s->chunk_cursor = i + 1 < total ? i + 1 : 0;
 			*out = first;
 			return 0;
@@ -354,7 +367,7 @@ static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 static void region_free(struct sp_sync *s, uint32_t first, uint32_t chunks)
 {
 	if (chunks && first + chunks <= s->maps.maglev_chunks)
-		memset(s->chunk_used + first, 0, chunks);
+		chunks_mark(s, first, chunks, false);
 }
 
 static void flush_retired(struct sp_sync *s);
@@ -1745,7 +1758,7 @@ static int recover_svc(struct sp_sync *s, uint32_t svc_id, const struct sp_svc_m
 	}
 	s->n_svcs++;
 	s->svc_id_used[svc_id] = 1;
-	memset(s->chunk_used + a->region, 1, a->chunks);
+	chunks_mark(s, a->region, a->chunks, true);
 	a->seen = 1;
 	return 0;
 bad:
@@ -2066,10 +2079,5 @@ size_t sp_sync_n_backends(const struct sp_sync *s)
  * allocation path would have to keep right. */
 size_t sp_sync_maglev_chunks_used(const struct sp_sync *s)
 {
-	size_t n = 0;
-	uint32_t i;
-
-	for (i = 0; i < s->maps.maglev_chunks; i++)
-		n += s->chunk_used[i] != 0;
-	return n;
+	return s->n_chunks_used;
 }
