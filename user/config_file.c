@@ -24,11 +24,14 @@
  * it is kept), since nothing else parses it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "config_file.h"
@@ -102,6 +105,107 @@ static void text_hash(const void *buf, size_t n, uint64_t out[2])
 	out[1] = fin64(b + a * P3);
 }
 
+/* ---- Reading in pieces ---- */
+
+/*
+ * The text, through a window: [win_off, win_off + fill) of it is at buf.
+ * From a file, the window is a buffer reused from read to read, so a load
+ * does not allocate (and fault in) the whole file's size again: the scan
+ * and the hashes need one line or one item at a time. From memory, the
+ * window is the text itself (or, for tests, copies of it in pieces).
+ */
+struct src {
+	int fd; /* or -1: from mem */
+	const char *mem;
+	size_t mem_len, mem_pos;
+	size_t chunk; /* bytes per read */
+	bool direct; /* the window is mem, whole */
+	char *own; /* the window's buffer */
+	size_t cap;
+	const char *buf;
+	size_t win_off, fill;
+	bool eof;
+};
+
+/* Bytes per read from a file. */
+#define SRC_CHUNK (256u << 10)
+
+static void src_mem(struct src *in, const char *mem, size_t len, size_t chunk)
+{
+	memset(in, 0, sizeof(*in));
+	in->fd = -1;
+	in->mem = mem;
+	in->mem_len = len;
+	in->chunk = chunk ? chunk : SRC_CHUNK;
+	in->direct = !chunk || chunk >= len;
+	if (in->direct) {
+		in->buf = mem;
+		in->fill = len;
+		in->eof = true;
+	}
+}
+
+static void src_fd(struct src *in, int fd, size_t chunk)
+{
+	memset(in, 0, sizeof(*in));
+	in->fd = fd;
+	in->chunk = chunk ? chunk : SRC_CHUNK;
+}
+
+static void src_free(struct src *in)
+{
+	free(in->own);
+}
+
+/*
+ * Keep the window from keep on (an absolute offset in it) and read one more
+ * piece after it, growing the buffer when the kept part fills it (a line or
+ * an item longer than a piece). 0, -ENOMEM, -EFBIG or the -errno of read.
+ */
+static int src_more(struct src *in, size_t keep)
+{
+	size_t kept = in->win_off + in->fill - keep, cap;
+	ssize_t r;
+	char *nb;
+
+	if (in->direct || in->eof) {
+		in->eof = true;
+		return 0;
+	}
+	if (kept + in->chunk > in->cap) {
+		for (cap = in->cap ? in->cap : in->chunk; cap < kept + in->chunk; cap *= 2)
+			;
+		nb = malloc(cap);
+		if (!nb)
+			return -ENOMEM;
+		if (kept)
+			memcpy(nb, in->buf + (keep - in->win_off), kept);
+		free(in->own);
+		in->own = nb;
+		in->cap = cap;
+	} else if (kept) {
+		memmove(in->own, in->buf + (keep - in->win_off), kept);
+	}
+	in->buf = in->own;
+	in->win_off = keep;
+	in->fill = kept;
+	if (in->fd >= 0) {
+		do
+			r = read(in->fd, in->own + kept, in->chunk);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -errno;
+	} else {
+		r = (ssize_t)(in->mem_len - in->mem_pos < in->chunk ? in->mem_len - in->mem_pos :
+								       in->chunk);
+		memcpy(in->own + kept, in->mem + in->mem_pos, (size_t)r);
+		in->mem_pos += (size_t)r;
+	}
+	in->fill += (size_t)r;
+	in->eof = r == 0;
+	return in->win_off + in->fill > SP_CONFIG_MAX_BYTES ? -EFBIG : 0;
+}
+
 /* ---- The line scan ---- */
 
 struct span {
@@ -114,6 +218,13 @@ struct scan {
 	int col[K_MAX]; /* the items' column in each list */
 	uint64_t skel[2];
 	const char *why; /* why it gave up, or NULL */
+	/* Called with each item's text once it is complete (the window
+	 * holds it then): 0 or -errno. */
+	int (*item)(void *arg, int k, size_t i, const char *text, size_t len);
+	void *arg;
+	/* Where the scan is */
+	int sec, cur; /* the list the lines are in; the list of the open item (or -1) */
+	bool dashes, any_key, seen[K_MAX];
 };
 
 static void scan_free(struct scan *s)
@@ -137,6 +248,17 @@ static int scan_push(struct scan *s, int k, size_t off)
 	}
 	s->v[k][s->n[k]++] = (struct span){ .off = off };
 	return 0;
+}
+
+/* The open item ends at end (the window holds it). */
+static int item_end(struct scan *s, const struct src *in, size_t end)
+{
+	int k = s->cur;
+	struct span *sp = &s->v[k][s->n[k] - 1];
+
+	sp->len = end - sp->off;
+	s->cur = -1;
+	return s->item(s->arg, k, s->n[k] - 1, in->buf + (sp->off - in->win_off), sp->len);
 }
 
 /* Fold one line of the text between items into the skeleton hash. */
@@ -179,79 +301,102 @@ static bool only_spaces(const char *l, size_t len)
 	return true;
 }
 
-/*
- * Cut buf into items (see the top of this file). 0 (s->why says if it gave
- * up) or -ENOMEM.
- */
-static int cf_scan(const char *buf, size_t len, struct scan *s)
+/* One line, l[0..ll) at pos, the next at next. 0 (s->why: given up) or -errno. */
+static int scan_line(struct scan *s, const struct src *in, const char *l, size_t ll, size_t pos,
+		     size_t next)
 {
-	size_t pos = 0, next, ll, ind;
-	int sec = -1, cur = -1, k; /* the list the lines are in; the list of the open item */
-	bool dashes = false, any_key = false, seen[K_MAX] = { false, false };
-	const char *l, *nl;
+	size_t ind;
+	int k, rc;
 
-	s->col[K_SVC] = s->col[K_SLICE] = -1;
-	s->skel[0] = P1;
-	s->skel[1] = P2;
-	for (; pos < len; pos = next) {
-		l = buf + pos;
-		nl = memchr(l, '\n', len - pos);
-		ll = nl ? (size_t)(nl - l) : len - pos;
-		next = nl ? pos + ll + 1 : len;
-		for (ind = 0; ind < ll && l[ind] == ' '; ind++)
-			;
-		if (ind == ll || l[ind] == '#') {
-			/* Blank or a comment: the open item's, else between items. */
-			if (cur < 0)
-				skel_add(s, l, next - pos);
-			continue;
-		}
-		if (sec >= 0 && (s->col[sec] < 0 || (int)ind == s->col[sec]) && l[ind] == '-' &&
-		    (ind + 1 == ll || l[ind + 1] == ' ')) {
-			/* "<col>- ": an item starts (the first one sets the column). */
-			if (cur >= 0)
-				s->v[cur][s->n[cur] - 1].len = pos - s->v[cur][s->n[cur] - 1].off;
-			s->col[sec] = (int)ind;
-			if (scan_push(s, sec, pos))
-				return -ENOMEM;
-			cur = sec;
-			continue;
-		}
-		if (cur >= 0 && (int)ind > s->col[cur])
-			continue; /* more of the open item */
-		if (ind) {
-			s->why = "a line at an indentation the scan does not know";
-			return 0;
-		}
-		k = top_key(l, ll);
-		if (k >= 0) {
-			if (seen[k]) {
-				s->why = "a top-level key twice";
-				return 0;
-			}
-			seen[k] = true;
-			if (cur >= 0)
-				s->v[cur][s->n[cur] - 1].len = pos - s->v[cur][s->n[cur] - 1].off;
-			cur = -1;
-			sec = k;
-			any_key = true;
-			/* Between two lists: "services:" then "endpointSlices:"
-			 * (the first may have no item, then its column stays -1). */
+	for (ind = 0; ind < ll && l[ind] == ' '; ind++)
+		;
+	if (ind == ll || l[ind] == '#') {
+		/* Blank or a comment: the open item's, else between items. */
+		if (s->cur < 0)
 			skel_add(s, l, next - pos);
-			continue;
-		}
-		if (!any_key && !dashes && ll >= 3 && !memcmp(l, "---", 3) &&
-		    only_spaces(l + 3, ll - 3)) {
-			dashes = true; /* the explicit start of the one document */
-			skel_add(s, l, next - pos);
-			continue;
-		}
-		s->why = "top-level content other than the two lists";
 		return 0;
 	}
-	if (cur >= 0)
-		s->v[cur][s->n[cur] - 1].len = len - s->v[cur][s->n[cur] - 1].off;
-	if (!any_key)
+	if (s->sec >= 0 && (s->col[s->sec] < 0 || (int)ind == s->col[s->sec]) && l[ind] == '-' &&
+	    (ind + 1 == ll || l[ind + 1] == ' ')) {
+		/* "<col>- ": an item starts (the first one sets the column). */
+		if (s->cur >= 0 && (rc = item_end(s, in, pos)))
+			return rc;
+		s->col[s->sec] = (int)ind;
+		if (scan_push(s, s->sec, pos))
+			return -ENOMEM;
+		s->cur = s->sec;
+		return 0;
+	}
+	if (s->cur >= 0 && (int)ind > s->col[s->cur])
+		return 0; /* more of the open item */
+	if (ind) {
+		s->why = "a line at an indentation the scan does not know";
+		return 0;
+	}
+	k = top_key(l, ll);
+	if (k >= 0) {
+		if (s->seen[k]) {
+			s->why = "a top-level key twice";
+			return 0;
+		}
+		s->seen[k] = true;
+		if (s->cur >= 0 && (rc = item_end(s, in, pos)))
+			return rc;
+		s->sec = k;
+		s->any_key = true;
+		/* Between two lists: "services:" then "endpointSlices:"
+		 * (the first may have no item, then its column stays -1). */
+		skel_add(s, l, next - pos);
+		return 0;
+	}
+	if (!s->any_key && !s->dashes && ll >= 3 && !memcmp(l, "---", 3) &&
+	    only_spaces(l + 3, ll - 3)) {
+		s->dashes = true; /* the explicit start of the one document */
+		skel_add(s, l, next - pos);
+		return 0;
+	}
+	s->why = "top-level content other than the two lists";
+	return 0;
+}
+
+/*
+ * Cut the text into items (see the top of this file), handing each to
+ * s->item. 0 (s->why says if it gave up), -ENOMEM, or an error of the
+ * reading (-EFBIG, -errno).
+ */
+static int cf_scan(struct src *in, struct scan *s)
+{
+	size_t pos = 0, avail, ll;
+	const char *l, *nl;
+	int rc;
+
+	s->col[K_SVC] = s->col[K_SLICE] = -1;
+	s->sec = s->cur = -1;
+	s->skel[0] = P1;
+	s->skel[1] = P2;
+	for (;;) {
+		avail = in->win_off + in->fill - pos;
+		l = avail ? in->buf + (pos - in->win_off) : NULL;
+		nl = avail ? memchr(l, '\n', avail) : NULL;
+		if (!nl && !in->eof) {
+			/* The window ends in this line: keep it (and the open
+			 * item) and read on. */
+			rc = src_more(in, s->cur >= 0 ? s->v[s->cur][s->n[s->cur] - 1].off : pos);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (!avail)
+			break;
+		ll = nl ? (size_t)(nl - l) : avail;
+		rc = scan_line(s, in, l, ll, pos, pos + ll + (nl ? 1 : 0));
+		if (rc || s->why)
+			return rc;
+		pos += ll + (nl ? 1 : 0);
+	}
+	if (s->cur >= 0 && (rc = item_end(s, in, pos)))
+		return rc;
+	if (!s->any_key)
 		s->why = "no top-level key";
 	return 0;
 }
@@ -633,6 +778,7 @@ struct sp_config_file {
 	char **changed; /* of the last load, sorted, unique */
 	size_t n_changed;
 	bool whole; /* the last good load parsed the whole file */
+	size_t chunk; /* bytes per read (0: SRC_CHUNK; from memory: the whole text) */
 	struct sp_config_file_stats st;
 };
 
@@ -716,21 +862,38 @@ void sp_config_file_stats(const struct sp_config_file *cf, struct sp_config_file
 	*st = cf->st;
 }
 
-/* Hash each item's text. */
-static int hash_items(const char *buf, const struct scan *s, struct cf_item **out)
+/* Room for item i in a growing array of n-byte entries. 0 or -ENOMEM. */
+static int grow_to(void **v, size_t *cap, size_t i, size_t size)
 {
-	size_t i;
-	int k;
+	size_t ncap;
+	void *nv;
 
-	for (k = 0; k < K_MAX; k++) {
-		out[k] = calloc(s->n[k] ? s->n[k] : 1, sizeof(*out[k]));
-		if (!out[k])
-			return -ENOMEM;
-		for (i = 0; i < s->n[k]; i++) {
-			text_hash(buf + s->v[k][i].off, s->v[k][i].len, out[k][i].h);
-			out[k][i].len = s->v[k][i].len;
-		}
-	}
+	if (i < *cap)
+		return 0;
+	for (ncap = *cap ? *cap : 256; ncap <= i; ncap *= 2)
+		;
+	nv = realloc(*v, ncap * size);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* The items' hashes, as the scan hands them over (the whole parse's). */
+struct hashes {
+	struct cf_item *it[K_MAX];
+	size_t cap[K_MAX];
+};
+
+static int hash_item(void *arg, int k, size_t i, const char *text, size_t len)
+{
+	struct hashes *h = arg;
+
+	if (grow_to((void **)&h->it[k], &h->cap[k], i, sizeof(*h->it[k])))
+		return -ENOMEM;
+	text_hash(text, len, h->it[k][i].h);
+	h->it[k][i].len = len;
 	return 0;
 }
 
@@ -740,9 +903,10 @@ static int load_whole(struct sp_config_file *cf, const char *buf, size_t len, co
 		      char *err, size_t errlen)
 {
 	struct sp_config_items items = { 0 };
-	struct cf_item *it[K_MAX] = { NULL };
-	struct scan s = { 0 };
+	struct hashes h = { 0 };
+	struct scan s = { .item = hash_item, .arg = &h };
 	struct sp_model m = { 0 };
+	struct src in;
 	const char *bad;
 	int rc, k;
 
@@ -763,19 +927,20 @@ static int load_whole(struct sp_config_file *cf, const char *buf, size_t len, co
 	forget(cf, "the file could not be cut into items");
 	/* Remember its items for the next load (not being able to is no
 	 * error: the next load is whole too). */
-	rc = cf_scan(buf, len, &s);
+	src_mem(&in, buf, len, 0);
+	rc = cf_scan(&in, &s);
 	bad = rc ? "out of memory" : s.why;
 	if (!bad)
 		bad = scan_agrees(buf, len, &s, &items);
-	if (!bad && (hash_items(buf, &s, it) || kidx_build(&cf->ki, &cf->m)))
+	if (!bad && kidx_build(&cf->ki, &cf->m))
 		bad = "out of memory";
 	if (bad) {
 		for (k = 0; k < K_MAX; k++)
-			free(it[k]);
+			free(h.it[k]);
 		cf->why_unknown = bad;
 	} else {
 		for (k = 0; k < K_MAX; k++)
-			cf->it[k] = it[k];
+			cf->it[k] = h.it[k];
 		cf->skel[0] = s.skel[0];
 		cf->skel[1] = s.skel[1];
 		cf->known = true;
@@ -853,10 +1018,16 @@ static int str_cmp(const void *a, const void *b)
 
 /* What one incremental load builds before it is kept. */
 struct inc {
+	struct sp_config_file *cf;
 	struct scan s;
+	struct itable t[K_MAX]; /* the old items by text */
 	struct cf_item *it[K_MAX]; /* the new items */
+	size_t cap_it[K_MAX], cap_src[K_MAX], cap_txt[K_MAX];
 	size_t *src[K_MAX]; /* each new item's old index, or SIZE_MAX: parsed */
+	size_t *txt[K_MAX]; /* the parsed ones: where their text is in side */
 	bool *used[K_MAX]; /* old items taken */
+	char *side; /* the text of the items to parse (nothing else is kept) */
+	size_t side_len, side_cap;
 	struct sp_model m; /* the new model: old entries (shallow) and parsed ones */
 	struct delta d; /* what the change does to the claims */
 	char **names;
@@ -878,10 +1049,13 @@ static void inc_free(struct inc *x)
 	free(x->m.services);
 	free(x->m.slices);
 	for (k = 0; k < K_MAX; k++) {
+		free(x->t[k].slot);
 		free(x->it[k]);
 		free(x->src[k]);
+		free(x->txt[k]);
 		free(x->used[k]);
 	}
+	free(x->side);
 	while (x->n_names)
 		free(x->names[--x->n_names]);
 	free(x->names);
@@ -889,21 +1063,71 @@ static void inc_free(struct inc *x)
 	scan_free(&x->s);
 }
 
-/*
- * Try the new text item by item. 0: kept (cf holds the new model); 1: not
- * sure, *why says why (cf untouched: parse the whole file); -ENOMEM.
- */
-static int load_inc(struct sp_config_file *cf, const char *buf, size_t len, const char **why)
+/* An item of the new text: the old one with its text, else its text kept to be parsed. */
+static int inc_item(void *arg, int k, size_t i, const char *text, size_t len)
 {
-	struct inc x = { 0 };
-	struct itable t = { 0 };
+	struct inc *x = arg;
+	size_t o;
+
+	if (grow_to((void **)&x->it[k], &x->cap_it[k], i, sizeof(*x->it[k])) ||
+	    grow_to((void **)&x->src[k], &x->cap_src[k], i, sizeof(*x->src[k])) ||
+	    grow_to((void **)&x->txt[k], &x->cap_txt[k], i, sizeof(*x->txt[k])))
+		return -ENOMEM;
+	text_hash(text, len, x->it[k][i].h);
+	x->it[k][i].len = len;
+	/* Two equal items: the second is parsed (and is a duplicate). */
+	o = itable_take(&x->t[k], x->cf->it[k], &x->it[k][i], x->used[k]);
+	x->src[k][i] = o;
+	if (o != SIZE_MAX)
+		return 0;
+	if (x->side_len + len > x->side_cap) {
+		size_t cap = x->side_cap ? x->side_cap : 4096;
+		char *v;
+
+		while (cap < x->side_len + len)
+			cap *= 2;
+		v = realloc(x->side, cap);
+		if (!v)
+			return -ENOMEM;
+		x->side = v;
+		x->side_cap = cap;
+	}
+	memcpy(x->side + x->side_len, text, len);
+	x->txt[k][i] = x->side_len;
+	x->side_len += len;
+	return 0;
+}
+
+/*
+ * Try the new text (from in) item by item. 0: kept (cf holds the new
+ * model); 1: not sure, *why says why (cf untouched: parse the whole file);
+ * -ENOMEM.
+ */
+static int load_inc(struct sp_config_file *cf, struct src *in, const char **why)
+{
+	struct inc x = { .cf = cf, .s = { .item = inc_item } };
 	size_t n[K_MAX], i, hi, parsed = 0;
 	bool rebuild = false;
 	int rc, k;
 
-	rc = cf_scan(buf, len, &x.s);
-	if (rc)
+	x.s.arg = &x;
+	n[K_SVC] = cf->m.n_services;
+	n[K_SLICE] = cf->m.n_slices;
+	rc = -ENOMEM;
+	for (k = 0; k < K_MAX; k++) {
+		x.used[k] = calloc(n[k] ? n[k] : 1, sizeof(*x.used[k]));
+		if (!x.used[k] || itable_build(&x.t[k], cf->it[k], n[k]))
+			goto out;
+	}
+	/* Each new item takes the old one with its text, as the scan goes. */
+	rc = cf_scan(in, &x.s);
+	if (rc == -ENOMEM)
 		goto out;
+	if (rc) {
+		*why = "the file could not be read";
+		rc = 1;
+		goto out;
+	}
 	rc = 1;
 	if ((*why = x.s.why))
 		goto out;
@@ -912,22 +1136,6 @@ static int load_inc(struct sp_config_file *cf, const char *buf, size_t len, cons
 		goto out;
 	}
 	rc = -ENOMEM;
-	if (hash_items(buf, &x.s, x.it))
-		goto out;
-	n[K_SVC] = cf->m.n_services;
-	n[K_SLICE] = cf->m.n_slices;
-	/* Each new item takes the old one with its text, if there is one
-	 * left (two equal items: the second is parsed, and is a duplicate). */
-	for (k = 0; k < K_MAX; k++) {
-		x.src[k] = calloc(x.s.n[k] ? x.s.n[k] : 1, sizeof(*x.src[k]));
-		x.used[k] = calloc(n[k] ? n[k] : 1, sizeof(*x.used[k]));
-		if (!x.src[k] || !x.used[k] || itable_build(&t, cf->it[k], n[k]))
-			goto out;
-		for (i = 0; i < x.s.n[k]; i++)
-			x.src[k][i] = itable_take(&t, cf->it[k], &x.it[k][i], x.used[k]);
-		free(t.slot);
-		t.slot = NULL;
-	}
 	x.m.services = calloc(x.s.n[K_SVC] ? x.s.n[K_SVC] : 1, sizeof(*x.m.services));
 	x.m.slices = calloc(x.s.n[K_SLICE] ? x.s.n[K_SLICE] : 1, sizeof(*x.m.slices));
 	if (!x.m.services || !x.m.slices)
@@ -943,7 +1151,7 @@ static int load_inc(struct sp_config_file *cf, const char *buf, size_t len, cons
 			continue;
 		}
 		parsed++;
-		rc = sp_config_parse_item(buf + x.s.v[K_SVC][i].off, x.s.v[K_SVC][i].len, false,
+		rc = sp_config_parse_item(x.side + x.txt[K_SVC][i], x.it[K_SVC][i].len, false,
 					  &x.m.services[i], NULL);
 		if (rc) { /* (the whole parse has the message) */
 			*why = "an item that does not parse on its own";
@@ -957,8 +1165,8 @@ static int load_inc(struct sp_config_file *cf, const char *buf, size_t len, cons
 			continue;
 		}
 		parsed++;
-		rc = sp_config_parse_item(buf + x.s.v[K_SLICE][i].off, x.s.v[K_SLICE][i].len,
-					  true, NULL, &x.m.slices[i]);
+		rc = sp_config_parse_item(x.side + x.txt[K_SLICE][i], x.it[K_SLICE][i].len, true,
+					  NULL, &x.m.slices[i]);
 		if (rc) { /* (the whole parse has the message) */
 			*why = "an item that does not parse on its own";
 			rc = rc == -ENOMEM ? -ENOMEM : 1;
@@ -1068,8 +1276,14 @@ static int load_inc(struct sp_config_file *cf, const char *buf, size_t len, cons
 		forget(cf, "out of memory");
 	rc = 0;
 out:
-	free(t.slot);
 	inc_free(&x);
+	return rc;
+}
+
+static int load_end(struct sp_config_file *cf, int rc, char *err, size_t errlen)
+{
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", cf->name);
 	return rc;
 }
 
@@ -1077,29 +1291,52 @@ int sp_config_file_parse_buf(struct sp_config_file *cf, const char *buf, size_t 
 			     size_t errlen)
 {
 	const char *why = cf->why_unknown;
+	struct src in;
 	int rc;
 
 	if (cf->known) {
-		rc = load_inc(cf, buf, len, &why);
-		if (rc <= 0) {
-			if (rc == -ENOMEM)
-				snprintf(err, errlen, "%s: out of memory", cf->name);
-			return rc;
-		}
+		src_mem(&in, buf, len, cf->chunk);
+		rc = load_inc(cf, &in, &why);
+		src_free(&in);
+		if (rc <= 0)
+			return load_end(cf, rc, err, errlen);
 	}
 	return load_whole(cf, buf, len, why, err, errlen);
 }
 
 int sp_config_file_load(struct sp_config_file *cf, char *err, size_t errlen)
 {
+	const char *why = cf->why_unknown;
+	struct src in;
+	struct stat st;
 	size_t len;
 	char *buf;
-	int rc;
+	int rc, fd;
 
+	/* Read in pieces for the items; anything odd (cannot open, too big,
+	 * a read error) is for the whole read, which has the messages. */
+	if (cf->known && (fd = open(cf->name, O_RDONLY | O_CLOEXEC)) >= 0) {
+		rc = 1;
+		why = "the file could not be read";
+		if (!fstat(fd, &st) && (!S_ISREG(st.st_mode) ||
+					(uint64_t)st.st_size <= SP_CONFIG_MAX_BYTES)) {
+			src_fd(&in, fd, cf->chunk);
+			rc = load_inc(cf, &in, &why);
+			src_free(&in);
+		}
+		close(fd);
+		if (rc <= 0)
+			return load_end(cf, rc, err, errlen);
+	}
 	rc = sp_config_read_file(cf->name, &buf, &len, err, errlen);
 	if (rc)
 		return rc;
-	rc = sp_config_file_parse_buf(cf, buf, len, err, errlen);
+	rc = load_whole(cf, buf, len, why, err, errlen);
 	free(buf);
 	return rc;
+}
+
+void sp_config_file_set_chunk(struct sp_config_file *cf, size_t chunk)
+{
+	cf->chunk = chunk;
 }

@@ -35,6 +35,13 @@ int sp_config_file_load(struct sp_config_file *cf, char *err, size_t errlen);
 int sp_config_file_parse_buf(struct sp_config_file *cf, const char *buf, size_t len, char *err,
 			     size_t errlen);
 
+/*
+ * For tests: read the file, and take a text from memory, in pieces of this
+ * many bytes (0: 256 KiB pieces from the file, a text from memory whole),
+ * so that lines and items cut by a piece's end are exercised.
+ */
+void sp_config_file_set_chunk(struct sp_config_file *cf, size_t chunk);
+
 /* Make the next load parse the whole file (SIGHUP: everything again). */
 void sp_config_file_reset(struct sp_config_file *cf);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "config.h"
@@ -302,6 +303,8 @@ static void random_cfg(struct tcfg *c, int n)
 
 struct run {
 	struct sp_config_file *cf;
+	char path[64]; /* what it is called; written and read on file steps */
+	bool files; /* every other step through the file */
 	struct sp_model good; /* the whole parse of the last good text */
 	struct sp_desired prev; /* resolved from good */
 	struct sp_resolve_opts ro;
@@ -326,8 +329,16 @@ static bool step(struct run *r, const char *text, size_t len, int fast, const ch
 	bool ok = true;
 
 	r->steps++;
-	rc_full = sp_config_parse_buf(text, len, "t.yaml", &full, err_full, sizeof(err_full));
-	rc_inc = sp_config_file_parse_buf(r->cf, text, len, err_inc, sizeof(err_inc));
+	rc_full = sp_config_parse_buf(text, len, r->path, &full, err_full, sizeof(err_full));
+	if (r->files && r->steps % 2) {
+		FILE *f = fopen(r->path, "w");
+
+		if (!ASSERT_TRUE(f && fwrite(text, 1, len, f) == len && !fclose(f), "write"))
+			return false;
+		rc_inc = sp_config_file_load(r->cf, err_inc, sizeof(err_inc));
+	} else {
+		rc_inc = sp_config_file_parse_buf(r->cf, text, len, err_inc, sizeof(err_inc));
+	}
 	*rc_out = rc_full;
 	if (!ASSERT_EQ(rc_inc, rc_full, what)) {
 		fprintf(stderr, "  %s: full: %s\n  incremental: %s\n--- text:\n%s---\n", what,
@@ -398,16 +409,25 @@ static bool step_cfg(struct run *r, const struct tcfg *c, struct buf *b, int fas
 	return step(r, b->p, b->len, fast, what, &rc) && ASSERT_EQ(rc, 0, what);
 }
 
-static void run_init(struct run *r)
+/*
+ * chunk: the text read (or copied) in pieces of that many bytes (0: whole);
+ * files: every other step through a file.
+ */
+static void run_init(struct run *r, size_t chunk, bool files)
 {
 	memset(r, 0, sizeof(*r));
 	r->ro.node_name = "node-a";
-	if (sp_config_file_new("t.yaml", &r->cf))
+	r->files = files;
+	snprintf(r->path, sizeof(r->path), "/tmp/svcplane-test-config-file-%d.yaml", (int)getpid());
+	if (sp_config_file_new(r->path, &r->cf))
 		abort();
+	sp_config_file_set_chunk(r->cf, chunk);
 }
 
 static void run_free(struct run *r)
 {
+	if (r->files)
+		unlink(r->path);
 	sp_config_file_free(r->cf);
 	sp_model_free(&r->good);
 	sp_desired_free(&r->prev);
@@ -460,7 +480,10 @@ static void test_random_edits(void)
 
 	for (round = 0; round < 10 && ok; round++) {
 		rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(round + 1);
-		run_init(&r);
+		/* Whole texts, and texts read in pieces down to a few bytes
+		 * (lines and items cut anywhere), from memory and from a file. */
+		run_init(&r, round % 3 == 0 ? 0 : round % 3 == 1 ? 1 + rnd(40) : 1 + rnd(400),
+			 round % 2);
 		random_cfg(&c, 6 + (int)rnd(20));
 		snprintf(what, sizeof(what), "round %d: first parse", round);
 		ok = step_cfg(&r, &c, &b, 0, what);
@@ -605,7 +628,7 @@ static void test_grow_and_shrink(void)
 	char what[64];
 	bool ok = true;
 
-	run_init(&r);
+	run_init(&r, 0, true); /* from a file, in 256 KiB pieces */
 	for (dir = 1, n = 1; n >= 1 && ok; n += dir) {
 		b.len = 0;
 		bp(&b, "services:\n");
