@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,7 +155,8 @@ static void src_fd(struct src *in, int fd, size_t chunk)
 
 static void src_free(struct src *in)
 {
-	free(in->own);
+	if (in->own)
+		munmap(in->own, in->cap);
 }
 
 /*
@@ -173,14 +175,15 @@ static int src_more(struct src *in, size_t keep)
 		return 0;
 	}
 	if (kept + in->chunk > in->cap) {
+		/* Pages of its own: a load leaves nothing in the heap. */
 		for (cap = in->cap ? in->cap : in->chunk; cap < kept + in->chunk; cap *= 2)
 			;
-		nb = malloc(cap);
-		if (!nb)
+		nb = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (nb == MAP_FAILED)
 			return -ENOMEM;
 		if (kept)
 			memcpy(nb, in->buf + (keep - in->win_off), kept);
-		free(in->own);
+		src_free(in);
 		in->own = nb;
 		in->cap = cap;
 	} else if (kept) {
@@ -880,6 +883,18 @@ static int grow_to(void **v, size_t *cap, size_t i, size_t size)
 	return 0;
 }
 
+/* An array of exactly n entries. 0 or -ENOMEM. */
+static int grow_exact(void **v, size_t *cap, size_t n, size_t size)
+{
+	void *nv = realloc(*v, n * size);
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	*cap = n;
+	return 0;
+}
+
 /* The items' hashes, as the scan hands them over (the whole parse's). */
 struct hashes {
 	struct cf_item *it[K_MAX];
@@ -1117,6 +1132,12 @@ static int load_inc(struct sp_config_file *cf, struct src *in, const char **why)
 	for (k = 0; k < K_MAX; k++) {
 		x.used[k] = calloc(n[k] ? n[k] : 1, sizeof(*x.used[k]));
 		if (!x.used[k] || itable_build(&x.t[k], cf->it[k], n[k]))
+			goto out;
+		/* As many items as last time, as a rule: arrays of that size
+		 * (item n[k] + 15 is there), not grown by doubling. */
+		if (grow_exact((void **)&x.it[k], &x.cap_it[k], n[k] + 16, sizeof(*x.it[k])) ||
+		    grow_exact((void **)&x.src[k], &x.cap_src[k], n[k] + 16, sizeof(*x.src[k])) ||
+		    grow_exact((void **)&x.txt[k], &x.cap_txt[k], n[k] + 16, sizeof(*x.txt[k])))
 			goto out;
 	}
 	/* Each new item takes the old one with its text, as the scan goes. */
