@@ -1071,6 +1071,7 @@ static int load_config(struct daemon *d, const char *why, char *what, size_t wle
 		       size_t errlen)
 {
 	struct sp_config_file_stats st;
+	double t0 = now_ms();
 	int rc;
 
 	if (d->o->config)
@@ -1083,13 +1084,13 @@ static int load_config(struct daemon *d, const char *why, char *what, size_t wle
 	sp_config_file_stats(d->cfile, &st);
 	/* Which parse it was: the incremental reload's figure (issue 11). */
 	if (st.incremental)
-		snprintf(what, wlen, "%s (%s; %zu of %zu item(s) parsed again)",
+		snprintf(what, wlen, "%s (%s; %zu of %zu item(s) parsed again, %.1f ms)",
 			 d->o->config ? d->o->config : "embedded default config", why, st.parsed,
-			 st.items);
+			 st.items, now_ms() - t0);
 	else
-		snprintf(what, wlen, "%s (%s; whole file parsed%s%s)",
+		snprintf(what, wlen, "%s (%s; whole file parsed, %.1f ms%s%s)",
 			 d->o->config ? d->o->config : "embedded default config", why,
-			 st.n_whole > 1 && st.why_whole ? ": " : "",
+			 now_ms() - t0, st.n_whole > 1 && st.why_whole ? ": " : "",
 			 st.n_whole > 1 && st.why_whole ? st.why_whole : "");
 	return 0;
 }

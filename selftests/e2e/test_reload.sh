@@ -161,7 +161,7 @@ fi
 # they were parsed, and only s1 resolved again (issue 11's incremental reload).
 inc_line() {
 	tail -n "+$((log_before + 1))" "$E2E_LOG" |
-		grep -m1 'config\.yaml (file changed; 2 of 12 item(s) parsed again) applied in .*(resolve [0-9.]* of the changed Services only'
+		grep -m1 'config\.yaml (file changed; 2 of 12 item(s) parsed again, [0-9.]* ms) applied in .*(resolve [0-9.]* of the changed Services only'
 }
 cl_until 3 inc_line
 if [ -n "$(inc_line)" ]; then
