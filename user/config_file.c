@@ -989,6 +989,11 @@ static int itable_build(struct itable *t, const struct cf_item *v, size_t n)
 	return 0;
 }
 
+static bool item_eq(const struct cf_item *a, const struct cf_item *b)
+{
+	return a->h[0] == b->h[0] && a->h[1] == b->h[1] && a->len == b->len;
+}
+
 /* The unused old item with this text, marked used; or SIZE_MAX. */
 static size_t itable_take(struct itable *t, const struct cf_item *v, const struct cf_item *x,
 			  bool *used)
@@ -997,8 +1002,7 @@ static size_t itable_take(struct itable *t, const struct cf_item *v, const struc
 
 	for (j = x->h[0] & t->mask; t->slot[j]; j = (j + 1) & t->mask) {
 		o = t->slot[j] - 1;
-		if (v[o].h[0] == x->h[0] && v[o].h[1] == x->h[1] && v[o].len == x->len &&
-		    !used[o]) {
+		if (item_eq(&v[o], x) && !used[o]) {
 			used[o] = true;
 			return o;
 		}
@@ -1041,6 +1045,7 @@ struct inc {
 	size_t *src[K_MAX]; /* each new item's old index, or SIZE_MAX: parsed */
 	size_t *txt[K_MAX]; /* the parsed ones: where their text is in side */
 	bool *used[K_MAX]; /* old items taken */
+	size_t n_old[K_MAX], next[K_MAX]; /* old items; the one after the last taken */
 	char *side; /* the text of the items to parse (nothing else is kept) */
 	size_t side_len, side_cap;
 	struct sp_model m; /* the new model: old entries (shallow) and parsed ones */
@@ -1090,8 +1095,16 @@ static int inc_item(void *arg, int k, size_t i, const char *text, size_t len)
 		return -ENOMEM;
 	text_hash(text, len, x->it[k][i].h);
 	x->it[k][i].len = len;
-	/* Two equal items: the second is parsed (and is a duplicate). */
-	o = itable_take(&x->t[k], x->cf->it[k], &x->it[k][i], x->used[k]);
+	/* Most items are where they were, after the last one taken: that
+	 * one first (in order, so memory is read in order), then the table.
+	 * Two equal items: the second is parsed (and is a duplicate). */
+	o = x->next[k];
+	if (o < x->n_old[k] && !x->used[k][o] && item_eq(&x->cf->it[k][o], &x->it[k][i]))
+		x->used[k][o] = true;
+	else
+		o = itable_take(&x->t[k], x->cf->it[k], &x->it[k][i], x->used[k]);
+	if (o != SIZE_MAX)
+		x->next[k] = o + 1;
 	x->src[k][i] = o;
 	if (o != SIZE_MAX)
 		return 0;
@@ -1126,8 +1139,8 @@ static int load_inc(struct sp_config_file *cf, struct src *in, const char **why)
 	int rc, k;
 
 	x.s.arg = &x;
-	n[K_SVC] = cf->m.n_services;
-	n[K_SLICE] = cf->m.n_slices;
+	n[K_SVC] = x.n_old[K_SVC] = cf->m.n_services;
+	n[K_SLICE] = x.n_old[K_SLICE] = cf->m.n_slices;
 	rc = -ENOMEM;
 	for (k = 0; k < K_MAX; k++) {
 		x.used[k] = calloc(n[k] ? n[k] : 1, sizeof(*x.used[k]));
