@@ -45,7 +45,6 @@ struct cf_item {
 	size_t len;
 };
 
-
 /* ---- Hashing ---- */
 
 #define P1 0x9e3779b97f4a7c15ULL
