@@ -86,6 +86,10 @@ struct cfg {
 	/* Part of a directory (sp_config_part_load): a slice's Service may be
 	 * in another file, so a slice naming none here is not an error. */
 	bool part;
+	/* Where each item of "services" and "endpointSlices" starts (the
+	 * byte offset of its node), in model order; NULL: not wanted. Left
+	 * incomplete (items->whole false) when the tree walk parsed the file. */
+	struct sp_config_items *items;
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -1839,6 +1843,27 @@ static int services_done(struct cfg *c)
 	return rc;
 }
 
+/* Note where an item's node starts (struct cfg's items). 0 or -ENOMEM. */
+static int item_mark(struct cfg *c, bool slice, yaml_mark_t mark)
+{
+	struct sp_config_items *it = c->items;
+	size_t *n = slice ? &it->n_slices : &it->n_services;
+	size_t *cap = slice ? &it->cap_slices : &it->cap_services;
+	size_t **v = slice ? &it->slice_off : &it->service_off;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		size_t *nv = reallocarray(*v, ncap, sizeof(*nv));
+
+		if (!nv)
+			return cfg_nomem(c);
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = mark.index;
+	return 0;
+}
+
 /*
  * The one pass. Returns 0, -errno, or 1 when the top level is not the
  * plain shape (a mapping with "services" and "endpointSlices", each at most
@@ -1904,6 +1929,8 @@ static int stream_parse(struct stream *s)
 				if (s->ev.type == YAML_SEQUENCE_END_EVENT)
 					break;
 				rc = build_item(s, &doc);
+				if (!rc && c->items)
+					rc = item_mark(c, f == TF_SLICES, doc.nodes.start[0].start_mark);
 				if (!rc && f == TF_SLICES && !svcs_done) {
 					rc = hold(s, &doc);
 					if (!rc)
@@ -1991,8 +2018,11 @@ static int cfg_run(struct cfg *c)
 	for (i = 0; i < s.n_held; i++)
 		yaml_document_delete(&s.held[i]);
 	free(s.held);
-	if (rc != 1)
+	if (rc != 1) {
+		if (c->items)
+			c->items->whole = !rc;
 		return rc;
+	}
 	sp_model_free(&c->m);
 	for (k = 0; k < CK_MAX; k++)
 		c->cl[k].n = 0;
@@ -2011,14 +2041,34 @@ static void claims_free(struct claims *cl)
 int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp_model *out,
 			char *err, size_t errlen)
 {
+	return sp_config_parse_buf_items(buf, len, name, out, NULL, err, errlen);
+}
+
+void sp_config_items_free(struct sp_config_items *it)
+{
+	free(it->service_off);
+	free(it->slice_off);
+	memset(it, 0, sizeof(*it));
+}
+
+int sp_config_parse_buf_items(const char *buf, size_t len, const char *name, struct sp_model *out,
+			      struct sp_config_items *items, char *err, size_t errlen)
+{
 	struct cfg c = {
 		.name = name ? name : "<config>",
 		.buf = buf,
 		.len = len,
 		.err = err,
 		.errlen = errlen,
+		.items = items,
 	};
-	int rc = cfg_run(&c);
+	int rc;
+
+	if (items) {
+		items->n_services = items->n_slices = 0;
+		items->whole = false;
+	}
+	rc = cfg_run(&c);
 
 	if (!rc) {
 		*out = c.m;
@@ -2029,8 +2079,90 @@ int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp
 	return rc;
 }
 
+/*
+ * One item of a list, alone: buf is "<indent>- ..." and the lines that
+ * follow it, a block list of exactly one entry at that column, parsed as
+ * the one pass parses an item in place (same events, same checks, the same
+ * nesting depth counted from the file's root mapping). The slice's Service
+ * is not looked up (the caller checks that across the file).
+ */
+int sp_config_parse_item(const char *buf, size_t len, bool slice, struct sp_service *svc,
+			 struct sp_slice *sl)
+{
+	struct cfg c = { .name = "", .buf = buf, .len = len, .part = true };
+	struct stream s = { .c = &c };
+	yaml_document_t doc;
+	bool have_doc = false;
+	int rc, k;
+
+	if (!yaml_parser_initialize(&s.p))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&s.p, (const unsigned char *)buf, len);
+	s.depth = 1; /* in the file, the root mapping holds the list */
+	if (slice) {
+		c.m.slices = sl;
+		c.m.n_slices = 1;
+	} else {
+		c.m.services = svc;
+		c.m.n_services = 1;
+	}
+	rc = next(&s);
+	if (!rc && s.ev.type != YAML_STREAM_START_EVENT)
+		rc = -EINVAL;
+	if (!rc)
+		rc = next(&s);
+	if (!rc && (s.ev.type != YAML_DOCUMENT_START_EVENT || !s.ev.data.document_start.implicit))
+		rc = -EINVAL;
+	if (!rc)
+		rc = next(&s);
+	if (!rc && (s.ev.type != YAML_SEQUENCE_START_EVENT ||
+		    s.ev.data.sequence_start.style != YAML_BLOCK_SEQUENCE_STYLE ||
+		    s.ev.data.sequence_start.anchor || ev_tag(s.ev.data.sequence_start.tag)))
+		rc = -EINVAL;
+	if (!rc)
+		rc = next(&s);
+	if (!rc && s.ev.type == YAML_SEQUENCE_END_EVENT)
+		rc = -EINVAL;
+	if (!rc) {
+		rc = build_item(&s, &doc);
+		have_doc = true;
+	}
+	/* Exactly one entry, and nothing after it. */
+	if (!rc)
+		rc = next(&s);
+	if (!rc && s.ev.type != YAML_SEQUENCE_END_EVENT)
+		rc = -EINVAL;
+	if (!rc)
+		rc = next(&s);
+	if (!rc && s.ev.type != YAML_DOCUMENT_END_EVENT)
+		rc = -EINVAL;
+	if (!rc)
+		rc = next(&s);
+	if (!rc && s.ev.type != YAML_STREAM_END_EVENT)
+		rc = -EINVAL;
+	if (!rc)
+		rc = parse_item(&c, &doc, slice, 0);
+	if (have_doc)
+		yaml_document_delete(&doc);
+	if (s.have)
+		yaml_event_delete(&s.ev);
+	yaml_parser_delete(&s.p);
+	for (k = 0; k < CK_MAX; k++)
+		free(c.cl[k].v);
+	if (rc) { /* what was filled in goes; the caller's entry is zeroed again */
+		if (slice) {
+			sp_slice_free(sl);
+			memset(sl, 0, sizeof(*sl));
+		} else {
+			sp_service_free(svc);
+			memset(svc, 0, sizeof(*svc));
+		}
+	}
+	return rc;
+}
+
 /* The whole file at path into *buf (malloc'ed) and *len. 0 or -errno with err. */
-static int read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen)
+int sp_config_read_file(const char *path, char **out, size_t *out_len, char *err, size_t errlen)
 {
 	size_t len = 0, cap = 64 << 10;
 	char *buf = NULL, *nbuf;
@@ -2107,7 +2239,7 @@ int sp_config_load(const char *path, struct sp_model *out, char *err, size_t err
 	char *buf;
 	int rc;
 
-	rc = read_file(path, &buf, &len, err, errlen);
+	rc = sp_config_read_file(path, &buf, &len, err, errlen);
 	if (rc)
 		return rc;
 	rc = sp_config_parse_buf(buf, len, path, out, err, errlen);
@@ -2130,7 +2262,7 @@ int sp_config_part_load(const char *path, struct sp_config_part **out, char *err
 	char *buf;
 	int rc;
 
-	rc = read_file(path, &buf, &c.len, err, errlen);
+	rc = sp_config_read_file(path, &buf, &c.len, err, errlen);
 	if (rc)
 		return rc;
 	c.buf = buf;

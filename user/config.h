@@ -12,6 +12,7 @@
 #ifndef SP_CONFIG_H
 #define SP_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "model.h"
 
@@ -24,12 +25,42 @@
  */
 int sp_config_load(const char *path, struct sp_model *out, char *err, size_t errlen);
 
+/* The whole file at path into *out (malloc'ed, freed by the caller) and
+ * *len, refused above SP_CONFIG_MAX_BYTES. 0 or -errno (err names the file). */
+int sp_config_read_file(const char *path, char **out, size_t *len, char *err, size_t errlen);
+
 /*
  * Parse len bytes of YAML; name is what error messages call the input.
  * Returns 0, -EINVAL or -ENOMEM.
  */
 int sp_config_parse_buf(const char *buf, size_t len, const char *name, struct sp_model *out,
 			char *err, size_t errlen);
+
+/*
+ * For the incremental reload of a file (user/config_file.c): where each
+ * item of "services" and "endpointSlices" starts, as the parse saw it.
+ */
+struct sp_config_items {
+	/* libyaml's index (characters from the start) of each item's node,
+	 * in model order */
+	size_t *service_off, n_services, cap_services;
+	size_t *slice_off, n_slices, cap_slices;
+	bool whole; /* every item was noted (not when the tree walk parsed the file) */
+};
+/* sp_config_parse_buf, noting the items into *items (freed by the caller,
+ * also on error, with sp_config_items_free). */
+int sp_config_parse_buf_items(const char *buf, size_t len, const char *name, struct sp_model *out,
+			      struct sp_config_items *items, char *err, size_t errlen);
+void sp_config_items_free(struct sp_config_items *it);
+/*
+ * Parse one item of a list on its own: buf holds the item's lines, from
+ * its "<indent>- " to the line before the next item, and nothing else.
+ * Into *svc or, with slice, *sl (zeroed by the caller; zero again on
+ * error). The slice's serviceName is not looked up. 0, -EINVAL (no
+ * message: the caller parses the whole file for it) or -ENOMEM.
+ */
+int sp_config_parse_item(const char *buf, size_t len, bool slice, struct sp_service *svc,
+			 struct sp_slice *sl);
 
 /*
  * One file of a config directory (--config-dir, user/config_dir.c): parsed

@@ -43,6 +43,7 @@
 #include "cli.h"
 #include "config.h"
 #include "config_dir.h"
+#include "config_file.h"
 #include "ct_gc.h"
 #include "dp.h"
 #include "health.h"
@@ -672,10 +673,16 @@ struct daemon {
 	struct sp_sync_maps sm; /* the maps sync writes, with their capacities */
 	struct stat cfg_stat;
 	struct sp_config_dir *cdir; /* --config-dir */
+	struct sp_config_file *cfile; /* --config, or the embedded default */
 	/* What the last apply wrote, when it wrote all of it (prev_ok): the
 	 * next apply writes only the Services that differ from it. */
 	struct sp_desired prev;
 	bool prev_ok;
+	/* An apply failed before it wrote anything: the maps hold an older
+	 * model than the one the source's next list of changed Services is
+	 * relative to, so that list is not enough: the next apply resolves
+	 * everything (and diffs against prev). */
+	bool names_stale;
 	char *zone; /* the Node's topology.kubernetes.io/zone (Kubernetes source) */
 	bool synced; /* a full state from the source has been applied */
 	bool attached; /* uplinks and existing pods have the programs */
@@ -981,12 +988,13 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	/* With the names of the Services that changed since the last complete
 	 * apply, only those are resolved again (the rest is moved over from
 	 * d->prev, which then holds their old entries for the diff). */
-	if (names && d->prev_ok) {
+	if (names && d->prev_ok && !d->names_stale) {
 		err = sp_resolve_some(m, &ro, &d->prev, names, n_names, &want, &ids, &n_ids,
 				      resolve_warn, NULL);
 		some = !err;
 		if (err < 0) {
 			pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
+			d->names_stale = true;
 			return err;
 		}
 	}
@@ -994,6 +1002,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	t_resolved = now_ms();
 	if (err) {
 		pr_err("%s: resolve: %s; keeping the running state", what, strerror(-err));
+		d->names_stale = true;
 		return err;
 	}
 	if (whole) {
@@ -1010,6 +1019,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 				sp_desired_free(&d->prev);
 				d->prev_ok = false;
 			}
+			d->names_stale = true;
 			return err == -ENOSPC ? -EFBIG : err;
 		}
 	}
@@ -1038,10 +1048,11 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	if (err)
 		d->apply_errors++;
 	metrics_applied(d, &want, &st, u, !err || err == -ENOSPC);
-	pr_info("%s applied in %.1f ms (resolve %.1f, maps %.1f): %zu Service port(s), %zu "
+	pr_info("%s applied in %.1f ms (resolve %.1f%s, maps %.1f): %zu Service port(s), %zu "
 		"backend(s); +%zu -%zu services, %zu rebuilt, %zu frontend write(s), %zu "
 		"delete(s)%s",
-		what, d->last_apply_ms, t_resolved - t0, t_synced - t_resolved,
+		what, d->last_apply_ms, t_resolved - t0,
+		some ? " of the changed Services only" : "", t_synced - t_resolved,
 		sp_sync_n_services(d->sync), sp_sync_n_backends(d->sync), st.svc_added,
 		st.svc_removed, st.svc_rebuilt, st.fe_written, st.fe_deleted,
 		err ? " (with errors, see above)" : "");
@@ -1049,6 +1060,7 @@ static int apply_model(struct daemon *d, const struct sp_model *m, const char *w
 	sp_desired_free(&d->prev);
 	d->prev = want;
 	d->prev_ok = !err;
+	d->names_stale = false;
 	publish(d);
 	return err;
 }
@@ -1067,38 +1079,62 @@ static void trim_heap(void)
 	malloc_trim(0);
 }
 
-/* Load the config file (or the embedded default) into *m, naming it in
- * what. On failure err says file, line and problem; the caller logs it. */
-static int load_config(const struct daemon *d, struct sp_model *m, const char *why, char *what,
-		       size_t wlen, char *err, size_t errlen)
+/* Load the config file (or the embedded default) into d->cfile, naming it
+ * in what. On failure err says file, line and problem (the caller logs it)
+ * and d->cfile keeps its last good model. */
+static int load_config(struct daemon *d, const char *why, char *what, size_t wlen, char *err,
+		       size_t errlen)
 {
-	if (d->o->config) {
-		snprintf(what, wlen, "%s (%s)", d->o->config, why);
-		return sp_config_load(d->o->config, m, err, errlen);
-	}
-	snprintf(what, wlen, "embedded default config (%s)", why);
-	return sp_config_parse_buf(sp_default_config, strlen(sp_default_config),
-				   SP_DEFAULT_CONFIG_NAME, m, err, errlen);
+	struct sp_config_file_stats st;
+	double t0 = now_ms();
+	int rc;
+
+	if (d->o->config)
+		rc = sp_config_file_load(d->cfile, err, errlen);
+	else
+		rc = sp_config_file_parse_buf(d->cfile, sp_default_config,
+					      strlen(sp_default_config), err, errlen);
+	if (rc)
+		return rc;
+	sp_config_file_stats(d->cfile, &st);
+	/* Which parse it was: the incremental reload's figure (issue 11). */
+	if (st.incremental)
+		snprintf(what, wlen, "%s (%s; %zu of %zu item(s) parsed again, %.1f ms)",
+			 d->o->config ? d->o->config : "embedded default config", why, st.parsed,
+			 st.items, now_ms() - t0);
+	else
+		snprintf(what, wlen, "%s (%s; whole file parsed, %.1f ms%s%s)",
+			 d->o->config ? d->o->config : "embedded default config", why,
+			 now_ms() - t0, st.n_whole > 1 && st.why_whole ? ": " : "",
+			 st.n_whole > 1 && st.why_whole ? st.why_whole : "");
+	return 0;
 }
 
 /* Load and apply the config again. On a bad file the running state stays
- * and the error names file, line and problem. */
-static int apply_config(struct daemon *d, const char *why)
+ * and the error names file, line and problem. After a load that parsed
+ * only the changed items, only their Services are resolved again; with
+ * force (SIGHUP), everything is parsed and resolved again. */
+static int apply_config(struct daemon *d, const char *why, bool force)
 {
-	struct sp_model m = { 0 };
-	char err[512], what[PATH_MAX + 64];
+	const char *const *names = NULL;
+	char err[512], what[PATH_MAX + 160];
+	size_t n_names = 0;
 	int ret;
 
 	pthread_mutex_lock(&d->pub_lock);
 	d->pub.last_queued_ts = real_ns() / 1e9;
 	pthread_mutex_unlock(&d->pub_lock);
-	ret = load_config(d, &m, why, what, sizeof(what), err, sizeof(err));
+	if (force)
+		sp_config_file_reset(d->cfile);
+	ret = load_config(d, why, what, sizeof(what), err, sizeof(err));
 	if (ret) {
 		pr_err("%s; keeping the running state", err);
 		return ret;
 	}
-	ret = apply_model(d, &m, what, true, NULL, 0, NULL);
-	sp_model_free(&m);
+	if (sp_config_file_changed(d->cfile, &names, &n_names) == 0)
+		return apply_model(d, sp_config_file_model(d->cfile), what, true, names, n_names,
+				   NULL);
+	ret = apply_model(d, sp_config_file_model(d->cfile), what, true, NULL, 0, NULL);
 	trim_heap();
 	return ret;
 }
@@ -1688,8 +1724,7 @@ static void announce_ready(struct daemon *d)
  * second or more, and neither needs the other until the first apply.
  */
 struct start_parse {
-	const struct daemon *d;
-	struct sp_model *m;
+	struct daemon *d;
 	char *what;
 	size_t wlen;
 	char msg[512];
@@ -1702,7 +1737,7 @@ static void *start_parse_main(void *arg)
 	struct start_parse *p = arg;
 	double t0 = now_ms();
 
-	p->err = load_config(p->d, p->m, "start", p->what, p->wlen, p->msg, sizeof(p->msg));
+	p->err = load_config(p->d, "start", p->what, p->wlen, p->msg, sizeof(p->msg));
 	p->ms = now_ms() - t0;
 	return NULL;
 }
@@ -1774,8 +1809,7 @@ int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
 	struct daemon d = { 0 };
-	struct sp_model start_model = { 0 };
-	char start_what[PATH_MAX + 64] = "";
+	char start_what[PATH_MAX + 160] = "";
 	struct sp_k8s *k8s = NULL;
 	struct sp_sync_maps sm;
 	sigset_t mask;
@@ -1797,6 +1831,13 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Blocks of 1 MiB and more (the config file's text, the model's and
+	 * the desired state's arrays) get pages of their own, returned when
+	 * freed. Left to itself glibc raises this threshold to the size of the
+	 * largest block freed so far, so the next 10 MB read of the file lands
+	 * in the heap and stays resident after an incremental change, which
+	 * does not trim (see trim_heap). */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	d.o = &o;
 	d.start.t0 = now_ms();
 	d.k8s_efd = -1;
@@ -1841,7 +1882,12 @@ int cmd_run(int argc, char **argv)
 			pr_err("config %s: %s", o.config, strerror(-err));
 			goto out;
 		}
-		sp = (struct start_parse){ .d = &d, .m = &start_model, .what = start_what,
+		err = sp_config_file_new(o.config ? o.config : SP_DEFAULT_CONFIG_NAME, &d.cfile);
+		if (err) {
+			pr_err("%s", strerror(-err));
+			goto out;
+		}
+		sp = (struct start_parse){ .d = &d, .what = start_what,
 					   .wlen = sizeof(start_what) };
 		parsing = pthread_create(&parse_thread, NULL, start_parse_main, &sp) == 0;
 		if (!parsing) { /* then here, first */
@@ -1907,9 +1953,9 @@ int cmd_run(int argc, char **argv)
 	/* Maps first, then attach: a new program never sees empty maps. */
 	if (!o.kubeconfig && !o.in_cluster) {
 		/* A file that does not fit is an error at start too (-EFBIG). */
-		err = apply_model(&d, d.cdir ? sp_config_dir_model(d.cdir) : &start_model,
+		err = apply_model(&d,
+				  d.cdir ? sp_config_dir_model(d.cdir) : sp_config_file_model(d.cfile),
 				  start_what, true, NULL, 0, NULL);
-		sp_model_free(&start_model);
 		trim_heap();
 		if (err && err != -ENOSPC)
 			goto out;
@@ -2011,7 +2057,7 @@ int cmd_run(int argc, char **argv)
 					} else if (!k8s) {
 						config_changed(&d);
 						sp_proxy_health_queued(&d.ph, sp_mono_ns());
-						apply_config(&d, "SIGHUP");
+						apply_config(&d, "SIGHUP", true);
 					}
 				} else {
 					pr_info("signal %d: exiting; the datapath stays attached "
@@ -2058,7 +2104,7 @@ int cmd_run(int argc, char **argv)
 			apply_config_dir(&d, "files changed", false);
 		} else if (tick && !k8s && config_changed(&d)) {
 			sp_proxy_health_queued(&d.ph, sp_mono_ns());
-			apply_config(&d, "file changed");
+			apply_config(&d, "file changed", false);
 		}
 	}
 	err = 0;
@@ -2069,7 +2115,7 @@ out:
 	sp_http_stop(d.proxy_http);
 	sp_svc_health_free(d.svc_health);
 	gc_stop(&d);
-	sp_model_free(&start_model);
+	sp_config_file_free(d.cfile);
 	if (k8s)
 		sp_k8s_stop(k8s);
 	if (d.k8s_pending)

@@ -97,10 +97,7 @@ struct sp_sync {
 	void *bes; /* tsearch tree of struct app_be * by identity */
 	size_t n_svcs, n_bes;
 	uint8_t *chunk_used; /* maglev_chunks entries */
-	/* Entries of chunk_used set: read for /metrics at every apply, where
-	 * a walk over the bitmap cost 7 ms of a one-Service change at
-	 * 100,000 Services (3.3 million chunks). */
-	size_t n_chunks_used;
+	uint32_t n_chunks_used; /* of them, in use (for /metrics, without a walk) */
 	uint32_t chunk_cursor;
 	uint8_t *svc_id_used; /* max_svc_ids entries */
 	/* No svc_id below this is free: the lowest free one is allocated, as
@@ -422,6 +419,18 @@ static int flush_writes(struct sp_sync *s)
 
 /* ---- allocators ---------------------------------------------------------- */
 
+/* Mark n chunks from first used (or free), keeping the count of used ones. */
+static void chunks_mark(struct sp_sync *s, uint32_t first, uint32_t n, bool used)
+{
+	uint32_t i;
+
+	for (i = first; i < first + n; i++) {
+		s->n_chunks_used += used && !s->chunk_used[i];
+		s->n_chunks_used -= !used && s->chunk_used[i];
+		s->chunk_used[i] = used;
+	}
+}
+
 /* First fit from a rotating cursor over the chunk bitmap. */
 static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 {
@@ -441,8 +450,7 @@ static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 		if (++run == chunks) {
 			uint32_t first = i + 1 - chunks;
 
-			memset(s->chunk_used + first, 1, chunks);
-			s->n_chunks_used += chunks;
+			chunks_mark(s, first, chunks, true);
 			s->chunk_cursor = i + 1 < total ? i + 1 : 0;
 			*out = first;
 			return 0;
@@ -453,15 +461,8 @@ static int region_alloc_once(struct sp_sync *s, uint32_t chunks, uint32_t *out)
 
 static void region_free(struct sp_sync *s, uint32_t first, uint32_t chunks)
 {
-	uint32_t i;
-
-	if (!chunks || first + chunks > s->maps.maglev_chunks)
-		return;
-	/* Bit by bit: recovery frees regions before sp_sync_new counts them. */
-	for (i = first; i < first + chunks; i++) {
-		s->n_chunks_used -= s->chunk_used[i] != 0;
-		s->chunk_used[i] = 0;
-	}
+	if (chunks && first + chunks <= s->maps.maglev_chunks)
+		chunks_mark(s, first, chunks, false);
 }
 
 static void flush_retired(struct sp_sync *s);
@@ -1863,7 +1864,7 @@ static int recover_svc(struct sp_sync *s, uint32_t svc_id, const struct sp_svc_m
 	}
 	s->n_svcs++;
 	s->svc_id_used[svc_id] = 1;
-	memset(s->chunk_used + a->region, 1, a->chunks);
+	chunks_mark(s, a->region, a->chunks, true);
 	a->seen = 1;
 	return 0;
 bad:
@@ -2096,7 +2097,6 @@ out:
 int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 {
 	struct sp_sync *s = calloc(1, sizeof(*s));
-	uint32_t i;
 	int err, ncpu;
 
 	if (!s)
@@ -2129,10 +2129,6 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 		sp_sync_free(s);
 		return err;
 	}
-	/* Regions recovered from the pins: counted once here. */
-	s->n_chunks_used = 0;
-	for (i = 0; i < maps->maglev_chunks; i++)
-		s->n_chunks_used += s->chunk_used[i] != 0;
 	reclaimer_start(s);
 	*out = s;
 	return 0;

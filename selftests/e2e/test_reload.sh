@@ -17,7 +17,7 @@
 STREAMS="1 2 3 4"
 for i in $STREAMS; do e2e_cases "long-lived-s$i-keeps-backend"; done
 e2e_cases new-flows-avoid-removed-backend new-flows-reach-added-backends \
-	bad-config-keeps-state bad-config-reported reload-on-file-change
+	bad-config-keeps-state bad-config-reported reload-on-file-change reload-parses-changed-items
 
 e2e_begin --pods 5
 for i in $STREAMS; do
@@ -144,6 +144,7 @@ fi
 # Rewrite the file without SIGHUP: s1 loses pod3 (the daemon watches the file).
 echo "$good" | e2e_write_config # the good one again, then the change
 sleep 0.3
+log_before=$(wc -l <"$E2E_LOG")
 config "${BACKEND[1]},pod4" "${BACKEND[2]},pod3,pod4" "${BACKEND[3]},pod3,pod4" \
 	"${BACKEND[4]},pod3,pod4" | e2e_write_config
 : >"$CL_TMP/fc"
@@ -155,6 +156,18 @@ if cl_until 8 no_pod3; then
 	pass reload-on-file-change
 else
 	fail reload-on-file-change "s1 still reaches pod3 (or fails) 8 s after the file changed: $(sort "$CL_TMP/fc" | uniq -c | tr '\n' ' ')"
+fi
+# That change touched two items of twelve (s1's IPv4 and IPv6 slices): only
+# they were parsed, and only s1 resolved again (issue 11's incremental reload).
+inc_line() {
+	tail -n "+$((log_before + 1))" "$E2E_LOG" |
+		grep -m1 'config\.yaml (file changed; 2 of 12 item(s) parsed again, [0-9.]* ms) applied in .*(resolve [0-9.]* of the changed Services only'
+}
+cl_until 3 inc_line
+if [ -n "$(inc_line)" ]; then
+	pass reload-parses-changed-items
+else
+	fail reload-parses-changed-items "no apply of 2 of 12 items with the changed Services only: $(tail -n "+$((log_before + 1))" "$E2E_LOG" | grep ' applied in ' | tail -2 | tr '\n' ' ')"
 fi
 
 # The long-lived connections: still open, every reply from the first

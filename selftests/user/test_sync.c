@@ -376,6 +376,7 @@ static void test_restart_recovery(void)
 	struct dump d0[N_DUMPS] = { 0 }, d1[N_DUMPS] = { 0 };
 	struct sp_svc_stats pcpu[256] = { 0 };
 	const char *differ;
+	size_t chunks_before;
 	__u32 id;
 
 	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
@@ -388,6 +389,8 @@ static void test_restart_recovery(void)
 		goto out;
 	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
 	lookup_fe(&x, 10, &before);
+	chunks_before = sp_sync_maglev_chunks_used(s);
+	ASSERT_NEQ(chunks_before, 0, "Maglev chunks in use");
 	sp_sync_free(s);
 	s = NULL;
 	/* Traffic counted while the daemon was away (the datapath's writes). */
@@ -405,6 +408,7 @@ static void test_restart_recovery(void)
 	if (!ASSERT_EQ(sp_sync_new(&x.m, &s2), 0, "second daemon recovers"))
 		goto out;
 	ASSERT_EQ(sp_sync_n_services(s2), 2, "services recovered");
+	ASSERT_EQ(sp_sync_maglev_chunks_used(s2), chunks_before, "Maglev chunks in use recovered");
 	ASSERT_EQ(sp_sync_n_backends(s2), 4, "backends recovered");
 	ASSERT_EQ(sp_sync_maglev_chunks_used(s2), meta_chunks(&x), "chunks used, recovered");
 	ASSERT_EQ(sp_sync_apply(s2, &d, &st), 0, "apply after restart");
@@ -984,10 +988,13 @@ static void test_deferred_reclaim(void)
 	if (!ASSERT_EQ(sp_sync_new(&y.m, &t), 0, "sp_sync_new"))
 		goto out;
 	apply_one(t, B123, "small: first table");
+	ASSERT_EQ(sp_sync_maglev_chunks_used(t), 9, "chunks in use: one table");
 	apply_one(t, B124, "small: second table beside it");
+	ASSERT_EQ(sp_sync_maglev_chunks_used(t), 18, "chunks in use: the live and the retired one");
 	ASSERT_EQ(grace_main_calls, 0, "no wait while free chunks remain");
 	apply_one(t, B125, "small: third table in the first one's chunks");
 	ASSERT_EQ(grace_main_calls, 1, "one wait for the retired chunks");
+	ASSERT_EQ(sp_sync_maglev_chunks_used(t), 18, "chunks in use: the first table's reused");
 out:
 	grace_open = true;
 	sp_sync_free(s);
