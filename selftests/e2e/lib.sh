@@ -210,6 +210,25 @@ e2e_http_status() {
 # failed, the distinct backends, and the first error seen.
 E2E_OK=0 E2E_BAD=0 E2E_BACKENDS="" E2E_FIRST_ERR=""
 
+# e2e_stats_snap FILE: the node's per-hook counters now, as "hook.counter
+# value" lines (svcplane stats --json).
+e2e_stats_snap() {
+	sp "$E2E_NODE" stats --json |
+		"$CL_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+for h, cs in d["by_hook"].items():
+    for k, v in cs.items():
+        print("%s.%s %d" % (h, k, v))' >"$1"
+}
+# e2e_stats_delta A B HOOK.COUNTER: how much HOOK.COUNTER grew from
+# snapshot A to B (e2e_stats_snap).
+e2e_stats_delta() {
+	local a b
+	a=$(awk -v k="$3" '$1 == k { print $2 }' "$1")
+	b=$(awk -v k="$3" '$1 == k { print $2 }' "$2")
+	echo $((${b:-0} - ${a:-0}))
+}
 e2e_count() { # reads result lines on stdin
 	local lines
 	lines=$(cat)

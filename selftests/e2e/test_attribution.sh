@@ -37,23 +37,6 @@ HTTP='[{name: http, protocol: TCP, port: 8080}]'
 } | e2e_write_config
 e2e_start_daemon || e2e_abort "svcplane did not become ready"
 
-# snap FILE: the per-hook counters now, as "hook.counter value" lines.
-snap() {
-	sp "$E2E_NODE" stats --json |
-		"$CL_PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-for h, cs in d["by_hook"].items():
-    for k, v in cs.items():
-        print("%s.%s %d" % (h, k, v))' >"$1"
-}
-# delta A B HOOK.COUNTER: how much HOOK.COUNTER grew from snapshot A to B.
-delta() {
-	local a b
-	a=$(awk -v k="$3" '$1 == k { print $2 }' "$1")
-	b=$(awk -v k="$3" '$1 == k { print $2 }' "$2")
-	echo $((${b:-0} - ${a:-0}))
-}
 # expect CASE A B HOOK.COUNTER=N...: PASS if every counter grew by exactly N
 # (N may be "+" for "at least one").
 expect() {
@@ -61,7 +44,7 @@ expect() {
 	shift 3
 	for kv in "$@"; do
 		k=${kv%=*} n=${kv#*=}
-		d=$(delta "$a" "$b" "$k")
+		d=$(e2e_stats_delta "$a" "$b" "$k")
 		if [ "$n" = + ]; then
 			[ "$d" -ge 1 ] || why+=" $k +$d (expected at least +1)"
 		elif [ "$d" -ne "$n" ]; then
@@ -74,9 +57,9 @@ S="$CL_TMP/stats"
 
 # External client -> LB address: XDP on the uplink picks the backend; the
 # pods' replies are reverse-NATed on their veths (TC ingress).
-snap "$S.0"
+e2e_stats_snap "$S.0"
 e2e_http_n "$CL_CLIENT" 10.10.0.170 80 5
-snap "$S.1"
+e2e_stats_snap "$S.1"
 if [ "$E2E_OK" -ne 5 ]; then
 	fail external-lb-new-flows-in-xdp "$E2E_OK of 5 answered: $E2E_FIRST_ERR"
 	fail external-lb-replies-in-pod-hook "no traffic"
@@ -88,9 +71,9 @@ fi
 
 # Pod -> ClusterIP: the pod veth's TC ingress does the DNAT, not the
 # uplink's TC egress (which the node's default route would also reach).
-snap "$S.2"
+e2e_stats_snap "$S.2"
 e2e_http_n "${CL_POD_NS[pod1]}" 10.96.0.70 80 5
-snap "$S.3"
+e2e_stats_snap "$S.3"
 if [ "$E2E_OK" -ne 5 ]; then
 	fail pod-clusterip-new-flows-in-pod-hook-only "$E2E_OK of 5 answered: $E2E_FIRST_ERR"
 else
@@ -99,9 +82,9 @@ else
 fi
 
 # Host process -> ClusterIP: the uplink's TC egress.
-snap "$S.4"
+e2e_stats_snap "$S.4"
 e2e_http_n "$E2E_NODE" 10.96.0.70 80 5
-snap "$S.5"
+e2e_stats_snap "$S.5"
 if [ "$E2E_OK" -ne 5 ]; then
 	fail host-clusterip-new-flows-in-host-hook-only "$E2E_OK of 5 answered: $E2E_FIRST_ERR"
 else
@@ -111,9 +94,9 @@ fi
 
 # External client -> LB of an empty Service: XDP leaves the answer to the
 # uplink's TC ingress, which sends the RST (and counts it once).
-snap "$S.6"
+e2e_stats_snap "$S.6"
 out=$(cl_connect "$CL_CLIENT" 10.10.0.171 80)
-snap "$S.7"
+e2e_stats_snap "$S.7"
 if [[ $out != "ERR ECONNREFUSED"* ]]; then
 	fail reject-answered-by-uplink-tc "expected ECONNREFUSED, got: ${out:-nothing}"
 else
@@ -124,9 +107,9 @@ fi
 # Host -> a Service whose endpoint is the node itself: the request and the
 # reply both leave by the uplink's TC egress (the request hairpinned, the
 # reply to the hairpin address), which hands each to lo after NAT.
-snap "$S.8"
+e2e_stats_snap "$S.8"
 out=$(in_node curl -s --max-time 5 http://10.96.0.72:443/ 2>&1)
-snap "$S.9"
+e2e_stats_snap "$S.9"
 if [[ $out != "node "* ]]; then
 	fail local-endpoint-through-host-hook "GET http://10.96.0.72:443/ from the node: ${out:-no answer}"
 else

@@ -36,23 +36,6 @@ NODE=$E2E_NODE
 HIF1=${CL_POD_HOSTIF[pod1]}
 N=10
 
-# snap FILE: the per-hook counters now, as "hook.counter value" lines.
-snap() {
-	sp "$NODE" stats --json |
-		"$CL_PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-for h, cs in d["by_hook"].items():
-    for k, v in cs.items():
-        print("%s.%s %d" % (h, k, v))' >"$1"
-}
-# delta A B HOOK.COUNTER: how much HOOK.COUNTER grew from snapshot A to B.
-delta() {
-	local a b
-	a=$(awk -v k="$3" '$1 == k { print $2 }' "$1")
-	b=$(awk -v k="$3" '$1 == k { print $2 }' "$2")
-	echo $((${b:-0} - ${a:-0}))
-}
 # tx_of DEV: packets the node's DEV has sent.
 tx_of() { ip netns exec "$NODE" cat "/sys/class/net/$1/statistics/tx_packets"; }
 S="$CL_TMP/stats"
@@ -62,8 +45,8 @@ S="$CL_TMP/stats"
 # fell back.
 expect_peer() {
 	local c=$1 h=$2 min=$3 d f
-	d=$(delta "$S.a" "$S.b" "$h.peer_redirects")
-	f=$(delta "$S.a" "$S.b" "$h.peer_fallbacks")
+	d=$(e2e_stats_delta "$S.a" "$S.b" "$h.peer_redirects")
+	f=$(e2e_stats_delta "$S.a" "$S.b" "$h.peer_fallbacks")
 	if [ "$d" -ge "$min" ] && [ "$f" = 0 ]; then
 		pass "$c"
 	else
@@ -81,10 +64,10 @@ e2e_http_n "$CLIENT" fd00:10::100 80 2
 for fam in ipv4 ipv6; do
 	vip=10.10.0.100
 	[ $fam = ipv6 ] && vip=fd00:10::100
-	snap "$S.a"
+	e2e_stats_snap "$S.a"
 	tx0=$(tx_of "$HIF1")
 	e2e_http_n "$CLIENT" "$vip" 80 $N
-	snap "$S.b"
+	e2e_stats_snap "$S.b"
 	tx1=$(tx_of "$HIF1")
 	if all_answered $N; then
 		# At least the SYN, the request and the last ACK of each.
@@ -93,9 +76,9 @@ for fam in ipv4 ipv6; do
 		fail "lb-$fam-tcp-peer" "$E2E_OK of $N answered: $E2E_FIRST_ERR"
 	fi
 	[ $fam = ipv4 ] && TX_V4=$((tx1 - tx0))
-	snap "$S.a"
+	e2e_stats_snap "$S.a"
 	e2e_udp_n "$CLIENT" "$vip" 53 $N
-	snap "$S.b"
+	e2e_stats_snap "$S.b"
 	if all_answered $N; then
 		expect_peer "lb-$fam-udp-peer" uplink_tc $N
 	else
@@ -110,9 +93,9 @@ check peer-skips-host-veth "$HIF1 sent $TX_V4 packets for $N connections (expect
 # pod2 -> ClusterIP -> pod1, both on this node: pod2's veth (TC) NATs and
 # delivers into pod1; pod1's veth reverse-NATs and delivers into pod2.
 e2e_http_n "${CL_POD_NS[pod2]}" 10.96.0.10 80 2 # warm-up (neighbours)
-snap "$S.a"
+e2e_stats_snap "$S.a"
 e2e_http_n "${CL_POD_NS[pod2]}" 10.96.0.10 80 $N
-snap "$S.b"
+e2e_stats_snap "$S.b"
 if all_answered $N; then
 	# Both directions: at least 3 packets each way per connection.
 	expect_peer pod-to-local-pod-peer pod $((6 * N))
@@ -129,10 +112,10 @@ for fam in ipv4 ipv6; do
 		vip=fd00:10::100 pod=${CL_POD_V6[pod1]}
 	fi
 	ip -n "$NODE" neigh del "$pod" dev "$HIF1" 2>/dev/null
-	snap "$S.a"
+	e2e_stats_snap "$S.a"
 	e2e_http_n "$CLIENT" "$vip" 80 1
-	snap "$S.b"
-	f=$(delta "$S.a" "$S.b" uplink_tc.peer_fallbacks)
+	e2e_stats_snap "$S.b"
+	f=$(e2e_stats_delta "$S.a" "$S.b" uplink_tc.peer_fallbacks)
 	if all_answered 1 && [ "$f" -ge 1 ]; then
 		pass "no-neigh-$fam-falls-back"
 	else
@@ -140,9 +123,9 @@ for fam in ipv4 ipv6; do
 	fi
 done
 # Resolved by the stack meanwhile: the fast path again.
-snap "$S.a"
+e2e_stats_snap "$S.a"
 e2e_http_n "$CLIENT" 10.10.0.100 80 $N
-snap "$S.b"
+e2e_stats_snap "$S.b"
 if all_answered $N; then
 	expect_peer neigh-resolved-peer-again uplink_tc $((3 * N))
 else
@@ -154,16 +137,16 @@ kill -TERM "$SP_PID"
 for ((i = 0; i < 50; i++)); do kill -0 "$SP_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$SP_PID" 2>/dev/null && cl_kill_pid "$SP_PID"
 e2e_start_daemon --host-routing=off || e2e_abort "svcplane --host-routing=off did not become ready"
-snap "$S.a"
+e2e_stats_snap "$S.a"
 tx0=$(tx_of "$HIF1")
 e2e_http_n "$CLIENT" 10.10.0.100 80 $N
 ok=$E2E_OK
 e2e_http_n "${CL_POD_NS[pod2]}" 10.96.0.10 80 $N
 ok=$((ok + E2E_OK))
-snap "$S.b"
+e2e_stats_snap "$S.b"
 tx=$(($(tx_of "$HIF1") - tx0))
-d=$(($(delta "$S.a" "$S.b" uplink_tc.peer_redirects) + $(delta "$S.a" "$S.b" pod.peer_redirects)))
-f=$(delta "$S.a" "$S.b" uplink_tc.peer_fallbacks)
+d=$(($(e2e_stats_delta "$S.a" "$S.b" uplink_tc.peer_redirects) + $(e2e_stats_delta "$S.a" "$S.b" pod.peer_redirects)))
+f=$(e2e_stats_delta "$S.a" "$S.b" uplink_tc.peer_fallbacks)
 if [ $ok = $((2 * N)) ] && [ $d = 0 ] && [ $f = 0 ] && [ $tx -ge $((3 * N)) ]; then
 	pass off-uses-stack
 else
