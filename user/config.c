@@ -1293,9 +1293,9 @@ static int parse_endpoint(struct cfg *c, int idx, const char *path, struct sp_sl
 		rc = get_name(c, v[EF_NODE_NAME], fp, NAME_SUBDOMAIN, &node);
 		if (rc)
 			return rc;
-		ep->node_name = sp_intern(node);
+		rc = sp_ep_set_topo(ep, node, NULL, NULL);
 		free(node);
-		if (!ep->node_name)
+		if (rc)
 			return cfg_nomem(c);
 	}
 	return 0;

@@ -195,7 +195,7 @@ size_t sp_health_local_endpoints(const struct sp_model *m, const struct sp_servi
 		for (e = 0; e < sl->n_endpoints; e++) {
 			const struct sp_endpoint *ep = &sl->endpoints[e];
 
-			if (!ep->ready || !ep->node_name || strcmp(ep->node_name, node_name))
+			if (!ep->ready || !sp_ep_node(ep) || strcmp(sp_ep_node(ep), node_name))
 				continue;
 			for (p = 0; p < sl->n_ports; p++) {
 				memset(&k, 0, sizeof(k));

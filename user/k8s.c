@@ -386,6 +386,20 @@ static struct entry *store_take(struct store *s, const char *key)
 	for ((i) = 0; (i) < (s)->nb; (i)++)      \
 		for ((e) = (s)->b[i]; (e); (e) = (e)->next)
 
+/*
+ * A zeroed entry with room for kind's member of the union only: a slice
+ * does not pay for a Service's larger struct (64 B each, 0.6 MiB of RSS at
+ * 10,000 slices). Nothing copies whole entries, so the tail may be absent.
+ */
+static struct entry *entry_alloc(enum res_kind kind)
+{
+	size_t sz = kind == RES_SVC	? offsetof(struct entry, svc) + sizeof(struct sp_service) :
+		    kind == RES_SLICE	? offsetof(struct entry, slice) + sizeof(struct sp_slice) :
+					  sizeof(struct entry);
+
+	return calloc(1, sz);
+}
+
 /* Add a key to a set store; duplicates are fine. */
 static void set_add(struct store *set, const char *key)
 {
@@ -835,7 +849,7 @@ static int parse_entry(struct watch *w, struct json_object *obj, const char *key
 	int ret;
 
 	*out = NULL;
-	e = calloc(1, sizeof(*e));
+	e = entry_alloc(w->kind);
 	if (!e || !(e->key = strdup(key))) {
 		free(e);
 		return -ENOMEM;
@@ -878,7 +892,7 @@ static int parse_entry(struct watch *w, struct json_object *obj, const char *key
 /* A deep copy of an entry, or NULL on -ENOMEM. */
 static struct entry *entry_dup(enum res_kind kind, const struct entry *o)
 {
-	struct entry *e = calloc(1, sizeof(*e));
+	struct entry *e = entry_alloc(kind);
 	int ret = 0;
 
 	if (!e)

@@ -780,7 +780,7 @@ static int parse_endpoint(struct json_object *ep, uint8_t family, const char *at
 			  void *warn_arg, char *why, size_t whylen)
 {
 	struct json_object *addrs, *a0, *hints;
-	const char *node;
+	const char *node, *zones = NULL, *nodes = NULL;
 	char f[64];
 	int rc;
 
@@ -808,22 +808,17 @@ static int parse_endpoint(struct json_object *ep, uint8_t family, const char *at
 		errf(why, whylen, "EndpointSlice %s: endpoints[%zu].nodeName is not a string", id, i);
 		return -EINVAL;
 	}
-	if (node && !(e->node_name = sp_intern(node)))
-		return -ENOMEM;
 	/* Malformed hints count as none: the endpoint still serves, and one
 	 * endpoint without hints turns topology off for its Service
 	 * (kube-proxy's rule), which is the safe way to be wrong. */
 	hints = jget(ep, "hints");
 	if (hints && jis(hints, json_type_object)) {
-		rc = parse_hint_names(hints, "forZones", &e->zone_hints);
-		rc = rc ?: parse_hint_names(hints, "forNodes", &e->node_hints);
-		if (rc == -ENOMEM) {
-			memset(e, 0, sizeof(*e)); /* interned strings are never freed */
-			return -ENOMEM;
-		}
+		rc = parse_hint_names(hints, "forZones", &zones);
+		rc = rc ?: parse_hint_names(hints, "forNodes", &nodes);
+		if (rc == -ENOMEM)
+			return -ENOMEM; /* interned strings are never freed */
 		if (rc) {
-			e->zone_hints = NULL;
-			e->node_hints = NULL;
+			zones = nodes = NULL;
 			warnf(warn, warn_arg,
 			      "EndpointSlice %s: endpoints[%zu].hints is malformed: ignored", id, i);
 		}
@@ -831,7 +826,7 @@ static int parse_endpoint(struct json_object *ep, uint8_t family, const char *at
 		warnf(warn, warn_arg, "EndpointSlice %s: endpoints[%zu].hints is malformed: ignored",
 		      id, i);
 	}
-	return 0;
+	return sp_ep_set_topo(e, node, zones, nodes);
 }
 
 static int parse_slice_body(struct json_object *obj, struct sp_slice *s, const char *id,

@@ -110,6 +110,70 @@ out:
 	return r;
 }
 
+/* The interned (node, zone hints, node hints) triples: as the strings. */
+static struct {
+	pthread_mutex_t lock;
+	struct sp_ep_topo **v;
+	size_t n, cap;
+} topos = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static struct sp_ep_topo **topo_slot(struct sp_ep_topo **v, size_t cap,
+				     const struct sp_ep_topo *t)
+{
+	/* The strings are interned: their addresses are their identity. */
+	uint64_t h = ((uintptr_t)t->node_name * 0x9e3779b97f4a7c15ULL) ^
+		     ((uintptr_t)t->zone_hints * 0xc2b2ae3d27d4eb4fULL) ^
+		     ((uintptr_t)t->node_hints * 0x165667b19e3779f9ULL);
+	size_t i = (size_t)(h ^ (h >> 29)) & (cap - 1);
+
+	while (v[i] && (v[i]->node_name != t->node_name || v[i]->zone_hints != t->zone_hints ||
+			v[i]->node_hints != t->node_hints))
+		i = (i + 1) & (cap - 1);
+	return &v[i];
+}
+
+int sp_ep_set_topo(struct sp_endpoint *e, const char *node, const char *zones, const char *nodes)
+{
+	struct sp_ep_topo t = { 0 }, **slot;
+	int rc = -ENOMEM;
+
+	if ((node && !(t.node_name = sp_intern(node))) ||
+	    (zones && !(t.zone_hints = sp_intern(zones))) ||
+	    (nodes && !(t.node_hints = sp_intern(nodes))))
+		return -ENOMEM;
+	if (!t.node_name && !t.zone_hints && !t.node_hints) {
+		e->topo = NULL;
+		return 0;
+	}
+	pthread_mutex_lock(&topos.lock);
+	if ((topos.n + 1) * 2 > topos.cap) {
+		size_t cap = topos.cap ? topos.cap * 2 : 64, i;
+		struct sp_ep_topo **v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			goto out;
+		for (i = 0; i < topos.cap; i++)
+			if (topos.v[i])
+				*topo_slot(v, cap, topos.v[i]) = topos.v[i];
+		free(topos.v);
+		topos.v = v;
+		topos.cap = cap;
+	}
+	slot = topo_slot(topos.v, topos.cap, &t);
+	if (!*slot) {
+		*slot = malloc(sizeof(**slot));
+		if (!*slot)
+			goto out;
+		**slot = t;
+		topos.n++;
+	}
+	e->topo = *slot;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&topos.lock);
+	return rc;
+}
+
 void sp_model_free(struct sp_model *m)
 {
 	size_t i;

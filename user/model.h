@@ -78,18 +78,49 @@ struct sp_ep_port {
 	uint16_t port;
 };
 
+/*
+ * Where an endpoint is: its node and its topology hints. A cluster has a
+ * handful of distinct ones, repeated on every endpoint, so each is
+ * interned once (sp_ep_set_topo) and an endpoint keeps one pointer: 16 B
+ * less per endpoint (1.6 MiB at 100,000 endpoints) than three.
+ */
+struct sp_ep_topo {
+	const char *node_name; /* interned (sp_intern); may be NULL */
+	/* Topology hints (hints.forZones[].name, hints.forNodes[].name), each a
+	 * comma-separated list (no name can hold a comma), interned; NULL:
+	 * none. */
+	const char *zone_hints;
+	const char *node_hints;
+};
+
 struct sp_endpoint {
 	struct sp_ip addr; /* first address of the endpoint */
 	bool ready; /* conditions.ready (nil counts as true) */
 	bool serving; /* conditions.serving (nil = ready) */
 	bool terminating; /* conditions.terminating (nil = false) */
-	const char *node_name; /* interned (sp_intern), never freed; may be NULL */
-	/* Topology hints (hints.forZones[].name, hints.forNodes[].name), each a
-	 * comma-separated list (no name can hold a comma), interned like the
-	 * node name (a few distinct values across all endpoints); NULL: none. */
-	const char *zone_hints;
-	const char *node_hints;
+	/* Interned, never freed; NULL: no node name and no hints. Read it with
+	 * sp_ep_node() and friends. */
+	const struct sp_ep_topo *topo;
 };
+
+/* Intern node, zones and nodes (each may be NULL) and the three together
+ * into e->topo (NULL when all are). 0 or -ENOMEM (e unchanged). */
+int sp_ep_set_topo(struct sp_endpoint *e, const char *node, const char *zones, const char *nodes);
+
+static inline const char *sp_ep_node(const struct sp_endpoint *e)
+{
+	return e->topo ? e->topo->node_name : NULL;
+}
+
+static inline const char *sp_ep_zone_hints(const struct sp_endpoint *e)
+{
+	return e->topo ? e->topo->zone_hints : NULL;
+}
+
+static inline const char *sp_ep_node_hints(const struct sp_endpoint *e)
+{
+	return e->topo ? e->topo->node_hints : NULL;
+}
 
 struct sp_slice {
 	char *ns;

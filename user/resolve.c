@@ -225,12 +225,13 @@ static uint8_t ep_topo(const struct rctx *r, const struct sp_endpoint *ep)
 {
 	uint8_t t = 0;
 
-	if (ep->zone_hints)
-		t |= TOPO_ZONE_HINTS | (in_list(ep->zone_hints, r->o ? r->o->zone : NULL) ?
+	if (sp_ep_zone_hints(ep))
+		t |= TOPO_ZONE_HINTS | (in_list(sp_ep_zone_hints(ep), r->o ? r->o->zone : NULL) ?
 						TOPO_ZONE_MATCH : 0);
-	if (ep->node_hints)
-		t |= TOPO_NODE_HINTS | (in_list(ep->node_hints, r->o ? r->o->node_name : NULL) ?
-						TOPO_NODE_MATCH : 0);
+	if (sp_ep_node_hints(ep))
+		t |= TOPO_NODE_HINTS |
+		     (in_list(sp_ep_node_hints(ep), r->o ? r->o->node_name : NULL) ? TOPO_NODE_MATCH :
+										     0);
 	return t;
 }
 
@@ -310,9 +311,9 @@ static int gather(struct rctx *r, const struct sp_service *s, const struct sp_sv
 				      sl->ns, sl->name, fam);
 				continue;
 			}
-			remote = r->o && r->o->node_name && ep->node_name &&
-				 strcmp(ep->node_name, r->o->node_name);
-			if (only_local && (!ep->node_name || remote))
+			remote = r->o && r->o->node_name && sp_ep_node(ep) &&
+				 strcmp(sp_ep_node(ep), r->o->node_name);
+			if (only_local && (!sp_ep_node(ep) || remote))
 				continue;
 			rc = cand_push(r, &ep->addr, sl->ports[j].port, ep_rank(ep),
 				       only_local ? 0 : ep_topo(r, ep), remote);

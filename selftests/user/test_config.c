@@ -494,7 +494,7 @@ static void test_default_config(void)
 		n_ep += m.slices[i].n_endpoints;
 		if (m.slices[i].n_endpoints) {
 			ASSERT_TRUE(m.slices[i].endpoints[0].ready, "ready");
-			ASSERT_STREQ(m.slices[i].endpoints[0].node_name, "node-a", "nodeName");
+			ASSERT_STREQ(sp_ep_node(&m.slices[i].endpoints[0]), "node-a", "nodeName");
 		}
 	}
 	ASSERT_EQ(n_ep, 12, "endpoints over all slices");
@@ -589,11 +589,11 @@ static void test_full_service(void)
 		ASSERT_TRUE(!sl->endpoints[0].ready && sl->endpoints[0].serving &&
 				    sl->endpoints[0].terminating,
 			    "terminating conditions");
-		ASSERT_STREQ(sl->endpoints[0].node_name, "node-a.example", "nodeName");
+		ASSERT_STREQ(sp_ep_node(&sl->endpoints[0]), "node-a.example", "nodeName");
 		ASSERT_TRUE(sl->endpoints[1].ready && sl->endpoints[1].serving &&
 				    !sl->endpoints[1].terminating,
 			    "null ready = ready, serving follows ready");
-		ASSERT_TRUE(sl->endpoints[1].node_name == NULL, "no nodeName");
+		ASSERT_TRUE(sp_ep_node(&sl->endpoints[1]) == NULL, "no nodeName");
 		ASSERT_TRUE(!sl->endpoints[2].ready && !sl->endpoints[2].serving,
 			    "serving follows ready=false");
 	}

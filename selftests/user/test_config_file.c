@@ -88,8 +88,9 @@ static bool slice_eq(const struct sp_slice *a, const struct sp_slice *b)
 
 		if (sp_ip_cmp(&p->addr, &q->addr) || p->ready != q->ready ||
 		    p->serving != q->serving || p->terminating != q->terminating ||
-		    !str_eq(p->node_name, q->node_name) || !str_eq(p->zone_hints, q->zone_hints) ||
-		    !str_eq(p->node_hints, q->node_hints))
+		    !str_eq(sp_ep_node(p), sp_ep_node(q)) ||
+		    !str_eq(sp_ep_zone_hints(p), sp_ep_zone_hints(q)) ||
+		    !str_eq(sp_ep_node_hints(p), sp_ep_node_hints(q)))
 			return false;
 	}
 	return true;

@@ -128,8 +128,8 @@ static struct json_object *update_json(const struct sp_k8s_update *u)
 			json_object_object_add(p, "ready", json_object_new_boolean(e->ready));
 			json_object_object_add(p, "serving", json_object_new_boolean(e->serving));
 			json_object_object_add(p, "terminating", json_object_new_boolean(e->terminating));
-			if (e->node_name)
-				json_object_object_add(p, "node", json_object_new_string(e->node_name));
+			if (sp_ep_node(e))
+				json_object_object_add(p, "node", json_object_new_string(sp_ep_node(e)));
 			json_object_array_add(eps, p);
 		}
 		json_object_object_add(o, "ports", ports);

@@ -351,7 +351,7 @@ static void test_slice(void)
 	if (!ASSERT_EQ(s.n_endpoints, 6, "endpoints"))
 		goto out;
 	ASSERT_STREQ(ipstr(&s.endpoints[0].addr), "10.244.1.5", "addr 0");
-	ASSERT_STREQ(s.endpoints[0].node_name, "node-a", "nodeName");
+	ASSERT_STREQ(sp_ep_node(&s.endpoints[0]), "node-a", "nodeName");
 	ASSERT_TRUE(s.endpoints[0].ready && s.endpoints[0].serving && !s.endpoints[0].terminating,
 		    "explicit ready");
 	ASSERT_STREQ(ipstr(&s.endpoints[1].addr), "10.244.2.6", "first address only");
@@ -360,7 +360,7 @@ static void test_slice(void)
 		    "empty conditions");
 	ASSERT_TRUE(s.endpoints[2].ready && s.endpoints[2].serving && !s.endpoints[2].terminating,
 		    "absent conditions");
-	ASSERT_TRUE(s.endpoints[2].node_name == NULL, "absent nodeName");
+	ASSERT_TRUE(sp_ep_node(&s.endpoints[2]) == NULL, "absent nodeName");
 	ASSERT_TRUE(!s.endpoints[3].ready && !s.endpoints[3].serving && !s.endpoints[3].terminating,
 		    "not ready, nil serving follows ready");
 	ASSERT_TRUE(!s.endpoints[4].ready && s.endpoints[4].serving && s.endpoints[4].terminating,
@@ -501,18 +501,18 @@ static void test_slice_hints(void)
 		       0, err))
 		return;
 	if (ASSERT_EQ(s.n_endpoints, 5, "all endpoints kept")) {
-		ASSERT_STREQ(s.endpoints[0].zone_hints, "z1,z2", "two zones");
-		ASSERT_STREQ(s.endpoints[0].node_hints, "node-a", "a node");
-		ASSERT_STREQ(s.endpoints[1].zone_hints, "z1", "one zone");
-		ASSERT_TRUE(!s.endpoints[1].node_hints, "no node hints");
-		ASSERT_TRUE(!s.endpoints[2].zone_hints && !s.endpoints[3].zone_hints,
+		ASSERT_STREQ(sp_ep_zone_hints(&s.endpoints[0]), "z1,z2", "two zones");
+		ASSERT_STREQ(sp_ep_node_hints(&s.endpoints[0]), "node-a", "a node");
+		ASSERT_STREQ(sp_ep_zone_hints(&s.endpoints[1]), "z1", "one zone");
+		ASSERT_TRUE(!sp_ep_node_hints(&s.endpoints[1]), "no node hints");
+		ASSERT_TRUE(!sp_ep_zone_hints(&s.endpoints[2]) && !sp_ep_zone_hints(&s.endpoints[3]),
 			    "malformed hints: none");
-		ASSERT_TRUE(!s.endpoints[4].zone_hints, "an empty list: none");
+		ASSERT_TRUE(!sp_ep_zone_hints(&s.endpoints[4]), "an empty list: none");
 		ASSERT_EQ(n_warnings, 2, "a warning per malformed hints");
 		ASSERT_CONTAINS(warnings, "endpoints[2].hints is malformed", "names it");
 		if (ASSERT_EQ(sp_k8s_slice_dup(&d, &s), 0, "dup")) {
-			ASSERT_STREQ(d.endpoints[0].zone_hints, "z1,z2", "dup: zones");
-			ASSERT_STREQ(d.endpoints[0].node_hints, "node-a", "dup: nodes");
+			ASSERT_STREQ(sp_ep_zone_hints(&d.endpoints[0]), "z1,z2", "dup: zones");
+			ASSERT_STREQ(sp_ep_node_hints(&d.endpoints[0]), "node-a", "dup: nodes");
 			sp_slice_free(&d);
 		}
 	}
@@ -735,9 +735,9 @@ static void test_dup(void)
 		return;
 	if (ASSERT_EQ(sp_k8s_slice_dup(&dl, &sl), 0, "dup slice")) {
 		ASSERT_EQ(dl.n_endpoints, 6, "endpoints");
-		ASSERT_STREQ(dl.endpoints[0].node_name, "node-a", "deep node name");
+		ASSERT_STREQ(sp_ep_node(&dl.endpoints[0]), "node-a", "deep node name");
 		/* Node names are interned: one copy for every endpoint of a node. */
-		ASSERT_TRUE(dl.endpoints[0].node_name == sl.endpoints[0].node_name, "interned");
+		ASSERT_TRUE(sp_ep_node(&dl.endpoints[0]) == sp_ep_node(&sl.endpoints[0]), "interned");
 		ASSERT_TRUE(dl.endpoints != sl.endpoints, "endpoints not shared");
 		sp_slice_free(&dl);
 	}

@@ -969,8 +969,7 @@ static void set_hints(struct sp_model *m, const char *addr, const char *zones, c
 
 		if (sp_ip_cmp(&e->addr, &ip))
 			continue;
-		e->zone_hints = zones ? sp_intern(zones) : NULL;
-		e->node_hints = nodes ? sp_intern(nodes) : NULL;
+		ASSERT_EQ(sp_ep_set_topo(e, sp_ep_node(e), zones, nodes), 0, "set hints");
 	}
 }
 
@@ -1164,8 +1163,31 @@ out:
 	sp_model_free(&b);
 }
 
+/* An endpoint's node and hints are one interned triple: equal triples
+ * share it, none is NULL. */
+static void test_ep_topo_interned(void)
+{
+	struct sp_endpoint a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+	char node[16];
+
+	snprintf(node, sizeof(node), "%s", "node-a"); /* not the literal's address */
+	ASSERT_EQ(sp_ep_set_topo(&a, "node-a", "z1", NULL), 0, "a");
+	ASSERT_EQ(sp_ep_set_topo(&b, node, "z1", NULL), 0, "b");
+	ASSERT_EQ(sp_ep_set_topo(&c, "node-a", NULL, "z1"), 0, "c");
+	ASSERT_EQ(sp_ep_set_topo(&d, NULL, NULL, NULL), 0, "d");
+	ASSERT_TRUE(a.topo && a.topo == b.topo, "equal triples: one copy");
+	ASSERT_TRUE(c.topo && c.topo != a.topo, "the same string as node hints: another");
+	ASSERT_TRUE(d.topo == NULL, "nothing: NULL");
+	ASSERT_STREQ(sp_ep_node(&b), "node-a", "node");
+	ASSERT_STREQ(sp_ep_zone_hints(&b), "z1", "zones");
+	ASSERT_TRUE(!sp_ep_node_hints(&b) && !sp_ep_zone_hints(&c), "absent hints");
+	ASSERT_STREQ(sp_ep_node_hints(&c), "z1", "node hints");
+	ASSERT_TRUE(!sp_ep_node(&d), "no node");
+}
+
 int main(void)
 {
+	RUN_TEST(test_ep_topo_interned);
 	RUN_TEST(test_default_config);
 	RUN_TEST(test_dual_stack);
 	RUN_TEST(test_port_matching);
