@@ -52,16 +52,6 @@ void sp_slice_free(struct sp_slice *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/*
- * The interned strings: an open-addressing hash set, grown at half full,
- * shared by every thread (the watcher parses on its own), never freed.
- */
-static struct {
-	pthread_mutex_t lock;
-	char **v;
-	size_t n, cap;
-} interned = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
 uint64_t sp_fnv1a(const char *s)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
@@ -73,69 +63,117 @@ uint64_t sp_fnv1a(const char *s)
 	return h;
 }
 
-/* The slot of s in v (cap a power of two): where it is or would go. */
-static char **intern_slot(char **v, size_t cap, const char *s)
-{
-	size_t i = (size_t)sp_fnv1a(s) & (cap - 1);
+/*
+ * An interning set: an open-addressing hash set of pointers, grown at
+ * half full, shared by every thread (the watcher parses on its own), its
+ * entries never freed. The strings and the endpoint triples below are two.
+ */
+struct iset {
+	pthread_mutex_t lock;
+	void **v;
+	size_t n, cap; /* cap a power of two */
+	uint64_t (*hash)(const void *);
+	bool (*eq)(const void *, const void *);
+};
 
-	while (v[i] && strcmp(v[i], s))
+/* The slot of key in v: where it is or would go. */
+static void **iset_slot(const struct iset *is, void **v, size_t cap, const void *key)
+{
+	size_t i = (size_t)is->hash(key) & (cap - 1);
+
+	while (v[i] && !is->eq(v[i], key))
 		i = (i + 1) & (cap - 1);
 	return &v[i];
 }
 
-const char *sp_intern(const char *s)
+/*
+ * The entry equal to key, or one made by dup(key) and added. NULL on
+ * -ENOMEM. The lock is held throughout, so dup runs at most once per key.
+ */
+static void *iset_get(struct iset *is, const void *key, void *(*dup)(const void *))
 {
-	char **slot, *r = NULL;
+	void **slot, *r = NULL;
 
-	pthread_mutex_lock(&interned.lock);
-	if ((interned.n + 1) * 2 > interned.cap) {
-		size_t cap = interned.cap ? interned.cap * 2 : 64, i;
-		char **v = calloc(cap, sizeof(*v));
+	pthread_mutex_lock(&is->lock);
+	if ((is->n + 1) * 2 > is->cap) {
+		size_t cap = is->cap ? is->cap * 2 : 64, i;
+		void **v = calloc(cap, sizeof(*v));
 
 		if (!v)
 			goto out;
-		for (i = 0; i < interned.cap; i++)
-			if (interned.v[i])
-				*intern_slot(v, cap, interned.v[i]) = interned.v[i];
-		free(interned.v);
-		interned.v = v;
-		interned.cap = cap;
+		for (i = 0; i < is->cap; i++)
+			if (is->v[i])
+				*iset_slot(is, v, cap, is->v[i]) = is->v[i];
+		free(is->v);
+		is->v = v;
+		is->cap = cap;
 	}
-	slot = intern_slot(interned.v, interned.cap, s);
-	if (!*slot && (*slot = strdup(s)))
-		interned.n++;
+	slot = iset_slot(is, is->v, is->cap, key);
+	if (!*slot && (*slot = dup(key)))
+		is->n++;
 	r = *slot;
 out:
-	pthread_mutex_unlock(&interned.lock);
+	pthread_mutex_unlock(&is->lock);
 	return r;
 }
 
-/* The interned (node, zone hints, node hints) triples: as the strings. */
-static struct {
-	pthread_mutex_t lock;
-	struct sp_ep_topo **v;
-	size_t n, cap;
-} topos = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static struct sp_ep_topo **topo_slot(struct sp_ep_topo **v, size_t cap,
-				     const struct sp_ep_topo *t)
+static uint64_t str_hash(const void *s)
 {
-	/* The strings are interned: their addresses are their identity. */
+	return sp_fnv1a(s);
+}
+
+static bool str_eq(const void *a, const void *b)
+{
+	return !strcmp(a, b);
+}
+
+static void *str_dup(const void *s)
+{
+	return strdup(s);
+}
+
+static struct iset strings = { .lock = PTHREAD_MUTEX_INITIALIZER, .hash = str_hash, .eq = str_eq };
+
+const char *sp_intern(const char *s)
+{
+	return iset_get(&strings, s, str_dup);
+}
+
+/* The endpoint triples: their strings are interned, so their addresses
+ * are their identity. */
+static uint64_t topo_hash(const void *p)
+{
+	const struct sp_ep_topo *t = p;
 	uint64_t h = ((uintptr_t)t->node_name * 0x9e3779b97f4a7c15ULL) ^
 		     ((uintptr_t)t->zone_hints * 0xc2b2ae3d27d4eb4fULL) ^
 		     ((uintptr_t)t->node_hints * 0x165667b19e3779f9ULL);
-	size_t i = (size_t)(h ^ (h >> 29)) & (cap - 1);
 
-	while (v[i] && (v[i]->node_name != t->node_name || v[i]->zone_hints != t->zone_hints ||
-			v[i]->node_hints != t->node_hints))
-		i = (i + 1) & (cap - 1);
-	return &v[i];
+	return h ^ (h >> 29);
 }
+
+static bool topo_eq(const void *a, const void *b)
+{
+	const struct sp_ep_topo *x = a, *y = b;
+
+	return x->node_name == y->node_name && x->zone_hints == y->zone_hints &&
+	       x->node_hints == y->node_hints;
+}
+
+static void *topo_dup(const void *p)
+{
+	struct sp_ep_topo *t = malloc(sizeof(*t));
+
+	if (t)
+		*t = *(const struct sp_ep_topo *)p;
+	return t;
+}
+
+static struct iset topos = { .lock = PTHREAD_MUTEX_INITIALIZER, .hash = topo_hash, .eq = topo_eq };
 
 int sp_ep_set_topo(struct sp_endpoint *e, const char *node, const char *zones, const char *nodes)
 {
-	struct sp_ep_topo t = { 0 }, **slot;
-	int rc = -ENOMEM;
+	struct sp_ep_topo t = { 0 };
+	const struct sp_ep_topo *r;
 
 	if ((node && !(t.node_name = sp_intern(node))) ||
 	    (zones && !(t.zone_hints = sp_intern(zones))) ||
@@ -145,33 +183,11 @@ int sp_ep_set_topo(struct sp_endpoint *e, const char *node, const char *zones, c
 		e->topo = NULL;
 		return 0;
 	}
-	pthread_mutex_lock(&topos.lock);
-	if ((topos.n + 1) * 2 > topos.cap) {
-		size_t cap = topos.cap ? topos.cap * 2 : 64, i;
-		struct sp_ep_topo **v = calloc(cap, sizeof(*v));
-
-		if (!v)
-			goto out;
-		for (i = 0; i < topos.cap; i++)
-			if (topos.v[i])
-				*topo_slot(v, cap, topos.v[i]) = topos.v[i];
-		free(topos.v);
-		topos.v = v;
-		topos.cap = cap;
-	}
-	slot = topo_slot(topos.v, topos.cap, &t);
-	if (!*slot) {
-		*slot = malloc(sizeof(**slot));
-		if (!*slot)
-			goto out;
-		**slot = t;
-		topos.n++;
-	}
-	e->topo = *slot;
-	rc = 0;
-out:
-	pthread_mutex_unlock(&topos.lock);
-	return rc;
+	r = iset_get(&topos, &t, topo_dup);
+	if (!r)
+		return -ENOMEM;
+	e->topo = r;
+	return 0;
 }
 
 void sp_model_free(struct sp_model *m)
