@@ -298,7 +298,7 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 		*ok = 0;
 	if (!b->n)
 		return 0;
-	if (b->mmapable && b->n >= WB_MMAP_MIN && wbatch_write_mmap(b) == 0) {
+	if (wbatch_write_mmap(b) == 0) {
 		if (ok)
 			*ok = count;
 		return 0;
@@ -336,18 +336,19 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 static int flush_writes(struct sp_sync *s);
 
 /*
- * The batches' buffers (256 KiB each) back to the heap once an apply has
- * written them: between applies they held 1.3 MiB of the daemon's RSS for
- * nothing, and the next apply allocates only what it queues.
+ * The batches' buffers (256 KiB each) back to the heap: at the end of an
+ * apply the empty ones (between applies they held 1.3 MiB of the daemon's
+ * RSS for nothing, and the next apply allocates only what it queues), at
+ * sp_sync_free all of them.
  */
-static void release_batches(struct sp_sync *s)
+static void free_batches(struct sp_sync *s, bool only_empty)
 {
 	struct wbatch *all[] = { &s->wb_backends, &s->wb_chunks, &s->wb_stats, &s->wb_fe,
 				 &s->wb_meta };
 	size_t i;
 
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (!all[i]->n)
+		if (!only_empty || !all[i]->n)
 			wbatch_free(all[i]);
 }
 
@@ -1623,6 +1624,33 @@ static int want_id_key_cmp(const void *key, const void *elem)
 	return strcmp(key, ((const struct sp_want_svc *)elem)->id);
 }
 
+/* Start an apply: its statistics, no write error yet, and what a grace
+ * period has covered since the last one freed. */
+static void apply_begin(struct sp_sync *s, struct sp_sync_stats *st)
+{
+	if (st)
+		memset(st, 0, sizeof(*st));
+	s->cur_st = st;
+	s->write_err = 0;
+	reclaim_done(s);
+}
+
+/*
+ * End an apply whose own result is err, also after a failure (what was
+ * retired must be freed some day): a grace period for what it retired, a
+ * failed staging or metadata write as its result if it had none (a full
+ * map as -ENOSPC), the batches' buffers back.
+ */
+static int apply_end(struct sp_sync *s, int err)
+{
+	retire_commit(s);
+	if (!err && s->write_err)
+		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
+	s->cur_st = NULL;
+	free_batches(s, true);
+	return err;
+}
+
 int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_stats *st)
 {
 	struct sp_svc_key *keep = NULL;
@@ -1630,11 +1658,7 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	size_t i, n_keep = 0, n;
 	int err, ret = 0;
 
-	if (st)
-		memset(st, 0, sizeof(*st));
-	s->cur_st = st;
-	s->write_err = 0;
-	reclaim_done(s);
+	apply_begin(s, st);
 	err = desired_keys(d, &keep, &n_keep);
 	if (err)
 		goto out;
@@ -1683,14 +1707,8 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	s->full_done = true;
 	err = ret;
 out:
-	/* Also after a failure: what was retired must be freed some day. */
-	retire_commit(s);
-	if (!err && s->write_err)
-		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
-	s->cur_st = NULL;
 	free(keep);
-	release_batches(s);
-	return err;
+	return apply_end(s, err);
 }
 
 /*
@@ -1712,17 +1730,11 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 
 	if (!s->full_done)
 		return sp_sync_apply(s, d, st);
-	if (st)
-		memset(st, 0, sizeof(*st));
-	s->cur_st = st;
-	s->write_err = 0;
-	reclaim_done(s);
+	apply_begin(s, st);
 	/* The wanted entries of the listed ids (d is sorted by id). */
 	part.svc = calloc(n_ids ? n_ids : 1, sizeof(*part.svc));
-	if (!part.svc) {
-		s->cur_st = NULL;
-		return -ENOMEM;
-	}
+	if (!part.svc)
+		return apply_end(s, -ENOMEM);
 	for (i = 0; i < n_ids; i++) {
 		const struct sp_want_svc *w = bsearch(ids[i], d->svc, d->n, sizeof(*d->svc),
 						      want_id_key_cmp);
@@ -1732,9 +1744,8 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 	}
 	err = desired_keys(&part, &keep, &n_keep);
 	if (err) {
-		s->cur_st = NULL;
 		free(part.svc);
-		return err;
+		return apply_end(s, err);
 	}
 	for (i = 0; i < part.n; i++) {
 		err = apply_svc(s, &part.svc[i], st);
@@ -1754,14 +1765,9 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 			continue;
 		settle_svc(s, a, wanted, keep, n_keep, st);
 	}
-	retire_commit(s);
-	if (!ret && s->write_err)
-		ret = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
-	s->cur_st = NULL;
 	free(keep);
-	release_batches(s);
 	free(part.svc);
-	return ret;
+	return apply_end(s, ret);
 }
 
 int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
@@ -2153,11 +2159,7 @@ void sp_sync_free(struct sp_sync *s)
 		pthread_mutex_destroy(&s->rc.lock);
 		pthread_cond_destroy(&s->rc.cond);
 	}
-	wbatch_free(&s->wb_backends);
-	wbatch_free(&s->wb_chunks);
-	wbatch_free(&s->wb_stats);
-	wbatch_free(&s->wb_fe);
-	wbatch_free(&s->wb_meta);
+	free_batches(s, false);
 	tdestroy(s->svcs, free_svc_node);
 	tdestroy(s->bes, free);
 	free(s->chunk_used);
