@@ -515,19 +515,8 @@ void sp_k8s_model_unlock(struct sp_k8s *k)
 
 /* ---- The view (struct sp_k8s) ---- */
 
-/* An object's place in the view: (ns, name) for a Service, (ns, Service,
- * name) for a slice, so that a Service's slices are one run (struct
- * sp_model's sorted). */
-static int view_key_cmp(const char *ns, const char *svc, const char *name, const char *ns2,
-			const char *svc2, const char *name2)
-{
-	int c = strcmp(ns, ns2);
-
-	if (!c)
-		c = strcmp(svc ? svc : "", svc2 ? svc2 : "");
-	return c ? c : strcmp(name, name2);
-}
-
+/* An object's place in the view is its place in a sorted model
+ * (sp_model_key_cmp): a Service's slices are one run. */
 static void view_name(const struct sp_model *m, enum res_kind kind, size_t i, const char **ns,
 		      const char **svc, const char **name)
 {
@@ -553,7 +542,7 @@ static size_t view_find(const struct sp_model *m, enum res_kind kind, const char
 		size_t mid = lo + (hi - lo) / 2;
 
 		view_name(m, kind, mid, &a, &sv, &b);
-		c = view_key_cmp(a, sv, b, ns, svc, name);
+		c = sp_model_key_cmp(a, sv, b, ns, svc, name);
 		if (!c) {
 			lo = mid;
 			break;
@@ -651,8 +640,6 @@ static void view_del(struct sp_k8s *k, enum res_kind kind, const struct entry *e
 	memmove(v + i * sz, v + (i + 1) * sz, (*n - i) * sz);
 }
 
-static int cmp_svc(const void *a, const void *b);
-static int cmp_slice(const void *a, const void *b);
 
 /*
  * A view of kind for the objects of s (a list about to replace the store):
@@ -676,7 +663,7 @@ static int view_build(enum res_kind kind, const struct store *s, void **out)
 			memcpy(v + n++ * sz, kind == RES_SVC ? (const void *)&e->svc :
 							     (const void *)&e->slice,
 			       sz);
-	qsort(v, n, sz, kind == RES_SVC ? cmp_svc : cmp_slice);
+	qsort(v, n, sz, kind == RES_SVC ? sp_service_order : sp_slice_order);
 	*out = v;
 	return 0;
 }
@@ -1697,21 +1684,6 @@ static void request_done(struct watch *w, CURLcode res)
 	} else {
 		schedule(w, true);
 	}
-}
-
-static int cmp_svc(const void *a, const void *b)
-{
-	const struct sp_service *x = a, *y = b;
-	int c = strcmp(x->ns, y->ns);
-
-	return c ? c : strcmp(x->name, y->name);
-}
-
-static int cmp_slice(const void *a, const void *b)
-{
-	const struct sp_slice *x = a, *y = b;
-
-	return view_key_cmp(x->ns, x->service_name, x->name, y->ns, y->service_name, y->name);
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -190,6 +190,37 @@ int sp_ep_set_topo(struct sp_endpoint *e, const char *node, const char *zones, c
 	return 0;
 }
 
+int sp_model_key_cmp(const char *ns, const char *svc, const char *name, const char *ns2,
+		     const char *svc2, const char *name2)
+{
+	int c = strcmp(ns, ns2);
+
+	if (!c)
+		c = strcmp(svc ? svc : "", svc2 ? svc2 : "");
+	return c ? c : strcmp(name, name2);
+}
+
+int sp_service_order(const void *a, const void *b)
+{
+	const struct sp_service *x = a, *y = b;
+
+	return sp_model_key_cmp(x->ns, NULL, x->name, y->ns, NULL, y->name);
+}
+
+int sp_slice_order(const void *a, const void *b)
+{
+	const struct sp_slice *x = a, *y = b;
+
+	return sp_model_key_cmp(x->ns, x->service_name, x->name, y->ns, y->service_name, y->name);
+}
+
+void sp_model_sort(struct sp_model *m)
+{
+	qsort(m->services, m->n_services, sizeof(*m->services), sp_service_order);
+	qsort(m->slices, m->n_slices, sizeof(*m->slices), sp_slice_order);
+	m->sorted = true;
+}
+
 void sp_model_free(struct sp_model *m)
 {
 	size_t i;

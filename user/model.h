@@ -151,6 +151,17 @@ struct sp_model {
 
 void sp_model_free(struct sp_model *m);
 /*
+ * The order of a sorted model (sorted above): (ns, svc, name), strcmp
+ * order, a NULL svc as "" (a Service's own key has none). The qsort
+ * comparators of Services and slices follow it, and sp_model_sort puts a
+ * model in it and flags it.
+ */
+int sp_model_key_cmp(const char *ns, const char *svc, const char *name, const char *ns2,
+		     const char *svc2, const char *name2);
+int sp_service_order(const void *a, const void *b);
+int sp_slice_order(const void *a, const void *b);
+void sp_model_sort(struct sp_model *m);
+/*
  * One copy of s for the whole process, never freed: a node name repeats
  * on every endpoint of a node (100,000 endpoints on a few hundred nodes),
  * and the set of names is about as small as the cluster. Thread-safe.

@@ -223,15 +223,15 @@ static bool in_list(const char *list, const char *name)
 
 static uint8_t ep_topo(const struct rctx *r, const struct sp_endpoint *ep)
 {
+	const struct sp_ep_topo *h = ep->topo;
 	uint8_t t = 0;
 
-	if (sp_ep_zone_hints(ep))
-		t |= TOPO_ZONE_HINTS | (in_list(sp_ep_zone_hints(ep), r->o ? r->o->zone : NULL) ?
-						TOPO_ZONE_MATCH : 0);
-	if (sp_ep_node_hints(ep))
+	if (h && h->zone_hints)
+		t |= TOPO_ZONE_HINTS |
+		     (in_list(h->zone_hints, r->o ? r->o->zone : NULL) ? TOPO_ZONE_MATCH : 0);
+	if (h && h->node_hints)
 		t |= TOPO_NODE_HINTS |
-		     (in_list(sp_ep_node_hints(ep), r->o ? r->o->node_name : NULL) ? TOPO_NODE_MATCH :
-										     0);
+		     (in_list(h->node_hints, r->o ? r->o->node_name : NULL) ? TOPO_NODE_MATCH : 0);
 	return t;
 }
 

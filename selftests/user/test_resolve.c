@@ -38,25 +38,6 @@ static void collect(void *arg, const char *msg)
  * takes its binary searches instead of its walks. */
 static bool load_sorted;
 
-static int svc_order(const void *a, const void *b)
-{
-	const struct sp_service *x = a, *y = b;
-	int c = strcmp(x->ns, y->ns);
-
-	return c ? c : strcmp(x->name, y->name);
-}
-
-static int slice_order(const void *a, const void *b)
-{
-	const struct sp_slice *x = a, *y = b;
-	int c = strcmp(x->ns, y->ns);
-
-	if (!c)
-		c = strcmp(x->service_name ? x->service_name : "",
-			   y->service_name ? y->service_name : "");
-	return c ? c : strcmp(x->name, y->name);
-}
-
 static bool load(const char *yaml, struct sp_model *m)
 {
 	char err[512];
@@ -64,11 +45,8 @@ static bool load(const char *yaml, struct sp_model *m)
 
 	memset(m, 0, sizeof(*m));
 	rc = sp_config_parse_buf(yaml, strlen(yaml), "test.yaml", m, err, sizeof(err));
-	if (!rc && load_sorted) {
-		qsort(m->services, m->n_services, sizeof(*m->services), svc_order);
-		qsort(m->slices, m->n_slices, sizeof(*m->slices), slice_order);
-		m->sorted = true;
-	}
+	if (!rc && load_sorted)
+		sp_model_sort(m);
 	return ASSERT_EQ(rc, 0, err);
 }
 
