@@ -113,6 +113,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_src_ranges SEC(".maps");
 
+/* The first test of "for a Service at all?" (include/svcplane.h). One
+ * element, the whole bitmap, so a lookup of key 0 is inlined by the
+ * verifier. Not pinned: the daemon fills a new one from sp_services and
+ * sp_node_addrs at every start, before its programs are attached (an older
+ * version's programs keep theirs). Mmapable: the daemon sets bits in
+ * place. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sp_dst_filter);
+	__uint(map_flags, BPF_F_MMAPABLE);
+} sp_dst_filter SEC(".maps");
+
 /* Addresses of this node: NodePorts are served on these. Written by the daemon. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

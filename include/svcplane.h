@@ -205,6 +205,34 @@ struct sp_src_range_key {
 #define SP_SRC_RANGE_PREFIX_BITS 64 /* svc_id, family, pad */
 #define SP_SRC_RANGE_KEY_BITS (SP_SRC_RANGE_PREFIX_BITS + 128)
 
+/*
+ * sp_dst_filter (datapath reads, daemon writes; not pinned): one bit per
+ * hash of a destination address, set for every address that may be a
+ * frontend (each address of a sp_services key, and each of sp_node_addrs,
+ * where NodePorts are). A packet whose destination's bit is clear is for no
+ * Service, which the datapath then knows from one inlined array read
+ * instead of two hash lookups (sp_services, then sp_node_addrs): most of a
+ * node's traffic (pod to pod, host, replies) is not for a Service. A set
+ * bit only means "look": bits are shared and cleared lazily, so false
+ * positives cost those lookups and nothing else. 2^20 bits (128 KiB):
+ * with 10,000 frontend addresses about 1% of other addresses share a bit.
+ */
+#define SP_DSTF_LOG2 20
+#define SP_DSTF_WORDS (1u << (SP_DSTF_LOG2 - 6))
+struct sp_dst_filter {
+	__u64 w[SP_DSTF_WORDS];
+};
+
+/* The bit of address a (an IPv4 address is addr[0], the rest zero): a
+ * multiplicative hash, the same in the datapath and in user space. */
+static inline __attribute__((always_inline)) __u32 sp_dstf_bit(const struct sp_addr *a)
+{
+	__u32 x = a->addr[0] ^ (a->addr[1] * 0x85ebca6bu) ^ (a->addr[2] * 0xc2b2ae35u) ^
+		  (a->addr[3] * 0x27d4eb2fu);
+
+	return (x * 0x9e3779b1u) >> (32 - SP_DSTF_LOG2);
+}
+
 /* sp_node_addrs key: an address of this node (value: __u8, unused). */
 struct sp_node_addr_key {
 	struct sp_addr addr;
@@ -663,5 +691,6 @@ struct sp_mon_gate {
 #define SP_MAP_SRC_RANGES "sp_src_ranges"
 #define SP_MAP_EVENTS "sp_events"
 #define SP_MAP_REPLY_SRCS "sp_reply_srcs"
+#define SP_MAP_DST_FILTER "sp_dst_filter" /* not pinned: see bpf/maps.h */
 
 #endif /* SVCPLANE_ABI_H */

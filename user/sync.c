@@ -149,6 +149,13 @@ struct sp_sync {
 	} rc;
 	struct sp_sync_stats *cur_st; /* the current apply's statistics, or NULL */
 	bool full_done; /* a full apply has run: orphans from the recovery are gone */
+	/* sp_dst_filter, mapped (NULL: not kept). Bits are set before the
+	 * frontend or node address they stand for is written; a deletion only
+	 * counts in dstf_stale, and the bitmap is recomputed from what is
+	 * left once deletions reach an eighth of the Services (dstf_settle):
+	 * a stale bit costs a packet two lookups, never a wrong answer. */
+	struct sp_dst_filter *dstf;
+	size_t dstf_stale;
 };
 
 static int svc_cmp(const void *a, const void *b)
@@ -334,6 +341,8 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 }
 
 static int flush_writes(struct sp_sync *s);
+static void dstf_add(struct sp_sync *s, const struct sp_addr *a);
+static void dstf_settle(struct sp_sync *s, bool force);
 
 /*
  * The batches' buffers (256 KiB each) back to the heap: at the end of an
@@ -1374,6 +1383,7 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 		 * frontend that cannot be written is logged there and keeps
 		 * its old value, and the others of the Service are switched:
 		 * each points at a complete table. */
+		dstf_add(s, &fe[i].addr);
 		wbatch_add(s, &s->wb_fe, &fe[i], &v);
 	}
 
@@ -1510,6 +1520,7 @@ static void fe_delete_unless(struct sp_sync *s, const struct sp_svc_key *k,
 	if (bsearch(k, keep, n_keep, sizeof(*k), fe_key_cmp))
 		return;
 	if (bpf_map_delete_elem(s->maps.fd_services, k) == 0) {
+		s->dstf_stale++;
 		if (st)
 			st->fe_deleted++;
 	} else if (errno != ENOENT) {
@@ -1644,6 +1655,7 @@ static void apply_begin(struct sp_sync *s, struct sp_sync_stats *st)
 static int apply_end(struct sp_sync *s, int err)
 {
 	retire_commit(s);
+	dstf_settle(s, false);
 	if (!err && s->write_err)
 		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
 	s->cur_st = NULL;
@@ -1782,6 +1794,7 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
 	for (i = 0; i < n; i++) {
 		to_key_addr(&a[i], &keys[i].addr);
 		keys[i].family = a[i].family;
+		dstf_add(s, &keys[i].addr);
 		if (bpf_map_update_elem(s->maps.fd_node_addrs, &keys[i], &one, BPF_ANY)) {
 			err = -errno;
 			pr_err("write node address to sp_node_addrs: %s", strerror(-err));
@@ -1792,13 +1805,103 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
 
 		for (j = 0; j < n; j++)
 			keep |= !memcmp(&s->node_addrs[i], &keys[j], sizeof(keys[j]));
-		if (!keep)
+		if (!keep) {
 			bpf_map_delete_elem(s->maps.fd_node_addrs, &s->node_addrs[i]);
+			s->dstf_stale++;
+		}
 	}
 	free(s->node_addrs);
 	s->node_addrs = keys;
 	s->n_node_addrs = n;
+	dstf_settle(s, false);
 	return err;
+}
+
+/* ---- sp_dst_filter ------------------------------------------------------- */
+
+static void dstf_set(struct sp_dst_filter *f, const struct sp_addr *a, bool atomic)
+{
+	uint32_t b;
+
+	/* The NodePort wildcard's address (zero) is no destination: its
+	 * packets go to node addresses, which have bits of their own. */
+	if (!(a->addr[0] | a->addr[1] | a->addr[2] | a->addr[3]))
+		return;
+	b = sp_dstf_bit(a);
+	if (atomic)
+		__atomic_fetch_or(&f->w[b >> 6], 1ULL << (b & 63), __ATOMIC_SEQ_CST);
+	else
+		f->w[b >> 6] |= 1ULL << (b & 63);
+}
+
+/* Before a frontend or node address with address a is written. */
+static void dstf_add(struct sp_sync *s, const struct sp_addr *a)
+{
+	if (s->dstf)
+		dstf_set(s->dstf, a, true);
+}
+
+/*
+ * Recompute the bitmap from what is written (every Service's frontends,
+ * the orphans found at start, the node addresses) and store the words that
+ * changed. Bits only go: a bit still wanted is in the old word and in the
+ * new one, and each 64-bit store is atomic, so the datapath never sees a
+ * wanted bit clear. Only when enough was deleted for it to pay: O(Services)
+ * once per Services / 8 deletions.
+ */
+static void dstf_settle(struct sp_sync *s, bool force)
+{
+	struct sp_dst_filter *nf;
+	struct app_svc **list;
+	size_t n, i, j;
+
+	if (!s->dstf || !s->dstf_stale || (!force && s->dstf_stale * 8 < s->n_svcs))
+		return;
+	nf = calloc(1, sizeof(*nf));
+	list = nf ? all_svcs(s, &n) : NULL;
+	if (!list) {
+		free(nf); /* kept stale: false positives only */
+		return;
+	}
+	for (i = 0; i < n; i++)
+		for (j = 0; j < list[i]->n_fe; j++)
+			dstf_set(nf, &list[i]->fe[j].addr, false);
+	free(list);
+	for (i = 0; i < s->n_orphans; i++)
+		dstf_set(nf, &s->orphans[i].addr, false);
+	for (i = 0; i < s->n_node_addrs; i++)
+		dstf_set(nf, &s->node_addrs[i].addr, false);
+	for (i = 0; i < SP_DSTF_WORDS; i++)
+		if (s->dstf->w[i] != nf->w[i])
+			__atomic_store_n(&s->dstf->w[i], nf->w[i], __ATOMIC_RELEASE);
+	free(nf);
+	s->dstf_stale = 0;
+}
+
+int sp_sync_dst_filter_add(int fd, const struct sp_addr *a)
+{
+	struct sp_dst_filter *f = malloc(sizeof(*f));
+	__u32 zero = 0;
+	int err = 0;
+
+	if (!f)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, f)) {
+		err = -errno;
+	} else {
+		dstf_set(f, a, false);
+		if (bpf_map_update_elem(fd, &zero, f, BPF_ANY))
+			err = -errno;
+	}
+	free(f);
+	return err;
+}
+
+bool sp_sync_dst_filter_has(const struct sp_sync *s, const struct sp_addr *a)
+{
+	uint32_t b = sp_dstf_bit(a);
+
+	return s->dstf && (__atomic_load_n(&s->dstf->w[b >> 6], __ATOMIC_ACQUIRE) >> (b & 63)) & 1;
 }
 
 /* ---- recovery from pinned maps ------------------------------------------ */
@@ -1989,8 +2092,10 @@ static int recover_node_addrs(struct sp_sync *s)
 	if (!keys)
 		return -ENOMEM;
 	while (n < SP_MAX_NODE_ADDRS &&
-	       !bpf_map_get_next_key(s->maps.fd_node_addrs, n ? &keys[n - 1] : NULL, &keys[n]))
+	       !bpf_map_get_next_key(s->maps.fd_node_addrs, n ? &keys[n - 1] : NULL, &keys[n])) {
+		dstf_add(s, &keys[n].addr);
 		n++;
+	}
 	s->node_addrs = keys;
 	s->n_node_addrs = n;
 	return 0;
@@ -2034,6 +2139,7 @@ static int recover(struct sp_sync *s)
 		pfk = &fk;
 		if (bpf_map_lookup_elem(s->maps.fd_services, &fk, &v))
 			continue;
+		dstf_add(s, &fk.addr); /* whatever it is, it is served until deleted */
 		err = recover_fe(s, &fk, &v, by_id);
 		if (err)
 			goto out;
@@ -2130,6 +2236,20 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 		sp_sync_free(s);
 		return -ENOMEM;
 	}
+	if (maps->fd_dst_filter > 0) {
+		/* A new map (not pinned) at every start: filled below from
+		 * what the pinned maps hold, then by every write. */
+		void *p = mmap(NULL, sizeof(struct sp_dst_filter), PROT_READ | PROT_WRITE,
+			       MAP_SHARED, maps->fd_dst_filter, 0);
+
+		if (p == MAP_FAILED) {
+			err = -errno;
+			pr_err("map sp_dst_filter: %s", strerror(-err));
+			sp_sync_free(s);
+			return err;
+		}
+		s->dstf = p;
+	}
 	err = recover(s);
 	if (err) {
 		sp_sync_free(s);
@@ -2170,6 +2290,8 @@ void sp_sync_free(struct sp_sync *s)
 	free(s->node_addrs);
 	free(s->gc);
 	free(s->retired);
+	if (s->dstf)
+		munmap(s->dstf, sizeof(*s->dstf));
 	free(s);
 }
 

@@ -30,6 +30,9 @@ struct sp_sync_maps {
 	 * Service with ranges is refused (its filter could not be written). */
 	int fd_src_ranges;
 	uint32_t max_src_ranges; /* max_entries of sp_src_ranges; 0: not checked */
+	/* sp_dst_filter (mmapable); <= 0: not kept (tools and tests whose
+	 * maps have no datapath reading them). */
+	int fd_dst_filter;
 };
 
 struct sp_sync_stats {
@@ -97,6 +100,13 @@ void sp_sync_flush(struct sp_sync *s, struct sp_sync_stats *st);
 void sp_sync_set_grace(int (*fn)(void));
 /* Replace the set of node addresses NodePorts answer on. */
 int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n);
+/*
+ * sp_dst_filter for tools and tests that write sp_services or sp_node_addrs
+ * themselves: set the bit of address a in the map (fd), by bpf(2). 0 or
+ * -errno. sp_sync_dst_filter_has: whether a's bit is set in s's map.
+ */
+int sp_sync_dst_filter_add(int fd, const struct sp_addr *a);
+bool sp_sync_dst_filter_has(const struct sp_sync *s, const struct sp_addr *a);
 /* Number of Services and backends currently applied. */
 size_t sp_sync_n_services(const struct sp_sync *s);
 size_t sp_sync_n_backends(const struct sp_sync *s);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Service lookup and Maglev backend selection. Constant work per packet:
- * at most two hash lookups to find the Service, two array lookups into its
+ * one bit of sp_dst_filter, then (only if it is set) at most two hash
+ * lookups to find the Service, two array lookups into its
  * Maglev region and one hash lookup for the backend, whatever the number of
  * Services or endpoints.
  */
@@ -21,12 +22,33 @@ const volatile __u32 cfg_hash_seed = 0x5eed5eed;
  * then the NodePort wildcard when the destination is one of this node's
  * addresses. Returns NULL when the packet is not for a Service.
  */
+/* False if p's destination is certainly no frontend (sp_dst_filter). The
+ * dry run, which may observe a daemon from before the filter (user/trace.c),
+ * looks anyway. */
+static __always_inline bool dst_maybe_frontend(const struct sp_pkt *p)
+{
+	struct sp_dst_filter *f;
+	__u32 zero = 0, b;
+
+	if (SP_DRY)
+		return true;
+	f = bpf_map_lookup_elem(&sp_dst_filter, &zero);
+	if (!f)
+		return true;
+	b = sp_dstf_bit(&p->daddr);
+	return (f->w[(b >> 6) & (SP_DSTF_WORDS - 1)] >> (b & 63)) & 1;
+}
+
 static __always_inline struct sp_svc *svc_lookup(const struct sp_pkt *p)
 {
 	struct sp_svc_key k;
 	struct sp_node_addr_key nk;
 	struct sp_svc *svc;
 
+	if (!dst_maybe_frontend(p)) {
+		SP_TRACE(SP_T_FRONTEND, SP_TFE_NONE, 0, 0, 0, 0);
+		return NULL;
+	}
 	__builtin_memset(&k, 0, sizeof(k));
 	k.addr = p->daddr;
 	k.port = p->dport;

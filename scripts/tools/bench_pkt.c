@@ -267,7 +267,8 @@ static int fill(struct bench *b, const struct cfg *c)
 	struct sp_maglev_chunk *mv = NULL;
 	struct sp_svc_key *sk = NULL;
 	struct sp_svc *sv = NULL;
-	__u32 cnt;
+	struct sp_dst_filter *dstf = NULL;
+	__u32 cnt, zero = 0;
 	int err = 0;
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 
@@ -321,6 +322,23 @@ static int fill(struct bench *b, const struct cfg *c)
 		fprintf(stderr, "bench_pkt: fill sp_maglev: %s\n", strerror(errno));
 		goto out;
 	}
+	/* The destination filter's bits, as the daemon's sync sets them
+	 * before it writes the frontends. */
+	dstf = calloc(1, sizeof(*dstf));
+	if (!dstf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		__u32 bit = sp_dstf_bit(&sk[i].addr);
+
+		dstf->w[bit >> 6] |= 1ULL << (bit & 63);
+	}
+	if (bpf_map_update_elem(bpf_map__fd(b->sp->maps.sp_dst_filter), &zero, dstf, BPF_ANY)) {
+		err = -errno;
+		fprintf(stderr, "bench_pkt: fill sp_dst_filter: %s\n", strerror(errno));
+		goto out;
+	}
 	cnt = (__u32)n;
 	if (bpf_map_update_batch(bpf_map__fd(b->sp->maps.sp_services), sk, sv, &cnt, &bo)) {
 		err = -errno;
@@ -328,6 +346,7 @@ static int fill(struct bench *b, const struct cfg *c)
 		goto out;
 	}
 out:
+	free(dstf);
 	free(keys);
 	free(bv);
 	free(mv);

@@ -21,6 +21,7 @@
 #include "pkt.h"
 #include "svcplane.h"
 #include "svcplane.skel.h"
+#include "sync.h"
 
 #define FX_MAGLEV_M 251
 
@@ -109,6 +110,9 @@ static inline int fx_service(struct fx_dp *d, int family, uint8_t proto, const c
 	sk.family = (uint8_t)family;
 	memset(&sv, 0, sizeof(sv));
 	sv.svc_id = svc_id;
+	/* What the daemon's sync does before it writes a frontend. */
+	if (sp_sync_dst_filter_add(bpf_map__fd(d->skel->maps.sp_dst_filter), &sk.addr))
+		return -1;
 	if (!backend)
 		return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &sk, &sv,
 					   BPF_ANY);

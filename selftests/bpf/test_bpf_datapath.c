@@ -51,6 +51,7 @@
 #include <bpf/libbpf.h>
 
 #include "svcplane.h"
+#include "sync.h"
 #include "test.h"
 #include "svcplane.skel.h"
 #include "dp_trunc.skel.h"
@@ -188,6 +189,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 /* Map helpers                                                         */
 /* ------------------------------------------------------------------ */
 
+static int fd_dst_filter;
 static int fd_services, fd_backends, fd_maglev, fd_ct, fd_node_addrs, fd_stats, fd_reasons,
 	fd_svc_stats;
 static int ncpus;
@@ -252,7 +254,9 @@ static int set_service(int family, const char *vip, uint16_t port, uint8_t proto
 	k.port = htons(port);
 	k.proto = proto;
 	k.family = (uint8_t)family;
-	if (bpf_map_update_elem(fd_services, &k, v, BPF_ANY)) {
+	/* What the daemon's sync does before it writes a frontend. */
+	if (sp_sync_dst_filter_add(fd_dst_filter, &k.addr) ||
+	    bpf_map_update_elem(fd_services, &k, v, BPF_ANY)) {
 		fprintf(stderr, "  write sp_services: %s\n", strerror(errno));
 		return -1;
 	}
@@ -423,7 +427,8 @@ static int fixture_reset(void)
 		memset(&k, 0, sizeof(k));
 		k.addr = addr_of(fx_node_addrs[i].family, fx_node_addrs[i].addr);
 		k.family = (uint8_t)fx_node_addrs[i].family;
-		if (bpf_map_update_elem(fd_node_addrs, &k, &one, BPF_ANY)) {
+		if (sp_sync_dst_filter_add(fd_dst_filter, &k.addr) ||
+		    bpf_map_update_elem(fd_node_addrs, &k, &one, BPF_ANY)) {
 			fprintf(stderr, "  write sp_node_addrs: %s\n", strerror(errno));
 			return -1;
 		}
@@ -2486,11 +2491,14 @@ static struct svcplane_bpf *open_second(int *err, bool xdp_redirect, bool host_r
 	s2->rodata->cfg_xdp_redirect = xdp_redirect;
 	s2->rodata->cfg_host_routing = host_routing;
 	bpf_map__set_max_entries(s2->maps.sp_ct, CT_TEST_SIZE);
+	/* Not pinned: a restarted daemon fills its own from sp_services
+	 * (user/sync.c); the test hands over the first instance's. */
+	*err = bpf_map__reuse_fd(s2->maps.sp_dst_filter, fd_dst_filter);
 	bpf_object__for_each_map(m, s2->obj) {
 		enum bpf_map_type t = bpf_map__type(m);
 
 		if ((t == BPF_MAP_TYPE_DEVMAP || t == BPF_MAP_TYPE_DEVMAP_HASH) &&
-		    bpf_map__pin_path(m)) {
+		    bpf_map__pin_path(m) && !*err) {
 			*err = adopt_pinned_flags(m);
 			if (*err)
 				break;
@@ -2714,6 +2722,7 @@ static int setup(void)
 	fd_maglev = bpf_map__fd(skel->maps.sp_maglev);
 	fd_ct = bpf_map__fd(skel->maps.sp_ct);
 	fd_node_addrs = bpf_map__fd(skel->maps.sp_node_addrs);
+	fd_dst_filter = bpf_map__fd(skel->maps.sp_dst_filter);
 	fd_stats = bpf_map__fd(skel->maps.sp_stats);
 	fd_reasons = bpf_map__fd(skel->maps.sp_reasons);
 	fd_svc_stats = bpf_map__fd(skel->maps.sp_svc_stats);

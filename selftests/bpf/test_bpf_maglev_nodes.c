@@ -88,6 +88,7 @@ static int node_open(struct node *n, uint32_t seed)
 		.fd_svc_meta = bpf_map__fd(n->skel->maps.sp_svc_meta),
 		.fd_svc_stats = bpf_map__fd(n->skel->maps.sp_svc_stats),
 		.fd_node_addrs = bpf_map__fd(n->skel->maps.sp_node_addrs),
+		.fd_dst_filter = bpf_map__fd(n->skel->maps.sp_dst_filter),
 		.fd_svc_backends = bpf_map__fd(n->skel->maps.sp_svc_backends),
 		.maglev_chunks = 4096,
 		.max_svc_ids = 1024,

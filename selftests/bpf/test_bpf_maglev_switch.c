@@ -237,6 +237,7 @@ static void test_switch_under_traffic(void)
 		.fd_svc_meta = bpf_map__fd(r->dp.skel->maps.sp_svc_meta),
 		.fd_svc_stats = bpf_map__fd(r->dp.skel->maps.sp_svc_stats),
 		.fd_node_addrs = bpf_map__fd(r->dp.skel->maps.sp_node_addrs),
+		.fd_dst_filter = bpf_map__fd(r->dp.skel->maps.sp_dst_filter),
 		.fd_svc_backends = bpf_map__fd(r->dp.skel->maps.sp_svc_backends),
 		.maglev_chunks = CHUNKS,
 		.max_svc_ids = bpf_map__max_entries(r->dp.skel->maps.sp_svc_meta),

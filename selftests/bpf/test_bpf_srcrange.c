@@ -118,6 +118,8 @@ static int setup(void)
 	memset(&nk, 0, sizeof(nk));
 	nk.addr = fx_addr(4, NODE4);
 	nk.family = 4;
+	if (sp_sync_dst_filter_add(bpf_map__fd(d.skel->maps.sp_dst_filter), &nk.addr))
+		return -1;
 	return bpf_map_update_elem(bpf_map__fd(d.skel->maps.sp_node_addrs), &nk, &one, BPF_ANY) ?
 		       -1 :
 		       0;

@@ -90,12 +90,15 @@ static int maps_create(struct maps *x, uint32_t chunks, uint32_t svc_ids, uint32
 			      BPF_F_NO_PREALLOC);
 	x->m.fd_svc_stats = mk(BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct sp_svc_stats), svc_ids, 0);
 	x->m.fd_node_addrs = mk(BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key), 1, 16, 0);
+	x->m.fd_dst_filter = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_dst_filter), 1,
+				BPF_F_MMAPABLE);
 	x->m.maglev_chunks = chunks;
 	x->m.max_svc_ids = svc_ids;
 	x->m.max_backends = backends;
 	x->m.fixed_m = 0;
 	if (x->m.fd_services < 0 || x->m.fd_backends < 0 || x->m.fd_maglev < 0 ||
-	    x->m.fd_svc_meta < 0 || x->m.fd_svc_stats < 0 || x->m.fd_node_addrs < 0)
+	    x->m.fd_svc_meta < 0 || x->m.fd_svc_stats < 0 || x->m.fd_node_addrs < 0 ||
+	    x->m.fd_dst_filter < 0)
 		return -1;
 	return 0;
 }
@@ -108,6 +111,7 @@ static void maps_close(struct maps *x)
 	close(x->m.fd_svc_meta);
 	close(x->m.fd_svc_stats);
 	close(x->m.fd_node_addrs);
+	close(x->m.fd_dst_filter);
 }
 
 /* One map's whole content: its key/value pairs, sorted by key. */
@@ -1061,6 +1065,93 @@ static void test_check_capacity(void)
 	}
 }
 
+/* 4 address bytes as the datapath sees them (struct sp_addr, IPv4). */
+static struct sp_addr addr4(int a, int b, int c, int d)
+{
+	struct sp_addr r;
+
+	memset(&r, 0, sizeof(r));
+	((uint8_t *)r.addr)[0] = (uint8_t)a;
+	((uint8_t *)r.addr)[1] = (uint8_t)b;
+	((uint8_t *)r.addr)[2] = (uint8_t)c;
+	((uint8_t *)r.addr)[3] = (uint8_t)d;
+	return r;
+}
+
+/*
+ * sp_dst_filter: the bit of every frontend and node address is set before
+ * it is written; bits of deleted ones go once enough is deleted, but never
+ * a bit another live address shares; a restart fills a new filter from
+ * the pinned sp_services before anything is applied.
+ */
+static void test_dst_filter(void)
+{
+	/* 10.3.142.161 and 10.16.0.0 share a bit (found by search). */
+	const struct sp_addr a = addr4(10, 3, 142, 161), b = addr4(10, 16, 0, 0),
+			     c = addr4(10, 96, 0, 12), other = addr4(10, 96, 0, 99),
+			     node = addr4(192, 168, 1, 5);
+	struct sp_ip nip = { .family = 4, .b = { 192, 168, 1, 5 } };
+	struct sp_desired d = { 0 };
+	struct sp_sync *s = NULL, *s2 = NULL;
+	struct maps x;
+	int fresh;
+
+	if (!ASSERT_EQ(sp_dstf_bit(&a), sp_dstf_bit(&b), "the two addresses share a bit"))
+		return;
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(3, sizeof(*d.svc));
+	d.n = 3;
+	want_svc(&d.svc[0], "a/a:p/tcp/v4", 1, B123);
+	want_svc(&d.svc[1], "a/b:p/tcp/v4", 2, B123);
+	want_svc(&d.svc[2], "a/c:p/tcp/v4", 12, B123);
+	memcpy(d.svc[0].fe[0].ip.b, ((const uint8_t *)a.addr), 4);
+	memcpy(d.svc[1].fe[0].ip.b, ((const uint8_t *)b.addr), 4);
+	ASSERT_TRUE(!sp_sync_dst_filter_has(s, &c), "no bit before anything is written");
+	ASSERT_EQ(sp_sync_apply(s, &d, NULL), 0, "apply three Services");
+	ASSERT_EQ(sp_sync_node_addrs(s, &nip, 1), 0, "node address");
+	ASSERT_TRUE(sp_sync_dst_filter_has(s, &a), "frontend a's bit");
+	ASSERT_TRUE(sp_sync_dst_filter_has(s, &b), "frontend b's bit");
+	ASSERT_TRUE(sp_sync_dst_filter_has(s, &c), "frontend c's bit");
+	ASSERT_TRUE(sp_sync_dst_filter_has(s, &node), "node address's bit");
+	ASSERT_TRUE(!sp_sync_dst_filter_has(s, &other), "no bit for an address never written");
+
+	/* Keep b only: 2 of 3 deleted is past an eighth, so the bitmap is
+	 * recomputed; a's bit is b's, so it stays. */
+	sp_desired_free(&d);
+	d.svc = calloc(1, sizeof(*d.svc));
+	d.n = 1;
+	want_svc(&d.svc[0], "a/b:p/tcp/v4", 2, B123);
+	memcpy(d.svc[0].fe[0].ip.b, ((const uint8_t *)b.addr), 4);
+	ASSERT_EQ(sp_sync_apply(s, &d, NULL), 0, "apply b alone");
+	ASSERT_TRUE(!sp_sync_dst_filter_has(s, &c), "c's bit cleared");
+	ASSERT_TRUE(sp_sync_dst_filter_has(s, &b), "b's bit kept");
+	ASSERT_TRUE(sp_sync_dst_filter_has(s, &a), "the bit a shares with b kept");
+	ASSERT_TRUE(sp_sync_dst_filter_has(s, &node), "node address's bit kept");
+	ASSERT_EQ(sp_sync_node_addrs(s, NULL, 0), 0, "no node address");
+	ASSERT_TRUE(!sp_sync_dst_filter_has(s, &node), "node address's bit cleared");
+	sp_sync_free(s);
+	s = NULL;
+
+	/* A restart: a new (empty) filter, as the daemon's unpinned map. */
+	fresh = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_dst_filter), 1, BPF_F_MMAPABLE);
+	if (!ASSERT_TRUE(fresh >= 0, "new filter map"))
+		goto out;
+	close(x.m.fd_dst_filter);
+	x.m.fd_dst_filter = fresh;
+	if (ASSERT_EQ(sp_sync_new(&x.m, &s2), 0, "restart")) {
+		ASSERT_TRUE(sp_sync_dst_filter_has(s2, &b), "recovered frontend's bit, before any apply");
+		ASSERT_TRUE(!sp_sync_dst_filter_has(s2, &c), "no bit for what was deleted");
+	}
+out:
+	sp_sync_free(s);
+	sp_sync_free(s2);
+	sp_desired_free(&d);
+	maps_close(&x);
+}
+
 int main(void)
 {
 	RUN_TEST(test_check_capacity);
@@ -1077,6 +1168,7 @@ int main(void)
 	RUN_TEST(test_src_ranges);
 	RUN_TEST(test_deferred_reclaim);
 	RUN_TEST(test_first_apply_batched);
+	RUN_TEST(test_dst_filter);
 	/* Again with sp_maglev mmapable, as the daemon creates it: big
 	 * batches of chunks then go through a mapping (sync.c
 	 * wbatch_write_mmap), and every table must read back the same. */
