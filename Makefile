@@ -193,11 +193,12 @@ FUZZ_OUT    := $(OUT)/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 -Wall -Wextra -Werror \
 	-Wno-missing-field-initializers -Iinclude -Iuser -MD -D_GNU_SOURCE
-FUZZ_LIBS   := -lbpf -ljson-c -lcurl -lyaml -lpthread -lm
+FUZZ_LIBS   := $(LDLIBS)
 FUZZ_BINS   := $(patsubst selftests/fuzz/%.c,$(FUZZ_OUT)/%,$(wildcard selftests/fuzz/fuzz_*.c))
-# What the parsers need; fuzz_k8s_watch includes k8s.c itself.
-FUZZ_OBJS   := $(patsubst %,$(FUZZ_OUT)/user/%.o,config config_default model resolve maglev \
-	k8s_json k8s_config sync log)
+# Every user object but main and k8s, as the unit tests link them
+# (config.c's check-config needs cli.c, which names every command);
+# fuzz_k8s_watch includes k8s.c itself, the others link k8s.o.
+FUZZ_OBJS   := $(patsubst user/%.c,$(FUZZ_OUT)/user/%.o,$(filter-out user/main.c user/k8s.c,$(USER_SRCS)))
 
 fuzz: $(FUZZ_BINS)
 	$(Q)OUT=$(OUT) FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_BINS)
@@ -206,15 +207,16 @@ fuzz: $(FUZZ_BINS)
 fuzz-deps:
 	$(Q)scripts/deps.sh --check --fuzz >/dev/null 2>&1 || scripts/deps.sh --fuzz
 
-$(FUZZ_OUT)/user/%.o: user/%.c | fuzz-deps
+$(FUZZ_OUT)/user/%.o: user/%.c $(SKELS) | fuzz-deps
 	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -I$(OUT) $(MHD_CFLAGS) -c $< -o $@
 
 # The packet fuzzer runs the datapath itself (BPF_PROG_TEST_RUN, as root).
-$(FUZZ_OUT)/fuzz_bpf_pkt: selftests/fuzz/fuzz_bpf_pkt.c $(SKELS) | fuzz-deps
+# It links the user objects for dp_fixture.h's sp_sync_dst_filter_add.
+$(FUZZ_OUT)/fuzz_bpf_pkt: selftests/fuzz/fuzz_bpf_pkt.c $(SKELS) $(FUZZ_OBJS) $(FUZZ_OUT)/user/k8s.o | fuzz-deps
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D) && $(CLANG) $(FUZZ_CFLAGS) -I$(OUT) -Iselftests/bpf -fsanitize=fuzzer $< \
-		-o $@ -lbpf -lelf -lz
+		$(FUZZ_OBJS) $(FUZZ_OUT)/user/k8s.o -o $@ $(FUZZ_LIBS)
 
 $(FUZZ_OUT)/fuzz_k8s_watch: selftests/fuzz/fuzz_k8s_watch.c $(FUZZ_OBJS) | fuzz-deps
 	$(call msg,FUZZ,$@)
