@@ -431,7 +431,7 @@ static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
 	struct sp_svc *svc;
 	int ret;
 
-	svc = svc_lookup(p);
+	svc = dst_maybe_frontend(p) ? svc_lookup(p) : NULL;
 	/* A reply to a client whose address is a node address and whose port
 	 * has a NodePort's number matches the NodePort too: the reply is
 	 * checked first there. (A reply's destination is never a ClusterIP
@@ -684,7 +684,7 @@ __noinline int sp_pipeline_tc_uplink(struct __sk_buff *skb, struct sp_pkt *p)
 
 	if (!p || p->icmp || p->frag == SP_FRAG_LATER)
 		return SP_V_PASS;
-	svc = svc_lookup(p);
+	svc = dst_maybe_frontend(p) ? svc_lookup(p) : NULL;
 	if (!svc || (svc->flags & SP_SVC_F_NODEPORT)) {
 		ret = handle_reply(skb, HOOK_TC_INGRESS, p, st);
 		if (ret != SP_CONTINUE)
