@@ -456,6 +456,17 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	 * backend as its source. */
 	ct_reply_src_add(&rk);
 	if (!(fwd->flags & SP_CT_F_SNAT)) {
+		/* Claimed atomically where nothing holds the reply tuple (the
+		 * common case: one hash walk instead of a lookup, then an
+		 * update); an entry there is read only when there is one. */
+		if (!bpf_map_update_elem(&sp_ct, &rk, rev, BPF_NOEXIST)) {
+			ct_key_of(p, SP_CT_FWD, &k);
+			if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY)) {
+				bpf_map_delete_elem(&sp_ct, &rk);
+				return SP_R_CT_FULL;
+			}
+			return 0;
+		}
 		old = bpf_map_lookup_elem(&sp_ct, &rk);
 		if (old && !ct_rev_replaceable(old, p, now)) {
 			/* Another live flow owns the reply tuple (one client
