@@ -21,13 +21,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_services SEC(".maps");
 
-/* Backend id -> endpoint address:port. Written by the daemon. */
+/* Backend id -> endpoint address:port. Written by the daemon. An array
+ * indexed by the id (1 .. --max-backends; 0 is never used): a lookup is an
+ * inlined bounds check, not a hash, and the daemon writes a first apply's
+ * 100,000 backends through a mapping instead of as many hash inserts. An
+ * entry whose family is 0 holds no backend (never written, or removed). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SP_MAX_BACKENDS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SP_MAX_BACKENDS + 1);
 	__type(key, __u32);
 	__type(value, struct sp_backend);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_backends SEC(".maps");
 

@@ -58,7 +58,7 @@ static __always_inline bool ct_backend_alive(const struct sp_ct_val *v)
 {
 	struct sp_backend *be = bpf_map_lookup_elem(&sp_backends, &v->backend_id);
 
-	return be && addr_eq(&be->addr, &v->nat_addr) && be->port == v->nat_port;
+	return be && be->family && addr_eq(&be->addr, &v->nat_addr) && be->port == v->nat_port;
 }
 
 /* True for a TCP packet that opens a connection: SYN without ACK or RST. */
@@ -228,7 +228,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 			goto drop;
 	}
 	be = bpf_map_lookup_elem(&sp_backends, &id);
-	if (!be) {
+	if (!be || !be->family) {
 		r = SP_R_BACKEND_MISS;
 		goto drop;
 	}

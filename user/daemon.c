@@ -1935,7 +1935,8 @@ int cmd_run(int argc, char **argv)
 		.fd_svc_backends = bpf_map__fd(d.dp.skel->maps.sp_svc_backends),
 		.maglev_chunks = d.dp.maglev_chunks,
 		.max_svc_ids = d.dp.max_svc_ids,
-		.max_backends = bpf_map__max_entries(d.dp.skel->maps.sp_backends),
+		/* ids 1 .. max index the array (user/dp.c) */
+		.max_backends = bpf_map__max_entries(d.dp.skel->maps.sp_backends) - 1,
 		.max_frontends = bpf_map__max_entries(d.dp.skel->maps.sp_services),
 		.fixed_m = o.fixed_m,
 		.fd_src_ranges = bpf_map__fd(d.dp.skel->maps.sp_src_ranges),

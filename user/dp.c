@@ -117,6 +117,100 @@ int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *see
 }
 
 /*
+ * sp_backends pinned by a version from before it was an array (a hash of
+ * the same keys and values): moved aside to "sp_backends_old_hash" (bpffs
+ * takes no dot in a name) before the load, so that the load pins a new
+ * array, and copied into it after the load (before anything is attached
+ * or synced: the recovery reads it).
+ * The old programs keep the old map until the new ones replace them. On a
+ * failed load the old pin is put back. *out: the old map's fd, or -1 when
+ * there is none to migrate.
+ */
+static int backends_hash_aside(const char *pin_dir, uint32_t max_backends, int *out)
+{
+	char path[PATH_MAX], aside[PATH_MAX];
+	struct bpf_map_info info;
+	__u32 len = sizeof(info), k, next, *prev = NULL;
+	int fd;
+
+	*out = -1;
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, SP_MAP_BACKENDS);
+	snprintf(aside, sizeof(aside), "%s/%s_old_hash", pin_dir, SP_MAP_BACKENDS);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_MAP_TYPE_HASH ||
+	    info.key_size != sizeof(__u32) || info.value_size != sizeof(struct sp_backend)) {
+		close(fd);
+		return 0;
+	}
+	/* Every id must fit the array. */
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (k > max_backends) {
+			pr_err("%s: pinned by an older version with backend id %u, past "
+			       "--max-backends %u: raise it to at least that for the upgrade",
+			       path, k, max_backends);
+			close(fd);
+			return -ERANGE;
+		}
+	}
+	if (rename(path, aside)) {
+		int err = -errno;
+
+		pr_err("move %s aside: %s", path, strerror(-err));
+		close(fd);
+		return err;
+	}
+	pr_info("%s: a hash pinned by an older version: its backends are copied into the array",
+		path);
+	*out = fd;
+	return 0;
+}
+
+/* Copy the old hash's backends into the new array, then forget the old
+ * pin. 0 or -errno (the caller then puts the old pin back). */
+static int backends_hash_copy(const char *pin_dir, int old_fd, int new_fd)
+{
+	char aside[PATH_MAX];
+	struct sp_backend b;
+	__u32 k, next, *prev = NULL, n = 0;
+	int err;
+
+	while (bpf_map_get_next_key(old_fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(old_fd, &k, &b))
+			continue;
+		if (bpf_map_update_elem(new_fd, &k, &b, BPF_ANY)) {
+			err = -errno;
+			pr_err("copy backend %u into %s: %s", k, SP_MAP_BACKENDS, strerror(-err));
+			return err;
+		}
+		n++;
+	}
+	snprintf(aside, sizeof(aside), "%s/%s_old_hash", pin_dir, SP_MAP_BACKENDS);
+	if (unlink(aside))
+		pr_warn("unpin %s: %s", aside, strerror(errno));
+	pr_info("%s: %u backends copied from the older version's hash", SP_MAP_BACKENDS, n);
+	return 0;
+}
+
+/* The old pin back where it was, after a failed load. */
+static void backends_hash_restore(const char *pin_dir)
+{
+	char path[PATH_MAX], aside[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, SP_MAP_BACKENDS);
+	snprintf(aside, sizeof(aside), "%s/%s_old_hash", pin_dir, SP_MAP_BACKENDS);
+	unlink(path); /* a new array pinned before the failure, if any */
+	if (rename(aside, path))
+		pr_warn("put %s back: %s", path, strerror(errno));
+}
+
+/*
  * A map pinned by another version, whose definition differs from this
  * one's: libbpf refuses such a pin, and the load fails until 'svcplane
  * detach', which flushes conntrack. Two cases need not fail a rolling
@@ -176,7 +270,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	bool ct_reused, srcs_new;
 	uint32_t seeded;
 	uint64_t t0;
-	int err;
+	int err, old_backends = -1;
 
 	memset(dp, 0, sizeof(*dp));
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s", o->pin_dir);
@@ -203,7 +297,8 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	bpf_map__set_max_entries(skel->maps.sp_services, o->max_frontends);
 	bpf_map__set_max_entries(skel->maps.sp_svc_stats, o->max_svc_ids);
 	bpf_map__set_max_entries(skel->maps.sp_svc_meta, o->max_svc_ids);
-	bpf_map__set_max_entries(skel->maps.sp_backends, o->max_backends);
+	/* Ids 1 .. max_backends index the array (0 is never used). */
+	bpf_map__set_max_entries(skel->maps.sp_backends, o->max_backends + 1);
 	bpf_map__set_max_entries(skel->maps.sp_src_ranges, o->max_src_ranges);
 	bpf_map__set_max_entries(skel->maps.sp_ct, o->ct_size);
 	bpf_map__set_max_entries(skel->maps.sp_maglev, o->maglev_chunks);
@@ -211,6 +306,11 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	reconcile_pin(skel->maps.sp_stats, o->pin_dir, 0, true);
 	reconcile_pin(skel->maps.sp_reasons, o->pin_dir, 0, true);
 	reconcile_pin(skel->maps.sp_svc_stats, o->pin_dir, 0, true);
+	err = backends_hash_aside(o->pin_dir, o->max_backends, &old_backends);
+	if (err) {
+		svcplane_bpf__destroy(skel);
+		return err;
+	}
 
 	skel->rodata->cfg_hash_seed = o->hash_seed;
 	skel->rodata->cfg_ct_syn_ns = o->ct_syn_ns;
@@ -246,8 +346,22 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 					 "incompatible version or other sizes: compare the "
 					 "--max-*/--ct-size flags, or run 'svcplane detach')"
 				       : " (run with -v for the verifier log)");
+		if (old_backends >= 0) {
+			backends_hash_restore(o->pin_dir);
+			close(old_backends);
+		}
 		svcplane_bpf__destroy(skel);
 		return err;
+	}
+	if (old_backends >= 0) {
+		err = backends_hash_copy(o->pin_dir, old_backends,
+					 bpf_map__fd(skel->maps.sp_backends));
+		close(old_backends);
+		if (err) {
+			backends_hash_restore(o->pin_dir);
+			svcplane_bpf__destroy(skel);
+			return err;
+		}
 	}
 	/* Conntrack from a version without sp_reply_srcs (bpf/maps.h): the
 	 * replies of its flows would skip their reverse NAT until their

@@ -771,7 +771,7 @@ static const struct ins_map_abi {
 } ins_abi[INS_NMAPS] = {
 	[INS_SERVICES] = { SP_MAP_SERVICES, BPF_MAP_TYPE_HASH, sizeof(struct sp_svc_key),
 			   sizeof(struct sp_svc) },
-	[INS_BACKENDS] = { SP_MAP_BACKENDS, BPF_MAP_TYPE_HASH, sizeof(__u32),
+	[INS_BACKENDS] = { SP_MAP_BACKENDS, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
 			   sizeof(struct sp_backend) },
 	[INS_MAGLEV] = { SP_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
 			 sizeof(struct sp_maglev_chunk) },
@@ -1368,6 +1368,11 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 	err = err ?: ins_dump(st, INS_SVC_META, &meta_l, (void **)&st->meta, &st->n_meta);
 	if (err)
 		return err;
+	/* An array: the entries of family 0 hold no backend. */
+	for (i = j = 0; i < st->n_be; i++)
+		if (st->be[i].b.family)
+			st->be[j++] = st->be[i];
+	st->n_be = j;
 	/* Keys are host-order __u32: byte order is not numeric order. */
 	sort(st->be, st->n_be, sizeof(*st->be), cmp_u32_first);
 	sort(st->meta, st->n_meta, sizeof(*st->meta), cmp_u32_first);

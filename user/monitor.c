@@ -92,7 +92,9 @@ static bool svc_name(const struct mon *m, __u32 id, char *buf, size_t len)
 
 static bool backend_of(const struct mon *m, __u32 id, struct sp_backend *b)
 {
-	return id && m->backends_fd >= 0 && !bpf_map_lookup_elem(m->backends_fd, &id, b);
+	/* An array: family 0 holds no backend. */
+	return id && m->backends_fd >= 0 && !bpf_map_lookup_elem(m->backends_fd, &id, b) &&
+	       b->family;
 }
 
 static void fmt_ep(uint8_t family, const struct sp_addr *a, __be16 port, char *buf, size_t len)

@@ -239,7 +239,9 @@ static void wbatch_init(struct wbatch *b, const char *name, const char *full_hin
  */
 static int wbatch_write_mmap(struct wbatch *b)
 {
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE), off, end, i;
+	/* An array's elements are 8-byte aligned in its mapping (sp_backends'
+	 * 20-byte values are 24 bytes apart). */
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), stride = (b->vsz + 7) / 8 * 8, off, end, i;
 	uint32_t lo = UINT32_MAX, hi = 0;
 	uint8_t *p;
 
@@ -252,8 +254,8 @@ static int wbatch_write_mmap(struct wbatch *b)
 		lo = k < lo ? k : lo;
 		hi = k > hi ? k : hi;
 	}
-	off = (size_t)lo * b->vsz / pg * pg;
-	end = ((size_t)hi + 1) * b->vsz;
+	off = (size_t)lo * stride / pg * pg;
+	end = ((size_t)hi + 1) * stride;
 	end = (end + pg - 1) / pg * pg;
 	if (end - off > WB_MMAP_SPAN)
 		return 1;
@@ -271,7 +273,7 @@ static int wbatch_write_mmap(struct wbatch *b)
 		uint32_t k;
 
 		memcpy(&k, b->keys + i * sizeof(k), sizeof(k));
-		memcpy(p + (size_t)k * b->vsz - off, b->vals + i * b->vsz, b->vsz);
+		memcpy(p + (size_t)k * stride - off, b->vals + i * b->vsz, b->vsz);
 	}
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	munmap(p, end - off);
@@ -785,6 +787,17 @@ static int be_write(struct sp_sync *s, uint32_t id, const struct sp_mg_backend *
 	return err;
 }
 
+/* Remove backend id from sp_backends: an array, so its entry is zeroed
+ * (family 0: no backend, to the datapath and to a recovery). */
+static void be_clear(struct sp_sync *s, uint32_t id)
+{
+	struct sp_backend z;
+
+	memset(&z, 0, sizeof(z));
+	if (bpf_map_update_elem(s->maps.fd_backends, &id, &z, BPF_ANY))
+		pr_warn("remove backend %u from sp_backends: %s", id, strerror(errno));
+}
+
 /* Take a reference on a backend, creating (and writing) it if new. */
 static int be_get(struct sp_sync *s, const struct sp_mg_backend *b, uint32_t *id,
 		  struct sp_sync_stats *st)
@@ -883,8 +896,7 @@ static void be_gc(struct sp_sync *s, uint64_t upto)
 			s->gc[k++] = be;
 			continue;
 		}
-		if (bpf_map_delete_elem(s->maps.fd_backends, &be->id) && errno != ENOENT)
-			pr_warn("delete backend %u from sp_backends: %s", be->id, strerror(errno));
+		be_clear(s, be->id);
 		s->be_id_used[be->id] = 0;
 		tdelete(be, &s->bes, be_cmp);
 		s->n_bes--;
@@ -1949,7 +1961,7 @@ static int recover_svc(struct sp_sync *s, uint32_t svc_id, const struct sp_svc_m
 		if (read_word(s, a->region, 2 * i, &lo) || read_word(s, a->region, 2 * i + 1, &hi))
 			goto bad;
 		a->be_ids[i] = lo | (uint32_t)hi << 16;
-		if (bpf_map_lookup_elem(s->maps.fd_backends, &a->be_ids[i], &b))
+		if (bpf_map_lookup_elem(s->maps.fd_backends, &a->be_ids[i], &b) || !b.family)
 			goto bad;
 		from_key_addr(&b.addr, b.family, &a->be[i].ip);
 		a->be[i].port = ntohs(b.port);
@@ -2101,6 +2113,86 @@ static int recover_node_addrs(struct sp_sync *s)
 	return 0;
 }
 
+/* One entry of sp_backends found at start: taken into the tree, or
+ * removed if it holds nothing usable. 0 or -ENOMEM. */
+static int recover_backend(struct sp_sync *s, __u32 id, const struct sp_backend *b)
+{
+	struct app_be *be;
+
+	if (!b->family || id == 0 || id > s->maps.max_backends)
+		return 0;
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return -ENOMEM;
+	from_key_addr(&b->addr, b->family, &be->ip);
+	be->port = ntohs(b->port);
+	be->flags = b->flags;
+	be->id = id;
+	if (find_be(s, &be->ip, be->port) || !tsearch(be, &s->bes, be_cmp)) {
+		/* A duplicate identity under two ids: keep the first; this one
+		 * is removed now (nothing new can pick it). */
+		be_clear(s, id);
+		free(be);
+		return 0;
+	}
+	s->be_id_used[id] = 1;
+	s->n_bes++;
+	return 0;
+}
+
+/*
+ * The backends in sp_backends, an array of --max-backends + 1 entries
+ * whatever is in use (262,145 by default), in which family 0 holds none:
+ * read through a mapping (a few ms), or where it cannot be mapped (a
+ * test's map) in batches of 4,096 rather than one key at a time.
+ */
+static int recover_backends(struct sp_sync *s)
+{
+	enum { RB_BATCH = 4096 };
+	size_t stride = (sizeof(struct sp_backend) + 7) / 8 * 8,
+	       len = ((size_t)s->maps.max_backends + 1) * stride;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	bool first = true, last = false;
+	__u32 *keys = NULL, batch = 0, count, i;
+	struct sp_backend *vals = NULL;
+	const uint8_t *p;
+	int err = 0;
+
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, s->maps.fd_backends, 0);
+	if (p != MAP_FAILED) {
+		for (i = 1; i <= s->maps.max_backends && !err; i++)
+			err = recover_backend(s, i, (const struct sp_backend *)(p + i * stride));
+		munmap((void *)p, len);
+		return err;
+	}
+	/* Zeroed: valgrind cannot tell what the batch command writes. */
+	keys = calloc(RB_BATCH, sizeof(*keys));
+	vals = calloc(RB_BATCH, sizeof(*vals));
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (!last && !err) {
+		count = RB_BATCH;
+		if (bpf_map_lookup_batch(s->maps.fd_backends, first ? NULL : &batch, &batch, keys,
+					 vals, &count, &bo)) {
+			if (errno != ENOENT) {
+				err = -errno;
+				pr_err("read sp_backends: %s", strerror(-err));
+				goto out;
+			}
+			last = true; /* the end: count holds the last ones */
+		}
+		first = false;
+		for (i = 0; i < count && !err; i++)
+			err = recover_backend(s, keys[i], &vals[i]);
+	}
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
 static int recover(struct sp_sync *s)
 {
 	struct app_svc **by_id = calloc(s->maps.max_svc_ids, sizeof(*by_id));
@@ -2149,35 +2241,9 @@ static int recover(struct sp_sync *s)
 		goto out;
 	/* Backends: reference counts from the recovered regions; the rest
 	 * are collected by the first apply. */
-	pkey = NULL;
-	while (bpf_map_get_next_key(s->maps.fd_backends, pkey, &next) == 0) {
-		struct sp_backend b;
-		struct app_be *be;
-
-		key = next;
-		pkey = &key;
-		if (bpf_map_lookup_elem(s->maps.fd_backends, &key, &b) || key == 0 ||
-		    key > s->maps.max_backends)
-			continue;
-		be = calloc(1, sizeof(*be));
-		if (!be) {
-			err = -ENOMEM;
-			goto out;
-		}
-		from_key_addr(&b.addr, b.family, &be->ip);
-		be->port = ntohs(b.port);
-		be->flags = b.flags;
-		be->id = key;
-		if (find_be(s, &be->ip, be->port) || !tsearch(be, &s->bes, be_cmp)) {
-			/* A duplicate identity under two ids: keep the first;
-			 * this one is deleted now (nothing new can pick it). */
-			bpf_map_delete_elem(s->maps.fd_backends, &key);
-			free(be);
-			continue;
-		}
-		s->be_id_used[key] = 1;
-		s->n_bes++;
-	}
+	err = recover_backends(s);
+	if (err)
+		goto out;
 	list = all_svcs(s, &n);
 	if (!list) {
 		err = -ENOMEM;
@@ -2217,6 +2283,7 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 	s->gen = 1;
 	wbatch_init(&s->wb_backends, "sp_backends", " (table full: raise --max-backends)",
 		    maps->fd_backends, sizeof(__u32), sizeof(struct sp_backend));
+	s->wb_backends.mmapable = -1; /* an array: big batches through a mapping */
 	wbatch_init(&s->wb_chunks, "sp_maglev", "", maps->fd_maglev, sizeof(__u32),
 		    sizeof(struct sp_maglev_chunk));
 	s->wb_chunks.mmapable = -1; /* found out at the first big batch */

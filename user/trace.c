@@ -777,7 +777,7 @@ static void backend_name(const struct tr_names *n, __u32 id, char *buf, size_t l
 	struct sp_backend b;
 	char a[64];
 
-	if (n->backends_fd >= 0 && !bpf_map_lookup_elem(n->backends_fd, &id, &b)) {
+	if (n->backends_fd >= 0 && !bpf_map_lookup_elem(n->backends_fd, &id, &b) && b.family) {
 		fmt_addr_port(b.family, &b.addr, b.port, a, sizeof(a));
 		snprintf(buf, len, "%s (backend %u%s)", a, id,
 			 b.flags & SP_BE_F_REMOTE ? ", on another node" : ", on this node");

@@ -140,8 +140,9 @@ int main(int argc, char **argv)
 	m.maglev_chunks = (uint32_t)((n + 16) * ((2 * e + sp_maglev_pick_m(e, 0)) / 32 + 2) * 2);
 	m.fd_services = mk(BPF_MAP_TYPE_HASH, sizeof(struct sp_svc_key), sizeof(struct sp_svc),
 			   m.max_svc_ids, BPF_F_NO_PREALLOC);
-	m.fd_backends = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_backend), m.max_backends,
-			   BPF_F_NO_PREALLOC);
+	/* As the daemon's (bpf/maps.h): an array of ids 1 .. max. */
+	m.fd_backends = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_backend), m.max_backends + 1,
+			   BPF_F_MMAPABLE);
 	m.fd_maglev = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_maglev_chunk), m.maglev_chunks,
 			  maglev_flags);
 	m.fd_svc_meta = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_svc_meta), m.max_svc_ids,

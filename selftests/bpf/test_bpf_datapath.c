@@ -73,6 +73,7 @@
 #define HAIRPIN_V6 "fd73:7670:6c61:6e65::1" /* cfg_hairpin_v6 default */
 #define MAGLEV_M 251
 #define CT_TEST_SIZE 4096 /* sp_ct entries: a few dozen are used, flushed often */
+#define BE_TEST_SIZE (SP_MAX_BACKENDS + 1) /* sp_backends (an array): the default (ids up to 196,607 are used) */
 
 /* ------------------------------------------------------------------ */
 /* Pin directory and cleanup on every exit path                        */
@@ -293,6 +294,30 @@ static void map_flush(int fd, size_t key_size)
 	}
 }
 
+/* sp_backends is an array: emptied by zeroing every entry (family 0: no
+ * backend), in one batch. */
+static void backends_flush(void)
+{
+	static struct sp_backend zero[BE_TEST_SIZE];
+	static __u32 keys[BE_TEST_SIZE];
+	__u32 i, n = BE_TEST_SIZE;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+
+	for (i = 0; i < n; i++)
+		keys[i] = i;
+	if (bpf_map_update_batch(fd_backends, keys, zero, &n, &bo))
+		fprintf(stderr, "  empty sp_backends: %s\n", strerror(errno));
+}
+
+/* Remove backend id from sp_backends (zero its entry). */
+static int backend_clear(uint32_t id)
+{
+	struct sp_backend zero;
+
+	memset(&zero, 0, sizeof(zero));
+	return bpf_map_update_elem(fd_backends, &id, &zero, BPF_ANY);
+}
+
 static int map_count(int fd, size_t key_size)
 {
 	uint8_t key[256], next[256];
@@ -412,7 +437,7 @@ static int fixture_reset(void)
 
 	map_flush(fd_ct, sizeof(struct sp_ct_key));
 	map_flush(fd_services, sizeof(struct sp_svc_key));
-	map_flush(fd_backends, sizeof(uint32_t));
+	backends_flush();
 	map_flush(fd_node_addrs, sizeof(struct sp_node_addr_key));
 	for (i = 0; i < sizeof(fx_backends) / sizeof(fx_backends[0]); i++)
 		if (set_backend(fx_backends[i].id, fx_backends[i].family, fx_backends[i].addr,
@@ -949,18 +974,14 @@ static int before_region_b_v6(const struct row *r)
 
 static int before_delete_81(const struct row *r)
 {
-	uint32_t id = 81;
-
 	(void)r;
-	return bpf_map_delete_elem(fd_backends, &id);
+	return backend_clear(81);
 }
 
 static int before_delete_91(const struct row *r)
 {
-	uint32_t id = 91;
-
 	(void)r;
-	return bpf_map_delete_elem(fd_backends, &id);
+	return backend_clear(91);
 }
 
 /* A backend that keeps its id but changes address (ids are reused). */

@@ -74,7 +74,7 @@ static int node_open(struct node *n, uint32_t seed)
 	/* Small maps: this test needs little, and many run at once in CI. */
 	bpf_map__set_max_entries(n->skel->maps.sp_ct, 16384);
 	bpf_map__set_max_entries(n->skel->maps.sp_maglev, 4096);
-	bpf_map__set_max_entries(n->skel->maps.sp_backends, 1024);
+	bpf_map__set_max_entries(n->skel->maps.sp_backends, 1024 + 1); /* ids 1 .. 1024 */
 	bpf_map__set_max_entries(n->skel->maps.sp_services, 1024);
 	bpf_map__set_max_entries(n->skel->maps.sp_svc_meta, 1024);
 	bpf_map__set_max_entries(n->skel->maps.sp_svc_stats, 1024);

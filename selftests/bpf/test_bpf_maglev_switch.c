@@ -241,7 +241,7 @@ static void test_switch_under_traffic(void)
 		.fd_svc_backends = bpf_map__fd(r->dp.skel->maps.sp_svc_backends),
 		.maglev_chunks = CHUNKS,
 		.max_svc_ids = bpf_map__max_entries(r->dp.skel->maps.sp_svc_meta),
-		.max_backends = bpf_map__max_entries(r->dp.skel->maps.sp_backends),
+		.max_backends = bpf_map__max_entries(r->dp.skel->maps.sp_backends) - 1,
 		.fixed_m = 0,
 	};
 	if (!ASSERT_EQ(sp_sync_new(&m, &r->sync), 0, "sync state"))

@@ -11,7 +11,7 @@
 #        TCP 80->8080 (http), TCP 90->9090 (echo); endpoints pod1 pod2 pod3
 . "$(dirname "$0")/lib.sh"
 
-e2e_cases old-maglev-pin-reused old-counters-pin-recreated kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
+e2e_cases old-maglev-pin-reused old-counters-pin-recreated old-backends-hash-migrated kill9-loop-lb-ipv4 kill9-loop-clusterip-ipv6 kill9-long-lived-connection \
 	conntrack-kept-across-restart restart-xdp-link-updated restart-tc-replaced-in-place \
 	restart-rewrites-nothing sigterm-keeps-datapath \
 	detach-exit-status detach-no-xdp detach-no-tc detach-no-pins detach-traffic-untouched
@@ -37,13 +37,20 @@ EOF
 # (bpf/maps.h). The daemon must take the pin as it is (libbpf refuses a
 # pin whose flags differ) and write its tables with bpf(2), so every case
 # below also runs on that fallback. And sp_stats pinned by a version with
-# other counters: created anew (user/dp.c reconcile_pin).
+# other counters: created anew (user/dp.c reconcile_pin). And sp_backends
+# pinned as the hash it was before it became an array, with one backend
+# (id 7, 10.1.2.3:8080): moved aside, copied into the new array, unpinned
+# (user/dp.c backends_hash_aside).
 mkdir -p "$CL_PINDIR" &&
 	bpftool map create "$CL_PINDIR/sp_maglev" type array key 4 value 64 entries 524288 \
 		name sp_maglev &&
 	bpftool map create "$CL_PINDIR/sp_stats" type percpu_array key 4 value 8 entries 4 \
-		name sp_stats ||
-	e2e_abort "could not pin an old-style sp_maglev and sp_stats"
+		name sp_stats &&
+	bpftool map create "$CL_PINDIR/sp_backends" type hash key 4 value 20 entries 262144 \
+		name sp_backends flags 1 &&
+	bpftool map update pinned "$CL_PINDIR/sp_backends" key 7 0 0 0 \
+		value 10 1 2 3 0 0 0 0 0 0 0 0 0 0 0 0 0x1f 0x90 4 0 ||
+	e2e_abort "could not pin an old-style sp_maglev, sp_stats and sp_backends"
 e2e_start_daemon || e2e_abort "svcplane did not become ready"
 NODE=$E2E_NODE
 P1=${CL_POD_NS[pod1]}
@@ -67,6 +74,20 @@ elif ! sp "$NODE" stats 2>&1 | grep -q .; then
 	fail old-counters-pin-recreated "svcplane stats reads nothing"
 else
 	pass old-counters-pin-recreated
+fi
+
+# ---- old-backends-hash-migrated --------------------------------------------
+bes=$(bpftool -j map show pinned "$CL_PINDIR/sp_backends" 2>&1)
+if ! grep -q 'sp_backends: a hash pinned by an older version' "$E2E_LOG" ||
+	! grep -q 'sp_backends: 1 backends copied' "$E2E_LOG"; then
+	fail old-backends-hash-migrated "the daemon did not say it copied the old hash: $(grep -m3 sp_backends "$E2E_LOG")"
+elif ! grep -q '"type":"array"' <<<"$bes"; then
+	fail old-backends-hash-migrated "the pinned sp_backends is not an array: $bes"
+elif [ -e "$CL_PINDIR/sp_backends_old_hash" ]; then
+	fail old-backends-hash-migrated "the old hash is still pinned aside"
+else
+	e2e_http_n "$CL_CLIENT" 10.96.0.10 80 20
+	e2e_expect_all old-backends-hash-migrated 20 3 "pod1 pod2 pod3"
 fi
 
 # ct_entries_for_port PORT: the IPv4 TCP conntrack entries (from the pinned

@@ -45,8 +45,9 @@ static const struct tmap {
 } tmaps[] = {
 	{ SP_MAP_SERVICES, BPF_MAP_TYPE_HASH, sizeof(struct sp_svc_key), sizeof(struct sp_svc), 64,
 	  BPF_F_NO_PREALLOC },
-	{ SP_MAP_BACKENDS, BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(struct sp_backend), 64,
-	  BPF_F_NO_PREALLOC },
+	/* An array as the daemon's; big enough for backend id 70,000 (below). */
+	{ SP_MAP_BACKENDS, BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct sp_backend), 70001,
+	  BPF_F_MMAPABLE },
 	{ SP_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct sp_maglev_chunk), 64, 0 },
 	{ SP_MAP_CT, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key), sizeof(struct sp_ct_val),
 	  1024, 0 },

@@ -82,8 +82,9 @@ static int maps_create(struct maps *x, uint32_t chunks, uint32_t svc_ids, uint32
 	memset(x, 0, sizeof(*x));
 	x->m.fd_services = mk(BPF_MAP_TYPE_HASH, sizeof(struct sp_svc_key), sizeof(struct sp_svc),
 			      svc_ids * 4, BPF_F_NO_PREALLOC);
-	x->m.fd_backends = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_backend), backends,
-			      BPF_F_NO_PREALLOC);
+	/* As the daemon's (bpf/maps.h): an array of ids 1 .. backends. */
+	x->m.fd_backends = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_backend), backends + 1,
+			      BPF_F_MMAPABLE);
 	x->m.fd_maglev = mk(BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sp_maglev_chunk), chunks,
 			    maglev_flags);
 	x->m.fd_svc_meta = mk(BPF_MAP_TYPE_HASH, 4, sizeof(struct sp_svc_meta), svc_ids,
@@ -216,6 +217,22 @@ static size_t count_keys(int fd, size_t ksz)
 	return n;
 }
 
+/* Backends in sp_backends: an array, whose entries of family 0 hold none. */
+static size_t count_backends(int fd)
+{
+	struct sp_backend b;
+	__u32 k, next, *pk = NULL;
+	size_t n = 0;
+
+	while (bpf_map_get_next_key(fd, pk, &next) == 0) {
+		k = next;
+		pk = &k;
+		if (!bpf_map_lookup_elem(fd, &k, &b) && b.family)
+			n++;
+	}
+	return n;
+}
+
 /* The chunks of every live table, from sp_svc_meta: what
  * sp_sync_maglev_chunks_used must say once nothing is only retired. */
 static size_t meta_chunks(const struct maps *x)
@@ -305,7 +322,7 @@ static void test_add_change_remove(void)
 	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply 1");
 	ASSERT_EQ(st.svc_added, 2, "services added");
 	ASSERT_EQ(st.be_added, 3, "backends shared by both Services");
-	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 3, "sp_backends entries");
+	ASSERT_EQ(count_backends(x.m.fd_backends), 3, "sp_backends entries");
 	if (!ASSERT_EQ(lookup_fe(&x, 10, &v1), 0, "frontend written"))
 		goto out;
 	ASSERT_EQ(v1.n, 3, "n");
@@ -350,10 +367,10 @@ static void test_add_change_remove(void)
 	/* Deleted only after a grace period, which the apply does not wait
 	 * for: a packet that read y's or x's old table may still use them. */
 	ASSERT_EQ(st.be_deleted, 0, "backends deleted by the apply itself");
-	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 4, "sp_backends right after the apply");
+	ASSERT_EQ(count_backends(x.m.fd_backends), 4, "sp_backends right after the apply");
 	sp_sync_flush(s, &st);
 	ASSERT_EQ(st.be_deleted, 4, "every backend unreferenced is deleted");
-	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 0, "sp_backends empty");
+	ASSERT_EQ(count_backends(x.m.fd_backends), 0, "sp_backends empty");
 	ASSERT_TRUE(lookup_fe(&x, 11, &v3) != 0, "y's frontend gone");
 	lookup_fe(&x, 10, &v2);
 	ASSERT_EQ(v2.n, 0, "x has no backend: rejects");
@@ -618,7 +635,7 @@ static void test_capacity_keeps_last_good(void)
 	lookup_fe(&x, 10, &v);
 	ASSERT_EQ(v.n, 3, "previous table still in force");
 	sp_sync_flush(s, NULL); /* the big table's backends wait for a grace period */
-	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 3, "no backend leaked");
+	ASSERT_EQ(count_backends(x.m.fd_backends), 3, "no backend leaked");
 out:
 	sp_desired_free(&d);
 	sp_sync_free(s);
@@ -849,19 +866,20 @@ static void test_first_apply_batched(void)
 	}
 	map_writes = 0;
 	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
-	/* sp_backends, sp_maglev, sp_svc_stats, sp_services, sp_svc_meta;
-	 * a mmapable sp_maglev is written through a mapping (1,800 chunks). */
+	/* sp_maglev, sp_svc_stats, sp_services, sp_svc_meta; sp_backends (an
+	 * mmapable array, as the daemon's) and a mmapable sp_maglev (1,800
+	 * chunks) are written through a mapping. */
 	if (maglev_flags & BPF_F_MMAPABLE) {
-		ASSERT_EQ(map_writes, 4, "map write calls (one batch per map but sp_maglev)");
+		ASSERT_EQ(map_writes, 3, "map write calls (one batch per map but sp_maglev)");
 		ASSERT_EQ(sp_sync_maglev_mmap_writes(s), NS * 9, "chunks written through a mapping");
 	} else {
-		ASSERT_EQ(map_writes, 5, "map write calls (one batch per map)");
+		ASSERT_EQ(map_writes, 4, "map write calls (one batch per map)");
 		ASSERT_EQ(sp_sync_maglev_mmap_writes(s), 0, "chunks written through a mapping");
 	}
 	ASSERT_EQ(st.svc_added, NS, "Services added");
 	ASSERT_EQ(st.fe_written, NS, "frontends written");
 	ASSERT_EQ(count_keys(x.m.fd_services, sizeof(struct sp_svc_key)), NS, "sp_services entries");
-	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 250, "sp_backends entries (shared ones once)");
+	ASSERT_EQ(count_backends(x.m.fd_backends), 250, "sp_backends entries (shared ones once)");
 	ASSERT_EQ(count_keys(x.m.fd_svc_meta, 4), NS, "sp_svc_meta entries");
 	if (ASSERT_EQ(lookup_fe(&x, NS, &v), 0, "the last Service's frontend"))
 		ASSERT_EQ(v.n, 3, "its backends");
@@ -979,7 +997,7 @@ static void test_deferred_reclaim(void)
 	grace_open = true;
 	sp_sync_flush(s, &st);
 	ASSERT_TRUE(!backend_present(&x, 13), "13 deleted once its last grace period ended");
-	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 3, "11 12 14 left");
+	ASSERT_EQ(count_backends(x.m.fd_backends), 3, "11 12 14 left");
 
 	/* Room only in retired chunks: the apply waits for it, once. 3
 	 * backends at M=251 take 9 chunks: 18 hold the live table and one. */
