@@ -149,7 +149,9 @@ struct sp_sync {
 	} rc;
 	struct sp_sync_stats *cur_st; /* the current apply's statistics, or NULL */
 	bool full_done; /* a full apply has run: orphans from the recovery are gone */
-	/* sp_dst_filter, mapped (NULL: not kept). Bits are set before the
+	/* sp_dst_filter (maps.fd_dst_filter > 0), mapped while an apply, a
+	 * node address change or the start writes it, NULL between them (its
+	 * 128 KiB would count in the daemon's RSS). Bits are set before the
 	 * frontend or node address they stand for is written; a deletion only
 	 * counts in dstf_stale, and the bitmap is recomputed from what is
 	 * left once deletions reach an eighth of the Services (dstf_settle):
@@ -345,6 +347,7 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 static int flush_writes(struct sp_sync *s);
 static void dstf_add(struct sp_sync *s, const struct sp_addr *a);
 static void dstf_settle(struct sp_sync *s, bool force);
+static void dstf_unmap(struct sp_sync *s);
 
 /*
  * The batches' buffers (256 KiB each) back to the heap: at the end of an
@@ -1668,6 +1671,7 @@ static int apply_end(struct sp_sync *s, int err)
 {
 	retire_commit(s);
 	dstf_settle(s, false);
+	dstf_unmap(s);
 	if (!err && s->write_err)
 		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
 	s->cur_st = NULL;
@@ -1826,6 +1830,11 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
 	s->node_addrs = keys;
 	s->n_node_addrs = n;
 	dstf_settle(s, false);
+	dstf_unmap(s);
+	if (!err && s->write_err) {
+		err = s->write_err;
+		s->write_err = 0;
+	}
 	return err;
 }
 
@@ -1846,10 +1855,42 @@ static void dstf_set(struct sp_dst_filter *f, const struct sp_addr *a, bool atom
 		f->w[b >> 6] |= 1ULL << (b & 63);
 }
 
+/* The filter mapped (s->dstf), or false with the error logged and kept
+ * as the apply's (a frontend written without its bit would take no
+ * traffic). */
+static bool dstf_map(struct sp_sync *s)
+{
+	void *p;
+
+	if (s->dstf)
+		return true;
+	if (s->maps.fd_dst_filter <= 0)
+		return false;
+	p = mmap(NULL, sizeof(struct sp_dst_filter), PROT_READ | PROT_WRITE, MAP_SHARED,
+		 s->maps.fd_dst_filter, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		pr_err("map sp_dst_filter: %s", strerror(-err));
+		if (!s->write_err)
+			s->write_err = err;
+		return false;
+	}
+	s->dstf = p;
+	return true;
+}
+
+static void dstf_unmap(struct sp_sync *s)
+{
+	if (s->dstf)
+		munmap(s->dstf, sizeof(*s->dstf));
+	s->dstf = NULL;
+}
+
 /* Before a frontend or node address with address a is written. */
 static void dstf_add(struct sp_sync *s, const struct sp_addr *a)
 {
-	if (s->dstf)
+	if (dstf_map(s))
 		dstf_set(s->dstf, a, true);
 }
 
@@ -1867,7 +1908,7 @@ static void dstf_settle(struct sp_sync *s, bool force)
 	struct app_svc **list;
 	size_t n, i, j;
 
-	if (!s->dstf || !s->dstf_stale || (!force && s->dstf_stale * 8 < s->n_svcs))
+	if (!s->dstf_stale || (!force && s->dstf_stale * 8 < s->n_svcs) || !dstf_map(s))
 		return;
 	nf = calloc(1, sizeof(*nf));
 	list = nf ? all_svcs(s, &n) : NULL;
@@ -1911,9 +1952,15 @@ int sp_sync_dst_filter_add(int fd, const struct sp_addr *a)
 
 bool sp_sync_dst_filter_has(const struct sp_sync *s, const struct sp_addr *a)
 {
+	struct sp_dst_filter *f = malloc(sizeof(*f));
 	uint32_t b = sp_dstf_bit(a);
+	__u32 zero = 0;
+	bool set;
 
-	return s->dstf && (__atomic_load_n(&s->dstf->w[b >> 6], __ATOMIC_ACQUIRE) >> (b & 63)) & 1;
+	set = f && s->maps.fd_dst_filter > 0 &&
+	      !bpf_map_lookup_elem(s->maps.fd_dst_filter, &zero, f) && ((f->w[b >> 6] >> (b & 63)) & 1);
+	free(f);
+	return set;
 }
 
 /* ---- recovery from pinned maps ------------------------------------------ */
@@ -2303,21 +2350,17 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 		sp_sync_free(s);
 		return -ENOMEM;
 	}
-	if (maps->fd_dst_filter > 0) {
-		/* A new map (not pinned) at every start: filled below from
-		 * what the pinned maps hold, then by every write. */
-		void *p = mmap(NULL, sizeof(struct sp_dst_filter), PROT_READ | PROT_WRITE,
-			       MAP_SHARED, maps->fd_dst_filter, 0);
-
-		if (p == MAP_FAILED) {
-			err = -errno;
-			pr_err("map sp_dst_filter: %s", strerror(-err));
-			sp_sync_free(s);
-			return err;
-		}
-		s->dstf = p;
+	/* sp_dst_filter, a new map (not pinned) at every start: filled by
+	 * the recovery from what the pinned maps hold, then by every write. */
+	if (maps->fd_dst_filter > 0 && !dstf_map(s)) {
+		err = s->write_err;
+		sp_sync_free(s);
+		return err;
 	}
 	err = recover(s);
+	dstf_unmap(s);
+	if (!err)
+		err = s->write_err;
 	if (err) {
 		sp_sync_free(s);
 		return err;
@@ -2357,8 +2400,7 @@ void sp_sync_free(struct sp_sync *s)
 	free(s->node_addrs);
 	free(s->gc);
 	free(s->retired);
-	if (s->dstf)
-		munmap(s->dstf, sizeof(*s->dstf));
+	dstf_unmap(s);
 	free(s);
 }
 
