@@ -13,11 +13,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <search.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/membarrier.h>
 #include <sys/eventfd.h>
@@ -148,6 +150,11 @@ struct sp_sync {
 		int efd; /* counts grace periods ended: readable when one has (sync.h) */
 	} rc;
 	struct sp_sync_stats *cur_st; /* the current apply's statistics, or NULL */
+	/* A large apply's tables built ahead (struct pre), and the index of
+	 * the desired Service being applied in it. */
+	struct pre *pre;
+	size_t pre_i;
+	uint64_t tables_ahead; /* tables taken from a helper */
 	bool full_done; /* a full apply has run: orphans from the recovery are gone */
 	/* sp_dst_filter (maps.fd_dst_filter > 0), mapped while an apply, a
 	 * node address change or the start writes it, NULL between them (its
@@ -1245,6 +1252,161 @@ static int meta_write(struct sp_sync *s, const struct app_svc *a)
 }
 
 /*
+ * The Maglev tables of a large apply (the first at start: 10,000 tables,
+ * about half of its time on one CPU) are built by helper threads a little
+ * ahead of the apply, which takes each table when it gets to its Service
+ * (stage_table), or builds it itself if no helper has started it yet. A
+ * table is a function of the backends and M alone, so who builds it makes
+ * no difference. Helpers stay at most PRE_AHEAD tables ahead, which bounds
+ * the memory of tables waiting to be taken. Small applies (a change) build
+ * their few tables themselves.
+ */
+#define PRE_MIN 256 /* tables to build below which no helper is started */
+#define PRE_MAX_THREADS 3
+#define PRE_AHEAD 128
+
+enum { PRE_FREE, PRE_CLAIMED, PRE_DONE };
+
+struct pre {
+	const struct sp_desired *d;
+	uint32_t *m; /* per desired Service: its M if a helper may build its table, else 0 */
+	uint16_t **table; /* built tables (NULL: the build failed; stage_table says why) */
+	int *state; /* PRE_* (atomic) */
+	size_t next; /* the next table for a helper (atomic) */
+	size_t pos; /* where the apply is (atomic) */
+	bool stop; /* (atomic) */
+	pthread_t th[PRE_MAX_THREADS];
+	size_t n_th;
+};
+
+static void *pre_worker(void *arg)
+{
+	struct pre *p = arg;
+	const struct timespec nap = { .tv_nsec = 50000 };
+	size_t i;
+	int free_;
+
+	for (;;) {
+		i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+		if (i >= p->d->n)
+			return NULL;
+		while (i >= __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE) + PRE_AHEAD) {
+			if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
+				return NULL;
+			nanosleep(&nap, NULL);
+		}
+		if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
+			return NULL;
+		free_ = PRE_FREE;
+		if (!p->m[i] || !__atomic_compare_exchange_n(&p->state[i], &free_, PRE_CLAIMED,
+							      false, __ATOMIC_ACQUIRE,
+							      __ATOMIC_RELAXED))
+			continue;
+		p->table[i] = malloc(p->m[i] * sizeof(**p->table));
+		if (p->table[i] && sp_maglev_build(p->d->svc[i].be, p->d->svc[i].n_be, p->m[i],
+						   p->table[i])) {
+			free(p->table[i]);
+			p->table[i] = NULL;
+		}
+		__atomic_store_n(&p->state[i], PRE_DONE, __ATOMIC_RELEASE);
+	}
+}
+
+static void pre_stop(struct sp_sync *s)
+{
+	struct pre *p = s->pre;
+	size_t i;
+
+	if (!p)
+		return;
+	__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
+	for (i = 0; i < p->n_th; i++)
+		pthread_join(p->th[i], NULL);
+	for (i = 0; i < p->d->n; i++)
+		free(p->table[i]);
+	free(p->m);
+	free(p->table);
+	free(p->state);
+	free(p);
+	s->pre = NULL;
+}
+
+/* Start the helpers for the tables of d that this apply builds, if many. */
+static void pre_start(struct sp_sync *s, const struct sp_desired *d)
+{
+	struct pre *p;
+	size_t i, need = 0, want;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus < 2 || d->n < PRE_MIN)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	p->d = d;
+	p->m = calloc(d->n, sizeof(*p->m));
+	p->table = calloc(d->n, sizeof(*p->table));
+	p->state = calloc(d->n, sizeof(*p->state));
+	if (!p->m || !p->table || !p->state)
+		goto none;
+	/* The tables apply_svc will build: new Services, other backends. */
+	for (i = 0; i < d->n; i++) {
+		const struct sp_want_svc *w = &d->svc[i];
+		uint32_t m = w->n_be ? sp_maglev_pick_m(w->n_be, s->maps.fixed_m) : 0;
+		const struct app_svc *a;
+
+		if (!m || w->n_be > 0xffff)
+			continue;
+		a = find_svc(s, w->id);
+		if (a && same_backends(a, w, m))
+			continue;
+		p->m[i] = m;
+		need++;
+	}
+	if (need < PRE_MIN)
+		goto none;
+	/* The apply's own thread builds too (what no helper has started). */
+	want = (size_t)cpus - 1 < PRE_MAX_THREADS ? (size_t)cpus - 1 : PRE_MAX_THREADS;
+	s->pre = p;
+	for (p->n_th = 0; p->n_th < want; p->n_th++)
+		if (pthread_create(&p->th[p->n_th], NULL, pre_worker, p))
+			break;
+	if (!p->n_th)
+		pre_stop(s);
+	return;
+none:
+	free(p->m);
+	free(p->table);
+	free(p->state);
+	free(p);
+}
+
+/*
+ * The table of the Service being applied if a helper built it (moved to
+ * the caller), else NULL (the caller builds it; a helper will not start
+ * it now). Waits for a helper that is building it.
+ */
+static uint16_t *pre_take(struct sp_sync *s, uint32_t m)
+{
+	struct pre *p = s->pre;
+	size_t i = s->pre_i;
+	int free_ = PRE_FREE;
+	uint16_t *t;
+
+	if (!p || i >= p->d->n || p->m[i] != m)
+		return NULL;
+	if (__atomic_compare_exchange_n(&p->state[i], &free_, PRE_CLAIMED, false,
+					__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return NULL;
+	while (__atomic_load_n(&p->state[i], __ATOMIC_ACQUIRE) != PRE_DONE)
+		sched_yield();
+	t = p->table[i];
+	p->table[i] = NULL;
+	s->tables_ahead += t != NULL;
+	return t;
+}
+
+/*
  * Build and write the new table of a Service into a fresh region; on
  * success region, chunks and the id array describe it. Nothing the
  * datapath reads changes here.
@@ -1259,6 +1421,9 @@ static int stage_table(struct sp_sync *s, const struct sp_want_svc *w, uint32_t 
 	*chunks = 0;
 	if (w->n_be == 0)
 		return 0;
+	table = pre_take(s, m);
+	if (table)
+		goto built;
 	table = malloc(m * sizeof(*table));
 	if (!table)
 		return -ENOMEM;
@@ -1268,6 +1433,7 @@ static int stage_table(struct sp_sync *s, const struct sp_want_svc *w, uint32_t 
 		       strerror(-err));
 		goto out;
 	}
+built:
 	*chunks = region_chunks(w->n_be, m);
 	err = region_alloc(s, *chunks, region);
 	if (err) {
@@ -1699,7 +1865,11 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 		list[i]->seen = 0;
 	free(list);
 
+	pre_start(s, d);
 	for (i = 0; i < d->n; i++) {
+		if (s->pre)
+			__atomic_store_n(&s->pre->pos, i, __ATOMIC_RELEASE);
+		s->pre_i = i;
 		err = apply_svc(s, &d->svc[i], st);
 		if (err) {
 			struct app_svc *a = find_svc(s, d->svc[i].id);
@@ -1712,6 +1882,7 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 		}
 	}
 
+	pre_stop(s);
 	/* Deletion pass: frontends nobody wants, then Services nobody wants;
 	 * after the switches (a frontend may have moved to another Service). */
 	flush_writes(s);
@@ -2417,6 +2588,11 @@ size_t sp_sync_n_backends(const struct sp_sync *s)
 uint64_t sp_sync_maglev_mmap_writes(const struct sp_sync *s)
 {
 	return s->wb_chunks.mmap_writes;
+}
+
+uint64_t sp_sync_tables_ahead(const struct sp_sync *s)
+{
+	return s->tables_ahead;
 }
 
 size_t sp_sync_maglev_chunks_used(const struct sp_sync *s)

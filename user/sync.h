@@ -115,5 +115,8 @@ size_t sp_sync_maglev_chunks_used(const struct sp_sync *s);
 /* Maglev chunks written through a mapping of sp_maglev (BPF_F_MMAPABLE)
  * rather than bpf(2), since the start: for tests and the benchmark. */
 uint64_t sp_sync_maglev_mmap_writes(const struct sp_sync *s);
+/* Maglev tables built by helper threads ahead of a large apply, since the
+ * start: for tests and the benchmark. */
+uint64_t sp_sync_tables_ahead(const struct sp_sync *s);
 
 #endif /* SP_SYNC_H */

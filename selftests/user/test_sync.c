@@ -890,6 +890,93 @@ out:
 }
 
 /*
+ * A large apply's tables are built by helper threads ahead of it
+ * (sync.c struct pre): every Service's table in sp_maglev must be the one
+ * sp_maglev_build gives for its backends, whoever built it, and with two
+ * CPUs or more helpers must have built some.
+ */
+static void test_tables_built_ahead(void)
+{
+	enum { NS = 600 };
+	struct maps x;
+	struct sp_sync *s = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_maglev_chunk *ch = NULL;
+	uint16_t *want = NULL;
+	char id[64];
+	int i, j, n, bes[8], bad = 0;
+
+	if (!ASSERT_EQ(maps_create(&x, 32768, 1024, 1024), 0, "create maps"))
+		return;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	d.svc = calloc(NS, sizeof(*d.svc));
+	d.n = NS;
+	for (i = 0; i < NS; i++) {
+		/* 3 to 7 backends (M = 251 and 1021), a different set each
+		 * (11 * (i % 13 + 1) * (j - j') is never a multiple of 250) */
+		n = 3 + i % 5;
+		for (j = 0; j < n; j++)
+			bes[j] = 1 + (i * 7 + j * (i % 13 + 1) * 11) % 250;
+		bes[n] = 0;
+		snprintf(id, sizeof(id), "a/s%03d:p/tcp/v4", i);
+		want_svc(&d.svc[i], id, 1, bes);
+		d.svc[i].fe[0].ip.b[2] = (uint8_t)(i >> 8); /* 10.96.<i> */
+		d.svc[i].fe[0].ip.b[3] = (uint8_t)i;
+	}
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
+	ASSERT_EQ(st.svc_added, NS, "Services added");
+	if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+		ASSERT_NEQ(sp_sync_tables_ahead(s), 0, "tables built by helpers");
+	for (i = 0; i < NS; i++) {
+		struct sp_svc_key k;
+		struct sp_svc v;
+		uint32_t c, chunks, m;
+		const uint16_t *w;
+
+		memset(&k, 0, sizeof(k));
+		((uint8_t *)k.addr.addr)[0] = 10;
+		((uint8_t *)k.addr.addr)[1] = 96;
+		((uint8_t *)k.addr.addr)[2] = (uint8_t)(i >> 8);
+		((uint8_t *)k.addr.addr)[3] = (uint8_t)i;
+		k.port = htons(80);
+		k.proto = IPPROTO_TCP;
+		k.family = SP_FAMILY_V4;
+		if (!ASSERT_EQ(bpf_map_lookup_elem(x.m.fd_services, &k, &v), 0, "frontend"))
+			break;
+		m = v.m;
+		n = (int)d.svc[i].n_be;
+		chunks = (2 * (uint32_t)n + m + SP_MAGLEV_CHUNK_WORDS - 1) / SP_MAGLEV_CHUNK_WORDS;
+		free(ch);
+		free(want);
+		ch = calloc(chunks, sizeof(*ch));
+		want = calloc(m, sizeof(*want));
+		if (!ASSERT_TRUE(ch && want, "memory"))
+			break;
+		for (c = 0; c < chunks; c++) {
+			uint32_t key = v.region + c;
+
+			if (bpf_map_lookup_elem(x.m.fd_maglev, &key, &ch[c]))
+				break;
+		}
+		if (!ASSERT_EQ(c, chunks, "region read") ||
+		    !ASSERT_EQ(sp_maglev_build(d.svc[i].be, (size_t)n, m, want), 0, "build"))
+			break;
+		w = &ch[0].w[2 * n];
+		if (memcmp(w, want, m * sizeof(*want)))
+			bad++;
+	}
+	ASSERT_EQ(bad, 0, "tables that differ from sp_maglev_build's");
+out:
+	free(ch);
+	free(want);
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	maps_close(&x);
+}
+
+/*
  * Deferred reclamation, with a grace period the test controls: the
  * reclaimer thread's waits end only when a ticket is given; a wait on the
  * applying thread (an allocation that needs retired room) ends at once
@@ -1187,6 +1274,7 @@ int main(void)
 	RUN_TEST(test_deferred_reclaim);
 	RUN_TEST(test_first_apply_batched);
 	RUN_TEST(test_dst_filter);
+	RUN_TEST(test_tables_built_ahead);
 	/* Again with sp_maglev mmapable, as the daemon creates it: big
 	 * batches of chunks then go through a mapping (sync.c
 	 * wbatch_write_mmap), and every table must read back the same. */
@@ -1197,5 +1285,6 @@ int main(void)
 	RUN_TEST(test_table_beside_old);
 	RUN_TEST(test_frontend_moves);
 	RUN_TEST(test_first_apply_batched);
+	RUN_TEST(test_tables_built_ahead);
 	return sp_test_exit();
 }
