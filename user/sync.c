@@ -155,6 +155,7 @@ struct sp_sync {
 	struct pre *pre;
 	size_t pre_i;
 	uint64_t tables_ahead; /* tables taken from a helper */
+	bool ahead_only; /* sp_sync_set_ahead_only */
 	bool full_done; /* a full apply has run: orphans from the recovery are gone */
 	/* sp_dst_filter (maps.fd_dst_filter > 0), mapped while an apply, a
 	 * node address change or the start writes it, NULL between them (its
@@ -1395,7 +1396,8 @@ static uint16_t *pre_take(struct sp_sync *s, uint32_t m)
 
 	if (!p || i >= p->d->n || p->m[i] != m)
 		return NULL;
-	if (__atomic_compare_exchange_n(&p->state[i], &free_, PRE_CLAIMED, false,
+	if (!s->ahead_only &&
+	    __atomic_compare_exchange_n(&p->state[i], &free_, PRE_CLAIMED, false,
 					__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		return NULL;
 	while (__atomic_load_n(&p->state[i], __ATOMIC_ACQUIRE) != PRE_DONE)
@@ -2593,6 +2595,11 @@ uint64_t sp_sync_maglev_mmap_writes(const struct sp_sync *s)
 uint64_t sp_sync_tables_ahead(const struct sp_sync *s)
 {
 	return s->tables_ahead;
+}
+
+void sp_sync_set_ahead_only(struct sp_sync *s, bool on)
+{
+	s->ahead_only = on;
 }
 
 size_t sp_sync_maglev_chunks_used(const struct sp_sync *s)

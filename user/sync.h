@@ -118,5 +118,9 @@ uint64_t sp_sync_maglev_mmap_writes(const struct sp_sync *s);
 /* Maglev tables built by helper threads ahead of a large apply, since the
  * start: for tests and the benchmark. */
 uint64_t sp_sync_tables_ahead(const struct sp_sync *s);
+/* For tests: the apply waits for the helpers' table instead of building
+ * it itself (so that every table comes from a helper, whatever the
+ * scheduler does). */
+void sp_sync_set_ahead_only(struct sp_sync *s, bool on);
 
 #endif /* SP_SYNC_H */
