@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -937,6 +939,7 @@ static int load_whole(struct sp_config_file *cf, const char *buf, size_t len, co
 	cf->st.items = m.n_services + m.n_slices;
 	cf->st.parsed = cf->st.items;
 	cf->st.why_whole = why;
+	cf->st.threads = 1;
 	cf->st.n_whole++;
 	forget(cf, "the file could not be cut into items");
 	/* Remember its items for the next load (not being able to is no
@@ -962,6 +965,163 @@ static int load_whole(struct sp_config_file *cf, const char *buf, size_t len, co
 	scan_free(&s);
 	sp_config_items_free(&items);
 	return 0;
+}
+
+/*
+ * A whole load by items, on several threads: the file cut by the scan, each
+ * item parsed on its own (as a reload parses a changed one), the checks
+ * across items made on everything as a reload makes them on a change
+ * (delta_check against an empty index). libyaml is most of a parse and
+ * cannot be shared, but items can: at 10,000 Services this is most of the
+ * daemon's start (issue 11). Anything the scan is not sure of, or any item
+ * or check that fails, and the caller parses the whole file in one pass,
+ * which is the reference and has every message; so this never refuses a
+ * file, and gives the model the whole parse gives (the argument at the top
+ * of this file).
+ */
+#define ITEMS_MIN_PARALLEL 1024 /* fewer items: one thread (a thread costs more) */
+#define ITEMS_MAX_THREADS 4
+#define ITEMS_GRAIN 64 /* items a thread takes at a time */
+
+struct items_job {
+	const char *buf;
+	const struct scan *s;
+	struct sp_model *m;
+	size_t n; /* services, then slices */
+	size_t next; /* the next item to take (atomic) */
+	int rc; /* the first failure (atomic; 0: none) */
+};
+
+static void *items_worker(void *arg)
+{
+	struct items_job *j = arg;
+	size_t i, end, ns = j->m->n_services;
+	int rc;
+
+	for (;;) {
+		i = __atomic_fetch_add(&j->next, ITEMS_GRAIN, __ATOMIC_RELAXED);
+		if (i >= j->n || __atomic_load_n(&j->rc, __ATOMIC_RELAXED))
+			return NULL;
+		end = i + ITEMS_GRAIN < j->n ? i + ITEMS_GRAIN : j->n;
+		for (; i < end; i++) {
+			bool slice = i >= ns;
+			const struct span *sp = &j->s->v[slice][slice ? i - ns : i];
+
+			rc = sp_config_parse_item(j->buf + sp->off, sp->len, slice,
+						  slice ? NULL : &j->m->services[i],
+						  slice ? &j->m->slices[i - ns] : NULL);
+			if (rc) {
+				int zero = 0;
+
+				__atomic_compare_exchange_n(&j->rc, &zero, rc, false,
+							    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+				return NULL;
+			}
+		}
+	}
+}
+
+/*
+ * The whole load by items (why: why a whole load). 0: cf holds the file's
+ * model, as load_whole leaves it; 1: not sure (cf untouched: load_whole
+ * decides, and has the message); -ENOMEM.
+ */
+static int load_items(struct sp_config_file *cf, const char *buf, size_t len, const char *why)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	struct hashes h = { 0 };
+	struct scan s = { .item = hash_item, .arg = &h };
+	struct items_job j = { .buf = buf, .s = &s };
+	pthread_t tid[ITEMS_MAX_THREADS - 1];
+	struct sp_model m = { 0 };
+	struct kidx none = { 0 }, ki = { 0 };
+	struct delta d = { .mask = 63, .sign = 1 };
+	size_t i, nt = 0, nthreads = 1;
+	struct src in;
+	long cpus;
+	int rc, k;
+
+	/* Line breaks the scan does not know (scan_agrees has the why). */
+	for (i = 0; i < len; i++)
+		if (p[i] == '\r' || (p[i] == 0xc2 && i + 1 < len && p[i + 1] == 0x85) ||
+		    (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80 &&
+		     (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))) {
+			return 1;
+		}
+	src_mem(&in, buf, len, 0);
+	rc = cf_scan(&in, &s);
+	if (rc || s.why) {
+		rc = rc == -ENOMEM ? -ENOMEM : 1;
+		goto out;
+	}
+	rc = -ENOMEM;
+	m.n_services = s.n[K_SVC];
+	m.n_slices = s.n[K_SLICE];
+	m.services = calloc(m.n_services ? m.n_services : 1, sizeof(*m.services));
+	m.slices = calloc(m.n_slices ? m.n_slices : 1, sizeof(*m.slices));
+	if (!m.services || !m.slices)
+		goto out;
+	j.m = &m;
+	j.n = m.n_services + m.n_slices;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (j.n >= ITEMS_MIN_PARALLEL && cpus > 1)
+		nthreads = cpus < ITEMS_MAX_THREADS ? (size_t)cpus : ITEMS_MAX_THREADS;
+	for (nt = 0; nt + 1 < nthreads; nt++)
+		if (pthread_create(&tid[nt], NULL, items_worker, &j))
+			break; /* fewer threads, then */
+	items_worker(&j);
+	for (i = 0; i < nt; i++)
+		pthread_join(tid[i], NULL);
+	if (j.rc) {
+		rc = j.rc == -ENOMEM ? -ENOMEM : 1;
+		goto out;
+	}
+	/* Across items: everything is added to an empty file. */
+	rc = -ENOMEM;
+	d.v = calloc(d.mask + 1, sizeof(*d.v));
+	if (!d.v || kidx_build(&none, &(struct sp_model){ 0 }))
+		goto out;
+	for (i = 0; i < m.n_services; i++)
+		svc_claims(&m.services[i], delta_claim, &d);
+	for (i = 0; i < m.n_slices; i++)
+		slice_claims(&m.slices[i], delta_claim, &d);
+	if (d.nomem || kidx_build(&ki, &m))
+		goto out;
+	rc = 1;
+	if (delta_check(&none, &d))
+		goto out;
+	/* Keep it, as load_whole does. */
+	sp_model_free(&cf->m);
+	cf->m = m;
+	memset(&m, 0, sizeof(m));
+	changed_clear(cf);
+	cf->whole = true;
+	cf->st.incremental = false;
+	cf->st.items = cf->m.n_services + cf->m.n_slices;
+	cf->st.parsed = cf->st.items;
+	cf->st.why_whole = why;
+	cf->st.threads = nt + 1;
+	cf->st.n_whole++;
+	forget(cf, "the file could not be cut into items");
+	for (k = 0; k < K_MAX; k++) {
+		cf->it[k] = h.it[k];
+		h.it[k] = NULL;
+	}
+	cf->ki = ki;
+	memset(&ki, 0, sizeof(ki));
+	cf->skel[0] = s.skel[0];
+	cf->skel[1] = s.skel[1];
+	cf->known = true;
+	rc = 0;
+out:
+	sp_model_free(&m); /* entries not parsed are zeroed */
+	for (k = 0; k < K_MAX; k++)
+		free(h.it[k]);
+	free(ki.v);
+	free(none.v);
+	free(d.v);
+	scan_free(&s);
+	return rc;
 }
 
 /* Old items by text, for the new ones to find: open addressing on h[0]. */
@@ -1301,6 +1461,7 @@ static int load_inc(struct sp_config_file *cf, struct src *in, const char **why)
 	x.n_names = 0;
 	cf->whole = false;
 	cf->st.incremental = true;
+	cf->st.threads = 1;
 	cf->st.items = cf->m.n_services + cf->m.n_slices;
 	cf->st.parsed = parsed;
 	cf->st.why_whole = NULL;
@@ -1334,6 +1495,9 @@ int sp_config_file_parse_buf(struct sp_config_file *cf, const char *buf, size_t 
 		if (rc <= 0)
 			return load_end(cf, rc, err, errlen);
 	}
+	rc = load_items(cf, buf, len, why);
+	if (rc <= 0)
+		return load_end(cf, rc, err, errlen);
 	return load_whole(cf, buf, len, why, err, errlen);
 }
 
@@ -1364,7 +1528,11 @@ int sp_config_file_load(struct sp_config_file *cf, char *err, size_t errlen)
 	rc = sp_config_read_file(cf->name, &buf, &len, err, errlen);
 	if (rc)
 		return rc;
-	rc = load_whole(cf, buf, len, why, err, errlen);
+	rc = load_items(cf, buf, len, why);
+	if (rc > 0)
+		rc = load_whole(cf, buf, len, why, err, errlen);
+	else
+		rc = load_end(cf, rc, err, errlen);
 	free(buf);
 	return rc;
 }

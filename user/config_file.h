@@ -10,7 +10,10 @@
  * (names, VIPs, nodePorts unique; each slice's Service in the file) run on
  * the whole result. Anything the scan is not sure of, or any problem at all,
  * means a parse of the whole file, so the result and every error message
- * are the whole parse's.
+ * are the whole parse's. A whole load (the first, or one the scan is not
+ * sure of) is tried by items too, all of them, on several threads when
+ * the file is large (the daemon's start at 10,000 Services), with the same
+ * fall-back to the one-pass parse.
  */
 #ifndef SP_CONFIG_FILE_H
 #define SP_CONFIG_FILE_H
@@ -60,6 +63,9 @@ struct sp_config_file_stats {
 	bool incremental; /* only the changed items were parsed */
 	size_t items; /* items in the file */
 	size_t parsed; /* of which parsed again (all of them for a whole parse) */
+	/* Threads that parsed them: a whole load parses the items of a large
+	 * file side by side when the line scan can cut it (1: one pass). */
+	unsigned int threads;
 	/* Why the whole file was parsed (a whole load), or NULL. */
 	const char *why_whole;
 	/* Loads so far that were incremental, and whole. */

@@ -1103,9 +1103,10 @@ static int load_config(struct daemon *d, const char *why, char *what, size_t wle
 			 d->o->config ? d->o->config : "embedded default config", why, st.parsed,
 			 st.items, now_ms() - t0);
 	else
-		snprintf(what, wlen, "%s (%s; whole file parsed, %.1f ms%s%s)",
+		snprintf(what, wlen, "%s (%s; whole file parsed%s, %.1f ms%s%s)",
 			 d->o->config ? d->o->config : "embedded default config", why,
-			 now_ms() - t0, st.n_whole > 1 && st.why_whole ? ": " : "",
+			 st.threads > 1 ? " by items on several threads" : "", now_ms() - t0,
+			 st.n_whole > 1 && st.why_whole ? ": " : "",
 			 st.n_whole > 1 && st.why_whole ? st.why_whole : "");
 	return 0;
 }

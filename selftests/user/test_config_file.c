@@ -666,6 +666,112 @@ static void test_grow_and_shrink(void)
 	free(b.p);
 }
 
+/*
+ * A first load of text (a whole load: by items when the scan can cut it,
+ * config_file.c load_items) gives what the whole parse gave: rc, the
+ * message word for word, the model.
+ */
+static bool first_load_same(const char *text, size_t len, int rc_full,
+			    const struct sp_model *full, const char *err_full, const char *what)
+{
+	struct sp_config_file *cf = NULL;
+	char err[512];
+	bool ok = true;
+	int rc;
+
+	if (!ASSERT_EQ(sp_config_file_new("t.yaml", &cf), 0, "new"))
+		return false;
+	rc = sp_config_file_parse_buf(cf, text, len, err, sizeof(err));
+	ok &= ASSERT_EQ(rc, rc_full, what);
+	if (rc && rc == rc_full && !ASSERT_TRUE(!strcmp(err, err_full), what)) {
+		fprintf(stderr, "  %s, first load: \"%s\", whole parse: \"%s\"\n", what, err,
+			err_full);
+		ok = false;
+	}
+	if (!rc && !rc_full)
+		ok &= ASSERT_TRUE(model_eq(sp_config_file_model(cf), full), what);
+	sp_config_file_free(cf);
+	return ok;
+}
+
+/*
+ * A first load of a large file parses its items on several threads: the
+ * same model as the whole parse, and, when an item or a check across items
+ * fails (in either thread's share), the whole parse's message.
+ */
+static void test_first_load_threads(void)
+{
+	enum { NS = 800 }; /* 1,600 items: above ITEMS_MIN_PARALLEL */
+	static const struct {
+		const char *name;
+		const char *find, *repl; /* the nth occurrence of find replaced */
+		unsigned int nth;
+	} cases[] = {
+		{ "good", "", "", 0 },
+		{ "a VIP twice, far apart", "clusterIP: 10.96.3.4,", "clusterIP: 10.96.0.1,", 0 },
+		{ "a Service name twice", "{name: s799,", "{name: s0,", 0 },
+		{ "a slice name twice", "{name: s700-x,", "{name: s5-x,", 0 },
+		{ "a slice without its Service", "serviceName: s650}", "serviceName: nope}", 0 },
+		{ "a bad port in the last Service", "ports: [{port: 80}]}", "ports: [{port: x}]}",
+		  NS - 1 },
+		{ "a syntax error in a slice", "[{addresses: [", "[{addresses: [[", NS / 2 },
+	};
+	struct buf b = { 0 };
+	struct sp_config_file_stats st;
+	struct sp_model full = { 0 };
+	struct sp_config_file *cf;
+	char err[512], err_full[512];
+	size_t c;
+	int i, rc, rc_full;
+	bool ok;
+
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		b.len = 0;
+		bp(&b, "services:\n");
+		for (i = 0; i < NS; i++)
+			bp(&b, "  - {name: s%d, clusterIP: 10.96.%d.%d, ports: [{port: 80}]}\n", i,
+			   i / 200, i % 200 + 1);
+		bp(&b, "endpointSlices:\n");
+		for (i = 0; i < NS; i++)
+			bp(&b, "  - {name: s%d-x, addressType: IPv4, endpoints: [{addresses: "
+			       "[10.244.%d.%d]}], serviceName: s%d}\n",
+			   i, i / 200, i % 200 + 1, i);
+		if (*cases[c].find)
+			text_edit(&b, cases[c].find, cases[c].repl, cases[c].nth);
+		rc_full = sp_config_parse_buf(b.p, b.len, "t.yaml", &full, err_full,
+					      sizeof(err_full));
+		ok = ASSERT_EQ(rc_full != 0, c != 0, cases[c].name);
+		cf = NULL;
+		if (!ASSERT_EQ(sp_config_file_new("t.yaml", &cf), 0, "new"))
+			break;
+		rc = sp_config_file_parse_buf(cf, b.p, b.len, err, sizeof(err));
+		ok &= ASSERT_EQ(rc, rc_full, cases[c].name);
+		if (rc && rc == rc_full && !ASSERT_TRUE(!strcmp(err, err_full), cases[c].name)) {
+			fprintf(stderr, "  first load: \"%s\", whole parse: \"%s\"\n", err,
+				err_full);
+			ok = false;
+		}
+		if (!rc && !rc_full) {
+			ok &= ASSERT_TRUE(model_eq(sp_config_file_model(cf), &full), cases[c].name);
+			sp_config_file_stats(cf, &st);
+			ok &= ASSERT_EQ(st.items, 2 * NS, "items");
+			if (sysconf(_SC_NPROCESSORS_ONLN) >= 2)
+				ok &= ASSERT_NEQ(st.threads, 1, "items parsed on several threads");
+			/* and it is remembered: a change is incremental */
+			text_edit(&b, "10.244.0.7]", "10.244.0.8]", 0);
+			ok &= ASSERT_EQ(sp_config_file_parse_buf(cf, b.p, b.len, err, sizeof(err)),
+					0, "a change");
+			sp_config_file_stats(cf, &st);
+			ok &= ASSERT_TRUE(st.incremental, "the change is parsed alone");
+		}
+		sp_model_free(&full);
+		sp_config_file_free(cf);
+		if (!ok)
+			break;
+	}
+	free(b.p);
+}
+
 /* The fast path when it should be, and the whole parse when it must be. */
 static void test_fast_path(void)
 {
@@ -756,6 +862,7 @@ static void test_fast_path(void)
 		}
 		rc_full = sp_config_parse_buf(text, strlen(text), "t.yaml", &full, err_full,
 					      sizeof(err_full));
+		ok &= first_load_same(text, strlen(text), rc_full, &full, err_full, what);
 		rc = sp_config_file_parse_buf(cf, text, strlen(text), err, sizeof(err));
 		ok &= ASSERT_EQ(rc_full != 0, cases[i].bad, what);
 		ok &= ASSERT_EQ(rc, rc_full, what);
@@ -808,5 +915,6 @@ int main(void)
 	test_fast_path(); /* one line per case */
 	RUN_TEST(test_random_edits);
 	RUN_TEST(test_grow_and_shrink);
+	RUN_TEST(test_first_load_threads);
 	return sp_test_exit();
 }
