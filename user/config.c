@@ -2129,26 +2129,21 @@ int sp_config_parse_buf_items(const char *buf, size_t len, const char *name, str
  * nesting depth counted from the file's root mapping). The slice's Service
  * is not looked up (the caller checks that across the file).
  */
-int sp_config_parse_item(const char *buf, size_t len, bool slice, struct sp_service *svc,
-			 struct sp_slice *sl)
+int sp_config_parse_items(const char *buf, size_t len, bool slice, size_t n, const size_t *starts,
+			  struct sp_service *svc, struct sp_slice *sl)
 {
 	struct cfg c = { .name = "", .buf = buf, .len = len, .part = true };
 	struct stream s = { .c = &c };
 	yaml_document_t doc;
-	bool have_doc = false;
+	size_t i, done = 0, at;
 	int rc, k;
 
+	if (!n)
+		return -EINVAL;
 	if (!yaml_parser_initialize(&s.p))
 		return -ENOMEM;
 	yaml_parser_set_input_string(&s.p, (const unsigned char *)buf, len);
 	s.depth = 1; /* in the file, the root mapping holds the list */
-	if (slice) {
-		c.m.slices = sl;
-		c.m.n_slices = 1;
-	} else {
-		c.m.services = svc;
-		c.m.n_services = 1;
-	}
 	rc = next(&s);
 	if (!rc && s.ev.type != YAML_STREAM_START_EVENT)
 		rc = -EINVAL;
@@ -2162,15 +2157,36 @@ int sp_config_parse_item(const char *buf, size_t len, bool slice, struct sp_serv
 		    s.ev.data.sequence_start.style != YAML_BLOCK_SEQUENCE_STYLE ||
 		    s.ev.data.sequence_start.anchor || ev_tag(s.ev.data.sequence_start.tag)))
 		rc = -EINVAL;
-	if (!rc)
+	/* Exactly n entries, each starting in its own item's text (libyaml
+	 * counts characters, the caller bytes: the same in ASCII), and
+	 * nothing after them. */
+	for (i = 0; !rc && i < n; i++) {
 		rc = next(&s);
-	if (!rc && s.ev.type == YAML_SEQUENCE_END_EVENT)
-		rc = -EINVAL;
-	if (!rc) {
+		if (!rc && s.ev.type == YAML_SEQUENCE_END_EVENT)
+			rc = -EINVAL;
+		if (rc)
+			break;
+		at = s.ev.start_mark.index;
+		if (n > 1 && (at < starts[i] || (i + 1 < n && at >= starts[i + 1]))) {
+			rc = -EINVAL;
+			break;
+		}
 		rc = build_item(&s, &doc);
-		have_doc = true;
+		if (!rc) {
+			if (slice) {
+				c.m.slices = &sl[i];
+				c.m.n_slices = 1;
+			} else {
+				c.m.services = &svc[i];
+				c.m.n_services = 1;
+			}
+			rc = parse_item(&c, &doc, slice, 0);
+			done = i + 1;
+		}
+		yaml_document_delete(&doc);
+		for (k = 0; k < CK_MAX; k++)
+			c.cl[k].n = 0;
 	}
-	/* Exactly one entry, and nothing after it. */
 	if (!rc)
 		rc = next(&s);
 	if (!rc && s.ev.type != YAML_SEQUENCE_END_EVENT)
@@ -2183,25 +2199,33 @@ int sp_config_parse_item(const char *buf, size_t len, bool slice, struct sp_serv
 		rc = next(&s);
 	if (!rc && s.ev.type != YAML_STREAM_END_EVENT)
 		rc = -EINVAL;
-	if (!rc)
-		rc = parse_item(&c, &doc, slice, 0);
-	if (have_doc)
-		yaml_document_delete(&doc);
 	if (s.have)
 		yaml_event_delete(&s.ev);
 	yaml_parser_delete(&s.p);
 	for (k = 0; k < CK_MAX; k++)
 		free(c.cl[k].v);
-	if (rc) { /* what was filled in goes; the caller's entry is zeroed again */
-		if (slice) {
-			sp_slice_free(sl);
-			memset(sl, 0, sizeof(*sl));
-		} else {
-			sp_service_free(svc);
-			memset(svc, 0, sizeof(*svc));
+	c.m.services = NULL;
+	c.m.slices = NULL;
+	if (rc) { /* what was filled in goes; the caller's entries are zeroed again */
+		for (i = 0; i < n && i <= done; i++) {
+			if (slice) {
+				sp_slice_free(&sl[i]);
+				memset(&sl[i], 0, sizeof(sl[i]));
+			} else {
+				sp_service_free(&svc[i]);
+				memset(&svc[i], 0, sizeof(svc[i]));
+			}
 		}
 	}
 	return rc;
+}
+
+int sp_config_parse_item(const char *buf, size_t len, bool slice, struct sp_service *svc,
+			 struct sp_slice *sl)
+{
+	static const size_t start;
+
+	return sp_config_parse_items(buf, len, slice, 1, &start, svc, sl);
 }
 
 /* The whole file at path into *buf (malloc'ed) and *len. 0 or -errno with err. */

@@ -61,6 +61,15 @@ void sp_config_items_free(struct sp_config_items *it);
  */
 int sp_config_parse_item(const char *buf, size_t len, bool slice, struct sp_service *svc,
 			 struct sp_slice *sl);
+/*
+ * The same for n consecutive items of one list: buf holds their lines,
+ * starts[i] is where item i starts in it (starts[0] == 0); into svc[0..n)
+ * or sl[0..n) (zeroed by the caller; all zero again on error). With n > 1
+ * the text must be ASCII (item i's entry is checked to start in its own
+ * text, and libyaml counts characters).
+ */
+int sp_config_parse_items(const char *buf, size_t len, bool slice, size_t n, const size_t *starts,
+			  struct sp_service *svc, struct sp_slice *sl);
 
 /*
  * One file of a config directory (--config-dir, user/config_dir.c): parsed

@@ -981,42 +981,49 @@ static int load_whole(struct sp_config_file *cf, const char *buf, size_t len, co
  */
 #define ITEMS_MIN_PARALLEL 1024 /* fewer items: one thread (a thread costs more) */
 #define ITEMS_MAX_THREADS 4
-#define ITEMS_GRAIN 64 /* items a thread takes at a time */
+/* Items a thread takes at a time, parsed as one text (one libyaml parser:
+ * its set-up per item was a tenth of the parse) */
+#define ITEMS_GRAIN 64
 
 struct items_job {
 	const char *buf;
 	const struct scan *s;
 	struct sp_model *m;
-	size_t n; /* services, then slices */
-	size_t next; /* the next item to take (atomic) */
+	size_t grain; /* items per parse: ITEMS_GRAIN, 1 if the text is not ASCII */
+	size_t chunks[K_MAX]; /* runs of grain items in each list */
+	size_t next; /* the next run to take, services' then slices' (atomic) */
 	int rc; /* the first failure (atomic; 0: none) */
 };
 
 static void *items_worker(void *arg)
 {
 	struct items_job *j = arg;
-	size_t i, end, ns = j->m->n_services;
-	int rc;
+	size_t c, first, n, i, starts[ITEMS_GRAIN];
+	const struct span *sp;
+	int rc, k, zero;
 
 	for (;;) {
-		i = __atomic_fetch_add(&j->next, ITEMS_GRAIN, __ATOMIC_RELAXED);
-		if (i >= j->n || __atomic_load_n(&j->rc, __ATOMIC_RELAXED))
+		c = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+		if (c >= j->chunks[K_SVC] + j->chunks[K_SLICE] ||
+		    __atomic_load_n(&j->rc, __ATOMIC_RELAXED))
 			return NULL;
-		end = i + ITEMS_GRAIN < j->n ? i + ITEMS_GRAIN : j->n;
-		for (; i < end; i++) {
-			bool slice = i >= ns;
-			const struct span *sp = &j->s->v[slice][slice ? i - ns : i];
-
-			rc = sp_config_parse_item(j->buf + sp->off, sp->len, slice,
-						  slice ? NULL : &j->m->services[i],
-						  slice ? &j->m->slices[i - ns] : NULL);
-			if (rc) {
-				int zero = 0;
-
-				__atomic_compare_exchange_n(&j->rc, &zero, rc, false,
-							    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-				return NULL;
-			}
+		k = c >= j->chunks[K_SVC];
+		first = (k ? c - j->chunks[K_SVC] : c) * j->grain;
+		n = j->s->n[k] - first < j->grain ? j->s->n[k] - first : j->grain;
+		/* A run of items is the text from the first's start to the
+		 * last's end (the spans are contiguous) */
+		sp = &j->s->v[k][first];
+		for (i = 0; i < n; i++)
+			starts[i] = sp[i].off - sp[0].off;
+		rc = sp_config_parse_items(j->buf + sp[0].off,
+					   sp[n - 1].off + sp[n - 1].len - sp[0].off, k == K_SLICE, n,
+					   starts, k ? NULL : &j->m->services[first],
+					   k ? &j->m->slices[first] : NULL);
+		if (rc) {
+			zero = 0;
+			__atomic_compare_exchange_n(&j->rc, &zero, rc, false, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+			return NULL;
 		}
 	}
 }
@@ -1042,12 +1049,19 @@ static int load_items(struct sp_config_file *cf, const char *buf, size_t len, co
 	int rc, k;
 
 	/* Line breaks the scan does not know (scan_agrees has the why). */
-	for (i = 0; i < len; i++)
-		if (p[i] == '\r' || (p[i] == 0xc2 && i + 1 < len && p[i + 1] == 0x85) ||
-		    (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80 &&
-		     (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))) {
-			return 1;
+	j.grain = ITEMS_GRAIN;
+	for (i = 0; i < len; i++) {
+		if (p[i] < 0x80) {
+			if (p[i] == '\r')
+				return 1;
+			continue;
 		}
+		j.grain = 1;
+		if ((p[i] == 0xc2 && i + 1 < len && p[i + 1] == 0x85) ||
+		    (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80 &&
+		     (p[i + 2] == 0xa8 || p[i + 2] == 0xa9)))
+			return 1;
+	}
 	src_mem(&in, buf, len, 0);
 	rc = cf_scan(&in, &s);
 	if (rc || s.why) {
@@ -1062,9 +1076,10 @@ static int load_items(struct sp_config_file *cf, const char *buf, size_t len, co
 	if (!m.services || !m.slices)
 		goto out;
 	j.m = &m;
-	j.n = m.n_services + m.n_slices;
+	for (k = 0; k < K_MAX; k++)
+		j.chunks[k] = (s.n[k] + j.grain - 1) / j.grain;
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	if (j.n >= ITEMS_MIN_PARALLEL && cpus > 1)
+	if (m.n_services + m.n_slices >= ITEMS_MIN_PARALLEL && cpus > 1)
 		nthreads = cpus < ITEMS_MAX_THREADS ? (size_t)cpus : ITEMS_MAX_THREADS;
 	for (nt = 0; nt + 1 < nthreads; nt++)
 		if (pthread_create(&tid[nt], NULL, items_worker, &j))
