@@ -1265,6 +1265,7 @@ static int meta_write(struct sp_sync *s, const struct app_svc *a)
 #define PRE_MIN 256 /* tables to build below which no helper is started */
 #define PRE_MAX_THREADS 3
 #define PRE_AHEAD 128
+#define PRE_LEAD 4 /* nearer the apply than this, a helper skips ahead */
 
 enum { PRE_FREE, PRE_CLAIMED, PRE_DONE };
 
@@ -1276,6 +1277,7 @@ struct pre {
 	size_t next; /* the next table for a helper (atomic) */
 	size_t pos; /* where the apply is (atomic) */
 	bool stop; /* (atomic) */
+	size_t lead; /* PRE_LEAD, or 0 when the apply waits for every table (ahead_only) */
 	pthread_t th[PRE_MAX_THREADS];
 	size_t n_th;
 };
@@ -1284,13 +1286,25 @@ static void *pre_worker(void *arg)
 {
 	struct pre *p = arg;
 	const struct timespec nap = { .tv_nsec = 50000 };
-	size_t i;
+	size_t i, pos;
 	int free_;
 
 	for (;;) {
 		i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
 		if (i >= p->d->n)
 			return NULL;
+		/* Close to the apply, it would get there while we build (and
+		 * wait for us): leave those to it, and go further ahead. */
+		pos = __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE);
+		if (i < pos + p->lead) {
+			size_t want = pos + p->lead, cur = i + 1;
+
+			while (cur < want && !__atomic_compare_exchange_n(&p->next, &cur, want,
+									  false, __ATOMIC_RELAXED,
+									  __ATOMIC_RELAXED))
+				;
+			continue;
+		}
 		while (i >= __atomic_load_n(&p->pos, __ATOMIC_ACQUIRE) + PRE_AHEAD) {
 			if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
 				return NULL;
@@ -1345,6 +1359,7 @@ static void pre_start(struct sp_sync *s, const struct sp_desired *d)
 	if (!p)
 		return;
 	p->d = d;
+	p->lead = s->ahead_only ? 0 : PRE_LEAD;
 	p->m = calloc(d->n, sizeof(*p->m));
 	p->table = calloc(d->n, sizeof(*p->table));
 	p->state = calloc(d->n, sizeof(*p->state));
@@ -1384,8 +1399,8 @@ none:
 
 /*
  * The table of the Service being applied if a helper built it (moved to
- * the caller), else NULL (the caller builds it; a helper will not start
- * it now). Waits for a helper that is building it.
+ * the caller), else NULL: the caller builds it (a helper will not start
+ * it now).
  */
 static uint16_t *pre_take(struct sp_sync *s, uint32_t m)
 {
@@ -1400,8 +1415,14 @@ static uint16_t *pre_take(struct sp_sync *s, uint32_t m)
 	    __atomic_compare_exchange_n(&p->state[i], &free_, PRE_CLAIMED, false,
 					__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		return NULL;
-	while (__atomic_load_n(&p->state[i], __ATOMIC_ACQUIRE) != PRE_DONE)
+	/* A helper is building it: build it here too rather than wait (the
+	 * helper may not even be running on a busy machine); its copy is
+	 * freed with the rest. */
+	while (__atomic_load_n(&p->state[i], __ATOMIC_ACQUIRE) != PRE_DONE) {
+		if (!s->ahead_only)
+			return NULL;
 		sched_yield();
+	}
 	t = p->table[i];
 	p->table[i] = NULL;
 	s->tables_ahead += t != NULL;
