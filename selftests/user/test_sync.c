@@ -891,10 +891,12 @@ out:
 
 /*
  * A large apply's tables are built by helper threads ahead of it
- * (sync.c struct pre): every Service's table in sp_maglev must be the one
- * sp_maglev_build gives for its backends, whoever built it: the apply or
- * a helper as they meet, or (ahead_only, with two CPUs or more) helpers
- * only.
+ * (sync.c struct pre), and its full batches of sp_backends written by a
+ * thread beside it (struct bwriter): every Service's table in sp_maglev
+ * must be the one sp_maglev_build gives for its backends, whoever built
+ * it (the apply or a helper as they meet, or, with ahead_only and two
+ * CPUs or more, helpers only), and its backends must all be in
+ * sp_backends.
  */
 static void tables_built_ahead(bool ahead_only)
 {
@@ -906,9 +908,9 @@ static void tables_built_ahead(bool ahead_only)
 	struct sp_maglev_chunk *ch = NULL;
 	uint16_t *want = NULL;
 	char id[64];
-	int i, j, n, bes[8], bad = 0;
+	int i, j, n, bes[24], bad = 0, bad_be = 0;
 
-	if (!ASSERT_EQ(maps_create(&x, 32768, 1024, 1024), 0, "create maps"))
+	if (!ASSERT_EQ(maps_create(&x, 131072, 1024, 16384), 0, "create maps"))
 		return;
 	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
 		goto out;
@@ -916,16 +918,23 @@ static void tables_built_ahead(bool ahead_only)
 	d.svc = calloc(NS, sizeof(*d.svc));
 	d.n = NS;
 	for (i = 0; i < NS; i++) {
-		/* 3 to 7 backends (M = 251 and 1021), a different set each
-		 * (11 * (i % 13 + 1) * (j - j') is never a multiple of 250) */
-		n = 3 + i % 5;
+		/* 16 to 20 backends of its own, 10.<200 + j>.<i>: 10,800 in
+		 * all, more than a batch of sp_backends (8,192), so that the
+		 * writer beside the apply writes one (sync.c struct bwriter) */
+		n = 16 + i % 5;
 		for (j = 0; j < n; j++)
-			bes[j] = 1 + (i * 7 + j * (i % 13 + 1) * 11) % 250;
+			bes[j] = 1;
 		bes[n] = 0;
 		snprintf(id, sizeof(id), "a/s%03d:p/tcp/v4", i);
 		want_svc(&d.svc[i], id, 1, bes);
 		d.svc[i].fe[0].ip.b[2] = (uint8_t)(i >> 8); /* 10.96.<i> */
 		d.svc[i].fe[0].ip.b[3] = (uint8_t)i;
+		for (j = 0; j < n; j++) {
+			d.svc[i].be[j].ip.b[1] = (uint8_t)(200 + j);
+			d.svc[i].be[j].ip.b[2] = (uint8_t)(i >> 8);
+			d.svc[i].be[j].ip.b[3] = (uint8_t)i;
+		}
+		sp_maglev_canonical(d.svc[i].be, d.svc[i].n_be);
 	}
 	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "first apply");
 	ASSERT_EQ(st.svc_added, NS, "Services added");
@@ -968,8 +977,20 @@ static void tables_built_ahead(bool ahead_only)
 		w = &ch[0].w[2 * n];
 		if (memcmp(w, want, m * sizeof(*want)))
 			bad++;
+		/* and the ids before the table name the backends */
+		for (j = 0; j < n; j++) {
+			uint32_t be_id = ch[0].w[2 * j] | (uint32_t)ch[0].w[2 * j + 1] << 16;
+			struct sp_backend b;
+
+			if (bpf_map_lookup_elem(x.m.fd_backends, &be_id, &b) ||
+			    memcmp(b.addr.addr, d.svc[i].be[j].ip.b, 4) ||
+			    b.port != htons(d.svc[i].be[j].port))
+				bad_be++;
+		}
 	}
 	ASSERT_EQ(bad, 0, "tables that differ from sp_maglev_build's");
+	ASSERT_EQ(bad_be, 0, "backends not in sp_backends as listed");
+	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 600 * 18, "sp_backends entries");
 out:
 	free(ch);
 	free(want);
