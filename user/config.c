@@ -1747,32 +1747,140 @@ static yaml_char_t *ev_tag(yaml_char_t *tag)
 }
 
 /*
- * Build the node that starts at the current event, and everything under
- * it, into doc (initialised here; the caller deletes it, also on error).
- * Ends with the node's last event current. 0 or -errno.
+ * The item documents are built here rather than through libyaml's
+ * yaml_document_add_*: those copy every scalar and give every node a copy
+ * of its tag (which the schema walk never reads), and each new document
+ * allocates a node array big enough to make glibc consolidate its free
+ * lists, once per item: a third of the parse was malloc and free. A
+ * scalar node takes its event's value instead (the event lets go of it),
+ * nodes have no tag, and a run of items reuses one document (doc_clear).
+ * Everything in such a document is malloc'ed or NULL, as in libyaml's
+ * own, so yaml_document_delete frees it as well.
  */
-static int build_item(struct stream *s, yaml_document_t *doc)
+
+/* Free what the nodes hold and empty the document, keeping its node array. */
+static void doc_clear(yaml_document_t *doc)
+{
+	yaml_node_t *n;
+
+	for (n = doc->nodes.start; n && n < doc->nodes.top; n++) {
+		free(n->tag);
+		if (n->type == YAML_SCALAR_NODE)
+			free(n->data.scalar.value);
+		else if (n->type == YAML_SEQUENCE_NODE)
+			free(n->data.sequence.items.start);
+		else if (n->type == YAML_MAPPING_NODE)
+			free(n->data.mapping.pairs.start);
+	}
+	doc->nodes.top = doc->nodes.start;
+}
+
+/* A new node (zeroed but for type and marks); its id, or 0 for no memory. */
+static int doc_node(yaml_document_t *doc, yaml_node_type_t type, const yaml_event_t *e)
+{
+	yaml_node_t *n;
+
+	if (doc->nodes.top == doc->nodes.end) {
+		size_t cap = doc->nodes.end - doc->nodes.start, used = cap;
+
+		cap = cap ? 2 * cap : 64;
+		n = realloc(doc->nodes.start, cap * sizeof(*n));
+		if (!n)
+			return 0;
+		doc->nodes.start = n;
+		doc->nodes.top = n + used;
+		doc->nodes.end = n + cap;
+	}
+	n = doc->nodes.top++;
+	memset(n, 0, sizeof(*n));
+	n->type = type;
+	n->start_mark = e->start_mark;
+	n->end_mark = e->end_mark;
+	return (int)(n - doc->nodes.start) + 1;
+}
+
+/* Room for one more entry of size sz in a list (start, top, end as libyaml
+ * keeps them); grown by doubling. 1, or 0 for no memory. */
+static int doc_room(void **start, void **top, void **end, size_t sz)
+{
+	size_t used = ((char *)*top - (char *)*start) / sz, cap;
+	void *nv;
+
+	if (*top != *end)
+		return 1;
+	cap = used ? 2 * used : 8;
+	nv = realloc(*start, cap * sz);
+	if (!nv)
+		return 0;
+	*start = nv;
+	*top = (char *)nv + used * sz;
+	*end = (char *)nv + cap * sz;
+	return 1;
+}
+
+static int doc_push_item(yaml_node_t *seq, int id)
+{
+	if (!doc_room((void **)&seq->data.sequence.items.start,
+		      (void **)&seq->data.sequence.items.top, (void **)&seq->data.sequence.items.end,
+		      sizeof(yaml_node_item_t)))
+		return 0;
+	*seq->data.sequence.items.top++ = id;
+	return 1;
+}
+
+static int doc_push_pair(yaml_node_t *map, int key, int value)
+{
+	if (!doc_room((void **)&map->data.mapping.pairs.start,
+		      (void **)&map->data.mapping.pairs.top, (void **)&map->data.mapping.pairs.end,
+		      sizeof(yaml_node_pair_t)))
+		return 0;
+	map->data.mapping.pairs.top->key = key;
+	map->data.mapping.pairs.top->value = value;
+	map->data.mapping.pairs.top++;
+	return 1;
+}
+
+/*
+ * Build the node that starts at the current event, and everything under
+ * it, into doc: a new one (zeroed here), or with reuse the one the last
+ * call built into (emptied here). The caller frees it with doc_clear and
+ * free(doc->nodes.start), or yaml_document_delete, also on error. Ends
+ * with the node's last event current. 0 or -errno.
+ */
+static int build_item(struct stream *s, yaml_document_t *doc, bool reuse)
 {
 	int stack[CFG_MAX_DEPTH + 1], key[CFG_MAX_DEPTH + 1], top = 0, id, rc;
 	yaml_event_t *e = &s->ev;
+	yaml_node_t *node;
 
-	memset(doc, 0, sizeof(*doc)); /* deletes cleanly if initialising fails */
-	if (!yaml_document_initialize(doc, NULL, NULL, NULL, 1, 1))
-		return cfg_nomem(s->c);
+	if (reuse)
+		doc_clear(doc);
+	else
+		memset(doc, 0, sizeof(*doc));
+	doc->start_implicit = doc->end_implicit = 1;
 	for (;;) {
 		switch (e->type) {
 		case YAML_SCALAR_EVENT:
-			id = yaml_document_add_scalar(doc, ev_tag(e->data.scalar.tag),
-						      e->data.scalar.value,
-						      (int)e->data.scalar.length, e->data.scalar.style);
+			id = doc_node(doc, YAML_SCALAR_NODE, e);
+			if (id) {
+				node = &doc->nodes.start[id - 1];
+				node->data.scalar.value = e->data.scalar.value;
+				node->data.scalar.length = e->data.scalar.length;
+				node->data.scalar.style = e->data.scalar.style;
+				e->data.scalar.value = NULL; /* the node's now */
+			}
 			break;
 		case YAML_SEQUENCE_START_EVENT:
-			id = yaml_document_add_sequence(doc, ev_tag(e->data.sequence_start.tag),
-							e->data.sequence_start.style);
+			id = doc_node(doc, YAML_SEQUENCE_NODE, e);
+			if (id)
+				doc->nodes.start[id - 1].data.sequence.style =
+					e->data.sequence_start.style;
 			break;
 		case YAML_MAPPING_START_EVENT:
-			id = yaml_document_add_mapping(doc, ev_tag(e->data.mapping_start.tag),
-						       e->data.mapping_start.style);
+			id = doc_node(doc, YAML_MAPPING_NODE, e);
+			if (id)
+				doc->nodes.start[id - 1].data.mapping.style =
+					e->data.mapping_start.style;
 			break;
 		case YAML_SEQUENCE_END_EVENT:
 		case YAML_MAPPING_END_EVENT:
@@ -1786,18 +1894,15 @@ static int build_item(struct stream *s, yaml_document_t *doc)
 		}
 		if (!id)
 			return cfg_nomem(s->c);
-		doc->nodes.start[id - 1].start_mark = e->start_mark;
-		doc->nodes.start[id - 1].end_mark = e->end_mark;
 		if (top) {
 			yaml_node_t *parent = &doc->nodes.start[stack[top - 1] - 1];
 			int ok = 1;
 
 			if (parent->type == YAML_SEQUENCE_NODE)
-				ok = yaml_document_append_sequence_item(doc, stack[top - 1], id);
+				ok = doc_push_item(parent, id);
 			else if (!key[top - 1])
 				key[top - 1] = id;
-			else if ((ok = yaml_document_append_mapping_pair(doc, stack[top - 1],
-									 key[top - 1], id)))
+			else if ((ok = doc_push_pair(parent, key[top - 1], id)))
 				key[top - 1] = 0;
 			if (!ok)
 				return cfg_nomem(s->c);
@@ -1971,7 +2076,7 @@ static int stream_parse(struct stream *s)
 					return rc;
 				if (s->ev.type == YAML_SEQUENCE_END_EVENT)
 					break;
-				rc = build_item(s, &doc);
+				rc = build_item(s, &doc, false);
 				if (!rc && c->items)
 					rc = item_mark(c, f == TF_SLICES, doc.nodes.start[0].start_mark);
 				if (!rc && f == TF_SLICES && !svcs_done) {
@@ -2134,7 +2239,7 @@ int sp_config_parse_items(const char *buf, size_t len, bool slice, size_t n, con
 {
 	struct cfg c = { .name = "", .buf = buf, .len = len, .part = true };
 	struct stream s = { .c = &c };
-	yaml_document_t doc;
+	yaml_document_t doc = { 0 };
 	size_t i, done = 0, at;
 	int rc, k;
 
@@ -2171,7 +2276,7 @@ int sp_config_parse_items(const char *buf, size_t len, bool slice, size_t n, con
 			rc = -EINVAL;
 			break;
 		}
-		rc = build_item(&s, &doc);
+		rc = build_item(&s, &doc, i > 0);
 		if (!rc) {
 			if (slice) {
 				c.m.slices = &sl[i];
@@ -2183,7 +2288,6 @@ int sp_config_parse_items(const char *buf, size_t len, bool slice, size_t n, con
 			rc = parse_item(&c, &doc, slice, 0);
 			done = i + 1;
 		}
-		yaml_document_delete(&doc);
 		for (k = 0; k < CK_MAX; k++)
 			c.cl[k].n = 0;
 	}
@@ -2199,6 +2303,8 @@ int sp_config_parse_items(const char *buf, size_t len, bool slice, size_t n, con
 		rc = next(&s);
 	if (!rc && s.ev.type != YAML_STREAM_END_EVENT)
 		rc = -EINVAL;
+	doc_clear(&doc);
+	free(doc.nodes.start);
 	if (s.have)
 		yaml_event_delete(&s.ev);
 	yaml_parser_delete(&s.p);
