@@ -229,6 +229,11 @@ struct scan {
 	/* Where the scan is */
 	int sec, cur; /* the list the lines are in; the list of the open item (or -1) */
 	bool dashes, any_key, seen[K_MAX];
+	/* With keep_text, the text between the items too (load_items parses
+	 * it); nomem: it could not be kept. */
+	bool keep_text, nomem;
+	char *text;
+	size_t text_len, text_cap;
 };
 
 static void scan_free(struct scan *s)
@@ -237,6 +242,7 @@ static void scan_free(struct scan *s)
 
 	for (k = 0; k < K_MAX; k++)
 		free(s->v[k]);
+	free(s->text);
 }
 
 static int scan_push(struct scan *s, int k, size_t off)
@@ -269,6 +275,27 @@ static int item_end(struct scan *s, const struct src *in, size_t end)
 static void skel_add(struct scan *s, const char *line, size_t len)
 {
 	uint64_t h[2];
+
+	if (s->keep_text && !s->nomem) {
+		if (s->text_len + len > s->text_cap) {
+			size_t cap = s->text_cap ? s->text_cap : 256;
+			char *v;
+
+			while (cap < s->text_len + len)
+				cap *= 2;
+			v = realloc(s->text, cap);
+			if (!v)
+				s->nomem = true;
+			else {
+				s->text = v;
+				s->text_cap = cap;
+			}
+		}
+		if (!s->nomem) {
+			memcpy(s->text + s->text_len, line, len);
+			s->text_len += len;
+		}
+	}
 
 	text_hash(line, len, h);
 	s->skel[0] = fin64(rotl64(s->skel[0], 23) ^ h[0]);
@@ -1037,8 +1064,9 @@ static int load_items(struct sp_config_file *cf, const char *buf, size_t len, co
 {
 	const unsigned char *p = (const unsigned char *)buf;
 	struct hashes h = { 0 };
-	struct scan s = { .item = hash_item, .arg = &h };
+	struct scan s = { .item = hash_item, .arg = &h, .keep_text = true };
 	struct items_job j = { .buf = buf, .s = &s };
+	struct sp_model skel = { 0 };
 	pthread_t tid[ITEMS_MAX_THREADS - 1];
 	struct sp_model m = { 0 };
 	struct kidx none = { 0 }, ki = { 0 };
@@ -1065,6 +1093,18 @@ static int load_items(struct sp_config_file *cf, const char *buf, size_t len, co
 	src_mem(&in, buf, len, 0);
 	rc = cf_scan(&in, &s);
 	if (rc || s.why) {
+		rc = rc == -ENOMEM ? -ENOMEM : 1;
+		goto out;
+	}
+	/* The text between the items: the keys, comments, a "---". In a
+	 * reload it is the last good file's (its hash is compared); here it
+	 * is parsed on its own, which must give a file with no item (a
+	 * character libyaml refuses in a comment, say, makes it fail). */
+	rc = -ENOMEM;
+	if (s.nomem)
+		goto out;
+	rc = sp_config_parse_buf(s.text ? s.text : "", s.text_len, cf->name, &skel, NULL, 0);
+	if (rc || skel.n_services || skel.n_slices) {
 		rc = rc == -ENOMEM ? -ENOMEM : 1;
 		goto out;
 	}
@@ -1129,6 +1169,7 @@ static int load_items(struct sp_config_file *cf, const char *buf, size_t len, co
 	cf->known = true;
 	rc = 0;
 out:
+	sp_model_free(&skel);
 	sp_model_free(&m); /* entries not parsed are zeroed */
 	for (k = 0; k < K_MAX; k++)
 		free(h.it[k]);

@@ -721,6 +721,9 @@ static void test_first_load_threads(void)
 		{ "a syntax error in a slice", "[{addresses: [", "[{addresses: [[", NS / 2, true },
 		{ "a syntax error, not ASCII", "[{addresses: [", "[{addresses: [\xc3\xa9[", NS / 3,
 		  true },
+		/* between the items: parsed on its own (found by fuzz_config) */
+		{ "a control character in a comment", "services:\n", "# a \x01\nservices:\n", 0,
+		  true },
 	};
 	struct buf b = { 0 };
 	struct sp_config_file_stats st;
