@@ -208,6 +208,9 @@ void sp_maglev_canonical(struct sp_mg_backend *b, size_t n)
 		qsort(b, n, sizeof(*b), mg_qsort_cmp);
 }
 
+/* Backends up to which sp_maglev_build's scratch is on its stack (1.25 KiB). */
+#define MG_STACK_BACKENDS 128
+
 /* Where a backend is in its permutation, and how far it steps. */
 struct mg_perm {
 	uint32_t next; /* (offset + j * skip) % M for the next j to try */
@@ -255,8 +258,8 @@ static void mg_turn(struct mg_perm *p, uint16_t i, uint32_t m, uint16_t *table)
  */
 int sp_maglev_build(const struct sp_mg_backend *b, size_t n, uint32_t m, uint16_t *table)
 {
-	struct mg_perm *perm;
-	uint16_t *active;
+	struct mg_perm perm_st[MG_STACK_BACKENDS], *perm;
+	uint16_t active_st[MG_STACK_BACKENDS], *active;
 	uint32_t filled = 0;
 	size_t i, na, npos = 0;
 
@@ -278,12 +281,20 @@ int sp_maglev_build(const struct sp_mg_backend *b, size_t n, uint32_t m, uint16_
 	if (!npos)
 		return -EINVAL;
 
-	perm = calloc(n, sizeof(*perm));
-	active = calloc(npos, sizeof(*active));
-	if (!perm || !active) {
-		free(perm);
-		free(active);
-		return -ENOMEM;
+	/* Most Services have a few backends: their scratch on the stack (no
+	 * allocation, which in a helper thread of sync.c would also give that
+	 * thread a malloc arena of its own). */
+	if (n <= MG_STACK_BACKENDS) {
+		perm = perm_st;
+		active = active_st;
+	} else {
+		perm = malloc(n * sizeof(*perm));
+		active = malloc(npos * sizeof(*active));
+		if (!perm || !active) {
+			free(perm);
+			free(active);
+			return -ENOMEM;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		uint8_t key[MG_KEY_LEN];
@@ -320,8 +331,10 @@ int sp_maglev_build(const struct sp_mg_backend *b, size_t n, uint32_t m, uint16_
 		}
 	}
 out:
-	free(perm);
-	free(active);
+	if (perm != perm_st) {
+		free(perm);
+		free(active);
+	}
 	return 0;
 }
 
