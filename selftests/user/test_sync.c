@@ -31,17 +31,21 @@ struct maps {
  * Every map write user/sync.c makes, counted here rather than by sp_sync's
  * own statistics: these definitions take the place of libbpf's for the
  * objects linked into this binary (an executable's symbols win over a
- * shared library's) and pass each call on to libbpf.
+ * shared library's) and pass each call on to libbpf. Atomic: a large apply
+ * writes sp_backends from a thread of its own too.
  */
 static size_t map_writes;
 
 #define PASS_ON(ret, name, ...)                                                            \
 	do {                                                                               \
 		static ret(*real)();                                                       \
-		if (!real)                                                                 \
-			real = (ret(*)())dlsym(RTLD_NEXT, #name);                          \
-		map_writes++;                                                              \
-		return real ? real(__VA_ARGS__) : -ENOSYS;                                 \
+		ret(*r_)() = __atomic_load_n(&real, __ATOMIC_RELAXED);                     \
+		if (!r_) {                                                                 \
+			r_ = (ret(*)())dlsym(RTLD_NEXT, #name);                            \
+			__atomic_store_n(&real, r_, __ATOMIC_RELAXED);                     \
+		}                                                                          \
+		__atomic_add_fetch(&map_writes, 1, __ATOMIC_RELAXED);                      \
+		return r_ ? r_(__VA_ARGS__) : -ENOSYS;                                     \
 	} while (0)
 
 int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags)
