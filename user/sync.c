@@ -153,7 +153,6 @@ struct sp_sync {
 	/* A large apply's tables built ahead (struct pre), and the index of
 	 * the desired Service being applied in it. */
 	struct pre *pre;
-	struct bwriter *bw; /* sp_backends' full batches written beside a large apply */
 	size_t pre_i;
 	uint64_t tables_ahead; /* tables taken from a helper */
 	bool ahead_only; /* sp_sync_set_ahead_only */
@@ -353,131 +352,6 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 	return err;
 }
 
-/*
- * In a large apply (the first at start: 100,000 backends), a full batch of
- * sp_backends is written by a thread of its own while the apply goes on:
- * the kernel's hash inserts were a third of that apply. Nothing points at
- * a new backend before its frontend is written, and every frontend write
- * comes after flush_writes, which waits for this writer first (as does
- * anything else that writes sp_backends), so the order of section 1 of
- * the top of this file holds. One batch at a time, in the order queued.
- */
-struct bwriter {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct wbatch job; /* the batch being written (its buffers are the writer's) */
-	uint8_t *spare_keys, *spare_vals; /* the buffers of the last batch written */
-	bool busy, stop;
-	int err; /* of a batch written since the last bw_idle */
-};
-
-static void *bw_main(void *arg)
-{
-	struct bwriter *w = arg;
-	int err;
-
-	pthread_mutex_lock(&w->lock);
-	for (;;) {
-		while (!w->busy && !w->stop)
-			pthread_cond_wait(&w->cond, &w->lock);
-		if (!w->busy)
-			break;
-		pthread_mutex_unlock(&w->lock);
-		err = wbatch_write(&w->job, NULL);
-		pthread_mutex_lock(&w->lock);
-		w->err = w->err ?: err;
-		w->spare_keys = w->job.keys;
-		w->spare_vals = w->job.vals;
-		w->job.keys = w->job.vals = NULL;
-		w->busy = false;
-		pthread_cond_broadcast(&w->cond);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
-/* Wait until nothing is being written; its error into s->write_err. */
-static void bw_idle(struct sp_sync *s)
-{
-	struct bwriter *w = s->bw;
-
-	if (!w)
-		return;
-	pthread_mutex_lock(&w->lock);
-	while (w->busy)
-		pthread_cond_wait(&w->cond, &w->lock);
-	if (w->err && !s->write_err)
-		s->write_err = w->err;
-	w->err = 0;
-	pthread_mutex_unlock(&w->lock);
-}
-
-/* Hand the full batch b (sp_backends) to the writer. 0, or -ENOMEM (b untouched). */
-static int bw_submit(struct sp_sync *s, struct wbatch *b)
-{
-	struct bwriter *w = s->bw;
-	uint8_t *k, *v;
-
-	bw_idle(s);
-	k = w->spare_keys ? w->spare_keys : malloc((size_t)b->cap * b->ksz);
-	v = w->spare_vals ? w->spare_vals : malloc((size_t)b->cap * b->vsz);
-	if (!k || !v) {
-		if (k != w->spare_keys)
-			free(k);
-		if (v != w->spare_vals)
-			free(v);
-		return -ENOMEM;
-	}
-	w->spare_keys = w->spare_vals = NULL;
-	pthread_mutex_lock(&w->lock);
-	w->job = *b;
-	b->keys = k;
-	b->vals = v;
-	b->n = 0;
-	w->busy = true;
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	return 0;
-}
-
-static void bw_start(struct sp_sync *s)
-{
-	struct bwriter *w = calloc(1, sizeof(*w));
-
-	if (!w)
-		return;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	if (pthread_create(&w->thread, NULL, bw_main, w)) {
-		pthread_cond_destroy(&w->cond);
-		pthread_mutex_destroy(&w->lock);
-		free(w);
-		return;
-	}
-	s->bw = w;
-}
-
-static void bw_stop(struct sp_sync *s)
-{
-	struct bwriter *w = s->bw;
-
-	if (!w)
-		return;
-	bw_idle(s);
-	pthread_mutex_lock(&w->lock);
-	w->stop = true;
-	pthread_cond_broadcast(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
-	free(w->spare_keys);
-	free(w->spare_vals);
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
-	s->bw = NULL;
-}
-
 static int flush_writes(struct sp_sync *s);
 static void dstf_add(struct sp_sync *s, const struct sp_addr *a);
 static void dstf_settle(struct sp_sync *s, bool force);
@@ -507,9 +381,7 @@ static int wbatch_add(struct sp_sync *s, struct wbatch *b, const void *key, cons
 {
 	if (b->n == b->cap) {
 		/* A frontend batch needs what it points at written first. */
-		int err = b == &s->wb_fe			       ? flush_writes(s) :
-			  b == &s->wb_backends && s->bw && !bw_submit(s, b) ? 0 :
-									     wbatch_write(b, NULL);
+		int err = b == &s->wb_fe ? flush_writes(s) : wbatch_write(b, NULL);
 
 		if (err && !s->write_err && b != &s->wb_fe)
 			s->write_err = err;
@@ -554,7 +426,6 @@ static int flush_writes(struct sp_sync *s)
 	size_t i, ok;
 	int err = 0, e;
 
-	bw_idle(s);
 	for (i = 0; i < sizeof(staging) / sizeof(staging[0]); i++) {
 		e = wbatch_write(staging[i], NULL);
 		err = err ?: e;
@@ -916,8 +787,7 @@ static int be_write(struct sp_sync *s, uint32_t id, const struct sp_mg_backend *
 	v.flags = b->flags;
 	if (flag == BPF_ANY)
 		return wbatch_add(s, &s->wb_backends, &id, &v);
-	/* It may still be queued itself (or being written). */
-	bw_idle(s);
+	/* It may still be queued itself. */
 	err = wbatch_write(&s->wb_backends, NULL);
 	if (err && !s->write_err)
 		s->write_err = err;
@@ -1485,7 +1355,6 @@ static void pre_stop(struct sp_sync *s)
 	struct pre *p = s->pre;
 	size_t i;
 
-	bw_stop(s);
 	if (!p)
 		return;
 	__atomic_store_n(&p->stop, true, __ATOMIC_RELAXED);
@@ -1542,11 +1411,8 @@ static void pre_start(struct sp_sync *s, const struct sp_desired *d)
 	for (p->n_th = 0; p->n_th < want; p->n_th++)
 		if (pthread_create(&p->th[p->n_th], NULL, pre_worker, p))
 			break;
-	if (!p->n_th) {
+	if (!p->n_th)
 		pre_stop(s);
-		return;
-	}
-	bw_start(s);
 	return;
 none:
 	free(p->m);

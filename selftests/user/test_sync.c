@@ -31,8 +31,8 @@ struct maps {
  * Every map write user/sync.c makes, counted here rather than by sp_sync's
  * own statistics: these definitions take the place of libbpf's for the
  * objects linked into this binary (an executable's symbols win over a
- * shared library's) and pass each call on to libbpf. Atomic: a large apply
- * writes sp_backends from a thread of its own too.
+ * shared library's) and pass each call on to libbpf. Atomic, in case a
+ * helper thread of a large apply ever writes a map.
  */
 static size_t map_writes;
 
@@ -895,11 +895,10 @@ out:
 
 /*
  * A large apply's tables are built by helper threads ahead of it
- * (sync.c struct pre), and its full batches of sp_backends written by a
- * thread beside it (struct bwriter): every Service's table in sp_maglev
- * must be the one sp_maglev_build gives for its backends, whoever built
- * it (the apply or a helper as they meet, or, with ahead_only and two
- * CPUs or more, helpers only), and its backends must all be in
+ * (sync.c struct pre): every Service's table in sp_maglev must be the one
+ * sp_maglev_build gives for its backends, whoever built it (the apply or a
+ * helper as they meet, or, with ahead_only and two CPUs or more, helpers
+ * only), and its backends (more than one batch of them) must all be in
  * sp_backends.
  */
 static void tables_built_ahead(bool ahead_only)
@@ -923,8 +922,7 @@ static void tables_built_ahead(bool ahead_only)
 	d.n = NS;
 	for (i = 0; i < NS; i++) {
 		/* 16 to 20 backends of its own, 10.<200 + j>.<i>: 10,800 in
-		 * all, more than a batch of sp_backends (8,192), so that the
-		 * writer beside the apply writes one (sync.c struct bwriter) */
+		 * all, more than a batch of sp_backends (8,192) */
 		n = 16 + i % 5;
 		for (j = 0; j < n; j++)
 			bes[j] = 1;
@@ -994,7 +992,7 @@ static void tables_built_ahead(bool ahead_only)
 	}
 	ASSERT_EQ(bad, 0, "tables that differ from sp_maglev_build's");
 	ASSERT_EQ(bad_be, 0, "backends not in sp_backends as listed");
-	ASSERT_EQ(count_keys(x.m.fd_backends, 4), 600 * 18, "sp_backends entries");
+	ASSERT_EQ(count_backends(x.m.fd_backends), 600 * 18, "sp_backends entries");
 out:
 	free(ch);
 	free(want);
