@@ -271,26 +271,33 @@ static int item_end(struct scan *s, const struct src *in, size_t end)
 	return s->item(s->arg, k, s->n[k] - 1, in->buf + (sp->off - in->win_off), sp->len);
 }
 
+/* Room for need bytes in *buf of capacity *cap: the capacity doubles from
+ * first until it holds them. 0, or -ENOMEM with *buf as it was. */
+static int buf_reserve(char **buf, size_t *cap, size_t need, size_t first)
+{
+	size_t c = *cap ? *cap : first;
+	char *v;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	v = realloc(*buf, c);
+	if (!v)
+		return -ENOMEM;
+	*buf = v;
+	*cap = c;
+	return 0;
+}
+
 /* Fold one line of the text between items into the skeleton hash. */
 static void skel_add(struct scan *s, const char *line, size_t len)
 {
 	uint64_t h[2];
 
 	if (s->keep_text && !s->nomem) {
-		if (s->text_len + len > s->text_cap) {
-			size_t cap = s->text_cap ? s->text_cap : 256;
-			char *v;
-
-			while (cap < s->text_len + len)
-				cap *= 2;
-			v = realloc(s->text, cap);
-			if (!v)
-				s->nomem = true;
-			else {
-				s->text = v;
-				s->text_cap = cap;
-			}
-		}
+		if (buf_reserve(&s->text, &s->text_cap, s->text_len + len, 256))
+			s->nomem = true;
 		if (!s->nomem) {
 			memcpy(s->text + s->text_len, line, len);
 			s->text_len += len;
@@ -1323,18 +1330,8 @@ static int inc_item(void *arg, int k, size_t i, const char *text, size_t len)
 	x->src[k][i] = o;
 	if (o != SIZE_MAX)
 		return 0;
-	if (x->side_len + len > x->side_cap) {
-		size_t cap = x->side_cap ? x->side_cap : 4096;
-		char *v;
-
-		while (cap < x->side_len + len)
-			cap *= 2;
-		v = realloc(x->side, cap);
-		if (!v)
-			return -ENOMEM;
-		x->side = v;
-		x->side_cap = cap;
-	}
+	if (buf_reserve(&x->side, &x->side_cap, x->side_len + len, 4096))
+		return -ENOMEM;
 	memcpy(x->side + x->side_len, text, len);
 	x->txt[k][i] = x->side_len;
 	x->side_len += len;
