@@ -455,18 +455,10 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	/* Every REV key below (a remapped or SNATed one too) has the
 	 * backend as its source. */
 	ct_reply_src_add(&rk);
-	if (!(fwd->flags & SP_CT_F_SNAT)) {
-		/* Claimed atomically where nothing holds the reply tuple (the
-		 * common case: one hash walk instead of a lookup, then an
-		 * update); an entry there is read only when there is one. */
-		if (!bpf_map_update_elem(&sp_ct, &rk, rev, BPF_NOEXIST)) {
-			ct_key_of(p, SP_CT_FWD, &k);
-			if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY)) {
-				bpf_map_delete_elem(&sp_ct, &rk);
-				return SP_R_CT_FULL;
-			}
-			return 0;
-		}
+	/* The reply tuple, claimed atomically where nothing holds it (the
+	 * common case: one hash walk, not a lookup and then an update); an
+	 * entry there is read only when the claim finds one. */
+	if (!(fwd->flags & SP_CT_F_SNAT) && bpf_map_update_elem(&sp_ct, &rk, rev, BPF_NOEXIST)) {
 		old = bpf_map_lookup_elem(&sp_ct, &rk);
 		if (old && !ct_rev_replaceable(old, p, now)) {
 			/* Another live flow owns the reply tuple (one client
@@ -478,25 +470,20 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 			fwd->nat_saddr = p->saddr;
 			ct_rev_key(p, fwd, &rk);
 			ct_rev_val(p, fwd, rev);
+		} else if (bpf_map_update_elem(&sp_ct, &rk, rev, BPF_ANY)) {
+			return SP_R_CT_FULL;
 		}
 	}
 	if (fwd->flags & SP_CT_F_SNAT) {
-		/* The port is the REV entry's: claimed first, then FWD. */
+		/* The port is the REV entry's: claimed here. */
 		r = sp_ct_claim_snat(fwd, &rk, rev, now);
 		if (r)
 			return (fwd->flags & SP_CT_F_REMAP) ? SP_R_CT_CLASH : r;
-		ct_key_of(p, SP_CT_FWD, &k);
-		if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY)) {
-			bpf_map_delete_elem(&sp_ct, &rk);
-			return SP_R_CT_FULL;
-		}
-		return 0;
 	}
+	/* The REV entry is in; the FWD entry goes in after it, or neither. */
 	ct_key_of(p, SP_CT_FWD, &k);
-	if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY))
-		return SP_R_CT_FULL;
-	if (bpf_map_update_elem(&sp_ct, &rk, rev, BPF_ANY)) {
-		bpf_map_delete_elem(&sp_ct, &k);
+	if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY)) {
+		bpf_map_delete_elem(&sp_ct, &rk);
 		return SP_R_CT_FULL;
 	}
 	return 0;
