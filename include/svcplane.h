@@ -233,6 +233,11 @@ static inline __attribute__((always_inline)) __u32 sp_dstf_bit(const struct sp_a
 	return (x * 0x9e3779b1u) >> (32 - SP_DSTF_LOG2);
 }
 
+/* Where bit b lives in struct sp_dst_filter: its word (masked, so that the
+ * verifier sees the index in bounds) and its mask in that word. */
+#define SP_DSTF_WORD(b) (((b) >> 6) & (SP_DSTF_WORDS - 1))
+#define SP_DSTF_MASK(b) (1ULL << ((b) & 63))
+
 /* sp_node_addrs key: an address of this node (value: __u8, unused). */
 struct sp_node_addr_key {
 	struct sp_addr addr;

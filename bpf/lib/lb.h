@@ -3,8 +3,8 @@
  * Service lookup and Maglev backend selection. Constant work per packet:
  * one bit of sp_dst_filter, then (only if it is set) at most two hash
  * lookups to find the Service, two array lookups into its
- * Maglev region and one hash lookup for the backend, whatever the number of
- * Services or endpoints.
+ * Maglev region and one array lookup for the backend, whatever the number
+ * of Services or endpoints.
  */
 #ifndef SP_LIB_LB_H
 #define SP_LIB_LB_H
@@ -17,11 +17,6 @@
  * with the same endpoints send a flow to the same backend. */
 const volatile __u32 cfg_hash_seed = 0x5eed5eed;
 
-/*
- * Find the Service frontend of a packet: exact (VIP, port, proto) first,
- * then the NodePort wildcard when the destination is one of this node's
- * addresses. Returns NULL when the packet is not for a Service.
- */
 /* False if p's destination is certainly no frontend (sp_dst_filter). The
  * dry run, which may observe a daemon from before the filter (user/trace.c),
  * looks anyway. Tested by the callers of svc_lookup, as
@@ -39,9 +34,14 @@ static __always_inline bool dst_maybe_frontend(const struct sp_pkt *p)
 	if (!f)
 		return true;
 	b = sp_dstf_bit(&p->daddr);
-	return (f->w[(b >> 6) & (SP_DSTF_WORDS - 1)] >> (b & 63)) & 1;
+	return (f->w[SP_DSTF_WORD(b)] & SP_DSTF_MASK(b)) != 0;
 }
 
+/*
+ * Find the Service frontend of a packet: exact (VIP, port, proto) first,
+ * then the NodePort wildcard when the destination is one of this node's
+ * addresses. Returns NULL when the packet is not for a Service.
+ */
 static __always_inline struct sp_svc *svc_lookup(const struct sp_pkt *p)
 {
 	struct sp_svc_key k;

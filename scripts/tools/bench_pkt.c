@@ -332,7 +332,7 @@ static int fill(struct bench *b, const struct cfg *c)
 	for (i = 0; i < n; i++) {
 		__u32 bit = sp_dstf_bit(&sk[i].addr);
 
-		dstf->w[bit >> 6] |= 1ULL << (bit & 63);
+		dstf->w[SP_DSTF_WORD(bit)] |= SP_DSTF_MASK(bit);
 	}
 	if (bpf_map_update_elem(bpf_map__fd(b->sp->maps.sp_dst_filter), &zero, dstf, BPF_ANY)) {
 		err = -errno;
