@@ -239,6 +239,13 @@ static void wbatch_init(struct wbatch *b, const char *name, const char *full_hin
  * pages count as the daemon's while mapped) on a fragmented map. */
 #define WB_MMAP_SPAN (4u << 20)
 
+/* The distance between an array map's elements in its mapping: each is
+ * 8-byte aligned (sp_backends' 20-byte values are 24 bytes apart). */
+static size_t array_stride(size_t vsz)
+{
+	return (vsz + 7) / 8 * 8;
+}
+
 /*
  * Write b's elements (u32 array indexes) through a shared mapping of the
  * pages they span. 0 when done, 1 when it cannot be (not mmapable, too
@@ -249,9 +256,7 @@ static void wbatch_init(struct wbatch *b, const char *name, const char *full_hin
  */
 static int wbatch_write_mmap(struct wbatch *b)
 {
-	/* An array's elements are 8-byte aligned in its mapping (sp_backends'
-	 * 20-byte values are 24 bytes apart). */
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE), stride = (b->vsz + 7) / 8 * 8, off, end, i;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), stride = array_stride(b->vsz), off, end, i;
 	uint32_t lo = UINT32_MAX, hi = 0;
 	uint8_t *p;
 
@@ -354,7 +359,7 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 
 static int flush_writes(struct sp_sync *s);
 static void dstf_add(struct sp_sync *s, const struct sp_addr *a);
-static void dstf_settle(struct sp_sync *s, bool force);
+static void dstf_settle(struct sp_sync *s);
 static void dstf_unmap(struct sp_sync *s);
 
 /*
@@ -1886,7 +1891,7 @@ static void apply_begin(struct sp_sync *s, struct sp_sync_stats *st)
 static int apply_end(struct sp_sync *s, int err)
 {
 	retire_commit(s);
-	dstf_settle(s, false);
+	dstf_settle(s);
 	dstf_unmap(s);
 	if (!err && s->write_err)
 		err = s->write_err == -E2BIG ? -ENOSPC : s->write_err;
@@ -2049,7 +2054,7 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n)
 	free(s->node_addrs);
 	s->node_addrs = keys;
 	s->n_node_addrs = n;
-	dstf_settle(s, false);
+	dstf_settle(s);
 	dstf_unmap(s);
 	if (!err && s->write_err) {
 		err = s->write_err;
@@ -2070,9 +2075,9 @@ static void dstf_set(struct sp_dst_filter *f, const struct sp_addr *a, bool atom
 		return;
 	b = sp_dstf_bit(a);
 	if (atomic)
-		__atomic_fetch_or(&f->w[b >> 6], 1ULL << (b & 63), __ATOMIC_SEQ_CST);
+		__atomic_fetch_or(&f->w[SP_DSTF_WORD(b)], SP_DSTF_MASK(b), __ATOMIC_SEQ_CST);
 	else
-		f->w[b >> 6] |= 1ULL << (b & 63);
+		f->w[SP_DSTF_WORD(b)] |= SP_DSTF_MASK(b);
 }
 
 /* The filter mapped (s->dstf), or false with the error logged and kept
@@ -2122,13 +2127,13 @@ static void dstf_add(struct sp_sync *s, const struct sp_addr *a)
  * wanted bit clear. Only when enough was deleted for it to pay: O(Services)
  * once per Services / 8 deletions.
  */
-static void dstf_settle(struct sp_sync *s, bool force)
+static void dstf_settle(struct sp_sync *s)
 {
 	struct sp_dst_filter *nf;
 	struct app_svc **list;
 	size_t n, i, j;
 
-	if (!s->dstf_stale || (!force && s->dstf_stale * 8 < s->n_svcs) || !dstf_map(s))
+	if (!s->dstf_stale || s->dstf_stale * 8 < s->n_svcs || !dstf_map(s))
 		return;
 	nf = calloc(1, sizeof(*nf));
 	list = nf ? all_svcs(s, &n) : NULL;
@@ -2178,7 +2183,8 @@ bool sp_sync_dst_filter_has(const struct sp_sync *s, const struct sp_addr *a)
 	bool set;
 
 	set = f && s->maps.fd_dst_filter > 0 &&
-	      !bpf_map_lookup_elem(s->maps.fd_dst_filter, &zero, f) && ((f->w[b >> 6] >> (b & 63)) & 1);
+	      !bpf_map_lookup_elem(s->maps.fd_dst_filter, &zero, f) &&
+	      (f->w[SP_DSTF_WORD(b)] & SP_DSTF_MASK(b));
 	free(f);
 	return set;
 }
@@ -2409,54 +2415,27 @@ static int recover_backend(struct sp_sync *s, __u32 id, const struct sp_backend 
 
 /*
  * The backends in sp_backends, an array of --max-backends + 1 entries
- * whatever is in use (262,145 by default), in which family 0 holds none:
- * read through a mapping (a few ms), or where it cannot be mapped (a
- * test's map) in batches of 4,096 rather than one key at a time.
+ * whatever is in use (262,145 by default), in which family 0 holds none,
+ * read through a mapping (2 ms; 26-31 ms in bpf(2) batches). The array is
+ * always mmapable: every version that made it an array made it so.
  */
 static int recover_backends(struct sp_sync *s)
 {
-	enum { RB_BATCH = 4096 };
-	size_t stride = (sizeof(struct sp_backend) + 7) / 8 * 8,
+	size_t stride = array_stride(sizeof(struct sp_backend)),
 	       len = ((size_t)s->maps.max_backends + 1) * stride;
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
-	bool first = true, last = false;
-	__u32 *keys = NULL, batch = 0, count, i;
-	struct sp_backend *vals = NULL;
 	const uint8_t *p;
+	uint32_t i;
 	int err = 0;
 
 	p = mmap(NULL, len, PROT_READ, MAP_SHARED, s->maps.fd_backends, 0);
-	if (p != MAP_FAILED) {
-		for (i = 1; i <= s->maps.max_backends && !err; i++)
-			err = recover_backend(s, i, (const struct sp_backend *)(p + i * stride));
-		munmap((void *)p, len);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		pr_err("map sp_backends: %s", strerror(-err));
 		return err;
 	}
-	/* Zeroed: valgrind cannot tell what the batch command writes. */
-	keys = calloc(RB_BATCH, sizeof(*keys));
-	vals = calloc(RB_BATCH, sizeof(*vals));
-	if (!keys || !vals) {
-		err = -ENOMEM;
-		goto out;
-	}
-	while (!last && !err) {
-		count = RB_BATCH;
-		if (bpf_map_lookup_batch(s->maps.fd_backends, first ? NULL : &batch, &batch, keys,
-					 vals, &count, &bo)) {
-			if (errno != ENOENT) {
-				err = -errno;
-				pr_err("read sp_backends: %s", strerror(-err));
-				goto out;
-			}
-			last = true; /* the end: count holds the last ones */
-		}
-		first = false;
-		for (i = 0; i < count && !err; i++)
-			err = recover_backend(s, keys[i], &vals[i]);
-	}
-out:
-	free(keys);
-	free(vals);
+	for (i = 1; i <= s->maps.max_backends && !err; i++)
+		err = recover_backend(s, i, (const struct sp_backend *)(p + i * stride));
+	munmap((void *)p, len);
 	return err;
 }
 
