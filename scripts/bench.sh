@@ -113,9 +113,13 @@ part_pkt() {
 
 # ---- Topology helpers ---------------------------------------------------------
 UMAC=
+# PASS: "pass" attaches an XDP_PASS program to up0 (a veth takes XDP frames
+# only with one); "redirect" one that redirects every frame to spv1, the pod's
+# veth, rewriting nothing (the ceiling of XDP forwarding on this path).
 pg() { # pktgen MODE N DST DPORT SINK_NS SINK_IF SINK_PORT [PASS]
 	local mode=$1 n=$2 dst=$3 dport=$4 sns=$5 sif=$6 sport=$7 pass=${8:-} r line extra=()
 	[ -n "$pass" ] && extra=(--pass-netns "/run/netns/$TN_NS" --pass-ifname up0)
+	[ "$pass" = redirect ] && extra+=(--pass-redirect spv1)
 	# Counted at the sink's TC ingress: packets that host routing delivers
 	# with bpf_redirect_peer never meet an XDP program on the pod's eth0
 	# (they arrive as skbs). The limit alone drops in XDP on the uplink.
@@ -400,6 +404,8 @@ part_net() {
 	say "== direct (no Service in between)"
 	cb direct 0 10.244.0.11 8080
 	pg direct 0 10.244.0.11 8080 "$TP_NS" eth0 8080 pass
+	say "== redirect ceiling (an XDP program on up0 that only redirects to spv1)"
+	pg ceiling 0 10.244.0.11 8080 "$TP_NS" eth0 8080 redirect
 	for n in "${NS_LIST[@]}"; do
 		say "== N=$n Services x $E endpoints ($(elapsed_ms "$T0" "$(now)" | cut -d. -f1) ms so far)"
 		# One rule set / config per N: the Service under test has a TCP and

@@ -51,6 +51,7 @@ struct opts {
 	double warmup;
 	const char *sink_netns, *sink_ifname;
 	const char *pass_netns, *pass_ifname;
+	const char *redirect_ifname; /* --pass-redirect: node_redirect instead of node_pass */
 	int sink_tc; /* the sink at TC ingress, not XDP */
 	int verbose;
 };
@@ -202,6 +203,34 @@ static void tc_detach(struct attach *a)
 
 /* Enter nsfd (if >= 0) and attach prog to ifname in native mode (a->tc:
  * at TC ingress), then go back to the namespace home. Returns 0 or -errno. */
+/* The index of ifname in namespace ns (a path; NULL: this one), or -errno. */
+static int ifindex_in(int home, const char *ns, const char *ifname)
+{
+	int fd = -1, idx, err = 0;
+
+	if (ns) {
+		fd = open(ns, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+			err = -errno;
+			fprintf(stderr, "pktgen: enter netns %s: %s\n", ns, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return err;
+		}
+		close(fd);
+	}
+	idx = (int)if_nametoindex(ifname);
+	if (!idx) {
+		err = -errno;
+		fprintf(stderr, "pktgen: interface %s: %s\n", ifname, strerror(errno));
+	}
+	if (ns && setns(home, CLONE_NEWNET) < 0) {
+		fprintf(stderr, "pktgen: back to home netns: %s\n", strerror(errno));
+		return -errno;
+	}
+	return err ? err : idx;
+}
+
 static int attach_in(int home, const char *ns, const char *ifname, int prog_fd, struct attach *a)
 {
 	int err = 0;
@@ -313,10 +342,12 @@ static void usage(FILE *f)
 		"usage: pktgen --tx-ifname IF --dst-mac MAC --src-ip A --dst-ip B --dport P\n"
 		"              --sink-netns PATH --sink-ifname IF [--sink-port P] [--sink-tc]\n"
 		"              [--pass-netns PATH --pass-ifname IF] [--flows N] [--size BYTES]\n"
-		"              [--duration S] [--warmup S] [-v]\n"
+		"              [--pass-redirect IF] [--duration S] [--warmup S] [-v]\n"
 		"Sends UDP frames out of IF (XDP live frames) and counts them at the sink.\n"
 		"--sink-port 0 counts every IPv4 packet (use it for the drop-only limit).\n"
 		"--pass-ifname attaches an XDP_PASS program (a veth needs one to take XDP frames).\n"
+		"--pass-redirect IF attaches instead one that redirects every frame to IF (in the\n"
+		"same namespace), rewriting nothing: the ceiling of any XDP forwarder on this path.\n"
 		"--sink-tc counts at the sink's TC ingress instead of its XDP (packets put into\n"
 		"the device by bpf_redirect_peer never meet its XDP program).\n");
 }
@@ -334,6 +365,7 @@ int main(int argc, char **argv)
 		{ "sink-port", required_argument, NULL, 'P' },
 		{ "pass-netns", required_argument, NULL, 'A' },
 		{ "pass-ifname", required_argument, NULL, 'B' },
+		{ "pass-redirect", required_argument, NULL, 'R' },
 		{ "sink-tc", no_argument, NULL, 'T' },
 		{ "flows", required_argument, NULL, 'f' },
 		{ "size", required_argument, NULL, 'z' },
@@ -365,6 +397,7 @@ int main(int argc, char **argv)
 		case 'P': o.sink_port = atoi(optarg); break;
 		case 'A': o.pass_netns = optarg; break;
 		case 'B': o.pass_ifname = optarg; break;
+		case 'R': o.redirect_ifname = optarg; break;
 		case 'T': o.sink_tc = 1; break;
 		case 'f': o.flows = atoi(optarg); break;
 		case 'z': o.size = atoi(optarg); break;
@@ -420,9 +453,23 @@ int main(int argc, char **argv)
 			&sink);
 	if (err)
 		goto out;
+	if (o.redirect_ifname && !o.pass_ifname) {
+		fprintf(stderr, "pktgen: --pass-redirect needs --pass-ifname\n");
+		err = -EINVAL;
+		goto out;
+	}
+	if (o.redirect_ifname) {
+		err = ifindex_in(home, o.pass_netns, o.redirect_ifname);
+		if (err < 0)
+			goto out;
+		skel->bss->redirect_ifindex = (__u32)err;
+		err = 0;
+	}
 	if (o.pass_ifname) {
 		err = attach_in(home, o.pass_netns, o.pass_ifname,
-				bpf_program__fd(skel->progs.node_pass), &pass);
+				bpf_program__fd(o.redirect_ifname ? skel->progs.node_redirect :
+								    skel->progs.node_pass),
+				&pass);
 		if (err)
 			goto out;
 	}

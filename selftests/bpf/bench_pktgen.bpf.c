@@ -14,7 +14,10 @@
  * packets to `sink_port` (or every IPv4 packet when sink_port is 0) and passes
  * everything else (ARP, ...); sink_count_tc does the same at TC ingress. node_pass is an XDP_PASS program for the node's
  * uplink in the iptables/nftables runs: a veth receives XDP frames from its
- * peer only when it has an XDP program (or GRO) enabled.
+ * peer only when it has an XDP program (or GRO) enabled. node_redirect
+ * (pktgen --pass-redirect) redirects every frame to one device, rewriting
+ * nothing: the most any XDP forwarder can get through this path, the
+ * ceiling against which svcplane's --xdp-redirect is measured.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -44,6 +47,7 @@ unsigned char hdr[PKTGEN_HDR_LEN]; /* set by user space before load */
 __u32 nflows = 1; /* pktgen_tx: distinct source ports to cycle over */
 __u64 tx_seq;
 const volatile __u16 sink_port; /* host order; 0 = any IPv4 */
+__u32 redirect_ifindex; /* node_redirect's target, set after load */
 
 SEC("xdp")
 int pktgen_tx(struct xdp_md *ctx)
@@ -118,6 +122,12 @@ SEC("xdp")
 int node_pass(struct xdp_md *ctx)
 {
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int node_redirect(struct xdp_md *ctx)
+{
+	return bpf_redirect(redirect_ifindex, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
