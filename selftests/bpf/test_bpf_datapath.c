@@ -2325,6 +2325,103 @@ static void test_maglev_spread(const struct prog *pg)
 	sp_test_report(name, ok);
 }
 
+/* Sets the deadline of both entries of flow f (client packet s) to d. */
+static bool ct_set_deadline(const struct pkt_spec *s, const struct pkt_spec *reply, uint64_t d)
+{
+	struct sp_ct_key k[2];
+	struct sp_ct_val v;
+	int i;
+
+	ct_key_from_spec(s, SP_CT_FWD, &k[0]);
+	ct_key_from_spec(reply, SP_CT_REV, &k[1]);
+	for (i = 0; i < 2; i++) {
+		if (bpf_map_lookup_elem(fd_ct, &k[i], &v))
+			return false;
+		v.expires = d;
+		if (bpf_map_update_elem(fd_ct, &k[i], &v, BPF_EXIST))
+			return false;
+	}
+	return true;
+}
+
+/* The deadlines of both entries of the flow, or false if one is missing. */
+static bool ct_deadlines(const struct pkt_spec *s, const struct pkt_spec *reply, uint64_t *fwd,
+			 uint64_t *rev)
+{
+	struct sp_ct_key k;
+	struct sp_ct_val v;
+
+	ct_key_from_spec(s, SP_CT_FWD, &k);
+	if (bpf_map_lookup_elem(fd_ct, &k, &v))
+		return false;
+	*fwd = v.expires;
+	ct_key_from_spec(reply, SP_CT_REV, &k);
+	if (bpf_map_lookup_elem(fd_ct, &k, &v))
+		return false;
+	*rev = v.expires;
+	return true;
+}
+
+/*
+ * An established flow's packets move its deadline only once it lags by
+ * more than the slack (lib/ct.h ct_slack: a 256th of the timeout, 28 s of
+ * the tests' 7201 s), and then in both entries. A deadline half a slack
+ * behind stays where it is (with a flat second of slack it moved: the
+ * second lookup and two writes per packet that made a million cycled
+ * flows cost 700 ns a packet); two slacks behind, it moves to now + the
+ * timeout in both entries.
+ */
+static void test_ct_slack(const struct prog *pg)
+{
+	const struct flow *f = &tcp_flows[0];
+	const uint64_t slack = T_EST >> 8;
+	struct pkt_spec syn = flow_req(f, PKT_SYN, 1000, 0, 0);
+	struct pkt_spec synack = flow_reply(f, PKT_SYN | PKT_ACK, 5000, 1001, 0);
+	struct pkt_spec ack = flow_req(f, PKT_ACK, 1001, 5001, 0);
+	struct pkt in, got;
+	uint64_t t0, set, fwd = 0, rev = 0;
+	uint32_t verdict;
+	char name[96];
+	bool ok;
+
+	snprintf(name, sizeof(name), "%s/ct_deadline_moves_past_its_slack", pg->name);
+	fixture_reset();
+	pkt_build(&syn, &in);
+	ok = test_run(pg, &in, &got, &verdict);
+	pkt_build(&synack, &in);
+	ok = ok && test_run(pg, &in, &got, &verdict);
+	pkt_build(&ack, &in);
+	ok = ok && test_run(pg, &in, &got, &verdict);
+	ok = ok && ASSERT_TRUE(ct_deadlines(&ack, &synack, &fwd, &rev), "both entries of the flow");
+
+	/* Half a slack behind: the packet leaves both deadlines alone. */
+	t0 = now_ns();
+	set = t0 + T_EST - slack / 2;
+	ok = ok && ASSERT_TRUE(ct_set_deadline(&ack, &synack, set), "set both deadlines");
+	ok = ok && test_run(pg, &in, &got, &verdict);
+	ok = ok && ct_deadlines(&ack, &synack, &fwd, &rev);
+	if (ok && (fwd != set || rev != set)) {
+		fprintf(stderr, "  half a slack (%.1f s) behind, the deadlines moved: FWD %+.1f s, REV %+.1f s\n",
+			slack / 2 / 1e9, ((double)fwd - (double)set) / 1e9, ((double)rev - (double)set) / 1e9);
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+
+	/* Two slacks behind: both move to now + the timeout. */
+	t0 = now_ns();
+	set = t0 + T_EST - 2 * slack;
+	ok = ok && ASSERT_TRUE(ct_set_deadline(&ack, &synack, set), "set both deadlines");
+	ok = ok && test_run(pg, &in, &got, &verdict);
+	ok = ok && ct_deadlines(&ack, &synack, &fwd, &rev);
+	if (ok && (fwd < t0 + T_EST - 2 * NSEC_PER_SEC || fwd > now_ns() + T_EST || rev != fwd)) {
+		fprintf(stderr, "  two slacks behind: FWD at now %+.1f s, REV at now %+.1f s; want both at now + %.0f s\n",
+			((double)fwd - (double)t0) / 1e9, ((double)rev - (double)t0) / 1e9, T_EST / 1e9);
+		sp_test_failed_asserts++;
+		ok = false;
+	}
+	sp_test_report(name, ok);
+}
+
 /* Every Maglev entry naming index 2: all flows go to the third backend,
  * whose id has a non-zero high half. */
 static void test_maglev_entry_index(const struct prog *pg)
@@ -2825,6 +2922,8 @@ int main(void)
 	test_maglev_spread(&progs[1]);
 	test_maglev_entry_index(&progs[0]);
 	test_maglev_entry_index(&progs[1]);
+	test_ct_slack(&progs[0]);
+	test_ct_slack(&progs[1]);
 	test_xdp_host_route_note();
 	if (routes_up()) {
 		test_tc_fib_redirect(&progs[1]);
