@@ -18,8 +18,9 @@
 # Modes, per N: svcplane (config file; XDP DNAT, the stack forwards to the
 # pod), svcplane-k8s (the same datapath fed from scripts/k8s-test-apiserver.py:
 # control plane only), svcplane-redirect (--xdp-redirect, XDP forwards both
-# ways: traffic only), iptables, nftables, limit (a drop-only XDP program);
-# direct (no Service) once.
+# ways: traffic only), svcplane-generic (--xdp-mode generic: connections
+# only), iptables, nftables, limit (a drop-only XDP program); direct (no
+# Service) and the redirect ceiling once.
 #
 # Part "scale" (issue 11; section 9): SCALE_NS Services (default 100,000) of
 # E endpoints from the config file: start -> ready, memory, `svcplane
@@ -159,6 +160,7 @@ cb() {
 SP_LOG=
 sp_alive() { [ -n "$SP_PID" ] && [ -r "/proc/$SP_PID/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$SP_PID/status" 2>/dev/null; }
 sp_xdp_on() { ip -n "$TN_NS" link show dev "$1" 2>/dev/null | grep -q 'prog/xdp.* name sp_xdp'; }
+sp_xdp_generic_on() { ip -n "$TN_NS" -d link show dev "$1" 2>/dev/null | grep -q 'xdpgeneric'; }
 
 # sp_cp UNTIL PROTO [--config FILE | --exec CMD [--match STR]]: make a change
 # and time it with `bench_pkt --cp-wait` (in the node namespace): install FILE
@@ -189,12 +191,14 @@ sp_cp() {
 # `svcplane status` says ready. SOURCE: --config FILE or --kubeconfig FILE ...
 #   svcplane, svcplane-k8s: uplink up0, pod veths spv* (TC): XDP DNATs, the
 #     stack forwards
+#   svcplane-generic: as svcplane, with --xdp-mode generic on the uplink
 #   svcplane-redirect: --xdp-redirect with up0 and spv1 both as uplinks, so
 #     XDP forwards both directions itself (see the report's notes)
 sp_start() {
 	local mode=$1 n=$2 i args=(--iface up0 --pod-iface-pattern 'spv*')
 	shift 2
 	[ "$mode" = svcplane-redirect ] && args=(--iface up0 --iface spv1 --xdp-redirect)
+	[ "$mode" = svcplane-generic ] && args+=(--xdp-mode generic)
 	SP_LOG="$RES/daemon-$mode-$n.log"
 	topo_bg "$TN_NS" "$SP_LOG" "$SP_BIN" run "$@" "${args[@]}" --bpffs-dir "$SP_PIN" \
 		--max-services $((2 * n + 64)) --max-backends $((2 * n * E + 64))
@@ -274,6 +278,24 @@ mode_svcplane_redirect() {
 	cp "$RES/cfg.yaml" "$RES/sp.yaml"
 	sp_start svcplane-redirect "$n" --config "$RES/sp.yaml" || { sp_stop; return 0; }
 	sp_traffic svcplane-redirect "$n" up0 spv1
+	sp_stop
+}
+
+# The first configuration with generic XDP on the uplink (section 3): new TCP
+# connections only. The generator's XDP frames reach a veth only when it has
+# a native XDP program (or GRO), so part 2 has no generic row.
+mode_svcplane_generic() {
+	local n=$1
+	[ $have_sp = 1 ] || return 0
+	cp "$RES/cfg.yaml" "$RES/sp.yaml"
+	sp_start svcplane-generic "$n" --config "$RES/sp.yaml" || { sp_stop; return 0; }
+	if ! sp_xdp_generic_on up0; then
+		say "  svcplane-generic: no generic XDP program on up0; skipped"
+	elif sp_cp present tcp >/dev/null; then
+		cb svcplane-generic "$n" 10.96.0.1 80
+	else
+		say "  svcplane-generic: Service under test not in sp_services; skipped"
+	fi
 	sp_stop
 }
 
@@ -421,6 +443,7 @@ part_net() {
 		mode_svcplane "$n"
 		mode_svcplane_k8s "$n"
 		mode_svcplane_redirect "$n"
+		mode_svcplane_generic "$n"
 		mode_rules iptables "$n"
 		mode_rules nftables "$n"
 		say "  limit: the generator into an XDP program that only drops"
