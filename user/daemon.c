@@ -158,7 +158,10 @@ static const struct sp_opt run_opts_table[] = {
 	{ "bpffs-dir", 'd', "DIR", "pin directory (default " SP_PIN_DIR_DEFAULT ")", NULL },
 	{ "xdp-mode", 'x', "MODE",
 	  "auto (native, else generic with a warning), native,\n"
-	  "generic (default auto)",
+	  "generic (default auto). Generic serves more new\n"
+	  "connections on a veth uplink (README, Limits). A\n"
+	  "restart in the other mode re-attaches; auto keeps\n"
+	  "what is attached",
 	  "auto native generic" },
 	{ "xdp-redirect", 'R', NULL,
 	  "XDP redirects to the uplinks after a FIB lookup\n"

@@ -441,6 +441,19 @@ static int tc_detach(int ifindex, enum bpf_tc_attach_point where)
 	return bpf_tc_detach(&hook, &opts);
 }
 
+/* True if an XDP program is attached to ifindex in the mode other than the
+ * one asked for (native or generic; auto accepts either). */
+static bool xdp_mode_differs(int ifindex, enum sp_xdp_mode mode)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	if (mode == SP_XDP_AUTO || bpf_xdp_query(ifindex, 0, &q))
+		return false;
+	if (mode == SP_XDP_GENERIC)
+		return q.attach_mode == XDP_ATTACHED_DRV;
+	return q.attach_mode == XDP_ATTACHED_SKB;
+}
+
 /*
  * XDP through a pinned bpf_link: the link keeps the program attached after
  * the daemon exits, and a restarted daemon swaps in its new program with
@@ -460,6 +473,20 @@ static int xdp_attach(struct sp_dp *dp, int ifindex, const char *ifname, enum sp
 	}
 	snprintf(path, sizeof(path), "%s/xdp_%s", dir, ifname);
 	fd = bpf_obj_get(path);
+	if (fd >= 0 && xdp_mode_differs(ifindex, mode)) {
+		/* A link keeps the mode it was created in, so a restart asked
+		 * for the other mode replaces the link: one kernel call apart,
+		 * packets meanwhile take the stack unprocessed. auto keeps what
+		 * is attached (a restart must not open that gap). */
+		pr_warn("%s: switching to %s XDP as asked: the program attached in the other mode "
+			"is detached first, so packets pass unprocessed for an instant",
+			ifname, mode == SP_XDP_GENERIC ? "generic" : "native");
+		if (bpf_link_detach(fd))
+			pr_warn("%s: detach the pinned XDP link: %s", ifname, strerror(errno));
+		close(fd);
+		unlink(path);
+		fd = -1;
+	}
 	if (fd >= 0) {
 		err = bpf_link_update(fd, prog_fd, NULL);
 		close(fd);

@@ -11,7 +11,8 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_cases xdp-auto-native-where-supported xdp-auto-falls-back-to-generic \
-	xdp-auto-warns xdp-auto-serves xdp-native-unsupported-fails-clearly
+	xdp-auto-warns xdp-auto-serves xdp-restart-switches-to-generic xdp-restart-generic-serves \
+	xdp-restart-auto-keeps-mode xdp-native-unsupported-fails-clearly
 
 e2e_begin --pods 1
 NODE=$E2E_NODE
@@ -59,6 +60,36 @@ check xdp-auto-warns "no log line about $NOXDP falling back to generic XDP" \
 	bash -c '[[ $1 == *warn* ]]' _ "$warn"
 e2e_http_n "$CL_CLIENT" 10.10.0.100 80 5
 e2e_expect_all xdp-auto-serves 5 1 pod1
+
+# A restart keeps the pinned XDP links (no gap in service) and swaps the
+# program in; a link keeps the mode it was made in, so a restart asked for
+# the other mode must make a new one (README: --xdp-mode generic on veth
+# uplinks), while auto keeps whatever is attached.
+stop_daemon() {
+	kill -TERM "$SP_PID"
+	cl_until 10 bash -c '! kill -0 "$1" 2>/dev/null' _ "$SP_PID" || cl_kill_pid "$SP_PID"
+	wait "$SP_PID" 2>/dev/null
+}
+stop_daemon
+if e2e_start_daemon --iface "$NOXDP" --xdp-mode generic; then
+	up_mode=$(xdp_of up0)
+	check xdp-restart-switches-to-generic "after a restart with --xdp-mode generic up0 has '${up_mode:-nothing}', expected xdpgeneric" \
+		test "$up_mode" = xdpgeneric
+	e2e_http_n "$CL_CLIENT" 10.10.0.100 80 5
+	e2e_expect_all xdp-restart-generic-serves 5 1 pod1
+	stop_daemon
+	if e2e_start_daemon --iface "$NOXDP" --xdp-mode auto; then
+		up_mode=$(xdp_of up0)
+		check xdp-restart-auto-keeps-mode "after a restart with --xdp-mode auto up0 has '${up_mode:-nothing}', expected the xdpgeneric it had" \
+			test "$up_mode" = xdpgeneric
+	else
+		fail xdp-restart-auto-keeps-mode "svcplane --xdp-mode auto did not become ready after the generic run"
+	fi
+else
+	fail xdp-restart-switches-to-generic "svcplane --xdp-mode generic did not become ready after the native run"
+	fail xdp-restart-generic-serves "no daemon"
+	fail xdp-restart-auto-keeps-mode "no daemon"
+fi
 
 # native on the bridge: the daemon must fail (bounded wait), naming the
 # device and pointing at generic XDP.
