@@ -308,6 +308,11 @@ dur=$(cat "$RES/duration" 2>/dev/null)
 	echo "echo_server (scripts/tools), the generators in scripts/bench, the test API server"
 	echo "scripts/k8s-test-apiserver.py. Raw numbers are printed while it runs; \`BENCH_KEEP=1\`"
 	echo "keeps them, with the daemon logs."
+	# Sections 6 and up come from other scripts (bench.sh's multinode,
+	# scale and host parts replace theirs after this; pkt-compare.sh,
+	# extra.sh, xdp-veth's section by hand): keep the old document's.
+	[ -f "$DOC" ] && awk '/^## ([6-9]|[1-9][0-9]+)\. / { keep = 1 } keep' "$DOC" | sed '1{/^$/d}' |
+		{ IFS= read -r first && { echo; printf '%s\n' "$first"; cat; }; }
 } >"$DOC.tmp" && mv "$DOC.tmp" "$DOC"
 
 # ---- plots -----------------------------------------------------------------------
