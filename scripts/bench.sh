@@ -164,7 +164,9 @@ sp_xdp_generic_on() { ip -n "$TN_NS" -d link show dev "$1" 2>/dev/null | grep -q
 
 # sp_cp UNTIL PROTO [--config FILE | --exec CMD [--match STR]]: make a change
 # and time it with `bench_pkt --cp-wait` (in the node namespace): install FILE
-# as the daemon's config file (rename) and SIGHUP it, or run CMD (a POST to the
+# as the daemon's config file by rename, as an operator would (the daemon
+# watches the file; a SIGHUP would force the whole parse that a change by
+# rename avoids, docs/CONFIG.md), or run CMD (a POST to the
 # test API server); then wait until the Service under test's PROTO key is
 # present / absent / changed in sp_services and the daemon has logged the
 # apply (one whose line contains STR). With neither, only waits for the key.
@@ -177,7 +179,7 @@ sp_cp() {
 	case ${1:-} in
 	--config)
 		cp "$2" "$RES/sp.yaml.tmp" || return 1
-		args=(--install "$RES/sp.yaml.tmp:$RES/sp.yaml" --hup "$SP_PID" --log "$SP_LOG") ;;
+		args=(--install "$RES/sp.yaml.tmp:$RES/sp.yaml" --log "$SP_LOG") ;;
 	--exec)
 		args=(--exec "$2" --log "$SP_LOG")
 		[ "${3:-}" = --match ] && args+=(--log-match "$4") ;;
@@ -343,6 +345,9 @@ mode_svcplane_k8s() {
 			say "  svcplane-k8s N=$n first sync: $(printf '%s\n' "$line" | cut -d' ' -f3-)"
 		fi
 		for ((r = 0; r < RUNS; r++)); do
+			# A change after a quiet period: one right after the
+			# last apply waits out --min-sync-period (100 ms) first.
+			sleep 0.3
 			line=$(sp_cp changed tcp --exec "${post}$RES/k8s-change.json") ||
 				{ say "  svcplane-k8s: change not applied: $line"; break; }
 			say "  svcplane-k8s N=$n one endpoint change: $line"
