@@ -11,8 +11,9 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_cases xdp-auto-native-where-supported xdp-auto-falls-back-to-generic \
-	xdp-auto-warns xdp-auto-serves xdp-restart-switches-to-generic xdp-restart-generic-serves \
-	xdp-restart-auto-keeps-mode xdp-native-unsupported-fails-clearly
+	xdp-auto-warns xdp-auto-serves xdp-native-veth-hint xdp-restart-switches-to-generic \
+	xdp-restart-generic-serves xdp-generic-no-veth-hint xdp-restart-auto-keeps-mode \
+	xdp-native-unsupported-fails-clearly
 
 e2e_begin --pods 1
 NODE=$E2E_NODE
@@ -60,6 +61,12 @@ check xdp-auto-warns "no log line about $NOXDP falling back to generic XDP" \
 	bash -c '[[ $1 == *warn* ]]' _ "$warn"
 e2e_http_n "$CL_CLIENT" 10.10.0.100 80 5
 e2e_expect_all xdp-auto-serves 5 1 pod1
+# Native XDP on a veth costs connections (README, Limits): the daemon says
+# so, and names the way out.
+hint=$(tail -n "+$((from + 1))" "$E2E_LOG" | grep -m1 'up0 is a veth')
+[ -n "$hint" ] && note "daemon said: $hint"
+check xdp-native-veth-hint "no log line saying up0 is a veth with native XDP and pointing at --xdp-mode generic" \
+	bash -c '[[ $1 == *"--xdp-mode generic"* ]]' _ "$hint"
 
 # A restart keeps the pinned XDP links (no gap in service) and swaps the
 # program in; a link keeps the mode it was made in, so a restart asked for
@@ -71,8 +78,11 @@ stop_daemon() {
 	wait "$SP_PID" 2>/dev/null
 }
 stop_daemon
+from=$(wc -l <"$E2E_LOG")
 if e2e_start_daemon --iface "$NOXDP" --xdp-mode generic; then
 	up_mode=$(xdp_of up0)
+	check xdp-generic-no-veth-hint "the veth hint was logged with generic XDP on up0" \
+		bash -c '! tail -n "+$(($2 + 1))" "$1" | grep -q "up0 is a veth"' _ "$E2E_LOG" "$from"
 	check xdp-restart-switches-to-generic "after a restart with --xdp-mode generic up0 has '${up_mode:-nothing}', expected xdpgeneric" \
 		test "$up_mode" = xdpgeneric
 	e2e_http_n "$CL_CLIENT" 10.10.0.100 80 5
@@ -88,6 +98,7 @@ if e2e_start_daemon --iface "$NOXDP" --xdp-mode generic; then
 else
 	fail xdp-restart-switches-to-generic "svcplane --xdp-mode generic did not become ready after the native run"
 	fail xdp-restart-generic-serves "no daemon"
+	fail xdp-generic-no-veth-hint "no daemon"
 	fail xdp-restart-auto-keeps-mode "no daemon"
 fi
 
