@@ -67,6 +67,22 @@ static double run(int prog_fd, struct ct_args *a)
 	return (now_ns() - t0) / a->n;
 }
 
+/* One run of lookups; ns per step, or -1 if it failed or a key was missing
+ * (every key looked up was filled). */
+static double run_lookups(int prog_fd, struct ct_args *a, const char *what)
+{
+	double ns;
+
+	a->hits = 0;
+	ns = run(prog_fd, a);
+	if (ns >= 0 && a->hits != a->n) {
+		fprintf(stderr, "ct_bench: %s lookups found %llu of %u\n", what,
+			(unsigned long long)a->hits, a->n);
+		return -1;
+	}
+	return ns;
+}
+
 static int cmp_double(const void *x, const void *y)
 {
 	double a = *(const double *)x, b = *(const double *)y;
@@ -178,20 +194,11 @@ int main(int argc, char **argv)
 			a.op = CT_LOOKUP;
 			a.n = (__u32)steps;
 			a.keys = 1;
-			hot[layout][r] = run(prog, &a);
-			if (hot[layout][r] < 0 || a.hits != (__u64)steps) {
-				fprintf(stderr, "ct_bench: hot lookups found %llu of %ld\n",
-					(unsigned long long)a.hits, steps);
-				err = 1;
-			}
+			hot[layout][r] = run_lookups(prog, &a, "hot");
 			a.keys = (__u32)(2 * flows);
-			a.hits = 0;
-			look[layout][r] = run(prog, &a);
-			if (look[layout][r] < 0 || a.hits != (__u64)steps) {
-				fprintf(stderr, "ct_bench: scattered lookups found %llu of %ld\n",
-					(unsigned long long)a.hits, steps);
+			look[layout][r] = run_lookups(prog, &a, "scattered");
+			if (hot[layout][r] < 0 || look[layout][r] < 0)
 				err = 1;
-			}
 			/* New keys above every key used so far: each evicts. */
 			a.op = CT_INSERT;
 			a.base = (__u32)(2 * flows + r * steps);
