@@ -201,55 +201,68 @@ static void tc_detach(struct attach *a)
 	}
 }
 
-/* Enter nsfd (if >= 0) and attach prog to ifname in native mode (a->tc:
- * at TC ingress), then go back to the namespace home. Returns 0 or -errno. */
+/* Enter namespace ns (a path; NULL: stay where we are), its fd in *fd (-1
+ * for NULL; the caller closes it, even on an error). Returns 0 or -errno. */
+static int ns_enter(const char *ns, int *fd)
+{
+	int err;
+
+	*fd = -1;
+	if (!ns)
+		return 0;
+	*fd = open(ns, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		err = -errno;
+		fprintf(stderr, "pktgen: open netns %s: %s\n", ns, strerror(errno));
+		return err;
+	}
+	if (setns(*fd, CLONE_NEWNET) < 0) {
+		err = -errno;
+		fprintf(stderr, "pktgen: enter netns %s: %s\n", ns, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+/* Back to the namespace home after ns_enter(ns). Returns 0 or -errno. */
+static int ns_leave(int home, const char *ns)
+{
+	if (ns && setns(home, CLONE_NEWNET) < 0) {
+		fprintf(stderr, "pktgen: back to home netns: %s\n", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 /* The index of ifname in namespace ns (a path; NULL: this one), or -errno. */
 static int ifindex_in(int home, const char *ns, const char *ifname)
 {
-	int fd = -1, idx, err = 0;
+	int fd, idx, err;
 
-	if (ns) {
-		fd = open(ns, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
-			err = -errno;
-			fprintf(stderr, "pktgen: enter netns %s: %s\n", ns, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return err;
-		}
+	err = ns_enter(ns, &fd);
+	if (fd >= 0)
 		close(fd);
-	}
+	if (err)
+		return err;
 	idx = (int)if_nametoindex(ifname);
 	if (!idx) {
 		err = -errno;
 		fprintf(stderr, "pktgen: interface %s: %s\n", ifname, strerror(errno));
 	}
-	if (ns && setns(home, CLONE_NEWNET) < 0) {
-		fprintf(stderr, "pktgen: back to home netns: %s\n", strerror(errno));
-		return -errno;
-	}
-	return err ? err : idx;
+	return ns_leave(home, ns) ?: (err ? err : idx);
 }
 
+/* Enter namespace ns (NULL: stay) and attach prog to ifname in native mode
+ * (a->tc: at TC ingress), then go back to the namespace home. a->nsfd keeps
+ * the namespace for detach_in. Returns 0 or -errno. */
 static int attach_in(int home, const char *ns, const char *ifname, int prog_fd, struct attach *a)
 {
-	int err = 0;
+	int err;
 
-	a->nsfd = -1;
 	a->attached = 0;
-	if (ns) {
-		a->nsfd = open(ns, O_RDONLY | O_CLOEXEC);
-		if (a->nsfd < 0) {
-			err = -errno;
-			fprintf(stderr, "pktgen: open netns %s: %s\n", ns, strerror(errno));
-			return err;
-		}
-		if (setns(a->nsfd, CLONE_NEWNET) < 0) {
-			err = -errno;
-			fprintf(stderr, "pktgen: enter netns %s: %s\n", ns, strerror(errno));
-			return err;
-		}
-	}
+	err = ns_enter(ns, &a->nsfd);
+	if (err)
+		return err;
 	a->ifindex = if_nametoindex(ifname);
 	if (!a->ifindex) {
 		err = -errno;
@@ -263,11 +276,7 @@ static int attach_in(int home, const char *ns, const char *ifname, int prog_fd, 
 		else
 			a->attached = 1;
 	}
-	if (ns && setns(home, CLONE_NEWNET) < 0) {
-		fprintf(stderr, "pktgen: back to home netns: %s\n", strerror(errno));
-		return -errno;
-	}
-	return err;
+	return ns_leave(home, ns) ?: err;
 }
 
 static void detach_in(int home, struct attach *a)
