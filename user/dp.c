@@ -445,17 +445,23 @@ static int tc_detach(int ifindex, enum bpf_tc_attach_point where)
 	return bpf_tc_detach(&hook, &opts);
 }
 
+/* How XDP is attached to ifindex: XDP_ATTACHED_DRV (native), _SKB
+ * (generic), ... or XDP_ATTACHED_NONE, also if the query fails. */
+static int xdp_attached_mode(int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	return bpf_xdp_query(ifindex, 0, &q) ? XDP_ATTACHED_NONE : q.attach_mode;
+}
+
 /* True if an XDP program is attached to ifindex in the mode other than the
  * one asked for (native or generic; auto accepts either). */
 static bool xdp_mode_differs(int ifindex, enum sp_xdp_mode mode)
 {
-	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-
-	if (mode == SP_XDP_AUTO || bpf_xdp_query(ifindex, 0, &q))
+	if (mode == SP_XDP_AUTO)
 		return false;
-	if (mode == SP_XDP_GENERIC)
-		return q.attach_mode == XDP_ATTACHED_DRV;
-	return q.attach_mode == XDP_ATTACHED_SKB;
+	return xdp_attached_mode(ifindex) ==
+	       (mode == SP_XDP_GENERIC ? XDP_ATTACHED_DRV : XDP_ATTACHED_SKB);
 }
 
 /* True if ifname's driver is veth (ethtool's driver name). */
@@ -483,9 +489,7 @@ static bool is_veth(const char *ifname)
  * sees it, about a fifth of new connections per second here). */
 static void xdp_veth_hint(int ifindex, const char *ifname)
 {
-	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-
-	if (bpf_xdp_query(ifindex, 0, &q) || q.attach_mode != XDP_ATTACHED_DRV || !is_veth(ifname))
+	if (xdp_attached_mode(ifindex) != XDP_ATTACHED_DRV || !is_veth(ifname))
 		return;
 	pr_info("%s is a veth: native XDP there copies every locally built packet before the "
 		"program sees it; --xdp-mode generic serves more connections/s on a veth "
