@@ -159,8 +159,12 @@ cb() {
 # ---- svcplane -----------------------------------------------------------------
 SP_LOG=
 sp_alive() { [ -n "$SP_PID" ] && [ -r "/proc/$SP_PID/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$SP_PID/status" 2>/dev/null; }
-sp_xdp_on() { ip -n "$TN_NS" link show dev "$1" 2>/dev/null | grep -q 'prog/xdp.* name sp_xdp'; }
-sp_xdp_generic_on() { ip -n "$TN_NS" -d link show dev "$1" 2>/dev/null | grep -q 'xdpgeneric'; }
+# sp_xdp_on DEV [generic]: sp_xdp is attached to DEV (in generic mode).
+sp_xdp_on() {
+	local l
+	l=$(ip -n "$TN_NS" link show dev "$1" 2>/dev/null)
+	grep -q 'prog/xdp.* name sp_xdp' <<<"$l" && { [ "${2:-}" != generic ] || grep -q 'xdpgeneric' <<<"$l"; }
+}
 
 # sp_cp UNTIL PROTO [--config FILE | --exec CMD [--match STR]]: make a change
 # and time it with `bench_pkt --cp-wait` (in the node namespace): install FILE
@@ -291,7 +295,7 @@ mode_svcplane_generic() {
 	[ $have_sp = 1 ] || return 0
 	cp "$RES/cfg.yaml" "$RES/sp.yaml"
 	sp_start svcplane-generic "$n" --config "$RES/sp.yaml" || { sp_stop; return 0; }
-	if ! sp_xdp_generic_on up0; then
+	if ! sp_xdp_on up0 generic; then
 		say "  svcplane-generic: no generic XDP program on up0; skipped"
 	elif sp_cp present tcp >/dev/null; then
 		cb svcplane-generic "$n" 10.96.0.1 80
