@@ -157,7 +157,6 @@ dur=$(cat "$RES/duration" 2>/dev/null)
 	echo
 	echo "| N | svcplane | svcplane XDP-redirect | iptables | nftables | limit | svcplane / iptables | svcplane / nftables | svcplane / direct | redirect / iptables | redirect / nftables | redirect / limit | redirect / ceiling |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-	pd= pc=
 	pd=$(get pps 0 direct mpps)
 	pc=$(get pps 0 ceiling mpps)
 	for n in $(ns_of pps); do
@@ -315,8 +314,14 @@ dur=$(cat "$RES/duration" 2>/dev/null)
 	# Sections 6 and up come from other scripts (bench.sh's multinode,
 	# scale and host parts replace theirs after this; pkt-compare.sh,
 	# extra.sh, xdp-veth's section by hand): keep the old document's.
-	[ -f "$DOC" ] && awk '/^## ([6-9]|[1-9][0-9]+)\. / { keep = 1 } keep' "$DOC" | sed '1{/^$/d}' |
-		{ IFS= read -r first && { echo; printf '%s\n' "$first"; cat; }; }
+	# (Ending in true: with no document, or none of those sections, a
+	# failed test or read would end the group with status 1, and the
+	# document would not be written.)
+	if [ -f "$DOC" ]; then
+		awk '/^## ([6-9]|[1-9][0-9]+)\. / { keep = 1 } keep' "$DOC" | sed '1{/^$/d}' |
+			{ IFS= read -r first && { echo; printf '%s\n' "$first"; cat; }; }
+	fi
+	true
 } >"$DOC.tmp" && mv "$DOC.tmp" "$DOC"
 
 # ---- plots -----------------------------------------------------------------------

@@ -37,6 +37,13 @@ ip -n "$NODE" link add "$NOXDP" type bridge &&
 	ip -n "$NODE" link set "$NOXDP" up &&
 	ip -n "$NODE" addr add 10.20.0.1/24 dev "$NOXDP" || e2e_abort "could not create $NOXDP in the node namespace"
 
+# stop_daemon: the running daemon stopped (TERM, bounded), its links left pinned.
+stop_daemon() {
+	kill -TERM "$SP_PID"
+	cl_until 10 bash -c '! kill -0 "$1" 2>/dev/null' _ "$SP_PID" || cl_kill_pid "$SP_PID"
+	wait "$SP_PID" 2>/dev/null
+}
+
 # xdp_of IFACE: the XDP attachment `ip link` shows on IFACE: "xdp" (native),
 # "xdpgeneric", "xdpoffload" or "" (none).
 xdp_of() {
@@ -72,11 +79,6 @@ check xdp-native-veth-hint "no log line saying up0 is a veth with native XDP and
 # program in; a link keeps the mode it was made in, so a restart asked for
 # the other mode must make a new one (README: --xdp-mode generic on veth
 # uplinks), while auto keeps whatever is attached.
-stop_daemon() {
-	kill -TERM "$SP_PID"
-	cl_until 10 bash -c '! kill -0 "$1" 2>/dev/null' _ "$SP_PID" || cl_kill_pid "$SP_PID"
-	wait "$SP_PID" 2>/dev/null
-}
 stop_daemon
 from=$(wc -l <"$E2E_LOG")
 if e2e_start_daemon --iface "$NOXDP" --xdp-mode generic; then
@@ -104,9 +106,7 @@ fi
 
 # native on the bridge: the daemon must fail (bounded wait), naming the
 # device and pointing at generic XDP.
-kill -TERM "$SP_PID"
-cl_until 10 bash -c '! kill -0 "$1" 2>/dev/null' _ "$SP_PID" || cl_kill_pid "$SP_PID"
-wait "$SP_PID" 2>/dev/null
+stop_daemon
 sp "$NODE" detach >/dev/null 2>&1
 from=$(wc -l <"$E2E_LOG")
 sp_start "$NODE" "$E2E_LOG" --config "$E2E_CONFIG" --iface "$NOXDP" --xdp-mode native
