@@ -914,20 +914,31 @@ static int ct_key_from_spec(const struct pkt_spec *s, uint8_t dir, struct sp_ct_
 
 static bool cur_hook_tracks = true; /* false: the program under test creates no conntrack */
 
+/* Set the deadline of the entry at k to d. -ENOENT if there is none. */
+static int ct_entry_set_expires(const struct sp_ct_key *k, uint64_t d)
+{
+	struct sp_ct_val v;
+
+	if (bpf_map_lookup_elem(fd_ct, k, &v))
+		return -ENOENT;
+	v.expires = d;
+	return bpf_map_update_elem(fd_ct, k, &v, BPF_EXIST);
+}
+
 static int expire_entry(const struct row *r, uint8_t dir)
 {
 	struct sp_ct_key k;
-	struct sp_ct_val v;
+	int err;
 
 	ct_key_from_spec(&r->in, dir, &k);
-	if (bpf_map_lookup_elem(fd_ct, &k, &v)) {
+	err = ct_entry_set_expires(&k, 1); /* long past */
+	if (err == -ENOENT) {
 		if (!cur_hook_tracks)
 			return 0;
 		fprintf(stderr, "  before: no %s entry to expire\n", dir == SP_CT_FWD ? "FWD" : "REV");
 		return -1;
 	}
-	v.expires = 1; /* long past */
-	return bpf_map_update_elem(fd_ct, &k, &v, BPF_EXIST);
+	return err;
 }
 
 static int before_expire_fwd(const struct row *r)
@@ -2328,20 +2339,11 @@ static void test_maglev_spread(const struct prog *pg)
 /* Sets the deadline of both entries of flow f (client packet s) to d. */
 static bool ct_set_deadline(const struct pkt_spec *s, const struct pkt_spec *reply, uint64_t d)
 {
-	struct sp_ct_key k[2];
-	struct sp_ct_val v;
-	int i;
+	struct sp_ct_key fwd, rev;
 
-	ct_key_from_spec(s, SP_CT_FWD, &k[0]);
-	ct_key_from_spec(reply, SP_CT_REV, &k[1]);
-	for (i = 0; i < 2; i++) {
-		if (bpf_map_lookup_elem(fd_ct, &k[i], &v))
-			return false;
-		v.expires = d;
-		if (bpf_map_update_elem(fd_ct, &k[i], &v, BPF_EXIST))
-			return false;
-	}
-	return true;
+	ct_key_from_spec(s, SP_CT_FWD, &fwd);
+	ct_key_from_spec(reply, SP_CT_REV, &rev);
+	return !ct_entry_set_expires(&fwd, d) && !ct_entry_set_expires(&rev, d);
 }
 
 /* The deadlines of both entries of the flow, or false if one is missing. */
