@@ -90,18 +90,22 @@ else
 	e2e_expect_all old-backends-hash-migrated 20 3 "pod1 pod2 pod3"
 fi
 
-# ct_entries_for_port PORT: the IPv4 TCP conntrack entries (from the pinned
-# sp_ct map, read with bpftool, not with svcplane) whose source or
-# destination port is PORT, one line each: the key, then what must not change while
-# the flow lives: its NAT, backend, Service and creation time. A flushed
-# and refilled entry (the flow adopted mid-stream) has a new `created`.
-# Prints "ERR ..." if the map cannot be read.
+# ct_entries_for_port PORT FRONTEND_PORT: the two IPv4 TCP conntrack entries
+# (from the pinned sp_ct map, read with bpftool, not with svcplane) of the
+# flow from client port PORT to a frontend on FRONTEND_PORT: FWD with those
+# ports, REV to PORT restoring FRONTEND_PORT. One line each: the key, then
+# what must not change while the flow lives: its NAT, backend, Service and
+# creation time. A flushed and refilled entry (the flow adopted mid-stream)
+# has a new `created`. Both ports are needed: the request loops' flows from
+# the same client may use PORT too (once they did, and four entries
+# matched). Prints "ERR ..." if the map cannot be read.
 ct_entries_for_port() {
 	ip netns exec "$NODE" bpftool -j map dump pinned "$CL_PINDIR/sp_ct" 2>/dev/null |
 		"$CL_PY" -c '
 import json, sys
-port = int(sys.argv[1])
-want = {port, ((port & 0xff) << 8) | (port >> 8)}  # __be16 shown as a host-order number
+def be16(p):  # a __be16 as bpftool shows it: a host-order number, either way round
+    return {p, ((p & 0xff) << 8) | (p >> 8)}
+want, front = be16(int(sys.argv[1])), be16(int(sys.argv[2]))
 try:
     entries = json.load(sys.stdin)
 except ValueError:
@@ -114,12 +118,14 @@ for e in entries:
     # same port number (an IPv6 flow on port 57057 once failed the test).
     if k.get("family") != 4 or k.get("proto") != 6:
         continue
-    if k.get("sport") in want or k.get("dport") in want:
+    fwd = k.get("dir") == 0 and k.get("sport") in want and k.get("dport") in front
+    rev = k.get("dir") == 1 and k.get("dport") in want and v.get("nat_port") in front
+    if fwd or rev:
         keep = {f: v.get(f) for f in ("nat_addr", "nat_saddr", "nat_port", "nat_sport",
                                        "backend_id", "svc_id", "created")}
         out.append(json.dumps(k, sort_keys=True) + " -> " + json.dumps(keep, sort_keys=True))
 for l in sorted(out):
-    print(l)' "$1"
+    print(l)' "$1" "$2"
 }
 n_entries() { grep -c ' -> ' <<<"$1"; }
 
@@ -233,7 +239,8 @@ PY
 # (up to WAIT s) for a number of requests to have been made, so a slow
 # machine only takes longer.
 WAIT=60
-cl_stream_start "$CL_CLIENT" 10.10.0.100 90 "$CL_TMP/stream"
+STREAM_PORT=90
+cl_stream_start "$CL_CLIENT" 10.10.0.100 "$STREAM_PORT" "$CL_TMP/stream"
 STREAM_PID=$CL_STREAM_PID
 cl_loop_start "$CL_CLIENT" 10.10.0.100 80 "$CL_TMP/loop4"
 LOOP4=$CL_LOOP_PID
@@ -241,9 +248,9 @@ cl_loop_start "$P1" fd00:96::10 80 "$CL_TMP/loop6"
 LOOP6=$CL_LOOP_PID
 cl_until $WAIT has_lines "$CL_TMP/stream" 3
 BACKEND=$(head -1 "$CL_TMP/stream" | cut -d' ' -f1)
-sport=$(in_client ss -Htn state established dst 10.10.0.100 dport = :90 | awk '{print $3}' | head -1)
+sport=$(in_client ss -Htn state established dst 10.10.0.100 dport = :$STREAM_PORT | awk '{print $3}' | head -1)
 sport=${sport##*:}
-ct_before=$(ct_entries_for_port "${sport:-0}")
+ct_before=$(ct_entries_for_port "${sport:-0}" "$STREAM_PORT")
 note "long-lived connection from port ${sport:-?} is on ${BACKEND:-nothing}; $(n_entries "$ct_before") conntrack entries for it"
 
 lines() { grep -c . "$1" 2>/dev/null; }
@@ -274,10 +281,10 @@ note "killed svcplane (-9) after $k4 + $k6 requests; waiting for $LOOP_MIN more 
 grown "$CL_TMP/loop4" "$k4" $LOOP_MIN "requests with no daemon"
 grown "$CL_TMP/loop6" "$k6" $LOOP_MIN "requests with no daemon"
 grown "$CL_TMP/stream" "$ks" 3 "stream replies with no daemon"
-ct_down=$(ct_entries_for_port "${sport:-0}")
+ct_down=$(ct_entries_for_port "${sport:-0}" "$STREAM_PORT")
 restart_ok=1
 e2e_start_daemon || restart_ok=0
-ct_after=$(ct_entries_for_port "${sport:-0}")
+ct_after=$(ct_entries_for_port "${sport:-0}" "$STREAM_PORT")
 attach_after=$(attach_snapshot)
 maps_after=$(e2e_maps_dump)
 pkts_after=$(svc_packets)
