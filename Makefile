@@ -187,8 +187,11 @@ asan:
 
 # libFuzzer targets (selftests/fuzz/fuzz_*.c), with ASan and UBSan: the
 # user objects they need are built again with clang under $(OUT)/fuzz.
-# `make fuzz FUZZ_TIME=N` runs each target N seconds (scripts/fuzz.sh).
-FUZZ_TIME   ?= 60
+# `make fuzz FUZZ_TIME=N` runs each target N seconds; `make fuzz
+# FUZZ_RUNS=N` runs N inputs each from a fixed seed, the same on any
+# machine (CI's way; scripts/fuzz.sh).
+FUZZ_TIME   ?=
+FUZZ_RUNS   ?=
 FUZZ_OUT    := $(OUT)/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 -Wall -Wextra -Werror \
@@ -201,7 +204,7 @@ FUZZ_BINS   := $(patsubst selftests/fuzz/%.c,$(FUZZ_OUT)/%,$(wildcard selftests/
 FUZZ_OBJS   := $(patsubst user/%.c,$(FUZZ_OUT)/user/%.o,$(filter-out user/main.c user/k8s.c,$(USER_SRCS)))
 
 fuzz: $(FUZZ_BINS)
-	$(Q)OUT=$(OUT) FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh $(FUZZ_BINS)
+	$(Q)OUT=$(OUT) FUZZ_TIME=$(FUZZ_TIME) FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh $(FUZZ_BINS)
 
 # clang's libFuzzer runtime is a separate package, needed only here.
 fuzz-deps:

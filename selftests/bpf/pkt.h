@@ -483,32 +483,57 @@ struct pkt_info {
 	bool frag_first, frag_later;
 };
 
+/*
+ * The length of the frame's L2 header: Ethernet and up to two VLAN tags
+ * (802.1Q, 802.1ad) in the data, as the datapath's parser walks them
+ * (bpf/lib/parse.h); *et is the EtherType after them (a third tag's TPID
+ * when there are three: not IP, as the datapath sees it). 0 if the frame
+ * is cut short inside it.
+ */
+static inline uint32_t pkt_l2_len(const uint8_t *d, uint32_t len, uint16_t *et)
+{
+	uint32_t off = ETH_HLEN;
+	int i;
+
+	if (len < ETH_HLEN)
+		return 0;
+	*et = pkt_get16(d + 12);
+	for (i = 0; i < 2 && (*et == ETH_P_8021Q || *et == ETH_P_8021AD); i++) {
+		if (off + 4 > len)
+			return 0;
+		*et = pkt_get16(d + off + 2);
+		off += 4;
+	}
+	return off;
+}
+
 /* Walk a frame the way a receiving host would. Returns false (with why) if malformed. */
 static inline bool pkt_parse(const uint8_t *d, uint32_t len, struct pkt_info *pi, char *why,
 			     size_t whylen)
 {
+	uint32_t l2;
 	uint16_t et;
 
 	memset(pi, 0, sizeof(*pi));
-	if (len < ETH_HLEN) {
-		snprintf(why, whylen, "frame of %u bytes has no Ethernet header", len);
+	l2 = pkt_l2_len(d, len, &et);
+	if (!l2) {
+		snprintf(why, whylen, "frame of %u bytes has no whole Ethernet header", len);
 		return false;
 	}
-	et = pkt_get16(d + 12);
-	pi->l3 = ETH_HLEN;
+	pi->l3 = l2;
 	if (et == ETH_P_IP) {
-		const uint8_t *ip = d + ETH_HLEN;
+		const uint8_t *ip = d + l2;
 		uint32_t hl, tot;
 		uint16_t fo;
 
 		pi->family = 4;
-		if (len < ETH_HLEN + 20) {
+		if (len < l2 + 20) {
 			snprintf(why, whylen, "IPv4 header cut at %u bytes", len);
 			return false;
 		}
 		hl = (ip[0] & 0xf) * 4u;
 		tot = pkt_get16(ip + 2);
-		if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || ETH_HLEN + tot > len) {
+		if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || l2 + tot > len) {
 			snprintf(why, whylen, "bad IPv4 header: version %u ihl %u tot_len %u frame %u",
 				 ip[0] >> 4, hl / 4, tot, len);
 			return false;
@@ -518,22 +543,22 @@ static inline bool pkt_parse(const uint8_t *d, uint32_t len, struct pkt_info *pi
 		pi->l3_len = hl;
 		pi->frag_first = (fo & PKT_IP_MF) && !(fo & PKT_IP_OFFMASK);
 		pi->frag_later = fo & PKT_IP_OFFMASK;
-		pi->l4 = ETH_HLEN + hl;
+		pi->l4 = l2 + hl;
 		pi->l4_len = tot - hl;
 		return true;
 	}
 	if (et == ETH_P_IPV6) {
-		const uint8_t *ip = d + ETH_HLEN;
-		uint32_t off = ETH_HLEN + 40, end;
+		const uint8_t *ip = d + l2;
+		uint32_t off = l2 + 40, end;
 		uint8_t nh;
 		int i;
 
 		pi->family = 6;
-		if (len < ETH_HLEN + 40) {
+		if (len < l2 + 40) {
 			snprintf(why, whylen, "IPv6 header cut at %u bytes", len);
 			return false;
 		}
-		end = ETH_HLEN + 40 + pkt_get16(ip + 4);
+		end = l2 + 40 + pkt_get16(ip + 4);
 		if ((ip[0] >> 4) != 6 || end > len) {
 			snprintf(why, whylen, "bad IPv6 header: version %u payload end %u frame %u",
 				 ip[0] >> 4, end, len);
@@ -567,7 +592,7 @@ static inline bool pkt_parse(const uint8_t *d, uint32_t len, struct pkt_info *pi
 			return false;
 		}
 		pi->proto = nh;
-		pi->l3_len = off - ETH_HLEN;
+		pi->l3_len = off - l2;
 		pi->l4 = off;
 		pi->l4_len = end - off;
 		return true;

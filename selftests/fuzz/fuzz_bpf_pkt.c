@@ -69,24 +69,27 @@ static void map_empty(int fd, size_t ksz)
  */
 static bool to_frontend(const uint8_t *d, uint32_t len)
 {
-	uint32_t off, dst, i, n;
+	uint32_t l2, off, dst, i, n;
 	uint8_t proto, a[16];
+	uint16_t et;
 	int fam;
 
-	if (len < ETH_HLEN + 20)
+	/* after the VLAN tags the datapath walks (it serves tagged frames) */
+	l2 = pkt_l2_len(d, len, &et);
+	if (!l2 || len < l2 + 20)
 		return false;
-	if (pkt_get16(d + 12) == ETH_P_IP) {
-		if (pkt_get16(d + ETH_HLEN + 6) & 0x1fff)
+	if (et == ETH_P_IP) {
+		if (pkt_get16(d + l2 + 6) & 0x1fff)
 			return false; /* a later fragment: no ports */
 		fam = 4;
-		off = ETH_HLEN + (d[ETH_HLEN] & 0xf) * 4u;
-		proto = d[ETH_HLEN + 9];
-		dst = ETH_HLEN + 16;
-	} else if (pkt_get16(d + 12) == ETH_P_IPV6 && len >= ETH_HLEN + 40) {
+		off = l2 + (d[l2] & 0xf) * 4u;
+		proto = d[l2 + 9];
+		dst = l2 + 16;
+	} else if (et == ETH_P_IPV6 && len >= l2 + 40) {
 		fam = 6;
-		off = ETH_HLEN + 40;
-		proto = d[ETH_HLEN + 6];
-		dst = ETH_HLEN + 24;
+		off = l2 + 40;
+		proto = d[l2 + 6];
+		dst = l2 + 24;
 		for (n = 0; n < 16; n++) {
 			if (proto != IPPROTO_HOPOPTS && proto != IPPROTO_DSTOPTS &&
 			    proto != IPPROTO_ROUTING && proto != IPPROTO_FRAGMENT && proto != IPPROTO_AH)
@@ -180,6 +183,24 @@ static int write_seeds(const char *dir)
 			fwrite(&prog, 1, 1, f);
 			fwrite(p.data, 1, p.len, f);
 			fclose(f);
+		}
+		/* tagged copies for XDP, which serves them: 802.1Q, then QinQ */
+		if (specs[i].proto == IPPROTO_TCP && i < 3) {
+			static const uint8_t tags[2][4] = { { 0x88, 0xa8, 0x00, 0x64 },
+							    { 0x81, 0x00, 0x00, 0x0a } };
+			int n;
+
+			for (n = 1; n <= 2; n++) {
+				snprintf(path, sizeof(path), "%s/seed-%zu-vlan%d", dir, i, n);
+				f = fopen(path, "w");
+				if (!f)
+					return -1;
+				fwrite("\0", 1, 1, f);
+				fwrite(p.data, 1, 12, f);
+				fwrite(tags[2 - n], 4, n, f);
+				fwrite(p.data + 12, 1, p.len - 12, f);
+				fclose(f);
+			}
 		}
 		/* and an ICMP error quoting it */
 		if (specs[i].proto == IPPROTO_UDP && !pkt_build_unreach(&p, 28, &e)) {
