@@ -88,6 +88,16 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	int r;
 
 	ct = ct_lookup_fwd(p, now);
+	/* A deleted Service's frontend (SP_SVC_F_GONE): its established TCP
+	 * connections go on as under kube-proxy; nothing else is ours. Every
+	 * packet served here is a hit below (a TCP non-SYN with an entry). */
+	if ((svc->flags & SP_SVC_F_GONE) &&
+	    (!ct || p->proto != IPPROTO_TCP || tcp_bare_syn(p))) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_GONE_NOT_FLOW, 0, 0, 0, 0);
+		if (!uplink_tc) /* XDP counted it */
+			STAT_INC(st, not_service);
+		return SP_V_PASS;
+	}
 	/* loadBalancerSourceRanges: new flows only (lib/srcrange.h). */
 	if (!ct && (svc->flags & SP_SVC_F_SRC_RANGES) && srcrange_denied(svc, p, st)) {
 		SP_MONITOR(p, SP_MON_DROP, SP_R_SRC_RANGE_DENIED, hook, svc->svc_id, 0);

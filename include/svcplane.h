@@ -132,6 +132,20 @@ struct sp_svc_key {
 /* A LoadBalancer ingress IP of a Service with loadBalancerSourceRanges (of
  * this family): new flows only from sources in sp_src_ranges. */
 #define SP_SVC_F_SRC_RANGES (1u << 6)
+/*
+ * A TCP frontend that no Service has any more (the Service deleted, or the
+ * port removed from it), kept while connections established through it
+ * live. kube-proxy deletes its DNAT rules but leaves the kernel's
+ * conntrack entries of TCP flows (it clears only UDP's), so an established
+ * connection to a deleted Service keeps working as long as its endpoint
+ * answers; svcplane does the same. On this key only a packet of a
+ * conntrack flow that does not open a connection is served; anything else
+ * passes untranslated, as to no Service. n = 0, no Maglev region; svc_id
+ * is the old Service's, kept unused by others until the key goes. The
+ * daemon deletes the key once a conntrack pass finds no flow through it
+ * (user/sync.c, "retained frontends").
+ */
+#define SP_SVC_F_GONE (1u << 7)
 
 /*
  * sp_services value. Replaced with one map update when the backend set
@@ -604,6 +618,7 @@ enum sp_trace_pass {
 	SP_TP_NOT_TC_UPLINK = 4, /* the uplink TC handles only rejects and SNAT */
 	SP_TP_REOPEN_REPLY = 5, /* a SYN on a closing flow's reply tuple: entry forgotten */
 	SP_TP_NO_SERVICE = 6, /* not a frontend and not a reply we track */
+	SP_TP_GONE_NOT_FLOW = 7, /* a deleted Service's frontend, no established flow */
 };
 
 enum sp_trace_snat {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/in.h>
 #include <bpf/bpf.h>
 
 #include "svcplane.h"
@@ -74,8 +75,40 @@ static int reap_keys(int reap_fd, const struct sp_reap_item *dead, uint32_t n,
 	return err;
 }
 
+static int svc_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sp_svc_key));
+}
+
+/* Mark the watched frontend a live FWD entry's flow came in through: its
+ * original destination, or the NodePort wildcard of its port. */
+static void watch_mark(const struct sp_ct_gc_watch *w, const struct sp_ct_key *k,
+		       const struct sp_ct_val *v)
+{
+	struct sp_svc_key fe;
+	const struct sp_svc_key *hit;
+
+	if (k->dir != SP_CT_FWD || k->proto != IPPROTO_TCP)
+		return;
+	memset(&fe, 0, sizeof(fe));
+	fe.port = k->dport;
+	fe.proto = k->proto;
+	fe.family = k->family;
+	if (!(v->flags & SP_CT_F_NODEPORT))
+		fe.addr = k->daddr;
+	hit = bsearch(&fe, w->keys, w->n, sizeof(*w->keys), svc_key_cmp);
+	if (hit)
+		w->seen[hit - w->keys] = true;
+}
+
 int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
 	     struct sp_ct_gc_stats *st)
+{
+	return sp_ct_gc_watch(fd, reap_fd, now_ns, grace_ns, early_drop, NULL, st);
+}
+
+int sp_ct_gc_watch(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
+		   const struct sp_ct_gc_watch *w, struct sp_ct_gc_stats *st)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	struct bpf_map_info info;
@@ -120,6 +153,8 @@ int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early
 			if (vals[i].expires + grace_ns >= now_ns && !(early_drop && closed)) {
 				st->snat_live += keys[i].dir == SP_CT_FWD &&
 						 (vals[i].flags & SP_CT_F_SNAT);
+				if (w && w->n)
+					watch_mark(w, &keys[i], &vals[i]);
 				continue;
 			}
 			if (vals[i].expires + grace_ns >= now_ns)

@@ -11,6 +11,7 @@
 #define SP_CT_GC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sp_ct_gc_stats {
@@ -43,6 +44,22 @@ struct sp_ct_gc_stats {
  */
 int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
 	     struct sp_ct_gc_stats *st);
+
+/*
+ * The same pass, also looking for flows through some frontends: keys[0..n)
+ * sorted in memcmp order (the retained frontends of user/sync.c); seen[i]
+ * is set when a live FWD entry of a TCP flow came in through keys[i] (its
+ * original destination, or the NodePort wildcard of its port). seen is
+ * left as it was for the others: the caller clears it first.
+ */
+struct sp_svc_key;
+struct sp_ct_gc_watch {
+	const struct sp_svc_key *keys;
+	size_t n;
+	bool *seen;
+};
+int sp_ct_gc_watch(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
+		   const struct sp_ct_gc_watch *w, struct sp_ct_gc_stats *st);
 
 /* Early drop is worth it from half full (of live entries at the last pass). */
 bool sp_ct_gc_early_drop(const struct sp_ct_gc_stats *last);

@@ -710,6 +710,13 @@ struct daemon {
 	struct sp_ct_gc_stats gc_last;
 	uint64_t gc_runs, gc_deleted, gc_early, gc_errors;
 	bool gc_pressure; /* live entries >= 90% of capacity at the last pass */
+	/* Retained frontends (sync.h): the loop's copy for the collector
+	 * (ret_snap), and what the collector's last pass found no flow
+	 * through (ret_unused), for the loop to delete. */
+	struct sp_retained_fe *ret_snap, *ret_unused;
+	size_t n_ret_snap, n_ret_unused;
+	bool ret_unused_set;
+	uint64_t ret_snap_changes; /* the loop's own: sync's count at the copy */
 	/* What the HTTP server threads read, published by the loop (the only
 	 * writer of the maps and of the fields above) after each apply. */
 	pthread_mutex_t pub_lock;
@@ -787,6 +794,105 @@ static uint64_t gc_new_flows(struct daemon *d, struct sp_stats *pc, int ncpu)
  * collecting: that is logged (once per episode) and shown in /metrics and
  * `svcplane status` as pressure.
  */
+/*
+ * One collector pass, which also looks for flows through the retained
+ * frontends the loop last copied (ret_snap): those it finds none for are
+ * left in ret_unused for the loop to delete (retained_exchange). Every one
+ * in the copy was retained before the pass began, and no new flow starts
+ * through a retained frontend, so one complete pass that meets none of its
+ * flows proves it has none.
+ */
+static int gc_pass(struct daemon *d, bool early, struct sp_ct_gc_stats *st)
+{
+	struct sp_retained_fe *snap = NULL, *unused = NULL;
+	struct sp_svc_key *keys = NULL;
+	struct sp_ct_gc_watch w = { 0 };
+	size_t n = 0, i, n_unused = 0;
+	bool *seen = NULL;
+	int err;
+
+	pthread_mutex_lock(&d->gc_lock);
+	if (d->n_ret_snap) {
+		snap = malloc(d->n_ret_snap * sizeof(*snap));
+		if (snap) {
+			memcpy(snap, d->ret_snap, d->n_ret_snap * sizeof(*snap));
+			n = d->n_ret_snap;
+		}
+	}
+	pthread_mutex_unlock(&d->gc_lock);
+	if (n) {
+		keys = calloc(n, sizeof(*keys));
+		seen = calloc(n, sizeof(*seen));
+		if (keys && seen) {
+			for (i = 0; i < n; i++)
+				keys[i] = snap[i].key;
+			w.keys = keys;
+			w.n = n;
+			w.seen = seen;
+		}
+	}
+	err = sp_ct_gc_watch(d->dp.fd_ct, bpf_program__fd(d->dp.skel->progs.sp_ct_reap),
+			     sp_mono_ns(), 1000000000ULL, early, w.n ? &w : NULL, st);
+	/* Only a complete pass proves anything. */
+	if (!err && w.n) {
+		for (i = 0; i < n; i++)
+			if (!seen[i])
+				snap[n_unused++] = snap[i];
+		unused = snap;
+		snap = NULL;
+		pthread_mutex_lock(&d->gc_lock);
+		free(d->ret_unused);
+		d->ret_unused = unused;
+		d->n_ret_unused = n_unused;
+		d->ret_unused_set = true;
+		pthread_mutex_unlock(&d->gc_lock);
+	}
+	free(snap);
+	free(keys);
+	free(seen);
+	return err;
+}
+
+/*
+ * In the loop: delete the retained frontends the collector's last pass
+ * found unused, and give it a new copy of the list when the list changed.
+ */
+static void retained_exchange(struct daemon *d)
+{
+	struct sp_retained_fe *unused = NULL, *copy = NULL;
+	size_t n_unused = 0, n_copy = 0, done;
+	bool got;
+
+	if (!d->sync || !d->gc_running)
+		return;
+	pthread_mutex_lock(&d->gc_lock);
+	got = d->ret_unused_set;
+	unused = d->ret_unused;
+	n_unused = d->n_ret_unused;
+	d->ret_unused = NULL;
+	d->n_ret_unused = 0;
+	d->ret_unused_set = false;
+	pthread_mutex_unlock(&d->gc_lock);
+	if (got && n_unused) {
+		done = sp_sync_retained_unused(d->sync, unused, n_unused);
+		if (done)
+			pr_info("deleted %zu frontend(s) of deleted Services: no established "
+				"connection goes through them any more (%zu still kept)",
+				done, sp_sync_n_retained(d->sync));
+	}
+	free(unused);
+	if (sp_sync_retained_changes(d->sync) == d->ret_snap_changes)
+		return;
+	if (sp_sync_retained(d->sync, &copy, &n_copy))
+		return; /* no memory: again at the next tick */
+	d->ret_snap_changes = sp_sync_retained_changes(d->sync);
+	pthread_mutex_lock(&d->gc_lock);
+	free(d->ret_snap);
+	d->ret_snap = copy;
+	d->n_ret_snap = n_copy;
+	pthread_mutex_unlock(&d->gc_lock);
+}
+
 static void *gc_main(void *arg)
 {
 	struct daemon *d = arg;
@@ -814,8 +920,7 @@ static void *gc_main(void *arg)
 		since_ms = 0;
 		flows_at_pass = flows;
 		/* A burst is pressure to come: drop closed flows early now. */
-		err = sp_ct_gc(d->dp.fd_ct, bpf_program__fd(d->dp.skel->progs.sp_ct_reap), sp_mono_ns(),
-			       1000000000ULL, early || in_burst, &st);
+		err = gc_pass(d, early || in_burst, &st);
 		pressure = st.max_entries && st.live * 10 >= (uint64_t)st.max_entries * 9;
 		pthread_mutex_lock(&d->gc_lock);
 		if (pressure && !d->gc_pressure)
@@ -1962,6 +2067,9 @@ int cmd_run(int argc, char **argv)
 		pr_err("read pinned state: %s", strerror(-err));
 		goto out;
 	}
+	/* A deleted Service's TCP frontends stay for its established
+	 * connections, while the collector is there to say when none is left. */
+	sp_sync_set_retain(d.sync, o.ct_gc_interval > 0);
 	d.start.recovered = now_ms();
 	publish(&d);
 	bootstrap_hint(&d);
@@ -2108,6 +2216,7 @@ int cmd_run(int argc, char **argv)
 			sp_svc_health_retry(d.svc_health);
 			/* Also here, in case the event above was missed. */
 			sp_sync_reclaim(d.sync, NULL);
+			retained_exchange(&d);
 			if (d.proxy_http_wanted && !d.proxy_http)
 				proxy_health_start(&d, true);
 		}
@@ -2152,6 +2261,8 @@ out:
 	if (lockfd >= 0)
 		close(lockfd);
 	pthread_mutex_destroy(&d.k8s_lock);
+	free(d.ret_snap);
+	free(d.ret_unused);
 	pthread_mutex_destroy(&d.gc_lock);
 	pthread_mutex_destroy(&d.pub_lock);
 	sp_proxy_health_destroy(&d.ph);

@@ -231,7 +231,10 @@ static const struct ins_cmd services_cmd = {
 	"Frontends: VIP:port/proto; *:PORT/proto is a NodePort on every node address;\n"
 	"(ext) marks a LoadBalancer ingress IP or externalIP.\n"
 	"The table lists the first " INS_STR(INS_TEXT_BACKENDS) " backends of a Service and how many "
-	"more it has;\n--json and --all-backends list them all.",
+	"more it has;\n--json and --all-backends list them all.\n"
+	"A row whose backends say \"deleted\" (\"deleted\": true in JSON) holds the TCP\n"
+	"frontends of a deleted Service or port, kept only for the connections\n"
+	"established through them until none is left.",
 	services_opts,
 };
 
@@ -559,6 +562,13 @@ static enum fe_kind fe_kind(const struct sp_svc *v)
 	if (v->flags & SP_SVC_F_NODEPORT)
 		return FE_NODEPORT;
 	return v->flags & SP_SVC_F_EXTERNAL ? FE_EXTERNAL : FE_CLUSTER;
+}
+
+/* A frontend no Service has any more, kept for its established TCP
+ * connections (SP_SVC_F_GONE). */
+static bool fe_gone(const struct sp_svc *v)
+{
+	return (v->flags & SP_SVC_F_GONE) != 0;
 }
 
 /* A NodePort wildcard frontend: served on every node address. */
@@ -1286,6 +1296,9 @@ static int cmp_fe(const void *a, const void *b)
 
 	if (x->v.svc_id != y->v.svc_id)
 		return x->v.svc_id < y->v.svc_id ? -1 : 1;
+	/* a removed port's retained frontends apart from the live ones */
+	if (fe_gone(&x->v) != fe_gone(&y->v))
+		return fe_gone(&x->v) ? 1 : -1;
 	if (fe_kind(&x->v) != fe_kind(&y->v))
 		return (int)fe_kind(&x->v) - (int)fe_kind(&y->v);
 	if (x->k.family != y->k.family)
@@ -1386,7 +1399,8 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 	sort(st->fe, st->n_fe, sizeof(*st->fe), cmp_fe);
 
 	for (i = 0, n = 0; i < st->n_fe; i++)
-		if (!i || st->fe[i].v.svc_id != st->fe[i - 1].v.svc_id)
+		if (!i || st->fe[i].v.svc_id != st->fe[i - 1].v.svc_id ||
+		    fe_gone(&st->fe[i].v) != fe_gone(&st->fe[i - 1].v))
 			n++;
 	st->views = calloc(n ? n : 1, sizeof(*st->views));
 	if (!st->views) {
@@ -1394,7 +1408,9 @@ static int ins_load_views(struct ins_state *st, unsigned int what)
 		return -ENOMEM;
 	}
 	for (i = 0; i < st->n_fe; i = j) {
-		for (j = i + 1; j < st->n_fe && st->fe[j].v.svc_id == st->fe[i].v.svc_id; j++)
+		for (j = i + 1; j < st->n_fe && st->fe[j].v.svc_id == st->fe[i].v.svc_id &&
+				fe_gone(&st->fe[j].v) == fe_gone(&st->fe[i].v);
+		     j++)
 			;
 		v = &st->views[st->n_views++];
 		v->svc_id = st->fe[i].v.svc_id;
@@ -1492,6 +1508,8 @@ static int services_json(struct ins_state *st)
 			err = err ?: jset(e, "source_ranges",
 					  jbool(!!(f->v.flags & SP_SVC_F_SRC_RANGES)));
 		}
+		/* kept for established connections only (SP_SVC_F_GONE) */
+		err = err ?: jset(o, "deleted", jbool(fe_gone(&v->v)));
 		err = err ?: jset(o, "backend_count", ji64(v->v.n));
 		if (!err && v->ids_bad)
 			err = jset_null(o, "backends");
@@ -1542,6 +1560,11 @@ static void fmt_view_backends(const struct ins_state *st, const struct svc_view 
 
 	if (v->ids_bad) {
 		sb_printf(b, "unreadable (see the error above)");
+		return;
+	}
+	if (fe_gone(&v->v)) {
+		sb_printf(b, "none: deleted from the Service, kept only for the TCP connections "
+			     "established through it until none is left");
 		return;
 	}
 	if (!v->v.n) {

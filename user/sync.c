@@ -166,6 +166,21 @@ struct sp_sync {
 	 * a stale bit costs a packet two lookups, never a wrong answer. */
 	struct sp_dst_filter *dstf;
 	size_t dstf_stale;
+	/* Frontends of applied Services, as last written (the old ones of an
+	 * apply in progress aside): what the room for retained frontends is
+	 * measured against. */
+	size_t n_fe_applied;
+	/* Retained frontends (see "retained frontends" below), sorted by key. */
+	struct retained *ret;
+	size_t n_ret, ret_cap;
+	uint64_t ret_seq; /* the last sequence number given to one */
+	uint64_t ret_changes; /* changes of the set, for sp_sync_retained_changes */
+	uint32_t *ret_refs; /* per svc_id: retained frontends holding it (or NULL) */
+	/* per svc_id: its Service is gone, the id waits for its last retained
+	 * frontend to go before it is released */
+	uint8_t *ret_held;
+	bool ret_full_warned;
+	bool retain; /* sp_sync_set_retain: someone collects unused ones */
 };
 
 static int svc_cmp(const void *a, const void *b)
@@ -358,6 +373,7 @@ static int wbatch_write(struct wbatch *b, size_t *ok)
 }
 
 static int flush_writes(struct sp_sync *s);
+static void ret_forget(struct sp_sync *s, const struct sp_svc_key *k);
 static void dstf_add(struct sp_sync *s, const struct sp_addr *a);
 static void dstf_settle(struct sp_sync *s);
 static void dstf_unmap(struct sp_sync *s);
@@ -1620,6 +1636,7 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 		 * its old value, and the others of the Service are switched:
 		 * each points at a complete table. */
 		dstf_add(s, &fe[i].addr);
+		ret_forget(s, &fe[i]); /* a frontend wanted again */
 		wbatch_add(s, &s->wb_fe, &fe[i], &v);
 	}
 
@@ -1680,6 +1697,7 @@ static int apply_svc(struct sp_sync *s, const struct sp_want_svc *w, struct sp_s
 	free(a->fe_flags);
 	a->fe = fe;
 	a->fe_flags = fe_flags;
+	s->n_fe_applied = s->n_fe_applied - a->n_fe + w->n_fe;
 	a->n_fe = w->n_fe;
 	/* The metadata only describes the table: unchanged tables cost no
 	 * syscall, which keeps an apply with one change O(changes) in writes. */
@@ -1723,8 +1741,13 @@ static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stat
 	if (bpf_map_delete_elem(s->maps.fd_svc_meta, &a->svc_id) && errno != ENOENT)
 		pr_warn("%s: delete sp_svc_meta entry: %s", a->id, strerror(errno));
 	/* A packet that read its frontend may still count into its stats
-	 * or look up its ranges: the id is reused only after a grace period. */
-	retire(s, a->svc_id, 0);
+	 * or look up its ranges: the id is reused only after a grace period;
+	 * and only after its retained frontends are gone, whose connections
+	 * still count into it. */
+	if (s->ret_refs && a->svc_id < s->maps.max_svc_ids && s->ret_refs[a->svc_id])
+		s->ret_held[a->svc_id] = 1;
+	else
+		retire(s, a->svc_id, 0);
 	pr_debug("%s: removed", a->id);
 	if (st)
 		st->svc_removed++;
@@ -1750,10 +1773,236 @@ static int desired_keys(const struct sp_desired *d, struct sp_svc_key **out, siz
 	return 0;
 }
 
+/* ---- retained frontends ---------------------------------------------------
+ *
+ * A TCP frontend that no Service wants any more is not deleted but kept
+ * with SP_SVC_F_GONE (include/svcplane.h) while established connections
+ * run through it: kube-proxy deletes its rules but leaves the kernel's TCP
+ * conntrack entries, so such a connection keeps working as long as its
+ * endpoint answers, and so it does here. The daemon's conntrack collector
+ * reports the retained frontends no live flow goes through
+ * (sp_sync_retained_unused), which are then deleted. Their svc_id stays
+ * allocated until the last of them goes (its counters still count those
+ * connections). They take room in sp_services that new frontends may need:
+ * at most an eighth of it, and an apply that could need the room gives up
+ * the oldest first (their connections then end as they did before).
+ * UDP frontends are deleted at once, as kube-proxy clears UDP entries.
+ */
+struct retained {
+	struct sp_svc_key key;
+	uint32_t svc_id;
+	uint64_t seq; /* when it was retained (ret_seq), to tell two apart */
+};
+
+static int ret_find(const struct sp_sync *s, const struct sp_svc_key *k, size_t *at)
+{
+	size_t lo = 0, hi = s->n_ret;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = fe_key_cmp(&s->ret[mid].key, k);
+
+		if (!c) {
+			*at = mid;
+			return 1;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*at = lo;
+	return 0;
+}
+
+/* Add k (retained for svc_id) to the list. 0, -EEXIST or -ENOMEM. */
+static int ret_insert(struct sp_sync *s, const struct sp_svc_key *k, uint32_t svc_id)
+{
+	size_t at;
+
+	if (ret_find(s, k, &at))
+		return -EEXIST;
+	if (s->n_ret == s->ret_cap) {
+		size_t cap = s->ret_cap ? 2 * s->ret_cap : 16;
+		struct retained *r = realloc(s->ret, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		s->ret = r;
+		s->ret_cap = cap;
+	}
+	memmove(s->ret + at + 1, s->ret + at, (s->n_ret - at) * sizeof(*s->ret));
+	s->ret[at].key = *k;
+	s->ret[at].svc_id = svc_id;
+	s->ret[at].seq = ++s->ret_seq;
+	s->n_ret++;
+	s->ret_refs[svc_id]++;
+	s->ret_changes++;
+	return 0;
+}
+
+/* Drop entry at from the list, deleting its key from sp_services if
+ * del (not when a new value replaces it); the svc_id of a gone Service
+ * is released with its last one. */
+static void ret_remove_at(struct sp_sync *s, size_t at, bool del)
+{
+	uint32_t id = s->ret[at].svc_id;
+
+	if (del) {
+		if (bpf_map_delete_elem(s->maps.fd_services, &s->ret[at].key) == 0)
+			s->dstf_stale++;
+		else if (errno != ENOENT)
+			pr_warn("delete a retained frontend from sp_services: %s", strerror(errno));
+	}
+	memmove(s->ret + at, s->ret + at + 1, (s->n_ret - at - 1) * sizeof(*s->ret));
+	s->n_ret--;
+	s->ret_changes++;
+	if (--s->ret_refs[id] == 0 && s->ret_held[id]) {
+		s->ret_held[id] = 0;
+		retire(s, id, 0);
+	}
+}
+
+/* k is being written for a Service: no longer retained. */
+static void ret_forget(struct sp_sync *s, const struct sp_svc_key *k)
+{
+	size_t at;
+
+	if (s->n_ret && ret_find(s, k, &at))
+		ret_remove_at(s, at, false);
+}
+
+static size_t ret_budget(const struct sp_sync *s)
+{
+	return s->maps.max_frontends ? s->maps.max_frontends / 8 : SIZE_MAX;
+}
+
+/* Give up the oldest retained frontends until `need` frontends, the
+ * orphans and the retained ones fit in sp_services. */
+static void ret_make_room(struct sp_sync *s, size_t need)
+{
+	size_t given = 0;
+
+	while (s->n_ret && s->maps.max_frontends &&
+	       need + s->n_orphans + s->n_ret > s->maps.max_frontends) {
+		size_t i, old = 0;
+
+		for (i = 1; i < s->n_ret; i++)
+			if (s->ret[i].seq < s->ret[old].seq)
+				old = i;
+		ret_remove_at(s, old, true);
+		given++;
+	}
+	if (given)
+		pr_warn("sp_services needs the room of %zu frontend(s) kept for deleted Services' "
+			"established connections: those connections end (raise --max-services)",
+			given);
+}
+
+/*
+ * Keep k, which no Service wants any more, as a retained frontend rather
+ * than delete it: a TCP frontend (not a cluster-view key) while there is
+ * room. True if kept.
+ */
+static bool fe_retain(struct sp_sync *s, const struct sp_svc_key *k, struct sp_sync_stats *st)
+{
+	struct sp_svc v, gone;
+	size_t at;
+
+	if (!s->retain || k->proto != IPPROTO_TCP || (k->family & SP_FAMILY_VIEW))
+		return false;
+	if (s->n_ret && ret_find(s, k, &at))
+		return true; /* retained already (found so at start) */
+	if (bpf_map_lookup_elem(s->maps.fd_services, k, &v) || v.svc_id >= s->maps.max_svc_ids)
+		return false;
+	if (s->n_ret >= ret_budget(s) ||
+	    (s->maps.max_frontends &&
+	     s->n_fe_applied + s->n_orphans + s->n_ret + 1 > s->maps.max_frontends)) {
+		if (!s->ret_full_warned)
+			pr_warn("no room to keep a deleted Service's frontend for its established "
+				"connections (%zu kept): they end (raise --max-services)",
+				s->n_ret);
+		s->ret_full_warned = true;
+		return false;
+	}
+	memset(&gone, 0, sizeof(gone));
+	gone.svc_id = v.svc_id;
+	gone.flags = SP_SVC_F_GONE | (v.flags & (SP_SVC_F_NODEPORT | SP_SVC_F_EXTERNAL));
+	if (ret_insert(s, k, v.svc_id))
+		return false;
+	if (bpf_map_update_elem(s->maps.fd_services, k, &gone, BPF_EXIST)) {
+		pr_warn("mark a deleted Service's frontend in sp_services: %s", strerror(errno));
+		ret_find(s, k, &at);
+		ret_remove_at(s, at, false);
+		return false;
+	}
+	/* An orphan found at start has no Service holding its id. */
+	if (!s->svc_id_used[v.svc_id]) {
+		s->svc_id_used[v.svc_id] = 1;
+		s->ret_held[v.svc_id] = 1;
+	}
+	if (st)
+		st->fe_retained++;
+	return true;
+}
+
+void sp_sync_set_retain(struct sp_sync *s, bool on)
+{
+	s->retain = on;
+}
+
+size_t sp_sync_n_retained(const struct sp_sync *s)
+{
+	return s->n_ret;
+}
+
+uint64_t sp_sync_retained_changes(const struct sp_sync *s)
+{
+	return s->ret_changes;
+}
+
+int sp_sync_retained(const struct sp_sync *s, struct sp_retained_fe **out, size_t *n)
+{
+	struct sp_retained_fe *r = calloc(s->n_ret ? s->n_ret : 1, sizeof(*r));
+	size_t i;
+
+	if (!r)
+		return -ENOMEM;
+	for (i = 0; i < s->n_ret; i++) {
+		r[i].key = s->ret[i].key;
+		r[i].svc_id = s->ret[i].svc_id;
+		r[i].seq = s->ret[i].seq;
+	}
+	*out = r;
+	*n = s->n_ret;
+	return 0;
+}
+
+size_t sp_sync_retained_unused(struct sp_sync *s, const struct sp_retained_fe *unused, size_t n)
+{
+	size_t i, at, done = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!ret_find(s, &unused[i].key, &at) || s->ret[at].seq != unused[i].seq)
+			continue; /* replaced, or retained again since */
+		ret_remove_at(s, at, true);
+		done++;
+	}
+	if (done) {
+		/* The released svc_ids' grace period, and the filter. */
+		retire_commit(s);
+		dstf_settle(s);
+		dstf_unmap(s);
+	}
+	return done;
+}
+
 static void fe_delete_unless(struct sp_sync *s, const struct sp_svc_key *k,
 			     const struct sp_svc_key *keep, size_t n_keep, struct sp_sync_stats *st)
 {
 	if (bsearch(k, keep, n_keep, sizeof(*k), fe_key_cmp))
+		return;
+	if (fe_retain(s, k, st))
 		return;
 	if (bpf_map_delete_elem(s->maps.fd_services, k) == 0) {
 		s->dstf_stale++;
@@ -1840,6 +2089,7 @@ static void settle_svc(struct sp_sync *s, struct app_svc *a, bool wanted,
 		return;
 	for (j = 0; j < a->n_fe; j++)
 		fe_delete_unless(s, &a->fe[j], keep, n_keep, st);
+	s->n_fe_applied -= a->n_fe;
 	remove_svc(s, a, st);
 	tdelete(a, &s->svcs, svc_cmp);
 	s->n_svcs--;
@@ -1911,6 +2161,10 @@ int sp_sync_apply(struct sp_sync *s, const struct sp_desired *d, struct sp_sync_
 	err = desired_keys(d, &keep, &n_keep);
 	if (err)
 		goto out;
+	ret_make_room(s, n_keep);
+	/* Found at start, with nobody to tell when they are unused. */
+	while (!s->retain && s->n_ret)
+		ret_remove_at(s, s->n_ret - 1, true);
 	list = all_svcs(s, &n);
 	if (!list) {
 		err = -ENOMEM;
@@ -2000,6 +2254,7 @@ int sp_sync_apply_ids(struct sp_sync *s, const struct sp_desired *d, const char 
 		free(part.svc);
 		return apply_end(s, err);
 	}
+	ret_make_room(s, s->n_fe_applied + n_keep); /* at most this many */
 	for (i = 0; i < part.n; i++) {
 		err = apply_svc(s, &part.svc[i], st);
 		if (err) {
@@ -2147,6 +2402,8 @@ static void dstf_settle(struct sp_sync *s)
 	free(list);
 	for (i = 0; i < s->n_orphans; i++)
 		dstf_set(nf, &s->orphans[i].addr, false);
+	for (i = 0; i < s->n_ret; i++)
+		dstf_set(nf, &s->ret[i].key.addr, false);
 	for (i = 0; i < s->n_node_addrs; i++)
 		dstf_set(nf, &s->node_addrs[i].addr, false);
 	for (i = 0; i < SP_DSTF_WORDS; i++)
@@ -2277,6 +2534,15 @@ static int recover_fe(struct sp_sync *s, const struct sp_svc_key *k, const struc
 	struct sp_svc_key *fe;
 	uint16_t *fl;
 
+	/* Retained by the previous run: still, until the collector says. */
+	if ((v->flags & SP_SVC_F_GONE) && v->svc_id < s->maps.max_svc_ids &&
+	    ret_insert(s, k, v->svc_id) == 0) {
+		if (!a) {
+			s->svc_id_used[v->svc_id] = 1;
+			s->ret_held[v->svc_id] = 1;
+		}
+		return 0;
+	}
 	if (!a || a->region != v->region || a->m != v->m || a->n != v->n) {
 		/* Unknown or stale: deleted after the first apply unless wanted. */
 		struct sp_svc_key *o = realloc(s->orphans, (s->n_orphans + 1) * sizeof(*o));
@@ -2297,6 +2563,7 @@ static int recover_fe(struct sp_sync *s, const struct sp_svc_key *k, const struc
 	a->fe_flags = fl;
 	a->fe[a->n_fe] = *k;
 	a->fe_flags[a->n_fe] = v->flags;
+	s->n_fe_applied++;
 	a->affinity_timeout = v->affinity_timeout;
 	/* Service-wide flags live in every frontend's value. */
 	a->flags = v->flags & (SP_SVC_F_AFFINITY | SP_SVC_F_DROP_EMPTY);
@@ -2545,7 +2812,9 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 	s->chunk_used = calloc(maps->maglev_chunks, 1);
 	s->svc_id_used = calloc(maps->max_svc_ids, 1);
 	s->be_id_used = calloc(maps->max_backends + 1, 1);
-	if (!s->chunk_used || !s->svc_id_used || !s->be_id_used) {
+	s->ret_refs = calloc(maps->max_svc_ids ? maps->max_svc_ids : 1, sizeof(*s->ret_refs));
+	s->ret_held = calloc(maps->max_svc_ids ? maps->max_svc_ids : 1, 1);
+	if (!s->chunk_used || !s->svc_id_used || !s->be_id_used || !s->ret_refs || !s->ret_held) {
 		sp_sync_free(s);
 		return -ENOMEM;
 	}
@@ -2599,6 +2868,9 @@ void sp_sync_free(struct sp_sync *s)
 	free(s->node_addrs);
 	free(s->gc);
 	free(s->retired);
+	free(s->ret);
+	free(s->ret_refs);
+	free(s->ret_held);
 	dstf_unmap(s);
 	free(s);
 }

@@ -11,6 +11,7 @@
 #ifndef SP_SYNC_H
 #define SP_SYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "model.h"
@@ -39,6 +40,7 @@ struct sp_sync_stats {
 	size_t svc_rebuilt; /* Services whose table was rebuilt */
 	size_t svc_added, svc_removed;
 	size_t fe_written, fe_deleted;
+	size_t fe_retained; /* TCP frontends kept for established connections */
 	size_t be_added, be_deleted;
 	size_t errors; /* Services skipped for lack of room (logged) */
 };
@@ -107,6 +109,31 @@ int sp_sync_node_addrs(struct sp_sync *s, const struct sp_ip *a, size_t n);
  */
 int sp_sync_dst_filter_add(int fd, const struct sp_addr *a);
 bool sp_sync_dst_filter_has(const struct sp_sync *s, const struct sp_addr *a);
+/*
+ * Retained frontends: TCP frontends no Service wants any more, kept (with
+ * SP_SVC_F_GONE) while established connections run through them, as
+ * kube-proxy keeps a deleted Service's TCP connections. The daemon's
+ * conntrack collector looks for flows through a copy of the list
+ * (sp_sync_retained) and hands back those it found none for, which are
+ * deleted unless they changed since (seq). sp_sync_retained_changes moves
+ * whenever the list does (the daemon then takes a new copy).
+ */
+struct sp_retained_fe {
+	struct sp_svc_key key;
+	uint32_t svc_id;
+	uint64_t seq;
+};
+/* Retain frontends (off by default: only with a collector to report
+ * the unused ones; retained ones found at start are then deleted by the
+ * first full apply). */
+void sp_sync_set_retain(struct sp_sync *s, bool on);
+size_t sp_sync_n_retained(const struct sp_sync *s);
+uint64_t sp_sync_retained_changes(const struct sp_sync *s);
+/* A copy sorted by key (memcmp order), freed by the caller. 0 or -ENOMEM. */
+int sp_sync_retained(const struct sp_sync *s, struct sp_retained_fe **out, size_t *n);
+/* Delete the listed ones no flow uses (unless changed since). Returns how
+ * many were deleted. */
+size_t sp_sync_retained_unused(struct sp_sync *s, const struct sp_retained_fe *unused, size_t n);
 /* Number of Services and backends currently applied. */
 size_t sp_sync_n_services(const struct sp_sync *s);
 size_t sp_sync_n_backends(const struct sp_sync *s);

@@ -716,9 +716,12 @@ cl_tally() { sort | uniq -c | awk '{c=$1; $1=""; sub(/^ /,""); print $0, c}'; }
 # The small socket client used where curl and socat cannot say precisely what
 # happened (UDP answers vs ICMP errors, how fast a refusal came).
 # Subcommands:
-#   udp HOST PORT [N]   N queries, each from a new connected socket (so a
-#                       new source port); prints the reply's first word or
-#                       "ERR <reason> <ms>ms"; gives up after 3 failures.
+#   udp HOST PORT [N [SPORT]]
+#                       N queries, each from a new connected socket (so a
+#                       new source port, unless SPORT is given: then that
+#                       one, the same flow each time); prints the reply's
+#                       first word or "ERR <reason> <ms>ms"; gives up after
+#                       3 failures.
 #   connect HOST PORT   one TCP connect; prints "OK <ms>ms" or "ERR <reason> <ms>ms".
 # Timeouts are 2 s; reasons are errno names (ECONNREFUSED) or TIMEOUT.
 CL_CLIENT_PY='
@@ -734,7 +737,7 @@ def err(e, t0):
 def err_n(e, t0, i):  # as err(), with which query and when
     return "%s (#%d at %s)" % (err(e, t0), i + 1, time.strftime("%H:%M:%S"))
 
-def udp(host, port, n):
+def udp(host, port, n, sport=0):
     bad = 0
     for i in range(n):
         if bad >= 3:
@@ -744,6 +747,9 @@ def udp(host, port, n):
         s = socket.socket(fam(host), socket.SOCK_DGRAM)
         s.settimeout(2)
         try:
+            if sport:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("::" if ":" in host else "0.0.0.0", sport))
             s.connect((host, port))
             s.send(b"query %d\n" % i)
             print(s.recv(512).decode().split()[0], flush=True)
@@ -767,15 +773,16 @@ def connect(host, port):
 
 cmd, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if cmd == "udp":
-    udp(host, port, int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+    udp(host, port, int(sys.argv[4]) if len(sys.argv) > 4 else 1,
+        int(sys.argv[5]) if len(sys.argv) > 5 else 0)
 elif cmd == "connect":
     connect(host, port)
 else:
     sys.exit("unknown command " + cmd)
 '
 
-# cl_udp NS HOST PORT [N]: N UDP queries from NS (see CL_CLIENT_PY).
-cl_udp() { ip netns exec "$1" "$CL_PY" -c "$CL_CLIENT_PY" udp "$2" "$3" "${4:-1}"; }
+# cl_udp NS HOST PORT [N [SPORT]]: N UDP queries from NS (see CL_CLIENT_PY).
+cl_udp() { ip netns exec "$1" "$CL_PY" -c "$CL_CLIENT_PY" udp "$2" "$3" "${4:-1}" ${5:+"$5"}; }
 # cl_connect NS HOST PORT: one TCP connect from NS (see CL_CLIENT_PY).
 cl_connect() { ip netns exec "$1" "$CL_PY" -c "$CL_CLIENT_PY" connect "$2" "$3"; }
 

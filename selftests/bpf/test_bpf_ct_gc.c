@@ -11,6 +11,9 @@
  *                            (each closed by RST, so dead at once): with the
  *                            collector running every 128 flows, the idle
  *                            flow's reply is still reverse-NATed.
+ *  gc/watch_frontends       a pass marks the frontends that live TCP flows
+ *                            came in through (retained frontends of deleted
+ *                            Services), and no others.
  *  gc/dsr_lone_entries       a DSR flow's single entry (FWD or REV, no
  *                            partner) is deleted on its own deadline.
  *  gc/control_without_collector
@@ -24,6 +27,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -274,6 +278,91 @@ out:
 	sp_test_report("gc/dsr_lone_entries", ok);
 }
 
+static int svc_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sp_svc_key));
+}
+
+/*
+ * A pass looking for flows through frontends (the retained ones of a
+ * deleted Service): a live FWD entry of a TCP flow marks its original
+ * destination, or with SP_CT_F_NODEPORT the wildcard of its port; an
+ * expired entry, a REV entry, a UDP flow mark nothing.
+ */
+static void test_watch(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo);
+	struct {
+		const char *dst;
+		__u16 dport;
+		__u8 proto, dir, flags;
+		bool live;
+	} e[] = {
+		{ "10.96.0.80", 80, IPPROTO_TCP, SP_CT_FWD, 0, true }, /* marks fe 0 */
+		{ "10.96.0.81", 80, IPPROTO_TCP, SP_CT_FWD, 0, false }, /* expired: not fe 1 */
+		{ "10.96.0.82", 80, IPPROTO_TCP, SP_CT_REV, 0, true }, /* REV: not fe 2 */
+		{ "10.96.0.83", 80, IPPROTO_UDP, SP_CT_FWD, 0, true }, /* UDP: not fe 3 */
+		{ "172.16.0.2", 30090, IPPROTO_TCP, SP_CT_FWD, SP_CT_F_NODEPORT, true }, /* fe 4 */
+	};
+	const char *fe_addr[] = { "10.96.0.80", "10.96.0.81", "10.96.0.82", "10.96.0.83", NULL };
+	const bool want[] = { true, false, false, false, true };
+	struct sp_svc_key keys[5];
+	bool seen[5] = { false };
+	struct sp_ct_gc_watch w = { keys, 5, seen };
+	struct sp_ct_gc_stats st;
+	uint64_t now = sp_mono_ns();
+	struct sp_ct_key k;
+	struct sp_ct_val v;
+	size_t i, j;
+	bool ok = true;
+	int fd;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "gc_watch", sizeof(k), sizeof(v), 1024, &mo);
+	if (!ASSERT_TRUE(fd >= 0, "create an LRU map of the conntrack layout")) {
+		sp_test_report("gc/watch_frontends", false);
+		return;
+	}
+	for (i = 0; i < 5; i++) {
+		memset(&k, 0, sizeof(k));
+		memset(&v, 0, sizeof(v));
+		k.saddr = v4(CLIENT);
+		k.daddr = v4(e[i].dst);
+		k.sport = htons(40000 + i);
+		k.dport = htons(e[i].dport);
+		k.proto = e[i].proto;
+		k.family = SP_FAMILY_V4;
+		k.dir = e[i].dir;
+		v.flags = e[i].flags;
+		v.expires = e[i].live ? now + 100000000000ULL : 1;
+		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert") && ok;
+		memset(&keys[i], 0, sizeof(keys[i]));
+		if (fe_addr[i])
+			keys[i].addr = v4(fe_addr[i]);
+		keys[i].port = htons(e[i].dport);
+		keys[i].proto = IPPROTO_TCP;
+		keys[i].family = SP_FAMILY_V4;
+	}
+	qsort(keys, 5, sizeof(keys[0]), svc_key_cmp);
+	ok = ASSERT_EQ(sp_ct_gc_watch(fd, -1, now, 0, false, &w, &st), 0, "pass") && ok;
+	for (i = 0; i < 5; i++) {
+		struct sp_svc_key want_k;
+
+		memset(&want_k, 0, sizeof(want_k));
+		if (fe_addr[i])
+			want_k.addr = v4(fe_addr[i]);
+		want_k.port = htons(e[i].dport);
+		want_k.proto = IPPROTO_TCP;
+		want_k.family = SP_FAMILY_V4;
+		for (j = 0; j < 5 && memcmp(&keys[j], &want_k, sizeof(want_k)); j++)
+			;
+		ok = ASSERT_TRUE(j < 5, "key found") && ok;
+		if (j < 5)
+			ok = ASSERT_EQ(seen[j], want[i], e[i].dst) && ok;
+	}
+	close(fd);
+	sp_test_report("gc/watch_frontends", ok);
+}
+
 int main(void)
 {
 	uint64_t deleted;
@@ -288,6 +377,7 @@ int main(void)
 	test_deletes_expired_only();
 	test_early_drop();
 	test_dsr_lone_entries();
+	test_watch();
 
 	r = churn(true, &deleted);
 	printf("  with the collector: %llu dead entries deleted, idle reply %s\n",

@@ -389,6 +389,11 @@ static const struct fx_service fx_services[] = {
 	{ 12, 4, TCP, "10.96.0.61", 80, 0, { 1 }, 1, 0, SP_MAGLEV_CHUNKS }, /* region missing */
 	{ 13, 4, TCP, "10.96.0.70", 80, 0, { 70 }, 1, 0 }, /* same port */
 	{ 14, 4, TCP, "10.96.0.11", 80, 0, { 1 }, 1, 0 }, /* shares service 1's backend */
+	/* deleted during their flows (add_gone_rows) */
+	{ 15, 4, TCP, "10.96.0.80", 80, 0, { 1 }, 1, 0 },
+	{ 16, 4, UDP, "10.96.0.80", 53, 0, { 2 }, 1, 0 },
+	{ 17, 4, TCP, NULL, 30090, SP_SVC_F_NODEPORT, { 4 }, 1, 0 },
+	{ 30, 6, TCP, "fd00:96::80", 80, 0, { 21 }, 1, 0 },
 	{ 21, 6, TCP, "fd00:96::10", 80, 0, { 21 }, 1, 0 },
 	{ 22, 6, UDP, "fd00:96::10", 53, 0, { 22 }, 1, 0 },
 	{ 23, 6, TCP, "2001:db8:42::100", 443, SP_SVC_F_EXTERNAL, { 23 }, 1, 0 },
@@ -1054,6 +1059,122 @@ static void add_ct_change_rows(int family)
 	r->ct = CT_EST;
 }
 
+/*
+ * The Service of svc_id deleted. A TCP frontend stays as the daemon leaves
+ * it (SP_SVC_F_GONE, no backends: its established connections go on); a
+ * UDP one is deleted.
+ */
+static int service_gone(uint32_t svc_id)
+{
+	const struct fx_service *s = fx_find(svc_id);
+	struct sp_svc_key k;
+	struct sp_svc v;
+
+	if (s->proto == UDP) {
+		memset(&k, 0, sizeof(k));
+		k.addr = addr_of(s->family, s->vip);
+		k.port = htons(s->port);
+		k.proto = s->proto;
+		k.family = (uint8_t)s->family;
+		return bpf_map_delete_elem(fd_services, &k) ? -1 : 0;
+	}
+	memset(&v, 0, sizeof(v));
+	v.svc_id = svc_id;
+	v.flags = SP_SVC_F_GONE | (s->flags & SP_SVC_F_NODEPORT);
+	return set_service(s->family, s->vip, s->port, s->proto, &v);
+}
+
+static int before_gone_15(const struct row *r)
+{
+	(void)r;
+	return service_gone(15);
+}
+
+static int before_gone_16(const struct row *r)
+{
+	(void)r;
+	return service_gone(16);
+}
+
+static int before_gone_17(const struct row *r)
+{
+	(void)r;
+	return service_gone(17);
+}
+
+static int before_gone_30(const struct row *r)
+{
+	(void)r;
+	return service_gone(30);
+}
+
+/*
+ * A Service deleted while connections through it are open. As under
+ * kube-proxy (which deletes its rules but not the kernel's TCP conntrack
+ * entries), an established TCP connection goes on, both ways, as long as
+ * its endpoint answers; a new connection, or a packet of no flow, is no
+ * Service's any more and passes untouched. UDP flows end with the Service
+ * (kube-proxy clears UDP entries).
+ */
+static void add_gone_rows(void)
+{
+	static const struct flow tcp[] = {
+		{ "v4_svc_deleted", 4, TCP, "10.1.0.7", "10.96.0.80", "10.1.0.11", 43001, 80, 8080,
+		  15, 1 },
+		{ "v6_svc_deleted", 6, TCP, "fd00:1::7", "fd00:96::80", "fd00:1::11", 43002, 80,
+		  8080, 30, 21 },
+		{ "v4_nodeport_deleted", 4, TCP, "198.51.100.9", "172.16.0.2", "10.1.0.14", 43003,
+		  30090, 8080, 17, 4, true },
+	};
+	static const before_fn gone[] = { before_gone_15, before_gone_30, before_gone_17 };
+	const struct flow u = { "v4_udp_svc_deleted", 4, UDP, "10.1.0.7", "10.96.0.80",
+				"10.1.0.12", 43004, 53, 5353, 16, 2 };
+	struct flow other;
+	struct row *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(tcp) / sizeof(tcp[0]); i++) {
+		const struct flow *f = &tcp[i];
+
+		r = flow_new_row(f, "syn", flow_req(f, PKT_SYN, 1000, 0, 0));
+		r->ct = CT_NEW;
+		flow_rev_row(f, "synack", flow_reply(f, PKT_SYN | PKT_ACK, 5000, 1001, 0));
+		r = flow_fwd_row(f, "ack_after_deletion_still_dnated",
+				 flow_req(f, PKT_ACK | PKT_PSH, 1001, 5001, 100));
+		r->before = gone[i];
+		r->ct = CT_EST;
+		flow_rev_row(f, "reply_after_deletion_still_reverse_nated",
+			     flow_reply(f, PKT_ACK | PKT_PSH, 5001, 1101, 300));
+		/* a new connection from another port: no Service */
+		other = *f;
+		other.cport = (uint16_t)(f->cport + 100);
+		r = add_row("%s/new_connection_passes_untouched", f->name);
+		r->in = flow_req(&other, PKT_SYN, 7000, 0, 0);
+		r->exp = E_SAME;
+		r->keep_ct = true;
+		r->stats = ST_NOT_SVC;
+		/* mid-stream, of no flow: no Service either */
+		r = add_row("%s/packet_of_no_flow_passes_untouched", f->name);
+		r->in = flow_req(&other, PKT_ACK, 7001, 9000, 10);
+		r->exp = E_SAME;
+		r->keep_ct = true;
+		r->stats = ST_NOT_SVC;
+		/* and the established connection is still served */
+		r = flow_fwd_row(f, "fin_still_dnated", flow_req(f, PKT_FIN | PKT_ACK, 1101, 5301, 0));
+		r->ct = CT_FIN_WAIT;
+	}
+
+	r = flow_new_row(&u, "request", flow_req(&u, 0, 1, 0, 40));
+	r->ct = CT_NEW;
+	flow_rev_row(&u, "reply", flow_reply(&u, 0, 2, 0, 120));
+	r = add_row("%s/request_after_deletion_passes_untouched", u.name);
+	r->in = flow_req(&u, 0, 3, 0, 33);
+	r->exp = E_SAME;
+	r->keep_ct = true;
+	r->before = before_gone_16;
+	r->stats = ST_NOT_SVC;
+}
+
 static void add_ct_misc_rows(void)
 {
 	const struct flow f = { "v4_ctexpiry", 4, TCP, "10.1.0.8", "10.96.0.10", "10.1.0.11",
@@ -1626,6 +1747,7 @@ static void build_rows(void)
 	add_ct_change_rows(4);
 	add_ct_change_rows(6);
 	add_ct_misc_rows();
+	add_gone_rows();
 	add_ct_integrity_rows();
 	add_reject_rows();
 	add_not_service_rows();

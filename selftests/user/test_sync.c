@@ -1288,6 +1288,174 @@ out:
 	maps_close(&x);
 }
 
+/* n desired TCP Services "r/<vip>" at 10.96.0.<vip>, vips[0..n), and one
+ * UDP Service at 10.96.0.<udp_vip> unless 0. */
+static void want_set(struct sp_desired *d, const int *vips, size_t n, int udp_vip)
+{
+	char id[32];
+	size_t i;
+
+	sp_desired_free(d);
+	d->svc = calloc(n + 1, sizeof(*d->svc));
+	d->n = 0;
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "r/%03d", vips[i]);
+		want_svc(&d->svc[d->n++], id, vips[i], B123);
+	}
+	if (udp_vip) {
+		want_svc(&d->svc[d->n], "u/udp", udp_vip, B123);
+		d->svc[d->n++].proto = IPPROTO_UDP;
+	}
+}
+
+static bool udp_fe_present(struct maps *x, int vip)
+{
+	struct sp_svc_key k;
+	struct sp_svc v;
+
+	memset(&k, 0, sizeof(k));
+	k.addr = addr4(10, 96, 0, vip);
+	k.port = htons(80);
+	k.proto = IPPROTO_UDP;
+	k.family = SP_FAMILY_V4;
+	return bpf_map_lookup_elem(x->m.fd_services, &k, &v) == 0;
+}
+
+/*
+ * A deleted Service's TCP frontend is retained (SP_SVC_F_GONE, no
+ * backends) for its established connections until the collector reports
+ * it unused; its svc_id is not given to another Service meanwhile; a UDP
+ * frontend is deleted at once. A report about an older retention of the
+ * same key deletes nothing; a Service taking the key back overwrites it;
+ * a restart keeps what was retained; room for wanted frontends comes
+ * first.
+ */
+static void test_retained(void)
+{
+	static const int xy[] = { 10, 11 }, x_only[] = { 10 }, xz[] = { 10, 13 },
+			 xyz[] = { 10, 11, 13 }, many[] = { 20, 21, 22, 23, 24, 25, 26, 27 };
+	struct sp_sync *s = NULL, *s2 = NULL;
+	struct sp_retained_fe *r = NULL, *r2 = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc vy, v, vz;
+	size_t n = 0, n2 = 0;
+	struct maps x;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	x.m.max_frontends = 64;
+	if (!ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	sp_sync_set_retain(s, true);
+	want_set(&d, xy, 2, 12);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x, y and a UDP Service");
+	if (!ASSERT_EQ(lookup_fe(&x, 11, &vy), 0, "y's frontend"))
+		goto out;
+
+	want_set(&d, x_only, 1, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x only");
+	ASSERT_EQ(st.svc_removed, 2, "y and the UDP Service removed");
+	ASSERT_EQ(st.fe_retained, 1, "y's TCP frontend retained");
+	ASSERT_EQ(st.fe_deleted, 1, "the UDP frontend deleted");
+	ASSERT_TRUE(!udp_fe_present(&x, 12), "UDP frontend gone from sp_services");
+	if (ASSERT_EQ(lookup_fe(&x, 11, &v), 0, "y's frontend still in sp_services")) {
+		ASSERT_EQ(v.flags, SP_SVC_F_GONE, "flagged gone");
+		ASSERT_EQ(v.n, 0, "no backends");
+		ASSERT_EQ(v.svc_id, vy.svc_id, "y's svc_id (its counters)");
+	}
+	ASSERT_EQ(sp_sync_n_retained(s), 1, "one retained");
+
+	/* y's id stays taken after grace periods: a new Service gets another. */
+	sp_sync_flush(s, &st);
+	want_set(&d, xz, 2, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x and a new z");
+	sp_sync_flush(s, &st);
+	if (ASSERT_EQ(lookup_fe(&x, 13, &vz), 0, "z's frontend"))
+		ASSERT_NEQ(vz.svc_id, vy.svc_id, "z does not get y's held svc_id");
+
+	/* The copy the collector works on; a stale report deletes nothing. */
+	if (!ASSERT_EQ(sp_sync_retained(s, &r, &n), 0, "copy the list") || !ASSERT_EQ(n, 1, "1"))
+		goto out;
+	ASSERT_EQ(r[0].svc_id, vy.svc_id, "copy: svc_id");
+	r[0].seq++;
+	ASSERT_EQ(sp_sync_retained_unused(s, r, n), 0, "report of another retention: kept");
+	r[0].seq--;
+
+	/* A Service takes the key back: a live frontend again, not retained. */
+	want_set(&d, xyz, 3, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x, y again and z");
+	if (ASSERT_EQ(lookup_fe(&x, 11, &v), 0, "y's frontend"))
+		ASSERT_EQ(v.n, 3, "served again, with backends");
+	ASSERT_EQ(sp_sync_n_retained(s), 0, "no longer retained");
+	ASSERT_EQ(sp_sync_retained_unused(s, r, n), 0, "the old report: nothing deleted");
+	if (ASSERT_EQ(lookup_fe(&x, 11, &v), 0, "y's frontend after the old report"))
+		ASSERT_EQ(v.n, 3, "still served");
+
+	/* Deleted again: retained anew; the old report still deletes nothing,
+	 * a report of this retention does. */
+	want_set(&d, xz, 2, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x and z: y deleted again");
+	ASSERT_EQ(sp_sync_n_retained(s), 1, "retained again");
+	ASSERT_EQ(sp_sync_retained_unused(s, r, n), 0, "report of the first retention: kept");
+
+	/* A restart keeps it (and its svc_id held). */
+	ASSERT_EQ(sp_sync_new(&x.m, &s2), 0, "restart: sp_sync_new on the same maps");
+	if (s2) {
+		sp_sync_set_retain(s2, true);
+		ASSERT_EQ(sp_sync_n_retained(s2), 1, "restart: recovered as retained");
+		ASSERT_EQ(sp_sync_apply(s2, &d, &st), 0, "restart: first full apply");
+		ASSERT_EQ(st.fe_deleted, 0, "restart: not deleted as an orphan");
+		ASSERT_EQ(lookup_fe(&x, 11, &v), 0, "restart: still in sp_services");
+		sp_sync_free(s2);
+		s2 = NULL;
+	}
+
+	if (!ASSERT_EQ(sp_sync_retained(s, &r2, &n2), 0, "copy again") ||
+	    !ASSERT_EQ(n2, 1, "one in the copy"))
+		goto out;
+	ASSERT_EQ(sp_sync_retained_unused(s, r2, n2), 1, "report of this retention: deleted");
+	ASSERT_TRUE(lookup_fe(&x, 11, &v) != 0, "gone from sp_services");
+	ASSERT_EQ(sp_sync_n_retained(s), 0, "none retained");
+
+	/* Room: with 8 frontends' room, one of an eighth is retained at most,
+	 * and given up when 8 wanted ones need the room. */
+	x.m.max_frontends = 8;
+	sp_sync_free(s);
+	s = NULL;
+	ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "a daemon with room for 8 frontends");
+	if (!s)
+		goto out;
+	sp_sync_set_retain(s, true);
+	want_set(&d, xyz, 3, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x, y and z");
+	want_set(&d, xy, 0, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply nothing");
+	ASSERT_EQ(st.fe_retained, 1, "one retained (an eighth of 8)");
+	ASSERT_EQ(st.fe_deleted, 2, "the others deleted");
+	want_set(&d, many, 8, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply 8 Services");
+	ASSERT_EQ(st.fe_written, 8, "all 8 frontends written");
+	ASSERT_EQ(sp_sync_n_retained(s), 0, "the retained one gave its room");
+	ASSERT_EQ(count_keys(x.m.fd_services, sizeof(struct sp_svc_key)), 8,
+		  "sp_services holds the 8");
+
+	/* Without retention (no collector): deleted, and what was retained
+	 * before goes with the first full apply. */
+	sp_sync_set_retain(s, false);
+	want_set(&d, many, 7, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply 7 without retention");
+	ASSERT_EQ(st.fe_retained, 0, "nothing retained");
+	ASSERT_EQ(st.fe_deleted, 1, "deleted");
+out:
+	free(r);
+	free(r2);
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	sp_sync_free(s2);
+	maps_close(&x);
+}
+
 int main(void)
 {
 	RUN_TEST(test_check_capacity);
@@ -1305,6 +1473,7 @@ int main(void)
 	RUN_TEST(test_deferred_reclaim);
 	RUN_TEST(test_first_apply_batched);
 	RUN_TEST(test_dst_filter);
+	RUN_TEST(test_retained);
 	RUN_TEST(test_tables_built_ahead);
 	/* Again with sp_maglev mmapable, as the daemon creates it: big
 	 * batches of chunks then go through a mapping (sync.c
