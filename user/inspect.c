@@ -1461,7 +1461,10 @@ static const char *view_name(const struct svc_view *v, char *buf, size_t len)
 {
 	if (v->name && *v->name)
 		return v->name;
-	snprintf(buf, len, "(svc_id %u: no metadata)", v->svc_id);
+	if (fe_gone(&v->v))
+		snprintf(buf, len, "(deleted Service, svc_id %u)", v->svc_id);
+	else
+		snprintf(buf, len, "(svc_id %u: no metadata)", v->svc_id);
 	return buf;
 }
 

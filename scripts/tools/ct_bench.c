@@ -24,6 +24,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,10 +118,12 @@ static unsigned long long memlock_of(int fd)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ct_bench [--flows N] [--steps N] [--runs K]\n"
+	fprintf(f, "usage: ct_bench [--flows N] [--steps N] [--runs K] [--percpu-lru]\n"
 		   "Conntrack entry size in an LRU hash: 40-byte key + 64-byte value (today's\n"
 		   "sp_ct) against 16 + 32 (a compact IPv4 entry), in one run. Defaults: 1000000\n"
-		   "flows (2 entries each), 4000000 steps, 3 runs. Needs root.\n");
+		   "flows (2 entries each), 4000000 steps, 3 runs. --percpu-lru: both maps\n"
+		   "with BPF_F_NO_COMMON_LRU (an LRU list per CPU, each with 1/NCPU of the\n"
+		   "entries: sized NCPU times, run on CPU 0). Needs root.\n");
 }
 
 int main(int argc, char **argv)
@@ -128,11 +132,13 @@ int main(int argc, char **argv)
 		{ "flows", required_argument, NULL, 'f' },
 		{ "steps", required_argument, NULL, 's' },
 		{ "runs", required_argument, NULL, 'r' },
+		{ "percpu-lru", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	long flows = 1000000, steps = 4000000, entries;
 	int runs = 3, c, err = 0, layout, prog, r;
+	bool percpu = false;
 	double hot[2][MAX_RUNS], look[2][MAX_RUNS], ins[2][MAX_RUNS], fill[2];
 	struct bench_ctmap_bpf *skel;
 	struct ct_args a;
@@ -142,6 +148,7 @@ int main(int argc, char **argv)
 		case 'f': flows = atol(optarg); break;
 		case 's': steps = atol(optarg); break;
 		case 'r': runs = atoi(optarg); break;
+		case 'p': percpu = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -161,8 +168,23 @@ int main(int argc, char **argv)
 	/* An eighth more room than the entries: an LRU hash evicts before it
 	 * is quite full (each CPU keeps free nodes of its own). */
 	entries = 2 * flows + flows / 4;
+	/* Per-CPU lists split the entries between the CPUs, and a flow's
+	 * entries come from the list of the CPU that inserts them: as many
+	 * times the room, and this process kept on one CPU, so that the
+	 * flows fit as they do in the common list. */
+	if (percpu) {
+		cpu_set_t one;
+
+		entries *= libbpf_num_possible_cpus();
+		CPU_ZERO(&one);
+		CPU_SET(0, &one);
+		if (sched_setaffinity(0, sizeof(one), &one))
+			fprintf(stderr, "ct_bench: sched_setaffinity: %s\n", strerror(errno));
+	}
 	if (bpf_map__set_max_entries(skel->maps.ct_wide, (__u32)entries) ||
-	    bpf_map__set_max_entries(skel->maps.ct_compact, (__u32)entries)) {
+	    bpf_map__set_max_entries(skel->maps.ct_compact, (__u32)entries) ||
+	    (percpu && (bpf_map__set_map_flags(skel->maps.ct_wide, BPF_F_NO_COMMON_LRU) ||
+			bpf_map__set_map_flags(skel->maps.ct_compact, BPF_F_NO_COMMON_LRU)))) {
 		fprintf(stderr, "ct_bench: size the maps: %s\n", strerror(errno));
 		err = 1;
 		goto out;

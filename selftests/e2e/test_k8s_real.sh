@@ -1116,7 +1116,7 @@ for p in "${WEB_PODS[@]}"; do
 		del_err+="$p: $(head -c 100 "$CL_TMP/del.err") "
 done
 np_backends() { sp "$NODE" services --json 2>/dev/null | "$CL_PY" -c 'import json,sys
-print(sum(len(s.get("backends") or []) for s in json.load(sys.stdin) if s.get("name", "").startswith("e2e/web-np:")))'; }
+print(sum(len(s.get("backends") or []) for s in json.load(sys.stdin) if (s.get("name") or "").startswith("e2e/web-np:")))'; }
 zero_be() { [ "$(np_backends)" = 0 ]; }
 if [ -n "$del_err" ]; then
 	fail scale-to-zero-and-back "deleting the Pods: $del_err"
