@@ -120,6 +120,11 @@ $(OUT)/.dirs:
 test: all
 	$(Q)OUT=$(OUT) VALGRIND=1 CASE="$(CASE)" scripts/run-tests.sh $(TESTS)
 
+# The unit tests alone under valgrind (make test runs them so too); the
+# target was declared but had no rule, so `make valgrind` did nothing.
+valgrind: all
+	$(Q)OUT=$(OUT) VALGRIND=1 scripts/run-tests.sh unit
+
 # The three-node suite (selftests/e2e/test_multinode.sh): ECMP, traffic
 # policies, SNAT, DSR. Not in `make test` until the datapath features it
 # tests have landed (scripts/run-tests.sh, NOT_IN_GROUP).
