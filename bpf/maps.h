@@ -183,6 +183,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_reasons SEC(".maps");
 
+/*
+ * Which svc_ids are allocated (value 1) by the daemon's sync: a Service
+ * port's, or a deleted one's held for its retained frontends (user/sync.c).
+ * An established TCP packet whose conntrack entry names a live svc_id is
+ * served from the entry without the Service lookup (the pipeline's
+ * conntrack-first path); any other goes through sp_services. Not pinned:
+ * filled at every start from the recovered state before the programs are
+ * attached, as sp_dst_filter. Mmapable: the sync's batches write it in
+ * place. max_entries set to --max-services at load.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SP_MAX_SVC_IDS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_MMAPABLE);
+} sp_svc_live SEC(".maps");
+
 /* Per Service port counters by svc_id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -61,10 +61,110 @@ static __always_inline bool ct_backend_alive(const struct sp_ct_val *v)
 	return be && be->family && addr_eq(&be->addr, &v->nat_addr) && be->port == v->nat_port;
 }
 
+/* True if svc_id belongs to a Service port, or to a deleted one's retained
+ * frontends (sp_svc_live, written by the daemon's sync). */
+static __always_inline bool ct_svc_live(__u32 svc_id)
+{
+	__u32 *v = bpf_map_lookup_elem(&sp_svc_live, &svc_id);
+
+	return v && *v;
+}
+
 /* True for a TCP packet that opens a connection: SYN without ACK or RST. */
 static __always_inline bool tcp_bare_syn(const struct sp_pkt *p)
 {
 	return (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+}
+
+/*
+ * A client packet of a tracked flow, after its Service's counters: XDP
+ * leaves SNAT flows to the uplink's TC program; otherwise the flow is
+ * advanced (its REV partner kept in step) and *fwd gets the NAT to apply.
+ * Returns SP_CONTINUE with *fwd set, or a verdict. ct is its FWD entry.
+ */
+static __always_inline int serve_flow(void *ctx, const int hook, struct sp_pkt *p,
+				      struct sp_ct_val *ct, __u64 now, struct sp_stats *st,
+				      struct sp_ct_val *fwd)
+{
+	struct sp_ct_key k;
+
+	/* XDP leaves SNAT flows to the uplink's TC program, untouched: after
+	 * SNAT the source is one of this node's addresses, which the stack
+	 * drops as a martian arriving from outside, so the packet must be
+	 * sent on by bpf_redirect_neigh (TC), not handed to the stack. */
+	if (hook == HOOK_XDP && (ct->flags & SP_CT_F_SNAT)) {
+		SP_TRACE(SP_T_NOT_OURS, SP_TP_SNAT_TO_TC, 0, 0, 0, 0);
+		STAT_INC(st, snat_to_tc);
+		return SP_V_PASS;
+	}
+	STAT_INC(st, ct_fwd_hits);
+	/* A DSR flow has no REV entry here to keep in step. */
+	if (hook == HOOK_XDP && (ct->flags & SP_CT_F_DSR)) {
+		ct_advance(ct, p, CT_ORIG, now, st);
+		p->dsr = SP_PKT_DSR_FLOW | dsr_mode(ctx, p);
+		*fwd = *ct;
+		return SP_CONTINUE;
+	}
+	if (ct_advance(ct, p, CT_ORIG, now, st)) {
+		ct_rev_key(p, ct, &k);
+		if (!ct_sync(&k, ct)) {
+			/* Evicted: without it every reply would leave with
+			 * the backend's address. */
+			STAT_INC(st, ct_partner_miss);
+			SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
+			ct_restore_rev(p, ct, &k);
+		}
+	}
+	*fwd = *ct;
+	return SP_CONTINUE;
+}
+
+/*
+ * Apply a flow's FWD NAT to a client packet and send it on. ss and svc_id:
+ * the Service port to count a failure against.
+ */
+static __always_inline int nat_forward(void *ctx, const int hook, struct sp_pkt *p,
+				       const struct sp_ct_val *fwd, __u64 now, struct sp_stats *st,
+				       struct sp_svc_stats *ss, __u32 svc_id)
+{
+	int r;
+
+	/* The frontend, for the option (sp_dsr_xdp), before the DNAT. */
+	if (hook == HOOK_XDP && (p->dsr & SP_PKT_DSR_OPT) && !dsr_save_frontend(p)) {
+		r = SP_R_DSR_FAILED;
+		goto drop;
+	}
+	if (nat_addr(ctx, hook, p, true, &fwd->nat_addr) ||
+	    nat_port(ctx, hook, p, true, fwd->nat_port)) {
+		r = SP_R_NAT_FAILED;
+		goto drop;
+	}
+	if ((fwd->flags & SP_CT_F_HAIRPIN) && nat_addr(ctx, hook, p, false, &fwd->nat_saddr)) {
+		r = SP_R_NAT_FAILED;
+		goto drop;
+	}
+	if ((fwd->flags & SP_CT_F_SNAT) && nat_port(ctx, hook, p, false, fwd->nat_sport)) {
+		r = SP_R_NAT_FAILED;
+		goto drop;
+	}
+	if (p->frag)
+		frag_record(p, (fwd->flags & SP_CT_F_HAIRPIN) ? &fwd->nat_saddr : &p->saddr,
+			    &fwd->nat_addr, now, frag_flags(fwd->flags));
+	p->daddr = fwd->nat_addr;
+	p->dport = fwd->nat_port;
+	if (fwd->flags & SP_CT_F_HAIRPIN)
+		p->saddr = fwd->nat_saddr;
+	if (fwd->flags & SP_CT_F_SNAT)
+		p->sport = fwd->nat_sport;
+	if (hook == HOOK_XDP && (p->dsr & SP_PKT_DSR_OPT))
+		return SP_V_DSR;
+	return fwd_after_nat(ctx, hook, p, st);
+drop:
+	reason_count(r, p->len);
+	if (ss)
+		ss->drops++;
+	SP_MONITOR(p, SP_MON_DROP, r, hook, svc_id, 0);
+	return SP_V_DROP;
 }
 
 /*
@@ -82,7 +182,6 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	struct sp_backend *be;
 	struct sp_aff_key ak;
 	struct sp_svc *view;
-	struct sp_ct_key k;
 	__u32 id;
 	bool hit;
 	int r;
@@ -159,37 +258,12 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 		}
 		STAT_INC(st, svc_packets);
 	}
-	/* XDP leaves SNAT flows to the uplink's TC program, untouched: after
-	 * SNAT the source is one of this node's addresses, which the stack
-	 * drops as a martian arriving from outside, so the packet must be
-	 * sent on by bpf_redirect_neigh (TC), not handed to the stack. */
-	if (hook == HOOK_XDP && hit && ct && (ct->flags & SP_CT_F_SNAT)) {
-		SP_TRACE(SP_T_NOT_OURS, SP_TP_SNAT_TO_TC, 0, 0, 0, 0);
-		STAT_INC(st, snat_to_tc);
-		return SP_V_PASS;
-	}
 	/* ct is tested again, not only hit: clang may otherwise reuse a
 	 * register the verifier only knows as "maybe NULL". */
 	if (hit && ct) {
-		STAT_INC(st, ct_fwd_hits);
-		/* A DSR flow has no REV entry here to keep in step. */
-		if (hook == HOOK_XDP && (ct->flags & SP_CT_F_DSR)) {
-			ct_advance(ct, p, CT_ORIG, now, st);
-			p->dsr = SP_PKT_DSR_FLOW | dsr_mode(ctx, p);
-			fwd = *ct;
-			goto nat;
-		}
-		if (ct_advance(ct, p, CT_ORIG, now, st)) {
-			ct_rev_key(p, ct, &k);
-			if (!ct_sync(&k, ct)) {
-				/* Evicted: without it every reply would leave
-				 * with the backend's address. */
-				STAT_INC(st, ct_partner_miss);
-				SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
-				ct_restore_rev(p, ct, &k);
-			}
-		}
-		fwd = *ct;
+		r = serve_flow(ctx, hook, p, ct, now, st, &fwd);
+		if (r != SP_CONTINUE)
+			return r;
 		goto nat;
 	}
 
@@ -317,36 +391,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	SP_MONITOR(p, SP_MON_NEW_FLOW, 0, hook, svc->svc_id, id);
 
 nat:
-	/* The frontend, for the option (sp_dsr_xdp), before the DNAT. */
-	if (hook == HOOK_XDP && (p->dsr & SP_PKT_DSR_OPT) && !dsr_save_frontend(p)) {
-		r = SP_R_DSR_FAILED;
-		goto drop;
-	}
-	if (nat_addr(ctx, hook, p, true, &fwd.nat_addr) ||
-	    nat_port(ctx, hook, p, true, fwd.nat_port)) {
-		r = SP_R_NAT_FAILED;
-		goto drop;
-	}
-	if ((fwd.flags & SP_CT_F_HAIRPIN) && nat_addr(ctx, hook, p, false, &fwd.nat_saddr)) {
-		r = SP_R_NAT_FAILED;
-		goto drop;
-	}
-	if ((fwd.flags & SP_CT_F_SNAT) && nat_port(ctx, hook, p, false, fwd.nat_sport)) {
-		r = SP_R_NAT_FAILED;
-		goto drop;
-	}
-	if (p->frag)
-		frag_record(p, (fwd.flags & SP_CT_F_HAIRPIN) ? &fwd.nat_saddr : &p->saddr,
-			    &fwd.nat_addr, now, frag_flags(fwd.flags));
-	p->daddr = fwd.nat_addr;
-	p->dport = fwd.nat_port;
-	if (fwd.flags & SP_CT_F_HAIRPIN)
-		p->saddr = fwd.nat_saddr;
-	if (fwd.flags & SP_CT_F_SNAT)
-		p->sport = fwd.nat_sport;
-	if (hook == HOOK_XDP && (p->dsr & SP_PKT_DSR_OPT))
-		return SP_V_DSR;
-	return fwd_after_nat(ctx, hook, p, st);
+	return nat_forward(ctx, hook, p, &fwd, now, st, ss, svc->svc_id);
 drop:
 	reason_count(r, p->len);
 	if (ss)
@@ -439,9 +484,40 @@ static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
 {
 	struct sp_stats *st = stats_get(hook_slot(hook));
 	struct sp_svc *svc;
+	bool maybe;
 	int ret;
 
-	svc = dst_maybe_frontend(p) ? svc_lookup(p) : NULL;
+	maybe = dst_maybe_frontend(p);
+	/* Conntrack first for the packets of established TCP connections,
+	 * most of a frontend's traffic: the Service lookup would only confirm
+	 * what the entry says. The entry's svc_id must be live (sp_svc_live):
+	 * then its frontend is there, or retained for this very flow
+	 * (SP_SVC_F_GONE), and the Service path would serve the packet the
+	 * same way (a TCP non-SYN with an entry is a hit whatever its
+	 * backend). Else, and for the rest, the Service path. */
+	if (!SP_DRY && maybe && p->proto == IPPROTO_TCP && !tcp_bare_syn(p)) {
+		__u64 now = sp_now();
+		struct sp_ct_val *ct = ct_lookup_fwd(p, now), fwd;
+
+		if (ct && ct_svc_live(ct->svc_id)) {
+			struct sp_svc_stats *ss = svc_stats_get(ct->svc_id);
+
+			if (!ct_backend_alive(ct)) {
+				STAT_INC(st, ct_backend_gone);
+				SP_TRACE(SP_T_BACKEND_GONE, 1, 0, ct->backend_id, 0, 0);
+			}
+			if (ss) {
+				ss->packets++;
+				ss->bytes += p->len;
+			}
+			STAT_INC(st, svc_packets);
+			ret = serve_flow(ctx, hook, p, ct, now, st, &fwd);
+			if (ret != SP_CONTINUE)
+				return ret;
+			return nat_forward(ctx, hook, p, &fwd, now, st, ss, fwd.svc_id);
+		}
+	}
+	svc = maybe ? svc_lookup(p) : NULL;
 	/* A reply to a client whose address is a node address and whose port
 	 * has a NodePort's number matches the NodePort too: the reply is
 	 * checked first there. (A reply's destination is never a ClusterIP

@@ -2051,6 +2051,7 @@ int cmd_run(int argc, char **argv)
 		.fd_svc_stats = bpf_map__fd(d.dp.skel->maps.sp_svc_stats),
 		.fd_node_addrs = d.dp.fd_node_addrs,
 		.fd_dst_filter = bpf_map__fd(d.dp.skel->maps.sp_dst_filter),
+		.fd_svc_live = bpf_map__fd(d.dp.skel->maps.sp_svc_live),
 		.fd_svc_backends = bpf_map__fd(d.dp.skel->maps.sp_svc_backends),
 		.maglev_chunks = d.dp.maglev_chunks,
 		.max_svc_ids = d.dp.max_svc_ids,

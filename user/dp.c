@@ -301,6 +301,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	bpf_map__set_max_entries(skel->maps.sp_services, o->max_frontends);
 	bpf_map__set_max_entries(skel->maps.sp_svc_stats, o->max_svc_ids);
 	bpf_map__set_max_entries(skel->maps.sp_svc_meta, o->max_svc_ids);
+	bpf_map__set_max_entries(skel->maps.sp_svc_live, o->max_svc_ids);
 	/* Ids 1 .. max_backends index the array (0 is never used). */
 	bpf_map__set_max_entries(skel->maps.sp_backends, o->max_backends + 1);
 	bpf_map__set_max_entries(skel->maps.sp_src_ranges, o->max_src_ranges);

@@ -94,6 +94,7 @@ struct sp_sync {
 	 * until the frontend batch is out (flush_writes).
 	 */
 	struct wbatch wb_backends, wb_chunks, wb_stats, wb_fe, wb_meta;
+	struct wbatch wb_live; /* sp_svc_live (maps.fd_svc_live > 0) */
 	int write_err; /* first failed write of a staging or metadata batch in this apply */
 	void *svcs; /* tsearch tree of struct app_svc * by id */
 	void *bes; /* tsearch tree of struct app_be * by identity */
@@ -387,7 +388,7 @@ static void dstf_unmap(struct sp_sync *s);
 static void free_batches(struct sp_sync *s, bool only_empty)
 {
 	struct wbatch *all[] = { &s->wb_backends, &s->wb_chunks, &s->wb_stats, &s->wb_fe,
-				 &s->wb_meta };
+				 &s->wb_meta, &s->wb_live };
 	size_t i;
 
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -443,7 +444,7 @@ static int wbatch_add(struct sp_sync *s, struct wbatch *b, const void *key, cons
  */
 static int flush_writes(struct sp_sync *s)
 {
-	struct wbatch *staging[] = { &s->wb_backends, &s->wb_chunks, &s->wb_stats };
+	struct wbatch *staging[] = { &s->wb_backends, &s->wb_chunks, &s->wb_stats, &s->wb_live };
 	size_t i, ok;
 	int err = 0, e;
 
@@ -591,10 +592,12 @@ static void wait_for_datapath(void)
 }
 
 static void be_gc(struct sp_sync *s, uint64_t upto);
+static void live_set(struct sp_sync *s, uint32_t id, bool live);
 
 static void svc_id_release(struct sp_sync *s, uint32_t id)
 {
 	s->svc_id_used[id] = 0;
+	live_set(s, id, false);
 	if (id < s->svc_id_lo)
 		s->svc_id_lo = id;
 }
@@ -615,6 +618,9 @@ static void free_retired(struct sp_sync *s, uint64_t upto)
 	if (i) {
 		memmove(s->retired, s->retired + i, (s->n_retired - i) * sizeof(*s->retired));
 		s->n_retired -= i;
+		/* The released ids' sp_svc_live bits now, not with the next
+		 * apply's writes (there may be none for a while). */
+		wbatch_write(&s->wb_live, NULL); /* a failure is logged there */
 	}
 	be_gc(s, upto);
 }
@@ -732,6 +738,21 @@ static void reclaimer_stop(struct sp_sync *s)
 	s->rc.running = false;
 }
 
+/*
+ * sp_svc_live[id]: set when an id is allocated (before any frontend names
+ * it: the batch is staging, written first), cleared when it is released
+ * (after a grace period). While it is set, the datapath serves the
+ * established TCP flows of that id from conntrack without the Service
+ * lookup (bpf/maps.h).
+ */
+static void live_set(struct sp_sync *s, uint32_t id, bool live)
+{
+	__u32 v = live;
+
+	if (s->maps.fd_svc_live > 0)
+		wbatch_add(s, &s->wb_live, &id, &v);
+}
+
 static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
 {
 	uint32_t i;
@@ -743,6 +764,7 @@ static int svc_id_alloc(struct sp_sync *s, uint32_t *out)
 			if (!s->svc_id_used[i]) {
 				s->svc_id_used[i] = 1;
 				s->svc_id_lo = i + 1;
+				live_set(s, i, true);
 				*out = i;
 				return 0;
 			}
@@ -1940,6 +1962,7 @@ static bool fe_retain(struct sp_sync *s, const struct sp_svc_key *k, struct sp_s
 	if (!s->svc_id_used[v.svc_id]) {
 		s->svc_id_used[v.svc_id] = 1;
 		s->ret_held[v.svc_id] = 1;
+		live_set(s, v.svc_id, true);
 	}
 	if (st)
 		st->fe_retained++;
@@ -2807,6 +2830,9 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 			    ncpu * ((sizeof(struct sp_svc_stats) + 7) / 8 * 8));
 	wbatch_init(&s->wb_fe, "sp_services", " (table full: raise --max-services)",
 		    maps->fd_services, sizeof(struct sp_svc_key), sizeof(struct sp_svc));
+	wbatch_init(&s->wb_live, "sp_svc_live", "", maps->fd_svc_live, sizeof(__u32),
+		    sizeof(__u32));
+	s->wb_live.mmapable = -1; /* an array: big batches through a mapping */
 	wbatch_init(&s->wb_meta, "sp_svc_meta", "", maps->fd_svc_meta, sizeof(__u32),
 		    sizeof(struct sp_svc_meta));
 	s->chunk_used = calloc(maps->maglev_chunks, 1);
@@ -2826,6 +2852,17 @@ int sp_sync_new(const struct sp_sync_maps *maps, struct sp_sync **out)
 		return err;
 	}
 	err = recover(s);
+	/* sp_svc_live is new at every start: every id the recovery found
+	 * taken (a Service's, or held by retained frontends). */
+	if (!err && maps->fd_svc_live > 0) {
+		uint32_t id;
+
+		for (id = 0; id < maps->max_svc_ids; id++)
+			if (s->svc_id_used[id])
+				live_set(s, id, true);
+		flush_writes(s);
+		free_batches(s, true);
+	}
 	dstf_unmap(s);
 	if (!err)
 		err = s->write_err;

@@ -34,6 +34,8 @@ struct sp_sync_maps {
 	/* sp_dst_filter (mmapable); <= 0: not kept (tools and tests whose
 	 * maps have no datapath reading them). */
 	int fd_dst_filter;
+	/* sp_svc_live (mmapable, new at every start); <= 0: not kept. */
+	int fd_svc_live;
 };
 
 struct sp_sync_stats {

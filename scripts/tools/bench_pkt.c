@@ -339,6 +339,17 @@ static int fill(struct bench *b, const struct cfg *c)
 		fprintf(stderr, "bench_pkt: fill sp_dst_filter: %s\n", strerror(errno));
 		goto out;
 	}
+	/* Every svc_id live, as the daemon's sync marks them allocated: an
+	 * established packet takes the conntrack-first path. */
+	for (k = 0; k < n; k++) {
+		__u32 id = (__u32)k, one = 1;
+
+		if (bpf_map_update_elem(bpf_map__fd(b->sp->maps.sp_svc_live), &id, &one, BPF_ANY)) {
+			err = -errno;
+			fprintf(stderr, "bench_pkt: fill sp_svc_live: %s\n", strerror(errno));
+			goto out;
+		}
+	}
 	cnt = (__u32)n;
 	if (bpf_map_update_batch(bpf_map__fd(b->sp->maps.sp_services), sk, sv, &cnt, &bo)) {
 		err = -errno;

@@ -92,6 +92,15 @@ static inline void fx_close(struct fx_dp *d)
 	d->skel = NULL;
 }
 
+/* Mark svc_id live or not in sp_svc_live, as the daemon's sync does while
+ * it is allocated (the pipeline's conntrack-first path trusts its flows). */
+static inline int fx_svc_live(struct fx_dp *d, uint32_t svc_id, bool live)
+{
+	uint32_t v = live;
+
+	return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_svc_live), &svc_id, &v, BPF_ANY);
+}
+
 /* Service VIP:port/proto -> backend:bport, backend id = svc_id; with
  * backend NULL, a Service with no ready endpoint. 0 or -1. */
 static inline int fx_service(struct fx_dp *d, int family, uint8_t proto, const char *vip,
@@ -110,8 +119,10 @@ static inline int fx_service(struct fx_dp *d, int family, uint8_t proto, const c
 	sk.family = (uint8_t)family;
 	memset(&sv, 0, sizeof(sv));
 	sv.svc_id = svc_id;
-	/* What the daemon's sync does before it writes a frontend. */
-	if (sp_sync_dst_filter_add(bpf_map__fd(d->skel->maps.sp_dst_filter), &sk.addr))
+	/* What the daemon's sync does before it writes a frontend: its
+	 * address in the destination filter, its svc_id live. */
+	if (sp_sync_dst_filter_add(bpf_map__fd(d->skel->maps.sp_dst_filter), &sk.addr) ||
+	    fx_svc_live(d, svc_id, true))
 		return -1;
 	if (!backend)
 		return bpf_map_update_elem(bpf_map__fd(d->skel->maps.sp_services), &sk, &sv,

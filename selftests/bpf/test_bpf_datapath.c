@@ -394,6 +394,7 @@ static const struct fx_service fx_services[] = {
 	{ 16, 4, UDP, "10.96.0.80", 53, 0, { 2 }, 1, 0 },
 	{ 17, 4, TCP, NULL, 30090, SP_SVC_F_NODEPORT, { 4 }, 1, 0 },
 	{ 30, 6, TCP, "fd00:96::80", 80, 0, { 21 }, 1, 0 },
+	{ 18, 4, TCP, "10.96.0.82", 80, 0, { 1 }, 1, 0 }, /* ct-first (add_gone_rows) */
 	{ 21, 6, TCP, "fd00:96::10", 80, 0, { 21 }, 1, 0 },
 	{ 22, 6, UDP, "fd00:96::10", 53, 0, { 22 }, 1, 0 },
 	{ 23, 6, TCP, "2001:db8:42::100", 443, SP_SVC_F_EXTERNAL, { 23 }, 1, 0 },
@@ -419,6 +420,18 @@ static const struct fx_service *fx_find(uint32_t svc_id)
 	return NULL;
 }
 
+/* sp_svc_live[svc_id], as the daemon's sync keeps it. */
+static int set_svc_live(uint32_t svc_id, bool live)
+{
+	uint32_t v = live;
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.sp_svc_live), &svc_id, &v, BPF_ANY)) {
+		fprintf(stderr, "  write sp_svc_live: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int fx_write_service(const struct fx_service *s)
 {
 	struct sp_svc v;
@@ -430,6 +443,8 @@ static int fx_write_service(const struct fx_service *s)
 	v.m = s->n ? MAGLEV_M : 0;
 	v.flags = s->flags;
 	if (s->n && !s->region && write_region(v.region, s->ids, s->n, MAGLEV_M, s->pick))
+		return -1;
+	if (set_svc_live(s->svc_id, true))
 		return -1;
 	return set_service(s->family, s->vip, s->port, s->proto, &v);
 }
@@ -1108,6 +1123,27 @@ static int before_gone_30(const struct row *r)
 	return service_gone(30);
 }
 
+/* Service 18's frontend deleted outright (not retained), its svc_id still
+ * allocated (as a Service's whose other ports live on). */
+static int before_fe_deleted_18(const struct row *r)
+{
+	struct sp_svc_key k;
+
+	(void)r;
+	memset(&k, 0, sizeof(k));
+	k.addr = addr_of(4, "10.96.0.82");
+	k.port = htons(80);
+	k.proto = TCP;
+	k.family = 4;
+	return bpf_map_delete_elem(fd_services, &k) ? -1 : 0;
+}
+
+static int before_svc_id_released_18(const struct row *r)
+{
+	(void)r;
+	return set_svc_live(18, false);
+}
+
 /*
  * A Service deleted while connections through it are open. As under
  * kube-proxy (which deletes its rules but not the kernel's TCP conntrack
@@ -1162,6 +1198,29 @@ static void add_gone_rows(void)
 		/* and the established connection is still served */
 		r = flow_fwd_row(f, "fin_still_dnated", flow_req(f, PKT_FIN | PKT_ACK, 1101, 5301, 0));
 		r->ct = CT_FIN_WAIT;
+	}
+
+	/* The conntrack-first path: an established packet is served from its
+	 * entry while the entry's svc_id is allocated, even without its
+	 * frontend (only the Service path would miss); once the id is
+	 * released, it goes by the Service path, which finds no frontend. */
+	{
+		const struct flow c = { "v4_ct_first", 4, TCP, "10.1.0.7", "10.96.0.82",
+					"10.1.0.11", 43005, 80, 8080, 18, 1 };
+
+		r = flow_new_row(&c, "syn", flow_req(&c, PKT_SYN, 1000, 0, 0));
+		r->ct = CT_NEW;
+		flow_rev_row(&c, "synack", flow_reply(&c, PKT_SYN | PKT_ACK, 5000, 1001, 0));
+		r = flow_fwd_row(&c, "ack_served_from_conntrack_while_svc_id_live",
+				 flow_req(&c, PKT_ACK, 1001, 5001, 10));
+		r->before = before_fe_deleted_18;
+		r->ct = CT_EST;
+		r = add_row("%s/ack_after_svc_id_released_passes_untouched", c.name);
+		r->in = flow_req(&c, PKT_ACK, 1011, 5001, 10);
+		r->exp = E_SAME;
+		r->keep_ct = true;
+		r->before = before_svc_id_released_18;
+		r->stats = ST_NOT_SVC;
 	}
 
 	r = flow_new_row(&u, "request", flow_req(&u, 0, 1, 0, 40));

@@ -1456,6 +1456,93 @@ out:
 	maps_close(&x);
 }
 
+static uint32_t live_of(int fd, uint32_t id)
+{
+	uint32_t v = 99;
+
+	bpf_map_lookup_elem(fd, &id, &v);
+	return v;
+}
+
+/*
+ * sp_svc_live: an id is live from its allocation, through the grace
+ * period after its Service goes, and while retained frontends hold it; a
+ * new map at start is filled from what the recovery found taken.
+ */
+static void test_svc_live(void)
+{
+	static const int xy[] = { 10, 11 }, x_only[] = { 10 };
+	struct sp_sync *s = NULL, *s2 = NULL;
+	struct sp_desired d = { 0 };
+	struct sp_sync_stats st;
+	struct sp_svc vx, vy;
+	struct maps x;
+	int live2 = -1;
+
+	if (!ASSERT_EQ(maps_create(&x, 4096, 64, 256), 0, "create maps"))
+		return;
+	x.m.fd_svc_live = mk(BPF_MAP_TYPE_ARRAY, 4, 4, 64, BPF_F_MMAPABLE);
+	if (!ASSERT_TRUE(x.m.fd_svc_live >= 0, "create sp_svc_live") ||
+	    !ASSERT_EQ(sp_sync_new(&x.m, &s), 0, "sp_sync_new"))
+		goto out;
+	sp_sync_set_retain(s, true);
+	want_set(&d, xy, 2, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x and y");
+	if (!ASSERT_EQ(lookup_fe(&x, 10, &vx), 0, "x") || !ASSERT_EQ(lookup_fe(&x, 11, &vy), 0, "y"))
+		goto out;
+	ASSERT_EQ(live_of(x.m.fd_svc_live, vx.svc_id), 1, "x's id live");
+	ASSERT_EQ(live_of(x.m.fd_svc_live, vy.svc_id), 1, "y's id live");
+
+	/* y deleted: retained, its id held and live. */
+	want_set(&d, x_only, 1, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply x only");
+	sp_sync_flush(s, &st);
+	ASSERT_EQ(live_of(x.m.fd_svc_live, vy.svc_id), 1, "held id still live");
+
+	/* A restart with a new sp_svc_live: filled from the recovery. */
+	live2 = mk(BPF_MAP_TYPE_ARRAY, 4, 4, 64, BPF_F_MMAPABLE);
+	if (ASSERT_TRUE(live2 >= 0, "create a second sp_svc_live")) {
+		struct sp_sync_maps m2 = x.m;
+
+		m2.fd_svc_live = live2;
+		ASSERT_EQ(sp_sync_new(&m2, &s2), 0, "restart");
+		ASSERT_EQ(live_of(live2, vx.svc_id), 1, "restart: x's id live");
+		ASSERT_EQ(live_of(live2, vy.svc_id), 1, "restart: held id live");
+		ASSERT_EQ(live_of(live2, 63), 0, "restart: a free id is not");
+		sp_sync_free(s2);
+		s2 = NULL;
+	}
+
+	/* The retained frontend goes: after the grace period, the id is not live. */
+	{
+		struct sp_retained_fe *r = NULL;
+		size_t n = 0;
+
+		if (ASSERT_EQ(sp_sync_retained(s, &r, &n), 0, "copy") && ASSERT_EQ(n, 1, "one"))
+			ASSERT_EQ(sp_sync_retained_unused(s, r, n), 1, "released");
+		free(r);
+	}
+	sp_sync_flush(s, &st);
+	ASSERT_EQ(live_of(x.m.fd_svc_live, vy.svc_id), 0, "released id not live");
+	ASSERT_EQ(live_of(x.m.fd_svc_live, vx.svc_id), 1, "x's id still live");
+
+	/* x deleted too, without retention: not live once the grace is over. */
+	sp_sync_set_retain(s, false);
+	want_set(&d, x_only, 0, 0);
+	ASSERT_EQ(sp_sync_apply(s, &d, &st), 0, "apply nothing");
+	sp_sync_flush(s, &st);
+	ASSERT_EQ(live_of(x.m.fd_svc_live, vx.svc_id), 0, "x's id not live");
+out:
+	sp_desired_free(&d);
+	sp_sync_free(s);
+	sp_sync_free(s2);
+	if (live2 >= 0)
+		close(live2);
+	if (x.m.fd_svc_live > 0)
+		close(x.m.fd_svc_live);
+	maps_close(&x);
+}
+
 int main(void)
 {
 	RUN_TEST(test_check_capacity);
@@ -1474,6 +1561,7 @@ int main(void)
 	RUN_TEST(test_first_apply_batched);
 	RUN_TEST(test_dst_filter);
 	RUN_TEST(test_retained);
+	RUN_TEST(test_svc_live);
 	RUN_TEST(test_tables_built_ahead);
 	/* Again with sp_maglev mmapable, as the daemon creates it: big
 	 * batches of chunks then go through a mapping (sync.c
