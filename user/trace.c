@@ -936,8 +936,8 @@ static void fmt_event(const struct tr_names *n, const struct sp_trace_ev *e, con
 			"not for the uplink's TC program (XDP handled it): passed",
 			"a SYN on a closing flow's reply tuple: the old entry is forgotten",
 			"not a Service frontend and not a reply we track: passed untouched",
-			"a deleted Service's frontend, kept only for its established TCP "
-			"connections, and this packet is none of theirs: passed untouched"
+			("a deleted Service's frontend, kept only for its established TCP "
+			 "connections, and this packet is none of theirs: passed untouched")
 		};
 		*label = "pass";
 		snprintf(t, tl, "%s", e->x < ARRAY_SIZE(w) ? w[e->x] : "?");
