@@ -238,6 +238,12 @@ static void run_prog(const struct prog *pr)
 		s.tcp_flags = PKT_ACK;
 		s.ack = 1;
 		ok = ok && expect_nat(pr, &s, BE4, 8080);
+		/* The ACK took the conntrack-first path, which never filters;
+		 * again by the Service path (its svc_id not trusted there),
+		 * where the filter must leave an established flow alone too. */
+		ok = ok && ASSERT_EQ(fx_svc_live(&d, SVC4, false), 0, "svc_id not live");
+		ok = ok && expect_nat(pr, &s, BE4, 8080);
+		ok &= ASSERT_EQ(fx_svc_live(&d, SVC4, true), 0, "svc_id live again");
 		s = syn(4, "10.10.0.3", 40002, LB4, 80);
 		ok = ok && expect_denied(pr, &s, SVC4);
 		ok &= ASSERT_EQ(range(SVC4, 4, "10.10.0.0", 24, false), 0, "restore the range");
