@@ -386,6 +386,7 @@ static int setup(struct bench *b, const struct cfg *c, long n)
 	bpf_map__set_max_entries(b->sp->maps.sp_maglev, n * chunks + 16);
 	bpf_map__set_max_entries(b->sp->maps.sp_svc_stats, n + 16);
 	bpf_map__set_max_entries(b->sp->maps.sp_svc_meta, n + 16);
+	bpf_map__set_max_entries(b->sp->maps.sp_svc_live, n + 16);
 	/* Two entries per flow, and room so LRU eviction never hits the
 	 * established flows being cycled (the new-flow case runs last). */
 	bpf_map__set_max_entries(b->sp->maps.sp_ct, (__u32)(4 * c->flows + 65536));
