@@ -76,6 +76,28 @@ static __always_inline bool tcp_bare_syn(const struct sp_pkt *p)
 	return (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
 }
 
+/* A packet counted to its Service port (ss: NULL if unreadable). */
+static __always_inline void svc_count_packet(struct sp_svc_stats *ss, struct sp_stats *st,
+					     const struct sp_pkt *p)
+{
+	if (ss) {
+		ss->packets++;
+		ss->bytes += p->len;
+	}
+	STAT_INC(st, svc_packets);
+}
+
+/* A packet to a Service port dropped for reason r. */
+static __always_inline int svc_drop(const struct sp_pkt *p, const int hook, int r,
+				    struct sp_svc_stats *ss, __u32 svc_id)
+{
+	reason_count(r, p->len);
+	if (ss)
+		ss->drops++;
+	SP_MONITOR(p, SP_MON_DROP, r, hook, svc_id, 0);
+	return SP_V_DROP;
+}
+
 /*
  * A client packet of a tracked flow, after its Service's counters: XDP
  * leaves SNAT flows to the uplink's TC program; otherwise the flow is
@@ -160,11 +182,7 @@ static __always_inline int nat_forward(void *ctx, const int hook, struct sp_pkt 
 		return SP_V_DSR;
 	return fwd_after_nat(ctx, hook, p, st);
 drop:
-	reason_count(r, p->len);
-	if (ss)
-		ss->drops++;
-	SP_MONITOR(p, SP_MON_DROP, r, hook, svc_id, 0);
-	return SP_V_DROP;
+	return svc_drop(p, hook, r, ss, svc_id);
 }
 
 /*
@@ -251,13 +269,8 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	ss = svc_stats_get(svc->svc_id);
 	/* XDP counted the packets it left to the uplink's TC program for
 	 * SNAT; the rejects it left uncounted (above). */
-	if (!uplink_tc || !svc->n) {
-		if (ss) {
-			ss->packets++;
-			ss->bytes += p->len;
-		}
-		STAT_INC(st, svc_packets);
-	}
+	if (!uplink_tc || !svc->n)
+		svc_count_packet(ss, st, p);
 	/* ct is tested again, not only hit: clang may otherwise reuse a
 	 * register the verifier only knows as "maybe NULL". */
 	if (hit && ct) {
@@ -393,11 +406,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 nat:
 	return nat_forward(ctx, hook, p, &fwd, now, st, ss, svc->svc_id);
 drop:
-	reason_count(r, p->len);
-	if (ss)
-		ss->drops++;
-	SP_MONITOR(p, SP_MON_DROP, r, hook, svc->svc_id, 0);
-	return SP_V_DROP;
+	return svc_drop(p, hook, r, ss, svc->svc_id);
 }
 
 /* A reply from a backend: restore the VIP as source (and the client as
@@ -506,11 +515,7 @@ static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
 				STAT_INC(st, ct_backend_gone);
 				SP_TRACE(SP_T_BACKEND_GONE, 1, 0, ct->backend_id, 0, 0);
 			}
-			if (ss) {
-				ss->packets++;
-				ss->bytes += p->len;
-			}
-			STAT_INC(st, svc_packets);
+			svc_count_packet(ss, st, p);
 			ret = serve_flow(ctx, hook, p, ct, now, st, &fwd);
 			if (ret != SP_CONTINUE)
 				return ret;

@@ -171,12 +171,13 @@ struct sp_sync {
 	 * apply in progress aside): what the room for retained frontends is
 	 * measured against. */
 	size_t n_fe_applied;
-	/* Retained frontends (see "retained frontends" below), sorted by key. */
-	struct retained *ret;
+	/* Retained frontends (see "retained frontends" below), sorted by key;
+	 * seq tells two retentions of one key apart. */
+	struct sp_retained_fe *ret;
 	size_t n_ret, ret_cap;
 	uint64_t ret_seq; /* the last sequence number given to one */
 	uint64_t ret_changes; /* changes of the set, for sp_sync_retained_changes */
-	uint32_t *ret_refs; /* per svc_id: retained frontends holding it (or NULL) */
+	uint32_t *ret_refs; /* per svc_id: retained frontends holding it */
 	/* per svc_id: its Service is gone, the id waits for its last retained
 	 * frontend to go before it is released */
 	uint8_t *ret_held;
@@ -1766,7 +1767,7 @@ static void remove_svc(struct sp_sync *s, struct app_svc *a, struct sp_sync_stat
 	 * or look up its ranges: the id is reused only after a grace period;
 	 * and only after its retained frontends are gone, whose connections
 	 * still count into it. */
-	if (s->ret_refs && a->svc_id < s->maps.max_svc_ids && s->ret_refs[a->svc_id])
+	if (s->ret_refs[a->svc_id])
 		s->ret_held[a->svc_id] = 1;
 	else
 		retire(s, a->svc_id, 0);
@@ -1810,12 +1811,6 @@ static int desired_keys(const struct sp_desired *d, struct sp_svc_key **out, siz
  * the oldest first (their connections then end as they did before).
  * UDP frontends are deleted at once, as kube-proxy clears UDP entries.
  */
-struct retained {
-	struct sp_svc_key key;
-	uint32_t svc_id;
-	uint64_t seq; /* when it was retained (ret_seq), to tell two apart */
-};
-
 static int ret_find(const struct sp_sync *s, const struct sp_svc_key *k, size_t *at)
 {
 	size_t lo = 0, hi = s->n_ret;
@@ -1846,7 +1841,7 @@ static int ret_insert(struct sp_sync *s, const struct sp_svc_key *k, uint32_t sv
 		return -EEXIST;
 	if (s->n_ret == s->ret_cap) {
 		size_t cap = s->ret_cap ? 2 * s->ret_cap : 16;
-		struct retained *r = realloc(s->ret, cap * sizeof(*r));
+		struct sp_retained_fe *r = realloc(s->ret, cap * sizeof(*r));
 
 		if (!r)
 			return -ENOMEM;
@@ -1987,15 +1982,10 @@ uint64_t sp_sync_retained_changes(const struct sp_sync *s)
 int sp_sync_retained(const struct sp_sync *s, struct sp_retained_fe **out, size_t *n)
 {
 	struct sp_retained_fe *r = calloc(s->n_ret ? s->n_ret : 1, sizeof(*r));
-	size_t i;
 
 	if (!r)
 		return -ENOMEM;
-	for (i = 0; i < s->n_ret; i++) {
-		r[i].key = s->ret[i].key;
-		r[i].svc_id = s->ret[i].svc_id;
-		r[i].seq = s->ret[i].seq;
-	}
+	memcpy(r, s->ret, s->n_ret * sizeof(*r));
 	*out = r;
 	*n = s->n_ret;
 	return 0;

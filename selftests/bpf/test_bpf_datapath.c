@@ -1099,28 +1099,17 @@ static int service_gone(uint32_t svc_id)
 	return set_service(s->family, s->vip, s->port, s->proto, &v);
 }
 
-static int before_gone_15(const struct row *r)
+/* The Service of the row's flow (r->svc_id) deleted. */
+static int before_service_gone(const struct row *r)
 {
-	(void)r;
-	return service_gone(15);
+	return service_gone(r->svc_id);
 }
 
+/* UDP Service 16: its row is no flow row (no svc_id: nothing counted). */
 static int before_gone_16(const struct row *r)
 {
 	(void)r;
 	return service_gone(16);
-}
-
-static int before_gone_17(const struct row *r)
-{
-	(void)r;
-	return service_gone(17);
-}
-
-static int before_gone_30(const struct row *r)
-{
-	(void)r;
-	return service_gone(30);
 }
 
 /* Service 18's frontend deleted outright (not retained), its svc_id still
@@ -1162,7 +1151,6 @@ static void add_gone_rows(void)
 		{ "v4_nodeport_deleted", 4, TCP, "198.51.100.9", "172.16.0.2", "10.1.0.14", 43003,
 		  30090, 8080, 17, 4, true },
 	};
-	static const before_fn gone[] = { before_gone_15, before_gone_30, before_gone_17 };
 	const struct flow u = { "v4_udp_svc_deleted", 4, UDP, "10.1.0.7", "10.96.0.80",
 				"10.1.0.12", 43004, 53, 5353, 16, 2 };
 	struct flow other;
@@ -1177,7 +1165,7 @@ static void add_gone_rows(void)
 		flow_rev_row(f, "synack", flow_reply(f, PKT_SYN | PKT_ACK, 5000, 1001, 0));
 		r = flow_fwd_row(f, "ack_after_deletion_still_dnated",
 				 flow_req(f, PKT_ACK | PKT_PSH, 1001, 5001, 100));
-		r->before = gone[i];
+		r->before = before_service_gone;
 		r->ct = CT_EST;
 		flow_rev_row(f, "reply_after_deletion_still_reverse_nated",
 			     flow_reply(f, PKT_ACK | PKT_PSH, 5001, 1101, 300));
