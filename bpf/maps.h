@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Every map of the datapath, in one place. User space (user/maps.c) writes
- * all of them except sp_ct and the stats, which only the datapath writes.
+ * all of them except conntrack (sp_ct4, sp_ct6) and the stats, which only the datapath writes.
  * Sizes are defaults from include/svcplane.h; the daemon resizes them with
  * bpf_map__set_max_entries() before load (--max-services, --ct-size, ...).
  * All are pinned by name (LIBBPF_PIN_BY_NAME) so they outlive the daemon.
@@ -48,19 +48,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_maglev SEC(".maps");
 
-/* Connection tracking, both directions of every NATed flow. Written by the
- * datapath; LRU so a full table evicts the oldest instead of failing. */
+/* Connection tracking, both directions of every NATed flow, one table per
+ * address family (include/svcplane.h; lib/ct.h picks the table). Written
+ * by the datapath; LRU so a full table evicts the oldest instead of
+ * failing. max_entries set to --ct-size and --ct-size-v6 at load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SP_CT_MAX);
+	__type(key, struct sp_ct4_key);
+	__type(value, struct sp_ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sp_ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SP_CT6_MAX);
 	__type(key, struct sp_ct_key);
 	__type(value, struct sp_ct_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sp_ct SEC(".maps");
+} sp_ct6 SEC(".maps");
 
 /*
  * Every address a reply may come from: the source of the key of some REV
- * entry in sp_ct (a backend, or a pod that got a DSR packet). A packet to
+ * entry in conntrack (a backend, or a pod that got a DSR packet). A packet to
  * no frontend from any other address is no reply of ours and skips the
  * reply's conntrack lookup: traffic between pods that are no backends,
  * host traffic and the like pay a Bloom filter test instead. The filter
@@ -68,9 +78,9 @@ struct {
  * stay after their flows end, and past SP_REPLY_SRC_MAX of them its false
  * positives grow, which costs only that lookup. Value: struct sp_addr (an
  * IPv4 address in addr[0], the rest zero). Written by the datapath before
- * it inserts a REV entry (lib/ct.h), and by the daemon once, from sp_ct,
- * when it finds sp_ct pinned but not this map (an upgrade: user/dp.c).
- * Pinned: it must outlive the daemon as sp_ct does.
+ * it inserts a REV entry (lib/ct.h), and by the daemon once, from conntrack,
+ * when it finds conntrack pinned but not this map (an upgrade: user/dp.c).
+ * Pinned: it must outlive the daemon as conntrack does.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_BLOOM_FILTER);

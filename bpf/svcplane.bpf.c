@@ -447,7 +447,7 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	 * its SYN (ct_create), so our own SYN-ACKs never find it closing. */
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_SYN) && ct_state_closing(ct->state)) {
 		ct_key_of(p, SP_CT_REV, &k);
-		bpf_map_delete_elem(&sp_ct, &k);
+		ct_map_delete(&k);
 		SP_TRACE(SP_T_NOT_OURS, SP_TP_REOPEN_REPLY, 0, 0, 0, 0);
 		return SP_CONTINUE;
 	}
@@ -747,11 +747,11 @@ int sp_ct_reap(struct sp_reap_args *a)
 			break;
 		k = a->items[i].key; /* helpers take no ctx pointer */
 		want = a->items[i].val;
-		v = bpf_map_lookup_elem(&sp_ct, &k);
+		v = (__u64 *)ct_map_lookup(&k);
 		same = v != NULL;
 		for (w = 0; same && w < sizeof(want) / 8; w++)
 			same = v[w] == ((__u64 *)&want)[w];
-		if (same && !bpf_map_delete_elem(&sp_ct, &k))
+		if (same && !ct_map_delete(&k))
 			deleted++;
 	}
 	a->deleted = deleted;

@@ -27,7 +27,10 @@
 #define SP_MAX_BACKENDS 262144 /* distinct endpoint address:port pairs */
 #endif
 #ifndef SP_CT_MAX
-#define SP_CT_MAX 524288 /* conntrack entries (each flow takes two) */
+#define SP_CT_MAX 524288 /* IPv4 conntrack entries, sp_ct4 (each flow takes two) */
+#endif
+#ifndef SP_CT6_MAX
+#define SP_CT6_MAX 131072 /* IPv6 conntrack entries, sp_ct6 (each flow takes two) */
 #endif
 #ifndef SP_MAGLEV_CHUNKS
 #define SP_MAGLEV_CHUNKS 524288 /* 64-byte chunks of Maglev regions (32 MiB) */
@@ -265,6 +268,12 @@ struct sp_node_addr_key {
  *    the backend to DNAT to (and the hairpin source, if any);
  *  - SP_CT_REV keyed by the reply tuple as it arrives (backend -> client, or
  *    backend -> hairpin address), giving what to restore.
+ * One table per address family: sp_ct4, keyed by struct sp_ct4_key (16
+ * bytes), and sp_ct6, keyed by struct sp_ct_key (40). An established
+ * packet's lookup hashes and compares the whole key, so IPv4 flows, most
+ * of the traffic, pay for 16 bytes, not 40 (docs/BENCHMARKS.md section
+ * 13). The programs and user space (user/ct.h) both work with struct
+ * sp_ct_key and narrow it to the IPv4 key at the map.
  */
 #define SP_CT_FWD 0
 #define SP_CT_REV 1
@@ -278,6 +287,18 @@ struct sp_ct_key {
 	__u8 family;
 	__u8 dir; /* SP_CT_FWD / SP_CT_REV */
 	__u8 pad;
+};
+
+/* sp_ct4's key: struct sp_ct_key of an IPv4 flow without the family and
+ * the unused 12 bytes of each address. */
+struct sp_ct4_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir; /* SP_CT_FWD / SP_CT_REV */
+	__u8 pad[2];
 };
 
 /*
@@ -698,7 +719,11 @@ struct sp_mon_gate {
 #define SP_MAP_SERVICES "sp_services"
 #define SP_MAP_BACKENDS "sp_backends"
 #define SP_MAP_MAGLEV "sp_maglev"
-#define SP_MAP_CT "sp_ct"
+#define SP_MAP_CT4 "sp_ct4"
+#define SP_MAP_CT6 "sp_ct6"
+/* The single conntrack table of versions before sp_ct4/sp_ct6: its entries
+ * are moved into those at start (user/dp.c), then it is unpinned. */
+#define SP_MAP_CT_OLD "sp_ct"
 #define SP_MAP_NODE_ADDRS "sp_node_addrs"
 #define SP_MAP_STATS "sp_stats"
 #define SP_MAP_REASONS "sp_reasons"

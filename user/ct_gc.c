@@ -8,9 +8,10 @@
 #include <bpf/bpf.h>
 
 #include "svcplane.h"
+#include "ct.h"
 #include "ct_gc.h"
 
-#define GC_BATCH 4096 /* entries per lookup syscall */
+#define GC_BATCH 4096 /* room for dead entries, grown by doubling */
 
 uint64_t sp_mono_ns(void)
 {
@@ -30,20 +31,23 @@ uint64_t sp_mono_ns(void)
  * few microseconds, and the datapath restores a REV entry it finds missing
  * (ct_partner_miss) for what remains of it.
  */
-static int delete_keys(int fd, const struct sp_reap_item *dead, uint32_t n, uint64_t *deleted)
+static int delete_keys(const struct sp_ct_maps *m, const struct sp_reap_item *dead, uint32_t n,
+		       uint64_t *deleted)
 {
 	struct sp_ct_val now;
 	uint32_t i;
+	int err;
 
 	for (i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(fd, &dead[i].key, &now))
+		if (sp_ct_lookup(m, &dead[i].key, &now))
 			continue; /* gone already */
 		if (memcmp(&now, &dead[i].val, sizeof(now)))
 			continue; /* replaced or refreshed since the read */
-		if (bpf_map_delete_elem(fd, &dead[i].key) == 0)
+		err = sp_ct_delete(m, &dead[i].key);
+		if (!err)
 			(*deleted)++;
-		else if (errno != ENOENT)
-			return -errno;
+		else if (err != -ENOENT)
+			return err;
 	}
 	return 0;
 }
@@ -101,104 +105,103 @@ static void watch_mark(const struct sp_ct_gc_watch *w, const struct sp_ct_key *k
 		w->seen[hit - w->keys] = true;
 }
 
-int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
-	     struct sp_ct_gc_stats *st)
+int sp_ct_gc(const struct sp_ct_maps *m, int reap_fd, uint64_t now_ns, uint64_t grace_ns,
+	     bool early_drop, struct sp_ct_gc_stats *st)
 {
-	return sp_ct_gc_watch(fd, reap_fd, now_ns, grace_ns, early_drop, NULL, st);
+	return sp_ct_gc_watch(m, reap_fd, now_ns, grace_ns, early_drop, NULL, st);
 }
 
-int sp_ct_gc_watch(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
-		   const struct sp_ct_gc_watch *w, struct sp_ct_gc_stats *st)
+/* One pass's state, over both tables. */
+struct gc_pass {
+	uint64_t now_ns, grace_ns;
+	bool early_drop;
+	const struct sp_ct_gc_watch *w;
+	struct sp_ct_gc_stats *st;
+	uint64_t live[2]; /* per table: sp_ct4, sp_ct6 */
+	struct sp_reap_item *dead; /* what the pass read, to delete */
+	uint32_t n_dead, cap_dead;
+};
+
+static int gc_entry(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
-	struct bpf_map_info info;
-	__u32 ilen = sizeof(info);
-	struct sp_ct_key *keys = NULL;
-	struct sp_ct_val *vals = NULL;
-	struct sp_reap_item *dead = NULL; /* what the pass read, to delete */
-	uint32_t n_dead = 0, cap_dead = 0, token = 0;
-	uint64_t t0 = sp_mono_ns();
-	bool first = true;
-	int err = 0;
+	struct gc_pass *g = arg;
+	bool closed = v->state == SP_CT_CLOSING || v->state == SP_CT_TIME_WAIT;
+
+	g->st->scanned++;
+	if (v->expires + g->grace_ns >= g->now_ns && !(g->early_drop && closed)) {
+		g->live[k->family != SP_FAMILY_V4]++;
+		g->st->snat_live += k->dir == SP_CT_FWD && (v->flags & SP_CT_F_SNAT);
+		if (g->w && g->w->n)
+			watch_mark(g->w, k, v);
+		return 0;
+	}
+	if (v->expires + g->grace_ns >= g->now_ns)
+		g->st->early++;
+	if (g->n_dead == g->cap_dead) {
+		uint32_t nc = g->cap_dead ? g->cap_dead * 2 : GC_BATCH;
+		struct sp_reap_item *nd = realloc(g->dead, (size_t)nc * sizeof(*nd));
+
+		if (!nd)
+			return -ENOMEM;
+		g->dead = nd;
+		g->cap_dead = nc;
+	}
+	g->dead[g->n_dead].key = *k;
+	g->dead[g->n_dead++].val = *v;
+	return 0;
+}
+
+/* The fullest table's live entries and capacity: what pressure is judged
+ * by (a full IPv4 table evicts whatever room the IPv6 one has left). */
+static void gc_fill(struct sp_ct_gc_stats *st, const uint64_t live[2], const uint64_t cap[2])
+{
+	int t = 0;
+
+	if (cap[1] && (!cap[0] || live[1] * cap[0] > live[0] * cap[1]))
+		t = 1;
+	st->fill_live = live[t];
+	st->fill_max = cap[t];
+}
+
+int sp_ct_gc_watch(const struct sp_ct_maps *m, int reap_fd, uint64_t now_ns, uint64_t grace_ns,
+		   bool early_drop, const struct sp_ct_gc_watch *w, struct sp_ct_gc_stats *st)
+{
+	struct gc_pass g = { .now_ns = now_ns, .grace_ns = grace_ns, .early_drop = early_drop,
+			     .w = w, .st = st };
+	uint64_t t0 = sp_mono_ns(), cap[2];
+	int err;
 
 	memset(st, 0, sizeof(*st));
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
-		return -errno;
-	if (info.key_size != sizeof(struct sp_ct_key) || info.value_size != sizeof(struct sp_ct_val))
-		return -EINVAL;
-	st->max_entries = info.max_entries;
-	/* calloc: the kernel fills these, which valgrind cannot see. */
-	keys = calloc(GC_BATCH, sizeof(*keys));
-	vals = calloc(GC_BATCH, sizeof(*vals));
-	if (!keys || !vals) {
-		err = -ENOMEM;
+	cap[0] = sp_ct_capacity(&(struct sp_ct_maps){ .fd4 = m->fd4, .fd6 = -1 });
+	cap[1] = sp_ct_capacity(&(struct sp_ct_maps){ .fd4 = -1, .fd6 = m->fd6 });
+	if (!cap[0] || !cap[1])
+		return -EBADF;
+	st->max_entries = cap[0] + cap[1];
+	err = sp_ct_foreach(m, gc_entry, &g);
+	if (err)
 		goto out;
-	}
-	for (;;) {
-		uint32_t count = GC_BATCH, i;
-		int rc = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, keys, vals, &count,
-					      &bo);
-
-		if (rc && errno != ENOENT) {
-			err = -errno;
-			goto out;
-		}
-		first = false;
-		st->scanned += count;
-		for (i = 0; i < count; i++) {
-			bool closed = vals[i].state == SP_CT_CLOSING ||
-				      vals[i].state == SP_CT_TIME_WAIT;
-
-			if (vals[i].expires + grace_ns >= now_ns && !(early_drop && closed)) {
-				st->snat_live += keys[i].dir == SP_CT_FWD &&
-						 (vals[i].flags & SP_CT_F_SNAT);
-				if (w && w->n)
-					watch_mark(w, &keys[i], &vals[i]);
-				continue;
-			}
-			if (vals[i].expires + grace_ns >= now_ns)
-				st->early++;
-			if (n_dead == cap_dead) {
-				uint32_t nc = cap_dead ? cap_dead * 2 : GC_BATCH;
-				struct sp_reap_item *nd = realloc(dead, (size_t)nc * sizeof(*dead));
-
-				if (!nd) {
-					err = -ENOMEM;
-					goto out;
-				}
-				dead = nd;
-				cap_dead = nc;
-			}
-			dead[n_dead].key = keys[i];
-			dead[n_dead++].val = vals[i];
-		}
-		if (rc) /* ENOENT: that was the last batch */
-			break;
-	}
-	st->expired = n_dead;
+	st->expired = g.n_dead;
 	if (reap_fd >= 0)
-		err = reap_keys(reap_fd, dead, n_dead, &st->deleted);
+		err = reap_keys(reap_fd, g.dead, g.n_dead, &st->deleted);
 	else
-		err = delete_keys(fd, dead, n_dead, &st->deleted);
+		err = delete_keys(m, g.dead, g.n_dead, &st->deleted);
 out:
 	st->live = st->scanned - st->expired;
+	gc_fill(st, g.live, cap);
 	st->ms = (double)(sp_mono_ns() - t0) / 1e6;
-	free(keys);
-	free(vals);
-	free(dead);
+	free(g.dead);
 	return err;
 }
 
 bool sp_ct_gc_early_drop(const struct sp_ct_gc_stats *last)
 {
-	return last->max_entries && last->live * 2 >= last->max_entries;
+	return last->fill_max && last->fill_live * 2 >= last->fill_max;
 }
 
 unsigned int sp_ct_gc_next_ms(const struct sp_ct_gc_stats *st, unsigned int interval_s)
 {
-	uint64_t cap = st->max_entries ? st->max_entries : 1;
-	uint64_t used = st->live;
+	uint64_t cap = st->fill_max ? st->fill_max : 1;
+	uint64_t used = st->fill_live;
 	unsigned int ms = interval_s * 1000;
 
 	if (used * 4 >= cap * 3)

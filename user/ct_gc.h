@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Conntrack garbage collection. sp_ct is an LRU: when it is full, the
+ * Conntrack garbage collection. Each table (sp_ct4, sp_ct6) is an LRU: when it is full, the
  * kernel evicts the least recently used entries, live or not. Nothing in
  * the datapath deletes an expired entry (it only ignores it), so without a
  * collector a table full of dead flows would evict live ones. The daemon
@@ -23,12 +23,16 @@ struct sp_ct_gc_stats {
 	/* Live flows holding a --snat-ports port: FWD entries with
 	 * SP_CT_F_SNAT (one per flow; its REV partner holds the same port). */
 	uint64_t snat_live;
-	uint32_t max_entries; /* the map's capacity */
+	uint64_t max_entries; /* both tables' capacity */
+	/* The fullest table (by live entries over capacity): its live
+	 * entries and its capacity, what the pass intervals and early drop
+	 * go by. */
+	uint64_t fill_live, fill_max;
 	double ms; /* how long the pass took */
 };
 
 /*
- * One pass over the conntrack map at fd: delete every entry whose deadline
+ * One pass over both conntrack tables (m, user/ct.h): delete every entry whose deadline
  * is more than grace_ns before now_ns (CLOCK_MONOTONIC, which the
  * datapath's coarse clock never runs ahead of). With early_drop, also the
  * entries of flows that are closed (RST, or FINs both ways: TIME_WAIT)
@@ -42,8 +46,9 @@ struct sp_ct_gc_stats {
  * that is not the datapath's own) from here, a lookup and a delete apart.
  * Returns 0 or -errno; *st is filled either way.
  */
-int sp_ct_gc(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
-	     struct sp_ct_gc_stats *st);
+struct sp_ct_maps;
+int sp_ct_gc(const struct sp_ct_maps *m, int reap_fd, uint64_t now_ns, uint64_t grace_ns,
+	     bool early_drop, struct sp_ct_gc_stats *st);
 
 /*
  * The same pass, also looking for flows through some frontends: keys[0..n)
@@ -58,8 +63,8 @@ struct sp_ct_gc_watch {
 	size_t n;
 	bool *seen;
 };
-int sp_ct_gc_watch(int fd, int reap_fd, uint64_t now_ns, uint64_t grace_ns, bool early_drop,
-		   const struct sp_ct_gc_watch *w, struct sp_ct_gc_stats *st);
+int sp_ct_gc_watch(const struct sp_ct_maps *m, int reap_fd, uint64_t now_ns, uint64_t grace_ns,
+		   bool early_drop, const struct sp_ct_gc_watch *w, struct sp_ct_gc_stats *st);
 
 /* Early drop is worth it from half full (of live entries at the last pass). */
 bool sp_ct_gc_early_drop(const struct sp_ct_gc_stats *last);

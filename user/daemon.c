@@ -185,8 +185,10 @@ static const struct sp_opt run_opts_table[] = {
 	  "Service port ids (default " SP_STR(SP_MAX_SVC_IDS) "; frontends 1x)", NULL },
 	{ "max-backends", 'B', "N", "distinct endpoints (default " SP_STR(SP_MAX_BACKENDS) ")",
 	  NULL },
-	{ "ct-size", 'C', "N", "conntrack entries, two per flow (default " SP_STR(SP_CT_MAX) ")",
-	  NULL },
+	{ "ct-size", 'C', "N",
+	  "IPv4 conntrack entries, two per flow (default " SP_STR(SP_CT_MAX) ")", NULL },
+	{ "ct-size-v6", 1040, "N",
+	  "IPv6 conntrack entries, two per flow (default " SP_STR(SP_CT6_MAX) ")", NULL },
 	{ "maglev-chunks", 'M', "N", "64-byte Maglev chunks (default " SP_STR(SP_MAGLEV_CHUNKS) ")",
 	  NULL },
 	{ "max-src-ranges", 1019, "N",
@@ -516,6 +518,9 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case 'C':
 			err = parse_u32("--ct-size", optarg, 1024, 1 << 28, &o->dp.ct_size);
 			break;
+		case 1040:
+			err = parse_u32("--ct-size-v6", optarg, 1024, 1 << 28, &o->dp.ct6_size);
+			break;
 		case 'M':
 			err = parse_u32("--maglev-chunks", optarg, 16, 1 << 26, &o->dp.maglev_chunks);
 			break;
@@ -831,7 +836,7 @@ static int gc_pass(struct daemon *d, bool early, struct sp_ct_gc_stats *st)
 			w.seen = seen;
 		}
 	}
-	err = sp_ct_gc_watch(d->dp.fd_ct, bpf_program__fd(d->dp.skel->progs.sp_ct_reap),
+	err = sp_ct_gc_watch(&d->dp.ct, bpf_program__fd(d->dp.skel->progs.sp_ct_reap),
 			     sp_mono_ns(), 1000000000ULL, early, w.n ? &w : NULL, st);
 	/* Only a complete pass proves anything. */
 	if (!err && w.n) {
@@ -900,7 +905,9 @@ static void *gc_main(void *arg)
 	int ncpu = libbpf_num_possible_cpus();
 	struct sp_stats *pc = ncpu > 0 ? calloc(ncpu, sizeof(*pc)) : NULL;
 	uint64_t flows_at_pass = gc_new_flows(d, pc, ncpu);
-	uint64_t burst = d->o->dp.ct_size / 8; /* flows: a quarter of the entries */
+	/* flows: a quarter of the smaller table's entries */
+	uint64_t burst = (d->o->dp.ct_size < d->o->dp.ct6_size ? d->o->dp.ct_size
+							       : d->o->dp.ct6_size) / 8;
 	bool early = false;
 
 	for (;;) {
@@ -921,12 +928,13 @@ static void *gc_main(void *arg)
 		flows_at_pass = flows;
 		/* A burst is pressure to come: drop closed flows early now. */
 		err = gc_pass(d, early || in_burst, &st);
-		pressure = st.max_entries && st.live * 10 >= (uint64_t)st.max_entries * 9;
+		pressure = st.fill_max && st.fill_live * 10 >= st.fill_max * 9;
 		pthread_mutex_lock(&d->gc_lock);
 		if (pressure && !d->gc_pressure)
-			pr_warn("conntrack pressure: %llu live entries of %u after collecting; new "
-				"flows now evict live ones (raise --ct-size)",
-				(unsigned long long)st.live, st.max_entries);
+			pr_warn("conntrack pressure: %llu live entries of %llu in a table after "
+				"collecting; new flows now evict live ones (raise --ct-size or "
+				"--ct-size-v6)",
+				(unsigned long long)st.fill_live, (unsigned long long)st.fill_max);
 		d->gc_last = st;
 		d->gc_runs++;
 		d->gc_deleted += st.deleted;
@@ -1535,7 +1543,7 @@ static int metrics_snap(struct daemon *d, struct sp_metrics_snap *s)
 	}
 	s->maglev_capacity_bytes = (uint64_t)d->sm.maglev_chunks * sizeof(struct sp_maglev_chunk);
 	pthread_mutex_lock(&d->gc_lock);
-	s->ct_capacity = d->o->dp.ct_size;
+	s->ct_capacity = (uint64_t)d->o->dp.ct_size + d->o->dp.ct6_size;
 	s->gc_known = d->gc_runs > 0;
 	s->ct_entries = d->gc_last.live;
 	s->snat_ports = d->gc_last.snat_live;
@@ -2112,6 +2120,12 @@ int cmd_run(int argc, char **argv)
 	}
 	d.attached = true;
 	d.start.attached = now_ms();
+	/* The old programs are replaced: what they added to a single-table
+	 * conntrack since the load moves too, and that table goes. A failure
+	 * leaves it pinned for the next start to finish. */
+	if (sp_dp_ct_upgrade(&d.dp, true))
+		pr_warn("conntrack from before sp_ct4/sp_ct6 left in %s/%s", o.dp.pin_dir,
+			SP_MAP_CT_OLD);
 
 	if (o.kubeconfig || o.in_cluster) {
 		struct sp_k8s_opts ko;

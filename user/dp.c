@@ -23,6 +23,7 @@
 #include "svcplane.h"
 #include "svcplane.skel.h"
 #include "ct_gc.h"
+#include "ct.h"
 #include "dp.h"
 #include "inspect.h"
 #include "log.h"
@@ -40,6 +41,7 @@ void sp_dp_opts_default(struct sp_dp_opts *o)
 	o->max_backends = SP_MAX_BACKENDS;
 	o->max_src_ranges = SP_MAX_SRC_RANGES;
 	o->ct_size = SP_CT_MAX;
+	o->ct6_size = SP_CT6_MAX;
 	o->maglev_chunks = SP_MAGLEV_CHUNKS;
 	o->hash_seed = 0x5eed5eed;
 	o->ct_syn_ns = 60ULL * 1000000000ULL;
@@ -88,34 +90,58 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *seeded)
+static int seed_one(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
 {
-	struct sp_ct_key k, next;
-	uint64_t i, bound = 2ULL * ct_max + 1;
-	void *prev = NULL;
+	struct { int fd; uint32_t *seeded; } *c = arg;
+
+	(void)v;
+	if (k->dir != SP_CT_REV)
+		return 0;
+	if (bpf_map_update_elem(c->fd, NULL, &k->saddr, BPF_ANY)) {
+		int err = -errno;
+
+		pr_err("add a reply source to %s: %s", SP_MAP_REPLY_SRCS, strerror(-err));
+		return err;
+	}
+	(*c->seeded)++;
+	return 0;
+}
+
+int sp_dp_seed_reply_srcs(const struct sp_ct_maps *ct, int fd_srcs, uint32_t *seeded)
+{
+	struct { int fd; uint32_t *seeded; } c = { fd_srcs, seeded };
 	int err;
 
 	*seeded = 0;
-	/* Bounded: the datapath replaces and evicts entries meanwhile, and a
-	 * key gone under the walk restarts it from the first. */
-	for (i = 0; i < bound; i++) {
-		if (bpf_map_get_next_key(fd_ct, prev, &next)) {
-			if (errno == ENOENT)
-				return 0;
-			err = -errno;
-			pr_err("walk %s for the reply sources: %s", SP_MAP_CT, strerror(-err));
-			return err;
-		}
-		k = next;
-		prev = &k;
-		if (k.dir != SP_CT_REV)
-			continue;
-		if (bpf_map_update_elem(fd_srcs, NULL, &k.saddr, BPF_ANY)) {
-			err = -errno;
-			pr_err("add a reply source to %s: %s", SP_MAP_REPLY_SRCS, strerror(-err));
-			return err;
-		}
-		(*seeded)++;
+	err = sp_ct_foreach(ct, seed_one, &c);
+	if (err)
+		pr_err("walk conntrack for the reply sources: %s", strerror(-err));
+	return err;
+}
+
+int sp_dp_ct_upgrade(struct sp_dp *dp, bool last)
+{
+	char path[PATH_MAX];
+	uint64_t moved = 0;
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, SP_MAP_CT_OLD);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	err = sp_ct_move_from(&dp->ct, fd, &moved);
+	close(fd);
+	if (err) {
+		pr_err("move the entries of %s into %s and %s: %s", path, SP_MAP_CT4, SP_MAP_CT6,
+		       strerror(-err));
+		return err;
+	}
+	pr_info("%s: %llu conntrack entries moved into %s and %s%s", path,
+		(unsigned long long)moved, SP_MAP_CT4, SP_MAP_CT6,
+		last ? "; unpinned" : " (the rest once the programs are attached)");
+	if (last && unlink(path)) {
+		err = -errno;
+		pr_warn("unpin %s: %s", path, strerror(-err));
 	}
 	return 0;
 }
@@ -227,7 +253,7 @@ static void backends_hash_restore(const char *pin_dir)
  *   programs keep their own reference until the new ones replace them,
  *   and the counters start again from 0 (Prometheus reads a reset).
  * Maps whose content conntrack depends on (Services, backends, tables,
- * sp_ct) stay strict.
+ * conntrack itself) stay strict.
  */
 static void reconcile_pin(struct bpf_map *m, const char *pin_dir, __u32 optional, bool resettable)
 {
@@ -286,8 +312,10 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	}
 	snprintf(path, sizeof(path), "%s/%s", o->pin_dir, SP_MAP_SERVICES);
 	dp->maps_reused = access(path, F_OK) == 0;
-	snprintf(path, sizeof(path), "%s/%s", o->pin_dir, SP_MAP_CT);
+	snprintf(path, sizeof(path), "%s/%s", o->pin_dir, SP_MAP_CT4);
 	ct_reused = access(path, F_OK) == 0;
+	snprintf(path, sizeof(path), "%s/%s", o->pin_dir, SP_MAP_CT_OLD);
+	ct_reused = ct_reused || access(path, F_OK) == 0;
 	snprintf(srcs_path, sizeof(srcs_path), "%s/%s", o->pin_dir, SP_MAP_REPLY_SRCS);
 	srcs_new = access(srcs_path, F_OK) != 0;
 
@@ -305,7 +333,8 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	/* Ids 1 .. max_backends index the array (0 is never used). */
 	bpf_map__set_max_entries(skel->maps.sp_backends, o->max_backends + 1);
 	bpf_map__set_max_entries(skel->maps.sp_src_ranges, o->max_src_ranges);
-	bpf_map__set_max_entries(skel->maps.sp_ct, o->ct_size);
+	bpf_map__set_max_entries(skel->maps.sp_ct4, o->ct_size);
+	bpf_map__set_max_entries(skel->maps.sp_ct6, o->ct6_size);
 	bpf_map__set_max_entries(skel->maps.sp_maglev, o->maglev_chunks);
 	reconcile_pin(skel->maps.sp_maglev, o->pin_dir, BPF_F_MMAPABLE, false);
 	reconcile_pin(skel->maps.sp_stats, o->pin_dir, 0, true);
@@ -368,29 +397,38 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 			return err;
 		}
 	}
+	dp->ct.fd4 = bpf_map__fd(skel->maps.sp_ct4);
+	dp->ct.fd6 = bpf_map__fd(skel->maps.sp_ct6);
+	/* Conntrack from a version with a single table (SP_MAP_CT_OLD): its
+	 * entries move into this load's tables before any program of this
+	 * load is attached; what the old programs add meanwhile moves once
+	 * they are replaced (sp_dp_ct_upgrade(dp, true), by the daemon). */
+	err = sp_dp_ct_upgrade(dp, false);
+	if (err) {
+		svcplane_bpf__destroy(skel);
+		return err;
+	}
 	/* Conntrack from a version without sp_reply_srcs (bpf/maps.h): the
 	 * replies of its flows would skip their reverse NAT until their
 	 * sources are in the filter. Done before any program of this load is
 	 * attached. A flow the old programs create meanwhile still has its
 	 * reply source in the filter if its backend had any flow at all. */
 	if (ct_reused && srcs_new) {
-		err = sp_dp_seed_reply_srcs(bpf_map__fd(skel->maps.sp_ct),
-					    bpf_map__fd(skel->maps.sp_reply_srcs),
-					    bpf_map__max_entries(skel->maps.sp_ct), &seeded);
+		err = sp_dp_seed_reply_srcs(&dp->ct, bpf_map__fd(skel->maps.sp_reply_srcs),
+					    &seeded);
 		if (err) {
 			/* Unpinned, so that the next start seeds it again. */
 			unlink(srcs_path);
 			svcplane_bpf__destroy(skel);
 			return err;
 		}
-		pr_info("%s: %u reply sources from the pinned %s", SP_MAP_REPLY_SRCS, seeded,
-			SP_MAP_CT);
+		pr_info("%s: %u reply sources from the pinned conntrack", SP_MAP_REPLY_SRCS,
+			seeded);
 	}
 	dp->skel = skel;
 	dp->fd_services = bpf_map__fd(skel->maps.sp_services);
 	dp->fd_backends = bpf_map__fd(skel->maps.sp_backends);
 	dp->fd_maglev = bpf_map__fd(skel->maps.sp_maglev);
-	dp->fd_ct = bpf_map__fd(skel->maps.sp_ct);
 	dp->fd_node_addrs = bpf_map__fd(skel->maps.sp_node_addrs);
 	dp->fd_tx_ports = bpf_map__fd(skel->maps.sp_tx_ports);
 	dp->fd_svc_meta = bpf_map__fd(skel->maps.sp_svc_meta);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "model.h"
+#include "ct.h"
 
 enum sp_xdp_mode { SP_XDP_AUTO = 0, SP_XDP_NATIVE, SP_XDP_GENERIC };
 
@@ -20,7 +21,8 @@ struct sp_dp_opts {
 	uint32_t max_frontends;
 	uint32_t max_svc_ids;
 	uint32_t max_backends;
-	uint32_t ct_size;
+	uint32_t ct_size; /* sp_ct4 entries (--ct-size) */
+	uint32_t ct6_size; /* sp_ct6 entries (--ct-size-v6) */
 	uint32_t maglev_chunks;
 	uint32_t hash_seed;
 	uint64_t ct_syn_ns, ct_est_ns, ct_close_ns, ct_fin_ns, ct_udp_ns;
@@ -41,7 +43,8 @@ struct svcplane_bpf;
 struct sp_dp {
 	struct svcplane_bpf *skel;
 	char pin_dir[256];
-	int fd_services, fd_backends, fd_maglev, fd_ct, fd_node_addrs, fd_tx_ports, fd_svc_meta;
+	int fd_services, fd_backends, fd_maglev, fd_node_addrs, fd_tx_ports, fd_svc_meta;
+	struct sp_ct_maps ct; /* sp_ct4, sp_ct6 (user/ct.h) */
 	int fd_pod_ifaces;
 	uint32_t maglev_chunks;
 	uint32_t max_svc_ids;
@@ -53,11 +56,20 @@ void sp_dp_opts_default(struct sp_dp_opts *o);
 /* Open, size, configure and load the object, reusing pinned maps. 0 or -errno. */
 int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o);
 void sp_dp_close(struct sp_dp *dp);
-/* Put the source address of every REV entry of conntrack (fd_ct, ct_max entries at
- * most) into the reply-source filter fd_srcs (sp_reply_srcs); *seeded
- * counts them. sp_dp_load does it when it finds sp_ct pinned but not the
- * filter (an upgrade). 0 or -errno. */
-int sp_dp_seed_reply_srcs(int fd_ct, int fd_srcs, uint32_t ct_max, uint32_t *seeded);
+/* Put the source address of every REV entry of conntrack (ct) into the
+ * reply-source filter fd_srcs (sp_reply_srcs); *seeded counts them.
+ * sp_dp_load does it when it finds conntrack pinned but not the filter (an
+ * upgrade). 0 or -errno. */
+int sp_dp_seed_reply_srcs(const struct sp_ct_maps *ct, int fd_srcs, uint32_t *seeded);
+/*
+ * An upgrade from a version with a single conntrack table (pinned as
+ * SP_MAP_CT_OLD): move its entries into sp_ct4 and sp_ct6, so that no
+ * established flow loses its NAT. sp_dp_load does it before attaching;
+ * the daemon again with last once its programs replaced the old ones
+ * (which may have added entries meanwhile), and that unpins the old
+ * table. 0 (also when there is none) or -errno.
+ */
+int sp_dp_ct_upgrade(struct sp_dp *dp, bool last);
 /* Uplink: XDP (sp_xdp) + TC ingress (sp_tc_uplink) + TC egress (sp_tc_egress). */
 int sp_dp_attach_uplink(struct sp_dp *dp, const char *ifname, enum sp_xdp_mode mode);
 /* Pod veth (host side): TC ingress (sp_tc_ingress), and a target of host

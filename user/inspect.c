@@ -35,6 +35,7 @@
 #include <linux/magic.h>
 
 #include "cli.h"
+#include "ct.h"
 #include "inspect.h"
 #include "metrics.h"
 #include "maglev.h"
@@ -49,7 +50,7 @@
 #define INS_ADDR_LEN 64 /* "[" address "]:65535" */
 #define INS_FE_LEN 96 /* frontend: address:port/proto(ext) */
 #define INS_NUM_LEN 24 /* a __u64 in decimal */
-#define INS_MAX_KEY 64 /* largest key we walk (sp_ct_key is 40) */
+#define INS_MAX_KEY 64 /* largest key we walk (sp_ct6's, struct sp_ct_key, is 40) */
 #define INS_MAX_OPTS 12
 #define INS_MAX_COLS 12
 #define INS_MAX_REASONS 1024 /* sanity bound on sp_reasons max_entries */
@@ -763,7 +764,8 @@ enum ins_map {
 	INS_SERVICES,
 	INS_BACKENDS,
 	INS_MAGLEV,
-	INS_CT,
+	INS_CT4,
+	INS_CT6,
 	INS_NODE_ADDRS,
 	INS_STATS,
 	INS_REASONS,
@@ -785,8 +787,10 @@ static const struct ins_map_abi {
 			   sizeof(struct sp_backend) },
 	[INS_MAGLEV] = { SP_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
 			 sizeof(struct sp_maglev_chunk) },
-	[INS_CT] = { SP_MAP_CT, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key),
-		     sizeof(struct sp_ct_val) },
+	[INS_CT4] = { SP_MAP_CT4, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct4_key),
+		      sizeof(struct sp_ct_val) },
+	[INS_CT6] = { SP_MAP_CT6, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key),
+		      sizeof(struct sp_ct_val) },
 	[INS_NODE_ADDRS] = { SP_MAP_NODE_ADDRS, BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key),
 			     sizeof(__u8) },
 	[INS_STATS] = { SP_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32),
@@ -1021,7 +1025,7 @@ static int cmp_rec_key(const void *a, const void *b, void *arg)
  *
  * The walk is not a snapshot. An entry deleted between get_next_key and
  * lookup is skipped. If the key we hold is deleted meanwhile (LRU eviction
- * in sp_ct), the kernel restarts from the first key, so an entry may come
+ * in conntrack), the kernel restarts from the first key, so an entry may come
  * twice: the sort drops duplicates. The walk stops after max_entries records,
  * or after 4 * max_entries steps if the map keeps changing under us.
  */
@@ -1796,6 +1800,48 @@ struct ct_rec {
 	struct sp_ct_val v;
 };
 
+/* An entry of sp_ct4 as read, widened into a ct_rec after the dump. */
+struct ct4_rec {
+	struct sp_ct4_key k;
+	struct sp_ct_val v;
+};
+
+/* Both tables' entries, as ct_rec (sp_ct4's widened to struct sp_ct_key):
+ * 0 or -errno (said). */
+static int ct_dump_all(struct ins_state *st, struct ct_rec **out, size_t *n_out)
+{
+	static const struct ins_layout ct_l = INS_LAYOUT(struct ct_rec, k, v);
+	static const struct ins_layout ct4_l = INS_LAYOUT(struct ct4_rec, k, v);
+	struct ct4_rec *r4 = NULL;
+	struct ct_rec *recs = NULL, *all;
+	size_t n4 = 0, n = 0, i;
+	int err;
+
+	err = ins_open(st, INS_CT4) ?: ins_open(st, INS_CT6);
+	err = err ?: ins_dump(st, INS_CT4, &ct4_l, (void **)&r4, &n4);
+	err = err ?: ins_dump(st, INS_CT6, &ct_l, (void **)&recs, &n);
+	if (err)
+		goto out;
+	all = reallocarray(recs, n + n4 + 1, sizeof(*all));
+	if (!all) {
+		err = -ENOMEM;
+		ins_err(st->c, "read conntrack: %s", strerror(-err));
+		goto out;
+	}
+	recs = all;
+	for (i = 0; i < n4; i++) {
+		sp_ct_key_of4(&r4[i].k, &recs[n + i].k);
+		recs[n + i].v = r4[i].v;
+	}
+	*out = recs;
+	*n_out = n + n4;
+	recs = NULL;
+out:
+	free(r4);
+	free(recs);
+	return err;
+}
+
 static const char *const ct_state_names[] = {
 	[SP_CT_NEW] = "NEW",
 	[SP_CT_ESTABLISHED] = "ESTABLISHED",
@@ -1920,7 +1966,6 @@ static int ct_json_entry(struct json_object *arr, const struct ct_rec *r, __u64 
 
 int cmd_conntrack(int argc, char **argv)
 {
-	static const struct ins_layout ct_l = INS_LAYOUT(struct ct_rec, k, v);
 	static const char *const head[] = { "DIR",   "PROTO",   "SOURCE", "DESTINATION",
 					    "STATE", "BACKEND", "SVC",    "EXPIRES",
 					    "FLAGS", "NAT" };
@@ -1940,8 +1985,7 @@ int cmd_conntrack(int argc, char **argv)
 	if (err)
 		return err > 0 ? 0 : err;
 	ins_state_init(&st, &c);
-	err = ins_open(&st, INS_CT);
-	err = err ?: ins_dump(&st, INS_CT, &ct_l, (void **)&recs, &n);
+	err = ct_dump_all(&st, &recs, &n);
 	if (err)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1964,7 +2008,8 @@ int cmd_conntrack(int argc, char **argv)
 	}
 
 	if (!n) {
-		printf("no conntrack entries in %s/%s\n", c.dir, SP_MAP_CT);
+		printf("no conntrack entries in %s/%s and %s/%s\n", c.dir, SP_MAP_CT4, c.dir,
+		       SP_MAP_CT6);
 		goto out;
 	}
 	tab_init(&t, head, ARRAY_SIZE(head), "lllllrrrll");
@@ -2869,17 +2914,11 @@ static const char *status_first_unpinned(const struct st_info *si)
 	return NULL;
 }
 
-/* The pinned sp_ct's status, or NULL if it was not read. */
-static const struct st_map *status_ct(const struct st_info *si)
+/* The status of conntrack table m (INS_CT4, INS_CT6), or NULL if it was not read. */
+static const struct st_map *status_ct(const struct st_info *si, enum ins_map m)
 {
-	int m;
-
-	for (m = 0; m < INS_NMAPS; m++)
-		if (!strcmp(ins_abi[m].name, SP_MAP_CT))
-			return si->maps[m].pinned && !si->maps[m].err && si->maps[m].entries >= 0 ?
-				       &si->maps[m] :
-				       NULL;
-	return NULL;
+	return si->maps[m].pinned && !si->maps[m].err && si->maps[m].entries >= 0 ? &si->maps[m] :
+										    NULL;
 }
 
 /* Conntrack at 90% or more of its capacity: the LRU is evicting, or about
@@ -2888,6 +2927,13 @@ static const struct st_map *status_ct(const struct st_info *si)
 static bool status_ct_pressure(const struct st_map *ct)
 {
 	return ct && ct->max_entries && ct->entries * 10 >= (long long)ct->max_entries * 9;
+}
+
+/* Either table under pressure. */
+static bool status_ct_pressure_any(const struct st_info *si)
+{
+	return status_ct_pressure(status_ct(si, INS_CT4)) ||
+	       status_ct_pressure(status_ct(si, INS_CT6));
 }
 
 static int status_json(const struct ins_ctx *c, const struct st_info *si)
@@ -2911,7 +2957,7 @@ static int status_json(const struct ins_ctx *c, const struct st_info *si)
 	else
 		err = err ?: jset_null(o, "pid");
 	err = err ?: jset(o, "ready", jbool(si->ready));
-	err = err ?: jset(o, "ct_pressure", jbool(status_ct_pressure(status_ct(si))));
+	err = err ?: jset(o, "ct_pressure", jbool(status_ct_pressure_any(si)));
 	err = err ?: jset(o, "maps", a = json_object_new_array());
 	for (i = 0; i < INS_NMAPS && !err; i++) {
 		sm = &si->maps[i];
@@ -3003,14 +3049,17 @@ static void status_text(const struct ins_ctx *c, const struct st_info *si)
 		printf("state     not ready: %s not pinned\n", status_first_unpinned(si));
 	else
 		printf("state     not ready: the daemon is starting (first sync not applied yet)\n");
-	if (status_ct(si)) {
-		const struct st_map *ct = status_ct(si);
+	for (i = 0; i < 2; i++) {
+		const struct st_map *ct = status_ct(si, i ? INS_CT6 : INS_CT4);
 
-		printf("conntrack %lld of %u entries (%.0f%%)%s\n", ct->entries, ct->max_entries,
+		if (!ct)
+			continue;
+		printf("conntrack %s %lld of %u entries (%.0f%%)%s\n", i ? "ipv6" : "ipv4",
+		       ct->entries, ct->max_entries,
 		       ct->max_entries ? 100.0 * (double)ct->entries / ct->max_entries : 0.0,
-		       status_ct_pressure(ct) ? ": PRESSURE, new flows evict live ones "
-						"(raise --ct-size)" :
-						"");
+		       !status_ct_pressure(ct) ? "" :
+		       i ? ": PRESSURE, new flows evict live ones (raise --ct-size-v6)" :
+			   ": PRESSURE, new flows evict live ones (raise --ct-size)");
 	}
 	putchar('\n');
 

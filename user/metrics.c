@@ -445,7 +445,7 @@ static const struct metric_def defs[] = {
 	  E_U64, C_ALWAYS, SNAP(maglev_capacity_bytes) },
 
 	/* Conntrack. */
-	{ "svcplane_ct_capacity", "gauge", "Conntrack entries sp_ct holds (--ct-size; 2 per flow)",
+	{ "svcplane_ct_capacity", "gauge", "Conntrack entries sp_ct4 and sp_ct6 hold (--ct-size + --ct-size-v6; 2 per flow)",
 	  E_U64, C_ALWAYS, SNAP(ct_capacity) },
 	{ "svcplane_ct_entries", "gauge", "Live conntrack entries at the last collector pass",
 	  E_U64, C_GC, SNAP(ct_entries) },

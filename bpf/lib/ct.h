@@ -3,8 +3,8 @@
  * Connection tracking: what keeps an established connection on its backend
  * while the Service's endpoints change, and what reverse-NATs its replies.
  *
- * A flow owns two entries in one LRU hash (struct sp_ct_key): FWD keyed by
- * the client's tuple as it arrives (client -> frontend), REV keyed by the
+ * A flow owns two entries in its family's LRU hash (sp_ct4 or sp_ct6, see
+ * ct_map_*): FWD keyed by the client's tuple as it arrives (client -> frontend), REV keyed by the
  * reply as it arrives (backend -> client, or -> the hairpin address).
  * They are one flow with one state: both are created together (and the
  * first removed if the second cannot be), and every packet that changes
@@ -101,6 +101,56 @@ static __always_inline void ct_next(const struct sp_pkt *p, __u8 dir, __u8 *stat
 		*state = SP_CT_ESTABLISHED;
 }
 
+/*
+ * The table of a flow's family. The pipeline builds struct sp_ct_key for
+ * both families; an IPv4 key is narrowed to sp_ct4's 16 bytes here, at the
+ * map, so that the hash and the compare of every lookup cover 16 bytes,
+ * not 40. The hot lookups (ct_lookup_fwd, ct_lookup_rev) build the narrow
+ * key straight from the packet instead.
+ */
+static __always_inline void ct4_key_of(const struct sp_ct_key *k, struct sp_ct4_key *k4)
+{
+	k4->saddr = k->saddr.addr[0];
+	k4->daddr = k->daddr.addr[0];
+	k4->sport = k->sport;
+	k4->dport = k->dport;
+	k4->proto = k->proto;
+	k4->dir = k->dir;
+	k4->pad[0] = 0;
+	k4->pad[1] = 0;
+}
+
+static __always_inline struct sp_ct_val *ct_map_lookup(const struct sp_ct_key *k)
+{
+	struct sp_ct4_key k4;
+
+	if (k->family != SP_FAMILY_V4)
+		return bpf_map_lookup_elem(&sp_ct6, k);
+	ct4_key_of(k, &k4);
+	return bpf_map_lookup_elem(&sp_ct4, &k4);
+}
+
+static __always_inline long ct_map_update(const struct sp_ct_key *k, const struct sp_ct_val *v,
+					  __u64 flags)
+{
+	struct sp_ct4_key k4;
+
+	if (k->family != SP_FAMILY_V4)
+		return bpf_map_update_elem(&sp_ct6, k, v, flags);
+	ct4_key_of(k, &k4);
+	return bpf_map_update_elem(&sp_ct4, &k4, v, flags);
+}
+
+static __always_inline long ct_map_delete(const struct sp_ct_key *k)
+{
+	struct sp_ct4_key k4;
+
+	if (k->family != SP_FAMILY_V4)
+		return bpf_map_delete_elem(&sp_ct6, k);
+	ct4_key_of(k, &k4);
+	return bpf_map_delete_elem(&sp_ct4, &k4);
+}
+
 static __always_inline void ct_key_of(const struct sp_pkt *p, __u8 dir, struct sp_ct_key *k)
 {
 	__builtin_memset(k, 0, sizeof(*k));
@@ -111,6 +161,28 @@ static __always_inline void ct_key_of(const struct sp_pkt *p, __u8 dir, struct s
 	k->proto = p->proto;
 	k->family = p->family;
 	k->dir = dir;
+}
+
+/* The entry of p's own tuple in direction dir, keyed for its family
+ * without building the wide key first. */
+static __always_inline struct sp_ct_val *ct_lookup_tuple(const struct sp_pkt *p, __u8 dir)
+{
+	struct sp_ct_key k;
+
+	if (p->family == SP_FAMILY_V4) {
+		struct sp_ct4_key k4 = {
+			.saddr = p->saddr.addr[0],
+			.daddr = p->daddr.addr[0],
+			.sport = p->sport,
+			.dport = p->dport,
+			.proto = p->proto,
+			.dir = dir,
+		};
+
+		return bpf_map_lookup_elem(&sp_ct4, &k4);
+	}
+	ct_key_of(p, dir, &k);
+	return bpf_map_lookup_elem(&sp_ct6, &k);
 }
 
 /* The key of p's tuple reversed (the answer's tuple), in direction dir. */
@@ -320,7 +392,7 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
  * if that entry is missing. */
 static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct sp_ct_val *v)
 {
-	struct sp_ct_val *o = bpf_map_lookup_elem(&sp_ct, other);
+	struct sp_ct_val *o = ct_map_lookup(other);
 
 	if (!o)
 		return false;
@@ -339,11 +411,8 @@ static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct 
  */
 static __always_inline struct sp_ct_val *ct_lookup_fwd(const struct sp_pkt *p, __u64 now)
 {
-	struct sp_ct_key k;
-	struct sp_ct_val *v;
+	struct sp_ct_val *v = ct_lookup_tuple(p, SP_CT_FWD);
 
-	ct_key_of(p, SP_CT_FWD, &k);
-	v = bpf_map_lookup_elem(&sp_ct, &k);
 	if (!v) {
 		SP_TRACE(SP_T_CT_FWD, SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
@@ -367,11 +436,8 @@ static __always_inline struct sp_ct_val *ct_lookup_fwd(const struct sp_pkt *p, _
 /* REV entry of a packet that may be a reply, or NULL. */
 static __always_inline struct sp_ct_val *ct_lookup_rev(const struct sp_pkt *p, __u64 now)
 {
-	struct sp_ct_key k;
-	struct sp_ct_val *v;
+	struct sp_ct_val *v = ct_lookup_tuple(p, SP_CT_REV);
 
-	ct_key_of(p, SP_CT_REV, &k);
-	v = bpf_map_lookup_elem(&sp_ct, &k);
 	if (!v || now > v->expires) {
 		SP_TRACE(SP_T_CT_REV, v ? SP_TCT_EXPIRED : SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
@@ -419,13 +485,13 @@ __noinline int sp_ct_claim_snat(struct sp_ct_val *fwd, struct sp_ct_key *rk,
 		return SP_R_SNAT_EXHAUSTED;
 	for (i = 0; i < SP_SNAT_TRIES; i++) {
 		rk->dport = snat_port(r, i);
-		if (!bpf_map_update_elem(&sp_ct, rk, rev, BPF_NOEXIST))
+		if (!ct_map_update(rk, rev, BPF_NOEXIST))
 			goto claimed;
-		old = bpf_map_lookup_elem(&sp_ct, rk);
+		old = ct_map_lookup(rk);
 		if (old &&
 		    (now > old->expires || old->state == SP_CT_CLOSING ||
 		     old->state == SP_CT_TIME_WAIT) &&
-		    !bpf_map_update_elem(&sp_ct, rk, rev, BPF_ANY))
+		    !ct_map_update(rk, rev, BPF_ANY))
 			goto claimed;
 	}
 	return SP_R_SNAT_EXHAUSTED;
@@ -468,7 +534,7 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	 * client, never through this node: the FWD entry alone (lib/dsr.h). */
 	if (fwd->flags & SP_CT_F_DSR) {
 		ct_key_of(p, SP_CT_FWD, &k);
-		return bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY) ? SP_R_CT_FULL : 0;
+		return ct_map_update(&k, fwd, BPF_ANY) ? SP_R_CT_FULL : 0;
 	}
 	ct_rev_key(p, fwd, &rk);
 	ct_rev_val(p, fwd, rev);
@@ -478,8 +544,8 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	/* The reply tuple, claimed atomically where nothing holds it (the
 	 * common case: one hash walk, not a lookup and then an update); an
 	 * entry there is read only when the claim finds one. */
-	if (!(fwd->flags & SP_CT_F_SNAT) && bpf_map_update_elem(&sp_ct, &rk, rev, BPF_NOEXIST)) {
-		old = bpf_map_lookup_elem(&sp_ct, &rk);
+	if (!(fwd->flags & SP_CT_F_SNAT) && ct_map_update(&rk, rev, BPF_NOEXIST)) {
+		old = ct_map_lookup(&rk);
 		if (old && !ct_rev_replaceable(old, p, now)) {
 			/* Another live flow owns the reply tuple (one client
 			 * port to two frontends sharing a backend). As nf_nat
@@ -490,7 +556,7 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 			fwd->nat_saddr = p->saddr;
 			ct_rev_key(p, fwd, &rk);
 			ct_rev_val(p, fwd, rev);
-		} else if (bpf_map_update_elem(&sp_ct, &rk, rev, BPF_ANY)) {
+		} else if (ct_map_update(&rk, rev, BPF_ANY)) {
 			return SP_R_CT_FULL;
 		}
 	}
@@ -502,8 +568,8 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	}
 	/* The REV entry is in; the FWD entry goes in after it, or neither. */
 	ct_key_of(p, SP_CT_FWD, &k);
-	if (bpf_map_update_elem(&sp_ct, &k, fwd, BPF_ANY)) {
-		bpf_map_delete_elem(&sp_ct, &rk);
+	if (ct_map_update(&k, fwd, BPF_ANY)) {
+		ct_map_delete(&rk);
 		return SP_R_CT_FULL;
 	}
 	return 0;
@@ -520,7 +586,7 @@ static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct 
 		return;
 	ct_rev_val(p, fwd, rev);
 	ct_reply_src_add(rk);
-	bpf_map_update_elem(&sp_ct, rk, rev, BPF_NOEXIST);
+	ct_map_update(rk, rev, BPF_NOEXIST);
 }
 
 #endif /* SP_LIB_CT_H */

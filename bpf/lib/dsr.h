@@ -306,7 +306,7 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 	if (!dsr_read(ctx, p, &fe, &port))
 		return SP_CONTINUE;
 	ct_key_reversed(p, SP_CT_REV, &k);
-	old = bpf_map_lookup_elem(&sp_ct, &k);
+	old = ct_map_lookup(&k);
 	if (old && now <= old->expires) {
 		/* UDP has no connection to protect: a client port that
 		 * reached a pod of this node directly a minute ago (its
@@ -340,7 +340,7 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 	v.expires = now + ct_timeout(p->proto, v.state, v.flags);
 	v.created = now;
 	ct_reply_src_add(&k);
-	if (bpf_map_update_elem(&sp_ct, &k, &v, BPF_ANY)) {
+	if (ct_map_update(&k, &v, BPF_ANY)) {
 		STAT_INC(st, ct_insert_fail);
 		return SP_CONTINUE;
 	}

@@ -70,12 +70,12 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 
 	/* About a packet the client sent (we DNATed it): its reply tuple. */
 	ct_key_reversed(p, SP_CT_REV, &k);
-	ct = bpf_map_lookup_elem(&sp_ct, &k);
+	ct = ct_map_lookup(&k);
 	reply_dir = false;
 	if (!ct || now > ct->expires) {
 		/* About a reply we reverse-NATed: the client's tuple. */
 		k.dir = SP_CT_FWD;
-		ct = bpf_map_lookup_elem(&sp_ct, &k);
+		ct = ct_map_lookup(&k);
 		if (!ct || now > ct->expires)
 			return SP_CONTINUE;
 		reply_dir = true;

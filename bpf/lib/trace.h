@@ -34,6 +34,10 @@ static __always_inline void sp_trace_add(__u16 step, __u8 x, __u8 y, __u32 a, __
 	sp_trace_buf.n = n + 1;
 	if (n >= SP_TRACE_MAX)
 		return;
+	/* The mask is the bound the verifier sees: hidden from clang, which
+	 * would otherwise drop it after the test above and index with a copy
+	 * of n the verifier has not bounded (it did once a caller changed). */
+	asm volatile("" : "+r"(n));
 	e = &sp_trace_buf.ev[n & (SP_TRACE_MAX - 1)];
 	e->step = step;
 	e->x = x;

@@ -388,8 +388,11 @@ static int setup(struct bench *b, const struct cfg *c, long n)
 	bpf_map__set_max_entries(b->sp->maps.sp_svc_meta, n + 16);
 	bpf_map__set_max_entries(b->sp->maps.sp_svc_live, n + 16);
 	/* Two entries per flow, and room so LRU eviction never hits the
-	 * established flows being cycled (the new-flow case runs last). */
-	bpf_map__set_max_entries(b->sp->maps.sp_ct, (__u32)(4 * c->flows + 65536));
+	 * established flows being cycled (the new-flow case runs last).
+	 * Every flow here is IPv4, so only sp_ct4 needs the room: sp_ct6
+	 * keeps its default size rather than preallocating millions of
+	 * entries no packet uses. */
+	bpf_map__set_max_entries(b->sp->maps.sp_ct4, (__u32)(4 * c->flows + 65536));
 	err = svcplane_bpf__load(b->sp);
 	if (err) {
 		fprintf(stderr, "bench_pkt: load svcplane object (pins under %s): %s\n",

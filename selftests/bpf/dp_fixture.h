@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "ct.h"
 #include "pkt.h"
 #include "svcplane.h"
 #include "svcplane.skel.h"
@@ -54,9 +55,9 @@ static inline struct sp_addr fx_addr(int family, const char *s)
 	return a;
 }
 
-/* Open the datapath (not loaded yet: its rodata knobs may be set) with a
- * conntrack of ct_size entries (0: default) and the RST timeout close_ns
- * (0: default). Returns 0 or -1. */
+/* Open the datapath (not loaded yet: its rodata knobs may be set) with
+ * conntrack tables of ct_size entries each, sp_ct4 and sp_ct6 (0:
+ * default), and the RST timeout close_ns (0: default). Returns 0 or -1. */
 static inline int fx_prepare(struct fx_dp *d, uint32_t ct_size, uint64_t close_ns)
 {
 	struct bpf_map *m;
@@ -67,8 +68,10 @@ static inline int fx_prepare(struct fx_dp *d, uint32_t ct_size, uint64_t close_n
 		return -1;
 	bpf_object__for_each_map(m, d->skel->obj)
 		bpf_map__set_pin_path(m, NULL);
-	if (ct_size)
-		bpf_map__set_max_entries(d->skel->maps.sp_ct, ct_size);
+	if (ct_size) {
+		bpf_map__set_max_entries(d->skel->maps.sp_ct4, ct_size);
+		bpf_map__set_max_entries(d->skel->maps.sp_ct6, ct_size);
+	}
 	bpf_map__set_max_entries(d->skel->maps.sp_maglev, 256);
 	if (close_ns)
 		d->skel->rodata->cfg_ct_close_ns = close_ns;
@@ -180,15 +183,23 @@ static inline uint64_t fx_stat(struct fx_dp *d, uint32_t slot, size_t off)
 	return sum;
 }
 
-/* Empty the conntrack table. */
+/* The conntrack tables of d (loaded), for user/ct.h. */
+static inline struct sp_ct_maps fx_ct(struct fx_dp *d)
+{
+	struct sp_ct_maps m = {
+		.fd4 = bpf_map__fd(d->skel->maps.sp_ct4),
+		.fd6 = bpf_map__fd(d->skel->maps.sp_ct6),
+	};
+
+	return m;
+}
+
+/* Empty both conntrack tables. */
 static inline void fx_ct_flush(struct fx_dp *d)
 {
-	int fd = bpf_map__fd(d->skel->maps.sp_ct);
-	struct sp_ct_key k;
+	struct sp_ct_maps m = fx_ct(d);
 
-	while (bpf_map_get_next_key(fd, NULL, &k) == 0)
-		if (bpf_map_delete_elem(fd, &k))
-			break;
+	sp_ct_flush(&m);
 }
 
 /* Run frame in through prog; the output frame in *out. Returns the

@@ -4,7 +4,8 @@
  *
  *  gc/deletes_expired_only   a pass deletes exactly the entries past their
  *                            deadline and keeps the others, over several
- *                            lookup batches.
+ *                            lookup batches of both tables (sp_ct4 and
+ *                            sp_ct6), and judges pressure by the fuller.
  *  gc/idle_flow_survives_churn
  *                            an idle established flow, then 20,000 short
  *                            flows through sp_xdp into a 1,024-entry table
@@ -49,55 +50,100 @@ static struct sp_addr v4(const char *s)
 	return fx_addr(4, s);
 }
 
-static void test_deletes_expired_only(void)
+/* Two LRU tables of conntrack's layouts, as sp_ct4 (cap4 entries) and
+ * sp_ct6 (cap6): what the collector walks, without a datapath. 0 or -1. */
+static int ct_maps_create(const char *name, uint32_t cap4, uint32_t cap6, struct sp_ct_maps *m)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, mo);
+
+	m->fd4 = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, name, sizeof(struct sp_ct4_key),
+				sizeof(struct sp_ct_val), cap4, &mo);
+	m->fd6 = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, name, sizeof(struct sp_ct_key),
+				sizeof(struct sp_ct_val), cap6, &mo);
+	if (m->fd4 < 0 || m->fd6 < 0) {
+		sp_ct_close(m);
+		return -1;
+	}
+	return 0;
+}
+
+struct left {
+	uint64_t now;
+	uint32_t n, dead;
+};
+
+/* sp_ct_foreach: count the entries left, and those among them past their
+ * deadline. */
+static int count_left(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
+{
+	struct left *l = arg;
+
+	(void)k;
+	l->n++;
+	l->dead += v->expires <= l->now;
+	return 0;
+}
+
+/*
+ * n entries, every other pair IPv6 so both tables hold some in several
+ * lookup batches. sp_ct6 has half sp_ct4's capacity: with about as many
+ * live entries it is the fuller table, the one the pass reports as the
+ * fill (what early drop and the pass interval go by).
+ */
+static void test_deletes_expired_only(void)
+{
 	struct sp_ct_gc_stats st;
+	struct sp_ct_maps m;
 	uint64_t now = sp_mono_ns();
-	uint32_t i, n = 10000, left = 0;
-	struct sp_ct_key k, next;
+	uint32_t i, n = 10000, live6 = 0;
+	struct left left = { .now = now };
+	struct sp_ct_key k;
 	struct sp_ct_val v;
 	bool ok = true;
-	int fd, err;
+	int err;
 
-	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "gc_test", sizeof(k), sizeof(v), 4 * n, &mo);
-	if (!ASSERT_TRUE(fd >= 0, "create an LRU map of the conntrack layout")) {
+	if (!ASSERT_EQ(ct_maps_create("gc_test", 4 * n, 2 * n, &m), 0,
+		       "create LRU maps of the conntrack layouts")) {
 		sp_test_report("gc/deletes_expired_only", false);
 		return;
 	}
 	for (i = 0; i < n && ok; i++) {
+		bool v6 = (i >> 1) & 1;
+
 		memset(&k, 0, sizeof(k));
 		memset(&v, 0, sizeof(v));
-		k.saddr.addr[0] = htonl(0x0a000000 + i);
+		if (v6) {
+			k.saddr.addr[0] = htonl(0xfd000000);
+			k.saddr.addr[3] = htonl(i);
+		} else {
+			k.saddr.addr[0] = htonl(0x0a000000 + i);
+		}
 		k.sport = htons(1000 + i % 50000);
 		k.proto = IPPROTO_TCP;
-		k.family = SP_FAMILY_V4;
+		k.family = v6 ? SP_FAMILY_V6 : SP_FAMILY_V4;
 		k.dir = i % 2;
 		/* every third entry is dead; one just now, one long ago */
 		v.expires = i % 3 == 0 ? (i % 2 ? now - 1 : 1) : now + 60000000000ULL;
-		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert");
+		live6 += v6 && i % 3 != 0;
+		ok = ASSERT_EQ(sp_ct_update(&m, &k, &v, BPF_NOEXIST), 0, "insert");
 	}
-	err = sp_ct_gc(fd, -1, now, 0, false, &st);
+	err = sp_ct_gc(&m, -1, now, 0, false, &st);
 	ok = ASSERT_EQ(err, 0, "sp_ct_gc") && ok;
 	ok = ASSERT_EQ(st.scanned, n, "scanned") && ok;
 	ok = ASSERT_EQ(st.expired, (n + 2) / 3, "expired") && ok;
 	ok = ASSERT_EQ(st.deleted, (n + 2) / 3, "deleted") && ok;
-	ok = ASSERT_EQ(st.max_entries, 4 * n, "max_entries") && ok;
+	ok = ASSERT_EQ(st.max_entries, 4 * n + 2 * n, "max_entries: both tables") && ok;
+	ok = ASSERT_EQ(st.fill_max, 2 * n, "fill_max: sp_ct6, the fuller") && ok;
+	ok = ASSERT_EQ(st.fill_live, live6, "fill_live: sp_ct6's live entries") && ok;
 	/* what is left: exactly the live ones */
-	memset(&k, 0, sizeof(k));
-	for (err = bpf_map_get_next_key(fd, NULL, &next); !err;
-	     err = bpf_map_get_next_key(fd, &k, &next)) {
-		k = next;
-		if (bpf_map_lookup_elem(fd, &k, &v) || v.expires <= now)
-			ok = false;
-		left++;
-	}
-	ok = ASSERT_EQ(left, n - (n + 2) / 3, "entries left") && ok;
-	ok = ASSERT_TRUE(left == n - (n + 2) / 3 && ok, "only live entries left") && ok;
+	ok = ASSERT_EQ(sp_ct_foreach(&m, count_left, &left), 0, "walk what is left") && ok;
+	ok = ASSERT_EQ(left.n, n - (n + 2) / 3, "entries left") && ok;
+	ok = ASSERT_TRUE(left.n == n - (n + 2) / 3 && !left.dead && ok, "only live entries left") &&
+	     ok;
 	/* a second pass finds nothing to do */
-	err = sp_ct_gc(fd, -1, now, 0, false, &st);
+	err = sp_ct_gc(&m, -1, now, 0, false, &st);
 	ok = ASSERT_EQ(st.deleted, 0, "second pass deletes nothing") && ok;
-	close(fd);
+	sp_ct_close(&m);
 	sp_test_report("gc/deletes_expired_only", ok);
 }
 
@@ -107,17 +153,16 @@ static void test_early_drop(void)
 {
 	static const __u8 states[] = { SP_CT_NEW, SP_CT_ESTABLISHED, SP_CT_CLOSING, SP_CT_FIN_WAIT,
 				       SP_CT_TIME_WAIT };
-	LIBBPF_OPTS(bpf_map_create_opts, mo);
 	struct sp_ct_gc_stats st;
+	struct sp_ct_maps m;
 	uint64_t now = sp_mono_ns();
 	struct sp_ct_key k;
 	struct sp_ct_val v;
 	uint32_t i;
 	bool ok = true;
-	int fd;
 
-	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "gc_early", sizeof(k), sizeof(v), 1024, &mo);
-	if (!ASSERT_TRUE(fd >= 0, "create an LRU map of the conntrack layout")) {
+	if (!ASSERT_EQ(ct_maps_create("gc_early", 1024, 1024, &m), 0,
+		       "create LRU maps of the conntrack layouts")) {
 		sp_test_report("gc/early_drop_closed_flows_only", false);
 		return;
 	}
@@ -129,11 +174,11 @@ static void test_early_drop(void)
 		k.family = SP_FAMILY_V4;
 		v.state = states[i];
 		v.expires = now + 100000000000ULL; /* alive for 100 s */
-		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert") && ok;
+		ok = ASSERT_EQ(sp_ct_update(&m, &k, &v, BPF_NOEXIST), 0, "insert") && ok;
 	}
-	ok = ASSERT_EQ(sp_ct_gc(fd, -1, now, 0, false, &st), 0, "pass without early drop") && ok;
+	ok = ASSERT_EQ(sp_ct_gc(&m, -1, now, 0, false, &st), 0, "pass without early drop") && ok;
 	ok = ASSERT_EQ(st.deleted, 0, "nothing expired, nothing deleted") && ok;
-	ok = ASSERT_EQ(sp_ct_gc(fd, -1, now, 0, true, &st), 0, "pass with early drop") && ok;
+	ok = ASSERT_EQ(sp_ct_gc(&m, -1, now, 0, true, &st), 0, "pass with early drop") && ok;
 	ok = ASSERT_EQ(st.early, 2, "CLOSING and TIME_WAIT dropped early") && ok;
 	ok = ASSERT_EQ(st.deleted, 2, "deleted") && ok;
 	for (i = 0; i < 5; i++) {
@@ -143,11 +188,11 @@ static void test_early_drop(void)
 		k.sport = htons(1000 + i);
 		k.proto = IPPROTO_TCP;
 		k.family = SP_FAMILY_V4;
-		ok = ASSERT_EQ(bpf_map_lookup_elem(fd, &k, &v) == 0, !closed,
+		ok = ASSERT_EQ(sp_ct_lookup(&m, &k, &v) == 0, !closed,
 			       "live flows kept, closed ones gone") &&
 		     ok;
 	}
-	close(fd);
+	sp_ct_close(&m);
 	sp_test_report("gc/early_drop_closed_flows_only", ok);
 }
 
@@ -210,10 +255,11 @@ static int churn(bool collect, uint64_t *deleted)
 		if (fx_run_spec(xdp, &s, &out) != XDP_PASS)
 			goto out;
 		if (collect && i % GC_EVERY == GC_EVERY - 1) {
+			struct sp_ct_maps m = fx_ct(&d);
 			struct sp_ct_gc_stats st;
 
-			if (sp_ct_gc(bpf_map__fd(d.skel->maps.sp_ct), bpf_program__fd(d.skel->progs.sp_ct_reap),
-				     sp_mono_ns(), 0, false, &st))
+			if (sp_ct_gc(&m, bpf_program__fd(d.skel->progs.sp_ct_reap), sp_mono_ns(), 0,
+				     false, &st))
 				goto out;
 			*deleted += st.deleted;
 		}
@@ -241,15 +287,15 @@ static void test_dsr_lone_entries(void)
 	struct sp_ct_gc_stats st;
 	struct sp_ct_key k[4];
 	struct sp_ct_val v;
+	struct sp_ct_maps m;
 	struct fx_dp d;
 	uint32_t i;
 	bool ok;
-	int fd;
 
 	ok = ASSERT_EQ(fx_open(&d, 0, 0), 0, "datapath");
 	if (!ok)
 		goto out;
-	fd = bpf_map__fd(d.skel->maps.sp_ct);
+	m = fx_ct(&d);
 	for (i = 0; i < 4; i++) {
 		memset(&k[i], 0, sizeof(k[i]));
 		memset(&v, 0, sizeof(v));
@@ -264,13 +310,13 @@ static void test_dsr_lone_entries(void)
 		v.state = SP_CT_ESTABLISHED;
 		/* 0, 1: expired 10 s ago; 2, 3: alive for 100 s */
 		v.expires = i < 2 ? now - 10000000000ULL : now + 100000000000ULL;
-		ok &= ASSERT_EQ(bpf_map_update_elem(fd, &k[i], &v, BPF_NOEXIST), 0, "insert");
+		ok &= ASSERT_EQ(sp_ct_update(&m, &k[i], &v, BPF_NOEXIST), 0, "insert");
 	}
-	ok &= ASSERT_EQ(sp_ct_gc(fd, bpf_program__fd(d.skel->progs.sp_ct_reap), now, 0, true, &st),
+	ok &= ASSERT_EQ(sp_ct_gc(&m, bpf_program__fd(d.skel->progs.sp_ct_reap), now, 0, true, &st),
 			0, "pass");
 	ok &= ASSERT_EQ(st.deleted, 2, "the two expired lone entries deleted");
 	for (i = 0; i < 4; i++)
-		ok &= ASSERT_EQ(bpf_map_lookup_elem(fd, &k[i], &v) == 0, i >= 2,
+		ok &= ASSERT_EQ(sp_ct_lookup(&m, &k[i], &v) == 0, i >= 2,
 				"expired gone, live kept");
 out:
 	if (d.skel)
@@ -291,7 +337,6 @@ static int svc_key_cmp(const void *a, const void *b)
  */
 static void test_watch(void)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, mo);
 	struct {
 		const char *dst;
 		__u16 dport;
@@ -310,15 +355,15 @@ static void test_watch(void)
 	bool seen[5] = { false };
 	struct sp_ct_gc_watch w = { keys, 5, seen };
 	struct sp_ct_gc_stats st;
+	struct sp_ct_maps m;
 	uint64_t now = sp_mono_ns();
 	struct sp_ct_key k;
 	struct sp_ct_val v;
 	size_t i, j;
 	bool ok = true;
-	int fd;
 
-	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "gc_watch", sizeof(k), sizeof(v), 1024, &mo);
-	if (!ASSERT_TRUE(fd >= 0, "create an LRU map of the conntrack layout")) {
+	if (!ASSERT_EQ(ct_maps_create("gc_watch", 1024, 1024, &m), 0,
+		       "create LRU maps of the conntrack layouts")) {
 		sp_test_report("gc/watch_frontends", false);
 		return;
 	}
@@ -334,7 +379,7 @@ static void test_watch(void)
 		k.dir = e[i].dir;
 		v.flags = e[i].flags;
 		v.expires = e[i].live ? now + 100000000000ULL : 1;
-		ok = ASSERT_EQ(bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST), 0, "insert") && ok;
+		ok = ASSERT_EQ(sp_ct_update(&m, &k, &v, BPF_NOEXIST), 0, "insert") && ok;
 		memset(&keys[i], 0, sizeof(keys[i]));
 		if (fe_addr[i])
 			keys[i].addr = v4(fe_addr[i]);
@@ -343,7 +388,7 @@ static void test_watch(void)
 		keys[i].family = SP_FAMILY_V4;
 	}
 	qsort(keys, 5, sizeof(keys[0]), svc_key_cmp);
-	ok = ASSERT_EQ(sp_ct_gc_watch(fd, -1, now, 0, false, &w, &st), 0, "pass") && ok;
+	ok = ASSERT_EQ(sp_ct_gc_watch(&m, -1, now, 0, false, &w, &st), 0, "pass") && ok;
 	for (i = 0; i < 5; i++) {
 		struct sp_svc_key want_k;
 
@@ -359,7 +404,7 @@ static void test_watch(void)
 		if (j < 5)
 			ok = ASSERT_EQ(seen[j], want[i], e[i].dst) && ok;
 	}
-	close(fd);
+	sp_ct_close(&m);
 	sp_test_report("gc/watch_frontends", ok);
 }
 

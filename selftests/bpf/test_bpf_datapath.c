@@ -50,6 +50,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "ct.h"
 #include "svcplane.h"
 #include "sync.h"
 #include "test.h"
@@ -72,7 +73,7 @@
 #define HAIRPIN_V4 "169.254.42.1" /* cfg_hairpin_v4 default */
 #define HAIRPIN_V6 "fd73:7670:6c61:6e65::1" /* cfg_hairpin_v6 default */
 #define MAGLEV_M 251
-#define CT_TEST_SIZE 4096 /* sp_ct entries: a few dozen are used, flushed often */
+#define CT_TEST_SIZE 4096 /* sp_ct4 and sp_ct6 entries each: a few dozen are used, flushed often */
 #define BE_TEST_SIZE (SP_MAX_BACKENDS + 1) /* sp_backends (an array): the default (ids up to 196,607 are used) */
 
 /* ------------------------------------------------------------------ */
@@ -191,8 +192,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 /* ------------------------------------------------------------------ */
 
 static int fd_dst_filter;
-static int fd_services, fd_backends, fd_maglev, fd_ct, fd_node_addrs, fd_stats, fd_reasons,
+static int fd_services, fd_backends, fd_maglev, fd_node_addrs, fd_stats, fd_reasons,
 	fd_svc_stats;
+static struct sp_ct_maps ct_maps; /* sp_ct4, sp_ct6: through user/ct.h, which picks the table */
 static int ncpus;
 
 static struct sp_addr addr_of(int family, const char *s)
@@ -318,18 +320,25 @@ static int backend_clear(uint32_t id)
 	return bpf_map_update_elem(fd_backends, &id, &zero, BPF_ANY);
 }
 
-static int map_count(int fd, size_t key_size)
+/* Empty both conntrack tables. */
+static void ct_flush(void)
 {
-	uint8_t key[256], next[256];
-	int n = 0;
+	int err = sp_ct_flush(&ct_maps);
 
-	if (bpf_map_get_next_key(fd, NULL, next))
+	if (err)
+		fprintf(stderr, "  empty conntrack: %s\n", strerror(-err));
+}
+
+/* Entries in both conntrack tables (0 if unreadable, as an empty walk). */
+static int ct_count(void)
+{
+	long n = sp_ct_count(&ct_maps);
+
+	if (n < 0) {
+		fprintf(stderr, "  count conntrack: %s\n", strerror((int)-n));
 		return 0;
-	do {
-		n++;
-		memcpy(key, next, key_size);
-	} while (bpf_map_get_next_key(fd, key, next) == 0 && n < 100000);
-	return n;
+	}
+	return (int)n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -455,7 +464,7 @@ static int fixture_reset(void)
 	size_t i;
 	uint8_t one = 1;
 
-	map_flush(fd_ct, sizeof(struct sp_ct_key));
+	ct_flush();
 	map_flush(fd_services, sizeof(struct sp_svc_key));
 	backends_flush();
 	map_flush(fd_node_addrs, sizeof(struct sp_node_addr_key));
@@ -939,10 +948,10 @@ static int ct_entry_set_expires(const struct sp_ct_key *k, uint64_t d)
 {
 	struct sp_ct_val v;
 
-	if (bpf_map_lookup_elem(fd_ct, k, &v))
+	if (sp_ct_lookup(&ct_maps, k, &v))
 		return -ENOENT;
 	v.expires = d;
-	return bpf_map_update_elem(fd_ct, k, &v, BPF_EXIST);
+	return sp_ct_update(&ct_maps, k, &v, BPF_EXIST);
 }
 
 static int expire_entry(const struct row *r, uint8_t dir)
@@ -1979,7 +1988,7 @@ static bool check_ct(const struct row *r, const char *name)
 	if (r->ct == CT_ANY && !r->ct_detail)
 		return true;
 	ct_key_from_spec(in, SP_CT_FWD, &k);
-	if (bpf_map_lookup_elem(fd_ct, &k, &v)) {
+	if (sp_ct_lookup(&ct_maps, &k, &v)) {
 		fprintf(stderr, "  %s: no FWD conntrack entry for %s:%u -> %s:%u\n", name,
 			in->saddr, in->sport, in->daddr, in->dport);
 		return false;
@@ -2012,7 +2021,7 @@ static bool check_ct(const struct row *r, const char *name)
 		k.proto = in->proto;
 		k.family = (uint8_t)fam;
 		k.dir = SP_CT_REV;
-		if (bpf_map_lookup_elem(fd_ct, &k, &rv)) {
+		if (sp_ct_lookup(&ct_maps, &k, &rv)) {
 			fprintf(stderr, "  %s: the FWD entry has no REV entry\n", name);
 			sp_test_failed_asserts++;
 			return false;
@@ -2054,7 +2063,7 @@ static bool check_ct(const struct row *r, const char *name)
 	k.proto = in->proto;
 	k.family = (uint8_t)fam;
 	k.dir = SP_CT_REV;
-	if (bpf_map_lookup_elem(fd_ct, &k, &rv)) {
+	if (sp_ct_lookup(&ct_maps, &k, &rv)) {
 		fprintf(stderr, "  no REV conntrack entry for %s:%u -> %s:%u\n",
 			addr_str(&k.saddr, fam, b1), r->out.dport, addr_str(&k.daddr, fam, b2),
 			in->sport);
@@ -2281,7 +2290,7 @@ static bool run_row(const struct prog *pg, const struct row *r)
 	snprintf(name, sizeof(name), "%s/%s", pg->name, r->name);
 	cur_slot = slot_of(pg->hook);
 	if (!r->keep_ct) {
-		map_flush(fd_ct, sizeof(struct sp_ct_key));
+		ct_flush();
 		map_flush(bpf_map__fd(skel->maps.sp_frags), sizeof(struct sp_frag_key));
 	}
 	if (r->before && r->before(r)) {
@@ -2294,7 +2303,7 @@ static bool run_row(const struct prog *pg, const struct row *r)
 		sp_test_report(name, false);
 		return false;
 	}
-	ct_before = map_count(fd_ct, sizeof(struct sp_ct_key));
+	ct_before = ct_count();
 	take_snap(&a, r->svc_id);
 	if (pg->hook != H_XDP && in.len < ETH_HLEN + (r->in.family == 4 ? 20u : 40u)) {
 		/* TC ingress does see such a frame (ip_rcv drops it later),
@@ -2373,7 +2382,7 @@ static bool run_row(const struct prog *pg, const struct row *r)
 	if (e.check_ct && (r->ct != CT_ANY || r->ct_detail))
 		ok &= check_ct(r, name);
 	if (r->exp == E_SAME || r->exp == E_DROP || r->exp == E_REJECT || !e.check_ct) {
-		int ct_after = map_count(fd_ct, sizeof(struct sp_ct_key));
+		int ct_after = ct_count();
 
 		if (ct_after != ct_before) {
 			fprintf(stderr, "  conntrack entries: %d before, %d after; expected no change\n",
@@ -2450,7 +2459,7 @@ static void test_maglev_spread(const struct prog *pg)
 			break;
 		}
 		ct_key_from_spec(&s, SP_CT_FWD, &k);
-		if (!ASSERT_EQ(bpf_map_lookup_elem(fd_ct, &k, &v), 0, "FWD entry of the flow")) {
+		if (!ASSERT_EQ(sp_ct_lookup(&ct_maps, &k, &v), 0, "FWD entry of the flow")) {
 			ok = false;
 			break;
 		}
@@ -2487,7 +2496,7 @@ static void test_maglev_spread(const struct prog *pg)
 		struct pkt_spec s;
 
 		f0.cport = 45000;
-		map_flush(fd_ct, sizeof(struct sp_ct_key));
+		ct_flush();
 		s = flow_req(&f0, PKT_SYN, 0, 0, 0);
 		pkt_build(&s, &in);
 		s = pkt_spec_nat(&s, NULL, 0, be[first_pick], 8080);
@@ -2523,11 +2532,11 @@ static bool ct_deadlines(const struct pkt_spec *s, const struct pkt_spec *reply,
 	struct sp_ct_val v;
 
 	ct_key_from_spec(s, SP_CT_FWD, &k);
-	if (bpf_map_lookup_elem(fd_ct, &k, &v))
+	if (sp_ct_lookup(&ct_maps, &k, &v))
 		return false;
 	*fwd = v.expires;
 	ct_key_from_spec(reply, SP_CT_REV, &k);
-	if (bpf_map_lookup_elem(fd_ct, &k, &v))
+	if (sp_ct_lookup(&ct_maps, &k, &v))
 		return false;
 	*rev = v.expires;
 	return true;
@@ -2779,7 +2788,8 @@ static struct svcplane_bpf *open_second(int *err, bool xdp_redirect, bool host_r
 	s2->rodata->cfg_ct_udp_ns = T_UDP;
 	s2->rodata->cfg_xdp_redirect = xdp_redirect;
 	s2->rodata->cfg_host_routing = host_routing;
-	bpf_map__set_max_entries(s2->maps.sp_ct, CT_TEST_SIZE);
+	bpf_map__set_max_entries(s2->maps.sp_ct4, CT_TEST_SIZE);
+	bpf_map__set_max_entries(s2->maps.sp_ct6, CT_TEST_SIZE);
 	/* Not pinned: a restarted daemon fills its own from sp_services
 	 * (user/sync.c); the test hands over the first instance's. */
 	*err = bpf_map__reuse_fd(s2->maps.sp_dst_filter, fd_dst_filter);
@@ -2995,7 +3005,8 @@ static int setup(void)
 	skel->rodata->cfg_reject_rate = 0; /* every reject row is answered (test_bpf_reject_rate) */
 	skel->rodata->cfg_ct_udp_ns = T_UDP;
 	/* small maps: the test needs few entries and a fast flush */
-	bpf_map__set_max_entries(skel->maps.sp_ct, CT_TEST_SIZE);
+	bpf_map__set_max_entries(skel->maps.sp_ct4, CT_TEST_SIZE);
+	bpf_map__set_max_entries(skel->maps.sp_ct6, CT_TEST_SIZE);
 	err = svcplane_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "load svcplane skeleton: %s (verifier log above)\n", strerror(-err));
@@ -3009,7 +3020,8 @@ static int setup(void)
 	fd_services = bpf_map__fd(skel->maps.sp_services);
 	fd_backends = bpf_map__fd(skel->maps.sp_backends);
 	fd_maglev = bpf_map__fd(skel->maps.sp_maglev);
-	fd_ct = bpf_map__fd(skel->maps.sp_ct);
+	ct_maps.fd4 = bpf_map__fd(skel->maps.sp_ct4);
+	ct_maps.fd6 = bpf_map__fd(skel->maps.sp_ct6);
 	fd_node_addrs = bpf_map__fd(skel->maps.sp_node_addrs);
 	fd_dst_filter = bpf_map__fd(skel->maps.sp_dst_filter);
 	fd_stats = bpf_map__fd(skel->maps.sp_stats);
@@ -3027,7 +3039,8 @@ static int setup(void)
 static void test_pins(void)
 {
 	static const char *const must[] = { SP_MAP_SERVICES, SP_MAP_BACKENDS, SP_MAP_MAGLEV,
-					    SP_MAP_CT, SP_MAP_NODE_ADDRS, SP_MAP_STATS };
+					    SP_MAP_CT4, SP_MAP_CT6, SP_MAP_NODE_ADDRS,
+					    SP_MAP_STATS };
 	struct bpf_map *m;
 	struct stat st;
 	char path[128];

@@ -24,6 +24,7 @@
 
 #include "svcplane.h"
 #include "svcplane.skel.h"
+#include "ct.h"
 #include "log.h"
 #include "model.h"
 #include "resolve.h"
@@ -72,7 +73,8 @@ static int node_open(struct node *n, uint32_t seed)
 	if (!n->skel)
 		return -errno;
 	/* Small maps: this test needs little, and many run at once in CI. */
-	bpf_map__set_max_entries(n->skel->maps.sp_ct, 16384);
+	bpf_map__set_max_entries(n->skel->maps.sp_ct4, 16384);
+	bpf_map__set_max_entries(n->skel->maps.sp_ct6, 16384);
 	bpf_map__set_max_entries(n->skel->maps.sp_maglev, 4096);
 	bpf_map__set_max_entries(n->skel->maps.sp_backends, 1024 + 1); /* ids 1 .. 1024 */
 	bpf_map__set_max_entries(n->skel->maps.sp_services, 1024);
@@ -179,11 +181,12 @@ static int node_apply_aff(struct node *n, unsigned int order, int skip, uint32_t
 /* Forget every flow, so the next packets are new flows picked by Maglev. */
 static void ct_flush(struct node *n)
 {
-	int fd = bpf_map__fd(n->skel->maps.sp_ct);
-	struct sp_ct_key k;
+	struct sp_ct_maps ct = {
+		.fd4 = bpf_map__fd(n->skel->maps.sp_ct4),
+		.fd6 = bpf_map__fd(n->skel->maps.sp_ct6),
+	};
 
-	while (bpf_map_get_next_key(fd, NULL, &k) == 0)
-		bpf_map_delete_elem(fd, &k);
+	sp_ct_flush(&ct);
 }
 
 /* Run flow i (client 192.0.2.(i%200+1):(10000+i) -> VIP) through the

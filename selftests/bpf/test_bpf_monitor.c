@@ -109,24 +109,30 @@ static void test_monitor_rate(void)
 	ASSERT_EQ(dp.skel->bss->sp_monitor.lost, 1, "counted lost");
 }
 
+/* sp_ct_foreach: the REV entry of the client port 5000's flow, into arg;
+ * ends the walk there. */
+static int find_rev_5000(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
+{
+	(void)v;
+	if (k->dir != SP_CT_REV || ntohs(k->dport) != 5000)
+		return 0;
+	*(struct sp_ct_key *)arg = *k;
+	return 1;
+}
+
 static void test_monitor_ct_lost(void)
 {
-	int fd = bpf_map__fd(dp.skel->maps.sp_ct);
-	struct sp_ct_key k, next;
-	bool first = true, found = false;
+	struct sp_ct_maps ct = fx_ct(&dp);
+	struct sp_ct_key k;
+	bool found = false;
 
 	gate(fx_mono_ns() + 60 * 1000000000ULL, 0);
 	run_pkt(dp.skel->progs.sp_xdp, VIP, 5000, PKT_SYN);
 	ASSERT_EQ(n_got, 1, "new flow");
-	/* Evict the flow's REV entry, as a full LRU would. */
-	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
-		first = false;
-		k = next;
-		if (k.dir == SP_CT_REV && ntohs(k.dport) == 5000) {
-			found = !bpf_map_delete_elem(fd, &k);
-			break;
-		}
-	}
+	/* Evict the flow's REV entry, as a full LRU would (deleted after
+	 * the walk, not during it). */
+	if (sp_ct_foreach(&ct, find_rev_5000, &k) == 1)
+		found = !sp_ct_delete(&ct, &k);
 	if (!ASSERT_TRUE(found, "the flow's reply entry deleted"))
 		return;
 	/* The ACK moves the flow to ESTABLISHED and finds its partner gone. */

@@ -136,18 +136,13 @@ static int to_view(struct fx_dp *d, int family, const char *vip, uint16_t port)
 
 #define STAT(d, slot, f) fx_stat(d, slot, offsetof(struct sp_stats, f))
 
+/* Entries in both conntrack tables of d (0 if unreadable). */
 static uint64_t ct_count(struct fx_dp *d)
 {
-	int fd = bpf_map__fd(d->skel->maps.sp_ct);
-	struct sp_ct_key k, next, *prev = NULL;
-	uint64_t n = 0;
+	struct sp_ct_maps m = fx_ct(d);
+	long n = sp_ct_count(&m);
 
-	while (!bpf_map_get_next_key(fd, prev, &next) && n < 100000) {
-		k = next;
-		prev = &k;
-		n++;
-	}
-	return n;
+	return n < 0 ? 0 : (uint64_t)n;
 }
 
 /* The addresses and ports of a frame, and whether its checksums hold. */
@@ -545,13 +540,32 @@ static int open_dsr_a(struct fx_dp *d, int fam)
 	return set_flags_p(d, fam, IPPROTO_UDP, vip, 53, SP_SVC_F_EXTERNAL, 2, SP_BE_F_REMOTE);
 }
 
-/* The only conntrack entry of d, in *k / *v. */
+struct ct_entry {
+	struct sp_ct_key k;
+	struct sp_ct_val v;
+};
+
+/* sp_ct_foreach: keep the first entry met and end the walk. */
+static int ct_first(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
+{
+	struct ct_entry *e = arg;
+
+	e->k = *k;
+	e->v = *v;
+	return 1;
+}
+
+/* The only conntrack entry of d (in either table), in *k / *v. */
 static bool ct_only(struct fx_dp *d, struct sp_ct_key *k, struct sp_ct_val *v)
 {
-	int fd = bpf_map__fd(d->skel->maps.sp_ct);
+	struct sp_ct_maps m = fx_ct(d);
+	struct ct_entry e;
 
-	return ct_count(d) == 1 && !bpf_map_get_next_key(fd, NULL, k) &&
-	       !bpf_map_lookup_elem(fd, k, v);
+	if (ct_count(d) != 1 || sp_ct_foreach(&m, ct_first, &e) != 1)
+		return false;
+	*k = e.k;
+	*v = e.v;
+	return true;
 }
 
 /*

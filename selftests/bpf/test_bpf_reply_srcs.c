@@ -6,7 +6,7 @@
  * address is not there. A REV entry the datapath did not write (as a version
  * from before the filter left in the pinned conntrack) is not looked up
  * until its source is seeded from conntrack (sp_dp_seed_reply_srcs), and
- * sp_dp_load seeds the filter when it finds sp_ct pinned without it.
+ * sp_dp_load seeds the filter when it finds conntrack pinned without it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -59,8 +59,8 @@ static bool reply_as(const char *src, uint16_t sport, const char *dst, uint16_t 
 }
 
 /* Put the two entries of a flow OLD_CLIENT:3000 -> VIP:80 -> OLD_BE:OLD_PORT
- * into sp_ct (fd), as a datapath from before the filter wrote them. */
-static int old_flow(int fd)
+ * into conntrack (ct), as a datapath from before the filter wrote them. */
+static int old_flow(const struct sp_ct_maps *ct)
 {
 	struct sp_ct_key k;
 	struct sp_ct_val v;
@@ -83,7 +83,7 @@ static int old_flow(int fd)
 	v.state = SP_CT_ESTABLISHED;
 	v.created = fx_mono_ns();
 	v.expires = v.created + 3600 * 1000000000ULL;
-	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+	if (sp_ct_update(ct, &k, &v, BPF_ANY))
 		return -1;
 	k.saddr = fx_addr(4, OLD_CLIENT);
 	k.daddr = fx_addr(4, VIP);
@@ -94,7 +94,7 @@ static int old_flow(int fd)
 	v.nat_port = htons(OLD_PORT);
 	memset(&v.nat_saddr, 0, sizeof(v.nat_saddr));
 	v.nat_sport = 0;
-	return bpf_map_update_elem(fd, &k, &v, BPF_ANY) ? -1 : 0;
+	return sp_ct_update(ct, &k, &v, BPF_ANY) ? -1 : 0;
 }
 
 static void test_reply_srcs_new_flow(void)
@@ -113,17 +113,17 @@ static void test_reply_srcs_new_flow(void)
 
 static void test_reply_srcs_seed(void)
 {
-	int fd_ct = bpf_map__fd(dp.skel->maps.sp_ct);
+	struct sp_ct_maps ct = fx_ct(&dp);
 	int fd = bpf_map__fd(dp.skel->maps.sp_reply_srcs);
 	uint32_t seeded = 0;
 
-	if (!ASSERT_EQ(old_flow(fd_ct), 0, "write the old flow's entries"))
+	if (!ASSERT_EQ(old_flow(&ct), 0, "write the old flow's entries"))
 		return;
 	/* Not in the filter: passed as it came (that is what an upgrade
 	 * would do to the flows before it, without the seed). */
 	ASSERT_TRUE(reply_as(OLD_BE, OLD_PORT, OLD_CLIENT, 3000, OLD_BE, OLD_PORT),
 		    "unseeded: the reply passes untouched");
-	ASSERT_EQ(sp_dp_seed_reply_srcs(fd_ct, fd, 4096, &seeded), 0, "seed from conntrack");
+	ASSERT_EQ(sp_dp_seed_reply_srcs(&ct, fd, &seeded), 0, "seed from conntrack");
 	/* The old flow's, and the new flow's if test_reply_srcs_new_flow ran. */
 	ASSERT_TRUE(seeded >= 1 && seeded <= 2, "REV entries seeded");
 	ASSERT_TRUE(src_maybe(fd, OLD_BE), "the old flow's source after the seed");
@@ -150,8 +150,9 @@ static void unpin_dir(const char *dir)
 	rmdir(dir);
 }
 
-/* An upgrade: sp_ct pinned, sp_reply_srcs not (as a version from before
- * the filter leaves them). sp_dp_load seeds the new filter from sp_ct. */
+/* An upgrade: conntrack pinned, sp_reply_srcs not (as a version from
+ * before the filter leaves them). sp_dp_load seeds the new filter from
+ * conntrack. */
 static void test_reply_srcs_load_seeds(void)
 {
 	char dir[128], path[256];
@@ -163,12 +164,13 @@ static void test_reply_srcs_load_seeds(void)
 	sp_dp_opts_default(&o);
 	o.pin_dir = dir;
 	o.ct_size = 4096;
+	o.ct6_size = 4096;
 	o.max_frontends = o.max_svc_ids = o.max_backends = 1024;
 	o.maglev_chunks = 1024;
 	o.max_src_ranges = 64;
 	if (!ASSERT_EQ(sp_dp_load(&d, &o), 0, "first load"))
 		goto out;
-	ASSERT_EQ(old_flow(d.fd_ct), 0, "write the old flow's entries");
+	ASSERT_EQ(old_flow(&d.ct), 0, "write the old flow's entries");
 	sp_dp_close(&d);
 	snprintf(path, sizeof(path), "%s/%s", dir, SP_MAP_REPLY_SRCS);
 	if (!ASSERT_EQ(unlink(path), 0, "unpin the filter (the older version had none)"))

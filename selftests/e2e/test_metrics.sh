@@ -37,7 +37,7 @@ write_config() {
 	} | e2e_write_config
 }
 write_config
-DAEMON_ARGS=(--ct-gc-interval 1 --ct-size 4096)
+DAEMON_ARGS=(--ct-gc-interval 1 --ct-size 4096 --ct-size-v6 2048)
 e2e_start_daemon "${DAEMON_ARGS[@]}" || e2e_abort "daemon did not start"
 CLIENT=${CL_POD_NS[pod1]}
 
@@ -153,8 +153,8 @@ check resident-memory "process_resident_memory_bytes $rss, VmRSS ${kb:-?} kB, pe
 cap=$(val "$M4" svcplane_ct_capacity) ent=$(val "$M4" svcplane_ct_entries)
 snat=$(val "$M4" svcplane_snat_ports_in_use)
 mb=$(val "$M4" svcplane_maglev_memory_bytes) mc=$(val "$M4" svcplane_maglev_capacity_bytes)
-check conntrack-and-maglev "ct capacity $cap (want 4096), entries $ent, SNAT ports $snat (want 0: no SNAT here), Maglev $mb of $mc bytes (want 0 < in use < capacity)" \
-	eval '[ "$cap" = 4096 ] && [ "$ent" != none ] && [ "$snat" = 0 ] && [ "$mb" != none ] &&
+check conntrack-and-maglev "ct capacity $cap (want 6144: --ct-size 4096 + --ct-size-v6 2048), entries $ent, SNAT ports $snat (want 0: no SNAT here), Maglev $mb of $mc bytes (want 0 < in use < capacity)" \
+	eval '[ "$cap" = 6144 ] && [ "$ent" != none ] && [ "$snat" = 0 ] && [ "$mb" != none ] &&
 		[ "$mb" -gt 0 ] && [ "$mb" -lt "$mc" ]'
 
 # The dashboard: JSON, and each metric name in its queries is on the page.

@@ -240,7 +240,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tc = prog != 0;
 	memcpy(in.data, data + 1, size - 1);
 	in.len = (uint32_t)(size - 1);
-	map_empty(bpf_map__fd(dp.skel->maps.sp_ct), sizeof(struct sp_ct_key));
+	map_empty(bpf_map__fd(dp.skel->maps.sp_ct4), sizeof(struct sp_ct4_key));
+	map_empty(bpf_map__fd(dp.skel->maps.sp_ct6), sizeof(struct sp_ct_key));
 	map_empty(bpf_map__fd(dp.skel->maps.sp_frags), sizeof(struct sp_frag_key));
 	parsed = pkt_parse(in.data, in.len, &pi, why, sizeof(why));
 	csums_in = parsed && pkt_csums_ok(in.data, in.len, why, sizeof(why));

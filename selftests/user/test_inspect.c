@@ -49,8 +49,10 @@ static const struct tmap {
 	{ SP_MAP_BACKENDS, BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct sp_backend), 70001,
 	  BPF_F_MMAPABLE },
 	{ SP_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct sp_maglev_chunk), 64, 0 },
-	{ SP_MAP_CT, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key), sizeof(struct sp_ct_val),
+	{ SP_MAP_CT4, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct4_key), sizeof(struct sp_ct_val),
 	  1024, 0 },
+	{ SP_MAP_CT6, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key), sizeof(struct sp_ct_val),
+	  512, 0 },
 	{ SP_MAP_NODE_ADDRS, BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key), sizeof(__u8), 16,
 	  0 },
 	{ SP_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32), sizeof(struct sp_stats), 1, 0 },
@@ -61,7 +63,7 @@ static const struct tmap {
 	{ SP_MAP_SVC_META, BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(struct sp_svc_meta), 64,
 	  BPF_F_NO_PREALLOC },
 };
-enum { T_SERVICES, T_BACKENDS, T_MAGLEV, T_CT, T_NODE, T_STATS, T_REASONS, T_SVC_STATS, T_META,
+enum { T_SERVICES, T_BACKENDS, T_MAGLEV, T_CT4, T_CT6, T_NODE, T_STATS, T_REASONS, T_SVC_STATS, T_META,
        T_NMAPS };
 _Static_assert(ARRAY_SIZE(tmaps) == T_NMAPS, "one entry per map");
 
@@ -350,11 +352,15 @@ static int put_ct(const char *s, __u16 sport, const char *d, __u16 dport, __u8 f
 			       .nat_sport = htons(nat_sport), .backend_id = backend,
 			       .svc_id = svc, .state = state, .flags = flags };
 
+	struct sp_ct4_key k4 = { .saddr = k.saddr.addr[0], .daddr = k.daddr.addr[0],
+				 .sport = k.sport, .dport = k.dport, .proto = proto, .dir = dir_ };
+
 	if (nat_s)
 		v.nat_saddr = conv(nat_s);
 	v.expires = t_now + exp_s * (long long)NSEC;
 	v.created = t_now - age_s * (long long)NSEC;
-	return put(T_CT, &k, &v);
+	/* Each family in its own table, IPv4 under the narrow key. */
+	return family == SP_FAMILY_V4 ? put(T_CT4, &k4, &v) : put(T_CT6, &k, &v);
 }
 
 /* svc 1's table: slot 0 for e % 5 in {0,1,2}, else slot 1: 151 and 100 entries of 251. */
@@ -1151,7 +1157,10 @@ static void test_status(void)
 			ASSERT_EQ(jint(m, "max_entries"), tmaps[i].max_entries, "max_entries");
 		}
 		ASSERT_EQ(jint(json_object_array_get_idx(maps, 0), "entries"), 10, "frontends");
-		ASSERT_EQ(jint(json_object_array_get_idx(maps, T_CT), "entries"), 4, "ct entries");
+		ASSERT_EQ(jint(json_object_array_get_idx(maps, T_CT4), "entries"), 3,
+			  "ct4 entries");
+		ASSERT_EQ(jint(json_object_array_get_idx(maps, T_CT6), "entries"), 1,
+			  "ct6 entries");
 	}
 	json_object_put(j);
 	out_free(&r);
@@ -1188,7 +1197,10 @@ static void test_status(void)
 	snprintf(want, sizeof(want), "daemon    running (pid %d)", (int)getpid());
 	ASSERT_CONTAINS(r.o, want, "running");
 	ASSERT_CONTAINS(r.o, "state     ready", "ready");
-	ASSERT_CONTAINS(r.o, "sp_ct          yes     lru_hash", "map row");
+	ASSERT_CONTAINS(r.o, "sp_ct4         yes     lru_hash", "map row");
+	ASSERT_CONTAINS(r.o, "sp_ct6         yes     lru_hash", "map row");
+	ASSERT_CONTAINS(r.o, "conntrack ipv4 3 of 1024 entries (0%)\n", "IPv4 table's fill");
+	ASSERT_CONTAINS(r.o, "conntrack ipv6 1 of 512 entries (0%)\n", "IPv6 table's fill");
 	out_free(&r);
 
 	/* A running daemon with only part of its maps pinned (bad_dir): not ready. */

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The upgrade from a single conntrack table (sp_ct, struct sp_ct_key for
+ * both families) to sp_ct4 and sp_ct6 (include/svcplane.h): sp_dp_load
+ * moves the pinned old table's entries into the new ones before anything
+ * is attached, without overwriting what the new tables hold already, and
+ * seeds the reply-source filter from what it moved; the daemon's second
+ * pass (sp_dp_ct_upgrade(dp, true)), once the old programs are replaced,
+ * moves what they added meanwhile and unpins the old table. A moved flow's
+ * reply is reverse-NATed by the new programs.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "test.h"
+#include "dp_fixture.h"
+#include "dp.h"
+
+#define VIP4 "10.96.0.1"
+#define BE4 "10.244.0.12"
+#define CLIENT4 "10.0.0.2"
+#define VIP6 "fd00::96:1"
+#define BE6 "fd00::244:12"
+#define CLIENT6 "fd00::2"
+
+static char dir[128];
+
+static void unpin_dir(void)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *dd = opendir(dir);
+
+	while (dd && (e = readdir(dd))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (dd)
+		closedir(dd);
+	rmdir(dir);
+}
+
+/* The FWD and REV entries of an established flow client:3000 -> vip:80 ->
+ * be:9090 of family fam, backend id backend. */
+static void flow(int fam, const char *client, const char *vip, const char *be, __u32 backend,
+		 struct sp_ct_key *fk, struct sp_ct_val *fv, struct sp_ct_key *rk,
+		 struct sp_ct_val *rv)
+{
+	__u64 now = fx_mono_ns();
+
+	memset(fk, 0, sizeof(*fk));
+	memset(fv, 0, sizeof(*fv));
+	fk->saddr = fx_addr(fam, client);
+	fk->daddr = fx_addr(fam, vip);
+	fk->sport = htons(3000);
+	fk->dport = htons(80);
+	fk->proto = IPPROTO_TCP;
+	fk->family = fam == 4 ? SP_FAMILY_V4 : SP_FAMILY_V6;
+	fk->dir = SP_CT_FWD;
+	fv->nat_addr = fx_addr(fam, be);
+	fv->nat_port = htons(9090);
+	fv->backend_id = backend;
+	fv->svc_id = 1;
+	fv->state = SP_CT_ESTABLISHED;
+	fv->expires = now + 3600ULL * 1000000000ULL;
+	fv->created = now;
+	*rk = *fk;
+	rk->saddr = fv->nat_addr;
+	rk->daddr = fk->saddr;
+	rk->sport = fv->nat_port;
+	rk->dport = fk->sport;
+	rk->dir = SP_CT_REV;
+	*rv = *fv;
+	rv->nat_addr = fk->daddr;
+	rv->nat_port = fk->dport;
+	rv->nat_saddr = fk->saddr;
+	rv->nat_sport = fk->sport;
+}
+
+/* True if m holds exactly v at k. */
+static bool holds(const struct sp_ct_maps *m, const struct sp_ct_key *k, const struct sp_ct_val *v)
+{
+	struct sp_ct_val got;
+
+	return sp_ct_lookup(m, k, &got) == 0 && !memcmp(&got, v, sizeof(got));
+}
+
+static int old_entries(int fd)
+{
+	struct sp_ct_key k;
+	int n = 0;
+
+	if (bpf_map_get_next_key(fd, NULL, &k) == 0)
+		n++; /* one is enough to say "not empty" */
+	return n;
+}
+
+static void test_ct_upgrade(void)
+{
+	struct sp_ct_key f4, r4, f6, r6, late;
+	struct sp_ct_val fv4, rv4, fv6, rv6, newer, late_v;
+	struct pkt_spec in = { .family = 4, .proto = IPPROTO_TCP, .saddr = BE4, .daddr = CLIENT4,
+			       .sport = 9090, .dport = 3000, .tcp_flags = PKT_ACK, .seq = 7 };
+	struct pkt_spec want = in;
+	char old_path[256], srcs_path[256];
+	struct sp_dp_opts o;
+	struct pkt out, exp;
+	struct sp_dp d;
+	int fd = -1;
+
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sp-test-ct-upgrade-%d", (int)getpid());
+	snprintf(old_path, sizeof(old_path), "%s/%s", dir, SP_MAP_CT_OLD);
+	snprintf(srcs_path, sizeof(srcs_path), "%s/%s", dir, SP_MAP_REPLY_SRCS);
+	sp_dp_opts_default(&o);
+	o.pin_dir = dir;
+	o.ct_size = o.ct6_size = 4096;
+	o.max_frontends = o.max_svc_ids = o.max_backends = 1024;
+	o.maglev_chunks = 1024;
+	o.max_src_ranges = 64;
+	o.host_routing = false; /* no metadata before the frame: compared whole */
+	flow(4, CLIENT4, VIP4, BE4, 1, &f4, &fv4, &r4, &rv4);
+	flow(6, CLIENT6, VIP6, BE6, 2, &f6, &fv6, &r6, &rv6);
+
+	/* The new tables exist and hold one entry at an old key already:
+	 * the new datapath made it, and it wins. */
+	if (!ASSERT_EQ(sp_dp_load(&d, &o), 0, "first load"))
+		goto out;
+	newer = fv4;
+	newer.backend_id = 99;
+	ASSERT_EQ(sp_ct_update(&d.ct, &f4, &newer, BPF_ANY), 0, "a newer FWD entry");
+	sp_dp_close(&d);
+
+	/* The older version's single table, and no filter (older still). */
+	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, SP_MAP_CT_OLD, sizeof(struct sp_ct_key),
+			    sizeof(struct sp_ct_val), 4096, NULL);
+	if (!ASSERT_TRUE(fd >= 0, "create the old table"))
+		goto out;
+	ASSERT_EQ(bpf_map_update_elem(fd, &f4, &fv4, BPF_ANY), 0, "old v4 FWD");
+	ASSERT_EQ(bpf_map_update_elem(fd, &r4, &rv4, BPF_ANY), 0, "old v4 REV");
+	ASSERT_EQ(bpf_map_update_elem(fd, &f6, &fv6, BPF_ANY), 0, "old v6 FWD");
+	ASSERT_EQ(bpf_map_update_elem(fd, &r6, &rv6, BPF_ANY), 0, "old v6 REV");
+	if (!ASSERT_EQ(bpf_obj_pin(fd, old_path), 0, "pin the old table") ||
+	    !ASSERT_EQ(unlink(srcs_path), 0, "unpin the filter"))
+		goto out;
+
+	if (!ASSERT_EQ(sp_dp_load(&d, &o), 0, "load over the old table"))
+		goto out;
+	ASSERT_TRUE(holds(&d.ct, &r4, &rv4), "v4 REV moved into sp_ct4");
+	ASSERT_TRUE(holds(&d.ct, &f4, &newer), "v4 FWD: the new table's entry kept");
+	ASSERT_TRUE(holds(&d.ct, &f6, &fv6), "v6 FWD moved into sp_ct6");
+	ASSERT_TRUE(holds(&d.ct, &r6, &rv6), "v6 REV moved into sp_ct6");
+	ASSERT_EQ(sp_ct_count(&d.ct), 4, "4 entries in the new tables");
+	ASSERT_EQ(old_entries(fd), 0, "the old table emptied");
+	ASSERT_EQ(access(old_path, F_OK), 0, "the old table pinned until the second pass");
+
+	/* The moved flow's reply, through the new program: its source is in
+	 * the filter seeded after the move, its REV entry in sp_ct4. */
+	want.saddr = VIP4;
+	want.sport = 80;
+	ASSERT_EQ(fx_run_spec(d.skel->progs.sp_xdp, &in, &out), XDP_PASS, "reply verdict");
+	if (ASSERT_EQ(pkt_build(&want, &exp), 0, "build the expected reply"))
+		ASSERT_TRUE(out.len == exp.len && !memcmp(out.data, exp.data, exp.len),
+			    "the moved flow's reply is reverse-NATed to the VIP");
+
+	/* What the old programs add before they are replaced: moved by the
+	 * second pass, which unpins the old table. */
+	late = f4;
+	late.sport = htons(3001);
+	late_v = fv4;
+	ASSERT_EQ(bpf_map_update_elem(fd, &late, &late_v, BPF_ANY), 0, "a late old entry");
+	ASSERT_EQ(sp_dp_ct_upgrade(&d, true), 0, "second pass");
+	ASSERT_TRUE(holds(&d.ct, &late, &late_v), "the late entry moved");
+	ASSERT_TRUE(access(old_path, F_OK) != 0 && errno == ENOENT, "the old table unpinned");
+	ASSERT_EQ(sp_dp_ct_upgrade(&d, true), 0, "nothing to do without an old table");
+	sp_dp_close(&d);
+	ASSERT_EQ(sp_dp_load(&d, &o), 0, "a later load");
+	ASSERT_EQ(sp_ct_count(&d.ct), 5, "the tables kept across it");
+	sp_dp_close(&d);
+out:
+	if (fd >= 0)
+		close(fd);
+	unpin_dir();
+}
+
+int main(void)
+{
+	libbpf_set_print(fx_quiet_print);
+	if (geteuid()) {
+		sp_test_skip("test_bpf_ct_upgrade", "needs root (BPF maps and programs)");
+		return sp_test_exit();
+	}
+	RUN_TEST(test_ct_upgrade);
+	return sp_test_exit();
+}

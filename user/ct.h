@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Conntrack as user space sees it: the two tables of one datapath (sp_ct4
+ * for IPv4 flows under a 16-byte key, sp_ct6 for IPv6; include/svcplane.h)
+ * as one, keyed by struct sp_ct_key whatever the family. The collector,
+ * `svcplane conntrack`, the upgrade from the single table of older
+ * versions and the tests all go through here, so that none of them knows
+ * which table holds which flow.
+ */
+#ifndef SP_CT_H
+#define SP_CT_H
+
+#include <stdint.h>
+
+#include "svcplane.h"
+
+struct sp_ct_maps {
+	int fd4; /* sp_ct4 */
+	int fd6; /* sp_ct6 */
+};
+
+/* k (an IPv4 flow's key) narrowed to sp_ct4's key, and back. */
+void sp_ct4_key_of(const struct sp_ct_key *k, struct sp_ct4_key *k4);
+void sp_ct_key_of4(const struct sp_ct4_key *k4, struct sp_ct_key *k);
+
+/* The entry at k, in the table of k->family: 0 or -errno (-ENOENT: none). */
+int sp_ct_lookup(const struct sp_ct_maps *m, const struct sp_ct_key *k, struct sp_ct_val *v);
+/* flags: BPF_ANY, BPF_NOEXIST or BPF_EXIST. 0 or -errno. */
+int sp_ct_update(const struct sp_ct_maps *m, const struct sp_ct_key *k, const struct sp_ct_val *v,
+		 uint64_t flags);
+int sp_ct_delete(const struct sp_ct_maps *m, const struct sp_ct_key *k);
+
+/*
+ * fn for every entry of both tables (sp_ct4 first), read in batches: an
+ * entry added or removed during the walk may or may not be met, as with
+ * any walk of a live hash. A non-zero return of fn ends the walk and is
+ * returned; else 0, or -errno if a table cannot be read.
+ */
+typedef int (*sp_ct_fn)(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg);
+int sp_ct_foreach(const struct sp_ct_maps *m, sp_ct_fn fn, void *arg);
+
+/* The same over one table of either layout (fd; family: its keys' family
+ * for sp_ct4, 0 for a table keyed by struct sp_ct_key). */
+int sp_ct_foreach_fd(int fd, uint8_t family, sp_ct_fn fn, void *arg);
+
+/* Entries in both tables, or -errno. */
+long sp_ct_count(const struct sp_ct_maps *m);
+/* Delete every entry of both tables: 0 or -errno. */
+int sp_ct_flush(const struct sp_ct_maps *m);
+/* Both tables' capacity, in entries (0 for a table not open). */
+uint64_t sp_ct_capacity(const struct sp_ct_maps *m);
+
+/* Open the tables pinned under dir: 0 or -errno (nothing left open). */
+int sp_ct_open_pinned(const char *dir, struct sp_ct_maps *m);
+void sp_ct_close(struct sp_ct_maps *m);
+
+/*
+ * Move every entry of the table at old_fd (keyed by struct sp_ct_key, as
+ * the single sp_ct of versions before sp_ct4/sp_ct6) into m, leaving an
+ * entry that m holds already as it is (the new datapath made it since),
+ * and delete it from the old table. *moved counts the entries moved.
+ * 0 or -errno.
+ */
+int sp_ct_move_from(const struct sp_ct_maps *m, int old_fd, uint64_t *moved);
+
+#endif /* SP_CT_H */
