@@ -301,6 +301,21 @@ struct sp_ct4_key {
 	__u8 pad[2];
 };
 
+/* k (an IPv4 flow's key) narrowed to sp_ct4's key: the datapath at the
+ * map (bpf/lib/ct.h), user space in user/ct.c. */
+static inline __attribute__((always_inline)) void sp_ct4_key_narrow(const struct sp_ct_key *k,
+								  struct sp_ct4_key *k4)
+{
+	k4->saddr = k->saddr.addr[0];
+	k4->daddr = k->daddr.addr[0];
+	k4->sport = k->sport;
+	k4->dport = k->dport;
+	k4->proto = k->proto;
+	k4->dir = k->dir;
+	k4->pad[0] = 0;
+	k4->pad[1] = 0;
+}
+
 /*
  * sp_ct_val.state: one state per flow, held identically by both entries
  * (a packet that changes it writes both). Modelled on nf_conntrack's TCP

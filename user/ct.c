@@ -12,17 +12,6 @@
 
 #define CT_BATCH 4096 /* entries per lookup syscall */
 
-void sp_ct4_key_of(const struct sp_ct_key *k, struct sp_ct4_key *k4)
-{
-	memset(k4, 0, sizeof(*k4));
-	k4->saddr = k->saddr.addr[0];
-	k4->daddr = k->daddr.addr[0];
-	k4->sport = k->sport;
-	k4->dport = k->dport;
-	k4->proto = k->proto;
-	k4->dir = k->dir;
-}
-
 void sp_ct_key_of4(const struct sp_ct4_key *k4, struct sp_ct_key *k)
 {
 	memset(k, 0, sizeof(*k));
@@ -40,7 +29,7 @@ static int table_of(const struct sp_ct_maps *m, const struct sp_ct_key *k, struc
 		    const void **key)
 {
 	if (k->family == SP_FAMILY_V4) {
-		sp_ct4_key_of(k, k4);
+		sp_ct4_key_narrow(k, k4);
 		*key = k4;
 		return m->fd4;
 	}

@@ -19,8 +19,8 @@ struct sp_ct_maps {
 	int fd6; /* sp_ct6 */
 };
 
-/* k (an IPv4 flow's key) narrowed to sp_ct4's key, and back. */
-void sp_ct4_key_of(const struct sp_ct_key *k, struct sp_ct4_key *k4);
+/* sp_ct4's key widened to struct sp_ct_key (narrowed: sp_ct4_key_narrow,
+ * include/svcplane.h). */
 void sp_ct_key_of4(const struct sp_ct4_key *k4, struct sp_ct_key *k);
 
 /* The entry at k, in the table of k->family: 0 or -errno (-ENOENT: none). */

@@ -108,25 +108,13 @@ static __always_inline void ct_next(const struct sp_pkt *p, __u8 dir, __u8 *stat
  * not 40. The hot lookups (ct_lookup_fwd, ct_lookup_rev) build the narrow
  * key straight from the packet instead.
  */
-static __always_inline void ct4_key_of(const struct sp_ct_key *k, struct sp_ct4_key *k4)
-{
-	k4->saddr = k->saddr.addr[0];
-	k4->daddr = k->daddr.addr[0];
-	k4->sport = k->sport;
-	k4->dport = k->dport;
-	k4->proto = k->proto;
-	k4->dir = k->dir;
-	k4->pad[0] = 0;
-	k4->pad[1] = 0;
-}
-
 static __always_inline struct sp_ct_val *ct_map_lookup(const struct sp_ct_key *k)
 {
 	struct sp_ct4_key k4;
 
 	if (k->family != SP_FAMILY_V4)
 		return bpf_map_lookup_elem(&sp_ct6, k);
-	ct4_key_of(k, &k4);
+	sp_ct4_key_narrow(k, &k4);
 	return bpf_map_lookup_elem(&sp_ct4, &k4);
 }
 
@@ -137,7 +125,7 @@ static __always_inline long ct_map_update(const struct sp_ct_key *k, const struc
 
 	if (k->family != SP_FAMILY_V4)
 		return bpf_map_update_elem(&sp_ct6, k, v, flags);
-	ct4_key_of(k, &k4);
+	sp_ct4_key_narrow(k, &k4);
 	return bpf_map_update_elem(&sp_ct4, &k4, v, flags);
 }
 
@@ -147,7 +135,7 @@ static __always_inline long ct_map_delete(const struct sp_ct_key *k)
 
 	if (k->family != SP_FAMILY_V4)
 		return bpf_map_delete_elem(&sp_ct6, k);
-	ct4_key_of(k, &k4);
+	sp_ct4_key_narrow(k, &k4);
 	return bpf_map_delete_elem(&sp_ct4, &k4);
 }
 
