@@ -1299,6 +1299,48 @@ out:
 	return rc;
 }
 
+/* An IPv6 table at 90% or more: its line says so and names its own flag,
+ * the IPv4 line does not, and the JSON's ct_pressure is set. The entries
+ * added here go again after. */
+static void test_status_ct_pressure(void)
+{
+	struct sp_ct_val v = { .expires = t_now + 60 * (long long)NSEC };
+	struct json_object *j;
+	__u32 i, n = tmaps[T_CT6].max_entries * 9 / 10 + 1;
+	struct sp_ct_key k;
+	struct out r;
+	char want[160];
+
+	memset(&k, 0, sizeof(k));
+	k.family = SP_FAMILY_V6;
+	k.proto = IPPROTO_UDP;
+	k.saddr.addr[0] = htonl(0xfd000077);
+	for (i = 0; i < n; i++) {
+		k.saddr.addr[3] = htonl(i);
+		if (!ASSERT_EQ(bpf_map_update_elem(fds[T_CT6], &k, &v, BPF_NOEXIST), 0,
+			       "fill sp_ct6"))
+			goto out;
+	}
+	r = run(cmd_status, "status", "--bpffs-dir", dir, NULL);
+	snprintf(want, sizeof(want),
+		 "conntrack ipv6 %u of %u entries (%.0f%%): PRESSURE, new flows evict live ones "
+		 "(raise --ct-size-v6)\n",
+		 n + 1, tmaps[T_CT6].max_entries, 100.0 * (n + 1) / tmaps[T_CT6].max_entries);
+	ASSERT_CONTAINS(r.o, want, "the IPv6 table's pressure, and its flag");
+	ASSERT_CONTAINS(r.o, "conntrack ipv4 3 of 1024 entries (0%)\n", "IPv4's line unchanged");
+	out_free(&r);
+	r = run(cmd_status, "status", "--bpffs-dir", dir, "--json", NULL);
+	j = parse_json(&r);
+	ASSERT_TRUE(j && jtrue(j, "ct_pressure"), "json ct_pressure");
+	json_object_put(j);
+	out_free(&r);
+out:
+	for (i = 0; i < n; i++) {
+		k.saddr.addr[3] = htonl(i);
+		bpf_map_delete_elem(fds[T_CT6], &k);
+	}
+}
+
 static void test_status_links(void)
 {
 	int status = 0;
@@ -1353,6 +1395,7 @@ int main(void)
 	RUN_TEST(test_maglev);
 	RUN_TEST(test_stats);
 	RUN_TEST(test_status);
+	RUN_TEST(test_status_ct_pressure);
 	test_status_links();
 	return sp_test_exit();
 }
