@@ -132,8 +132,11 @@ int sp_dp_ct_upgrade(struct sp_dp *dp, bool last)
 	err = sp_ct_move_from(&dp->ct, fd, &moved);
 	close(fd);
 	if (err) {
-		pr_err("move the entries of %s into %s and %s: %s", path, SP_MAP_CT4, SP_MAP_CT6,
-		       strerror(-err));
+		pr_err("move the entries of %s into %s and %s: %s%s", path, SP_MAP_CT4, SP_MAP_CT6,
+		       strerror(-err),
+		       err == -EINVAL ? " (its layout is another version's: 'svcplane detach' "
+					"removes it, with every connection it tracks)" :
+					"");
 		return err;
 	}
 	pr_info("%s: %llu conntrack entries moved into %s and %s%s", path,

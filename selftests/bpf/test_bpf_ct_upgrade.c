@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -189,6 +190,38 @@ out:
 	unpin_dir();
 }
 
+/* An old table of a layout this version cannot read (another value size):
+ * the load fails and says so, rather than dropping its connections
+ * unasked; the table stays pinned for the operator to decide. */
+static void test_ct_upgrade_foreign_layout(void)
+{
+	char old_path[256];
+	struct sp_dp_opts o;
+	struct sp_dp d;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sp-test-ct-upgrade-bad-%d", (int)getpid());
+	snprintf(old_path, sizeof(old_path), "%s/%s", dir, SP_MAP_CT_OLD);
+	sp_dp_opts_default(&o);
+	o.pin_dir = dir;
+	o.ct_size = o.ct6_size = 4096;
+	o.max_frontends = o.max_svc_ids = o.max_backends = 1024;
+	o.maglev_chunks = 1024;
+	o.max_src_ranges = 64;
+	if (!ASSERT_EQ(mkdir(dir, 0700), 0, "pin dir"))
+		return;
+	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, SP_MAP_CT_OLD, sizeof(struct sp_ct_key), 48,
+			    1024, NULL);
+	if (ASSERT_TRUE(fd >= 0, "create a table of another layout") &&
+	    ASSERT_EQ(bpf_obj_pin(fd, old_path), 0, "pin it")) {
+		ASSERT_EQ(sp_dp_load(&d, &o), -EINVAL, "the load refuses");
+		ASSERT_EQ(access(old_path, F_OK), 0, "the old table left pinned");
+	}
+	if (fd >= 0)
+		close(fd);
+	unpin_dir();
+}
+
 int main(void)
 {
 	libbpf_set_print(fx_quiet_print);
@@ -197,5 +230,6 @@ int main(void)
 		return sp_test_exit();
 	}
 	RUN_TEST(test_ct_upgrade);
+	RUN_TEST(test_ct_upgrade_foreign_layout);
 	return sp_test_exit();
 }
