@@ -224,37 +224,29 @@ void sp_ct_close(struct sp_ct_maps *m)
 	m->fd4 = m->fd6 = -1;
 }
 
-struct move_ctx {
+struct copy_ctx {
 	const struct sp_ct_maps *m;
-	struct ct_keys done; /* moved (or held already): deleted from the old table after */
-	uint64_t moved;
+	uint64_t copied;
 };
 
-static int move_one(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
+static int copy_one(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
 {
-	struct move_ctx *c = arg;
+	struct copy_ctx *c = arg;
 	int err;
 
 	if (k->family != SP_FAMILY_V4 && k->family != SP_FAMILY_V6)
-		return 0; /* no entry of ours: left where it is */
+		return 0; /* no entry of ours */
 	err = sp_ct_update(c->m, k, v, BPF_NOEXIST);
 	if (!err)
-		c->moved++;
-	else if (err != -EEXIST)
-		return err;
-	return collect_key(k, v, &c->done);
+		c->copied++;
+	return err == -EEXIST ? 0 : err;
 }
 
-int sp_ct_move_from(const struct sp_ct_maps *m, int old_fd, uint64_t *moved)
+int sp_ct_copy_from(const struct sp_ct_maps *m, int old_fd, uint64_t *copied)
 {
-	struct move_ctx c = { .m = m };
-	int err = sp_ct_foreach_fd(old_fd, 0, move_one, &c);
-	size_t i;
+	struct copy_ctx c = { .m = m };
+	int err = sp_ct_foreach_fd(old_fd, 0, copy_one, &c);
 
-	for (i = 0; !err && i < c.done.n; i++)
-		if (bpf_map_delete_elem(old_fd, &c.done.k[i]) && errno != ENOENT)
-			err = -errno;
-	*moved = c.moved;
-	free(c.done.k);
+	*copied = c.copied;
 	return err;
 }

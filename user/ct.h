@@ -4,7 +4,7 @@
  * for IPv4 flows under a 16-byte key, sp_ct6 for IPv6; include/svcplane.h)
  * as one, keyed by struct sp_ct_key whatever the family. The collector,
  * `svcplane conntrack`, the upgrade from the single table of older
- * versions and the tests all go through here, so that none of them knows
+ * versions (a copy) and the tests all go through here, so that none of them knows
  * which table holds which flow.
  */
 #ifndef SP_CT_H
@@ -55,12 +55,12 @@ int sp_ct_open_pinned(const char *dir, struct sp_ct_maps *m);
 void sp_ct_close(struct sp_ct_maps *m);
 
 /*
- * Move every entry of the table at old_fd (keyed by struct sp_ct_key, as
+ * Copy every entry of the table at old_fd (keyed by struct sp_ct_key, as
  * the single sp_ct of versions before sp_ct4/sp_ct6) into m, leaving an
- * entry that m holds already as it is (the new datapath made it since),
- * and delete it from the old table. *moved counts the entries moved.
- * 0 or -errno.
+ * entry that m holds already as it is (the new datapath made it, or an
+ * earlier copy). The old table is left as it is: the old programs use it
+ * until they are replaced. *copied counts the entries copied. 0 or -errno.
  */
-int sp_ct_move_from(const struct sp_ct_maps *m, int old_fd, uint64_t *moved);
+int sp_ct_copy_from(const struct sp_ct_maps *m, int old_fd, uint64_t *copied);
 
 #endif /* SP_CT_H */

@@ -2121,8 +2121,8 @@ int cmd_run(int argc, char **argv)
 	d.attached = true;
 	d.start.attached = now_ms();
 	/* The old programs are replaced: what they added to a single-table
-	 * conntrack since the load moves too, and that table goes. A failure
-	 * leaves it pinned for the next start to finish. */
+	 * conntrack since the load is copied too, and that table is unpinned.
+	 * A failure leaves it pinned for the next start to finish. */
 	if (sp_dp_ct_upgrade(&d.dp, true))
 		pr_warn("conntrack from before sp_ct4/sp_ct6 left in %s/%s", o.dp.pin_dir,
 			SP_MAP_CT_OLD);

@@ -122,26 +122,27 @@ int sp_dp_seed_reply_srcs(const struct sp_ct_maps *ct, int fd_srcs, uint32_t *se
 int sp_dp_ct_upgrade(struct sp_dp *dp, bool last)
 {
 	char path[PATH_MAX];
-	uint64_t moved = 0;
+	uint64_t copied = 0;
 	int fd, err;
 
 	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, SP_MAP_CT_OLD);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	err = sp_ct_move_from(&dp->ct, fd, &moved);
+	err = sp_ct_copy_from(&dp->ct, fd, &copied);
 	close(fd);
 	if (err) {
-		pr_err("move the entries of %s into %s and %s: %s%s", path, SP_MAP_CT4, SP_MAP_CT6,
+		pr_err("copy the entries of %s into %s and %s: %s%s", path, SP_MAP_CT4, SP_MAP_CT6,
 		       strerror(-err),
 		       err == -EINVAL ? " (its layout is another version's: 'svcplane detach' "
 					"removes it, with every connection it tracks)" :
 					"");
 		return err;
 	}
-	pr_info("%s: %llu conntrack entries moved into %s and %s%s", path,
-		(unsigned long long)moved, SP_MAP_CT4, SP_MAP_CT6,
-		last ? "; unpinned" : " (the rest once the programs are attached)");
+	pr_info("%s: %llu conntrack entries copied into %s and %s%s", path,
+		(unsigned long long)copied, SP_MAP_CT4, SP_MAP_CT6,
+		last ? "; unpinned (freed with the last old program)" :
+		       " (again once the programs are attached)");
 	if (last && unlink(path)) {
 		err = -errno;
 		pr_warn("unpin %s: %s", path, strerror(-err));
@@ -403,9 +404,12 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	dp->ct.fd4 = bpf_map__fd(skel->maps.sp_ct4);
 	dp->ct.fd6 = bpf_map__fd(skel->maps.sp_ct6);
 	/* Conntrack from a version with a single table (SP_MAP_CT_OLD): its
-	 * entries move into this load's tables before any program of this
-	 * load is attached; what the old programs add meanwhile moves once
-	 * they are replaced (sp_dp_ct_upgrade(dp, true), by the daemon). */
+	 * entries are copied into this load's tables before any program of
+	 * this load is attached, and left in place, where the old programs,
+	 * still attached, keep finding them (a reply whose REV entry was
+	 * gone would leave without its reverse NAT). What they add meanwhile
+	 * is copied once they are replaced (sp_dp_ct_upgrade(dp, true), by
+	 * the daemon), and the old table unpinned. */
 	err = sp_dp_ct_upgrade(dp, false);
 	if (err) {
 		svcplane_bpf__destroy(skel);

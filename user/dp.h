@@ -63,11 +63,12 @@ void sp_dp_close(struct sp_dp *dp);
 int sp_dp_seed_reply_srcs(const struct sp_ct_maps *ct, int fd_srcs, uint32_t *seeded);
 /*
  * An upgrade from a version with a single conntrack table (pinned as
- * SP_MAP_CT_OLD): move its entries into sp_ct4 and sp_ct6, so that no
- * established flow loses its NAT. sp_dp_load does it before attaching;
- * the daemon again with last once its programs replaced the old ones
- * (which may have added entries meanwhile), and that unpins the old
- * table. 0 (also when there is none) or -errno.
+ * SP_MAP_CT_OLD): copy its entries into sp_ct4 and sp_ct6, so that no
+ * established flow loses its NAT. sp_dp_load does it before attaching,
+ * leaving the old table to the old programs; the daemon again with last
+ * once its programs replaced them (they may have added entries
+ * meanwhile), and that unpins the old table. 0 (also when there is none)
+ * or -errno.
  */
 int sp_dp_ct_upgrade(struct sp_dp *dp, bool last);
 /* Uplink: XDP (sp_xdp) + TC ingress (sp_tc_uplink) + TC egress (sp_tc_egress). */

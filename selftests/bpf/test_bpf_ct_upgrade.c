@@ -2,12 +2,13 @@
 /*
  * The upgrade from a single conntrack table (sp_ct, struct sp_ct_key for
  * both families) to sp_ct4 and sp_ct6 (include/svcplane.h): sp_dp_load
- * moves the pinned old table's entries into the new ones before anything
+ * copies the pinned old table's entries into the new ones before anything
  * is attached, without overwriting what the new tables hold already, and
- * seeds the reply-source filter from what it moved; the daemon's second
+ * leaves them in the old table, which the old programs still use; it
+ * seeds the reply-source filter from what it copied. The daemon's second
  * pass (sp_dp_ct_upgrade(dp, true)), once the old programs are replaced,
- * moves what they added meanwhile and unpins the old table. A moved flow's
- * reply is reverse-NATed by the new programs.
+ * copies what they added meanwhile and unpins the old table. A copied
+ * flow's reply is reverse-NATed by the new programs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -93,14 +94,12 @@ static bool holds(const struct sp_ct_maps *m, const struct sp_ct_key *k, const s
 	return sp_ct_lookup(m, k, &got) == 0 && !memcmp(&got, v, sizeof(got));
 }
 
-static int old_entries(int fd)
+/* True if the old table (fd, keyed by struct sp_ct_key) holds exactly v at k. */
+static bool old_holds(int fd, const struct sp_ct_key *k, const struct sp_ct_val *v)
 {
-	struct sp_ct_key k;
-	int n = 0;
+	struct sp_ct_val got;
 
-	if (bpf_map_get_next_key(fd, NULL, &k) == 0)
-		n++; /* one is enough to say "not empty" */
-	return n;
+	return bpf_map_lookup_elem(fd, k, &got) == 0 && !memcmp(&got, v, sizeof(got));
 }
 
 static void test_ct_upgrade(void)
@@ -153,31 +152,33 @@ static void test_ct_upgrade(void)
 
 	if (!ASSERT_EQ(sp_dp_load(&d, &o), 0, "load over the old table"))
 		goto out;
-	ASSERT_TRUE(holds(&d.ct, &r4, &rv4), "v4 REV moved into sp_ct4");
+	ASSERT_TRUE(holds(&d.ct, &r4, &rv4), "v4 REV copied into sp_ct4");
 	ASSERT_TRUE(holds(&d.ct, &f4, &newer), "v4 FWD: the new table's entry kept");
-	ASSERT_TRUE(holds(&d.ct, &f6, &fv6), "v6 FWD moved into sp_ct6");
-	ASSERT_TRUE(holds(&d.ct, &r6, &rv6), "v6 REV moved into sp_ct6");
+	ASSERT_TRUE(holds(&d.ct, &f6, &fv6), "v6 FWD copied into sp_ct6");
+	ASSERT_TRUE(holds(&d.ct, &r6, &rv6), "v6 REV copied into sp_ct6");
 	ASSERT_EQ(sp_ct_count(&d.ct), 4, "4 entries in the new tables");
-	ASSERT_EQ(old_entries(fd), 0, "the old table emptied");
+	ASSERT_TRUE(old_holds(fd, &r4, &rv4) && old_holds(fd, &f4, &fv4) &&
+			    old_holds(fd, &r6, &rv6) && old_holds(fd, &f6, &fv6),
+		    "the old table left whole for the old programs, still attached");
 	ASSERT_EQ(access(old_path, F_OK), 0, "the old table pinned until the second pass");
 
-	/* The moved flow's reply, through the new program: its source is in
-	 * the filter seeded after the move, its REV entry in sp_ct4. */
+	/* The copied flow's reply, through the new program: its source is in
+	 * the filter seeded after the copy, its REV entry in sp_ct4. */
 	want.saddr = VIP4;
 	want.sport = 80;
 	ASSERT_EQ(fx_run_spec(d.skel->progs.sp_xdp, &in, &out), XDP_PASS, "reply verdict");
 	if (ASSERT_EQ(pkt_build(&want, &exp), 0, "build the expected reply"))
 		ASSERT_TRUE(out.len == exp.len && !memcmp(out.data, exp.data, exp.len),
-			    "the moved flow's reply is reverse-NATed to the VIP");
+			    "the copied flow's reply is reverse-NATed to the VIP");
 
-	/* What the old programs add before they are replaced: moved by the
+	/* What the old programs add before they are replaced: copied by the
 	 * second pass, which unpins the old table. */
 	late = f4;
 	late.sport = htons(3001);
 	late_v = fv4;
 	ASSERT_EQ(bpf_map_update_elem(fd, &late, &late_v, BPF_ANY), 0, "a late old entry");
 	ASSERT_EQ(sp_dp_ct_upgrade(&d, true), 0, "second pass");
-	ASSERT_TRUE(holds(&d.ct, &late, &late_v), "the late entry moved");
+	ASSERT_TRUE(holds(&d.ct, &late, &late_v), "the late entry copied");
 	ASSERT_TRUE(access(old_path, F_OK) != 0 && errno == ENOENT, "the old table unpinned");
 	ASSERT_EQ(sp_dp_ct_upgrade(&d, true), 0, "nothing to do without an old table");
 	sp_dp_close(&d);
