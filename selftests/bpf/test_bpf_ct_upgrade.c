@@ -49,6 +49,21 @@ static void unpin_dir(void)
 	rmdir(dir);
 }
 
+/* A small datapath pinned under dir (named with tag and the pid), and
+ * where the old table's pin goes. */
+static void small_dp(const char *tag, struct sp_dp_opts *o, char *old_path, size_t len)
+{
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sp-test-ct-upgrade-%s%d", tag, (int)getpid());
+	snprintf(old_path, len, "%s/%s", dir, SP_MAP_CT_OLD);
+	sp_dp_opts_default(o);
+	o->pin_dir = dir;
+	o->ct_size = o->ct6_size = 4096;
+	o->max_frontends = o->max_svc_ids = o->max_backends = 1024;
+	o->maglev_chunks = 1024;
+	o->max_src_ranges = 64;
+	o->host_routing = false; /* no metadata before the frame: compared whole */
+}
+
 /* The FWD and REV entries of an established flow client:3000 -> vip:80 ->
  * be:9090 of family fam, backend id backend. */
 static void flow(int fam, const char *client, const char *vip, const char *be, __u32 backend,
@@ -115,16 +130,8 @@ static void test_ct_upgrade(void)
 	struct sp_dp d;
 	int fd = -1;
 
-	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sp-test-ct-upgrade-%d", (int)getpid());
-	snprintf(old_path, sizeof(old_path), "%s/%s", dir, SP_MAP_CT_OLD);
+	small_dp("", &o, old_path, sizeof(old_path));
 	snprintf(srcs_path, sizeof(srcs_path), "%s/%s", dir, SP_MAP_REPLY_SRCS);
-	sp_dp_opts_default(&o);
-	o.pin_dir = dir;
-	o.ct_size = o.ct6_size = 4096;
-	o.max_frontends = o.max_svc_ids = o.max_backends = 1024;
-	o.maglev_chunks = 1024;
-	o.max_src_ranges = 64;
-	o.host_routing = false; /* no metadata before the frame: compared whole */
 	flow(4, CLIENT4, VIP4, BE4, 1, &f4, &fv4, &r4, &rv4);
 	flow(6, CLIENT6, VIP6, BE6, 2, &f6, &fv6, &r6, &rv6);
 
@@ -201,14 +208,7 @@ static void test_ct_upgrade_foreign_layout(void)
 	struct sp_dp d;
 	int fd;
 
-	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sp-test-ct-upgrade-bad-%d", (int)getpid());
-	snprintf(old_path, sizeof(old_path), "%s/%s", dir, SP_MAP_CT_OLD);
-	sp_dp_opts_default(&o);
-	o.pin_dir = dir;
-	o.ct_size = o.ct6_size = 4096;
-	o.max_frontends = o.max_svc_ids = o.max_backends = 1024;
-	o.maglev_chunks = 1024;
-	o.max_src_ranges = 64;
+	small_dp("bad-", &o, old_path, sizeof(old_path));
 	if (!ASSERT_EQ(mkdir(dir, 0700), 0, "pin dir"))
 		return;
 	fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, SP_MAP_CT_OLD, sizeof(struct sp_ct_key), 48,
