@@ -41,7 +41,7 @@ TOOL_SRCS := $(wildcard scripts/tools/*.c)
 TOOL_BINS := $(patsubst scripts/tools/%.c,$(OUT)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all install deps test test-mutants demo bench clean asan check-deps valgrind fuzz fuzz-deps \
-	test-stress soak test-multinode test-k8s k8s-real image image-deps test-image
+	test-stress soak test-multinode test-k8s k8s-real image image-deps test-image test-upgrade
 all: check-deps $(OUT)/svcplane $(OUT)/svcplane.bash $(OUT)/svcplane.8 $(TEST_BINS) $(TOOL_BINS)
 
 # Install what is missing (Debian packages, bpffs) unless it is all there.
@@ -156,6 +156,16 @@ image: image-deps
 # Not in `make test` (NOT_IN_GROUP): it needs podman and builds the image.
 test-image: all image
 	$(Q)OUT=$(OUT) IMAGE=$(IMAGE) CASE="$(CASE)" scripts/run-tests.sh test_image
+
+# A rolling upgrade with real binaries (selftests/e2e/test_upgrade.sh): the
+# daemon of UPGRADE_FROM (the last version with a single conntrack table),
+# built in a worktree under $(OUT)/compare-REV (kept for the next run),
+# hands over to this one. Not in `make test` (NOT_IN_GROUP); .ci/run runs it.
+UPGRADE_FROM ?= d71be34
+test-upgrade: all
+	$(Q)OUT=$(OUT) scripts/build-rev.sh $(UPGRADE_FROM)
+	$(Q)OUT=$(OUT) SP_OLD_BIN=$(abspath $(OUT))/compare-$(UPGRADE_FROM)/build/svcplane \
+		CASE="$(CASE)" scripts/run-tests.sh test_upgrade
 
 # `make test` STRESS_RUNS times (default 5) in a row with both cores kept
 # busy by stress-ng --cpu 2: no test may depend on the machine's speed.

@@ -15,9 +15,9 @@ Each TEST is a group or one test file:
   unit                 user-space unit tests (build/tests/test_*, selftests/user/*.sh)
   bpf                  BPF_PROG_TEST_RUN tests (build/tests/test_bpf_*)
   e2e                  end-to-end namespace tests (selftests/e2e/test_*.sh,
-                       except test_multinode.sh, test_k8s_real.sh and
-                       test_image.sh: name them, or make test-multinode /
-                       make test-k8s / make test-image)
+                       except test_multinode.sh, test_k8s_real.sh,
+                       test_image.sh and test_upgrade.sh: name them, or make
+                       test-multinode / test-k8s / test-image / test-upgrade)
   FILE                 one test, by file name, with or without its directory and
                        extension: test_config, e2e/test_reload.sh, test_reload
 With no TEST, all three groups run.
@@ -93,8 +93,9 @@ all_tests() {
 # test_multinode.sh (three nodes, about 3 minutes: make test-multinode),
 # which keeps make test under 10 minutes (and see .ci/run);
 # test_k8s_real.sh needs the real control plane built first (make test-k8s);
-# test_image.sh needs podman and the image built first (make test-image).
-NOT_IN_GROUP="test_multinode.sh test_k8s_real.sh test_image.sh"
+# test_image.sh needs podman and the image built first (make test-image);
+# test_upgrade.sh needs an older version's daemon built (make test-upgrade).
+NOT_IN_GROUP="test_multinode.sh test_k8s_real.sh test_image.sh test_upgrade.sh"
 
 run_test() { # group path
 	local g=$1 t=$2
