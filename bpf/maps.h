@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Every map of the datapath, in one place. User space (user/maps.c) writes
- * all of them except conntrack (sp_ct4, sp_ct6) and the stats, which only the datapath writes.
+ * all of them except conntrack (sp_ct4, sp_ct6) and the stats, which only
+ * the datapath writes.
  * Sizes are defaults from include/svcplane.h; the daemon resizes them with
  * bpf_map__set_max_entries() before load (--max-services, --ct-size, ...).
  * All are pinned by name (LIBBPF_PIN_BY_NAME) so they outlive the daemon.
@@ -78,8 +79,9 @@ struct {
  * stay after their flows end, and past SP_REPLY_SRC_MAX of them its false
  * positives grow, which costs only that lookup. Value: struct sp_addr (an
  * IPv4 address in addr[0], the rest zero). Written by the datapath before
- * it inserts a REV entry (lib/ct.h), and by the daemon once, from conntrack,
- * when it finds conntrack pinned but not this map (an upgrade: user/dp.c).
+ * it inserts a REV entry (lib/ct.h), and by the daemon once, from
+ * conntrack, when it finds conntrack pinned but not this map (an upgrade:
+ * user/dp.c).
  * Pinned: it must outlive the daemon as conntrack does.
  */
 struct {

@@ -4,8 +4,9 @@
  * while the Service's endpoints change, and what reverse-NATs its replies.
  *
  * A flow owns two entries in its family's LRU hash (sp_ct4 or sp_ct6, see
- * ct_map_*): FWD keyed by the client's tuple as it arrives (client -> frontend), REV keyed by the
- * reply as it arrives (backend -> client, or -> the hairpin address).
+ * ct_map_*): FWD keyed by the client's tuple as it arrives (client ->
+ * frontend), REV keyed by the reply as it arrives (backend -> client, or ->
+ * the hairpin address).
  * They are one flow with one state: both are created together (and the
  * first removed if the second cannot be), and every packet that changes
  * the state or the flags, or moves the deadline by more than its slack

@@ -63,8 +63,8 @@ static const struct tmap {
 	{ SP_MAP_SVC_META, BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(struct sp_svc_meta), 64,
 	  BPF_F_NO_PREALLOC },
 };
-enum { T_SERVICES, T_BACKENDS, T_MAGLEV, T_CT4, T_CT6, T_NODE, T_STATS, T_REASONS, T_SVC_STATS, T_META,
-       T_NMAPS };
+enum { T_SERVICES, T_BACKENDS, T_MAGLEV, T_CT4, T_CT6, T_NODE, T_STATS, T_REASONS, T_SVC_STATS,
+       T_META, T_NMAPS };
 _Static_assert(ARRAY_SIZE(tmaps) == T_NMAPS, "one entry per map");
 
 static int fds[T_NMAPS], blank_fds[T_NMAPS];
