@@ -1112,12 +1112,11 @@ cl_kill_pid "${HOG_PID:-}" 2>/dev/null
 no_backends() { [ "$(slice_addrs web-np)" = "" ]; }
 np_backends() { sp "$NODE" services --json 2>/dev/null | "$CL_PY" -c 'import json,sys
 print(sum(len(s.get("backends") or []) for s in json.load(sys.stdin) if (s.get("name") or "").startswith("e2e/web-np:")))'; }
-# The backends svcplane has for web-np with all of its Pods: the traffic
-# after the scale-up waits for as many again, not only for the API's
-# slices (svcplane applies them a moment later; traffic sent in between
-# once reached only 2 of the 3 Pods and failed the case).
-np_full=$(np_backends)
-np_back() { [ "$(np_backends)" = "$np_full" ]; }
+# The traffic after the scale-up waits until svcplane has a backend for
+# each of the Pods (web-np: one IPv4 port), not only until the API's
+# slices list them: svcplane applies them a moment later, and traffic sent
+# in between once reached only 2 of the 3 Pods and failed the case.
+np_back() { [ "$(np_backends)" = "${#WEB_PODS[@]}" ]; }
 del_err=""
 for p in "${WEB_PODS[@]}"; do
 	kr_api -X DELETE "/api/v1/namespaces/e2e/pods/$p?gracePeriodSeconds=0" >/dev/null 2>"$CL_TMP/del.err" ||
@@ -1140,7 +1139,7 @@ else
 	elif ! cl_until 30 slices_are web-np "$(for p in "${WEB_PODS[@]}"; do echo "${CL_POD_V4[$p]}"; done | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"; then
 		fail scale-to-zero-and-back "web-np's slices: [$(slice_addrs web-np)] after the Pods came back"
 	elif ! cl_until 20 np_back; then
-		fail scale-to-zero-and-back "svcplane has $(np_backends) backends for web-np after the Pods came back, $np_full before"
+		fail scale-to-zero-and-back "svcplane has $(np_backends) backends for web-np after the Pods came back, want ${#WEB_PODS[@]}"
 	else
 		# 30 connections: each picks one of 3 backends by its hash,
 		# and all 3 must answer (with 12, 1 run in 40 missed one).
