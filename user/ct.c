@@ -179,7 +179,7 @@ int sp_ct_flush(const struct sp_ct_maps *m)
 	return err;
 }
 
-static uint64_t capacity_of(int fd)
+uint64_t sp_ct_table_capacity(int fd)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
@@ -192,7 +192,7 @@ static uint64_t capacity_of(int fd)
 
 uint64_t sp_ct_capacity(const struct sp_ct_maps *m)
 {
-	return capacity_of(m->fd4) + capacity_of(m->fd6);
+	return sp_ct_table_capacity(m->fd4) + sp_ct_table_capacity(m->fd6);
 }
 
 int sp_ct_open_pinned(const char *dir, struct sp_ct_maps *m)

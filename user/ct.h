@@ -47,8 +47,10 @@ int sp_ct_foreach_fd(int fd, uint8_t family, sp_ct_fn fn, void *arg);
 long sp_ct_count(const struct sp_ct_maps *m);
 /* Delete every entry of both tables: 0 or -errno. */
 int sp_ct_flush(const struct sp_ct_maps *m);
-/* Both tables' capacity, in entries (0 for a table not open). */
+/* Both tables' capacity, in entries (0 for a table not open), and one
+ * table's (fd). */
 uint64_t sp_ct_capacity(const struct sp_ct_maps *m);
+uint64_t sp_ct_table_capacity(int fd);
 
 /* Open the tables pinned under dir: 0 or -errno (nothing left open). */
 int sp_ct_open_pinned(const char *dir, struct sp_ct_maps *m);

@@ -172,8 +172,8 @@ int sp_ct_gc_watch(const struct sp_ct_maps *m, int reap_fd, uint64_t now_ns, uin
 	int err;
 
 	memset(st, 0, sizeof(*st));
-	cap[0] = sp_ct_capacity(&(struct sp_ct_maps){ .fd4 = m->fd4, .fd6 = -1 });
-	cap[1] = sp_ct_capacity(&(struct sp_ct_maps){ .fd4 = -1, .fd6 = m->fd6 });
+	cap[0] = sp_ct_table_capacity(m->fd4);
+	cap[1] = sp_ct_table_capacity(m->fd6);
 	if (!cap[0] || !cap[1])
 		return -EBADF;
 	st->max_entries = cap[0] + cap[1];

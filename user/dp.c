@@ -90,9 +90,15 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* sp_dp_seed_reply_srcs's walk: the filter, and the count of sources put in. */
+struct seed_ctx {
+	int fd;
+	uint32_t *seeded;
+};
+
 static int seed_one(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg)
 {
-	struct { int fd; uint32_t *seeded; } *c = arg;
+	struct seed_ctx *c = arg;
 
 	(void)v;
 	if (k->dir != SP_CT_REV)
@@ -109,7 +115,7 @@ static int seed_one(const struct sp_ct_key *k, const struct sp_ct_val *v, void *
 
 int sp_dp_seed_reply_srcs(const struct sp_ct_maps *ct, int fd_srcs, uint32_t *seeded)
 {
-	struct { int fd; uint32_t *seeded; } c = { fd_srcs, seeded };
+	struct seed_ctx c = { .fd = fd_srcs, .seeded = seeded };
 	int err;
 
 	*seeded = 0;
