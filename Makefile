@@ -158,14 +158,19 @@ test-image: all image
 	$(Q)OUT=$(OUT) IMAGE=$(IMAGE) CASE="$(CASE)" scripts/run-tests.sh test_image
 
 # A rolling upgrade with real binaries (selftests/e2e/test_upgrade.sh): the
-# daemon of UPGRADE_FROM (the last version with a single conntrack table),
-# built in a worktree under $(OUT)/compare-REV (kept for the next run),
-# hands over to this one. Not in `make test` (NOT_IN_GROUP); .ci/run runs it.
-UPGRADE_FROM ?= d71be34
+# daemon of each revision of UPGRADE_FROM, built in a worktree under
+# $(OUT)/compare-REV (kept for the next run), hands over to this one:
+# d71be34, the last with a single conntrack table, and 504ed1b, the last
+# with 64-byte conntrack values. Every revision runs; the target fails if
+# any did. Not in `make test` (NOT_IN_GROUP); .ci/run runs it.
+UPGRADE_FROM ?= d71be34 504ed1b
 test-upgrade: all
-	$(Q)OUT=$(OUT) scripts/build-rev.sh $(UPGRADE_FROM)
-	$(Q)OUT=$(OUT) SP_OLD_BIN=$(abspath $(OUT))/compare-$(UPGRADE_FROM)/build/svcplane \
-		CASE="$(CASE)" scripts/run-tests.sh test_upgrade
+	$(Q)rc=0; for r in $(UPGRADE_FROM); do \
+		echo "== test-upgrade from $$r"; \
+		OUT=$(OUT) scripts/build-rev.sh $$r && \
+		OUT=$(OUT) SP_OLD_BIN=$(abspath $(OUT))/compare-$$r/build/svcplane \
+			CASE="$(CASE)" scripts/run-tests.sh test_upgrade || rc=1; \
+	done; exit $$rc
 
 # `make test` STRESS_RUNS times (default 5) in a row with both cores kept
 # busy by stress-ng --cpu 2: no test may depend on the machine's speed.

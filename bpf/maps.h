@@ -57,7 +57,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SP_CT_MAX);
 	__type(key, struct sp_ct4_key);
-	__type(value, struct sp_ct_val);
+	__type(value, struct sp_ct4_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_ct4 SEC(".maps");
 
@@ -65,7 +65,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SP_CT6_MAX);
 	__type(key, struct sp_ct_key);
-	__type(value, struct sp_ct_val);
+	__type(value, struct sp_ct_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sp_ct6 SEC(".maps");
 

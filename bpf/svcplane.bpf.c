@@ -54,7 +54,7 @@ static __always_inline void hairpin_addr(__u8 family, struct sp_addr *a)
 
 /* True if the backend still exists with the address the entry recorded
  * (ids are reused, so the address is compared too). */
-static __always_inline bool ct_backend_alive(const struct sp_ct_val *v)
+static __always_inline bool ct_backend_alive(const struct sp_ct_entry *v)
 {
 	struct sp_backend *be = bpf_map_lookup_elem(&sp_backends, &v->backend_id);
 
@@ -101,14 +101,16 @@ static __always_inline int svc_drop(const struct sp_pkt *p, const int hook, int 
 /*
  * A client packet of a tracked flow, after its Service's counters: XDP
  * leaves SNAT flows to the uplink's TC program; otherwise the flow is
- * advanced (its REV partner kept in step) and *fwd gets the NAT to apply.
- * Returns SP_CONTINUE with *fwd set, or a verdict. ct is its FWD entry.
+ * advanced (its REV partner kept in step). Returns SP_CONTINUE, or a
+ * verdict. ct is its FWD entry, *fwd the copy its lookup made (the NAT to
+ * apply), whose header is brought up to date here.
  */
 static __always_inline int serve_flow(void *ctx, const int hook, struct sp_pkt *p,
-				      struct sp_ct_val *ct, __u64 now, struct sp_stats *st,
-				      struct sp_ct_val *fwd)
+				      struct sp_ct_hdr *ct, __u64 now, struct sp_stats *st,
+				      struct sp_ct_entry *fwd)
 {
 	struct sp_ct_key k;
+	bool changed;
 
 	/* XDP leaves SNAT flows to the uplink's TC program, untouched: after
 	 * SNAT the source is one of this node's addresses, which the stack
@@ -124,20 +126,21 @@ static __always_inline int serve_flow(void *ctx, const int hook, struct sp_pkt *
 	if (hook == HOOK_XDP && (ct->flags & SP_CT_F_DSR)) {
 		ct_advance(ct, p, CT_ORIG, now, st);
 		p->dsr = SP_PKT_DSR_FLOW | dsr_mode(ctx, p);
-		*fwd = *ct;
+		fwd->h = *ct;
 		return SP_CONTINUE;
 	}
-	if (ct_advance(ct, p, CT_ORIG, now, st)) {
-		ct_rev_key(p, ct, &k);
+	changed = ct_advance(ct, p, CT_ORIG, now, st);
+	fwd->h = *ct;
+	if (changed) {
+		ct_rev_key(p, fwd, &k);
 		if (!ct_sync(&k, ct)) {
 			/* Evicted: without it every reply would leave with
 			 * the backend's address. */
 			STAT_INC(st, ct_partner_miss);
 			SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
-			ct_restore_rev(p, ct, &k);
+			ct_restore_rev(p, fwd, &k);
 		}
 	}
-	*fwd = *ct;
 	return SP_CONTINUE;
 }
 
@@ -146,7 +149,7 @@ static __always_inline int serve_flow(void *ctx, const int hook, struct sp_pkt *
  * the Service port to count a failure against.
  */
 static __always_inline int nat_forward(void *ctx, const int hook, struct sp_pkt *p,
-				       const struct sp_ct_val *fwd, __u64 now, struct sp_stats *st,
+				       const struct sp_ct_entry *fwd, __u64 now, struct sp_stats *st,
 				       struct sp_svc_stats *ss, __u32 svc_id)
 {
 	int r;
@@ -196,15 +199,16 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	const bool uplink_tc = is_tc(hook) && p->uplink;
 	struct sp_svc_stats *ss;
 	__u64 now = sp_now();
-	struct sp_ct_val *ct, fwd;
+	struct sp_ct_entry fwd;
 	struct sp_backend *be;
+	struct sp_ct_hdr *ct;
 	struct sp_aff_key ak;
 	struct sp_svc *view;
 	__u32 id;
 	bool hit;
 	int r;
 
-	ct = ct_lookup_fwd(p, now);
+	ct = ct_lookup_fwd(p, now, &fwd);
 	/* A deleted Service's frontend (SP_SVC_F_GONE): its established TCP
 	 * connections go on as under kube-proxy; nothing else is ours. Every
 	 * packet served here is a hit below (a TCP non-SYN with an entry). */
@@ -237,7 +241,7 @@ static __always_inline int handle_service(void *ctx, const int hook, struct sp_p
 	 * (the pod may well still be running and answering; re-selecting
 	 * would reset the connection). Only a new connection (a SYN) or UDP
 	 * picks a backend again. Counted ct_backend_gone either way. */
-	hit = ct && ct_backend_alive(ct);
+	hit = ct && ct_backend_alive(&fwd);
 	if (ct && !hit) {
 		STAT_INC(st, ct_backend_gone);
 		if (p->proto == IPPROTO_TCP && !tcp_bare_syn(p))
@@ -414,7 +418,8 @@ drop:
 static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt *p,
 					struct sp_stats *st)
 {
-	struct sp_ct_val *ct, rev;
+	struct sp_ct_entry rev;
+	struct sp_ct_hdr *ct;
 	struct sp_ct_key k;
 	__u64 now;
 
@@ -424,7 +429,7 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	if (!ct_reply_src_maybe(p))
 		return SP_CONTINUE;
 	now = sp_now();
-	ct = ct_lookup_rev(p, now);
+	ct = ct_lookup_rev(p, now, &rev);
 	if (!ct)
 		return SP_CONTINUE;
 	/* The reply of an SNAT flow gets the frontend back as its source,
@@ -453,13 +458,15 @@ static __always_inline int handle_reply(void *ctx, const int hook, struct sp_pkt
 	}
 	/* A DSR flow's REV entry (lib/dsr.h) has no FWD partner here. */
 	if (ct_advance(ct, p, CT_REPLY, now, st) && !(ct->flags & SP_CT_F_DSR)) {
-		ct_fwd_key(p, ct, &k);
+		ct_fwd_key(p, &rev, &k);
 		if (!ct_sync(&k, ct)) {
 			STAT_INC(st, ct_partner_miss);
 			SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
 		}
 	}
-	rev = *ct;
+	/* rev, the copy the lookup made, has the NAT: what ct_advance may
+	 * have changed since (state, deadline, FIN and UNREPLIED flags) is
+	 * not read below. */
 	SP_TRACE_ADDR(SP_T_RNAT, 0, 0, 0, rev.flags, rev.nat_port, &rev.nat_addr);
 	STAT_INC(st, ct_rev_hits);
 	if (nat_addr(ctx, hook, p, false, &rev.nat_addr) ||
@@ -506,12 +513,13 @@ static __always_inline int pipeline(void *ctx, const int hook, struct sp_pkt *p)
 	 * backend). Else, and for the rest, the Service path. */
 	if (!SP_DRY && maybe && p->proto == IPPROTO_TCP && !tcp_bare_syn(p)) {
 		__u64 now = sp_now();
-		struct sp_ct_val *ct = ct_lookup_fwd(p, now), fwd;
+		struct sp_ct_entry fwd;
+		struct sp_ct_hdr *ct = ct_lookup_fwd(p, now, &fwd);
 
 		if (ct && ct_svc_live(ct->svc_id)) {
 			struct sp_svc_stats *ss = svc_stats_get(ct->svc_id);
 
-			if (!ct_backend_alive(ct)) {
+			if (!ct_backend_alive(&fwd)) {
 				STAT_INC(st, ct_backend_gone);
 				SP_TRACE(SP_T_BACKEND_GONE, 1, 0, ct->backend_id, 0, 0);
 			}
@@ -737,9 +745,8 @@ int sp_ct_reap(struct sp_reap_args *a)
 	 * (the verifier refuses a modified ctx pointer). */
 #pragma clang loop unroll(full)
 	for (i = 0; i < SP_REAP_BATCH; i++) {
+		struct sp_ct_entry want, cur;
 		struct sp_ct_key k;
-		struct sp_ct_val want;
-		__u64 *v;
 		bool same;
 		__u32 w;
 
@@ -747,10 +754,9 @@ int sp_ct_reap(struct sp_reap_args *a)
 			break;
 		k = a->items[i].key; /* helpers take no ctx pointer */
 		want = a->items[i].val;
-		v = (__u64 *)ct_map_lookup(&k);
-		same = v != NULL;
+		same = ct_map_lookup(&k, &cur) != NULL;
 		for (w = 0; same && w < sizeof(want) / 8; w++)
-			same = v[w] == ((__u64 *)&want)[w];
+			same = ((__u64 *)&cur)[w] == ((__u64 *)&want)[w];
 		if (same && !ct_map_delete(&k))
 			deleted++;
 	}

@@ -376,6 +376,14 @@ enum sp_ct_state {
 #define SP_CT_SEQ_KNOWN 0x8000
 #define SP_CT_SEQ_MASK 0x7fff
 
+/*
+ * What a flow's entry says, as user space reads and writes it (user/ct.h):
+ * addresses of either family, times in nanoseconds of CLOCK_MONOTONIC.
+ * It is also the value of the single sp_ct table of versions before
+ * sp_ct4/sp_ct6, and of those two tables in the versions before their
+ * compact values (SP_CT_VAL_V1_SIZE), which an upgrade copies from
+ * (user/dp.c). The maps hold struct sp_ct4_val and struct sp_ct_entry.
+ */
 struct sp_ct_val {
 	/* FWD: backend address/port to DNAT to. REV: the VIP and port to restore as source. */
 	struct sp_addr nat_addr;
@@ -396,6 +404,81 @@ struct sp_ct_val {
 	__u16 seq_hint;
 	__u64 expires; /* bpf_ktime_get_ns() deadline; past it the entry is dead */
 	__u64 created; /* bpf_ktime_get_ns() at creation */
+};
+#define SP_CT_VAL_V1_SIZE 64 /* sizeof(struct sp_ct_val): the older tables' value */
+
+/*
+ * Conntrack times as the maps hold them: 32 bits of CLOCK_MONOTONIC in
+ * units of 2^SP_CT_TIME_SHIFT ns (16.8 ms), which is what lets an IPv4
+ * flow's value fit 32 bytes (docs/BENCHMARKS.md section 16). A deadline
+ * seconds to hours long needs no finer unit: an entry outlives its
+ * deadline by at most one unit. The count wraps every 2.3 years of
+ * uptime, so two times are compared in serial arithmetic (RFC 1982), right
+ * while they are less than 1.1 years apart: timeouts are at most 7 days
+ * (--ct-timeout-*), and the collector removes an expired entry within
+ * minutes.
+ */
+#define SP_CT_TIME_SHIFT 24
+
+static inline __attribute__((always_inline)) __u32 sp_ct_time(__u64 ns)
+{
+	return (__u32)(ns >> SP_CT_TIME_SHIFT);
+}
+
+/* True if time a is later than time b. */
+static inline __attribute__((always_inline)) int sp_ct_time_after(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) > 0;
+}
+
+/*
+ * The part of a conntrack value both families share, first in both (what
+ * a packet of an established flow reads and updates in place: the
+ * datapath keeps a pointer to it, whichever table the entry is in). The
+ * fields are those of struct sp_ct_val, the times in SP_CT_TIME_SHIFT
+ * units. Listed once, here, and spliced into each value so that its
+ * fields are the value's own (v->state) and the whole is one struct too
+ * (v->h).
+ */
+#define SP_CT_HDR_FIELDS                                                                   \
+	__be16 nat_port;                                                                   \
+	__be16 nat_sport;                                                                  \
+	__u32 backend_id;                                                                  \
+	__u32 svc_id;                                                                      \
+	__u8 state;                                                                        \
+	__u8 flags;                                                                        \
+	__u16 seq_hint;                                                                    \
+	__u32 expires; /* past it the entry is dead (sp_ct_time_after) */                  \
+	__u32 created
+
+struct sp_ct_hdr {
+	SP_CT_HDR_FIELDS;
+};
+
+/* sp_ct4's value (32 bytes): an IPv4 flow's addresses in 4 bytes each. */
+struct sp_ct4_val {
+	union {
+		struct {
+			SP_CT_HDR_FIELDS;
+		};
+		struct sp_ct_hdr h;
+	};
+	__be32 nat_addr;
+	__be32 nat_saddr;
+};
+
+/* sp_ct6's value (56 bytes), and the form in which the datapath reads an
+ * entry of either table (an IPv4 address in the first word of each
+ * struct sp_addr, the rest zero). */
+struct sp_ct_entry {
+	union {
+		struct {
+			SP_CT_HDR_FIELDS;
+		};
+		struct sp_ct_hdr h;
+	};
+	struct sp_addr nat_addr;
+	struct sp_addr nat_saddr;
 };
 
 /*
@@ -436,7 +519,7 @@ struct sp_frag_val {
 
 struct sp_reap_item {
 	struct sp_ct_key key;
-	struct sp_ct_val val;
+	struct sp_ct_entry val; /* as the datapath reads it (user/ct.h: sp_ct_entry_of) */
 };
 
 struct sp_reap_args {
@@ -737,8 +820,14 @@ struct sp_mon_gate {
 #define SP_MAP_CT4 "sp_ct4"
 #define SP_MAP_CT6 "sp_ct6"
 /* The single conntrack table of versions before sp_ct4/sp_ct6: its entries
- * are moved into those at start (user/dp.c), then it is unpinned. */
+ * are copied into those at start (user/dp.c), then it is unpinned. */
 #define SP_MAP_CT_OLD "sp_ct"
+/* sp_ct4 and sp_ct6 of the versions before their compact values (values
+ * of SP_CT_VAL_V1_SIZE bytes), moved aside to these names at start so that
+ * the load pins the new tables at theirs, then copied and unpinned as
+ * SP_MAP_CT_OLD is (bpffs takes no dot in a name). */
+#define SP_MAP_CT4_V1 "sp_ct4_v1"
+#define SP_MAP_CT6_V1 "sp_ct6_v1"
 #define SP_MAP_NODE_ADDRS "sp_node_addrs"
 #define SP_MAP_STATS "sp_stats"
 #define SP_MAP_REASONS "sp_reasons"

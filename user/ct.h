@@ -30,6 +30,15 @@ int sp_ct_update(const struct sp_ct_maps *m, const struct sp_ct_key *k, const st
 		 uint64_t flags);
 int sp_ct_delete(const struct sp_ct_maps *m, const struct sp_ct_key *k);
 
+/* An entry as the datapath reads it (struct sp_ct_entry, sp_ct6's value:
+ * times in SP_CT_TIME_SHIFT units) from user space's form and back. now:
+ * sp_mono_ns(), which places the maps' wrapping times in time. Each is
+ * the other's inverse for a value read from a map. */
+void sp_ct_entry_of(const struct sp_ct_val *v, uint64_t now, struct sp_ct_entry *e);
+void sp_ct_val_of(const struct sp_ct_entry *e, uint64_t now, struct sp_ct_val *v);
+/* An sp_ct4 value (struct sp_ct4_val) in user space's form. */
+void sp_ct_val_of4(const struct sp_ct4_val *v4, uint64_t now, struct sp_ct_val *v);
+
 /*
  * fn for every entry of both tables (sp_ct4 first), read in batches: an
  * entry added or removed during the walk may or may not be met, as with
@@ -39,9 +48,11 @@ int sp_ct_delete(const struct sp_ct_maps *m, const struct sp_ct_key *k);
 typedef int (*sp_ct_fn)(const struct sp_ct_key *k, const struct sp_ct_val *v, void *arg);
 int sp_ct_foreach(const struct sp_ct_maps *m, sp_ct_fn fn, void *arg);
 
-/* The same over one table of either layout (fd; family: its keys' family
- * for sp_ct4, 0 for a table keyed by struct sp_ct_key). */
-int sp_ct_foreach_fd(int fd, uint8_t family, sp_ct_fn fn, void *arg);
+/* The same over one table of any layout, told by its key and value sizes:
+ * sp_ct4, sp_ct6, and the older versions' tables (their values
+ * struct sp_ct_val: the single sp_ct, and sp_ct4/sp_ct6 before their
+ * compact values). -EINVAL for a table of no such layout. */
+int sp_ct_foreach_fd(int fd, sp_ct_fn fn, void *arg);
 
 /* Entries in both tables, or -errno. */
 long sp_ct_count(const struct sp_ct_maps *m);
@@ -57,8 +68,8 @@ int sp_ct_open_pinned(const char *dir, struct sp_ct_maps *m);
 void sp_ct_close(struct sp_ct_maps *m);
 
 /*
- * Copy every entry of the table at old_fd (keyed by struct sp_ct_key, as
- * the single sp_ct of versions before sp_ct4/sp_ct6) into m, leaving an
+ * Copy every entry of the table at old_fd (an older version's, of any
+ * layout sp_ct_foreach_fd reads) into m, leaving an
  * entry that m holds already as it is (the new datapath made it, or an
  * earlier copy). The old table is left as it is: the old programs use it
  * until they are replaced. *copied counts the entries copied. 0 or -errno.

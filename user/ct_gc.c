@@ -34,6 +34,8 @@ uint64_t sp_mono_ns(void)
 static int delete_keys(const struct sp_ct_maps *m, const struct sp_reap_item *dead, uint32_t n,
 		       uint64_t *deleted)
 {
+	uint64_t clock = sp_mono_ns();
+	struct sp_ct_entry cur;
 	struct sp_ct_val now;
 	uint32_t i;
 	int err;
@@ -41,7 +43,8 @@ static int delete_keys(const struct sp_ct_maps *m, const struct sp_reap_item *de
 	for (i = 0; i < n; i++) {
 		if (sp_ct_lookup(m, &dead[i].key, &now))
 			continue; /* gone already */
-		if (memcmp(&now, &dead[i].val, sizeof(now)))
+		sp_ct_entry_of(&now, clock, &cur);
+		if (memcmp(&cur, &dead[i].val, sizeof(cur)))
 			continue; /* replaced or refreshed since the read */
 		err = sp_ct_delete(m, &dead[i].key);
 		if (!err)
@@ -114,6 +117,7 @@ int sp_ct_gc(const struct sp_ct_maps *m, int reap_fd, uint64_t now_ns, uint64_t 
 /* One pass's state, over both tables. */
 struct gc_pass {
 	uint64_t now_ns, grace_ns;
+	uint64_t clock_ns; /* the clock (now_ns may be a test's) */
 	bool early_drop;
 	const struct sp_ct_gc_watch *w;
 	struct sp_ct_gc_stats *st;
@@ -147,7 +151,8 @@ static int gc_entry(const struct sp_ct_key *k, const struct sp_ct_val *v, void *
 		g->cap_dead = nc;
 	}
 	g->dead[g->n_dead].key = *k;
-	g->dead[g->n_dead++].val = *v;
+	/* The reaper compares it with the entry as the datapath reads it. */
+	sp_ct_entry_of(v, g->clock_ns, &g->dead[g->n_dead++].val);
 	return 0;
 }
 
@@ -166,9 +171,9 @@ static void gc_fill(struct sp_ct_gc_stats *st, const uint64_t live[2], const uin
 int sp_ct_gc_watch(const struct sp_ct_maps *m, int reap_fd, uint64_t now_ns, uint64_t grace_ns,
 		   bool early_drop, const struct sp_ct_gc_watch *w, struct sp_ct_gc_stats *st)
 {
-	struct gc_pass g = { .now_ns = now_ns, .grace_ns = grace_ns, .early_drop = early_drop,
-			     .w = w, .st = st };
 	uint64_t t0 = sp_mono_ns(), cap[2];
+	struct gc_pass g = { .now_ns = now_ns, .grace_ns = grace_ns, .clock_ns = t0,
+			     .early_drop = early_drop, .w = w, .st = st };
 	int err;
 
 	memset(st, 0, sizeof(*st));

@@ -2120,12 +2120,12 @@ int cmd_run(int argc, char **argv)
 	}
 	d.attached = true;
 	d.start.attached = now_ms();
-	/* The old programs are replaced: what they added to a single-table
-	 * conntrack since the load is copied too, and that table is unpinned.
-	 * A failure leaves it pinned for the next start to finish. */
+	/* The old programs are replaced: what they added to an older
+	 * version's conntrack since the load is copied too, and its tables are
+	 * unpinned. A failure leaves them pinned for the next start to finish. */
 	if (sp_dp_ct_upgrade(&d.dp, true))
-		pr_warn("conntrack from before sp_ct4/sp_ct6 left in %s/%s", o.dp.pin_dir,
-			SP_MAP_CT_OLD);
+		pr_warn("conntrack of an older version left in %s (%s, %s, %s)", o.dp.pin_dir,
+			SP_MAP_CT_OLD, SP_MAP_CT4_V1, SP_MAP_CT6_V1);
 
 	if (o.kubeconfig || o.in_cluster) {
 		struct sp_k8s_opts ko;

@@ -125,13 +125,17 @@ int sp_dp_seed_reply_srcs(const struct sp_ct_maps *ct, int fd_srcs, uint32_t *se
 	return err;
 }
 
-int sp_dp_ct_upgrade(struct sp_dp *dp, bool last)
+/* Conntrack tables of older versions, pinned under these names until
+ * their entries are copied into sp_ct4 and sp_ct6. */
+static const char *const ct_old_names[] = { SP_MAP_CT_OLD, SP_MAP_CT4_V1, SP_MAP_CT6_V1 };
+
+static int ct_upgrade_one(struct sp_dp *dp, const char *name, bool last)
 {
 	char path[PATH_MAX];
 	uint64_t copied = 0;
 	int fd, err;
 
-	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, SP_MAP_CT_OLD);
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, name);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -154,6 +158,91 @@ int sp_dp_ct_upgrade(struct sp_dp *dp, bool last)
 		pr_warn("unpin %s: %s", path, strerror(-err));
 	}
 	return 0;
+}
+
+int sp_dp_ct_upgrade(struct sp_dp *dp, bool last)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < sizeof(ct_old_names) / sizeof(ct_old_names[0]); i++) {
+		err = ct_upgrade_one(dp, ct_old_names[i], last);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Each table's name and the name it is moved aside to. */
+static const char *const ct_v1_names[2][2] = { { SP_MAP_CT4, SP_MAP_CT4_V1 },
+					       { SP_MAP_CT6, SP_MAP_CT6_V1 } };
+
+/*
+ * sp_ct4 and sp_ct6 pinned by a version from before their compact values
+ * (SP_CT_VAL_V1_SIZE-byte values): moved aside to SP_MAP_CT4_V1 and
+ * SP_MAP_CT6_V1 before the load, so that the load pins the new tables
+ * under the names, and copied from there (sp_dp_ct_upgrade). The old
+ * programs keep using the old tables until the new ones replace them. A
+ * table of any other layout is left where it is, and the load fails on
+ * it with libbpf's complaint and our hint. *moved: which were moved (bit
+ * 0 sp_ct4, bit 1 sp_ct6), for ct_v1_restore after a failed load.
+ */
+static int ct_v1_aside(const char *pin_dir, unsigned int *moved)
+{
+	char path[PATH_MAX], aside[PATH_MAX];
+	struct bpf_map_info info;
+	__u32 len;
+	int i, fd, err;
+
+	*moved = 0;
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, ct_v1_names[i][0]);
+		snprintf(aside, sizeof(aside), "%s/%s", pin_dir, ct_v1_names[i][1]);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		len = sizeof(info);
+		memset(&info, 0, sizeof(info));
+		err = bpf_obj_get_info_by_fd(fd, &info, &len) ? -errno : 0;
+		close(fd);
+		if (err || info.value_size != SP_CT_VAL_V1_SIZE)
+			continue;
+		/* The new name must be free: a table there is an earlier
+		 * start's, not copied yet, and would be lost. */
+		if (access(aside, F_OK) == 0) {
+			pr_err("%s: a table of the older layout, and %s too: copy one by hand or "
+			       "run 'svcplane detach' (which drops every tracked connection)",
+			       path, aside);
+			return -EEXIST;
+		}
+		if (rename(path, aside)) {
+			err = -errno;
+			pr_err("move %s aside: %s", path, strerror(-err));
+			return err;
+		}
+		*moved |= 1u << i;
+		pr_info("%s: the table of an older version (values of %u B): moved to %s, its "
+			"entries are copied into the new table",
+			path, info.value_size, aside);
+	}
+	return 0;
+}
+
+/* The moved tables back under their names, after a failed load. */
+static void ct_v1_restore(const char *pin_dir, unsigned int moved)
+{
+	char path[PATH_MAX], aside[PATH_MAX];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (!(moved & (1u << i)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, ct_v1_names[i][0]);
+		snprintf(aside, sizeof(aside), "%s/%s", pin_dir, ct_v1_names[i][1]);
+		unlink(path); /* a new table pinned before the failure, if any */
+		if (rename(aside, path))
+			pr_warn("put %s back: %s", path, strerror(errno));
+	}
 }
 
 /*
@@ -308,6 +397,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	struct svcplane_bpf *skel;
 	char path[PATH_MAX], srcs_path[PATH_MAX];
 	bool ct_reused, srcs_new;
+	unsigned int ct_moved = 0;
 	uint32_t seeded;
 	uint64_t t0;
 	int err, old_backends = -1;
@@ -355,6 +445,16 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 		svcplane_bpf__destroy(skel);
 		return err;
 	}
+	err = ct_v1_aside(o->pin_dir, &ct_moved);
+	if (err) {
+		ct_v1_restore(o->pin_dir, ct_moved);
+		if (old_backends >= 0) {
+			backends_hash_restore(o->pin_dir);
+			close(old_backends);
+		}
+		svcplane_bpf__destroy(skel);
+		return err;
+	}
 
 	skel->rodata->cfg_hash_seed = o->hash_seed;
 	skel->rodata->cfg_ct_syn_ns = o->ct_syn_ns;
@@ -394,6 +494,7 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 			backends_hash_restore(o->pin_dir);
 			close(old_backends);
 		}
+		ct_v1_restore(o->pin_dir, ct_moved);
 		svcplane_bpf__destroy(skel);
 		return err;
 	}
@@ -409,7 +510,8 @@ int sp_dp_load(struct sp_dp *dp, const struct sp_dp_opts *o)
 	}
 	dp->ct.fd4 = bpf_map__fd(skel->maps.sp_ct4);
 	dp->ct.fd6 = bpf_map__fd(skel->maps.sp_ct6);
-	/* Conntrack from a version with a single table (SP_MAP_CT_OLD): its
+	/* Conntrack from a version with a single table (SP_MAP_CT_OLD), or
+	 * with sp_ct4/sp_ct6 of the older layout (moved aside above): its
 	 * entries are copied into this load's tables before any program of
 	 * this load is attached, and left in place, where the old programs,
 	 * still attached, keep finding them (a reply whose REV entry was

@@ -63,7 +63,9 @@ void sp_dp_close(struct sp_dp *dp);
 int sp_dp_seed_reply_srcs(const struct sp_ct_maps *ct, int fd_srcs, uint32_t *seeded);
 /*
  * An upgrade from a version with a single conntrack table (pinned as
- * SP_MAP_CT_OLD): copy its entries into sp_ct4 and sp_ct6, so that no
+ * SP_MAP_CT_OLD), or with sp_ct4/sp_ct6 of the older layout (moved aside
+ * by sp_dp_load to SP_MAP_CT4_V1/SP_MAP_CT6_V1): copy their entries into
+ * sp_ct4 and sp_ct6, so that no
  * established flow loses its NAT. sp_dp_load does it before attaching,
  * leaving the old table to the old programs; the daemon again with last
  * once its programs replaced them (they may have added entries

@@ -36,6 +36,7 @@
 
 #include "cli.h"
 #include "ct.h"
+#include "ct_gc.h" /* sp_mono_ns */
 #include "inspect.h"
 #include "metrics.h"
 #include "maglev.h"
@@ -788,9 +789,9 @@ static const struct ins_map_abi {
 	[INS_MAGLEV] = { SP_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
 			 sizeof(struct sp_maglev_chunk) },
 	[INS_CT4] = { SP_MAP_CT4, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct4_key),
-		      sizeof(struct sp_ct_val) },
+		      sizeof(struct sp_ct4_val) },
 	[INS_CT6] = { SP_MAP_CT6, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key),
-		      sizeof(struct sp_ct_val) },
+		      sizeof(struct sp_ct_entry) },
 	[INS_NODE_ADDRS] = { SP_MAP_NODE_ADDRS, BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key),
 			     sizeof(__u8) },
 	[INS_STATS] = { SP_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32),
@@ -1800,45 +1801,54 @@ struct ct_rec {
 	struct sp_ct_val v;
 };
 
-/* An entry of sp_ct4 as read, widened into a ct_rec after the dump. */
-struct ct4_rec {
+/* The entries of sp_ct4 and sp_ct6 as read, made ct_recs after the dump
+ * (user/ct.h: keys and values in user space's form). */
+struct ct4_raw {
 	struct sp_ct4_key k;
-	struct sp_ct_val v;
+	struct sp_ct4_val v;
 };
 
-/* Both tables' entries, as ct_rec (sp_ct4's widened to struct sp_ct_key):
- * 0 or -errno (said). */
+struct ct6_raw {
+	struct sp_ct_key k;
+	struct sp_ct_entry v;
+};
+
+/* Both tables' entries, as ct_rec: 0 or -errno (said). */
 static int ct_dump_all(struct ins_state *st, struct ct_rec **out, size_t *n_out)
 {
-	static const struct ins_layout ct_l = INS_LAYOUT(struct ct_rec, k, v);
-	static const struct ins_layout ct4_l = INS_LAYOUT(struct ct4_rec, k, v);
-	struct ct4_rec *r4 = NULL;
-	struct ct_rec *recs = NULL, *all;
-	size_t n4 = 0, n = 0, i;
+	static const struct ins_layout ct6_l = INS_LAYOUT(struct ct6_raw, k, v);
+	static const struct ins_layout ct4_l = INS_LAYOUT(struct ct4_raw, k, v);
+	uint64_t now = sp_mono_ns();
+	struct ct4_raw *r4 = NULL;
+	struct ct6_raw *r6 = NULL;
+	struct ct_rec *recs;
+	size_t n4 = 0, n6 = 0, i;
 	int err;
 
 	err = ins_open(st, INS_CT4) ?: ins_open(st, INS_CT6);
 	err = err ?: ins_dump(st, INS_CT4, &ct4_l, (void **)&r4, &n4);
-	err = err ?: ins_dump(st, INS_CT6, &ct_l, (void **)&recs, &n);
+	err = err ?: ins_dump(st, INS_CT6, &ct6_l, (void **)&r6, &n6);
 	if (err)
 		goto out;
-	all = reallocarray(recs, n + n4 + 1, sizeof(*all));
-	if (!all) {
+	recs = calloc(n6 + n4 + 1, sizeof(*recs));
+	if (!recs) {
 		err = -ENOMEM;
 		ins_err(st->c, "read conntrack: %s", strerror(-err));
 		goto out;
 	}
-	recs = all;
+	for (i = 0; i < n6; i++) {
+		recs[i].k = r6[i].k;
+		sp_ct_val_of(&r6[i].v, now, &recs[i].v);
+	}
 	for (i = 0; i < n4; i++) {
-		sp_ct_key_of4(&r4[i].k, &recs[n + i].k);
-		recs[n + i].v = r4[i].v;
+		sp_ct_key_of4(&r4[i].k, &recs[n6 + i].k);
+		sp_ct_val_of4(&r4[i].v, now, &recs[n6 + i].v);
 	}
 	*out = recs;
-	*n_out = n + n4;
-	recs = NULL;
+	*n_out = n6 + n4;
 out:
 	free(r4);
-	free(recs);
+	free(r6);
 	return err;
 }
 

@@ -102,32 +102,113 @@ static __always_inline void ct_next(const struct sp_pkt *p, __u8 dir, __u8 *stat
 		*state = SP_CT_ESTABLISHED;
 }
 
-/*
- * The table of a flow's family. The pipeline builds struct sp_ct_key for
- * both families; an IPv4 key is narrowed to sp_ct4's 16 bytes here, at the
- * map, so that the hash and the compare of every lookup cover 16 bytes,
- * not 40. The hot lookups (ct_lookup_fwd, ct_lookup_rev) build the narrow
- * key straight from the packet instead.
- */
-static __always_inline struct sp_ct_val *ct_map_lookup(const struct sp_ct_key *k)
-{
-	struct sp_ct4_key k4;
+_Static_assert(sizeof(struct sp_ct_hdr) == 24, "conntrack value header");
+_Static_assert(sizeof(struct sp_ct4_val) == 32, "sp_ct4's value");
+_Static_assert(sizeof(struct sp_ct_entry) == 56, "sp_ct6's value");
 
-	if (k->family != SP_FAMILY_V4)
-		return bpf_map_lookup_elem(&sp_ct6, k);
-	sp_ct4_key_narrow(k, &k4);
-	return bpf_map_lookup_elem(&sp_ct4, &k4);
+/* True once entry h's deadline has passed at now (ns). */
+static __always_inline bool ct_expired(const struct sp_ct_hdr *h, __u64 now)
+{
+	return sp_ct_time_after(sp_ct_time(now), h->expires);
 }
 
-static __always_inline long ct_map_update(const struct sp_ct_key *k, const struct sp_ct_val *v,
-					  __u64 flags)
+/* Whole seconds left until h's deadline (trace only). */
+static __always_inline __u32 ct_secs_left(const struct sp_ct_hdr *h, __u64 now)
 {
+	return (__u32)(((__u64)(h->expires - sp_ct_time(now)) << SP_CT_TIME_SHIFT) / NSEC_PER_SEC);
+}
+
+/* An sp_ct4 value in the datapath's form. */
+static __always_inline void ct4_widen(const struct sp_ct4_val *v, struct sp_ct_entry *e)
+{
+	e->h = v->h;
+	e->nat_addr.addr[0] = v->nat_addr;
+	e->nat_addr.addr[1] = 0;
+	e->nat_addr.addr[2] = 0;
+	e->nat_addr.addr[3] = 0;
+	e->nat_saddr.addr[0] = v->nat_saddr;
+	e->nat_saddr.addr[1] = 0;
+	e->nat_saddr.addr[2] = 0;
+	e->nat_saddr.addr[3] = 0;
+}
+
+/*
+ * The tables of a flow's family. The pipeline builds struct sp_ct_key and
+ * struct sp_ct_entry for both families; an IPv4 flow's are narrowed here,
+ * at the map, to sp_ct4's 16-byte key and 32-byte value, so that an IPv4
+ * flow takes 224 bytes of kernel memory rather than 336, and the hash and
+ * compare of every lookup cover 16 bytes, not 40. The hot lookups
+ * (ct_lookup_fwd, ct_lookup_rev) build the narrow key straight from the
+ * packet instead.
+ *
+ * A lookup returns the entry's header (struct sp_ct_hdr, first in both
+ * values), which the caller may update in place, and copies the whole
+ * entry into *e in the datapath's form (when e is not NULL). The copy is
+ * made here, in the branch that knows the table: the verifier knows each
+ * map value's size, and code reading an address of one family from the
+ * other's value, on any path, would not load. Addresses are never
+ * updated in place.
+ */
+static __always_inline struct sp_ct_hdr *ct_map_lookup(const struct sp_ct_key *k,
+							struct sp_ct_entry *e)
+{
+	struct sp_ct4_val *v4;
+	struct sp_ct_entry *v6;
 	struct sp_ct4_key k4;
 
-	if (k->family != SP_FAMILY_V4)
-		return bpf_map_update_elem(&sp_ct6, k, v, flags);
+	if (k->family != SP_FAMILY_V4) {
+		v6 = bpf_map_lookup_elem(&sp_ct6, k);
+		if (!v6)
+			return NULL;
+		if (e)
+			*e = *v6;
+		return &v6->h;
+	}
 	sp_ct4_key_narrow(k, &k4);
-	return bpf_map_update_elem(&sp_ct4, &k4, v, flags);
+	v4 = bpf_map_lookup_elem(&sp_ct4, &k4);
+	if (!v4)
+		return NULL;
+	if (e)
+		ct4_widen(v4, e);
+	return &v4->h;
+}
+
+/* Per-CPU room (sp_scratch) for a new flow's REV value being built, for
+ * the entry found where it goes, and for an IPv4 key and value being
+ * narrowed for their table: the pipeline's stack frame is at its limit (512 bytes over
+ * the call chain). NULL only if the map lookup fails. */
+struct ct_scratch {
+	struct sp_ct_entry rev;
+	struct sp_ct_entry old;
+	struct sp_ct4_val v4;
+	struct sp_ct4_key k4;
+};
+_Static_assert(sizeof(struct ct_scratch) <= sizeof(struct sp_scratch), "sp_scratch too small");
+
+static __always_inline struct ct_scratch *ct_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sp_scratch, &zero);
+}
+
+/* Insert or replace (flags as bpf_map_update_elem) the entry at k. e may
+ * be in the scratch area, but not its v4. */
+static __always_inline long ct_map_update(const struct sp_ct_key *k, const struct sp_ct_entry *e,
+					  __u64 flags)
+{
+	struct ct_scratch *scr;
+
+	if (k->family != SP_FAMILY_V4)
+		return bpf_map_update_elem(&sp_ct6, k, e, flags);
+	scr = ct_scratch();
+	if (!scr)
+		return -1;
+	sp_ct4_key_narrow(k, &scr->k4);
+	scr->v4.h = e->h;
+	scr->v4.nat_addr = e->nat_addr.addr[0];
+	scr->v4.nat_saddr = e->nat_saddr.addr[0];
+	return bpf_map_update_elem(&sp_ct4, &scr->k4, &scr->v4, flags);
 }
 
 static __always_inline long ct_map_delete(const struct sp_ct_key *k)
@@ -153,9 +234,12 @@ static __always_inline void ct_key_of(const struct sp_pkt *p, __u8 dir, struct s
 }
 
 /* The entry of p's own tuple in direction dir, keyed for its family
- * without building the wide key first. */
-static __always_inline struct sp_ct_val *ct_lookup_tuple(const struct sp_pkt *p, __u8 dir)
+ * without building the wide key first; as ct_map_lookup otherwise. */
+static __always_inline struct sp_ct_hdr *ct_lookup_tuple(const struct sp_pkt *p, __u8 dir,
+							 struct sp_ct_entry *e)
 {
+	struct sp_ct_entry *v6;
+	struct sp_ct4_val *v4;
 	struct sp_ct_key k;
 
 	if (p->family == SP_FAMILY_V4) {
@@ -168,10 +252,18 @@ static __always_inline struct sp_ct_val *ct_lookup_tuple(const struct sp_pkt *p,
 			.dir = dir,
 		};
 
-		return bpf_map_lookup_elem(&sp_ct4, &k4);
+		v4 = bpf_map_lookup_elem(&sp_ct4, &k4);
+		if (!v4)
+			return NULL;
+		ct4_widen(v4, e);
+		return &v4->h;
 	}
 	ct_key_of(p, dir, &k);
-	return bpf_map_lookup_elem(&sp_ct6, &k);
+	v6 = bpf_map_lookup_elem(&sp_ct6, &k);
+	if (!v6)
+		return NULL;
+	*e = *v6;
+	return &v6->h;
 }
 
 /* The key of p's tuple reversed (the answer's tuple), in direction dir. */
@@ -188,7 +280,7 @@ static __always_inline void ct_key_reversed(const struct sp_pkt *p, __u8 dir, st
 }
 
 /* The REV key of a flow, from its FWD value and a client packet. */
-static __always_inline void ct_rev_key(const struct sp_pkt *p, const struct sp_ct_val *fwd,
+static __always_inline void ct_rev_key(const struct sp_pkt *p, const struct sp_ct_entry *fwd,
 				       struct sp_ct_key *k)
 {
 	__builtin_memset(k, 0, sizeof(*k));
@@ -203,7 +295,7 @@ static __always_inline void ct_rev_key(const struct sp_pkt *p, const struct sp_c
 
 /* The FWD key of a flow, from its REV value (which keeps the client's
  * address and port for exactly this) and a reply packet. */
-static __always_inline void ct_fwd_key(const struct sp_pkt *p, const struct sp_ct_val *rev,
+static __always_inline void ct_fwd_key(const struct sp_pkt *p, const struct sp_ct_entry *rev,
 				       struct sp_ct_key *k)
 {
 	__builtin_memset(k, 0, sizeof(*k));
@@ -248,18 +340,10 @@ static __always_inline bool ct_reply_src_maybe(const struct sp_pkt *p)
 	return bpf_map_peek_elem(&sp_reply_srcs, (void *)&p->saddr) == 0;
 }
 
-/* Per-CPU room for a REV value being built (sp_scratch): the pipeline's
- * stack frame is at its limit. NULL only if the map lookup fails. */
-static __always_inline struct sp_ct_val *ct_scratch_val(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&sp_scratch, &zero);
-}
 
 /* The REV value of a flow, from its FWD value and a client packet. */
-static __always_inline void ct_rev_val(const struct sp_pkt *p, const struct sp_ct_val *fwd,
-				       struct sp_ct_val *rev)
+static __always_inline void ct_rev_val(const struct sp_pkt *p, const struct sp_ct_entry *fwd,
+				       struct sp_ct_entry *rev)
 {
 	__builtin_memset(rev, 0, sizeof(*rev));
 	rev->nat_addr = p->daddr; /* the frontend */
@@ -299,7 +383,7 @@ static __always_inline __u16 ct_seq_unit(const struct sp_pkt *p)
 
 /* Record p's sequence number in v when none is or p is 8 MiB ahead.
  * Returns false if p is a FIN or RST too far from the record to count. */
-static __always_inline bool ct_seq_check(struct sp_ct_val *v, const struct sp_pkt *p)
+static __always_inline bool ct_seq_check(struct sp_ct_hdr *v, const struct sp_pkt *p)
 {
 	__u16 cur = ct_seq_unit(p), d;
 	__s16 dist;
@@ -345,11 +429,12 @@ static __always_inline __u64 ct_slack(__u64 timeout)
  * so a busy flow does not dirty its cache lines on every packet): the
  * caller then copies them to the flow's other entry with ct_sync().
  */
-static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt *p, __u8 dir,
+static __always_inline bool ct_advance(struct sp_ct_hdr *v, const struct sp_pkt *p, __u8 dir,
 				       __u64 now, struct sp_stats *stats)
 {
 	__u8 st = v->state, fl = v->flags;
-	__u64 exp, t;
+	__u32 exp;
+	__u64 t;
 
 	if (!ct_seq_check(v, p)) {
 		SP_TRACE(SP_T_CT_SEQ_IGNORED, 0, 0, 0, 0, 0);
@@ -365,9 +450,10 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
 	    (p->tcp_flags & TCP_ACK))
 		fl &= ~SP_CT_F_UNREPLIED;
 	t = ct_timeout(p->proto, st, fl);
-	exp = now + t;
+	exp = sp_ct_time(now + t);
 	SP_TRACE(SP_T_CT_NEXT, 0, st, 0, fl, 0);
-	if (st == v->state && fl == v->flags && exp <= v->expires + ct_slack(t))
+	if (st == v->state && fl == v->flags &&
+	    (__s32)(exp - v->expires) <= (__s32)sp_ct_time(ct_slack(t)))
 		return false;
 	if (SP_DRY) /* the entry stays as it is (lib/trace.h) */
 		return true;
@@ -379,9 +465,9 @@ static __always_inline bool ct_advance(struct sp_ct_val *v, const struct sp_pkt 
 
 /* Copy v's state, flags and deadline to the entry at *other. Returns false
  * if that entry is missing. */
-static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct sp_ct_val *v)
+static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct sp_ct_hdr *v)
 {
-	struct sp_ct_val *o = ct_map_lookup(other);
+	struct sp_ct_hdr *o = ct_map_lookup(other, NULL);
 
 	if (!o)
 		return false;
@@ -397,51 +483,54 @@ static __always_inline bool ct_sync(const struct sp_ct_key *other, const struct 
  * Look up the FWD entry of a client packet. Returns it only if it is alive
  * and may be reused: not expired, and not a connection on its way out
  * being reopened with a fresh SYN on the same tuple (that is a new flow).
+ * *e: the entry, as ct_map_lookup.
  */
-static __always_inline struct sp_ct_val *ct_lookup_fwd(const struct sp_pkt *p, __u64 now)
+static __always_inline struct sp_ct_hdr *ct_lookup_fwd(const struct sp_pkt *p, __u64 now,
+						       struct sp_ct_entry *e)
 {
-	struct sp_ct_val *v = ct_lookup_tuple(p, SP_CT_FWD);
+	struct sp_ct_hdr *v = ct_lookup_tuple(p, SP_CT_FWD, e);
 
 	if (!v) {
 		SP_TRACE(SP_T_CT_FWD, SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
 	}
-	if (now > v->expires) {
+	if (ct_expired(v, now)) {
 		SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_EXPIRED, v->state, v->backend_id, v->flags, 0,
-			      &v->nat_addr);
+			      &e->nat_addr);
 		return NULL;
 	}
 	if (ct_state_closing(v->state) && p->proto == IPPROTO_TCP &&
 	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_REOPEN, v->state, v->backend_id, v->flags, 0,
-			      &v->nat_addr);
+			      &e->nat_addr);
 		return NULL;
 	}
 	SP_TRACE_ADDR(SP_T_CT_FWD, SP_TCT_HIT, v->state, v->backend_id, v->flags,
-		      (__u32)((v->expires - now) / NSEC_PER_SEC), &v->nat_addr);
+		      ct_secs_left(v, now), &e->nat_addr);
 	return v;
 }
 
-/* REV entry of a packet that may be a reply, or NULL. */
-static __always_inline struct sp_ct_val *ct_lookup_rev(const struct sp_pkt *p, __u64 now)
+/* REV entry of a packet that may be a reply, or NULL; *e as above. */
+static __always_inline struct sp_ct_hdr *ct_lookup_rev(const struct sp_pkt *p, __u64 now,
+						       struct sp_ct_entry *e)
 {
-	struct sp_ct_val *v = ct_lookup_tuple(p, SP_CT_REV);
+	struct sp_ct_hdr *v = ct_lookup_tuple(p, SP_CT_REV, e);
 
-	if (!v || now > v->expires) {
+	if (!v || ct_expired(v, now)) {
 		SP_TRACE(SP_T_CT_REV, v ? SP_TCT_EXPIRED : SP_TCT_MISS, 0, 0, 0, 0);
 		return NULL;
 	}
 	SP_TRACE_ADDR(SP_T_CT_REV, SP_TCT_HIT, v->state, v->svc_id, v->flags,
-		      (__u32)((v->expires - now) / NSEC_PER_SEC), &v->nat_addr);
+		      ct_secs_left(v, now), &e->nat_addr);
 	return v;
 }
 
 /* True if REV entry r (found at a new flow's reply key) may be replaced:
  * it is dead, on its way out, or it is this very flow's. */
-static __always_inline bool ct_rev_replaceable(const struct sp_ct_val *r, const struct sp_pkt *p,
+static __always_inline bool ct_rev_replaceable(const struct sp_ct_entry *r, const struct sp_pkt *p,
 					       __u64 now)
 {
-	if (now > r->expires || r->state == SP_CT_CLOSING || r->state == SP_CT_TIME_WAIT)
+	if (ct_expired(&r->h, now) || r->state == SP_CT_CLOSING || r->state == SP_CT_TIME_WAIT)
 		return true;
 	return addr_eq(&r->nat_addr, &p->daddr) && r->nat_port == p->dport &&
 	       addr_eq(&r->nat_saddr, &p->saddr) && r->nat_sport == p->sport;
@@ -464,11 +553,11 @@ static __always_inline bool ct_rev_replaceable(const struct sp_ct_val *r, const 
  * of test_bpf_verifier. Its frame is small: the pipeline's is near the
  * 512-byte limit of the call chain. Pointer arguments of a global function
  * may be NULL to the verifier. */
-__noinline int sp_ct_claim_snat(struct sp_ct_val *fwd, struct sp_ct_key *rk,
-				const struct sp_ct_val *rev, __u64 now)
+__noinline int sp_ct_claim_snat(struct sp_ct_entry *fwd, struct sp_ct_key *rk,
+				const struct sp_ct_entry *rev, __u64 now)
 {
 	__u32 i, r = bpf_get_prandom_u32();
-	struct sp_ct_val *old;
+	struct sp_ct_hdr *old;
 
 	if (!fwd || !rk || !rev)
 		return SP_R_SNAT_EXHAUSTED;
@@ -476,9 +565,9 @@ __noinline int sp_ct_claim_snat(struct sp_ct_val *fwd, struct sp_ct_key *rk,
 		rk->dport = snat_port(r, i);
 		if (!ct_map_update(rk, rev, BPF_NOEXIST))
 			goto claimed;
-		old = ct_map_lookup(rk);
+		old = ct_map_lookup(rk, NULL);
 		if (old &&
-		    (now > old->expires || old->state == SP_CT_CLOSING ||
+		    (ct_expired(old, now) || old->state == SP_CT_CLOSING ||
 		     old->state == SP_CT_TIME_WAIT) &&
 		    !ct_map_update(rk, rev, BPF_ANY))
 			goto claimed;
@@ -500,14 +589,16 @@ claimed:
  * sp_reason (SP_R_CT_FULL, SP_R_CT_CLASH, SP_R_SNAT_EXHAUSTED) with
  * nothing left behind.
  */
-static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *fwd, __u64 now)
+static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_entry *fwd, __u64 now)
 {
-	struct sp_ct_val *rev = ct_scratch_val(), *old;
+	struct ct_scratch *scr = ct_scratch();
+	struct sp_ct_entry *rev;
 	struct sp_ct_key k, rk;
 	int r;
 
-	if (!rev)
+	if (!scr)
 		return SP_R_CT_FULL;
+	rev = &scr->rev;
 	fwd->state = SP_CT_NEW;
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN) {
 		/* Mid-stream: an entry lost, or a flow older than svcplane.
@@ -515,8 +606,8 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 		fwd->flags |= SP_CT_F_UNREPLIED;
 	}
 	ct_next(p, CT_ORIG, &fwd->state, &fwd->flags);
-	fwd->expires = now + ct_timeout(p->proto, fwd->state, fwd->flags);
-	fwd->created = now;
+	fwd->expires = sp_ct_time(now + ct_timeout(p->proto, fwd->state, fwd->flags));
+	fwd->created = sp_ct_time(now);
 	fwd->seq_hint = p->proto == IPPROTO_TCP ? SP_CT_SEQ_KNOWN | ct_seq_unit(p) : 0;
 
 	/* DSR: the replies go from the backend's node straight to the
@@ -534,8 +625,7 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 	 * common case: one hash walk, not a lookup and then an update); an
 	 * entry there is read only when the claim finds one. */
 	if (!(fwd->flags & SP_CT_F_SNAT) && ct_map_update(&rk, rev, BPF_NOEXIST)) {
-		old = ct_map_lookup(&rk);
-		if (old && !ct_rev_replaceable(old, p, now)) {
+		if (ct_map_lookup(&rk, &scr->old) && !ct_rev_replaceable(&scr->old, p, now)) {
 			/* Another live flow owns the reply tuple (one client
 			 * port to two frontends sharing a backend). As nf_nat
 			 * does, this flow gets another source port (the
@@ -566,16 +656,16 @@ static __always_inline int ct_create(const struct sp_pkt *p, struct sp_ct_val *f
 
 /* Recreate, at rk (its ct_rev_key), the REV entry of a live flow whose REV
  * entry went missing. */
-static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct sp_ct_val *fwd,
+static __always_inline void ct_restore_rev(const struct sp_pkt *p, const struct sp_ct_entry *fwd,
 					   const struct sp_ct_key *rk)
 {
-	struct sp_ct_val *rev = ct_scratch_val();
+	struct ct_scratch *scr = ct_scratch();
 
-	if (!rev)
+	if (!scr)
 		return;
-	ct_rev_val(p, fwd, rev);
+	ct_rev_val(p, fwd, &scr->rev);
 	ct_reply_src_add(rk);
-	ct_map_update(rk, rev, BPF_NOEXIST);
+	ct_map_update(rk, &scr->rev, BPF_NOEXIST);
 }
 
 #endif /* SP_LIB_CT_H */

@@ -298,7 +298,8 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 				       struct sp_stats *st)
 {
 	__u64 now = sp_now();
-	struct sp_ct_val v, *old;
+	struct sp_ct_entry v;
+	struct sp_ct_hdr *old;
 	struct sp_ct_key k;
 	struct sp_addr fe;
 	__be16 port;
@@ -306,8 +307,8 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 	if (!dsr_read(ctx, p, &fe, &port))
 		return SP_CONTINUE;
 	ct_key_reversed(p, SP_CT_REV, &k);
-	old = ct_map_lookup(&k);
-	if (old && now <= old->expires) {
+	old = ct_map_lookup(&k, &v); /* v: the entry, until it is built anew below */
+	if (old && !ct_expired(old, now)) {
 		/* UDP has no connection to protect: a client port that
 		 * reached a pod of this node directly a minute ago (its
 		 * entry lives on the UDP timeout) and now comes through
@@ -321,7 +322,7 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 		}
 		/* This flow's own entry: refresh it in place (a write only
 		 * when something changed, see ct_advance). */
-		if ((old->flags & SP_CT_F_DSR) && addr_eq(&old->nat_addr, &fe) &&
+		if ((old->flags & SP_CT_F_DSR) && addr_eq(&v.nat_addr, &fe) &&
 		    old->nat_port == port &&
 		    !(ct_state_closing(old->state) && dsr_carries(p) && p->proto == IPPROTO_TCP)) {
 			ct_advance(old, p, CT_ORIG, now, st);
@@ -337,8 +338,8 @@ static __always_inline int dsr_ingress(struct xdp_md *ctx, const struct sp_pkt *
 	v.flags = SP_CT_F_DSR;
 	v.state = SP_CT_NEW;
 	ct_next(p, CT_ORIG, &v.state, &v.flags);
-	v.expires = now + ct_timeout(p->proto, v.state, v.flags);
-	v.created = now;
+	v.expires = sp_ct_time(now + ct_timeout(p->proto, v.state, v.flags));
+	v.created = sp_ct_time(now);
 	ct_reply_src_add(&k);
 	if (ct_map_update(&k, &v, BPF_ANY)) {
 		STAT_INC(st, ct_insert_fail);

@@ -57,7 +57,9 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 	void *data = ctx_data(ctx, hook), *data_end = ctx_data_end(ctx, hook);
 	const __u32 alen = v4 ? 4 : 16;
 	__u64 now = sp_now();
-	struct sp_ct_val *ct;
+	struct ct_scratch *scr = ct_scratch();
+	struct sp_ct_entry *ct;
+	struct sp_ct_hdr *h;
 	struct sp_ct_key k;
 	__sum16 *isum, *in_l3sum = NULL, *in_l4sum = NULL, *o_l3sum = NULL;
 	__sum16 old_in_l3sum = 0, old_in_l4sum = 0;
@@ -69,14 +71,20 @@ static __always_inline int icmp_xlate(void *ctx, const int hook, struct sp_pkt *
 	__u32 in_l4 = off_bound(p->in_l4_off), csum = off_bound(p->csum_off);
 
 	/* About a packet the client sent (we DNATed it): its reply tuple. */
+	/* The entry's copy in the scratch area (this frame is at the stack's
+	 * limit), read only until the error is forwarded (fwd_after_nat may
+	 * use the area). */
+	if (!scr)
+		return SP_CONTINUE;
+	ct = &scr->old;
 	ct_key_reversed(p, SP_CT_REV, &k);
-	ct = ct_map_lookup(&k);
+	h = ct_map_lookup(&k, ct);
 	reply_dir = false;
-	if (!ct || now > ct->expires) {
+	if (!h || ct_expired(h, now)) {
 		/* About a reply we reverse-NATed: the client's tuple. */
 		k.dir = SP_CT_FWD;
-		ct = ct_map_lookup(&k);
-		if (!ct || now > ct->expires)
+		h = ct_map_lookup(&k, ct);
+		if (!h || ct_expired(h, now))
 			return SP_CONTINUE;
 		reply_dir = true;
 	}

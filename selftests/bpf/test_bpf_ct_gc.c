@@ -57,9 +57,9 @@ static int ct_maps_create(const char *name, uint32_t cap4, uint32_t cap6, struct
 	LIBBPF_OPTS(bpf_map_create_opts, mo);
 
 	m->fd4 = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, name, sizeof(struct sp_ct4_key),
-				sizeof(struct sp_ct_val), cap4, &mo);
+				sizeof(struct sp_ct4_val), cap4, &mo);
 	m->fd6 = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, name, sizeof(struct sp_ct_key),
-				sizeof(struct sp_ct_val), cap6, &mo);
+				sizeof(struct sp_ct_entry), cap6, &mo);
 	if (m->fd4 < 0 || m->fd6 < 0) {
 		sp_ct_close(m);
 		return -1;
@@ -122,8 +122,10 @@ static void test_deletes_expired_only(void)
 		k.proto = IPPROTO_TCP;
 		k.family = v6 ? SP_FAMILY_V6 : SP_FAMILY_V4;
 		k.dir = i % 2;
-		/* every third entry is dead; one just now, one long ago */
-		v.expires = i % 3 == 0 ? (i % 2 ? now - 1 : 1) : now + 60000000000ULL;
+		/* every third entry is dead; one just now (a unit of the
+		 * maps' clock ago, SP_CT_TIME_SHIFT), one long ago */
+		v.expires = i % 3 == 0 ? (i % 2 ? now - (1ULL << SP_CT_TIME_SHIFT) : 1) :
+					 now + 60000000000ULL;
 		live6 += v6 && i % 3 != 0;
 		ok = ASSERT_EQ(sp_ct_update(&m, &k, &v, BPF_NOEXIST), 0, "insert");
 	}
@@ -230,7 +232,9 @@ static int churn(bool collect, uint64_t *deleted)
 	int ret = -1;
 
 	*deleted = 0;
-	/* Flows closed by RST are dead at once (1 us): the collector may take them. */
+	/* Flows closed by RST are dead at once (1 us), to within the unit the
+	 * maps keep deadlines in (SP_CT_TIME_SHIFT): the collector, judging
+	 * two units ahead, may take them. */
 	if (fx_open(&d, CT_SIZE, 1000) ||
 	    fx_service(&d, 4, IPPROTO_TCP, VIP, 80, BACKEND, 8080, 1)) {
 		fprintf(stderr, "  load the datapath: %s\n", strerror(errno));
@@ -258,8 +262,8 @@ static int churn(bool collect, uint64_t *deleted)
 			struct sp_ct_maps m = fx_ct(&d);
 			struct sp_ct_gc_stats st;
 
-			if (sp_ct_gc(&m, bpf_program__fd(d.skel->progs.sp_ct_reap), sp_mono_ns(), 0,
-				     false, &st))
+			if (sp_ct_gc(&m, bpf_program__fd(d.skel->progs.sp_ct_reap),
+				     sp_mono_ns() + (2ULL << SP_CT_TIME_SHIFT), 0, false, &st))
 				goto out;
 			*deleted += st.deleted;
 		}

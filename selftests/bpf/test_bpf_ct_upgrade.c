@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The upgrade from a single conntrack table (sp_ct, struct sp_ct_key for
- * both families) to sp_ct4 and sp_ct6 (include/svcplane.h): sp_dp_load
+ * both families), and from sp_ct4/sp_ct6 with the older 64-byte values, to
+ * sp_ct4 and sp_ct6 with compact values (include/svcplane.h): sp_dp_load
  * copies the pinned old table's entries into the new ones before anything
  * is attached, without overwriting what the new tables hold already, and
  * leaves them in the old table, which the old programs still use; it
@@ -86,8 +87,11 @@ static void flow(int fam, const char *client, const char *vip, const char *be, _
 	fv->backend_id = backend;
 	fv->svc_id = 1;
 	fv->state = SP_CT_ESTABLISHED;
-	fv->expires = now + 3600ULL * 1000000000ULL;
-	fv->created = now;
+	/* As the new tables keep them (SP_CT_TIME_SHIFT units), so that a
+	 * copy reads back the same: a deadline as the last ns of its unit,
+	 * the creation as the first. */
+	fv->expires = (now + 3600ULL * 1000000000ULL) | ((1ULL << SP_CT_TIME_SHIFT) - 1);
+	fv->created = now & ~((1ULL << SP_CT_TIME_SHIFT) - 1);
 	*rk = *fk;
 	rk->saddr = fv->nat_addr;
 	rk->daddr = fk->saddr;
@@ -198,6 +202,96 @@ out:
 	unpin_dir();
 }
 
+/*
+ * sp_ct4 and sp_ct6 of the version before the compact values (64-byte
+ * struct sp_ct_val values, under the same names): the load moves them
+ * aside (SP_MAP_CT4_V1, SP_MAP_CT6_V1), pins the new tables under the
+ * names, copies the entries; the old tables stay whole for the old
+ * programs until the second pass copies what they added and unpins them.
+ */
+static void test_ct_upgrade_v1_tables(void)
+{
+	struct sp_ct_key f4, r4, f6, r6, late;
+	struct sp_ct_val fv4, rv4, fv6, rv6, got;
+	struct pkt_spec in = { .family = 4, .proto = IPPROTO_TCP, .saddr = BE4, .daddr = CLIENT4,
+			       .sport = 9090, .dport = 3000, .tcp_flags = PKT_ACK, .seq = 7 };
+	struct pkt_spec want = in;
+	char old_path[256], p4[256], p6[256], a4[256], a6[256];
+	struct sp_ct4_key k4;
+	struct sp_dp_opts o;
+	struct pkt out, exp;
+	struct sp_dp d;
+	int fd4 = -1, fd6 = -1;
+
+	small_dp("v1-", &o, old_path, sizeof(old_path));
+	snprintf(p4, sizeof(p4), "%s/%s", dir, SP_MAP_CT4);
+	snprintf(p6, sizeof(p6), "%s/%s", dir, SP_MAP_CT6);
+	snprintf(a4, sizeof(a4), "%s/%s", dir, SP_MAP_CT4_V1);
+	snprintf(a6, sizeof(a6), "%s/%s", dir, SP_MAP_CT6_V1);
+	flow(4, CLIENT4, VIP4, BE4, 1, &f4, &fv4, &r4, &rv4);
+	flow(6, CLIENT6, VIP6, BE6, 2, &f6, &fv6, &r6, &rv6);
+	if (!ASSERT_EQ(mkdir(dir, 0700), 0, "pin dir"))
+		return;
+	fd4 = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, SP_MAP_CT4, sizeof(struct sp_ct4_key),
+			     SP_CT_VAL_V1_SIZE, o.ct_size, NULL);
+	fd6 = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, SP_MAP_CT6, sizeof(struct sp_ct_key),
+			     SP_CT_VAL_V1_SIZE, o.ct6_size, NULL);
+	if (!ASSERT_TRUE(fd4 >= 0 && fd6 >= 0, "create the older tables"))
+		goto out;
+	sp_ct4_key_narrow(&f4, &k4);
+	ASSERT_EQ(bpf_map_update_elem(fd4, &k4, &fv4, BPF_ANY), 0, "old v4 FWD");
+	sp_ct4_key_narrow(&r4, &k4);
+	ASSERT_EQ(bpf_map_update_elem(fd4, &k4, &rv4, BPF_ANY), 0, "old v4 REV");
+	ASSERT_EQ(bpf_map_update_elem(fd6, &f6, &fv6, BPF_ANY), 0, "old v6 FWD");
+	ASSERT_EQ(bpf_map_update_elem(fd6, &r6, &rv6, BPF_ANY), 0, "old v6 REV");
+	if (!ASSERT_EQ(bpf_obj_pin(fd4, p4), 0, "pin the older sp_ct4") ||
+	    !ASSERT_EQ(bpf_obj_pin(fd6, p6), 0, "pin the older sp_ct6"))
+		goto out;
+
+	if (!ASSERT_EQ(sp_dp_load(&d, &o), 0, "load over the older tables"))
+		goto out;
+	ASSERT_EQ(bpf_map__value_size(d.skel->maps.sp_ct4), sizeof(struct sp_ct4_val),
+		  "sp_ct4 pinned anew, with 32-byte values");
+	ASSERT_EQ(bpf_map__value_size(d.skel->maps.sp_ct6), sizeof(struct sp_ct_entry),
+		  "sp_ct6 pinned anew, with 56-byte values");
+	ASSERT_TRUE(holds(&d.ct, &f4, &fv4) && holds(&d.ct, &r4, &rv4), "v4 entries copied");
+	ASSERT_TRUE(holds(&d.ct, &f6, &fv6) && holds(&d.ct, &r6, &rv6), "v6 entries copied");
+	ASSERT_EQ(sp_ct_count(&d.ct), 4, "4 entries in the new tables");
+	ASSERT_TRUE(access(a4, F_OK) == 0 && access(a6, F_OK) == 0,
+		    "the older tables pinned aside until the second pass");
+	sp_ct4_key_narrow(&r4, &k4);
+	ASSERT_TRUE(bpf_map_lookup_elem(fd4, &k4, &got) == 0 && !memcmp(&got, &rv4, sizeof(got)) &&
+			    old_holds(fd6, &r6, &rv6),
+		    "the older tables left whole for the old programs");
+
+	/* The copied flow's reply, through the new program. */
+	want.saddr = VIP4;
+	want.sport = 80;
+	ASSERT_EQ(fx_run_spec(d.skel->progs.sp_xdp, &in, &out), XDP_PASS, "reply verdict");
+	if (ASSERT_EQ(pkt_build(&want, &exp), 0, "build the expected reply"))
+		ASSERT_TRUE(out.len == exp.len && !memcmp(out.data, exp.data, exp.len),
+			    "the copied flow's reply is reverse-NATed to the VIP");
+
+	/* An entry the old programs add meanwhile: the second pass. */
+	late = f4;
+	late.sport = htons(3001);
+	sp_ct4_key_narrow(&late, &k4);
+	ASSERT_EQ(bpf_map_update_elem(fd4, &k4, &fv4, BPF_ANY), 0, "a late old entry");
+	ASSERT_EQ(sp_dp_ct_upgrade(&d, true), 0, "second pass");
+	ASSERT_TRUE(holds(&d.ct, &late, &fv4), "the late entry copied");
+	ASSERT_TRUE(access(a4, F_OK) != 0 && access(a6, F_OK) != 0, "the older tables unpinned");
+	sp_dp_close(&d);
+	ASSERT_EQ(sp_dp_load(&d, &o), 0, "a later load");
+	ASSERT_EQ(sp_ct_count(&d.ct), 5, "the tables kept across it");
+	sp_dp_close(&d);
+out:
+	if (fd4 >= 0)
+		close(fd4);
+	if (fd6 >= 0)
+		close(fd6);
+	unpin_dir();
+}
+
 /* An old table of a layout this version cannot read (another value size):
  * the load fails and says so, rather than dropping its connections
  * unasked; the table stays pinned for the operator to decide. */
@@ -231,6 +325,7 @@ int main(void)
 		return sp_test_exit();
 	}
 	RUN_TEST(test_ct_upgrade);
+	RUN_TEST(test_ct_upgrade_v1_tables);
 	RUN_TEST(test_ct_upgrade_foreign_layout);
 	return sp_test_exit();
 }

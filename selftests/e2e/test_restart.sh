@@ -110,10 +110,22 @@ try:
     entries = json.load(sys.stdin)
 except ValueError:
     print("ERR cannot read sp_ct4"); sys.exit()
+def flat(d):
+    # The header of the value is an anonymous union (SP_CT_HDR_FIELDS in
+    # include/svcplane.h), which bpftool shows as a nested object: its
+    # fields are those of the value itself.
+    out = {}
+    for n, x in d.items():
+        if isinstance(x, dict) and n not in ("nat_addr", "nat_saddr"):
+            for n2, x2 in flat(x).items():
+                out.setdefault(n2, x2)
+        else:
+            out[n] = x
+    return out
 out = []
 for e in entries:
     k = e.get("formatted", {}).get("key", {})
-    v = e.get("formatted", {}).get("value", {})
+    v = flat(e.get("formatted", {}).get("value", {}))
     # The connection is TCP: another protocol may use the same port
     # number. (IPv6 flows, which once matched too, are in sp_ct6.)
     if k.get("proto") != 6:

@@ -1,14 +1,17 @@
 #!/bin/bash
-# A rolling upgrade with real binaries, from the last version with a single
-# conntrack table (sp_ct, UPGRADE_FROM, default d71be34) to this one, which
-# keeps IPv4 and IPv6 flows in sp_ct4 and sp_ct6 (include/svcplane.h). The
-# older daemon (SP_OLD_BIN, built by `make test-upgrade`) serves two
+# A rolling upgrade with real binaries, from an older version to this one,
+# which keeps IPv4 and IPv6 flows in sp_ct4 and sp_ct6 with compact values
+# (include/svcplane.h). The older version (UPGRADE_FROM in the Makefile)
+# is either the last with a single conntrack table (sp_ct, d71be34) or the
+# last with sp_ct4/sp_ct6 of 64-byte values (504ed1b), which this version
+# moves aside to sp_ct4_v1/sp_ct6_v1 to pin its own tables under the names.
+# The older daemon (SP_OLD_BIN, built by `make test-upgrade`) serves two
 # long-lived TCP connections, an IPv4 one from outside to the LoadBalancer
 # address (XDP) and an IPv6 one from a pod to the ClusterIP (TC); it stops
 # (SIGTERM: the datapath stays), and this version's daemon starts over its
 # pins. Both connections must go on with their replies reverse-NATed (a
 # reply with the pod's address would reset them), their entries must be
-# in the new tables, and the old table unpinned once the new programs are
+# in the new tables, and the old tables unpinned once the new programs are
 # in (user/dp.c sp_dp_ct_upgrade). Not in `make test`: it needs the older
 # build (NOT_IN_GROUP in scripts/run-tests.sh); .ci/run runs it.
 #
@@ -105,11 +108,24 @@ if ! e2e_start_daemon; then
 	e2e_fail_rest "the older daemon ($SP_OLD_BIN) did not become ready"
 	exit 1
 fi
+# value_size MAP: the value size of a pinned map, or nothing.
+value_size() {
+	ip netns exec "$E2E_NODE" bpftool -j map show pinned "$CL_PINDIR/$1" 2>/dev/null |
+		"$CL_PY" -c 'import json, sys; print(json.load(sys.stdin).get("bytes_value", ""))' 2>/dev/null
+}
+# Which older layout the older daemon pinned, and the tables this version
+# copies from (and must unpin).
 if [ -e "$CL_PINDIR/sp_ct" ] && [ ! -e "$CL_PINDIR/sp_ct4" ]; then
+	OLD_TABLES="sp_ct"
+	pass upgrade-old-daemon-runs
+elif [ ! -e "$CL_PINDIR/sp_ct" ] && [ "$(value_size sp_ct4)" = 64 ] && [ "$(value_size sp_ct6)" = 64 ]; then
+	OLD_TABLES="sp_ct4_v1 sp_ct6_v1"
 	pass upgrade-old-daemon-runs
 else
-	fail upgrade-old-daemon-runs "the older daemon should pin sp_ct and no sp_ct4: $(ls "$CL_PINDIR" | tr '\n' ' ')"
+	OLD_TABLES="sp_ct sp_ct4_v1 sp_ct6_v1"
+	fail upgrade-old-daemon-runs "the older daemon should pin sp_ct, or sp_ct4 and sp_ct6 of 64-byte values: $(ls "$CL_PINDIR" | tr '\n' ' ') (sp_ct4: $(value_size sp_ct4) B)"
 fi
+note "the older daemon's conntrack: $OLD_TABLES"
 
 # Two long-lived connections through the older datapath.
 cl_stream_start "$CL_CLIENT" 10.10.0.100 90 "$CL_TMP/stream4"
@@ -179,17 +195,27 @@ for e in entries:
         print(json.dumps(k, sort_keys=True))'
 }
 f4=$(fwd_to_90 sp_ct4) f6=$(fwd_to_90 sp_ct6)
-if [ -n "$f4" ] && [ -n "$f6" ]; then
+v4=$(value_size sp_ct4) v6=$(value_size sp_ct6)
+if [ -n "$f4" ] && [ -n "$f6" ] && [ "$v4" = 32 ] && [ "$v6" = 56 ]; then
 	pass upgrade-entries-in-new-tables
 else
-	fail upgrade-entries-in-new-tables "sp_ct4: '${f4:-none}', sp_ct6: '${f6:-none}'"
+	fail upgrade-entries-in-new-tables "sp_ct4 (${v4:-?} B values, want 32): '${f4:-none}', sp_ct6 (${v6:-?} B, want 56): '${f6:-none}'"
 fi
 
 # ---- upgrade-old-table-unpinned ----------------------------------------------
-if [ -e "$CL_PINDIR/sp_ct" ]; then
-	fail upgrade-old-table-unpinned "$CL_PINDIR/sp_ct still pinned after the new daemon attached"
-elif ! grep -q 'conntrack entries copied into sp_ct4 and sp_ct6; unpinned' "$E2E_LOG"; then
-	fail upgrade-old-table-unpinned "no log line of the second copy: $(grep -m2 'sp_ct:' "$E2E_LOG")"
+left=""
+for t in sp_ct sp_ct4_v1 sp_ct6_v1; do
+	[ -e "$CL_PINDIR/$t" ] && left="$left $t"
+done
+copied=0
+for t in $OLD_TABLES; do
+	grep -q "/$t: [0-9]* conntrack entries copied into sp_ct4 and sp_ct6; unpinned" "$E2E_LOG" &&
+		copied=$((copied + 1))
+done
+if [ -n "$left" ]; then
+	fail upgrade-old-table-unpinned "still pinned after the new daemon attached:$left"
+elif [ "$copied" != "$(echo $OLD_TABLES | wc -w)" ]; then
+	fail upgrade-old-table-unpinned "the second copy logged for $copied of $OLD_TABLES: $(grep -m3 'conntrack entries copied' "$E2E_LOG")"
 else
 	note "$(grep 'conntrack entries copied' "$E2E_LOG" | sed 's/^/    | /')"
 	pass upgrade-old-table-unpinned

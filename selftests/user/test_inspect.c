@@ -30,6 +30,7 @@
 #include <linux/magic.h>
 
 #include "cli.h"
+#include "ct.h"
 #include "inspect.h"
 #include "svcplane.h"
 #include "test.h"
@@ -49,9 +50,9 @@ static const struct tmap {
 	{ SP_MAP_BACKENDS, BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct sp_backend), 70001,
 	  BPF_F_MMAPABLE },
 	{ SP_MAP_MAGLEV, BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct sp_maglev_chunk), 64, 0 },
-	{ SP_MAP_CT4, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct4_key), sizeof(struct sp_ct_val),
+	{ SP_MAP_CT4, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct4_key), sizeof(struct sp_ct4_val),
 	  1024, 0 },
-	{ SP_MAP_CT6, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key), sizeof(struct sp_ct_val),
+	{ SP_MAP_CT6, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sp_ct_key), sizeof(struct sp_ct_entry),
 	  512, 0 },
 	{ SP_MAP_NODE_ADDRS, BPF_MAP_TYPE_HASH, sizeof(struct sp_node_addr_key), sizeof(__u8), 16,
 	  0 },
@@ -352,15 +353,18 @@ static int put_ct(const char *s, __u16 sport, const char *d, __u16 dport, __u8 f
 			       .nat_sport = htons(nat_sport), .backend_id = backend,
 			       .svc_id = svc, .state = state, .flags = flags };
 
-	struct sp_ct4_key k4 = { .saddr = k.saddr.addr[0], .daddr = k.daddr.addr[0],
-				 .sport = k.sport, .dport = k.dport, .proto = proto, .dir = dir_ };
+	struct sp_ct_maps m = { .fd4 = fds[T_CT4], .fd6 = fds[T_CT6] };
+	int err;
 
 	if (nat_s)
 		v.nat_saddr = conv(nat_s);
 	v.expires = t_now + exp_s * (long long)NSEC;
 	v.created = t_now - age_s * (long long)NSEC;
-	/* Each family in its own table, IPv4 under the narrow key. */
-	return family == SP_FAMILY_V4 ? put(T_CT4, &k4, &v) : put(T_CT6, &k, &v);
+	/* Each family in its own table, in its layout (user/ct.h). */
+	err = sp_ct_update(&m, &k, &v, BPF_ANY);
+	if (err)
+		fprintf(stderr, "  update conntrack: %s\n", strerror(-err));
+	return err;
 }
 
 /* svc 1's table: slot 0 for e % 5 in {0,1,2}, else slot 1: 151 and 100 entries of 251. */
@@ -1326,7 +1330,7 @@ static __u32 ct6_entries(int fd)
  */
 static void test_status_ct_pressure(void)
 {
-	struct sp_ct_val v = { .expires = t_now + 60 * (long long)NSEC };
+	struct sp_ct_entry v = { .expires = sp_ct_time(t_now + 60 * (long long)NSEC) };
 	__u32 i, max = tmaps[T_CT6].max_entries, n = max * 9 / 10 + 1;
 	char want[160], path[PATH_MAX];
 	cpu_set_t was, one;
