@@ -102,15 +102,16 @@ static __always_inline int svc_drop(const struct sp_pkt *p, const int hook, int 
  * A client packet of a tracked flow, after its Service's counters: XDP
  * leaves SNAT flows to the uplink's TC program; otherwise the flow is
  * advanced (its REV partner kept in step). Returns SP_CONTINUE, or a
- * verdict. ct is its FWD entry, *fwd the copy its lookup made (the NAT to
- * apply), whose header is brought up to date here.
+ * verdict. ct is its FWD entry, *fwd the copy its lookup made: the NAT to
+ * apply, and flags of which only those set at creation (HAIRPIN, SNAT,
+ * DSR, NODEPORT) are read after this; the state, deadline and the other
+ * flags in *fwd may be older than ct's.
  */
 static __always_inline int serve_flow(void *ctx, const int hook, struct sp_pkt *p,
 				      struct sp_ct_hdr *ct, __u64 now, struct sp_stats *st,
 				      struct sp_ct_entry *fwd)
 {
 	struct sp_ct_key k;
-	bool changed;
 
 	/* XDP leaves SNAT flows to the uplink's TC program, untouched: after
 	 * SNAT the source is one of this node's addresses, which the stack
@@ -126,18 +127,17 @@ static __always_inline int serve_flow(void *ctx, const int hook, struct sp_pkt *
 	if (hook == HOOK_XDP && (ct->flags & SP_CT_F_DSR)) {
 		ct_advance(ct, p, CT_ORIG, now, st);
 		p->dsr = SP_PKT_DSR_FLOW | dsr_mode(ctx, p);
-		fwd->h = *ct;
 		return SP_CONTINUE;
 	}
-	changed = ct_advance(ct, p, CT_ORIG, now, st);
-	fwd->h = *ct;
-	if (changed) {
+	if (ct_advance(ct, p, CT_ORIG, now, st)) {
 		ct_rev_key(p, fwd, &k);
 		if (!ct_sync(&k, ct)) {
 			/* Evicted: without it every reply would leave with
-			 * the backend's address. */
+			 * the backend's address. Made with the state as it
+			 * is now. */
 			STAT_INC(st, ct_partner_miss);
 			SP_MONITOR(p, SP_MON_CT_LOST, 0, hook, ct->svc_id, ct->backend_id);
+			fwd->h = *ct;
 			ct_restore_rev(p, fwd, &k);
 		}
 	}
